@@ -1,0 +1,227 @@
+/**
+ * The proxies under test, each started with ONE worker process/thread, pinned to the proxy core, listening on
+ * 127.0.0.1 with one port in front of the origin's echo port and one in front of its sink port. Configs are
+ * generated into a temp dir per start and stay at each tool's defaults apart from what one-worker operation and
+ * ~10k concurrent connections need (worker/thread count, connection and fd limits, timeouts HAProxy requires).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { childPids, spawnChild, stopChild, waitForPorts, type Child } from './proc.ts';
+
+export type ProxyName = 'nginx' | 'haproxy' | 'node-pipe' | 'refract';
+export const ALL_PROXIES: readonly ProxyName[] = ['nginx', 'haproxy', 'node-pipe', 'refract'];
+
+export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const NGINX_STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
+/**
+ * Connection limit for nginx and HAProxy: room for the idle-connection test (9,000 client + 9,000 upstream
+ * sockets). HAProxy sizes its fd limit as 2 × maxconn + a few and refuses to start when it cannot raise
+ * RLIMIT_NOFILE that far (a container's hard limit here is 20,000), so 9,900 keeps it under the limit.
+ */
+const MAX_CONNS = 9_900;
+
+export interface OriginPorts {
+  readonly echo: number;
+  readonly sink: number;
+}
+
+export interface RunningProxy {
+  readonly child: Child;
+  /** The process whose CPU and RSS are measured: nginx's worker, otherwise the spawned process itself. */
+  readonly measuredPid: number;
+  stop(): Promise<void>;
+}
+
+export interface ProxyDef {
+  readonly name: ProxyName;
+  /** Listen ports in front of the origin's echo and sink ports. */
+  readonly echoPort: number;
+  readonly sinkPort: number;
+  /** Why this proxy cannot run here (binary or module missing), or undefined. */
+  missing(): string | undefined;
+  /** `version` line for the results file. */
+  version(): string;
+  start(dir: string, cpu: number | undefined, origin: OriginPorts): Promise<RunningProxy>;
+}
+
+function run(cmd: string, args: readonly string[]): string {
+  try {
+    // nginx -v and haproxy -v print to stderr and stdout respectively; take both.
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  } catch (e) {
+    const err = e as { stderr?: string; stdout?: string };
+    return `${err.stdout ?? ''}${err.stderr ?? ''}`.trim();
+  }
+}
+
+function which(bin: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/sbin'])) {
+    const p = join(dir, bin);
+    if (dir !== '' && existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+async function started(child: Child, ports: readonly number[], timeoutMs: number): Promise<void> {
+  try {
+    await waitForPorts(child, ports, timeoutMs);
+  } catch (e) {
+    await stopChild(child);
+    throw e;
+  }
+}
+
+const STARTUP_MS_NATIVE = 10_000;
+/** Node proxies load TypeScript through tsx at start-up. */
+const STARTUP_MS_NODE = 30_000;
+
+const nginx: ProxyDef = {
+  name: 'nginx',
+  echoPort: 7111,
+  sinkPort: 7112,
+  missing() {
+    if (which('nginx') === undefined) return 'nginx not installed (apt-get install -y nginx libnginx-mod-stream)';
+    if (!existsSync(NGINX_STREAM_MODULE)) return `no ${NGINX_STREAM_MODULE} (apt-get install -y libnginx-mod-stream)`;
+    return undefined;
+  },
+  version: () => run(which('nginx') ?? 'nginx', ['-v']),
+  async start(dir, cpu, origin) {
+    const conf = join(dir, 'nginx.conf');
+    writeFileSync(
+      conf,
+      [
+        `load_module ${NGINX_STREAM_MODULE};`,
+        'worker_processes 1;',
+        `worker_rlimit_nofile ${2 * MAX_CONNS + 100};`,
+        `pid ${join(dir, 'nginx.pid')};`,
+        `error_log ${join(dir, 'nginx-error.log')} warn;`,
+        // nginx counts both legs of a proxied connection against worker_connections.
+        `events { worker_connections ${2 * MAX_CONNS}; }`,
+        'stream {',
+        `  server { listen 127.0.0.1:${this.echoPort}; proxy_pass 127.0.0.1:${origin.echo}; }`,
+        `  server { listen 127.0.0.1:${this.sinkPort}; proxy_pass 127.0.0.1:${origin.sink}; }`,
+        '}',
+        '',
+      ].join('\n'),
+    );
+    const bin = which('nginx') ?? 'nginx';
+    const child = spawnChild(bin, ['-p', dir, '-e', join(dir, 'nginx-error.log'), '-c', conf, '-g', 'daemon off;'], cpu);
+    await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NATIVE);
+    // worker_processes 1 and a stream-only config: the master's single child is the worker that does the work.
+    let workers: number[] = [];
+    for (let i = 0; i < 50 && workers.length === 0; i++) {
+      workers = childPids(child.pid);
+      if (workers.length === 0) await sleep(20);
+    }
+    if (workers.length !== 1) {
+      await stopChild(child);
+      throw new Error(`expected one nginx worker under master ${child.pid}, found ${workers.length}`);
+    }
+    return { child, measuredPid: workers[0] ?? child.pid, stop: () => stopChild(child) };
+  },
+};
+
+const haproxy: ProxyDef = {
+  name: 'haproxy',
+  echoPort: 7121,
+  sinkPort: 7122,
+  missing: () => (which('haproxy') === undefined ? 'haproxy not installed (apt-get install -y haproxy)' : undefined),
+  version: () => run(which('haproxy') ?? 'haproxy', ['-v']).split('\n')[0] ?? '',
+  async start(dir, cpu, origin) {
+    const cfg = join(dir, 'haproxy.cfg');
+    writeFileSync(
+      cfg,
+      [
+        'global',
+        '  nbthread 1',
+        `  maxconn ${MAX_CONNS}`,
+        'defaults',
+        '  mode tcp',
+        `  maxconn ${MAX_CONNS}`,
+        // HAProxy refuses to run without timeouts; these match nginx's stream defaults (60 s connect, 10 min idle).
+        '  timeout connect 60s',
+        '  timeout client 600s',
+        '  timeout server 600s',
+        'frontend fe_echo',
+        `  bind 127.0.0.1:${this.echoPort}`,
+        '  default_backend be_echo',
+        'backend be_echo',
+        `  server origin 127.0.0.1:${origin.echo}`,
+        'frontend fe_sink',
+        `  bind 127.0.0.1:${this.sinkPort}`,
+        '  default_backend be_sink',
+        'backend be_sink',
+        `  server origin 127.0.0.1:${origin.sink}`,
+        '',
+      ].join('\n'),
+    );
+    // -db: foreground, no master-worker: the spawned process is the one doing the work.
+    const child = spawnChild(which('haproxy') ?? 'haproxy', ['-f', cfg, '-db'], cpu);
+    await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NATIVE);
+    return { child, measuredPid: child.pid, stop: () => stopChild(child) };
+  },
+};
+
+const nodePipe: ProxyDef = {
+  name: 'node-pipe',
+  echoPort: 7131,
+  sinkPort: 7132,
+  missing: () => undefined,
+  version: () => `node ${process.version} net.Socket.pipe`,
+  async start(_dir, cpu, origin) {
+    const child = spawnChild(
+      process.execPath,
+      ['--import', 'tsx', join(REPO_ROOT, 'bench/naive-proxy.ts'), `${this.echoPort}=${origin.echo}`, `${this.sinkPort}=${origin.sink}`],
+      cpu,
+      { cwd: REPO_ROOT },
+    );
+    await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
+    return { child, measuredPid: child.pid, stop: () => stopChild(child) };
+  },
+};
+
+/** The YAML `refract serve` reads: two TCP apps in front of the origin's echo and sink ports. */
+export function refractConfig(echoPort: number, sinkPort: number, origin: OriginPorts): string {
+  return [
+    'edge: { addresses: [127.0.0.1] }',
+    'log: { level: warn }',
+    'apps:',
+    `  - protocol: tcp/${echoPort}`,
+    '    dns: { type: CNAME, name: bench-echo.example.test }',
+    `    origin_direct: ["tcp://127.0.0.1:${origin.echo}"]`,
+    `  - protocol: tcp/${sinkPort}`,
+    '    dns: { type: CNAME, name: bench-sink.example.test }',
+    `    origin_direct: ["tcp://127.0.0.1:${origin.sink}"]`,
+    '',
+  ].join('\n');
+}
+
+const refract: ProxyDef = {
+  name: 'refract',
+  echoPort: 7101,
+  sinkPort: 7102,
+  missing: () => (existsSync(join(REPO_ROOT, 'src/cli.ts')) ? undefined : 'src/cli.ts does not exist yet'),
+  version: () => {
+    const rev = run('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD']);
+    return `refract ${/^[0-9a-f]+$/.test(rev) ? rev : '(no commit)'} on node ${process.version}`;
+  },
+  async start(dir, cpu, origin) {
+    const cfg = join(dir, 'refract.yaml');
+    writeFileSync(cfg, refractConfig(this.echoPort, this.sinkPort, origin));
+    const child = spawnChild(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/cli.ts'), 'serve', '--config', cfg], cpu, {
+      cwd: REPO_ROOT,
+    });
+    await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
+    return { child, measuredPid: child.pid, stop: () => stopChild(child) };
+  },
+};
+
+export const PROXIES: Readonly<Record<ProxyName, ProxyDef>> = {
+  nginx,
+  haproxy,
+  'node-pipe': nodePipe,
+  refract,
+};

@@ -1,0 +1,576 @@
+/**
+ * `npm run bench`: Refract against nginx (stream) and HAProxy (mode tcp), plus a naive Node pipe proxy, side by
+ * side on loopback in one run. Every proxy runs with one worker on the proxy core (CPU 0); the origin, the load
+ * generator and this harness share the other core (CPU 1). Rounds interleave the proxies (nginx, haproxy,
+ * node-pipe, refract, then haproxy, node-pipe, refract, nginx, …: each round starts one later), each proxy freshly
+ * started per measurement; figures are medians over rounds and ratios are medians of same-round ratios. Prints
+ * one Markdown table; raw results go to bench/results/<run>.jsonl. docs/benchmarks.md explains every figure.
+ *
+ *   npm run bench                        full run (3 rounds; about 10–15 minutes)
+ *   npm run bench -- --quick             one small round, a smoke run (< 2 minutes)
+ *   npm run bench -- --only cps,memory   a subset of: throughput, cps, memory
+ *   npm run bench -- --rounds 5 --proxies nginx,refract
+ *
+ * Everything is bounded: counts, a per-request cap, a per-connection timeout, and a hard timeout for the whole
+ * run that kills every child process group.
+ */
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpus, release, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import {
+  CLK_TCK,
+  canPin,
+  cpuCoreTicks,
+  cpuSeconds,
+  killAllSync,
+  pinPid,
+  rssKiB,
+  spawnChild,
+  stopChild,
+  timeWaitCount,
+  waitForPorts,
+  type Child,
+} from './proc.ts';
+import type { CloseResult, CpsResult, LoadgenReply, LoadgenRequest, OpenResult, ThroughputResult } from './protocol.ts';
+import { ALL_PROXIES, PROXIES, REPO_ROOT, type ProxyName, type RunningProxy } from './proxies.ts';
+import { fmt, fmtRatio, markdownTable, median, medianRatio } from './stats.ts';
+
+type Measure = 'throughput' | 'cps' | 'memory';
+const ALL_MEASURES: readonly Measure[] = ['throughput', 'cps', 'memory'];
+
+const PROXY_CPU = 0;
+const LOADGEN_CPU = 1;
+const ORIGIN = { echo: 7001, sink: 7002 } as const;
+const MiB = 1024 * 1024;
+
+interface Plan {
+  readonly rounds: number;
+  readonly throughput: { readonly totalBytes: number; readonly conns: number; readonly warmBytes: number; readonly maxMs: number };
+  /** `serial`: connections run one at a time after the main run, for latency without queueing. */
+  readonly cps: { readonly count: number; readonly concurrency: number; readonly warm: number; readonly serial: number; readonly maxMs: number };
+  readonly memory: { readonly count: number; readonly concurrency: number; readonly warm: number; readonly settleMs: number; readonly maxMs: number };
+  /** Longest wait, before each start, for the machine to go quiet (other work on a shared box skews figures). */
+  readonly quietMaxMs: number;
+  /** The whole run is killed after this long. */
+  readonly hardTimeoutMs: number;
+}
+
+const FULL: Plan = {
+  rounds: 3,
+  throughput: { totalBytes: 2048 * MiB, conns: 4, warmBytes: 128 * MiB, maxMs: 120_000 },
+  cps: { count: 20_000, concurrency: 50, warm: 2_000, serial: 2_000, maxMs: 60_000 },
+  memory: { count: 9_000, concurrency: 100, warm: 500, settleMs: 1_000, maxMs: 60_000 },
+  quietMaxMs: 10_000,
+  hardTimeoutMs: 40 * 60_000,
+};
+
+const QUICK: Plan = {
+  rounds: 1,
+  throughput: { totalBytes: 256 * MiB, conns: 4, warmBytes: 32 * MiB, maxMs: 20_000 },
+  cps: { count: 3_000, concurrency: 50, warm: 500, serial: 300, maxMs: 15_000 },
+  memory: { count: 2_000, concurrency: 100, warm: 200, settleMs: 500, maxMs: 15_000 },
+  quietMaxMs: 3_000,
+  hardTimeoutMs: 4 * 60_000,
+};
+
+// ---------------------------------------------------------------------------------------------- arguments
+
+const { values: argv } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    rounds: { type: 'string' },
+    proxies: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (argv.help) {
+  process.stdout.write(
+    'usage: npm run bench -- [--quick] [--only throughput,cps,memory] [--rounds N] [--proxies nginx,haproxy,node-pipe,refract]\n',
+  );
+  process.exit(0);
+}
+function listArg<T extends string>(raw: string | undefined, allowed: readonly T[], what: string): T[] {
+  if (raw === undefined) return [...allowed];
+  const items = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const i of items) {
+    if (!(allowed as readonly string[]).includes(i)) {
+      process.stderr.write(`unknown ${what} "${i}"; choose from ${allowed.join(', ')}\n`);
+      process.exit(2);
+    }
+  }
+  return allowed.filter((a) => items.includes(a));
+}
+const measures = listArg(argv.only, ALL_MEASURES, 'measurement');
+const proxyNames = listArg(argv.proxies, ALL_PROXIES, 'proxy');
+const basePlan = argv.quick ? QUICK : FULL;
+const plan: Plan = argv.rounds === undefined ? basePlan : { ...basePlan, rounds: Math.max(1, Math.min(20, Number(argv.rounds) || 1)) };
+
+// ---------------------------------------------------------------------------------------------- lifecycle
+
+const hardTimer = setTimeout(() => {
+  process.stderr.write(`\nbench: hard timeout after ${plan.hardTimeoutMs / 1000} s; killing everything\n`);
+  killAllSync();
+  process.exit(3);
+}, plan.hardTimeoutMs);
+process.on('exit', killAllSync);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    killAllSync();
+    process.exit(130);
+  });
+}
+
+const pin = canPin();
+const proxyCpu = pin ? PROXY_CPU : undefined;
+const genCpu = pin ? LOADGEN_CPU : undefined;
+if (pin) pinPid(process.pid, LOADGEN_CPU);
+
+const runId = new Date().toISOString().replace(/[:.]/g, '-');
+const resultsDir = join(REPO_ROOT, 'bench/results');
+mkdirSync(resultsDir, { recursive: true });
+const resultsFile = join(resultsDir, `${runId}.jsonl`);
+const record = (obj: Record<string, unknown>): void => appendFileSync(resultsFile, `${JSON.stringify({ run: runId, ...obj })}\n`);
+const say = (s: string): void => void process.stderr.write(`${s}\n`);
+
+// ---------------------------------------------------------------------------------------------- load generator
+
+/** The load generator child and its request/response channel. Restarted if a request exceeds its hard limit. */
+class Loadgen {
+  private child!: Child;
+  private nextId = 1;
+  private readonly waiting = new Map<number, (r: LoadgenReply) => void>();
+
+  async start(): Promise<void> {
+    this.child = spawnChild(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bench/loadgen.ts')], genCpu, {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    });
+    this.child.proc.on('message', (m: LoadgenReply) => {
+      this.waiting.get(m.id)?.(m);
+      this.waiting.delete(m.id);
+    });
+    // One tiny request proves the child is up (tsx start-up takes a moment).
+    await this.request({ cmd: 'closeAll', maxMs: 1000 }, 30_000);
+  }
+
+  get pid(): number {
+    return this.child.pid;
+  }
+
+  async restart(): Promise<void> {
+    await stopChild(this.child, 500);
+    this.waiting.clear();
+    await this.start();
+  }
+
+  async stop(): Promise<void> {
+    await stopChild(this.child, 1000);
+  }
+
+  request(req: Omit<Extract<LoadgenRequest, { cmd: 'cps' }>, 'id'>, hardMs?: number): Promise<CpsResult>;
+  request(req: Omit<Extract<LoadgenRequest, { cmd: 'throughput' }>, 'id'>, hardMs?: number): Promise<ThroughputResult>;
+  request(req: Omit<Extract<LoadgenRequest, { cmd: 'open' }>, 'id'>, hardMs?: number): Promise<OpenResult>;
+  request(req: Omit<Extract<LoadgenRequest, { cmd: 'closeAll' }>, 'id'>, hardMs?: number): Promise<CloseResult>;
+  request(req: Omit<LoadgenRequest, 'id'>, hardMs?: number): Promise<unknown> {
+    const id = this.nextId++;
+    const limit = hardMs ?? req.maxMs + 15_000;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        reject(new Error(`load generator gave no answer to ${req.cmd} within ${limit} ms`));
+      }, limit);
+      this.waiting.set(id, (reply) => {
+        clearTimeout(timer);
+        if (reply.ok) resolve(reply.result);
+        else reject(new Error(`load generator: ${reply.error}`));
+      });
+      void this.child.exited.then((how) => {
+        if (!this.waiting.has(id)) return;
+        this.waiting.delete(id);
+        clearTimeout(timer);
+        reject(new Error(`load generator exited (${how}): ${this.child.tail().trim()}`));
+      });
+      this.child.proc.send({ ...req, id } as LoadgenRequest);
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- measurements
+
+/** CPU state sampled at both ends of a measured window. */
+interface Sample {
+  readonly t: number;
+  readonly proxyCpu: number;
+  readonly genCpu: number;
+  readonly core0: { busy: number; irq: number; total: number };
+  readonly core1: { busy: number; irq: number; total: number };
+}
+
+function sample(proxyPid: number, genPids: readonly number[]): Sample {
+  return {
+    t: performance.now(),
+    proxyCpu: cpuSeconds(proxyPid),
+    genCpu: genPids.reduce((a, p) => a + cpuSeconds(p), 0),
+    core0: cpuCoreTicks(PROXY_CPU),
+    core1: cpuCoreTicks(LOADGEN_CPU),
+  };
+}
+
+/**
+ * Window figures: proxy CPU seconds; how busy each core and our process sets were (% of one core); interrupt
+ * time (`irqPct`); and the CPU that neither the proxy, the load generator, the origin nor interrupts used
+ * (`otherPct`, % of one core): other work on a shared machine.
+ */
+function window(a: Sample, b: Sample): Record<string, number> {
+  const wall = (b.t - a.t) / 1000;
+  const pct = (x: { busy: number; total: number }, y: { busy: number; total: number }): number =>
+    y.total > x.total ? (100 * (y.busy - x.busy)) / (y.total - x.total) : Number.NaN;
+  const busySec = (b.core0.busy - a.core0.busy + b.core1.busy - a.core1.busy) / CLK_TCK;
+  const irqSec = (b.core0.irq - a.core0.irq + b.core1.irq - a.core1.irq) / CLK_TCK;
+  const oursSec = b.proxyCpu - a.proxyCpu + (b.genCpu - a.genCpu);
+  return {
+    proxyCpuSec: b.proxyCpu - a.proxyCpu,
+    proxyProcPct: (100 * (b.proxyCpu - a.proxyCpu)) / wall,
+    genProcPct: (100 * (b.genCpu - a.genCpu)) / wall,
+    proxyCorePct: pin ? pct(a.core0, b.core0) : Number.NaN,
+    genCorePct: pin ? pct(a.core1, b.core1) : Number.NaN,
+    irqPct: (100 * irqSec) / wall,
+    otherPct: Math.max(0, (100 * (busySec - irqSec - oursSec)) / wall),
+  };
+}
+
+/**
+ * Waits until both cores are nearly idle (under QUIET_PCT for two samples in a row) or `maxMs` passes.
+ * Returns the last busy figure, % of all cores.
+ */
+async function waitQuiet(maxMs: number): Promise<number> {
+  const both = (): { busy: number; total: number } => {
+    const x = cpuCoreTicks(PROXY_CPU);
+    const y = cpuCoreTicks(LOADGEN_CPU);
+    return { busy: x.busy + y.busy, total: x.total + y.total };
+  };
+  const deadline = performance.now() + maxMs;
+  let prev = both();
+  let calm = 0;
+  let last = Number.NaN;
+  do {
+    await sleep(QUIET_SAMPLE_MS);
+    const now = both();
+    last = now.total > prev.total ? (100 * (now.busy - prev.busy)) / (now.total - prev.total) : 0;
+    prev = now;
+    calm = last < QUIET_PCT ? calm + 1 : 0;
+  } while (calm < 2 && performance.now() < deadline);
+  return last;
+}
+const QUIET_PCT = 10;
+const QUIET_SAMPLE_MS = 300;
+/** Other work above this (% of one core) during a window earns a note in the table. */
+const OTHER_LOAD_NOTE_PCT = 15;
+
+type Metrics = Record<string, number>;
+interface MeasureOutcome {
+  readonly metrics: Metrics;
+  readonly notes: string[];
+}
+
+async function measureThroughput(lg: Loadgen, p: RunningProxy, port: number, genPids: number[]): Promise<MeasureOutcome> {
+  const c = plan.throughput;
+  await lg.request({ cmd: 'throughput', port, totalBytes: c.warmBytes, conns: c.conns, maxMs: c.maxMs });
+  const a = sample(p.measuredPid, genPids);
+  const r = await lg.request({ cmd: 'throughput', port, totalBytes: c.totalBytes, conns: c.conns, maxMs: c.maxMs });
+  const b = sample(p.measuredPid, genPids);
+  const notes: string[] = [];
+  let bytes = r.ackedBytes;
+  if (r.timedOut) {
+    notes.push(`timed out after ${fmt(r.elapsedMs / 1000, 1)} s; figure from bytes written (upper bound)`);
+    bytes = r.writtenBytes;
+  }
+  if (r.errors > 0) notes.push(`${r.errors} conn errors (${r.firstError ?? '?'})`);
+  const w = window(a, b);
+  return {
+    metrics: { throughputMBps: bytes / 1e6 / (r.elapsedMs / 1000), bytes, elapsedMs: r.elapsedMs, errors: r.errors, ...w },
+    notes,
+  };
+}
+
+async function measureCps(lg: Loadgen, p: RunningProxy, port: number, genPids: number[]): Promise<MeasureOutcome> {
+  const c = plan.cps;
+  await lg.request({ cmd: 'cps', port, count: c.warm, concurrency: c.concurrency, maxMs: c.maxMs });
+  const timeWaitBefore = timeWaitCount();
+  const a = sample(p.measuredPid, genPids);
+  const r = await lg.request({ cmd: 'cps', port, count: c.count, concurrency: c.concurrency, maxMs: c.maxMs });
+  const b = sample(p.measuredPid, genPids);
+  const w = window(a, b);
+  const serial = await lg.request({ cmd: 'cps', port, count: c.serial, concurrency: 1, maxMs: c.maxMs });
+  const notes: string[] = [];
+  if (r.timedOut) notes.push(`stopped at the ${c.maxMs / 1000} s cap after ${r.completed} conns`);
+  if (r.errors + serial.errors > 0) notes.push(`${r.errors + serial.errors} conn errors (${r.firstError ?? serial.firstError ?? '?'})`);
+  const completed = r.completed;
+  return {
+    metrics: {
+      cps: completed / (r.elapsedMs / 1000),
+      p50Us: r.p50Us,
+      p99Us: r.p99Us,
+      serialP50Us: serial.p50Us,
+      serialP99Us: serial.p99Us,
+      cpuUsPerConn: completed > 0 ? ((w.proxyCpuSec ?? Number.NaN) * 1e6) / completed : Number.NaN,
+      completed,
+      timeWaitBefore,
+      errors: r.errors,
+      elapsedMs: r.elapsedMs,
+      ...w,
+    },
+    notes,
+  };
+}
+
+async function measureMemory(lg: Loadgen, p: RunningProxy, port: number): Promise<MeasureOutcome> {
+  const c = plan.memory;
+  // A warm-up open/close first, so lazily grown pools and JIT state are not charged to the measured connections.
+  await lg.request({ cmd: 'open', port, count: c.warm, concurrency: c.concurrency, maxMs: c.maxMs });
+  await lg.request({ cmd: 'closeAll', maxMs: 10_000 });
+  await sleep(c.settleMs);
+  const before = rssKiB(p.measuredPid);
+  const opened = await lg.request({ cmd: 'open', port, count: c.count, concurrency: c.concurrency, maxMs: c.maxMs });
+  await sleep(c.settleMs);
+  const after = rssKiB(p.measuredPid);
+  const closed = await lg.request({ cmd: 'closeAll', maxMs: 10_000 });
+  const notes: string[] = [];
+  if (opened.opened < c.count) notes.push(`opened ${opened.opened}/${c.count} (${opened.firstError ?? 'timeout'})`);
+  if (closed.droppedBeforeClose > 0) notes.push(`proxy dropped ${closed.droppedBeforeClose} idle conns`);
+  return {
+    metrics: {
+      rssKiBPerConn: opened.opened > 0 ? (after - before) / opened.opened : Number.NaN,
+      rssBeforeKiB: before,
+      rssAfterKiB: after,
+      opened: opened.opened,
+      openMs: opened.elapsedMs,
+      dropped: closed.droppedBeforeClose,
+    },
+    notes,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------- main
+
+interface Row {
+  readonly round: number;
+  readonly proxy: ProxyName;
+  readonly measure: Measure;
+  readonly metrics: Metrics;
+  readonly notes: readonly string[];
+}
+const rows: Row[] = [];
+/** Proxies that will not be run, with the reason shown in the table. */
+const unavailable = new Map<ProxyName, string>();
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'refract-bench-'));
+  const env = {
+    type: 'env',
+    node: process.version,
+    kernel: release(),
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? '?',
+    pinned: pin,
+    quick: argv.quick,
+    plan,
+    measures,
+    versions: Object.fromEntries(proxyNames.map((n) => [n, PROXIES[n].missing() ?? PROXIES[n].version()])),
+  };
+  record(env);
+  say(`bench: ${argv.quick ? 'quick' : 'full'} run, ${plan.rounds} round(s), ${measures.join('+')}; results → ${resultsFile}`);
+  if (!pin) say('bench: WARNING taskset unavailable or one CPU: proxy and load generator are NOT pinned apart');
+
+  for (const name of proxyNames) {
+    const why = PROXIES[name].missing();
+    if (why !== undefined) unavailable.set(name, why);
+  }
+
+  const origin = spawnChild(
+    process.execPath,
+    ['--import', 'tsx', join(REPO_ROOT, 'bench/origin.ts'), '--echo-port', String(ORIGIN.echo), '--sink-port', String(ORIGIN.sink)],
+    genCpu,
+    { cwd: REPO_ROOT },
+  );
+  await waitForPorts(origin, [ORIGIN.echo, ORIGIN.sink], 30_000);
+  const lg = new Loadgen();
+  await lg.start();
+  await warmUp(lg);
+
+  try {
+    for (let round = 1; round <= plan.rounds; round++) {
+      for (const measure of measures) {
+        // Each round starts one proxy later, so no proxy always inherits the previous one's TIME_WAIT sockets
+        // or always runs first after the quiet wait.
+        const order = proxyNames.map((_, i) => proxyNames[(i + round - 1) % proxyNames.length] as ProxyName);
+        for (const name of order) {
+          if (unavailable.has(name)) continue;
+          const def = PROXIES[name];
+          const port = measure === 'throughput' ? def.sinkPort : def.echoPort;
+          const busyPct = await waitQuiet(plan.quietMaxMs);
+          let running: RunningProxy;
+          try {
+            running = await def.start(dir, proxyCpu, ORIGIN);
+          } catch (e) {
+            const msg = `${name} failed to start: ${(e as Error).message}`;
+            unavailable.set(name, msg);
+            record({ type: 'start-failed', round, proxy: name, measure, error: msg });
+            say(`bench: ${msg}`);
+            continue;
+          }
+          const genPids = [lg.pid, origin.pid];
+          let outcome: MeasureOutcome;
+          try {
+            outcome =
+              measure === 'throughput'
+                ? await measureThroughput(lg, running, port, genPids)
+                : measure === 'cps'
+                  ? await measureCps(lg, running, port, genPids)
+                  : await measureMemory(lg, running, port);
+          } catch (e) {
+            const msg = (e as Error).message;
+            outcome = { metrics: {}, notes: [msg] };
+            if (msg.startsWith('load generator')) await lg.restart();
+          }
+          if (running.child.proc.exitCode !== null || running.child.proc.signalCode !== null) {
+            outcome.notes.push(`${name} exited during ${measure}: ${running.child.tail().trim().slice(-300)}`);
+          }
+          await running.stop();
+          const row: Row = { round, proxy: name, measure, metrics: { ...outcome.metrics, busyBeforePct: busyPct }, notes: outcome.notes };
+          rows.push(row);
+          record({ type: 'measure', ...row });
+          say(`  round ${round} ${measure.padEnd(10)} ${name.padEnd(9)} ${summarise(row)}`);
+        }
+      }
+    }
+  } finally {
+    await lg.stop();
+    await stopChild(origin);
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  const table = renderTable();
+  record({ type: 'summary', table });
+  process.stdout.write(`\n${table}\n\n`);
+  process.stdout.write(
+    `${plan.rounds} round(s); figures are medians, ×nginx/×haproxy are medians of same-round ratios (>1 means larger).` +
+      ` Raw results: ${resultsFile}\n`,
+  );
+  for (const [name, why] of unavailable) if (why.includes('\n')) process.stdout.write(`\n${name}:\n${why}\n`);
+}
+
+/**
+ * Warms the load generator's and the origin's JIT straight against the origin, so the first proxy measured does
+ * not pay for it. (That direct path is no ceiling for the proxied figures: without a proxy both ends of every
+ * connection, and all their kernel work, sit on the load-generator core.)
+ */
+async function warmUp(lg: Loadgen): Promise<void> {
+  const c = plan.cps;
+  const t = plan.throughput;
+  await lg.request({ cmd: 'cps', port: ORIGIN.echo, count: 2 * c.warm, concurrency: c.concurrency, maxMs: c.maxMs });
+  await lg.request({ cmd: 'throughput', port: ORIGIN.sink, totalBytes: 2 * t.warmBytes, conns: t.conns, maxMs: t.maxMs });
+  await lg.request({ cmd: 'open', port: ORIGIN.echo, count: plan.memory.warm, concurrency: plan.memory.concurrency, maxMs: plan.memory.maxMs });
+  await lg.request({ cmd: 'closeAll', maxMs: 10_000 });
+}
+
+function summarise(r: Row): string {
+  const m = r.metrics;
+  const parts =
+    r.measure === 'throughput'
+      ? [`${fmt(m.throughputMBps ?? NaN)} MB/s`]
+      : r.measure === 'cps'
+        ? [
+            `${fmt(m.cps ?? NaN)} conn/s`,
+            `p50/p99 ${fmt(m.p50Us ?? NaN)}/${fmt(m.p99Us ?? NaN)} µs`,
+            `serial ${fmt(m.serialP50Us ?? NaN)}/${fmt(m.serialP99Us ?? NaN)} µs`,
+            `${fmt(m.cpuUsPerConn ?? NaN, 1)} µs CPU/conn`,
+          ]
+        : [`${fmt(m.rssKiBPerConn ?? NaN, 2)} KiB/conn`];
+  if (m.proxyCorePct !== undefined) parts.push(`cores ${fmt(m.proxyCorePct)}%/${fmt(m.genCorePct ?? NaN)}%`);
+  if (m.otherPct !== undefined && m.otherPct > OTHER_LOAD_NOTE_PCT) parts.push(`other load ${fmt(m.otherPct)}%`);
+  if ((m.busyBeforePct ?? 0) >= QUIET_PCT) parts.push(`not quiet before start (${fmt(m.busyBeforePct ?? NaN)}%)`);
+  return [...parts, ...r.notes].join('  ');
+}
+
+interface MetricDef {
+  readonly key: string;
+  readonly measure: Measure;
+  readonly label: string;
+  readonly digits: number;
+}
+const METRICS: readonly MetricDef[] = [
+  { key: 'throughputMBps', measure: 'throughput', label: 'throughput MB/s ↑', digits: 0 },
+  { key: 'cps', measure: 'cps', label: 'connections/s ↑', digits: 0 },
+  { key: 'p50Us', measure: 'cps', label: 'latency p50 µs ↓', digits: 0 },
+  { key: 'p99Us', measure: 'cps', label: 'latency p99 µs ↓', digits: 0 },
+  { key: 'serialP50Us', measure: 'cps', label: 'latency p50 µs, 1 at a time ↓', digits: 0 },
+  { key: 'serialP99Us', measure: 'cps', label: 'latency p99 µs, 1 at a time ↓', digits: 0 },
+  { key: 'cpuUsPerConn', measure: 'cps', label: 'proxy CPU µs/conn ↓', digits: 1 },
+  { key: 'rssKiBPerConn', measure: 'memory', label: 'RSS KiB/idle conn ↓', digits: 2 },
+];
+/** A load-generator core this busy while the proxy core is not means the figure is capped by the load generator. */
+const GEN_SATURATED_PCT = 95;
+const PROXY_SATURATED_PCT = 90;
+
+function byRound(proxy: ProxyName, measure: Measure, key: string): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const r of rows) {
+    const v = r.metrics[key];
+    if (r.proxy === proxy && r.measure === measure && v !== undefined && Number.isFinite(v)) m.set(r.round, v);
+  }
+  return m;
+}
+
+function renderTable(): string {
+  const header = ['metric', 'proxy', 'median', 'vs nginx', 'vs haproxy', 'proxy core %', 'loadgen core %', 'rounds', 'notes'];
+  const out: string[][] = [];
+  for (const def of METRICS) {
+    if (!measures.includes(def.measure)) continue;
+    let first = true;
+    for (const name of proxyNames) {
+      const vals = byRound(name, def.measure, def.key);
+      const mine = rows.filter((r) => r.proxy === name && r.measure === def.measure);
+      if (mine.length === 0) continue;
+      const showCores = def.key === 'throughputMBps' || def.key === 'cps';
+      const proxyCore = median([...byRound(name, def.measure, 'proxyCorePct').values()]);
+      const genCore = median([...byRound(name, def.measure, 'genCorePct').values()]);
+      const notes = [...new Set(mine.flatMap((r) => r.notes))];
+      const other = Math.max(...mine.map((r) => r.metrics.otherPct ?? 0));
+      if (other > OTHER_LOAD_NOTE_PCT) notes.push(`other load up to ${fmt(other)}% of a core`);
+      if (showCores && genCore >= GEN_SATURATED_PCT && proxyCore < PROXY_SATURATED_PCT) notes.unshift('load-generator bound');
+      out.push([
+        first ? def.label : '',
+        name,
+        fmt(median([...vals.values()]), def.digits),
+        name === 'nginx' ? '' : fmtRatio(medianRatio(vals, byRound('nginx', def.measure, def.key))),
+        name === 'haproxy' ? '' : fmtRatio(medianRatio(vals, byRound('haproxy', def.measure, def.key))),
+        showCores ? fmt(proxyCore) : '',
+        showCores ? fmt(genCore) : '',
+        String(vals.size),
+        def.key === 'throughputMBps' || def.key === 'cps' || def.key === 'rssKiBPerConn' ? notes.join('; ') : '',
+      ]);
+      first = false;
+    }
+  }
+  for (const [name, why] of unavailable) {
+    const firstLines = why.split('\n').slice(0, 1).join('').slice(0, 300);
+    const ran = rows.some((r) => r.proxy === name);
+    out.push([ran ? '(stopped)' : '(not run)', name, '', '', '', '', '', ran ? '' : '0', firstLines]);
+  }
+  return markdownTable(header, out);
+}
+
+try {
+  await main();
+} catch (e) {
+  say(`bench: ${(e as Error).stack ?? String(e)}`);
+  killAllSync();
+  process.exitCode = 1;
+} finally {
+  clearTimeout(hardTimer);
+}

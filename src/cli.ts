@@ -1,0 +1,211 @@
+/**
+ * `refract serve | validate` (sim and replay arrive with the simulator). Wiring only: process signals, files and
+ * the real network live here; the engine is in src/edge and below.
+ */
+import { parseArgs } from 'node:util';
+import { readFileSync, watch, createWriteStream, type WriteStream } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
+import { Subject, debounceTime, map, filter, type Observable } from 'rxjs';
+import { createNodeNetwork } from './net/node/network.ts';
+import { EdgeNode } from './edge/edge-node.ts';
+import { startBuiltinOrigins, type RunningOrigins } from './edge/builtin-origins.ts';
+import { createLogger } from './log.ts';
+import { parseConfigText, validateConfig } from './model/config.ts';
+import { isRefractError, RefractError } from './model/errors.ts';
+import type { ConfigIssue, RefractConfig } from './model/types.ts';
+import type { Logger } from 'pino';
+
+const USAGE = `refract — L4 edge proxy (Spectrum-style apps) with a deterministic network simulator
+
+Usage:
+  refract serve --config FILE [--events FILE|stdout] [--log-level LEVEL]
+      Proxy the apps in FILE (YAML or JSON). Reloads on SIGHUP and when FILE changes; SIGTERM/SIGINT drain and exit.
+  refract validate FILE
+      Print every problem in FILE with its code and location; exit 1 if there is any.
+
+Docs: docs/configuration.md, docs/errors.md, docs/architecture.md`;
+
+type Loaded = { ok: true; config: RefractConfig } | { ok: false; issues: readonly ConfigIssue[] };
+
+function load(file: string): Loaded {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const err = new RefractError('E_CONFIG_READ', { message: `cannot read ${file}: ${(e as Error).message}`, cause: e });
+    return { ok: false, issues: [{ pointer: '', code: err.code, cfCode: undefined, message: err.message }] };
+  }
+  let raw: unknown;
+  try {
+    raw = parseConfigText(text, file);
+  } catch (e) {
+    if (isRefractError(e)) return { ok: false, issues: [{ pointer: '', code: e.code, cfCode: undefined, message: e.message }] };
+    throw e;
+  }
+  return validateConfig(raw);
+}
+
+function formatIssues(file: string, issues: readonly ConfigIssue[]): string {
+  const lines = issues.map((i) => `  ${i.pointer || '/'}: ${i.code}${i.cfCode ? ` (${i.cfCode})` : ''}: ${i.message}`);
+  return `${file}: ${issues.length} problem${issues.length === 1 ? '' : 's'}\n${lines.join('\n')}`;
+}
+
+function validateCommand(file: string | undefined): number {
+  if (!file) {
+    process.stderr.write(`refract validate: give a config file\n\n${USAGE}\n`);
+    return 2;
+  }
+  const r = load(file);
+  if (!r.ok) {
+    process.stdout.write(formatIssues(file, r.issues) + '\n');
+    return 1;
+  }
+  const tcpPorts = r.config.apps.reduce((n, a) => n + (a.edgePorts.end - a.edgePorts.start + 1), 0);
+  process.stdout.write(`${file}: OK (${r.config.apps.length} apps, ${tcpPorts} edge ports, ${r.config.origins.length} builtin origins)\n`);
+  return 0;
+}
+
+function eventSink(target: string | undefined, edge: EdgeNode): WriteStream | NodeJS.WriteStream | undefined {
+  if (!target) return undefined;
+  const out = target === 'stdout' ? process.stdout : createWriteStream(resolvePath(target), { flags: 'a' });
+  edge.events.events$.subscribe((e) => out.write(JSON.stringify(e) + '\n'));
+  return out;
+}
+
+async function serveCommand(file: string | undefined, opts: { events?: string; logLevel?: string }): Promise<number> {
+  if (!file) {
+    process.stderr.write(`refract serve: --config FILE is required\n\n${USAGE}\n`);
+    return 2;
+  }
+  const first = load(file);
+  if (!first.ok) {
+    process.stderr.write(formatIssues(file, first.issues) + '\n');
+    return 1;
+  }
+  let config = first.config;
+  const log: Logger = createLogger({ level: opts.logLevel ?? config.log.level, node: config.node.id });
+  const net = createNodeNetwork({ dnsServers: config.node.dnsServers });
+  const edge = new EdgeNode({ net, log }, config);
+  const sink = eventSink(opts.events ?? config.log.events, edge);
+
+  let origins: RunningOrigins | undefined;
+  try {
+    origins = await startBuiltinOrigins(net, config.origins, log);
+    const r = await edge.apply(config);
+    log.info({ event: 'serve.started', config: file, ...r }, 'refract is serving');
+    for (const app of config.apps) {
+      const o = app.origin.kind === 'direct' ? app.origin.targets.map((t) => `${t.protocol}://${t.host}:${t.ports.start}-${t.ports.end}`).join(',') : `dns:${app.origin.name}`;
+      process.stderr.write(`refract: app ${app.id} ${app.protocol}/${app.edgePorts.start}-${app.edgePorts.end} on ${config.node.addresses.join(',')} → ${o}\n`);
+    }
+  } catch (e) {
+    log.fatal({ err: e }, 'refract could not start');
+    process.stderr.write(`refract: could not start: ${isRefractError(e) ? `${e.code}: ` : ''}${(e as Error).message}\n`);
+    await origins?.close();
+    await edge.shutdown(0);
+    return 1;
+  }
+
+  // Reload: SIGHUP or a change of the file, debounced; an invalid file is rejected whole.
+  const triggers = new Subject<string>();
+  process.on('SIGHUP', () => triggers.next('SIGHUP'));
+  let watcher: ReturnType<typeof watch> | undefined;
+  try {
+    watcher = watch(file, () => triggers.next('file change'));
+  } catch (e) {
+    log.warn({ err: e }, 'cannot watch the config file; reload with SIGHUP');
+  }
+  const snapshots: Observable<RefractConfig> = triggers.pipe(
+    debounceTime(150),
+    map((why) => {
+      const r = load(file);
+      if (!r.ok) log.error({ event: 'config.rejected', trigger: why, issues: r.issues }, 'new configuration is invalid; keeping the running one');
+      else log.info({ event: 'config.reload', trigger: why }, 'reloading configuration');
+      return r;
+    }),
+    filter((r): r is { ok: true; config: RefractConfig } => r.ok),
+    map((r) => r.config),
+  );
+  snapshots.subscribe((next) => {
+    edge.apply(next).then(
+      async (r) => {
+        log.info({ event: 'config.applied', ...r }, 'configuration applied');
+        if (JSON.stringify(next.origins) !== JSON.stringify(config.origins)) {
+          await origins?.close();
+          origins = await startBuiltinOrigins(net, next.origins, log).catch((err: unknown) => {
+            log.error({ err }, 'builtin origins could not restart');
+            return undefined;
+          });
+        }
+        config = next;
+      },
+      (err: unknown) => log.error({ event: 'config.rejected', err }, 'configuration rejected; the running configuration stays'),
+    );
+  });
+
+  return new Promise<number>((resolveExit) => {
+    let stopping = false;
+    const stop = (sig: string): void => {
+      if (stopping) {
+        log.warn({ signal: sig }, 'second signal: closing all connections now');
+        edge.tcp.abortAll();
+        return;
+      }
+      stopping = true;
+      log.info({ event: 'serve.draining', signal: sig, open: edge.tcp.activeCount, deadlineMs: config.node.drainTimeoutMs }, 'draining');
+      watcher?.close();
+      triggers.complete();
+      edge
+        .shutdown(config.node.drainTimeoutMs)
+        .then(() => origins?.close())
+        .then(() => {
+          log.info({ event: 'serve.stopped' }, 'stopped');
+          if (sink && sink !== process.stdout) (sink as WriteStream).end();
+          resolveExit(0);
+        })
+        .catch((err: unknown) => {
+          log.error({ err }, 'shutdown failed');
+          resolveExit(1);
+        });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return cmd ? 0 : 2;
+  }
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: { config: { type: 'string', short: 'c' }, events: { type: 'string' }, 'log-level': { type: 'string' } },
+  });
+  switch (cmd) {
+    case 'serve': {
+      const o: { events?: string; logLevel?: string } = {};
+      if (values.events !== undefined) o.events = values.events;
+      if (values['log-level'] !== undefined) o.logLevel = values['log-level'];
+      return serveCommand(values.config ?? positionals[0], o);
+    }
+    case 'validate':
+      return validateCommand(values.config ?? positionals[0]);
+    default:
+      process.stderr.write(`refract: unknown command '${cmd}'\n\n${USAGE}\n`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // Let stdout/stderr flush, then leave even if a stray handle (a watcher, a timer) remains.
+    setImmediate(() => process.exit(code));
+  },
+  (err: unknown) => {
+    process.stderr.write(`refract: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,199 @@
+/**
+ * EdgeNode: builds listeners and connection machines from configuration snapshots, and changes them in place.
+ *
+ * Reload semantics (`apply`):
+ * - added apps start listening; removed apps stop accepting and their open connections drain (they continue until
+ *   `drain_timeout_ms`, then close); changed apps apply to new connections only; unchanged apps are untouched;
+ * - it is all-or-nothing: new ports are bound first, and if any bind fails they are released again and the running
+ *   configuration stays, with the error returned (E_LISTEN_*).
+ * Applies are serialised: a snapshot arriving while one is being applied waits its turn.
+ */
+import type { Logger } from 'pino';
+import type { Observable, Subscription } from 'rxjs';
+import type { Conn, Network, TcpListener } from '../net/ports.ts';
+import type { AppSpec, RefractConfig } from '../model/types.ts';
+import { RefractError, type ErrorCode } from '../model/errors.ts';
+import { TcpEngine, type UpstreamTarget } from '../machines/tcp-connection.ts';
+import { EventLog } from '../streams/events.ts';
+import { createOriginResolver, type OriginResolver } from './origin-resolver.ts';
+
+interface ListenerSlot {
+  readonly key: string;
+  readonly host: string;
+  readonly port: number;
+  /** The app serving this edge ip:port now; swapped in place on reload. */
+  app: AppSpec | undefined;
+  listener: TcpListener | undefined;
+}
+
+export interface ApplyResult {
+  readonly added: string[];
+  readonly removed: string[];
+  readonly changed: string[];
+  readonly unchanged: string[];
+  readonly listeners: number;
+}
+
+function listenErrorCode(code: string | undefined): ErrorCode {
+  if (code === 'EADDRINUSE') return 'E_LISTEN_ADDRESS_IN_USE';
+  if (code === 'EADDRNOTAVAIL') return 'E_LISTEN_ADDRESS_UNAVAILABLE';
+  if (code === 'EACCES' || code === 'EPERM') return 'E_LISTEN_PERMISSION';
+  return 'E_LISTEN_FAILED';
+}
+
+function slotKey(host: string, port: number): string {
+  return `tcp|${host}|${port}`;
+}
+
+export interface EdgeNodeDeps {
+  readonly net: Network;
+  readonly log: Logger;
+  readonly events?: EventLog;
+}
+
+export class EdgeNode {
+  readonly #net: Network;
+  readonly #log: Logger;
+  readonly events: EventLog;
+  readonly tcp: TcpEngine;
+  readonly #resolver: OriginResolver;
+  #config: RefractConfig | undefined;
+  readonly #slots = new Map<string, ListenerSlot>();
+  #chain: Promise<unknown> = Promise.resolve();
+  #stopped = false;
+
+  constructor(deps: EdgeNodeDeps, initial: RefractConfig) {
+    this.#net = deps.net;
+    this.#log = deps.log;
+    this.events = deps.events ?? new EventLog();
+    this.#resolver = createOriginResolver({
+      net: deps.net,
+      clock: deps.net.clock,
+      minTtlSec: initial.node.dnsMinTtlSec,
+      log: deps.log.child({ component: 'origin-resolver' }),
+    });
+    this.tcp = new TcpEngine({
+      net: deps.net,
+      clock: deps.net.clock,
+      settings: () => this.#config!.node,
+      targets: (app, port) => this.#targets(app, port),
+      events: this.events,
+      log: deps.log,
+    });
+  }
+
+  get config(): RefractConfig | undefined {
+    return this.#config;
+  }
+
+  /** Bound edge addresses, `host:port` → app id (for tests and the status page). */
+  listeners(): Array<{ host: string; port: number; app: string | undefined }> {
+    return [...this.#slots.values()].map((s) => ({ host: s.host, port: s.listener?.address.port ?? s.port, app: s.app?.id }));
+  }
+
+  #targets(app: AppSpec, port: number): readonly UpstreamTarget[] | Promise<readonly UpstreamTarget[]> {
+    return this.#resolver.targetsSync(app, port) ?? this.#resolver.targets(app, port);
+  }
+
+  /** Applies a validated configuration (see the module comment). Serialised with other applies. */
+  apply(config: RefractConfig): Promise<ApplyResult> {
+    const run = this.#chain.then(() => this.#apply(config));
+    this.#chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Follows a stream of validated snapshots (a ConfigStore); failures are logged and the running config stays. */
+  follow(snapshots: Observable<RefractConfig>): Subscription {
+    return snapshots.subscribe((cfg) => {
+      this.apply(cfg).then(
+        (r) => this.#log.info({ event: 'config.applied', ...r }, 'configuration applied'),
+        (err: unknown) => this.#log.error({ event: 'config.rejected', err }, 'configuration rejected; the running configuration stays'),
+      );
+    });
+  }
+
+  async #apply(config: RefractConfig): Promise<ApplyResult> {
+    if (this.#stopped) throw new RefractError('E_INTERNAL', { message: 'the edge node is shut down' });
+    const prev = new Map((this.#config?.apps ?? []).map((a) => [a.id, a] as const));
+    const next = new Map(config.apps.filter((a) => a.protocol === 'tcp').map((a) => [a.id, a] as const));
+
+    // Desired slots: every edge address × every port of every TCP app.
+    const desired = new Map<string, { host: string; port: number; app: AppSpec }>();
+    for (const app of next.values()) {
+      for (const host of config.node.addresses) {
+        for (let p = app.edgePorts.start; p <= app.edgePorts.end; p++) desired.set(slotKey(host, p), { host, port: p, app });
+      }
+    }
+
+    // Phase 1: bind what is new; on any failure release those and keep everything as it was.
+    const fresh: ListenerSlot[] = [];
+    try {
+      for (const [key, d] of desired) {
+        if (this.#slots.has(key)) continue;
+        const slot: ListenerSlot = { key, host: d.host, port: d.port, app: undefined, listener: undefined };
+        fresh.push(slot);
+        try {
+          slot.listener = await this.#net.listenTcp({ host: d.host, port: d.port }, (conn) => this.#onConnection(slot, conn));
+        } catch (e) {
+          const code = (e as { code?: string }).code;
+          throw new RefractError(listenErrorCode(code), {
+            details: { address: d.host, port: d.port, app: d.app.id, cause: code },
+            cause: e,
+          });
+        }
+      }
+    } catch (e) {
+      await Promise.all(fresh.map((s) => s.listener?.close()));
+      throw e;
+    }
+
+    // Phase 2: commit. Nothing below can fail.
+    for (const s of fresh) this.#slots.set(s.key, s);
+    for (const [key, d] of desired) this.#slots.get(key)!.app = d.app;
+    const closing: Promise<void>[] = [];
+    for (const [key, s] of this.#slots) {
+      if (desired.has(key)) continue;
+      s.app = undefined;
+      this.#slots.delete(key);
+      if (s.listener) closing.push(s.listener.close());
+    }
+    this.#config = config;
+
+    const added: string[] = [];
+    const changed: string[] = [];
+    const unchanged: string[] = [];
+    for (const [id, app] of next) {
+      const old = prev.get(id);
+      if (!old) added.push(id);
+      else if (JSON.stringify(old) === JSON.stringify(app)) unchanged.push(id);
+      else changed.push(id);
+    }
+    const removed = [...prev.keys()].filter((id) => !next.has(id));
+    if (removed.length > 0) this.tcp.drain(new Set(removed), config.node.drainTimeoutMs);
+    this.#resolver.retain(new Set(next.keys()));
+    await Promise.all(closing);
+    return { added, removed, changed, unchanged, listeners: this.#slots.size };
+  }
+
+  #onConnection(slot: ListenerSlot, conn: Conn): void {
+    this.tcp.accept(conn, slot.app);
+  }
+
+  /**
+   * Graceful stop: stop accepting, let open connections finish for up to `deadlineMs`, then close the rest.
+   * Resolves when no connection is left.
+   */
+  async shutdown(deadlineMs?: number): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    await this.#chain;
+    const slots = [...this.#slots.values()];
+    this.#slots.clear();
+    await Promise.all(slots.map((s) => s.listener?.close()));
+    const deadline = deadlineMs ?? this.#config?.node.drainTimeoutMs ?? 30_000;
+    this.tcp.drain(undefined, deadline);
+    await this.tcp.whenIdle();
+    this.#resolver.dispose();
+    this.events.complete();
+  }
+}

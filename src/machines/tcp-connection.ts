@@ -1,0 +1,535 @@
+/**
+ * The TCP connection engine: one `tcpConnectionMachine` instance per accepted connection, executed by the
+ * memoised `MachineHost`, with the named actions implemented here over the Network port.
+ *
+ * A connection record holds everything per connection (the machine itself has no context). Records are plain
+ * objects so that an idle connection costs a few hundred bytes beyond its two sockets.
+ */
+import type { Logger } from 'pino';
+import { MachineHost, type HostedInstance } from './host.ts';
+import { tcpConnectionMachine, type TcpConnActionName, type TcpConnEvent } from './tcp-connection.machine.ts';
+import type { Cancel, Clock, Conn, NetError, Network, SocketAddress } from '../net/ports.ts';
+import { splice, type SpliceHandle } from '../net/splice.ts';
+import { encodeProxyV1, encodeProxyV2, ProxyHeaderReader, type ProxyAddresses } from '../core/proxy-protocol.ts';
+import { isRefractError, type ErrorCode } from '../model/errors.ts';
+import type { AppSpec, NodeSettings } from '../model/types.ts';
+import type { CloseReason, EventLog, SpectrumEvent, SpectrumEventName } from '../streams/events.ts';
+import { isTrustedSource } from '../core/cidr.ts';
+
+export interface UpstreamTarget {
+  readonly host: string;
+  readonly port: number;
+  readonly family: 'IPv4' | 'IPv6';
+}
+
+export interface TcpEngineDeps {
+  readonly net: Network;
+  readonly clock: Clock;
+  /** Current node settings (read per connection, so a reload applies to new connections). */
+  settings(): NodeSettings;
+  /** Origin targets for a new connection; sync when no I/O is needed. Rejects with a RefractError. */
+  targets(app: AppSpec, edgePort: number): readonly UpstreamTarget[] | Promise<readonly UpstreamTarget[]>;
+  readonly events: EventLog;
+  readonly log: Logger;
+}
+
+export interface TcpStats {
+  downstream_cx_total: number;
+  downstream_cx_active: number;
+  downstream_cx_no_app: number;
+  downstream_cx_proxy_refused: number;
+  upstream_cx_total: number;
+  upstream_cx_connect_fail: number;
+  upstream_cx_connect_timeout: number;
+  upstream_cx_resolve_fail: number;
+  idle_timeout: number;
+  drain_deadline: number;
+  closed_by_status: Record<string, number>;
+}
+
+interface ConnRecord extends HostedInstance<ConnRecord, TcpConnEvent> {
+  readonly id: number;
+  readonly down: Conn;
+  readonly app: AppSpec | undefined;
+  readonly edge: SocketAddress;
+  readonly acceptedAt: number;
+  readonly acceptedEpoch: number;
+  readonly settings: NodeSettings;
+  client: { address: string; port: number; family: 'IPv4' | 'IPv6' };
+  /** Edge address the client connected to (the load balancer's, when an inbound PROXY header says so). */
+  proxyDst: { address: string; port: number; family: 'IPv4' | 'IPv6' };
+  targets: readonly UpstreamTarget[];
+  attempt: number;
+  current: UpstreamTarget | undefined;
+  up: Conn | undefined;
+  lastError: NetError | undefined;
+  lastErrorWasTimeout: boolean;
+  prefix: Uint8Array[] | undefined;
+  splice: SpliceHandle | undefined;
+  connectedEpoch: number;
+  status: number;
+  eventName: SpectrumEventName;
+  reason: CloseReason;
+  code: ErrorCode | '';
+  drainCancel: Cancel | undefined;
+  log: Logger | undefined;
+  /** The `connect` event went out (after the inbound PROXY header, when one is expected). */
+  announced: boolean;
+  /** The client's FIN arrived before the splice started (it is forwarded once upstream is connected). */
+  downEnded: boolean;
+}
+
+const EMPTY_PREFIX: Uint8Array[] = [];
+
+function rfc3339(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/** Spectrum status for an error on an established connection (§4.6). */
+function establishedStatus(side: 'downstream' | 'upstream', code: string): { status: number; reason: CloseReason; err: ErrorCode } {
+  if (side === 'upstream') {
+    if (code === 'ECONNRESET') return { status: 444, reason: 'upstream_reset', err: 'E_UPSTREAM_RESET' };
+    if (code === 'ETIMEDOUT') return { status: 445, reason: 'upstream_error', err: 'E_UPSTREAM_TIMEOUT' };
+    if (code === 'EPIPE') return { status: 448, reason: 'upstream_error', err: 'E_UPSTREAM_EPIPE' };
+    return { status: 447, reason: 'upstream_error', err: 'E_UPSTREAM_RESET' };
+  }
+  if (code === 'ECONNRESET') return { status: 499, reason: 'downstream_reset', err: 'E_DOWNSTREAM_RESET' };
+  if (code === 'ETIMEDOUT') return { status: 497, reason: 'downstream_error', err: 'E_DOWNSTREAM_TIMEOUT' };
+  if (code === 'EPIPE') return { status: 498, reason: 'downstream_error', err: 'E_DOWNSTREAM_EPIPE' };
+  return { status: 495, reason: 'downstream_error', err: 'E_DOWNSTREAM_RESET' };
+}
+
+/** Spectrum status when no origin address could be connected (§4.2). */
+function connectFailStatus(err: NetError | undefined, timedOut: boolean): { status: number; reason: CloseReason; err: ErrorCode } {
+  if (timedOut || err?.code === 'ETIMEDOUT') return { status: 522, reason: 'connect_timeout', err: 'E_UPSTREAM_CONNECT_TIMEOUT' };
+  if (err?.code === 'ECONNREFUSED') return { status: 521, reason: 'connect_refused', err: 'E_UPSTREAM_CONNECT_REFUSED' };
+  if (err?.code === 'ENETUNREACH' || err?.code === 'EHOSTUNREACH') {
+    return { status: 523, reason: 'connect_unreachable', err: 'E_UPSTREAM_UNREACHABLE' };
+  }
+  return { status: 520, reason: 'connect_failed', err: 'E_UPSTREAM_CONNECT_FAILED' };
+}
+
+/** PROXY v1/v2 need one family for both addresses: an IPv4 side becomes IPv4-mapped IPv6 when the other is IPv6. */
+function proxyAddresses(src: ConnRecord['client'], dst: ConnRecord['proxyDst']): ProxyAddresses {
+  if (src.family === dst.family) {
+    return { family: src.family, src: { address: src.address, port: src.port }, dst: { address: dst.address, port: dst.port } };
+  }
+  const v6 = (a: { address: string; family: string }): string => (a.family === 'IPv4' ? `::ffff:${a.address}` : a.address);
+  return { family: 'IPv6', src: { address: v6(src), port: src.port }, dst: { address: v6(dst), port: dst.port } };
+}
+
+export class TcpEngine {
+  readonly #deps: TcpEngineDeps;
+  readonly #host: MachineHost<ConnRecord, TcpConnEvent>;
+  readonly #active = new Set<ConnRecord>();
+  #nextId = 1;
+  #idleWaiters: Array<() => void> = [];
+  readonly stats: TcpStats = {
+    downstream_cx_total: 0,
+    downstream_cx_active: 0,
+    downstream_cx_no_app: 0,
+    downstream_cx_proxy_refused: 0,
+    upstream_cx_total: 0,
+    upstream_cx_connect_fail: 0,
+    upstream_cx_connect_timeout: 0,
+    upstream_cx_resolve_fail: 0,
+    idle_timeout: 0,
+    drain_deadline: 0,
+    closed_by_status: {},
+  };
+
+  constructor(deps: TcpEngineDeps) {
+    this.#deps = deps;
+    const impl: Record<TcpConnActionName, (r: ConnRecord, e: TcpConnEvent) => void> = {
+      classify: (r) => this.#classify(r),
+      readProxyHeader: (r) => this.#readProxyHeader(r),
+      recordProxyTimeout: (r) => this.#end(r, 'clientFiltered', 400, 'proxy_timeout', 'E_PP_TIMEOUT'),
+      recordProxyInvalid: (r, e) => this.#end(r, 'clientFiltered', 400, 'proxy_invalid', e.type === 'PROXY.INVALID' ? e.code : 'E_PP_BAD_SIGNATURE'),
+      recordUntrusted: (r) => this.#end(r, 'clientFiltered', 403, 'proxy_untrusted', 'E_PP_UNTRUSTED'),
+      recordNoApp: (r) => this.#end(r, 'disconnect', 0, 'no_app', 'E_NO_APP'),
+      resolveOrigin: (r) => this.#resolveOrigin(r),
+      recordResolveFailed: (r, e) =>
+        this.#end(r, 'resolveOrigin', 531, 'resolve_failed', e.type === 'ORIGIN.RESOLVE_FAILED' ? e.code : 'E_UPSTREAM_RESOLVE_FAILED'),
+      dialNext: (r) => this.#dialNext(r),
+      recordConnectFailure: (r, e) => {
+        if (e.type === 'UPSTREAM.FAILED') this.#abandonAttempt(r, e.error, false);
+      },
+      recordConnectTimeout: (r) => this.#abandonAttempt(r, undefined, true),
+      recordExhausted: (r) => {
+        const s = connectFailStatus(r.lastError, r.lastErrorWasTimeout);
+        this.#end(r, 'originError', s.status, s.reason, s.err);
+      },
+      startSplice: (r) => this.#startSplice(r),
+      recordHalfClose: () => {},
+      recordSpliceClosed: (r) => this.#end(r, 'disconnect', 200, 'normal', ''),
+      recordSpliceError: (r, e) => {
+        if (e.type !== 'SPLICE.ERROR') return;
+        const s = establishedStatus(e.side, e.error.code);
+        this.#end(r, 'disconnect', s.status, s.reason, s.err);
+      },
+      recordIdle: (r) => {
+        this.stats.idle_timeout++;
+        this.#end(r, 'disconnect', 200, 'idle_timeout', 'E_IDLE_TIMEOUT');
+      },
+      recordClientGone: (r) => this.#end(r, 'disconnect', 499, 'downstream_gone', 'E_DOWNSTREAM_RESET'),
+      recordDrainDeadline: (r) => {
+        this.stats.drain_deadline++;
+        this.#end(r, 'disconnect', 200, 'drain_deadline', 'E_DRAIN_DEADLINE');
+      },
+      recordAbort: (r) => this.#end(r, 'disconnect', 500, 'aborted', 'E_INTERNAL'),
+      finish: (r) => this.#finish(r),
+    };
+    this.#host = new MachineHost<ConnRecord, TcpConnEvent>(tcpConnectionMachine, {
+      clock: deps.clock,
+      impl,
+      delayMs: (r, name) => {
+        if (name === 'connectTimeout') return r.app?.connectTimeoutMs ?? r.settings.connectTimeoutMs;
+        if (name === 'proxyHeaderTimeout') return r.settings.acceptProxy?.timeoutMs ?? 3_000;
+        throw new Error(`tcpConnection: unknown delay ${name}`);
+      },
+    });
+  }
+
+  /** Open connections (any state before closed). */
+  get activeCount(): number {
+    return this.#active.size;
+  }
+
+  /** Number of distinct machine states the executor has compiled (bounded; for tests). */
+  get compiledStates(): number {
+    return this.#host.cachedStates;
+  }
+
+  /** States of the open connections (for tests and debugging). */
+  states(): string[] {
+    return [...this.#active].map((r) => this.#host.stateOf(r));
+  }
+
+  /** Takes an accepted downstream connection. `app` is the app serving its edge port now (undefined: none). */
+  accept(down: Conn, app: AppSpec | undefined): void {
+    const clock = this.#deps.clock;
+    const local = down.local;
+    const remote = down.remote;
+    const rec: ConnRecord = {
+      _node: undefined!,
+      _timers: undefined,
+      _queue: undefined,
+      _busy: false,
+      id: this.#nextId++,
+      down,
+      app,
+      edge: local,
+      acceptedAt: clock.now(),
+      acceptedEpoch: clock.epochMs(),
+      settings: this.#deps.settings(),
+      client: { address: remote.address, port: remote.port, family: remote.family },
+      proxyDst: { address: local.address, port: local.port, family: local.family },
+      targets: [],
+      attempt: 0,
+      current: undefined,
+      up: undefined,
+      lastError: undefined,
+      lastErrorWasTimeout: false,
+      prefix: undefined,
+      splice: undefined,
+      connectedEpoch: 0,
+      status: 0,
+      eventName: 'disconnect',
+      reason: 'normal',
+      code: '',
+      drainCancel: undefined,
+      log: undefined,
+      announced: false,
+      downEnded: false,
+    };
+    this.stats.downstream_cx_total++;
+    this.stats.downstream_cx_active++;
+    this.#active.add(rec);
+    this.#host.start(rec);
+  }
+
+  /**
+   * Starts draining connections of the given apps (all when `appIds` is undefined): they continue until they end
+   * by themselves or until `deadlineMs` from now, when they are closed.
+   */
+  drain(appIds: ReadonlySet<string> | undefined, deadlineMs: number): void {
+    for (const r of this.#active) {
+      if (appIds && (!r.app || !appIds.has(r.app.id))) continue;
+      if (r.drainCancel) continue;
+      r.drainCancel = this.#deps.clock.setTimer(deadlineMs, () => {
+        r.drainCancel = undefined;
+        this.#host.send(r, { type: 'CONN.DRAIN_DEADLINE' });
+      });
+    }
+  }
+
+  /** Resolves when no connection is open. */
+  whenIdle(): Promise<void> {
+    if (this.#active.size === 0) return Promise.resolve();
+    return new Promise((res) => this.#idleWaiters.push(res));
+  }
+
+  /** Closes every open connection now (tests, fatal shutdown). */
+  abortAll(): void {
+    for (const r of [...this.#active]) this.#host.send(r, { type: 'CONN.ABORT' });
+  }
+
+  #logOf(r: ConnRecord): Logger {
+    return (r.log ??= this.#deps.log.child({
+      conn: r.id,
+      app: r.app?.id,
+      downstream: `${r.client.address}:${r.client.port}`,
+      edge: `${r.edge.address}:${r.edge.port}`,
+    }));
+  }
+
+  #send(r: ConnRecord, e: TcpConnEvent): void {
+    this.#host.send(r, e);
+  }
+
+  // ── actions ──────────────────────────────────────────────────────────────────────────────────────────────────
+
+  #classify(r: ConnRecord): void {
+    // Until the splice starts, a client that vanishes must still end the connection (and cancel any dial).
+    r.down.setHandlers({
+      error: (err) => {
+        r.lastError = err;
+      },
+      close: () => this.#send(r, { type: 'DOWNSTREAM.CLOSED' }),
+    });
+    if (!r.app) {
+      this.stats.downstream_cx_no_app++;
+      this.#send(r, { type: 'CONN.NO_APP' });
+      return;
+    }
+    const ap = r.settings.acceptProxy;
+    if (!ap) this.#announce(r);
+    else {
+      if (isTrustedSource(ap.trusted, r.client.address)) this.#send(r, { type: 'PROXY.EXPECTED' });
+      else {
+        this.stats.downstream_cx_proxy_refused++;
+        this.#send(r, { type: 'PROXY.UNTRUSTED' });
+      }
+      return;
+    }
+    this.#send(r, { type: 'CONN.ROUTED' });
+  }
+
+  /** Emits `connect` once, with the real client address (after any inbound PROXY header). */
+  #announce(r: ConnRecord): void {
+    if (r.announced || !r.app) return;
+    r.announced = true;
+    this.#emit(r, 'connect', 0);
+  }
+
+  #readProxyHeader(r: ConnRecord): void {
+    const reader = new ProxyHeaderReader();
+    let done = false;
+    r.down.setHandlers({
+      data: (chunk) => {
+        if (done) {
+          // Bytes that raced the pause: keep them, in order, for the origin.
+          (r.prefix ??= []).push(chunk);
+          return;
+        }
+        const res = reader.push(chunk);
+        if (res.kind === 'incomplete') return;
+        done = true;
+        r.down.pause();
+        if (res.kind === 'error') {
+          this.#send(r, { type: 'PROXY.INVALID', code: res.code, detail: res.detail });
+          return;
+        }
+        const h = res.header;
+        if (h.command === 'proxy' && h.src && h.dst && (h.family === 'IPv4' || h.family === 'IPv6')) {
+          r.client = { address: h.src.address, port: h.src.port, family: h.family };
+          r.proxyDst = { address: h.dst.address, port: h.dst.port, family: h.family };
+          r.log = undefined;
+        }
+        if (res.rest.length > 0) r.prefix = [res.rest];
+        this.#announce(r);
+        this.#send(r, { type: 'PROXY.DECODED', header: h, rest: res.rest });
+      },
+      end: () => {
+        if (done) r.downEnded = true;
+        else {
+          done = true;
+          this.#send(r, { type: 'PROXY.INVALID', code: 'E_PP_BAD_SIGNATURE', detail: 'connection ended before a complete PROXY header' });
+        }
+      },
+    });
+    r.down.resume();
+  }
+
+  #resolveOrigin(r: ConnRecord): void {
+    const app = r.app!;
+    let res: readonly UpstreamTarget[] | Promise<readonly UpstreamTarget[]>;
+    try {
+      res = this.#deps.targets(app, r.edge.port);
+    } catch (e) {
+      this.#resolveFailed(r, e);
+      return;
+    }
+    if (Array.isArray(res)) {
+      r.targets = res as readonly UpstreamTarget[];
+      this.#send(r, { type: 'ORIGIN.RESOLVED' });
+      return;
+    }
+    (res as Promise<readonly UpstreamTarget[]>).then(
+      (t) => {
+        r.targets = t;
+        this.#send(r, { type: 'ORIGIN.RESOLVED' });
+      },
+      (e: unknown) => this.#resolveFailed(r, e),
+    );
+  }
+
+  #resolveFailed(r: ConnRecord, e: unknown): void {
+    this.stats.upstream_cx_resolve_fail++;
+    const code: ErrorCode = isRefractError(e) ? e.code : 'E_UPSTREAM_RESOLVE_FAILED';
+    const detail = e instanceof Error ? e.message : String(e);
+    this.#logOf(r).warn({ err: e, code }, 'origin resolution failed');
+    this.#send(r, { type: 'ORIGIN.RESOLVE_FAILED', code, detail });
+  }
+
+  #dialNext(r: ConnRecord): void {
+    const limit = Math.min(r.targets.length, r.settings.maxConnectAttempts);
+    if (r.attempt >= limit) {
+      this.#send(r, { type: 'UPSTREAM.EXHAUSTED' });
+      return;
+    }
+    const t = r.targets[r.attempt++]!;
+    r.current = t;
+    this.stats.upstream_cx_total++;
+    const up = this.#deps.net.connectTcp({ host: t.host, port: t.port });
+    r.up = up;
+    up.setHandlers({
+      connect: () => this.#send(r, { type: 'UPSTREAM.CONNECTED' }),
+      error: (error) => this.#send(r, { type: 'UPSTREAM.FAILED', error }),
+    });
+  }
+
+  #abandonAttempt(r: ConnRecord, err: NetError | undefined, timedOut: boolean): void {
+    if (timedOut) this.stats.upstream_cx_connect_timeout++;
+    else this.stats.upstream_cx_connect_fail++;
+    r.lastError = err;
+    r.lastErrorWasTimeout = timedOut;
+    const up = r.up;
+    r.up = undefined;
+    if (up) {
+      up.setHandlers({ connect: () => {}, error: () => {}, close: () => {} });
+      up.destroy();
+    }
+    const t = r.current;
+    this.#logOf(r).info(
+      { upstream: t && `${t.host}:${t.port}`, code: timedOut ? 'ETIMEDOUT' : err?.code, attempt: r.attempt },
+      timedOut ? 'origin connect timed out' : 'origin connect failed',
+    );
+  }
+
+  #startSplice(r: ConnRecord): void {
+    const up = r.up!;
+    r.connectedEpoch = this.#deps.clock.epochMs();
+    const app = r.app!;
+    let prefix = r.prefix ?? EMPTY_PREFIX;
+    if (app.proxyProtocol === 'v1' || app.proxyProtocol === 'v2') {
+      const a = proxyAddresses(r.client, r.proxyDst);
+      const header = app.proxyProtocol === 'v1' ? encodeProxyV1(a) : encodeProxyV2(a, { transport: 'stream' });
+      prefix = [header, ...prefix];
+    }
+    const idle = app.idleTimeoutMs ?? r.settings.idleTimeoutMs;
+    r.splice = splice(
+      r.down,
+      up,
+      { clock: this.#deps.clock, idleTimeoutMs: idle, upstreamPrefix: prefix, downstreamEnded: r.downEnded },
+      {
+        c2sEnd: () => this.#send(r, { type: 'SPLICE.C2S_END' }),
+        s2cEnd: () => this.#send(r, { type: 'SPLICE.S2C_END' }),
+        error: (side, error) => this.#send(r, { type: 'SPLICE.ERROR', side, error }),
+        idle: () => this.#send(r, { type: 'SPLICE.IDLE' }),
+        closed: () => this.#send(r, { type: 'SPLICE.CLOSED' }),
+      },
+    );
+    r.prefix = undefined;
+  }
+
+  /** Records how the connection ends; `finish` (the final state's entry) acts on it. */
+  #end(r: ConnRecord, name: SpectrumEventName, status: number, reason: CloseReason, code: ErrorCode | ''): void {
+    r.eventName = name;
+    r.status = status;
+    r.reason = reason;
+    r.code = code;
+  }
+
+  #finish(r: ConnRecord): void {
+    r.drainCancel?.();
+    r.drainCancel = undefined;
+    if (r.splice) r.splice.stop();
+    else {
+      r.down.setHandlers({ data: () => {}, end: () => {}, close: () => {}, error: () => {} });
+      r.down.destroy();
+      if (r.up) {
+        r.up.setHandlers({ connect: () => {}, error: () => {}, close: () => {} });
+        r.up.destroy();
+      }
+    }
+    this.#active.delete(r);
+    this.stats.downstream_cx_active--;
+    const key = String(r.status);
+    this.stats.closed_by_status[key] = (this.stats.closed_by_status[key] ?? 0) + 1;
+    if (r.app) {
+      this.#announce(r);
+      this.#emit(r, r.eventName, r.status);
+    }
+    if (r.status !== 200 && r.status !== 0) {
+      this.#logOf(r).info({ status: r.status, reason: r.reason, code: r.code }, 'connection closed');
+    } else if (this.#deps.log.isLevelEnabled('debug')) {
+      this.#logOf(r).debug(
+        { status: r.status, reason: r.reason, bytesIn: r.splice?.bytesDownstream ?? 0, bytesOut: r.splice?.bytesUpstream ?? 0 },
+        'connection closed',
+      );
+    }
+    if (this.#active.size === 0 && this.#idleWaiters.length > 0) {
+      const w = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const f of w) f();
+    }
+  }
+
+  #emit(r: ConnRecord, name: SpectrumEventName, status: number): void {
+    const events = this.#deps.events;
+    if (!events.observed) return;
+    const app = r.app!;
+    const closing = name !== 'connect';
+    const now = this.#deps.clock.epochMs();
+    const t = r.current;
+    const ev: SpectrumEvent = {
+      Event: name,
+      Timestamp: rfc3339(now),
+      Application: app.id,
+      ClientIP: r.client.address,
+      ClientPort: r.client.port,
+      ClientProto: 'tcp',
+      ClientBytes: r.splice?.bytesDownstream ?? 0,
+      OriginBytes: r.splice?.bytesUpstream ?? 0,
+      OriginIP: t?.host ?? '',
+      OriginPort: t?.port ?? 0,
+      OriginProto: 'tcp',
+      OriginTlsMode: app.tls,
+      ProxyProtocol: app.proxyProtocol,
+      IpFirewall: app.ipFirewall,
+      ClientMatchedIpFirewall: 'UNKNOWN',
+      Status: status,
+      ConnectTimestamp: r.connectedEpoch ? rfc3339(r.connectedEpoch) : '',
+      DisconnectTimestamp: closing ? rfc3339(now) : '',
+      ColoCode: r.settings.id,
+      ConnectionID: String(r.id),
+      EdgeIP: r.edge.address,
+      EdgePort: r.edge.port,
+      DurationMs: closing ? Math.round((this.#deps.clock.now() - r.acceptedAt) * 1000) / 1000 : 0,
+      CloseReason: closing ? r.reason : '',
+      ErrorCode: closing ? r.code : '',
+    };
+    events.emit(ev);
+  }
+}

@@ -1,0 +1,413 @@
+/**
+ * The Spectrum app object: zod field schemas (shape, legacy forms) plus the cross-field rules Spectrum enforces,
+ * normalised to an `AppSpec`. Used by the node config (`config.ts`) and, later, the REST API.
+ *
+ * Validation never throws and reports every problem it can find at once, each as a `ConfigIssue` whose `pointer`
+ * (RFC 6901) names the offending field, or the nearest object that exists when the field is missing.
+ *
+ * Following Enterprise Spectrum, unknown fields are ignored (never copied into the AppSpec). `null` counts as
+ * absent for optional fields, as SDKs and Terraform send it.
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { DEFAULTS, LIMITS } from './defaults.ts';
+import { ERRORS, isErrorCode, type ErrorCode } from './errors.ts';
+import { deepFreeze } from './freeze.ts';
+import {
+  formatOriginUri,
+  formatPortRange,
+  formatProtocol,
+  parseHostname,
+  parseIpLiteral,
+  parseOriginUri,
+  parsePortRange,
+  parseProtocol,
+  portCount,
+  portFromNumber,
+  rangesOverlap,
+  type Parsed,
+  type EdgeProtocol,
+} from './ports.ts';
+import {
+  type AppSpec,
+  type ConfigIssue,
+  type OriginSpec,
+  type PortRange,
+  type ProxyProtocolMode,
+} from './types.ts';
+
+// ── issues and pointers (shared with config.ts) ─────────────────────────────────────────────────────────────────
+
+/** Appends reference tokens to an RFC 6901 pointer, escaping `~` as `~0` and `/` as `~1`. */
+export function pointerJoin(base: string, ...tokens: readonly (string | number)[]): string {
+  let p = base;
+  for (const t of tokens) p += '/' + String(t).replaceAll('~', '~0').replaceAll('/', '~1');
+  return p;
+}
+
+/** Builds a ConfigIssue; `cfCode` comes from the error table, `message` defaults to the table's. */
+export function configIssue(pointer: string, code: ErrorCode, message?: string): ConfigIssue {
+  const spec: { readonly message: string; readonly cfCode?: number } = ERRORS[code];
+  return { pointer, code, cfCode: spec.cfCode, message: message ?? spec.message };
+}
+
+/**
+ * Turns zod issues into ConfigIssues under `base`. A custom issue raised by `decode` keeps its Refract code;
+ * every other zod issue (wrong type, bad enum value, out of range) gets `fallback`. Unknown keys (strict objects)
+ * become one E_CONFIG_SCHEMA issue per key, pointing at the key.
+ */
+export function fromZodIssues(issues: readonly z.core.$ZodIssue[], base: string, fallback: ErrorCode): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  for (const i of issues) {
+    const at = pointerJoin(base, ...i.path.map((s) => (typeof s === 'symbol' ? String(s.description) : s)));
+    if (i.code === 'unrecognized_keys') {
+      for (const k of i.keys) out.push(configIssue(pointerJoin(at, k), 'E_CONFIG_SCHEMA', `unknown field "${k}"`));
+    } else if (i.code === 'custom' && isErrorCode(i.params?.['refract'])) {
+      out.push(configIssue(at, i.params['refract'], i.message));
+    } else {
+      out.push(configIssue(at, fallback, i.message));
+    }
+  }
+  return out;
+}
+
+/**
+ * Inside a zod transform: returns the parsed value, or records the failure (with its code) and returns NEVER.
+ * Return its result as is: on failure it is not a T (it is zod's NEVER sentinel), so never read from it.
+ */
+export function decode<T>(r: Parsed<T>, ctx: z.core.$RefinementCtx): T {
+  if (r.ok) return r.value;
+  ctx.addIssue({ code: 'custom', message: r.message, params: { refract: r.code } });
+  return z.NEVER;
+}
+
+/** A non-null, non-array object (JSON's "object"). */
+export function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+type Shape = Record<string, z.ZodType>;
+export type ParsedFields<S extends Shape> = { -readonly [K in keyof S]?: z.output<S[K]> };
+
+export interface FieldsResult<S extends Shape> {
+  /** Fields that were present and parsed; a field that failed is absent here and has issues below. */
+  readonly values: ParsedFields<S>;
+  /** Fields present in the input (non-null when `nullIsAbsent`), parsed or not. */
+  readonly present: ReadonlySet<keyof S & string>;
+  readonly issues: ConfigIssue[];
+}
+
+/**
+ * Parses each field of `raw` with its own schema, so one bad field never hides the others and cross-field rules
+ * can still run on the fields that parsed. Reads own properties only.
+ */
+export function parseFields<S extends Shape>(
+  raw: Record<string, unknown>,
+  shape: S,
+  base: string,
+  opts: { readonly strict: boolean; readonly nullIsAbsent: boolean; readonly fallback?: Partial<Record<keyof S, ErrorCode>> },
+): FieldsResult<S> {
+  const values: ParsedFields<S> = {};
+  const present = new Set<keyof S & string>();
+  const issues: ConfigIssue[] = [];
+  for (const key of Object.keys(raw)) {
+    if (!Object.hasOwn(shape, key)) {
+      if (opts.strict) issues.push(configIssue(pointerJoin(base, key), 'E_CONFIG_SCHEMA', `unknown field "${key}"`));
+      continue;
+    }
+    const k = key as keyof S & string;
+    const value = raw[key];
+    if (value === undefined || (opts.nullIsAbsent && value === null)) continue;
+    present.add(k);
+    const schema = shape[k] as z.ZodType;
+    const r = schema.safeParse(value);
+    if (r.success) values[k] = r.data as z.output<S[typeof k]>;
+    else issues.push(...fromZodIssues(r.error.issues, pointerJoin(base, key), opts.fallback?.[k] ?? 'E_CONFIG_SCHEMA'));
+  }
+  return { values, present, issues };
+}
+
+// ── the app object's fields ─────────────────────────────────────────────────────────────────────────────────────
+
+const msSetting = z.number().int().min(1).max(LIMITS.maxTimerMs);
+
+const originPort = z.union([z.number(), z.string()]).transform((v, ctx) =>
+  decode(typeof v === 'number' ? portFromNumber(v) : parsePortRange(v, 'E_CONFIG_SCHEMA'), ctx),
+);
+
+/**
+ * Field schemas of the Spectrum app object (shared/spectrum-reference.md §2.2), each turning its raw JSON value into
+ * a normalised value. `id`, `created_on` and `modified_on` are read-only in Spectrum: `id` is honoured (a config
+ * file may pin it), the dates are ignored like any unknown field. Cross-field rules live in `validateApp`.
+ */
+export const APP_FIELDS = {
+  id: z.string().regex(LIMITS.idPattern, 'id must be 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit'),
+  protocol: z.string().transform((s, ctx) => decode(parseProtocol(s), ctx)),
+  dns: z.looseObject({
+    name: z.string().transform((s, ctx) => decode(parseHostname(s, 'E_CONFIG_SCHEMA'), ctx)),
+    type: z.enum(['CNAME', 'ADDRESS']).nullish(),
+  }),
+  traffic_type: z.enum(['direct', 'http', 'https']),
+  ip_firewall: z.boolean(),
+  /** Legacy boolean form: true → 'v1', false → 'off' (cloudflare-go decodes it the same way). */
+  proxy_protocol: z.union([z.enum(['off', 'v1', 'v2', 'simple']), z.boolean()]),
+  /** Legacy: `spp: true` → proxy_protocol 'simple'. */
+  spp: z.boolean(),
+  tls: z.enum(['off', 'flexible', 'full', 'strict']),
+  argo_smart_routing: z.boolean(),
+  edge_ips: z.looseObject({
+    type: z.enum(['dynamic', 'static']).nullish(),
+    connectivity: z.enum(['all', 'ipv4', 'ipv6']).nullish(),
+    ips: z
+      .array(
+        z.string().transform((s, ctx) => {
+          const ip = parseIpLiteral(s);
+          return decode(
+            ip === undefined ? { ok: false, code: 'E_CONFIG_CIDR', message: `"${s}" is not an IP address` } : { ok: true, value: ip.address },
+            ctx,
+          );
+        }),
+      )
+      .nullish(),
+  }),
+  origin_direct: z.array(z.string().transform((s, ctx) => decode(parseOriginUri(s), ctx))),
+  origin_dns: z.looseObject({
+    name: z.string().transform((s, ctx) => decode(parseHostname(s, 'E_ORIGIN_DNS_INVALID'), ctx)),
+    type: z.enum(['', 'A', 'AAAA', 'SRV']).nullish(),
+    ttl: z.number().int().min(1).max(LIMITS.maxTtlSec).nullish(),
+  }),
+  origin_port: originPort,
+  /** Accepted by Spectrum, not by this Refract version: presence alone gives E_CONFIG_UNSUPPORTED. */
+  virtual_network_id: z.unknown(),
+  // Refract extensions: per-app overrides of the node's timeouts (idle applies to TCP or UDP per the app).
+  connect_timeout_ms: msSetting,
+  idle_timeout_ms: msSetting,
+} as const;
+
+/** Field names the validator reads; anything else in an app object is ignored. */
+export const KNOWN_APP_FIELDS: readonly string[] = Object.keys(APP_FIELDS);
+
+/** The input shape of an app object as an operator writes it (all Spectrum forms, legacy included). */
+export type SpectrumAppInput = { [K in keyof typeof APP_FIELDS]?: z.input<(typeof APP_FIELDS)[K]> | null } & {
+  protocol: string;
+  dns: { name: string; type?: 'CNAME' | 'ADDRESS' | null };
+};
+
+// ── validation ──────────────────────────────────────────────────────────────────────────────────────────────────
+
+export interface AppValidationOptions {
+  /**
+   * Smallest `origin_dns.ttl` accepted, seconds. Spectrum's floor is 600 (the default); `validateConfig` passes 1
+   * when the node sets `edge.dns.min_ttl_sec` below 600, so tests can use short TTLs.
+   */
+  readonly originDnsMinTtlSec?: number;
+}
+
+export type AppResult = { readonly ok: true; readonly app: AppSpec } | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
+
+/**
+ * Validates one Spectrum app object and normalises it. `pointerPrefix` is prepended to every issue pointer
+ * (`/apps/2` in a config file, `` for a REST request body). Never throws; the AppSpec is deep-frozen.
+ */
+export function validateApp(raw: unknown, pointerPrefix = '', options: AppValidationOptions = {}): AppResult {
+  if (!isRecord(raw)) return { ok: false, issues: [configIssue(pointerPrefix, 'E_CONFIG_SCHEMA', 'an app must be an object')] };
+  const base = pointerPrefix;
+  const at = (...tokens: (string | number)[]): string => pointerJoin(base, ...tokens);
+  const { values: v, present, issues } = parseFields(raw, APP_FIELDS, base, {
+    strict: false,
+    nullIsAbsent: true,
+    fallback: { origin_dns: 'E_ORIGIN_DNS_INVALID' },
+  });
+  const add = (pointer: string, code: ErrorCode, message?: string): void => {
+    issues.push(configIssue(pointer, code, message));
+  };
+
+  if (!present.has('protocol')) add(at('protocol'), 'E_CONFIG_SCHEMA', 'protocol is required, e.g. tcp/22');
+  if (!present.has('dns')) add(at('dns'), 'E_CONFIG_SCHEMA', 'dns is required, e.g. {type: CNAME, name: ssh.example.com}');
+  const edge: EdgeProtocol | undefined = v.protocol;
+
+  // proxy_protocol, with the legacy boolean and `spp` forms.
+  let proxyProtocol: ProxyProtocolMode = DEFAULTS.proxyProtocol;
+  let ppPointer = at('proxy_protocol');
+  if (typeof v.proxy_protocol === 'boolean') proxyProtocol = v.proxy_protocol ? 'v1' : 'off';
+  else if (v.proxy_protocol !== undefined) proxyProtocol = v.proxy_protocol;
+  if (v.spp === true) {
+    if (proxyProtocol === 'off' || proxyProtocol === 'simple') {
+      proxyProtocol = 'simple';
+      ppPointer = at('spp');
+    } else {
+      add(at('spp'), 'E_CONFIG_PROXY_PROTOCOL', `spp: true (simple) conflicts with proxy_protocol "${proxyProtocol}"`);
+    }
+  }
+  if (edge?.protocol === 'udp' && proxyProtocol === 'v1') add(ppPointer, 'E_CONFIG_PROXY_PROTOCOL', 'PROXY v1 is TCP only; use v2 or simple for UDP');
+  if (edge?.protocol === 'tcp' && proxyProtocol === 'simple') add(ppPointer, 'E_CONFIG_PROXY_PROTOCOL', 'simple (SPP) is UDP only; use v1 or v2 for TCP');
+
+  const tls = v.tls ?? DEFAULTS.tls;
+  if (edge?.protocol === 'udp' && tls !== 'off') add(at('tls'), 'E_CONFIG_SCHEMA', 'edge TLS is for TCP apps only; use tls: off');
+  const trafficType = v.traffic_type ?? DEFAULTS.trafficType;
+  if (trafficType !== 'direct') add(at('traffic_type'), 'E_CONFIG_UNSUPPORTED', `traffic_type "${trafficType}" (the L7 pipeline) is not supported; use direct`);
+  if (present.has('virtual_network_id')) add(at('virtual_network_id'), 'E_CONFIG_UNSUPPORTED', 'virtual-network origins are not supported');
+
+  // dns and edge_ips: dynamic ⇔ CNAME, static ⇔ ADDRESS (Spectrum 11004).
+  const dnsType = v.dns?.type ?? DEFAULTS.dnsType;
+  let edgeIps: AppSpec['edgeIps'] | undefined = DEFAULTS.edgeIps;
+  if (present.has('edge_ips')) {
+    const e = v.edge_ips;
+    edgeIps = undefined;
+    if (e !== undefined) {
+      const type = e.type ?? (e.ips != null ? 'static' : 'dynamic');
+      if (type === 'dynamic') {
+        if (e.ips != null) add(at('edge_ips', 'ips'), 'E_CONFIG_SCHEMA', 'ips is only for edge_ips type static');
+        else edgeIps = { type, connectivity: e.connectivity ?? DEFAULTS.edgeIps.connectivity };
+      } else if (e.connectivity != null) {
+        add(at('edge_ips', 'connectivity'), 'E_CONFIG_SCHEMA', 'connectivity is only for edge_ips type dynamic');
+      } else if (e.ips == null || e.ips.length === 0) {
+        add(at('edge_ips', 'ips'), 'E_CONFIG_SCHEMA', 'static edge_ips needs at least one IP');
+      } else {
+        edgeIps = { type, ips: e.ips };
+      }
+    }
+  }
+  if (v.dns !== undefined && edgeIps !== undefined && (edgeIps.type === 'dynamic') !== (dnsType === 'CNAME')) {
+    add(
+      present.has('edge_ips') ? at('edge_ips') : at('dns', 'type'),
+      'E_DNS_TYPE_MISMATCH',
+      `edge_ips ${edgeIps.type} needs dns.type ${edgeIps.type === 'dynamic' ? 'CNAME' : 'ADDRESS'}`,
+    );
+  }
+
+  // Origins: exactly one of origin_direct / origin_dns (11000).
+  const checkSize = (r: PortRange, pointer: string): void => {
+    if (edge === undefined || r.start === r.end) return; // a single origin port takes every edge port
+    if (portCount(r) !== portCount(edge.ports)) {
+      add(pointer, 'E_CONFIG_PORT_RANGE_MISMATCH', `origin range ${formatPortRange(r)} has ${portCount(r)} ports, edge ${formatPortRange(edge.ports)} has ${portCount(edge.ports)}`);
+    }
+  };
+  const hasDirect = present.has('origin_direct');
+  const hasDns = present.has('origin_dns');
+  let origin: OriginSpec | undefined;
+  if (hasDirect === hasDns) {
+    add(hasDirect ? at('origin_dns') : base, 'E_ORIGIN_CONFIG_INVALID', hasDirect ? 'give origin_direct or origin_dns, not both' : 'give origin_direct or origin_dns');
+  } else if (hasDirect) {
+    if (present.has('origin_port')) add(at('origin_port'), 'E_ORIGIN_CONFIG_INVALID', 'origin_port goes with origin_dns; put the port in each origin_direct URI');
+    const targets = v.origin_direct;
+    if (targets !== undefined) {
+      if (targets.length === 0) add(at('origin_direct'), 'E_ORIGIN_CONFIG_INVALID', 'origin_direct needs at least one address');
+      targets.forEach((t, i) => {
+        if (edge !== undefined && t.protocol !== edge.protocol) {
+          add(at('origin_direct', i), 'E_CONFIG_PROTOCOL_MISMATCH', `a ${t.protocol}:// origin cannot serve a ${edge.protocol} app`);
+        }
+        checkSize(t.ports, at('origin_direct', i));
+      });
+      origin = { kind: 'direct', targets };
+    }
+  } else {
+    const d = v.origin_dns;
+    const ttlFloor = options.originDnsMinTtlSec ?? LIMITS.originDnsMinTtlSec;
+    if (d !== undefined) {
+      const type = d.type ?? DEFAULTS.originDnsType;
+      if (d.ttl != null && d.ttl < ttlFloor) add(at('origin_dns', 'ttl'), 'E_ORIGIN_DNS_INVALID', `origin_dns.ttl must be at least ${ttlFloor} s`);
+      if (type === 'SRV' && present.has('origin_port')) {
+        add(at('origin_port'), 'E_ORIGIN_DNS_INVALID', 'an SRV origin takes its port from the record; drop origin_port');
+      } else if (type !== 'SRV' && !present.has('origin_port')) {
+        add(at('origin_port'), 'E_ORIGIN_DNS_INVALID', `origin_dns type "${type}" needs origin_port`);
+      }
+      if (v.origin_port !== undefined) checkSize(v.origin_port, at('origin_port'));
+      origin = { kind: 'dns', name: d.name, type, ttlSec: d.ttl ?? undefined, ports: type === 'SRV' ? undefined : v.origin_port };
+    }
+  }
+
+  if (issues.length > 0) return { ok: false, issues };
+  const dns = v.dns;
+  if (edge === undefined || dns === undefined || origin === undefined || edgeIps === undefined) {
+    throw new Error('validateApp: a required part is missing although no issue was recorded');
+  }
+  const id = v.id ?? deriveAppId(edge, dns.name);
+
+  const spec: Record<string, unknown> = {
+    id,
+    protocol: formatProtocol(edge.protocol, edge.ports),
+    dns: { type: dnsType, name: dns.name },
+  };
+  if (origin.kind === 'direct') {
+    spec['origin_direct'] = origin.targets.map(formatOriginUri);
+  } else {
+    spec['origin_dns'] = { name: origin.name, type: origin.type, ...(origin.ttlSec === undefined ? {} : { ttl: origin.ttlSec }) };
+    if (origin.ports !== undefined) {
+      spec['origin_port'] = origin.ports.start === origin.ports.end ? origin.ports.start : formatPortRange(origin.ports);
+    }
+  }
+  const ipFirewall = v.ip_firewall ?? DEFAULTS.ipFirewall;
+  const argo = v.argo_smart_routing ?? DEFAULTS.argoSmartRouting;
+  Object.assign(spec, {
+    proxy_protocol: proxyProtocol,
+    ip_firewall: ipFirewall,
+    tls,
+    edge_ips: { ...edgeIps },
+    traffic_type: trafficType,
+    argo_smart_routing: argo,
+  });
+  if (v.connect_timeout_ms !== undefined) spec['connect_timeout_ms'] = v.connect_timeout_ms;
+  if (v.idle_timeout_ms !== undefined) spec['idle_timeout_ms'] = v.idle_timeout_ms;
+
+  const app: AppSpec = {
+    id,
+    protocol: edge.protocol,
+    edgePorts: edge.ports,
+    origin,
+    proxyProtocol,
+    tls,
+    ipFirewall,
+    argoSmartRouting: argo,
+    trafficType,
+    dns: { type: dnsType, name: dns.name },
+    edgeIps,
+    connectTimeoutMs: v.connect_timeout_ms,
+    idleTimeoutMs: v.idle_timeout_ms,
+    spec,
+  };
+  return { ok: true, app: deepFreeze(app) };
+}
+
+/**
+ * The id of an app that does not pin one: 32 hex characters of SHA-256 over the normalised protocol and DNS name,
+ * so it is the same on every reload and every node. Two apps share it only if they share protocol, ports and
+ * name, which is an edge conflict anyway.
+ */
+export function deriveAppId(edge: EdgeProtocol, dnsName: string): string {
+  return createHash('sha256')
+    .update(`refract-app\0${formatProtocol(edge.protocol, edge.ports)}\0${dnsName}`)
+    .digest('hex')
+    .slice(0, LIMITS.derivedIdLength);
+}
+
+/**
+ * Rules across a set of valid apps: ids are unique (E_CONFIG_DUPLICATE_ID at `<p>/id`) and no two apps of one
+ * protocol share an edge port (E_CONFIG_EDGE_CONFLICT at `<p>/protocol`), since every app binds every edge
+ * address. `pointers[i]` is where `apps[i]` came from. Each problem is reported on the later app, naming the
+ * earlier one. O(n²) comparisons: fine for thousands of apps.
+ */
+export function crossAppIssues(apps: readonly AppSpec[], pointers: readonly string[]): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  const firstById = new Map<string, number>();
+  apps.forEach((app, j) => {
+    const p = pointers[j] ?? '';
+    const dup = firstById.get(app.id);
+    if (dup === undefined) firstById.set(app.id, j);
+    else out.push(configIssue(pointerJoin(p, 'id'), 'E_CONFIG_DUPLICATE_ID', `id "${app.id}" is already used by ${pointers[dup] ?? ''}`));
+    for (let i = 0; i < j; i++) {
+      const other = apps[i];
+      if (other !== undefined && other.protocol === app.protocol && rangesOverlap(other.edgePorts, app.edgePorts)) {
+        out.push(
+          configIssue(
+            pointerJoin(p, 'protocol'),
+            'E_CONFIG_EDGE_CONFLICT',
+            `${formatProtocol(app.protocol, app.edgePorts)} overlaps ${formatProtocol(other.protocol, other.edgePorts)} of ${pointers[i] ?? ''}`,
+          ),
+        );
+        break;
+      }
+    }
+  });
+  return out;
+}

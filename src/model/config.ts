@@ -1,0 +1,312 @@
+/**
+ * The node config file (YAML or JSON): text → object (`parseConfigText`), object → `RefractConfig`
+ * (`validateConfig`). docs/configuration.md is the operator's reference for every field below.
+ *
+ * `validateConfig` never throws, reports every problem at once (each with an RFC 6901 pointer into the input),
+ * and returns a deep-frozen config. Unlike app objects (where Spectrum ignores unknown fields), Refract's own
+ * sections are strict: an unknown key is a typo until proven otherwise (E_CONFIG_SCHEMA). `null` counts as absent
+ * everywhere (YAML writes an empty value, `apps:`, as null).
+ */
+import YAML from 'yaml';
+import { z } from 'zod';
+import { configIssue, crossAppIssues, decode, isRecord, parseFields, pointerJoin, validateApp } from './app.ts';
+import { DEFAULTS, LIMITS } from './defaults.ts';
+import { RefractError } from './errors.ts';
+import { deepFreeze } from './freeze.ts';
+import {
+  formatProtocol,
+  isUnspecified,
+  parseCidr,
+  parseHostPort,
+  parseIpLiteral,
+  parseOriginUri,
+  rangesOverlap,
+  type IpLiteral,
+  type Parsed,
+} from './ports.ts';
+import {
+  type AcceptProxySettings,
+  type AppSpec,
+  type BuiltinOrigin,
+  type ConfigIssue,
+  type LogSettings,
+  type NodeSettings,
+  type RefractConfig,
+} from './types.ts';
+
+export type ConfigResult =
+  | { readonly ok: true; readonly config: RefractConfig }
+  | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
+
+// ── text → object ───────────────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Parses config text. YAML 1.2 (core schema, so `off` and `yes` stay strings), which also reads JSON. Duplicate
+ * keys, several documents, unknown tags and aliases to missing anchors are errors.
+ * @throws RefractError E_CONFIG_PARSE with `details: { filename, line, col, reason }` (1-based line and column;
+ *   absent when the parser cannot place the problem).
+ */
+export function parseConfigText(text: string, filename: string): unknown {
+  const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const problem = doc.errors[0] ?? doc.warnings[0];
+  if (problem !== undefined) {
+    const pos = problem.linePos?.[0];
+    const where = pos === undefined ? filename : `${filename}:${pos.line}:${pos.col}`;
+    throw new RefractError('E_CONFIG_PARSE', {
+      message: `${where}: ${problem.message.split('\n')[0] ?? ''}`,
+      details: { filename, line: pos?.line, col: pos?.col, reason: problem.code },
+    });
+  }
+  try {
+    return doc.toJS({ maxAliasCount: 1000 });
+  } catch (cause) {
+    // Unresolved aliases and alias bombs surface only here, without a position.
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    throw new RefractError('E_CONFIG_PARSE', { message: `${filename}: ${reason}`, details: { filename, reason }, cause });
+  }
+}
+
+/**
+ * Parses and validates config text in one step (what `refract serve` and `refract validate` do).
+ * @throws RefractError E_CONFIG_PARSE (see `parseConfigText`) or E_CONFIG_INVALID with `details: { filename, issues }`.
+ */
+export function loadConfigText(text: string, filename: string): RefractConfig {
+  const r = validateConfig(parseConfigText(text, filename));
+  if (r.ok) return r.config;
+  throw new RefractError('E_CONFIG_INVALID', { details: { filename, issues: r.issues } });
+}
+
+// ── schemas of Refract's own sections ───────────────────────────────────────────────────────────────────────────
+
+const parsedOf = <T>(value: T | undefined, code: 'E_CONFIG_CIDR', message: string): Parsed<T> =>
+  value === undefined ? { ok: false, code, message } : { ok: true, value };
+
+const msSetting = z.number().int().min(1).max(LIMITS.maxTimerMs).nullish();
+const ipLiteral = z.string().transform((s, ctx) => decode(parsedOf(parseIpLiteral(s), 'E_CONFIG_CIDR', `"${s}" is not an IP address`), ctx));
+const cidr = z.string().transform((s, ctx) => {
+  decode(parsedOf(parseCidr(s), 'E_CONFIG_CIDR', `"${s}" is not an IP address or CIDR block`), ctx);
+  return s;
+});
+/** `IP:PORT` / `[IPv6]:PORT`, the form node:dns `Resolver.setServers` takes. */
+const dnsServer = z.string().transform((s, ctx) => {
+  const r = parseHostPort(s, DEFAULTS.dnsServerPort);
+  if (!r.ok) return decode<string>(r, ctx);
+  const { address: a, port } = r.value;
+  return a.family === 'IPv6' ? `[${a.address}]:${port}` : `${a.address}:${port}`;
+});
+
+const TOP_FIELDS = { node: z.unknown(), edge: z.unknown(), log: z.unknown(), origins: z.unknown(), apps: z.unknown() };
+
+const NODE_FIELDS = {
+  id: z.string().regex(LIMITS.idPattern, 'node.id must be 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit'),
+};
+
+const EDGE_FIELDS = {
+  addresses: z.array(ipLiteral).min(1),
+  accept_proxy: z.strictObject({ trusted: z.array(cidr).min(1), timeout_ms: msSetting }),
+  connect_timeout_ms: msSetting,
+  idle_timeout_ms: msSetting,
+  udp_idle_timeout_ms: msSetting,
+  drain_timeout_ms: z.number().int().min(0).max(LIMITS.maxTimerMs),
+  max_connect_attempts: z.number().int().min(1).max(LIMITS.maxConnectAttempts),
+  dns: z.strictObject({
+    servers: z.array(dnsServer).nullish(),
+    min_ttl_sec: z.number().int().min(1).max(LIMITS.maxTtlSec).nullish(),
+  }),
+};
+
+const LOG_FIELDS = {
+  level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
+  events: z.string().min(1),
+};
+
+const ORIGIN_FIELDS = {
+  name: z.string().regex(LIMITS.idPattern, 'name must be 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit'),
+  listen: z.string().transform((s, ctx) => decode(parseOriginUri(s), ctx)),
+  behaviour: z.enum(['echo', 'banner', 'discard']),
+  banner: z.string().min(1),
+};
+
+// ── object → RefractConfig ──────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Validates a parsed config object. Never throws, whatever `raw` is. On success the config is deep-frozen; on
+ * failure every issue found is listed (pointer, code, cfCode, message).
+ */
+export function validateConfig(raw: unknown): ConfigResult {
+  if (!isRecord(raw)) return { ok: false, issues: [configIssue('', 'E_CONFIG_SCHEMA', 'the config must be a mapping (node, edge, log, origins, apps)')] };
+  const top = parseFields(raw, TOP_FIELDS, '', { strict: true, nullIsAbsent: true });
+  const issues: ConfigIssue[] = [...top.issues];
+  const section = <S extends Record<string, z.ZodType>>(key: keyof typeof TOP_FIELDS, shape: S) => {
+    const value = top.values[key];
+    if (value === undefined) return parseFields({}, shape, '', { strict: true, nullIsAbsent: true }).values;
+    if (!isRecord(value)) {
+      issues.push(configIssue(pointerJoin('', key), 'E_CONFIG_SCHEMA', `${key} must be a mapping`));
+      return undefined;
+    }
+    const r = parseFields(value, shape, pointerJoin('', key), { strict: true, nullIsAbsent: true });
+    issues.push(...r.issues);
+    return r.values;
+  };
+
+  const nodeV = section('node', NODE_FIELDS);
+  const edgeV = section('edge', EDGE_FIELDS);
+  const logV = section('log', LOG_FIELDS);
+
+  // edge.addresses must not repeat (each is bound once per app port).
+  const addresses: readonly IpLiteral[] = edgeV?.addresses ?? DEFAULTS.edgeAddresses.map((a) => ({ address: a, family: 'IPv4' as const }));
+  const seen = new Set<string>();
+  addresses.forEach((a, i) => {
+    if (seen.has(a.address)) issues.push(configIssue(pointerJoin('/edge/addresses', i), 'E_CONFIG_SCHEMA', `${a.address} is listed twice`));
+    seen.add(a.address);
+  });
+
+  const minTtlSec = readMinTtl(raw);
+  const originDnsMinTtlSec = minTtlSec !== undefined && minTtlSec < LIMITS.originDnsMinTtlSec ? LIMITS.originDnsTtlFloorLowered : LIMITS.originDnsMinTtlSec;
+
+  // apps
+  const apps: AppSpec[] = [];
+  const appPointers: string[] = [];
+  const rawApps = top.values.apps;
+  if (rawApps !== undefined && !Array.isArray(rawApps)) {
+    issues.push(configIssue('/apps', 'E_CONFIG_SCHEMA', 'apps must be a list of Spectrum app objects'));
+  } else if (rawApps !== undefined) {
+    (rawApps as readonly unknown[]).forEach((a, i) => {
+      const p = pointerJoin('/apps', i);
+      const r = validateApp(a, p, { originDnsMinTtlSec });
+      if (r.ok) {
+        apps.push(r.app);
+        appPointers.push(p);
+      } else {
+        issues.push(...r.issues);
+      }
+    });
+  }
+  issues.push(...crossAppIssues(apps, appPointers));
+
+  const origins = validateOrigins(top.values.origins, issues);
+  issues.push(...originConflicts(origins, apps, addresses));
+
+  if (issues.length > 0 || nodeV === undefined || edgeV === undefined || logV === undefined) {
+    if (issues.length === 0) throw new Error('validateConfig: a section failed without an issue');
+    return { ok: false, issues };
+  }
+
+  const acceptProxy: AcceptProxySettings | undefined =
+    edgeV.accept_proxy === undefined
+      ? undefined
+      : { trusted: edgeV.accept_proxy.trusted, timeoutMs: edgeV.accept_proxy.timeout_ms ?? DEFAULTS.acceptProxyTimeoutMs };
+  const node: NodeSettings = {
+    id: nodeV.id ?? DEFAULTS.nodeId,
+    addresses: addresses.map((a) => a.address),
+    acceptProxy,
+    connectTimeoutMs: edgeV.connect_timeout_ms ?? DEFAULTS.connectTimeoutMs,
+    idleTimeoutMs: edgeV.idle_timeout_ms ?? DEFAULTS.idleTimeoutMs,
+    udpIdleTimeoutMs: edgeV.udp_idle_timeout_ms ?? DEFAULTS.udpIdleTimeoutMs,
+    drainTimeoutMs: edgeV.drain_timeout_ms ?? DEFAULTS.drainTimeoutMs,
+    dnsServers: edgeV.dns?.servers ?? DEFAULTS.dnsServers,
+    dnsMinTtlSec: edgeV.dns?.min_ttl_sec ?? DEFAULTS.dnsMinTtlSec,
+    maxConnectAttempts: edgeV.max_connect_attempts ?? DEFAULTS.maxConnectAttempts,
+  };
+  const log: LogSettings = { level: logV.level ?? DEFAULTS.logLevel, events: logV.events };
+  const config: RefractConfig = { node, log, origins: origins.map((o) => o.origin), apps };
+  return { ok: true, config: deepFreeze(config) };
+}
+
+/**
+ * edge.dns.min_ttl_sec read on its own, so a typo elsewhere in `edge` does not make every short origin_dns.ttl
+ * an error too. Undefined when absent or invalid (the edge section reports the latter).
+ */
+function readMinTtl(raw: Record<string, unknown>): number | undefined {
+  const edge = Object.hasOwn(raw, 'edge') ? raw['edge'] : undefined;
+  const dns = isRecord(edge) && Object.hasOwn(edge, 'dns') ? edge['dns'] : undefined;
+  const v = isRecord(dns) && Object.hasOwn(dns, 'min_ttl_sec') ? dns['min_ttl_sec'] : undefined;
+  const r = EDGE_FIELDS.dns.shape.min_ttl_sec.safeParse(v);
+  return r.success ? (r.data ?? undefined) : undefined;
+}
+
+interface PlacedOrigin {
+  readonly origin: BuiltinOrigin;
+  readonly pointer: string;
+}
+
+function validateOrigins(raw: unknown, issues: ConfigIssue[]): PlacedOrigin[] {
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw)) {
+    issues.push(configIssue('/origins', 'E_CONFIG_SCHEMA', 'origins must be a list'));
+    return [];
+  }
+  const out: PlacedOrigin[] = [];
+  const names = new Map<string, string>();
+  (raw as readonly unknown[]).forEach((item, i) => {
+    const p = pointerJoin('/origins', i);
+    if (!isRecord(item)) {
+      issues.push(configIssue(p, 'E_CONFIG_SCHEMA', 'an origin must be a mapping {name, listen, behaviour}'));
+      return;
+    }
+    const r = parseFields(item, ORIGIN_FIELDS, p, { strict: true, nullIsAbsent: true });
+    const before = issues.length;
+    issues.push(...r.issues);
+    const v = r.values;
+    if (!r.present.has('name')) issues.push(configIssue(pointerJoin(p, 'name'), 'E_CONFIG_SCHEMA', 'name is required'));
+    if (!r.present.has('listen')) issues.push(configIssue(pointerJoin(p, 'listen'), 'E_CONFIG_SCHEMA', 'listen is required, e.g. tcp://127.0.0.1:6200'));
+    const behaviour = v.behaviour ?? DEFAULTS.builtinOriginBehaviour;
+    if (behaviour === 'banner' && !r.present.has('banner')) {
+      issues.push(configIssue(pointerJoin(p, 'banner'), 'E_CONFIG_SCHEMA', 'behaviour banner needs a banner'));
+    }
+    if (behaviour !== 'banner' && r.present.has('banner')) {
+      issues.push(configIssue(pointerJoin(p, 'banner'), 'E_CONFIG_SCHEMA', 'banner is only for behaviour banner'));
+    }
+    if (behaviour === 'banner' && v.listen?.protocol === 'udp') {
+      issues.push(configIssue(pointerJoin(p, 'behaviour'), 'E_CONFIG_UNSUPPORTED', 'a UDP origin cannot speak first; use echo or discard'));
+    }
+    if (v.name !== undefined) {
+      const first = names.get(v.name);
+      if (first !== undefined) issues.push(configIssue(pointerJoin(p, 'name'), 'E_CONFIG_DUPLICATE_ID', `origin name "${v.name}" is already used by ${first}`));
+      else names.set(v.name, p);
+    }
+    if (issues.length > before || v.name === undefined || v.listen === undefined) return;
+    out.push({
+      pointer: p,
+      origin: {
+        name: v.name,
+        protocol: v.listen.protocol,
+        host: v.listen.host,
+        ports: v.listen.ports,
+        behaviour,
+        banner: v.banner,
+      },
+    });
+  });
+  return out;
+}
+
+/** Two binds collide when protocol and ports overlap and the hosts are equal or either is a wildcard. */
+function hostsCollide(a: IpLiteral, b: IpLiteral): boolean {
+  return a.address === b.address || isUnspecified(a) || isUnspecified(b);
+}
+
+/**
+ * Built-in origins bind real ports too: two of them, or one and an app's edge port on an edge address, cannot
+ * share protocol + address + port (E_CONFIG_EDGE_CONFLICT at the later origin's `listen`).
+ */
+function originConflicts(origins: readonly PlacedOrigin[], apps: readonly AppSpec[], edgeAddresses: readonly IpLiteral[]): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  origins.forEach(({ origin: o, pointer }, j) => {
+    const host: IpLiteral = { address: o.host, family: o.host.includes(':') ? 'IPv6' : 'IPv4' };
+    const at = pointerJoin(pointer, 'listen');
+    const earlier = origins.slice(0, j).find(({ origin: e }) =>
+      e.protocol === o.protocol && rangesOverlap(e.ports, o.ports) && hostsCollide({ address: e.host, family: e.host.includes(':') ? 'IPv6' : 'IPv4' }, host),
+    );
+    if (earlier !== undefined) {
+      out.push(configIssue(at, 'E_CONFIG_EDGE_CONFLICT', `overlaps origin "${earlier.origin.name}" (${earlier.pointer})`));
+      return;
+    }
+    if (!edgeAddresses.some((a) => hostsCollide(a, host))) return;
+    const app = apps.find((a) => a.protocol === o.protocol && rangesOverlap(a.edgePorts, o.ports));
+    if (app !== undefined) {
+      out.push(configIssue(at, 'E_CONFIG_EDGE_CONFLICT', `overlaps app ${app.id} on ${formatProtocol(app.protocol, app.edgePorts)} at an edge address`));
+    }
+  });
+  return out;
+}

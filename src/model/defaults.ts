@@ -1,0 +1,52 @@
+/**
+ * The one table of defaults and limits for the node config and the Spectrum app object. Validation (`app.ts`,
+ * `config.ts`) and `docs/configuration.md` both read from here; change a value here and nowhere else.
+ *
+ * Where Spectrum documents a default it is Spectrum's (shared/spectrum-reference.md §2.2); where it is silent the
+ * value is Refract's choice, named as such.
+ */
+export const DEFAULTS = {
+  // ── node ──────────────────────────────────────────────────────────────────────────────────────────────────────
+  nodeId: 'refract-1',
+  /** Edge IPs every app port is bound on. */
+  edgeAddresses: ['127.0.0.1'],
+  acceptProxyTimeoutMs: 3_000, // 3 s: HAProxy's PROXY spec asks receivers to wait at least 3 s for the header
+  connectTimeoutMs: 15_000, // 15 s: Cloudflare's origin "complete TCP connection" figure (→ 522)
+  idleTimeoutMs: 400_000, // 400 s of no bytes either way, TCP (Cloudflare's client-side idle figure)
+  udpIdleTimeoutMs: 60_000, // 60 s of no datagrams either way ends a UDP flow (Envoy udp_proxy's default)
+  drainTimeoutMs: 30_000, // 30 s for open connections to finish after a listener stops accepting
+  maxConnectAttempts: 3, // origin addresses tried for one connection before it fails
+  dnsServers: [] as readonly string[], // [] = the system resolver
+  dnsServerPort: 53, // port of a dns.servers entry written without one
+  dnsMinTtlSec: 600, // 600 s: cache origin_dns answers at least this long (Spectrum's ttl floor)
+  logLevel: 'info',
+
+  // ── Spectrum app object ───────────────────────────────────────────────────────────────────────────────────────
+  dnsType: 'CNAME',
+  originDnsType: '', // '' = A and AAAA
+  proxyProtocol: 'off',
+  tls: 'off',
+  ipFirewall: false,
+  argoSmartRouting: false,
+  trafficType: 'direct',
+  edgeIps: { type: 'dynamic', connectivity: 'all' },
+  builtinOriginBehaviour: 'echo',
+} as const;
+
+/** Limits that validation enforces (not defaults: values outside these are rejected). */
+export const LIMITS = {
+  minPort: 1,
+  maxPort: 65_535,
+  /** Spectrum's floor for origin_dns.ttl, seconds. Lowered to `originDnsTtlFloorLowered` by edge.dns.min_ttl_sec < 600. */
+  originDnsMinTtlSec: 600,
+  originDnsTtlFloorLowered: 1, // s
+  /** RFC 2181 §8: a DNS TTL is an unsigned 31-bit number of seconds. */
+  maxTtlSec: 2_147_483_647,
+  /** Node timers overflow past 2^31−1 ms (~24.8 days) and fire at once; every *_ms setting stays below. */
+  maxTimerMs: 2_147_483_647,
+  maxConnectAttempts: 16,
+  /** App ids and node ids: URL-path safe, so the REST API can use them as `/apps/{id}`. */
+  idPattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
+  /** Length of a derived app id in hex characters (Spectrum's ids are 32 hex). */
+  derivedIdLength: 32,
+} as const;

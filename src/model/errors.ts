@@ -1,0 +1,116 @@
+/**
+ * The one table of Refract's error codes. A code is a stable contract: tests assert codes, never message text,
+ * and `docs/errors.md` is kept in sync with this table by `test/unit/model/errors-doc.test.ts`.
+ *
+ * - `source`: who caused it (pingora's split): `config` (the operator's input), `downstream` (the client),
+ *   `upstream` (the origin), `internal` (us).
+ * - `retryable`: whether trying again unchanged can help.
+ * - `cfCode`: Cloudflare's API error number where Spectrum defines the same condition (shared/spectrum-reference.md §2.4).
+ */
+
+export type ErrorSource = 'config' | 'downstream' | 'upstream' | 'internal';
+
+export interface ErrorSpec {
+  readonly message: string;
+  readonly source: ErrorSource;
+  readonly retryable: boolean;
+  readonly cfCode?: number;
+}
+
+export const ERRORS = {
+  // ── configuration and app objects ────────────────────────────────────────────────────────────────────────────
+  E_CONFIG_READ: { message: 'The configuration file could not be read.', source: 'config', retryable: true },
+  E_CONFIG_PARSE: { message: 'The configuration file is not valid YAML or JSON.', source: 'config', retryable: false },
+  E_CONFIG_INVALID: { message: 'The configuration is invalid; see the listed problems.', source: 'config', retryable: false },
+  E_CONFIG_SCHEMA: { message: 'A field has the wrong type, a value out of range, or an unknown field.', source: 'config', retryable: false },
+  E_ORIGIN_CONFIG_INVALID: { message: 'Give exactly one of origin_direct and origin_dns.', source: 'config', retryable: false, cfCode: 11000 },
+  E_ORIGIN_DNS_INVALID: { message: 'The origin DNS configuration is invalid (name, type, ttl, or a missing origin_port).', source: 'config', retryable: false, cfCode: 11001 },
+  E_ORIGIN_ADDRESS_INVALID: { message: 'An origin address is invalid (IPv6 must be bracketed: tcp://[2001:db8::1]:443).', source: 'config', retryable: false, cfCode: 11002 },
+  E_DNS_TYPE_MISMATCH: { message: 'dns.type does not match edge_ips (dynamic needs CNAME, static needs ADDRESS), or changed on update.', source: 'config', retryable: false, cfCode: 11004 },
+  E_CONFIG_PROTOCOL: { message: 'protocol must be tcp/PORT, tcp/START-END, udp/PORT or udp/START-END.', source: 'config', retryable: false },
+  E_CONFIG_PORT_ZERO: { message: 'Port 0 is not a valid edge or origin port; ports are 1-65535.', source: 'config', retryable: false },
+  E_CONFIG_PORT_RANGE_ORDER: { message: 'A port range must be START-END with START < END.', source: 'config', retryable: false },
+  E_CONFIG_PORT_RANGE_MISMATCH: { message: 'The origin port range must have as many ports as the edge range.', source: 'config', retryable: false },
+  E_CONFIG_PROTOCOL_MISMATCH: { message: 'The origin scheme (tcp:// or udp://) must match the app protocol.', source: 'config', retryable: false },
+  E_CONFIG_EDGE_CONFLICT: { message: 'Two apps claim the same edge address, protocol and port.', source: 'config', retryable: false },
+  E_CONFIG_DUPLICATE_ID: { message: 'Two apps have the same id.', source: 'config', retryable: false },
+  E_CONFIG_UNSUPPORTED: { message: 'The setting is valid for Spectrum but not supported by this Refract version.', source: 'config', retryable: false },
+  E_CONFIG_PROXY_PROTOCOL: { message: 'The proxy_protocol value does not fit the app protocol (v1 is TCP only, simple is UDP only).', source: 'config', retryable: false },
+  E_CONFIG_CIDR: { message: 'Not a valid IP address or CIDR block.', source: 'config', retryable: false },
+
+  // ── listening ────────────────────────────────────────────────────────────────────────────────────────────────
+  E_LISTEN_ADDRESS_IN_USE: { message: 'The edge address and port are already in use by another process.', source: 'internal', retryable: true },
+  E_LISTEN_ADDRESS_UNAVAILABLE: { message: 'The edge address is not configured on this host.', source: 'config', retryable: false },
+  E_LISTEN_PERMISSION: { message: 'Not permitted to bind the edge port (ports below 1024 need privileges).', source: 'config', retryable: false },
+  E_LISTEN_FAILED: { message: 'The edge port could not be bound.', source: 'internal', retryable: true },
+
+  // ── PROXY protocol (decoders: inbound headers from load balancers, test origins) ──────────────────────────────
+  E_PP_BAD_SIGNATURE: { message: 'The bytes do not start with a PROXY protocol v1 or v2 signature.', source: 'downstream', retryable: false },
+  E_PP_V1_MALFORMED: { message: 'The PROXY v1 line is malformed.', source: 'downstream', retryable: false },
+  E_PP_V1_TOO_LONG: { message: 'No CRLF within the first 107 bytes of a PROXY v1 line.', source: 'downstream', retryable: false },
+  E_PP_V2_BAD_VERSION: { message: 'The PROXY v2 version nibble is not 2.', source: 'downstream', retryable: false },
+  E_PP_V2_BAD_COMMAND: { message: 'The PROXY v2 command is neither LOCAL nor PROXY.', source: 'downstream', retryable: false },
+  E_PP_V2_BAD_FAMILY: { message: 'The PROXY v2 address family or transport is unknown.', source: 'downstream', retryable: false },
+  E_PP_V2_BAD_LENGTH: { message: 'The PROXY v2 length is too short for its address family.', source: 'downstream', retryable: false },
+  E_PP_V2_BAD_TLV: { message: 'A PROXY v2 TLV runs past the end of the header.', source: 'downstream', retryable: false },
+  E_PP_TIMEOUT: { message: 'No complete PROXY header arrived in time.', source: 'downstream', retryable: false },
+  E_PP_UNTRUSTED: { message: 'The sender is not in edge.accept_proxy.trusted, so its PROXY header is refused.', source: 'downstream', retryable: false },
+
+  // ── Simple Proxy Protocol (UDP; decoded on origin replies) ───────────────────────────────────────────────────
+  E_SPP_TOO_SHORT: { message: 'The datagram is shorter than the 38-byte Simple Proxy Protocol header.', source: 'upstream', retryable: false },
+  E_SPP_BAD_MAGIC: { message: 'The datagram does not start with the Simple Proxy Protocol magic 0x56EC.', source: 'upstream', retryable: false },
+
+  // ── upstream (origin) ────────────────────────────────────────────────────────────────────────────────────────
+  E_UPSTREAM_CONNECT_REFUSED: { message: 'The origin refused the connection.', source: 'upstream', retryable: true },
+  E_UPSTREAM_CONNECT_TIMEOUT: { message: 'The origin did not answer before the connect timeout.', source: 'upstream', retryable: true },
+  E_UPSTREAM_UNREACHABLE: { message: 'The origin network or host is unreachable.', source: 'upstream', retryable: true },
+  E_UPSTREAM_CONNECT_FAILED: { message: 'The connection to the origin failed.', source: 'upstream', retryable: true },
+  E_UPSTREAM_RESOLVE_FAILED: { message: 'The origin name could not be resolved.', source: 'upstream', retryable: true },
+  E_UPSTREAM_RESET: { message: 'The origin reset the connection.', source: 'upstream', retryable: false },
+  E_UPSTREAM_TIMEOUT: { message: 'The established origin connection timed out.', source: 'upstream', retryable: false },
+  E_UPSTREAM_EPIPE: { message: 'The origin closed while we were writing.', source: 'upstream', retryable: false },
+
+  // ── downstream (client) ──────────────────────────────────────────────────────────────────────────────────────
+  E_DOWNSTREAM_RESET: { message: 'The client reset the connection.', source: 'downstream', retryable: false },
+  E_DOWNSTREAM_TIMEOUT: { message: 'The client connection timed out.', source: 'downstream', retryable: false },
+  E_DOWNSTREAM_EPIPE: { message: 'The client closed while we were writing.', source: 'downstream', retryable: false },
+  E_NO_APP: { message: 'No app serves this edge address and port.', source: 'downstream', retryable: false },
+  E_IDLE_TIMEOUT: { message: 'No bytes flowed either way for the idle timeout.', source: 'internal', retryable: false },
+  E_DRAIN_DEADLINE: { message: 'The connection was still open at the drain deadline.', source: 'internal', retryable: false },
+
+  // ── internal ─────────────────────────────────────────────────────────────────────────────────────────────────
+  E_INTERNAL: { message: 'Internal error.', source: 'internal', retryable: false },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERRORS, code);
+}
+
+/** The one error class. Throw it at boundaries (config, API, CLI); machines receive it as event payload instead. */
+export class RefractError extends Error {
+  readonly code: ErrorCode;
+  readonly source: ErrorSource;
+  readonly retryable: boolean;
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(code: ErrorCode, opts: { message?: string; details?: Record<string, unknown>; cause?: unknown } = {}) {
+    const spec: ErrorSpec = ERRORS[code];
+    super(opts.message ?? spec.message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'RefractError';
+    this.code = code;
+    this.source = spec.source;
+    this.retryable = spec.retryable;
+    this.details = opts.details;
+  }
+
+  get cfCode(): number | undefined {
+    const spec: ErrorSpec = ERRORS[this.code];
+    return spec.cfCode;
+  }
+}
+
+export function isRefractError(e: unknown): e is RefractError {
+  return e instanceof RefractError;
+}

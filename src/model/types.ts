@@ -1,0 +1,121 @@
+/**
+ * Normalised shapes the engine consumes. The zod schemas in `app.ts` / `config.ts` parse the operator's input
+ * (Spectrum app objects, legacy forms included) and produce these; nothing past the config boundary sees raw input.
+ * All values are deep-frozen after validation.
+ */
+
+export type L4Protocol = 'tcp' | 'udp';
+export type ProxyProtocolMode = 'off' | 'v1' | 'v2' | 'simple';
+export type TlsMode = 'off' | 'flexible' | 'full' | 'strict';
+export type TrafficType = 'direct' | 'http' | 'https';
+
+/** Inclusive port range; a single port has start === end. */
+export interface PortRange {
+  readonly start: number;
+  readonly end: number;
+}
+
+/** One `origin_direct` entry, e.g. `tcp://[2001:db8::1]:3000-4000`. */
+export interface DirectOrigin {
+  readonly protocol: L4Protocol;
+  /** Literal IP address, without brackets. */
+  readonly host: string;
+  readonly family: 'IPv4' | 'IPv6';
+  readonly ports: PortRange;
+}
+
+export type OriginDnsType = '' | 'A' | 'AAAA' | 'SRV';
+
+export type OriginSpec =
+  | { readonly kind: 'direct'; readonly targets: readonly DirectOrigin[] }
+  | {
+      readonly kind: 'dns';
+      readonly name: string;
+      /** '' = A and AAAA. */
+      readonly type: OriginDnsType;
+      /** Seconds our resolution is cached for (Spectrum: `origin_dns.ttl`). */
+      readonly ttlSec: number | undefined;
+      /** Absent only for SRV, where the port comes from the record. */
+      readonly ports: PortRange | undefined;
+    };
+
+/** A Spectrum application after validation. `spec` is the normalised app object as the API would return it. */
+export interface AppSpec {
+  readonly id: string;
+  readonly protocol: L4Protocol;
+  readonly edgePorts: PortRange;
+  readonly origin: OriginSpec;
+  readonly proxyProtocol: ProxyProtocolMode;
+  readonly tls: TlsMode;
+  readonly ipFirewall: boolean;
+  readonly argoSmartRouting: boolean;
+  readonly trafficType: TrafficType;
+  readonly dns: { readonly type: 'CNAME' | 'ADDRESS'; readonly name: string };
+  readonly edgeIps:
+    | { readonly type: 'dynamic'; readonly connectivity: 'all' | 'ipv4' | 'ipv6' }
+    | { readonly type: 'static'; readonly ips: readonly string[] };
+  /** Refract extensions (per-app overrides of node defaults), milliseconds. */
+  readonly connectTimeoutMs: number | undefined;
+  readonly idleTimeoutMs: number | undefined;
+  /** The normalised Spectrum app object (snake_case, as the API returns it). */
+  readonly spec: Readonly<Record<string, unknown>>;
+}
+
+/** A demo origin that `refract serve` starts itself (so the example config shows bytes flowing on a fresh machine). */
+export interface BuiltinOrigin {
+  readonly name: string;
+  readonly protocol: L4Protocol;
+  readonly host: string;
+  readonly ports: PortRange;
+  /** echo: sends back what it receives; banner: speaks first, then echoes; discard: reads and drops. */
+  readonly behaviour: 'echo' | 'banner' | 'discard';
+  readonly banner: string | undefined;
+}
+
+export interface AcceptProxySettings {
+  /** CIDRs whose connections must start with a PROXY v1/v2 header; others are refused (E_PP_UNTRUSTED). */
+  readonly trusted: readonly string[];
+  /** How long to wait for the complete header, ms (HAProxy's spec: at least 3 s). */
+  readonly timeoutMs: number;
+}
+
+export interface NodeSettings {
+  readonly id: string;
+  /** Edge IPs the node binds every app port on. */
+  readonly addresses: readonly string[];
+  readonly acceptProxy: AcceptProxySettings | undefined;
+  readonly connectTimeoutMs: number;
+  /** TCP: no bytes either way for this long closes the connection, ms. */
+  readonly idleTimeoutMs: number;
+  /** UDP: no datagrams either way for this long ends the flow, ms. */
+  readonly udpIdleTimeoutMs: number;
+  readonly drainTimeoutMs: number;
+  /** DNS servers for origin_dns (`host:port`); empty = the system resolver. */
+  readonly dnsServers: readonly string[];
+  /** Lower bound on how long an origin_dns answer is cached, seconds (tests may set 1; Spectrum's API floor is 600). */
+  readonly dnsMinTtlSec: number;
+  /** Most origin addresses tried for one connection before it fails (a refused or timed-out address moves on). */
+  readonly maxConnectAttempts: number;
+}
+
+export interface LogSettings {
+  readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+  /** Where Spectrum-style events go as JSON lines: a file path, 'stdout', or undefined for none. */
+  readonly events: string | undefined;
+}
+
+export interface RefractConfig {
+  readonly node: NodeSettings;
+  readonly log: LogSettings;
+  readonly origins: readonly BuiltinOrigin[];
+  readonly apps: readonly AppSpec[];
+}
+
+/** One validation problem: where (RFC 6901 JSON pointer into the input), what (stable code), and why. */
+export interface ConfigIssue {
+  readonly pointer: string;
+  readonly code: import('./errors.ts').ErrorCode;
+  /** Cloudflare's API number for the same problem, when Spectrum defines one. */
+  readonly cfCode: number | undefined;
+  readonly message: string;
+}

@@ -1,0 +1,136 @@
+/**
+ * The seam between Refract's engine and the world. Everything above this file (model, core, machines, streams,
+ * edge) is the same code against real sockets (`src/net/node`) and against the simulator (`src/net/sim`).
+ * `src/net/README.md` maps each interface to its two implementations.
+ *
+ * Rules both implementations keep:
+ * - Errors carry Node's `code` (`ECONNREFUSED`, `ECONNRESET`, `ETIMEDOUT`, `EPIPE`, `EADDRINUSE`, …) and are raised
+ *   in Node's order: `error` before `close`, never after `close`.
+ * - TCP connections are half-open capable: `end` from the peer does not end our side (`allowHalfOpen: true`).
+ * - Callbacks never fire synchronously inside the call that caused them (no re-entrancy surprises): like Node,
+ *   `connect`, `error` and `close` arrive on a later tick (the simulator's next scheduler step).
+ */
+
+/** Cancels a timer; calling it twice, or after the timer fired, is harmless. */
+export type Cancel = () => void;
+
+export interface Clock {
+  /** Monotonic milliseconds since an arbitrary origin. Virtual in the simulator; never goes backwards. */
+  now(): number;
+  /** Milliseconds since the Unix epoch, for timestamps in logs and events (sim: a fixed epoch + virtual time). */
+  epochMs(): number;
+  /** Runs `fn` once after `ms` (≥ 0). Timers due at the same instant run in the order they were set. */
+  setTimer(ms: number, fn: () => void): Cancel;
+}
+
+export interface Random {
+  /** Uniform in [0, 1). Seeded in the simulator. */
+  next(): number;
+}
+
+export type IpFamily = 'IPv4' | 'IPv6';
+
+export interface SocketAddress {
+  readonly address: string;
+  readonly port: number;
+  readonly family: IpFamily;
+}
+
+/** An error as Node raises it from a socket: the `code` is the contract, the message is for humans. */
+export interface NetError extends Error {
+  code: string;
+  syscall?: string;
+  address?: string;
+  port?: number;
+}
+
+/** Lifecycle and data callbacks of a Conn. Set once with `Conn.setHandlers`; unset ones are ignored. */
+export interface ConnHandlers {
+  /** Outbound connections only: the handshake completed. */
+  connect(): void;
+  /** Bytes from the peer. Only the splice and header readers listen to this: never turn it into an event. */
+  data(chunk: Uint8Array): void;
+  /** The write buffer drained after `write` returned false. */
+  drain(): void;
+  /** The peer half-closed (FIN). Our side stays writable until `end` or `destroy`. */
+  end(): void;
+  /** A socket error. `close` follows. */
+  error(err: NetError): void;
+  /** The connection is fully closed; no callback fires after this one. */
+  close(hadError: boolean): void;
+}
+
+/** A TCP byte stream (downstream: accepted; upstream: dialled). */
+export interface Conn {
+  readonly local: SocketAddress;
+  /** For an outbound Conn still connecting, the address being dialled. */
+  readonly remote: SocketAddress;
+  setHandlers(handlers: Partial<ConnHandlers>): void;
+  /** Queues bytes; returns false when the caller should wait for `drain`. */
+  write(chunk: Uint8Array): boolean;
+  /** Half-close: sends FIN after queued bytes. */
+  end(): void;
+  /** Closes at once, discarding queued bytes (the peer sees FIN, or ECONNRESET if it still writes). */
+  destroy(): void;
+  /** Closes with RST (SO_LINGER 0): the peer sees ECONNRESET. */
+  reset(): void;
+  pause(): void;
+  resume(): void;
+  readonly bytesRead: number;
+  readonly bytesWritten: number;
+  /** True once `close` fired. */
+  readonly closed: boolean;
+}
+
+export interface ListenTcpOptions {
+  host: string;
+  /** 0 = any free port. */
+  port: number;
+  backlog?: number;
+}
+
+export interface TcpListener {
+  readonly address: SocketAddress;
+  /** Stops accepting; connections already accepted are unaffected. Resolves once the port is released. */
+  close(): Promise<void>;
+}
+
+export interface ConnectTcpOptions {
+  host: string;
+  port: number;
+  /** Source address to bind before connecting. */
+  localAddress?: string;
+}
+
+export type DnsRecordType = 'A' | 'AAAA' | 'SRV';
+
+export interface DnsAnswer {
+  /** Addresses for A/AAAA; for SRV, the target names with their ports (resolve them again for addresses). */
+  readonly records: ReadonlyArray<{ address: string; family?: IpFamily; port?: number; priority?: number; weight?: number }>;
+  /** Smallest TTL among the answers, seconds. */
+  readonly ttlSec: number;
+}
+
+export interface Datagram {
+  readonly data: Uint8Array;
+  readonly remote: SocketAddress;
+}
+
+export interface UdpSocket {
+  readonly local: SocketAddress;
+  setHandler(onMessage: (msg: Datagram) => void): void;
+  send(data: Uint8Array, port: number, address: string): void;
+  close(): void;
+}
+
+export interface Network {
+  readonly clock: Clock;
+  readonly random: Random;
+  /** Binds and starts accepting. Rejects with a NetError (`EADDRINUSE`, `EADDRNOTAVAIL`, `EACCES`). */
+  listenTcp(opts: ListenTcpOptions, onConnection: (conn: Conn) => void): Promise<TcpListener>;
+  /** Starts a connection; the Conn's `connect` or `error` handler tells how it went. */
+  connectTcp(opts: ConnectTcpOptions): Conn;
+  /** Resolves a name. Rejects with a NetError (`ENOTFOUND`, `ENODATA`, `ETIMEOUT`, `ESERVFAIL`, `ECONNREFUSED`). */
+  resolve(name: string, type: DnsRecordType): Promise<DnsAnswer>;
+  bindUdp(opts: { host: string; port: number }): Promise<UdpSocket>;
+}

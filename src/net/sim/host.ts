@@ -1,0 +1,354 @@
+/**
+ * A simulated host: the `Network` port as one machine sees it (its addresses, sockets and ports, its view of the
+ * shared virtual clock), plus the kernel tables the simulator needs (TCBs, listeners, UDP sockets, bound ports).
+ */
+import { type Clock, type Conn, type ConnectTcpOptions, type DnsAnswer, type DnsRecordType, type IpFamily, type ListenTcpOptions, type NetError, type Network, type SocketAddress, type TcpListener, type UdpSocket, type Cancel } from '../ports.ts';
+import { type Prng } from './prng.ts';
+import { type Link } from './fabric.ts';
+import { parseIp, mapV4, type IpInfo } from './addr.ts';
+import { netError, nodeError } from './net-error.ts';
+import { SimConn, SimListener, sendSyn } from './sim-conn.ts';
+import { SimUdpSocket } from './sim-udp.ts';
+import { type Sim } from './sim.ts';
+
+export interface HostOptions {
+  /** The host's IP addresses (IPv4 and/or IPv6). 127.0.0.1 and ::1 are always local too. */
+  readonly addresses: readonly string[];
+  /** Offset of this host's wall clock (`epochMs`) from the simulation's, ms. Monotonic `now()` is shared. */
+  readonly clockSkewMs?: number;
+  /** Refuse binds below port 1024 with EACCES, as for an unprivileged process (default false: ports are free). */
+  readonly unprivileged?: boolean;
+}
+
+const EPHEMERAL_LOW = 49_152;
+const EPHEMERAL_HIGH = 65_535;
+
+/** One bound address on a port: a route address, '0.0.0.0' (all IPv4) or '::' (all, dual-stack). */
+interface PortUse {
+  readonly addr: string;
+  readonly kind: 'listen' | 'conn' | 'udp';
+}
+
+function isV4(addr: string): boolean {
+  return !addr.includes(':');
+}
+
+/** Linux bind rules as Node shows them: same address, or a wildcard covering the other address, conflicts. */
+function overlaps(a: string, b: string): boolean {
+  if (a === b || a === '::' || b === '::') return true;
+  return (a === '0.0.0.0' && isV4(b)) || (b === '0.0.0.0' && isV4(a));
+}
+
+/** The host's view of the virtual clock: shared monotonic time, skewed wall time, timers that die with the host. */
+class HostClock implements Clock {
+  readonly #host: SimHost;
+
+  constructor(host: SimHost) {
+    this.#host = host;
+  }
+
+  now(): number {
+    return this.#host.sim.clock.now();
+  }
+
+  epochMs(): number {
+    return this.#host.sim.clock.epochMs() + this.#host.skewMs;
+  }
+
+  /** Timers set before a crash never fire: the process that set them is gone. */
+  setTimer(ms: number, fn: () => void): Cancel {
+    const host = this.#host;
+    const incarnation = host.incarnation;
+    return host.sim.clock.setTimer(ms, () => {
+      if (host.incarnation === incarnation && host.up) fn();
+    });
+  }
+}
+
+export class SimHost implements Network {
+  readonly name: string;
+  readonly sim: Sim;
+  readonly clock: Clock;
+  readonly random: Prng;
+  /** Canonical addresses, in the order given. */
+  readonly addresses: readonly string[];
+  readonly unprivileged: boolean;
+  skewMs: number;
+  up = true;
+  /** Bumped by each crash; work scheduled by an earlier incarnation is void. */
+  incarnation = 0;
+
+  /** @internal TCBs by `localRoute|lport|remoteRoute|rport`. */
+  readonly tcbs = new Map<string, SimConn>();
+  /** @internal Connections whose application side is open (close not yet emitted). */
+  readonly appConns = new Set<SimConn>();
+  /** @internal Listeners by `bindAddr|port`. */
+  readonly listeners = new Map<string, SimListener>();
+  /** @internal UDP sockets by `bindAddr|port`. */
+  readonly udp = new Map<string, SimUdpSocket>();
+
+  readonly #routes: Set<string>;
+  readonly #v4: string[] = [];
+  readonly #v6: string[] = [];
+  readonly #tcpPorts = new Map<number, PortUse[]>();
+  readonly #udpPorts = new Map<number, PortUse[]>();
+  #nextTcp = EPHEMERAL_LOW;
+  #nextUdp = EPHEMERAL_LOW;
+  readonly #links = new Map<SimHost, Link>();
+
+  constructor(sim: Sim, name: string, addresses: readonly IpInfo[], opts: HostOptions, random: Prng) {
+    this.sim = sim;
+    this.name = name;
+    this.random = random;
+    this.addresses = addresses.map((a) => a.route);
+    this.#routes = new Set(this.addresses);
+    for (const a of addresses) (a.routeFamily === 'IPv4' ? this.#v4 : this.#v6).push(a.route);
+    this.skewMs = opts.clockSkewMs ?? 0;
+    this.unprivileged = opts.unprivileged ?? false;
+    this.clock = new HostClock(this);
+  }
+
+  // ───────────────────────────── Network ─────────────────────────────
+
+  listenTcp(opts: ListenTcpOptions, onConnection: (conn: Conn) => void): Promise<TcpListener> {
+    this.#assertUp();
+    const bad = badPort(opts.port, true);
+    if (bad !== undefined) return Promise.reject(bad);
+    const ip = parseIp(opts.host === 'localhost' ? '127.0.0.1' : opts.host);
+    if (ip === undefined) return Promise.reject(netError('ENOTFOUND', 'getaddrinfo', opts.host));
+    const bindAddr = ip.wildcard ? ip.address : ip.route;
+    const err = this.#bindCheck('listen', ip, opts.port);
+    if (err !== undefined) return Promise.reject(err);
+    const port = opts.port === 0 ? this.#ephemeral('tcp') : opts.port;
+    if (port < 0) return Promise.reject(netError('EADDRINUSE', 'listen', ip.address, 0));
+    if (this.#conflicts(this.#tcpPorts, port, bindAddr, true)) return Promise.reject(netError('EADDRINUSE', 'listen', ip.address, port));
+    const listener = new SimListener(this, { address: ip.address, port, family: ip.family }, bindAddr, onConnection);
+    this.listeners.set(`${bindAddr}|${port}`, listener);
+    this.#use(this.#tcpPorts, port, { addr: bindAddr, kind: 'listen' });
+    if (this.sim.tracing) this.sim.emit('tcp.listen', this.name, `${ip.address}:${port}`);
+    return Promise.resolve(listener);
+  }
+
+  connectTcp(opts: ConnectTcpOptions): Conn {
+    this.#assertUp();
+    const bad = badPort(opts.port, true);
+    if (bad !== undefined) throw bad; // Node throws ERR_SOCKET_BAD_PORT synchronously
+    const ip = parseIp(opts.host === 'localhost' ? '127.0.0.1' : opts.host);
+    const placeholder: SocketAddress = { address: ip?.address ?? opts.host, port: opts.port, family: ip?.family ?? 'IPv4' };
+    const conn = new SimConn(this, true, { address: ip?.family === 'IPv6' ? '::' : '0.0.0.0', port: 0, family: placeholder.family }, placeholder);
+    this.appConns.add(conn);
+    if (ip !== undefined) {
+      this.#startConnect(conn, ip, opts.port, opts.localAddress);
+      return conn;
+    }
+    // A hostname: Node looks it up (getaddrinfo) first. The simulation's zone stands in for the resolver.
+    const name = opts.host;
+    const incarnation = this.incarnation;
+    this.sim.clock.schedule(this.sim.dns.latencyMs, () => {
+      if (this.incarnation !== incarnation || conn.destroyed) return;
+      const addr = this.sim.dns.lookup(name);
+      const resolved = addr === undefined ? undefined : parseIp(addr);
+      if (resolved === undefined) conn.lookupFailed(name);
+      else this.#startConnect(conn, resolved, opts.port, opts.localAddress);
+    }, undefined);
+    return conn;
+  }
+
+  resolve(name: string, type: DnsRecordType): Promise<DnsAnswer> {
+    this.#assertUp();
+    const result = this.sim.dns.query(name, type);
+    const incarnation = this.incarnation;
+    return new Promise<DnsAnswer>((resolve, reject) => {
+      this.sim.clock.schedule(result.delayMs, () => {
+        if (this.incarnation !== incarnation) return; // the asking process died
+        if ('answer' in result) resolve(result.answer);
+        else reject(result.error);
+      }, undefined);
+    });
+  }
+
+  bindUdp(opts: { host: string; port: number }): Promise<UdpSocket> {
+    this.#assertUp();
+    const bad = badPort(opts.port, true);
+    if (bad !== undefined) return Promise.reject(bad);
+    const ip = parseIp(opts.host === 'localhost' ? '127.0.0.1' : opts.host);
+    if (ip === undefined) return Promise.reject(netError('ENOTFOUND', 'getaddrinfo', opts.host));
+    const bindAddr = ip.wildcard ? ip.address : ip.route;
+    const err = this.#bindCheck('bind', ip, opts.port);
+    if (err !== undefined) return Promise.reject(err);
+    const port = opts.port === 0 ? this.#ephemeral('udp') : opts.port;
+    if (port < 0 || this.#conflicts(this.#udpPorts, port, bindAddr, false)) return Promise.reject(netError('EADDRINUSE', 'bind', ip.address, port < 0 ? 0 : port));
+    const sock = new SimUdpSocket(this, { address: ip.address, port, family: ip.family }, bindAddr);
+    this.udp.set(`${bindAddr}|${port}`, sock);
+    this.#use(this.#udpPorts, port, { addr: bindAddr, kind: 'udp' });
+    return Promise.resolve(sock);
+  }
+
+  // ───────────────────────────── kernel helpers ─────────────────────────────
+
+  /** @internal Whether `route` is one of this host's addresses (loopback included). */
+  owns(route: string): boolean {
+    return this.#routes.has(route) || (parseIp(route)?.loopback ?? false);
+  }
+
+  /** @internal The source address for a packet to `dst`, or undefined when the host has none of that family. */
+  sourceFor(dst: IpInfo): string | undefined {
+    if (dst.loopback) return dst.routeFamily === 'IPv4' ? dst.route : '::1';
+    if (this.#routes.has(dst.route)) return dst.route;
+    return dst.routeFamily === 'IPv4' ? this.#v4[0] : this.#v6[0];
+  }
+
+  /** @internal This host's link towards `other` (cached; parameters can change in place). */
+  linkTo(other: SimHost): Link {
+    let link = this.#links.get(other);
+    if (link === undefined) {
+      link = this.sim.link(this.name, other.name);
+      this.#links.set(other, link);
+    }
+    return link;
+  }
+
+  /** @internal The listener that takes a SYN for `route:port`: exact address, then the wildcards. */
+  findListener(route: string, port: number): SimListener | undefined {
+    const l = this.listeners;
+    return l.get(`${route}|${port}`) ?? (isV4(route) ? l.get(`0.0.0.0|${port}`) : undefined) ?? l.get(`::|${port}`);
+  }
+
+  /** @internal Same lookup for UDP sockets. */
+  findUdp(route: string, port: number): SimUdpSocket | undefined {
+    const u = this.udp;
+    return u.get(`${route}|${port}`) ?? (isV4(route) ? u.get(`0.0.0.0|${port}`) : undefined) ?? u.get(`::|${port}`);
+  }
+
+  /** @internal The server-side Conn for a SYN from `client`, addressed as the listener's socket family sees it. */
+  acceptedConn(listener: SimListener, client: SimConn): SimConn {
+    const dual = listener.bindAddr === '::' && isV4(client.remoteRoute);
+    const fam: IpFamily = dual ? 'IPv6' : isV4(client.remoteRoute) ? 'IPv4' : 'IPv6';
+    const local = { address: dual ? mapV4(client.remoteRoute) : client.remoteRoute, port: client.remote.port, family: fam };
+    const remote = { address: dual ? mapV4(client.localRoute) : client.localRoute, port: client.local.port, family: fam };
+    const s = new SimConn(this, false, local, remote);
+    s.localRoute = client.remoteRoute;
+    s.remoteRoute = client.localRoute;
+    return s;
+  }
+
+  /** @internal */
+  removeListener(l: SimListener): void {
+    const key = `${l.bindAddr}|${l.address.port}`;
+    if (this.listeners.get(key) === l) this.listeners.delete(key);
+    this.#release(this.#tcpPorts, l.address.port, l.bindAddr, 'listen');
+  }
+
+  /** @internal */
+  releaseTcpPort(port: number, addr: string): void {
+    this.#release(this.#tcpPorts, port, addr, 'conn');
+  }
+
+  /** @internal */
+  removeUdp(sock: SimUdpSocket): void {
+    const key = `${sock.bindAddr}|${sock.local.port}`;
+    if (this.udp.get(key) === sock) this.udp.delete(key);
+    this.#release(this.#udpPorts, sock.local.port, sock.bindAddr, 'udp');
+  }
+
+  /** @internal Crash: every socket vanishes without a callback; listeners must be re-created after restart. */
+  crash(): void {
+    this.up = false;
+    this.incarnation++;
+    for (const c of this.tcbs.values()) c.crash();
+    for (const c of this.appConns) c.crash();
+    for (const l of this.listeners.values()) l.closed = true;
+    for (const u of this.udp.values()) u.crash();
+    this.tcbs.clear();
+    this.appConns.clear();
+    this.listeners.clear();
+    this.udp.clear();
+    this.#tcpPorts.clear();
+    this.#udpPorts.clear();
+  }
+
+  #startConnect(conn: SimConn, ip: IpInfo, port: number, localAddress: string | undefined): void {
+    let src: string | undefined;
+    if (localAddress !== undefined) {
+      const la = parseIp(localAddress);
+      if (la === undefined || la.routeFamily !== ip.routeFamily || !(la.wildcard || this.owns(la.route))) {
+        conn.failBeforeConnect(netError('EADDRNOTAVAIL', 'bind', localAddress));
+        return;
+      }
+      src = la.wildcard ? this.sourceFor(ip) : la.route;
+    } else src = this.sourceFor(ip);
+    if (src === undefined) {
+      conn.failBeforeConnect(netError('ENETUNREACH', 'connect', ip.address, port));
+      return;
+    }
+    const lport = this.#ephemeral('tcp');
+    if (lport < 0) {
+      conn.failBeforeConnect(netError('EADDRNOTAVAIL', 'connect', ip.address, port));
+      return;
+    }
+    conn.local = { address: ip.mapped ? mapV4(src) : src, port: lport, family: ip.family };
+    conn.remote = { address: ip.address, port, family: ip.family };
+    conn.localRoute = src;
+    conn.remoteRoute = ip.route;
+    conn.key = `${src}|${lport}|${ip.route}|${port}`;
+    conn.register();
+    this.#use(this.#tcpPorts, lport, { addr: src, kind: 'conn' });
+    sendSyn(conn);
+  }
+
+  #bindCheck(syscall: 'listen' | 'bind', ip: IpInfo, port: number): NetError | undefined {
+    if (!ip.wildcard && !this.owns(ip.route)) return netError('EADDRNOTAVAIL', syscall, ip.address, port);
+    if (this.unprivileged && port > 0 && port < 1024) return netError('EACCES', syscall, ip.address, port);
+    return undefined;
+  }
+
+  #conflicts(table: Map<number, PortUse[]>, port: number, addr: string, tcp: boolean): boolean {
+    const uses = table.get(port);
+    if (uses === undefined) return false;
+    // TCP: a listener conflicts with listeners and with dialled connections bound to the port (no SO_REUSEADDR on
+    // the client socket); accepted connections share the listener's port and never conflict.
+    return uses.some((u) => (tcp ? u.kind === 'listen' || u.kind === 'conn' : true) && overlaps(u.addr, addr));
+  }
+
+  /** Next free ephemeral port (49152–65535, round robin, deterministic), or -1 when all are taken. */
+  #ephemeral(kind: 'tcp' | 'udp'): number {
+    const table = kind === 'tcp' ? this.#tcpPorts : this.#udpPorts;
+    let next = kind === 'tcp' ? this.#nextTcp : this.#nextUdp;
+    for (let i = 0; i <= EPHEMERAL_HIGH - EPHEMERAL_LOW; i++) {
+      const p = next;
+      next = next === EPHEMERAL_HIGH ? EPHEMERAL_LOW : next + 1;
+      if (!table.has(p)) {
+        if (kind === 'tcp') this.#nextTcp = next;
+        else this.#nextUdp = next;
+        return p;
+      }
+    }
+    return -1;
+  }
+
+  #use(table: Map<number, PortUse[]>, port: number, use: PortUse): void {
+    const uses = table.get(port);
+    if (uses === undefined) table.set(port, [use]);
+    else uses.push(use);
+  }
+
+  #release(table: Map<number, PortUse[]>, port: number, addr: string, kind: PortUse['kind']): void {
+    const uses = table.get(port);
+    if (uses === undefined) return;
+    const i = uses.findIndex((u) => u.addr === addr && u.kind === kind);
+    if (i >= 0) uses.splice(i, 1);
+    if (uses.length === 0) table.delete(port);
+  }
+
+  #assertUp(): void {
+    if (!this.up) throw new Error(`sim host '${this.name}' is down: restart it before using its Network`);
+  }
+}
+
+/** Node's port validation: an integer in 0..65535 (RangeError ERR_SOCKET_BAD_PORT otherwise). */
+function badPort(port: number, allowZero: boolean): NetError | undefined {
+  if (Number.isInteger(port) && port >= (allowZero ? 0 : 1) && port <= 65_535) return undefined;
+  return nodeError('ERR_SOCKET_BAD_PORT', `Port should be >= 0 and < 65536. Received ${String(port)}.`, 'RangeError');
+}
+
+export { badPort };

@@ -1,0 +1,912 @@
+/**
+ * Simulated TCP: one `SimConn` is both the application's `Conn` and the kernel's control block (TCB) for one
+ * endpoint. The two lifetimes differ and both are modelled: the app side ends with `close`; the TCB lives on while
+ * the kernel still has bytes or a FIN to deliver (an orphan after `destroy`), and can die first (an RST the app has
+ * not read yet).
+ *
+ * Model (what Node on Linux shows, with `allowHalfOpen: true`):
+ * - Handshake: SYN → SYN-ACK → ACK. The client's `connect` fires when the SYN-ACK arrives (1 RTT); the server's
+ *   `onConnection` when the first packet after it arrives (the ACK, 1.5 RTT). No listener: RST → `ECONNREFUSED`.
+ *   No answer: SYN retransmitted after 1, 2, 4 … s; after `synRetries` → `ETIMEDOUT` (127 s by default, Linux's).
+ * - Data: each write is copied and cut into segments only by the receive window and the link's slicer. Segments
+ *   carry a per-direction sequence number; the receiver reassembles in order, so jitter never reorders bytes. A lost
+ *   segment (random loss, partition, host down) is retransmitted after an RTO that doubles per try; after
+ *   `dataRetries` tries the sender fails with `ETIMEDOUT`.
+ * - Flow control: the sender keeps at most `receiveWindowBytes` un-read-by-the-peer bytes in flight; its kernel
+ *   buffer holds unsent + unacknowledged bytes up to `sendBufferBytes`; what does not fit waits in Node's writable
+ *   buffer, and `write` returns false while that holds ≥ `writableHighWaterMark` bytes, then `drain`.
+ * - Close: `end` queues a FIN after the data; the app side closes (`close(false)`) once it has ended, flushed its
+ *   writes into the kernel and seen the peer's `end`. `destroy` discards the writable buffer and closes at once; the
+ *   kernel still delivers what it holds, then FIN, or sends RST when unread data would be lost. `reset` sends RST.
+ * - RST arriving: before `connect` → ECONNREFUSED; while Node is reading → `error` ECONNRESET (syscall read);
+ *   after the peer's FIN (CLOSE_WAIT) → the next write fails with EPIPE; while Node is not reading → the next write
+ *   fails with ECONNRESET. Data arriving at a destroyed socket, or at a host with no such connection → RST.
+ */
+import { Buffer } from 'node:buffer';
+import { type Conn, type ConnHandlers, type NetError, type SocketAddress, type TcpListener } from '../ports.ts';
+import { LOST, type Link } from './fabric.ts';
+import { hostPort } from './addr.ts';
+import { netError, nodeError, dnsError } from './net-error.ts';
+import { type TimerHandle } from './virtual-clock.ts';
+import { type SimHost } from './host.ts';
+
+/** TCP timing and buffer sizes. Times in ms, sizes in bytes. Defaults are Linux's and Node 20's. */
+export interface TcpParams {
+  /** SYN retransmissions before `ETIMEDOUT` (net.ipv4.tcp_syn_retries = 6: fails after 127 s). */
+  readonly synRetries: number;
+  /** First SYN retransmission timeout, doubled per retry (Linux: 1 s). */
+  readonly synRtoMs: number;
+  /** Retransmission timeout after a lost segment, doubled per retry (Linux TCP_RTO_MIN: 200 ms). */
+  readonly rtoMinMs: number;
+  /** Ceiling of the doubling RTO (Linux TCP_RTO_MAX: 120 s). */
+  readonly rtoMaxMs: number;
+  /** Retransmissions of one segment before `ETIMEDOUT` (net.ipv4.tcp_retries2 = 15: ≈ 924.6 s at 200 ms RTO). */
+  readonly dataRetries: number;
+  /** How long a server-side half-open handshake waits for the client's ACK (tcp_synack_retries = 5: 63 s). */
+  readonly synAckTimeoutMs: number;
+  /** Lifetime of a destroyed socket whose FIN was acknowledged but whose peer never sends FIN (tcp_fin_timeout). */
+  readonly finTimeoutMs: number;
+  /** Node's `writableHighWaterMark` (16 KiB on Node 20). */
+  readonly writableHighWaterMark: number;
+  /** Node's `readableHighWaterMark`: a paused socket keeps reading from the kernel up to this many bytes. */
+  readonly readableHighWaterMark: number;
+  /** Kernel send buffer: unsent plus unacknowledged bytes. */
+  readonly sendBufferBytes: number;
+  /** Receive window: bytes in flight plus bytes received but not yet read by the application. */
+  readonly receiveWindowBytes: number;
+}
+
+export const DEFAULT_TCP: TcpParams = Object.freeze({
+  synRetries: 6,
+  synRtoMs: 1_000,
+  rtoMinMs: 200,
+  rtoMaxMs: 120_000,
+  dataRetries: 15,
+  synAckTimeoutMs: 63_000,
+  finTimeoutMs: 60_000,
+  writableHighWaterMark: 16_384,
+  readableHighWaterMark: 16_384,
+  sendBufferBytes: 65_536,
+  receiveWindowBytes: 65_536,
+});
+
+/** Linux-style state names, for netstat. */
+export type TcpState = 'SYN_SENT' | 'SYN_RECEIVED' | 'ESTABLISHED' | 'CLOSED';
+
+interface Segment {
+  readonly from: SimConn;
+  readonly seq: number;
+  readonly data: Buffer | null;
+  readonly fin: boolean;
+  attempt: number;
+}
+
+/** A cumulative acknowledgement: what the peer has received and read (consumed), and whether it has our FIN. */
+interface Ack {
+  readonly from: SimConn;
+  readonly received: number;
+  readonly consumed: number;
+  readonly fin: boolean;
+  readonly attempt: number;
+}
+
+interface Syn {
+  readonly conn: SimConn;
+  readonly dst: SimHost;
+  readonly link: Link;
+}
+
+interface Rst {
+  readonly to: SimConn;
+  readonly link: Link;
+}
+
+const EMPTY = Buffer.alloc(0);
+const NO_HANDLERS: Partial<ConnHandlers> = Object.freeze({});
+
+/** A listening socket. */
+export class SimListener implements TcpListener {
+  readonly address: SocketAddress;
+  readonly host: SimHost;
+  /** The bound address as matched against arrivals: a route address, '0.0.0.0' or '::'. */
+  readonly bindAddr: string;
+  readonly onConnection: (conn: Conn) => void;
+  closed = false;
+
+  constructor(host: SimHost, address: SocketAddress, bindAddr: string, onConnection: (conn: Conn) => void) {
+    this.host = host;
+    this.address = address;
+    this.bindAddr = bindAddr;
+    this.onConnection = onConnection;
+  }
+
+  /** Stops accepting (half-open handshakes are reset); accepted connections live on. Node rejects a second close. */
+  close(): Promise<void> {
+    if (this.closed) return Promise.reject(nodeError('ERR_SERVER_NOT_RUNNING', 'Server is not running.'));
+    this.closed = true;
+    this.host.removeListener(this);
+    return Promise.resolve();
+  }
+}
+
+export class SimConn implements Conn {
+  readonly host: SimHost;
+  readonly outbound: boolean;
+  local: SocketAddress;
+  remote: SocketAddress;
+  /** Key in the host's TCB table: `localRoute|lport|remoteRoute|rport`. */
+  key = '';
+  state: TcpState = 'SYN_SENT';
+  /** The TCB exists (in the host's table). */
+  alive = false;
+  peer: SimConn | null = null;
+  /** This endpoint's link towards the peer's host. */
+  outLink: Link | null = null;
+  listener: SimListener | null = null;
+  /** Routing addresses (IPv4 text for mapped addresses). */
+  localRoute = '';
+  remoteRoute = '';
+  /** SYN retry, SYN-ACK wait, or FIN_WAIT2 orphan timer. */
+  timer: TimerHandle | null = null;
+  synAttempt = 0;
+
+  // ── application side ──
+  #h: Partial<ConnHandlers> = NO_HANDLERS;
+  /** The app side is finished: no callback but a pending `close` will fire, and calls are no-ops. */
+  destroyed = false;
+  #closed = false;
+  /** Node's readableFlowing: null until a data handler or resume(), false after pause(). */
+  flowing: boolean | null = null;
+  /** An RST the application has not observed yet (the TCB is gone). */
+  pendingErr: 'ECONNRESET' | 'EPIPE' | null = null;
+  #flushScheduled = false;
+
+  // ── send side ──
+  #userQ: Buffer[] = [];
+  #userHead = 0;
+  /** Node's writableLength: written but not yet accepted by the kernel. */
+  userBytes = 0;
+  needDrain = false;
+  endCalled = false;
+  finQueued = false;
+  finSent = false;
+  finAcked = false;
+  #kq: Buffer[] = [];
+  #kqHead = 0;
+  kqBytes = 0;
+  sentBytes = 0;
+  ackReceived = 0;
+  ackConsumed = 0;
+  #sndSeq = 0;
+  /** Latest scheduled arrival of a segment of ours (a reset's RST is not allowed to overtake them). */
+  #lastArrival = 0;
+  #bytesWritten = 0;
+
+  // ── receive side ──
+  #rcvNext = 0;
+  #ooo: Map<number, Segment> | null = null;
+  #rcvQ: Buffer[] = [];
+  #rcvHead = 0;
+  rcvBytes = 0;
+  receivedBytes = 0;
+  consumedBytes = 0;
+  finReceived = false;
+  endDelivered = false;
+
+  constructor(host: SimHost, outbound: boolean, local: SocketAddress, remote: SocketAddress) {
+    this.host = host;
+    this.outbound = outbound;
+    this.local = local;
+    this.remote = remote;
+  }
+
+  // ───────────────────────────── Conn ─────────────────────────────
+
+  get bytesRead(): number {
+    return this.receivedBytes;
+  }
+
+  get bytesWritten(): number {
+    return this.#bytesWritten;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Replaces the handler set. A data handler starts the flow of data unless `pause()` was called. */
+  setHandlers(handlers: Partial<ConnHandlers>): void {
+    if (this.#closed) return;
+    this.#h = handlers;
+    if (handlers.data !== undefined && this.flowing === null) this.flowing = true;
+    this.#scheduleFlush();
+  }
+
+  write(chunk: Uint8Array): boolean {
+    if (this.destroyed) return false;
+    if (this.endCalled) {
+      this.#failLater(nodeError('ERR_STREAM_WRITE_AFTER_END', 'write after end'));
+      return false;
+    }
+    if (this.pendingErr !== null) {
+      this.#failLater(netError(this.pendingErr, 'write'));
+      return false;
+    }
+    const len = chunk.byteLength;
+    if (len > 0) {
+      this.#userQ.push(Buffer.from(chunk)); // the kernel copies too: later mutation by the caller must not show
+      this.userBytes += len;
+      this.#bytesWritten += len;
+      if (this.alive && this.state === 'ESTABLISHED') this.pump();
+    }
+    const ok = this.userBytes < this.host.sim.tcp.writableHighWaterMark;
+    if (!ok) this.needDrain = true;
+    return ok;
+  }
+
+  end(): void {
+    if (this.destroyed || this.endCalled) return;
+    this.endCalled = true;
+    if (this.alive && this.state === 'ESTABLISHED') this.pump();
+    this.maybeClose();
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.#appDestroy();
+    this.#scheduleClose();
+  }
+
+  reset(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.#dropAppQueues();
+    if (this.alive) {
+      if (this.state === 'ESTABLISHED') this.#sendOrderedRst();
+      this.kill();
+    }
+    this.#scheduleClose();
+  }
+
+  pause(): void {
+    if (!this.destroyed) this.flowing = false;
+  }
+
+  resume(): void {
+    if (this.destroyed) return;
+    this.flowing = true;
+    this.#scheduleFlush();
+  }
+
+  // ─────────────────────── kernel: sending ───────────────────────
+
+  /** @internal Moves writable-buffer bytes into the kernel as space allows, then transmits what the window allows. */
+  pump(): void {
+    const tcp = this.host.sim.tcp;
+    const q = this.#userQ;
+    while (this.userBytes > 0) {
+      const space = tcp.sendBufferBytes - (this.kqBytes + this.sentBytes - this.ackReceived);
+      if (space <= 0) break;
+      const chunk = q[this.#userHead]!;
+      if (chunk.length <= space) {
+        this.#kq.push(chunk);
+        q[this.#userHead++] = EMPTY;
+        this.userBytes -= chunk.length;
+        this.kqBytes += chunk.length;
+      } else {
+        this.#kq.push(chunk.subarray(0, space));
+        q[this.#userHead] = chunk.subarray(space);
+        this.userBytes -= space;
+        this.kqBytes += space;
+      }
+    }
+    if (this.userBytes === 0 && this.#userHead > 0) {
+      q.length = 0;
+      this.#userHead = 0;
+    }
+    if (this.userBytes === 0 && this.endCalled && !this.finQueued && this.pendingErr === null) this.finQueued = true;
+    this.#transmit();
+  }
+
+  #transmit(): void {
+    if (!this.alive || this.state !== 'ESTABLISHED') return;
+    const link = this.outLink!;
+    const window = this.host.sim.tcp.receiveWindowBytes;
+    const sliced = link.params.slicer !== null;
+    const gap = link.params.slicer?.delayMs ?? 0;
+    let departAt = this.host.sim.clock.now();
+    const kq = this.#kq;
+    while (this.kqBytes > 0) {
+      const room = window - (this.sentBytes - this.ackConsumed);
+      if (room <= 0) break;
+      const chunk = kq[this.#kqHead]!;
+      let n = chunk.length < room ? chunk.length : room;
+      if (sliced) n = link.sliceSize(n);
+      let piece: Buffer;
+      if (n === chunk.length) {
+        piece = chunk;
+        kq[this.#kqHead++] = EMPTY;
+      } else {
+        piece = chunk.subarray(0, n);
+        kq[this.#kqHead] = chunk.subarray(n);
+      }
+      this.kqBytes -= n;
+      this.sentBytes += n;
+      this.#sendSegment({ from: this, seq: this.#sndSeq++, data: piece, fin: false, attempt: 0 }, departAt);
+      if (sliced) departAt += gap;
+    }
+    if (this.kqBytes === 0 && this.#kqHead > 0) {
+      kq.length = 0;
+      this.#kqHead = 0;
+    }
+    if (this.kqBytes === 0 && this.finQueued && !this.finSent) {
+      this.finSent = true;
+      this.#sendSegment({ from: this, seq: this.#sndSeq++, data: null, fin: true, attempt: 0 }, departAt);
+    }
+  }
+
+  #sendSegment(seg: Segment, departAt: number): void {
+    const sim = this.host.sim;
+    const at = this.outLink!.send(departAt, seg.data === null ? 0 : seg.data.length, false);
+    if (sim.tracing) sim.emit(at === LOST ? 'tcp.lost' : 'tcp.send', this.host.name, `${this.label()} seq=${seg.seq} ${seg.fin ? 'FIN' : `len=${seg.data!.length}`} try=${seg.attempt}`);
+    if (at === LOST) {
+      sim.clock.scheduleAt(departAt + rto(sim.tcp, seg.attempt), onRetransmit, seg);
+    } else {
+      sim.clock.scheduleAt(at, onSegmentArrive, seg);
+      if (at > this.#lastArrival) this.#lastArrival = at;
+    }
+  }
+
+  /** @internal A segment of ours did not arrive: retransmit after the RTO (or give up). */
+  segmentLost(seg: Segment): void {
+    if (!this.alive) return;
+    const sim = this.host.sim;
+    sim.clock.schedule(rto(sim.tcp, seg.attempt), onRetransmit, seg);
+  }
+
+  /** @internal */
+  retransmit(seg: Segment): void {
+    if (!this.alive) return;
+    seg.attempt++;
+    if (seg.attempt > this.host.sim.tcp.dataRetries) {
+      this.timedOut();
+      return;
+    }
+    this.#sendSegment(seg, this.host.sim.clock.now());
+  }
+
+  /** @internal Sends an ACK with our current receive state. */
+  sendAck(attempt = 0): void {
+    if (!this.alive || this.outLink === null) return;
+    const ack: Ack = { from: this, received: this.receivedBytes, consumed: this.consumedBytes, fin: this.finReceived, attempt };
+    const sim = this.host.sim;
+    const now = sim.clock.now();
+    const at = this.outLink.send(now, 0, false);
+    if (at === LOST) sim.clock.scheduleAt(now + rto(sim.tcp, attempt), onAckRetransmit, ack);
+    else sim.clock.scheduleAt(at, onAckArrive, ack);
+  }
+
+  /** @internal The peer's ACK arrived. */
+  onAck(ack: Ack): void {
+    if (ack.received > this.ackReceived) this.ackReceived = ack.received;
+    if (ack.consumed > this.ackConsumed) this.ackConsumed = ack.consumed;
+    if (ack.fin && this.finSent) this.finAcked = true;
+    this.pump();
+    if (this.needDrain && this.userBytes === 0 && !this.destroyed) {
+      this.needDrain = false;
+      this.#h.drain?.();
+    }
+    this.maybeClose();
+    this.maybeRemove();
+  }
+
+  /** Whether we are waiting for the peer to acknowledge something (so a dead return path is our timeout). */
+  awaitingAck(): boolean {
+    return this.sentBytes > this.ackReceived || (this.finSent && !this.finAcked);
+  }
+
+  // ─────────────────────── kernel: receiving ───────────────────────
+
+  /** @internal A segment from the peer arrived at our (live, established) TCB. */
+  receive(seg: Segment): void {
+    if (this.destroyed && seg.data !== null) {
+      // Data for a socket the application has closed: Linux answers RST (RFC 1122) and drops the socket.
+      sendRst(this.host, seg.from, this.outLink!);
+      this.kill();
+      return;
+    }
+    if (seg.seq < this.#rcvNext || this.#ooo?.has(seg.seq) === true) return;
+    if (seg.seq > this.#rcvNext && seg.seq < 0) {
+      (this.#ooo ??= new Map()).set(seg.seq, seg);
+      return;
+    }
+    this.#take(seg);
+    const ooo = this.#ooo;
+    if (ooo !== null && ooo.size > 0) {
+      for (let next = ooo.get(this.#rcvNext); next !== undefined; next = ooo.get(this.#rcvNext)) {
+        ooo.delete(this.#rcvNext);
+        this.#take(next);
+      }
+    }
+    this.deliver();
+    this.sendAck();
+    this.maybeRemove();
+  }
+
+  #take(seg: Segment): void {
+    this.#rcvNext++;
+    if (seg.data !== null) {
+      const len = seg.data.length;
+      this.receivedBytes += len;
+      if (this.destroyed) this.consumedBytes += len;
+      else {
+        this.#rcvQ.push(seg.data);
+        this.rcvBytes += len;
+      }
+    }
+    if (seg.fin) this.finReceived = true;
+  }
+
+  /** @internal Hands buffered bytes (then `end`) to the application while it is flowing. */
+  deliver(): void {
+    const q = this.#rcvQ;
+    while (this.#rcvHead < q.length) {
+      if (this.destroyed || this.flowing !== true) return;
+      const chunk = q[this.#rcvHead]!;
+      q[this.#rcvHead++] = EMPTY;
+      this.rcvBytes -= chunk.length;
+      this.consumedBytes += chunk.length;
+      // Flowing without a data handler: Node emits to no listener and the bytes are gone; so are they here.
+      this.#h.data?.(chunk);
+    }
+    q.length = 0;
+    this.#rcvHead = 0;
+    if (this.finReceived && !this.endDelivered && !this.destroyed && this.flowing === true) {
+      this.endDelivered = true;
+      this.#h.end?.();
+      this.maybeClose();
+    }
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled || this.destroyed || this.flowing !== true) return;
+    const work = this.#rcvHead < this.#rcvQ.length || (this.finReceived && !this.endDelivered) || this.pendingErr === 'ECONNRESET';
+    if (!work) return;
+    this.#flushScheduled = true;
+    this.host.sim.clock.schedule(0, onFlush, this);
+  }
+
+  /** @internal Deferred delivery after resume()/setHandlers() (Node resumes on a later tick). */
+  flush(): void {
+    this.#flushScheduled = false;
+    if (this.destroyed || this.flowing !== true) return;
+    if (this.pendingErr === 'ECONNRESET') {
+      this.failNow('ECONNRESET', 'read');
+      return;
+    }
+    const before = this.consumedBytes;
+    this.deliver();
+    if (this.alive && this.consumedBytes !== before) this.sendAck(); // window update
+    this.maybeRemove();
+  }
+
+  /** @internal Whether Node would be reading from the kernel now (flowing, or its buffer below the mark). */
+  isReading(): boolean {
+    return this.flowing === true || this.rcvBytes < this.host.sim.tcp.readableHighWaterMark;
+  }
+
+  /** @internal An RST for this connection arrived. */
+  onRst(): void {
+    if (!this.alive) return;
+    const sim = this.host.sim;
+    if (sim.tracing) sim.emit('tcp.rst', this.host.name, this.label());
+    switch (this.state) {
+      case 'SYN_SENT':
+        this.failNow('ECONNREFUSED', 'connect');
+        return;
+      case 'SYN_RECEIVED':
+      case 'CLOSED':
+        this.kill();
+        return;
+      case 'ESTABLISHED':
+        if (this.destroyed) this.kill();
+        else if (this.finReceived) {
+          this.pendingErr = 'EPIPE'; // Linux sets EPIPE in CLOSE_WAIT; Node stopped reading at EOF, a write finds it
+          this.kill();
+        } else if (this.isReading()) this.failNow('ECONNRESET', 'read');
+        else {
+          this.pendingErr = 'ECONNRESET';
+          this.kill();
+        }
+        return;
+    }
+  }
+
+  // ─────────────────────── lifecycle ───────────────────────
+
+  /** @internal Registers the TCB in its host's table. */
+  register(): void {
+    this.alive = true;
+    this.host.tcbs.set(this.key, this);
+  }
+
+  /** @internal Removes the TCB (silently: the application side is handled by the caller). */
+  kill(): void {
+    if (!this.alive) return;
+    this.alive = false;
+    this.state = 'CLOSED';
+    this.host.tcbs.delete(this.key);
+    if (this.timer !== null) {
+      this.host.sim.clock.cancel(this.timer);
+      this.timer = null;
+    }
+    if (this.outbound) this.host.releaseTcpPort(this.local.port, this.localRoute);
+    this.#kq = [];
+    this.#kqHead = 0;
+    this.kqBytes = 0;
+    this.#ooo = null;
+  }
+
+  /** @internal The host crashed: everything vanishes, no callback fires (`closed` turns true without `close`). */
+  crash(): void {
+    this.alive = false;
+    this.state = 'CLOSED';
+    this.destroyed = true;
+    this.#closed = true;
+    this.#h = NO_HANDLERS;
+    if (this.timer !== null) {
+      this.host.sim.clock.cancel(this.timer);
+      this.timer = null;
+    }
+  }
+
+  /** @internal The client's SYN-ACK arrived: the connection is up. */
+  established(server: SimConn): void {
+    const sim = this.host.sim;
+    this.peer = server;
+    this.outLink = this.host.linkTo(server.host);
+    this.state = 'ESTABLISHED';
+    if (this.timer !== null) {
+      sim.clock.cancel(this.timer);
+      this.timer = null;
+    }
+    if (sim.tracing) sim.emit('tcp.connect', this.host.name, this.label());
+    this.sendAck(); // the handshake's third packet
+    if (!this.destroyed) this.#h.connect?.();
+    if (this.alive) this.pump();
+    this.maybeClose();
+  }
+
+  /** @internal First packet from the client at a half-open server TCB: accept, unless the listener went away. */
+  accept(): boolean {
+    const l = this.listener!;
+    if (l.closed) {
+      sendRst(this.host, this.peer!, this.outLink!);
+      this.kill();
+      return false;
+    }
+    const sim = this.host.sim;
+    this.state = 'ESTABLISHED';
+    if (this.timer !== null) {
+      sim.clock.cancel(this.timer);
+      this.timer = null;
+    }
+    this.host.appConns.add(this);
+    if (sim.tracing) sim.emit('tcp.accept', this.host.name, this.label());
+    l.onConnection(this);
+    return this.alive;
+  }
+
+  /** @internal Retransmissions ran out. */
+  timedOut(): void {
+    if (!this.alive) return;
+    if (this.destroyed) this.kill();
+    else this.failNow('ETIMEDOUT', this.state === 'SYN_SENT' ? 'connect' : 'read');
+  }
+
+  /** @internal Fails the connection from inside a simulator event: `error`, then `close(true)`. */
+  failNow(code: string, syscall: string): void {
+    this.kill();
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.#dropAppQueues();
+    const err = syscall === 'connect' ? netError(code, syscall, this.remote.address, this.remote.port) : netError(code, syscall);
+    this.#emitErrorClose(err);
+  }
+
+  /** @internal Fails a connection that never got a TCB (lookup or bind error), on a later tick. */
+  failBeforeConnect(err: NetError): void {
+    this.#failLater(err);
+  }
+
+  /** @internal A DNS lookup for the dialled name failed. */
+  lookupFailed(name: string): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.#emitErrorClose(dnsError('ENOTFOUND', 'getaddrinfo', name));
+  }
+
+  #failLater(err: NetError): void {
+    this.#appDestroy();
+    this.host.sim.clock.schedule(0, onErrorClose, { conn: this, err });
+  }
+
+  /** @internal Emits error then close(true) (used by deferred failures). */
+  emitErrorClose(err: NetError): void {
+    this.#emitErrorClose(err);
+  }
+
+  #emitErrorClose(err: NetError): void {
+    if (this.#closed) return;
+    const sim = this.host.sim;
+    if (sim.tracing) sim.emit('tcp.error', this.host.name, `${this.label()} ${err.code}`);
+    this.#h.error?.(err);
+    this.#emitClose(true);
+  }
+
+  /** @internal */
+  emitClose(hadError: boolean): void {
+    this.#emitClose(hadError);
+  }
+
+  #emitClose(hadError: boolean): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.host.appConns.delete(this);
+    const sim = this.host.sim;
+    if (sim.tracing) sim.emit('tcp.close', this.host.name, `${this.label()} hadError=${hadError}`);
+    const h = this.#h;
+    this.#h = NO_HANDLERS;
+    h.close?.(hadError);
+  }
+
+  #scheduleClose(): void {
+    this.host.sim.clock.schedule(0, onCloseClean, this);
+  }
+
+  /** Node's autoDestroy: ended, flushed into the kernel and the peer's end seen → close(false) on a later tick. */
+  maybeClose(): void {
+    if (!this.destroyed && this.endCalled && this.userBytes === 0 && this.endDelivered) {
+      this.destroyed = true;
+      this.#scheduleClose();
+    }
+  }
+
+  /** @internal Drops the TCB once the app is done and both FINs are through; bounds a FIN_WAIT2 orphan's life. */
+  maybeRemove(): void {
+    if (!this.alive || !this.destroyed) return;
+    if (this.finAcked && this.finReceived) {
+      this.kill();
+      return;
+    }
+    if (this.finAcked && this.timer === null) this.timer = this.host.sim.clock.schedule(this.host.sim.tcp.finTimeoutMs, onFinTimeout, this);
+  }
+
+  #dropAppQueues(): void {
+    this.#userQ = [];
+    this.#userHead = 0;
+    this.userBytes = 0;
+    this.needDrain = false;
+  }
+
+  /** destroy(): the app side ends now; the kernel sends what it holds then FIN, or RST if unread data is lost. */
+  #appDestroy(): void {
+    this.destroyed = true;
+    this.#dropAppQueues();
+    const unread = this.rcvBytes;
+    this.#rcvQ = [];
+    this.#rcvHead = 0;
+    this.consumedBytes += this.rcvBytes;
+    this.rcvBytes = 0;
+    if (!this.alive) return;
+    if (this.state !== 'ESTABLISHED') {
+      this.kill(); // abort a connect in progress
+      return;
+    }
+    // Node reads up to readableHighWaterMark into its own buffer even when paused; beyond that the bytes sit in the
+    // kernel, and closing a socket with unread kernel data sends RST (tcp_close).
+    if (unread > this.host.sim.tcp.readableHighWaterMark) {
+      this.#sendOrderedRst();
+      this.kill();
+      return;
+    }
+    this.finQueued = true;
+    this.#transmit();
+    this.maybeRemove();
+  }
+
+  /** RST from reset()/close-with-unread: it travels behind our segments already in flight. */
+  #sendOrderedRst(): void {
+    const peer = this.peer;
+    if (peer === null) return;
+    const sim = this.host.sim;
+    const link = this.outLink!;
+    let at = link.send(sim.clock.now(), 0, false);
+    if (at === LOST) return; // not retransmitted: the peer's next segment will meet no TCB and draw a fresh RST
+    if (at < this.#lastArrival) at = this.#lastArrival;
+    sim.clock.scheduleAt(at, onRstArrive, { to: peer, link });
+  }
+
+  /** `local>remote` for traces and netstat. */
+  label(): string {
+    return `${hostPort(this.local.address, this.local.port)}>${hostPort(this.remote.address, this.remote.port)}`;
+  }
+
+  /** @internal Snapshot for netstat. */
+  stat(): { state: string; sendQueue: number; recvQueue: number } {
+    let state: string = this.state;
+    if (this.state === 'ESTABLISHED') {
+      if (this.finSent && this.finReceived) state = 'LAST_ACK';
+      else if (this.finSent) state = this.finAcked ? 'FIN_WAIT2' : 'FIN_WAIT1';
+      else if (this.finReceived) state = 'CLOSE_WAIT';
+    }
+    return { state, sendQueue: this.userBytes + this.kqBytes + (this.sentBytes - this.ackReceived), recvQueue: this.rcvBytes };
+  }
+}
+
+// ─────────────────────── handshake and packet arrival (scheduler callbacks) ───────────────────────
+
+function rto(tcp: TcpParams, attempt: number): number {
+  const t = tcp.rtoMinMs * 2 ** attempt;
+  return t < tcp.rtoMaxMs ? t : tcp.rtoMaxMs;
+}
+
+/** Sends (or re-sends) the client's SYN and arms the SYN retry timer. */
+export function sendSyn(c: SimConn): void {
+  const sim = c.host.sim;
+  const dst = sim.route(c.host, c.remoteRoute);
+  if (sim.tracing) sim.emit('tcp.syn', c.host.name, `${c.label()} try=${c.synAttempt}`);
+  if (dst !== undefined) {
+    const link = c.host.linkTo(dst);
+    const at = link.send(sim.clock.now(), 0, false);
+    if (at !== LOST) sim.clock.scheduleAt(at, onSynArrive, { conn: c, dst, link });
+  } // else: nobody owns the address; without ICMP the SYN vanishes (black hole)
+  c.timer = sim.clock.schedule(sim.tcp.synRtoMs * 2 ** c.synAttempt, onSynTimer, c);
+}
+
+function onSynTimer(c: SimConn): void {
+  c.timer = null;
+  if (!c.alive || c.state !== 'SYN_SENT') return;
+  if (c.synAttempt >= c.host.sim.tcp.synRetries) {
+    c.timedOut();
+    return;
+  }
+  c.synAttempt++;
+  sendSyn(c);
+}
+
+function onSynArrive(syn: Syn): void {
+  const { conn: c, dst, link } = syn;
+  if (link.blocked || !dst.up) {
+    link.stats.blockedDrops++;
+    return;
+  }
+  const port = c.remote.port;
+  const key = `${c.remoteRoute}|${port}|${c.localRoute}|${c.local.port}`;
+  const existing = dst.tcbs.get(key);
+  if (existing !== undefined) {
+    if (existing.state === 'SYN_RECEIVED' && existing.peer === c) sendSynAck(existing); // our SYN-ACK was lost
+    return;
+  }
+  const listener = dst.findListener(c.remoteRoute, port);
+  if (listener === undefined) {
+    sendRst(dst, c, dst.linkTo(c.host));
+    return;
+  }
+  const s = dst.acceptedConn(listener, c);
+  s.key = key;
+  s.state = 'SYN_RECEIVED';
+  s.peer = c;
+  s.outLink = dst.linkTo(c.host);
+  s.listener = listener;
+  s.register();
+  s.timer = dst.sim.clock.schedule(dst.sim.tcp.synAckTimeoutMs, onSynAckTimeout, s);
+  sendSynAck(s);
+}
+
+function sendSynAck(s: SimConn): void {
+  const sim = s.host.sim;
+  const at = s.outLink!.send(sim.clock.now(), 0, false);
+  if (at !== LOST) sim.clock.scheduleAt(at, onSynAckArrive, s);
+}
+
+function onSynAckTimeout(s: SimConn): void {
+  s.timer = null;
+  if (s.alive && s.state === 'SYN_RECEIVED') s.kill();
+}
+
+function onSynAckArrive(s: SimConn): void {
+  const c = s.peer!;
+  const link = s.outLink!;
+  if (link.blocked || !c.host.up) {
+    link.stats.blockedDrops++;
+    return;
+  }
+  if (!s.alive) return; // the server gave up on the handshake; the client's next SYN starts over
+  if (c.alive && c.state === 'SYN_SENT') {
+    c.established(s);
+    return;
+  }
+  if (c.alive && c.peer === s) return; // duplicate SYN-ACK
+  sendRst(c.host, s, c.host.linkTo(s.host)); // the client gave up or its host restarted: no such connection
+}
+
+function onSegmentArrive(seg: Segment): void {
+  const s = seg.from;
+  const r = s.peer!;
+  const link = s.outLink!;
+  if (link.blocked || !r.host.up) {
+    link.stats.blockedDrops++;
+    s.segmentLost(seg);
+    return;
+  }
+  if (!r.alive) {
+    sendRst(r.host, s, r.host.linkTo(s.host)); // no such connection (closed, or the host restarted)
+    s.segmentLost(seg); // retransmitted unless the RST gets there first
+    return;
+  }
+  if (r.state === 'SYN_RECEIVED' && !r.accept()) return;
+  r.receive(seg);
+}
+
+function onRetransmit(seg: Segment): void {
+  seg.from.retransmit(seg);
+}
+
+function onAckArrive(ack: Ack): void {
+  const r = ack.from;
+  const s = r.peer!;
+  const link = r.outLink!;
+  if (link.blocked || !s.host.up) {
+    link.stats.blockedDrops++;
+    r.host.sim.clock.schedule(rto(r.host.sim.tcp, ack.attempt), onAckRetransmit, ack);
+    return;
+  }
+  if (!s.alive) return;
+  if (s.state === 'SYN_RECEIVED' && !s.accept()) return;
+  s.onAck(ack);
+}
+
+function onAckRetransmit(ack: Ack): void {
+  const r = ack.from;
+  if (!r.alive) return;
+  if (ack.attempt + 1 > r.host.sim.tcp.dataRetries) {
+    // The return path has been dead for the whole retry budget: the data sender, retransmitting in vain, times out.
+    const s = r.peer;
+    if (s !== null && s.alive && s.awaitingAck()) s.timedOut();
+    return;
+  }
+  r.sendAck(ack.attempt + 1);
+}
+
+/** An RST from `from` (a host, possibly with no TCB for the connection) to `to`, over `link`. */
+function sendRst(from: SimHost, to: SimConn, link: Link): void {
+  const sim = from.sim;
+  const at = link.send(sim.clock.now(), 0, false);
+  if (at !== LOST) sim.clock.scheduleAt(at, onRstArrive, { to, link });
+}
+
+function onRstArrive(rst: Rst): void {
+  if (rst.link.blocked || !rst.to.host.up) {
+    rst.link.stats.blockedDrops++;
+    return;
+  }
+  rst.to.onRst();
+}
+
+function onFlush(c: SimConn): void {
+  c.flush();
+}
+
+function onCloseClean(c: SimConn): void {
+  c.emitClose(false);
+}
+
+function onErrorClose(x: { conn: SimConn; err: NetError }): void {
+  x.conn.emitErrorClose(x.err);
+}
+
+function onFinTimeout(c: SimConn): void {
+  c.timer = null;
+  c.kill();
+}

@@ -1,0 +1,89 @@
+/**
+ * Spectrum-style connection events (the `spectrum_events` Logpush dataset, shared/spectrum-reference.md §4.6),
+ * as an RxJS stream. Every app connection produces exactly two: `connect` when it is accepted and routed to an
+ * app, then one closing event (`disconnect`, `originError`, `resolveOrigin`, `clientFiltered`) with its Status.
+ *
+ * The engine calls `EventLog.emit` once per lifecycle step (never per chunk); subscribers are the JSON-lines
+ * writer, tests, and (later) analytics.
+ */
+import { Subject, type Observable } from 'rxjs';
+import type { ProxyProtocolMode, TlsMode } from '../model/types.ts';
+
+export type SpectrumEventName = 'connect' | 'disconnect' | 'originError' | 'resolveOrigin' | 'clientFiltered' | 'tlsError';
+
+/** Why a connection ended, finer than Status (a Refract extension). */
+export type CloseReason =
+  | 'normal'
+  | 'idle_timeout'
+  | 'drain_deadline'
+  | 'aborted'
+  | 'upstream_reset'
+  | 'upstream_error'
+  | 'downstream_reset'
+  | 'downstream_error'
+  | 'downstream_gone'
+  | 'connect_refused'
+  | 'connect_timeout'
+  | 'connect_unreachable'
+  | 'connect_failed'
+  | 'resolve_failed'
+  | 'no_app'
+  | 'proxy_untrusted'
+  | 'proxy_invalid'
+  | 'proxy_timeout';
+
+export interface SpectrumEvent {
+  Event: SpectrumEventName;
+  /** RFC 3339 time of the event. */
+  Timestamp: string;
+  /** The app id. */
+  Application: string;
+  ClientIP: string;
+  ClientPort: number;
+  ClientProto: 'tcp' | 'udp';
+  ClientBytes: number;
+  OriginBytes: number;
+  OriginIP: string;
+  OriginPort: number;
+  OriginProto: 'tcp' | 'udp';
+  OriginTlsMode: TlsMode;
+  ProxyProtocol: ProxyProtocolMode;
+  IpFirewall: boolean;
+  ClientMatchedIpFirewall: 'UNKNOWN';
+  /** §4.6 status table: 0 opened, 200 normal close, 521 refused, 522 connect timeout, 531 resolve failed, … */
+  Status: number;
+  /** When both legs were established (RFC 3339), or '' if never. */
+  ConnectTimestamp: string;
+  /** When the connection closed (RFC 3339); '' on `connect`. */
+  DisconnectTimestamp: string;
+  /** The edge node (ColoCode in Spectrum). */
+  ColoCode: string;
+  // ── Refract extensions ──
+  ConnectionID: string;
+  EdgeIP: string;
+  EdgePort: number;
+  /** Milliseconds from accept to close; 0 on `connect`. */
+  DurationMs: number;
+  CloseReason: CloseReason | '';
+  /** Refract error code behind a non-200 status, or ''. */
+  ErrorCode: string;
+}
+
+export class EventLog {
+  readonly #subject = new Subject<SpectrumEvent>();
+  /** Hot stream of events; late subscribers see only what comes after they subscribe. */
+  readonly events$: Observable<SpectrumEvent> = this.#subject.asObservable();
+
+  /** False when nobody listens: the engine then skips building events (keeps the connection path cheap). */
+  get observed(): boolean {
+    return this.#subject.observed;
+  }
+
+  emit(e: SpectrumEvent): void {
+    this.#subject.next(e);
+  }
+
+  complete(): void {
+    this.#subject.complete();
+  }
+}
