@@ -5,12 +5,14 @@
 import { parseArgs } from 'node:util';
 import { readFileSync, watch, createWriteStream, type WriteStream } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
+import { connect as netConnect } from 'node:net';
 import { Subject, debounceTime, map, filter, type Observable } from 'rxjs';
 import { createNodeNetwork } from './net/node/network.ts';
 import { EdgeNode } from './edge/edge-node.ts';
 import { startBuiltinOrigins, type RunningOrigins } from './edge/builtin-origins.ts';
 import { createLogger } from './log.ts';
 import { parseConfigText, validateConfig } from './model/config.ts';
+import { formatPortRange } from './model/ports.ts';
 import { isRefractError, RefractError } from './model/errors.ts';
 import type { ConfigIssue, RefractConfig } from './model/types.ts';
 import type { Logger } from 'pino';
@@ -20,6 +22,8 @@ const USAGE = `refract — L4 edge proxy (Spectrum-style apps) with a determinis
 Usage:
   refract serve --config FILE [--events FILE|stdout] [--log-level LEVEL]
       Proxy the apps in FILE (YAML or JSON). Reloads on SIGHUP and when FILE changes; SIGTERM/SIGINT drain and exit.
+  refract connect HOST:PORT
+      A tiny netcat: stdin goes to HOST:PORT, what comes back goes to stdout (for trying the example without nc).
   refract validate FILE
       Print every problem in FILE with its code and location; exit 1 if there is any.
 
@@ -94,8 +98,10 @@ async function serveCommand(file: string | undefined, opts: { events?: string; l
     const r = await edge.apply(config);
     log.info({ event: 'serve.started', config: file, ...r }, 'refract is serving');
     for (const app of config.apps) {
-      const o = app.origin.kind === 'direct' ? app.origin.targets.map((t) => `${t.protocol}://${t.host}:${t.ports.start}-${t.ports.end}`).join(',') : `dns:${app.origin.name}`;
-      process.stderr.write(`refract: app ${app.id} ${app.protocol}/${app.edgePorts.start}-${app.edgePorts.end} on ${config.node.addresses.join(',')} → ${o}\n`);
+      const o = app.origin.kind === 'direct'
+        ? app.origin.targets.map((t) => `${t.protocol}://${t.host.includes(':') ? `[${t.host}]` : t.host}:${formatPortRange(t.ports)}`).join(',')
+        : `dns:${app.origin.name}`;
+      process.stderr.write(`refract: app ${app.id} (${app.dns.name}) ${app.protocol}/${formatPortRange(app.edgePorts)} on ${config.node.addresses.join(',')} → ${o}\n`);
     }
   } catch (e) {
     log.fatal({ err: e }, 'refract could not start');
@@ -172,6 +178,25 @@ async function serveCommand(file: string | undefined, opts: { events?: string; l
   });
 }
 
+/** stdin → socket, socket → stdout; half-closes when stdin ends and exits when the server closes. */
+function connectCommand(target: string | undefined): Promise<number> {
+  const m = target ? /^\[?([^\]]+?)\]?:(\d+)$/.exec(target) : null;
+  if (!m) {
+    process.stderr.write('refract connect: give HOST:PORT, e.g. 127.0.0.1:6100 or [::1]:6100\n');
+    return Promise.resolve(2);
+  }
+  return new Promise((done) => {
+    const s = netConnect({ host: m[1]!, port: Number(m[2]), allowHalfOpen: true });
+    s.on('connect', () => process.stdin.pipe(s));
+    s.pipe(process.stdout);
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      process.stderr.write(`refract connect: ${e.code ?? e.message}\n`);
+      done(1);
+    });
+    s.on('close', (hadError) => done(hadError ? 1 : 0));
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
@@ -190,6 +215,8 @@ export async function main(argv: string[]): Promise<number> {
       if (values['log-level'] !== undefined) o.logLevel = values['log-level'];
       return serveCommand(values.config ?? positionals[0], o);
     }
+    case 'connect':
+      return connectCommand(positionals[0]);
     case 'validate':
       return validateCommand(values.config ?? positionals[0]);
     default:

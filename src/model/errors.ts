@@ -29,7 +29,7 @@ export const ERRORS = {
   E_DNS_TYPE_MISMATCH: { message: 'dns.type does not match edge_ips (dynamic needs CNAME, static needs ADDRESS), or changed on update.', source: 'config', retryable: false, cfCode: 11004 },
   E_CONFIG_PROTOCOL: { message: 'protocol must be tcp/PORT, tcp/START-END, udp/PORT or udp/START-END.', source: 'config', retryable: false },
   E_CONFIG_PORT_ZERO: { message: 'Port 0 is not a valid edge or origin port; ports are 1-65535.', source: 'config', retryable: false },
-  E_CONFIG_PORT_RANGE_ORDER: { message: 'A port range must be START-END with START < END.', source: 'config', retryable: false },
+  E_CONFIG_PORT_RANGE_ORDER: { message: 'A port range must be START-END with START <= END.', source: 'config', retryable: false },
   E_CONFIG_PORT_RANGE_MISMATCH: { message: 'The origin port range must have as many ports as the edge range.', source: 'config', retryable: false },
   E_CONFIG_PROTOCOL_MISMATCH: { message: 'The origin scheme (tcp:// or udp://) must match the app protocol.', source: 'config', retryable: false },
   E_CONFIG_EDGE_CONFLICT: { message: 'Two apps claim the same edge address, protocol and port.', source: 'config', retryable: false },

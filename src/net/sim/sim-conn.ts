@@ -416,7 +416,7 @@ export class SimConn implements Conn {
       return;
     }
     if (seg.seq < this.#rcvNext || this.#ooo?.has(seg.seq) === true) return;
-    if (seg.seq > this.#rcvNext && seg.seq < 0) {
+    if (seg.seq > this.#rcvNext) {
       (this.#ooo ??= new Map()).set(seg.seq, seg);
       return;
     }
