@@ -149,9 +149,31 @@ export function tryConnect(port: number, timeoutMs = 500): Promise<boolean> {
   });
 }
 
+/** A process that did not come up: `message` is one line, `output` the tail of what it printed. */
+export class StartError extends Error {
+  constructor(
+    message: string,
+    readonly output: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Throws StartError when any port is already bound on 127.0.0.1 (a leftover would answer our readiness probe). */
+export async function assertPortsFree(ports: readonly number[]): Promise<void> {
+  for (const port of ports) {
+    const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', (e) => resolve(e));
+      srv.listen({ port, host: '127.0.0.1', exclusive: true }, () => srv.close(() => resolve(undefined)));
+    });
+    if (err !== undefined) throw new StartError(`port ${port} is not free (${err.code ?? err.message})`, '');
+  }
+}
+
 /**
- * Waits until every port accepts a connection. Rejects with the child's output tail when the child exits first
- * or `timeoutMs` passes.
+ * Waits until every port accepts a connection. Throws StartError (with the child's output tail) when the child
+ * exits first or `timeoutMs` passes.
  */
 export async function waitForPorts(c: Child, ports: readonly number[], timeoutMs: number): Promise<void> {
   let exited: string | undefined;
@@ -160,12 +182,11 @@ export async function waitForPorts(c: Child, ports: readonly number[], timeoutMs
   });
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (exited !== undefined) throw new Error(`exited (${exited}) before listening: ${c.tail().trim() || '(no output)'}`);
+    if (exited !== undefined) throw new StartError(`exited (${exited}) before listening`, c.tail());
     const ok = await Promise.all(ports.map((p) => tryConnect(p)));
-    if (ok.every(Boolean)) return;
-    if (Date.now() > deadline) {
-      throw new Error(`not listening on ${ports.join(',')} after ${timeoutMs} ms: ${c.tail().trim() || '(no output)'}`);
-    }
+    // The child may have died between the probe and now, with something else answering on its ports.
+    if (ok.every(Boolean) && exited === undefined) return;
+    if (Date.now() > deadline) throw new StartError(`not listening on ${ports.join(',')} after ${timeoutMs} ms`, c.tail());
     await sleep(100);
   }
 }

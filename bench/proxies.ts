@@ -9,7 +9,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { childPids, spawnChild, stopChild, waitForPorts, type Child } from './proc.ts';
+import { assertPortsFree, childPids, spawnChild, stopChild, StartError, waitForPorts, type Child } from './proc.ts';
 
 export type ProxyName = 'nginx' | 'haproxy' | 'node-pipe' | 'refract';
 export const ALL_PROXIES: readonly ProxyName[] = ['nginx', 'haproxy', 'node-pipe', 'refract'];
@@ -65,6 +65,7 @@ function which(bin: string): string | undefined {
   return undefined;
 }
 
+/** Waits for `child` to listen on `ports`; stops it on failure. Callers check the ports are free first. */
 async function started(child: Child, ports: readonly number[], timeoutMs: number): Promise<void> {
   try {
     await waitForPorts(child, ports, timeoutMs);
@@ -89,6 +90,7 @@ const nginx: ProxyDef = {
   },
   version: () => run(which('nginx') ?? 'nginx', ['-v']),
   async start(dir, cpu, origin) {
+    await assertPortsFree([this.echoPort, this.sinkPort]);
     const conf = join(dir, 'nginx.conf');
     writeFileSync(
       conf,
@@ -118,7 +120,7 @@ const nginx: ProxyDef = {
     }
     if (workers.length !== 1) {
       await stopChild(child);
-      throw new Error(`expected one nginx worker under master ${child.pid}, found ${workers.length}`);
+      throw new StartError(`expected one nginx worker under master ${child.pid}, found ${workers.length}`, child.tail());
     }
     return { child, measuredPid: workers[0] ?? child.pid, stop: () => stopChild(child) };
   },
@@ -131,6 +133,7 @@ const haproxy: ProxyDef = {
   missing: () => (which('haproxy') === undefined ? 'haproxy not installed (apt-get install -y haproxy)' : undefined),
   version: () => run(which('haproxy') ?? 'haproxy', ['-v']).split('\n')[0] ?? '',
   async start(dir, cpu, origin) {
+    await assertPortsFree([this.echoPort, this.sinkPort]);
     const cfg = join(dir, 'haproxy.cfg');
     writeFileSync(
       cfg,
@@ -172,6 +175,7 @@ const nodePipe: ProxyDef = {
   missing: () => undefined,
   version: () => `node ${process.version} net.Socket.pipe`,
   async start(_dir, cpu, origin) {
+    await assertPortsFree([this.echoPort, this.sinkPort]);
     const child = spawnChild(
       process.execPath,
       ['--import', 'tsx', join(REPO_ROOT, 'bench/naive-proxy.ts'), `${this.echoPort}=${origin.echo}`, `${this.sinkPort}=${origin.sink}`],
@@ -209,6 +213,7 @@ const refract: ProxyDef = {
     return `refract ${/^[0-9a-f]+$/.test(rev) ? rev : '(no commit)'} on node ${process.version}`;
   },
   async start(dir, cpu, origin) {
+    await assertPortsFree([this.echoPort, this.sinkPort]);
     const cfg = join(dir, 'refract.yaml');
     writeFileSync(cfg, refractConfig(this.echoPort, this.sinkPort, origin));
     const child = spawnChild(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/cli.ts'), 'serve', '--config', cfg], cpu, {

@@ -29,6 +29,7 @@ import {
   pinPid,
   rssKiB,
   spawnChild,
+  StartError,
   stopChild,
   timeWaitCount,
   waitForPorts,
@@ -36,7 +37,7 @@ import {
 } from './proc.ts';
 import type { CloseResult, CpsResult, LoadgenReply, LoadgenRequest, OpenResult, ThroughputResult } from './protocol.ts';
 import { ALL_PROXIES, PROXIES, REPO_ROOT, type ProxyName, type RunningProxy } from './proxies.ts';
-import { fmt, fmtRatio, markdownTable, median, medianRatio } from './stats.ts';
+import { fmt, fmtRatio, headline, markdownTable, median, medianRatio } from './stats.ts';
 
 type Measure = 'throughput' | 'cps' | 'memory';
 const ALL_MEASURES: readonly Measure[] = ['throughput', 'cps', 'memory'];
@@ -373,8 +374,8 @@ interface Row {
   readonly notes: readonly string[];
 }
 const rows: Row[] = [];
-/** Proxies that will not be run, with the reason shown in the table. */
-const unavailable = new Map<ProxyName, string>();
+/** Proxies that will not be run: the one-line reason for the table and, if it crashed, its output tail. */
+const unavailable = new Map<ProxyName, { readonly line: string; readonly output: string }>();
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'refract-bench-'));
@@ -396,7 +397,7 @@ async function main(): Promise<void> {
 
   for (const name of proxyNames) {
     const why = PROXIES[name].missing();
-    if (why !== undefined) unavailable.set(name, why);
+    if (why !== undefined) unavailable.set(name, { line: why, output: '' });
   }
 
   const origin = spawnChild(
@@ -425,10 +426,11 @@ async function main(): Promise<void> {
           try {
             running = await def.start(dir, proxyCpu, ORIGIN);
           } catch (e) {
-            const msg = `${name} failed to start: ${(e as Error).message}`;
-            unavailable.set(name, msg);
-            record({ type: 'start-failed', round, proxy: name, measure, error: msg });
-            say(`bench: ${msg}`);
+            const output = e instanceof StartError ? e.output : '';
+            const line = `${name} failed to start: ${(e as Error).message}${output.trim() === '' ? '' : `: ${headline(output)}`}`;
+            unavailable.set(name, { line, output });
+            record({ type: 'start-failed', round, proxy: name, measure, error: line, output });
+            say(`bench: ${line}`);
             continue;
           }
           const genPids = [lg.pid, origin.pid];
@@ -469,7 +471,9 @@ async function main(): Promise<void> {
     `${plan.rounds} round(s); figures are medians, ×nginx/×haproxy are medians of same-round ratios (>1 means larger).` +
       ` Raw results: ${resultsFile}\n`,
   );
-  for (const [name, why] of unavailable) if (why.includes('\n')) process.stdout.write(`\n${name}:\n${why}\n`);
+  for (const [name, { line, output }] of unavailable) {
+    if (output.trim() !== '') process.stdout.write(`\n${line}\n--- last output of ${name} ---\n${output.trimEnd()}\n`);
+  }
 }
 
 /**
@@ -569,13 +573,13 @@ function renderTable(): string {
       first = false;
     }
   }
-  for (const [name, why] of unavailable) {
-    const firstLines = why.split('\n').slice(0, 1).join('').slice(0, 300);
+  for (const [name, { line }] of unavailable) {
     const ran = rows.some((r) => r.proxy === name);
-    out.push([ran ? '(stopped)' : '(not run)', name, '', '', '', '', '', ran ? '' : '0', firstLines]);
+    out.push([ran ? '(stopped)' : '(not run)', name, '', '', '', '', '', ran ? '' : '0', line]);
   }
   return markdownTable(header, out);
 }
+
 
 try {
   await main();

@@ -42,3 +42,17 @@ export function markdownTable(header: readonly string[], rows: readonly (readonl
   const rule = `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`;
   return [line(all[0] ?? []), rule, ...all.slice(1).map(line)].join('\n');
 }
+
+/**
+ * The most telling line of a crashed process's output, for the table: the last plain-text line naming an error
+ * (Node's `SyntaxError: …` sits below a file:line and above the stack; nginx says `[emerg]`, HAProxy `[ALERT]`),
+ * else the last plain-text line. JSON log lines are the fallback only: they are long and the CLI restates them.
+ */
+export function headline(output: string): string {
+  const lines = output.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !/^Node\.js v\d/.test(l) && !/^at /.test(l));
+  const plain = lines.filter((l) => !l.startsWith('{'));
+  const names = (l: string): boolean => /\b(\w*Error|ERR_\w+|E_[A-Z_]+|ALERT|emerg|crit)\b/.test(l);
+  const last = (xs: readonly string[], ok: (l: string) => boolean): string | undefined => [...xs].reverse().find(ok);
+  const pick = last(plain, names) ?? plain.at(-1) ?? last(lines, names) ?? lines.at(-1) ?? '';
+  return pick.length > 300 ? `${pick.slice(0, 300)}…` : pick;
+}

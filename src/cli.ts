@@ -3,8 +3,8 @@
  * the real network live here; the engine is in src/edge and below.
  */
 import { parseArgs } from 'node:util';
-import { readFileSync, watch, createWriteStream, type WriteStream } from 'node:fs';
-import { resolve as resolvePath } from 'node:path';
+import { readFileSync, realpathSync, watch, createWriteStream, type WriteStream } from 'node:fs';
+import { basename, dirname, resolve as resolvePath } from 'node:path';
 import { connect as netConnect } from 'node:net';
 import { Subject, debounceTime, map, filter, type Observable } from 'rxjs';
 import { createNodeNetwork } from './net/node/network.ts';
@@ -116,7 +116,12 @@ async function serveCommand(file: string | undefined, opts: { events?: string; l
   process.on('SIGHUP', () => triggers.next('SIGHUP'));
   let watcher: ReturnType<typeof watch> | undefined;
   try {
-    watcher = watch(file, () => triggers.next('file change'));
+    // Watch the file's directory, not its inode: saving by renaming a new file over the old one (editors, `mv`)
+    // replaces the inode, and a watch on the old one never fires again. realpath: a symlinked file is followed.
+    const real = realpathSync(file);
+    watcher = watch(dirname(real), (_event, name) => {
+      if (name === null || name === basename(real)) triggers.next('file change');
+    });
   } catch (e) {
     log.warn({ err: e }, 'cannot watch the config file; reload with SIGHUP');
   }

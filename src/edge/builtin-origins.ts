@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Conn, Network, TcpListener } from '../net/ports.ts';
 import type { BuiltinOrigin } from '../model/types.ts';
 import { RefractError } from '../model/errors.ts';
+import { listenErrorCode } from './edge-node.ts';
 
 const encoder = new TextEncoder();
 
@@ -40,7 +41,7 @@ export async function startBuiltinOrigins(net: Network, origins: readonly Builti
           const l = await net.listenTcp({ host: o.host, port: p }, (c) => serveOrigin(c, o));
           started.push({ name: o.name, host: o.host, port: l.address.port, l });
         } catch (e) {
-          throw new RefractError('E_LISTEN_ADDRESS_IN_USE', {
+          throw new RefractError(listenErrorCode((e as { code?: string }).code), {
             message: `builtin origin '${o.name}' could not listen on ${o.host}:${p}: ${(e as Error).message}`,
             details: { origin: o.name, address: o.host, port: p },
             cause: e,

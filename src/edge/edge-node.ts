@@ -34,7 +34,8 @@ export interface ApplyResult {
   readonly listeners: number;
 }
 
-function listenErrorCode(code: string | undefined): ErrorCode {
+/** Maps a bind failure's errno to Refract's code. */
+export function listenErrorCode(code: string | undefined): ErrorCode {
   if (code === 'EADDRINUSE') return 'E_LISTEN_ADDRESS_IN_USE';
   if (code === 'EADDRNOTAVAIL') return 'E_LISTEN_ADDRESS_UNAVAILABLE';
   if (code === 'EACCES' || code === 'EPERM') return 'E_LISTEN_PERMISSION';

@@ -94,6 +94,8 @@ function probe(port: number): Promise<boolean> {
 }
 
 async function startHaproxy(bin: string, port: number): Promise<RunningHaproxy> {
+  // A listener already there would answer our readiness probe in HAProxy's place.
+  if (await probe(port)) throw new Error(`127.0.0.1:${port} is already in use; ports 7600-7649 belong to this test file`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'refract-haproxy-'));
   const cfg = path.join(dir, 'haproxy.cfg');
   fs.writeFileSync(cfg, haproxyConfig(port));

@@ -79,6 +79,10 @@ interface Segment {
   readonly data: Buffer | null;
   readonly fin: boolean;
   attempt: number;
+  /** Piggybacked acknowledgement, refreshed at each (re)transmission: what `from` has received and read. */
+  ackReceived: number;
+  ackConsumed: number;
+  ackFin: boolean;
 }
 
 /** A cumulative acknowledgement: what the peer has received and read (consumed), and whether it has our FIN. */
@@ -102,6 +106,28 @@ interface Rst {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * Copies of written chunks are carved out of shared 256 KiB slabs: one ArrayBuffer per slab instead of one per write
+ * keeps the garbage collector out of the hot path. Large writes get their own buffer.
+ */
+const SLAB_BYTES = 256 * 1024;
+const SLAB_MAX_CHUNK = 32 * 1024;
+let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+let slabUsed = 0;
+
+function copyChunk(chunk: Uint8Array): Buffer {
+  const n = chunk.byteLength;
+  if (n > SLAB_MAX_CHUNK) return Buffer.from(chunk);
+  if (slabUsed + n > SLAB_BYTES) {
+    slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const out = slab.subarray(slabUsed, slabUsed + n);
+  out.set(chunk);
+  slabUsed = (slabUsed + n + 7) & ~7;
+  return out;
+}
 const NO_HANDLERS: Partial<ConnHandlers> = Object.freeze({});
 
 /** A listening socket. */
@@ -180,6 +206,8 @@ export class SimConn implements Conn {
   #sndSeq = 0;
   /** Latest scheduled arrival of a segment of ours (a reset's RST is not allowed to overtake them). */
   #lastArrival = 0;
+  /** We owe the peer an ACK; the next segment we send carries it, else a bare ACK goes at the end of the event. */
+  #ackPending = false;
   #bytesWritten = 0;
 
   // ── receive side ──
@@ -234,7 +262,7 @@ export class SimConn implements Conn {
     }
     const len = chunk.byteLength;
     if (len > 0) {
-      this.#userQ.push(Buffer.from(chunk)); // the kernel copies too: later mutation by the caller must not show
+      this.#userQ.push(copyChunk(chunk)); // the kernel copies too: later mutation by the caller must not show
       this.userBytes += len;
       this.#bytesWritten += len;
       if (this.alive && this.state === 'ESTABLISHED') this.pump();
@@ -332,7 +360,7 @@ export class SimConn implements Conn {
       }
       this.kqBytes -= n;
       this.sentBytes += n;
-      this.#sendSegment({ from: this, seq: this.#sndSeq++, data: piece, fin: false, attempt: 0 }, departAt);
+      this.#sendSegment({ from: this, seq: this.#sndSeq++, data: piece, fin: false, attempt: 0, ackReceived: 0, ackConsumed: 0, ackFin: false }, departAt);
       if (sliced) departAt += gap;
     }
     if (this.kqBytes === 0 && this.#kqHead > 0) {
@@ -341,12 +369,16 @@ export class SimConn implements Conn {
     }
     if (this.kqBytes === 0 && this.finQueued && !this.finSent) {
       this.finSent = true;
-      this.#sendSegment({ from: this, seq: this.#sndSeq++, data: null, fin: true, attempt: 0 }, departAt);
+      this.#sendSegment({ from: this, seq: this.#sndSeq++, data: null, fin: true, attempt: 0, ackReceived: 0, ackConsumed: 0, ackFin: false }, departAt);
     }
   }
 
   #sendSegment(seg: Segment, departAt: number): void {
     const sim = this.host.sim;
+    seg.ackReceived = this.receivedBytes;
+    seg.ackConsumed = this.consumedBytes;
+    seg.ackFin = this.finReceived;
+    this.#ackPending = false;
     const at = this.outLink!.send(departAt, seg.data === null ? 0 : seg.data.length, false);
     if (sim.tracing) sim.emit(at === LOST ? 'tcp.lost' : 'tcp.send', this.host.name, `${this.label()} seq=${seg.seq} ${seg.fin ? 'FIN' : `len=${seg.data!.length}`} try=${seg.attempt}`);
     if (at === LOST) {
@@ -369,7 +401,11 @@ export class SimConn implements Conn {
     if (!this.alive) return;
     seg.attempt++;
     if (seg.attempt > this.host.sim.tcp.dataRetries) {
+      // The path to the peer is dead. The peer's own unacknowledged data would be retransmitted in vain against our
+      // lost ACKs, so it times out as well.
+      const peer = this.peer;
       this.timedOut();
+      if (peer !== null && peer.alive && peer.awaitingAck()) peer.timedOut();
       return;
     }
     this.#sendSegment(seg, this.host.sim.clock.now());
@@ -377,6 +413,7 @@ export class SimConn implements Conn {
 
   /** @internal Sends an ACK with our current receive state. */
   sendAck(attempt = 0): void {
+    this.#ackPending = false;
     if (!this.alive || this.outLink === null) return;
     const ack: Ack = { from: this, received: this.receivedBytes, consumed: this.consumedBytes, fin: this.finReceived, attempt };
     const sim = this.host.sim;
@@ -386,16 +423,26 @@ export class SimConn implements Conn {
     else sim.clock.scheduleAt(at, onAckArrive, ack);
   }
 
-  /** @internal The peer's ACK arrived. */
+  /** @internal The peer's bare ACK arrived. */
   onAck(ack: Ack): void {
-    if (ack.received > this.ackReceived) this.ackReceived = ack.received;
-    if (ack.consumed > this.ackConsumed) this.ackConsumed = ack.consumed;
-    if (ack.fin && this.finSent) this.finAcked = true;
+    this.#applyAck(ack.received, ack.consumed, ack.fin);
+    this.#afterEvent();
+  }
+
+  #applyAck(received: number, consumed: number, fin: boolean): void {
+    if (received > this.ackReceived) this.ackReceived = received;
+    if (consumed > this.ackConsumed) this.ackConsumed = consumed;
+    if (fin && this.finSent) this.finAcked = true;
+  }
+
+  /** End of a packet event: send what the window now allows, `drain`, the ACK we owe, then close/remove checks. */
+  #afterEvent(): void {
     this.pump();
     if (this.needDrain && this.userBytes === 0 && !this.destroyed) {
       this.needDrain = false;
       this.#h.drain?.();
     }
+    if (this.#ackPending) this.sendAck();
     this.maybeClose();
     this.maybeRemove();
   }
@@ -415,22 +462,20 @@ export class SimConn implements Conn {
       this.kill();
       return;
     }
-    if (seg.seq < this.#rcvNext || this.#ooo?.has(seg.seq) === true) return;
-    if (seg.seq > this.#rcvNext) {
-      (this.#ooo ??= new Map()).set(seg.seq, seg);
-      return;
-    }
-    this.#take(seg);
-    const ooo = this.#ooo;
-    if (ooo !== null && ooo.size > 0) {
-      for (let next = ooo.get(this.#rcvNext); next !== undefined; next = ooo.get(this.#rcvNext)) {
-        ooo.delete(this.#rcvNext);
-        this.#take(next);
+    this.#applyAck(seg.ackReceived, seg.ackConsumed, seg.ackFin);
+    if (seg.seq === this.#rcvNext) {
+      this.#take(seg);
+      const ooo = this.#ooo;
+      if (ooo !== null && ooo.size > 0) {
+        for (let next = ooo.get(this.#rcvNext); next !== undefined; next = ooo.get(this.#rcvNext)) {
+          ooo.delete(this.#rcvNext);
+          this.#take(next);
+        }
       }
-    }
-    this.deliver();
-    this.sendAck();
-    this.maybeRemove();
+      this.#ackPending = true;
+      this.deliver(); // the app may answer at once; its segment then carries our ACK
+    } else if (seg.seq > this.#rcvNext) (this.#ooo ??= new Map()).set(seg.seq, seg);
+    this.#afterEvent();
   }
 
   #take(seg: Segment): void {
@@ -456,6 +501,7 @@ export class SimConn implements Conn {
       q[this.#rcvHead++] = EMPTY;
       this.rcvBytes -= chunk.length;
       this.consumedBytes += chunk.length;
+      this.#ackPending = true; // a window update
       // Flowing without a data handler: Node emits to no listener and the bytes are gone; so are they here.
       this.#h.data?.(chunk);
     }
@@ -484,9 +530,8 @@ export class SimConn implements Conn {
       this.failNow('ECONNRESET', 'read');
       return;
     }
-    const before = this.consumedBytes;
     this.deliver();
-    if (this.alive && this.consumedBytes !== before) this.sendAck(); // window update
+    if (this.alive && this.#ackPending) this.sendAck(); // window update
     this.maybeRemove();
   }
 
@@ -571,10 +616,10 @@ export class SimConn implements Conn {
       this.timer = null;
     }
     if (sim.tracing) sim.emit('tcp.connect', this.host.name, this.label());
-    this.sendAck(); // the handshake's third packet
+    this.#ackPending = true; // the handshake's third packet: rides on the first data segment if `connect` writes
     if (!this.destroyed) this.#h.connect?.();
-    if (this.alive) this.pump();
-    this.maybeClose();
+    if (this.alive) this.#afterEvent();
+    else if (this.#ackPending) this.sendAck();
   }
 
   /** @internal First packet from the client at a half-open server TCB: accept, unless the listener went away. */

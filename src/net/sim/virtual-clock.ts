@@ -42,27 +42,24 @@ interface Timer<A = any> extends TimerHandle {
   seq: number;
   fn: (arg: A) => void;
   arg: A;
-  live: boolean;
+  /** Position in the heap array; -1 once fired or cancelled. */
+  idx: number;
 }
 
 const DEFAULT_MAX_STEPS = 10_000_000;
-/** Rebuild the heap once this many cancelled timers sit in it (and they outnumber live ones). */
-const COMPACT_THRESHOLD = 4096;
 
 function before(a: Timer, b: Timer): boolean {
   return a.at < b.at || (a.at === b.at && a.seq < b.seq);
 }
 
 /**
- * Virtual-time implementation of the `Clock` port: a binary min-heap of timers ordered by `(deadline, seq)`, with
- * lazy deletion of cancelled timers.
+ * Virtual-time implementation of the `Clock` port: a binary min-heap of timers ordered by `(deadline, seq)`. Each
+ * timer knows its heap position, so cancelling removes it at once (O(log n)) instead of leaving a tombstone.
  */
 export class VirtualClock implements Clock {
   #now = 0;
   #seq = 0;
   #heap: Timer[] = [];
-  #live = 0;
-  #dead = 0;
   #running = false;
   readonly #epochMs: number;
 
@@ -104,21 +101,24 @@ export class VirtualClock implements Clock {
   /** @internal Cancels a timer from `schedule`; harmless if it already fired or was cancelled. */
   cancel(handle: TimerHandle): void {
     const t = handle as Timer;
-    if (!t.live) return;
-    t.live = false;
-    this.#live--;
-    this.#dead++;
-    if (this.#dead > COMPACT_THRESHOLD && this.#dead > this.#live) this.#compact();
+    const i = t.idx;
+    if (i < 0) return;
+    t.idx = -1;
+    const h = this.#heap;
+    const last = h.pop()!;
+    if (last === t) return;
+    // Put the last element in the hole and restore the heap property in whichever direction it is violated.
+    this.#siftDown(last, this.#siftUp(last, i));
   }
 
-  /** Live timers not yet fired (the leak check of tests that open connections). */
+  /** Timers set and not yet fired or cancelled (the leak check of tests that open connections). */
   pendingTimers(): number {
-    return this.#live;
+    return this.#heap.length;
   }
 
-  /** Deadline of the next live timer, or undefined when idle. */
+  /** Deadline of the next timer, or undefined when idle. */
   nextDeadline(): number | undefined {
-    return this.#peekLive()?.at;
+    return this.#heap[0]?.at;
   }
 
   /** Fires the next live timer, moving time to its deadline. Returns false when there is none. */
@@ -148,7 +148,7 @@ export class VirtualClock implements Clock {
     } finally {
       this.#running = false;
     }
-    return { steps, idle: this.#live === 0 };
+    return { steps, idle: this.#heap.length === 0 };
   }
 
   /**
@@ -165,7 +165,7 @@ export class VirtualClock implements Clock {
     } finally {
       this.#running = false;
     }
-    return { steps, idle: this.#live === 0 };
+    return { steps, idle: this.#heap.length === 0 };
   }
 
   /**
@@ -181,7 +181,7 @@ export class VirtualClock implements Clock {
       steps++;
       await drainMicrotasks();
     }
-    return { steps, idle: this.#live === 0 };
+    return { steps, idle: this.#heap.length === 0 };
   }
 
   /** `advanceBy` that drains microtasks between timers (see `runUntilIdleAsync`). */
@@ -195,7 +195,7 @@ export class VirtualClock implements Clock {
       await drainMicrotasks();
     }
     if (until > this.#now) this.#now = until;
-    return { steps, idle: this.#live === 0 };
+    return { steps, idle: this.#heap.length === 0 };
   }
 
   #stepUntil(until: number): boolean {
@@ -213,69 +213,57 @@ export class VirtualClock implements Clock {
   }
 
   #push<A>(at: number, fn: (arg: A) => void, arg: A): Timer<A> {
-    const t: Timer<A> = { at, seq: this.#seq++, fn, arg, live: true };
+    const t: Timer<A> = { at, seq: this.#seq++, fn, arg, idx: this.#heap.length };
+    this.#heap.push(t);
+    this.#siftUp(t, t.idx);
+    return t;
+  }
+
+  /** Moves `t` up from position `i` to where it belongs; returns its final position. */
+  #siftUp(t: Timer, i: number): number {
     const h = this.#heap;
-    let i = h.length;
-    h.push(t);
     while (i > 0) {
       const p = (i - 1) >> 1;
       const parent = h[p]!;
       if (!before(t, parent)) break;
       h[i] = parent;
+      parent.idx = i;
       i = p;
     }
     h[i] = t;
-    this.#live++;
-    return t;
+    t.idx = i;
+    return i;
   }
 
-  #pop(): Timer | undefined {
+  /** Moves `t` down from position `i` to where it belongs. */
+  #siftDown(t: Timer, i: number): void {
     const h = this.#heap;
-    const top = h[0];
-    const last = h.pop();
-    if (top === undefined || last === undefined || h.length === 0) return top;
     const n = h.length;
-    let i = 0;
     for (;;) {
       const l = 2 * i + 1;
       if (l >= n) break;
       const r = l + 1;
       const c = r < n && before(h[r]!, h[l]!) ? r : l;
       const child = h[c]!;
-      if (!before(child, last)) break;
+      if (!before(child, t)) break;
       h[i] = child;
+      child.idx = i;
       i = c;
     }
-    h[i] = last;
-    return top;
-  }
-
-  #peekLive(): Timer | undefined {
-    let t = this.#heap[0];
-    while (t !== undefined && !t.live) {
-      this.#pop();
-      this.#dead--;
-      t = this.#heap[0];
-    }
-    return t;
+    h[i] = t;
+    t.idx = i;
   }
 
   #fireNext(until: number): boolean {
-    const t = this.#peekLive();
+    const h = this.#heap;
+    const t = h[0];
     if (t === undefined || t.at > until) return false;
-    this.#pop();
-    t.live = false;
-    this.#live--;
+    const last = h.pop()!;
+    if (last !== t) this.#siftDown(last, 0);
+    t.idx = -1;
     if (t.at > this.#now) this.#now = t.at;
     t.fn(t.arg);
     return true;
-  }
-
-  #compact(): void {
-    const live = this.#heap.filter((t) => t.live);
-    live.sort((a, b) => a.at - b.at || a.seq - b.seq); // a sorted array is a valid heap
-    this.#heap = live;
-    this.#dead = 0;
   }
 }
 
