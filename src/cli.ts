@@ -11,6 +11,7 @@ import { createNodeNetwork } from './net/node/network.ts';
 import { EdgeNode } from './edge/edge-node.ts';
 import { startBuiltinOrigins, type RunningOrigins } from './edge/builtin-origins.ts';
 import { createLogger } from './log.ts';
+import { traceLine } from './streams/trace.ts';
 import { parseConfigText, validateConfig } from './model/config.ts';
 import { formatPortRange } from './model/ports.ts';
 import { isRefractError, RefractError } from './model/errors.ts';
@@ -20,7 +21,7 @@ import type { Logger } from 'pino';
 const USAGE = `refract — L4 edge proxy (Spectrum-style apps) with a deterministic network simulator
 
 Usage:
-  refract serve --config FILE [--events FILE|stdout] [--log-level LEVEL]
+  refract serve --config FILE [--events FILE|stdout] [--trace FILE] [--log-level LEVEL]
       Proxy the apps in FILE (YAML or JSON). Reloads on SIGHUP and when FILE changes; SIGTERM/SIGINT drain and exit.
   refract connect HOST:PORT
       A tiny netcat: stdin goes to HOST:PORT, what comes back goes to stdout (for trying the example without nc).
@@ -76,7 +77,7 @@ function eventSink(target: string | undefined, edge: EdgeNode): WriteStream | No
   return out;
 }
 
-async function serveCommand(file: string | undefined, opts: { events?: string; logLevel?: string }): Promise<number> {
+async function serveCommand(file: string | undefined, opts: { events?: string; logLevel?: string; trace?: string }): Promise<number> {
   if (!file) {
     process.stderr.write(`refract serve: --config FILE is required\n\n${USAGE}\n`);
     return 2;
@@ -91,6 +92,8 @@ async function serveCommand(file: string | undefined, opts: { events?: string; l
   const net = createNodeNetwork({ dnsServers: config.node.dnsServers });
   const edge = new EdgeNode({ net, log }, config);
   const sink = eventSink(opts.events ?? config.log.events, edge);
+  const traceOut = opts.trace ? createWriteStream(resolvePath(opts.trace), { flags: 'a' }) : undefined;
+  if (traceOut) edge.trace.records$.subscribe((r) => traceOut.write(traceLine(r) + '\n'));
 
   let origins: RunningOrigins | undefined;
   try {
@@ -171,6 +174,7 @@ async function serveCommand(file: string | undefined, opts: { events?: string; l
         .then(() => {
           log.info({ event: 'serve.stopped' }, 'stopped');
           if (sink && sink !== process.stdout) (sink as WriteStream).end();
+          traceOut?.end();
           resolveExit(0);
         })
         .catch((err: unknown) => {
@@ -211,12 +215,13 @@ export async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
-    options: { config: { type: 'string', short: 'c' }, events: { type: 'string' }, 'log-level': { type: 'string' } },
+    options: { config: { type: 'string', short: 'c' }, events: { type: 'string' }, trace: { type: 'string' }, 'log-level': { type: 'string' } },
   });
   switch (cmd) {
     case 'serve': {
-      const o: { events?: string; logLevel?: string } = {};
+      const o: { events?: string; logLevel?: string; trace?: string } = {};
       if (values.events !== undefined) o.events = values.events;
+      if (values.trace !== undefined) o.trace = values.trace;
       if (values['log-level'] !== undefined) o.logLevel = values['log-level'];
       return serveCommand(values.config ?? positionals[0], o);
     }

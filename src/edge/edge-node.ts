@@ -15,6 +15,7 @@ import type { AppSpec, RefractConfig } from '../model/types.ts';
 import { RefractError, type ErrorCode } from '../model/errors.ts';
 import { TcpEngine, type UpstreamTarget } from '../machines/tcp-connection.ts';
 import { EventLog } from '../streams/events.ts';
+import { Trace } from '../streams/trace.ts';
 import { createOriginResolver, type OriginResolver } from './origin-resolver.ts';
 
 interface ListenerSlot {
@@ -50,12 +51,14 @@ export interface EdgeNodeDeps {
   readonly net: Network;
   readonly log: Logger;
   readonly events?: EventLog;
+  readonly trace?: Trace;
 }
 
 export class EdgeNode {
   readonly #net: Network;
   readonly #log: Logger;
   readonly events: EventLog;
+  readonly trace: Trace;
   readonly tcp: TcpEngine;
   readonly #resolver: OriginResolver;
   #config: RefractConfig | undefined;
@@ -67,6 +70,7 @@ export class EdgeNode {
     this.#net = deps.net;
     this.#log = deps.log;
     this.events = deps.events ?? new EventLog();
+    this.trace = deps.trace ?? new Trace();
     this.#resolver = createOriginResolver({
       net: deps.net,
       clock: deps.net.clock,
@@ -79,6 +83,7 @@ export class EdgeNode {
       settings: () => this.#config!.node,
       targets: (app, port) => this.#targets(app, port),
       events: this.events,
+      trace: this.trace,
       log: deps.log,
     });
   }
@@ -196,5 +201,6 @@ export class EdgeNode {
     await this.tcp.whenIdle();
     this.#resolver.dispose();
     this.events.complete();
+    this.trace.complete();
   }
 }

@@ -15,6 +15,7 @@ import { isRefractError, type ErrorCode } from '../model/errors.ts';
 import type { AppSpec, NodeSettings } from '../model/types.ts';
 import type { CloseReason, EventLog, SpectrumEvent, SpectrumEventName } from '../streams/events.ts';
 import { isTrustedSource } from '../core/cidr.ts';
+import type { Trace, TraceEventName } from '../streams/trace.ts';
 
 export interface UpstreamTarget {
   readonly host: string;
@@ -30,6 +31,8 @@ export interface TcpEngineDeps {
   /** Origin targets for a new connection; sync when no I/O is needed. Rejects with a RefractError. */
   targets(app: AppSpec, edgePort: number): readonly UpstreamTarget[] | Promise<readonly UpstreamTarget[]>;
   readonly events: EventLog;
+  /** Decision trace (optional); records are built only when someone subscribes. */
+  readonly trace?: Trace;
   readonly log: Logger;
 }
 
@@ -245,6 +248,10 @@ export class TcpEngine {
     this.stats.downstream_cx_total++;
     this.stats.downstream_cx_active++;
     this.#active.add(rec);
+    this.#trace(rec, 'accept', {
+      client: `${remote.address}:${remote.port}`,
+      edge: `${local.address}:${local.port}`,
+    });
     this.#host.start(rec);
   }
 
@@ -281,6 +288,12 @@ export class TcpEngine {
       downstream: `${r.client.address}:${r.client.port}`,
       edge: `${r.edge.address}:${r.edge.port}`,
     }));
+  }
+
+  #trace(r: ConnRecord, event: TraceEventName, detail?: Record<string, unknown>): void {
+    const tr = this.#deps.trace;
+    if (!tr || !tr.enabled) return;
+    tr.record({ t: this.#deps.clock.now(), node: r.settings.id, app: r.app?.id ?? '', conn: r.id, event, ...detail });
   }
 
   #send(r: ConnRecord, e: TcpConnEvent): void {
@@ -347,6 +360,7 @@ export class TcpEngine {
           r.log = undefined;
         }
         if (res.rest.length > 0) r.prefix = [res.rest];
+        this.#trace(r, 'proxy_in', { version: h.version, command: h.command, client: `${r.client.address}:${r.client.port}` });
         this.#announce(r);
         this.#send(r, { type: 'PROXY.DECODED', header: h, rest: res.rest });
       },
@@ -371,17 +385,19 @@ export class TcpEngine {
       return;
     }
     if (Array.isArray(res)) {
-      r.targets = res as readonly UpstreamTarget[];
-      this.#send(r, { type: 'ORIGIN.RESOLVED' });
+      this.#resolved(r, res as readonly UpstreamTarget[]);
       return;
     }
     (res as Promise<readonly UpstreamTarget[]>).then(
-      (t) => {
-        r.targets = t;
-        this.#send(r, { type: 'ORIGIN.RESOLVED' });
-      },
+      (t) => this.#resolved(r, t),
       (e: unknown) => this.#resolveFailed(r, e),
     );
+  }
+
+  #resolved(r: ConnRecord, targets: readonly UpstreamTarget[]): void {
+    r.targets = targets;
+    this.#trace(r, 'resolved', { targets: targets.map((t) => `${t.host}:${t.port}`) });
+    this.#send(r, { type: 'ORIGIN.RESOLVED' });
   }
 
   #resolveFailed(r: ConnRecord, e: unknown): void {
@@ -401,6 +417,7 @@ export class TcpEngine {
     const t = r.targets[r.attempt++]!;
     r.current = t;
     this.stats.upstream_cx_total++;
+    this.#trace(r, 'dial', { upstream: `${t.host}:${t.port}`, attempt: r.attempt });
     const up = this.#deps.net.connectTcp({ host: t.host, port: t.port });
     r.up = up;
     up.setHandlers({
@@ -421,6 +438,7 @@ export class TcpEngine {
       up.destroy();
     }
     const t = r.current;
+    this.#trace(r, 'dial_failed', { upstream: t ? `${t.host}:${t.port}` : '', code: timedOut ? 'ETIMEDOUT' : (err?.code ?? '') });
     this.#logOf(r).info(
       { upstream: t && `${t.host}:${t.port}`, code: timedOut ? 'ETIMEDOUT' : err?.code, attempt: r.attempt },
       timedOut ? 'origin connect timed out' : 'origin connect failed',
@@ -438,13 +456,20 @@ export class TcpEngine {
       prefix = [header, ...prefix];
     }
     const idle = app.idleTimeoutMs ?? r.settings.idleTimeoutMs;
+    this.#trace(r, 'established', { upstream: `${r.current!.host}:${r.current!.port}`, proxy_protocol: app.proxyProtocol });
     r.splice = splice(
       r.down,
       up,
       { clock: this.#deps.clock, idleTimeoutMs: idle, upstreamPrefix: prefix, downstreamEnded: r.downEnded },
       {
-        c2sEnd: () => this.#send(r, { type: 'SPLICE.C2S_END' }),
-        s2cEnd: () => this.#send(r, { type: 'SPLICE.S2C_END' }),
+        c2sEnd: () => {
+          this.#trace(r, 'c2s_end');
+          this.#send(r, { type: 'SPLICE.C2S_END' });
+        },
+        s2cEnd: () => {
+          this.#trace(r, 's2c_end');
+          this.#send(r, { type: 'SPLICE.S2C_END' });
+        },
         error: (side, error) => this.#send(r, { type: 'SPLICE.ERROR', side, error }),
         idle: () => this.#send(r, { type: 'SPLICE.IDLE' }),
         closed: () => this.#send(r, { type: 'SPLICE.CLOSED' }),
@@ -477,6 +502,13 @@ export class TcpEngine {
     this.stats.downstream_cx_active--;
     const key = String(r.status);
     this.stats.closed_by_status[key] = (this.stats.closed_by_status[key] ?? 0) + 1;
+    this.#trace(r, 'close', {
+      status: r.status,
+      reason: r.reason,
+      code: r.code,
+      bytes_in: r.splice?.bytesDownstream ?? 0,
+      bytes_out: r.splice?.bytesUpstream ?? 0,
+    });
     if (r.app) {
       this.#announce(r);
       this.#emit(r, r.eventName, r.status);

@@ -328,3 +328,23 @@ test('an idle connection is closed after the idle timeout', async () => {
     await o.close();
   }
 });
+
+test('the decision trace records each step of a connection in order, with bytes and status at close', async () => {
+  const o = await startOrigin();
+  const e = await startEdge({ edge: { addresses: ['127.0.0.1'] }, apps: [app({ protocol: 'tcp/7427', origin_direct: [`tcp://127.0.0.1:${o.port}`] })] });
+  const records: Array<Record<string, unknown>> = [];
+  e.edge.trace.records$.subscribe((r) => records.push(r));
+  try {
+    await exchange(7427, 'traced');
+    await e.closing();
+    assert.deepEqual(records.map((r) => r.event), ['accept', 'resolved', 'dial', 'established', 'c2s_end', 's2c_end', 'close']);
+    const close = records.at(-1)!;
+    assert.equal(close.status, 200);
+    assert.equal(close.bytes_in, 6);
+    assert.equal(close.bytes_out, 6);
+    assert.ok(records.every((r, i) => i === 0 || (r.t as number) >= (records[i - 1]!.t as number)), 'times never go backwards');
+  } finally {
+    await e.close();
+    await o.close();
+  }
+});
