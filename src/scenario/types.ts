@@ -1,0 +1,113 @@
+/**
+ * The scenario file format (`scenarios/*.yaml`): a runnable story for the simulator, with expectations.
+ * The zod schema in `schema.ts` validates files against these types (with coded errors, E_SCENARIO_*); the runner
+ * (`runner.ts`) executes them in virtual time; property tests emit shrunk failures in this same format
+ * (`scenarios/regressions/`), and `refract replay` builds one from a production trace.
+ *
+ * Times are virtual milliseconds from the start of the run. Addresses are any unicast IP literals (the simulator
+ * is not the real network; use documentation ranges: 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32).
+ */
+
+export interface ScenarioFile {
+  /** One-line title; the file's top comment explains the story. */
+  name: string;
+  /** Default seed; `refract sim --seed N` overrides it. */
+  seed: number;
+  /** Stop the run at this virtual time even if work remains, ms (default 3,600,000 = 1 h). */
+  max_time_ms?: number;
+  topology: Topology;
+  /** Node settings for the edge node(s): same keys as the config file's `edge:` section (addresses default to the edge host's). */
+  edge?: Record<string, unknown>;
+  /** Spectrum app objects, as in the config file's `apps:`. */
+  apps: unknown[];
+  timeline: TimelineStep[];
+  expect?: Expectations;
+}
+
+export interface Topology {
+  /** Edge nodes (one EdgeNode each). Most scenarios have one. */
+  edges: Array<{ name: string; addresses: string[] }>;
+  clients: Array<{ name: string; addresses: string[]; country?: string; asn?: number }>;
+  origins: Array<{
+    name: string;
+    addresses: string[];
+    listeners: Array<{
+      /** `tcp://ip:port` or `tcp://ip:start-end`. */
+      listen: string;
+      behaviour: OriginBehaviour;
+      /** banner: text sent first. */
+      banner?: string;
+      /** Records the PROXY header it receives (for expectations); default true. */
+      parse_proxy?: boolean;
+    }>;
+  }>;
+  /** Link parameters between two hosts (both directions unless `direction`). Unlisted pairs: 0.1 ms, lossless. */
+  links?: Array<{
+    between: [string, string];
+    direction?: 'both' | 'a->b' | 'b->a';
+    latency_ms?: number;
+    jitter_ms?: number;
+    loss?: number;
+    duplicate?: number;
+    reorder?: number;
+    bandwidth_bytes_per_ms?: number;
+    queue_bytes?: number;
+    /** Split writes into pieces of at most this many bytes (PROXY headers and hellos split across reads). */
+    slice_max_bytes?: number;
+  }>;
+  /** origin_dns records served by the world's DNS. */
+  dns?: Array<{ name: string; type: 'A' | 'AAAA' | 'SRV'; records: string[]; ttl: number }>;
+}
+
+/** echo: returns what it reads; sink: reads and drops; banner: speaks first then echoes; refuse: nothing listens
+ * (ECONNREFUSED); blackhole: SYNs vanish (connect timeout); reset: RST after the first bytes; close: FIN at once. */
+export type OriginBehaviour = 'echo' | 'sink' | 'banner' | 'refuse' | 'blackhole' | 'reset' | 'close';
+
+export type TimelineStep =
+  /** A client opens a connection (`id` names it for later steps and expectations). */
+  | { at: number; connect: { id: string; client: string; to: string /* ip:port on an edge */; from?: string /* source ip */ } }
+  /** Sends bytes: `text`, or `bytes` of filler. */
+  | { at: number; send: { id: string; text?: string; bytes?: number } }
+  /** Half-closes the client's side (FIN). */
+  | { at: number; end: { id: string } }
+  /** Resets the client's side (RST). */
+  | { at: number; reset: { id: string } }
+  /** Many clients at once: `count` connections from `client`, spaced `every_ms`, each sending `bytes` and ending. */
+  | { at: number; load: { id_prefix: string; client: string; to: string; count: number; every_ms?: number; bytes?: number; echo_bytes_expected?: boolean } }
+  | { at: number; partition: { a: string | string[]; b: string | string[]; direction?: 'both' | 'a->b' | 'b->a' } }
+  | { at: number; heal: { a?: string | string[]; b?: string | string[] } }
+  | { at: number; link: Topology extends { links?: Array<infer L> } ? L : never }
+  | { at: number; crash: { host: string } }
+  /** Restarts a crashed host; origins on it listen again. */
+  | { at: number; restart: { host: string } }
+  /** Replaces the edge's apps (a hot reload). */
+  | { at: number; reload: { apps: unknown[]; edge?: Record<string, unknown> } }
+  | { at: number; dns: { name: string; type: 'A' | 'AAAA' | 'SRV'; records: string[]; ttl: number } };
+
+export interface ConnExpectation {
+  /** Connection id from the timeline. */
+  id: string;
+  status?: number;
+  event?: 'disconnect' | 'originError' | 'resolveOrigin' | 'clientFiltered';
+  /** `ip:port` of the origin that served it. */
+  origin?: string;
+  /** Bytes read from the client / from the origin, as the edge counted them. */
+  client_bytes?: number;
+  origin_bytes?: number;
+  /** What the client received, exactly (text). */
+  received?: string;
+  /** The PROXY header the origin decoded: `{ version, src, dst }` (src/dst as `ip:port`). */
+  proxy_header?: { version: 1 | 2; src: string; dst: string };
+  close_reason?: string;
+}
+
+export interface Expectations {
+  connections?: ConnExpectation[];
+  /** Counts of closing events by Status, e.g. `{ "200": 998, "522": 2 }`. Exact unless `at_least`. */
+  statuses?: Record<string, number>;
+  statuses_at_least?: Record<string, number>;
+  /** Percentiles of connect time (accept → established), ms. */
+  connect_ms?: { p50_max?: number; p99_max?: number };
+  /** After the run: no open connection, no pending timer. Default true. */
+  quiescent?: boolean;
+}
