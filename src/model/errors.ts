@@ -38,6 +38,16 @@ export const ERRORS = {
   E_CONFIG_PROXY_PROTOCOL: { message: 'The proxy_protocol value does not fit the app protocol (v1 is TCP only, simple is UDP only).', source: 'config', retryable: false },
   E_CONFIG_CIDR: { message: 'Not a valid IP address or CIDR block.', source: 'config', retryable: false },
 
+  // ── scenario files (`refract sim`; src/scenario/schema.ts) ───────────────────────────────────────────────────
+  E_SCENARIO_READ: { message: 'The scenario file could not be read.', source: 'config', retryable: true },
+  E_SCENARIO_PARSE: { message: 'The scenario file is not valid YAML or JSON.', source: 'config', retryable: false },
+  E_SCENARIO_SCHEMA: { message: 'A scenario field is missing, has the wrong type or a value out of range, or is unknown.', source: 'config', retryable: false },
+  E_SCENARIO_REFERENCE: { message: 'The scenario names a host, address or connection it does not define.', source: 'config', retryable: false },
+  E_SCENARIO_DUPLICATE: { message: 'The scenario defines a host name, address or connection id twice.', source: 'config', retryable: false },
+  E_SCENARIO_ADDRESS: { message: 'A scenario address, listen URI, ip:port or DNS record is malformed or not usable there.', source: 'config', retryable: false },
+  E_SCENARIO_TIMELINE: { message: 'A timeline step acts on a connection before it opens, or lies beyond max_time_ms.', source: 'config', retryable: false },
+  E_SCENARIO_UNSUPPORTED: { message: 'The scenario asks for something the simulator does not model.', source: 'config', retryable: false },
+
   // ── listening ────────────────────────────────────────────────────────────────────────────────────────────────
   E_LISTEN_ADDRESS_IN_USE: { message: 'The edge address and port are already in use by another process.', source: 'internal', retryable: true },
   E_LISTEN_ADDRESS_UNAVAILABLE: { message: 'The edge address is not configured on this host.', source: 'config', retryable: false },

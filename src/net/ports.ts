@@ -44,7 +44,11 @@ export interface NetError extends Error {
   port?: number;
 }
 
-/** Lifecycle and data callbacks of a Conn. Set once with `Conn.setHandlers`; unset ones are ignored. */
+/**
+ * Lifecycle and data callbacks of a Conn. `Conn.setHandlers` merges: the handlers given replace those of the same
+ * name, the others stay. A Conn starts paused (accepted and outbound alike): bytes flow once the owner calls
+ * `resume()`, or sets a `data` handler without having called `pause()` (as Node's `on('data')` does).
+ */
 export interface ConnHandlers {
   /** Outbound connections only: the handshake completed. */
   connect(): void;

@@ -6,6 +6,9 @@
  *
  * Times are virtual milliseconds from the start of the run. Addresses are any unicast IP literals (the simulator
  * is not the real network; use documentation ranges: 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32).
+ *
+ * Extensions beyond the first draft (all optional, so older files stay valid; docs/scenarios.md has the details):
+ * listener `parse_proxy: 'required'`, connect `half_open`, expectation fields `error` and `received_bytes`.
  */
 
 export interface ScenarioFile {
@@ -37,8 +40,13 @@ export interface Topology {
       behaviour: OriginBehaviour;
       /** banner: text sent first. */
       banner?: string;
-      /** Records the PROXY header it receives (for expectations); default true. */
-      parse_proxy?: boolean;
+      /**
+       * Records the PROXY header it receives (for expectations); default true: a connection that starts with a
+       * header has it decoded and recorded, any other first bytes are payload. `'required'`: the connection must
+       * start with a header (else the origin resets it) and a banner is sent only after it, as a PROXY-aware
+       * server (Postfix `smtpd_upstream_proxy_protocol`) does. `false`: every byte is payload.
+       */
+      parse_proxy?: boolean | 'required';
     }>;
   }>;
   /** Link parameters between two hosts (both directions unless `direction`). Unlisted pairs: 0.1 ms, lossless. */
@@ -55,7 +63,8 @@ export interface Topology {
     /** Split writes into pieces of at most this many bytes (PROXY headers and hellos split across reads). */
     slice_max_bytes?: number;
   }>;
-  /** origin_dns records served by the world's DNS. */
+  /** origin_dns records served by the world's DNS. A/AAAA records are IP literals; SRV records are
+   * `"PRIORITY WEIGHT PORT TARGET"` (zone-file order). `ttl` in seconds. */
   dns?: Array<{ name: string; type: 'A' | 'AAAA' | 'SRV'; records: string[]; ttl: number }>;
 }
 
@@ -65,14 +74,29 @@ export type OriginBehaviour = 'echo' | 'sink' | 'banner' | 'refuse' | 'blackhole
 
 export type TimelineStep =
   /** A client opens a connection (`id` names it for later steps and expectations). */
-  | { at: number; connect: { id: string; client: string; to: string /* ip:port on an edge */; from?: string /* source ip */ } }
+  | {
+      at: number;
+      connect: {
+        id: string;
+        client: string;
+        /** `ip:port` on an edge (`[v6]:port` for IPv6). */
+        to: string;
+        /** Source IP: one of the client's addresses (default: the first of `to`'s family). */
+        from?: string;
+        /** Default false: when the peer's FIN arrives, the client ends its side too (Node's default socket).
+         * True: it keeps its side open until an `end`/`reset` step (for half-close stories). */
+        half_open?: boolean;
+      };
+    }
   /** Sends bytes: `text`, or `bytes` of filler. */
   | { at: number; send: { id: string; text?: string; bytes?: number } }
   /** Half-closes the client's side (FIN). */
   | { at: number; end: { id: string } }
   /** Resets the client's side (RST). */
   | { at: number; reset: { id: string } }
-  /** Many clients at once: `count` connections from `client`, spaced `every_ms`, each sending `bytes` and ending. */
+  /** Many clients at once: `count` connections from `client`, spaced `every_ms` (default 1), each sending `bytes`
+   * (default 64) and ending. Their ids are `id_prefix` + index (0-based): `load-0`, `load-1`, … With
+   * `echo_bytes_expected`, each must receive exactly `bytes` bytes back (an echo origin). */
   | { at: number; load: { id_prefix: string; client: string; to: string; count: number; every_ms?: number; bytes?: number; echo_bytes_expected?: boolean } }
   | { at: number; partition: { a: string | string[]; b: string | string[]; direction?: 'both' | 'a->b' | 'b->a' } }
   | { at: number; heal: { a?: string | string[]; b?: string | string[] } }
@@ -99,6 +123,10 @@ export interface ConnExpectation {
   /** The PROXY header the origin decoded: `{ version, src, dst }` (src/dst as `ip:port`). */
   proxy_header?: { version: 1 | 2; src: string; dst: string };
   close_reason?: string;
+  /** The client socket's error code (`ECONNREFUSED`, `ECONNRESET`, `ETIMEDOUT`, …); `none` = it saw no error. */
+  error?: string;
+  /** How many bytes the client received. */
+  received_bytes?: number;
 }
 
 export interface Expectations {

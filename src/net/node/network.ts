@@ -46,6 +46,8 @@ class NodeConn implements Conn {
   #local: SocketAddress | undefined;
   #remote: SocketAddress;
   #closed = false;
+  /** null: never paused or resumed by the owner — setting a data handler starts the flow (as `on('data')` does). */
+  #flowing: boolean | null = null;
 
   constructor(socket: net.Socket, remote?: SocketAddress) {
     this.#s = socket;
@@ -88,6 +90,7 @@ class NodeConn implements Conn {
 
   setHandlers(h: Partial<ConnHandlers>): void {
     this.#h = { ...this.#h, ...h };
+    if (h.data !== undefined && this.#flowing === null) this.resume();
   }
 
   write(chunk: Uint8Array): boolean {
@@ -111,10 +114,12 @@ class NodeConn implements Conn {
   }
 
   pause(): void {
+    this.#flowing = false;
     this.#s.pause();
   }
 
   resume(): void {
+    this.#flowing = true;
     this.#s.resume();
   }
 }
@@ -183,6 +188,7 @@ export function createNodeNetwork(opts: NodeNetworkOptions = {}): Network {
       const socket = new net.Socket({ allowHalfOpen: true });
       socket.setNoDelay(true);
       const conn = new NodeConn(socket, sockAddr(o.host, o.port));
+      socket.pause(); // like accepted sockets: no byte is read until the owner resumes (see ports.ts)
       const opts: net.TcpNetConnectOpts = { host: o.host, port: o.port };
       if (o.localAddress !== undefined) opts.localAddress = o.localAddress;
       socket.connect(opts);

@@ -58,11 +58,14 @@ class HostClock implements Clock {
   /** Timers set before a crash never fire: the process that set them is gone. */
   setTimer(ms: number, fn: () => void): Cancel {
     const host = this.#host;
-    const incarnation = host.incarnation;
-    return host.sim.clock.setTimer(ms, () => {
-      if (host.incarnation === incarnation && host.up) fn();
-    });
+    const clock = host.sim.clock;
+    const handle = clock.schedule(ms, fireHostTimer, { host, incarnation: host.incarnation, fn });
+    return () => clock.cancel(handle);
   }
+}
+
+function fireHostTimer(t: { host: SimHost; incarnation: number; fn: () => void }): void {
+  if (t.host.incarnation === t.incarnation && t.host.up) t.fn();
 }
 
 export class SimHost implements Network {

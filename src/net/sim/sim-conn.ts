@@ -8,10 +8,10 @@
  * - Handshake: SYN → SYN-ACK → ACK. The client's `connect` fires when the SYN-ACK arrives (1 RTT); the server's
  *   `onConnection` when the first packet after it arrives (the ACK, 1.5 RTT). No listener: RST → `ECONNREFUSED`.
  *   No answer: SYN retransmitted after 1, 2, 4 … s; after `synRetries` → `ETIMEDOUT` (127 s by default, Linux's).
- * - Data: each write is copied and cut into segments only by the receive window and the link's slicer. Segments
- *   carry a per-direction sequence number; the receiver reassembles in order, so jitter never reorders bytes. A lost
- *   segment (random loss, partition, host down) is retransmitted after an RTO that doubles per try; after
- *   `dataRetries` tries the sender fails with `ETIMEDOUT`.
+ * - Data: a write becomes one segment unless the receive window or the link's slicer cuts it (no copy, no per-byte
+ *   work). Segments carry a per-direction sequence number; the receiver reassembles in order, so jitter never
+ *   reorders bytes. A lost segment (random loss, partition, host down) is retransmitted after an RTO that doubles per
+ *   try; after `dataRetries` tries the sender fails with `ETIMEDOUT`. ACKs ride on data sent in the same event.
  * - Flow control: the sender keeps at most `receiveWindowBytes` un-read-by-the-peer bytes in flight; its kernel
  *   buffer holds unsent + unacknowledged bytes up to `sendBufferBytes`; what does not fit waits in Node's writable
  *   buffer, and `write` returns false while that holds ≥ `writableHighWaterMark` bytes, then `drain`.
@@ -110,25 +110,23 @@ interface Rst {
 const EMPTY = Buffer.alloc(0);
 
 /**
- * Copies of written chunks are carved out of shared 256 KiB slabs: one ArrayBuffer per slab instead of one per write
- * keeps the garbage collector out of the hot path. Large writes get their own buffer.
+ * The byte queues are arrays read from a head index (O(1) dequeue). A queue that never empties is compacted once
+ * its consumed prefix is this long, so a busy long-lived connection does not grow it without bound.
  */
-const SLAB_BYTES = 256 * 1024;
-const SLAB_MAX_CHUNK = 32 * 1024;
-let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-let slabUsed = 0;
+const COMPACT_AT = 1_024;
 
-function copyChunk(chunk: Uint8Array): Buffer {
-  const n = chunk.byteLength;
-  if (n > SLAB_MAX_CHUNK) return Buffer.from(chunk);
-  if (slabUsed + n > SLAB_BYTES) {
-    slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-    slabUsed = 0;
-  }
-  const out = slab.subarray(slabUsed, slabUsed + n);
-  out.set(chunk);
-  slabUsed = (slabUsed + n + 7) & ~7;
-  return out;
+function compact(q: Buffer[], head: number): number {
+  q.splice(0, head);
+  return 0;
+}
+
+/**
+ * The chunk as a Buffer, without copying (Node delivers Buffers; a Buffer passes through as is). Like Node, which
+ * hands the caller's memory to libuv when the kernel cannot take it at once, the simulator keeps a reference until
+ * the bytes are delivered: a caller must not modify a chunk after writing it. Copying would be per-byte work.
+ */
+function asBuffer(chunk: Uint8Array): Buffer {
+  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
 }
 const NO_HANDLERS: Partial<ConnHandlers> = Object.freeze({});
 
@@ -247,7 +245,8 @@ export class SimConn implements Conn {
   /** Replaces the handler set. A data handler starts the flow of data unless `pause()` was called. */
   setHandlers(handlers: Partial<ConnHandlers>): void {
     if (this.#closed) return;
-    this.#h = handlers;
+    // Merge, as the node implementation does: handlers given replace those of the same name, the others stay.
+    this.#h = { ...this.#h, ...handlers };
     if (handlers.data !== undefined && this.flowing === null) this.flowing = true;
     this.#scheduleFlush();
   }
@@ -264,7 +263,7 @@ export class SimConn implements Conn {
     }
     const len = chunk.byteLength;
     if (len > 0) {
-      this.#userQ.push(copyChunk(chunk)); // the kernel copies too: later mutation by the caller must not show
+      this.#userQ.push(asBuffer(chunk));
       this.userBytes += len;
       this.#bytesWritten += len;
       if (this.alive && this.state === 'ESTABLISHED') this.pump();
@@ -333,7 +332,7 @@ export class SimConn implements Conn {
     if (this.userBytes === 0 && this.#userHead > 0) {
       q.length = 0;
       this.#userHead = 0;
-    }
+    } else if (this.#userHead > COMPACT_AT) this.#userHead = compact(q, this.#userHead);
     if (this.userBytes === 0 && this.endCalled && !this.finQueued && this.pendingErr === null) this.finQueued = true;
     this.#transmit();
   }
@@ -368,7 +367,7 @@ export class SimConn implements Conn {
     if (this.kqBytes === 0 && this.#kqHead > 0) {
       kq.length = 0;
       this.#kqHead = 0;
-    }
+    } else if (this.#kqHead > COMPACT_AT) this.#kqHead = compact(kq, this.#kqHead);
     if (this.kqBytes === 0 && this.finQueued && !this.finSent) {
       this.finSent = true;
       this.#sendSegment({ from: this, seq: this.#sndSeq++, data: null, fin: true, attempt: 0, ackReceived: 0, ackConsumed: 0, ackFin: false }, departAt);
@@ -493,7 +492,10 @@ export class SimConn implements Conn {
   deliver(): void {
     const q = this.#rcvQ;
     while (this.#rcvHead < q.length) {
-      if (this.destroyed || this.flowing !== true) return;
+      if (this.destroyed || this.flowing !== true) {
+        if (this.#rcvHead > COMPACT_AT) this.#rcvHead = compact(q, this.#rcvHead);
+        return;
+      }
       const chunk = q[this.#rcvHead]!;
       q[this.#rcvHead++] = EMPTY;
       this.rcvBytes -= chunk.length;

@@ -68,7 +68,7 @@ export class SimUdpSocket implements UdpSocket {
     let at = link.send(now, data.byteLength, true);
     if (at === LOST) return;
     at += link.reorderDelay();
-    const pkt: InFlight = { link, dst: dstHost, dstRoute: dst.route, dstPort: port, srcRoute: src, srcPort: this.local.port, data: Buffer.from(data) };
+    const pkt: InFlight = { link, dst: dstHost, dstRoute: dst.route, dstPort: port, srcRoute: src, srcPort: this.local.port, data: Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength) };
     sim.clock.scheduleAt(at, onDatagramArrive, pkt);
     const dup = link.duplicateArrival(now);
     if (dup !== LOST) sim.clock.scheduleAt(dup, onDatagramArrive, { ...pkt, data: Buffer.from(pkt.data) });

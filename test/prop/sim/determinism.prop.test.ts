@@ -23,8 +23,11 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 /** A few connections early on, so that most later operations have a connection to act on. */
 const connectsArb: fc.Arbitrary<Op[]> = fc.array(fc.record({ kind: fc.constant('connect' as const), at: fc.integer({ min: 0, max: 200 }), from: fc.nat(2) }), { minLength: 1, maxLength: 6 });
 
-/** Runs a workload and returns a hash of everything observable: simulator events and every app callback. */
-async function run(seed: number, ops: readonly Op[]): Promise<{ hash: string; lines: number }> {
+/**
+ * Runs a workload and returns a hash of everything observable: simulator events and every app callback. Along the
+ * way it checks the callback contract: nothing after `close`, an `error` is followed by `close(true)`.
+ */
+async function run(seed: number, ops: readonly Op[]): Promise<{ hash: string; lines: number; idle: boolean }> {
   const h = createHash('sha256');
   let lines = 0;
   const sim = createSim({
@@ -42,21 +45,42 @@ async function run(seed: number, ops: readonly Op[]): Promise<{ hash: string; li
   };
   const clients: SimHost[] = [0, 1, 2].map((i) => sim.host(`c${i}`, { addresses: [`10.0.1.${i + 1}`] }));
   const server = sim.host('srv', { addresses: ['10.0.0.2'] });
-  const attach = (c: Conn, name: string): void =>
+  const attach = (c: Conn, name: string): void => {
+    let closed = false;
+    let errored = false;
+    const alive = (what: string): void => assert.ok(!closed, `${name}: ${what} after close`);
     c.setHandlers({
-      connect: () => log(`${name} connect`),
+      connect: () => {
+        alive('connect');
+        log(`${name} connect`);
+      },
       data: (d) => {
+        alive('data');
         log(`${name} data ${d.length} ${d[0] ?? -1}`);
         if (name.startsWith('s')) c.write(d);
       },
-      drain: () => log(`${name} drain`),
+      drain: () => {
+        alive('drain');
+        log(`${name} drain`);
+      },
       end: () => {
+        alive('end');
         log(`${name} end`);
         if (name.startsWith('s')) c.end();
       },
-      error: (e) => log(`${name} error ${e.code}`),
-      close: (he) => log(`${name} close ${he}`),
+      error: (e) => {
+        alive('error');
+        errored = true;
+        log(`${name} error ${e.code}`);
+      },
+      close: (he) => {
+        alive('close');
+        assert.equal(he, errored, `${name}: close(hadError) matches whether error fired`);
+        closed = true;
+        log(`${name} close ${he}`);
+      },
     });
+  };
   let accepted = 0;
   const serve = async (): Promise<void> => {
     await server.listenTcp({ host: '0.0.0.0', port: 80 }, (c) => attach(c, `s${accepted++}`));
@@ -109,7 +133,7 @@ async function run(seed: number, ops: readonly Op[]): Promise<{ hash: string; li
   }
   const r = await sim.runUntilIdleAsync({ maxSteps: 500_000 });
   log(`idle=${r.idle} netstat=${JSON.stringify(sim.netstat())}`);
-  return { hash: h.digest('hex'), lines };
+  return { hash: h.digest('hex'), lines, idle: r.idle };
 }
 
 test('the same seed and workload give a byte-identical event trace', async () => {
@@ -120,6 +144,7 @@ test('the same seed and workload give a byte-identical event trace', async () =>
       const b = await run(seed, ops);
       assert.equal(a.hash, b.hash);
       assert.equal(a.lines, b.lines);
+      assert.ok(a.idle, 'every workload comes to rest (all timers are bounded)');
     }),
     { numRuns: 50 },
   );

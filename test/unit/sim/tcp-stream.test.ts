@@ -342,3 +342,42 @@ test('bandwidth serialises bytes: 100 KB over a 100 bytes/ms link takes at least
   settle(sim);
   assert.ok(doneAt >= 1_000 && doneAt < 1_100, `finished at ${doneAt}`);
 });
+
+test('a reset reaches a paused reader at once while Node would still be reading (little buffered)', async () => {
+  const { sim, client, server } = world();
+  let srv: ReturnType<typeof record> | undefined;
+  await listen(server, 80, (c) => {
+    srv = record(c, sim);
+    c.pause();
+  });
+  const conn = client.connectTcp({ host: '10.0.0.2', port: 80 });
+  record(conn, sim, {
+    onConnect: () => {
+      conn.write(bytes(1_000));
+      conn.reset();
+    },
+  });
+  settle(sim);
+  assert.deepEqual(srv!.events, ['error:ECONNRESET', 'close:true'], 'buffered bytes are lost with the reset');
+});
+
+test('a reset behind a full read buffer surfaces on the next write (ECONNRESET, syscall write)', async () => {
+  const { sim, client, server } = world();
+  let srv: Conn | undefined;
+  let srvRec: ReturnType<typeof record> | undefined;
+  await listen(server, 80, (c) => {
+    srv = c;
+    srvRec = record(c, sim);
+    c.pause();
+  });
+  const conn = client.connectTcp({ host: '10.0.0.2', port: 80 });
+  record(conn, sim, { onConnect: () => conn.write(bytes(40_000)) });
+  settle(sim);
+  conn.reset();
+  settle(sim);
+  assert.deepEqual(srvRec!.events, [], 'Node stopped reading at the high-water mark, so it has not seen the RST');
+  assert.equal(srv!.write(Buffer.from('x')), false);
+  settle(sim);
+  assert.deepEqual(srvRec!.events, ['error:ECONNRESET', 'close:true']);
+  assert.equal(srvRec!.errors[0]!.syscall, 'write');
+});

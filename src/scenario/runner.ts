@@ -1,0 +1,710 @@
+/**
+ * Runs a scenario in virtual time: one simulated world per run, the real engine (`EdgeNode`) on each edge host,
+ * scripted clients and origins around it, then a report and the expectation check.
+ *
+ * The world: one host per edge, client and origin (`sim.host`), the links and DNS records of the topology, an origin
+ * listener per listed port behaving as its `behaviour`, and an `EdgeNode` per edge whose config is
+ * `{ node: { id: edge name }, edge: { addresses: the edge host's, ...scenario.edge }, apps }`. The timeline runs on
+ * the virtual clock; the run ends when nothing is left to do (idle) or at `max_time_ms`.
+ *
+ * How a timeline connection is followed through the engine (no hooks in the engine, only its two streams):
+ * - the client's socket address (`ip:port`, chosen by the client host) is the key; the edge's `accept` trace record
+ *   carries the same address as `client`, which ties the edge's connection number to the timeline id;
+ * - the edge's other trace records and its Spectrum events carry that number (`conn`, `ConnectionID`);
+ * - the origin side: the edge dials through a thin wrapper of its Network that notes which connection's `dial`
+ *   record (emitted just before the engine calls `connectTcp`) owns the new upstream socket, so an origin that
+ *   accepts it knows which timeline connection it serves (and records the PROXY header it decoded there).
+ *
+ * Determinism: everything observable comes from the seed and the file. The trace hash covers the decision-trace
+ * lines of every edge, in the order they were recorded; wall time appears only in `wallMs`.
+ */
+import { createHash } from 'node:crypto';
+import { pino, type Logger } from 'pino';
+import { EdgeNode } from '../edge/edge-node.ts';
+import { RefractError } from '../model/errors.ts';
+import { ProxyHeaderReader, type ProxyHeader } from '../core/proxy-protocol.ts';
+import { type Conn, type ConnectTcpOptions, type Network } from '../net/ports.ts';
+// eslint-disable-next-line no-restricted-imports -- the runner is the simulation's composition root: it builds the world
+import { createSim, type LinkParams, type Sim, type SimHost } from '../net/sim/index.ts';
+import { traceLine, type TraceRecord } from '../streams/trace.ts';
+import { type SpectrumEvent } from '../streams/events.ts';
+import {
+  DEFAULT_MAX_TIME_MS,
+  LOAD_DEFAULT_BYTES,
+  LOAD_DEFAULT_EVERY_MS,
+  edgeConfig,
+  formatIpPort,
+  loadIds,
+  parseIpPort,
+  parseSrvRecord,
+  validateScenario,
+} from './schema.ts';
+import { type ConnExpectation, type OriginBehaviour, type ScenarioFile, type TimelineStep, type Topology } from './types.ts';
+
+// ── report ──────────────────────────────────────────────────────────────────────────────────────────────────────
+
+/** One timeline connection as the run saw it, from the client, the edge and the origin. */
+export interface ConnectionReport {
+  readonly id: string;
+  /** The edge that accepted it (null: it never reached one). */
+  readonly edge: string | null;
+  /** Spectrum Status of its closing event (null: no closing event, e.g. refused by the network or still open). */
+  readonly status: number | null;
+  readonly event: string | null;
+  /** `ip:port` of the origin it was (last) dialled to. */
+  readonly origin: string | null;
+  /** Bytes the edge read from the client / from the origin. */
+  readonly clientBytes: number;
+  readonly originBytes: number;
+  /** What the client received, as text, cut to 200 characters. */
+  readonly received: string;
+  readonly receivedBytes: number;
+  /** CloseReason of the closing event. */
+  readonly reason: string | null;
+  /** Accept → origin connected, virtual ms (null: never connected). */
+  readonly connectMs: number | null;
+  /** The client socket's error code, if it saw one. */
+  readonly error: string | null;
+  /** The PROXY header the origin decoded, `src`/`dst` as `ip:port`. */
+  readonly proxyHeader: { version: 1 | 2; src: string; dst: string } | null;
+  /** When the client socket closed, virtual ms (null: still open when the run ended). */
+  readonly closedAtMs: number | null;
+}
+
+/** A failed expectation: `path` is a JSON pointer into the scenario (the expectation or the step). */
+export interface ExpectationFailure {
+  readonly path: string;
+  readonly expected: unknown;
+  readonly actual: unknown;
+}
+
+export interface ScenarioReport {
+  readonly name: string;
+  readonly seed: number;
+  /** Virtual time when the run ended, ms. */
+  readonly virtualMs: number;
+  /** Wall time the run took, ms (the only non-deterministic field). */
+  readonly wallMs: number;
+  /** Simulator events fired (timers, packet arrivals, application callbacks). */
+  readonly steps: number;
+  /** Why the run ended: nothing left to do, `max_time_ms` reached, or the step budget spent. */
+  readonly stoppedBy: 'idle' | 'max_time' | 'max_steps';
+  readonly connections: readonly ConnectionReport[];
+  /** Closing events by Status, over every edge. */
+  readonly byStatus: Readonly<Record<string, number>>;
+  readonly failures: readonly ExpectationFailure[];
+  /** sha256 (hex) of the decision-trace lines, each followed by a newline. */
+  readonly traceHash: string;
+  readonly traceLines: number;
+  /** After the run: no TCP connection in any host's table and no pending timer. */
+  readonly quiescent: boolean;
+  /** `host local>remote STATE` of each connection left when not quiescent (at most 20). */
+  readonly leftOpen: readonly string[];
+  readonly pendingTimers: number;
+}
+
+export interface RunOptions {
+  /** Overrides the file's seed. */
+  readonly seed?: number;
+  /** Receives each decision-trace line (JSON, no newline) as it is recorded. */
+  readonly onTrace?: (line: string) => void;
+  /** Called now and then with the virtual time reached and the run's bound. */
+  readonly onProgress?: (virtualMs: number, maxMs: number) => void;
+  /** Bound on simulator events (default 50,000,000): a runaway scenario stops with `stoppedBy: 'max_steps'`. */
+  readonly maxSteps?: number;
+}
+
+// ── internals ───────────────────────────────────────────────────────────────────────────────────────────────────
+
+/** Bytes of received text kept per connection for `received` expectations; beyond it only the count is kept. */
+const KEEP_RECEIVED_BYTES = 64 * 1024;
+const REPORT_RECEIVED_CHARS = 200;
+/** Simulator events per slice between progress reports. */
+const SLICE_STEPS = 20_000;
+const DEFAULT_MAX_STEPS = 50_000_000;
+
+type Listener = Topology['origins'][number]['listeners'][number];
+type LinkSpec = NonNullable<Topology['links']>[number];
+
+/** What the run learns about one timeline connection. */
+interface Track {
+  readonly id: string;
+  readonly halfOpen: boolean;
+  conn: Conn | undefined;
+  kept: Uint8Array[];
+  keptBytes: number;
+  receivedBytes: number;
+  error: string | undefined;
+  closedAt: number | undefined;
+  edge: string | undefined;
+  acceptAt: number | undefined;
+  establishedAt: number | undefined;
+  status: number | undefined;
+  reason: string | undefined;
+  clientBytes: number;
+  originBytes: number;
+  event: string | undefined;
+  origin: string | undefined;
+  proxyHeader: { version: 1 | 2; src: string; dst: string } | undefined;
+}
+
+/** One incarnation of an EdgeNode (a restarted edge host gets a fresh one). */
+interface EdgeRun {
+  readonly name: string;
+  readonly gen: number;
+  readonly node: EdgeNode;
+}
+
+const encoder = new TextEncoder();
+const fillers = new Map<number, Uint8Array>();
+
+/** `n` bytes of a–z, shared per size (the simulator keeps a reference to written chunks: never modified). */
+function filler(n: number): Uint8Array {
+  let f = fillers.get(n);
+  if (f === undefined) {
+    f = new Uint8Array(n);
+    for (let i = 0; i < n; i++) f[i] = 97 + (i % 26);
+    fillers.set(n, f);
+  }
+  return f;
+}
+
+/** An endpoint key as both ends write it: IPv4-mapped IPv6 reduced to IPv4, IPv6 bracketed. */
+function endpointKey(address: string, port: number): string {
+  const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  return formatIpPort(v4?.[1] ?? address, port);
+}
+
+function linkParams(l: Omit<LinkSpec, 'between' | 'direction'>): Partial<LinkParams> {
+  const p: { -readonly [K in keyof LinkParams]?: LinkParams[K] } = {};
+  if (l.latency_ms !== undefined) p.latencyMs = l.latency_ms;
+  if (l.jitter_ms !== undefined) p.jitterMs = l.jitter_ms;
+  if (l.loss !== undefined) p.loss = l.loss;
+  if (l.duplicate !== undefined) p.duplicate = l.duplicate;
+  if (l.reorder !== undefined) p.reorder = l.reorder;
+  if (l.bandwidth_bytes_per_ms !== undefined) p.bandwidthBytesPerMs = l.bandwidth_bytes_per_ms;
+  if (l.queue_bytes !== undefined) p.queueBytes = l.queue_bytes;
+  if (l.slice_max_bytes !== undefined) p.slicer = { minBytes: 1, maxBytes: l.slice_max_bytes };
+  return p;
+}
+
+function headerOf(h: ProxyHeader): { version: 1 | 2; src: string; dst: string } {
+  return {
+    version: h.version,
+    src: h.src ? endpointKey(h.src.address, h.src.port) : '',
+    dst: h.dst ? endpointKey(h.dst.address, h.dst.port) : '',
+  };
+}
+
+/**
+ * Serves one accepted origin connection as its listener's behaviour says. With `parse_proxy` (default true) the first
+ * bytes are checked for a PROXY header: decoded and reported through `onHeader` if there is one, payload otherwise;
+ * `'required'` resets a connection without one and holds a banner until the header is in.
+ */
+function serveOrigin(conn: Conn, l: Listener, onHeader: (h: ProxyHeader) => void): void {
+  const behaviour: OriginBehaviour = l.behaviour;
+  const mode = l.parse_proxy ?? true;
+  const banner = (): void => {
+    conn.write(encoder.encode(l.banner ?? ''));
+  };
+  const payload = (chunk: Uint8Array): void => {
+    switch (behaviour) {
+      case 'echo':
+      case 'banner':
+        if (!conn.write(chunk)) conn.pause();
+        return;
+      case 'reset':
+        conn.reset();
+        return;
+      case 'sink':
+      case 'close':
+      case 'refuse':
+      case 'blackhole':
+        return;
+    }
+  };
+  let reader: ProxyHeaderReader | undefined = mode === false ? undefined : new ProxyHeaderReader();
+  const held: Uint8Array[] = [];
+  conn.setHandlers({
+    data(chunk) {
+      if (reader === undefined) {
+        payload(chunk);
+        return;
+      }
+      held.push(chunk);
+      const r = reader.push(chunk);
+      if (r.kind === 'incomplete') return;
+      reader = undefined;
+      if (r.kind === 'header') {
+        onHeader(r.header);
+        if (behaviour === 'banner' && mode === 'required') banner();
+        if (r.rest.length > 0) payload(r.rest);
+      } else if (mode === 'required') conn.reset(); // a PROXY-aware server drops a connection without a header
+      else for (const c of held) payload(c); // not a header: it was all payload
+      held.length = 0;
+    },
+    drain: () => conn.resume(),
+    end: () => conn.end(),
+    error: () => {},
+  });
+  if (behaviour === 'banner' && mode !== 'required') banner();
+  if (behaviour === 'close') conn.end();
+  conn.resume();
+}
+
+/** Nearest-rank percentile of sorted values. */
+function percentile(sorted: readonly number[], p: number): number {
+  const i = Math.max(0, Math.ceil((p / 100) * sorted.length) - 1);
+  return sorted[Math.min(i, sorted.length - 1)] ?? 0;
+}
+
+const round3 = (x: number): number => Math.round(x * 1000) / 1000;
+
+// ── the run ─────────────────────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Runs `file` (validated first: an invalid scenario throws a RefractError with the first issue's code and every
+ * issue in `details.issues`). Resolves with the report; failed expectations are in `report.failures`, never thrown.
+ */
+export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Promise<ScenarioReport> {
+  const checked = validateScenario(file);
+  if (!checked.ok) {
+    const first = checked.issues[0]!;
+    throw new RefractError(first.code, { message: `invalid scenario: ${first.pointer || '/'}: ${first.message}`, details: { issues: checked.issues } });
+  }
+  const sc = checked.scenario;
+  // eslint-disable-next-line no-restricted-properties -- wall time is reported (wallMs), never fed into the run
+  const wallStart = performance.now();
+  const seed = opts.seed ?? sc.seed;
+  const maxMs = sc.max_time_ms ?? DEFAULT_MAX_TIME_MS;
+  const sim = createSim({ seed });
+  const log: Logger = pino({ level: 'silent' });
+  const failures: ExpectationFailure[] = [];
+  const fail = (path: string, expected: unknown, actual: unknown): void => {
+    failures.push({ path, expected, actual });
+  };
+
+  // ── world ──
+  const topo = sc.topology;
+  const hosts = new Map<string, SimHost>();
+  for (const h of [...topo.edges, ...topo.clients, ...topo.origins]) hosts.set(h.name, sim.host(h.name, { addresses: h.addresses }));
+  for (const l of topo.links ?? []) sim.link(l.between[0], l.between[1], linkParams(l), { direction: l.direction ?? 'both' });
+  const setDns = (d: NonNullable<Topology['dns']>[number]): void => {
+    const records = d.type === 'SRV' ? d.records.map((r) => parseSrvRecord(r)!) : d.records;
+    sim.dns.set(d.name, d.type, records, d.ttl);
+  };
+  for (const d of topo.dns ?? []) setDns(d);
+
+  // ── connection tracking ──
+  const tracks = new Map<string, Track>();
+  const byClientAddr = new Map<string, Track>();
+  const byEdgeConn = new Map<string, Track>();
+  /** Upstream socket (edge side `ip:port`) → the timeline connection whose dial opened it. */
+  const byUpstream = new Map<string, Track>();
+  const byStatus: Record<string, number> = {};
+  const hash = createHash('sha256');
+  let traceLines = 0;
+
+  const originListen = async (name: string): Promise<void> => {
+    const o = topo.origins.find((x) => x.name === name)!;
+    const host = hosts.get(name)!;
+    for (const l of o.listeners) {
+      if (l.behaviour === 'refuse' || l.behaviour === 'blackhole') continue;
+      const uri = /^tcp:\/\/\[?([^\]]*?)\]?:(\d+)(?:-(\d+))?$/.exec(l.listen)!;
+      const start = Number(uri[2]);
+      const end = uri[3] === undefined ? start : Number(uri[3]);
+      for (let port = start; port <= end; port++) {
+        await host.listenTcp({ host: uri[1]!, port }, (conn) => {
+          const t = byUpstream.get(endpointKey(conn.remote.address, conn.remote.port));
+          serveOrigin(conn, l, (h) => {
+            if (t !== undefined) t.proxyHeader = headerOf(h);
+          });
+        });
+      }
+    }
+  };
+  for (const o of topo.origins) await originListen(o.name);
+  // A black hole: the origin host is cut off from everyone, so SYNs to it vanish (the client side sees a connect
+  // timeout). A `heal` of everything heals it too.
+  for (const o of topo.origins) if (o.listeners.length > 0 && o.listeners.every((l) => l.behaviour === 'blackhole')) sim.isolate(o.name);
+
+  // ── edges ──
+  let apps: readonly unknown[] = sc.apps;
+  let edgeSection = sc.edge;
+  const edgeRuns = new Map<string, EdgeRun>();
+  let generation = 0;
+  let pendingDial: Track | undefined;
+
+  const startEdge = async (name: string, path: string): Promise<void> => {
+    const host = hosts.get(name)!;
+    const gen = ++generation;
+    // The engine records `dial` and then calls connectTcp, synchronously: the wrapper pairs the two.
+    const net: Network = {
+      clock: host.clock,
+      random: host.random,
+      listenTcp: (o, cb) => host.listenTcp(o, cb),
+      connectTcp: (o: ConnectTcpOptions) => {
+        const c = host.connectTcp(o);
+        if (pendingDial !== undefined) byUpstream.set(endpointKey(c.local.address, c.local.port), pendingDial);
+        pendingDial = undefined;
+        return c;
+      },
+      resolve: (n, t) => host.resolve(n, t),
+      bindUdp: (o) => host.bindUdp(o),
+    };
+    const cfg = edgeConfig(name, host.addresses, edgeSection, apps);
+    if (!cfg.ok) throw new Error(`edge ${name}: config became invalid: ${cfg.issues.map((i) => `${i.pointer} ${i.code}`).join(', ')}`);
+    const node = new EdgeNode({ net, log }, cfg.config);
+    const run: EdgeRun = { name, gen, node };
+    const key = (conn: number): string => `${gen}#${conn}`;
+    node.trace.records$.subscribe((r: TraceRecord) => {
+      const line = traceLine(r);
+      hash.update(line);
+      hash.update('\n');
+      traceLines++;
+      opts.onTrace?.(line);
+      switch (r.event) {
+        case 'accept': {
+          const t = byClientAddr.get(String(r['client']));
+          if (t === undefined) return;
+          t.edge = name;
+          t.acceptAt = r.t;
+          byEdgeConn.set(key(r.conn), t);
+          return;
+        }
+        case 'dial':
+          pendingDial = byEdgeConn.get(key(r.conn));
+          return;
+        case 'established': {
+          const t = byEdgeConn.get(key(r.conn));
+          if (t !== undefined) t.establishedAt = r.t;
+          return;
+        }
+        case 'close': {
+          const t = byEdgeConn.get(key(r.conn));
+          if (t === undefined) return;
+          t.status = Number(r['status']);
+          t.reason = String(r['reason']);
+          t.clientBytes = Number(r['bytes_in']);
+          t.originBytes = Number(r['bytes_out']);
+          return;
+        }
+        default:
+          return;
+      }
+    });
+    node.events.events$.subscribe((e: SpectrumEvent) => {
+      if (e.Event === 'connect') return;
+      byStatus[String(e.Status)] = (byStatus[String(e.Status)] ?? 0) + 1;
+      const t = byEdgeConn.get(key(Number(e.ConnectionID)));
+      if (t === undefined) return;
+      t.event = e.Event;
+      if (e.OriginIP !== '') t.origin = endpointKey(e.OriginIP, e.OriginPort);
+    });
+    edgeRuns.set(name, run);
+    try {
+      await node.apply(cfg.config);
+    } catch (e) {
+      fail(path, 'the edge applies its configuration', `${(e as { code?: string }).code ?? 'error'}: ${(e as Error).message}`);
+    }
+  };
+  for (const e of topo.edges) await startEdge(e.name, '/apps');
+
+  // ── clients ──
+  const open = (id: string, client: string, to: string, from: string | undefined, halfOpen: boolean, onConnect?: (c: Conn) => void): void => {
+    const t: Track = {
+      id,
+      halfOpen,
+      conn: undefined,
+      kept: [],
+      keptBytes: 0,
+      receivedBytes: 0,
+      error: undefined,
+      closedAt: undefined,
+      edge: undefined,
+      acceptAt: undefined,
+      establishedAt: undefined,
+      status: undefined,
+      reason: undefined,
+      clientBytes: 0,
+      originBytes: 0,
+      event: undefined,
+      origin: undefined,
+      proxyHeader: undefined,
+    };
+    tracks.set(id, t);
+    const host = hosts.get(client)!;
+    if (!host.up) {
+      t.error = 'EHOSTDOWN';
+      t.closedAt = sim.clock.now();
+      return;
+    }
+    const dst = parseIpPort(to)!;
+    const c = host.connectTcp({ host: dst.address, port: dst.port, ...(from === undefined ? {} : { localAddress: from }) });
+    t.conn = c;
+    byClientAddr.set(endpointKey(c.local.address, c.local.port), t);
+    c.setHandlers({
+      connect: () => onConnect?.(c),
+      data: (d) => {
+        t.receivedBytes += d.byteLength;
+        if (t.keptBytes < KEEP_RECEIVED_BYTES) {
+          const take = d.subarray(0, KEEP_RECEIVED_BYTES - t.keptBytes);
+          t.kept.push(take);
+          t.keptBytes += take.byteLength;
+        }
+      },
+      end: () => {
+        if (!t.halfOpen) c.end();
+      },
+      error: (e) => {
+        t.error ??= e.code;
+      },
+      close: () => {
+        t.closedAt = sim.clock.now();
+      },
+    });
+  };
+
+  // ── timeline ──
+  const stepPath = (i: number, action: string): string => `/timeline/${i}/${action}`;
+  const runStep = async (step: TimelineStep, i: number): Promise<void> => {
+    if ('connect' in step) {
+      const c = step.connect;
+      open(c.id, c.client, c.to, c.from, c.half_open ?? false);
+    } else if ('send' in step) {
+      const conn = tracks.get(step.send.id)?.conn;
+      if (conn === undefined) return; // its host was down: the track says EHOSTDOWN
+      conn.write(step.send.text !== undefined ? encoder.encode(step.send.text) : filler(step.send.bytes ?? 0));
+    } else if ('end' in step) {
+      tracks.get(step.end.id)?.conn?.end();
+    } else if ('reset' in step) {
+      tracks.get(step.reset.id)?.conn?.reset();
+    } else if ('load' in step) {
+      const l = step.load;
+      const every = l.every_ms ?? LOAD_DEFAULT_EVERY_MS;
+      const data = filler(l.bytes ?? LOAD_DEFAULT_BYTES);
+      loadIds(l).forEach((id, k) => {
+        const go = (): void =>
+          open(id, l.client, l.to, undefined, false, (c) => {
+            if (data.byteLength > 0) c.write(data);
+            c.end();
+          });
+        if (k === 0) go();
+        else sim.clock.setTimer(k * every, go);
+      });
+    } else if ('partition' in step) {
+      sim.partition(step.partition.a, step.partition.b, { direction: step.partition.direction ?? 'both' });
+    } else if ('heal' in step) {
+      sim.heal(step.heal.a, step.heal.b);
+    } else if ('link' in step) {
+      const l = step.link;
+      sim.link(l.between[0], l.between[1], linkParams(l), { direction: l.direction ?? 'both' });
+    } else if ('crash' in step) {
+      sim.crash(step.crash.host);
+      edgeRuns.delete(step.crash.host);
+    } else if ('restart' in step) {
+      const name = step.restart.host;
+      if (hosts.get(name)!.up) return;
+      sim.restart(name);
+      if (topo.origins.some((o) => o.name === name)) await originListen(name);
+      if (topo.edges.some((e) => e.name === name)) await startEdge(name, stepPath(i, 'restart'));
+    } else if ('reload' in step) {
+      apps = step.reload.apps;
+      if (step.reload.edge !== undefined) edgeSection = step.reload.edge;
+      for (const run of edgeRuns.values()) {
+        const cfg = edgeConfig(run.name, hosts.get(run.name)!.addresses, edgeSection, apps);
+        if (!cfg.ok) {
+          fail(stepPath(i, 'reload'), 'a valid configuration', cfg.issues.map((x) => `${x.pointer} ${x.code}`).join(', '));
+          continue;
+        }
+        try {
+          await run.node.apply(cfg.config);
+        } catch (e) {
+          fail(stepPath(i, 'reload'), 'the edge applies the new configuration', `${(e as { code?: string }).code ?? 'error'}: ${(e as Error).message}`);
+        }
+      }
+    } else if ('dns' in step) {
+      setDns(step.dns);
+    }
+  };
+  sc.timeline.forEach((step, i) => {
+    sim.clock.setTimer(step.at - sim.clock.now(), () => {
+      runStep(step, i).catch((e: unknown) => {
+        const action = Object.keys(step).find((k) => k !== 'at') ?? '';
+        fail(stepPath(i, action), 'the step runs', e instanceof Error ? e.message : String(e));
+      });
+    });
+  });
+
+  // ── run ──
+  const maxSteps = opts.maxSteps ?? DEFAULT_MAX_STEPS;
+  let steps = 0;
+  let stoppedBy: ScenarioReport['stoppedBy'] = 'idle';
+  opts.onProgress?.(0, maxMs);
+  for (;;) {
+    const budget = Math.min(SLICE_STEPS, maxSteps - steps);
+    const r = await sim.runUntilIdleAsync({ maxSteps: budget, maxTime: Math.max(0, maxMs - sim.clock.now()) });
+    steps += r.steps;
+    opts.onProgress?.(sim.clock.now(), maxMs);
+    if (r.idle) break;
+    const next = sim.clock.nextDeadline();
+    if (next === undefined) break;
+    if (next > maxMs) {
+      stoppedBy = 'max_time';
+      break;
+    }
+    if (steps >= maxSteps) {
+      stoppedBy = 'max_steps';
+      break;
+    }
+  }
+
+  // ── report ──
+  const netstat = sim.netstat();
+  const pendingTimers = sim.clock.pendingTimers();
+  const quiescent = netstat.tcp.length === 0 && pendingTimers === 0;
+  const leftOpen = netstat.tcp.slice(0, 20).map((c) => `${c.host} ${c.local}>${c.remote} ${c.state}${c.app === 'open' ? ' (app open)' : ''}`);
+  const decoder = new TextDecoder();
+  const texts = new Map<string, string>();
+  const connections: ConnectionReport[] = [...tracks.values()].map((t) => {
+    const text = decoder.decode(concat(t.kept, t.keptBytes));
+    texts.set(t.id, text);
+    return {
+      id: t.id,
+      edge: t.edge ?? null,
+      status: t.status ?? null,
+      event: t.event ?? null,
+      origin: t.origin ?? null,
+      clientBytes: t.clientBytes,
+      originBytes: t.originBytes,
+      received: text.length > REPORT_RECEIVED_CHARS ? `${text.slice(0, REPORT_RECEIVED_CHARS)}…` : text,
+      receivedBytes: t.receivedBytes,
+      reason: t.reason ?? null,
+      connectMs: t.acceptAt !== undefined && t.establishedAt !== undefined ? round3(t.establishedAt - t.acceptAt) : null,
+      error: t.error ?? null,
+      proxyHeader: t.proxyHeader ?? null,
+      closedAtMs: t.closedAt === undefined ? null : round3(t.closedAt),
+    };
+  });
+
+  checkExpectations(sc, connections, texts, byStatus, quiescent, { leftOpen, pendingTimers, stoppedBy }, fail);
+  // eslint-disable-next-line no-restricted-properties -- see wallStart
+  const wallMs = performance.now() - wallStart;
+  return {
+    name: sc.name,
+    seed,
+    virtualMs: round3(sim.clock.now()),
+    wallMs: round3(wallMs),
+    steps,
+    stoppedBy,
+    connections,
+    byStatus: sortedCounts(byStatus),
+    failures,
+    traceHash: hash.digest('hex'),
+    traceLines,
+    quiescent,
+    leftOpen: quiescent ? [] : leftOpen,
+    pendingTimers,
+  };
+}
+
+function concat(chunks: readonly Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+function sortedCounts(m: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(m).sort(([a], [b]) => Number(a) - Number(b)));
+}
+
+// ── expectations ────────────────────────────────────────────────────────────────────────────────────────────────
+
+type Fail = (path: string, expected: unknown, actual: unknown) => void;
+
+function checkConnection(x: ConnExpectation, c: ConnectionReport, fullText: string, base: string, fail: Fail): void {
+  const cmp = (field: string, expected: unknown, actual: unknown): void => {
+    if (expected !== undefined && JSON.stringify(expected) !== JSON.stringify(actual)) fail(`${base}/${field}`, expected, actual);
+  };
+  cmp('status', x.status, c.status);
+  cmp('event', x.event, c.event);
+  if (x.origin !== undefined) {
+    const o = parseIpPort(x.origin);
+    cmp('origin', o === undefined ? x.origin : formatIpPort(o.address, o.port), c.origin);
+  }
+  cmp('client_bytes', x.client_bytes, c.clientBytes);
+  cmp('origin_bytes', x.origin_bytes, c.originBytes);
+  cmp('received', x.received, fullText);
+  cmp('received_bytes', x.received_bytes, c.receivedBytes);
+  cmp('close_reason', x.close_reason, c.reason);
+  if (x.error !== undefined) cmp('error', x.error, c.error ?? 'none');
+  if (x.proxy_header !== undefined) {
+    const norm = (s: string): string => {
+      const p = parseIpPort(s);
+      return p === undefined ? s : formatIpPort(p.address, p.port);
+    };
+    cmp('proxy_header', { version: x.proxy_header.version, src: norm(x.proxy_header.src), dst: norm(x.proxy_header.dst) }, c.proxyHeader);
+  }
+}
+
+function checkExpectations(
+  sc: ScenarioFile,
+  connections: readonly ConnectionReport[],
+  texts: ReadonlyMap<string, string>,
+  byStatus: Readonly<Record<string, number>>,
+  quiescent: boolean,
+  end: { leftOpen: readonly string[]; pendingTimers: number; stoppedBy: ScenarioReport['stoppedBy'] },
+  fail: Fail,
+): void {
+  const ex = sc.expect ?? {};
+  const byId = new Map(connections.map((c) => [c.id, c] as const));
+  ex.connections?.forEach((x, k) => {
+    const c = byId.get(x.id);
+    const base = `/expect/connections/${k}`;
+    if (c === undefined) fail(`${base}/id`, `connection ${x.id} was opened`, 'never opened');
+    else checkConnection(x, c, texts.get(x.id) ?? '', base, fail);
+  });
+  if (ex.statuses !== undefined) {
+    const keys = new Set([...Object.keys(ex.statuses), ...Object.keys(byStatus)]);
+    for (const s of [...keys].sort((a, b) => Number(a) - Number(b))) {
+      const want = ex.statuses[s] ?? 0;
+      const got = byStatus[s] ?? 0;
+      if (want !== got) fail(`/expect/statuses/${s}`, want, got);
+    }
+  }
+  for (const [s, want] of Object.entries(ex.statuses_at_least ?? {})) {
+    const got = byStatus[s] ?? 0;
+    if (got < want) fail(`/expect/statuses_at_least/${s}`, `>= ${want}`, got);
+  }
+  if (ex.connect_ms !== undefined) {
+    const ms = connections.flatMap((c) => (c.connectMs === null ? [] : [c.connectMs])).sort((a, b) => a - b);
+    const check = (key: 'p50_max' | 'p99_max', p: number): void => {
+      const max = ex.connect_ms?.[key];
+      if (max === undefined) return;
+      if (ms.length === 0) fail(`/expect/connect_ms/${key}`, `<= ${max}`, 'no connection reached an origin');
+      else if (percentile(ms, p) > max) fail(`/expect/connect_ms/${key}`, `<= ${max}`, percentile(ms, p));
+    };
+    check('p50_max', 50);
+    check('p99_max', 99);
+  }
+  sc.timeline.forEach((step, i) => {
+    if (!('load' in step) || step.load.echo_bytes_expected !== true) return;
+    const want = step.load.bytes ?? LOAD_DEFAULT_BYTES;
+    const wrong = loadIds(step.load).flatMap((id) => {
+      const c = byId.get(id);
+      return c === undefined || c.receivedBytes !== want ? [`${id}: ${c?.receivedBytes ?? 0}`] : [];
+    });
+    if (wrong.length > 0) {
+      const shown = wrong.slice(0, 5).join(', ') + (wrong.length > 5 ? `, … (${wrong.length} in all)` : '');
+      fail(`/timeline/${i}/load/echo_bytes_expected`, `${want} bytes back on each of ${step.load.count} connections`, shown);
+    }
+  });
+  if ((ex.quiescent ?? true) && !quiescent) {
+    const why = end.stoppedBy === 'idle' ? 'connections left open' : `the run stopped at ${end.stoppedBy === 'max_time' ? 'max_time_ms' : 'the step budget'} with work pending`;
+    fail('/expect/quiescent', 'no open connection and no pending timer after the run', { why, pendingTimers: end.pendingTimers, open: end.leftOpen });
+  }
+}

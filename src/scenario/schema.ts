@@ -1,0 +1,649 @@
+/**
+ * Scenario files: text → validated `ScenarioFile` (`parseScenario`), object → `ScenarioFile` (`validateScenario`).
+ * The format is `types.ts`; docs/scenarios.md is the reader's reference.
+ *
+ * Like the config file, validation never throws, collects every problem at once, and gives each an RFC 6901 pointer
+ * into the input plus a stable code (E_SCENARIO_*; the apps and `edge` sections are checked by the config validator
+ * itself, so their problems keep their E_CONFIG_* / E_ORIGIN_* codes and Cloudflare numbers). `parseScenario` adds
+ * the YAML line and column of each pointer where the file has one. `null` counts as absent, as in the config file.
+ *
+ * Checks come in two passes per section: shape (zod, strict: an unknown key is a typo) and meaning (names resolve,
+ * addresses are owned, ids are unique, steps come after the connection they act on). A section whose shape is wrong
+ * is left out of the meaning checks that depend on it, so one typo does not cascade into a page of errors.
+ */
+import YAML, { LineCounter } from 'yaml';
+import { z } from 'zod';
+import { configIssue, pointerJoin } from '../model/app.ts';
+import { validateConfig } from '../model/config.ts';
+import { LIMITS } from '../model/defaults.ts';
+import { type ErrorCode } from '../model/errors.ts';
+import { deepFreeze } from '../model/freeze.ts';
+import { parseHostname, parseIpLiteral, parseOriginUri } from '../model/ports.ts';
+import { type ConfigIssue, type RefractConfig } from '../model/types.ts';
+import { type ScenarioFile, type Topology } from './types.ts';
+
+/** A scenario problem: a ConfigIssue, plus where it is in the file (1-based) when the text is known. */
+export interface ScenarioIssue extends ConfigIssue {
+  readonly line?: number;
+  readonly col?: number;
+}
+
+export type ScenarioResult = { readonly ok: true; readonly scenario: ScenarioFile } | { readonly ok: false; readonly issues: readonly ScenarioIssue[] };
+
+/** Default run bound (1 h of virtual time), and the largest one accepted (7 days). */
+export const DEFAULT_MAX_TIME_MS = 3_600_000;
+export const MAX_TIME_LIMIT_MS = 604_800_000;
+/** Defaults of the `load` step. */
+export const LOAD_DEFAULT_EVERY_MS = 1;
+export const LOAD_DEFAULT_BYTES = 64;
+/** Largest `count` of one load step and largest `bytes` of one send (keeps a typo from eating the machine). */
+const MAX_LOAD_COUNT = 100_000;
+const MAX_SEND_BYTES = 64 * 1024 * 1024;
+
+// ── small parsers shared with the runner ────────────────────────────────────────────────────────────────────────
+
+export interface IpPort {
+  readonly address: string;
+  readonly port: number;
+  readonly family: 'IPv4' | 'IPv6';
+}
+
+/** `192.0.2.1:80` or `[2001:db8::1]:80` (port 1-65535), else undefined. */
+export function parseIpPort(text: string): IpPort | undefined {
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:[\]]+):(\d{1,5})$/.exec(text);
+  if (m === null) return undefined;
+  const ip = parseIpLiteral(m[1] ?? '');
+  const port = Number(m[2]);
+  if (ip === undefined || port < 1 || port > 65_535) return undefined;
+  if ((ip.family === 'IPv6') !== text.startsWith('[')) return undefined;
+  return { address: ip.address, port, family: ip.family };
+}
+
+/** `ip:port`, IPv6 in brackets: how reports and expectations write endpoints. */
+export function formatIpPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** An SRV record written `PRIORITY WEIGHT PORT TARGET`, as in a zone file. */
+export function parseSrvRecord(text: string): { priority: number; weight: number; port: number; address: string } | undefined {
+  const m = /^(\d{1,5}) (\d{1,5}) (\d{1,5}) (\S+)$/.exec(text.trim());
+  if (m === null) return undefined;
+  const [priority, weight, port] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const target = parseHostname(m[4] ?? '', 'E_SCENARIO_ADDRESS');
+  if (!target.ok || priority > 65_535 || weight > 65_535 || port < 1 || port > 65_535) return undefined;
+  return { priority, weight, port, address: target.value };
+}
+
+/** The ids a `load` step opens: `id_prefix` + 0 … count-1. */
+export function loadIds(load: { id_prefix: string; count: number }): string[] {
+  return Array.from({ length: load.count }, (_, i) => `${load.id_prefix}${i}`);
+}
+
+/** Canonical text of an IP literal (so `2001:DB8::1` and `2001:db8:0::1` are one address). */
+function canonicalIp(address: string): string {
+  const ip = parseIpLiteral(address);
+  if (ip === undefined) return address;
+  if (ip.family === 'IPv4') return ip.address;
+  // Expand and recompress through URL parsing, which implements RFC 5952's canonical form.
+  return new URL(`http://[${ip.address}]/`).hostname.slice(1, -1);
+}
+
+/**
+ * The raw config object one edge node runs: the scenario's `edge` section (addresses default to the edge host's),
+ * the apps, and `node.id` = the edge's name. Shared by validation and the runner so both see the same config.
+ */
+export function edgeConfigInput(edgeName: string, hostAddresses: readonly string[], edge: Record<string, unknown> | undefined, apps: readonly unknown[]): Record<string, unknown> {
+  return { node: { id: edgeName }, edge: { addresses: [...hostAddresses], ...edge }, apps: [...apps] };
+}
+
+/** Validates an edge's config; the runner uses it for the initial config and each reload. */
+export function edgeConfig(edgeName: string, hostAddresses: readonly string[], edge: Record<string, unknown> | undefined, apps: readonly unknown[]): { ok: true; config: RefractConfig } | { ok: false; issues: readonly ConfigIssue[] } {
+  return validateConfig(edgeConfigInput(edgeName, hostAddresses, edge, apps));
+}
+
+// ── shapes (zod) ────────────────────────────────────────────────────────────────────────────────────────────────
+
+const hostName = z.string().regex(LIMITS.idPattern, 'a host name is 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit');
+const connId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'an id is 1-128 of A-Z a-z 0-9 . _ : -, starting with a letter or digit');
+const virtualMs = z.number().min(0).max(MAX_TIME_LIMIT_MS);
+const probability = z.number().min(0).max(1);
+const hostOrHosts = z.union([hostName, z.array(hostName).min(1)], { error: 'give a host name or a list of host names' });
+const direction = z.enum(['both', 'a->b', 'b->a']);
+
+const HOST = z.strictObject({ name: hostName, addresses: z.array(z.string()).min(1) });
+const CLIENT = z.strictObject({
+  name: hostName,
+  addresses: z.array(z.string()).min(1),
+  country: z.string().regex(/^[A-Z]{2}$/, 'country is a two-letter ISO 3166 code in capitals').optional(),
+  asn: z.number().int().min(0).max(4_294_967_295).optional(),
+});
+const LISTENER = z.strictObject({
+  listen: z.string(),
+  behaviour: z.enum(['echo', 'sink', 'banner', 'refuse', 'blackhole', 'reset', 'close']),
+  banner: z.string().min(1).optional(),
+  parse_proxy: z.union([z.boolean(), z.literal('required')], { error: 'parse_proxy is true, false or "required"' }).optional(),
+});
+const ORIGIN = z.strictObject({ name: hostName, addresses: z.array(z.string()).min(1), listeners: z.array(LISTENER) });
+const LINK_FIELDS = {
+  direction: direction.optional(),
+  latency_ms: virtualMs.optional(),
+  jitter_ms: virtualMs.optional(),
+  loss: z.number().min(0).lt(1, 'loss must be < 1 (use a partition for a link that drops everything)').optional(),
+  duplicate: probability.optional(),
+  reorder: probability.optional(),
+  bandwidth_bytes_per_ms: z.number().positive().optional(),
+  queue_bytes: z.number().int().min(0).optional(),
+  slice_max_bytes: z.number().int().min(1).optional(),
+};
+const LINK = z.strictObject({ between: z.tuple([hostName, hostName]), ...LINK_FIELDS });
+const DNS = z.strictObject({
+  name: z.string(),
+  type: z.enum(['A', 'AAAA', 'SRV']),
+  records: z.array(z.string()),
+  ttl: z.number().int().min(0).max(LIMITS.maxTtlSec),
+});
+const TOPOLOGY = z.strictObject({
+  edges: z.array(HOST).min(1, 'a scenario needs at least one edge'),
+  clients: z.array(CLIENT).default([]),
+  origins: z.array(ORIGIN).default([]),
+  links: z.array(LINK).optional(),
+  dns: z.array(DNS).optional(),
+});
+
+/** One schema per timeline action; a step is `{ at, <exactly one of these> }`. */
+const ACTIONS = {
+  connect: z.strictObject({ id: connId, client: hostName, to: z.string(), from: z.string().optional(), half_open: z.boolean().optional() }),
+  send: z.strictObject({ id: connId, text: z.string().optional(), bytes: z.number().int().min(0).max(MAX_SEND_BYTES).optional() }),
+  end: z.strictObject({ id: connId }),
+  reset: z.strictObject({ id: connId }),
+  load: z.strictObject({
+    id_prefix: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,100}$/, 'id_prefix is 1-101 of A-Z a-z 0-9 . _ : -, starting with a letter or digit'),
+    client: hostName,
+    to: z.string(),
+    count: z.number().int().min(1).max(MAX_LOAD_COUNT),
+    every_ms: virtualMs.optional(),
+    bytes: z.number().int().min(0).max(MAX_SEND_BYTES).optional(),
+    echo_bytes_expected: z.boolean().optional(),
+  }),
+  partition: z.strictObject({ a: hostOrHosts, b: hostOrHosts, direction: direction.optional() }),
+  heal: z.strictObject({ a: hostOrHosts.optional(), b: hostOrHosts.optional() }),
+  link: LINK,
+  crash: z.strictObject({ host: hostName }),
+  restart: z.strictObject({ host: hostName }),
+  reload: z.strictObject({ apps: z.array(z.unknown()), edge: z.record(z.string(), z.unknown()).optional() }),
+  dns: DNS,
+} as const;
+type ActionName = keyof typeof ACTIONS;
+const ACTION_NAMES = Object.keys(ACTIONS) as ActionName[];
+
+const CONN_EXPECT = z.strictObject({
+  id: connId,
+  status: z.number().int().min(0).max(999).optional(),
+  event: z.enum(['disconnect', 'originError', 'resolveOrigin', 'clientFiltered']).optional(),
+  origin: z.string().optional(),
+  client_bytes: z.number().int().min(0).optional(),
+  origin_bytes: z.number().int().min(0).optional(),
+  received: z.string().optional(),
+  proxy_header: z.strictObject({ version: z.union([z.literal(1), z.literal(2)], { error: 'version is 1 or 2' }), src: z.string(), dst: z.string() }).optional(),
+  close_reason: z.string().optional(),
+  error: z.string().regex(/^(none|E[A-Z0-9_]+)$/, 'error is a socket error code such as ECONNREFUSED, or none').optional(),
+  received_bytes: z.number().int().min(0).optional(),
+});
+const statusCounts = z.record(z.string().regex(/^\d{1,3}$/, 'a status key is a Status number such as "200"'), z.number().int().min(0));
+const EXPECT = z.strictObject({
+  connections: z.array(CONN_EXPECT).optional(),
+  statuses: statusCounts.optional(),
+  statuses_at_least: statusCounts.optional(),
+  connect_ms: z.strictObject({ p50_max: z.number().min(0).optional(), p99_max: z.number().min(0).optional() }).optional(),
+  quiescent: z.boolean().optional(),
+});
+const TOP = z.strictObject({
+  name: z.string().min(1),
+  seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  max_time_ms: z.number().int().min(1).max(MAX_TIME_LIMIT_MS).optional(),
+  topology: z.unknown(),
+  edge: z.record(z.string(), z.unknown()).optional(),
+  apps: z.array(z.unknown()),
+  timeline: z.array(z.unknown()),
+  expect: z.unknown().optional(),
+});
+
+// ── issue helpers ───────────────────────────────────────────────────────────────────────────────────────────────
+
+function issue(pointer: string, code: ErrorCode, message: string): ScenarioIssue {
+  return configIssue(pointer, code, message);
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let v = root;
+  for (const k of path) {
+    if (typeof v !== 'object' || v === null) return undefined;
+    v = (v as Record<PropertyKey, unknown>)[k];
+  }
+  return v;
+}
+
+/** zod issues → E_SCENARIO_SCHEMA issues under `base`; a missing field says so, an unknown key points at the key. */
+function zodIssues(err: z.ZodError, input: unknown, base: string): ScenarioIssue[] {
+  const out: ScenarioIssue[] = [];
+  for (const i of err.issues) {
+    const path = i.path.map((s) => (typeof s === 'symbol' ? String(s.description) : s));
+    const at = pointerJoin(base, ...path);
+    if (i.code === 'unrecognized_keys') {
+      for (const k of i.keys) out.push(issue(pointerJoin(at, k), 'E_SCENARIO_SCHEMA', `unknown field "${k}"`));
+    } else if (i.code === 'invalid_type' && valueAt(input, i.path) === undefined) {
+      out.push(issue(at, 'E_SCENARIO_SCHEMA', `${String(path.at(-1) ?? 'the value')} is required`));
+    } else {
+      out.push(issue(at, 'E_SCENARIO_SCHEMA', i.message));
+    }
+  }
+  return out;
+}
+
+function parseWith<T extends z.ZodType>(schema: T, input: unknown, base: string, issues: ScenarioIssue[]): z.output<T> | undefined {
+  const r = schema.safeParse(input);
+  if (r.success) return r.data;
+  issues.push(...zodIssues(r.error, input, base));
+  return undefined;
+}
+
+/** YAML `key:` with no value is null; null means absent everywhere (so `expect:` alone is no expectations). */
+function dropNulls(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(dropNulls);
+  if (typeof v !== 'object' || v === null) return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) if (x !== null) out[k] = dropNulls(x);
+  return out;
+}
+
+// ── meaning ─────────────────────────────────────────────────────────────────────────────────────────────────────
+
+type HostKind = 'edges' | 'clients' | 'origins';
+interface KnownHost {
+  readonly kind: HostKind;
+  readonly addresses: readonly string[];
+}
+
+/** What later checks need to know about the topology. */
+interface World {
+  readonly hosts: ReadonlyMap<string, KnownHost>;
+  /** Canonical address → host name. */
+  readonly owner: ReadonlyMap<string, string>;
+}
+
+function badHostAddress(text: string): string | undefined {
+  const ip = parseIpLiteral(text);
+  if (ip === undefined) return `"${text}" is not an IP literal`;
+  const canon = canonicalIp(ip.address);
+  if (canon === '0.0.0.0' || canon === '::') return `"${text}" is a wildcard, not a host address`;
+  if (canon.startsWith('127.') || canon === '::1') return `"${text}" is loopback; every host has its own loopback, give it a unicast address`;
+  if (ip.family === 'IPv4' ? Number(canon.split('.')[0]) >= 224 : /^ff/i.test(canon)) return `"${text}" is multicast or broadcast`;
+  return undefined;
+}
+
+function checkTopology(t: z.output<typeof TOPOLOGY>, issues: ScenarioIssue[]): World {
+  const hosts = new Map<string, KnownHost>();
+  const owner = new Map<string, string>();
+  const hostPointer = new Map<string, string>();
+  const kinds: HostKind[] = ['edges', 'clients', 'origins'];
+  for (const kind of kinds) {
+    t[kind].forEach((h, i) => {
+      const p = pointerJoin('/topology', kind, i);
+      const first = hostPointer.get(h.name);
+      if (first !== undefined) issues.push(issue(pointerJoin(p, 'name'), 'E_SCENARIO_DUPLICATE', `host name "${h.name}" is already used at ${first}`));
+      else {
+        hostPointer.set(h.name, p);
+        hosts.set(h.name, { kind, addresses: h.addresses });
+      }
+      h.addresses.forEach((a, k) => {
+        const at = pointerJoin(p, 'addresses', k);
+        const bad = badHostAddress(a);
+        if (bad !== undefined) {
+          issues.push(issue(at, 'E_SCENARIO_ADDRESS', bad));
+          return;
+        }
+        const canon = canonicalIp(a);
+        const o = owner.get(canon);
+        if (o !== undefined) issues.push(issue(at, 'E_SCENARIO_DUPLICATE', `${a} already belongs to host "${o}"`));
+        else owner.set(canon, h.name);
+      });
+    });
+  }
+  const world: World = { hosts, owner };
+
+  t.origins.forEach((o, i) => {
+    const p = pointerJoin('/topology/origins', i);
+    const own = new Set(o.addresses.map(canonicalIp));
+    const bound: Array<{ host: string; start: number; end: number; at: string }> = [];
+    const behaviours = new Set(o.listeners.map((l) => l.behaviour));
+    o.listeners.forEach((l, k) => {
+      const lp = pointerJoin(p, 'listeners', k);
+      if (l.behaviour === 'banner' && l.banner === undefined) issues.push(issue(pointerJoin(lp, 'banner'), 'E_SCENARIO_SCHEMA', 'behaviour banner needs a banner'));
+      if (l.behaviour !== 'banner' && l.banner !== undefined) issues.push(issue(pointerJoin(lp, 'banner'), 'E_SCENARIO_SCHEMA', 'banner is only for behaviour banner'));
+      if (l.behaviour === 'blackhole' && behaviours.size > 1) {
+        issues.push(issue(pointerJoin(lp, 'behaviour'), 'E_SCENARIO_UNSUPPORTED', `a black hole cuts the whole host off; give origin "${o.name}" only blackhole listeners, and put the others on another origin`));
+      }
+      const u = parseOriginUri(l.listen);
+      const at = pointerJoin(lp, 'listen');
+      if (!u.ok) {
+        issues.push(issue(at, 'E_SCENARIO_ADDRESS', `${u.message} (a listener is tcp://IP:PORT or tcp://IP:START-END)`));
+        return;
+      }
+      if (u.value.protocol !== 'tcp') {
+        issues.push(issue(at, 'E_SCENARIO_UNSUPPORTED', 'scenario origins are TCP only'));
+        return;
+      }
+      const host = canonicalIp(u.value.host);
+      const wildcard = host === '0.0.0.0' || host === '::';
+      if (!wildcard && !own.has(host)) {
+        issues.push(issue(at, 'E_SCENARIO_ADDRESS', `${u.value.host} is not an address of origin "${o.name}" (${o.addresses.join(', ')})`));
+        return;
+      }
+      if (l.behaviour === 'refuse' || l.behaviour === 'blackhole') return; // nothing is bound
+      const { start, end } = u.value.ports;
+      const clash = bound.find((b) => b.start <= end && start <= b.end && (b.host === host || wildcard || b.host === '0.0.0.0' || b.host === '::'));
+      if (clash !== undefined) issues.push(issue(at, 'E_SCENARIO_DUPLICATE', `overlaps the listener at ${clash.at}`));
+      else bound.push({ host, start, end, at });
+    });
+  });
+
+  t.links?.forEach((l, i) => checkLink(l, pointerJoin('/topology/links', i), world, issues));
+  t.dns?.forEach((d, i) => checkDns(d, pointerJoin('/topology/dns', i), issues));
+  return world;
+}
+
+function checkLink(l: z.output<typeof LINK>, p: string, w: World, issues: ScenarioIssue[]): void {
+  l.between.forEach((h, k) => {
+    if (!w.hosts.has(h)) issues.push(issue(pointerJoin(p, 'between', k), 'E_SCENARIO_REFERENCE', `no host named "${h}" in the topology`));
+  });
+  if (l.between[0] === l.between[1]) issues.push(issue(pointerJoin(p, 'between'), 'E_SCENARIO_SCHEMA', 'a link joins two different hosts'));
+}
+
+function checkDns(d: z.output<typeof DNS>, p: string, issues: ScenarioIssue[]): void {
+  const n = parseHostname(d.name, 'E_SCENARIO_ADDRESS');
+  if (!n.ok) issues.push(issue(pointerJoin(p, 'name'), 'E_SCENARIO_ADDRESS', n.message));
+  d.records.forEach((r, k) => {
+    const at = pointerJoin(p, 'records', k);
+    if (d.type === 'SRV') {
+      if (parseSrvRecord(r) === undefined) issues.push(issue(at, 'E_SCENARIO_ADDRESS', `"${r}" is not "PRIORITY WEIGHT PORT TARGET"`));
+      return;
+    }
+    const ip = parseIpLiteral(r);
+    const want = d.type === 'A' ? 'IPv4' : 'IPv6';
+    if (ip === undefined || ip.family !== want) issues.push(issue(at, 'E_SCENARIO_ADDRESS', `an ${d.type} record is an ${want} literal, got "${r}"`));
+  });
+}
+
+function checkHosts(v: string | readonly string[], p: string, w: World, issues: ScenarioIssue[]): void {
+  if (typeof v === 'string') {
+    if (!w.hosts.has(v)) issues.push(issue(p, 'E_SCENARIO_REFERENCE', `no host named "${v}" in the topology`));
+    return;
+  }
+  v.forEach((h, k) => checkHosts(h, pointerJoin(p, k), w, issues));
+}
+
+/** `to` is an ip:port of an edge; `from` (or, without it, some address) of the client has `to`'s family. */
+function checkDial(client: string, to: string, from: string | undefined, p: string, w: World, issues: ScenarioIssue[]): void {
+  const c = w.hosts.get(client);
+  if (c === undefined || c.kind !== 'clients') issues.push(issue(pointerJoin(p, 'client'), 'E_SCENARIO_REFERENCE', `no client named "${client}" in topology.clients`));
+  const dst = parseIpPort(to);
+  if (dst === undefined) {
+    issues.push(issue(pointerJoin(p, 'to'), 'E_SCENARIO_ADDRESS', `"${to}" is not IP:PORT ([IPv6]:PORT)`));
+    return;
+  }
+  const owner = w.owner.get(canonicalIp(dst.address));
+  if (owner === undefined || w.hosts.get(owner)?.kind !== 'edges') {
+    issues.push(issue(pointerJoin(p, 'to'), 'E_SCENARIO_REFERENCE', `${dst.address} is not an address of any edge`));
+  }
+  if (c === undefined || c.kind !== 'clients') return;
+  if (from !== undefined) {
+    const ip = parseIpLiteral(from);
+    if (ip === undefined || !c.addresses.some((a) => canonicalIp(a) === canonicalIp(ip.address))) {
+      issues.push(issue(pointerJoin(p, 'from'), 'E_SCENARIO_REFERENCE', `"${from}" is not an address of client "${client}"`));
+    } else if (ip.family !== dst.family) {
+      issues.push(issue(pointerJoin(p, 'from'), 'E_SCENARIO_ADDRESS', `${from} and ${to} are of different families`));
+    }
+  } else if (!c.addresses.some((a) => parseIpLiteral(a)?.family === dst.family)) {
+    issues.push(issue(pointerJoin(p, 'to'), 'E_SCENARIO_ADDRESS', `client "${client}" has no ${dst.family} address to reach ${to} from`));
+  }
+}
+
+/** Validates config sections through the config validator and re-homes its pointers into the scenario. */
+function checkConfig(
+  edges: ReadonlyArray<{ name: string; addresses: readonly string[] }>,
+  edge: Record<string, unknown> | undefined,
+  apps: readonly unknown[],
+  rehome: (pointer: string) => string,
+  issues: ScenarioIssue[],
+): void {
+  const seen = new Set(issues.map((i) => `${i.pointer}|${i.code}`));
+  for (const e of edges) {
+    const r = edgeConfig(e.name, e.addresses, edge, apps);
+    if (r.ok) continue;
+    for (const i of r.issues) {
+      const moved = { ...i, pointer: rehome(i.pointer) };
+      const key = `${moved.pointer}|${moved.code}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      issues.push(moved);
+    }
+  }
+}
+
+interface OpenedConn {
+  readonly at: number;
+  readonly pointer: string;
+}
+
+// ── entry points ────────────────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Validates a scenario object (from YAML, JSON, or built in code by a property test). Never throws. On success the
+ * scenario is deep-frozen and `null`s are gone; on failure every issue found is listed.
+ */
+export function validateScenario(input: unknown): ScenarioResult {
+  const raw = dropNulls(input);
+  const issues: ScenarioIssue[] = [];
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    return { ok: false, issues: [issue('', 'E_SCENARIO_SCHEMA', 'a scenario is a mapping: name, seed, topology, apps, timeline, expect')] };
+  }
+  const top = parseWith(TOP, raw, '', issues);
+  const rawTop = raw as Record<string, unknown>;
+  const topology = rawTop['topology'] === undefined
+    ? (issues.push(issue('/topology', 'E_SCENARIO_SCHEMA', 'topology is required')), undefined)
+    : parseWith(TOPOLOGY, rawTop['topology'], '/topology', issues);
+  const world = topology === undefined ? undefined : checkTopology(topology, issues);
+  const maxTime = top?.max_time_ms ?? DEFAULT_MAX_TIME_MS;
+
+  // Apps and the edge section, as each edge node will run them.
+  const edgeSection = top?.edge;
+  if (topology !== undefined && top !== undefined) {
+    const given = edgeSection?.['addresses'];
+    if (Array.isArray(given)) {
+      given.forEach((a, k) => {
+        const owners = topology.edges.filter((e) => typeof a === 'string' && e.addresses.some((x) => canonicalIp(x) === canonicalIp(a)));
+        if (typeof a === 'string' && parseIpLiteral(a) !== undefined && owners.length !== topology.edges.length) {
+          issues.push(issue(pointerJoin('/edge/addresses', k), 'E_SCENARIO_REFERENCE', `${a} is not an address of every edge host; leave edge.addresses out to bind each edge's own addresses`));
+        }
+      });
+    }
+    checkConfig(topology.edges, edgeSection, top.apps, (p) => p, issues);
+  }
+
+  // Timeline: each step's shape, then what it refers to.
+  const steps: Array<{ at: number; action: ActionName; body: any } | undefined> = [];
+  const rawSteps = Array.isArray(rawTop['timeline']) ? (rawTop['timeline'] as unknown[]) : [];
+  rawSteps.forEach((s, i) => {
+    const p = pointerJoin('/timeline', i);
+    if (typeof s !== 'object' || s === null || Array.isArray(s)) {
+      issues.push(issue(p, 'E_SCENARIO_SCHEMA', `a step is a mapping { at, <action> } with one action of ${ACTION_NAMES.join(', ')}`));
+      steps.push(undefined);
+      return;
+    }
+    const rec = s as Record<string, unknown>;
+    let ok = true;
+    const at = rec['at'];
+    if (typeof at !== 'number' || !(at >= 0) || !Number.isFinite(at)) {
+      issues.push(issue(pointerJoin(p, 'at'), 'E_SCENARIO_SCHEMA', at === undefined ? 'at is required (virtual ms from the start)' : 'at is a number of virtual ms >= 0'));
+      ok = false;
+    } else if (at > maxTime) {
+      issues.push(issue(pointerJoin(p, 'at'), 'E_SCENARIO_TIMELINE', `at ${at} lies beyond max_time_ms ${maxTime}`));
+    }
+    const keys = Object.keys(rec).filter((k) => k !== 'at');
+    const unknown = keys.filter((k) => !(ACTION_NAMES as string[]).includes(k));
+    for (const k of unknown) issues.push(issue(pointerJoin(p, k), 'E_SCENARIO_SCHEMA', `unknown action "${k}" (one of ${ACTION_NAMES.join(', ')})`));
+    const actions = keys.filter((k) => (ACTION_NAMES as string[]).includes(k)) as ActionName[];
+    if (actions.length === 0 && unknown.length === 0) issues.push(issue(p, 'E_SCENARIO_SCHEMA', `a step needs one action: ${ACTION_NAMES.join(', ')}`));
+    if (actions.length > 1) issues.push(issue(pointerJoin(p, actions[1]!), 'E_SCENARIO_SCHEMA', `one action per step; this step also has "${actions[0]!}"`));
+    if (actions.length !== 1 || unknown.length > 0) ok = false;
+    const action = actions[0];
+    const body = action === undefined ? undefined : parseWith(ACTIONS[action], rec[action], pointerJoin(p, action), issues);
+    steps.push(ok && body !== undefined && action !== undefined ? { at: at as number, action, body } : undefined);
+  });
+
+  // Connection ids: every connect and every id a load generates, each once.
+  const opened = new Map<string, OpenedConn>();
+  steps.forEach((s, i) => {
+    if (s === undefined) return;
+    const p = pointerJoin('/timeline', i, s.action);
+    if (s.action === 'connect') {
+      const first = opened.get(s.body.id);
+      if (first !== undefined) issues.push(issue(pointerJoin(p, 'id'), 'E_SCENARIO_DUPLICATE', `connection id "${s.body.id}" is already opened at ${first.pointer}`));
+      else opened.set(s.body.id, { at: s.at, pointer: p });
+    } else if (s.action === 'load') {
+      const every = s.body.every_ms ?? LOAD_DEFAULT_EVERY_MS;
+      let clash: string | undefined;
+      loadIds(s.body).forEach((id, k) => {
+        const first = opened.get(id);
+        if (first !== undefined) clash ??= `"${id}" is already opened at ${first.pointer}`;
+        else opened.set(id, { at: s.at + k * every, pointer: p });
+      });
+      if (clash !== undefined) issues.push(issue(pointerJoin(p, 'id_prefix'), 'E_SCENARIO_DUPLICATE', `the ids this load generates collide: ${clash}`));
+    }
+  });
+
+  if (world !== undefined && topology !== undefined) {
+    let appsEdge = edgeSection;
+    steps.forEach((s, i) => {
+      if (s === undefined) return;
+      const p = pointerJoin('/timeline', i, s.action);
+      const b = s.body;
+      switch (s.action) {
+        case 'connect':
+          checkDial(b.client, b.to, b.from, p, world, issues);
+          break;
+        case 'load':
+          checkDial(b.client, b.to, undefined, p, world, issues);
+          break;
+        case 'send':
+        case 'end':
+        case 'reset': {
+          if (s.action === 'send' && (b.text === undefined) === (b.bytes === undefined)) {
+            issues.push(issue(p, 'E_SCENARIO_SCHEMA', 'give exactly one of text and bytes'));
+          }
+          const o = opened.get(b.id);
+          if (o === undefined) issues.push(issue(pointerJoin(p, 'id'), 'E_SCENARIO_REFERENCE', `no connect or load step opens "${b.id}"`));
+          else if (o.at > s.at) issues.push(issue(pointerJoin(p, 'id'), 'E_SCENARIO_TIMELINE', `"${b.id}" opens at ${o.at} (${o.pointer}), after this step at ${s.at}`));
+          break;
+        }
+        case 'partition':
+          checkHosts(b.a, pointerJoin(p, 'a'), world, issues);
+          checkHosts(b.b, pointerJoin(p, 'b'), world, issues);
+          break;
+        case 'heal':
+          if ((b.a === undefined) !== (b.b === undefined)) issues.push(issue(p, 'E_SCENARIO_SCHEMA', 'give both a and b, or neither (heal everything)'));
+          if (b.a !== undefined) checkHosts(b.a, pointerJoin(p, 'a'), world, issues);
+          if (b.b !== undefined) checkHosts(b.b, pointerJoin(p, 'b'), world, issues);
+          break;
+        case 'link':
+          checkLink(b, p, world, issues);
+          break;
+        case 'crash':
+        case 'restart':
+          checkHosts(b.host, pointerJoin(p, 'host'), world, issues);
+          break;
+        case 'reload': {
+          const own = b.edge !== undefined;
+          if (own) appsEdge = b.edge;
+          checkConfig(topology.edges, appsEdge, b.apps, (ptr) => (ptr.startsWith('/apps') || (own && ptr.startsWith('/edge')) ? p + ptr : ptr), issues);
+          break;
+        }
+        case 'dns':
+          checkDns(b, p, issues);
+          break;
+      }
+    });
+  }
+
+  // Expectations.
+  const expect = rawTop['expect'] === undefined ? undefined : parseWith(EXPECT, rawTop['expect'], '/expect', issues);
+  expect?.connections?.forEach((c, k) => {
+    const p = pointerJoin('/expect/connections', k);
+    if (!opened.has(c.id) && steps.every((s) => s !== undefined)) issues.push(issue(pointerJoin(p, 'id'), 'E_SCENARIO_REFERENCE', `no connect or load step opens "${c.id}"`));
+    if (c.origin !== undefined && parseIpPort(c.origin) === undefined) issues.push(issue(pointerJoin(p, 'origin'), 'E_SCENARIO_ADDRESS', `"${c.origin}" is not IP:PORT ([IPv6]:PORT)`));
+    for (const side of ['src', 'dst'] as const) {
+      const v = c.proxy_header?.[side];
+      if (v !== undefined && parseIpPort(v) === undefined) issues.push(issue(pointerJoin(p, 'proxy_header', side), 'E_SCENARIO_ADDRESS', `"${v}" is not IP:PORT ([IPv6]:PORT)`));
+    }
+  });
+
+  if (issues.length > 0 || top === undefined || topology === undefined) {
+    if (issues.length === 0) throw new Error('validateScenario: a section failed without an issue');
+    return { ok: false, issues };
+  }
+  const timeline = steps.map((s) => ({ at: s!.at, [s!.action]: s!.body }));
+  const scenario = {
+    name: top.name,
+    seed: top.seed,
+    ...(top.max_time_ms === undefined ? {} : { max_time_ms: top.max_time_ms }),
+    topology: topology as Topology,
+    ...(top.edge === undefined ? {} : { edge: top.edge }),
+    apps: top.apps,
+    timeline,
+    ...(expect === undefined ? {} : { expect }),
+  } as ScenarioFile;
+  return { ok: true, scenario: deepFreeze(scenario) as ScenarioFile };
+}
+
+/**
+ * Parses and validates scenario text (YAML 1.2, or JSON). Duplicate keys and several documents are E_SCENARIO_PARSE
+ * with the line and column; every other problem carries the line and column of the value its pointer names (or of
+ * the nearest enclosing one, for a missing field).
+ */
+export function parseScenario(text: string, filename: string): ScenarioResult {
+  const lineCounter = new LineCounter();
+  const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter });
+  const problem = doc.errors[0] ?? doc.warnings[0];
+  if (problem !== undefined) {
+    const pos = problem.linePos?.[0];
+    const msg = `${filename}: ${problem.message.split('\n')[0] ?? ''}`;
+    return { ok: false, issues: [{ ...issue('', 'E_SCENARIO_PARSE', msg), ...(pos === undefined ? {} : { line: pos.line, col: pos.col }) }] };
+  }
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 1000 });
+  } catch (cause) {
+    return { ok: false, issues: [issue('', 'E_SCENARIO_PARSE', `${filename}: ${cause instanceof Error ? cause.message : String(cause)}`)] };
+  }
+  const r = validateScenario(raw);
+  if (r.ok) return r;
+  return {
+    ok: false,
+    issues: r.issues.map((i) => {
+      const pos = positionOf(doc, lineCounter, i.pointer);
+      return pos === undefined ? i : { ...i, line: pos.line, col: pos.col };
+    }),
+  };
+}
+
+/** Line and column of the node a pointer names, or of its nearest existing ancestor. */
+function positionOf(doc: YAML.Document, lc: LineCounter, pointer: string): { line: number; col: number } | undefined {
+  const tokens = pointer === '' ? [] : pointer.slice(1).split('/').map((t) => t.replaceAll('~1', '/').replaceAll('~0', '~'));
+  for (let n = tokens.length; n >= 0; n--) {
+    const path = tokens.slice(0, n).map((t) => (/^\d+$/.test(t) ? Number(t) : t));
+    const node: unknown = path.length === 0 ? doc.contents : doc.getIn(path, true);
+    const range = (node as { range?: [number, number, number] } | undefined)?.range;
+    if (range !== undefined) return lc.linePos(range[0]);
+  }
+  return undefined;
+}

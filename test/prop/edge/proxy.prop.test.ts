@@ -1,0 +1,495 @@
+/**
+ * Model-based properties of the TCP proxy on the simulator: byte integrity both ways, routing to origin start + P − a,
+ * exactly one close per connection with a status that fits what happened, nothing left after quiescence, and the
+ * same decision trace for the same seed.
+ *
+ * A case is a world (1-3 TCP apps on disjoint edge port blocks, each with its own origin host that echoes, refuses
+ * or swallows SYNs; 1-3 clients; link faults) plus a command sequence (`fc.commands`): connect, send, half-close,
+ * reset, wait, change a link. Commands act on a model and write the scenario timeline; the world then runs that
+ * timeline (world.ts) and the model is the oracle. Commands build the timeline instead of poking a running world
+ * so that the shrunk counterexample *is* a scenario file with the runner's scheduling: on failure it is written to
+ * scenarios/regressions/ (to-scenario.ts), and `refract sim` replays it.
+ *
+ * Seeds: REFRACT_FC_SEED (default a constant, so CI is reproducible), REFRACT_FC_PATH to replay a shrink path,
+ * REFRACT_FC_RUNS to scale the number of runs.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { validAppArb } from '../model/arbitraries.ts';
+import { validateConfig } from '../../../src/model/config.ts';
+import { decodeProxyHeader } from '../../../src/core/proxy-protocol.ts';
+import type { ConnExpectation } from '../../../src/scenario/types.ts';
+import {
+  EDGE_IP,
+  clientIp,
+  clientName,
+  expectedOriginPort,
+  filler,
+  originIp,
+  originName,
+  runCase,
+  type AppCase,
+  type CaseStep,
+  type ConnOutcome,
+  type EdgeCase,
+  type LinkSpec,
+  type OriginMode,
+  type WorldResult,
+} from './world.ts';
+import { toScenario, writeRegression } from './to-scenario.ts';
+
+const SEED = process.env.REFRACT_FC_SEED !== undefined ? Number(process.env.REFRACT_FC_SEED) : 20_260_101;
+const PATH = process.env.REFRACT_FC_PATH;
+const RUN_SCALE = process.env.REFRACT_FC_RUNS !== undefined ? Number(process.env.REFRACT_FC_RUNS) : 1;
+
+/** Edge ports: app i lives in [PORT_BASE + i·SLOT, PORT_BASE + (i+1)·SLOT); the rest of the block is unserved. */
+const PORT_BASE = 1_000;
+const SLOT = 20;
+const MAX_APPS = 3;
+const MAX_CONNS = 8;
+/** Timeouts well above the longest timeline (24 commands × 2 s waits), so a lossless connection never idles out early. */
+const EDGE_SETTINGS = { connect_timeout_ms: 4_000, idle_timeout_ms: 90_000 } as const;
+
+// ── the world ───────────────────────────────────────────────────────────────────────────────────────────────────
+
+interface Setup {
+  readonly seed: number;
+  readonly apps: readonly AppCase[];
+  readonly clients: number;
+  readonly links: readonly LinkSpec[];
+}
+
+const linkFaultArb: fc.Arbitrary<Omit<LinkSpec, 'between'>> = fc
+  .record(
+    {
+      direction: fc.constantFrom('both' as const, 'a->b' as const, 'b->a' as const),
+      latency_ms: fc.integer({ min: 0, max: 30 }),
+      jitter_ms: fc.constantFrom(0, 1, 5),
+      loss: fc.constantFrom(0, 0.01, 0.05, 0.15),
+      slice_max_bytes: fc.integer({ min: 1, max: 1_500 }),
+    },
+    { requiredKeys: [] },
+  );
+
+/** The links a case can fault: each client to the edge, the edge to each origin. */
+function linkPairs(apps: number, clients: number): Array<[string, string]> {
+  return [
+    ...Array.from({ length: clients }, (_, i): [string, string] => [clientName(i), 'edge']),
+    ...Array.from({ length: apps }, (_, k): [string, string] => ['edge', originName(k)]),
+  ];
+}
+
+/** App `i`: a generated Spectrum TCP app object (every accepted form), re-pointed at this world's ports and origin. */
+function appArb(i: number): fc.Arbitrary<AppCase> {
+  return fc
+    .record({
+      base: validAppArb({ portMin: 1, portSpan: 100, id: fc.option(fc.constant(`app-${i}`), { nil: undefined }) }).filter(
+        (a) => typeof a['protocol'] === 'string' && a['protocol'].startsWith('tcp/'),
+      ),
+      size: fc.integer({ min: 1, max: 4 }),
+      offset: fc.integer({ min: 0, max: SLOT - 4 }),
+      originStart: fc.integer({ min: 2_000, max: 60_000 }),
+      originSingle: fc.boolean(),
+      mode: fc.constantFrom<OriginMode>('echo', 'echo', 'echo', 'echo', 'refuse', 'blackhole'),
+    })
+    .map(({ base, size, offset, originStart, originSingle, mode }) => {
+      const start = PORT_BASE + i * SLOT + offset;
+      const edge = { start, end: start + size - 1 };
+      const origin = { start: originStart, end: originSingle ? originStart : originStart + size - 1 };
+      const raw: Record<string, unknown> = { ...base };
+      // Routing, timeouts and TLS are this world's to choose; every other field keeps its generated form.
+      for (const k of ['origin_dns', 'origin_port', 'tls', 'connect_timeout_ms', 'idle_timeout_ms']) delete raw[k];
+      raw['protocol'] = size === 1 ? `tcp/${start}` : `tcp/${edge.start}-${edge.end}`;
+      raw['origin_direct'] = [`tcp://${originIp(i)}:${origin.start === origin.end ? origin.start : `${origin.start}-${origin.end}`}`];
+      const v = validateConfig({ edge: { addresses: [EDGE_IP] }, apps: [raw] });
+      if (!v.ok) throw new Error(`appArb built an invalid app: ${JSON.stringify(v.issues)}`);
+      const spec = v.config.apps[0]!;
+      const proxy = spec.proxyProtocol === 'v1' || spec.proxyProtocol === 'v2' ? spec.proxyProtocol : 'off';
+      return { raw, id: spec.id, edge, origin, mode, proxy };
+    });
+}
+
+const setupArb: fc.Arbitrary<Setup> = fc
+  .record({ seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }), apps: fc.integer({ min: 1, max: MAX_APPS }), clients: fc.integer({ min: 1, max: 3 }) })
+  .chain(({ seed, apps, clients }) =>
+    fc.record({
+      seed: fc.constant(seed),
+      apps: fc.tuple(...Array.from({ length: apps }, (_, i) => appArb(i))),
+      clients: fc.constant(clients),
+      links: fc.subarray(linkPairs(apps, clients)).chain((pairs) =>
+        fc.tuple(...pairs.map((between) => linkFaultArb.map((f): LinkSpec => ({ between, ...f })))),
+      ),
+    }),
+  );
+
+// ── the model and its commands ──────────────────────────────────────────────────────────────────────────────────
+
+interface ModelConn {
+  readonly id: string;
+  readonly index: number;
+  readonly client: number;
+  readonly port: number;
+  /** Index of the app serving `port`, undefined for an unserved port. */
+  readonly app: number | undefined;
+  sent: number;
+  ended: boolean;
+  reset: boolean;
+}
+
+class EdgeModel {
+  now = 0;
+  readonly conns: ModelConn[] = [];
+  /** Link pairs (`a|b`) that had loss at any time. */
+  readonly lossy = new Set<string>();
+
+  constructor(readonly setup: Setup) {
+    for (const l of setup.links) this.noteLink(l);
+  }
+
+  noteLink(l: LinkSpec): void {
+    if ((l.loss ?? 0) > 0) this.lossy.add(`${l.between[0]}|${l.between[1]}`);
+  }
+
+  /** Edge ports of the block that no app serves (never empty: at most 12 of 60 ports are served). */
+  unservedPorts(): number[] {
+    const out: number[] = [];
+    for (let p = PORT_BASE; p < PORT_BASE + MAX_APPS * SLOT; p++) {
+      if (!this.setup.apps.some((a) => p >= a.edge.start && p <= a.edge.end)) out.push(p);
+    }
+    return out;
+  }
+
+  clientLossy(c: ModelConn): boolean {
+    return this.lossy.has(`${clientName(c.client)}|edge`);
+  }
+
+  originLossy(c: ModelConn): boolean {
+    return c.app !== undefined && this.lossy.has(`edge|${originName(c.app)}`);
+  }
+}
+
+interface Timeline {
+  readonly steps: CaseStep[];
+}
+
+type EdgeCommand = fc.Command<EdgeModel, Timeline>;
+
+const pick = <T>(xs: readonly T[], sel: number): T => xs[sel % xs.length]!;
+
+class Connect implements EdgeCommand {
+  constructor(readonly client: number, readonly target: number, readonly unserved: boolean) {}
+  check = (m: Readonly<EdgeModel>): boolean => m.conns.length < MAX_CONNS;
+  run(m: EdgeModel, t: Timeline): void {
+    const client = this.client % m.setup.clients;
+    let port: number;
+    let app: number | undefined;
+    if (this.unserved) port = pick(m.unservedPorts(), this.target);
+    else {
+      app = this.target % m.setup.apps.length;
+      const a = m.setup.apps[app]!;
+      port = a.edge.start + (Math.floor(this.target / MAX_APPS) % (a.edge.end - a.edge.start + 1));
+    }
+    const id = `c${m.conns.length}`;
+    m.conns.push({ id, index: m.conns.length, client, port, app, sent: 0, ended: false, reset: false });
+    t.steps.push({ at: m.now, connect: { id, client: clientName(client), to: `${EDGE_IP}:${port}` } });
+  }
+  toString = (): string => `connect(client#${this.client}, ${this.unserved ? 'unserved' : 'served'}#${this.target})`;
+}
+
+const sendable = (m: Readonly<EdgeModel>): ModelConn[] => m.conns.filter((c) => !c.ended && !c.reset);
+
+class Send implements EdgeCommand {
+  constructor(readonly conn: number, readonly bytes: number) {}
+  check = (m: Readonly<EdgeModel>): boolean => sendable(m).length > 0;
+  run(m: EdgeModel, t: Timeline): void {
+    const c = pick(sendable(m), this.conn);
+    c.sent += this.bytes;
+    t.steps.push({ at: m.now, send: { id: c.id, bytes: this.bytes } });
+  }
+  toString = (): string => `send(conn#${this.conn}, ${this.bytes} B)`;
+}
+
+class End implements EdgeCommand {
+  constructor(readonly conn: number) {}
+  check = (m: Readonly<EdgeModel>): boolean => sendable(m).length > 0;
+  run(m: EdgeModel, t: Timeline): void {
+    const c = pick(sendable(m), this.conn);
+    c.ended = true;
+    t.steps.push({ at: m.now, end: { id: c.id } });
+  }
+  toString = (): string => `end(conn#${this.conn})`;
+}
+
+class Reset implements EdgeCommand {
+  constructor(readonly conn: number) {}
+  check = (m: Readonly<EdgeModel>): boolean => m.conns.some((c) => !c.reset);
+  run(m: EdgeModel, t: Timeline): void {
+    const c = pick(m.conns.filter((x) => !x.reset), this.conn);
+    c.reset = true;
+    t.steps.push({ at: m.now, reset: { id: c.id } });
+  }
+  toString = (): string => `reset(conn#${this.conn})`;
+}
+
+class Wait implements EdgeCommand {
+  constructor(readonly ms: number) {}
+  check = (): boolean => true;
+  run(m: EdgeModel): void {
+    m.now += this.ms;
+  }
+  toString = (): string => `wait(${this.ms} ms)`;
+}
+
+class ChangeLink implements EdgeCommand {
+  constructor(readonly which: number, readonly fault: Omit<LinkSpec, 'between'>) {}
+  check = (): boolean => true;
+  run(m: EdgeModel, t: Timeline): void {
+    const link: LinkSpec = { between: pick(linkPairs(m.setup.apps.length, m.setup.clients), this.which), ...this.fault };
+    m.noteLink(link);
+    t.steps.push({ at: m.now, link });
+  }
+  toString = (): string => `link(#${this.which}, ${JSON.stringify(this.fault)})`;
+}
+
+const sizeArb = fc.oneof(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 65, max: 4_000 }), fc.integer({ min: 4_001, max: 40_000 }));
+const commandsArb = fc.commands<EdgeModel, Timeline>(
+  [
+    fc.record({ client: fc.nat(2), target: fc.nat(63), unserved: fc.nat(4).map((n) => n === 0) }).map((a) => new Connect(a.client, a.target, a.unserved)),
+    fc.tuple(fc.nat(7), sizeArb).map(([c, n]) => new Send(c, n)),
+    fc.tuple(fc.nat(7), sizeArb).map(([c, n]) => new Send(c, n)),
+    fc.nat(7).map((c) => new End(c)),
+    fc.nat(7).map((c) => new Reset(c)),
+    fc.integer({ min: 1, max: 2_000 }).map((ms) => new Wait(ms)),
+    fc.constantFrom(1, 5, 50).map((ms) => new Wait(ms)),
+    fc.tuple(fc.nat(5), linkFaultArb).map(([w, f]) => new ChangeLink(w, f)),
+  ],
+  { maxCommands: 24 },
+);
+
+function buildCase(setup: Setup, cmds: Iterable<EdgeCommand>): { model: EdgeModel; edgeCase: EdgeCase } {
+  const model = new EdgeModel(setup);
+  const timeline: Timeline = { steps: [] };
+  fc.modelRun(() => ({ model, real: timeline }), cmds);
+  const edgeCase: EdgeCase = { seed: setup.seed, edge: EDGE_SETTINGS, apps: setup.apps, clients: setup.clients, links: setup.links, timeline: timeline.steps };
+  return { model, edgeCase };
+}
+
+// ── the oracle ──────────────────────────────────────────────────────────────────────────────────────────────────
+
+const ERROR_STATUSES_DOWNSTREAM = [495, 497, 498, 499];
+
+/** Statuses the edge may close a served connection with, given its origin and what the client did. */
+function allowedStatuses(m: EdgeModel, c: ModelConn): Set<number> {
+  const app = m.setup.apps[c.app!]!;
+  const s = new Set<number>();
+  if (app.mode === 'echo') s.add(200);
+  if (app.mode === 'refuse') s.add(521);
+  if (app.mode === 'blackhole' || m.originLossy(c)) s.add(522); // lost SYNs (or RSTs) until the connect timeout
+  if (c.reset) {
+    s.add(200); // the reset may come after the edge closed, or its RST may be lost
+    for (const x of ERROR_STATUSES_DOWNSTREAM) s.add(x);
+  }
+  return s;
+}
+
+/** Whether the model says this connection completes cleanly: echo origin, client half-closed, no reset, no loss. */
+function mustBeNormal(m: EdgeModel, c: ModelConn): boolean {
+  return c.app !== undefined && m.setup.apps[c.app]!.mode === 'echo' && c.ended && !c.reset && !m.clientLossy(c) && !m.originLossy(c);
+}
+
+/** Scenario expectations the model is certain of (used in regression files so `refract sim` fails as the test did). */
+function scenarioExpectations(m: EdgeModel): ConnExpectation[] {
+  const out: ConnExpectation[] = [];
+  for (const c of m.conns) {
+    if (c.app === undefined || c.reset) continue;
+    const app = m.setup.apps[c.app]!;
+    const origin = `${originIp(c.app)}:${expectedOriginPort(app, c.port)}`;
+    if (mustBeNormal(m, c)) out.push({ id: c.id, status: 200, origin, client_bytes: c.sent, ...(app.proxy === 'off' ? { origin_bytes: c.sent } : {}) });
+    else if (app.mode === 'refuse' && !m.originLossy(c)) out.push({ id: c.id, status: 521 });
+    else if (app.mode === 'blackhole') out.push({ id: c.id, status: 522 });
+  }
+  return out;
+}
+
+function outcomes(m: EdgeModel, r: WorldResult): Array<[ModelConn, ConnOutcome]> {
+  assert.deepEqual(r.strays, [], 'every edge connection, dial and origin connection is explained');
+  assert.deepEqual(r.conns.map((o) => o.id), m.conns.map((c) => c.id), 'every timeline connection was made');
+  return m.conns.map((c, i) => [c, r.conns[i]!]);
+}
+
+const isPrefix = (got: Buffer, whole: Buffer): boolean => got.length <= whole.length && got.equals(whole.subarray(0, got.length));
+
+/** Property 1: bytes arrive in order, exactly once, both ways; completely when the connection closed normally. */
+function checkBytes(m: EdgeModel, r: WorldResult): void {
+  for (const [c, o] of outcomes(m, r)) {
+    const e = o.edge;
+    if (c.app === undefined || e === undefined) continue;
+    const app = m.setup.apps[c.app]!;
+    const label = `${c.id} (${o.clientLocal} → :${c.port}, status ${e.status} ${e.reason})`;
+    const normal = e.status === 200 && e.reason === 'normal';
+    if (normal) assert.equal(o.skipped, 0, `${label}: no step was skipped on a connection that closed normally`);
+    assert.ok(o.clientSent <= c.sent && (o.skipped > 0 || o.clientSent === c.sent), `${label}: the client wrote ${o.clientSent} B of the model's ${c.sent} B`);
+    const c2s = filler(o.index, 0, o.clientSent);
+    assert.ok(e.bytesIn !== undefined && e.bytesOut !== undefined, `${label}: the close record carries byte counts`);
+    assert.ok(e.bytesIn <= o.clientSent, `${label}: the edge read ${e.bytesIn} B but the client wrote ${o.clientSent} B`);
+    assert.ok(e.origins.length <= 1, `${label}: one origin connection at most (one target)`);
+    const up = e.origins[0];
+    if (up === undefined) {
+      assert.equal(e.bytesOut, 0, `${label}: no origin connection, no origin bytes`);
+      assert.equal(o.clientReceived.length, 0, `${label}: no origin connection, nothing for the client`);
+      assert.ok(!normal || app.mode !== 'echo', `${label}: a normal close had an origin connection`);
+      continue;
+    }
+    // What reached the origin: the PROXY header (if any), then a prefix of the client's bytes.
+    let payload = up.received;
+    if (app.proxy !== 'off' && up.received.length > 0) {
+      const h = decodeProxyHeader(up.received);
+      if (h.kind === 'header') {
+        assert.equal(h.header.version, app.proxy === 'v1' ? 1 : 2, `${label}: PROXY version`);
+        assert.deepEqual(h.header.src, { address: clientIp(c.client), port: Number(o.clientLocal.split(':')[1]) }, `${label}: PROXY src is the client`);
+        assert.deepEqual(h.header.dst, { address: EDGE_IP, port: c.port }, `${label}: PROXY dst is the edge address`);
+        payload = up.received.subarray(h.header.length);
+      } else assert.ok(!normal && h.kind === 'incomplete', `${label}: the origin got a broken PROXY header (${h.kind})`);
+    }
+    assert.ok(isPrefix(payload, c2s), `${label}: the origin's ${payload.length} B are not a prefix of the client's ${c2s.length} B`);
+    assert.ok(payload.length <= e.bytesIn, `${label}: the origin got more than the edge read`);
+    // Return path: the echo sends back what it read; the client gets a prefix of it, no more than the edge read.
+    assert.equal(up.sent, up.received.length, `${label}: the echo origin wrote back what it read`);
+    assert.ok(e.bytesOut <= up.sent, `${label}: the edge read more from the origin than it sent`);
+    assert.ok(isPrefix(o.clientReceived, up.received), `${label}: the client's ${o.clientReceived.length} B are not a prefix of the echo`);
+    assert.ok(o.clientReceived.length <= e.bytesOut, `${label}: the client got more than the edge read from the origin`);
+    if (normal) {
+      assert.equal(e.bytesIn, o.clientSent, `${label}: a normal close read every client byte`);
+      assert.ok(payload.equals(c2s), `${label}: a normal close delivered every client byte to the origin`);
+      assert.equal(e.bytesOut, up.sent, `${label}: a normal close read every origin byte`);
+      assert.ok(o.clientReceived.equals(up.received), `${label}: a normal close delivered every origin byte to the client`);
+    }
+  }
+}
+
+/** Property 2: each connection reaches origin start + P − a of its app; an unserved port never gets as far as a dial. */
+function checkRouting(m: EdgeModel, r: WorldResult): void {
+  for (const [c, o] of outcomes(m, r)) {
+    const e = o.edge;
+    if (c.app === undefined) {
+      assert.equal(e, undefined, `${c.id}: the edge accepted a connection to unserved port ${c.port}`);
+      if (!c.reset) assert.equal(o.clientError, 'ECONNREFUSED', `${c.id}: a connection to unserved port ${c.port} is refused`);
+      continue;
+    }
+    if (e === undefined) {
+      assert.ok(c.reset, `${c.id}: the edge never accepted a connection to served port ${c.port}`);
+      continue;
+    }
+    const app = m.setup.apps[c.app]!;
+    const target = `${originIp(c.app)}:${expectedOriginPort(app, c.port)}`;
+    assert.equal(e.edgePort, c.port, `${c.id}: edge port`);
+    assert.equal(e.app, app.id, `${c.id}: the app serving port ${c.port}`);
+    for (const d of e.dials) assert.equal(d, target, `${c.id}: port ${c.port} of ${app.id} dials ${target}`);
+    for (const up of e.origins) assert.equal(up.listen, target, `${c.id}: the origin connection is on ${target}`);
+    if (e.status === 200 && e.reason === 'normal') assert.equal(e.origins.length, 1, `${c.id}: a normal close went through the origin`);
+    if (app.mode !== 'echo') assert.equal(e.origins.length, 0, `${c.id}: a ${app.mode} origin accepted a connection`);
+  }
+  const served = new Set(m.setup.apps.flatMap((a) => Array.from({ length: a.edge.end - a.edge.start + 1 }, (_, i) => a.edge.start + i)));
+  for (const line of r.trace) {
+    const rec = JSON.parse(line) as { event: string; edge?: string };
+    if (rec.event === 'accept') assert.ok(served.has(Number(rec.edge!.split(':')[1])), `the edge accepted on an unserved port: ${line}`);
+  }
+}
+
+/** Property 3: one close per connection with a fitting status, then nothing left: no connection, socket or timer. */
+function checkLifecycle(m: EdgeModel, r: WorldResult): void {
+  for (const [c, o] of outcomes(m, r)) {
+    const e = o.edge;
+    if (e === undefined) continue;
+    const label = `${c.id} (:${c.port})`;
+    assert.equal(e.events[0], 'accept', `${label}: the trace starts with accept`);
+    assert.equal(e.events.filter((x) => x === 'close').length, 1, `${label}: exactly one close record`);
+    assert.equal(e.events.at(-1), 'close', `${label}: close is the last record`);
+    assert.deepEqual(e.closingStatuses, [e.status], `${label}: exactly one closing event, with the close record's status`);
+    const allowed = allowedStatuses(m, c);
+    assert.ok(allowed.has(e.status!), `${label}: status ${e.status} (${e.reason}) is not one of ${[...allowed].join(', ')}`);
+    if (mustBeNormal(m, c) && e.status === 200) assert.equal(e.reason, 'normal', `${label}: a clean half-close ends normally`);
+    assert.ok(o.clientClosed, `${label}: the client side closed`);
+  }
+  assert.ok(r.idleAfterRun, 'the run reached quiescence within its step bound');
+  assert.equal(r.activeAfterRun, 0, `connections still open at quiescence: ${r.statesAfterRun.join(', ')}`);
+  assert.deepEqual(r.openClientsAfterRun, [], 'client connections still open at quiescence');
+  assert.deepEqual(r.netstat, { tcp: [], listeners: [], udp: [] }, 'sockets left after shutdown');
+  assert.equal(r.pendingTimers, 0, 'timers left after shutdown');
+}
+
+// ── running a property, saving the shrunk failure ───────────────────────────────────────────────────────────────
+
+async function checkProperty(title: string, numRuns: number, body: (m: EdgeModel, c: EdgeCase) => Promise<void>): Promise<void> {
+  const prop = fc.asyncProperty(setupArb, commandsArb, async (setup, cmds) => {
+    const { model, edgeCase } = buildCase(setup, cmds);
+    await body(model, edgeCase);
+  });
+  const details = await fc.check(prop, { seed: SEED, numRuns: Math.max(1, Math.round(numRuns * RUN_SCALE)), ...(PATH !== undefined ? { path: PATH } : {}) });
+  if (!details.failed) return;
+  const report = fc.defaultReportMessage(details) ?? 'property failed';
+  let saved = '(no counterexample to save)';
+  if (details.counterexample !== null) {
+    const [setup, cmds] = details.counterexample;
+    const { model, edgeCase } = buildCase(setup, cmds);
+    const file = toScenario(edgeCase, { name: `regression: ${title}`, expect: scenarioExpectations(model) });
+    const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
+    saved = writeRegression(
+      file,
+      [
+        `Shrunk counterexample of test/prop/edge/proxy.prop.test.ts: "${title}".`,
+        `fast-check seed ${details.seed}, path "${details.counterexamplePath ?? ''}"`,
+        `(rerun: REFRACT_FC_SEED=${details.seed} REFRACT_FC_PATH="${details.counterexamplePath ?? ''}").`,
+        `Commands: ${[...cmds].map(String).join(', ')}`,
+        `Failure: ${error.split('\n')[0] ?? ''}`,
+        'Expectations below are the ones the model is sure of; replay with: refract sim <this file>',
+      ].join('\n'),
+    );
+  }
+  throw new Error(`${report}\n\nseed ${details.seed}, path "${details.counterexamplePath ?? ''}"; shrunk case saved as scenario ${saved}`);
+}
+
+test('every byte a client sends reaches the origin once and in order, and the echo comes back the same way', async () => {
+  await checkProperty('byte integrity', 60, async (m, c) => checkBytes(m, await runCase(c)));
+});
+
+test('each connection reaches origin port start + P − a of its app; an unserved port is refused and dials nothing', async () => {
+  await checkProperty('routing', 60, async (m, c) => checkRouting(m, await runCase(c)));
+});
+
+test('every connection closes once with a status that fits its story, and nothing is left after shutdown', async () => {
+  await checkProperty('close and quiescence', 60, async (m, c) => checkLifecycle(m, await runCase(c)));
+});
+
+test('the same case and seed give a byte-identical decision trace', async () => {
+  await checkProperty('determinism', 25, async (_m, c) => {
+    const a = await runCase(c);
+    const b = await runCase(c);
+    assert.ok(a.trace.length > 0 || c.timeline.every((s) => !('connect' in s)) || a.conns.every((o) => o.edge === undefined), 'the trace recorded the run');
+    assert.equal(b.trace.join('\n'), a.trace.join('\n'));
+    assert.equal(b.endTime, a.endTime);
+  });
+});
+
+test('a failing case is saved as a scenario file that names its seed and keeps its timeline', async () => {
+  // The save path of checkProperty, on a case built by hand: what a failure would leave behind.
+  const setup = fc.sample(setupArb, { seed: 7, numRuns: 1 })[0]!;
+  const cmds = [new Connect(0, 0, false), new Send(0, 10), new End(0)];
+  const { model, edgeCase } = buildCase(setup, cmds);
+  const file = toScenario(edgeCase, { expect: scenarioExpectations(model) });
+  assert.equal(file.seed, setup.seed);
+  assert.deepEqual(file.timeline.map((s) => Object.keys(s).filter((k) => k !== 'at')[0]), ['connect', 'send', 'end']);
+  assert.equal(file.apps.length, setup.apps.length);
+  const dir = mkdtempSync(join(tmpdir(), 'refract-regress-'));
+  try {
+    const path = writeRegression(file, 'test', dir);
+    assert.ok(existsSync(path) && /regress-[0-9a-f]{12}\.yaml$/.test(path));
+    assert.equal(writeRegression(file, 'test again', dir), path, 'the name comes from the case, not the comment');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
