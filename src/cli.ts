@@ -27,6 +27,8 @@ Usage:
       A tiny netcat: stdin goes to HOST:PORT, what comes back goes to stdout (for trying the example without nc).
   refract validate FILE
       Print every problem in FILE with its code and location; exit 1 if there is any.
+  refract sim FILE [--seed N] [--trace FILE] [--check-determinism] [--json]
+      Run the scenario FILE in virtual time (docs/scenarios.md); exit 1 if an expectation fails.
 
 Docs: docs/configuration.md, docs/errors.md, docs/architecture.md`;
 
@@ -212,13 +214,16 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE + '\n');
     return cmd ? 0 : 2;
   }
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    options: { config: { type: 'string', short: 'c' }, events: { type: 'string' }, trace: { type: 'string' }, 'log-level': { type: 'string' } },
-  });
+  // Parsed per command: other commands (sim, replay) have flags of their own that this parser would refuse.
+  const args = () =>
+    parseArgs({
+      args: rest,
+      allowPositionals: true,
+      options: { config: { type: 'string', short: 'c' }, events: { type: 'string' }, trace: { type: 'string' }, 'log-level': { type: 'string' } },
+    });
   switch (cmd) {
     case 'serve': {
+      const { values, positionals } = args();
       const o: { events?: string; logLevel?: string; trace?: string } = {};
       if (values.events !== undefined) o.events = values.events;
       if (values.trace !== undefined) o.trace = values.trace;
@@ -226,9 +231,13 @@ export async function main(argv: string[]): Promise<number> {
       return serveCommand(values.config ?? positionals[0], o);
     }
     case 'connect':
-      return connectCommand(positionals[0]);
-    case 'validate':
+      return connectCommand(args().positionals[0]);
+    case 'validate': {
+      const { values, positionals } = args();
       return validateCommand(values.config ?? positionals[0]);
+    }
+    case 'sim':
+      return (await import('./scenario/cli.ts')).simCommand(rest);
     default:
       process.stderr.write(`refract: unknown command '${cmd}'\n\n${USAGE}\n`);
       return 2;

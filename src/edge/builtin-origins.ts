@@ -12,7 +12,7 @@ import { listenErrorCode } from './edge-node.ts';
 const encoder = new TextEncoder();
 
 /** Wires one accepted connection to a behaviour: echo, banner (speak first, then echo) or discard. */
-export function serveOrigin(conn: Conn, o: Pick<BuiltinOrigin, 'behaviour' | 'banner'>): void {
+export function serveOrigin(conn: Conn, o: { behaviour: BuiltinOrigin['behaviour']; banner?: string | undefined }): void {
   const echo = o.behaviour !== 'discard';
   conn.setHandlers({
     data(chunk) {

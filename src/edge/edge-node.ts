@@ -10,21 +10,24 @@
  */
 import type { Logger } from 'pino';
 import type { Observable, Subscription } from 'rxjs';
-import type { Conn, Network, TcpListener } from '../net/ports.ts';
+import type { Conn, Network, TcpListener, UdpSocket } from '../net/ports.ts';
 import type { AppSpec, RefractConfig } from '../model/types.ts';
 import { RefractError, type ErrorCode } from '../model/errors.ts';
 import { TcpEngine, type UpstreamTarget } from '../machines/tcp-connection.ts';
+import { UdpEngine, type UdpSlot } from '../machines/udp-flow.ts';
 import { EventLog } from '../streams/events.ts';
 import { Trace } from '../streams/trace.ts';
 import { createOriginResolver, type OriginResolver } from './origin-resolver.ts';
 
 interface ListenerSlot {
   readonly key: string;
+  readonly protocol: 'tcp' | 'udp';
   readonly host: string;
   readonly port: number;
   /** The app serving this edge ip:port now; swapped in place on reload. */
   app: AppSpec | undefined;
   listener: TcpListener | undefined;
+  udp: (UdpSlot & { app: AppSpec | undefined }) | undefined;
 }
 
 export interface ApplyResult {
@@ -43,8 +46,8 @@ export function listenErrorCode(code: string | undefined): ErrorCode {
   return 'E_LISTEN_FAILED';
 }
 
-function slotKey(host: string, port: number): string {
-  return `tcp|${host}|${port}`;
+function slotKey(protocol: 'tcp' | 'udp', host: string, port: number): string {
+  return `${protocol}|${host}|${port}`;
 }
 
 export interface EdgeNodeDeps {
@@ -60,6 +63,7 @@ export class EdgeNode {
   readonly events: EventLog;
   readonly trace: Trace;
   readonly tcp: TcpEngine;
+  readonly udp: UdpEngine;
   readonly #resolver: OriginResolver;
   #config: RefractConfig | undefined;
   readonly #slots = new Map<string, ListenerSlot>();
@@ -86,6 +90,15 @@ export class EdgeNode {
       trace: this.trace,
       log: deps.log,
     });
+    this.udp = new UdpEngine({
+      net: deps.net,
+      clock: deps.net.clock,
+      settings: () => this.#config!.node,
+      targets: (app, port) => this.#targets(app, port),
+      events: this.events,
+      trace: this.trace,
+      log: deps.log,
+    });
   }
 
   get config(): RefractConfig | undefined {
@@ -93,8 +106,8 @@ export class EdgeNode {
   }
 
   /** Bound edge addresses, `host:port` → app id (for tests and the status page). */
-  listeners(): Array<{ host: string; port: number; app: string | undefined }> {
-    return [...this.#slots.values()].map((s) => ({ host: s.host, port: s.listener?.address.port ?? s.port, app: s.app?.id }));
+  listeners(): Array<{ protocol: 'tcp' | 'udp'; host: string; port: number; app: string | undefined }> {
+    return [...this.#slots.values()].map((s) => ({ protocol: s.protocol, host: s.host, port: s.port, app: s.app?.id }));
   }
 
   #targets(app: AppSpec, port: number): readonly UpstreamTarget[] | Promise<readonly UpstreamTarget[]> {
@@ -121,13 +134,15 @@ export class EdgeNode {
   async #apply(config: RefractConfig): Promise<ApplyResult> {
     if (this.#stopped) throw new RefractError('E_INTERNAL', { message: 'the edge node is shut down' });
     const prev = new Map((this.#config?.apps ?? []).map((a) => [a.id, a] as const));
-    const next = new Map(config.apps.filter((a) => a.protocol === 'tcp').map((a) => [a.id, a] as const));
+    const next = new Map(config.apps.map((a) => [a.id, a] as const));
 
-    // Desired slots: every edge address × every port of every TCP app.
-    const desired = new Map<string, { host: string; port: number; app: AppSpec }>();
+    // Desired slots: every edge address × every port of every app, per protocol.
+    const desired = new Map<string, { protocol: 'tcp' | 'udp'; host: string; port: number; app: AppSpec }>();
     for (const app of next.values()) {
       for (const host of config.node.addresses) {
-        for (let p = app.edgePorts.start; p <= app.edgePorts.end; p++) desired.set(slotKey(host, p), { host, port: p, app });
+        for (let p = app.edgePorts.start; p <= app.edgePorts.end; p++) {
+          desired.set(slotKey(app.protocol, host, p), { protocol: app.protocol, host, port: p, app });
+        }
       }
     }
 
@@ -136,10 +151,15 @@ export class EdgeNode {
     try {
       for (const [key, d] of desired) {
         if (this.#slots.has(key)) continue;
-        const slot: ListenerSlot = { key, host: d.host, port: d.port, app: undefined, listener: undefined };
+        const slot: ListenerSlot = { key, protocol: d.protocol, host: d.host, port: d.port, app: undefined, listener: undefined, udp: undefined };
         fresh.push(slot);
         try {
-          slot.listener = await this.#net.listenTcp({ host: d.host, port: d.port }, (conn) => this.#onConnection(slot, conn));
+          if (d.protocol === 'tcp') {
+            slot.listener = await this.#net.listenTcp({ host: d.host, port: d.port }, (conn) => this.#onConnection(slot, conn));
+          } else {
+            const sock: UdpSocket = await this.#net.bindUdp({ host: d.host, port: d.port });
+            slot.udp = { sock, app: undefined };
+          }
         } catch (e) {
           const code = (e as { code?: string }).code;
           throw new RefractError(listenErrorCode(code), {
@@ -150,18 +170,29 @@ export class EdgeNode {
       }
     } catch (e) {
       await Promise.all(fresh.map((s) => s.listener?.close()));
+      for (const s of fresh) s.udp?.sock.close();
       throw e;
     }
 
     // Phase 2: commit. Nothing below can fail.
-    for (const s of fresh) this.#slots.set(s.key, s);
-    for (const [key, d] of desired) this.#slots.get(key)!.app = d.app;
+    for (const s of fresh) {
+      this.#slots.set(s.key, s);
+      if (s.udp) this.udp.attach(s.udp);
+    }
+    for (const [key, d] of desired) {
+      const slot = this.#slots.get(key)!;
+      slot.app = d.app;
+      if (slot.udp) slot.udp.app = d.app;
+    }
     const closing: Promise<void>[] = [];
     for (const [key, s] of this.#slots) {
       if (desired.has(key)) continue;
       s.app = undefined;
+      if (s.udp) s.udp.app = undefined;
       this.#slots.delete(key);
       if (s.listener) closing.push(s.listener.close());
+      // A removed UDP app's socket stays open while its flows drain (replies arrive on it), then closes.
+      if (s.udp) this.#closeUdpAfterDrain(s.udp, config.node.drainTimeoutMs);
     }
     this.#config = config;
 
@@ -175,10 +206,24 @@ export class EdgeNode {
       else changed.push(id);
     }
     const removed = [...prev.keys()].filter((id) => !next.has(id));
-    if (removed.length > 0) this.tcp.drain(new Set(removed), config.node.drainTimeoutMs);
+    if (removed.length > 0) {
+      this.tcp.drain(new Set(removed), config.node.drainTimeoutMs);
+      this.udp.drain(new Set(removed), config.node.drainTimeoutMs);
+    }
     this.#resolver.retain(new Set(next.keys()));
     await Promise.all(closing);
     return { added, removed, changed, unchanged, listeners: this.#slots.size };
+  }
+
+  /** Removed UDP sockets waiting for their flows' drain deadline, with the timer that closes them. */
+  readonly #udpClosing = new Map<UdpSlot, () => void>();
+
+  #closeUdpAfterDrain(slot: UdpSlot, deadlineMs: number): void {
+    const cancel = this.#net.clock.setTimer(deadlineMs, () => {
+      this.#udpClosing.delete(slot);
+      slot.sock.close();
+    });
+    this.#udpClosing.set(slot, cancel);
   }
 
   #onConnection(slot: ListenerSlot, conn: Conn): void {
@@ -198,7 +243,19 @@ export class EdgeNode {
     await Promise.all(slots.map((s) => s.listener?.close()));
     const deadline = deadlineMs ?? this.#config?.node.drainTimeoutMs ?? 30_000;
     this.tcp.drain(undefined, deadline);
-    await this.tcp.whenIdle();
+    this.udp.drain(undefined, deadline);
+    await Promise.all([this.tcp.whenIdle(), this.udp.whenIdle()]);
+    for (const s of slots) {
+      if (s.udp) {
+        s.udp.app = undefined;
+        s.udp.sock.close();
+      }
+    }
+    for (const [slot, cancel] of this.#udpClosing) {
+      cancel();
+      slot.sock.close();
+    }
+    this.#udpClosing.clear();
     this.#resolver.dispose();
     this.events.complete();
     this.trace.complete();

@@ -107,6 +107,8 @@ const EDGE_FIELDS = {
   connect_timeout_ms: msSetting,
   idle_timeout_ms: msSetting,
   udp_idle_timeout_ms: msSetting,
+  udp_max_flows: z.number().int().min(1).max(10_000_000),
+  udp_max_datagram_bytes: z.number().int().min(64).max(65_507),
   drain_timeout_ms: z.number().int().min(0).max(LIMITS.maxTimerMs),
   max_connect_attempts: z.number().int().min(1).max(LIMITS.maxConnectAttempts),
   dns: z.strictObject({
@@ -203,6 +205,8 @@ export function validateConfig(raw: unknown): ConfigResult {
     connectTimeoutMs: edgeV.connect_timeout_ms ?? DEFAULTS.connectTimeoutMs,
     idleTimeoutMs: edgeV.idle_timeout_ms ?? DEFAULTS.idleTimeoutMs,
     udpIdleTimeoutMs: edgeV.udp_idle_timeout_ms ?? DEFAULTS.udpIdleTimeoutMs,
+    udpMaxFlows: edgeV.udp_max_flows ?? DEFAULTS.udpMaxFlows,
+    udpMaxDatagramBytes: edgeV.udp_max_datagram_bytes ?? DEFAULTS.udpMaxDatagramBytes,
     drainTimeoutMs: edgeV.drain_timeout_ms ?? DEFAULTS.drainTimeoutMs,
     dnsServers: edgeV.dns?.servers ?? DEFAULTS.dnsServers,
     dnsMinTtlSec: edgeV.dns?.min_ttl_sec ?? DEFAULTS.dnsMinTtlSec,

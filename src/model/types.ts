@@ -90,6 +90,10 @@ export interface NodeSettings {
   /** UDP: no datagrams either way for this long ends the flow, ms. */
   readonly udpIdleTimeoutMs: number;
   readonly drainTimeoutMs: number;
+  /** Concurrent UDP flows per node; a datagram that would open one more is dropped and counted. */
+  readonly udpMaxFlows: number;
+  /** Largest datagram sent to an origin, PROXY/SPP header included; larger ones are dropped, never fragmented. */
+  readonly udpMaxDatagramBytes: number;
   /** DNS servers for origin_dns (`host:port`); empty = the system resolver. */
   readonly dnsServers: readonly string[];
   /** Lower bound on how long an origin_dns answer is cached, seconds (tests may set 1; Spectrum's API floor is 600). */

@@ -175,6 +175,12 @@ function endpointKey(address: string, port: number): string {
   return formatIpPort(v4?.[1] ?? address, port);
 }
 
+/** The engine writes endpoints as `address:port` (IPv6 unbracketed): re-key them as `endpointKey` does. */
+function splitEndpoint(text: string): string {
+  const i = text.lastIndexOf(':');
+  return i < 0 ? text : endpointKey(text.slice(0, i), Number(text.slice(i + 1)));
+}
+
 function linkParams(l: Omit<LinkSpec, 'between' | 'direction'>): Partial<LinkParams> {
   const p: { -readonly [K in keyof LinkParams]?: LinkParams[K] } = {};
   if (l.latency_ms !== undefined) p.latencyMs = l.latency_ms;
@@ -365,7 +371,7 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
       opts.onTrace?.(line);
       switch (r.event) {
         case 'accept': {
-          const t = byClientAddr.get(String(r['client']));
+          const t = byClientAddr.get(splitEndpoint(String(r['client'])));
           if (t === undefined) return;
           t.edge = name;
           t.acceptAt = r.t;
@@ -642,6 +648,10 @@ function checkConnection(x: ConnExpectation, c: ConnectionReport, fullText: stri
   cmp('received_bytes', x.received_bytes, c.receivedBytes);
   cmp('close_reason', x.close_reason, c.reason);
   if (x.error !== undefined) cmp('error', x.error, c.error ?? 'none');
+  if (x.closed_at_ms !== undefined) {
+    const [lo, hi] = x.closed_at_ms;
+    if (c.closedAtMs === null || c.closedAtMs < lo || c.closedAtMs > hi) fail(`${base}/closed_at_ms`, `closed between ${lo} and ${hi} ms`, c.closedAtMs === null ? 'still open' : c.closedAtMs);
+  }
   if (x.proxy_header !== undefined) {
     const norm = (s: string): string => {
       const p = parseIpPort(s);

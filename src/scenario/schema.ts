@@ -188,6 +188,7 @@ const CONN_EXPECT = z.strictObject({
   close_reason: z.string().optional(),
   error: z.string().regex(/^(none|E[A-Z0-9_]+)$/, 'error is a socket error code such as ECONNREFUSED, or none').optional(),
   received_bytes: z.number().int().min(0).optional(),
+  closed_at_ms: z.tuple([z.number().min(0), z.number().min(0)]).optional(),
 });
 const statusCounts = z.record(z.string().regex(/^\d{1,3}$/, 'a status key is a Status number such as "200"'), z.number().int().min(0));
 const EXPECT = z.strictObject({
@@ -580,6 +581,7 @@ export function validateScenario(input: unknown): ScenarioResult {
   expect?.connections?.forEach((c, k) => {
     const p = pointerJoin('/expect/connections', k);
     if (!opened.has(c.id) && steps.every((s) => s !== undefined)) issues.push(issue(pointerJoin(p, 'id'), 'E_SCENARIO_REFERENCE', `no connect or load step opens "${c.id}"`));
+    if (c.closed_at_ms !== undefined && c.closed_at_ms[0] > c.closed_at_ms[1]) issues.push(issue(pointerJoin(p, 'closed_at_ms'), 'E_SCENARIO_SCHEMA', 'closed_at_ms is [min, max] with min <= max'));
     if (c.origin !== undefined && parseIpPort(c.origin) === undefined) issues.push(issue(pointerJoin(p, 'origin'), 'E_SCENARIO_ADDRESS', `"${c.origin}" is not IP:PORT ([IPv6]:PORT)`));
     for (const side of ['src', 'dst'] as const) {
       const v = c.proxy_header?.[side];

@@ -8,7 +8,7 @@
  * is not the real network; use documentation ranges: 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32).
  *
  * Extensions beyond the first draft (all optional, so older files stay valid; docs/scenarios.md has the details):
- * listener `parse_proxy: 'required'`, connect `half_open`, expectation fields `error` and `received_bytes`.
+ * listener `parse_proxy: 'required'`, connect `half_open`, expectation fields `error`, `received_bytes` and `closed_at_ms`.
  */
 
 export interface ScenarioFile {
@@ -127,6 +127,8 @@ export interface ConnExpectation {
   error?: string;
   /** How many bytes the client received. */
   received_bytes?: number;
+  /** When the client's socket closed: virtual ms, `[min, max]` inclusive. */
+  closed_at_ms?: [number, number];
 }
 
 export interface Expectations {

@@ -67,6 +67,9 @@ export interface SpectrumEvent {
   CloseReason: CloseReason | '';
   /** Refract error code behind a non-200 status, or ''. */
   ErrorCode: string;
+  /** UDP flows: datagrams from the client / from the origin. */
+  ClientPackets?: number;
+  OriginPackets?: number;
 }
 
 export class EventLog {

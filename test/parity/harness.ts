@@ -20,7 +20,7 @@ import { createNodeNetwork } from '../../src/net/node/network.ts';
 import { createSim, type Sim } from '../../src/net/sim/index.ts';
 import type { Conn, Network, SocketAddress, TcpListener } from '../../src/net/ports.ts';
 import type { SpectrumEvent } from '../../src/streams/events.ts';
-import { traceLine, type TraceRecord } from '../../src/streams/trace.ts';
+import { traceLine, type TraceEventName, type TraceRecord } from '../../src/streams/trace.ts';
 import { mustConfig } from '../helpers/edge.ts';
 
 export type ArmName = 'node' | 'sim';
@@ -60,6 +60,8 @@ export interface ArmRun extends ArmSetup {
   settle<T>(p: Promise<T>, what: string): Promise<T>;
   /** Resolves once `n` closing events (anything but `connect`) have been emitted in total. */
   closings(n: number): Promise<SpectrumEvent[]>;
+  /** Resolves once the decision trace holds `n` records of `event` in total. */
+  traced(event: TraceEventName, n?: number): Promise<void>;
   /** Shuts the edge down and checks that nothing leaked. Idempotent. */
   close(): Promise<void>;
 }
@@ -168,7 +170,17 @@ async function buildRun(
       }
     }
   });
-  edge.trace.records$.subscribe((r) => trace.push(r));
+  const traceWaiters: Array<{ event: TraceEventName; n: number; res: () => void }> = [];
+  const tracedCount = (event: TraceEventName): number => trace.filter((r) => r.event === event).length;
+  edge.trace.records$.subscribe((r) => {
+    trace.push(r);
+    for (const w of [...traceWaiters]) {
+      if (tracedCount(w.event) >= w.n) {
+        traceWaiters.splice(traceWaiters.indexOf(w), 1);
+        w.res();
+      }
+    }
+  });
   await driver.settle(edge.apply(config), 'edge.apply');
   let closing: Promise<void> | undefined;
   return {
@@ -181,6 +193,10 @@ async function buildRun(
       const closed = closingEvents();
       if (closed.length >= n) return Promise.resolve(closed);
       return new Promise((res) => waiters.push({ n, res }));
+    },
+    traced(event, n = 1) {
+      if (tracedCount(event) >= n) return Promise.resolve();
+      return new Promise((res) => traceWaiters.push({ event, n, res }));
     },
     close() {
       closing ??= (async () => {
@@ -314,6 +330,8 @@ export function simArm(seed: number): Arm & { readonly sim: () => Sim | undefine
       let count = 0;
       const sim = createSim({
         seed,
+        // The Node adapter's sockets read nothing from the kernel before their owner resumes them (see TcpParams).
+        tcp: { readStartsOnResume: true },
         onEvent: (e) => {
           count++;
           const s = `${e.t}|${e.type}|${e.host}|${e.detail}`;

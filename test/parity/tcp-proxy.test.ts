@@ -426,3 +426,75 @@ test('an edge port no app serves refuses the client (ECONNREFUSED) and dials no 
   );
   assert.deepEqual(out, { client: ['error:ECONNREFUSED', 'close:true'], events: 0, trace: [], stats: [0, 0], originAccepted: 0 });
 });
+
+test('a client that resets while its inbound PROXY header is incomplete ends as 499 at once, not at the header timeout', async () => {
+  let origin!: Origin;
+  const out = await parity(
+    113,
+    async (s) => {
+      origin = await startEchoOrigin(s.originNet, s.originHost);
+      return config(
+        s,
+        { protocol: 'tcp/7850', origin_direct: [`tcp://${s.originHost}:${origin.port}`] },
+        { accept_proxy: { trusted: [`${s.clientHost}/32`], timeout_ms: 1_000 } },
+      );
+    },
+    async (run) => {
+      const c = dial(run, 7850, { on: sendOnConnect('PROXY TCP4 ', false) });
+      await run.settle(run.traced('accept'), 'edge accept');
+      await run.settle(c.until('connect'), 'client connect');
+      c.conn.reset();
+      await run.settle(c.until('close'), 'client close');
+      const [ev] = await run.settle(run.closings(1), 'closing event');
+      return {
+        client: c.log,
+        events: run.events.map((e) => eventView(run, e)).map((e) => [e.Event, e.Status, e.ErrorCode, e.CloseReason]),
+        beforeHeaderTimeout: ev!.DurationMs < 500,
+        trace: traceEvents(run),
+        originAccepted: origin.accepted.length,
+      };
+    },
+  );
+  assert.deepEqual(out, {
+    client: ['connect', 'close:false'],
+    events: [
+      ['connect', 0, '', ''],
+      ['disconnect', 499, 'E_DOWNSTREAM_RESET', 'downstream_gone'],
+    ],
+    beforeHeaderTimeout: true,
+    trace: ['accept', 'close'],
+    originAccepted: 0,
+  });
+});
+
+test('a client whose first bytes were never read is reset when the origin connect times out (522)', async () => {
+  let hole = 0;
+  const out = await parity(
+    114,
+    async (s) => {
+      const h = await s.blackHole();
+      hole = h.port;
+      return config(s, { protocol: 'tcp/7851', origin_direct: [`tcp://${h.host}:${h.port}`] }, { connect_timeout_ms: 300 });
+    },
+    async (run) => {
+      // The edge reads nothing before the origin answers, so these bytes are still in its kernel when it gives up:
+      // closing a socket with unread bytes sends RST (Linux tcp_close), on real sockets and in the simulator.
+      const c = dial(run, 7851, { on: sendOnConnect('EHLO early\r\n', false) });
+      await run.settle(c.until('close'), 'client close');
+      await run.settle(run.closings(1), 'closing event');
+      return {
+        client: c.log,
+        events: run.events.map((e) => eventView(run, e, { hole })).map((e) => [e.Event, e.Status, e.ErrorCode, e.Origin, e.ClientBytes]),
+        trace: traceEvents(run),
+      };
+    },
+  );
+  assert.deepEqual(out, {
+    client: ['connect', 'error:ECONNRESET', 'close:true'],
+    events: [
+      ['connect', 0, '', '', 0],
+      ['originError', 522, 'E_UPSTREAM_CONNECT_TIMEOUT', 'origin:hole', 0],
+    ],
+    trace: ['accept', 'resolved', 'dial', 'dial_failed', 'close'],
+  });
+});

@@ -50,6 +50,14 @@ export interface TcpParams {
   readonly writableHighWaterMark: number;
   /** Node's `readableHighWaterMark`: a paused socket keeps reading from the kernel up to this many bytes. */
   readonly readableHighWaterMark: number;
+  /**
+   * Node reads a socket from the kernel only from the tick after its owner first lets data flow (`resume()`, or a
+   * data handler while not paused), as the Node adapter's sockets do (ports.ts: a Conn starts paused; accepted ones
+   * via `pauseOnConnect`, dialled ones paused before connect). Until then unread bytes stay in the kernel: `destroy()`
+   * sends RST if any byte is unread, and an arriving RST is seen only by the next write. False (the default) models a
+   * plain `net.Socket`, which reads from connect on, up to `readableHighWaterMark` while paused.
+   */
+  readonly readStartsOnResume: boolean;
   /** Kernel send buffer: unsent plus unacknowledged bytes. */
   readonly sendBufferBytes: number;
   /** Receive window: bytes in flight plus bytes received but not yet read by the application. */
@@ -66,6 +74,7 @@ export const DEFAULT_TCP: TcpParams = Object.freeze({
   finTimeoutMs: 60_000,
   writableHighWaterMark: 16_384,
   readableHighWaterMark: 16_384,
+  readStartsOnResume: false,
   sendBufferBytes: 65_536,
   receiveWindowBytes: 65_536,
 });
@@ -183,6 +192,8 @@ export class SimConn implements Conn {
   #closed = false;
   /** Node's readableFlowing: null until a data handler or resume(), false after pause(). */
   flowing: boolean | null = null;
+  /** Node has not started reading from the kernel yet (`tcp.readStartsOnResume`, data not yet let flow). */
+  readStopped: boolean;
   /** An RST the application has not observed yet (the TCB is gone). */
   pendingErr: 'ECONNRESET' | 'EPIPE' | null = null;
   #flushScheduled = false;
@@ -226,6 +237,7 @@ export class SimConn implements Conn {
     this.outbound = outbound;
     this.local = local;
     this.remote = remote;
+    this.readStopped = host.sim.tcp.readStartsOnResume;
   }
 
   // ───────────────────────────── Conn ─────────────────────────────
@@ -490,6 +502,7 @@ export class SimConn implements Conn {
 
   /** @internal Hands buffered bytes (then `end`) to the application while it is flowing. */
   deliver(): void {
+    if (this.flowing === true && !this.destroyed) this.readStopped = false;
     const q = this.#rcvQ;
     while (this.#rcvHead < q.length) {
       if (this.destroyed || this.flowing !== true) {
@@ -515,7 +528,7 @@ export class SimConn implements Conn {
 
   #scheduleFlush(): void {
     if (this.#flushScheduled || this.destroyed || this.flowing !== true) return;
-    const work = this.#rcvHead < this.#rcvQ.length || (this.finReceived && !this.endDelivered) || this.pendingErr === 'ECONNRESET';
+    const work = this.readStopped || this.#rcvHead < this.#rcvQ.length || (this.finReceived && !this.endDelivered) || this.pendingErr === 'ECONNRESET';
     if (!work) return;
     this.#flushScheduled = true;
     this.host.sim.clock.schedule(0, onFlush, this);
@@ -525,6 +538,7 @@ export class SimConn implements Conn {
   flush(): void {
     this.#flushScheduled = false;
     if (this.destroyed || this.flowing !== true) return;
+    this.readStopped = false; // reading starts on the tick after the flow was asked for
     if (this.pendingErr === 'ECONNRESET') {
       this.failNow('ECONNRESET', 'read');
       return;
@@ -536,7 +550,7 @@ export class SimConn implements Conn {
 
   /** @internal Whether Node would be reading from the kernel now (flowing, or its buffer below the mark). */
   isReading(): boolean {
-    return this.flowing === true || this.rcvBytes < this.host.sim.tcp.readableHighWaterMark;
+    return !this.readStopped && (this.flowing === true || this.rcvBytes < this.host.sim.tcp.readableHighWaterMark);
   }
 
   /** @internal An RST for this connection arrived. */
@@ -749,7 +763,7 @@ export class SimConn implements Conn {
     }
     // Node reads up to readableHighWaterMark into its own buffer even when paused; beyond that the bytes sit in the
     // kernel, and closing a socket with unread kernel data sends RST (tcp_close).
-    if (unread > this.host.sim.tcp.readableHighWaterMark) {
+    if (unread > (this.readStopped ? 0 : this.host.sim.tcp.readableHighWaterMark)) {
       this.#sendOrderedRst();
       this.kill();
       return;

@@ -15,6 +15,7 @@
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +42,7 @@ import {
   type WorldResult,
 } from './world.ts';
 import { toScenario, writeRegression } from './to-scenario.ts';
+import { runScenario } from '../../../src/scenario/runner.ts';
 
 const SEED = process.env.REFRACT_FC_SEED !== undefined ? Number(process.env.REFRACT_FC_SEED) : 20_260_101;
 const PATH = process.env.REFRACT_FC_PATH;
@@ -70,7 +72,7 @@ const linkFaultArb: fc.Arbitrary<Omit<LinkSpec, 'between'>> = fc
       latency_ms: fc.integer({ min: 0, max: 30 }),
       jitter_ms: fc.constantFrom(0, 1, 5),
       loss: fc.constantFrom(0, 0.01, 0.05, 0.15),
-      slice_max_bytes: fc.integer({ min: 1, max: 1_500 }),
+      slice_max_bytes: fc.oneof(fc.integer({ min: 1, max: 16 }), fc.integer({ min: 17, max: 1_500 })),
     },
     { requiredKeys: [] },
   );
@@ -255,27 +257,48 @@ class ChangeLink implements EdgeCommand {
   toString = (): string => `link(#${this.which}, ${JSON.stringify(this.fault)})`;
 }
 
-const sizeArb = fc.oneof(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 65, max: 4_000 }), fc.integer({ min: 4_001, max: 40_000 }));
-const commandsArb = fc.commands<EdgeModel, Timeline>(
-  [
-    fc.record({ client: fc.nat(2), target: fc.nat(63), unserved: fc.nat(4).map((n) => n === 0) }).map((a) => new Connect(a.client, a.target, a.unserved)),
-    fc.tuple(fc.nat(7), sizeArb).map(([c, n]) => new Send(c, n)),
-    fc.tuple(fc.nat(7), sizeArb).map(([c, n]) => new Send(c, n)),
-    fc.nat(7).map((c) => new End(c)),
-    fc.nat(7).map((c) => new Reset(c)),
-    fc.integer({ min: 1, max: 2_000 }).map((ms) => new Wait(ms)),
-    fc.constantFrom(1, 5, 50).map((ms) => new Wait(ms)),
-    fc.tuple(fc.nat(5), linkFaultArb).map(([w, f]) => new ChangeLink(w, f)),
-  ],
-  { maxCommands: 24 },
-);
+const sizeArb = fc.oneof(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 65, max: 4_000 }), fc.integer({ min: 4_001, max: 24_000 }));
+const connectArb = fc
+  .record({ client: fc.nat(2), target: fc.nat(63), unserved: fc.nat(5).map((n) => n === 0) })
+  .map((a) => new Connect(a.client, a.target, a.unserved));
+const sendArb = fc.tuple(fc.nat(7), sizeArb).map(([c, n]) => new Send(c, n));
 
-function buildCase(setup: Setup, cmds: Iterable<EdgeCommand>): { model: EdgeModel; edgeCase: EdgeCase } {
+/** Opening connections first, then a command sequence (fc.commands weighs its arbitraries equally: repeats weigh). */
+const scriptArb: fc.Arbitrary<Script> = fc.record({
+  opening: fc.array(connectArb, { minLength: 1, maxLength: 4 }),
+  commands: fc.commands<EdgeModel, Timeline>(
+    [
+      connectArb,
+      sendArb,
+      sendArb,
+      sendArb,
+      fc.nat(7).map((c) => new End(c)),
+      fc.nat(7).map((c) => new End(c)),
+      fc.nat(7).map((c) => new Reset(c)),
+      fc.integer({ min: 1, max: 2_000 }).map((ms) => new Wait(ms)),
+      fc.constantFrom(1, 5, 50).map((ms) => new Wait(ms)),
+      fc.tuple(fc.nat(5), linkFaultArb).map(([w, f]) => new ChangeLink(w, f)),
+    ],
+    { maxCommands: 24, size: '+1' },
+  ),
+});
+interface Script {
+  readonly opening: readonly Connect[];
+  readonly commands: Iterable<EdgeCommand>;
+}
+
+function buildCase(setup: Setup, script: Script): { model: EdgeModel; edgeCase: EdgeCase } {
   const model = new EdgeModel(setup);
   const timeline: Timeline = { steps: [] };
-  fc.modelRun(() => ({ model, real: timeline }), cmds);
+  for (const c of script.opening) if (c.check(model)) c.run(model, timeline);
+  fc.modelRun(() => ({ model, real: timeline }), script.commands);
   const edgeCase: EdgeCase = { seed: setup.seed, edge: EDGE_SETTINGS, apps: setup.apps, clients: setup.clients, links: setup.links, timeline: timeline.steps };
   return { model, edgeCase };
+}
+
+/** What the shrunk script did, for the regression file's comment. */
+function describeScript(script: Script): string {
+  return [...script.opening.map(String), ...[...script.commands].map(String)].join(', ');
 }
 
 // ── the oracle ──────────────────────────────────────────────────────────────────────────────────────────────────
@@ -331,12 +354,13 @@ function checkBytes(m: EdgeModel, r: WorldResult): void {
     const app = m.setup.apps[c.app]!;
     const label = `${c.id} (${o.clientLocal} → :${c.port}, status ${e.status} ${e.reason})`;
     const normal = e.status === 200 && e.reason === 'normal';
-    if (normal) assert.equal(o.skipped, 0, `${label}: no step was skipped on a connection that closed normally`);
+    // A send is skipped only once the client's side is finished or closed, which a normal close never precedes.
     assert.ok(o.clientSent <= c.sent && (o.skipped > 0 || o.clientSent === c.sent), `${label}: the client wrote ${o.clientSent} B of the model's ${c.sent} B`);
+    if (normal) assert.equal(o.clientSent, c.sent, `${label}: a send was skipped on a connection that closed normally`);
     const c2s = filler(o.index, 0, o.clientSent);
     assert.ok(e.bytesIn !== undefined && e.bytesOut !== undefined, `${label}: the close record carries byte counts`);
     assert.ok(e.bytesIn <= o.clientSent, `${label}: the edge read ${e.bytesIn} B but the client wrote ${o.clientSent} B`);
-    assert.ok(e.origins.length <= 1, `${label}: one origin connection at most (one target)`);
+    assert.ok(e.origins.length <= 1, `${label}: ${e.origins.length} origin connections for one target`);
     const up = e.origins[0];
     if (up === undefined) {
       assert.equal(e.bytesOut, 0, `${label}: no origin connection, no origin bytes`);
@@ -349,7 +373,7 @@ function checkBytes(m: EdgeModel, r: WorldResult): void {
     if (app.proxy !== 'off' && up.received.length > 0) {
       const h = decodeProxyHeader(up.received);
       if (h.kind === 'header') {
-        assert.equal(h.header.version, app.proxy === 'v1' ? 1 : 2, `${label}: PROXY version`);
+        assert.equal(h.header.version, app.proxy === 'v1' ? 1 : 2, `${label}: PROXY v${h.header.version} for ${app.proxy}`);
         assert.deepEqual(h.header.src, { address: clientIp(c.client), port: Number(o.clientLocal.split(':')[1]) }, `${label}: PROXY src is the client`);
         assert.deepEqual(h.header.dst, { address: EDGE_IP, port: c.port }, `${label}: PROXY dst is the edge address`);
         payload = up.received.subarray(h.header.length);
@@ -358,14 +382,14 @@ function checkBytes(m: EdgeModel, r: WorldResult): void {
     assert.ok(isPrefix(payload, c2s), `${label}: the origin's ${payload.length} B are not a prefix of the client's ${c2s.length} B`);
     assert.ok(payload.length <= e.bytesIn, `${label}: the origin got more than the edge read`);
     // Return path: the echo sends back what it read; the client gets a prefix of it, no more than the edge read.
-    assert.equal(up.sent, up.received.length, `${label}: the echo origin wrote back what it read`);
+    assert.equal(up.sent, up.received.length, `${label}: the echo origin read ${up.received.length} B and wrote ${up.sent} B`);
     assert.ok(e.bytesOut <= up.sent, `${label}: the edge read more from the origin than it sent`);
     assert.ok(isPrefix(o.clientReceived, up.received), `${label}: the client's ${o.clientReceived.length} B are not a prefix of the echo`);
     assert.ok(o.clientReceived.length <= e.bytesOut, `${label}: the client got more than the edge read from the origin`);
     if (normal) {
-      assert.equal(e.bytesIn, o.clientSent, `${label}: a normal close read every client byte`);
+      assert.equal(e.bytesIn, o.clientSent, `${label}: a normal close read ${e.bytesIn} of the client's ${o.clientSent} B`);
       assert.ok(payload.equals(c2s), `${label}: a normal close delivered every client byte to the origin`);
-      assert.equal(e.bytesOut, up.sent, `${label}: a normal close read every origin byte`);
+      assert.equal(e.bytesOut, up.sent, `${label}: a normal close read ${e.bytesOut} of the origin's ${up.sent} B`);
       assert.ok(o.clientReceived.equals(up.received), `${label}: a normal close delivered every origin byte to the client`);
     }
   }
@@ -377,7 +401,7 @@ function checkRouting(m: EdgeModel, r: WorldResult): void {
     const e = o.edge;
     if (c.app === undefined) {
       assert.equal(e, undefined, `${c.id}: the edge accepted a connection to unserved port ${c.port}`);
-      if (!c.reset) assert.equal(o.clientError, 'ECONNREFUSED', `${c.id}: a connection to unserved port ${c.port} is refused`);
+      if (!c.reset) assert.equal(o.clientError, 'ECONNREFUSED', `${c.id}: unserved port ${c.port} gave ${o.clientError ?? 'no error'}, not ECONNREFUSED`);
       continue;
     }
     if (e === undefined) {
@@ -386,10 +410,10 @@ function checkRouting(m: EdgeModel, r: WorldResult): void {
     }
     const app = m.setup.apps[c.app]!;
     const target = `${originIp(c.app)}:${expectedOriginPort(app, c.port)}`;
-    assert.equal(e.edgePort, c.port, `${c.id}: edge port`);
-    assert.equal(e.app, app.id, `${c.id}: the app serving port ${c.port}`);
-    for (const d of e.dials) assert.equal(d, target, `${c.id}: port ${c.port} of ${app.id} dials ${target}`);
-    for (const up of e.origins) assert.equal(up.listen, target, `${c.id}: the origin connection is on ${target}`);
+    assert.equal(e.edgePort, c.port, `${c.id}: accepted on edge port ${e.edgePort}, dialled ${c.port}`);
+    assert.equal(e.app, app.id, `${c.id}: port ${c.port} is served by ${app.id}, the edge says ${e.app}`);
+    for (const d of e.dials) assert.equal(d, target, `${c.id}: port ${c.port} of ${app.id} dialled ${d}, not ${target}`);
+    for (const up of e.origins) assert.equal(up.listen, target, `${c.id}: the origin connection is on ${up.listen}, not ${target}`);
     if (e.status === 200 && e.reason === 'normal') assert.equal(e.origins.length, 1, `${c.id}: a normal close went through the origin`);
     if (app.mode !== 'echo') assert.equal(e.origins.length, 0, `${c.id}: a ${app.mode} origin accepted a connection`);
   }
@@ -406,67 +430,74 @@ function checkLifecycle(m: EdgeModel, r: WorldResult): void {
     const e = o.edge;
     if (e === undefined) continue;
     const label = `${c.id} (:${c.port})`;
-    assert.equal(e.events[0], 'accept', `${label}: the trace starts with accept`);
-    assert.equal(e.events.filter((x) => x === 'close').length, 1, `${label}: exactly one close record`);
-    assert.equal(e.events.at(-1), 'close', `${label}: close is the last record`);
-    assert.deepEqual(e.closingStatuses, [e.status], `${label}: exactly one closing event, with the close record's status`);
+    const story = `${label}: trace ${e.events.join(' ')}, closing events ${JSON.stringify(e.closingStatuses)}`;
+    assert.equal(e.events[0], 'accept', `${story}: starts with accept`);
+    assert.equal(e.events.filter((x) => x === 'close').length, 1, `${story}: exactly one close record`);
+    assert.equal(e.events.at(-1), 'close', `${story}: close is the last record`);
+    assert.deepEqual(e.closingStatuses, [e.status], `${story}: exactly one closing event, with the close record's status`);
     const allowed = allowedStatuses(m, c);
     assert.ok(allowed.has(e.status!), `${label}: status ${e.status} (${e.reason}) is not one of ${[...allowed].join(', ')}`);
-    if (mustBeNormal(m, c) && e.status === 200) assert.equal(e.reason, 'normal', `${label}: a clean half-close ends normally`);
+    if (mustBeNormal(m, c) && e.status === 200) assert.equal(e.reason, 'normal', `${label}: a clean half-close ended ${e.reason}, not normally`);
     assert.ok(o.clientClosed, `${label}: the client side closed`);
   }
   assert.ok(r.idleAfterRun, 'the run reached quiescence within its step bound');
   assert.equal(r.activeAfterRun, 0, `connections still open at quiescence: ${r.statesAfterRun.join(', ')}`);
   assert.deepEqual(r.openClientsAfterRun, [], 'client connections still open at quiescence');
   assert.deepEqual(r.netstat, { tcp: [], listeners: [], udp: [] }, 'sockets left after shutdown');
-  assert.equal(r.pendingTimers, 0, 'timers left after shutdown');
+  assert.equal(r.pendingTimers, 0, `${r.pendingTimers} timers left after shutdown`);
 }
 
 // ── running a property, saving the shrunk failure ───────────────────────────────────────────────────────────────
 
-async function checkProperty(title: string, numRuns: number, body: (m: EdgeModel, c: EdgeCase) => Promise<void>): Promise<void> {
-  const prop = fc.asyncProperty(setupArb, commandsArb, async (setup, cmds) => {
-    const { model, edgeCase } = buildCase(setup, cmds);
+/**
+ * Runs one property with fast-check on seed REFRACT_FC_SEED + `seedOffset` (each property explores its own cases);
+ * on failure writes the shrunk case to scenarios/regressions/ and throws fast-check's report, seed and path.
+ */
+async function checkProperty(title: string, seedOffset: number, numRuns: number, body: (m: EdgeModel, c: EdgeCase) => Promise<void>): Promise<void> {
+  const prop = fc.asyncProperty(setupArb, scriptArb, async (setup, script) => {
+    const { model, edgeCase } = buildCase(setup, script);
     await body(model, edgeCase);
   });
-  const details = await fc.check(prop, { seed: SEED, numRuns: Math.max(1, Math.round(numRuns * RUN_SCALE)), ...(PATH !== undefined ? { path: PATH } : {}) });
+  const details = await fc.check(prop, { seed: SEED + seedOffset, numRuns: Math.max(1, Math.round(numRuns * RUN_SCALE)), ...(PATH !== undefined ? { path: PATH } : {}) });
   if (!details.failed) return;
   const report = fc.defaultReportMessage(details) ?? 'property failed';
+  const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
   let saved = '(no counterexample to save)';
   if (details.counterexample !== null) {
-    const [setup, cmds] = details.counterexample;
-    const { model, edgeCase } = buildCase(setup, cmds);
+    const [setup, script] = details.counterexample;
+    const { model, edgeCase } = buildCase(setup, script);
     const file = toScenario(edgeCase, { name: `regression: ${title}`, expect: scenarioExpectations(model) });
-    const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
     saved = writeRegression(
       file,
       [
         `Shrunk counterexample of test/prop/edge/proxy.prop.test.ts: "${title}".`,
         `fast-check seed ${details.seed}, path "${details.counterexamplePath ?? ''}"`,
-        `(rerun: REFRACT_FC_SEED=${details.seed} REFRACT_FC_PATH="${details.counterexamplePath ?? ''}").`,
-        `Commands: ${[...cmds].map(String).join(', ')}`,
+        `(rerun: REFRACT_FC_SEED=${details.seed - seedOffset} REFRACT_FC_PATH="${details.counterexamplePath ?? ''}").`,
+        `Commands: ${describeScript(script)}`,
         `Failure: ${error.split('\n')[0] ?? ''}`,
         'Expectations below are the ones the model is sure of; replay with: refract sim <this file>',
       ].join('\n'),
     );
   }
-  throw new Error(`${report}\n\nseed ${details.seed}, path "${details.counterexamplePath ?? ''}"; shrunk case saved as scenario ${saved}`);
+  throw new Error(
+    `${report}\n\n${error}\n\nrerun: REFRACT_FC_SEED=${details.seed - seedOffset} REFRACT_FC_PATH="${details.counterexamplePath ?? ''}"; shrunk case saved as scenario ${saved}`,
+  );
 }
 
 test('every byte a client sends reaches the origin once and in order, and the echo comes back the same way', async () => {
-  await checkProperty('byte integrity', 60, async (m, c) => checkBytes(m, await runCase(c)));
+  await checkProperty('byte integrity', 0, 60, async (m, c) => checkBytes(m, await runCase(c)));
 });
 
 test('each connection reaches origin port start + P − a of its app; an unserved port is refused and dials nothing', async () => {
-  await checkProperty('routing', 60, async (m, c) => checkRouting(m, await runCase(c)));
+  await checkProperty('routing', 1, 60, async (m, c) => checkRouting(m, await runCase(c)));
 });
 
 test('every connection closes once with a status that fits its story, and nothing is left after shutdown', async () => {
-  await checkProperty('close and quiescence', 60, async (m, c) => checkLifecycle(m, await runCase(c)));
+  await checkProperty('close and quiescence', 2, 60, async (m, c) => checkLifecycle(m, await runCase(c)));
 });
 
 test('the same case and seed give a byte-identical decision trace', async () => {
-  await checkProperty('determinism', 25, async (_m, c) => {
+  await checkProperty('determinism', 3, 25, async (_m, c) => {
     const a = await runCase(c);
     const b = await runCase(c);
     assert.ok(a.trace.length > 0 || c.timeline.every((s) => !('connect' in s)) || a.conns.every((o) => o.edge === undefined), 'the trace recorded the run');
@@ -475,11 +506,43 @@ test('the same case and seed give a byte-identical decision trace', async () => 
   });
 });
 
+test('a generated case written as a scenario file and run by runScenario is the same run as in the harness', async () => {
+  await checkProperty('scenario runner equivalence', 4, 20, async (m, c) => {
+    const mine = await runCase(c);
+    const report = await runScenario(toScenario(c, { expect: scenarioExpectations(m) }));
+    const hash = createHash('sha256');
+    for (const line of mine.trace) hash.update(`${line}\n`);
+    assert.equal(report.traceHash, hash.digest('hex'), 'the runner recorded the same decision trace');
+    assert.equal(report.traceLines, mine.trace.length);
+    assert.equal(report.stoppedBy, 'idle');
+    assert.deepEqual(report.failures, [], 'the expectations the model is sure of hold in the runner');
+    assert.ok(report.quiescent, `the runner left ${report.leftOpen.join('; ')}`);
+    assert.deepEqual(report.connections.map((x) => x.id), mine.conns.map((o) => o.id));
+    for (const [i, o] of mine.conns.entries()) {
+      const x = report.connections[i]!;
+      const e = o.edge;
+      assert.deepEqual(
+        { status: x.status, reason: x.reason, clientBytes: x.clientBytes, originBytes: x.originBytes, origin: x.origin, receivedBytes: x.receivedBytes, error: x.error },
+        {
+          status: e?.status ?? null,
+          reason: e?.reason ?? null,
+          clientBytes: e?.bytesIn ?? 0,
+          originBytes: e?.bytesOut ?? 0,
+          origin: e?.dials.at(-1) ?? null,
+          receivedBytes: o.clientReceived.length,
+          error: o.clientError ?? null,
+        },
+        `${o.id}: the runner's outcome`,
+      );
+    }
+  });
+});
+
 test('a failing case is saved as a scenario file that names its seed and keeps its timeline', async () => {
   // The save path of checkProperty, on a case built by hand: what a failure would leave behind.
   const setup = fc.sample(setupArb, { seed: 7, numRuns: 1 })[0]!;
-  const cmds = [new Connect(0, 0, false), new Send(0, 10), new End(0)];
-  const { model, edgeCase } = buildCase(setup, cmds);
+  const script: Script = { opening: [new Connect(0, 0, false)], commands: [new Send(0, 10), new End(0)] };
+  const { model, edgeCase } = buildCase(setup, script);
   const file = toScenario(edgeCase, { expect: scenarioExpectations(model) });
   assert.equal(file.seed, setup.seed);
   assert.deepEqual(file.timeline.map((s) => Object.keys(s).filter((k) => k !== 'at')[0]), ['connect', 'send', 'end']);

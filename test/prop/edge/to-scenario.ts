@@ -4,7 +4,8 @@
  *
  * The mapping is one to one: the world's hosts become the topology (edge `edge`, clients `client-i`, one origin
  * host `origin-k` per app whose listener behaviour is the case's origin mode), the apps go in verbatim, the edge
- * settings become the `edge:` section, and the timeline steps already have the scenario's shapes.
+ * settings become the `edge:` section, and the timeline steps already have the scenario's shapes. Running the file
+ * with `runScenario` gives the same decision trace as `runCase` (proxy.prop.test.ts checks it).
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -30,7 +31,8 @@ export function toScenario(c: EdgeCase, opts: { name?: string; expect?: readonly
       origins: c.apps.map((a, k) => ({
         name: originName(k),
         addresses: [originIp(k)],
-        listeners: [{ listen: `tcp://${originIp(k)}:${formatPortRange(a.origin)}`, behaviour: a.mode }],
+        // parse_proxy false: the echo returns every byte it reads, PROXY header included, as world.ts's does.
+        listeners: [{ listen: `tcp://${originIp(k)}:${formatPortRange(a.origin)}`, behaviour: a.mode, parse_proxy: false }],
       })),
       ...(links.length > 0 ? { links } : {}),
     },

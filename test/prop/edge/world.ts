@@ -7,10 +7,12 @@
  * every step is armed on the virtual clock before the run starts, in timeline order, so a case run here and the
  * same case written as a scenario file (to-scenario.ts) are the same run.
  *
- * Clients behave like a normal client (test/helpers/edge.ts `exchange`): they read everything and finish their side
- * when the edge finishes its side. A step on a connection the client has already finished or that is closed is
- * skipped (and counted). `send` writes filler from `filler()`, a pattern keyed by the connection's index and the byte
- * offset, so that loss, duplication or reordering of bytes anywhere shows up as a mismatch.
+ * Everything a scenario runner observes is done the same way here (src/scenario/runner.ts): the edge's node id is
+ * its host name, clients read everything and end their side when the edge ends its side (`half_open: false`),
+ * origins echo every byte (`parse_proxy: false`), a black-hole origin is isolated, and each step makes its call
+ * whatever the connection's state. So the decision trace of a case here is byte-identical to the runner's.
+ * One difference: `send` writes `filler()`, a pattern keyed by the connection's index and the byte offset (the
+ * runner writes a–z), so that loss, duplication or reordering of bytes anywhere shows up as a mismatch.
  */
 import { Buffer } from 'node:buffer';
 import { pino } from 'pino';
@@ -256,11 +258,7 @@ export async function runCase(c: EdgeCase, opts: RunOptions = {}): Promise<World
   const originConns: OriginConn[] = [];
   const originListeners: TcpListener[] = [];
   for (const [k, app] of c.apps.entries()) {
-    if (app.mode === 'refuse') continue;
-    if (app.mode === 'blackhole') {
-      sim.partition(EDGE_HOST, originName(k), { direction: 'a->b' });
-      continue;
-    }
+    if (app.mode !== 'echo') continue; // refuse: nothing listens; blackhole: isolated below
     for (let p = app.origin.start; p <= app.origin.end; p++) {
       const l = await origins[k]!.listenTcp({ host: originIp(k), port: p }, (conn) => {
         const rec: OriginConn = { listen: `${conn.local.address}:${conn.local.port}`, remote: `${conn.remote.address}:${conn.remote.port}`, chunks: [], sent: 0 };
@@ -271,9 +269,12 @@ export async function runCase(c: EdgeCase, opts: RunOptions = {}): Promise<World
     }
   }
 
+  // A black hole is an origin host cut off from everyone: SYNs to it vanish (as the scenario runner does it).
+  for (const [k, app] of c.apps.entries()) if (app.mode === 'blackhole') sim.isolate(originName(k));
+
   // The edge. Its Network is the edge host's, observed: each dial is tied to the trace's `dial` record that
   // immediately precedes it (the engine records, then connects, in one synchronous step).
-  const v = validateConfig({ edge: { addresses: [EDGE_IP], ...c.edge }, apps: c.apps.map((a) => a.raw) });
+  const v = validateConfig({ node: { id: EDGE_HOST }, edge: { addresses: [EDGE_IP], ...c.edge }, apps: c.apps.map((a) => a.raw) });
   if (!v.ok) throw new Error(`edge case has an invalid config: ${JSON.stringify(v.issues)}`);
   const records: TraceRecord[] = [];
   let dialing: number | undefined;
@@ -343,13 +344,13 @@ export async function runCase(c: EdgeCase, opts: RunOptions = {}): Promise<World
     const id = 'send' in step ? step.send.id : 'end' in step ? step.end.id : step.reset.id;
     const side = sides.get(id);
     if (side === undefined) throw new Error(`edge case: step on unknown connection ${id}`);
-    if (side.closed || side.reset || ('reset' in step ? false : side.ended)) {
-      side.skipped++;
-      return;
-    }
+    // The calls are made whatever the state, as the scenario runner makes them (a write after end fails the
+    // client socket, as in Node); the bookkeeping counts a step on a finished connection as skipped.
+    const late = side.closed || side.reset || ('reset' in step ? false : side.ended);
+    if (late) side.skipped++;
     if ('send' in step) {
       side.conn.write(filler(side.index, side.sent, step.send.bytes));
-      side.sent += step.send.bytes;
+      if (!late) side.sent += step.send.bytes;
     } else if ('end' in step) {
       side.ended = true;
       side.conn.end();

@@ -1,0 +1,143 @@
+/**
+ * Text for people: the summary table of a run, a readable diff of failed expectations, and scenario file problems.
+ * Pure functions of a report (or issue list) to a string; `cli.ts` decides where they go.
+ */
+import { type ScenarioIssue } from './schema.ts';
+import { type ConnectionReport, type ExpectationFailure, type ScenarioReport } from './runner.ts';
+
+/** Connections listed one per row when the run has at most this many (a load test gets totals only). */
+const LIST_CONNECTIONS_UP_TO = 20;
+
+const int = (n: number): string => Math.round(n).toLocaleString('en-US');
+
+/** Milliseconds as the most readable unit: `850 ms`, `12.5 s`, `15 min 26 s`. */
+export function formatDuration(ms: number): string {
+  if (ms < 1_000) return `${Number(ms.toFixed(ms < 10 ? 2 : 0))} ms`;
+  if (ms < 60_000) return `${Number((ms / 1_000).toFixed(ms < 10_000 ? 2 : 1))} s`;
+  const min = Math.floor(ms / 60_000);
+  const s = Math.round((ms - min * 60_000) / 1_000);
+  return min < 60 ? `${min} min ${s} s` : `${Math.floor(min / 60)} h ${min % 60} min`;
+}
+
+function table(rows: readonly (readonly string[])[], rightAligned: ReadonlySet<number> = new Set()): string {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  return rows
+    .map((r) => r.map((c, i) => (i === r.length - 1 && !rightAligned.has(i) ? c : rightAligned.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd())
+    .join('\n');
+}
+
+function connectionRows(cs: readonly ConnectionReport[]): string[][] {
+  const head = ['id', 'status', 'reason', 'origin', 'in', 'out', 'recv', 'connect', 'client error'];
+  return [
+    head,
+    ...cs.map((c) => [
+      c.id,
+      c.status === null ? '—' : String(c.status),
+      c.reason ?? (c.edge === null ? 'not accepted' : 'open'),
+      c.origin ?? '—',
+      int(c.clientBytes),
+      int(c.originBytes),
+      int(c.receivedBytes),
+      c.connectMs === null ? '—' : formatDuration(c.connectMs),
+      c.error ?? '',
+    ]),
+  ];
+}
+
+/**
+ * The summary of a run: times and event rate, connections by status with their bytes, the trace hash, quiescence,
+ * and (for small runs) one row per connection. Ends without a newline.
+ */
+export function formatSummary(r: ScenarioReport): string {
+  const rate = r.wallMs > 0 ? (r.steps / r.wallMs) * 1_000 : 0;
+  const lines: string[] = [];
+  lines.push(`scenario  ${r.name}`);
+  lines.push(`seed      ${r.seed}`);
+  lines.push(`time      ${formatDuration(r.virtualMs)} virtual, ${formatDuration(r.wallMs)} wall (${r.stoppedBy === 'idle' ? 'ran until idle' : r.stoppedBy === 'max_time' ? 'stopped at max_time_ms' : 'stopped at the step budget'})`);
+  lines.push(`events    ${int(r.steps)} simulator events, ${int(rate)} events/s`);
+  lines.push(`trace     ${int(r.traceLines)} lines, sha256 ${r.traceHash}`);
+
+  // Connections by status: timeline connections plus any closing event the edges saw.
+  const groups = new Map<string, { n: number; inB: number; outB: number; reasons: Set<string> }>();
+  for (const c of r.connections) {
+    const key = c.status === null ? (c.error !== null ? `— (${c.error})` : '— (open)') : String(c.status);
+    const g = groups.get(key) ?? { n: 0, inB: 0, outB: 0, reasons: new Set<string>() };
+    g.n++;
+    g.inB += c.clientBytes;
+    g.outB += c.originBytes;
+    if (c.reason !== null) g.reasons.add(c.reason);
+    groups.set(key, g);
+  }
+  const keys = [...groups.keys()].sort((a, b) => (Number(a) || 1e9) - (Number(b) || 1e9) || a.localeCompare(b));
+  const rows = [['status', 'connections', 'client bytes', 'origin bytes', 'close reasons'], ...keys.map((k) => {
+    const g = groups.get(k)!;
+    return [k, int(g.n), int(g.inB), int(g.outB), [...g.reasons].sort().join(', ')];
+  })];
+  const total = r.connections.reduce((a, c) => ({ inB: a.inB + c.clientBytes, outB: a.outB + c.originBytes }), { inB: 0, outB: 0 });
+  rows.push(['total', int(r.connections.length), int(total.inB), int(total.outB), '']);
+  lines.push('');
+  lines.push(table(rows, new Set([1, 2, 3])));
+  const untracked = Object.entries(r.byStatus).reduce((n, [, v]) => n + v, 0) - r.connections.filter((c) => c.status !== null && c.event !== null).length;
+  if (untracked > 0) lines.push(`(${int(untracked)} more closing events on the edges that no timeline connection owns)`);
+
+  if (r.connections.length > 0 && r.connections.length <= LIST_CONNECTIONS_UP_TO) {
+    lines.push('');
+    lines.push(table(connectionRows(r.connections), new Set([4, 5, 6])));
+  }
+  lines.push('');
+  lines.push(r.quiescent ? 'quiescent: yes (no open connection, no pending timer)' : `quiescent: no (${r.leftOpen.length} connection(s) open, ${r.pendingTimers} timer(s) pending)`);
+  return lines.join('\n');
+}
+
+/** A value as it reads best in a diff: strings JSON-quoted (so \r\n shows), objects as compact JSON. */
+function show(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (v === null || v === undefined) return String(v);
+  if (typeof v === 'object') return JSON.stringify(v);
+  return String(v);
+}
+
+/** Where two strings first differ, as `at character N: expected "…" but got "…"` with a little context. */
+function firstDifference(expected: string, actual: string): string | undefined {
+  let i = 0;
+  while (i < expected.length && i < actual.length && expected[i] === actual[i]) i++;
+  if (i === expected.length && i === actual.length) return undefined;
+  const from = Math.max(0, i - 10);
+  const snip = (s: string): string => JSON.stringify(s.slice(from, i + 20)) + (s.length > i + 20 ? '…' : '');
+  if (i === actual.length) return `actual stops after ${i} characters (expected ${expected.length}); expected continues ${snip(expected)}`;
+  if (i === expected.length) return `actual has ${actual.length - i} characters more than expected, from ${snip(actual)}`;
+  return `first difference at character ${i}: expected ${snip(expected)}, actual ${snip(actual)}`;
+}
+
+/** A readable diff of failed expectations, one block per failure, in file order. Empty string when none failed. */
+export function formatFailures(failures: readonly ExpectationFailure[]): string {
+  if (failures.length === 0) return '';
+  const out = [`${failures.length} expectation${failures.length === 1 ? '' : 's'} failed:`];
+  for (const f of failures) {
+    out.push(`  ${f.path}`);
+    if (f.actual !== null && typeof f.actual === 'object' && !Array.isArray(f.actual) && 'why' in f.actual) {
+      const a = f.actual as { why: string; pendingTimers: number; open: readonly string[] };
+      out.push(`    expected: ${show(f.expected)}`);
+      out.push(`    actual:   ${a.why}; ${a.pendingTimers} timer(s) pending`);
+      for (const o of a.open) out.push(`              ${o}`);
+      continue;
+    }
+    out.push(`    expected: ${show(f.expected)}`);
+    out.push(`    actual:   ${show(f.actual)}`);
+    if (typeof f.expected === 'string' && typeof f.actual === 'string') {
+      const d = firstDifference(f.expected, f.actual);
+      if (d !== undefined && f.expected.length + f.actual.length > 16) out.push(`    ${d}`);
+    }
+  }
+  return out.join('\n');
+}
+
+/** Scenario file problems, one per line: `FILE:LINE:COL: POINTER: CODE (cfCode): message`. */
+export function formatIssues(file: string, issues: readonly ScenarioIssue[]): string {
+  const lines = issues.map((i) => {
+    const where = i.line === undefined ? file : `${file}:${i.line}:${i.col ?? 1}`;
+    return `  ${where}: ${i.pointer || '/'}: ${i.code}${i.cfCode ? ` (${i.cfCode})` : ''}: ${i.message}`;
+  });
+  return `${file}: ${issues.length} problem${issues.length === 1 ? '' : 's'}\n${lines.join('\n')}`;
+}

@@ -1,0 +1,72 @@
+/**
+ * The same UDP engine on the simulator: flow creation, reply routing to the right client, SPP both ways, idle
+ * expiry in virtual time, and nothing left afterwards.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import { createSim } from '../../../src/net/sim/index.ts';
+import { EdgeNode } from '../../../src/edge/edge-node.ts';
+import { mustConfig } from '../../helpers/edge.ts';
+import { decodeSpp, encodeSpp } from '../../../src/core/spp.ts';
+import type { SpectrumEvent } from '../../../src/streams/events.ts';
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+test('udp in the simulator: SPP flows per client, replies routed back, idle expiry in virtual time', async () => {
+  const sim = createSim({ seed: 42 });
+  const edgeH = sim.host('edge', { addresses: ['198.51.100.1'] });
+  const originH = sim.host('origin', { addresses: ['198.51.100.2'] });
+  const clients = [sim.host('c1', { addresses: ['203.0.113.1'] }), sim.host('c2', { addresses: ['203.0.113.2'] })];
+  sim.link('c1', 'edge', { latencyMs: 5 });
+  sim.link('c2', 'edge', { latencyMs: 7 });
+
+  const origin = await originH.bindUdp({ host: '198.51.100.2', port: 5300 });
+  origin.setHandler((m) => {
+    const s = decodeSpp(m.data);
+    if (s.kind !== 'ok') return;
+    origin.send(encodeSpp({ client: s.client, proxy: s.proxy }, enc.encode(`${s.client.address} said ${dec.decode(s.payload)}`)), m.remote.port, m.remote.address);
+  });
+
+  const config = mustConfig({
+    edge: { addresses: ['198.51.100.1'], udp_idle_timeout_ms: 60_000 },
+    apps: [{ protocol: 'udp/53', dns: { name: 'dns.example.test' }, origin_direct: ['udp://198.51.100.2:5300'], proxy_protocol: 'simple' }],
+  });
+  const edge = new EdgeNode({ net: edgeH, log: pino({ level: 'silent' }) }, config);
+  const events: SpectrumEvent[] = [];
+  edge.events.events$.subscribe((e) => events.push(e));
+  const applied = edge.apply(config);
+  await sim.runUntilIdleAsync({ maxSteps: 100_000 });
+  await applied;
+
+  const received: string[][] = [[], []];
+  for (const [i, h] of clients.entries()) {
+    const s = await h.bindUdp({ host: h.name === 'c1' ? '203.0.113.1' : '203.0.113.2', port: 0 });
+    s.setHandler((m) => received[i]!.push(dec.decode(m.data)));
+    s.send(enc.encode(`hello ${i}`), 53, '198.51.100.1');
+    sim.clock.setTimer(10_000, () => s.send(enc.encode(`later ${i}`), 53, '198.51.100.1'));
+    sim.clock.setTimer(200_000, () => s.close());
+  }
+  await sim.runUntilIdleAsync({ maxSteps: 1_000_000 });
+
+  assert.deepEqual(received, [
+    ['203.0.113.1 said hello 0', '203.0.113.1 said later 0'],
+    ['203.0.113.2 said hello 1', '203.0.113.2 said later 1'],
+  ]);
+  const closes = events.filter((e) => e.Event === 'disconnect');
+  assert.equal(closes.length, 2);
+  for (const c of closes) {
+    assert.equal(c.CloseReason, 'idle_timeout');
+    assert.equal(c.ClientPackets, 2);
+    assert.equal(c.OriginPackets, 2);
+    // Idle for 60 s after the last datagram at ~10 s.
+    assert.ok(c.DurationMs >= 70_000 && c.DurationMs < 71_000, `flow lasted ${c.DurationMs} ms`);
+  }
+  assert.equal(edge.udp.activeCount, 0);
+  const done = edge.shutdown(0);
+  await sim.runUntilIdleAsync({ maxSteps: 100_000 });
+  await done;
+  assert.equal(sim.clock.pendingTimers(), 0);
+  assert.deepEqual(sim.netstat().udp.filter((u) => u.host === 'edge'), []);
+});
