@@ -81,24 +81,18 @@ export class EdgeNode {
       minTtlSec: initial.node.dnsMinTtlSec,
       log: deps.log.child({ component: 'origin-resolver' }),
     });
-    this.tcp = new TcpEngine({
+    // Both engines share the node's environment: ports, settings, origin resolution, event and trace streams.
+    const engineDeps = {
       net: deps.net,
       clock: deps.net.clock,
       settings: () => this.#config!.node,
-      targets: (app, port) => this.#targets(app, port),
+      targets: (app: AppSpec, port: number) => this.#targets(app, port),
       events: this.events,
       trace: this.trace,
       log: deps.log,
-    });
-    this.udp = new UdpEngine({
-      net: deps.net,
-      clock: deps.net.clock,
-      settings: () => this.#config!.node,
-      targets: (app, port) => this.#targets(app, port),
-      events: this.events,
-      trace: this.trace,
-      log: deps.log,
-    });
+    };
+    this.tcp = new TcpEngine(engineDeps);
+    this.udp = new UdpEngine(engineDeps);
   }
 
   get config(): RefractConfig | undefined {

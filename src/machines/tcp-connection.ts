@@ -13,7 +13,7 @@ import { splice, type SpliceHandle } from '../net/splice.ts';
 import { encodeProxyV1, encodeProxyV2, ProxyHeaderReader, type ProxyAddresses } from '../core/proxy-protocol.ts';
 import { isRefractError, type ErrorCode } from '../model/errors.ts';
 import type { AppSpec, NodeSettings } from '../model/types.ts';
-import type { CloseReason, EventLog, SpectrumEvent, SpectrumEventName } from '../streams/events.ts';
+import { IdleWaiters, rfc3339, type CloseReason, type EventLog, type SpectrumEvent, type SpectrumEventName } from '../streams/events.ts';
 import { isTrustedSource } from '../core/cidr.ts';
 import type { Trace, TraceEventName } from '../streams/trace.ts';
 
@@ -84,9 +84,6 @@ interface ConnRecord extends HostedInstance<ConnRecord, TcpConnEvent> {
 
 const EMPTY_PREFIX: Uint8Array[] = [];
 
-function rfc3339(ms: number): string {
-  return new Date(ms).toISOString();
-}
 
 /** Spectrum status for an error on an established connection (§4.6). */
 function establishedStatus(side: 'downstream' | 'upstream', code: string): { status: number; reason: CloseReason; err: ErrorCode } {
@@ -126,7 +123,7 @@ export class TcpEngine {
   readonly #host: MachineHost<ConnRecord, TcpConnEvent>;
   readonly #active = new Set<ConnRecord>();
   #nextId = 1;
-  #idleWaiters: Array<() => void> = [];
+  readonly #idle = new IdleWaiters();
   readonly stats: TcpStats = {
     downstream_cx_total: 0,
     downstream_cx_active: 0,
@@ -272,8 +269,7 @@ export class TcpEngine {
 
   /** Resolves when no connection is open. */
   whenIdle(): Promise<void> {
-    if (this.#active.size === 0) return Promise.resolve();
-    return new Promise((res) => this.#idleWaiters.push(res));
+    return this.#idle.wait(this.#active.size);
   }
 
   /** Closes every open connection now (tests, fatal shutdown). */
@@ -521,11 +517,7 @@ export class TcpEngine {
         'connection closed',
       );
     }
-    if (this.#active.size === 0 && this.#idleWaiters.length > 0) {
-      const w = this.#idleWaiters;
-      this.#idleWaiters = [];
-      for (const f of w) f();
-    }
+    this.#idle.notify(this.#active.size);
   }
 
   #emit(r: ConnRecord, name: SpectrumEventName, status: number): void {

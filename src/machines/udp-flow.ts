@@ -14,7 +14,7 @@ import { encodeProxyV2 } from '../core/proxy-protocol.ts';
 import { encodeSppHeader, hasSppHeader, SPP_HEADER_LENGTH } from '../core/spp.ts';
 import { isRefractError, type ErrorCode } from '../model/errors.ts';
 import type { AppSpec, NodeSettings } from '../model/types.ts';
-import type { CloseReason, EventLog, SpectrumEvent, SpectrumEventName } from '../streams/events.ts';
+import { IdleWaiters, rfc3339, type CloseReason, type EventLog, type SpectrumEvent, type SpectrumEventName } from '../streams/events.ts';
 import type { Trace, TraceEventName } from '../streams/trace.ts';
 import type { UpstreamTarget } from './tcp-connection.ts';
 
@@ -77,16 +77,13 @@ interface FlowRecord extends HostedInstance<FlowRecord, UdpFlowEvent> {
   code: ErrorCode | '';
 }
 
-function rfc3339(ms: number): string {
-  return new Date(ms).toISOString();
-}
 
 export class UdpEngine {
   readonly #deps: UdpEngineDeps;
   readonly #host: MachineHost<FlowRecord, UdpFlowEvent>;
   readonly #flows = new Map<string, FlowRecord>();
   #nextId = 1;
-  #idleWaiters: Array<() => void> = [];
+  readonly #idle = new IdleWaiters();
   readonly stats: UdpStats = {
     udp_flows_total: 0,
     udp_flows_active: 0,
@@ -149,8 +146,7 @@ export class UdpEngine {
   }
 
   whenIdle(): Promise<void> {
-    if (this.#flows.size === 0) return Promise.resolve();
-    return new Promise((res) => this.#idleWaiters.push(res));
+    return this.#idle.wait(this.#flows.size);
   }
 
   #trace(r: FlowRecord, event: TraceEventName, detail?: Record<string, unknown>): void {
@@ -358,11 +354,7 @@ export class UdpEngine {
       dgrams_out: r.dgramsOut,
     });
     this.#emit(r, r.eventName, r.status);
-    if (this.#flows.size === 0 && this.#idleWaiters.length > 0) {
-      const w = this.#idleWaiters;
-      this.#idleWaiters = [];
-      for (const f of w) f();
-    }
+    this.#idle.notify(this.#flows.size);
   }
 
   #emit(r: FlowRecord, name: SpectrumEventName, status: number): void {

@@ -90,3 +90,26 @@ export class EventLog {
     this.#subject.complete();
   }
 }
+
+/** RFC 3339 with milliseconds, for event timestamps. */
+export function rfc3339(epochMs: number): string {
+  return new Date(epochMs).toISOString();
+}
+
+/** Resolvers waiting for a set of live flows or connections to become empty (graceful shutdown). */
+export class IdleWaiters {
+  #waiters: Array<() => void> = [];
+
+  /** Resolves at once when `size` is 0, else at the next `notify` that finds it 0. */
+  wait(size: number): Promise<void> {
+    if (size === 0) return Promise.resolve();
+    return new Promise((res) => this.#waiters.push(res));
+  }
+
+  notify(size: number): void {
+    if (size !== 0 || this.#waiters.length === 0) return;
+    const w = this.#waiters;
+    this.#waiters = [];
+    for (const f of w) f();
+  }
+}
