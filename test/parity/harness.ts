@@ -42,6 +42,12 @@ export interface ArmSetup extends ArmAddresses {
    * listener behind a partition edge ↔ origin). Released by `close()`.
    */
   blackHole(): Promise<{ host: string; port: number }>;
+  /**
+   * An echo origin that drops handshakes for `delayMs` (node: a full accept queue that a Python helper drains after
+   * `delayMs`; sim: a partition edge ↔ origin healed after `delayMs`). A dial made meanwhile connects at its first SYN
+   * retransmission, 1 s after it started (Linux and the simulator alike). Released by `close()`.
+   */
+  slowOrigin(delayMs: number): Promise<{ host: string; port: number }>;
 }
 
 /** Builds the raw (unvalidated) config once the arm is up; may start origins through `setup.originNet`. */
@@ -58,6 +64,8 @@ export interface ArmRun extends ArmSetup {
    * and virtual time). Rejects with a message naming `what` when the bound is hit first.
    */
   settle<T>(p: Promise<T>, what: string): Promise<T>;
+  /** Lets `ms` pass on the arm's clock (node: real time; sim: virtual time, the simulation running meanwhile). */
+  sleep(ms: number): Promise<void>;
   /** Resolves once `n` closing events (anything but `connect`) have been emitted in total. */
   closings(n: number): Promise<SpectrumEvent[]>;
   /** Resolves once the decision trace holds `n` records of `event` in total. */
@@ -79,6 +87,8 @@ const SIM_MAX_STEPS = 500_000;
 const SIM_MAX_TIME_MS = 600_000; // 10 virtual minutes: far beyond any timeout a case sets
 /** Real-time bound of the node arm's waits. */
 const NODE_TIMEOUT_MS = 5_000;
+/** Real-time bound of the node arm's config builder, which may start a Python helper (slow on a loaded machine). */
+const NODE_SETUP_TIMEOUT_MS = 30_000;
 
 // ── Network tracking: the leak check needs every Conn and listener a test body opened ──────────────────────────────
 
@@ -130,12 +140,15 @@ function openConns(t: Tracked): string[] {
 
 // ── shared run plumbing ─────────────────────────────────────────────────────────────────────────────────────────────
 
+type FixtureMaker = (originNet: Network) => Promise<{ host: string; port: number; release(): Promise<void> | void }>;
+
 async function buildRun(
   name: ArmName,
   addrs: ArmAddresses,
   nets: { client: Network; edge: Network; origin: Network },
-  driver: { settle: ArmRun['settle']; blackHole: (originNet: Network) => Promise<{ host: string; port: number; release(): Promise<void> | void }> },
-  afterShutdown: (t: Tracked, settle: ArmRun['settle']) => Promise<void>,
+  driver: { settle: ArmRun['settle']; settleSetup: ArmRun['settle']; blackHole: FixtureMaker; slowOrigin: (originNet: Network, delayMs: number) => ReturnType<FixtureMaker> },
+  /** The arm's own leak check, after the edge is shut down and every listener closed. */
+  afterShutdown: (t: Tracked) => Promise<void>,
   build: ConfigBuilder,
 ): Promise<ArmRun> {
   const tracked: Tracked = { conns: [], listeners: [] };
@@ -152,8 +165,13 @@ async function buildRun(
       releases.push(() => h.release());
       return { host: h.host, port: h.port };
     },
+    async slowOrigin(delayMs) {
+      const h = await driver.slowOrigin(originNet, delayMs);
+      releases.push(() => h.release());
+      return { host: h.host, port: h.port };
+    },
   };
-  const raw = await driver.settle(Promise.resolve(build(setup)), 'config builder');
+  const raw = await driver.settleSetup(Promise.resolve(build(setup)), 'config builder');
   const config = mustConfig(raw);
   const edge = new EdgeNode({ net: nets.edge, log: pino({ level: process.env.REFRACT_TEST_LOG ?? 'silent' }) }, config);
   const events: SpectrumEvent[] = [];
@@ -189,6 +207,7 @@ async function buildRun(
     events,
     trace,
     settle: driver.settle,
+    sleep: (ms) => driver.settle(new Promise<void>((res) => nets.client.clock.setTimer(ms, res)), `sleep ${ms} ms`),
     closings(n) {
       const closed = closingEvents();
       if (closed.length >= n) return Promise.resolve(closed);
@@ -213,7 +232,7 @@ async function buildRun(
         } finally {
           for (const r of releases.splice(0)) await r();
         }
-        await afterShutdown(tracked, driver.settle);
+        await afterShutdown(tracked);
       })();
       return closing;
     },
@@ -240,10 +259,11 @@ function nodeSettle(timeoutMs: number): ArmRun['settle'] {
 /**
  * A loopback black hole: a Python listener with backlog 0 whose accept queue is filled by four unaccepted
  * connections, so the kernel drops further SYNs and a connect hangs (there is no portable way to do this from Node).
+ * With `drainAfterMs`, the helper then closes the fillers and accepts and echoes every connection (one thread each).
  */
-async function pythonBlackHole(): Promise<{ host: string; port: number; release(): void }> {
+async function pythonBlackHole(drainAfterMs?: number): Promise<{ host: string; port: number; release(): void }> {
   const py = spawn('python3', ['-c', `
-import socket, time
+import socket, sys, threading, time
 s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)
 print(s.getsockname()[1], flush=True)
 fill = []
@@ -252,10 +272,25 @@ for _ in range(4):
     try: c.connect(('127.0.0.1', s.getsockname()[1]))
     except BlockingIOError: pass
     fill.append(c)
-time.sleep(60)
-`], { stdio: ['ignore', 'pipe', 'inherit'] });
+if len(sys.argv) < 2:
+    time.sleep(60); sys.exit(0)
+time.sleep(float(sys.argv[1]) / 1000)
+for c in fill: c.close()
+def echo(a):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d: break
+            a.sendall(d)
+    except OSError: pass
+    a.close()
+s.settimeout(30)
+while True:
+    a, _ = s.accept()
+    threading.Thread(target=echo, args=(a,), daemon=True).start()
+`, ...(drainAfterMs === undefined ? [] : [String(drainAfterMs)])], { stdio: ['ignore', 'pipe', 'inherit'] });
   const first = once(py.stdout!, 'data') as Promise<[Buffer]>;
-  const [line] = await nodeSettle(NODE_TIMEOUT_MS)(first, 'python3 black hole start (is python3 on PATH?)');
+  const [line] = await nodeSettle(NODE_SETUP_TIMEOUT_MS)(first, 'python3 black hole start (is python3 on PATH?)');
   // The four filler SYNs must be queued before the edge dials; give the kernel a moment.
   await new Promise((r) => setTimeout(r, 100));
   return { host: '127.0.0.1', port: Number(line.toString().trim()), release: () => void py.kill() };
@@ -269,7 +304,8 @@ export function nodeArm(opts: { timeoutMs?: number } = {}): Arm {
     name: 'node',
     start(build) {
       const nets = { client: createNodeNetwork(), edge: createNodeNetwork(), origin: createNodeNetwork() };
-      return buildRun('node', NODE_ADDRESSES, nets, { settle, blackHole: () => pythonBlackHole() }, async (t) => {
+      const slowOrigin = (_net: Network, delayMs: number): ReturnType<FixtureMaker> => pythonBlackHole(delayMs);
+      return buildRun('node', NODE_ADDRESSES, nets, { settle, settleSetup: nodeSettle(NODE_SETUP_TIMEOUT_MS), blackHole: () => pythonBlackHole(), slowOrigin }, async (t) => {
         // Close callbacks of the far ends arrive a few event-loop turns after the near end's: poll, bounded.
         const deadline = Date.now() + 2_000;
         while (openConns(t).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -316,13 +352,11 @@ export interface SimRecord {
   readonly simDigest: string;
 }
 
-/** Simulated client, edge and origin hosts on `seed`. Exposes the Sim (`sim`) for fault injection in bodies. */
-export function simArm(seed: number): Arm & { readonly sim: () => Sim | undefined; readonly record: () => SimRecord | undefined } {
-  let current: Sim | undefined;
+/** Simulated client, edge and origin hosts on `seed`. `record()` is the last closed run's record. */
+export function simArm(seed: number): Arm & { readonly record: () => SimRecord | undefined } {
   let record: SimRecord | undefined;
   return {
     name: 'sim',
-    sim: () => current,
     record: () => record,
     start(build) {
       // A cheap rolling digest of every simulator event: identical per seed or the simulator is not deterministic.
@@ -338,7 +372,6 @@ export function simArm(seed: number): Arm & { readonly sim: () => Sim | undefine
           for (let i = 0; i < s.length; i++) digest = (Math.imul(digest, 31) + s.charCodeAt(i)) | 0;
         },
       });
-      current = sim;
       const nets = {
         client: sim.host('client', { addresses: [SIM_ADDRESSES.clientHost] }),
         edge: sim.host('edge', { addresses: [SIM_ADDRESSES.edgeHost] }),
@@ -351,8 +384,14 @@ export function simArm(seed: number): Arm & { readonly sim: () => Sim | undefine
         sim.partition('edge', 'origin');
         return { host: SIM_ADDRESSES.originHost, port: l.address.port, release: () => sim.heal('edge', 'origin') };
       };
+      const slowOrigin = async (originNet: Network, delayMs: number): Promise<{ host: string; port: number; release(): void }> => {
+        const o = await startEchoOrigin(originNet, SIM_ADDRESSES.originHost);
+        sim.partition('edge', 'origin');
+        sim.clock.setTimer(delayMs, () => sim.heal('edge', 'origin'));
+        return { host: SIM_ADDRESSES.originHost, port: o.port, release: () => sim.heal('edge', 'origin') };
+      };
       let run: ArmRun | undefined;
-      return buildRun('sim', SIM_ADDRESSES, nets, { settle, blackHole }, async (t) => {
+      return buildRun('sim', SIM_ADDRESSES, nets, { settle, settleSetup: settle, blackHole, slowOrigin }, async (t) => {
         const r = await sim.runUntilIdleAsync({ maxSteps: SIM_MAX_STEPS });
         assert.ok(r.idle, `sim arm: not idle after shutdown (${r.steps} steps)`);
         assert.deepEqual(openConns(t), [], 'sim arm: test Conns left open');

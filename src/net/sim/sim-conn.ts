@@ -465,9 +465,11 @@ export class SimConn implements Conn {
   /** @internal A segment from the peer arrived at our (live, established) TCB. */
   receive(seg: Segment): void {
     if (this.destroyed && seg.data !== null) {
-      // Data for a socket the application has closed: Linux answers RST (RFC 1122) and drops the socket.
+      // Data for a socket the application has closed: Linux answers RST (RFC 1122) and drops the socket. The
+      // segment is not acknowledged: if that RST is lost, the sender retransmits and meets no socket (fresh RST).
       sendRst(this.host, seg.from, this.outLink!);
       this.kill();
+      seg.from.segmentLost(seg);
       return;
     }
     this.#applyAck(seg.ackReceived, seg.ackConsumed, seg.ackFin);
@@ -528,7 +530,7 @@ export class SimConn implements Conn {
 
   #scheduleFlush(): void {
     if (this.#flushScheduled || this.destroyed || this.flowing !== true) return;
-    const work = this.readStopped || this.#rcvHead < this.#rcvQ.length || (this.finReceived && !this.endDelivered) || this.pendingErr === 'ECONNRESET';
+    const work = this.readStopped || this.#rcvHead < this.#rcvQ.length || (this.finReceived && !this.endDelivered) || (this.pendingErr === 'ECONNRESET' && !this.finReceived);
     if (!work) return;
     this.#flushScheduled = true;
     this.host.sim.clock.schedule(0, onFlush, this);
@@ -539,7 +541,7 @@ export class SimConn implements Conn {
     this.#flushScheduled = false;
     if (this.destroyed || this.flowing !== true) return;
     this.readStopped = false; // reading starts on the tick after the flow was asked for
-    if (this.pendingErr === 'ECONNRESET') {
+    if (this.pendingErr === 'ECONNRESET' && !this.finReceived) {
       this.failNow('ECONNRESET', 'read');
       return;
     }
@@ -574,6 +576,10 @@ export class SimConn implements Conn {
         } else if (this.isReading()) this.failNow('ECONNRESET', 'read');
         else {
           this.pendingErr = 'ECONNRESET';
+          // Bytes still in the kernel when Node starts reading: libuv takes the short read that comes with the
+          // hang-up for EOF, so the app sees the bytes, then `end`, and the reset only at its next write
+          // (checked against Node 20 on loopback).
+          if (this.readStopped && this.rcvBytes > 0) this.finReceived = true;
           this.kill();
         }
         return;
