@@ -29,6 +29,8 @@ Usage:
       Print every problem in FILE with its code and location; exit 1 if there is any.
   refract sim FILE [--seed N] [--trace FILE] [--check-determinism] [--json]
       Run the scenario FILE in virtual time (docs/scenarios.md); exit 1 if an expectation fails.
+  refract replay TRACE --config FILE [--seed N] [--scenario OUT] [--json]
+      Replay a serve --trace recording in the simulator (docs/replay.md); exit 1 if a connection ends differently.
 
 Docs: docs/configuration.md, docs/errors.md, docs/architecture.md`;
 
@@ -238,6 +240,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'sim':
       return (await import('./scenario/cli.ts')).simCommand(rest);
+    case 'replay':
+      return (await import('./scenario/replay.ts')).replayCommand(rest);
     default:
       process.stderr.write(`refract: unknown command '${cmd}'\n\n${USAGE}\n`);
       return 2;

@@ -38,6 +38,16 @@ export const ERRORS = {
   E_CONFIG_PROXY_PROTOCOL: { message: 'The proxy_protocol value does not fit the app protocol (v1 is TCP only, simple is UDP only).', source: 'config', retryable: false },
   E_CONFIG_CIDR: { message: 'Not a valid IP address or CIDR block.', source: 'config', retryable: false },
 
+  // ── IP Access rules and geolocation data (src/model/access-rules.ts, src/core/geo.ts) ────────────────────────
+  E_RULE_MODE: { message: 'An access rule mode must be allow (or its API spelling whitelist) or block; challenge modes do not apply to Spectrum.', source: 'config', retryable: false },
+  E_RULE_IP: { message: 'An ip rule needs one IPv4 or IPv6 address (a CIDR block goes in target ip_range).', source: 'config', retryable: false },
+  E_RULE_CIDR: { message: 'An ip_range rule needs ADDRESS/PREFIX with no address bits set past the prefix.', source: 'config', retryable: false },
+  E_RULE_COUNTRY: { message: 'A country rule needs an ISO 3166-1 alpha-2 code, XX (unknown) or T1 (Tor).', source: 'config', retryable: false },
+  E_RULE_ASN: { message: 'An asn rule needs ASn or n with n from 1 to 4294967295.', source: 'config', retryable: false },
+  E_RULE_DUPLICATE: { message: 'Two access rules have the same configuration (target and value) or the same id.', source: 'config', retryable: false },
+  E_GEO_READ: { message: 'A geolocation data file could not be read.', source: 'config', retryable: true },
+  E_GEO_FORMAT: { message: 'A geolocation data file is not CSV start,end,country / start,end,asn,org or an MMDB database.', source: 'config', retryable: false },
+
   // ── scenario files (`refract sim`; src/scenario/schema.ts) ───────────────────────────────────────────────────
   E_SCENARIO_READ: { message: 'The scenario file could not be read.', source: 'config', retryable: true },
   E_SCENARIO_PARSE: { message: 'The scenario file is not valid YAML or JSON.', source: 'config', retryable: false },
@@ -85,6 +95,7 @@ export const ERRORS = {
   E_DOWNSTREAM_TIMEOUT: { message: 'The client connection timed out.', source: 'downstream', retryable: false },
   E_DOWNSTREAM_EPIPE: { message: 'The client closed while we were writing.', source: 'downstream', retryable: false },
   E_NO_APP: { message: 'No app serves this edge address and port.', source: 'downstream', retryable: false },
+  E_RULE_BLOCKED: { message: 'The client matched an IP Access rule whose mode is block.', source: 'downstream', retryable: false },
   E_IDLE_TIMEOUT: { message: 'No bytes flowed either way for the idle timeout.', source: 'internal', retryable: false },
   E_DRAIN_DEADLINE: { message: 'The connection was still open at the drain deadline.', source: 'internal', retryable: false },
 

@@ -39,7 +39,7 @@ const processIo: SimIo = {
   out: (t) => void process.stdout.write(t),
   err: (t) => void process.stderr.write(t),
   tty: process.stderr.isTTY === true,
-  // eslint-disable-next-line no-restricted-properties -- wall time only paces the progress bar; the run never sees it
+  // eslint-disable-next-line no-restricted-globals, no-restricted-properties -- wall time only paces the progress bar; the run never sees it
   now: () => performance.now(),
 };
 

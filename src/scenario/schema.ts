@@ -142,13 +142,25 @@ const DNS = z.strictObject({
   records: z.array(z.string()),
   ttl: z.number().int().min(0).max(LIMITS.maxTtlSec),
 });
-const TOPOLOGY = z.strictObject({
-  edges: z.array(HOST).min(1, 'a scenario needs at least one edge'),
-  clients: z.array(CLIENT).default([]),
-  origins: z.array(ORIGIN).default([]),
-  links: z.array(LINK).optional(),
-  dns: z.array(DNS).optional(),
+/** The topology's lists are checked element by element (see `parseTopology`), so one bad host hides no other. */
+const TOPOLOGY_LISTS = z.strictObject({
+  edges: z.array(z.unknown()).min(1, 'a scenario needs at least one edge'),
+  clients: z.array(z.unknown()).optional(),
+  origins: z.array(z.unknown()).optional(),
+  links: z.array(z.unknown()).optional(),
+  dns: z.array(z.unknown()).optional(),
 });
+interface ParsedTopology {
+  edges: Array<z.output<typeof HOST>>;
+  clients: Array<z.output<typeof CLIENT>>;
+  origins: Array<z.output<typeof ORIGIN>>;
+  links: Array<z.output<typeof LINK>> | undefined;
+  dns: Array<z.output<typeof DNS>> | undefined;
+  /** Names of hosts whose entry is malformed: references to them are not reported again. */
+  broken: Set<string>;
+  /** Every element parsed: the topology can be run. */
+  complete: boolean;
+}
 
 /** One schema per timeline action; a step is `{ at, <exactly one of these> }`. */
 const ACTIONS = {
@@ -191,14 +203,15 @@ const CONN_EXPECT = z.strictObject({
   closed_at_ms: z.tuple([z.number().min(0), z.number().min(0)]).optional(),
 });
 const statusCounts = z.record(z.string().regex(/^\d{1,3}$/, 'a status key is a Status number such as "200"'), z.number().int().min(0));
-const EXPECT = z.strictObject({
+const EXPECT_FIELDS = {
   connections: z.array(CONN_EXPECT).optional(),
   statuses: statusCounts.optional(),
   statuses_at_least: statusCounts.optional(),
   connect_ms: z.strictObject({ p50_max: z.number().min(0).optional(), p99_max: z.number().min(0).optional() }).optional(),
   quiescent: z.boolean().optional(),
-});
-const TOP = z.strictObject({
+} as const;
+/** Top-level fields, each parsed on its own (a bad seed does not stop the apps from being checked). */
+const TOP_FIELDS = {
   name: z.string().min(1),
   seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   max_time_ms: z.number().int().min(1).max(MAX_TIME_LIMIT_MS).optional(),
@@ -206,8 +219,8 @@ const TOP = z.strictObject({
   edge: z.record(z.string(), z.unknown()).optional(),
   apps: z.array(z.unknown()),
   timeline: z.array(z.unknown()),
-  expect: z.unknown().optional(),
-});
+  expect: z.unknown(),
+} as const;
 
 // ── issue helpers ───────────────────────────────────────────────────────────────────────────────────────────────
 
@@ -232,6 +245,8 @@ function zodIssues(err: z.ZodError, input: unknown, base: string): ScenarioIssue
     const at = pointerJoin(base, ...path);
     if (i.code === 'unrecognized_keys') {
       for (const k of i.keys) out.push(issue(pointerJoin(at, k), 'E_SCENARIO_SCHEMA', `unknown field "${k}"`));
+    } else if (i.code === 'invalid_key') {
+      out.push(issue(at, 'E_SCENARIO_SCHEMA', i.issues[0]?.message ?? i.message));
     } else if (i.code === 'invalid_type' && valueAt(input, i.path) === undefined) {
       out.push(issue(at, 'E_SCENARIO_SCHEMA', `${String(path.at(-1) ?? 'the value')} is required`));
     } else {
@@ -241,11 +256,51 @@ function zodIssues(err: z.ZodError, input: unknown, base: string): ScenarioIssue
   return out;
 }
 
+/**
+ * Parses `input`, reporting every issue under `base`. When the only problems are unknown keys (typos), the value is
+ * still returned without them, so the meaning checks can run and one typo does not hide everything that depends on it.
+ */
 function parseWith<T extends z.ZodType>(schema: T, input: unknown, base: string, issues: ScenarioIssue[]): z.output<T> | undefined {
   const r = schema.safeParse(input);
   if (r.success) return r.data;
   issues.push(...zodIssues(r.error, input, base));
-  return undefined;
+  if (!r.error.issues.every((i) => i.code === 'unrecognized_keys')) return undefined;
+  const cleaned = structuredClone(input);
+  for (const i of r.error.issues) {
+    const at = valueAt(cleaned, i.path);
+    if (i.code === 'unrecognized_keys' && typeof at === 'object' && at !== null) for (const k of i.keys) delete (at as Record<string, unknown>)[k];
+  }
+  const again = schema.safeParse(cleaned);
+  return again.success ? again.data : undefined;
+}
+
+type Fields<S extends Record<string, z.ZodType>> = { -readonly [K in keyof S]?: z.output<S[K]> };
+
+/**
+ * Parses a mapping field by field (unknown keys reported, each field on its own), so one bad field does not keep
+ * the others from being checked. Returns the fields that parsed, or undefined when `raw` is not a mapping.
+ */
+function parseFieldwise<S extends Record<string, z.ZodType>>(shape: S, raw: unknown, base: string, issues: ScenarioIssue[], what: string): Fields<S> | undefined {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    issues.push(issue(base, 'E_SCENARIO_SCHEMA', `${what} is a mapping of ${Object.keys(shape).join(', ')}`));
+    return undefined;
+  }
+  const rec = raw as Record<string, unknown>;
+  for (const k of Object.keys(rec)) {
+    if (!Object.hasOwn(shape, k)) issues.push(issue(pointerJoin(base, k), 'E_SCENARIO_SCHEMA', `unknown field "${k}"`));
+  }
+  const out: Fields<S> = {};
+  for (const k of Object.keys(shape) as Array<keyof S & string>) {
+    const v = rec[k];
+    const schema = shape[k]!;
+    if (v === undefined) {
+      if (!schema.safeParse(undefined).success) issues.push(issue(pointerJoin(base, k), 'E_SCENARIO_SCHEMA', `${k} is required`));
+      continue;
+    }
+    const parsed = parseWith(schema, v, pointerJoin(base, k), issues);
+    if (parsed !== undefined) out[k] = parsed;
+  }
+  return out;
 }
 
 /** YAML `key:` with no value is null; null means absent everywhere (so `expect:` alone is no expectations). */
@@ -268,6 +323,8 @@ interface KnownHost {
 /** What later checks need to know about the topology. */
 interface World {
   readonly hosts: ReadonlyMap<string, KnownHost>;
+  /** Hosts whose entry is malformed (already reported): references to them pass silently. */
+  readonly broken: ReadonlySet<string>;
   /** Canonical address → host name. */
   readonly owner: ReadonlyMap<string, string>;
 }
@@ -282,7 +339,41 @@ function badHostAddress(text: string): string | undefined {
   return undefined;
 }
 
-function checkTopology(t: z.output<typeof TOPOLOGY>, issues: ScenarioIssue[]): World {
+function parseTopology(raw: unknown, issues: ScenarioIssue[]): ParsedTopology | undefined {
+  if (raw === undefined) {
+    issues.push(issue('/topology', 'E_SCENARIO_SCHEMA', 'topology is required'));
+    return undefined;
+  }
+  const lists = parseWith(TOPOLOGY_LISTS, raw, '/topology', issues);
+  if (lists === undefined) return undefined;
+  const broken = new Set<string>();
+  let complete = true;
+  const each = <T extends z.ZodType>(key: keyof typeof lists, schema: T): Array<z.output<T>> => {
+    const out: Array<z.output<T>> = [];
+    (lists[key] ?? []).forEach((el, i) => {
+      const v = parseWith(schema, el, pointerJoin('/topology', key, i), issues);
+      if (v !== undefined) out.push(v);
+      else {
+        complete = false;
+        const name = typeof el === 'object' && el !== null ? (el as Record<string, unknown>)['name'] : undefined;
+        if (typeof name === 'string') broken.add(name);
+      }
+    });
+    return out;
+  };
+  const t: ParsedTopology = {
+    edges: each('edges', HOST),
+    clients: each('clients', CLIENT),
+    origins: each('origins', ORIGIN),
+    links: lists.links === undefined ? undefined : each('links', LINK),
+    dns: lists.dns === undefined ? undefined : each('dns', DNS),
+    broken,
+    complete,
+  };
+  return t;
+}
+
+function checkTopology(t: ParsedTopology, issues: ScenarioIssue[]): World {
   const hosts = new Map<string, KnownHost>();
   const owner = new Map<string, string>();
   const hostPointer = new Map<string, string>();
@@ -310,7 +401,7 @@ function checkTopology(t: z.output<typeof TOPOLOGY>, issues: ScenarioIssue[]): W
       });
     });
   }
-  const world: World = { hosts, owner };
+  const world: World = { hosts, owner, broken: t.broken };
 
   t.origins.forEach((o, i) => {
     const p = pointerJoin('/topology/origins', i);
@@ -355,7 +446,7 @@ function checkTopology(t: z.output<typeof TOPOLOGY>, issues: ScenarioIssue[]): W
 
 function checkLink(l: z.output<typeof LINK>, p: string, w: World, issues: ScenarioIssue[]): void {
   l.between.forEach((h, k) => {
-    if (!w.hosts.has(h)) issues.push(issue(pointerJoin(p, 'between', k), 'E_SCENARIO_REFERENCE', `no host named "${h}" in the topology`));
+    if (!w.hosts.has(h) && !w.broken.has(h)) issues.push(issue(pointerJoin(p, 'between', k), 'E_SCENARIO_REFERENCE', `no host named "${h}" in the topology`));
   });
   if (l.between[0] === l.between[1]) issues.push(issue(pointerJoin(p, 'between'), 'E_SCENARIO_SCHEMA', 'a link joins two different hosts'));
 }
@@ -377,7 +468,7 @@ function checkDns(d: z.output<typeof DNS>, p: string, issues: ScenarioIssue[]): 
 
 function checkHosts(v: string | readonly string[], p: string, w: World, issues: ScenarioIssue[]): void {
   if (typeof v === 'string') {
-    if (!w.hosts.has(v)) issues.push(issue(p, 'E_SCENARIO_REFERENCE', `no host named "${v}" in the topology`));
+    if (!w.hosts.has(v) && !w.broken.has(v)) issues.push(issue(p, 'E_SCENARIO_REFERENCE', `no host named "${v}" in the topology`));
     return;
   }
   v.forEach((h, k) => checkHosts(h, pointerJoin(p, k), w, issues));
@@ -385,6 +476,7 @@ function checkHosts(v: string | readonly string[], p: string, w: World, issues: 
 
 /** `to` is an ip:port of an edge; `from` (or, without it, some address) of the client has `to`'s family. */
 function checkDial(client: string, to: string, from: string | undefined, p: string, w: World, issues: ScenarioIssue[]): void {
+  if (w.broken.has(client)) return;
   const c = w.hosts.get(client);
   if (c === undefined || c.kind !== 'clients') issues.push(issue(pointerJoin(p, 'client'), 'E_SCENARIO_REFERENCE', `no client named "${client}" in topology.clients`));
   const dst = parseIpPort(to);
@@ -431,6 +523,18 @@ function checkConfig(
   }
 }
 
+/** `edge.addresses`, when given, must be addresses every edge host owns (each edge binds them all). */
+function checkEdgeAddresses(edge: Record<string, unknown> | undefined, base: string, edges: ReadonlyArray<{ addresses: readonly string[] }>, issues: ScenarioIssue[]): void {
+  const given = edge?.['addresses'];
+  if (!Array.isArray(given)) return;
+  given.forEach((a, k) => {
+    if (typeof a !== 'string' || parseIpLiteral(a) === undefined) return; // the config validator reports it
+    if (!edges.every((e) => e.addresses.some((x) => canonicalIp(x) === canonicalIp(a)))) {
+      issues.push(issue(pointerJoin(base, 'addresses', k), 'E_SCENARIO_REFERENCE', `${a} is not an address of every edge host; leave edge.addresses out to bind each edge's own addresses`));
+    }
+  });
+}
+
 interface OpenedConn {
   readonly at: number;
   readonly pointer: string;
@@ -448,27 +552,16 @@ export function validateScenario(input: unknown): ScenarioResult {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     return { ok: false, issues: [issue('', 'E_SCENARIO_SCHEMA', 'a scenario is a mapping: name, seed, topology, apps, timeline, expect')] };
   }
-  const top = parseWith(TOP, raw, '', issues);
   const rawTop = raw as Record<string, unknown>;
-  const topology = rawTop['topology'] === undefined
-    ? (issues.push(issue('/topology', 'E_SCENARIO_SCHEMA', 'topology is required')), undefined)
-    : parseWith(TOPOLOGY, rawTop['topology'], '/topology', issues);
+  const { name, seed, max_time_ms: maxTimeMs, edge: edgeSection, apps } = parseFieldwise(TOP_FIELDS, raw, '', issues, 'a scenario') ?? {};
+  const topology = parseTopology(rawTop['topology'], issues);
   const world = topology === undefined ? undefined : checkTopology(topology, issues);
-  const maxTime = top?.max_time_ms ?? DEFAULT_MAX_TIME_MS;
+  const maxTime = maxTimeMs ?? DEFAULT_MAX_TIME_MS;
 
   // Apps and the edge section, as each edge node will run them.
-  const edgeSection = top?.edge;
-  if (topology !== undefined && top !== undefined) {
-    const given = edgeSection?.['addresses'];
-    if (Array.isArray(given)) {
-      given.forEach((a, k) => {
-        const owners = topology.edges.filter((e) => typeof a === 'string' && e.addresses.some((x) => canonicalIp(x) === canonicalIp(a)));
-        if (typeof a === 'string' && parseIpLiteral(a) !== undefined && owners.length !== topology.edges.length) {
-          issues.push(issue(pointerJoin('/edge/addresses', k), 'E_SCENARIO_REFERENCE', `${a} is not an address of every edge host; leave edge.addresses out to bind each edge's own addresses`));
-        }
-      });
-    }
-    checkConfig(topology.edges, edgeSection, top.apps, (p) => p, issues);
+  if (topology !== undefined && apps !== undefined && (rawTop['edge'] === undefined || edgeSection !== undefined)) {
+    checkEdgeAddresses(edgeSection, '/edge', topology.edges, issues);
+    checkConfig(topology.edges, edgeSection, apps, (p) => p, issues);
   }
 
   // Timeline: each step's shape, then what it refers to.
@@ -502,8 +595,10 @@ export function validateScenario(input: unknown): ScenarioResult {
     steps.push(ok && body !== undefined && action !== undefined ? { at: at as number, action, body } : undefined);
   });
 
-  // Connection ids: every connect and every id a load generates, each once.
+  // Connection ids: every connect and every id a load generates, each once. When a connect or load step is itself
+  // malformed, the ids it would open are unknown, and references to ids are not reported (they may be its).
   const opened = new Map<string, OpenedConn>();
+  const idsKnown = rawSteps.every((s, i) => steps[i] !== undefined || typeof s !== 'object' || s === null || !('connect' in s || 'load' in s));
   steps.forEach((s, i) => {
     if (s === undefined) return;
     const p = pointerJoin('/timeline', i, s.action);
@@ -543,8 +638,8 @@ export function validateScenario(input: unknown): ScenarioResult {
             issues.push(issue(p, 'E_SCENARIO_SCHEMA', 'give exactly one of text and bytes'));
           }
           const o = opened.get(b.id);
-          if (o === undefined) issues.push(issue(pointerJoin(p, 'id'), 'E_SCENARIO_REFERENCE', `no connect or load step opens "${b.id}"`));
-          else if (o.at > s.at) issues.push(issue(pointerJoin(p, 'id'), 'E_SCENARIO_TIMELINE', `"${b.id}" opens at ${o.at} (${o.pointer}), after this step at ${s.at}`));
+          if (o === undefined && idsKnown) issues.push(issue(pointerJoin(p, 'id'), 'E_SCENARIO_REFERENCE', `no connect or load step opens "${b.id}"`));
+          else if (o !== undefined && o.at > s.at) issues.push(issue(pointerJoin(p, 'id'), 'E_SCENARIO_TIMELINE', `"${b.id}" opens at ${o.at} (${o.pointer}), after this step at ${s.at}`));
           break;
         }
         case 'partition':
@@ -565,7 +660,10 @@ export function validateScenario(input: unknown): ScenarioResult {
           break;
         case 'reload': {
           const own = b.edge !== undefined;
-          if (own) appsEdge = b.edge;
+          if (own) {
+            appsEdge = b.edge;
+            checkEdgeAddresses(b.edge, pointerJoin(p, 'edge'), topology.edges, issues);
+          }
           checkConfig(topology.edges, appsEdge, b.apps, (ptr) => (ptr.startsWith('/apps') || (own && ptr.startsWith('/edge')) ? p + ptr : ptr), issues);
           break;
         }
@@ -577,10 +675,10 @@ export function validateScenario(input: unknown): ScenarioResult {
   }
 
   // Expectations.
-  const expect = rawTop['expect'] === undefined ? undefined : parseWith(EXPECT, rawTop['expect'], '/expect', issues);
+  const expect = rawTop['expect'] === undefined ? undefined : parseFieldwise(EXPECT_FIELDS, rawTop['expect'], '/expect', issues, 'expect');
   expect?.connections?.forEach((c, k) => {
     const p = pointerJoin('/expect/connections', k);
-    if (!opened.has(c.id) && steps.every((s) => s !== undefined)) issues.push(issue(pointerJoin(p, 'id'), 'E_SCENARIO_REFERENCE', `no connect or load step opens "${c.id}"`));
+    if (!opened.has(c.id) && idsKnown) issues.push(issue(pointerJoin(p, 'id'), 'E_SCENARIO_REFERENCE', `no connect or load step opens "${c.id}"`));
     if (c.closed_at_ms !== undefined && c.closed_at_ms[0] > c.closed_at_ms[1]) issues.push(issue(pointerJoin(p, 'closed_at_ms'), 'E_SCENARIO_SCHEMA', 'closed_at_ms is [min, max] with min <= max'));
     if (c.origin !== undefined && parseIpPort(c.origin) === undefined) issues.push(issue(pointerJoin(p, 'origin'), 'E_SCENARIO_ADDRESS', `"${c.origin}" is not IP:PORT ([IPv6]:PORT)`));
     for (const side of ['src', 'dst'] as const) {
@@ -589,18 +687,20 @@ export function validateScenario(input: unknown): ScenarioResult {
     }
   });
 
-  if (issues.length > 0 || top === undefined || topology === undefined) {
+  if (issues.length > 0 || name === undefined || seed === undefined || topology === undefined || apps === undefined) {
     if (issues.length === 0) throw new Error('validateScenario: a section failed without an issue');
     return { ok: false, issues };
   }
   const timeline = steps.map((s) => ({ at: s!.at, [s!.action]: s!.body }));
+  const { broken: _b, complete: _c, links, dns, ...lists } = topology;
+  const topo: Topology = { ...lists, ...(links === undefined ? {} : { links }), ...(dns === undefined ? {} : { dns }) } as Topology;
   const scenario = {
-    name: top.name,
-    seed: top.seed,
-    ...(top.max_time_ms === undefined ? {} : { max_time_ms: top.max_time_ms }),
-    topology: topology as Topology,
-    ...(top.edge === undefined ? {} : { edge: top.edge }),
-    apps: top.apps,
+    name,
+    seed,
+    ...(maxTimeMs === undefined ? {} : { max_time_ms: maxTimeMs }),
+    topology: topo,
+    ...(edgeSection === undefined ? {} : { edge: edgeSection }),
+    apps,
     timeline,
     ...(expect === undefined ? {} : { expect }),
   } as ScenarioFile;

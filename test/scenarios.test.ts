@@ -1,0 +1,66 @@
+/**
+ * Every scenario file in `scenarios/` (and `scenarios/regressions/`, where property tests save shrunk failures) runs
+ * on its own fixed seed and must meet all its expectations. A few run twice to show the trace is byte-identical per
+ * seed. Each file must start with a comment telling its story (what happens and what it proves).
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseScenario } from '../src/scenario/schema.ts';
+import { runScenario } from '../src/scenario/runner.ts';
+import { formatFailures } from '../src/scenario/report.ts';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const DIRS = ['scenarios', join('scenarios', 'regressions')];
+/** Run twice each; chosen to cover loss and jitter, crashes, partitions with long TCP retries, and sliced writes. */
+const TWICE = new Set(['04-partition-mid-stream.yaml', '11-thousand-lossy-clients.yaml', '12-origin-crash-restart.yaml', '13-proxy-v2-sliced.yaml']);
+
+const files = DIRS.flatMap((d) => {
+  const dir = join(ROOT, d);
+  return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort().map((f) => ({ dir: d, name: f, path: join(dir, f) })) : [];
+});
+
+void describe('scenario files', () => {
+  void it('there are at least 12 scenarios, numbered, each opening with a story comment', () => {
+    const top = files.filter((f) => f.dir === 'scenarios');
+    assert.ok(top.length >= 12, `only ${top.length} scenarios`);
+    for (const f of top) {
+      assert.match(f.name, /^\d{2}-[a-z0-9-]+\.yaml$/, `${f.name}: name it NN-what-it-shows.yaml`);
+      const text = readFileSync(f.path, 'utf8');
+      const comment = text.split('\n').filter((l, i, all) => all.slice(0, i + 1).every((x) => x.startsWith('#')));
+      assert.ok(comment.length >= 4, `${f.name}: start with a comment of a few lines telling the story`);
+      assert.ok(comment.some((l) => /proves/i.test(l)), `${f.name}: the top comment should say what it proves`);
+    }
+  });
+
+  for (const f of files) {
+    void it(`${f.dir}/${f.name} meets its expectations on its seed`, async () => {
+      const parsed = parseScenario(readFileSync(f.path, 'utf8'), f.name);
+      assert.ok(parsed.ok, parsed.ok ? '' : JSON.stringify(parsed.issues, null, 2));
+      const report = await runScenario(parsed.scenario);
+      assert.equal(report.failures.length, 0, `\n${formatFailures(report.failures)}`);
+      assert.equal(report.stoppedBy, 'idle');
+      assert.ok(report.connections.length > 0);
+      if (TWICE.has(f.name)) {
+        const again = await runScenario(parsed.scenario);
+        assert.equal(again.traceHash, report.traceHash, 'same seed, different trace');
+        assert.equal(again.steps, report.steps);
+        assert.deepEqual(again.connections, report.connections);
+      }
+    });
+  }
+
+  void it('1,000 clients over lossy links take a few seconds of wall time at most', async () => {
+    const f = files.find((x) => x.name === '11-thousand-lossy-clients.yaml');
+    assert.ok(f !== undefined);
+    const parsed = parseScenario(readFileSync(f.path, 'utf8'), f.name);
+    assert.ok(parsed.ok);
+    const report = await runScenario(parsed.scenario);
+    assert.equal(report.connections.length, 1000);
+    assert.deepEqual(report.byStatus, { '200': 1000 });
+    // About 0.5 s on a 2-vCPU box; the bound leaves room for a loaded CI machine.
+    assert.ok(report.wallMs < 10_000, `took ${report.wallMs} ms`);
+  });
+});
