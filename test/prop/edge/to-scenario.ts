@@ -16,11 +16,11 @@ import type { ConnExpectation, ScenarioFile, TimelineStep } from '../../../src/s
 import { formatPortRange } from '../../../src/model/ports.ts';
 import { EDGE_HOST, EDGE_IP, clientIp, clientName, originIp, originName, type EdgeCase } from './world.ts';
 
-/** Where regressions go: `scenarios/regressions/` at the repository root. */
-export const REGRESSIONS_DIR = fileURLToPath(new URL('../../../scenarios/regressions/', import.meta.url));
+/** Where regressions go: `scenarios/regressions/` at the repository root, or REFRACT_REGRESSIONS_DIR (for soak runs). */
+export const REGRESSIONS_DIR = process.env.REFRACT_REGRESSIONS_DIR ?? fileURLToPath(new URL('../../../scenarios/regressions/', import.meta.url));
 
-/** The scenario file of case `c`, with optional per-connection expectations (quiescence is always expected). */
-export function toScenario(c: EdgeCase, opts: { name?: string; expect?: readonly ConnExpectation[] } = {}): ScenarioFile {
+/** The scenario file of case `c`, with optional per-connection expectations and `quiescent` (default true). */
+export function toScenario(c: EdgeCase, opts: { name?: string; expect?: readonly ConnExpectation[]; quiescent?: boolean } = {}): ScenarioFile {
   const links = c.links.map((l) => ({ ...l, between: [l.between[0], l.between[1]] as [string, string] }));
   const file: ScenarioFile = {
     name: opts.name ?? `edge property case (seed ${c.seed})`,
@@ -39,7 +39,7 @@ export function toScenario(c: EdgeCase, opts: { name?: string; expect?: readonly
     edge: { ...c.edge },
     apps: c.apps.map((a) => structuredClone(a.raw)),
     timeline: c.timeline.map((s) => structuredClone(s) as TimelineStep),
-    expect: { ...(opts.expect && opts.expect.length > 0 ? { connections: opts.expect.map((e) => ({ ...e })) } : {}), quiescent: true },
+    expect: { ...(opts.expect && opts.expect.length > 0 ? { connections: opts.expect.map((e) => ({ ...e })) } : {}), quiescent: opts.quiescent ?? true },
   };
   return file;
 }

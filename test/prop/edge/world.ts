@@ -165,6 +165,8 @@ export interface WorldResult {
   readonly statesAfterRun: readonly string[];
   /** Timeline connections whose client side is still open after the run. */
   readonly openClientsAfterRun: readonly string[];
+  /** Every host's sockets at quiescence (what the scenario runner's `quiescent` looks at). */
+  readonly netstatAfterRun: Netstat;
   /** After edge shutdown, origin listeners closed and the clock run dry. */
   readonly netstat: Netstat;
   readonly pendingTimers: number;
@@ -366,6 +368,7 @@ export async function runCase(c: EdgeCase, opts: RunOptions = {}): Promise<World
   const activeAfterRun = edge.tcp.activeCount;
   const statesAfterRun = edge.tcp.states();
   const openClientsAfterRun = [...sides.values()].filter((s) => !s.closed).map((s) => s.id);
+  const netstatAfterRun = sim.netstat();
 
   // Shutdown: the edge stops, origins stop listening, the kernel finishes its goodbyes.
   const stopped = edge.shutdown(0);
@@ -435,6 +438,7 @@ export async function runCase(c: EdgeCase, opts: RunOptions = {}): Promise<World
     activeAfterRun,
     statesAfterRun,
     openClientsAfterRun,
+    netstatAfterRun,
     netstat: sim.netstat(),
     pendingTimers: sim.clock.pendingTimers(),
   };
