@@ -54,8 +54,9 @@ export interface TcpParams {
    * Node reads a socket from the kernel only from the tick after its owner first lets data flow (`resume()`, or a
    * data handler while not paused), as the Node adapter's sockets do (ports.ts: a Conn starts paused; accepted ones
    * via `pauseOnConnect`, dialled ones paused before connect). Until then unread bytes stay in the kernel: `destroy()`
-   * sends RST if any byte is unread, and an arriving RST is seen only by the next write. False (the default) models a
-   * plain `net.Socket`, which reads from connect on, up to `readableHighWaterMark` while paused.
+   * sends RST if any byte is unread, and an arriving RST is seen only by the next write. True by default, because
+   * that is what Refract's real Conns do; false models a plain `net.Socket`, which reads from connect on, up to
+   * `readableHighWaterMark` while paused.
    */
   readonly readStartsOnResume: boolean;
   /** Kernel send buffer: unsent plus unacknowledged bytes. */
@@ -74,7 +75,7 @@ export const DEFAULT_TCP: TcpParams = Object.freeze({
   finTimeoutMs: 60_000,
   writableHighWaterMark: 16_384,
   readableHighWaterMark: 16_384,
-  readStartsOnResume: false,
+  readStartsOnResume: true,
   sendBufferBytes: 65_536,
   receiveWindowBytes: 65_536,
 });
