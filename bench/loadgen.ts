@@ -19,6 +19,8 @@ import {
   type OpenResult,
   type ThroughputResult,
 } from './protocol.ts';
+import { handleUdp } from './udp-load.ts';
+import { isUdpLoadRequest, type UdpLoadRequest } from './udp-protocol.ts';
 
 const HOST = '127.0.0.1';
 /** One connection that has not finished its exchange after this long counts as an error (TIMEOUT). */
@@ -312,8 +314,9 @@ if (process.send === undefined) {
   process.stderr.write('loadgen.ts runs as a child of bench/run.ts (it needs an IPC channel)\n');
   process.exit(2);
 }
-process.on('message', (msg: LoadgenRequest) => {
-  handle(msg).then(
+process.on('message', (msg: LoadgenRequest | UdpLoadRequest) => {
+  // UDP commands live in udp-load.ts; the TCP ones here.
+  (isUdpLoadRequest(msg) ? handleUdp(msg) : handle(msg)).then(
     (reply) => process.send?.(reply),
     (e: unknown) => process.send?.({ id: msg.id, ok: false, error: String(e) } satisfies LoadgenReply),
   );

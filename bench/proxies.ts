@@ -4,11 +4,12 @@
  * generated into a temp dir per start and stay at each tool's defaults apart from what one-worker operation and
  * ~10k concurrent connections need (worker/thread count, connection and fd limits, timeouts HAProxy requires).
  */
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { assertUdpPortsFree } from './udp-measure.ts';
 import { assertPortsFree, childPids, spawnChild, stopChild, StartError, waitForPorts, type Child } from './proc.ts';
 
 export type ProxyName = 'nginx' | 'haproxy' | 'node-pipe' | 'refract';
@@ -22,10 +23,19 @@ export const NGINX_STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so'
  * RLIMIT_NOFILE that far (a container's hard limit here is 20,000), so 9,900 keeps it under the limit.
  */
 const MAX_CONNS = 9_900;
+/**
+ * UDP flows nginx must hold at once: the 10,000 of the UDP memory test, its warm-up and the rate loops. nginx
+ * takes two connection slots per UDP session (the client side has no fd of its own, the upstream side has one).
+ */
+const MAX_UDP_SESSIONS = 12_000;
+const NGINX_UDP = { port: 7113, keptPort: 7114 } as const;
+const REFRACT_UDP = { port: 7103, keptPort: 7103 } as const;
 
 export interface OriginPorts {
   readonly echo: number;
   readonly sink: number;
+  /** The origin's UDP echo port. */
+  readonly udp: number;
 }
 
 export interface RunningProxy {
@@ -40,6 +50,13 @@ export interface ProxyDef {
   /** Listen ports in front of the origin's echo and sink ports. */
   readonly echoPort: number;
   readonly sinkPort: number;
+  /**
+   * UDP listen ports in front of the origin's UDP echo port, or undefined for a proxy without UDP proxying (then
+   * `udpMissing` says why). `port` is how the proxy is usually deployed for UDP; `keptPort` keeps a session per
+   * client address and port until it idles out, as Refract's flows do (the same port when that is all it does).
+   */
+  readonly udp?: { readonly port: number; readonly keptPort: number };
+  readonly udpMissing?: string;
   /** Why this proxy cannot run here (binary or module missing), or undefined. */
   missing(): string | undefined;
   /** `version` line for the results file. */
@@ -48,13 +65,9 @@ export interface ProxyDef {
 }
 
 function run(cmd: string, args: readonly string[]): string {
-  try {
-    // nginx -v and haproxy -v print to stderr and stdout respectively; take both.
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-  } catch (e) {
-    const err = e as { stderr?: string; stdout?: string };
-    return `${err.stdout ?? ''}${err.stderr ?? ''}`.trim();
-  }
+  // nginx -v and haproxy -v print to stderr and stdout respectively, both exiting 0: take both streams.
+  const r = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim();
 }
 
 function which(bin: string): string | undefined {
@@ -83,6 +96,7 @@ const nginx: ProxyDef = {
   name: 'nginx',
   echoPort: 7111,
   sinkPort: 7112,
+  udp: NGINX_UDP,
   missing() {
     if (which('nginx') === undefined) return 'nginx not installed (apt-get install -y nginx libnginx-mod-stream)';
     if (!existsSync(NGINX_STREAM_MODULE)) return `no ${NGINX_STREAM_MODULE} (apt-get install -y libnginx-mod-stream)`;
@@ -91,6 +105,7 @@ const nginx: ProxyDef = {
   version: () => run(which('nginx') ?? 'nginx', ['-v']),
   async start(dir, cpu, origin) {
     await assertPortsFree([this.echoPort, this.sinkPort]);
+    await assertUdpPortsFree([NGINX_UDP.port, NGINX_UDP.keptPort]);
     const conf = join(dir, 'nginx.conf');
     writeFileSync(
       conf,
@@ -100,11 +115,15 @@ const nginx: ProxyDef = {
         `worker_rlimit_nofile ${2 * MAX_CONNS + 100};`,
         `pid ${join(dir, 'nginx.pid')};`,
         `error_log ${join(dir, 'nginx-error.log')} warn;`,
-        // nginx counts both legs of a proxied connection against worker_connections.
-        `events { worker_connections ${2 * MAX_CONNS}; }`,
+        // nginx counts both legs of a proxied connection (or UDP session) against worker_connections.
+        `events { worker_connections ${2 * Math.max(MAX_CONNS, MAX_UDP_SESSIONS)}; }`,
         'stream {',
         `  server { listen 127.0.0.1:${this.echoPort}; proxy_pass 127.0.0.1:${origin.echo}; }`,
         `  server { listen 127.0.0.1:${this.sinkPort}; proxy_pass 127.0.0.1:${origin.sink}; }`,
+        // UDP as nginx documents it for request/response protocols (DNS): the session ends after one answer.
+        `  server { listen 127.0.0.1:${NGINX_UDP.port} udp; proxy_pass 127.0.0.1:${origin.udp}; proxy_responses 1; }`,
+        // UDP with sessions kept until proxy_timeout (10 min by default) of silence: one per client port, like a flow.
+        `  server { listen 127.0.0.1:${NGINX_UDP.keptPort} udp; proxy_pass 127.0.0.1:${origin.udp}; }`,
         '}',
         '',
       ].join('\n'),
@@ -130,6 +149,7 @@ const haproxy: ProxyDef = {
   name: 'haproxy',
   echoPort: 7121,
   sinkPort: 7122,
+  udpMissing: 'n/a: HAProxy has no UDP proxying (only syslog forwarding and QUIC)',
   missing: () => (which('haproxy') === undefined ? 'haproxy not installed (apt-get install -y haproxy)' : undefined),
   version: () => run(which('haproxy') ?? 'haproxy', ['-v']).split('\n')[0] ?? '',
   async start(dir, cpu, origin) {
@@ -172,6 +192,7 @@ const nodePipe: ProxyDef = {
   name: 'node-pipe',
   echoPort: 7131,
   sinkPort: 7132,
+  udpMissing: 'n/a: a TCP pipe',
   missing: () => undefined,
   version: () => `node ${process.version} net.Socket.pipe`,
   async start(_dir, cpu, origin) {
@@ -187,10 +208,18 @@ const nodePipe: ProxyDef = {
   },
 };
 
-/** The YAML `refract serve` reads: two TCP apps in front of the origin's echo and sink ports. */
-export function refractConfig(echoPort: number, sinkPort: number, origin: OriginPorts): string {
+/**
+ * The YAML `refract serve` reads: two TCP apps in front of the origin's echo and sink ports and, with `udpPort`,
+ * a UDP app in front of its UDP echo port. UDP flows idle out after 10 min, nginx's proxy_timeout default, so
+ * neither proxy expires flows during a measurement.
+ */
+export function refractConfig(echoPort: number, sinkPort: number, origin: OriginPorts, udpPort?: number): string {
+  const udpApp =
+    udpPort === undefined
+      ? []
+      : [`  - protocol: udp/${udpPort}`, '    dns: { type: CNAME, name: bench-udp.example.test }', `    origin_direct: ["udp://127.0.0.1:${origin.udp}"]`];
   return [
-    'edge: { addresses: [127.0.0.1] }',
+    'edge: { addresses: [127.0.0.1], udp_idle_timeout_ms: 600000 }',
     'log: { level: warn }',
     'apps:',
     `  - protocol: tcp/${echoPort}`,
@@ -199,6 +228,7 @@ export function refractConfig(echoPort: number, sinkPort: number, origin: Origin
     `  - protocol: tcp/${sinkPort}`,
     '    dns: { type: CNAME, name: bench-sink.example.test }',
     `    origin_direct: ["tcp://127.0.0.1:${origin.sink}"]`,
+    ...udpApp,
     '',
   ].join('\n');
 }
@@ -207,6 +237,7 @@ const refract: ProxyDef = {
   name: 'refract',
   echoPort: 7101,
   sinkPort: 7102,
+  udp: REFRACT_UDP,
   missing: () => (existsSync(join(REPO_ROOT, 'src/cli.ts')) ? undefined : 'src/cli.ts does not exist yet'),
   version: () => {
     const rev = run('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD']);
@@ -214,8 +245,9 @@ const refract: ProxyDef = {
   },
   async start(dir, cpu, origin) {
     await assertPortsFree([this.echoPort, this.sinkPort]);
+    await assertUdpPortsFree([REFRACT_UDP.port]);
     const cfg = join(dir, 'refract.yaml');
-    writeFileSync(cfg, refractConfig(this.echoPort, this.sinkPort, origin));
+    writeFileSync(cfg, refractConfig(this.echoPort, this.sinkPort, origin, REFRACT_UDP.port));
     const child = spawnChild(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/cli.ts'), 'serve', '--config', cfg], cpu, {
       cwd: REPO_ROOT,
     });

@@ -8,7 +8,7 @@
  *
  *   npm run bench                        full run (3 rounds; about 10–15 minutes)
  *   npm run bench -- --quick             one small round, a smoke run (< 2 minutes)
- *   npm run bench -- --only cps,memory   a subset of: throughput, cps, memory
+ *   npm run bench -- --only cps,memory   a subset of: throughput, cps, memory, udp (= udp-rate + udp-memory)
  *   npm run bench -- --rounds 5 --proxies nginx,refract
  *
  * Everything is bounded: counts, a per-request cap, a per-connection timeout, and a hard timeout for the whole
@@ -38,13 +38,16 @@ import {
 import type { CloseResult, CpsResult, LoadgenReply, LoadgenRequest, OpenResult, ThroughputResult } from './protocol.ts';
 import { ALL_PROXIES, PROXIES, REPO_ROOT, type ProxyName, type RunningProxy } from './proxies.ts';
 import { fmt, fmtRatio, headline, markdownTable, median, medianRatio } from './stats.ts';
+import type { UdpLoadRequest, UdpCloseResult, UdpOpenResult, UdpRateResult } from './udp-protocol.ts';
+import { measureUdpMemory, measureUdpRate, udpMetricDefs, UDP_FULL, UDP_QUICK, waitForUdp, type UdpLoad, type UdpPlan } from './udp-measure.ts';
 
-type Measure = 'throughput' | 'cps' | 'memory';
-const ALL_MEASURES: readonly Measure[] = ['throughput', 'cps', 'memory'];
+type Measure = 'throughput' | 'cps' | 'memory' | 'udp' | 'udp-memory';
+const ALL_MEASURES: readonly Measure[] = ['throughput', 'cps', 'memory', 'udp', 'udp-memory'];
+const isUdpMeasure = (m: Measure): m is 'udp' | 'udp-memory' => m === 'udp' || m === 'udp-memory';
 
 const PROXY_CPU = 0;
 const LOADGEN_CPU = 1;
-const ORIGIN = { echo: 7001, sink: 7002 } as const;
+const ORIGIN = { echo: 7001, sink: 7002, udp: 7003 } as const;
 const MiB = 1024 * 1024;
 
 interface Plan {
@@ -53,6 +56,7 @@ interface Plan {
   /** `serial`: connections run one at a time after the main run, for latency without queueing. */
   readonly cps: { readonly count: number; readonly concurrency: number; readonly warm: number; readonly serial: number; readonly maxMs: number };
   readonly memory: { readonly count: number; readonly concurrency: number; readonly warm: number; readonly settleMs: number; readonly maxMs: number };
+  readonly udp: UdpPlan;
   /** Longest wait, before each start, for the machine to go quiet (other work on a shared box skews figures). */
   readonly quietMaxMs: number;
   /** The whole run is killed after this long. */
@@ -64,6 +68,7 @@ const FULL: Plan = {
   throughput: { totalBytes: 2048 * MiB, conns: 4, warmBytes: 128 * MiB, maxMs: 120_000 },
   cps: { count: 20_000, concurrency: 50, warm: 2_000, serial: 2_000, maxMs: 60_000 },
   memory: { count: 9_000, concurrency: 100, warm: 500, settleMs: 1_000, maxMs: 60_000 },
+  udp: UDP_FULL,
   quietMaxMs: 5_000,
   hardTimeoutMs: 40 * 60_000,
 };
@@ -73,6 +78,7 @@ const QUICK: Plan = {
   throughput: { totalBytes: 256 * MiB, conns: 4, warmBytes: 32 * MiB, maxMs: 20_000 },
   cps: { count: 3_000, concurrency: 50, warm: 500, serial: 300, maxMs: 15_000 },
   memory: { count: 2_000, concurrency: 100, warm: 200, settleMs: 500, maxMs: 15_000 },
+  udp: UDP_QUICK,
   quietMaxMs: 3_000,
   hardTimeoutMs: 4 * 60_000,
 };
@@ -90,7 +96,8 @@ const { values: argv } = parseArgs({
 });
 if (argv.help) {
   process.stdout.write(
-    'usage: npm run bench -- [--quick] [--only throughput,cps,memory] [--rounds N] [--proxies nginx,haproxy,node-pipe,refract]\n',
+    'usage: npm run bench -- [--quick] [--only throughput,cps,memory,udp,udp-memory] [--rounds N] [--proxies nginx,haproxy,node-pipe,refract]\n' +
+      '       (udp selects udp-memory too)\n',
   );
   process.exit(0);
 }
@@ -105,7 +112,8 @@ function listArg<T extends string>(raw: string | undefined, allowed: readonly T[
   }
   return allowed.filter((a) => items.includes(a));
 }
-const measures = listArg(argv.only, ALL_MEASURES, 'measurement');
+// `udp` names the whole UDP comparison: rate/latency and memory per flow.
+const measures = listArg(argv.only?.replace(/(^|,)\s*udp\s*(?=,|$)/, '$1udp,udp-memory'), ALL_MEASURES, 'measurement');
 const proxyNames = listArg(argv.proxies, ALL_PROXIES, 'proxy');
 const basePlan = argv.quick ? QUICK : FULL;
 const plan: Plan = argv.rounds === undefined ? basePlan : { ...basePlan, rounds: Math.max(1, Math.min(20, Number(argv.rounds) || 1)) };
@@ -176,7 +184,10 @@ class Loadgen {
   request(req: Omit<Extract<LoadgenRequest, { cmd: 'throughput' }>, 'id'>, hardMs?: number): Promise<ThroughputResult>;
   request(req: Omit<Extract<LoadgenRequest, { cmd: 'open' }>, 'id'>, hardMs?: number): Promise<OpenResult>;
   request(req: Omit<Extract<LoadgenRequest, { cmd: 'closeAll' }>, 'id'>, hardMs?: number): Promise<CloseResult>;
-  request(req: Omit<LoadgenRequest, 'id'>, hardMs?: number): Promise<unknown> {
+  request(req: Omit<Extract<UdpLoadRequest, { cmd: 'udpRate' }>, 'id'>, hardMs?: number): Promise<UdpRateResult>;
+  request(req: Omit<Extract<UdpLoadRequest, { cmd: 'udpOpen' }>, 'id'>, hardMs?: number): Promise<UdpOpenResult>;
+  request(req: Omit<Extract<UdpLoadRequest, { cmd: 'udpCloseAll' }>, 'id'>, hardMs?: number): Promise<UdpCloseResult>;
+  request(req: Omit<LoadgenRequest | UdpLoadRequest, 'id'>, hardMs?: number): Promise<unknown> {
     const id = this.nextId++;
     const limit = hardMs ?? req.maxMs + 15_000;
     return new Promise((resolve, reject) => {
@@ -195,8 +206,17 @@ class Loadgen {
         clearTimeout(timer);
         reject(new Error(`load generator exited (${how}): ${this.child.tail().trim()}`));
       });
-      this.child.proc.send({ ...req, id } as LoadgenRequest);
+      this.child.proc.send({ ...req, id } as LoadgenRequest | UdpLoadRequest);
     });
+  }
+
+  /** The UDP commands in the shape `udp-measure.ts` uses. */
+  get udp(): UdpLoad {
+    return {
+      rate: (port, payloadBytes, count, concurrency, maxMs, timeoutMs) => this.request({ cmd: 'udpRate', port, payloadBytes, count, concurrency, maxMs, timeoutMs }),
+      open: (port, count, concurrency, maxMs, timeoutMs) => this.request({ cmd: 'udpOpen', port, count, concurrency, maxMs, timeoutMs }),
+      closeAll: (maxMs) => this.request({ cmd: 'udpCloseAll', maxMs }),
+    };
   }
 }
 
@@ -364,6 +384,21 @@ async function measureMemory(lg: Loadgen, p: RunningProxy, port: number): Promis
   };
 }
 
+/** Runs one UDP measurement (udp-measure.ts) against a started proxy, after checking its UDP port answers. */
+async function measureUdp(lg: Loadgen, p: RunningProxy, measure: 'udp' | 'udp-memory', ports: { port: number; keptPort: number }, genPids: number[]): Promise<MeasureOutcome> {
+  for (const port of new Set([ports.port, ports.keptPort])) {
+    if (!(await waitForUdp(lg.udp, port, 10_000))) return { metrics: {}, notes: [`no UDP echo through port ${port} within 10 s`] };
+  }
+  const probe = {
+    startWindow: () => {
+      const a = sample(p.measuredPid, genPids);
+      return () => window(a, sample(p.measuredPid, genPids));
+    },
+    rssKiB: () => rssKiB(p.measuredPid),
+  };
+  return measure === 'udp' ? measureUdpRate(lg.udp, probe, plan.udp, ports) : measureUdpMemory(lg.udp, probe, plan.udp, ports.keptPort);
+}
+
 // ---------------------------------------------------------------------------------------------- main
 
 interface Row {
@@ -420,6 +455,7 @@ async function main(): Promise<void> {
         for (const name of order) {
           if (unavailable.has(name)) continue;
           const def = PROXIES[name];
+          if (isUdpMeasure(measure) && def.udp === undefined) continue; // an n/a row in the table
           const port = measure === 'throughput' ? def.sinkPort : def.echoPort;
           const busyPct = await waitQuiet(plan.quietMaxMs);
           let running: RunningProxy;
@@ -441,7 +477,9 @@ async function main(): Promise<void> {
                 ? await measureThroughput(lg, running, port, genPids)
                 : measure === 'cps'
                   ? await measureCps(lg, running, port, genPids)
-                  : await measureMemory(lg, running, port);
+                  : measure === 'memory'
+                    ? await measureMemory(lg, running, port)
+                    : await measureUdp(lg, running, measure, def.udp!, genPids);
           } catch (e) {
             const msg = (e as Error).message;
             outcome = { metrics: {}, notes: [msg] };
@@ -488,6 +526,7 @@ async function warmUp(lg: Loadgen): Promise<void> {
   await lg.request({ cmd: 'throughput', port: ORIGIN.sink, totalBytes: 2 * t.warmBytes, conns: t.conns, maxMs: t.maxMs });
   await lg.request({ cmd: 'open', port: ORIGIN.echo, count: plan.memory.warm, concurrency: plan.memory.concurrency, maxMs: plan.memory.maxMs });
   await lg.request({ cmd: 'closeAll', maxMs: 10_000 });
+  if (measures.some(isUdpMeasure)) await lg.udp.rate(ORIGIN.udp, 64, plan.udp.rate.warm, plan.udp.rate.concurrency, plan.udp.rate.maxMs, plan.udp.rate.timeoutMs);
 }
 
 function summarise(r: Row): string {
@@ -502,7 +541,14 @@ function summarise(r: Row): string {
             `serial ${fmt(m.serialP50Us ?? NaN)}/${fmt(m.serialP99Us ?? NaN)} µs`,
             `${fmt(m.cpuUsPerConn ?? NaN, 1)} µs CPU/conn`,
           ]
-        : [`${fmt(m.rssKiBPerConn ?? NaN, 2)} KiB/conn`];
+        : r.measure === 'memory'
+          ? [`${fmt(m.rssKiBPerConn ?? NaN, 2)} KiB/conn`]
+          : r.measure === 'udp'
+            ? [
+                ...plan.udp.payloads.map((b) => `${b} B ${fmt(m[`u${b}Dps`] ?? NaN)} dgram/s p99 ${fmt(m[`u${b}P99Us`] ?? NaN)} µs ${fmt(m[`u${b}CpuUsPerRt`] ?? NaN, 1)} µs CPU/rt`),
+                `kept 64 B ${fmt(m.u64KeptDps ?? NaN)} dgram/s`,
+              ]
+            : [`${fmt(m.udpKiBPerFlow ?? NaN, 2)} KiB/flow`];
   if (m.proxyProcPct !== undefined) parts.push(`proxy ${fmt(m.proxyProcPct)}% CPU, loadgen core ${fmt(m.genCorePct ?? NaN)}%`);
   if (m.otherPct !== undefined && m.otherPct > OTHER_LOAD_NOTE_PCT) parts.push(`other load ${fmt(m.otherPct)}%`);
   if ((m.busyBeforePct ?? 0) >= QUIET_PCT) parts.push(`not quiet before start (${fmt(m.busyBeforePct ?? NaN)}%)`);
@@ -514,17 +560,23 @@ interface MetricDef {
   readonly measure: Measure;
   readonly label: string;
   readonly digits: number;
+  /** Rate rows: the keys of the proxy-CPU and load-generator-core figures of the same window. */
+  readonly cores?: readonly [string, string];
+  /** Whether the row carries the measurement's notes. */
+  readonly notes?: boolean;
 }
+const CORES = ['proxyProcPct', 'genCorePct'] as const;
 const METRICS: readonly MetricDef[] = [
-  { key: 'throughputMBps', measure: 'throughput', label: 'throughput MB/s ↑', digits: 0 },
+  { key: 'throughputMBps', measure: 'throughput', label: 'throughput MB/s ↑', digits: 0, cores: CORES, notes: true },
   { key: 'cpuMsPerGB', measure: 'throughput', label: 'proxy CPU ms/GB ↓', digits: 0 },
-  { key: 'cps', measure: 'cps', label: 'connections/s ↑', digits: 0 },
+  { key: 'cps', measure: 'cps', label: 'connections/s ↑', digits: 0, cores: CORES, notes: true },
   { key: 'p50Us', measure: 'cps', label: 'latency p50 µs ↓', digits: 0 },
   { key: 'p99Us', measure: 'cps', label: 'latency p99 µs ↓', digits: 0 },
   { key: 'serialP50Us', measure: 'cps', label: 'latency p50 µs, 1 at a time ↓', digits: 0 },
   { key: 'serialP99Us', measure: 'cps', label: 'latency p99 µs, 1 at a time ↓', digits: 0 },
   { key: 'cpuUsPerConn', measure: 'cps', label: 'proxy CPU µs/conn ↓', digits: 1 },
-  { key: 'rssKiBPerConn', measure: 'memory', label: 'RSS KiB/idle conn ↓', digits: 2 },
+  { key: 'rssKiBPerConn', measure: 'memory', label: 'RSS KiB/idle conn ↓', digits: 2, notes: true },
+  ...udpMetricDefs(plan.udp),
 ];
 /**
  * A load-generator core this busy while the proxy process used less than PROXY_SATURATED_PCT of its core means
@@ -552,9 +604,9 @@ function renderTable(): string {
       const vals = byRound(name, def.measure, def.key);
       const mine = rows.filter((r) => r.proxy === name && r.measure === def.measure);
       if (mine.length === 0) continue;
-      const showCores = def.key === 'throughputMBps' || def.key === 'cps';
-      const proxyCore = median([...byRound(name, def.measure, 'proxyProcPct').values()]);
-      const genCore = median([...byRound(name, def.measure, 'genCorePct').values()]);
+      const showCores = def.cores !== undefined;
+      const proxyCore = def.cores ? median([...byRound(name, def.measure, def.cores[0]).values()]) : Number.NaN;
+      const genCore = def.cores ? median([...byRound(name, def.measure, def.cores[1]).values()]) : Number.NaN;
       const notes = [...new Set(mine.flatMap((r) => r.notes))];
       const other = Math.max(...mine.map((r) => r.metrics.otherPct ?? 0));
       if (other > OTHER_LOAD_NOTE_PCT) notes.push(`other load up to ${fmt(other)}% of a core`);
@@ -568,9 +620,15 @@ function renderTable(): string {
         showCores ? fmt(proxyCore) : '',
         showCores ? fmt(genCore) : '',
         String(vals.size),
-        def.key === 'throughputMBps' || def.key === 'cps' || def.key === 'rssKiBPerConn' ? notes.join('; ') : '',
+        def.notes === true ? notes.join('; ') : '',
       ]);
       first = false;
+    }
+  }
+  if (measures.some(isUdpMeasure)) {
+    for (const name of proxyNames) {
+      const why = PROXIES[name].udpMissing;
+      if (PROXIES[name].udp === undefined && why !== undefined) out.push(['(UDP rows)', name, 'n/a', '', '', '', '', '0', why]);
     }
   }
   for (const [name, { line }] of unavailable) {

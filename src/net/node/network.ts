@@ -127,6 +127,8 @@ class NodeConn implements Conn {
 class NodeUdpSocket implements UdpSocket {
   readonly #s: dgram.Socket;
   #onMessage: (m: Datagram) => void = noop;
+  /** Cached: dgram's address() is a getsockname syscall, and the engine reads it per datagram. */
+  #local: SocketAddress | undefined;
   constructor(s: dgram.Socket) {
     this.#s = s;
     s.on('message', (data: Buffer, rinfo: dgram.RemoteInfo) => {
@@ -135,8 +137,11 @@ class NodeUdpSocket implements UdpSocket {
     s.on('error', noop);
   }
   get local(): SocketAddress {
-    const a = this.#s.address();
-    return sockAddr(a.address, a.port);
+    if (!this.#local) {
+      const a = this.#s.address();
+      this.#local = sockAddr(a.address, a.port);
+    }
+    return this.#local;
   }
   setHandler(onMessage: (m: Datagram) => void): void {
     this.#onMessage = onMessage;
