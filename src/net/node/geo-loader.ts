@@ -1,0 +1,323 @@
+/**
+ * Loads geolocation data from disk for IP Access rules, and reloads it when a file changes.
+ *
+ * Each file is one source: `*.mmdb` is read with the `maxmind` package (MaxMind GeoLite2/GeoIP2 and the
+ * ip-location-db `-mmdb` packages), anything else as CSV (`src/core/geo.ts`: `start,end,country` or
+ * `start,end,asn,org`). Sources of one kind are asked in the order given; the first that knows an address answers.
+ *
+ * Reload: each file's directory is watched (not the file: saving by renaming a new file over the old one replaces
+ * the inode, and a watch on the old inode never fires again), changes are debounced, and the file is read and
+ * parsed again in full. A file that fails to load keeps its previous data and reports `geo.rejected`; lookups never
+ * see a half-loaded file, because a source is swapped only once its replacement is complete. `reload()` does the
+ * same for every file at once (for SIGHUP).
+ */
+import { watch, type FSWatcher } from 'node:fs';
+import { readFile, realpath } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import { open as openMmdb, type Reader, type Response } from 'maxmind';
+import { isV4Mapped, parseIp } from '../../core/access-rules.ts';
+import {
+  asnCsvParser,
+  combineGeo,
+  countryCsvParser,
+  type AsnInfo,
+  type GeoCsvParser,
+  type GeoLookup,
+  type GeoParseResult,
+  type RangeSource,
+  type RangeTable,
+} from '../../core/geo.ts';
+import { RefractError } from '../../model/errors.ts';
+
+export interface GeoFiles {
+  /** Country data, asked in order: `*.mmdb`, or CSV `start,end,country`. */
+  readonly country?: readonly string[];
+  /** ASN data, asked in order: `*.mmdb`, or CSV `start,end,asn,org`. */
+  readonly asn?: readonly string[];
+}
+
+export type GeoKind = 'country' | 'asn';
+
+export type GeoLoadEvent =
+  | {
+      readonly event: 'geo.loaded';
+      readonly kind: GeoKind;
+      readonly file: string;
+      readonly format: 'csv' | 'mmdb';
+      /** CSV: ranges loaded (both families). Absent for MMDB. */
+      readonly ranges?: number;
+      /** Time to read and parse, ms. */
+      readonly ms: number;
+    }
+  | { readonly event: 'geo.rejected'; readonly kind: GeoKind; readonly file: string; readonly error: RefractError };
+
+export interface GeoLoaderOptions {
+  /** Watch the files and reload on change. Default true. */
+  readonly watch?: boolean;
+  /** Quiet time after the last change before a file is read again, ms. Default 200. */
+  readonly debounceMs?: number;
+  /** Every load and every rejected reload (log them: `geo.rejected` means lookups run on the previous data). */
+  readonly onEvent?: (e: GeoLoadEvent) => void;
+}
+
+/** A GeoLookup over files, kept current. */
+export interface LoadedGeo extends GeoLookup {
+  /** Reads every file again now; a file that fails keeps its previous data (and reports `geo.rejected`). */
+  reload(): Promise<void>;
+  /** Stops watching. Lookups keep answering from the data last loaded. Idempotent. */
+  close(): void;
+}
+
+interface Slot {
+  readonly kind: GeoKind;
+  readonly file: string;
+  source: RangeSource<string> | RangeSource<AsnInfo>;
+  /** Reloads of one file run one at a time; a change during a reload queues exactly one more. */
+  running: Promise<void> | undefined;
+  again: boolean;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+const READ_ERRORS = new Set(['ENOENT', 'EACCES', 'EPERM', 'EISDIR', 'ENOTDIR', 'ELOOP', 'EMFILE', 'ENFILE', 'EIO']);
+
+function readError(file: string, cause: unknown): RefractError {
+  const code = (cause as { code?: unknown } | null)?.code;
+  return new RefractError('E_GEO_READ', { message: `${file}: ${String((cause as Error | null)?.message ?? cause)}`, details: { file, code }, cause });
+}
+
+function isReadError(cause: unknown): boolean {
+  const code = (cause as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && READ_ERRORS.has(code);
+}
+
+/** IPv6 or IPv4 from the file name (`asn-ipv6-num.csv`), for integer-address CSV. */
+function numericFamily(file: string): 'IPv4' | 'IPv6' | undefined {
+  const name = basename(file).toLowerCase();
+  if (name.includes('ipv6')) return 'IPv6';
+  if (name.includes('ipv4')) return 'IPv4';
+  return undefined;
+}
+
+/** Characters parsed between yields to the event loop (~1 MiB: tens of milliseconds), so a reload never stalls connections long. */
+const PIECE_CHARS = 1 << 20;
+
+async function parsePieces<V>(parser: GeoCsvParser<V>, text: string): Promise<GeoParseResult<RangeTable<V>>> {
+  for (let from = 0; from < text.length; ) {
+    const nl = text.indexOf('\n', Math.min(text.length, from + PIECE_CHARS));
+    const to = nl === -1 ? text.length : nl + 1;
+    const failed = parser.feed(text, from, to);
+    if (failed !== undefined) return failed;
+    from = to;
+    if (from < text.length) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  return parser.finish();
+}
+
+async function loadCsv(kind: GeoKind, file: string): Promise<{ source: RangeTable<string> | RangeTable<AsnInfo>; ranges: number }> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (cause) {
+    throw readError(file, cause);
+  }
+  const opts = { source: file, numericFamily: numericFamily(file) };
+  const r: GeoParseResult<RangeTable<string> | RangeTable<AsnInfo>> =
+    kind === 'country' ? await parsePieces(countryCsvParser(opts), text) : await parsePieces(asnCsvParser(opts), text);
+  if (!r.ok) throw new RefractError('E_GEO_FORMAT', { message: r.message, details: { file, line: r.line } });
+  return { source: r.value, ranges: r.value.size };
+}
+
+/** Address text as an MMDB reader should get it: IPv4-mapped IPv6 as IPv4, no zone; undefined if not an address. */
+const ADDR = new Uint32Array(4);
+function mmdbAddress(ip: string, v6Database: boolean): string | undefined {
+  const fam = parseIp(ip, ADDR);
+  if (fam === 4) return ip;
+  if (fam !== 6) return undefined;
+  if (isV4Mapped(ADDR)) {
+    const x = ADDR[3] ?? 0;
+    return `${x >>> 24}.${(x >>> 16) & 255}.${(x >>> 8) & 255}.${x & 255}`;
+  }
+  // An IPv4-only database would walk its 32-bit tree with the IPv6 bits and answer nonsense.
+  if (!v6Database) return undefined;
+  const zone = ip.indexOf('%');
+  return zone === -1 ? ip : ip.slice(0, zone);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null;
+}
+
+/** Country of an MMDB record: GeoIP2 `country.iso_code`, else `registered_country.iso_code`, else ip-location-db `country_code`. */
+export function mmdbCountry(rec: unknown): string | undefined {
+  if (!isObject(rec)) return undefined;
+  const iso = (k: string): unknown => {
+    const o = rec[k];
+    return isObject(o) ? o['iso_code'] : undefined;
+  };
+  const c = iso('country') ?? iso('registered_country') ?? rec['country_code'];
+  return typeof c === 'string' && /^[A-Za-z0-9]{2}$/.test(c) ? c.toUpperCase() : undefined;
+}
+
+/** ASN of an MMDB record (GeoLite2-ASN and ip-location-db: `autonomous_system_number`, `autonomous_system_organization`). */
+export function mmdbAsn(rec: unknown): AsnInfo | undefined {
+  if (!isObject(rec)) return undefined;
+  const asn = rec['autonomous_system_number'];
+  if (typeof asn !== 'number' || !Number.isInteger(asn) || asn < 1 || asn > 4_294_967_295) return undefined;
+  const org = rec['autonomous_system_organization'];
+  return typeof org === 'string' && org !== '' ? { asn, org } : { asn };
+}
+
+async function loadMmdb(kind: GeoKind, file: string): Promise<RangeSource<string> | RangeSource<AsnInfo>> {
+  let reader: Reader<Response>;
+  try {
+    reader = await openMmdb<Response>(file);
+  } catch (cause) {
+    if (isReadError(cause)) throw readError(file, cause);
+    throw new RefractError('E_GEO_FORMAT', { message: `${file}: not an MMDB database (${String((cause as Error | null)?.message ?? cause)})`, details: { file }, cause });
+  }
+  const v6 = reader.metadata.ipVersion === 6;
+  const get = (ip: string): unknown => {
+    const a = mmdbAddress(ip, v6);
+    if (a === undefined) return undefined;
+    try {
+      return reader.get(a);
+    } catch {
+      return undefined; // a lookup must never throw into connection handling; the address was checked above
+    }
+  };
+  if (kind === 'country') return { find: (ip: string) => mmdbCountry(get(ip)) };
+  // The reader caches decoded records, so one AsnInfo per record object is enough.
+  const seen = new WeakMap<object, AsnInfo | null>();
+  return {
+    find(ip: string): AsnInfo | undefined {
+      const rec = get(ip);
+      if (!isObject(rec)) return undefined;
+      let info = seen.get(rec);
+      if (info === undefined) {
+        info = mmdbAsn(rec) ?? null;
+        seen.set(rec, info);
+      }
+      return info ?? undefined;
+    },
+  };
+}
+
+async function loadOne(kind: GeoKind, file: string): Promise<{ source: Slot['source']; event: GeoLoadEvent }> {
+  const t0 = performance.now();
+  if (file.toLowerCase().endsWith('.mmdb')) {
+    const source = await loadMmdb(kind, file);
+    return { source, event: { event: 'geo.loaded', kind, file, format: 'mmdb', ms: Math.round(performance.now() - t0) } };
+  }
+  const { source, ranges } = await loadCsv(kind, file);
+  return { source, event: { event: 'geo.loaded', kind, file, format: 'csv', ranges, ms: Math.round(performance.now() - t0) } };
+}
+
+/**
+ * Loads every file and returns a lookup over them, watching them unless `watch: false`.
+ * @throws RefractError E_GEO_READ (details: file, code) or E_GEO_FORMAT (details: file, line for CSV) for the first
+ *   file that fails; nothing is left watching then.
+ */
+export async function loadGeo(files: GeoFiles, opts: GeoLoaderOptions = {}): Promise<LoadedGeo> {
+  const emit = opts.onEvent ?? (() => {});
+  const debounceMs = opts.debounceMs ?? 200;
+  const wanted: { kind: GeoKind; file: string }[] = [
+    ...(files.country ?? []).map((file) => ({ kind: 'country' as const, file })),
+    ...(files.asn ?? []).map((file) => ({ kind: 'asn' as const, file })),
+  ];
+  const loaded = await Promise.all(wanted.map(({ kind, file }) => loadOne(kind, file)));
+  const slots: Slot[] = wanted.map(({ kind, file }, i) => ({
+    kind,
+    file,
+    source: loaded[i]?.source ?? { find: () => undefined },
+    running: undefined,
+    again: false,
+    timer: undefined,
+  }));
+  for (const l of loaded) emit(l.event);
+
+  let current: GeoLookup = combineGeo({});
+  const rebuild = (): void => {
+    current = combineGeo({
+      country: slots.filter((s) => s.kind === 'country').map((s) => s.source as RangeSource<string>),
+      asn: slots.filter((s) => s.kind === 'asn').map((s) => s.source as RangeSource<AsnInfo>),
+    });
+  };
+  rebuild();
+
+  let closed = false;
+  const reloadSlot = (slot: Slot): Promise<void> => {
+    if (slot.running !== undefined) {
+      slot.again = true;
+      return slot.running;
+    }
+    const run = async (): Promise<void> => {
+      do {
+        slot.again = false;
+        try {
+          const l = await loadOne(slot.kind, slot.file);
+          slot.source = l.source;
+          rebuild();
+          emit(l.event);
+        } catch (e) {
+          const error = e instanceof RefractError ? e : new RefractError('E_GEO_FORMAT', { message: `${slot.file}: ${String(e)}`, details: { file: slot.file }, cause: e });
+          emit({ event: 'geo.rejected', kind: slot.kind, file: slot.file, error });
+        }
+      } while (slot.again && !closed);
+    };
+    slot.running = run().finally(() => {
+      slot.running = undefined;
+    });
+    return slot.running;
+  };
+
+  const watchers: FSWatcher[] = [];
+  const closeWatchers = (): void => {
+    for (const w of watchers) w.close();
+  };
+  if (opts.watch ?? true) {
+    const byDir = new Map<string, Map<string, Slot[]>>();
+    for (const slot of slots) {
+      let real: string;
+      try {
+        real = await realpath(slot.file); // follow a symlinked file to the directory that really changes
+      } catch (cause) {
+        throw readError(slot.file, cause);
+      }
+      const names = byDir.get(dirname(real)) ?? new Map<string, Slot[]>();
+      names.set(basename(real), [...(names.get(basename(real)) ?? []), slot]);
+      byDir.set(dirname(real), names);
+    }
+    for (const [dir, names] of byDir) {
+      const onChange = (name: string | null): void => {
+        const hit = name === null ? [...names.values()].flat() : (names.get(name) ?? []);
+        for (const slot of hit) {
+          if (slot.timer !== undefined) clearTimeout(slot.timer);
+          slot.timer = setTimeout(() => {
+            slot.timer = undefined;
+            if (!closed) void reloadSlot(slot);
+          }, debounceMs);
+        }
+      };
+      try {
+        watchers.push(watch(dir, { persistent: false }, (_event, name) => onChange(name)));
+      } catch (cause) {
+        closeWatchers();
+        throw readError(dir, cause);
+      }
+    }
+  }
+
+  return {
+    country: (ip: string) => current.country(ip),
+    asn: (ip: string) => current.asn(ip),
+    reload: async () => {
+      await Promise.all(slots.map(reloadSlot));
+    },
+    close: () => {
+      if (closed) return;
+      closed = true;
+      closeWatchers();
+      for (const s of slots) if (s.timer !== undefined) clearTimeout(s.timer);
+    },
+  };
+}
