@@ -14,8 +14,18 @@ import { formatFailures } from '../src/scenario/report.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const DIRS = ['scenarios', join('scenarios', 'regressions')];
-/** Run twice each; chosen to cover loss and jitter, crashes, partitions with long TCP retries, and sliced writes. */
-const TWICE = new Set(['04-partition-mid-stream.yaml', '11-thousand-lossy-clients.yaml', '12-origin-crash-restart.yaml', '13-proxy-v2-sliced.yaml']);
+/**
+ * Run twice each; chosen to cover loss and jitter, crashes, partitions with long TCP retries, sliced writes, and UDP
+ * (SPP with jitter; loss, duplication and reordering per datagram).
+ */
+const TWICE = new Set([
+  '04-partition-mid-stream.yaml',
+  '11-thousand-lossy-clients.yaml',
+  '12-origin-crash-restart.yaml',
+  '13-proxy-v2-sliced.yaml',
+  '17-udp-game-server-spp.yaml',
+  '19-udp-lossy-link.yaml',
+]);
 
 const files = DIRS.flatMap((d) => {
   const dir = join(ROOT, d);
@@ -42,15 +52,33 @@ void describe('scenario files', () => {
       const report = await runScenario(parsed.scenario);
       assert.equal(report.failures.length, 0, `\n${formatFailures(report.failures)}`);
       assert.equal(report.stoppedBy, 'idle');
-      assert.ok(report.connections.length > 0);
+      assert.ok(report.connections.length + report.flows.length > 0);
       if (TWICE.has(f.name)) {
         const again = await runScenario(parsed.scenario);
         assert.equal(again.traceHash, report.traceHash, 'same seed, different trace');
         assert.equal(again.steps, report.steps);
         assert.deepEqual(again.connections, report.connections);
+        assert.deepEqual(again.flows, report.flows);
+        assert.deepEqual(again.udp, report.udp);
       }
     });
   }
+
+  void it('UDP over lossy links: what must hold holds on other seeds too, and the seed does change the run', async () => {
+    const f = files.find((x) => x.name === '19-udp-lossy-link.yaml');
+    assert.ok(f !== undefined);
+    const parsed = parseScenario(readFileSync(f.path, 'utf8'), f.name);
+    assert.ok(parsed.ok);
+    const hashes = new Set<string>();
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const report = await runScenario(parsed.scenario, { seed });
+      assert.equal(report.failures.length, 0, `seed ${seed}:\n${formatFailures(report.failures)}`);
+      // The links did lose and duplicate: not every flow got exactly its 20 echoes.
+      assert.ok(report.flows.some((x) => x.receivedDatagrams !== 20), `seed ${seed}: no loss or duplication happened`);
+      hashes.add(report.traceHash);
+    }
+    assert.equal(hashes.size, 5, 'five seeds, five different runs');
+  });
 
   void it('1,000 clients over lossy links take a few seconds of wall time at most', async () => {
     const f = files.find((x) => x.name === '11-thousand-lossy-clients.yaml');

@@ -3,7 +3,7 @@
  * Pure functions of a report (or issue list) to a string; `cli.ts` decides where they go.
  */
 import { type ScenarioIssue } from './schema.ts';
-import { type ConnectionReport, type ExpectationFailure, type ScenarioReport } from './runner.ts';
+import { type ConnectionReport, type ExpectationFailure, type FlowReport, type ScenarioReport } from './runner.ts';
 
 /** Connections listed one per row when the run has at most this many (a load test gets totals only). */
 const LIST_CONNECTIONS_UP_TO = 20;
@@ -45,9 +45,53 @@ function connectionRows(cs: readonly ConnectionReport[]): string[][] {
   ];
 }
 
+function flowRows(fs: readonly FlowReport[]): string[][] {
+  const head = ['flow', 'status', 'reason', 'origin', 'sent', 'pkts in', 'pkts out', 'recv', 'foreign', 'origin saw', 'error'];
+  return [
+    head,
+    ...fs.map((f) => [
+      f.edgeFlows > 1 ? `${f.id} (${f.edgeFlows} flows)` : f.id,
+      f.status === null ? '—' : String(f.status),
+      f.reason ?? (f.edge === null ? 'not accepted' : 'open'),
+      f.origin ?? '—',
+      int(f.sentDatagrams),
+      int(f.clientPackets),
+      int(f.originPackets),
+      int(f.receivedDatagrams),
+      int(f.receivedForeign),
+      f.originClient ?? '—',
+      f.error ?? '',
+    ]),
+  ];
+}
+
+/** UDP flows: one row each for small runs, else totals by status. */
+function flowSection(r: ScenarioReport): string[] {
+  const lines: string[] = [''];
+  if (r.flows.length <= LIST_CONNECTIONS_UP_TO) {
+    lines.push(table(flowRows(r.flows), new Set([4, 5, 6, 7, 8])));
+  } else {
+    const groups = new Map<string, { n: number; sent: number; recv: number; foreign: number }>();
+    for (const f of r.flows) {
+      const k = f.status === null ? '— (open or refused)' : String(f.status);
+      const g = groups.get(k) ?? { n: 0, sent: 0, recv: 0, foreign: 0 };
+      g.n++;
+      g.sent += f.sentDatagrams;
+      g.recv += f.receivedDatagrams;
+      g.foreign += f.receivedForeign;
+      groups.set(k, g);
+    }
+    const rows = [['status', 'flows', 'sent', 'received', 'foreign'], ...[...groups].map(([k, g]) => [k, int(g.n), int(g.sent), int(g.recv), int(g.foreign)])];
+    lines.push(table(rows, new Set([1, 2, 3, 4])));
+  }
+  const counters = Object.entries(r.udp).filter(([, v]) => v > 0);
+  if (counters.length > 0) lines.push(`udp counters: ${counters.map(([k, v]) => `${k} ${int(v)}`).join(', ')}`);
+  return lines;
+}
+
 /**
- * The summary of a run: times and event rate, connections by status with their bytes, the trace hash, quiescence,
- * and (for small runs) one row per connection. Ends without a newline.
+ * The summary of a run: times and event rate, connections by status with their bytes, UDP flows, the trace hash,
+ * quiescence, and (for small runs) one row per connection or flow. Ends without a newline.
  */
 export function formatSummary(r: ScenarioReport): string {
   const rate = r.wallMs > 0 ? (r.steps / r.wallMs) * 1_000 : 0;
@@ -58,7 +102,17 @@ export function formatSummary(r: ScenarioReport): string {
   lines.push(`events    ${int(r.steps)} simulator events, ${int(rate)} events/s`);
   lines.push(`trace     ${int(r.traceLines)} lines, sha256 ${r.traceHash}`);
 
-  // Connections by status: timeline connections plus any closing event the edges saw.
+  // Connections by status: timeline connections plus any closing event the edges saw. A UDP-only run has none.
+  const flows = r.flows ?? [];
+  const flowClosings = flows.reduce((n, f) => n + f.edgeFlowsClosed, 0);
+  if (r.connections.length === 0 && flows.length > 0) {
+    lines.push(...flowSection(r));
+    const untrackedUdp = Object.values(r.byStatus).reduce((n, v) => n + v, 0) - flowClosings;
+    if (untrackedUdp > 0) lines.push(`(${int(untrackedUdp)} more closing events on the edges that no timeline flow owns)`);
+    lines.push('');
+    lines.push(r.quiescent ? 'quiescent: yes (no open connection, no pending timer)' : `quiescent: no (${r.leftOpen.length} connection(s) open, ${r.pendingTimers} timer(s) pending)`);
+    return lines.join('\n');
+  }
   const groups = new Map<string, { n: number; inB: number; outB: number; reasons: Set<string> }>();
   for (const c of r.connections) {
     const key = c.status === null ? (c.error !== null ? `— (${c.error})` : '— (open)') : String(c.status);
@@ -78,13 +132,14 @@ export function formatSummary(r: ScenarioReport): string {
   rows.push(['total', int(r.connections.length), int(total.inB), int(total.outB), '']);
   lines.push('');
   lines.push(table(rows, new Set([1, 2, 3])));
-  const untracked = Object.entries(r.byStatus).reduce((n, [, v]) => n + v, 0) - r.connections.filter((c) => c.status !== null && c.event !== null).length;
-  if (untracked > 0) lines.push(`(${int(untracked)} more closing events on the edges that no timeline connection owns)`);
+  const untracked = Object.entries(r.byStatus).reduce((n, [, v]) => n + v, 0) - r.connections.filter((c) => c.status !== null && c.event !== null).length - flowClosings;
+  if (untracked > 0) lines.push(`(${int(untracked)} more closing events on the edges that no timeline connection or flow owns)`);
 
   if (r.connections.length > 0 && r.connections.length <= LIST_CONNECTIONS_UP_TO) {
     lines.push('');
     lines.push(table(connectionRows(r.connections), new Set([4, 5, 6])));
   }
+  if (flows.length > 0) lines.push(...flowSection(r));
   lines.push('');
   lines.push(r.quiescent ? 'quiescent: yes (no open connection, no pending timer)' : `quiescent: no (${r.leftOpen.length} connection(s) open, ${r.pendingTimers} timer(s) pending)`);
   return lines.join('\n');

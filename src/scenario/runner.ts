@@ -15,31 +15,53 @@
  *   record (emitted just before the engine calls `connectTcp`) owns the new upstream socket, so an origin that
  *   accepts it knows which timeline connection it serves (and records the PROXY header it decoded there).
  *
+ * UDP flows are followed the same way: the client socket's address ties the edge's `accept` record (`proto: 'udp'`)
+ * to the timeline flow id, the flow's number (`conn`, `ConnectionID` `u<n>`) ties the rest, and the upstream socket
+ * the engine binds for the flow is noted when the engine sets its handler, immediately before it records
+ * `established` for that flow; so an origin knows which flow a datagram belongs to by its source address.
+ *
  * Determinism: everything observable comes from the seed and the file. The trace hash covers the decision-trace
  * lines of every edge, in the order they were recorded; wall time appears only in `wallMs`.
  */
+import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import { EdgeNode } from '../edge/edge-node.ts';
 import { RefractError } from '../model/errors.ts';
-import { ProxyHeaderReader, type ProxyHeader } from '../core/proxy-protocol.ts';
-import { type Conn, type ConnectTcpOptions, type Network } from '../net/ports.ts';
+import { decodeProxyHeader, PROXY_V2_SIGNATURE, ProxyHeaderReader, type ProxyHeader } from '../core/proxy-protocol.ts';
+import { decodeSpp, encodeSpp } from '../core/spp.ts';
+import { parseOriginUri } from '../model/ports.ts';
+import { type Conn, type ConnectTcpOptions, type Network, type SocketAddress, type UdpSocket } from '../net/ports.ts';
 // eslint-disable-next-line no-restricted-imports -- the runner is the simulation's composition root: it builds the world
 import { createSim, type LinkParams, type SimHost } from '../net/sim/index.ts';
 import { traceLine, type TraceRecord } from '../streams/trace.ts';
 import { type SpectrumEvent } from '../streams/events.ts';
 import {
+  DATAGRAM_DEFAULT_COUNT,
+  DATAGRAM_DEFAULT_EVERY_MS,
   DEFAULT_MAX_TIME_MS,
   LOAD_DEFAULT_BYTES,
   LOAD_DEFAULT_EVERY_MS,
+  UDP_COUNTER_KEYS,
   edgeConfig,
   formatIpPort,
   loadIds,
   parseIpPort,
   parseSrvRecord,
+  sourceAddress,
   validateScenario,
 } from './schema.ts';
-import { type ConnExpectation, type OriginBehaviour, type ScenarioFile, type TimelineStep, type Topology } from './types.ts';
+import {
+  type ConnExpectation,
+  type CountExpectation,
+  type DatagramStep,
+  type FlowExpectation,
+  type OriginBehaviour,
+  type ScenarioFile,
+  type TimelineStep,
+  type Topology,
+  type UdpOriginBehaviour,
+} from './types.ts';
 
 // ── report ──────────────────────────────────────────────────────────────────────────────────────────────────────
 
@@ -71,6 +93,46 @@ export interface ConnectionReport {
   readonly closedAtMs: number | null;
 }
 
+/** One timeline UDP flow (a `datagram` id: one client socket) as the run saw it. */
+export interface FlowReport {
+  readonly id: string;
+  /** The edge that accepted it (null: no datagram reached an edge). */
+  readonly edge: string | null;
+  /** Flows the edge opened for this client socket / closed (a client that sends after expiry opens another). */
+  readonly edgeFlows: number;
+  readonly edgeFlowsClosed: number;
+  /** The last closing event's Status, Event, CloseReason (null: none closed). */
+  readonly status: number | null;
+  readonly event: string | null;
+  readonly reason: string | null;
+  /** `ip:port` of the origin the edge sent to. */
+  readonly origin: string | null;
+  /** ClientPackets / OriginPackets / ClientBytes / OriginBytes of the last closing event. */
+  readonly clientPackets: number;
+  readonly originPackets: number;
+  readonly clientBytes: number;
+  readonly originBytes: number;
+  /** Datagrams the client sent. */
+  readonly sentDatagrams: number;
+  /** Datagrams and payload bytes the client received. */
+  readonly receivedDatagrams: number;
+  readonly receivedBytes: number;
+  /** The first received payloads as text (at most 50, each cut to 200 characters). */
+  readonly received: readonly string[];
+  /** Received datagrams whose payload this flow never sent. */
+  readonly receivedForeign: number;
+  /** Datagrams the origin received on this flow, and how many of them began with a PROXY v2 signature. */
+  readonly originDatagrams: number;
+  readonly proxyHeaders: number;
+  /** The client address the origin decoded (SPP, or PROXY v2 on a flow's first datagram), `ip:port`. */
+  readonly originClient: string | null;
+  /** The client socket's error (`EHOSTDOWN`: its host was down; a bind error code). */
+  readonly error: string | null;
+}
+
+/** The UDP engines' counters (`udp_` prefix dropped), summed over every edge incarnation. */
+export type UdpCounters = Readonly<Record<(typeof UDP_COUNTER_KEYS)[number], number>>;
+
 /** A failed expectation: `path` is a JSON pointer into the scenario (the expectation or the step). */
 export interface ExpectationFailure {
   readonly path: string;
@@ -90,7 +152,10 @@ export interface ScenarioReport {
   /** Why the run ended: nothing left to do, `max_time_ms` reached, or the step budget spent. */
   readonly stoppedBy: 'idle' | 'max_time' | 'max_steps';
   readonly connections: readonly ConnectionReport[];
-  /** Closing events by Status, over every edge. */
+  /** Timeline UDP flows, in the order their ids first sent. */
+  readonly flows: readonly FlowReport[];
+  readonly udp: UdpCounters;
+  /** Closing events (TCP and UDP) by Status, over every edge. */
   readonly byStatus: Readonly<Record<string, number>>;
   readonly failures: readonly ExpectationFailure[];
   /** sha256 (hex) of the decision-trace lines, each followed by a newline. */
@@ -119,6 +184,9 @@ export interface RunOptions {
 /** Bytes of received text kept per connection for `received` expectations; beyond it only the count is kept. */
 const KEEP_RECEIVED_BYTES = 64 * 1024;
 const REPORT_RECEIVED_CHARS = 200;
+/** Received payloads kept per flow for `received` expectations, and listed per flow in the report. */
+const KEEP_DATAGRAMS = 10_000;
+const REPORT_DATAGRAMS = 50;
 /** Simulator events per slice between progress reports. */
 const SLICE_STEPS = 2_000;
 const DEFAULT_MAX_STEPS = 50_000_000;
@@ -146,6 +214,37 @@ interface Track {
   event: string | undefined;
   origin: string | undefined;
   proxyHeader: { version: 1 | 2; src: string; dst: string } | undefined;
+}
+
+/** What the run learns about one timeline UDP flow (one client socket). */
+interface FlowTrack {
+  readonly id: string;
+  readonly step: DatagramStep;
+  /** The client socket once bound (undefined: its host was down or the bind failed), and its host's incarnation. */
+  sock: Promise<UdpSocket | undefined>;
+  incarnation: number;
+  /** Payloads sent, as latin1 keys (to tell foreign datagrams). */
+  readonly sent: Set<string>;
+  sentDatagrams: number;
+  received: string[];
+  receivedDatagrams: number;
+  receivedBytes: number;
+  receivedForeign: number;
+  error: string | undefined;
+  edge: string | undefined;
+  edgeFlows: number;
+  edgeFlowsClosed: number;
+  status: number | undefined;
+  event: string | undefined;
+  reason: string | undefined;
+  origin: string | undefined;
+  clientPackets: number;
+  originPackets: number;
+  clientBytes: number;
+  originBytes: number;
+  originDatagrams: number;
+  proxyHeaders: number;
+  originClient: string | undefined;
 }
 
 /** One incarnation of an EdgeNode (a restarted edge host gets a fresh one). */
@@ -208,7 +307,7 @@ function headerOf(h: ProxyHeader): { version: 1 | 2; src: string; dst: string } 
  * `'required'` resets a connection without one and holds a banner until the header is in.
  */
 function serveOrigin(conn: Conn, l: Listener, onHeader: (h: ProxyHeader) => void): void {
-  const behaviour: OriginBehaviour = l.behaviour;
+  const behaviour = l.behaviour as OriginBehaviour; // validation keeps the UDP behaviours off tcp:// listeners
   const mode = l.parse_proxy ?? true;
   const banner = (): void => {
     conn.write(encoder.encode(l.banner ?? ''));
@@ -256,6 +355,74 @@ function serveOrigin(conn: Conn, l: Listener, onHeader: (h: ProxyHeader) => void
   if (behaviour === 'banner' && mode !== 'required') banner();
   if (behaviour === 'close') conn.end();
   conn.resume();
+}
+
+const textDecoder = new TextDecoder();
+
+/** A payload as a string key (latin1 keeps every byte), to tell whether a flow sent it. */
+function payloadKey(d: Uint8Array): string {
+  return Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('latin1');
+}
+
+function startsWithV2Signature(d: Uint8Array): boolean {
+  if (d.byteLength < PROXY_V2_SIGNATURE.length) return false;
+  for (let i = 0; i < PROXY_V2_SIGNATURE.length; i++) if (d[i] !== PROXY_V2_SIGNATURE[i]) return false;
+  return true;
+}
+
+/**
+ * Serves one bound `udp://` origin port as its listener's behaviour says (see `UdpOriginBehaviour`). `flowOf` names
+ * the timeline flow a datagram's source (the edge's upstream socket for that flow) belongs to, when known; what the
+ * origin received and decoded is recorded there.
+ */
+function serveUdpOrigin(sock: UdpSocket, l: Listener, flowOf: (remote: SocketAddress) => FlowTrack | undefined): void {
+  const behaviour = l.behaviour as UdpOriginBehaviour; // validation keeps the TCP behaviours off udp:// listeners
+  const wrong = new Set(l.wrong_header_for ?? []);
+  /** v2-echo: sources whose first datagram has come (one source = one edge flow, its own upstream socket). */
+  const seen = new Set<string>();
+  sock.setHandler((m) => {
+    const f = flowOf(m.remote);
+    if (f !== undefined) {
+      f.originDatagrams++;
+      if (startsWithV2Signature(m.data)) f.proxyHeaders++;
+    }
+    const reply = (d: Uint8Array): void => sock.send(d, m.remote.port, m.remote.address);
+    switch (behaviour) {
+      case 'echo':
+        reply(m.data);
+        return;
+      case 'silent':
+        return;
+      case 'spp-echo': {
+        const d = decodeSpp(m.data);
+        if (d.kind !== 'ok') return; // an SPP server drops what it cannot attribute
+        if (f !== undefined) f.originClient = endpointKey(d.client.address, d.client.port);
+        // The reply names the same client, unless the payload asks for a wrong header (the edge must drop it).
+        const client = wrong.has(textDecoder.decode(d.payload)) ? { address: d.client.address, port: (d.client.port + 1) % 65_536 } : d.client;
+        reply(encodeSpp({ client, proxy: d.proxy }, d.payload));
+        return;
+      }
+      case 'v2-echo': {
+        const source = endpointKey(m.remote.address, m.remote.port);
+        if (!seen.has(source)) {
+          seen.add(source);
+          const h = decodeProxyHeader(m.data);
+          if (h.kind === 'header') {
+            if (f !== undefined && h.header.src !== undefined) f.originClient = endpointKey(h.header.src.address, h.header.src.port);
+            reply(h.rest);
+            return;
+          }
+        }
+        reply(m.data); // later datagrams are payload, header or not: a stray header would reach the client
+        return;
+      }
+    }
+  });
+}
+
+/** Whether `actual` meets an exact count or a `[min, max]` range. */
+function countHolds(expected: CountExpectation, actual: number): boolean {
+  return typeof expected === 'number' ? actual === expected : actual >= expected[0] && actual <= expected[1];
 }
 
 /** Nearest-rank percentile of sorted values. */
@@ -307,6 +474,21 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
   const byEdgeConn = new Map<string, Track>();
   /** Upstream socket (edge side `ip:port`) → the timeline connection whose dial opened it. */
   const byUpstream = new Map<string, Track>();
+  // UDP flows: by id, by the client socket's address, by the edge's flow number, by the upstream socket.
+  const flowTracks = new Map<string, FlowTrack>();
+  const byUdpClient = new Map<string, FlowTrack>();
+  const byEdgeFlow = new Map<string, FlowTrack>();
+  /** `edge host|port` of a flow's upstream socket → its timeline flow. */
+  const byUpstreamUdp = new Map<string, FlowTrack>();
+  /** An address an origin may see a datagram from → the edge host that owns it. */
+  const edgeOfAddress = new Map<string, string>();
+  for (const e of topo.edges) for (const a of hosts.get(e.name)!.addresses) edgeOfAddress.set(endpointKey(a, 0), e.name);
+  const udpFlowOf = (remote: SocketAddress): FlowTrack | undefined => {
+    const edge = edgeOfAddress.get(endpointKey(remote.address, 0));
+    return edge === undefined ? undefined : byUpstreamUdp.get(`${edge}|${remote.port}`);
+  };
+  /** Every EdgeNode the run started (restarts included): UDP counters are summed over them. */
+  const allNodes: EdgeNode[] = [];
   const byStatus: Record<string, number> = {};
   const hash = createHash('sha256');
   let traceLines = 0;
@@ -316,11 +498,15 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
     const host = hosts.get(name)!;
     for (const l of o.listeners) {
       if (l.behaviour === 'refuse' || l.behaviour === 'blackhole') continue;
-      const uri = /^tcp:\/\/\[?([^\]]*?)\]?:(\d+)(?:-(\d+))?$/.exec(l.listen)!;
-      const start = Number(uri[2]);
-      const end = uri[3] === undefined ? start : Number(uri[3]);
+      const uri = parseOriginUri(l.listen);
+      if (!uri.ok) throw new Error(`validated listener ${l.listen} does not parse`);
+      const { start, end } = uri.value.ports;
       for (let port = start; port <= end; port++) {
-        await host.listenTcp({ host: uri[1]!, port }, (conn) => {
+        if (uri.value.protocol === 'udp') {
+          serveUdpOrigin(await host.bindUdp({ host: uri.value.host, port }), l, udpFlowOf);
+          continue;
+        }
+        await host.listenTcp({ host: uri.value.host, port }, (conn) => {
           const t = byUpstream.get(endpointKey(conn.remote.address, conn.remote.port));
           serveOrigin(conn, l, (h) => {
             if (t !== undefined) t.proxyHeader = headerOf(h);
@@ -340,6 +526,8 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
   const edgeRuns = new Map<string, EdgeRun>();
   let generation = 0;
   let pendingDial: Track | undefined;
+  /** The upstream UDP socket whose handler the engine set last: its flow's `established` record comes next. */
+  let pendingUpstream: string | undefined;
 
   const startEdge = async (name: string, path: string): Promise<void> => {
     const host = hosts.get(name)!;
@@ -356,19 +544,67 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
         return c;
       },
       resolve: (n, t) => host.resolve(n, t),
-      bindUdp: (o) => host.bindUdp(o),
+      bindUdp: async (o) => {
+        const sock = await host.bindUdp(o);
+        if (o.port !== 0) return sock; // an edge port; flows' upstream sockets bind port 0
+        return {
+          get local() {
+            return sock.local;
+          },
+          setHandler(h) {
+            // The engine sets an upstream socket's handler and, synchronously after, records the flow's `established`.
+            pendingUpstream = `${name}|${sock.local.port}`;
+            sock.setHandler(h);
+          },
+          send: (d, port, address) => sock.send(d, port, address),
+          close: () => sock.close(),
+        };
+      },
     };
     const cfg = edgeConfig(name, host.addresses, edgeSection, apps);
     if (!cfg.ok) throw new Error(`edge ${name}: config became invalid: ${cfg.issues.map((i) => `${i.pointer} ${i.code}`).join(', ')}`);
     const node = new EdgeNode({ net, log }, cfg.config);
+    allNodes.push(node);
     const run: EdgeRun = { name, gen, node };
     const key = (conn: number): string => `${gen}#${conn}`;
+    /** UDP flows are numbered apart from TCP connections; their events' ConnectionID is `u<n>`. */
+    const flowKey = (connectionId: string): string => `${gen}#${connectionId}`;
+    const onUdpTrace = (r: TraceRecord): void => {
+      switch (r.event) {
+        case 'accept': {
+          const f = byUdpClient.get(splitEndpoint(String(r['client'])));
+          if (f === undefined) return;
+          f.edge = name;
+          f.edgeFlows++;
+          byEdgeFlow.set(flowKey(`u${r.conn}`), f);
+          return;
+        }
+        case 'established': {
+          const f = byEdgeFlow.get(flowKey(`u${r.conn}`));
+          if (f !== undefined && pendingUpstream !== undefined) byUpstreamUdp.set(pendingUpstream, f);
+          pendingUpstream = undefined;
+          return;
+        }
+        case 'close':
+        case 'proxy_in':
+        case 'resolved':
+        case 'dial':
+        case 'dial_failed':
+        case 'c2s_end':
+        case 's2c_end':
+          return; // the closing event carries what the report needs
+      }
+    };
     node.trace.records$.subscribe((r: TraceRecord) => {
       const line = traceLine(r);
       hash.update(line);
       hash.update('\n');
       traceLines++;
       opts.onTrace?.(line);
+      if (r['proto'] === 'udp') {
+        onUdpTrace(r);
+        return;
+      }
       switch (r.event) {
         case 'accept': {
           const t = byClientAddr.get(splitEndpoint(String(r['client'])));
@@ -406,6 +642,20 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
     node.events.events$.subscribe((e: SpectrumEvent) => {
       if (e.Event === 'connect') return;
       byStatus[String(e.Status)] = (byStatus[String(e.Status)] ?? 0) + 1;
+      if (e.ClientProto === 'udp') {
+        const f = byEdgeFlow.get(flowKey(e.ConnectionID));
+        if (f === undefined) return;
+        f.edgeFlowsClosed++;
+        f.status = e.Status;
+        f.event = e.Event;
+        f.reason = e.CloseReason;
+        f.clientPackets = e.ClientPackets ?? 0;
+        f.originPackets = e.OriginPackets ?? 0;
+        f.clientBytes = e.ClientBytes;
+        f.originBytes = e.OriginBytes;
+        if (e.OriginIP !== '') f.origin = endpointKey(e.OriginIP, e.OriginPort);
+        return;
+      }
       const t = byEdgeConn.get(key(Number(e.ConnectionID)));
       if (t === undefined) return;
       t.event = e.Event;
@@ -475,6 +725,92 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
     });
   };
 
+  /** Binds a flow's client socket (from `from`/`from_port`, or the defaults) and records what it receives. */
+  const bindFlow = (f: FlowTrack): Promise<UdpSocket | undefined> => {
+    const d = f.step;
+    const host = hosts.get(d.client)!;
+    f.incarnation = host.incarnation;
+    if (!host.up) {
+      f.error = 'EHOSTDOWN';
+      return Promise.resolve(undefined);
+    }
+    const from = sourceAddress(host.addresses, d.to, d.from)!;
+    return host.bindUdp({ host: from, port: d.from_port ?? 0 }).then(
+      (sock) => {
+        byUdpClient.set(endpointKey(sock.local.address, sock.local.port), f);
+        sock.setHandler((m) => {
+          f.receivedDatagrams++;
+          f.receivedBytes += m.data.byteLength;
+          if (!f.sent.has(payloadKey(m.data))) f.receivedForeign++;
+          if (f.received.length < KEEP_DATAGRAMS) f.received.push(textDecoder.decode(m.data));
+        });
+        return sock;
+      },
+      (e: unknown) => {
+        f.error = (e as { code?: string }).code ?? 'error';
+        return undefined;
+      },
+    );
+  };
+  const sendDatagram = (f: FlowTrack, data: Uint8Array): void => {
+    const host = hosts.get(f.step.client)!;
+    if (!host.up) {
+      f.error = 'EHOSTDOWN';
+      return;
+    }
+    // A crash took the socket with it: the restarted client binds a new one (a new ephemeral port), as an app would.
+    if (host.incarnation !== f.incarnation) f.sock = bindFlow(f);
+    f.sock = f.sock.then((sock) => {
+      if (sock === undefined) return undefined;
+      f.sent.add(payloadKey(data));
+      f.sentDatagrams++;
+      const dst = parseIpPort(f.step.to)!;
+      sock.send(data, dst.port, dst.address);
+      return sock;
+    });
+  };
+  const datagram = (d: DatagramStep): void => {
+    let f = flowTracks.get(d.id);
+    if (f === undefined) {
+      f = {
+        id: d.id,
+        step: d,
+        sock: Promise.resolve(undefined),
+        incarnation: 0,
+        sent: new Set(),
+        sentDatagrams: 0,
+        received: [],
+        receivedDatagrams: 0,
+        receivedBytes: 0,
+        receivedForeign: 0,
+        error: undefined,
+        edge: undefined,
+        edgeFlows: 0,
+        edgeFlowsClosed: 0,
+        status: undefined,
+        event: undefined,
+        reason: undefined,
+        origin: undefined,
+        clientPackets: 0,
+        originPackets: 0,
+        clientBytes: 0,
+        originBytes: 0,
+        originDatagrams: 0,
+        proxyHeaders: 0,
+        originClient: undefined,
+      };
+      flowTracks.set(d.id, f);
+      f.sock = bindFlow(f);
+    }
+    const flow = f;
+    const data = d.text !== undefined ? encoder.encode(d.text) : filler(d.bytes ?? 0);
+    const every = d.every_ms ?? DATAGRAM_DEFAULT_EVERY_MS;
+    for (let k = 0; k < (d.count ?? DATAGRAM_DEFAULT_COUNT); k++) {
+      if (k === 0) sendDatagram(flow, data);
+      else sim.clock.setTimer(k * every, () => sendDatagram(flow, data));
+    }
+  };
+
   // ── timeline ──
   const stepPath = (i: number, action: string): string => `/timeline/${i}/${action}`;
   const runStep = async (step: TimelineStep, i: number): Promise<void> => {
@@ -535,6 +871,8 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
       }
     } else if ('dns' in step) {
       setDns(step.dns);
+    } else if ('datagram' in step) {
+      datagram(step.datagram);
     }
   };
   sc.timeline.forEach((step, i) => {
@@ -597,7 +935,37 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
     };
   });
 
+  const flowTexts = new Map<string, readonly string[]>();
+  const flows: FlowReport[] = [...flowTracks.values()].map((f) => {
+    flowTexts.set(f.id, f.received);
+    return {
+      id: f.id,
+      edge: f.edge ?? null,
+      edgeFlows: f.edgeFlows,
+      edgeFlowsClosed: f.edgeFlowsClosed,
+      status: f.status ?? null,
+      event: f.event ?? null,
+      reason: f.reason ?? null,
+      origin: f.origin ?? null,
+      clientPackets: f.clientPackets,
+      originPackets: f.originPackets,
+      clientBytes: f.clientBytes,
+      originBytes: f.originBytes,
+      sentDatagrams: f.sentDatagrams,
+      receivedDatagrams: f.receivedDatagrams,
+      receivedBytes: f.receivedBytes,
+      received: f.received.slice(0, REPORT_DATAGRAMS).map((t) => (t.length > REPORT_RECEIVED_CHARS ? `${t.slice(0, REPORT_RECEIVED_CHARS)}…` : t)),
+      receivedForeign: f.receivedForeign,
+      originDatagrams: f.originDatagrams,
+      proxyHeaders: f.proxyHeaders,
+      originClient: f.originClient ?? null,
+      error: f.error ?? null,
+    };
+  });
+  const udp = Object.fromEntries(UDP_COUNTER_KEYS.map((k) => [k, allNodes.reduce((n, node) => n + node.udp.stats[`udp_${k}`], 0)])) as UdpCounters;
+
   checkExpectations(sc, connections, texts, byStatus, quiescent, { leftOpen, pendingTimers, stoppedBy }, fail);
+  checkFlowExpectations(sc, flows, flowTexts, udp, fail);
   // eslint-disable-next-line no-restricted-globals, no-restricted-properties -- see wallStart
   const wallMs = performance.now() - wallStart;
   return {
@@ -608,6 +976,8 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
     steps,
     stoppedBy,
     connections,
+    flows,
+    udp,
     byStatus: sortedCounts(byStatus),
     failures,
     traceHash: hash.digest('hex'),
@@ -720,5 +1090,49 @@ function checkExpectations(
   if ((ex.quiescent ?? true) && !quiescent) {
     const why = end.stoppedBy === 'idle' ? 'connections left open' : `the run stopped at ${end.stoppedBy === 'max_time' ? 'max_time_ms' : 'the step budget'} with work pending`;
     fail('/expect/quiescent', 'no open connection and no pending timer after the run', { why, pendingTimers: end.pendingTimers, open: end.leftOpen });
+  }
+}
+
+function checkFlow(x: FlowExpectation, f: FlowReport, received: readonly string[], base: string, fail: Fail): void {
+  const cmp = (field: string, expected: unknown, actual: unknown): void => {
+    if (expected !== undefined && JSON.stringify(expected) !== JSON.stringify(actual)) fail(`${base}/${field}`, expected, actual);
+  };
+  const count = (field: string, expected: CountExpectation | undefined, actual: number): void => {
+    if (expected !== undefined && !countHolds(expected, actual)) fail(`${base}/${field}`, typeof expected === 'number' ? expected : `between ${expected[0]} and ${expected[1]}`, actual);
+  };
+  const endpoint = (s: string): string => {
+    const p = parseIpPort(s);
+    return p === undefined ? s : formatIpPort(p.address, p.port);
+  };
+  cmp('status', x.status, f.status);
+  cmp('event', x.event, f.event);
+  cmp('close_reason', x.close_reason, f.reason);
+  count('client_packets', x.client_packets, f.clientPackets);
+  count('origin_packets', x.origin_packets, f.originPackets);
+  count('client_bytes', x.client_bytes, f.clientBytes);
+  count('origin_bytes', x.origin_bytes, f.originBytes);
+  if (x.origin !== undefined) cmp('origin', endpoint(x.origin), f.origin);
+  cmp('edge_flows', x.edge_flows, f.edgeFlows);
+  cmp('received', x.received, received);
+  count('received_datagrams', x.received_datagrams, f.receivedDatagrams);
+  count('received_bytes', x.received_bytes, f.receivedBytes);
+  cmp('received_foreign', x.received_foreign, f.receivedForeign);
+  count('origin_datagrams', x.origin_datagrams, f.originDatagrams);
+  cmp('proxy_headers', x.proxy_headers, f.proxyHeaders);
+  if (x.origin_client !== undefined) cmp('origin_client', endpoint(x.origin_client), f.originClient);
+}
+
+function checkFlowExpectations(sc: ScenarioFile, flows: readonly FlowReport[], received: ReadonlyMap<string, readonly string[]>, udp: UdpCounters, fail: Fail): void {
+  const ex = sc.expect ?? {};
+  const byId = new Map(flows.map((f) => [f.id, f] as const));
+  ex.flows?.forEach((x, k) => {
+    const f = byId.get(x.id);
+    const base = `/expect/flows/${k}`;
+    if (f === undefined) fail(`${base}/id`, `flow ${x.id} sent a datagram`, 'never sent');
+    else checkFlow(x, f, received.get(x.id) ?? [], base, fail);
+  });
+  for (const key of UDP_COUNTER_KEYS) {
+    const want = ex.udp?.[key];
+    if (want !== undefined && !countHolds(want, udp[key])) fail(`/expect/udp/${key}`, typeof want === 'number' ? want : `between ${want[0]} and ${want[1]}`, udp[key]);
   }
 }

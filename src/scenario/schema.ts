@@ -36,9 +36,20 @@ export const MAX_TIME_LIMIT_MS = 604_800_000;
 /** Defaults of the `load` step. */
 export const LOAD_DEFAULT_EVERY_MS = 1;
 export const LOAD_DEFAULT_BYTES = 64;
+/** Defaults of the `datagram` step. */
+export const DATAGRAM_DEFAULT_COUNT = 1;
+export const DATAGRAM_DEFAULT_EVERY_MS = 1;
 /** Largest `count` of one load step and largest `bytes` of one send (keeps a typo from eating the machine). */
 const MAX_LOAD_COUNT = 100_000;
 const MAX_SEND_BYTES = 64 * 1024 * 1024;
+/** Largest UDP payload over IPv4 (65,535 − 8 − 20): a larger datagram cannot be sent at all. */
+export const MAX_DATAGRAM_BYTES = 65_507;
+/** A fixed client source port lies below the ephemeral range (49152-65535), so it never meets an ephemeral one. */
+const MAX_FROM_PORT = 49_151;
+
+/** Origin behaviours per listener protocol (`echo` is both). */
+export const TCP_BEHAVIOURS = ['echo', 'sink', 'banner', 'refuse', 'blackhole', 'reset', 'close'] as const;
+export const UDP_BEHAVIOURS = ['echo', 'spp-echo', 'v2-echo', 'silent'] as const;
 
 // ── small parsers shared with the runner ────────────────────────────────────────────────────────────────────────
 
@@ -119,9 +130,10 @@ const CLIENT = z.strictObject({
 });
 const LISTENER = z.strictObject({
   listen: z.string(),
-  behaviour: z.enum(['echo', 'sink', 'banner', 'refuse', 'blackhole', 'reset', 'close']),
+  behaviour: z.enum([...new Set([...TCP_BEHAVIOURS, ...UDP_BEHAVIOURS])] as [string, ...string[]]),
   banner: z.string().min(1).optional(),
   parse_proxy: z.union([z.boolean(), z.literal('required')], { error: 'parse_proxy is true, false or "required"' }).optional(),
+  wrong_header_for: z.array(z.string()).optional(),
 });
 const ORIGIN = z.strictObject({ name: hostName, addresses: z.array(z.string()).min(1), listeners: z.array(LISTENER) });
 const LINK_FIELDS = {
@@ -184,6 +196,17 @@ const ACTIONS = {
   restart: z.strictObject({ host: hostName }),
   reload: z.strictObject({ apps: z.array(z.unknown()), edge: z.record(z.string(), z.unknown()).optional() }),
   dns: DNS,
+  datagram: z.strictObject({
+    id: connId,
+    client: hostName,
+    to: z.string(),
+    from: z.string().optional(),
+    from_port: z.number().int().min(1).max(MAX_FROM_PORT, `from_port is 1-${MAX_FROM_PORT} (below the ephemeral range); leave it out for an ephemeral port`).optional(),
+    text: z.string().optional(),
+    bytes: z.number().int().min(0).max(MAX_DATAGRAM_BYTES, `a UDP datagram carries at most ${MAX_DATAGRAM_BYTES} bytes`).optional(),
+    count: z.number().int().min(1).max(MAX_LOAD_COUNT).optional(),
+    every_ms: virtualMs.optional(),
+  }),
 } as const;
 type ActionName = keyof typeof ACTIONS;
 const ACTION_NAMES = Object.keys(ACTIONS) as ActionName[];
@@ -202,9 +225,46 @@ const CONN_EXPECT = z.strictObject({
   received_bytes: z.number().int().min(0).optional(),
   closed_at_ms: z.tuple([z.number().min(0), z.number().min(0)]).optional(),
 });
+const count = z.union([z.number().int().min(0), z.tuple([z.number().int().min(0), z.number().int().min(0)])], {
+  error: 'a count is a whole number >= 0, or [min, max]',
+});
+const FLOW_EXPECT = z.strictObject({
+  id: connId,
+  status: z.number().int().min(0).max(999).optional(),
+  event: z.enum(['disconnect', 'originError', 'resolveOrigin']).optional(),
+  close_reason: z.string().optional(),
+  client_packets: count.optional(),
+  origin_packets: count.optional(),
+  client_bytes: count.optional(),
+  origin_bytes: count.optional(),
+  origin: z.string().optional(),
+  edge_flows: z.number().int().min(0).optional(),
+  received: z.array(z.string()).optional(),
+  received_datagrams: count.optional(),
+  received_bytes: count.optional(),
+  received_foreign: z.number().int().min(0).optional(),
+  origin_datagrams: count.optional(),
+  proxy_headers: z.number().int().min(0).optional(),
+  origin_client: z.string().optional(),
+});
+/** `expect.udp` keys: the UDP engine's counters (UdpStats) without their `udp_` prefix. */
+export const UDP_COUNTER_KEYS = [
+  'flows_total',
+  'flows_refused_cap',
+  'dgrams_no_app',
+  'dgrams_oversize',
+  'dgrams_queue_full',
+  'dgrams_from_unexpected_source',
+  'spp_reply_invalid',
+  'dgrams_upstream',
+  'dgrams_downstream',
+] as const;
+const UDP_EXPECT = z.strictObject(Object.fromEntries(UDP_COUNTER_KEYS.map((k) => [k, count.optional()])) as Record<(typeof UDP_COUNTER_KEYS)[number], z.ZodOptional<typeof count>>);
 const statusCounts = z.record(z.string().regex(/^\d{1,3}$/, 'a status key is a Status number such as "200"'), z.number().int().min(0));
 const EXPECT_FIELDS = {
   connections: z.array(CONN_EXPECT).optional(),
+  flows: z.array(FLOW_EXPECT).optional(),
+  udp: UDP_EXPECT.optional(),
   statuses: statusCounts.optional(),
   statuses_at_least: statusCounts.optional(),
   connect_ms: z.strictObject({ p50_max: z.number().min(0).optional(), p99_max: z.number().min(0).optional() }).optional(),
@@ -406,24 +466,30 @@ function checkTopology(t: ParsedTopology, issues: ScenarioIssue[]): World {
   t.origins.forEach((o, i) => {
     const p = pointerJoin('/topology/origins', i);
     const own = new Set(o.addresses.map(canonicalIp));
-    const bound: Array<{ host: string; start: number; end: number; at: string }> = [];
+    const bound: Array<{ protocol: 'tcp' | 'udp'; host: string; start: number; end: number; at: string }> = [];
     const behaviours = new Set(o.listeners.map((l) => l.behaviour));
     o.listeners.forEach((l, k) => {
       const lp = pointerJoin(p, 'listeners', k);
       if (l.behaviour === 'banner' && l.banner === undefined) issues.push(issue(pointerJoin(lp, 'banner'), 'E_SCENARIO_SCHEMA', 'behaviour banner needs a banner'));
       if (l.behaviour !== 'banner' && l.banner !== undefined) issues.push(issue(pointerJoin(lp, 'banner'), 'E_SCENARIO_SCHEMA', 'banner is only for behaviour banner'));
+      if (l.behaviour !== 'spp-echo' && l.wrong_header_for !== undefined) issues.push(issue(pointerJoin(lp, 'wrong_header_for'), 'E_SCENARIO_SCHEMA', 'wrong_header_for is only for behaviour spp-echo'));
       if (l.behaviour === 'blackhole' && behaviours.size > 1) {
         issues.push(issue(pointerJoin(lp, 'behaviour'), 'E_SCENARIO_UNSUPPORTED', `a black hole cuts the whole host off; give origin "${o.name}" only blackhole listeners, and put the others on another origin`));
       }
       const u = parseOriginUri(l.listen);
       const at = pointerJoin(lp, 'listen');
       if (!u.ok) {
-        issues.push(issue(at, 'E_SCENARIO_ADDRESS', `${u.message} (a listener is tcp://IP:PORT or tcp://IP:START-END)`));
+        issues.push(issue(at, 'E_SCENARIO_ADDRESS', `${u.message} (a listener is tcp://IP:PORT, tcp://IP:START-END, or the same with udp://)`));
         return;
       }
-      if (u.value.protocol !== 'tcp') {
-        issues.push(issue(at, 'E_SCENARIO_UNSUPPORTED', 'scenario origins are TCP only'));
+      const protocol = u.value.protocol;
+      const fits: readonly string[] = protocol === 'tcp' ? TCP_BEHAVIOURS : UDP_BEHAVIOURS;
+      if (!fits.includes(l.behaviour)) {
+        issues.push(issue(pointerJoin(lp, 'behaviour'), 'E_SCENARIO_UNSUPPORTED', `${l.behaviour} is not a ${protocol.toUpperCase()} behaviour; a ${protocol}:// listener is one of ${fits.join(', ')}`));
         return;
+      }
+      if (protocol === 'udp' && l.parse_proxy !== undefined) {
+        issues.push(issue(pointerJoin(lp, 'parse_proxy'), 'E_SCENARIO_SCHEMA', 'parse_proxy is for TCP listeners; a UDP origin decodes headers by its behaviour (spp-echo, v2-echo)'));
       }
       const host = canonicalIp(u.value.host);
       const wildcard = host === '0.0.0.0' || host === '::';
@@ -433,9 +499,9 @@ function checkTopology(t: ParsedTopology, issues: ScenarioIssue[]): World {
       }
       if (l.behaviour === 'refuse' || l.behaviour === 'blackhole') return; // nothing is bound
       const { start, end } = u.value.ports;
-      const clash = bound.find((b) => b.start <= end && start <= b.end && (b.host === host || wildcard || b.host === '0.0.0.0' || b.host === '::'));
+      const clash = bound.find((b) => b.protocol === protocol && b.start <= end && start <= b.end && (b.host === host || wildcard || b.host === '0.0.0.0' || b.host === '::'));
       if (clash !== undefined) issues.push(issue(at, 'E_SCENARIO_DUPLICATE', `overlaps the listener at ${clash.at}`));
-      else bound.push({ host, start, end, at });
+      else bound.push({ protocol, host, start, end, at });
     });
   });
 
@@ -535,6 +601,23 @@ function checkEdgeAddresses(edge: Record<string, unknown> | undefined, base: str
   });
 }
 
+/** A `datagram` step's body as validated. */
+type DatagramBody = z.output<typeof ACTIONS.datagram>;
+
+const encoder = new TextEncoder();
+
+/** The address a client sends from: `from`, else its first address of `to`'s family (undefined: it has none). */
+export function sourceAddress(clientAddresses: readonly string[], to: string, from: string | undefined): string | undefined {
+  if (from !== undefined) return from;
+  const dst = parseIpPort(to);
+  if (dst === undefined) return undefined;
+  return clientAddresses.find((a) => parseIpLiteral(a)?.family === dst.family);
+}
+
+function checkCount(c: number | readonly [number, number] | undefined, p: string, issues: ScenarioIssue[]): void {
+  if (Array.isArray(c) && c[0]! > c[1]!) issues.push(issue(p, 'E_SCENARIO_SCHEMA', 'a range is [min, max] with min <= max'));
+}
+
 interface OpenedConn {
   readonly at: number;
   readonly pointer: string;
@@ -618,6 +701,30 @@ export function validateScenario(input: unknown): ScenarioResult {
     }
   });
 
+  // UDP flow ids: the first datagram step of an id binds the client socket, later ones reuse it, so they must
+  // describe the same socket. Flow ids and connection ids share one namespace (expectations name either).
+  const flows = new Map<string, { pointer: string; body: DatagramBody }>();
+  const flowIdsKnown = rawSteps.every((s, i) => steps[i] !== undefined || typeof s !== 'object' || s === null || !('datagram' in s));
+  steps.forEach((s, i) => {
+    if (s === undefined || s.action !== 'datagram') return;
+    const p = pointerJoin('/timeline', i, 'datagram');
+    const b = s.body as DatagramBody;
+    const conn = opened.get(b.id);
+    if (conn !== undefined) issues.push(issue(pointerJoin(p, 'id'), 'E_SCENARIO_DUPLICATE', `"${b.id}" is already a connection id (${conn.pointer}); give the flow its own id`));
+    const first = flows.get(b.id);
+    if (first === undefined) {
+      flows.set(b.id, { pointer: p, body: b });
+      return;
+    }
+    for (const k of ['client', 'to', 'from', 'from_port'] as const) {
+      if (b[k] !== first.body[k]) {
+        issues.push(issue(pointerJoin(p, k), 'E_SCENARIO_DUPLICATE', `flow "${b.id}" opened at ${first.pointer} with ${k} ${JSON.stringify(first.body[k] ?? null)}; a flow keeps one client socket, so give the same ${k} or another id`));
+      }
+    }
+  });
+  /** `client|address|port` of each fixed client port → the flow that binds it. */
+  const fixedPorts = new Map<string, string>();
+
   if (world !== undefined && topology !== undefined) {
     let appsEdge = edgeSection;
     steps.forEach((s, i) => {
@@ -670,6 +777,21 @@ export function validateScenario(input: unknown): ScenarioResult {
         case 'dns':
           checkDns(b, p, issues);
           break;
+        case 'datagram': {
+          checkDial(b.client, b.to, b.from, p, world, issues);
+          if ((b.text === undefined) === (b.bytes === undefined)) issues.push(issue(p, 'E_SCENARIO_SCHEMA', 'give exactly one of text and bytes'));
+          if (b.text !== undefined && encoder.encode(b.text).byteLength > MAX_DATAGRAM_BYTES) {
+            issues.push(issue(pointerJoin(p, 'text'), 'E_SCENARIO_SCHEMA', `a UDP datagram carries at most ${MAX_DATAGRAM_BYTES} bytes`));
+          }
+          const src = b.from_port === undefined || flows.get(b.id)?.pointer !== p ? undefined : sourceAddress(world.hosts.get(b.client)?.addresses ?? [], b.to, b.from);
+          if (src !== undefined) {
+            const key = `${b.client}|${canonicalIp(src)}|${b.from_port}`;
+            const other = fixedPorts.get(key);
+            if (other !== undefined) issues.push(issue(pointerJoin(p, 'from_port'), 'E_SCENARIO_DUPLICATE', `flow "${other}" binds ${formatIpPort(src, b.from_port)} already`));
+            else fixedPorts.set(key, b.id);
+          }
+          break;
+        }
       }
     });
   }
@@ -686,6 +808,19 @@ export function validateScenario(input: unknown): ScenarioResult {
       if (v !== undefined && parseIpPort(v) === undefined) issues.push(issue(pointerJoin(p, 'proxy_header', side), 'E_SCENARIO_ADDRESS', `"${v}" is not IP:PORT ([IPv6]:PORT)`));
     }
   });
+
+  expect?.flows?.forEach((f, k) => {
+    const p = pointerJoin('/expect/flows', k);
+    if (!flows.has(f.id) && flowIdsKnown) issues.push(issue(pointerJoin(p, 'id'), 'E_SCENARIO_REFERENCE', `no datagram step sends on flow "${f.id}"`));
+    for (const field of ['origin', 'origin_client'] as const) {
+      const v = f[field];
+      if (v !== undefined && parseIpPort(v) === undefined) issues.push(issue(pointerJoin(p, field), 'E_SCENARIO_ADDRESS', `"${v}" is not IP:PORT ([IPv6]:PORT)`));
+    }
+    for (const field of ['client_packets', 'origin_packets', 'client_bytes', 'origin_bytes', 'received_datagrams', 'received_bytes', 'origin_datagrams'] as const) {
+      checkCount(f[field], pointerJoin(p, field), issues);
+    }
+  });
+  for (const key of UDP_COUNTER_KEYS) checkCount(expect?.udp?.[key], pointerJoin('/expect/udp', key), issues);
 
   if (issues.length > 0 || name === undefined || seed === undefined || topology === undefined || apps === undefined) {
     if (issues.length === 0) throw new Error('validateScenario: a section failed without an issue');

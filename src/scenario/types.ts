@@ -8,7 +8,8 @@
  * is not the real network; use documentation ranges: 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32).
  *
  * Extensions beyond the first draft (all optional, so older files stay valid; docs/scenarios.md has the details):
- * listener `parse_proxy: 'required'`, connect `half_open`, expectation fields `error`, `received_bytes` and `closed_at_ms`.
+ * listener `parse_proxy: 'required'`, connect `half_open`, expectation fields `error`, `received_bytes` and `closed_at_ms`;
+ * UDP: `udp://` origin listeners with the UDP behaviours, the `datagram` step, `expect.flows` and `expect.udp`.
  */
 
 export interface ScenarioFile {
@@ -35,9 +36,9 @@ export interface Topology {
     name: string;
     addresses: string[];
     listeners: Array<{
-      /** `tcp://ip:port` or `tcp://ip:start-end`. */
+      /** `tcp://ip:port`, `tcp://ip:start-end`, or the same with `udp://` (then `behaviour` is a UDP one). */
       listen: string;
-      behaviour: OriginBehaviour;
+      behaviour: OriginBehaviour | UdpOriginBehaviour;
       /** banner: text sent first. */
       banner?: string;
       /**
@@ -47,6 +48,11 @@ export interface Topology {
        * server (Postfix `smtpd_upstream_proxy_protocol`) does. `false`: every byte is payload.
        */
       parse_proxy?: boolean | 'required';
+      /**
+       * `spp-echo` only: a datagram whose payload is exactly one of these texts is answered with a WRONG SPP header
+       * (the client port off by one), as a buggy or spoofing origin would; the edge must drop that reply.
+       */
+      wrong_header_for?: string[];
     }>;
   }>;
   /** Link parameters between two hosts (both directions unless `direction`). Unlisted pairs: 0.1 ms, lossless. */
@@ -71,6 +77,18 @@ export interface Topology {
 /** echo: returns what it reads; sink: reads and drops; banner: speaks first then echoes; refuse: nothing listens
  * (ECONNREFUSED); blackhole: SYNs vanish (connect timeout); reset: RST after the first bytes; close: FIN at once. */
 export type OriginBehaviour = 'echo' | 'sink' | 'banner' | 'refuse' | 'blackhole' | 'reset' | 'close';
+
+/**
+ * What a `udp://` origin listener does with each datagram. echo: sends it back as it came. spp-echo: decodes the
+ * Simple Proxy Protocol header, records the client address it names, and answers with the same header and payload
+ * (datagrams without a valid header are dropped). v2-echo: decodes a PROXY v2 header on the first datagram from each
+ * source (one edge flow), records it, and echoes payloads (later datagrams are echoed whole, header or not). silent:
+ * records and never answers.
+ */
+export type UdpOriginBehaviour = 'echo' | 'spp-echo' | 'v2-echo' | 'silent';
+
+/** An exact count, or `[min, max]` inclusive (for stories where loss and duplication make the exact value random). */
+export type CountExpectation = number | [number, number];
 
 export type TimelineStep =
   /** A client opens a connection (`id` names it for later steps and expectations). */
@@ -106,8 +124,29 @@ export type TimelineStep =
   | { at: number; restart: { host: string } }
   /** Replaces the edge's apps (a hot reload). */
   | { at: number; reload: { apps: unknown[]; edge?: Record<string, unknown> } }
-  | { at: number; dns: { name: string; type: 'A' | 'AAAA' | 'SRV'; records: string[]; ttl: number } };
+  | { at: number; dns: { name: string; type: 'A' | 'AAAA' | 'SRV'; records: string[]; ttl: number } }
+  /**
+   * A client sends UDP datagrams to an edge. `id` names the flow: the client socket is bound on the first step with
+   * that id (from `from`, default the client's first address of `to`'s family; port `from_port`, default
+   * ephemeral) and reused by later steps with the same id, which must name the same client, `to`, `from` and
+   * `from_port`. `text` or `bytes` of filler is the payload; with `count`, that many datagrams `every_ms` apart.
+   */
+  | { at: number; datagram: DatagramStep };
 
+export interface DatagramStep {
+  id: string;
+  client: string;
+  /** `ip:port` on an edge (`[v6]:port` for IPv6). */
+  to: string;
+  from?: string;
+  /** Fixed source port, 1-49151 (below the ephemeral range, so it never collides with an ephemeral one). */
+  from_port?: number;
+  text?: string;
+  bytes?: number;
+  /** Datagrams to send (default 1), spaced `every_ms` (default 1). */
+  count?: number;
+  every_ms?: number;
+}
 export interface ConnExpectation {
   /** Connection id from the timeline. */
   id: string;
@@ -131,9 +170,57 @@ export interface ConnExpectation {
   closed_at_ms?: [number, number];
 }
 
+/**
+ * One UDP flow id from the timeline. The edge's fields describe its last flow for that client socket (the edge
+ * opens a new one when a client sends again after its flow expired; `edge_flows` counts them).
+ */
+export interface FlowExpectation {
+  id: string;
+  /** The edge's closing event: Status, Event, CloseReason, ClientPackets, OriginPackets, ClientBytes, OriginBytes. */
+  status?: number;
+  event?: 'disconnect' | 'originError' | 'resolveOrigin';
+  close_reason?: string;
+  client_packets?: CountExpectation;
+  origin_packets?: CountExpectation;
+  client_bytes?: CountExpectation;
+  origin_bytes?: CountExpectation;
+  /** `ip:port` of the origin the edge sent to. */
+  origin?: string;
+  /** How many flows the edge opened for this client socket. */
+  edge_flows?: number;
+  /** The payloads the client received, as text, in order of arrival. */
+  received?: string[];
+  received_datagrams?: CountExpectation;
+  received_bytes?: CountExpectation;
+  /** Datagrams the client received whose payload it never sent (with echoing origins: another flow's reply). */
+  received_foreign?: number;
+  /** Datagrams the origin received on this flow (headers included). */
+  origin_datagrams?: CountExpectation;
+  /** Of those, how many started with a PROXY v2 signature. */
+  proxy_headers?: number;
+  /** The client address the origin decoded (SPP header, or the PROXY v2 header of a flow's first datagram), `ip:port`. */
+  origin_client?: string;
+}
+
+/** Counters of the edges' UDP engines (`edge.udp.stats` without the `udp_` prefix), summed over every edge. */
+export interface UdpCountersExpectation {
+  flows_total?: CountExpectation;
+  flows_refused_cap?: CountExpectation;
+  dgrams_no_app?: CountExpectation;
+  dgrams_oversize?: CountExpectation;
+  dgrams_queue_full?: CountExpectation;
+  dgrams_from_unexpected_source?: CountExpectation;
+  spp_reply_invalid?: CountExpectation;
+  dgrams_upstream?: CountExpectation;
+  dgrams_downstream?: CountExpectation;
+}
+
 export interface Expectations {
   connections?: ConnExpectation[];
-  /** Counts of closing events by Status, e.g. `{ "200": 998, "522": 2 }`. Exact unless `at_least`. */
+  /** UDP flows, by the `id` of their `datagram` steps. */
+  flows?: FlowExpectation[];
+  udp?: UdpCountersExpectation;
+  /** Counts of closing events (TCP and UDP) by Status, e.g. `{ "200": 998, "522": 2 }`. Exact unless `at_least`. */
   statuses?: Record<string, number>;
   statuses_at_least?: Record<string, number>;
   /** Percentiles of connect time (accept → established), ms. */

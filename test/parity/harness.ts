@@ -2,14 +2,17 @@
  * The two arms of the parity suite: one test body, written once against the `Network` port, runs on real loopback
  * sockets (`nodeArm`) and on the simulator (`simArm`), and both must show the same observable outcome.
  *
- * - node arm: client, edge and origin all on 127.0.0.1. Origin listeners bind port 0; edge ports are fixed and lie in
- *   7800-7899 (this suite's block). Waits are real and bounded (`settle` times out).
+ * - node arm: client, edge and origin all on 127.0.0.1. Origin listeners and UDP sockets bind port 0; edge ports are
+ *   fixed and lie in 7800-7899 (this suite's block: TCP cases 7800-7869 and 7899, UDP cases 7870-7898). Waits are
+ *   real and bounded (`settle` times out).
  * - sim arm: hosts 'client' 203.0.113.10, 'edge' 198.51.100.1, 'origin' 198.51.100.2 on a fixed seed. `settle`
  *   runs the simulation one timer at a time (draining promise continuations in between) until the promise settles;
  *   a simulation that goes idle first is a failure, not a hang.
  *
- * `close()` ends every run with the leak check: the engine has no open connection, every Conn the test opened or
- * accepted is closed, and on the sim arm, after running idle, netstat is empty and no timer is pending.
+ * `close()` ends every run with the leak check: the engine has no open connection and no UDP flow, every Conn the
+ * test opened or accepted is closed, and on the sim arm, after running idle, netstat is empty (no TCP connection,
+ * listener or UDP socket: the engine closed its flows' upstream sockets and its edge sockets) and no timer is pending.
+ * UDP sockets the test bound are closed by `close()` itself (a datagram socket has no peer to wait for).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -18,7 +21,7 @@ import { pino } from 'pino';
 import { EdgeNode } from '../../src/edge/edge-node.ts';
 import { createNodeNetwork } from '../../src/net/node/network.ts';
 import { createSim, type Sim } from '../../src/net/sim/index.ts';
-import type { Conn, Network, SocketAddress, TcpListener } from '../../src/net/ports.ts';
+import type { Conn, Datagram, Network, SocketAddress, TcpListener, UdpSocket } from '../../src/net/ports.ts';
 import type { SpectrumEvent } from '../../src/streams/events.ts';
 import { traceLine, type TraceEventName, type TraceRecord } from '../../src/streams/trace.ts';
 import { mustConfig } from '../helpers/edge.ts';
@@ -95,11 +98,12 @@ const NODE_SETUP_TIMEOUT_MS = 30_000;
 interface Tracked {
   readonly conns: Conn[];
   readonly listeners: Array<{ l: TcpListener; closed: boolean }>;
+  readonly udp: Array<{ s: UdpSocket; closed: boolean }>;
 }
 
 /**
- * Delegates to `inner`, remembering each Conn (dialled or accepted) and each listener. Listeners are wrapped only
- * to know whether the body closed them already; Conns are handed out as they are (no change of semantics).
+ * Delegates to `inner`, remembering each Conn (dialled or accepted), each listener and each UDP socket. Listeners and
+ * UDP sockets are wrapped only to know whether the body closed them already; Conns are handed out as they are.
  */
 function tracking(inner: Network, t: Tracked): Network {
   return {
@@ -130,7 +134,22 @@ function tracking(inner: Network, t: Tracked): Network {
       return c;
     },
     resolve: (name, type) => inner.resolve(name, type),
-    bindUdp: (opts) => inner.bindUdp(opts),
+    async bindUdp(opts) {
+      const s = await inner.bindUdp(opts);
+      const entry = { s, closed: false };
+      t.udp.push(entry);
+      return {
+        get local() {
+          return s.local;
+        },
+        setHandler: (h) => s.setHandler(h),
+        send: (data, port, address) => s.send(data, port, address),
+        close() {
+          entry.closed = true;
+          s.close();
+        },
+      };
+    },
   };
 }
 
@@ -151,7 +170,7 @@ async function buildRun(
   afterShutdown: (t: Tracked) => Promise<void>,
   build: ConfigBuilder,
 ): Promise<ArmRun> {
-  const tracked: Tracked = { conns: [], listeners: [] };
+  const tracked: Tracked = { conns: [], listeners: [], udp: [] };
   const clientNet = tracking(nets.client, tracked);
   const originNet = tracking(nets.origin, tracked);
   const releases: Array<() => Promise<void> | void> = [];
@@ -222,12 +241,18 @@ async function buildRun(
         try {
           // The leak check proper: a body must leave the engine with nothing open before shutdown forces it.
           assert.deepEqual(edge.tcp.states(), [], `${name} arm: connections still open in the engine before shutdown`);
+          assert.equal(edge.udp.activeCount, 0, `${name} arm: UDP flows still open in the engine before shutdown (wait for their idle expiry)`);
           await driver.settle(edge.shutdown(50), 'edge.shutdown');
           assert.equal(edge.tcp.activeCount, 0, `${name} arm: connections left open after shutdown`);
           for (const entry of tracked.listeners) {
             if (entry.closed) continue;
             entry.closed = true;
             await driver.settle(entry.l.close(), 'origin listener close');
+          }
+          for (const entry of tracked.udp) {
+            if (entry.closed) continue;
+            entry.closed = true;
+            entry.s.close();
           }
         } finally {
           for (const r of releases.splice(0)) await r();
@@ -398,6 +423,7 @@ export function simArm(seed: number): Arm & { readonly record: () => SimRecord |
         const ns = sim.netstat();
         assert.deepEqual(ns.tcp, [], 'sim arm: TCP connections left (netstat)');
         assert.deepEqual(ns.listeners, [], 'sim arm: listeners left (netstat)');
+        assert.deepEqual(ns.udp, [], 'sim arm: UDP sockets left (netstat)');
         assert.equal(sim.clock.pendingTimers(), 0, 'sim arm: timers left');
         record = { traceLines: run!.trace.map(traceLine), simEvents: count, simDigest: (digest >>> 0).toString(16) };
       }, build).then((r) => (run = r));
@@ -557,6 +583,53 @@ export function startEchoOrigin(net: Network, host: string, port = 0): Promise<O
   return startOrigin(net, host, port, () => {}, { on: { data: (chunk, p) => void p.conn.write(chunk) } });
 }
 
+/** A UDP socket that records every datagram it receives, in order; optionally answers each one. */
+export interface UdpProbe {
+  readonly sock: UdpSocket;
+  /** The socket's address (kept: node forgets it after close). */
+  readonly local: SocketAddress;
+  /** Datagrams received, in arrival order. */
+  readonly got: Datagram[];
+  /** Payloads received as text, in arrival order. */
+  texts(): string[];
+  send(data: string | Uint8Array, port: number, address: string): void;
+  /** Resolves once `n` datagrams have arrived in total. */
+  untilCount(n: number): Promise<void>;
+}
+
+/**
+ * Binds a UDP socket on `net` at `host:port` (0 = any) that records what it receives; `reply` (if given) computes an
+ * answer to each datagram, sent back to its source (undefined: no answer). The run's `close()` closes it.
+ */
+export async function udpProbe(net: Network, host: string, port = 0, reply?: (d: Datagram) => Uint8Array | undefined): Promise<UdpProbe> {
+  const sock = await net.bindUdp({ host, port });
+  const got: Datagram[] = [];
+  const waiters: Array<{ n: number; res: () => void }> = [];
+  sock.setHandler((d) => {
+    // Node hands out a Buffer that may be reused by nothing but the caller; copy so a record never changes.
+    got.push({ data: Buffer.from(d.data), remote: d.remote });
+    const out = reply?.(d);
+    if (out !== undefined) sock.send(out, d.remote.port, d.remote.address);
+    for (const w of [...waiters]) {
+      if (got.length >= w.n) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.res();
+      }
+    }
+  });
+  return {
+    sock,
+    local: sock.local,
+    got,
+    texts: () => got.map((d) => Buffer.from(d.data).toString()),
+    send: (data, p, address) => sock.send(typeof data === 'string' ? Buffer.from(data) : data, p, address),
+    untilCount(n) {
+      if (got.length >= n) return Promise.resolve();
+      return new Promise((res) => waiters.push({ n, res }));
+    },
+  };
+}
+
 // ── running one body on both arms ───────────────────────────────────────────────────────────────────────────────────
 
 /** Starts `arm`, runs `fn`, and closes the run (leak check included). A failing body still closes, quietly. */
@@ -617,6 +690,11 @@ export function eventView(run: ArmAddresses, e: SpectrumEvent, originPorts: Read
     ClientBytes: e.ClientBytes,
     OriginBytes: e.OriginBytes,
   };
+}
+
+/** A UDP flow's Spectrum event as `eventView` shows it, with the protocol and the datagram counts. */
+export function udpEventView(run: ArmAddresses, e: SpectrumEvent, originPorts: Readonly<Record<string, number>> = {}): Record<string, unknown> {
+  return { ...eventView(run, e, originPorts), ClientProto: e.ClientProto, ClientPackets: e.ClientPackets, OriginPackets: e.OriginPackets };
 }
 
 /** The decision trace as its event sequence (times and addresses left out). */

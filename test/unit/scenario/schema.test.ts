@@ -72,11 +72,11 @@ void describe('validateScenario', () => {
     assert.deepEqual(codes((s) => (s['topology'].origins[0].name = 'alice')), ['/topology/origins/0/name E_SCENARIO_DUPLICATE']);
   });
 
-  void it('checks origin listeners: own address, TCP only, banner text, no overlap, black holes alone', () => {
+  void it('checks origin listeners: own address, a behaviour of the listener protocol, banner text, no overlap, black holes alone', () => {
     const got = codes((s) => {
       s['topology'].origins[0].listeners = [
         { listen: 'tcp://192.0.2.99:1', behaviour: 'echo' },
-        { listen: 'udp://192.0.2.10:2', behaviour: 'echo' },
+        { listen: 'udp://192.0.2.10:2', behaviour: 'sink' },
         { listen: 'tcp://192.0.2.10:3', behaviour: 'banner' },
         { listen: 'tcp://192.0.2.10:7000-7010', behaviour: 'echo' },
         { listen: 'tcp://0.0.0.0:7005', behaviour: 'sink' },
@@ -86,7 +86,7 @@ void describe('validateScenario', () => {
     });
     assert.deepEqual(got, [
       '/topology/origins/0/listeners/0/listen E_SCENARIO_ADDRESS',
-      '/topology/origins/0/listeners/1/listen E_SCENARIO_UNSUPPORTED',
+      '/topology/origins/0/listeners/1/behaviour E_SCENARIO_UNSUPPORTED',
       '/topology/origins/0/listeners/2/banner E_SCENARIO_SCHEMA',
       '/topology/origins/0/listeners/4/listen E_SCENARIO_DUPLICATE',
       '/topology/origins/0/listeners/5/behaviour E_SCENARIO_UNSUPPORTED',
