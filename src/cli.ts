@@ -12,6 +12,7 @@ import { EdgeNode } from './edge/edge-node.ts';
 import { startBuiltinOrigins, type RunningOrigins } from './edge/builtin-origins.ts';
 import { createLogger } from './log.ts';
 import { traceLine } from './streams/trace.ts';
+import { loadGeo, type LoadedGeo } from './net/node/geo-loader.ts';
 import { parseConfigText, validateConfig } from './model/config.ts';
 import { formatPortRange } from './model/ports.ts';
 import { isRefractError, RefractError } from './model/errors.ts';
@@ -94,7 +95,19 @@ async function serveCommand(file: string | undefined, opts: { events?: string; l
   let config = first.config;
   const log: Logger = createLogger({ level: opts.logLevel ?? config.log.level, node: config.node.id });
   const net = createNodeNetwork({ dnsServers: config.node.dnsServers });
-  const edge = new EdgeNode({ net, log }, config);
+  let geo: LoadedGeo | undefined;
+  if (config.geo.country.length > 0 || config.geo.asn.length > 0) {
+    try {
+      geo = await loadGeo(
+        { country: config.geo.country, asn: config.geo.asn },
+        { watch: true, onEvent: (e) => log.info({ geo: e }, 'geolocation data') },
+      );
+    } catch (e) {
+      process.stderr.write(`refract: could not load geo data: ${isRefractError(e) ? `${e.code}: ` : ''}${(e as Error).message}\n`);
+      return 1;
+    }
+  }
+  const edge = new EdgeNode(geo ? { net, log, geo } : { net, log }, config);
   const sink = eventSink(opts.events ?? config.log.events, edge);
   const traceOut = opts.trace ? createWriteStream(resolvePath(opts.trace), { flags: 'a' }) : undefined;
   if (traceOut) edge.trace.records$.subscribe((r) => traceOut.write(traceLine(r) + '\n'));
@@ -179,6 +192,7 @@ async function serveCommand(file: string | undefined, opts: { events?: string; l
           log.info({ event: 'serve.stopped' }, 'stopped');
           if (sink && sink !== process.stdout) (sink as WriteStream).end();
           traceOut?.end();
+          geo?.close();
           resolveExit(0);
         })
         .catch((err: unknown) => {

@@ -18,6 +18,8 @@ import { UdpEngine, type UdpSlot } from '../machines/udp-flow.ts';
 import { EventLog } from '../streams/events.ts';
 import { Trace } from '../streams/trace.ts';
 import { createOriginResolver, type OriginResolver } from './origin-resolver.ts';
+import { compileAccessRules, type CompiledAccessRules } from '../core/access-rules.ts';
+import { NO_GEO, type GeoLookup } from '../core/geo.ts';
 
 interface ListenerSlot {
   readonly key: string;
@@ -55,6 +57,8 @@ export interface EdgeNodeDeps {
   readonly log: Logger;
   readonly events?: EventLog;
   readonly trace?: Trace;
+  /** Country/ASN data (the CLI loads it from `geo:` files); none = lookups answer nothing. */
+  readonly geo?: GeoLookup;
 }
 
 export class EdgeNode {
@@ -68,6 +72,7 @@ export class EdgeNode {
   #config: RefractConfig | undefined;
   readonly #slots = new Map<string, ListenerSlot>();
   #chain: Promise<unknown> = Promise.resolve();
+  #access: { rules: CompiledAccessRules; geo: GeoLookup };
   #stopped = false;
 
   constructor(deps: EdgeNodeDeps, initial: RefractConfig) {
@@ -75,6 +80,7 @@ export class EdgeNode {
     this.#log = deps.log;
     this.events = deps.events ?? new EventLog();
     this.trace = deps.trace ?? new Trace();
+    this.#access = { rules: compileAccessRules(initial.accessRules), geo: deps.geo ?? NO_GEO };
     this.#resolver = createOriginResolver({
       net: deps.net,
       clock: deps.net.clock,
@@ -88,6 +94,7 @@ export class EdgeNode {
       settings: () => this.#config!.node,
       targets: (app: AppSpec, port: number) => this.#targets(app, port),
       events: this.events,
+      access: () => this.#access,
       trace: this.trace,
       log: deps.log,
     };
@@ -168,7 +175,8 @@ export class EdgeNode {
       throw e;
     }
 
-    // Phase 2: commit. Nothing below can fail.
+    // Phase 2: commit. Nothing below can fail (rules were validated; compiling them cannot fail).
+    this.#access = { rules: compileAccessRules(config.accessRules), geo: this.#access.geo };
     for (const s of fresh) {
       this.#slots.set(s.key, s);
       if (s.udp) this.udp.attach(s.udp);

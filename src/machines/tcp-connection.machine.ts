@@ -28,6 +28,7 @@ import type { ErrorCode } from '../model/errors.ts';
 export type TcpConnEvent =
   | { type: 'CONN.ROUTED' }
   | { type: 'CONN.NO_APP' }
+  | { type: 'CONN.FILTERED' }
   | { type: 'PROXY.EXPECTED' }
   | { type: 'PROXY.UNTRUSTED' }
   | { type: 'PROXY.DECODED'; header: ProxyHeader; rest: Uint8Array }
@@ -60,6 +61,7 @@ export const tcpConnectionMachine = setup({
     recordProxyInvalid: todo,
     recordUntrusted: todo,
     recordNoApp: todo,
+    recordFiltered: todo,
     resolveOrigin: todo,
     recordResolveFailed: todo,
     dialNext: todo,
@@ -95,6 +97,7 @@ export const tcpConnectionMachine = setup({
         'PROXY.EXPECTED': 'readingProxyHeader',
         'PROXY.UNTRUSTED': { target: 'closed', actions: 'recordUntrusted' },
         'CONN.NO_APP': { target: 'closed', actions: 'recordNoApp' },
+        'CONN.FILTERED': { target: 'closed', actions: 'recordFiltered' },
       },
     },
     readingProxyHeader: {
@@ -103,6 +106,7 @@ export const tcpConnectionMachine = setup({
       on: {
         'PROXY.DECODED': 'resolving',
         'PROXY.INVALID': { target: 'closed', actions: 'recordProxyInvalid' },
+        'CONN.FILTERED': { target: 'closed', actions: 'recordFiltered' },
         'DOWNSTREAM.CLOSED': { target: 'closed', actions: 'recordClientGone' },
       },
     },

@@ -15,6 +15,8 @@ import { isRefractError, type ErrorCode } from '../model/errors.ts';
 import type { AppSpec, NodeSettings } from '../model/types.ts';
 import { IdleWaiters, rfc3339, type CloseReason, type EventLog, type SpectrumEvent, type SpectrumEventName } from '../streams/events.ts';
 import { isTrustedSource } from '../core/cidr.ts';
+import { decide, type ClientMatchedIpFirewall, type CompiledAccessRules } from '../core/access-rules.ts';
+import type { GeoLookup } from '../core/geo.ts';
 import type { Trace, TraceEventName } from '../streams/trace.ts';
 
 export interface UpstreamTarget {
@@ -31,6 +33,8 @@ export interface TcpEngineDeps {
   /** Origin targets for a new connection; sync when no I/O is needed. Rejects with a RefractError. */
   targets(app: AppSpec, edgePort: number): readonly UpstreamTarget[] | Promise<readonly UpstreamTarget[]>;
   readonly events: EventLog;
+  /** The zone's compiled IP Access rules and the geolocation data, current (a reload swaps them). */
+  access(): { readonly rules: CompiledAccessRules; readonly geo: GeoLookup };
   /** Decision trace (optional); records are built only when someone subscribes. */
   readonly trace?: Trace;
   readonly log: Logger;
@@ -41,6 +45,7 @@ export interface TcpStats {
   downstream_cx_active: number;
   downstream_cx_no_app: number;
   downstream_cx_proxy_refused: number;
+  downstream_cx_ip_blocked: number;
   upstream_cx_total: number;
   upstream_cx_connect_fail: number;
   upstream_cx_connect_timeout: number;
@@ -80,6 +85,9 @@ interface ConnRecord extends HostedInstance<ConnRecord, TcpConnEvent> {
   announced: boolean;
   /** The client's FIN arrived before the splice started (it is forwarded once upstream is connected). */
   downEnded: boolean;
+  country: string;
+  asn: number;
+  matched: ClientMatchedIpFirewall;
 }
 
 const EMPTY_PREFIX: Uint8Array[] = [];
@@ -129,6 +137,7 @@ export class TcpEngine {
     downstream_cx_active: 0,
     downstream_cx_no_app: 0,
     downstream_cx_proxy_refused: 0,
+    downstream_cx_ip_blocked: 0,
     upstream_cx_total: 0,
     upstream_cx_connect_fail: 0,
     upstream_cx_connect_timeout: 0,
@@ -147,6 +156,10 @@ export class TcpEngine {
       recordProxyInvalid: (r, e) => this.#end(r, 'clientFiltered', 400, 'proxy_invalid', e.type === 'PROXY.INVALID' ? e.code : 'E_PP_BAD_SIGNATURE'),
       recordUntrusted: (r) => this.#end(r, 'clientFiltered', 403, 'proxy_untrusted', 'E_PP_UNTRUSTED'),
       recordNoApp: (r) => this.#end(r, 'disconnect', 0, 'no_app', 'E_NO_APP'),
+      recordFiltered: (r) => {
+        this.stats.downstream_cx_ip_blocked++;
+        this.#end(r, 'clientFiltered', 403, 'ip_firewall', 'E_RULE_BLOCKED');
+      },
       resolveOrigin: (r) => this.#resolveOrigin(r),
       recordResolveFailed: (r, e) =>
         this.#end(r, 'resolveOrigin', 531, 'resolve_failed', e.type === 'ORIGIN.RESOLVE_FAILED' ? e.code : 'E_UPSTREAM_RESOLVE_FAILED'),
@@ -241,6 +254,9 @@ export class TcpEngine {
       log: undefined,
       announced: false,
       downEnded: false,
+      country: '',
+      asn: 0,
+      matched: 'UNKNOWN',
     };
     this.stats.downstream_cx_total++;
     this.stats.downstream_cx_active++;
@@ -312,8 +328,14 @@ export class TcpEngine {
       return;
     }
     const ap = r.settings.acceptProxy;
-    if (!ap) this.#announce(r);
-    else {
+    if (!ap) {
+      // Access rules run before any upstream work, on the socket's address (no load balancer in front).
+      if (this.#blocked(r)) {
+        this.#send(r, { type: 'CONN.FILTERED' });
+        return;
+      }
+      this.#announce(r);
+    } else {
       if (isTrustedSource(ap.trusted, r.client.address)) this.#send(r, { type: 'PROXY.EXPECTED' });
       else {
         this.stats.downstream_cx_proxy_refused++;
@@ -322,6 +344,20 @@ export class TcpEngine {
       return;
     }
     this.#send(r, { type: 'CONN.ROUTED' });
+  }
+
+  /** Looks the client up (country, ASN) and, for apps with ip_firewall, applies the zone's rules. */
+  #blocked(r: ConnRecord): boolean {
+    const { rules, geo } = this.#deps.access();
+    const ip = r.client.address;
+    r.country = geo.country(ip) ?? '';
+    const asn = geo.asn(ip);
+    r.asn = asn?.asn ?? 0;
+    if (!r.app?.ipFirewall || rules.size === 0) return false;
+    const d = decide(rules, { ip, country: r.country || undefined, asn: asn?.asn });
+    r.matched = d.action === 'block' ? d.matched : d.action === 'allow' ? d.matched : 'UNKNOWN';
+    if (d.action === 'block') this.#trace(r, 'filtered', { matched: d.matched, rule: d.ruleId ?? '' });
+    return d.action === 'block';
   }
 
   /** Emits `connect` once, with the real client address (after any inbound PROXY header). */
@@ -357,6 +393,11 @@ export class TcpEngine {
         }
         if (res.rest.length > 0) r.prefix = [res.rest];
         this.#trace(r, 'proxy_in', { version: h.version, command: h.command, client: `${r.client.address}:${r.client.port}` });
+        // Rules apply to the client the header names, never to the load balancer.
+        if (this.#blocked(r)) {
+          this.#send(r, { type: 'CONN.FILTERED' });
+          return;
+        }
         this.#announce(r);
         this.#send(r, { type: 'PROXY.DECODED', header: h, rest: res.rest });
       },
@@ -542,7 +583,9 @@ export class TcpEngine {
       OriginTlsMode: app.tls,
       ProxyProtocol: app.proxyProtocol,
       IpFirewall: app.ipFirewall,
-      ClientMatchedIpFirewall: 'UNKNOWN',
+      ClientMatchedIpFirewall: r.matched,
+      ClientCountry: r.country,
+      ClientAsn: r.asn,
       Status: status,
       ConnectTimestamp: r.connectedEpoch ? rfc3339(r.connectedEpoch) : '',
       DisconnectTimestamp: closing ? rfc3339(now) : '',

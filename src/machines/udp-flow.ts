@@ -17,6 +17,8 @@ import type { AppSpec, NodeSettings } from '../model/types.ts';
 import { IdleWaiters, rfc3339, type CloseReason, type EventLog, type SpectrumEvent, type SpectrumEventName } from '../streams/events.ts';
 import type { Trace, TraceEventName } from '../streams/trace.ts';
 import type { UpstreamTarget } from './tcp-connection.ts';
+import { decide, type CompiledAccessRules } from '../core/access-rules.ts';
+import type { GeoLookup } from '../core/geo.ts';
 
 /** Datagrams held per flow while its upstream socket opens; more are dropped (and counted). */
 const MAX_QUEUED = 64;
@@ -27,6 +29,7 @@ export interface UdpEngineDeps {
   settings(): NodeSettings;
   targets(app: AppSpec, edgePort: number): readonly UpstreamTarget[] | Promise<readonly UpstreamTarget[]>;
   readonly events: EventLog;
+  access(): { readonly rules: CompiledAccessRules; readonly geo: GeoLookup };
   readonly trace?: Trace;
   readonly log: Logger;
 }
@@ -36,6 +39,7 @@ export interface UdpStats {
   udp_flows_active: number;
   udp_flows_refused_cap: number;
   udp_dgrams_no_app: number;
+  udp_dgrams_ip_blocked: number;
   udp_dgrams_oversize: number;
   udp_dgrams_queue_full: number;
   udp_dgrams_from_unexpected_source: number;
@@ -89,6 +93,7 @@ export class UdpEngine {
     udp_flows_active: 0,
     udp_flows_refused_cap: 0,
     udp_dgrams_no_app: 0,
+    udp_dgrams_ip_blocked: 0,
     udp_dgrams_oversize: 0,
     udp_dgrams_queue_full: 0,
     udp_dgrams_from_unexpected_source: 0,
@@ -166,6 +171,19 @@ export class UdpEngine {
       if (!app) {
         this.stats.udp_dgrams_no_app++;
         return;
+      }
+      if (app.ipFirewall) {
+        // Rules run before any flow state or upstream work; a blocked client's datagrams are dropped and counted
+        // (no event per datagram: a flood from a blocked range must not flood the event log too).
+        const { rules, geo } = this.#deps.access();
+        if (rules.size > 0) {
+          const ip = msg.remote.address;
+          const d = decide(rules, { ip, country: geo.country(ip), asn: geo.asn(ip)?.asn });
+          if (d.action === 'block') {
+            this.stats.udp_dgrams_ip_blocked++;
+            return;
+          }
+        }
       }
       const settings = this.#deps.settings();
       if (this.#flows.size >= settings.udpMaxFlows) {
@@ -378,6 +396,8 @@ export class UdpEngine {
       ProxyProtocol: r.app.proxyProtocol,
       IpFirewall: r.app.ipFirewall,
       ClientMatchedIpFirewall: 'UNKNOWN',
+      ClientCountry: '',
+      ClientAsn: 0,
       Status: status,
       ConnectTimestamp: '',
       DisconnectTimestamp: closing ? rfc3339(now) : '',

@@ -10,6 +10,7 @@
 import YAML from 'yaml';
 import { z } from 'zod';
 import { configIssue, crossAppIssues, decode, isRecord, parseFields, pointerJoin, validateApp } from './app.ts';
+import { validateAccessRules, type AccessRule } from './access-rules.ts';
 import { DEFAULTS, LIMITS } from './defaults.ts';
 import { RefractError } from './errors.ts';
 import { deepFreeze } from './freeze.ts';
@@ -95,7 +96,20 @@ const dnsServer = z.string().transform((s, ctx) => {
   return a.family === 'IPv6' ? `[${a.address}]:${port}` : `${a.address}:${port}`;
 });
 
-const TOP_FIELDS = { node: z.unknown(), edge: z.unknown(), log: z.unknown(), origins: z.unknown(), apps: z.unknown() };
+const TOP_FIELDS = {
+  node: z.unknown(),
+  edge: z.unknown(),
+  log: z.unknown(),
+  origins: z.unknown(),
+  apps: z.unknown(),
+  access_rules: z.unknown(),
+  geo: z.unknown(),
+};
+
+const GEO_FIELDS = {
+  country: z.array(z.string().min(1)),
+  asn: z.array(z.string().min(1)),
+};
 
 const NODE_FIELDS = {
   id: z.string().regex(LIMITS.idPattern, 'node.id must be 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit'),
@@ -154,6 +168,15 @@ export function validateConfig(raw: unknown): ConfigResult {
   const nodeV = section('node', NODE_FIELDS);
   const edgeV = section('edge', EDGE_FIELDS);
   const logV = section('log', LOG_FIELDS);
+  const geoV = section('geo', GEO_FIELDS);
+
+  // The zone's IP Access rules (apply to apps with ip_firewall: true).
+  let accessRules: readonly AccessRule[] = [];
+  if (top.values.access_rules !== undefined) {
+    const r = validateAccessRules(top.values.access_rules, '/access_rules');
+    if (r.ok) accessRules = r.rules;
+    else issues.push(...r.issues);
+  }
 
   // edge.addresses must not repeat (each is bound once per app port).
   const addresses: readonly IpLiteral[] = edgeV?.addresses ?? DEFAULTS.edgeAddresses.map((a) => ({ address: a, family: 'IPv4' as const }));
@@ -213,7 +236,14 @@ export function validateConfig(raw: unknown): ConfigResult {
     maxConnectAttempts: edgeV.max_connect_attempts ?? DEFAULTS.maxConnectAttempts,
   };
   const log: LogSettings = { level: logV.level ?? DEFAULTS.logLevel, events: logV.events };
-  const config: RefractConfig = { node, log, origins: origins.map((o) => o.origin), apps };
+  const config: RefractConfig = {
+    node,
+    log,
+    origins: origins.map((o) => o.origin),
+    apps,
+    accessRules,
+    geo: { country: geoV?.country ?? [], asn: geoV?.asn ?? [] },
+  };
   return { ok: true, config: deepFreeze(config) };
 }
 

@@ -113,6 +113,10 @@ export interface RefractConfig {
   readonly log: LogSettings;
   readonly origins: readonly BuiltinOrigin[];
   readonly apps: readonly AppSpec[];
+  /** The zone's IP Access rules; they apply to apps with `ip_firewall: true` (docs/access-rules.md). */
+  readonly accessRules: readonly import('./access-rules.ts').AccessRule[];
+  /** Country and ASN data files (MMDB or CSV), loaded by the CLI. */
+  readonly geo: { readonly country: readonly string[]; readonly asn: readonly string[] };
 }
 
 /** One validation problem: where (RFC 6901 JSON pointer into the input), what (stable code), and why. */

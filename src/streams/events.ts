@@ -8,6 +8,7 @@
  */
 import { Subject, type Observable } from 'rxjs';
 import type { ProxyProtocolMode, TlsMode } from '../model/types.ts';
+import type { ClientMatchedIpFirewall } from '../core/access-rules.ts';
 
 export type SpectrumEventName = 'connect' | 'disconnect' | 'originError' | 'resolveOrigin' | 'clientFiltered' | 'tlsError';
 
@@ -30,7 +31,8 @@ export type CloseReason =
   | 'no_app'
   | 'proxy_untrusted'
   | 'proxy_invalid'
-  | 'proxy_timeout';
+  | 'proxy_timeout'
+  | 'ip_firewall';
 
 export interface SpectrumEvent {
   Event: SpectrumEventName;
@@ -49,7 +51,12 @@ export interface SpectrumEvent {
   OriginTlsMode: TlsMode;
   ProxyProtocol: ProxyProtocolMode;
   IpFirewall: boolean;
-  ClientMatchedIpFirewall: 'UNKNOWN';
+  /** Which IP Access rule decided (§4.6); UNKNOWN = no match or ip_firewall off. */
+  ClientMatchedIpFirewall: ClientMatchedIpFirewall;
+  /** Country of the client IP (ISO 3166-1 alpha-2), '' without country data. */
+  ClientCountry: string;
+  /** AS number of the client IP, 0 without ASN data. */
+  ClientAsn: number;
   /** §4.6 status table: 0 opened, 200 normal close, 521 refused, 522 connect timeout, 531 resolve failed, … */
   Status: number;
   /** When both legs were established (RFC 3339), or '' if never. */

@@ -11,6 +11,7 @@ import { Subject, type Observable } from 'rxjs';
 export type TraceEventName =
   | 'accept' // downstream accepted: client, edge
   | 'proxy_in' // inbound PROXY header decoded: client as the header says
+  | 'filtered' // blocked by an IP Access rule: matched, rule
   | 'resolved' // origin targets known: targets
   | 'dial' // one upstream connect attempt: upstream, attempt
   | 'dial_failed' // that attempt failed: upstream, code

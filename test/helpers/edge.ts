@@ -12,6 +12,7 @@ import { validateConfig } from '../../src/model/config.ts';
 import type { RefractConfig } from '../../src/model/types.ts';
 import type { SpectrumEvent } from '../../src/streams/events.ts';
 import type { Network } from '../../src/net/ports.ts';
+import type { GeoLookup } from '../../src/core/geo.ts';
 
 export function mustConfig(raw: unknown): RefractConfig {
   const r = validateConfig(raw);
@@ -28,11 +29,11 @@ export interface EdgeUnderTest {
   close(): Promise<void>;
 }
 
-export async function startEdge(raw: unknown, opts: { net?: Network } = {}): Promise<EdgeUnderTest> {
+export async function startEdge(raw: unknown, opts: { net?: Network; geo?: GeoLookup } = {}): Promise<EdgeUnderTest> {
   const config = mustConfig(raw);
   const n = opts.net ?? createNodeNetwork({ dnsServers: config.node.dnsServers });
   const log = pino({ level: process.env.REFRACT_TEST_LOG ?? 'silent' });
-  const edge = new EdgeNode({ net: n, log }, config);
+  const edge = new EdgeNode(opts.geo ? { net: n, log, geo: opts.geo } : { net: n, log }, config);
   const events: SpectrumEvent[] = [];
   const waiters: Array<{ n: number; res: (e: SpectrumEvent) => void }> = [];
   let closings = 0;

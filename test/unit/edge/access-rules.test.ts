@@ -1,0 +1,162 @@
+/**
+ * IP Access rules enforced on real loopback sockets: decided right after accept (or after an inbound PROXY header,
+ * on the client it names), before any upstream work; country/ASN from geolocation data. Edge ports 7570-7589.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as net from 'node:net';
+import * as dgram from 'node:dgram';
+import { once } from 'node:events';
+import { startEdge, startOrigin, exchange, delay } from '../../helpers/edge.ts';
+import type { GeoLookup } from '../../../src/core/geo.ts';
+
+/** Test geolocation: 127.0.0.2-3 are "FR" (AS 64500 and 64501), everything else "US" AS 64510. */
+const geo: GeoLookup = {
+  country: (ip) => (ip === '127.0.0.2' || ip === '127.0.0.3' ? 'FR' : 'US'),
+  asn: (ip) => ({ asn: ip === '127.0.0.2' ? 64500 : ip === '127.0.0.3' ? 64501 : 64510 }),
+};
+
+async function from(port: number, localAddress: string): Promise<{ data: string; closed: boolean }> {
+  const s = net.connect({ port, host: '127.0.0.1', localAddress });
+  const chunks: Buffer[] = [];
+  s.on('data', (d) => chunks.push(d));
+  s.on('error', () => {});
+  s.on('connect', () => s.end('hello'));
+  await new Promise<void>((r) => s.once('close', () => r()));
+  return { data: Buffer.concat(chunks).toString(), closed: true };
+}
+
+test('a country block with an ASN allow exception: blocked clients never reach the origin, events say why', async () => {
+  const o = await startOrigin();
+  const e = await startEdge(
+    {
+      edge: { addresses: ['127.0.0.1'] },
+      access_rules: [
+        { mode: 'block', configuration: { target: 'country', value: 'FR' } },
+        { mode: 'allow', configuration: { target: 'asn', value: 'AS64501' } },
+        { mode: 'block', configuration: { target: 'ip', value: '127.0.0.9' } },
+      ],
+      apps: [
+        { protocol: 'tcp/7570', dns: { name: 'fw.example.test' }, origin_direct: [`tcp://127.0.0.1:${o.port}`], ip_firewall: true },
+        { protocol: 'tcp/7571', dns: { name: 'open.example.test' }, origin_direct: [`tcp://127.0.0.1:${o.port}`], ip_firewall: false },
+      ],
+    },
+    { geo },
+  );
+  try {
+    assert.equal((await from(7570, '127.0.0.2')).data, '', 'FR, AS64500: blocked by country');
+    assert.equal((await from(7570, '127.0.0.3')).data, 'hello', 'FR but AS64501: the ASN allow is more specific');
+    assert.equal((await from(7570, '127.0.0.9')).data, '', 'blocked by IP');
+    assert.equal((await from(7570, '127.0.0.4')).data, 'hello', 'US: no rule matches');
+    assert.equal((await from(7571, '127.0.0.2')).data, 'hello', 'ip_firewall off: rules do not apply');
+    await e.closing(5);
+    const closes = e.events.filter((x) => x.Event !== 'connect');
+    const byClient = (ip: string, port: number) => closes.find((x) => x.ClientIP === ip && x.EdgePort === port)!;
+    assert.deepEqual([byClient('127.0.0.2', 7570).Event, byClient('127.0.0.2', 7570).Status, byClient('127.0.0.2', 7570).ClientMatchedIpFirewall], ['clientFiltered', 403, 'BLOCK_COUNTRY']);
+    assert.equal(byClient('127.0.0.2', 7570).ErrorCode, 'E_RULE_BLOCKED');
+    assert.deepEqual([byClient('127.0.0.3', 7570).Status, byClient('127.0.0.3', 7570).ClientMatchedIpFirewall], [200, 'WHITELIST_ASN']);
+    assert.equal(byClient('127.0.0.9', 7570).ClientMatchedIpFirewall, 'BLOCK_IP');
+    assert.equal(byClient('127.0.0.4', 7570).ClientMatchedIpFirewall, 'UNKNOWN');
+    assert.equal(byClient('127.0.0.2', 7570).ClientCountry, 'FR');
+    assert.equal(byClient('127.0.0.2', 7570).ClientAsn, 64500);
+    assert.equal(o.received.length, 3, 'only allowed connections reached the origin');
+    assert.equal(e.edge.tcp.stats.downstream_cx_ip_blocked, 2);
+  } finally {
+    await e.close();
+    await o.close();
+  }
+});
+
+test('behind a trusted load balancer, rules apply to the client in the PROXY header, not to the balancer', async () => {
+  const o = await startOrigin({ mode: 'sink' });
+  const e = await startEdge(
+    {
+      edge: { addresses: ['127.0.0.1'], accept_proxy: { trusted: ['127.0.0.7/32'], timeout_ms: 1000 } },
+      access_rules: [{ mode: 'block', configuration: { target: 'ip_range', value: '203.0.113.0/24' } }],
+      apps: [{ protocol: 'tcp/7572', dns: { name: 'lb.example.test' }, origin_direct: [`tcp://127.0.0.1:${o.port}`], ip_firewall: true }],
+    },
+    { geo },
+  );
+  try {
+    for (const client of ['203.0.113.9', '198.51.100.9']) {
+      const lb = net.connect({ port: 7572, host: '127.0.0.1', localAddress: '127.0.0.7' });
+      lb.on('error', () => {});
+      await once(lb, 'connect');
+      lb.end(`PROXY TCP4 ${client} 192.0.2.1 4242 25\r\nbody`);
+      await new Promise<void>((r) => lb.once('close', () => r()));
+    }
+    await e.closing(2);
+    const closes = e.events.filter((x) => x.Event !== 'connect');
+    assert.deepEqual(closes.map((x) => [x.ClientIP, x.Status]).sort(), [['198.51.100.9', 200], ['203.0.113.9', 403]]);
+    assert.equal(o.received.length, 1);
+  } finally {
+    await e.close();
+    await o.close();
+  }
+});
+
+test('a rule change applies to new connections at once and leaves established ones alone', async () => {
+  const o = await startOrigin();
+  const cfg = (rules: unknown[]) => ({
+    edge: { addresses: ['127.0.0.1'] },
+    access_rules: rules,
+    apps: [{ protocol: 'tcp/7573', dns: { name: 'chg.example.test' }, origin_direct: [`tcp://127.0.0.1:${o.port}`], ip_firewall: true }],
+  });
+  const e = await startEdge(cfg([]), { geo });
+  try {
+    const s = net.connect({ port: 7573, host: '127.0.0.1', localAddress: '127.0.0.5' });
+    await once(s, 'connect');
+    s.write('a');
+    await once(s, 'data');
+    const { mustConfig } = await import('../../helpers/edge.ts');
+    await e.edge.apply(mustConfig(cfg([{ mode: 'block', configuration: { target: 'ip', value: '127.0.0.5' } }])));
+    assert.equal((await from(7573, '127.0.0.5')).data, '', 'new connection from the now-blocked address');
+    s.write('b');
+    const [d] = (await once(s, 'data')) as [Buffer];
+    assert.equal(d.toString(), 'b', 'the established connection keeps working');
+    s.end();
+    await once(s, 'close');
+  } finally {
+    await e.close();
+    await o.close();
+  }
+});
+
+test('udp: datagrams from a blocked range are dropped before any flow or upstream socket exists', async () => {
+  const origin = dgram.createSocket('udp4');
+  let got = 0;
+  origin.on('message', (m, r) => {
+    got++;
+    origin.send(m, r.port, r.address);
+  });
+  origin.bind(0, '127.0.0.1');
+  await once(origin, 'listening');
+  const e = await startEdge(
+    {
+      edge: { addresses: ['127.0.0.1'] },
+      access_rules: [{ mode: 'block', configuration: { target: 'ip', value: '127.0.0.2' } }],
+      apps: [{ protocol: 'udp/7574', dns: { name: 'udpfw.example.test' }, origin_direct: [`udp://127.0.0.1:${origin.address().port}`], ip_firewall: true }],
+    },
+    { geo },
+  );
+  const blocked = dgram.createSocket('udp4');
+  const allowed = dgram.createSocket('udp4');
+  try {
+    blocked.bind(0, '127.0.0.2');
+    allowed.bind(0, '127.0.0.4');
+    await Promise.all([once(blocked, 'listening'), once(allowed, 'listening')]);
+    for (let i = 0; i < 20; i++) blocked.send('flood', 7574, '127.0.0.1');
+    allowed.send('ok', 7574, '127.0.0.1');
+    const [reply] = (await once(allowed, 'message')) as [Buffer];
+    assert.equal(reply.toString(), 'ok');
+    await delay(100);
+    assert.equal(got, 1);
+    assert.equal(e.edge.udp.stats.udp_dgrams_ip_blocked, 20);
+    assert.equal(e.edge.udp.activeCount, 1);
+  } finally {
+    blocked.close();
+    allowed.close();
+    await e.close();
+    origin.close();
+  }
+});
