@@ -587,6 +587,7 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
         }
         case 'close':
         case 'proxy_in':
+        case 'filtered':
         case 'resolved':
         case 'dial':
         case 'dial_failed':
@@ -632,6 +633,7 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
           return;
         }
         case 'proxy_in':
+        case 'filtered':
         case 'resolved':
         case 'dial_failed':
         case 'c2s_end':

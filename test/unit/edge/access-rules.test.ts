@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import * as dgram from 'node:dgram';
 import { once } from 'node:events';
-import { startEdge, startOrigin, exchange, delay } from '../../helpers/edge.ts';
+import { startEdge, startOrigin, delay } from '../../helpers/edge.ts';
 import type { GeoLookup } from '../../../src/core/geo.ts';
 
 /** Test geolocation: 127.0.0.2-3 are "FR" (AS 64500 and 64501), everything else "US" AS 64510. */
