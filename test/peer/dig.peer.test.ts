@@ -14,13 +14,12 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { execFile } from 'node:child_process';
 import { encode } from 'dns-packet';
 import { startEdge, delay, type EdgeUnderTest } from '../helpers/edge.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import type { SpectrumEvent } from '../../src/streams/events.ts';
+import { findOnPath } from '../helpers/peers.ts';
 
 /**
  * Flows idle this long end: short so the tests see the closing events soon, long enough that the flows of three
@@ -28,19 +27,6 @@ import type { SpectrumEvent } from '../../src/streams/events.ts';
  */
 const IDLE_MS = 1_500;
 
-function findOnPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (dir === '') continue;
-    const p = path.join(dir, name);
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      return p;
-    } catch {
-      // not here; try the next directory
-    }
-  }
-  return undefined;
-}
 
 const digBin = findOnPath('dig');
 const skipReason = digBin === undefined && process.env.REFRACT_SKIP_PEERS === '1' ? 'dig not on PATH and REFRACT_SKIP_PEERS=1' : false;

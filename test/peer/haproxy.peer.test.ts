@@ -15,6 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { startEdge, delay } from '../helpers/edge.ts';
+import { findOnPath } from '../helpers/peers.ts';
 
 const HAPROXY_PORT = 7640;
 /** The client dials from its own loopback address, so "src" cannot be confused with the edge's 127.0.0.1. */
@@ -22,19 +23,6 @@ const CLIENT_ADDR = '127.0.0.9';
 const EDGE_ADDR = '127.0.0.1';
 
 /** Absolute path of `haproxy` found on PATH, or undefined. */
-function findOnPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (dir === '') continue;
-    const p = path.join(dir, name);
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      return p;
-    } catch {
-      // not here; try the next directory
-    }
-  }
-  return undefined;
-}
 
 const haproxyBin = findOnPath('haproxy');
 const skipReason = haproxyBin === undefined && process.env.REFRACT_SKIP_PEERS === '1' ? 'haproxy not on PATH and REFRACT_SKIP_PEERS=1' : false;
