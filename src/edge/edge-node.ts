@@ -208,6 +208,10 @@ export class EdgeNode {
       else changed.push(id);
     }
     const removed = [...prev.keys()].filter((id) => !next.has(id));
+    if (config.node.closeBlockedConnections) {
+      const closed = this.tcp.refilter();
+      if (closed > 0) this.#log.info({ event: 'access.refiltered', closed }, 'closed open connections that a new block rule matches');
+    }
     if (removed.length > 0) {
       this.tcp.drain(new Set(removed), config.node.drainTimeoutMs);
       this.udp.drain(new Set(removed), config.node.drainTimeoutMs);

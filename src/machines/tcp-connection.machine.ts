@@ -88,6 +88,8 @@ export const tcpConnectionMachine = setup({
   on: {
     'CONN.DRAIN_DEADLINE': { target: '.closed', actions: 'recordDrainDeadline' },
     'CONN.ABORT': { target: '.closed', actions: 'recordAbort' },
+    // From any state: at accept, after an inbound PROXY header, or when a new rule blocks an open connection.
+    'CONN.FILTERED': { target: '.closed', actions: 'recordFiltered' },
   },
   states: {
     accepted: {
@@ -97,7 +99,6 @@ export const tcpConnectionMachine = setup({
         'PROXY.EXPECTED': 'readingProxyHeader',
         'PROXY.UNTRUSTED': { target: 'closed', actions: 'recordUntrusted' },
         'CONN.NO_APP': { target: 'closed', actions: 'recordNoApp' },
-        'CONN.FILTERED': { target: 'closed', actions: 'recordFiltered' },
       },
     },
     readingProxyHeader: {
@@ -106,7 +107,6 @@ export const tcpConnectionMachine = setup({
       on: {
         'PROXY.DECODED': 'resolving',
         'PROXY.INVALID': { target: 'closed', actions: 'recordProxyInvalid' },
-        'CONN.FILTERED': { target: 'closed', actions: 'recordFiltered' },
         'DOWNSTREAM.CLOSED': { target: 'closed', actions: 'recordClientGone' },
       },
     },

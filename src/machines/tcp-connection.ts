@@ -288,6 +288,22 @@ export class TcpEngine {
     return this.#idle.wait(this.#active.size);
   }
 
+  /**
+   * Re-applies the (new) access rules to open connections of ip_firewall apps and closes those now blocked
+   * (403, `ip_firewall`). Used only when `edge.close_blocked_connections` is on; returns how many were closed.
+   */
+  refilter(): number {
+    let n = 0;
+    for (const r of [...this.#active]) {
+      if (!r.app?.ipFirewall || !r.announced) continue;
+      if (this.#blocked(r)) {
+        n++;
+        this.#host.send(r, { type: 'CONN.FILTERED' });
+      }
+    }
+    return n;
+  }
+
   /** Closes every open connection now (tests, fatal shutdown). */
   abortAll(): void {
     for (const r of [...this.#active]) this.#host.send(r, { type: 'CONN.ABORT' });

@@ -14,6 +14,7 @@ export const DEFAULTS = {
   connectTimeoutMs: 15_000, // 15 s: Cloudflare's origin "complete TCP connection" figure (→ 522)
   idleTimeoutMs: 400_000, // 400 s of no bytes either way, TCP (Cloudflare's client-side idle figure)
   udpIdleTimeoutMs: 60_000, // 60 s of no datagrams either way ends a UDP flow (Envoy udp_proxy's default)
+  closeBlockedConnections: false, // a rule change applies to new connections; established ones are left alone
   udpMaxFlows: 100_000, // concurrent UDP flows per node; a new flow past this is refused (counted, logged)
   udpMaxDatagramBytes: 1_472, // largest datagram sent to an origin, header included (1500-byte MTU − 28): never fragment
   drainTimeoutMs: 30_000, // 30 s for open connections to finish after a listener stops accepting

@@ -90,6 +90,8 @@ export interface NodeSettings {
   /** UDP: no datagrams either way for this long ends the flow, ms. */
   readonly udpIdleTimeoutMs: number;
   readonly drainTimeoutMs: number;
+  /** On a config change, also close open connections that a new block rule matches (default false). */
+  readonly closeBlockedConnections: boolean;
   /** Concurrent UDP flows per node; a datagram that would open one more is dropped and counted. */
   readonly udpMaxFlows: number;
   /** Largest datagram sent to an origin, PROXY/SPP header included; larger ones are dropped, never fragmented. */

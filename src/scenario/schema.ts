@@ -14,6 +14,7 @@
 import YAML, { LineCounter } from 'yaml';
 import { z } from 'zod';
 import { configIssue, pointerJoin } from '../model/app.ts';
+import { validateAccessRules } from '../model/access-rules.ts';
 import { validateConfig } from '../model/config.ts';
 import { LIMITS } from '../model/defaults.ts';
 import { type ErrorCode } from '../model/errors.ts';
@@ -91,7 +92,7 @@ export function loadIds(load: { id_prefix: string; count: number }): string[] {
 }
 
 /** Canonical text of an IP literal (so `2001:DB8::1` and `2001:db8:0::1` are one address). */
-function canonicalIp(address: string): string {
+export function canonicalIp(address: string): string {
   const ip = parseIpLiteral(address);
   if (ip === undefined) return address;
   if (ip.family === 'IPv4') return ip.address;
@@ -101,15 +102,28 @@ function canonicalIp(address: string): string {
 
 /**
  * The raw config object one edge node runs: the scenario's `edge` section (addresses default to the edge host's),
- * the apps, and `node.id` = the edge's name. Shared by validation and the runner so both see the same config.
+ * the apps, the zone's IP Access rules (`access_rules`, top level, when given) and `node.id` = the edge's name.
+ * Shared by validation and the runner so both see the same config.
  */
-export function edgeConfigInput(edgeName: string, hostAddresses: readonly string[], edge: Record<string, unknown> | undefined, apps: readonly unknown[]): Record<string, unknown> {
-  return { node: { id: edgeName }, edge: { addresses: [...hostAddresses], ...edge }, apps: [...apps] };
+export function edgeConfigInput(
+  edgeName: string,
+  hostAddresses: readonly string[],
+  edge: Record<string, unknown> | undefined,
+  apps: readonly unknown[],
+  accessRules?: readonly unknown[],
+): Record<string, unknown> {
+  return { node: { id: edgeName }, edge: { addresses: [...hostAddresses], ...edge }, apps: [...apps], ...(accessRules === undefined ? {} : { access_rules: [...accessRules] }) };
 }
 
 /** Validates an edge's config; the runner uses it for the initial config and each reload. */
-export function edgeConfig(edgeName: string, hostAddresses: readonly string[], edge: Record<string, unknown> | undefined, apps: readonly unknown[]): { ok: true; config: RefractConfig } | { ok: false; issues: readonly ConfigIssue[] } {
-  return validateConfig(edgeConfigInput(edgeName, hostAddresses, edge, apps));
+export function edgeConfig(
+  edgeName: string,
+  hostAddresses: readonly string[],
+  edge: Record<string, unknown> | undefined,
+  apps: readonly unknown[],
+  accessRules?: readonly unknown[],
+): { ok: true; config: RefractConfig } | { ok: false; issues: readonly ConfigIssue[] } {
+  return validateConfig(edgeConfigInput(edgeName, hostAddresses, edge, apps, accessRules));
 }
 
 // ── shapes (zod) ────────────────────────────────────────────────────────────────────────────────────────────────
@@ -194,7 +208,7 @@ const ACTIONS = {
   link: LINK,
   crash: z.strictObject({ host: hostName }),
   restart: z.strictObject({ host: hostName }),
-  reload: z.strictObject({ apps: z.array(z.unknown()), edge: z.record(z.string(), z.unknown()).optional() }),
+  reload: z.strictObject({ apps: z.array(z.unknown()).optional(), edge: z.record(z.string(), z.unknown()).optional(), access_rules: z.array(z.unknown()).optional() }),
   dns: DNS,
   datagram: z.strictObject({
     id: connId,
@@ -215,6 +229,8 @@ const CONN_EXPECT = z.strictObject({
   id: connId,
   status: z.number().int().min(0).max(999).optional(),
   event: z.enum(['disconnect', 'originError', 'resolveOrigin', 'clientFiltered']).optional(),
+  matched: z.enum(['UNKNOWN', 'BLOCK_IP', 'WHITELIST_IP', 'BLOCK_ASN', 'WHITELIST_ASN', 'BLOCK_COUNTRY', 'WHITELIST_COUNTRY']).optional(),
+  country: z.string().regex(/^[A-Z0-9]{2}$/, 'country is a two-character code in capitals (XX: unknown)').optional(),
   origin: z.string().optional(),
   client_bytes: z.number().int().min(0).optional(),
   origin_bytes: z.number().int().min(0).optional(),
@@ -258,6 +274,7 @@ export const UDP_COUNTER_KEYS = [
   'spp_reply_invalid',
   'dgrams_upstream',
   'dgrams_downstream',
+  'dgrams_ip_blocked',
 ] as const;
 const UDP_EXPECT = z.strictObject(Object.fromEntries(UDP_COUNTER_KEYS.map((k) => [k, count.optional()])) as Record<(typeof UDP_COUNTER_KEYS)[number], z.ZodOptional<typeof count>>);
 const statusCounts = z.record(z.string().regex(/^\d{1,3}$/, 'a status key is a Status number such as "200"'), z.number().int().min(0));
@@ -278,6 +295,7 @@ const TOP_FIELDS = {
   topology: z.unknown(),
   edge: z.record(z.string(), z.unknown()).optional(),
   apps: z.array(z.unknown()),
+  access_rules: z.array(z.unknown()).optional(),
   timeline: z.array(z.unknown()),
   expect: z.unknown(),
 } as const;
@@ -572,12 +590,13 @@ function checkConfig(
   edges: ReadonlyArray<{ name: string; addresses: readonly string[] }>,
   edge: Record<string, unknown> | undefined,
   apps: readonly unknown[],
+  accessRules: readonly unknown[] | undefined,
   rehome: (pointer: string) => string,
   issues: ScenarioIssue[],
 ): void {
   const seen = new Set(issues.map((i) => `${i.pointer}|${i.code}`));
   for (const e of edges) {
-    const r = edgeConfig(e.name, e.addresses, edge, apps);
+    const r = edgeConfig(e.name, e.addresses, edge, apps, accessRules);
     if (r.ok) continue;
     for (const i of r.issues) {
       const moved = { ...i, pointer: rehome(i.pointer) };
@@ -623,6 +642,13 @@ interface OpenedConn {
   readonly pointer: string;
 }
 
+/** Validates IP Access rules at `pointer` (E_RULE_* and E_CONFIG_SCHEMA codes, as in the config file); true when valid. */
+function checkAccessRules(rules: readonly unknown[], pointer: string, issues: ScenarioIssue[]): boolean {
+  const r = validateAccessRules(rules, pointer);
+  if (!r.ok) issues.push(...r.issues);
+  return r.ok;
+}
+
 // ── entry points ────────────────────────────────────────────────────────────────────────────────────────────────
 
 /**
@@ -636,7 +662,9 @@ export function validateScenario(input: unknown): ScenarioResult {
     return { ok: false, issues: [issue('', 'E_SCENARIO_SCHEMA', 'a scenario is a mapping: name, seed, topology, apps, timeline, expect')] };
   }
   const rawTop = raw as Record<string, unknown>;
-  const { name, seed, max_time_ms: maxTimeMs, edge: edgeSection, apps } = parseFieldwise(TOP_FIELDS, raw, '', issues, 'a scenario') ?? {};
+  const { name, seed, max_time_ms: maxTimeMs, edge: edgeSection, apps, access_rules: accessRules } = parseFieldwise(TOP_FIELDS, raw, '', issues, 'a scenario') ?? {};
+  // The rules are checked here, once, with their own codes (E_RULE_*); the edge config then gets only valid ones.
+  const rulesOk = accessRules === undefined || checkAccessRules(accessRules, '/access_rules', issues);
   const topology = parseTopology(rawTop['topology'], issues);
   const world = topology === undefined ? undefined : checkTopology(topology, issues);
   const maxTime = maxTimeMs ?? DEFAULT_MAX_TIME_MS;
@@ -644,7 +672,7 @@ export function validateScenario(input: unknown): ScenarioResult {
   // Apps and the edge section, as each edge node will run them.
   if (topology !== undefined && apps !== undefined && (rawTop['edge'] === undefined || edgeSection !== undefined)) {
     checkEdgeAddresses(edgeSection, '/edge', topology.edges, issues);
-    checkConfig(topology.edges, edgeSection, apps, (p) => p, issues);
+    checkConfig(topology.edges, edgeSection, apps, rulesOk ? accessRules : undefined, (p) => p, issues);
   }
 
   // Timeline: each step's shape, then what it refers to.
@@ -727,6 +755,9 @@ export function validateScenario(input: unknown): ScenarioResult {
 
   if (world !== undefined && topology !== undefined) {
     let appsEdge = edgeSection;
+    /** The apps and (valid) rules in force at each reload, as the runner carries them forward. */
+    let currentApps: readonly unknown[] | undefined = apps;
+    let currentRules: readonly unknown[] | undefined = rulesOk ? accessRules : undefined;
     steps.forEach((s, i) => {
       if (s === undefined) return;
       const p = pointerJoin('/timeline', i, s.action);
@@ -766,12 +797,20 @@ export function validateScenario(input: unknown): ScenarioResult {
           checkHosts(b.host, pointerJoin(p, 'host'), world, issues);
           break;
         case 'reload': {
+          if (b.apps === undefined && b.edge === undefined && b.access_rules === undefined) {
+            issues.push(issue(p, 'E_SCENARIO_SCHEMA', 'a reload gives at least one of apps, edge and access_rules'));
+          }
           const own = b.edge !== undefined;
           if (own) {
             appsEdge = b.edge;
             checkEdgeAddresses(b.edge, pointerJoin(p, 'edge'), topology.edges, issues);
           }
-          checkConfig(topology.edges, appsEdge, b.apps, (ptr) => (ptr.startsWith('/apps') || (own && ptr.startsWith('/edge')) ? p + ptr : ptr), issues);
+          const ownApps = b.apps !== undefined;
+          if (ownApps) currentApps = b.apps;
+          if (b.access_rules !== undefined) currentRules = checkAccessRules(b.access_rules, pointerJoin(p, 'access_rules'), issues) ? b.access_rules : undefined;
+          if (ownApps || own) {
+            checkConfig(topology.edges, appsEdge, currentApps ?? [], currentRules, (ptr) => ((ownApps && ptr.startsWith('/apps')) || (own && ptr.startsWith('/edge')) ? p + ptr : ptr), issues);
+          }
           break;
         }
         case 'dns':
@@ -836,6 +875,7 @@ export function validateScenario(input: unknown): ScenarioResult {
     topology: topo,
     ...(edgeSection === undefined ? {} : { edge: edgeSection }),
     apps,
+    ...(accessRules === undefined ? {} : { access_rules: accessRules }),
     timeline,
     ...(expect === undefined ? {} : { expect }),
   } as ScenarioFile;

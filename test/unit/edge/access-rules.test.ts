@@ -160,3 +160,38 @@ test('udp: datagrams from a blocked range are dropped before any flow or upstrea
     origin.close();
   }
 });
+
+test('with edge.close_blocked_connections, a new block rule also closes the open connections it matches (403)', async () => {
+  const o = await startOrigin();
+  const cfg = (rules: unknown[]) => ({
+    edge: { addresses: ['127.0.0.1'], close_blocked_connections: true },
+    access_rules: rules,
+    apps: [{ protocol: 'tcp/7575', dns: { name: 'close.example.test' }, origin_direct: [`tcp://127.0.0.1:${o.port}`], ip_firewall: true }],
+  });
+  const e = await startEdge(cfg([]), { geo });
+  try {
+    const open = async (localAddress: string) => {
+      const s = net.connect({ port: 7575, host: '127.0.0.1', localAddress });
+      s.on('error', () => {});
+      await once(s, 'connect');
+      s.write('x');
+      await once(s, 'data');
+      return s;
+    };
+    const doomed = await open('127.0.0.2');
+    const spared = await open('127.0.0.4');
+    const { mustConfig } = await import('../../helpers/edge.ts');
+    await e.edge.apply(mustConfig(cfg([{ mode: 'block', configuration: { target: 'country', value: 'FR' } }])));
+    await new Promise<void>((r) => doomed.once('close', () => r()));
+    const ev = await e.closing();
+    assert.deepEqual([ev.ClientIP, ev.Status, ev.Event, ev.ClientMatchedIpFirewall], ['127.0.0.2', 403, 'clientFiltered', 'BLOCK_COUNTRY']);
+    spared.write('y');
+    const [d] = (await once(spared, 'data')) as [Buffer];
+    assert.equal(d.toString(), 'y', 'a connection no rule blocks keeps working');
+    spared.end();
+    await once(spared, 'close');
+  } finally {
+    await e.close();
+    await o.close();
+  }
+});

@@ -92,6 +92,7 @@ void describe('the config file', () => {
       connectTimeoutMs: 15_000,
       idleTimeoutMs: 400_000,
       udpIdleTimeoutMs: 60_000,
+      closeBlockedConnections: false,
       udpMaxFlows: 100_000,
       udpMaxDatagramBytes: 1_472,
       drainTimeoutMs: 30_000,
