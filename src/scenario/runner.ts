@@ -27,6 +27,7 @@ import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import { EdgeNode } from '../edge/edge-node.ts';
+import { type GeoLookup } from '../core/geo.ts';
 import { RefractError } from '../model/errors.ts';
 import { decodeProxyHeader, PROXY_V2_SIGNATURE, ProxyHeaderReader, type ProxyHeader } from '../core/proxy-protocol.ts';
 import { decodeSpp, encodeSpp } from '../core/spp.ts';
@@ -43,6 +44,7 @@ import {
   LOAD_DEFAULT_BYTES,
   LOAD_DEFAULT_EVERY_MS,
   UDP_COUNTER_KEYS,
+  canonicalIp,
   edgeConfig,
   formatIpPort,
   loadIds,
@@ -73,6 +75,9 @@ export interface ConnectionReport {
   /** Spectrum Status of its closing event (null: no closing event, e.g. refused by the network or still open). */
   readonly status: number | null;
   readonly event: string | null;
+  /** ClientMatchedIpFirewall and ClientCountry of its closing event (null: no closing event; country '' = unknown). */
+  readonly matched: string | null;
+  readonly country: string | null;
   /** `ip:port` of the origin it was (last) dialled to. */
   readonly origin: string | null;
   /** Bytes the edge read from the client / from the origin. */
@@ -212,6 +217,8 @@ interface Track {
   clientBytes: number;
   originBytes: number;
   event: string | undefined;
+  matched: string | undefined;
+  country: string | undefined;
   origin: string | undefined;
   proxyHeader: { version: 1 | 2; src: string; dst: string } | undefined;
 }
@@ -433,6 +440,25 @@ function percentile(sorted: readonly number[], p: number): number {
 
 const round3 = (x: number): number => Math.round(x * 1000) / 1000;
 
+/**
+ * The edges' geolocation: each client address answers its client's `country` and `asn`. When any client has a
+ * country, country data counts as loaded, so an address no client owns (or a client without one) is `XX`, as a real
+ * database answers for unknown space; with none, every country answer is undefined (no country rule can match).
+ */
+export function topologyGeo(clients: Topology['clients']): GeoLookup {
+  const byIp = new Map<string, { country: string | undefined; asn: number | undefined }>();
+  for (const c of clients) for (const a of c.addresses) byIp.set(canonicalIp(a), { country: c.country, asn: c.asn });
+  const anyCountry = clients.some((c) => c.country !== undefined);
+  const key = (ip: string): string => canonicalIp(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1] ?? ip);
+  return Object.freeze({
+    country: (ip: string) => byIp.get(key(ip))?.country ?? (anyCountry ? 'XX' : undefined),
+    asn: (ip: string) => {
+      const asn = byIp.get(key(ip))?.asn;
+      return asn === undefined ? undefined : { asn };
+    },
+  });
+}
+
 // ── the run ─────────────────────────────────────────────────────────────────────────────────────────────────────
 
 /**
@@ -523,6 +549,8 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
   // ── edges ──
   let apps: readonly unknown[] = sc.apps;
   let edgeSection = sc.edge;
+  let accessRules: readonly unknown[] | undefined = sc.access_rules;
+  const geo = topologyGeo(topo.clients);
   const edgeRuns = new Map<string, EdgeRun>();
   let generation = 0;
   let pendingDial: Track | undefined;
@@ -561,9 +589,9 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
         };
       },
     };
-    const cfg = edgeConfig(name, host.addresses, edgeSection, apps);
+    const cfg = edgeConfig(name, host.addresses, edgeSection, apps, accessRules);
     if (!cfg.ok) throw new Error(`edge ${name}: config became invalid: ${cfg.issues.map((i) => `${i.pointer} ${i.code}`).join(', ')}`);
-    const node = new EdgeNode({ net, log }, cfg.config);
+    const node = new EdgeNode({ net, log, geo }, cfg.config);
     allNodes.push(node);
     const run: EdgeRun = { name, gen, node };
     const key = (conn: number): string => `${gen}#${conn}`;
@@ -661,6 +689,8 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
       const t = byEdgeConn.get(key(Number(e.ConnectionID)));
       if (t === undefined) return;
       t.event = e.Event;
+      t.matched = e.ClientMatchedIpFirewall;
+      t.country = e.ClientCountry;
       if (e.OriginIP !== '') t.origin = endpointKey(e.OriginIP, e.OriginPort);
     });
     edgeRuns.set(name, run);
@@ -691,6 +721,8 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
       clientBytes: 0,
       originBytes: 0,
       event: undefined,
+      matched: undefined,
+      country: undefined,
       origin: undefined,
       proxyHeader: undefined,
     };
@@ -857,10 +889,11 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
       if (topo.origins.some((o) => o.name === name)) await originListen(name);
       if (topo.edges.some((e) => e.name === name)) await startEdge(name, stepPath(i, 'restart'));
     } else if ('reload' in step) {
-      apps = step.reload.apps;
+      if (step.reload.apps !== undefined) apps = step.reload.apps;
       if (step.reload.edge !== undefined) edgeSection = step.reload.edge;
+      if (step.reload.access_rules !== undefined) accessRules = step.reload.access_rules;
       for (const run of edgeRuns.values()) {
-        const cfg = edgeConfig(run.name, hosts.get(run.name)!.addresses, edgeSection, apps);
+        const cfg = edgeConfig(run.name, hosts.get(run.name)!.addresses, edgeSection, apps, accessRules);
         if (!cfg.ok) {
           fail(stepPath(i, 'reload'), 'a valid configuration', cfg.issues.map((x) => `${x.pointer} ${x.code}`).join(', '));
           continue;
@@ -924,6 +957,8 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
       edge: t.edge ?? null,
       status: t.status ?? null,
       event: t.event ?? null,
+      matched: t.matched ?? null,
+      country: t.country ?? null,
       origin: t.origin ?? null,
       clientBytes: t.clientBytes,
       originBytes: t.originBytes,
@@ -1014,6 +1049,8 @@ function checkConnection(x: ConnExpectation, c: ConnectionReport, fullText: stri
   };
   cmp('status', x.status, c.status);
   cmp('event', x.event, c.event);
+  cmp('matched', x.matched, c.matched);
+  cmp('country', x.country, c.country);
   if (x.origin !== undefined) {
     const o = parseIpPort(x.origin);
     cmp('origin', o === undefined ? x.origin : formatIpPort(o.address, o.port), c.origin);

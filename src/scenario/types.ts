@@ -24,6 +24,11 @@ export interface ScenarioFile {
   edge?: Record<string, unknown>;
   /** Spectrum app objects, as in the config file's `apps:`. */
   apps: unknown[];
+  /**
+   * The zone's IP Access rules in Cloudflare's shape (docs/access-rules.md), given to every edge as the config's
+   * top-level `access_rules`; they apply to apps with `ip_firewall: true`. Clients' `country`/`asn` feed the lookup.
+   */
+  access_rules?: unknown[];
   timeline: TimelineStep[];
   expect?: Expectations;
 }
@@ -31,6 +36,7 @@ export interface ScenarioFile {
 export interface Topology {
   /** Edge nodes (one EdgeNode each). Most scenarios have one. */
   edges: Array<{ name: string; addresses: string[] }>;
+  /** `country` and `asn` are what the edges' geolocation lookup answers for each of the client's addresses. */
   clients: Array<{ name: string; addresses: string[]; country?: string; asn?: number }>;
   origins: Array<{
     name: string;
@@ -122,8 +128,8 @@ export type TimelineStep =
   | { at: number; crash: { host: string } }
   /** Restarts a crashed host; origins on it listen again. */
   | { at: number; restart: { host: string } }
-  /** Replaces the edge's apps (a hot reload). */
-  | { at: number; reload: { apps: unknown[]; edge?: Record<string, unknown> } }
+  /** A hot reload of every edge: replaces what it gives (apps, `edge` section, IP Access rules); the rest stays. */
+  | { at: number; reload: { apps?: unknown[]; edge?: Record<string, unknown>; access_rules?: unknown[] } }
   | { at: number; dns: { name: string; type: 'A' | 'AAAA' | 'SRV'; records: string[]; ttl: number } }
   /**
    * A client sends UDP datagrams to an edge. `id` names the flow: the client socket is bound on the first step with
@@ -152,6 +158,10 @@ export interface ConnExpectation {
   id: string;
   status?: number;
   event?: 'disconnect' | 'originError' | 'resolveOrigin' | 'clientFiltered';
+  /** ClientMatchedIpFirewall of its closing event: `BLOCK_COUNTRY`, `WHITELIST_ASN`, … (`UNKNOWN`: no rule matched). */
+  matched?: 'UNKNOWN' | 'BLOCK_IP' | 'WHITELIST_IP' | 'BLOCK_ASN' | 'WHITELIST_ASN' | 'BLOCK_COUNTRY' | 'WHITELIST_COUNTRY';
+  /** ClientCountry of its closing event (the geolocation lookup's answer). */
+  country?: string;
   /** `ip:port` of the origin that served it. */
   origin?: string;
   /** Bytes read from the client / from the origin, as the edge counted them. */
@@ -213,6 +223,8 @@ export interface UdpCountersExpectation {
   spp_reply_invalid?: CountExpectation;
   dgrams_upstream?: CountExpectation;
   dgrams_downstream?: CountExpectation;
+  /** Datagrams dropped by IP Access rules (no flow opened, nothing sent upstream). */
+  dgrams_ip_blocked?: CountExpectation;
 }
 
 export interface Expectations {

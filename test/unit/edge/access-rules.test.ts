@@ -2,7 +2,12 @@
  * IP Access rules enforced on real loopback sockets: decided right after accept (or after an inbound PROXY header,
  * on the client it names), before any upstream work; country/ASN from geolocation data. Edge ports 7570-7589.
  */
-import { test } from 'node:test';
+import { test, after } from 'node:test';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadGeo } from '../../../src/net/node/geo-loader.ts';
+import { mmdb } from '../../helpers/mmdb.ts';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import * as dgram from 'node:dgram';
@@ -10,11 +15,24 @@ import { once } from 'node:events';
 import { startEdge, startOrigin, delay } from '../../helpers/edge.ts';
 import type { GeoLookup } from '../../../src/core/geo.ts';
 
-/** Test geolocation: 127.0.0.2-3 are "FR" (AS 64500 and 64501), everything else "US" AS 64510. */
-const geo: GeoLookup = {
-  country: (ip) => (ip === '127.0.0.2' || ip === '127.0.0.3' ? 'FR' : 'US'),
-  asn: (ip) => ({ asn: ip === '127.0.0.2' ? 64500 : ip === '127.0.0.3' ? 64501 : 64510 }),
-};
+/**
+ * Test geolocation, from MMDB files generated here (GeoLite2-Country / GeoLite2-ASN layout) and read through the
+ * real loader: 127.0.0.2-3 are "FR" (AS 64500 and 64501), the rest of 127.0.0.0/8 is "US" AS 64510.
+ */
+const geoDir = mkdtempSync(join(tmpdir(), 'refract-fw-'));
+after(() => rmSync(geoDir, { recursive: true, force: true }));
+writeFileSync(join(geoDir, 'country.mmdb'), mmdb(4, [
+  ['127.0.0.0/8', { country: { iso_code: 'US' } }],
+  ['127.0.0.2/31', { country: { iso_code: 'FR' } }],
+]));
+writeFileSync(join(geoDir, 'asn.mmdb'), mmdb(4, [
+  ['127.0.0.0/8', { autonomous_system_number: 64510, autonomous_system_organization: 'Test US' }],
+  ['127.0.0.2/32', { autonomous_system_number: 64500, autonomous_system_organization: 'Test FR 1' }],
+  ['127.0.0.3/32', { autonomous_system_number: 64501, autonomous_system_organization: 'Test FR 2' }],
+]));
+const loaded = await loadGeo({ country: [join(geoDir, 'country.mmdb')], asn: [join(geoDir, 'asn.mmdb')] }, { watch: false });
+after(() => loaded.close());
+const geo: GeoLookup = loaded;
 
 async function from(port: number, localAddress: string): Promise<{ data: string; closed: boolean }> {
   const s = net.connect({ port, host: '127.0.0.1', localAddress });
