@@ -86,6 +86,8 @@ export class UdpEngine {
   readonly #deps: UdpEngineDeps;
   readonly #host: MachineHost<FlowRecord, UdpFlowEvent>;
   readonly #flows = new Map<string, FlowRecord>();
+  /** Open flows per app id (for the per-app cap). */
+  readonly #perApp = new Map<string, number>();
   #nextId = 1;
   readonly #idle = new IdleWaiters();
   readonly stats: UdpStats = {
@@ -186,10 +188,14 @@ export class UdpEngine {
         }
       }
       const settings = this.#deps.settings();
-      if (this.#flows.size >= settings.udpMaxFlows) {
+      const appFlows = this.#perApp.get(app.id) ?? 0;
+      if (this.#flows.size >= settings.udpMaxFlows || (app.udpMaxFlows !== undefined && appFlows >= app.udpMaxFlows)) {
         // Policy: existing flows keep working; a new flow past the cap is refused (its datagrams dropped).
         if (this.stats.udp_flows_refused_cap++ % 1000 === 0) {
-          this.#deps.log.warn({ app: app.id, cap: settings.udpMaxFlows, refused: this.stats.udp_flows_refused_cap }, 'UDP flow cap reached; new flows are refused');
+          this.#deps.log.warn(
+            { app: app.id, nodeCap: settings.udpMaxFlows, appCap: app.udpMaxFlows, refused: this.stats.udp_flows_refused_cap },
+            'UDP flow cap reached; new flows are refused',
+          );
         }
         return;
       }
@@ -239,6 +245,7 @@ export class UdpEngine {
       code: '',
     };
     this.#flows.set(key, r);
+    this.#perApp.set(app.id, (this.#perApp.get(app.id) ?? 0) + 1);
     this.stats.udp_flows_total++;
     this.stats.udp_flows_active++;
     this.#trace(r, 'accept', { client: `${client.address}:${client.port}`, edge: `${edge.address}:${edge.port}` });
@@ -361,6 +368,9 @@ export class UdpEngine {
     r.up?.close();
     r.queue = undefined;
     this.#flows.delete(r.key);
+    const left = (this.#perApp.get(r.app.id) ?? 1) - 1;
+    if (left > 0) this.#perApp.set(r.app.id, left);
+    else this.#perApp.delete(r.app.id);
     this.stats.udp_flows_active--;
     this.#trace(r, 'close', {
       status: r.status,

@@ -182,6 +182,8 @@ export const APP_FIELDS = {
   // Refract extensions: per-app overrides of the node's timeouts (idle applies to TCP or UDP per the app).
   connect_timeout_ms: msSetting,
   idle_timeout_ms: msSetting,
+  /** Refract extension, UDP apps: concurrent flows of this app; a new flow past it is refused (counted). */
+  udp_max_flows: z.number().int().min(1).max(10_000_000),
 } as const;
 
 /** Field names the validator reads; anything else in an app object is ignored. */
@@ -349,6 +351,7 @@ export function validateApp(raw: unknown, pointerPrefix = '', options: AppValida
   });
   if (v.connect_timeout_ms !== undefined) spec['connect_timeout_ms'] = v.connect_timeout_ms;
   if (v.idle_timeout_ms !== undefined) spec['idle_timeout_ms'] = v.idle_timeout_ms;
+  if (v.udp_max_flows !== undefined) spec['udp_max_flows'] = v.udp_max_flows;
 
   const app: AppSpec = {
     id,
@@ -364,6 +367,7 @@ export function validateApp(raw: unknown, pointerPrefix = '', options: AppValida
     edgeIps,
     connectTimeoutMs: v.connect_timeout_ms,
     idleTimeoutMs: v.idle_timeout_ms,
+    udpMaxFlows: v.udp_max_flows,
     spec,
   };
   return { ok: true, app: deepFreeze(app) };

@@ -57,6 +57,8 @@ export interface AppSpec {
   /** Refract extensions (per-app overrides of node defaults), milliseconds. */
   readonly connectTimeoutMs: number | undefined;
   readonly idleTimeoutMs: number | undefined;
+  /** UDP apps: concurrent flows of this app (the node's `udp_max_flows` caps all apps together). */
+  readonly udpMaxFlows: number | undefined;
   /** The normalised Spectrum app object (snake_case, as the API returns it). */
   readonly spec: Readonly<Record<string, unknown>>;
 }

@@ -27,6 +27,7 @@ function app(id: string, edgePorts: PortRange, origin: OriginSpec): AppSpec {
     edgeIps: { type: 'dynamic', connectivity: 'all' },
     connectTimeoutMs: undefined,
     idleTimeoutMs: undefined,
+    udpMaxFlows: undefined,
     spec: {},
   };
 }

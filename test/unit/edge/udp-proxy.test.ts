@@ -204,3 +204,28 @@ test('udp: a datagram that would exceed the maximum size after the header is dro
     await o.close();
   }
 });
+
+test('udp: an app-level flow cap refuses new flows of that app while other apps still open flows', async () => {
+  const o = await udpOrigin(7938);
+  const e = await startEdge({
+    edge: { addresses: ['127.0.0.1'] },
+    apps: [
+      udpApp({ protocol: 'udp/7910', origin_direct: ['udp://127.0.0.1:7938'], udp_max_flows: 1 }),
+      udpApp({ protocol: 'udp/7911', origin_direct: ['udp://127.0.0.1:7938'] }),
+    ],
+  });
+  const cs = await Promise.all([udpClient(), udpClient(), udpClient()]);
+  try {
+    cs[0]!.send('a', 7910);
+    assert.equal((await cs[0]!.next())?.toString(), 'a');
+    cs[1]!.send('b', 7910);
+    assert.equal(await cs[1]!.next(300), undefined, 'the capped app refuses a second flow');
+    cs[2]!.send('c', 7911);
+    assert.equal((await cs[2]!.next())?.toString(), 'c', 'another app is not affected');
+    assert.equal(e.edge.udp.stats.udp_flows_refused_cap, 1);
+  } finally {
+    for (const c of cs) c.close();
+    await e.close();
+    await o.close();
+  }
+});
