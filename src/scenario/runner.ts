@@ -4,7 +4,8 @@
  *
  * The world: one host per edge, client and origin (`sim.host`), the links and DNS records of the topology, an origin
  * listener per listed port behaving as its `behaviour`, and an `EdgeNode` per edge whose config is
- * `{ node: { id: edge name }, edge: { addresses: the edge host's, ...scenario.edge }, apps }`. The timeline runs on
+ * `{ node: { id: edge name }, edge: { addresses: the edge host's, ...scenario.edge }, apps, access_rules }`, with a
+ * geolocation lookup built from the topology's clients (`topologyGeo`). The timeline runs on
  * the virtual clock; the run ends when nothing is left to do (idle) or at `max_time_ms`.
  *
  * How a timeline connection is followed through the engine (no hooks in the engine, only its two streams):

@@ -10,6 +10,8 @@
  * Extensions beyond the first draft (all optional, so older files stay valid; docs/scenarios.md has the details):
  * listener `parse_proxy: 'required'`, connect `half_open`, expectation fields `error`, `received_bytes` and `closed_at_ms`;
  * UDP: `udp://` origin listeners with the UDP behaviours, the `datagram` step, `expect.flows` and `expect.udp`.
+ * IP Access rules: top-level `access_rules`, `reload.access_rules`, client `country`/`asn` as the edges' geolocation,
+ * connection expectations `matched` and `country`, and `expect.udp.dgrams_ip_blocked`.
  */
 
 export interface ScenarioFile {
