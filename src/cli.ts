@@ -252,8 +252,10 @@ export async function main(argv: string[]): Promise<number> {
       const { values, positionals } = args();
       return validateCommand(values.config ?? positionals[0]);
     }
-    case 'sim':
-      return (await import('./scenario/cli.ts')).simCommand(rest);
+    case 'sim': {
+      const sim = await import('./scenario/cli.ts');
+      return sim.simCommand(rest, sim.processSimIo(() => performance.now()));
+    }
     case 'replay':
       return (await import('./scenario/replay.ts')).replayCommand(rest);
     default:

@@ -80,7 +80,7 @@ void describe('scenario files', () => {
     assert.equal(hashes.size, 5, 'five seeds, five different runs');
   });
 
-  void it('1,000 clients over lossy links take a few seconds of wall time at most', async () => {
+  void it('1,000 clients over lossy links all complete with status 200 (speed is measured in bench/, not here)', async () => {
     const f = files.find((x) => x.name === '11-thousand-lossy-clients.yaml');
     assert.ok(f !== undefined);
     const parsed = parseScenario(readFileSync(f.path, 'utf8'), f.name);
@@ -88,7 +88,5 @@ void describe('scenario files', () => {
     const report = await runScenario(parsed.scenario);
     assert.equal(report.connections.length, 1000);
     assert.deepEqual(report.byStatus, { '200': 1000 });
-    // About 0.5 s on a 2-vCPU box; the bound leaves room for a loaded CI machine.
-    assert.ok(report.wallMs < 10_000, `took ${report.wallMs} ms`);
   });
 });

@@ -35,13 +35,15 @@ export interface SimIo {
   now(): number;
 }
 
-const processIo: SimIo = {
-  out: (t) => void process.stdout.write(t),
-  err: (t) => void process.stderr.write(t),
-  tty: process.stderr.isTTY === true,
-  // eslint-disable-next-line no-restricted-globals, no-restricted-properties -- wall time only paces the progress bar; the run never sees it
-  now: () => performance.now(),
-};
+/** The process's terminal, with a wall clock supplied by the caller (src/cli.ts, the real-world composition root). */
+export function processSimIo(now: () => number): SimIo {
+  return {
+    out: (t) => void process.stdout.write(t),
+    err: (t) => void process.stderr.write(t),
+    tty: process.stderr.isTTY === true,
+    now,
+  };
+}
 
 /** Show the bar only for runs that last longer than this (wall ms), and redraw it at most this often. */
 const PROGRESS_AFTER_MS = 300;
@@ -69,7 +71,7 @@ function progressBar(io: SimIo): { onProgress: (virtualMs: number, maxMs: number
 }
 
 /** Runs `refract sim` with `argv` (the words after `sim`). Resolves with the exit code; never throws for bad input. */
-export async function simCommand(argv: string[], io: SimIo = processIo): Promise<number> {
+export async function simCommand(argv: string[], io: SimIo): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -126,6 +128,7 @@ export async function simCommand(argv: string[], io: SimIo = processIo): Promise
   let report: ScenarioReport;
   try {
     report = await runScenario(scenario, {
+      wallClock: io.now,
       ...(seed === undefined ? {} : { seed }),
       ...(trace === undefined ? {} : { onTrace: (line: string) => void trace.write(line + '\n') }),
       ...(bar === undefined ? {} : { onProgress: bar.onProgress }),
@@ -141,7 +144,7 @@ export async function simCommand(argv: string[], io: SimIo = processIo): Promise
   let second: ScenarioReport | undefined;
   if (values['check-determinism'] === true) {
     const bar2 = io.tty && values.json !== true ? progressBar(io) : undefined;
-    second = await runScenario(scenario, { ...(seed === undefined ? {} : { seed }), ...(bar2 === undefined ? {} : { onProgress: bar2.onProgress }) });
+    second = await runScenario(scenario, { wallClock: io.now, ...(seed === undefined ? {} : { seed }), ...(bar2 === undefined ? {} : { onProgress: bar2.onProgress }) });
     bar2?.clear();
   }
   const differs = second !== undefined && second.traceHash !== report.traceHash;
