@@ -6,33 +6,23 @@
  * Per datagram the engine does a Map lookup, optional header prepend (PROXY v2 on the first datagram of the flow,
  * SPP on every one), a size check (never fragment) and one send — no machine event, no RxJS `next`.
  */
-import type { Logger } from 'pino';
 import { MachineHost, type HostedInstance } from './host.ts';
 import { udpFlowMachine, type UdpFlowActionName, type UdpFlowEvent } from './udp-flow.machine.ts';
-import type { Cancel, Clock, Datagram, Network, SocketAddress, UdpSocket } from '../net/ports.ts';
+import type { Cancel, Datagram, SocketAddress, UdpSocket } from '../net/ports.ts';
 import { encodeProxyV2 } from '../core/proxy-protocol.ts';
 import { encodeSppHeader, hasSppHeader, SPP_HEADER_LENGTH } from '../core/spp.ts';
 import { isRefractError, type ErrorCode } from '../model/errors.ts';
 import type { AppSpec, NodeSettings } from '../model/types.ts';
-import { IdleWaiters, rfc3339, type CloseReason, type EventLog, type SpectrumEvent, type SpectrumEventName } from '../streams/events.ts';
-import type { Trace, TraceEventName } from '../streams/trace.ts';
-import type { UpstreamTarget } from './tcp-connection.ts';
-import { decide, type CompiledAccessRules } from '../core/access-rules.ts';
-import type { GeoLookup } from '../core/geo.ts';
+import { IdleWaiters, rfc3339, type CloseReason, type SpectrumEvent, type SpectrumEventName } from '../streams/events.ts';
+import type { TraceEventName } from '../streams/trace.ts';
+import type { TcpEngineDeps, UpstreamTarget } from './tcp-connection.ts';
+import { decide } from '../core/access-rules.ts';
 
 /** Datagrams held per flow while its upstream socket opens; more are dropped (and counted). */
 const MAX_QUEUED = 64;
 
-export interface UdpEngineDeps {
-  readonly net: Network;
-  readonly clock: Clock;
-  settings(): NodeSettings;
-  targets(app: AppSpec, edgePort: number): readonly UpstreamTarget[] | Promise<readonly UpstreamTarget[]>;
-  readonly events: EventLog;
-  access(): { readonly rules: CompiledAccessRules; readonly geo: GeoLookup };
-  readonly trace?: Trace;
-  readonly log: Logger;
-}
+/** The same environment as the TCP engine (see `TcpEngineDeps`). */
+export type UdpEngineDeps = TcpEngineDeps;
 
 export interface UdpStats {
   udp_flows_total: number;
