@@ -371,7 +371,7 @@ export class TcpEngine {
     r.asn = asn?.asn ?? 0;
     if (!r.app?.ipFirewall || rules.size === 0) return false;
     const d = decide(rules, { ip, country: r.country || undefined, asn: asn?.asn });
-    r.matched = d.action === 'block' ? d.matched : d.action === 'allow' ? d.matched : 'UNKNOWN';
+    r.matched = d.matched; // UNKNOWN when no rule matched
     if (d.action === 'block') this.#trace(r, 'filtered', { matched: d.matched, rule: d.ruleId ?? '' });
     return d.action === 'block';
   }
