@@ -137,4 +137,130 @@ export interface Network {
   /** Resolves a name. Rejects with a NetError (`ENOTFOUND`, `ENODATA`, `ETIMEOUT`, `ESERVFAIL`, `ECONNREFUSED`). */
   resolve(name: string, type: DnsRecordType): Promise<DnsAnswer>;
   bindUdp(opts: { host: string; port: number }): Promise<UdpSocket>;
+  /** TLS over Conns (edge termination and origin re-encryption). */
+  readonly tls: TlsPort;
+}
+
+// ── TLS ─────────────────────────────────────────────────────────────────────────────────────────────────────────
+// Real: node:tls wraps the Conn (src/net/node/tls.ts). Sim: the TLS model of src/core/tls-model.ts predicts the
+// handshake, played as small records over the simulated Conn (src/net/sim/sim-tls.ts), so it costs round trips,
+// can be sliced, lost or reset like any bytes. Both report the same TlsInfo / TlsFailure.
+
+export type TlsVersion = 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+
+/**
+ * What a certificate is, as far as a handshake cares. Real mode derives it from the PEM (node:crypto
+ * X509Certificate); the simulator uses it as is. `issuer` names the CA that signed it (its `id`), or equals `id`
+ * for a self-signed certificate.
+ */
+export interface CertInfo {
+  /** Stable id of this certificate (real: SHA-256 fingerprint of the DER, colon-free upper hex). */
+  readonly id: string;
+  /** DNS names and IP addresses it is valid for (SAN; CN only when there is no SAN). `*.x.test` wildcards allowed. */
+  readonly names: readonly string[];
+  readonly notBeforeMs: number;
+  readonly notAfterMs: number;
+  /** id of the issuing CA; `=== id` for self-signed. */
+  readonly issuer: string;
+  readonly keyType: 'rsa' | 'ecdsa';
+  /** SHA-256 of the DER, upper hex with colons, as OpenSSL prints it (events: OriginTlsFingerprint). */
+  readonly fingerprint256: string;
+}
+
+/** A certificate with its key, ready to serve. `pem` is present in real mode only. */
+export interface TlsIdentity {
+  readonly cert: CertInfo;
+  /** Chain after the leaf (intermediates), outermost last. */
+  readonly chain: readonly CertInfo[];
+  readonly pem?: { readonly cert: string; readonly key: string };
+}
+
+/** Trust anchors for verifying a peer: CA ids (sim) and/or PEM bundles (real); `system` adds the OS store. */
+export interface TlsTrust {
+  readonly system: boolean;
+  readonly cas: readonly CertInfo[];
+  readonly pem?: string;
+}
+
+export interface TlsServerParams {
+  /** The identity for a ClientHello's SNI (undefined: no SNI). Undefined result: refuse the handshake (INVALID_SNI). */
+  identity(sni: string | undefined): TlsIdentity | undefined;
+  readonly minVersion: TlsVersion;
+  readonly maxVersion: TlsVersion;
+  /** TLS ≤1.2 cipher suites, OpenSSL names, server preference order. */
+  readonly ciphers: readonly string[];
+  /** TLS 1.3 suites, IANA names (TLS_AES_128_GCM_SHA256 …), server preference order. */
+  readonly ciphersuites: readonly string[];
+  /** Give up after this long without a finished handshake (failure HANDSHAKE_TIMEOUT). */
+  readonly handshakeTimeoutMs: number;
+}
+
+export interface TlsClientParams {
+  /** SNI to send; undefined sends none. */
+  readonly servername: string | undefined;
+  readonly minVersion: TlsVersion;
+  readonly maxVersion: TlsVersion;
+  /** TLS ≤1.2 suites in ClientHello order (OpenSSL names). */
+  readonly ciphers: readonly string[];
+  /** TLS 1.3 suites in ClientHello order (IANA names). */
+  readonly ciphersuites: readonly string[];
+  /** undefined = do not verify (Full); otherwise verify chain against `trust` and the name against `checkName`. */
+  readonly verify: { readonly trust: TlsTrust; readonly checkName: string } | undefined;
+  readonly handshakeTimeoutMs: number;
+}
+
+/** Spectrum's ClientTlsStatus / OriginTlsStatus values (shared/spectrum-reference.md §4.4). */
+export type TlsStatus = 'UNKNOWN' | 'OK' | 'INTERNAL_ERROR' | 'INVALID_CONFIG' | 'INVALID_SNI' | 'HANDSHAKE_FAILED' | 'KEYLESS_RPC';
+
+/** Which check a failed handshake failed: the log line and the error code say it. */
+export type TlsFailureReason =
+  | 'no_shared_version'
+  | 'no_shared_cipher'
+  | 'unknown_sni'
+  | 'no_certificate'
+  | 'cert_expired'
+  | 'cert_not_yet_valid'
+  | 'cert_wrong_name'
+  | 'cert_self_signed'
+  | 'cert_unknown_ca'
+  | 'peer_alert'
+  | 'not_tls'
+  | 'handshake_timeout'
+  | 'connection_closed'
+  | 'internal';
+
+export interface TlsInfo {
+  readonly protocol: TlsVersion;
+  /** Negotiated suite, OpenSSL name for ≤1.2 (ECDHE-RSA-AES128-GCM-SHA256), IANA name for 1.3 (TLS_AES_128_GCM_SHA256). */
+  readonly cipher: string;
+  /** SNI the client sent ('' when none). */
+  readonly servername: string;
+  /** The peer's certificate (client side of a handshake), undefined on the server side. */
+  readonly peerCert: CertInfo | undefined;
+}
+
+export interface TlsFailure {
+  readonly status: TlsStatus;
+  readonly reason: TlsFailureReason;
+  /** Human detail (OpenSSL's message in real mode). */
+  readonly detail: string;
+  /** The peer certificate seen, when the failure is about it. */
+  readonly peerCert?: CertInfo;
+}
+
+export type TlsOutcome = { readonly ok: true; readonly info: TlsInfo } | { readonly ok: false; readonly failure: TlsFailure };
+
+/**
+ * A handshake in progress over a Conn. The caller hands the raw Conn over (it must not touch it again) and gets
+ * `conn`: the plaintext stream, paused, usable once `done` reported ok. `done` is called exactly once, never
+ * synchronously. After a failure the raw Conn is closed by the TLS layer (`conn` closes too).
+ */
+export interface TlsSession {
+  readonly conn: Conn;
+  onDone(cb: (outcome: TlsOutcome) => void): void;
+}
+
+export interface TlsPort {
+  server(raw: Conn, params: TlsServerParams): TlsSession;
+  client(raw: Conn, params: TlsClientParams): TlsSession;
 }

@@ -569,6 +569,7 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
     const net: Network = {
       clock: host.clock,
       random: host.random,
+      tls: host.tls,
       listenTcp: (o, cb) => host.listenTcp(o, cb),
       connectTcp: (o: ConnectTcpOptions) => {
         const c = host.connectTcp(o);

@@ -113,6 +113,9 @@ function tracking(inner: Network, t: Tracked): Network {
     get random() {
       return inner.random;
     },
+    get tls() {
+      return inner.tls;
+    },
     async listenTcp(opts, onConnection) {
       const l = await inner.listenTcp(opts, (c) => {
         t.conns.push(c);

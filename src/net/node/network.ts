@@ -2,6 +2,7 @@
  * The real implementation of the ports over node:net / node:dgram and the wall clock. This folder is the only
  * place in src/ allowed to touch real sockets, timers and time (see eslint.config.js).
  */
+import { createNodeTls } from './tls.ts';
 import * as net from 'node:net';
 import * as dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
@@ -164,6 +165,7 @@ export function createNodeNetwork(opts: NodeNetworkOptions = {}): Network {
   return {
     clock: nodeClock,
     random: nodeRandom,
+    tls: createNodeTls(),
 
     listenTcp(o: ListenTcpOptions, onConnection: (conn: Conn) => void): Promise<TcpListener> {
       return new Promise((resolve, reject) => {

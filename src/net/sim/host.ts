@@ -2,6 +2,8 @@
  * A simulated host: the `Network` port as one machine sees it (its addresses, sockets and ports, its view of the
  * shared virtual clock), plus the kernel tables the simulator needs (TCBs, listeners, UDP sockets, bound ports).
  */
+import { createSimTls } from './sim-tls.ts';
+import type { TlsPort } from '../ports.ts';
 import { type Clock, type Conn, type ConnectTcpOptions, type DnsAnswer, type DnsRecordType, type IpFamily, type ListenTcpOptions, type NetError, type Network, type SocketAddress, type TcpListener, type UdpSocket, type Cancel } from '../ports.ts';
 import { type Prng } from './prng.ts';
 import { type Link } from './fabric.ts';
@@ -73,6 +75,7 @@ export class SimHost implements Network {
   readonly sim: Sim;
   readonly clock: Clock;
   readonly random: Prng;
+  readonly tls: TlsPort;
   /** Canonical addresses, in the order given. */
   readonly addresses: readonly string[];
   readonly unprivileged: boolean;
@@ -108,6 +111,7 @@ export class SimHost implements Network {
     for (const a of addresses) (a.routeFamily === 'IPv4' ? this.#v4 : this.#v6).push(a.route);
     this.skewMs = opts.clockSkewMs ?? 0;
     this.unprivileged = opts.unprivileged ?? false;
+    this.tls = createSimTls(this);
     this.clock = new HostClock(this);
   }
 

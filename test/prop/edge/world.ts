@@ -284,6 +284,7 @@ export async function runCase(c: EdgeCase, opts: RunOptions = {}): Promise<World
   const net: Network = {
     clock: edgeHost.clock,
     random: edgeHost.random,
+    tls: edgeHost.tls,
     listenTcp: (o, cb) => edgeHost.listenTcp(o, cb),
     connectTcp: (o) => {
       const conn = edgeHost.connectTcp(o);

@@ -59,7 +59,7 @@ function network(dnsPort: number, clock: ManualClock): Network {
   const unused = (): never => {
     throw new Error('not used by the origin resolver');
   };
-  return { clock, random: { next: () => 0.5 }, resolve, listenTcp: unused, connectTcp: unused, bindUdp: unused };
+  return { clock, random: { next: () => 0.5 }, resolve, listenTcp: unused, connectTcp: unused, bindUdp: unused, tls: { server: unused, client: unused } };
 }
 
 async function rejectsWithResolveFailed(p: Promise<unknown>, code: string): Promise<void> {
