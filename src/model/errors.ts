@@ -99,6 +99,20 @@ export const ERRORS = {
   E_IDLE_TIMEOUT: { message: 'No bytes flowed either way for the idle timeout.', source: 'internal', retryable: false },
   E_DRAIN_DEADLINE: { message: 'The connection was still open at the drain deadline.', source: 'internal', retryable: false },
 
+  // ── TLS (edge termination, origin re-encryption, certificates; docs/tls.md) ──────────────────────────────────
+  E_TLS_CERT_READ: { message: 'A TLS certificate or key file could not be read.', source: 'config', retryable: true },
+  E_TLS_CERT_INVALID: { message: 'A TLS certificate or key is not valid PEM, or the key does not match the certificate.', source: 'config', retryable: false },
+  E_TLS_CA: { message: 'The local CA could not be created or loaded from the data directory.', source: 'config', retryable: true },
+  E_TLS_CLIENT_HANDSHAKE: { message: 'The client TLS handshake failed (no shared version or cipher, a bad record, or an alert from the client).', source: 'downstream', retryable: false },
+  E_TLS_CLIENT_SNI: { message: 'The client asked (SNI) for a name no certificate on this edge address covers.', source: 'downstream', retryable: false },
+  E_TLS_NO_CERTIFICATE: { message: 'The app terminates TLS but has no certificate to present.', source: 'config', retryable: false },
+  E_TLS_HANDSHAKE_TIMEOUT: { message: 'The TLS handshake did not finish in time.', source: 'downstream', retryable: false },
+  E_TLS_ORIGIN_HANDSHAKE: { message: 'The TLS handshake with the origin failed (no shared version or cipher, an alert, or the origin does not speak TLS).', source: 'upstream', retryable: true },
+  E_TLS_ORIGIN_CERT_EXPIRED: { message: 'strict: the origin certificate has expired or is not yet valid.', source: 'upstream', retryable: false },
+  E_TLS_ORIGIN_CERT_NAME: { message: 'strict: the origin certificate does not cover the origin name.', source: 'upstream', retryable: false },
+  E_TLS_ORIGIN_CERT_SELF_SIGNED: { message: 'strict: the origin certificate is self-signed.', source: 'upstream', retryable: false },
+  E_TLS_ORIGIN_CERT_UNTRUSTED: { message: 'strict: the origin certificate chain does not lead to a trusted CA.', source: 'upstream', retryable: false },
+
   // ── internal ─────────────────────────────────────────────────────────────────────────────────────────────────
   E_INTERNAL: { message: 'Internal error.', source: 'internal', retryable: false },
 } as const satisfies Record<string, ErrorSpec>;
