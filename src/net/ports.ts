@@ -264,3 +264,27 @@ export interface TlsPort {
   server(raw: Conn, params: TlsServerParams): TlsSession;
   client(raw: Conn, params: TlsClientParams): TlsSession;
 }
+
+/** What an app needs a certificate for (edge termination). */
+export interface CertRequest {
+  readonly appId: string;
+  /** Names the certificate must cover when Refract issues it: the app's dns.name first. */
+  readonly names: readonly string[];
+  /** PEM files given in config (`edge_tls.cert` / `edge_tls.key`); absent = issue one from the local CA. */
+  readonly certFile?: string;
+  readonly keyFile?: string;
+}
+
+/**
+ * Where edge certificates and origin trust come from. Real (src/net/node/cert-store.ts): PEM files, else a local
+ * CA persisted in the data directory. Sim (src/net/sim/sim-certs.ts): certificate descriptors, no cryptography.
+ * Both are called at apply time (before anything is switched), so a bad file rejects the reload whole.
+ */
+export interface CertSource {
+  /** One identity per request, by appId. Rejects with a RefractError (E_TLS_CERT_READ, E_TLS_CERT_INVALID, E_TLS_CA). */
+  identities(reqs: readonly CertRequest[]): Promise<ReadonlyMap<string, TlsIdentity>>;
+  /** Trust anchors for `strict`: the system store (real) plus an optional PEM bundle file. */
+  trust(caBundleFile: string | undefined): Promise<TlsTrust>;
+  /** Files whose change should reload certificates (the CLI watches them). */
+  watchedFiles(): readonly string[];
+}
