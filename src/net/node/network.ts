@@ -41,7 +41,7 @@ function sockAddr(address: string | undefined, port: number | undefined): Socket
  * A Conn over a net.Socket. Handlers are plain fields (not EventEmitter listeners we add per use) so the data path
  * costs one indirect call per chunk.
  */
-class NodeConn implements Conn {
+export class NodeConn implements Conn {
   readonly #s: net.Socket;
   #h: ConnHandlers = { connect: noop, data: noop, drain: noop, end: noop, error: noop, close: noop };
   #local: SocketAddress | undefined;
@@ -122,6 +122,23 @@ class NodeConn implements Conn {
   resume(): void {
     this.#flowing = true;
     this.#s.resume();
+  }
+
+  /**
+   * Hands the socket over to a wrapper (TLS): removes this Conn's listeners and returns the socket, paused. The
+   * Conn must not be used afterwards; the wrapper's own Conn takes its place.
+   */
+  detach(): net.Socket {
+    const s = this.#s;
+    s.removeAllListeners('data');
+    s.removeAllListeners('drain');
+    s.removeAllListeners('end');
+    s.removeAllListeners('error');
+    s.removeAllListeners('close');
+    s.removeAllListeners('connect');
+    s.pause();
+    this.#h = { connect: noop, data: noop, drain: noop, end: noop, error: noop, close: noop };
+    return s;
   }
 }
 
