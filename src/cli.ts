@@ -3,8 +3,10 @@
  * the real network live here; the engine is in src/edge and below.
  */
 import { parseArgs } from 'node:util';
-import { readFileSync, realpathSync, watch, createWriteStream, type WriteStream } from 'node:fs';
-import { basename, dirname, resolve as resolvePath } from 'node:path';
+import { readFileSync, realpathSync, watch, watchFile, unwatchFile, createWriteStream, type WriteStream } from 'node:fs';
+import { basename, dirname, isAbsolute, resolve as resolvePath } from 'node:path';
+import { createNodeCertSource } from './net/node/cert-store.ts';
+import type { CertSource } from './net/ports.ts';
 import { connect as netConnect } from 'node:net';
 import { Subject, debounceTime, map, filter, type Observable } from 'rxjs';
 import { createNodeNetwork } from './net/node/network.ts';
@@ -32,6 +34,8 @@ Usage:
       Run the scenario FILE in virtual time (docs/scenarios.md); exit 1 if an expectation fails.
   refract replay TRACE --config FILE [--seed N] [--scenario OUT] [--json]
       Replay a serve --trace recording in the simulator (docs/replay.md); exit 1 if a connection ends differently.
+  refract ca export [--data-dir DIR | --config FILE] [--out FILE]
+      Print the local CA's root certificate (PEM) for clients to trust, creating the CA if needed (docs/tls.md).
 
 Docs: docs/configuration.md, docs/errors.md, docs/architecture.md`;
 
@@ -82,6 +86,23 @@ function eventSink(target: string | undefined, edge: EdgeNode): WriteStream | No
   return out;
 }
 
+/** Resolves relative certificate and CA-bundle paths against `base` (the config file's folder). */
+function relativeCertSource(base: string, inner: CertSource): CertSource {
+  const abs = (p: string): string => (isAbsolute(p) ? p : resolvePath(base, p));
+  return {
+    identities: (reqs) =>
+      inner.identities(
+        reqs.map((r) => ({
+          ...r,
+          ...(r.certFile !== undefined ? { certFile: abs(r.certFile) } : {}),
+          ...(r.keyFile !== undefined ? { keyFile: abs(r.keyFile) } : {}),
+        })),
+      ),
+    trust: (f) => inner.trust(f === undefined ? undefined : abs(f)),
+    watchedFiles: () => inner.watchedFiles(),
+  };
+}
+
 async function serveCommand(file: string | undefined, opts: { events?: string; logLevel?: string; trace?: string }): Promise<number> {
   if (!file) {
     process.stderr.write(`refract serve: --config FILE is required\n\n${USAGE}\n`);
@@ -107,7 +128,10 @@ async function serveCommand(file: string | undefined, opts: { events?: string; l
       return 1;
     }
   }
-  const edge = new EdgeNode(geo ? { net, log, geo } : { net, log }, config);
+  // Certificate paths and the data directory are relative to the config file's folder, like every other path.
+  const baseDir = dirname(resolvePath(file));
+  const certs = relativeCertSource(baseDir, createNodeCertSource({ dataDir: resolvePath(baseDir, config.node.tls.dataDir), log: log.child({ component: 'certs' }) }));
+  const edge = new EdgeNode(geo ? { net, log, geo, certs } : { net, log, certs }, config);
   const sink = eventSink(opts.events ?? config.log.events, edge);
   const traceOut = opts.trace ? createWriteStream(resolvePath(opts.trace), { flags: 'a' }) : undefined;
   if (traceOut) edge.trace.records$.subscribe((r) => traceOut.write(traceLine(r) + '\n'));
@@ -156,10 +180,26 @@ async function serveCommand(file: string | undefined, opts: { events?: string; l
     filter((r): r is { ok: true; config: RefractConfig } => r.ok),
     map((r) => r.config),
   );
+  // Certificate files: polled (a watch on an inode misses rename-saves and Kubernetes symlink swaps), and
+  // re-listed after every apply since the config names them.
+  let certFiles: readonly string[] = [];
+  const certReload = (): void => {
+    edge.reloadCertificates().then(
+      () => log.info({ event: 'tls.certificates_reloaded' }, 'certificates reloaded'),
+      (err: unknown) => log.error({ event: 'tls.certificates_rejected', err }, 'certificate reload failed; the running certificates stay'),
+    );
+  };
+  const watchCerts = (): void => {
+    for (const f of certFiles) unwatchFile(f, certReload);
+    certFiles = edge.tlsWatchedFiles();
+    for (const f of certFiles) watchFile(f, { interval: 2_000, persistent: false }, certReload);
+  };
+  watchCerts();
   snapshots.subscribe((next) => {
     edge.apply(next).then(
       async (r) => {
         log.info({ event: 'config.applied', ...r }, 'configuration applied');
+        watchCerts();
         if (JSON.stringify(next.origins) !== JSON.stringify(config.origins)) {
           await origins?.close();
           origins = await startBuiltinOrigins(net, next.origins, log).catch((err: unknown) => {
@@ -184,6 +224,7 @@ async function serveCommand(file: string | undefined, opts: { events?: string; l
       stopping = true;
       log.info({ event: 'serve.draining', signal: sig, open: edge.tcp.activeCount, deadlineMs: config.node.drainTimeoutMs }, 'draining');
       watcher?.close();
+      for (const f of certFiles) unwatchFile(f, certReload);
       triggers.complete();
       edge
         .shutdown(config.node.drainTimeoutMs)
@@ -258,6 +299,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'replay':
       return (await import('./scenario/replay.ts')).replayCommand(rest);
+    case 'ca':
+      return (await import('./cli/ca.ts')).caCommand(rest);
     default:
       process.stderr.write(`refract: unknown command '${cmd}'\n\n${USAGE}\n`);
       return 2;

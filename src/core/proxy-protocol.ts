@@ -204,6 +204,38 @@ export function encodeProxyV1(a: ProxyAddresses): Uint8Array {
   return textEncoder.encode(`PROXY ${proto} ${formatIp(s)} ${formatIp(d)} ${a.src.port} ${a.dst.port}\r\n`);
 }
 
+// ── v2 TLVs for a TLS-terminated connection ─────────────────────────────────────────────────────────────────
+
+/** PP2_CLIENT_SSL: the client connected over SSL/TLS (the SSL TLV's `client` bit field). */
+export const PP2_CLIENT_SSL = 0x01;
+
+/**
+ * The TLVs a TLS-terminating proxy adds (HAProxy doc/proxy-protocol.txt §2.2.5 and §2.2.2): PP2_TYPE_SSL with
+ * `client` = PP2_CLIENT_SSL, `verify` = 0 (no client certificate was asked for, so none failed verification: what
+ * HAProxy sends in that case), and the sub-TLVs SSL_VERSION ("TLSv1.3") and SSL_CIPHER; then AUTHORITY = the SNI
+ * the client sent, when it sent one.
+ */
+export function tlsProxyTlvs(info: { readonly version: string; readonly cipher: string; readonly sni: string }): Array<{ type: number; value: Uint8Array }> {
+  const sub = (type: number, text: string): Uint8Array => {
+    const v = textEncoder.encode(text);
+    const out = new Uint8Array(3 + v.length);
+    out[0] = type;
+    out[1] = v.length >> 8;
+    out[2] = v.length & 0xff;
+    out.set(v, 3);
+    return out;
+  };
+  const version = sub(PP2_TYPE.SSL_VERSION, info.version);
+  const cipher = sub(PP2_TYPE.SSL_CIPHER, info.cipher);
+  const ssl = new Uint8Array(5 + version.length + cipher.length);
+  ssl[0] = PP2_CLIENT_SSL; // client; bytes 1-4: verify = 0
+  ssl.set(version, 5);
+  ssl.set(cipher, 5 + version.length);
+  const tlvs: Array<{ type: number; value: Uint8Array }> = [{ type: PP2_TYPE.SSL, value: ssl }];
+  if (info.sni !== '') tlvs.push({ type: PP2_TYPE.AUTHORITY, value: textEncoder.encode(info.sni) });
+  return tlvs;
+}
+
 // ── v2 encoder ────────────────────────────────────────────────────────────────────────────────────────────────
 
 export interface ProxyV2EncodeOptions {

@@ -10,7 +10,8 @@
  */
 import type { Logger } from 'pino';
 import type { Observable, Subscription } from 'rxjs';
-import type { Conn, Network, TcpListener, UdpSocket } from '../net/ports.ts';
+import type { CertSource, Conn, Network, TcpListener, UdpSocket } from '../net/ports.ts';
+import { EdgeTls } from './edge-tls.ts';
 import type { AppSpec, RefractConfig } from '../model/types.ts';
 import { RefractError, type ErrorCode } from '../model/errors.ts';
 import { TcpEngine, type UpstreamTarget } from '../machines/tcp-connection.ts';
@@ -59,6 +60,8 @@ export interface EdgeNodeDeps {
   readonly trace?: Trace;
   /** Country/ASN data (the CLI loads it from `geo:` files); none = lookups answer nothing. */
   readonly geo?: GeoLookup;
+  /** Edge certificates and origin trust (real: PEM files and the local CA; sim: descriptors). None: TLS apps fail with 540. */
+  readonly certs?: CertSource;
 }
 
 export class EdgeNode {
@@ -74,6 +77,7 @@ export class EdgeNode {
   #chain: Promise<unknown> = Promise.resolve();
   #access: { rules: CompiledAccessRules; geo: GeoLookup };
   #stopped = false;
+  readonly #tls: EdgeTls;
 
   constructor(deps: EdgeNodeDeps, initial: RefractConfig) {
     this.#net = deps.net;
@@ -87,6 +91,7 @@ export class EdgeNode {
       minTtlSec: initial.node.dnsMinTtlSec,
       log: deps.log.child({ component: 'origin-resolver' }),
     });
+    this.#tls = new EdgeTls(deps.certs);
     // Both engines share the node's environment: ports, settings, origin resolution, event and trace streams.
     const engineDeps = {
       net: deps.net,
@@ -98,7 +103,7 @@ export class EdgeNode {
       trace: this.trace,
       log: deps.log,
     };
-    this.tcp = new TcpEngine(engineDeps);
+    this.tcp = new TcpEngine({ ...engineDeps, tls: this.#tls });
     this.udp = new UdpEngine(engineDeps);
   }
 
@@ -147,7 +152,9 @@ export class EdgeNode {
       }
     }
 
-    // Phase 1: bind what is new; on any failure release those and keep everything as it was.
+    // Phase 1: load or issue certificates, then bind what is new; on any failure release those and keep
+    // everything as it was.
+    const tls = await this.#tls.prepare(config);
     const fresh: ListenerSlot[] = [];
     try {
       for (const [key, d] of desired) {
@@ -177,6 +184,7 @@ export class EdgeNode {
 
     // Phase 2: commit. Nothing below can fail (rules were validated; compiling them cannot fail).
     this.#access = { rules: compileAccessRules(config.accessRules), geo: this.#access.geo };
+    this.#tls.commit(tls);
     for (const s of fresh) {
       this.#slots.set(s.key, s);
       if (s.udp) this.udp.attach(s.udp);
@@ -230,6 +238,25 @@ export class EdgeNode {
       slot.sock.close();
     });
     this.#udpClosing.set(slot, cancel);
+  }
+
+  /**
+   * Reloads certificates (files changed on disk, or local-CA certificates near expiry) for the running config:
+   * new handshakes use them; open connections keep theirs. Rejects, changing nothing, when a file is bad.
+   */
+  reloadCertificates(): Promise<void> {
+    const run = this.#chain.then(async () => {
+      const cfg = this.#config;
+      if (!cfg || this.#stopped) return;
+      this.#tls.commit(await this.#tls.prepare(cfg));
+    });
+    this.#chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Files whose change should trigger `reloadCertificates` (the CLI watches them). */
+  tlsWatchedFiles(): readonly string[] {
+    return this.#tls.watchedFiles();
   }
 
   #onConnection(slot: ListenerSlot, conn: Conn): void {

@@ -10,13 +10,14 @@
  * durations the executor takes per connection (`connectTimeout`, `proxyHeaderTimeout`).
  *
  * ```
- * accepted ──CONN.ROUTED──────────────────────────────► resolving ──ORIGIN.RESOLVED──► connecting ⟲ (next address
- *    │ └─PROXY.EXPECTED─► readingProxyHeader ─DECODED─┘     │                         │   on refusal/timeout)
- *    │                         │ INVALID / timeout          │ RESOLVE_FAILED (531)    │ UPSTREAM.CONNECTED
- *    └─CONN.NO_APP / PROXY.UNTRUSTED ─────────────────────────────────────────────────┼─────► established
- *                                                           ▼                         ▼     (c2s ∥ s2c regions)
- *                                                         closed ◄── EXHAUSTED (521/522/523) ◄── SPLICE.CLOSED /
- *                                                                                         ERROR / IDLE / drain
+ * accepted ──CONN.ROUTED──► clientTls ──TLS.SKIPPED / CLIENT_OK──► resolving ──ORIGIN.RESOLVED──► connecting ⟲
+ *    │ └─PROXY.EXPECTED─► readingProxyHeader ─DECODED─┘ │ CLIENT_FAILED     │ RESOLVE_FAILED (531)   │ (next address
+ *    │                         │ INVALID / timeout       │ (443/400/540)     │                        │  on refusal/timeout)
+ *    │                         │                         │                   │     UPSTREAM.CONNECTED │
+ *    └─CONN.NO_APP / PROXY.UNTRUSTED                     │                   │                        ▼
+ *                                                        │                   │   originTls ──TLS.SKIPPED / ORIGIN_OK──► established
+ *                                                        ▼                   ▼      │ ORIGIN_FAILED (525/526)    (c2s ∥ s2c regions)
+ *                                                      closed ◄── EXHAUSTED (521/522/523) ◄── SPLICE.CLOSED / ERROR / IDLE / drain
  * ```
  */
 import { setup } from 'xstate';
@@ -33,6 +34,11 @@ export type TcpConnEvent =
   | { type: 'PROXY.UNTRUSTED' }
   | { type: 'PROXY.DECODED'; header: ProxyHeader; rest: Uint8Array }
   | { type: 'PROXY.INVALID'; code: ErrorCode; detail: string }
+  | { type: 'TLS.SKIPPED' }
+  | { type: 'TLS.CLIENT_OK' }
+  | { type: 'TLS.CLIENT_FAILED' }
+  | { type: 'TLS.ORIGIN_OK' }
+  | { type: 'TLS.ORIGIN_FAILED' }
   | { type: 'ORIGIN.RESOLVED' }
   | { type: 'ORIGIN.RESOLVE_FAILED'; code: ErrorCode; detail: string }
   | { type: 'UPSTREAM.CONNECTED' }
@@ -62,6 +68,10 @@ export const tcpConnectionMachine = setup({
     recordUntrusted: todo,
     recordNoApp: todo,
     recordFiltered: todo,
+    startClientTls: todo,
+    recordClientTlsFailed: todo,
+    startOriginTls: todo,
+    recordOriginTlsFailed: todo,
     resolveOrigin: todo,
     recordResolveFailed: todo,
     dialNext: todo,
@@ -95,7 +105,7 @@ export const tcpConnectionMachine = setup({
     accepted: {
       entry: 'classify',
       on: {
-        'CONN.ROUTED': 'resolving',
+        'CONN.ROUTED': 'clientTls',
         'PROXY.EXPECTED': 'readingProxyHeader',
         'PROXY.UNTRUSTED': { target: 'closed', actions: 'recordUntrusted' },
         'CONN.NO_APP': { target: 'closed', actions: 'recordNoApp' },
@@ -105,8 +115,18 @@ export const tcpConnectionMachine = setup({
       entry: 'readProxyHeader',
       after: { proxyHeaderTimeout: { target: 'closed', actions: 'recordProxyTimeout' } },
       on: {
-        'PROXY.DECODED': 'resolving',
+        'PROXY.DECODED': 'clientTls',
         'PROXY.INVALID': { target: 'closed', actions: 'recordProxyInvalid' },
+        'DOWNSTREAM.CLOSED': { target: 'closed', actions: 'recordClientGone' },
+      },
+    },
+    // Edge TLS termination (tls flexible/full/strict); apps with tls off pass straight through (TLS.SKIPPED).
+    clientTls: {
+      entry: 'startClientTls',
+      on: {
+        'TLS.SKIPPED': 'resolving',
+        'TLS.CLIENT_OK': 'resolving',
+        'TLS.CLIENT_FAILED': { target: 'closed', actions: 'recordClientTlsFailed' },
         'DOWNSTREAM.CLOSED': { target: 'closed', actions: 'recordClientGone' },
       },
     },
@@ -122,9 +142,19 @@ export const tcpConnectionMachine = setup({
       entry: 'dialNext',
       after: { connectTimeout: { target: 'connecting', reenter: true, actions: 'recordConnectTimeout' } },
       on: {
-        'UPSTREAM.CONNECTED': 'established',
+        'UPSTREAM.CONNECTED': 'originTls',
         'UPSTREAM.FAILED': { target: 'connecting', reenter: true, actions: 'recordConnectFailure' },
         'UPSTREAM.EXHAUSTED': { target: 'closed', actions: 'recordExhausted' },
+        'DOWNSTREAM.CLOSED': { target: 'closed', actions: 'recordClientGone' },
+      },
+    },
+    // TLS to the origin (full, strict); the PROXY header, if any, went out in clear before the ClientHello.
+    originTls: {
+      entry: 'startOriginTls',
+      on: {
+        'TLS.SKIPPED': 'established',
+        'TLS.ORIGIN_OK': 'established',
+        'TLS.ORIGIN_FAILED': { target: 'closed', actions: 'recordOriginTlsFailed' },
         'DOWNSTREAM.CLOSED': { target: 'closed', actions: 'recordClientGone' },
       },
     },

@@ -8,12 +8,13 @@
 import type { Logger } from 'pino';
 import { MachineHost, type HostedInstance } from './host.ts';
 import { tcpConnectionMachine, type TcpConnActionName, type TcpConnEvent } from './tcp-connection.machine.ts';
-import type { Cancel, Clock, Conn, NetError, Network, SocketAddress } from '../net/ports.ts';
+import type { Cancel, CertInfo, Clock, Conn, NetError, Network, SocketAddress, TlsClientParams, TlsFailure, TlsInfo, TlsServerParams } from '../net/ports.ts';
 import { splice, type SpliceHandle } from '../net/splice.ts';
-import { encodeProxyV1, encodeProxyV2, ProxyHeaderReader, type ProxyAddresses } from '../core/proxy-protocol.ts';
+import { encodeProxyV1, encodeProxyV2, ProxyHeaderReader, tlsProxyTlvs, type ProxyAddresses } from '../core/proxy-protocol.ts';
+import { spectrumCipherName } from '../core/tls-ciphers.ts';
 import { isRefractError, type ErrorCode } from '../model/errors.ts';
-import type { AppSpec, NodeSettings } from '../model/types.ts';
-import { IdleWaiters, rfc3339, type CloseReason, type EventLog, type SpectrumEvent, type SpectrumEventName } from '../streams/events.ts';
+import type { AppSpec, NodeSettings, TlsStatus } from '../model/types.ts';
+import { IdleWaiters, NO_TLS_FIELDS, rfc3339, type CloseReason, type EventLog, type SpectrumEvent, type SpectrumEventName } from '../streams/events.ts';
 import { isTrustedSource } from '../core/cidr.ts';
 import { decide, type ClientMatchedIpFirewall, type CompiledAccessRules } from '../core/access-rules.ts';
 import type { GeoLookup } from '../core/geo.ts';
@@ -23,6 +24,14 @@ export interface UpstreamTarget {
   readonly host: string;
   readonly port: number;
   readonly family: 'IPv4' | 'IPv6';
+}
+
+/** TLS parameters for the two legs, from the node's current certificates and trust (a reload swaps them). */
+export interface TcpTlsDeps {
+  /** Server side of the client leg; undefined when the app has no certificate (status 540). */
+  serverParams(app: AppSpec, edge: SocketAddress): TlsServerParams | undefined;
+  /** Client side of the origin leg (full, strict). */
+  clientParams(app: AppSpec, target: UpstreamTarget): TlsClientParams;
 }
 
 export interface TcpEngineDeps {
@@ -38,6 +47,8 @@ export interface TcpEngineDeps {
   /** Decision trace (optional); records are built only when someone subscribes. */
   readonly trace?: Trace;
   readonly log: Logger;
+  /** Edge TLS; without it an app with tls != off fails its handshake with status 540 (no certificate). */
+  readonly tls?: TcpTlsDeps;
 }
 
 export interface TcpStats {
@@ -52,12 +63,17 @@ export interface TcpStats {
   upstream_cx_resolve_fail: number;
   idle_timeout: number;
   drain_deadline: number;
+  tls_client_handshakes: number;
+  tls_client_failed: number;
+  tls_origin_handshakes: number;
+  tls_origin_failed: number;
   closed_by_status: Record<string, number>;
 }
 
 interface ConnRecord extends HostedInstance<ConnRecord, TcpConnEvent> {
   readonly id: number;
-  readonly down: Conn;
+  /** The client stream: the accepted socket, or the plaintext side of the edge TLS session once it started. */
+  down: Conn;
   readonly app: AppSpec | undefined;
   readonly edge: SocketAddress;
   readonly acceptedAt: number;
@@ -88,6 +104,14 @@ interface ConnRecord extends HostedInstance<ConnRecord, TcpConnEvent> {
   country: string;
   asn: number;
   matched: ClientMatchedIpFirewall;
+  clientTls: TlsInfo | undefined;
+  clientTlsStatus: TlsStatus;
+  originTls: TlsInfo | undefined;
+  originTlsStatus: TlsStatus;
+  originCert: CertInfo | undefined;
+  tlsFailure: TlsFailure | undefined;
+  /** The PROXY header went to the origin in clear before the origin TLS handshake. */
+  headerSent: boolean;
 }
 
 const EMPTY_PREFIX: Uint8Array[] = [];
@@ -117,6 +141,36 @@ function connectFailStatus(err: NetError | undefined, timedOut: boolean): { stat
   return { status: 520, reason: 'connect_failed', err: 'E_UPSTREAM_CONNECT_FAILED' };
 }
 
+/** Spectrum status for a failed client (edge) handshake: 400 bad SNI, 540 no certificate, else 443. */
+function clientTlsFailureStatus(f: TlsFailure | undefined): { status: number; reason: CloseReason; err: ErrorCode } {
+  if (f?.reason === 'unknown_sni') return { status: 400, reason: 'tls_invalid_sni', err: 'E_TLS_CLIENT_SNI' };
+  if (f?.reason === 'no_certificate') return { status: 540, reason: 'tls_no_certificate', err: 'E_TLS_NO_CERTIFICATE' };
+  if (f?.reason === 'handshake_timeout') return { status: 443, reason: 'tls_handshake_failed', err: 'E_TLS_HANDSHAKE_TIMEOUT' };
+  return { status: 443, reason: 'tls_handshake_failed', err: 'E_TLS_CLIENT_HANDSHAKE' };
+}
+
+/**
+ * Status for a failed origin handshake. Spectrum documents none; Refract uses Cloudflare's HTTP numbers for the
+ * same conditions: 526 when `strict` refused the certificate, 525 for any other handshake failure.
+ */
+function originTlsFailureStatus(f: TlsFailure | undefined): { status: number; reason: CloseReason; err: ErrorCode } {
+  switch (f?.reason) {
+    case 'cert_expired':
+    case 'cert_not_yet_valid':
+      return { status: 526, reason: 'origin_tls_certificate', err: 'E_TLS_ORIGIN_CERT_EXPIRED' };
+    case 'cert_wrong_name':
+      return { status: 526, reason: 'origin_tls_certificate', err: 'E_TLS_ORIGIN_CERT_NAME' };
+    case 'cert_self_signed':
+      return { status: 526, reason: 'origin_tls_certificate', err: 'E_TLS_ORIGIN_CERT_SELF_SIGNED' };
+    case 'cert_unknown_ca':
+      return { status: 526, reason: 'origin_tls_certificate', err: 'E_TLS_ORIGIN_CERT_UNTRUSTED' };
+    case 'handshake_timeout':
+      return { status: 525, reason: 'origin_tls_failed', err: 'E_TLS_HANDSHAKE_TIMEOUT' };
+    default:
+      return { status: 525, reason: 'origin_tls_failed', err: 'E_TLS_ORIGIN_HANDSHAKE' };
+  }
+}
+
 /** PROXY v1/v2 need one family for both addresses: an IPv4 side becomes IPv4-mapped IPv6 when the other is IPv6. */
 function proxyAddresses(src: ConnRecord['client'], dst: ConnRecord['proxyDst']): ProxyAddresses {
   if (src.family === dst.family) {
@@ -144,6 +198,10 @@ export class TcpEngine {
     upstream_cx_resolve_fail: 0,
     idle_timeout: 0,
     drain_deadline: 0,
+    tls_client_handshakes: 0,
+    tls_client_failed: 0,
+    tls_origin_handshakes: 0,
+    tls_origin_failed: 0,
     closed_by_status: {},
   };
 
@@ -159,6 +217,16 @@ export class TcpEngine {
       recordFiltered: (r) => {
         this.stats.downstream_cx_ip_blocked++;
         this.#end(r, 'clientFiltered', 403, 'ip_firewall', 'E_RULE_BLOCKED');
+      },
+      startClientTls: (r) => this.#startClientTls(r),
+      recordClientTlsFailed: (r) => {
+        const s = clientTlsFailureStatus(r.tlsFailure);
+        this.#end(r, 'tlsError', s.status, s.reason, s.err);
+      },
+      startOriginTls: (r) => this.#startOriginTls(r),
+      recordOriginTlsFailed: (r) => {
+        const s = originTlsFailureStatus(r.tlsFailure);
+        this.#end(r, 'originError', s.status, s.reason, s.err);
       },
       resolveOrigin: (r) => this.#resolveOrigin(r),
       recordResolveFailed: (r, e) =>
@@ -257,6 +325,13 @@ export class TcpEngine {
       country: '',
       asn: 0,
       matched: 'UNKNOWN',
+      clientTls: undefined,
+      clientTlsStatus: 'UNKNOWN',
+      originTls: undefined,
+      originTlsStatus: 'UNKNOWN',
+      originCert: undefined,
+      tlsFailure: undefined,
+      headerSent: false,
     };
     this.stats.downstream_cx_total++;
     this.stats.downstream_cx_active++;
@@ -428,6 +503,107 @@ export class TcpEngine {
     r.down.resume();
   }
 
+  #startClientTls(r: ConnRecord): void {
+    const app = r.app!;
+    if (app.tls === 'off') {
+      this.#send(r, { type: 'TLS.SKIPPED' });
+      return;
+    }
+    this.stats.tls_client_handshakes++;
+    const params = this.#deps.tls?.serverParams(app, r.edge);
+    if (!params) {
+      this.#clientTlsFailed(r, { status: 'INVALID_CONFIG', reason: 'no_certificate', detail: 'no certificate for this app' });
+      return;
+    }
+    // The TLS layer takes the raw socket over; from here on the connection's client stream is the plaintext side.
+    const session = this.#deps.net.tls.server(r.down, params, r.prefix);
+    r.prefix = undefined;
+    r.down = session.conn;
+    r.down.setHandlers({
+      error: (err) => {
+        r.lastError = err;
+      },
+      close: () => this.#send(r, { type: 'DOWNSTREAM.CLOSED' }),
+    });
+    session.onDone((o) => {
+      if (!o.ok) {
+        this.#clientTlsFailed(r, o.failure);
+        return;
+      }
+      r.clientTls = o.info;
+      r.clientTlsStatus = 'OK';
+      this.#trace(r, 'tls_client', { version: o.info.protocol, cipher: o.info.cipher, sni: o.info.servername });
+      this.#send(r, { type: 'TLS.CLIENT_OK' });
+    });
+  }
+
+  #clientTlsFailed(r: ConnRecord, f: TlsFailure): void {
+    this.stats.tls_client_failed++;
+    r.tlsFailure = f;
+    r.clientTlsStatus = f.status;
+    this.#trace(r, 'tls_client_failed', { reason: f.reason });
+    this.#logOf(r).info({ reason: f.reason, tlsStatus: f.status, detail: f.detail }, 'client TLS handshake failed');
+    this.#send(r, { type: 'TLS.CLIENT_FAILED' });
+  }
+
+  #startOriginTls(r: ConnRecord): void {
+    const app = r.app!;
+    if (app.tls !== 'full' && app.tls !== 'strict') {
+      this.#send(r, { type: 'TLS.SKIPPED' });
+      return;
+    }
+    this.stats.tls_origin_handshakes++;
+    // The PROXY header precedes the ClientHello, in clear (what HAProxy's `accept-proxy ssl` expects).
+    const header = this.#proxyHeader(r);
+    if (header) {
+      r.up!.write(header);
+      r.headerSent = true;
+    }
+    const tlsDeps = this.#deps.tls;
+    if (!tlsDeps) {
+      this.#originTlsFailed(r, { status: 'INTERNAL_ERROR', reason: 'internal', detail: 'no TLS support configured' });
+      return;
+    }
+    const session = this.#deps.net.tls.client(r.up!, tlsDeps.clientParams(app, r.current!));
+    r.up = session.conn;
+    session.onDone((o) => {
+      if (!o.ok) {
+        r.originCert = o.failure.peerCert;
+        this.#originTlsFailed(r, o.failure);
+        return;
+      }
+      r.originTls = o.info;
+      r.originCert = o.info.peerCert;
+      r.originTlsStatus = 'OK';
+      this.#trace(r, 'tls_origin', { version: o.info.protocol, cipher: o.info.cipher });
+      this.#send(r, { type: 'TLS.ORIGIN_OK' });
+    });
+  }
+
+  #originTlsFailed(r: ConnRecord, f: TlsFailure): void {
+    this.stats.tls_origin_failed++;
+    r.tlsFailure = f;
+    r.originTlsStatus = f.status;
+    const t = r.current;
+    this.#trace(r, 'tls_origin_failed', { reason: f.reason });
+    this.#logOf(r).warn(
+      { upstream: t && `${t.host}:${t.port}`, reason: f.reason, tlsStatus: f.status, detail: f.detail, fingerprint: f.peerCert?.fingerprint256 },
+      `origin TLS handshake failed: ${f.reason}`,
+    );
+    this.#send(r, { type: 'TLS.ORIGIN_FAILED' });
+  }
+
+  /** The PROXY header for the origin (undefined when the app sends none). */
+  #proxyHeader(r: ConnRecord): Uint8Array | undefined {
+    const app = r.app!;
+    if (app.proxyProtocol !== 'v1' && app.proxyProtocol !== 'v2') return undefined;
+    const a = proxyAddresses(r.client, r.proxyDst);
+    if (app.proxyProtocol === 'v1') return encodeProxyV1(a);
+    const ct = r.clientTls;
+    const tlvs = app.proxyProtocolTlvs && ct ? tlsProxyTlvs({ version: ct.protocol, cipher: spectrumCipherName(ct.cipher), sni: ct.servername }) : undefined;
+    return encodeProxyV2(a, tlvs ? { transport: 'stream', tlvs } : { transport: 'stream' });
+  }
+
   #resolveOrigin(r: ConnRecord): void {
     const app = r.app!;
     let res: readonly UpstreamTarget[] | Promise<readonly UpstreamTarget[]>;
@@ -503,11 +679,8 @@ export class TcpEngine {
     r.connectedEpoch = this.#deps.clock.epochMs();
     const app = r.app!;
     let prefix = r.prefix ?? EMPTY_PREFIX;
-    if (app.proxyProtocol === 'v1' || app.proxyProtocol === 'v2') {
-      const a = proxyAddresses(r.client, r.proxyDst);
-      const header = app.proxyProtocol === 'v1' ? encodeProxyV1(a) : encodeProxyV2(a, { transport: 'stream' });
-      prefix = [header, ...prefix];
-    }
+    const header = r.headerSent ? undefined : this.#proxyHeader(r);
+    if (header) prefix = [header, ...prefix];
     const idle = app.idleTimeoutMs ?? r.settings.idleTimeoutMs;
     this.#trace(r, 'established', { upstream: `${r.current!.host}:${r.current!.port}`, proxy_protocol: app.proxyProtocol });
     r.splice = splice(
@@ -597,6 +770,7 @@ export class TcpEngine {
       OriginPort: t?.port ?? 0,
       OriginProto: 'tcp',
       OriginTlsMode: app.tls,
+      ...(app.tls === 'off' ? NO_TLS_FIELDS : this.#tlsFields(r)),
       ProxyProtocol: app.proxyProtocol,
       IpFirewall: app.ipFirewall,
       ClientMatchedIpFirewall: r.matched,
@@ -614,5 +788,21 @@ export class TcpEngine {
       ErrorCode: closing ? r.code : '',
     };
     events.emit(ev);
+  }
+
+  #tlsFields(r: ConnRecord): Pick<SpectrumEvent, keyof typeof NO_TLS_FIELDS> {
+    const c = r.clientTls;
+    const o = r.originTls;
+    const originLeg = r.app!.tls === 'full' || r.app!.tls === 'strict';
+    return {
+      ClientTlsProtocol: c ? c.protocol : 'unknown',
+      ClientTlsCipher: c ? spectrumCipherName(c.cipher) : 'UNK',
+      ClientTlsClientHelloServerName: c?.servername ?? '',
+      ClientTlsStatus: r.clientTlsStatus,
+      OriginTlsProtocol: o ? o.protocol : originLeg ? 'unknown' : 'none',
+      OriginTlsCipher: o ? spectrumCipherName(o.cipher) : 'UNK',
+      OriginTlsFingerprint: r.originCert?.fingerprint256 ?? '',
+      OriginTlsStatus: r.originTlsStatus,
+    };
   }
 }

@@ -13,7 +13,7 @@ import { encodeProxyV2 } from '../core/proxy-protocol.ts';
 import { encodeSppHeader, hasSppHeader, SPP_HEADER_LENGTH } from '../core/spp.ts';
 import { isRefractError, type ErrorCode } from '../model/errors.ts';
 import type { AppSpec, NodeSettings } from '../model/types.ts';
-import { IdleWaiters, rfc3339, type CloseReason, type SpectrumEvent, type SpectrumEventName } from '../streams/events.ts';
+import { IdleWaiters, NO_TLS_FIELDS, rfc3339, type CloseReason, type SpectrumEvent, type SpectrumEventName } from '../streams/events.ts';
 import type { TraceEventName } from '../streams/trace.ts';
 import type { TcpEngineDeps, UpstreamTarget } from './tcp-connection.ts';
 import { decide } from '../core/access-rules.ts';
@@ -393,6 +393,7 @@ export class UdpEngine {
       OriginPort: r.target?.port ?? 0,
       OriginProto: 'udp',
       OriginTlsMode: r.app.tls,
+      ...NO_TLS_FIELDS,
       ProxyProtocol: r.app.proxyProtocol,
       IpFirewall: r.app.ipFirewall,
       ClientMatchedIpFirewall: 'UNKNOWN',

@@ -184,6 +184,17 @@ export const APP_FIELDS = {
   idle_timeout_ms: msSetting,
   /** Refract extension, UDP apps: concurrent flows of this app; a new flow past it is refused (counted). */
   udp_max_flows: z.number().int().min(1).max(10_000_000),
+  /**
+   * Refract extension, TCP apps with tls != off: the edge certificate (PEM files; without them Refract's local CA
+   * issues one for dns.name) and, for full/strict, the name sent as SNI to the origin and checked in strict.
+   */
+  edge_tls: z.strictObject({
+    cert: z.string().min(1).nullish(),
+    key: z.string().min(1).nullish(),
+    origin_server_name: z.string().transform((s, ctx) => decode(parseHostname(s, 'E_CONFIG_SCHEMA'), ctx)).nullish(),
+  }),
+  /** Refract extension: with proxy_protocol v2 and edge TLS, the header carries the SSL TLV and SNI as AUTHORITY. */
+  proxy_protocol_tlvs: z.boolean(),
 } as const;
 
 /** Field names the validator reads; anything else in an app object is ignored. */
@@ -246,6 +257,16 @@ export function validateApp(raw: unknown, pointerPrefix = '', options: AppValida
 
   const tls = v.tls ?? DEFAULTS.tls;
   if (edge?.protocol === 'udp' && tls !== 'off') add(at('tls'), 'E_CONFIG_SCHEMA', 'edge TLS is for TCP apps only; use tls: off');
+  const et = v.edge_tls;
+  if (et !== undefined) {
+    if (tls === 'off') add(at('edge_tls'), 'E_CONFIG_SCHEMA', 'edge_tls applies to apps with tls flexible, full or strict');
+    if ((et.cert == null) !== (et.key == null)) add(at('edge_tls', et.cert == null ? 'cert' : 'key'), 'E_CONFIG_SCHEMA', 'give both edge_tls.cert and edge_tls.key, or neither (the local CA issues one)');
+    if (et.origin_server_name != null && tls !== 'full' && tls !== 'strict') {
+      add(at('edge_tls', 'origin_server_name'), 'E_CONFIG_SCHEMA', 'origin_server_name is for tls full or strict (TLS to the origin)');
+    }
+  }
+  const proxyProtocolTlvs = v.proxy_protocol_tlvs ?? false;
+  if (proxyProtocolTlvs && proxyProtocol !== 'v2') add(at('proxy_protocol_tlvs'), 'E_CONFIG_PROXY_PROTOCOL', 'proxy_protocol_tlvs needs proxy_protocol v2');
   const trafficType = v.traffic_type ?? DEFAULTS.trafficType;
   if (trafficType !== 'direct') add(at('traffic_type'), 'E_CONFIG_UNSUPPORTED', `traffic_type "${trafficType}" (the L7 pipeline) is not supported; use direct`);
   if (present.has('virtual_network_id')) add(at('virtual_network_id'), 'E_CONFIG_UNSUPPORTED', 'virtual-network origins are not supported');
@@ -352,6 +373,18 @@ export function validateApp(raw: unknown, pointerPrefix = '', options: AppValida
   if (v.connect_timeout_ms !== undefined) spec['connect_timeout_ms'] = v.connect_timeout_ms;
   if (v.idle_timeout_ms !== undefined) spec['idle_timeout_ms'] = v.idle_timeout_ms;
   if (v.udp_max_flows !== undefined) spec['udp_max_flows'] = v.udp_max_flows;
+  const edgeTls: AppSpec['edgeTls'] =
+    et === undefined
+      ? undefined
+      : {
+          certFile: et.cert ?? undefined,
+          keyFile: et.key ?? undefined,
+          originServerName: et.origin_server_name ?? undefined,
+        };
+  if (et !== undefined) {
+    spec['edge_tls'] = Object.fromEntries(Object.entries({ cert: et.cert, key: et.key, origin_server_name: et.origin_server_name }).filter(([, x]) => x != null));
+  }
+  if (proxyProtocolTlvs) spec['proxy_protocol_tlvs'] = true;
 
   const app: AppSpec = {
     id,
@@ -368,6 +401,8 @@ export function validateApp(raw: unknown, pointerPrefix = '', options: AppValida
     connectTimeoutMs: v.connect_timeout_ms,
     idleTimeoutMs: v.idle_timeout_ms,
     udpMaxFlows: v.udp_max_flows,
+    edgeTls,
+    proxyProtocolTlvs,
     spec,
   };
   return { ok: true, app: deepFreeze(app) };

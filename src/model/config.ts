@@ -126,6 +126,12 @@ const EDGE_FIELDS = {
   udp_max_datagram_bytes: z.number().int().min(64).max(65_507),
   drain_timeout_ms: z.number().int().min(0).max(LIMITS.maxTimerMs),
   max_connect_attempts: z.number().int().min(1).max(LIMITS.maxConnectAttempts),
+  tls: z.strictObject({
+    data_dir: z.string().min(1).nullish(),
+    ca_bundle: z.string().min(1).nullish(),
+    handshake_timeout_ms: msSetting,
+    strict_sni: z.boolean().nullish(),
+  }),
   dns: z.strictObject({
     servers: z.array(dnsServer).nullish(),
     min_ttl_sec: z.number().int().min(1).max(LIMITS.maxTtlSec).nullish(),
@@ -236,6 +242,12 @@ export function validateConfig(raw: unknown): ConfigResult {
     dnsServers: edgeV.dns?.servers ?? DEFAULTS.dnsServers,
     dnsMinTtlSec: edgeV.dns?.min_ttl_sec ?? DEFAULTS.dnsMinTtlSec,
     maxConnectAttempts: edgeV.max_connect_attempts ?? DEFAULTS.maxConnectAttempts,
+    tls: {
+      dataDir: edgeV.tls?.data_dir ?? DEFAULTS.tlsDataDir,
+      caBundle: edgeV.tls?.ca_bundle ?? undefined,
+      handshakeTimeoutMs: edgeV.tls?.handshake_timeout_ms ?? DEFAULTS.tlsHandshakeTimeoutMs,
+      strictSni: edgeV.tls?.strict_sni ?? DEFAULTS.tlsStrictSni,
+    },
   };
   const log: LogSettings = { level: logV.level ?? DEFAULTS.logLevel, events: logV.events };
   const config: RefractConfig = {

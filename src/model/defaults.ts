@@ -23,6 +23,9 @@ export const DEFAULTS = {
   dnsServerPort: 53, // port of a dns.servers entry written without one
   dnsMinTtlSec: 600, // 600 s: cache origin_dns answers at least this long (Spectrum's ttl floor)
   logLevel: 'info',
+  tlsDataDir: '.refract', // local CA and issued certificates, beside the config file
+  tlsHandshakeTimeoutMs: 10_000, // 10 s for a TLS handshake, client or origin side (Refract's choice)
+  tlsStrictSni: true, // an SNI no certificate covers is refused with 400, as Spectrum's "invalid SNI"
 
   // ── Spectrum app object ───────────────────────────────────────────────────────────────────────────────────────
   dnsType: 'CNAME',

@@ -7,6 +7,8 @@
 export type L4Protocol = 'tcp' | 'udp';
 export type ProxyProtocolMode = 'off' | 'v1' | 'v2' | 'simple';
 export type TlsMode = 'off' | 'flexible' | 'full' | 'strict';
+/** Spectrum's ClientTlsStatus / OriginTlsStatus values (shared/spectrum-reference.md §4.4). */
+export type TlsStatus = 'UNKNOWN' | 'OK' | 'INTERNAL_ERROR' | 'INVALID_CONFIG' | 'INVALID_SNI' | 'HANDSHAKE_FAILED' | 'KEYLESS_RPC';
 export type TrafficType = 'direct' | 'http' | 'https';
 
 /** Inclusive port range; a single port has start === end. */
@@ -59,6 +61,10 @@ export interface AppSpec {
   readonly idleTimeoutMs: number | undefined;
   /** UDP apps: concurrent flows of this app (the node's `udp_max_flows` caps all apps together). */
   readonly udpMaxFlows: number | undefined;
+  /** TLS apps: certificate files (absent: the local CA issues one) and the origin's TLS name (full/strict). */
+  readonly edgeTls: { readonly certFile: string | undefined; readonly keyFile: string | undefined; readonly originServerName: string | undefined } | undefined;
+  /** proxy_protocol v2 with edge TLS: add the SSL TLV (version, cipher) and the SNI as AUTHORITY. */
+  readonly proxyProtocolTlvs: boolean;
   /** The normalised Spectrum app object (snake_case, as the API returns it). */
   readonly spec: Readonly<Record<string, unknown>>;
 }
@@ -104,6 +110,18 @@ export interface NodeSettings {
   readonly dnsMinTtlSec: number;
   /** Most origin addresses tried for one connection before it fails (a refused or timed-out address moves on). */
   readonly maxConnectAttempts: number;
+  readonly tls: TlsSettings;
+}
+
+export interface TlsSettings {
+  /** Where the local CA and the certificates it issued live (relative paths: to the config file's folder). */
+  readonly dataDir: string;
+  /** Extra CAs (PEM bundle) trusted for `strict` origins, beside the system store. */
+  readonly caBundle: string | undefined;
+  /** A TLS handshake (client or origin side) that takes longer fails, ms. */
+  readonly handshakeTimeoutMs: number;
+  /** Refuse a client whose SNI no certificate on the edge address covers (status 400); false: serve the port's app. */
+  readonly strictSni: boolean;
 }
 
 export interface LogSettings {

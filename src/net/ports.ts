@@ -209,8 +209,9 @@ export interface TlsClientParams {
   readonly handshakeTimeoutMs: number;
 }
 
-/** Spectrum's ClientTlsStatus / OriginTlsStatus values (shared/spectrum-reference.md §4.4). */
-export type TlsStatus = 'UNKNOWN' | 'OK' | 'INTERNAL_ERROR' | 'INVALID_CONFIG' | 'INVALID_SNI' | 'HANDSHAKE_FAILED' | 'KEYLESS_RPC';
+/** Spectrum's ClientTlsStatus / OriginTlsStatus values (defined with the model, used by events too). */
+export type { TlsStatus } from '../model/types.ts';
+import type { TlsStatus } from '../model/types.ts';
 
 /** Which check a failed handshake failed: the log line and the error code say it. */
 export type TlsFailureReason =
@@ -261,7 +262,11 @@ export interface TlsSession {
 }
 
 export interface TlsPort {
-  server(raw: Conn, params: TlsServerParams): TlsSession;
+  /**
+   * `initial`: bytes already read from `raw` that belong to the handshake (read past an inbound PROXY header);
+   * they are processed before anything else `raw` delivers.
+   */
+  server(raw: Conn, params: TlsServerParams, initial?: readonly Uint8Array[]): TlsSession;
   client(raw: Conn, params: TlsClientParams): TlsSession;
 }
 

@@ -7,7 +7,7 @@
  * writer, tests, and (later) analytics.
  */
 import { Subject, type Observable } from 'rxjs';
-import type { ProxyProtocolMode, TlsMode } from '../model/types.ts';
+import type { ProxyProtocolMode, TlsMode, TlsStatus } from '../model/types.ts';
 import type { ClientMatchedIpFirewall } from '../core/access-rules.ts';
 
 export type SpectrumEventName = 'connect' | 'disconnect' | 'originError' | 'resolveOrigin' | 'clientFiltered' | 'tlsError';
@@ -32,7 +32,15 @@ export type CloseReason =
   | 'proxy_untrusted'
   | 'proxy_invalid'
   | 'proxy_timeout'
-  | 'ip_firewall';
+  | 'ip_firewall'
+  | 'tls_handshake_failed'
+  | 'tls_invalid_sni'
+  | 'tls_no_certificate'
+  | 'origin_tls_failed'
+  | 'origin_tls_certificate';
+
+/** ClientTlsProtocol / OriginTlsProtocol values (§4.6). */
+export type TlsProtocolName = 'unknown' | 'none' | 'SSLv3' | 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
 
 export interface SpectrumEvent {
   Event: SpectrumEventName;
@@ -49,6 +57,16 @@ export interface SpectrumEvent {
   OriginPort: number;
   OriginProto: 'tcp' | 'udp';
   OriginTlsMode: TlsMode;
+  /** Client leg: negotiated version ('none' for tls off), cipher (Spectrum's names; 'UNK' unknown), SNI, status. */
+  ClientTlsProtocol: TlsProtocolName;
+  ClientTlsCipher: string;
+  ClientTlsClientHelloServerName: string;
+  ClientTlsStatus: TlsStatus;
+  /** Origin leg (full, strict): version, cipher, SHA-256 of the origin certificate ('' unknown), status. */
+  OriginTlsProtocol: TlsProtocolName;
+  OriginTlsCipher: string;
+  OriginTlsFingerprint: string;
+  OriginTlsStatus: TlsStatus;
   ProxyProtocol: ProxyProtocolMode;
   IpFirewall: boolean;
   /** Which IP Access rule decided (§4.6); UNKNOWN = no match or ip_firewall off. */
@@ -97,6 +115,18 @@ export class EventLog {
     this.#subject.complete();
   }
 }
+
+/** The TLS fields of a connection with no TLS on either leg (tls off, and every UDP flow). */
+export const NO_TLS_FIELDS = {
+  ClientTlsProtocol: 'none',
+  ClientTlsCipher: 'UNK',
+  ClientTlsClientHelloServerName: '',
+  ClientTlsStatus: 'UNKNOWN',
+  OriginTlsProtocol: 'none',
+  OriginTlsCipher: 'UNK',
+  OriginTlsFingerprint: '',
+  OriginTlsStatus: 'UNKNOWN',
+} as const satisfies Partial<SpectrumEvent>;
 
 /** RFC 3339 with milliseconds, for event timestamps. */
 export function rfc3339(epochMs: number): string {

@@ -15,6 +15,10 @@ export type TraceEventName =
   | 'resolved' // origin targets known: targets
   | 'dial' // one upstream connect attempt: upstream, attempt
   | 'dial_failed' // that attempt failed: upstream, code
+  | 'tls_client' // edge TLS handshake done: version, cipher, sni
+  | 'tls_client_failed' // edge TLS handshake failed: reason
+  | 'tls_origin' // origin TLS handshake done (full, strict): version, cipher
+  | 'tls_origin_failed' // origin TLS handshake failed: reason
   | 'established' // upstream connected, splice started: upstream, proxy_protocol
   | 'c2s_end' // client FIN forwarded upstream
   | 's2c_end' // origin FIN forwarded downstream

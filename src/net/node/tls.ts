@@ -1,13 +1,429 @@
-/** Real TLS over NodeConns (node:tls). Placeholder until implemented. */
-import type { TlsPort } from '../ports.ts';
+/**
+ * Real TLS over NodeConns (node:tls, OpenSSL 3): edge termination (`server`) and origin re-encryption (`client`).
+ *
+ * The raw Conn's net.Socket is detached and handed to a `tls.TLSSocket`, which takes over its native handle (no JS
+ * stream in between, so bulk bytes cost what plain node:tls costs). The plaintext side is a `NodeConn` over the
+ * TLSSocket: paused from the start (the engine resumes it after `onDone`), half-open capable (the TLSSocket inherits
+ * `allowHalfOpen` from the raw socket), and its `reset()` sends RST on the TCP connection underneath.
+ *
+ * Handshakes per second is a measured target, so everything that can be reused is: SecureContexts are cached per
+ * (certificate, parameters) on the server and per (trust, parameters) on the client — building one costs about a
+ * millisecond, with the system roots several — and peer certificate descriptions per fingerprint.
+ */
+import * as tls from 'node:tls';
+import type * as net from 'node:net';
+import type { X509Certificate } from 'node:crypto';
+import type {
+  CertInfo, Conn, SocketAddress, TlsClientParams, TlsFailure, TlsFailureReason, TlsIdentity, TlsInfo, TlsOutcome,
+  TlsPort, TlsServerParams, TlsSession, TlsStatus, TlsTrust, TlsVersion,
+} from '../ports.ts';
+import { NodeConn } from './network.ts';
+import { describeCert } from './x509.ts';
 
-export function createNodeTls(): TlsPort {
-  return {
-    server() {
-      throw new Error('node TLS: not implemented yet');
-    },
-    client() {
-      throw new Error('node TLS: not implemented yet');
-    },
+/** Entries kept per cache before the oldest is dropped (certificate reloads leave stale entries behind). */
+const CONTEXT_CACHE_MAX = 512;
+const PEER_CERT_CACHE_MAX = 1_024;
+
+// ── parameters → OpenSSL strings ────────────────────────────────────────────────────────────────────────────────
+
+interface VersionAndCiphers {
+  readonly minVersion: TlsVersion;
+  readonly maxVersion: TlsVersion;
+  readonly ciphers: readonly string[];
+  readonly ciphersuites: readonly string[];
+}
+
+/**
+ * Node takes TLS 1.3 suites and ≤1.2 ciphers in one `ciphers` string (names starting with `TLS_` are 1.3 suites);
+ * OpenSSL keeps the order of explicit names, which is the ClientHello order on the client and the preference order
+ * on the server. OpenSSL 3's default security level refuses TLS 1.1 (SHA-1 signatures), so it is lowered only when
+ * 1.1 is allowed.
+ */
+export function cipherString(p: VersionAndCiphers): string {
+  const parts = [...p.ciphersuites, ...p.ciphers];
+  if (p.minVersion === 'TLSv1.1') parts.push('@SECLEVEL=0');
+  return parts.join(':');
+}
+
+const signatures = new WeakMap<object, string>();
+
+/** The parameters that shape a SecureContext, as one string (memoised per params object). */
+function paramsSignature(p: VersionAndCiphers): string {
+  let s = signatures.get(p);
+  if (s === undefined) {
+    s = `${p.minVersion}|${p.maxVersion}|${cipherString(p)}`;
+    signatures.set(p, s);
+  }
+  return s;
+}
+
+function remember<K, V>(cache: Map<K, V>, key: K, value: V, max: number): V {
+  if (cache.size >= max) {
+    const oldest = cache.keys().next();
+    if (oldest.done !== true) cache.delete(oldest.value);
+  }
+  cache.set(key, value);
+  return value;
+}
+
+const serverContexts = new Map<string, tls.SecureContext>();
+
+/** A server SecureContext for `identity` (undefined: one without a certificate, which can only fail). Throws on bad PEM. */
+function serverContext(identity: TlsIdentity | undefined, p: TlsServerParams): tls.SecureContext {
+  const sig = paramsSignature(p);
+  const key = identity === undefined ? `-|${sig}` : `${identity.cert.id}|${identity.chain.map((c) => c.id).join(',')}|${sig}`;
+  const hit = serverContexts.get(key);
+  if (hit !== undefined) return hit;
+  const opts: tls.SecureContextOptions = {
+    minVersion: p.minVersion,
+    maxVersion: p.maxVersion,
+    ciphers: cipherString(p),
+    honorCipherOrder: true,
   };
+  if (identity?.pem !== undefined) {
+    opts.cert = identity.pem.cert;
+    opts.key = identity.pem.key;
+  }
+  return remember(serverContexts, key, tls.createSecureContext(opts), CONTEXT_CACHE_MAX);
+}
+
+/** Client contexts: by trust object (identity; `null` when not verifying), then by parameters. */
+const NO_TRUST = Object.freeze({});
+let clientContexts = new WeakMap<TlsTrust | typeof NO_TRUST, Map<string, tls.SecureContext>>();
+
+function clientContext(p: TlsClientParams): tls.SecureContext {
+  const trust = p.verify?.trust;
+  let bySig = clientContexts.get(trust ?? NO_TRUST);
+  if (bySig === undefined) {
+    bySig = new Map();
+    clientContexts.set(trust ?? NO_TRUST, bySig);
+  }
+  const sig = paramsSignature(p);
+  const hit = bySig.get(sig);
+  if (hit !== undefined) return hit;
+  const opts: tls.SecureContextOptions = { minVersion: p.minVersion, maxVersion: p.maxVersion, ciphers: cipherString(p) };
+  if (trust !== undefined) {
+    const ca: string[] = trust.system ? [...tls.rootCertificates] : [];
+    if (trust.pem !== undefined && trust.pem !== '') ca.push(trust.pem);
+    // An empty `ca` would mean OpenSSL's default store; an empty trust must trust nothing.
+    opts.ca = ca.length > 0 ? ca : [];
+  }
+  return remember(bySig, sig, tls.createSecureContext(opts), CONTEXT_CACHE_MAX);
+}
+
+// ── outcomes ────────────────────────────────────────────────────────────────────────────────────────────────────
+
+function statusOf(reason: TlsFailureReason): TlsStatus {
+  switch (reason) {
+    case 'unknown_sni':
+      return 'INVALID_SNI';
+    case 'no_certificate':
+      return 'INVALID_CONFIG';
+    case 'internal':
+      return 'INTERNAL_ERROR';
+    case 'no_shared_version':
+    case 'no_shared_cipher':
+    case 'cert_expired':
+    case 'cert_not_yet_valid':
+    case 'cert_wrong_name':
+    case 'cert_self_signed':
+    case 'cert_unknown_ca':
+    case 'peer_alert':
+    case 'not_tls':
+    case 'handshake_timeout':
+    case 'connection_closed':
+      return 'HANDSHAKE_FAILED';
+  }
+}
+
+/** Bytes that cannot be TLS: OpenSSL's record-layer complaints about the first bytes it read. */
+const NOT_TLS = new Set([
+  'ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_HTTP_REQUEST', 'ERR_SSL_HTTPS_PROXY_REQUEST', 'ERR_SSL_UNKNOWN_PROTOCOL',
+  'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_RECORD_LENGTH_MISMATCH', 'ERR_SSL_RECORD_LAYER_FAILURE',
+  'ERR_SSL_UNEXPECTED_MESSAGE', 'ERR_SSL_UNEXPECTED_RECORD', 'ERR_SSL_LENGTH_MISMATCH', 'ERR_SSL_BAD_PACKET_LENGTH',
+]);
+const NO_VERSION = new Set([
+  'ERR_SSL_UNSUPPORTED_PROTOCOL', 'ERR_SSL_VERSION_TOO_LOW', 'ERR_SSL_VERSION_TOO_HIGH', 'ERR_SSL_NO_PROTOCOLS_AVAILABLE',
+  'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION', 'ERR_SSL_NO_SUITABLE_PROTOCOL_VERSION',
+]);
+const NO_CIPHER = new Set(['ERR_SSL_NO_SHARED_CIPHER', 'ERR_SSL_NO_CIPHERS_AVAILABLE', 'ERR_SSL_NO_CIPHER_MATCH']);
+const CLOSED = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'ERR_SOCKET_CLOSED', 'ERR_SSL_UNEXPECTED_EOF_WHILE_READING']);
+
+/** Which check an error from OpenSSL or the socket means. */
+export function reasonOfError(code: string | undefined): TlsFailureReason {
+  if (code === undefined) return 'internal';
+  if (NOT_TLS.has(code)) return 'not_tls';
+  if (NO_VERSION.has(code)) return 'no_shared_version';
+  if (NO_CIPHER.has(code)) return 'no_shared_cipher';
+  if (CLOSED.has(code)) return 'connection_closed';
+  if (code.startsWith('ERR_SSL_') && code.includes('_ALERT_')) return 'peer_alert';
+  return 'internal';
+}
+
+/** OpenSSL's X509 verify result (Node's `authorizationError`) → the failed check. */
+export function reasonOfVerifyError(code: string): TlsFailureReason {
+  switch (code) {
+    case 'CERT_HAS_EXPIRED':
+      return 'cert_expired';
+    case 'CERT_NOT_YET_VALID':
+      return 'cert_not_yet_valid';
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+      return 'cert_self_signed';
+    case 'ERR_TLS_CERT_ALTNAME_INVALID':
+    case 'HOSTNAME_MISMATCH':
+      return 'cert_wrong_name';
+    default:
+      // UNABLE_TO_GET_ISSUER_CERT(_LOCALLY), UNABLE_TO_VERIFY_LEAF_SIGNATURE, CERT_UNTRUSTED, CERT_SIGNATURE_FAILURE,
+      // INVALID_CA …: the chain does not lead to a trust anchor we accept.
+      return 'cert_unknown_ca';
+  }
+}
+
+function cipherOf(s: tls.TLSSocket, protocol: TlsVersion): string {
+  const c = s.getCipher();
+  return protocol === 'TLSv1.3' ? c.standardName : c.name;
+}
+
+function versionOf(s: tls.TLSSocket): TlsVersion {
+  const v = s.getProtocol();
+  if (v === 'TLSv1.1' || v === 'TLSv1.2' || v === 'TLSv1.3') return v;
+  throw new Error(`node TLS: negotiated an unexpected protocol ${String(v)}`);
+}
+
+const peerCerts = new Map<string, CertInfo>();
+
+/** The peer's leaf as a CertInfo (cached by fingerprint: the same origin presents the same certificate). */
+function describePeer(x: X509Certificate, trust: TlsTrust | undefined): CertInfo {
+  const fp = x.fingerprint256;
+  const hit = peerCerts.get(fp);
+  if (hit !== undefined) return hit;
+  const issuers: Array<X509Certificate | CertInfo> = [];
+  if (x.issuerCertificate !== undefined) issuers.push(x.issuerCertificate);
+  if (trust !== undefined) issuers.push(...trust.cas);
+  return remember(peerCerts, fp, describeCert(x, issuers), PEER_CERT_CACHE_MAX);
+}
+
+// ── the handshake ───────────────────────────────────────────────────────────────────────────────────────────────
+
+function asNodeConn(raw: Conn): NodeConn {
+  if (!(raw instanceof NodeConn)) throw new Error('node TLS wraps NodeConns only (a Conn from createNodeNetwork)');
+  return raw;
+}
+
+/**
+ * The plaintext Conn over a TLSSocket. `reset()` is replaced on the instance because net.Socket's resetAndDestroy
+ * refuses a TLS handle: the RST goes through the raw TCP socket underneath. (A subclass would be neater, but
+ * network.ts imports this module, so NodeConn is not yet defined when this module's top level runs.)
+ */
+function plaintextConn(secure: tls.TLSSocket, raw: net.Socket, remote: SocketAddress): NodeConn {
+  secure.pause(); // before NodeConn adds its data listener, which would otherwise start the flow
+  const conn = new NodeConn(secure, remote);
+  conn.reset = () => {
+    if (raw.destroyed) return;
+    if (raw.connecting) raw.destroy();
+    else raw.resetAndDestroy();
+    secure.destroy();
+  };
+  return conn;
+}
+
+/** One handshake's bookkeeping: the single outcome, its timer, and the teardown after a failure. */
+class Handshake implements TlsSession {
+  conn!: NodeConn;
+  secure: tls.TLSSocket | undefined;
+  readonly #raw: net.Socket;
+  #outcome: TlsOutcome | undefined;
+  #callbacks: Array<(o: TlsOutcome) => void> = [];
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(raw: net.Socket, timeoutMs: number) {
+    this.#raw = raw;
+    if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
+      this.#timer = setTimeout(() => this.fail('handshake_timeout', `no finished handshake after ${timeoutMs} ms`), timeoutMs);
+    }
+  }
+
+  get settled(): boolean {
+    return this.#outcome !== undefined;
+  }
+
+  onDone(cb: (outcome: TlsOutcome) => void): void {
+    const o = this.#outcome;
+    if (o === undefined) this.#callbacks.push(cb);
+    else process.nextTick(cb, o);
+  }
+
+  succeed(info: TlsInfo): void {
+    this.#settle({ ok: true, info });
+  }
+
+  fail(reason: TlsFailureReason, detail: string, peerCert?: CertInfo): void {
+    if (this.#outcome !== undefined) return;
+    const failure: TlsFailure = peerCert === undefined ? { status: statusOf(reason), reason, detail } : { status: statusOf(reason), reason, detail, peerCert };
+    this.#settle({ ok: false, failure });
+    this.secure?.destroy();
+    this.#raw.destroy();
+  }
+
+  #settle(o: TlsOutcome): void {
+    if (this.#outcome !== undefined) return;
+    this.#outcome = o;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    const cbs = this.#callbacks;
+    this.#callbacks = [];
+    // Never synchronously: the outcome may be decided inside the call that started the handshake.
+    for (const cb of cbs) process.nextTick(cb, o);
+  }
+}
+
+/** Fails the handshake on socket errors, EOF and close until it settles; the listeners are removed once it does. */
+function watchHandshake(hs: Handshake, secure: tls.TLSSocket, onError: (err: Error & { code?: string }) => void): () => void {
+  const onEnd = (): void => hs.fail('connection_closed', 'the peer closed the connection during the handshake');
+  const onClose = (): void => hs.fail('connection_closed', 'the connection closed during the handshake');
+  secure.on('error', onError);
+  secure.on('end', onEnd);
+  secure.on('close', onClose);
+  return () => {
+    secure.off('error', onError);
+    secure.off('end', onEnd);
+    secure.off('close', onClose);
+  };
+}
+
+/** A TLS 1.x alert record: fatal unrecognized_name (112), as nginx's `ssl_reject_handshake` sends. */
+const ALERT_UNRECOGNIZED_NAME = Buffer.from([0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x70]);
+
+function serverHandshake(rawConn: Conn, params: TlsServerParams): TlsSession {
+  const remote = rawConn.remote;
+  const raw = asNodeConn(rawConn).detach();
+  const hs = new Handshake(raw, params.handshakeTimeoutMs);
+
+  // Node picks the context for a ClientHello without SNI before it is read, so the SNI-less identity is asked for
+  // up front; an SNI, when present, replaces it in SNICallback.
+  const fallback = params.identity(undefined);
+  let bound = fallback !== undefined; // an identity is in use for this handshake
+  let rejectedSni: string | undefined;
+  let ctx: tls.SecureContext;
+  try {
+    if (fallback !== undefined && fallback.pem === undefined) throw Object.assign(new Error('the identity has no PEM'), { reason: 'no_certificate' });
+    ctx = serverContext(fallback, params);
+  } catch (err) {
+    hs.conn = new NodeConn(raw, remote);
+    hs.fail((err as { reason?: TlsFailureReason }).reason ?? 'no_certificate', `edge certificate unusable: ${(err as Error).message}`);
+    return hs;
+  }
+
+  const secure = new tls.TLSSocket(raw, {
+    isServer: true,
+    secureContext: ctx,
+    SNICallback: (servername, cb) => {
+      const id = params.identity(servername);
+      if (id === undefined || id.pem === undefined) {
+        rejectedSni = servername;
+        bound = false;
+        if (id === undefined && !raw.destroyed) raw.write(ALERT_UNRECOGNIZED_NAME);
+        const reason: TlsFailureReason = id === undefined ? 'unknown_sni' : 'no_certificate';
+        hs.fail(reason, id === undefined ? 'no certificate for the requested server name' : 'the identity has no PEM');
+        cb(new Error(reason), undefined);
+        return;
+      }
+      try {
+        bound = true;
+        cb(null, id === fallback ? ctx : serverContext(id, params));
+      } catch (err) {
+        hs.fail('no_certificate', `edge certificate unusable: ${(err as Error).message}`);
+        cb(err as Error, undefined);
+      }
+    },
+  });
+  hs.secure = secure;
+  hs.conn = plaintextConn(secure, raw, remote);
+
+  const unwatch = watchHandshake(hs, secure, (err) => {
+    // No SNI and no default identity: the certificate-less context fails the handshake on its own.
+    if (!bound && rejectedSni === undefined && err.code?.startsWith('ERR_SSL_') === true) {
+      hs.fail('unknown_sni', `no SNI and no default certificate (${err.code})`);
+    } else hs.fail(reasonOfError(err.code), err.code ?? err.message);
+  });
+  secure.once('secure', () => {
+    unwatch();
+    if (hs.settled) return;
+    const protocol = versionOf(secure);
+    const sn = secure.servername;
+    hs.succeed({ protocol, cipher: cipherOf(secure, protocol), servername: typeof sn === 'string' ? sn : '', peerCert: undefined });
+  });
+  return hs;
+}
+
+function clientHandshake(rawConn: Conn, params: TlsClientParams): TlsSession {
+  const remote = rawConn.remote;
+  const raw = asNodeConn(rawConn).detach();
+  const hs = new Handshake(raw, params.handshakeTimeoutMs);
+  let ctx: tls.SecureContext;
+  try {
+    ctx = clientContext(params);
+  } catch (err) {
+    hs.conn = new NodeConn(raw, remote);
+    hs.fail('internal', `client TLS parameters unusable: ${(err as Error).message}`);
+    return hs;
+  }
+  const opts: tls.ConnectionOptions = {
+    socket: raw,
+    secureContext: ctx,
+    // We check the chain and the name ourselves after the handshake (to say which check failed); Node's own name
+    // check is skipped, it would only duplicate ours at the cost of a full certificate decode.
+    rejectUnauthorized: false,
+    checkServerIdentity: () => undefined,
+  };
+  if (params.servername !== undefined) opts.servername = params.servername;
+  const secure = tls.connect(opts);
+  hs.secure = secure;
+  hs.conn = plaintextConn(secure, raw, remote);
+
+  const unwatch = watchHandshake(hs, secure, (err) => hs.fail(reasonOfError(err.code), err.code ?? err.message));
+  secure.once('secureConnect', () => {
+    unwatch();
+    if (hs.settled) return;
+    const protocol = versionOf(secure);
+    const x = secure.getPeerX509Certificate();
+    let peerCert: CertInfo | undefined;
+    try {
+      peerCert = x === undefined ? undefined : describePeer(x, params.verify?.trust);
+    } catch {
+      peerCert = undefined;
+    }
+    const v = params.verify;
+    if (v !== undefined) {
+      if (x === undefined || peerCert === undefined) {
+        hs.fail('cert_unknown_ca', 'the origin presented no usable certificate');
+        return;
+      }
+      const authErr = secure.authorizationError as unknown as string | Error | null | undefined;
+      if (authErr !== null && authErr !== undefined) {
+        const code = typeof authErr === 'string' ? authErr : ((authErr as { code?: string }).code ?? authErr.message);
+        hs.fail(reasonOfVerifyError(code), code, peerCert);
+        return;
+      }
+      const nameErr = tls.checkServerIdentity(v.checkName, secure.getPeerCertificate());
+      if (nameErr !== undefined) {
+        hs.fail('cert_wrong_name', `${(nameErr as { code?: string }).code ?? 'ERR_TLS_CERT_ALTNAME_INVALID'}: ${v.checkName}`, peerCert);
+        return;
+      }
+    }
+    hs.succeed({ protocol, cipher: cipherOf(secure, protocol), servername: params.servername ?? '', peerCert });
+  });
+  return hs;
+}
+
+/** The TlsPort of the real network: one per process (the caches are module-wide). */
+export function createNodeTls(): TlsPort {
+  return { server: serverHandshake, client: clientHandshake };
+}
+
+/** @internal For tests and benchmarks: forgets every cached SecureContext and peer certificate. */
+export function clearTlsCaches(): void {
+  serverContexts.clear();
+  clientContexts = new WeakMap();
+  peerCerts.clear();
 }

@@ -28,6 +28,8 @@ function app(id: string, edgePorts: PortRange, origin: OriginSpec): AppSpec {
     connectTimeoutMs: undefined,
     idleTimeoutMs: undefined,
     udpMaxFlows: undefined,
+    edgeTls: undefined,
+    proxyProtocolTlvs: false,
     spec: {},
   };
 }

@@ -99,6 +99,7 @@ void describe('the config file', () => {
       dnsServers: [],
       dnsMinTtlSec: 600,
       maxConnectAttempts: 3,
+      tls: { dataDir: '.refract', caBundle: undefined, handshakeTimeoutMs: 10_000, strictSni: true },
     });
     assert.deepEqual(c.log, { level: 'info', events: undefined });
     assert.deepEqual(c.apps, []);
