@@ -15,8 +15,9 @@
  *    minimum, and the *client* refuses it if it is below the client's minimum.
  * 3. No fallback: if the chosen version has no usable shared suite the handshake fails (no_shared_cipher); OpenSSL
  *    never retries a lower version.
- * 4. SNI is resolved after the version (Node's SNICallback runs from OpenSSL's certificate callback) and before
- *    the suite, whose choice depends on the certificate's key type.
+ * 4. SNI is resolved after the version (Node's SNICallback runs from OpenSSL's certificate callback). At ≤1.2 it
+ *    comes before the suite, whose choice depends on the certificate's key type; at 1.3 OpenSSL picks the suite
+ *    while reading the ClientHello, so a missing shared 1.3 suite is reported before an unknown SNI.
  * 5. Suite: the first of the server's list (server preference) that the client offers, that exists at the chosen
  *    version and that fits the certificate's key type (1.3 suites fit any key).
  * 6. Chain verification (client, only when it verifies) keeps going after an error and reports the *last* one
@@ -116,19 +117,25 @@ export function serverDecide(hello: ClientHello, server: ServerConfig): ServerDe
   if (version === undefined) {
     return { ok: false, failure: failure('HANDSHAKE_FAILED', 'no_shared_version', `client ${hello.minVersion}..${hello.maxVersion}, server ${sr.min}..${sr.max}`) };
   }
-  const identity = server.identity(hello.servername);
-  if (!identity) {
-    return { ok: false, failure: failure('INVALID_SNI', 'unknown_sni', `no certificate for SNI ${hello.servername ?? '(none)'}`) };
-  }
   const v = version;
-  const keyType = identity.cert.keyType;
-  const offered = new Set(v === 'TLSv1.3' ? hello.ciphersuites : hello.ciphers);
-  const serverOrder = v === 'TLSv1.3' ? server.ciphersuites : server.ciphers;
-  const cipher = serverOrder.find((n) => offered.has(n) && cipherUsable(n, v, keyType));
-  if (cipher === undefined) {
-    return { ok: false, failure: failure('HANDSHAKE_FAILED', 'no_shared_cipher', `no shared cipher suite at ${v} for a ${keyType} certificate`) };
+  const noCipher = (why: string): ServerDecision => ({ ok: false, failure: failure('HANDSHAKE_FAILED', 'no_shared_cipher', `no shared cipher suite at ${v}${why}`) });
+  const noIdentity: ServerDecision = { ok: false, failure: failure('INVALID_SNI', 'unknown_sni', `no certificate for SNI ${hello.servername ?? '(none)'}`) };
+  if (v === 'TLSv1.3') {
+    // 1.3: OpenSSL picks the suite while reading the ClientHello, before the certificate (SNI) callback; no
+    // key-type constraint.
+    const offered = new Set(hello.ciphersuites);
+    const cipher = server.ciphersuites.find((n) => offered.has(n));
+    if (cipher === undefined) return noCipher('');
+    const identity = server.identity(hello.servername);
+    return identity ? { ok: true, version: v, cipher, identity } : noIdentity;
   }
-  return { ok: true, version: v, cipher, identity };
+  // ≤1.2: the certificate (SNI) first, then the suite, which must fit the certificate's key type.
+  const identity = server.identity(hello.servername);
+  if (!identity) return noIdentity;
+  const keyType = identity.cert.keyType;
+  const offered = new Set(hello.ciphers);
+  const cipher = server.ciphers.find((n) => offered.has(n) && cipherUsable(n, v, keyType));
+  return cipher === undefined ? noCipher(` for a ${keyType} certificate`) : { ok: true, version: v, cipher, identity };
 }
 
 /**
@@ -214,6 +221,11 @@ export function nameMatches(names: readonly string[], host: string): boolean {
   if (ip !== undefined) return names.some((n) => canonicalIp(n) === ip);
   const hostParts = labels(host);
   return names.some((n) => canonicalIp(n) === undefined && dnsMatch(hostParts, n));
+}
+
+/** Whether `cert` covers `name` (SNI selection, strict name checks): `nameMatches` over the certificate's names. */
+export function certCoversName(cert: CertInfo, name: string): boolean {
+  return nameMatches(cert.names, name);
 }
 
 /** A predicted handshake outcome as the client sees it; `side` says which end detected a failure. */

@@ -191,17 +191,23 @@ function versionOf(s: tls.TLSSocket): TlsVersion {
   throw new Error(`node TLS: negotiated an unexpected protocol ${String(v)}`);
 }
 
-const peerCerts = new Map<string, CertInfo>();
+/** By trust (the issuer id is resolved against its CAs), then by fingerprint. */
+let peerCerts = new WeakMap<TlsTrust | typeof NO_TRUST, Map<string, CertInfo>>();
 
-/** The peer's leaf as a CertInfo (cached by fingerprint: the same origin presents the same certificate). */
+/** The peer's leaf as a CertInfo (cached: the same origin presents the same certificate). */
 function describePeer(x: X509Certificate, trust: TlsTrust | undefined): CertInfo {
+  let byFp = peerCerts.get(trust ?? NO_TRUST);
+  if (byFp === undefined) {
+    byFp = new Map();
+    peerCerts.set(trust ?? NO_TRUST, byFp);
+  }
   const fp = x.fingerprint256;
-  const hit = peerCerts.get(fp);
+  const hit = byFp.get(fp);
   if (hit !== undefined) return hit;
   const issuers: Array<X509Certificate | CertInfo> = [];
   if (x.issuerCertificate !== undefined) issuers.push(x.issuerCertificate);
   if (trust !== undefined) issuers.push(...trust.cas);
-  return remember(peerCerts, fp, describeCert(x, issuers), PEER_CERT_CACHE_MAX);
+  return remember(byFp, fp, describeCert(x, issuers), PEER_CERT_CACHE_MAX);
 }
 
 // ── the handshake ───────────────────────────────────────────────────────────────────────────────────────────────
@@ -425,5 +431,5 @@ export function createNodeTls(): TlsPort {
 export function clearTlsCaches(): void {
   serverContexts.clear();
   clientContexts = new WeakMap();
-  peerCerts.clear();
+  peerCerts = new WeakMap();
 }

@@ -119,15 +119,61 @@ interface Rst {
 
 const EMPTY = Buffer.alloc(0);
 
-/**
- * The byte queues are arrays read from a head index (O(1) dequeue). A queue that never empties is compacted once
- * its consumed prefix is this long, so a busy long-lived connection does not grow it without bound.
- */
+/** A queue that never empties is compacted once its consumed prefix is this long (bounds a busy connection's). */
 const COMPACT_AT = 1_024;
 
-function compact(q: Buffer[], head: number): number {
-  q.splice(0, head);
-  return 0;
+/**
+ * A FIFO of byte chunks: an array read from a head index (O(1) dequeue). Its slots are reused when it empties rather
+ * than the array being truncated: truncating frees the backing store, and the next push (on every connection, for
+ * every burst) would allocate it anew.
+ */
+class ChunkQueue {
+  #a: Buffer[] = [];
+  #head = 0;
+  #tail = 0;
+
+  get empty(): boolean {
+    return this.#head === this.#tail;
+  }
+
+  push(b: Buffer): void {
+    if (this.#head >= COMPACT_AT) this.#compact();
+    this.#a[this.#tail++] = b;
+  }
+
+  /** The first chunk; the queue must not be empty. */
+  peek(): Buffer {
+    return this.#a[this.#head]!;
+  }
+
+  /** Removes and returns the first chunk; the queue must not be empty. */
+  shift(): Buffer {
+    const a = this.#a;
+    const b = a[this.#head]!;
+    a[this.#head++] = EMPTY;
+    if (this.#head === this.#tail) this.#head = this.#tail = 0;
+    return b;
+  }
+
+  /** Replaces the first chunk (with what is left of it). */
+  replaceHead(b: Buffer): void {
+    this.#a[this.#head] = b;
+  }
+
+  clear(): void {
+    const a = this.#a;
+    for (let i = this.#head; i < this.#tail; i++) a[i] = EMPTY;
+    this.#head = this.#tail = 0;
+  }
+
+  #compact(): void {
+    const a = this.#a;
+    const n = this.#tail - this.#head;
+    a.copyWithin(0, this.#head, this.#tail);
+    for (let i = n; i < this.#tail; i++) a[i] = EMPTY;
+    this.#head = 0;
+    this.#tail = n;
+  }
 }
 
 /**
@@ -138,7 +184,20 @@ function compact(q: Buffer[], head: number): number {
 function asBuffer(chunk: Uint8Array): Buffer {
   return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
 }
-const NO_HANDLERS: Partial<ConnHandlers> = Object.freeze({});
+/**
+ * The application's callbacks. One mutable set per connection, which `setHandlers` merges into (a fresh merged object
+ * per call would be garbage on every connection); callbacks are called with it as `this`, as with a merged copy.
+ */
+class Handlers {
+  connect: ConnHandlers['connect'] | undefined = undefined;
+  data: ConnHandlers['data'] | undefined = undefined;
+  drain: ConnHandlers['drain'] | undefined = undefined;
+  end: ConnHandlers['end'] | undefined = undefined;
+  error: ConnHandlers['error'] | undefined = undefined;
+  close: ConnHandlers['close'] | undefined = undefined;
+}
+/** The set of a connection that has none yet, or no more (never written to). */
+const NO_HANDLERS = new Handlers();
 
 /** A listening socket. */
 export class SimListener implements TcpListener {
@@ -187,7 +246,7 @@ export class SimConn implements Conn {
   synAttempt = 0;
 
   // ── application side ──
-  #h: Partial<ConnHandlers> = NO_HANDLERS;
+  #h: Handlers = NO_HANDLERS;
   /** The app side is finished: no callback but a pending `close` will fire, and calls are no-ops. */
   destroyed = false;
   #closed = false;
@@ -200,8 +259,7 @@ export class SimConn implements Conn {
   #flushScheduled = false;
 
   // ── send side ──
-  #userQ: Buffer[] = [];
-  #userHead = 0;
+  readonly #userQ = new ChunkQueue();
   /** Node's writableLength: written but not yet accepted by the kernel. */
   userBytes = 0;
   needDrain = false;
@@ -209,8 +267,7 @@ export class SimConn implements Conn {
   finQueued = false;
   finSent = false;
   finAcked = false;
-  #kq: Buffer[] = [];
-  #kqHead = 0;
+  readonly #kq = new ChunkQueue();
   kqBytes = 0;
   sentBytes = 0;
   ackReceived = 0;
@@ -225,8 +282,7 @@ export class SimConn implements Conn {
   // ── receive side ──
   #rcvNext = 0;
   #ooo: Map<number, Segment> | null = null;
-  #rcvQ: Buffer[] = [];
-  #rcvHead = 0;
+  readonly #rcvQ = new ChunkQueue();
   rcvBytes = 0;
   receivedBytes = 0;
   consumedBytes = 0;
@@ -259,7 +315,14 @@ export class SimConn implements Conn {
   setHandlers(handlers: Partial<ConnHandlers>): void {
     if (this.#closed) return;
     // Merge, as the node implementation does: handlers given replace those of the same name, the others stay.
-    this.#h = { ...this.#h, ...handlers };
+    let h = this.#h;
+    if (h === NO_HANDLERS) h = this.#h = new Handlers();
+    if (handlers.connect !== undefined) h.connect = handlers.connect;
+    if (handlers.data !== undefined) h.data = handlers.data;
+    if (handlers.drain !== undefined) h.drain = handlers.drain;
+    if (handlers.end !== undefined) h.end = handlers.end;
+    if (handlers.error !== undefined) h.error = handlers.error;
+    if (handlers.close !== undefined) h.close = handlers.close;
     if (handlers.data !== undefined && this.flowing === null) this.flowing = true;
     this.#scheduleFlush();
   }
@@ -329,23 +392,18 @@ export class SimConn implements Conn {
     while (this.userBytes > 0) {
       const space = tcp.sendBufferBytes - (this.kqBytes + this.sentBytes - this.ackReceived);
       if (space <= 0) break;
-      const chunk = q[this.#userHead]!;
+      const chunk = q.peek();
       if (chunk.length <= space) {
-        this.#kq.push(chunk);
-        q[this.#userHead++] = EMPTY;
+        this.#kq.push(q.shift());
         this.userBytes -= chunk.length;
         this.kqBytes += chunk.length;
       } else {
         this.#kq.push(chunk.subarray(0, space));
-        q[this.#userHead] = chunk.subarray(space);
+        q.replaceHead(chunk.subarray(space));
         this.userBytes -= space;
         this.kqBytes += space;
       }
     }
-    if (this.userBytes === 0 && this.#userHead > 0) {
-      q.length = 0;
-      this.#userHead = 0;
-    } else if (this.#userHead > COMPACT_AT) this.#userHead = compact(q, this.#userHead);
     if (this.userBytes === 0 && this.endCalled && !this.finQueued && this.pendingErr === null) this.finQueued = true;
     this.#transmit();
   }
@@ -361,26 +419,22 @@ export class SimConn implements Conn {
     while (this.kqBytes > 0) {
       const room = window - (this.sentBytes - this.ackConsumed);
       if (room <= 0) break;
-      const chunk = kq[this.#kqHead]!;
+      const chunk = kq.peek();
       let n = chunk.length < room ? chunk.length : room;
       if (sliced) n = link.sliceSize(n);
       let piece: Buffer;
       if (n === chunk.length) {
         piece = chunk;
-        kq[this.#kqHead++] = EMPTY;
+        kq.shift();
       } else {
         piece = chunk.subarray(0, n);
-        kq[this.#kqHead] = chunk.subarray(n);
+        kq.replaceHead(chunk.subarray(n));
       }
       this.kqBytes -= n;
       this.sentBytes += n;
       this.#sendSegment({ from: this, seq: this.#sndSeq++, data: piece, fin: false, attempt: 0, ackReceived: 0, ackConsumed: 0, ackFin: false }, departAt);
       if (sliced) departAt += gap;
     }
-    if (this.kqBytes === 0 && this.#kqHead > 0) {
-      kq.length = 0;
-      this.#kqHead = 0;
-    } else if (this.#kqHead > COMPACT_AT) this.#kqHead = compact(kq, this.#kqHead);
     if (this.kqBytes === 0 && this.finQueued && !this.finSent) {
       this.finSent = true;
       this.#sendSegment({ from: this, seq: this.#sndSeq++, data: null, fin: true, attempt: 0, ackReceived: 0, ackConsumed: 0, ackFin: false }, departAt);
@@ -507,21 +561,15 @@ export class SimConn implements Conn {
   deliver(): void {
     if (this.flowing === true && !this.destroyed) this.readStopped = false;
     const q = this.#rcvQ;
-    while (this.#rcvHead < q.length) {
-      if (this.destroyed || this.flowing !== true) {
-        if (this.#rcvHead > COMPACT_AT) this.#rcvHead = compact(q, this.#rcvHead);
-        return;
-      }
-      const chunk = q[this.#rcvHead]!;
-      q[this.#rcvHead++] = EMPTY;
+    while (!q.empty) {
+      if (this.destroyed || this.flowing !== true) return;
+      const chunk = q.shift();
       this.rcvBytes -= chunk.length;
       this.consumedBytes += chunk.length;
       this.#ackPending = true; // a window update
       // Flowing without a data handler: Node emits to no listener and the bytes are gone; so are they here.
       this.#h.data?.(chunk);
     }
-    q.length = 0;
-    this.#rcvHead = 0;
     if (this.finReceived && !this.endDelivered && !this.destroyed && this.flowing === true) {
       this.endDelivered = true;
       this.#h.end?.();
@@ -531,7 +579,7 @@ export class SimConn implements Conn {
 
   #scheduleFlush(): void {
     if (this.#flushScheduled || this.destroyed || this.flowing !== true) return;
-    const work = this.readStopped || this.#rcvHead < this.#rcvQ.length || (this.finReceived && !this.endDelivered) || (this.pendingErr === 'ECONNRESET' && !this.finReceived);
+    const work = this.readStopped || !this.#rcvQ.empty || (this.finReceived && !this.endDelivered) || (this.pendingErr === 'ECONNRESET' && !this.finReceived);
     if (!work) return;
     this.#flushScheduled = true;
     this.host.sim.clock.schedule(0, onFlush, this);
@@ -606,8 +654,7 @@ export class SimConn implements Conn {
       this.timer = null;
     }
     if (this.outbound) this.host.releaseTcpPort(this.local.port, this.localRoute);
-    this.#kq = [];
-    this.#kqHead = 0;
+    this.#kq.clear();
     this.kqBytes = 0;
     this.#ooo = null;
   }
@@ -748,8 +795,7 @@ export class SimConn implements Conn {
   }
 
   #dropAppQueues(): void {
-    this.#userQ = [];
-    this.#userHead = 0;
+    this.#userQ.clear();
     this.userBytes = 0;
     this.needDrain = false;
   }
@@ -759,8 +805,7 @@ export class SimConn implements Conn {
     this.destroyed = true;
     this.#dropAppQueues();
     const unread = this.rcvBytes;
-    this.#rcvQ = [];
-    this.#rcvHead = 0;
+    this.#rcvQ.clear();
     this.consumedBytes += this.rcvBytes;
     this.rcvBytes = 0;
     if (!this.alive) return;

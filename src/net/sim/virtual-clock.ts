@@ -11,6 +11,7 @@
  *   set timers (including at `now()`, which then run after every timer already due at `now()`), but may not drive
  *   the clock itself.
  */
+import { promiseHooks } from 'node:v8';
 import { type Cancel, type Clock } from '../ports.ts';
 
 /** 2026-01-01T00:00:00Z in ms since the Unix epoch: the default wall-clock origin of a simulation. */
@@ -42,11 +43,15 @@ interface Timer<A = any> extends TimerHandle {
   seq: number;
   fn: (arg: A) => void;
   arg: A;
-  /** Position in the heap array; -1 once fired or cancelled. */
+  /** Position in the heap array; `IN_DUE` while in the due queue; `DEAD` once fired or cancelled. */
   idx: number;
 }
 
 const DEFAULT_MAX_STEPS = 10_000_000;
+const DEAD = -1;
+const IN_DUE = -2;
+/** Fills fired slots of the due queue (keeps the array's elements one shape; holds no callback or argument). */
+const SPENT: Timer = { at: 0, seq: 0, fn: () => {}, arg: undefined, idx: DEAD };
 
 function before(a: Timer, b: Timer): boolean {
   return a.at < b.at || (a.at === b.at && a.seq < b.seq);
@@ -55,12 +60,28 @@ function before(a: Timer, b: Timer): boolean {
 /**
  * Virtual-time implementation of the `Clock` port: a binary min-heap of timers ordered by `(deadline, seq)`. Each
  * timer knows its heap position, so cancelling removes it at once (O(log n)) instead of leaving a tombstone.
+ *
+ * Timers due at exactly `now()` (deferred callbacks, zero-latency deliveries) skip the heap: they wait in a FIFO, the
+ * due queue, in `seq` order. The order stays `(deadline, seq)`: every timer in the due queue was set while time was
+ * `now()`, so any heap timer also due at `now()` was set earlier (lower seq) and fires first; time moves past `now()`
+ * only when the due queue holds no live timer. A cancelled due timer stays in the queue as a dead slot, skipped.
  */
 export class VirtualClock implements Clock {
   #now = 0;
   #seq = 0;
   #heap: Timer[] = [];
+  /** The due queue: live timers (idx === IN_DUE) and dead slots from `#dueHead` to `#dueTail`. */
+  #due: Timer[] = [];
+  #dueHead = 0;
+  #dueTail = 0;
+  /** Live timers in the due queue. */
+  #dueLive = 0;
   #running = false;
+  /** Set by the promise hooks of an async run when a promise was created or settled (see `runUntilIdleAsync`). */
+  #promised = false;
+  readonly #markPromised = (): void => {
+    this.#promised = true;
+  };
   readonly #epochMs: number;
 
   constructor(opts: { epochMs?: number } = {}) {
@@ -102,8 +123,14 @@ export class VirtualClock implements Clock {
   cancel(handle: TimerHandle): void {
     const t = handle as Timer;
     const i = t.idx;
-    if (i < 0) return;
-    t.idx = -1;
+    if (i < 0) {
+      if (i === IN_DUE) {
+        t.idx = DEAD; // its slot in the due queue is skipped when reached
+        this.#dueLive--;
+      }
+      return;
+    }
+    t.idx = DEAD;
     const h = this.#heap;
     const last = h.pop()!;
     if (last === t) return;
@@ -113,12 +140,12 @@ export class VirtualClock implements Clock {
 
   /** Timers set and not yet fired or cancelled (the leak check of tests that open connections). */
   pendingTimers(): number {
-    return this.#heap.length;
+    return this.#heap.length + this.#dueLive;
   }
 
   /** Deadline of the next timer, or undefined when idle. */
   nextDeadline(): number | undefined {
-    return this.#heap[0]?.at;
+    return this.#dueLive > 0 ? this.#now : this.#heap[0]?.at;
   }
 
   /** Fires the next live timer, moving time to its deadline. Returns false when there is none. */
@@ -148,7 +175,7 @@ export class VirtualClock implements Clock {
     } finally {
       this.#running = false;
     }
-    return { steps, idle: this.#heap.length === 0 };
+    return { steps, idle: this.pendingTimers() === 0 };
   }
 
   /**
@@ -165,23 +192,38 @@ export class VirtualClock implements Clock {
     } finally {
       this.#running = false;
     }
-    return { steps, idle: this.#heap.length === 0 };
+    return { steps, idle: this.pendingTimers() === 0 };
   }
 
   /**
    * `runUntilIdle` that lets promise continuations run between timers, the way Node drains microtasks after every
    * callback. Use it when code under test awaits promises that the simulation settles (DNS answers, listeners).
+   *
+   * Draining costs a trip through Node's tick queue, so it is done only after a timer whose callbacks created or
+   * settled a promise (V8's promise hooks tell, while the run lasts); when none did, no continuation can be queued
+   * and the next timer fires at once, as if the drain had happened. Not noticed: `queueMicrotask`,
+   * `process.nextTick`, and resolving an already pending promise with another promise, called from a timer
+   * callback; what they queue runs at the next drain (the end of the run at the latest). Nothing in Refract does so.
    */
   async runUntilIdleAsync(limits: RunLimits = {}): Promise<RunResult> {
     const maxSteps = limits.maxSteps ?? DEFAULT_MAX_STEPS;
     const until = limits.maxTime === undefined ? Infinity : this.#now + limits.maxTime;
     let steps = 0;
     await drainMicrotasks();
-    while (steps < maxSteps && this.#stepUntil(until)) {
-      steps++;
-      await drainMicrotasks();
+    const stop = this.#watchPromises();
+    try {
+      while (steps < maxSteps && this.#stepUntil(until)) {
+        steps++;
+        if (this.#promised) {
+          await drainMicrotasks();
+          this.#promised = false; // the drain's own promise, and what ran during it, are not the next timer's doing
+        }
+      }
+    } finally {
+      stop();
     }
-    return { steps, idle: this.#heap.length === 0 };
+    await drainMicrotasks();
+    return { steps, idle: this.pendingTimers() === 0 };
   }
 
   /** `advanceBy` that drains microtasks between timers (see `runUntilIdleAsync`). */
@@ -190,12 +232,30 @@ export class VirtualClock implements Clock {
     const until = this.#now + ms;
     let steps = 0;
     await drainMicrotasks();
-    while (this.#stepUntil(until)) {
-      steps++;
-      await drainMicrotasks();
+    const stop = this.#watchPromises();
+    try {
+      while (this.#stepUntil(until)) {
+        steps++;
+        if (this.#promised) {
+          await drainMicrotasks();
+          this.#promised = false; // the drain's own promise, and what ran during it, are not the next timer's doing
+        }
+      }
+    } finally {
+      stop();
     }
+    await drainMicrotasks();
     if (until > this.#now) this.#now = until;
-    return { steps, idle: this.#heap.length === 0 };
+    return { steps, idle: this.pendingTimers() === 0 };
+  }
+
+  /** Promise hooks for an async run: any promise created or settled sets `#promised`. Returns the hooks' remover. */
+  #watchPromises(): () => void {
+    this.#promised = false;
+    const stop = promiseHooks.createHook({ init: this.#markPromised, settled: this.#markPromised });
+    return () => {
+      stop();
+    };
   }
 
   #stepUntil(until: number): boolean {
@@ -213,6 +273,13 @@ export class VirtualClock implements Clock {
   }
 
   #push<A>(at: number, fn: (arg: A) => void, arg: A): Timer<A> {
+    if (at === this.#now) {
+      const t: Timer<A> = { at, seq: this.#seq++, fn, arg, idx: IN_DUE };
+      // Slots are reused, never truncated: emptying an array frees its store and the next push allocates anew.
+      this.#due[this.#dueTail++] = t;
+      this.#dueLive++;
+      return t;
+    }
     const t: Timer<A> = { at, seq: this.#seq++, fn, arg, idx: this.#heap.length };
     this.#heap.push(t);
     this.#siftUp(t, t.idx);
@@ -256,14 +323,37 @@ export class VirtualClock implements Clock {
 
   #fireNext(until: number): boolean {
     const h = this.#heap;
-    const t = h[0];
-    if (t === undefined || t.at > until) return false;
+    const top = h[0];
+    if (this.#dueLive > 0) {
+      const q = this.#due;
+      let d = q[this.#dueHead]!;
+      while (d.idx === DEAD) {
+        q[this.#dueHead++] = SPENT;
+        d = q[this.#dueHead]!;
+      }
+      // A heap timer due now was set before every timer in the due queue (see the class comment).
+      if (top === undefined || top.at !== d.at || top.seq > d.seq) {
+        q[this.#dueHead++] = SPENT;
+        if (--this.#dueLive === 0) this.#clearDue(); // later slots, if any, are dead
+        d.idx = DEAD;
+        d.fn(d.arg);
+        return true;
+      }
+    } else if (this.#dueTail > 0) this.#clearDue(); // only dead slots left
+    if (top === undefined || top.at > until) return false;
     const last = h.pop()!;
-    if (last !== t) this.#siftDown(last, 0);
-    t.idx = -1;
-    if (t.at > this.#now) this.#now = t.at;
-    t.fn(t.arg);
+    if (last !== top) this.#siftDown(last, 0);
+    top.idx = DEAD;
+    if (top.at > this.#now) this.#now = top.at;
+    top.fn(top.arg);
     return true;
+  }
+
+  /** Empties a due queue that holds only dead slots (releasing the cancelled timers). */
+  #clearDue(): void {
+    const q = this.#due;
+    for (let i = this.#dueHead; i < this.#dueTail; i++) q[i] = SPENT;
+    this.#dueHead = this.#dueTail = 0;
   }
 }
 

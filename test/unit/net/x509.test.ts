@@ -4,39 +4,12 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import * as tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
-import { once } from 'node:events';
 import { issueCert, describeCert, describeCertPem, splitPemCerts, certOf } from '../../../src/net/node/x509.ts';
 import { isRefractError } from '../../../src/model/errors.ts';
+import { handshake } from './tls-loopback.ts';
 
 const DAY = 86_400_000;
-
-/** One TLS handshake on loopback; resolves with the client's verdict (authorized or OpenSSL's error code). */
-async function handshake(
-  server: { cert: string; key: string },
-  client: { ca: string; servername?: string; host?: string },
-): Promise<{ ok: true; peer: tls.PeerCertificate } | { ok: false; code: string }> {
-  const srv = tls.createServer({ cert: server.cert, key: server.key }, (s) => s.end());
-  srv.on('tlsClientError', () => undefined);
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  try {
-    return await new Promise((resolve) => {
-      const opts: tls.ConnectionOptions = { host: client.host ?? '127.0.0.1', port, ca: client.ca };
-      if (client.servername !== undefined) opts.servername = client.servername;
-      const sock = tls.connect(opts, () => {
-        resolve({ ok: true, peer: sock.getPeerCertificate() });
-        sock.destroy();
-      });
-      sock.setTimeout(10_000, () => sock.destroy(new Error('timeout')));
-      sock.on('error', (e: NodeJS.ErrnoException) => resolve({ ok: false, code: e.code ?? e.message }));
-    });
-  } finally {
-    srv.close();
-  }
-}
 
 describe('issueCert', () => {
   it('a leaf issued by a CA verifies against that CA with node:tls, by DNS name and by IP', async () => {
