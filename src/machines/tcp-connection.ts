@@ -154,21 +154,14 @@ function clientTlsFailureStatus(f: TlsFailure | undefined): { status: number; re
  * same conditions: 526 when `strict` refused the certificate, 525 for any other handshake failure.
  */
 function originTlsFailureStatus(f: TlsFailure | undefined): { status: number; reason: CloseReason; err: ErrorCode } {
-  switch (f?.reason) {
-    case 'cert_expired':
-    case 'cert_not_yet_valid':
-      return { status: 526, reason: 'origin_tls_certificate', err: 'E_TLS_ORIGIN_CERT_EXPIRED' };
-    case 'cert_wrong_name':
-      return { status: 526, reason: 'origin_tls_certificate', err: 'E_TLS_ORIGIN_CERT_NAME' };
-    case 'cert_self_signed':
-      return { status: 526, reason: 'origin_tls_certificate', err: 'E_TLS_ORIGIN_CERT_SELF_SIGNED' };
-    case 'cert_unknown_ca':
-      return { status: 526, reason: 'origin_tls_certificate', err: 'E_TLS_ORIGIN_CERT_UNTRUSTED' };
-    case 'handshake_timeout':
-      return { status: 525, reason: 'origin_tls_failed', err: 'E_TLS_HANDSHAKE_TIMEOUT' };
-    default:
-      return { status: 525, reason: 'origin_tls_failed', err: 'E_TLS_ORIGIN_HANDSHAKE' };
-  }
+  const reason = f?.reason;
+  const cert = (err: ErrorCode) => ({ status: 526, reason: 'origin_tls_certificate' as const, err });
+  if (reason === 'cert_expired' || reason === 'cert_not_yet_valid') return cert('E_TLS_ORIGIN_CERT_EXPIRED');
+  if (reason === 'cert_wrong_name') return cert('E_TLS_ORIGIN_CERT_NAME');
+  if (reason === 'cert_self_signed') return cert('E_TLS_ORIGIN_CERT_SELF_SIGNED');
+  if (reason === 'cert_unknown_ca') return cert('E_TLS_ORIGIN_CERT_UNTRUSTED');
+  if (reason === 'handshake_timeout') return { status: 525, reason: 'origin_tls_failed', err: 'E_TLS_HANDSHAKE_TIMEOUT' };
+  return { status: 525, reason: 'origin_tls_failed', err: 'E_TLS_ORIGIN_HANDSHAKE' };
 }
 
 /** PROXY v1/v2 need one family for both addresses: an IPv4 side becomes IPv4-mapped IPv6 when the other is IPv6. */

@@ -627,6 +627,10 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
         case 'dial_failed':
         case 'c2s_end':
         case 's2c_end':
+        case 'tls_client':
+        case 'tls_client_failed':
+        case 'tls_origin':
+        case 'tls_origin_failed':
           return; // the closing event carries what the report needs
       }
     };
@@ -672,6 +676,10 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
         case 'dial_failed':
         case 'c2s_end':
         case 's2c_end':
+        case 'tls_client':
+        case 'tls_client_failed':
+        case 'tls_origin':
+        case 'tls_origin_failed':
           return;
       }
     });

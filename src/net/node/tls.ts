@@ -14,7 +14,7 @@ import * as tls from 'node:tls';
 import type * as net from 'node:net';
 import type { X509Certificate } from 'node:crypto';
 import type {
-  CertInfo, Conn, SocketAddress, TlsClientParams, TlsFailure, TlsFailureReason, TlsIdentity, TlsInfo, TlsOutcome,
+  CertInfo, Conn, ConnHandlers, SocketAddress, TlsClientParams, TlsFailure, TlsFailureReason, TlsIdentity, TlsInfo, TlsOutcome,
   TlsPort, TlsServerParams, TlsSession, TlsStatus, TlsTrust, TlsVersion,
 } from '../ports.ts';
 import { NodeConn } from './network.ts';
@@ -236,7 +236,9 @@ function plaintextConn(secure: tls.TLSSocket, raw: net.Socket, remote: SocketAdd
 
 /** One handshake's bookkeeping: the single outcome, its timer, and the teardown after a failure. */
 class Handshake implements TlsSession {
-  conn!: NodeConn;
+  conn!: Conn;
+  /** Extra teardown after a failure (the server's pre-TLS phase). */
+  onFail: (() => void) | undefined;
   secure: tls.TLSSocket | undefined;
   readonly #raw: net.Socket;
   #outcome: TlsOutcome | undefined;
@@ -270,6 +272,7 @@ class Handshake implements TlsSession {
     this.#settle({ ok: false, failure });
     this.secure?.destroy();
     this.#raw.destroy();
+    this.onFail?.();
   }
 
   #settle(o: TlsOutcome): void {
@@ -300,65 +303,236 @@ function watchHandshake(hs: Handshake, secure: tls.TLSSocket, onError: (err: Err
 /** A TLS 1.x alert record: fatal unrecognized_name (112), as nginx's `ssl_reject_handshake` sends. */
 const ALERT_UNRECOGNIZED_NAME = Buffer.from([0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x70]);
 
-function serverHandshake(rawConn: Conn, params: TlsServerParams): TlsSession {
-  const remote = rawConn.remote;
-  const raw = asNodeConn(rawConn).detach();
-  const hs = new Handshake(raw, params.handshakeTimeoutMs);
+/** Largest ClientHello we wait for (OpenSSL's own limit on a ClientHello is about this size). */
+const MAX_CLIENT_HELLO = 131_072;
+/** TLSPlaintext.length may not exceed 2^14 (+ slack some stacks use); more means the bytes are not TLS. */
+const MAX_RECORD = 16_384 + 2_048;
 
-  // Node picks the context for a ClientHello without SNI before it is read, so the SNI-less identity is asked for
-  // up front; an SNI, when present, replaces it in SNICallback.
-  const fallback = params.identity(undefined);
-  let bound = fallback !== undefined; // an identity is in use for this handshake
-  let rejectedSni: string | undefined;
-  let ctx: tls.SecureContext;
+export type ClientHelloScan =
+  | { readonly kind: 'partial' }
+  | { readonly kind: 'not_tls'; readonly detail: string }
+  | { readonly kind: 'hello'; readonly servername: string | undefined };
+
+/**
+ * Reads the SNI from the first bytes of a TLS connection (the ClientHello, possibly split over several records).
+ * `partial`: more bytes are needed. `not_tls`: the record layer is not TLS. A ClientHello whose body cannot be
+ * parsed reports no SNI: OpenSSL then rejects it with its own reason.
+ */
+export function scanClientHello(b: Buffer): ClientHelloScan {
+  const hs: Buffer[] = [];
+  let hsLen = 0;
+  let need = -1; // handshake message length incl. its 4-byte header, once known
+  let o = 0;
+  while (need < 0 || hsLen < need) {
+    if (b.length - o < 5) return { kind: 'partial' };
+    const type = b[o]!;
+    const major = b[o + 1]!;
+    const len = b.readUInt16BE(o + 3);
+    if (type !== 0x16 || major !== 3) return { kind: 'not_tls', detail: `first record type ${type}, version major ${major}` };
+    if (len === 0 || len > MAX_RECORD) return { kind: 'not_tls', detail: `record length ${len}` };
+    if (b.length - o - 5 < len) return { kind: 'partial' };
+    hs.push(b.subarray(o + 5, o + 5 + len));
+    hsLen += len;
+    o += 5 + len;
+    if (need < 0 && hsLen >= 4) {
+      const h = hs.length === 1 ? hs[0]! : Buffer.concat(hs);
+      if (h[0] !== 1) return { kind: 'not_tls', detail: `first handshake message type ${h[0]!}` };
+      need = 4 + h.readUIntBE(1, 3);
+      if (need > MAX_CLIENT_HELLO) return { kind: 'not_tls', detail: `ClientHello of ${need} bytes` };
+    }
+  }
+  const h = hs.length === 1 ? hs[0]! : Buffer.concat(hs);
+  return { kind: 'hello', servername: sniOf(h.subarray(4, need)) };
+}
+
+/** The host_name of the server_name extension of a ClientHello body, or undefined (none, or unparsable). */
+function sniOf(body: Buffer): string | undefined {
   try {
-    if (fallback !== undefined && fallback.pem === undefined) throw Object.assign(new Error('the identity has no PEM'), { reason: 'no_certificate' });
-    ctx = serverContext(fallback, params);
-  } catch (err) {
-    hs.conn = new NodeConn(raw, remote);
-    hs.fail((err as { reason?: TlsFailureReason }).reason ?? 'no_certificate', `edge certificate unusable: ${(err as Error).message}`);
-    return hs;
+    let o = 2 + 32; // client_version, random
+    o += 1 + body[o]!; // session_id
+    o += 2 + body.readUInt16BE(o); // cipher_suites
+    o += 1 + body[o]!; // compression_methods
+    if (o + 2 > body.length) return undefined;
+    const end = Math.min(body.length, o + 2 + body.readUInt16BE(o));
+    o += 2;
+    while (o + 4 <= end) {
+      const type = body.readUInt16BE(o);
+      const len = body.readUInt16BE(o + 2);
+      o += 4;
+      if (type === 0) {
+        // ServerNameList: u16 length, then (u8 name_type, u16 length, name)*
+        let p = o + 2;
+        const listEnd = Math.min(o + len, o + 2 + body.readUInt16BE(o));
+        while (p + 3 <= listEnd) {
+          const nameType = body[p]!;
+          const nameLen = body.readUInt16BE(p + 1);
+          if (nameType === 0 && p + 3 + nameLen <= listEnd) return body.toString('latin1', p + 3, p + 3 + nameLen);
+          p += 3 + nameLen;
+        }
+        return undefined;
+      }
+      o += len;
+    }
+  } catch {
+    // RangeError from a truncated body: no SNI as far as we can tell
+  }
+  return undefined;
+}
+
+/**
+ * The server's plaintext Conn exists before its TLSSocket does (that is made once the ClientHello has named the
+ * certificate), so it starts as a placeholder that records the owner's handlers and pause state, then delegates
+ * everything to the NodeConn over the TLSSocket. Destroying it early aborts the handshake.
+ */
+class PendingConn implements Conn {
+  readonly #raw: Conn;
+  readonly #abort: (reset: boolean) => void;
+  #inner: NodeConn | undefined;
+  #h: Partial<ConnHandlers> = {};
+  #flowing: boolean | null = null;
+  #closed = false;
+
+  constructor(raw: Conn, abort: (reset: boolean) => void) {
+    this.#raw = raw;
+    this.#abort = abort;
   }
 
-  const secure = new tls.TLSSocket(raw, {
-    isServer: true,
-    secureContext: ctx,
-    SNICallback: (servername, cb) => {
-      const id = params.identity(servername);
-      if (id === undefined || id.pem === undefined) {
-        rejectedSni = servername;
-        bound = false;
-        if (id === undefined && !raw.destroyed) raw.write(ALERT_UNRECOGNIZED_NAME);
-        const reason: TlsFailureReason = id === undefined ? 'unknown_sni' : 'no_certificate';
-        hs.fail(reason, id === undefined ? 'no certificate for the requested server name' : 'the identity has no PEM');
-        cb(new Error(reason), undefined);
-        return;
-      }
-      try {
-        bound = true;
-        cb(null, id === fallback ? ctx : serverContext(id, params));
-      } catch (err) {
-        hs.fail('no_certificate', `edge certificate unusable: ${(err as Error).message}`);
-        cb(err as Error, undefined);
-      }
-    },
-  });
-  hs.secure = secure;
-  hs.conn = plaintextConn(secure, raw, remote);
+  attach(inner: NodeConn): void {
+    this.#inner = inner;
+    if (this.#flowing === false) inner.pause();
+    inner.setHandlers(this.#h);
+    if (this.#flowing === true) inner.resume();
+  }
 
-  const unwatch = watchHandshake(hs, secure, (err) => {
-    // No SNI and no default identity: the certificate-less context fails the handshake on its own.
-    if (!bound && rejectedSni === undefined && err.code?.startsWith('ERR_SSL_') === true) {
-      hs.fail('unknown_sni', `no SNI and no default certificate (${err.code})`);
-    } else hs.fail(reasonOfError(err.code), err.code ?? err.message);
+  /** The handshake failed before a TLSSocket existed: the Conn closes (the raw socket is already destroyed). */
+  closeUnattached(): void {
+    if (this.#inner !== undefined || this.#closed) return;
+    this.#closed = true;
+    const close = this.#h.close;
+    if (close !== undefined) process.nextTick(close, true);
+  }
+
+  get local(): SocketAddress {
+    return (this.#inner ?? this.#raw).local;
+  }
+  get remote(): SocketAddress {
+    return (this.#inner ?? this.#raw).remote;
+  }
+  get bytesRead(): number {
+    return this.#inner?.bytesRead ?? 0;
+  }
+  get bytesWritten(): number {
+    return this.#inner?.bytesWritten ?? 0;
+  }
+  get closed(): boolean {
+    return this.#inner?.closed ?? this.#closed;
+  }
+  setHandlers(h: Partial<ConnHandlers>): void {
+    if (this.#inner !== undefined) this.#inner.setHandlers(h);
+    else {
+      this.#h = { ...this.#h, ...h };
+      if (h.data !== undefined && this.#flowing === null) this.#flowing = true;
+    }
+  }
+  write(chunk: Uint8Array): boolean {
+    return this.#inner?.write(chunk) ?? false;
+  }
+  end(): void {
+    if (this.#inner !== undefined) this.#inner.end();
+    else this.#abort(false);
+  }
+  destroy(): void {
+    if (this.#inner !== undefined) this.#inner.destroy();
+    else this.#abort(false);
+  }
+  reset(): void {
+    if (this.#inner !== undefined) this.#inner.reset();
+    else this.#abort(true);
+  }
+  pause(): void {
+    if (this.#inner !== undefined) this.#inner.pause();
+    else this.#flowing = false;
+  }
+  resume(): void {
+    if (this.#inner !== undefined) this.#inner.resume();
+    else this.#flowing = true;
+  }
+}
+
+/**
+ * Edge termination. The ClientHello is read (not consumed: it is put back, and the TLSSocket replays a socket's
+ * buffered bytes, as for STARTTLS) to learn the SNI first, so the TLSSocket starts with the right certificate's
+ * context. Switching contexts in Node's SNICallback would not do: it replaces only the certificate slot of the new
+ * key type, so a default ECDSA certificate would still be served to a client that asked for an RSA one.
+ */
+function serverHandshake(rawConn: Conn, params: TlsServerParams): TlsSession {
+  const raw = asNodeConn(rawConn).detach();
+  const hs = new Handshake(raw, params.handshakeTimeoutMs);
+  const pending = new PendingConn(rawConn, (reset) => {
+    if (reset && !raw.destroyed && !raw.connecting) raw.resetAndDestroy();
+    hs.fail('connection_closed', 'closed by its owner during the handshake');
   });
-  secure.once('secure', () => {
-    unwatch();
-    if (hs.settled) return;
-    const protocol = versionOf(secure);
-    const sn = secure.servername;
-    hs.succeed({ protocol, cipher: cipherOf(secure, protocol), servername: typeof sn === 'string' ? sn : '', peerCert: undefined });
-  });
+  hs.conn = pending;
+
+  let buffered: Buffer = Buffer.alloc(0);
+  const stopReading = (): void => {
+    raw.off('data', onData);
+    raw.off('end', onEnd);
+    raw.off('error', onError);
+    raw.off('close', onClose);
+  };
+  const onEnd = (): void => hs.fail('connection_closed', 'the client closed the connection before its ClientHello');
+  const onClose = (): void => hs.fail('connection_closed', 'the connection closed before the ClientHello');
+  const onError = (err: Error & { code?: string }): void => hs.fail(reasonOfError(err.code), err.code ?? err.message);
+  const onData = (chunk: Buffer): void => {
+    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+    const scan = scanClientHello(buffered);
+    if (scan.kind === 'partial') return;
+    stopReading();
+    raw.pause();
+    if (scan.kind === 'not_tls') {
+      hs.fail('not_tls', scan.detail);
+      return;
+    }
+    start(scan.servername);
+  };
+  hs.onFail = () => {
+    stopReading();
+    pending.closeUnattached();
+  };
+  raw.on('data', onData);
+  raw.on('end', onEnd);
+  raw.on('error', onError);
+  raw.on('close', onClose);
+  raw.resume();
+
+  const start = (servername: string | undefined): void => {
+    const id = params.identity(servername);
+    if (id === undefined) {
+      raw.write(ALERT_UNRECOGNIZED_NAME);
+      hs.fail('unknown_sni', servername === undefined ? 'no SNI and no default certificate' : 'no certificate for the requested server name');
+      return;
+    }
+    let ctx: tls.SecureContext;
+    try {
+      if (id.pem === undefined) throw new Error('the identity has no PEM (a simulator identity?)');
+      ctx = serverContext(id, params);
+    } catch (err) {
+      hs.fail('no_certificate', `edge certificate unusable: ${(err as Error).message}`);
+      return;
+    }
+    raw.unshift(buffered);
+    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: ctx });
+    hs.secure = secure;
+    pending.attach(plaintextConn(secure, raw, rawConn.remote));
+    const unwatch = watchHandshake(hs, secure, (err) => hs.fail(reasonOfError(err.code), err.code ?? err.message));
+    secure.once('secure', () => {
+      unwatch();
+      if (hs.settled) return;
+      const protocol = versionOf(secure);
+      hs.succeed({ protocol, cipher: cipherOf(secure, protocol), servername: servername ?? '', peerCert: undefined });
+    });
+  };
   return hs;
 }
 

@@ -190,7 +190,7 @@ export function describeCert(pem: string | X509Certificate, issuers: readonly Is
   if (keyType === undefined) throw new RefractError('E_TLS_CERT_INVALID', { details: { reason: 'unsupported_key_type', keyType: String(kt) } });
 
   let issuer: string | undefined;
-  if (signedBy(cert, cert)) {
+  if (selfSigned(cert)) {
     issuer = id;
   } else {
     for (const cand of issuers) {
@@ -249,6 +249,18 @@ function candidateCert(c: IssuerCandidate): X509Certificate | undefined {
     }
   }
   return material.get(c);
+}
+
+/**
+ * Self-signed as OpenSSL sees it (DEPTH_ZERO_SELF_SIGNED_CERT): subject = issuer and the signature verifies with
+ * its own key. Not `checkIssued(self)`: that also demands keyCertSign, which a self-signed leaf lacks.
+ */
+function selfSigned(cert: X509Certificate): boolean {
+  try {
+    return cert.subject === cert.issuer && cert.verify(cert.publicKey);
+  } catch {
+    return false;
+  }
 }
 
 function signedBy(cert: X509Certificate, ca: X509Certificate): boolean {

@@ -112,3 +112,11 @@ describe('describeCert', () => {
     assert.throws(() => describeCertPem('no pem here'), (e) => isRefractError(e) && e.code === 'E_TLS_CERT_INVALID');
   });
 });
+
+void describe('describeCert of a self-signed leaf', () => {
+  void it('names the certificate as its own issuer, as OpenSSL reports DEPTH_ZERO_SELF_SIGNED_CERT', async () => {
+    const leaf = await issueCert({ names: ['self.example.test'] });
+    const info = describeCert(leaf.cert);
+    assert.equal(info.issuer, info.id);
+  });
+});
