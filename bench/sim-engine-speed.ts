@@ -1,7 +1,8 @@
 /**
  * Simulated lifecycles per wall second through Refract's engine with no runner in between: an EdgeNode on a sim
  * host, clients dialling it (connect, 10 KB up, 10 KB echoed back, close), `concurrency` open at a time, nobody
- * subscribed to events or the trace (as in production without --trace). Run:
+ * subscribed to events or the trace (as in production without --trace). A first, untimed round of `count / 4`
+ * lifecycles (at most 5,000) warms the JIT up, as in bench/sim-speed.ts. Run:
  *   node --import tsx bench/sim-engine-speed.ts [count] [concurrency]
  */
 import { pino } from 'pino';
@@ -25,36 +26,47 @@ await sim.runUntilIdleAsync({ maxSteps: 1_000_000 });
 await applied;
 
 const payload = new Uint8Array(10_240);
-let started = 0;
-let done = 0;
-let bytesBack = 0;
-function launch(): void {
-  if (started >= count) return;
-  started++;
-  const c = clientH.connectTcp({ host: '198.51.100.1', port: 7000 });
-  let got = 0;
-  c.setHandlers({
-    connect: () => {
-      c.write(payload);
-      c.end();
-    },
-    data: (d) => {
-      got += d.length;
-    },
-    end: () => {},
-    close: () => {
-      done++;
-      bytesBack += got;
-      launch();
-    },
-  });
+
+/** Runs `total` lifecycles, `concurrency` at a time; returns how many completed and the bytes echoed back. */
+async function round(total: number): Promise<{ done: number; bytesBack: number; steps: number }> {
+  let started = 0;
+  let done = 0;
+  let bytesBack = 0;
+  const launch = (): void => {
+    if (started >= total) return;
+    started++;
+    const c = clientH.connectTcp({ host: '198.51.100.1', port: 7000 });
+    let got = 0;
+    // Methods rather than arrow properties: under tsx each named arrow costs an Object.defineProperty (`__name`).
+    c.setHandlers({
+      connect() {
+        c.write(payload);
+        c.end();
+      },
+      data(d) {
+        got += d.length;
+      },
+      end() {},
+      close() {
+        done++;
+        bytesBack += got;
+        launch();
+      },
+    });
+  };
+  for (let i = 0; i < concurrency; i++) launch();
+  const r = await sim.runUntilIdleAsync({ maxSteps: 100_000_000 });
+  return { done, bytesBack, steps: r.steps };
 }
+
+await round(Math.min(5_000, Math.floor(count / 4)));
+const cpu0 = process.cpuUsage();
 const t0 = performance.now();
-for (let i = 0; i < concurrency; i++) launch();
-const r = await sim.runUntilIdleAsync({ maxSteps: 100_000_000 });
+const { done, bytesBack, steps } = await round(count);
 const wall = (performance.now() - t0) / 1000;
+const cpu = process.cpuUsage(cpu0);
 console.log(
   `${done.toLocaleString('en')} lifecycles through the EdgeNode in the simulator (connect, 10 KB each way, close), ${concurrency} concurrent: ` +
-    `${wall.toFixed(2)} s wall = ${Math.round(done / wall).toLocaleString('en')} lifecycles/s; ${r.steps.toLocaleString('en')} steps; ` +
-    `echoed ${bytesBack === done * 10_240 ? 'all' : 'NOT all'} bytes; open after: ${edge.tcp.activeCount}`,
+    `${wall.toFixed(2)} s wall / ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s CPU = ${Math.round(done / wall).toLocaleString('en')} lifecycles/s; ` +
+    `${steps.toLocaleString('en')} steps; echoed ${bytesBack === done * 10_240 ? 'all' : 'NOT all'} bytes; open after: ${edge.tcp.activeCount}`,
 );

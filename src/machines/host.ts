@@ -30,8 +30,11 @@ export interface MachineEvent {
 export interface HostedInstance<R extends HostedInstance<R, E>, E extends MachineEvent> {
   /** @internal executor state */
   _node: CachedNode<R, E>;
-  /** @internal pending timers by XState send id */
-  _timers: Record<string, Cancel> | undefined;
+  /**
+   * @internal pending timers: XState send id, then its Cancel, per timer (a flat list: instances have one or two,
+   * and an object keyed by id would turn into a slow dictionary at the first `delete`)
+   */
+  _timers: (string | Cancel)[] | undefined;
   /** @internal events sent while actions run (run-to-completion, like an actor's mailbox) */
   _queue: E[] | undefined;
   _busy: boolean;
@@ -160,23 +163,19 @@ export class MachineHost<R extends HostedInstance<R, E>, E extends MachineEvent>
   }
 
   #run(rec: R, ops: readonly Op<R, E>[], event: E): void {
-    for (const op of ops) {
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
       if (op.kind === 'call') op.fn(rec, event);
-      else if (op.kind === 'cancel') {
-        const t = rec._timers?.[op.id];
-        if (t) {
-          t();
-          delete rec._timers![op.id];
-        }
-      } else {
-        const timers = (rec._timers ??= {});
-        timers[op.id]?.();
+      else if (op.kind === 'cancel') takeTimer(rec, op.id)?.();
+      else {
+        takeTimer(rec, op.id)?.();
         const fire = op.event;
         const id = op.id;
-        timers[id] = this.#opts.clock.setTimer(this.#opts.delayMs(rec, op.delay), () => {
-          if (rec._timers) delete rec._timers[id];
+        const cancel = this.#opts.clock.setTimer(this.#opts.delayMs(rec, op.delay), () => {
+          takeTimer(rec, id);
           this.send(rec, fire);
         });
+        (rec._timers ??= []).push(id, cancel);
       }
     }
   }
@@ -184,8 +183,8 @@ export class MachineHost<R extends HostedInstance<R, E>, E extends MachineEvent>
   #clearTimers(rec: R): void {
     const t = rec._timers;
     if (!t) return;
-    for (const id in t) t[id]!();
     rec._timers = undefined;
+    for (let i = 1; i < t.length; i += 2) (t[i] as Cancel)();
   }
 
   /** The current state value's JSON (for logs and tests). */
@@ -199,6 +198,20 @@ export class MachineHost<R extends HostedInstance<R, E>, E extends MachineEvent>
 
   /** Pending timers of an instance (leak checks). */
   pendingTimers(rec: R): number {
-    return rec._timers ? Object.keys(rec._timers).length : 0;
+    return rec._timers ? rec._timers.length / 2 : 0;
   }
+}
+
+/** Removes the timer with XState send id `id` from the instance's list and returns its Cancel (undefined: none). */
+function takeTimer(rec: { _timers: (string | Cancel)[] | undefined }, id: string): Cancel | undefined {
+  const t = rec._timers;
+  if (t === undefined) return undefined;
+  for (let i = 0; i < t.length; i += 2) {
+    if (t[i] === id) {
+      const cancel = t[i + 1] as Cancel;
+      t.splice(i, 2);
+      return cancel;
+    }
+  }
+  return undefined;
 }

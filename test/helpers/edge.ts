@@ -11,7 +11,7 @@ import { createNodeNetwork } from '../../src/net/node/network.ts';
 import { validateConfig } from '../../src/model/config.ts';
 import type { RefractConfig } from '../../src/model/types.ts';
 import type { SpectrumEvent } from '../../src/streams/events.ts';
-import type { Network } from '../../src/net/ports.ts';
+import type { CertSource, Network } from '../../src/net/ports.ts';
 import type { GeoLookup } from '../../src/core/geo.ts';
 
 export function mustConfig(raw: unknown): RefractConfig {
@@ -29,11 +29,11 @@ export interface EdgeUnderTest {
   close(): Promise<void>;
 }
 
-export async function startEdge(raw: unknown, opts: { net?: Network; geo?: GeoLookup } = {}): Promise<EdgeUnderTest> {
+export async function startEdge(raw: unknown, opts: { net?: Network; geo?: GeoLookup; certs?: CertSource } = {}): Promise<EdgeUnderTest> {
   const config = mustConfig(raw);
   const n = opts.net ?? createNodeNetwork({ dnsServers: config.node.dnsServers });
   const log = pino({ level: process.env.REFRACT_TEST_LOG ?? 'silent' });
-  const edge = new EdgeNode(opts.geo ? { net: n, log, geo: opts.geo } : { net: n, log }, config);
+  const edge = new EdgeNode({ net: n, log, ...(opts.geo ? { geo: opts.geo } : {}), ...(opts.certs ? { certs: opts.certs } : {}) }, config);
   const events: SpectrumEvent[] = [];
   const waiters: Array<{ n: number; res: (e: SpectrumEvent) => void }> = [];
   let closings = 0;

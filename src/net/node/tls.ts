@@ -11,7 +11,7 @@
  * millisecond, with the system roots several — and peer certificate descriptions per fingerprint.
  */
 import * as tls from 'node:tls';
-import type * as net from 'node:net';
+import * as net from 'node:net';
 import type { X509Certificate } from 'node:crypto';
 import type {
   CertInfo, Conn, ConnHandlers, SocketAddress, TlsClientParams, TlsFailure, TlsFailureReason, TlsIdentity, TlsInfo, TlsOutcome,
@@ -156,7 +156,8 @@ export function reasonOfError(code: string | undefined): TlsFailureReason {
   if (NO_VERSION.has(code)) return 'no_shared_version';
   if (NO_CIPHER.has(code)) return 'no_shared_cipher';
   if (CLOSED.has(code)) return 'connection_closed';
-  if (code.startsWith('ERR_SSL_') && code.includes('_ALERT_')) return 'peer_alert';
+  // OpenSSL names received alerts SSLV3_ALERT_*, TLSV1_ALERT_*, TLSV13_ALERT_* and TLSV1_UNRECOGNIZED_NAME & co.
+  if (code.startsWith('ERR_SSL_SSLV3_ALERT_') || code.startsWith('ERR_SSL_TLSV1')) return 'peer_alert';
   return 'internal';
 }
 
@@ -219,16 +220,22 @@ function asNodeConn(raw: Conn): NodeConn {
 
 /**
  * The plaintext Conn over a TLSSocket. `reset()` is replaced on the instance because net.Socket's resetAndDestroy
- * refuses a TLS handle: the RST goes through the raw TCP socket underneath. (A subclass would be neater, but
- * network.ts imports this module, so NodeConn is not yet defined when this module's top level runs.)
+ * refuses a TLS handle. Resetting the raw socket directly is not safe either: its handle would close under the
+ * TLSWrap, which may still have writes in flight on it (TLS 1.3 session tickets right after the handshake: a
+ * segfault, seen). So the TLSSocket is destroyed the normal way — it destroys the raw socket, then frees its SSL —
+ * with the raw socket flagged as Node's own `Socket._reset` does, so that its handle closes with RST.
+ * (A subclass would be neater, but network.ts imports this module: NodeConn is not defined yet when this module's
+ * top level runs.)
  */
 function plaintextConn(secure: tls.TLSSocket, raw: net.Socket, remote: SocketAddress): NodeConn {
   secure.pause(); // before NodeConn adds its data listener, which would otherwise start the flow
   const conn = new NodeConn(secure, remote);
   conn.reset = () => {
-    if (raw.destroyed) return;
-    if (raw.connecting) raw.destroy();
-    else raw.resetAndDestroy();
+    if (raw.destroyed) {
+      secure.destroy();
+      return;
+    }
+    if (!raw.connecting) (raw as unknown as { resetAndClosing: boolean }).resetAndClosing = true;
     secure.destroy();
   };
   return conn;
@@ -459,6 +466,46 @@ class PendingConn implements Conn {
   }
 }
 
+/** Where a connection's first bytes land before they are copied out (reads are handled one at a time). */
+const HELLO_LANDING = Buffer.allocUnsafeSlow(16_384);
+
+/** net.Socket internals used to move a native handle to a new socket (as cluster does, and network.ts). */
+interface SocketInternals {
+  _handle: unknown;
+  _server: net.Server | null;
+  server: net.Server | null;
+}
+
+/**
+ * Moves a detached socket's native handle to a new socket whose reads go to `onBytes` (until `pause()`). The
+ * sockets of network.ts read through their own `onread` callbacks, which detach() silences, so the bytes of a
+ * ClientHello can only be seen by taking the handle over. Once paused, the handle is for the TLSSocket alone: it
+ * stacks its own stream listener on it and never sees this callback.
+ */
+function helloReader(detached: net.Socket, onBytes: (chunk: Buffer) => void): net.Socket {
+  const old = detached as unknown as SocketInternals;
+  const opts = {
+    handle: old._handle,
+    allowHalfOpen: true,
+    pauseOnCreate: true,
+    onread: {
+      buffer: HELLO_LANDING,
+      callback: (n: number): boolean => {
+        onBytes(Buffer.from(HELLO_LANDING.subarray(0, n)));
+        return true;
+      },
+    },
+  };
+  const fresh = new net.Socket(opts as net.SocketConstructorOpts);
+  const f = fresh as unknown as SocketInternals;
+  f._server = old._server;
+  f.server = old.server;
+  old._server = null;
+  old._handle = null;
+  detached.destroy(); // no handle left: only the JS object goes
+  return fresh;
+}
+
 /**
  * Edge termination. The ClientHello is read (not consumed: it is put back, and the TLSSocket replays a socket's
  * buffered bytes, as for STARTTLS) to learn the SNI first, so the TLSSocket starts with the right certificate's
@@ -466,7 +513,17 @@ class PendingConn implements Conn {
  * key type, so a default ECDSA certificate would still be served to a client that asked for an RSA one.
  */
 function serverHandshake(rawConn: Conn, params: TlsServerParams): TlsSession {
-  const raw = asNodeConn(rawConn).detach();
+  let buffered: Buffer = Buffer.alloc(0);
+  const onBytes = (chunk: Buffer): void => {
+    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+    const scan = scanClientHello(buffered);
+    if (scan.kind === 'partial') return;
+    stopReading();
+    raw.pause();
+    if (scan.kind === 'not_tls') hs.fail('not_tls', scan.detail);
+    else start(scan.servername);
+  };
+  const raw = helloReader(asNodeConn(rawConn).detach(), onBytes);
   const hs = new Handshake(raw, params.handshakeTimeoutMs);
   const pending = new PendingConn(rawConn, (reset) => {
     if (reset && !raw.destroyed && !raw.connecting) raw.resetAndDestroy();
@@ -474,33 +531,18 @@ function serverHandshake(rawConn: Conn, params: TlsServerParams): TlsSession {
   });
   hs.conn = pending;
 
-  let buffered: Buffer = Buffer.alloc(0);
-  const stopReading = (): void => {
-    raw.off('data', onData);
-    raw.off('end', onEnd);
-    raw.off('error', onError);
-    raw.off('close', onClose);
-  };
   const onEnd = (): void => hs.fail('connection_closed', 'the client closed the connection before its ClientHello');
   const onClose = (): void => hs.fail('connection_closed', 'the connection closed before the ClientHello');
   const onError = (err: Error & { code?: string }): void => hs.fail(reasonOfError(err.code), err.code ?? err.message);
-  const onData = (chunk: Buffer): void => {
-    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-    const scan = scanClientHello(buffered);
-    if (scan.kind === 'partial') return;
-    stopReading();
-    raw.pause();
-    if (scan.kind === 'not_tls') {
-      hs.fail('not_tls', scan.detail);
-      return;
-    }
-    start(scan.servername);
+  const stopReading = (): void => {
+    raw.off('end', onEnd);
+    raw.off('error', onError);
+    raw.off('close', onClose);
   };
   hs.onFail = () => {
     stopReading();
     pending.closeUnattached();
   };
-  raw.on('data', onData);
   raw.on('end', onEnd);
   raw.on('error', onError);
   raw.on('close', onClose);
@@ -585,9 +627,12 @@ function clientHandshake(rawConn: Conn, params: TlsClientParams): TlsSession {
         hs.fail(reasonOfVerifyError(code), code, peerCert);
         return;
       }
-      const nameErr = tls.checkServerIdentity(v.checkName, secure.getPeerCertificate());
-      if (nameErr !== undefined) {
-        hs.fail('cert_wrong_name', `${(nameErr as { code?: string }).code ?? 'ERR_TLS_CERT_ALTNAME_INVALID'}: ${v.checkName}`, peerCert);
+      // X509Certificate.checkHost/checkIP apply Node's rules (DNS SANs, the CN only without them; IPs against IP
+      // SANs). Not tls.checkServerIdentity(getPeerCertificate()): OpenSSL 3 may already have dropped the peer chain
+      // that object is built from once TLS 1.3 session tickets arrived in the same read as the Finished.
+      const matched = net.isIP(v.checkName) !== 0 ? x.checkIP(v.checkName) : x.checkHost(v.checkName);
+      if (matched === undefined) {
+        hs.fail('cert_wrong_name', `the certificate does not cover ${v.checkName}`, peerCert);
         return;
       }
     }

@@ -24,12 +24,21 @@ export interface HostOptions {
 
 const EPHEMERAL_LOW = 49_152;
 const EPHEMERAL_HIGH = 65_535;
+/** TCB keys are `pair * 2^32 + lport * 2^16 + rport`: address-pair numbers must stay below 2^21 to be exact. */
+const MAX_ADDRESS_PAIRS = 2 ** 21;
 
 /** One bound address on a port: a route address, '0.0.0.0' (all IPv4) or '::' (all, dual-stack). */
 interface PortUse {
   readonly addr: string;
   readonly kind: 'listen' | 'conn' | 'udp';
 }
+
+/** The uses of one port: mostly a single one (a dialled connection's ephemeral port), so no array for that. */
+type PortUses = PortUse | PortUse[];
+
+/** A dialled connection's local address until it is bound (shared: a Conn's addresses are read-only). */
+const UNBOUND_V4: SocketAddress = Object.freeze({ address: '0.0.0.0', port: 0, family: 'IPv4' });
+const UNBOUND_V6: SocketAddress = Object.freeze({ address: '::', port: 0, family: 'IPv6' });
 
 function isV4(addr: string): boolean {
   return !addr.includes(':');
@@ -84,8 +93,8 @@ export class SimHost implements Network {
   /** Bumped by each crash; work scheduled by an earlier incarnation is void. */
   incarnation = 0;
 
-  /** @internal TCBs by `localRoute|lport|remoteRoute|rport`. */
-  readonly tcbs = new Map<string, SimConn>();
+  /** @internal TCBs by `tcbKey(localRoute, lport, remoteRoute, rport)`. */
+  readonly tcbs = new Map<number, SimConn>();
   /** @internal Connections whose application side is open (close not yet emitted). */
   readonly appConns = new Set<SimConn>();
   /** @internal Listeners by `bindAddr|port`. */
@@ -96,8 +105,16 @@ export class SimHost implements Network {
   readonly #routes: Set<string>;
   readonly #v4: string[] = [];
   readonly #v6: string[] = [];
-  readonly #tcpPorts = new Map<number, PortUse[]>();
-  readonly #udpPorts = new Map<number, PortUse[]>();
+  readonly #tcpPorts = new Map<number, PortUses>();
+  readonly #udpPorts = new Map<number, PortUses>();
+  /** The `conn` use of each source address (uses are immutable, so one object serves every connection). */
+  readonly #connUses = new Map<string, PortUse>();
+  /** Lookup view of `listeners` and `udp`: port → bind address → socket (no key string built per packet). */
+  readonly #listenersByPort = new Map<number, Map<string, SimListener>>();
+  readonly #udpByPort = new Map<number, Map<string, SimUdpSocket>>();
+  /** Numbers of the (local route, remote route) pairs seen, for TCB keys. */
+  readonly #pairs = new Map<string, Map<string, number>>();
+  #nextPair = 0;
   #nextTcp = EPHEMERAL_LOW;
   #nextUdp = EPHEMERAL_LOW;
   readonly #links = new Map<SimHost, Link>();
@@ -131,6 +148,7 @@ export class SimHost implements Network {
     if (this.#conflicts(this.#tcpPorts, port, bindAddr, true)) return Promise.reject(netError('EADDRINUSE', 'listen', ip.address, port));
     const listener = new SimListener(this, { address: ip.address, port, family: ip.family }, bindAddr, onConnection);
     this.listeners.set(`${bindAddr}|${port}`, listener);
+    byPort(this.#listenersByPort, port).set(bindAddr, listener);
     this.#use(this.#tcpPorts, port, { addr: bindAddr, kind: 'listen' });
     if (this.sim.tracing) this.sim.emit('tcp.listen', this.name, `${ip.address}:${port}`);
     return Promise.resolve(listener);
@@ -141,8 +159,8 @@ export class SimHost implements Network {
     const bad = badPort(opts.port, true);
     if (bad !== undefined) throw bad; // Node throws ERR_SOCKET_BAD_PORT synchronously
     const ip = parseIp(opts.host === 'localhost' ? '127.0.0.1' : opts.host);
-    const placeholder: SocketAddress = { address: ip?.address ?? opts.host, port: opts.port, family: ip?.family ?? 'IPv4' };
-    const conn = new SimConn(this, true, { address: ip?.family === 'IPv6' ? '::' : '0.0.0.0', port: 0, family: placeholder.family }, placeholder);
+    const remote: SocketAddress = { address: ip?.address ?? opts.host, port: opts.port, family: ip?.family ?? 'IPv4' };
+    const conn = new SimConn(this, true, remote.family === 'IPv6' ? UNBOUND_V6 : UNBOUND_V4, remote);
     this.appConns.add(conn);
     if (ip !== undefined) {
       this.#startConnect(conn, ip, opts.port, opts.localAddress);
@@ -187,6 +205,7 @@ export class SimHost implements Network {
     if (port < 0 || this.#conflicts(this.#udpPorts, port, bindAddr, false)) return Promise.reject(netError('EADDRINUSE', 'bind', ip.address, port < 0 ? 0 : port));
     const sock = new SimUdpSocket(this, { address: ip.address, port, family: ip.family }, bindAddr);
     this.udp.set(`${bindAddr}|${port}`, sock);
+    byPort(this.#udpByPort, port).set(bindAddr, sock);
     this.#use(this.#udpPorts, port, { addr: bindAddr, kind: 'udp' });
     return Promise.resolve(sock);
   }
@@ -217,14 +236,32 @@ export class SimHost implements Network {
 
   /** @internal The listener that takes a SYN for `route:port`: exact address, then the wildcards. */
   findListener(route: string, port: number): SimListener | undefined {
-    const l = this.listeners;
-    return l.get(`${route}|${port}`) ?? (isV4(route) ? l.get(`0.0.0.0|${port}`) : undefined) ?? l.get(`::|${port}`);
+    const l = this.#listenersByPort.get(port);
+    if (l === undefined) return undefined;
+    return l.get(route) ?? (isV4(route) ? l.get('0.0.0.0') : undefined) ?? l.get('::');
   }
 
   /** @internal Same lookup for UDP sockets. */
   findUdp(route: string, port: number): SimUdpSocket | undefined {
-    const u = this.udp;
-    return u.get(`${route}|${port}`) ?? (isV4(route) ? u.get(`0.0.0.0|${port}`) : undefined) ?? u.get(`::|${port}`);
+    const u = this.#udpByPort.get(port);
+    if (u === undefined) return undefined;
+    return u.get(route) ?? (isV4(route) ? u.get('0.0.0.0') : undefined) ?? u.get('::');
+  }
+
+  /**
+   * @internal The key of a connection in `tcbs`: a number, so that no string is built and hashed per connection.
+   * Address pairs are numbered on first sight (at most 2^21 per host, far beyond any simulation's).
+   */
+  tcbKey(localRoute: string, lport: number, remoteRoute: string, rport: number): number {
+    let byRemote = this.#pairs.get(localRoute);
+    if (byRemote === undefined) this.#pairs.set(localRoute, (byRemote = new Map()));
+    let pair = byRemote.get(remoteRoute);
+    if (pair === undefined) {
+      if (this.#nextPair >= MAX_ADDRESS_PAIRS) throw new Error(`sim host '${this.name}': more than ${MAX_ADDRESS_PAIRS} address pairs`);
+      pair = this.#nextPair++;
+      byRemote.set(remoteRoute, pair);
+    }
+    return pair * 4_294_967_296 + lport * 65_536 + rport;
   }
 
   /** @internal The server-side Conn for a SYN from `client`, addressed as the listener's socket family sees it. */
@@ -242,7 +279,10 @@ export class SimHost implements Network {
   /** @internal */
   removeListener(l: SimListener): void {
     const key = `${l.bindAddr}|${l.address.port}`;
-    if (this.listeners.get(key) === l) this.listeners.delete(key);
+    if (this.listeners.get(key) === l) {
+      this.listeners.delete(key);
+      unbyPort(this.#listenersByPort, l.address.port, l.bindAddr);
+    }
     this.#release(this.#tcpPorts, l.address.port, l.bindAddr, 'listen');
   }
 
@@ -254,7 +294,10 @@ export class SimHost implements Network {
   /** @internal */
   removeUdp(sock: SimUdpSocket): void {
     const key = `${sock.bindAddr}|${sock.local.port}`;
-    if (this.udp.get(key) === sock) this.udp.delete(key);
+    if (this.udp.get(key) === sock) {
+      this.udp.delete(key);
+      unbyPort(this.#udpByPort, sock.local.port, sock.bindAddr);
+    }
     this.#release(this.#udpPorts, sock.local.port, sock.bindAddr, 'udp');
   }
 
@@ -270,6 +313,8 @@ export class SimHost implements Network {
     this.appConns.clear();
     this.listeners.clear();
     this.udp.clear();
+    this.#listenersByPort.clear();
+    this.#udpByPort.clear();
     this.#tcpPorts.clear();
     this.#udpPorts.clear();
   }
@@ -294,12 +339,15 @@ export class SimHost implements Network {
       return;
     }
     conn.local = { address: ip.mapped ? mapV4(src) : src, port: lport, family: ip.family };
-    conn.remote = { address: ip.address, port, family: ip.family };
+    const r = conn.remote;
+    if (r.address !== ip.address || r.port !== port || r.family !== ip.family) conn.remote = { address: ip.address, port, family: ip.family };
     conn.localRoute = src;
     conn.remoteRoute = ip.route;
-    conn.key = `${src}|${lport}|${ip.route}|${port}`;
+    conn.key = this.tcbKey(src, lport, ip.route, port);
     conn.register();
-    this.#use(this.#tcpPorts, lport, { addr: src, kind: 'conn' });
+    let use = this.#connUses.get(src);
+    if (use === undefined) this.#connUses.set(src, (use = Object.freeze({ addr: src, kind: 'conn' })));
+    this.#use(this.#tcpPorts, lport, use);
     sendSyn(conn);
   }
 
@@ -309,12 +357,13 @@ export class SimHost implements Network {
     return undefined;
   }
 
-  #conflicts(table: Map<number, PortUse[]>, port: number, addr: string, tcp: boolean): boolean {
+  #conflicts(table: Map<number, PortUses>, port: number, addr: string, tcp: boolean): boolean {
     const uses = table.get(port);
     if (uses === undefined) return false;
     // TCP: a listener conflicts with listeners and with dialled connections bound to the port (no SO_REUSEADDR on
     // the client socket); accepted connections share the listener's port and never conflict.
-    return uses.some((u) => (tcp ? u.kind === 'listen' || u.kind === 'conn' : true) && overlaps(u.addr, addr));
+    const conflict = (u: PortUse): boolean => (tcp ? u.kind === 'listen' || u.kind === 'conn' : true) && overlaps(u.addr, addr);
+    return Array.isArray(uses) ? uses.some(conflict) : conflict(uses);
   }
 
   /** Next free ephemeral port (49152–65535, round robin, deterministic), or -1 when all are taken. */
@@ -333,15 +382,20 @@ export class SimHost implements Network {
     return -1;
   }
 
-  #use(table: Map<number, PortUse[]>, port: number, use: PortUse): void {
+  #use(table: Map<number, PortUses>, port: number, use: PortUse): void {
     const uses = table.get(port);
-    if (uses === undefined) table.set(port, [use]);
-    else uses.push(use);
+    if (uses === undefined) table.set(port, use);
+    else if (Array.isArray(uses)) uses.push(use);
+    else table.set(port, [uses, use]);
   }
 
-  #release(table: Map<number, PortUse[]>, port: number, addr: string, kind: PortUse['kind']): void {
+  #release(table: Map<number, PortUses>, port: number, addr: string, kind: PortUse['kind']): void {
     const uses = table.get(port);
     if (uses === undefined) return;
+    if (!Array.isArray(uses)) {
+      if (uses.addr === addr && uses.kind === kind) table.delete(port);
+      return;
+    }
     const i = uses.findIndex((u) => u.addr === addr && u.kind === kind);
     if (i >= 0) uses.splice(i, 1);
     if (uses.length === 0) table.delete(port);
@@ -350,6 +404,19 @@ export class SimHost implements Network {
   #assertUp(): void {
     if (!this.up) throw new Error(`sim host '${this.name}' is down: restart it before using its Network`);
   }
+}
+
+function byPort<T>(index: Map<number, Map<string, T>>, port: number): Map<string, T> {
+  let m = index.get(port);
+  if (m === undefined) index.set(port, (m = new Map()));
+  return m;
+}
+
+function unbyPort<T>(index: Map<number, Map<string, T>>, port: number, addr: string): void {
+  const m = index.get(port);
+  if (m === undefined) return;
+  m.delete(addr);
+  if (m.size === 0) index.delete(port);
 }
 
 /** Node's port validation: an integer in 0..65535 (RangeError ERR_SOCKET_BAD_PORT otherwise). */

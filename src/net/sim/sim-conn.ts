@@ -123,56 +123,62 @@ const EMPTY = Buffer.alloc(0);
 const COMPACT_AT = 1_024;
 
 /**
- * A FIFO of byte chunks: an array read from a head index (O(1) dequeue). Its slots are reused when it empties rather
- * than the array being truncated: truncating frees the backing store, and the next push (on every connection, for
- * every burst) would allocate it anew.
+ * A FIFO of byte chunks. A connection's queues mostly hold one chunk at a time, so the first chunk has a field of
+ * its own and an array (read from a head index, O(1) dequeue) exists only while more are queued: an array per queue
+ * per connection would be kilobytes of garbage for every connection, and of survivors for every open one.
  */
 class ChunkQueue {
-  #a: Buffer[] = [];
-  #head = 0;
-  #tail = 0;
+  #first: Buffer | null = null;
+  #rest: Buffer[] | null = null;
+  #restHead = 0;
 
   get empty(): boolean {
-    return this.#head === this.#tail;
+    return this.#first === null;
   }
 
   push(b: Buffer): void {
-    if (this.#head >= COMPACT_AT) this.#compact();
-    this.#a[this.#tail++] = b;
+    if (this.#first === null) {
+      this.#first = b;
+      return;
+    }
+    const rest = (this.#rest ??= []);
+    if (this.#restHead >= COMPACT_AT) {
+      rest.splice(0, this.#restHead);
+      this.#restHead = 0;
+    }
+    rest.push(b);
   }
 
   /** The first chunk; the queue must not be empty. */
   peek(): Buffer {
-    return this.#a[this.#head]!;
+    return this.#first!;
   }
 
   /** Removes and returns the first chunk; the queue must not be empty. */
   shift(): Buffer {
-    const a = this.#a;
-    const b = a[this.#head]!;
-    a[this.#head++] = EMPTY;
-    if (this.#head === this.#tail) this.#head = this.#tail = 0;
+    const b = this.#first!;
+    const rest = this.#rest;
+    if (rest === null || this.#restHead === rest.length) this.#first = null;
+    else {
+      this.#first = rest[this.#restHead]!;
+      rest[this.#restHead++] = EMPTY;
+      if (this.#restHead === rest.length) {
+        rest.length = 0;
+        this.#restHead = 0;
+      }
+    }
     return b;
   }
 
   /** Replaces the first chunk (with what is left of it). */
   replaceHead(b: Buffer): void {
-    this.#a[this.#head] = b;
+    this.#first = b;
   }
 
   clear(): void {
-    const a = this.#a;
-    for (let i = this.#head; i < this.#tail; i++) a[i] = EMPTY;
-    this.#head = this.#tail = 0;
-  }
-
-  #compact(): void {
-    const a = this.#a;
-    const n = this.#tail - this.#head;
-    a.copyWithin(0, this.#head, this.#tail);
-    for (let i = n; i < this.#tail; i++) a[i] = EMPTY;
-    this.#head = 0;
-    this.#tail = n;
+    this.#first = null;
+    this.#rest = null;
+    this.#restHead = 0;
   }
 }
 
@@ -229,8 +235,8 @@ export class SimConn implements Conn {
   readonly outbound: boolean;
   local: SocketAddress;
   remote: SocketAddress;
-  /** Key in the host's TCB table: `localRoute|lport|remoteRoute|rport`. */
-  key = '';
+  /** Key in the host's TCB table (`SimHost.tcbKey`). */
+  key = 0;
   state: TcpState = 'SYN_SENT';
   /** The TCB exists (in the host's table). */
   alive = false;
@@ -892,7 +898,7 @@ function onSynArrive(syn: Syn): void {
     return;
   }
   const port = c.remote.port;
-  const key = `${c.remoteRoute}|${port}|${c.localRoute}|${c.local.port}`;
+  const key = dst.tcbKey(c.remoteRoute, port, c.localRoute, c.local.port);
   const existing = dst.tcbs.get(key);
   if (existing !== undefined) {
     if (existing.state === 'SYN_RECEIVED' && existing.peer === c) sendSynAck(existing); // our SYN-ACK was lost

@@ -282,6 +282,7 @@ describe('node TLS: peers that do not speak TLS, and time', () => {
   test('a client whose origin answers with a plain-text banner fails with not_tls', async () => {
     const plain = net.createServer((s) => {
       s.on('error', () => {});
+      s.resume(); // reads, so it sees our FIN and closes
       s.end('SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n');
     });
     await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
