@@ -456,9 +456,9 @@ export class SimConn implements Conn {
     const at = this.outLink!.send(departAt, seg.data === null ? 0 : seg.data.length, false);
     if (sim.tracing) sim.emit(at === LOST ? 'tcp.lost' : 'tcp.send', this.host.name, `${this.label()} seq=${seg.seq} ${seg.fin ? 'FIN' : `len=${seg.data!.length}`} try=${seg.attempt}`);
     if (at === LOST) {
-      sim.clock.scheduleAt(departAt + rto(sim.tcp, seg.attempt), onRetransmit, seg);
+      sim.clock.postAt(departAt + rto(sim.tcp, seg.attempt), onRetransmit, seg);
     } else {
-      sim.clock.scheduleAt(at, onSegmentArrive, seg);
+      sim.clock.postAt(at, onSegmentArrive, seg);
       if (at > this.#lastArrival) this.#lastArrival = at;
     }
   }
@@ -467,7 +467,7 @@ export class SimConn implements Conn {
   segmentLost(seg: Segment): void {
     if (!this.alive) return;
     const sim = this.host.sim;
-    sim.clock.schedule(rto(sim.tcp, seg.attempt), onRetransmit, seg);
+    sim.clock.post(rto(sim.tcp, seg.attempt), onRetransmit, seg);
   }
 
   /** @internal */
@@ -588,7 +588,7 @@ export class SimConn implements Conn {
     const work = this.readStopped || !this.#rcvQ.empty || (this.finReceived && !this.endDelivered) || (this.pendingErr === 'ECONNRESET' && !this.finReceived);
     if (!work) return;
     this.#flushScheduled = true;
-    this.host.sim.clock.schedule(0, onFlush, this);
+    this.host.sim.clock.post(0, onFlush, this);
   }
 
   /** @internal Deferred delivery after resume()/setHandlers() (Node resumes on a later tick). */
@@ -746,7 +746,7 @@ export class SimConn implements Conn {
 
   #failLater(err: NetError): void {
     this.#appDestroy();
-    this.host.sim.clock.schedule(0, onErrorClose, { conn: this, err });
+    this.host.sim.clock.post(0, onErrorClose, { conn: this, err });
   }
 
   /** @internal Emits error then close(true) (used by deferred failures). */
@@ -779,7 +779,7 @@ export class SimConn implements Conn {
   }
 
   #scheduleClose(): void {
-    this.host.sim.clock.schedule(0, onCloseClean, this);
+    this.host.sim.clock.post(0, onCloseClean, this);
   }
 
   /** Node's autoDestroy: ended, flushed into the kernel and the peer's end seen → close(false) on a later tick. */
@@ -840,7 +840,7 @@ export class SimConn implements Conn {
     let at = link.send(sim.clock.now(), 0, false);
     if (at === LOST) return; // not retransmitted: the peer's next segment will meet no TCB and draw a fresh RST
     if (at < this.#lastArrival) at = this.#lastArrival;
-    sim.clock.scheduleAt(at, onRstArrive, { to: peer, link });
+    sim.clock.postAt(at, onRstArrive, { to: peer, link });
   }
 
   /** `local>remote` for traces and netstat. */
@@ -875,7 +875,7 @@ export function sendSyn(c: SimConn): void {
   if (dst !== undefined) {
     const link = c.host.linkTo(dst);
     const at = link.send(sim.clock.now(), 0, false);
-    if (at !== LOST) sim.clock.scheduleAt(at, onSynArrive, { conn: c, dst, link });
+    if (at !== LOST) sim.clock.postAt(at, onSynArrive, { conn: c, dst, link });
   } // else: nobody owns the address; without ICMP the SYN vanishes (black hole)
   c.timer = sim.clock.schedule(sim.tcp.synRtoMs * 2 ** c.synAttempt, onSynTimer, c);
 }
@@ -923,7 +923,7 @@ function onSynArrive(syn: Syn): void {
 function sendSynAck(s: SimConn): void {
   const sim = s.host.sim;
   const at = s.outLink!.send(sim.clock.now(), 0, false);
-  if (at !== LOST) sim.clock.scheduleAt(at, onSynAckArrive, s);
+  if (at !== LOST) sim.clock.postAt(at, onSynAckArrive, s);
 }
 
 function onSynAckTimeout(s: SimConn): void {
@@ -975,7 +975,7 @@ function onAckArrive(ack: Ack): void {
   const link = r.outLink!;
   if (link.blocked || !s.host.up) {
     link.stats.blockedDrops++;
-    r.host.sim.clock.schedule(rto(r.host.sim.tcp, ack.attempt), onAckRetransmit, ack);
+    r.host.sim.clock.post(rto(r.host.sim.tcp, ack.attempt), onAckRetransmit, ack);
     return;
   }
   if (!s.alive) return;
@@ -988,8 +988,8 @@ function sendAckPacket(ack: Ack): void {
   const sim = r.host.sim;
   const now = sim.clock.now();
   const at = r.outLink!.send(now, 0, false);
-  if (at === LOST) sim.clock.scheduleAt(now + rto(sim.tcp, ack.attempt), onAckRetransmit, ack);
-  else sim.clock.scheduleAt(at, onAckArrive, ack);
+  if (at === LOST) sim.clock.postAt(now + rto(sim.tcp, ack.attempt), onAckRetransmit, ack);
+  else sim.clock.postAt(at, onAckArrive, ack);
 }
 
 /**
@@ -1014,7 +1014,7 @@ function onAckRetransmit(ack: Ack): void {
 function sendRst(from: SimHost, to: SimConn, link: Link): void {
   const sim = from.sim;
   const at = link.send(sim.clock.now(), 0, false);
-  if (at !== LOST) sim.clock.scheduleAt(at, onRstArrive, { to, link });
+  if (at !== LOST) sim.clock.postAt(at, onRstArrive, { to, link });
 }
 
 function onRstArrive(rst: Rst): void {

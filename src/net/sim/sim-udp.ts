@@ -69,9 +69,9 @@ export class SimUdpSocket implements UdpSocket {
     if (at === LOST) return;
     at += link.reorderDelay();
     const pkt: InFlight = { link, dst: dstHost, dstRoute: dst.route, dstPort: port, srcRoute: src, srcPort: this.local.port, data: Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength) };
-    sim.clock.scheduleAt(at, onDatagramArrive, pkt);
+    sim.clock.postAt(at, onDatagramArrive, pkt);
     const dup = link.duplicateArrival(now);
-    if (dup !== LOST) sim.clock.scheduleAt(dup, onDatagramArrive, { ...pkt, data: Buffer.from(pkt.data) });
+    if (dup !== LOST) sim.clock.postAt(dup, onDatagramArrive, { ...pkt, data: Buffer.from(pkt.data) });
   }
 
   /** Closes the socket. Like Node, closing twice throws ERR_SOCKET_DGRAM_NOT_RUNNING. */

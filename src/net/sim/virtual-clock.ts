@@ -45,13 +45,16 @@ interface Timer<A = any> extends TimerHandle {
   arg: A;
   /** Position in the heap array; `IN_DUE` while in the due queue; `DEAD` once fired or cancelled. */
   idx: number;
+  /** Set by `post`: no handle escaped, so once fired the object is reused for another posted timer. */
+  pooled: boolean;
 }
 
 const DEFAULT_MAX_STEPS = 10_000_000;
 const DEAD = -1;
 const IN_DUE = -2;
 /** Fills fired slots of the due queue (keeps the array's elements one shape; holds no callback or argument). */
-const SPENT: Timer = { at: 0, seq: 0, fn: () => {}, arg: undefined, idx: DEAD };
+function noop(): void {}
+const SPENT: Timer = { at: 0, seq: 0, fn: noop, arg: undefined, idx: DEAD, pooled: false };
 
 function before(a: Timer, b: Timer): boolean {
   return a.at < b.at || (a.at === b.at && a.seq < b.seq);
@@ -77,6 +80,8 @@ export class VirtualClock implements Clock {
   /** Live timers in the due queue. */
   #dueLive = 0;
   #running = false;
+  /** Fired timers of `post`/`postAt`, for reuse. */
+  readonly #free: Timer[] = [];
   /** Set by the promise hooks of an async run when a promise was created or settled (see `runUntilIdleAsync`). */
   #promised = false;
   readonly #markPromised = (): void => {
@@ -110,13 +115,28 @@ export class VirtualClock implements Clock {
   /** @internal Like `setTimer`, with an argument for `fn` and a handle instead of a closure (no allocation). */
   schedule<A>(ms: number, fn: (arg: A) => void, arg: A): TimerHandle {
     if (!Number.isFinite(ms)) throw new RangeError(`VirtualClock: timer delay must be finite, got ${ms}`);
-    return this.#push(ms > 0 ? this.#now + ms : this.#now, fn, arg);
+    return this.#push(ms > 0 ? this.#now + ms : this.#now, fn, arg, false);
   }
 
   /** @internal Schedules at an absolute virtual time, which must not be in the past. */
   scheduleAt<A>(at: number, fn: (arg: A) => void, arg: A): TimerHandle {
     if (!(at >= this.#now)) throw new RangeError(`VirtualClock: cannot schedule at ${at}, now is ${this.#now}`);
-    return this.#push(at, fn, arg);
+    return this.#push(at, fn, arg, false);
+  }
+
+  /**
+   * @internal `schedule` for a callback that is never cancelled: returns no handle, so the timer object can be
+   * reused once fired (packet arrivals and deferred callbacks are most of a simulation's timers).
+   */
+  post<A>(ms: number, fn: (arg: A) => void, arg: A): void {
+    if (!Number.isFinite(ms)) throw new RangeError(`VirtualClock: timer delay must be finite, got ${ms}`);
+    this.#push(ms > 0 ? this.#now + ms : this.#now, fn, arg, true);
+  }
+
+  /** @internal `scheduleAt` for a callback that is never cancelled (see `post`). */
+  postAt<A>(at: number, fn: (arg: A) => void, arg: A): void {
+    if (!(at >= this.#now)) throw new RangeError(`VirtualClock: cannot schedule at ${at}, now is ${this.#now}`);
+    this.#push(at, fn, arg, true);
   }
 
   /** @internal Cancels a timer from `schedule`; harmless if it already fired or was cancelled. */
@@ -272,18 +292,39 @@ export class VirtualClock implements Clock {
     this.#running = true;
   }
 
-  #push<A>(at: number, fn: (arg: A) => void, arg: A): Timer<A> {
+  #push<A>(at: number, fn: (arg: A) => void, arg: A, pooled: boolean): Timer<A> {
+    let t: Timer<A>;
+    const spare = pooled ? this.#free.pop() : undefined;
+    if (spare === undefined) t = { at, seq: this.#seq++, fn, arg, idx: 0, pooled };
+    else {
+      t = spare;
+      t.at = at;
+      t.seq = this.#seq++;
+      t.fn = fn;
+      t.arg = arg;
+    }
     if (at === this.#now) {
-      const t: Timer<A> = { at, seq: this.#seq++, fn, arg, idx: IN_DUE };
+      t.idx = IN_DUE;
       // Slots are reused, never truncated: emptying an array frees its store and the next push allocates anew.
       this.#due[this.#dueTail++] = t;
       this.#dueLive++;
       return t;
     }
-    const t: Timer<A> = { at, seq: this.#seq++, fn, arg, idx: this.#heap.length };
+    t.idx = this.#heap.length;
     this.#heap.push(t);
     this.#siftUp(t, t.idx);
     return t;
+  }
+
+  /** Fires `t` (already out of the heap or due queue); a posted timer goes back to the pool afterwards. */
+  #fire(t: Timer): void {
+    t.idx = DEAD;
+    t.fn(t.arg);
+    if (t.pooled) {
+      t.fn = noop;
+      t.arg = undefined;
+      this.#free.push(t);
+    }
   }
 
   /** Moves `t` up from position `i` to where it belongs; returns its final position. */
@@ -335,17 +376,15 @@ export class VirtualClock implements Clock {
       if (top === undefined || top.at !== d.at || top.seq > d.seq) {
         q[this.#dueHead++] = SPENT;
         if (--this.#dueLive === 0) this.#clearDue(); // later slots, if any, are dead
-        d.idx = DEAD;
-        d.fn(d.arg);
+        this.#fire(d);
         return true;
       }
     } else if (this.#dueTail > 0) this.#clearDue(); // only dead slots left
     if (top === undefined || top.at > until) return false;
     const last = h.pop()!;
     if (last !== top) this.#siftDown(last, 0);
-    top.idx = DEAD;
     if (top.at > this.#now) this.#now = top.at;
-    top.fn(top.arg);
+    this.#fire(top);
     return true;
   }
 
