@@ -18,9 +18,14 @@ export function serveOrigin(conn: Conn, o: { behaviour: BuiltinOrigin['behaviour
     data(chunk) {
       if (echo && !conn.write(chunk)) conn.pause();
     },
-    drain: () => conn.resume(),
-    end: () => conn.end(),
-    error: () => {},
+    // Methods, not arrows: tsx's keepNames wraps named arrows at a cost per connection (see tcp-connection.ts).
+    drain() {
+      conn.resume();
+    },
+    end() {
+      conn.end();
+    },
+    error() {},
   });
   if (o.behaviour === 'banner') conn.write(encoder.encode(o.banner ?? 'refract builtin origin\r\n'));
   conn.resume();

@@ -1,14 +1,16 @@
 /**
  * Real TLS over NodeConns (node:tls, OpenSSL 3): edge termination (`server`) and origin re-encryption (`client`).
  *
- * The raw Conn's net.Socket is detached and handed to a `tls.TLSSocket`, which takes over its native handle (no JS
- * stream in between, so bulk bytes cost what plain node:tls costs). The plaintext side is a `NodeConn` over the
- * TLSSocket: paused from the start (the engine resumes it after `onDone`), half-open capable (the TLSSocket inherits
- * `allowHalfOpen` from the raw socket), and its `reset()` sends RST on the TCP connection underneath.
+ * The raw Conn's net.Socket is detached and wrapped by a `tls.TLSSocket`, which takes over its native handle (no JS
+ * stream in between, so bulk bytes cost what plain node:tls costs). The server first reads the ClientHello itself
+ * to learn the SNI (see `serverHandshake`). The plaintext side is a `NodeConn` over the TLSSocket: paused from the
+ * start (the engine resumes it after `onDone`), half-open capable (the TLSSocket inherits `allowHalfOpen` from the
+ * raw socket), and its `reset()` sends RST on the TCP connection underneath.
  *
- * Handshakes per second is a measured target, so everything that can be reused is: SecureContexts are cached per
- * (certificate, parameters) on the server and per (trust, parameters) on the client — building one costs about a
- * millisecond, with the system roots several — and peer certificate descriptions per fingerprint.
+ * Handshakes per second is a measured target, so what can be reused is: SecureContexts are cached per
+ * (certificate, parameters) on the server and per (trust, parameters) on the client (measured on loopback, both
+ * ends in one process: ~3× the handshake rate without verification, ~15× with the system roots as trust), and
+ * peer certificate descriptions per (trust, fingerprint).
  */
 import * as tls from 'node:tls';
 import * as net from 'node:net';
@@ -19,6 +21,8 @@ import type {
 } from '../ports.ts';
 import { NodeConn } from './network.ts';
 import { describeCert } from './x509.ts';
+import { failureOfCode } from '../../core/tls-model.ts';
+import { openSslCipherOptions } from '../../core/tls-ciphers.ts';
 
 /** Entries kept per cache before the oldest is dropped (certificate reloads leave stale entries behind). */
 const CONTEXT_CACHE_MAX = 512;
@@ -26,23 +30,16 @@ const PEER_CERT_CACHE_MAX = 1_024;
 
 // ── parameters → OpenSSL strings ────────────────────────────────────────────────────────────────────────────────
 
+/**
+ * The cipher and version options come from `openSslCipherOptions` (src/core/tls-ciphers.ts): the contract the TLS
+ * model predicts (1.3 suites and ≤1.2 ciphers in one string in the given order — OpenSSL keeps it, as ClientHello
+ * order and as server preference; `@SECLEVEL=0` only when TLS 1.1 is allowed, since OpenSSL 3 refuses it otherwise).
+ */
 interface VersionAndCiphers {
   readonly minVersion: TlsVersion;
   readonly maxVersion: TlsVersion;
   readonly ciphers: readonly string[];
   readonly ciphersuites: readonly string[];
-}
-
-/**
- * Node takes TLS 1.3 suites and ≤1.2 ciphers in one `ciphers` string (names starting with `TLS_` are 1.3 suites);
- * OpenSSL keeps the order of explicit names, which is the ClientHello order on the client and the preference order
- * on the server. OpenSSL 3's default security level refuses TLS 1.1 (SHA-1 signatures), so it is lowered only when
- * 1.1 is allowed.
- */
-export function cipherString(p: VersionAndCiphers): string {
-  const parts = [...p.ciphersuites, ...p.ciphers];
-  if (p.minVersion === 'TLSv1.1') parts.push('@SECLEVEL=0');
-  return parts.join(':');
 }
 
 const signatures = new WeakMap<object, string>();
@@ -51,7 +48,8 @@ const signatures = new WeakMap<object, string>();
 function paramsSignature(p: VersionAndCiphers): string {
   let s = signatures.get(p);
   if (s === undefined) {
-    s = `${p.minVersion}|${p.maxVersion}|${cipherString(p)}`;
+    const o = openSslCipherOptions(p);
+    s = `${o.minVersion}|${o.maxVersion}|${o.ciphers}`;
     signatures.set(p, s);
   }
   return s;
@@ -74,12 +72,7 @@ function serverContext(identity: TlsIdentity | undefined, p: TlsServerParams): t
   const key = identity === undefined ? `-|${sig}` : `${identity.cert.id}|${identity.chain.map((c) => c.id).join(',')}|${sig}`;
   const hit = serverContexts.get(key);
   if (hit !== undefined) return hit;
-  const opts: tls.SecureContextOptions = {
-    minVersion: p.minVersion,
-    maxVersion: p.maxVersion,
-    ciphers: cipherString(p),
-    honorCipherOrder: true,
-  };
+  const opts: tls.SecureContextOptions = { ...openSslCipherOptions(p), honorCipherOrder: true };
   if (identity?.pem !== undefined) {
     opts.cert = identity.pem.cert;
     opts.key = identity.pem.key;
@@ -101,7 +94,7 @@ function clientContext(p: TlsClientParams): tls.SecureContext {
   const sig = paramsSignature(p);
   const hit = bySig.get(sig);
   if (hit !== undefined) return hit;
-  const opts: tls.SecureContextOptions = { minVersion: p.minVersion, maxVersion: p.maxVersion, ciphers: cipherString(p) };
+  const opts: tls.SecureContextOptions = { ...openSslCipherOptions(p) };
   if (trust !== undefined) {
     const ca: string[] = trust.system ? [...tls.rootCertificates] : [];
     if (trust.pem !== undefined && trust.pem !== '') ca.push(trust.pem);
@@ -149,8 +142,18 @@ const NO_VERSION = new Set([
 const NO_CIPHER = new Set(['ERR_SSL_NO_SHARED_CIPHER', 'ERR_SSL_NO_CIPHERS_AVAILABLE', 'ERR_SSL_NO_CIPHER_MATCH']);
 const CLOSED = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'ERR_SOCKET_CLOSED', 'ERR_SSL_UNEXPECTED_EOF_WHILE_READING']);
 
-/** Which check an error from OpenSSL or the socket means. */
-export function reasonOfError(code: string | undefined): TlsFailureReason {
+/**
+ * Which check an error from OpenSSL or the socket means: the TLS model's reading of the codes it predicts
+ * (`failureOfCode`, so real handshakes report what the model says), then a wider net for the rest.
+ */
+export function failureOfError(code: string | undefined): { readonly reason: TlsFailureReason; readonly status: TlsStatus } {
+  const known = failureOfCode(code);
+  if (known.reason !== 'internal') return known;
+  const reason = reasonOfError(code);
+  return { reason, status: statusOf(reason) };
+}
+
+function reasonOfError(code: string | undefined): TlsFailureReason {
   if (code === undefined) return 'internal';
   if (NOT_TLS.has(code)) return 'not_tls';
   if (NO_VERSION.has(code)) return 'no_shared_version';
@@ -273,9 +276,9 @@ class Handshake implements TlsSession {
     this.#settle({ ok: true, info });
   }
 
-  fail(reason: TlsFailureReason, detail: string, peerCert?: CertInfo): void {
+  fail(reason: TlsFailureReason, detail: string, peerCert?: CertInfo, status: TlsStatus = statusOf(reason)): void {
     if (this.#outcome !== undefined) return;
-    const failure: TlsFailure = peerCert === undefined ? { status: statusOf(reason), reason, detail } : { status: statusOf(reason), reason, detail, peerCert };
+    const failure: TlsFailure = peerCert === undefined ? { status, reason, detail } : { status, reason, detail, peerCert };
     this.#settle({ ok: false, failure });
     this.secure?.destroy();
     this.#raw.destroy();
@@ -291,6 +294,11 @@ class Handshake implements TlsSession {
     // Never synchronously: the outcome may be decided inside the call that started the handshake.
     for (const cb of cbs) process.nextTick(cb, o);
   }
+}
+
+function failWith(hs: Handshake, err: Error & { code?: string }): void {
+  const f = failureOfError(err.code);
+  hs.fail(f.reason, err.code ?? err.message, undefined, f.status);
 }
 
 /** Fails the handshake on socket errors, EOF and close until it settles; the listeners are removed once it does. */
@@ -512,12 +520,14 @@ function helloReader(detached: net.Socket, onBytes: (chunk: Buffer) => void): ne
  * context. Switching contexts in Node's SNICallback would not do: it replaces only the certificate slot of the new
  * key type, so a default ECDSA certificate would still be served to a client that asked for an RSA one.
  */
-function serverHandshake(rawConn: Conn, params: TlsServerParams): TlsSession {
+function serverHandshake(rawConn: Conn, params: TlsServerParams, initial?: readonly Uint8Array[]): TlsSession {
   let buffered: Buffer = Buffer.alloc(0);
+  let scanning = true;
   const onBytes = (chunk: Buffer): void => {
     buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
     const scan = scanClientHello(buffered);
     if (scan.kind === 'partial') return;
+    scanning = false;
     stopReading();
     raw.pause();
     if (scan.kind === 'not_tls') hs.fail('not_tls', scan.detail);
@@ -533,7 +543,7 @@ function serverHandshake(rawConn: Conn, params: TlsServerParams): TlsSession {
 
   const onEnd = (): void => hs.fail('connection_closed', 'the client closed the connection before its ClientHello');
   const onClose = (): void => hs.fail('connection_closed', 'the connection closed before the ClientHello');
-  const onError = (err: Error & { code?: string }): void => hs.fail(reasonOfError(err.code), err.code ?? err.message);
+  const onError = (err: Error & { code?: string }): void => failWith(hs, err);
   const stopReading = (): void => {
     raw.off('end', onEnd);
     raw.off('error', onError);
@@ -546,7 +556,6 @@ function serverHandshake(rawConn: Conn, params: TlsServerParams): TlsSession {
   raw.on('end', onEnd);
   raw.on('error', onError);
   raw.on('close', onClose);
-  raw.resume();
 
   const start = (servername: string | undefined): void => {
     const id = params.identity(servername);
@@ -567,7 +576,7 @@ function serverHandshake(rawConn: Conn, params: TlsServerParams): TlsSession {
     const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: ctx });
     hs.secure = secure;
     pending.attach(plaintextConn(secure, raw, rawConn.remote));
-    const unwatch = watchHandshake(hs, secure, (err) => hs.fail(reasonOfError(err.code), err.code ?? err.message));
+    const unwatch = watchHandshake(hs, secure, (err) => failWith(hs, err));
     secure.once('secure', () => {
       unwatch();
       if (hs.settled) return;
@@ -575,6 +584,10 @@ function serverHandshake(rawConn: Conn, params: TlsServerParams): TlsSession {
       hs.succeed({ protocol, cipher: cipherOf(secure, protocol), servername: servername ?? '', peerCert: undefined });
     });
   };
+
+  // Bytes the caller read past an inbound PROXY header come first; they may hold the whole ClientHello.
+  if (initial !== undefined && initial.length > 0) onBytes(Buffer.concat(initial.map((c) => (Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength)))));
+  if (scanning && !hs.settled) raw.resume();
   return hs;
 }
 
@@ -603,7 +616,7 @@ function clientHandshake(rawConn: Conn, params: TlsClientParams): TlsSession {
   hs.secure = secure;
   hs.conn = plaintextConn(secure, raw, remote);
 
-  const unwatch = watchHandshake(hs, secure, (err) => hs.fail(reasonOfError(err.code), err.code ?? err.message));
+  const unwatch = watchHandshake(hs, secure, (err) => failWith(hs, err));
   secure.once('secureConnect', () => {
     unwatch();
     if (hs.settled) return;
