@@ -26,6 +26,7 @@ import {
   cpuCoreTicks,
   cpuSeconds,
   killAllSync,
+  minorFaults,
   pinPid,
   rssKiB,
   spawnChild,
@@ -91,12 +92,14 @@ const { values: argv } = parseArgs({
     only: { type: 'string' },
     rounds: { type: 'string' },
     proxies: { type: 'string' },
+    // Unpinned runs show what the proxy costs when the scheduler may move it (and the load) across both cores.
+    'no-pin': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (argv.help) {
   process.stdout.write(
-    'usage: npm run bench -- [--quick] [--only throughput,cps,memory,udp,udp-memory] [--rounds N] [--proxies nginx,haproxy,node-pipe,refract]\n' +
+    'usage: npm run bench -- [--quick] [--only throughput,cps,memory,udp,udp-memory] [--rounds N] [--proxies nginx,haproxy,node-pipe,refract] [--no-pin]\n' +
       '       (udp selects udp-memory too)\n',
   );
   process.exit(0);
@@ -133,7 +136,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-const pin = canPin();
+const pin = !argv['no-pin'] && canPin();
 const proxyCpu = pin ? PROXY_CPU : undefined;
 const genCpu = pin ? LOADGEN_CPU : undefined;
 if (pin) pinPid(process.pid, LOADGEN_CPU);
@@ -302,8 +305,11 @@ async function measureThroughput(lg: Loadgen, p: RunningProxy, port: number, gen
   const c = plan.throughput;
   await lg.request({ cmd: 'throughput', port, totalBytes: c.warmBytes, conns: c.conns, maxMs: c.maxMs });
   const a = sample(p.measuredPid, genPids);
+  const faultsBefore = minorFaults(p.measuredPid);
   const r = await lg.request({ cmd: 'throughput', port, totalBytes: c.totalBytes, conns: c.conns, maxMs: c.maxMs });
   const b = sample(p.measuredPid, genPids);
+  const faults = minorFaults(p.measuredPid) - faultsBefore;
+  const rssAfterKiB = rssKiB(p.measuredPid);
   const notes: string[] = [];
   let bytes = r.ackedBytes;
   if (r.timedOut) {
@@ -317,6 +323,9 @@ async function measureThroughput(lg: Loadgen, p: RunningProxy, port: number, gen
       throughputMBps: bytes / 1e6 / (r.elapsedMs / 1000),
       // Acked bytes only: a timed-out run's CPU is not divided by bytes the sink never confirmed.
       cpuMsPerGB: r.ackedBytes > 0 ? ((w.proxyCpuSec ?? Number.NaN) * 1000) / (r.ackedBytes / 1e9) : Number.NaN,
+      // Thousands of minor page faults per GB: the fingerprint of a read path that lands on fresh memory.
+      kFaultsPerGB: r.ackedBytes > 0 ? faults / 1000 / (r.ackedBytes / 1e9) : Number.NaN,
+      rssAfterMiB: rssAfterKiB / 1024,
       bytes,
       elapsedMs: r.elapsedMs,
       errors: r.errors,
@@ -428,7 +437,7 @@ async function main(): Promise<void> {
   };
   record(env);
   say(`bench: ${argv.quick ? 'quick' : 'full'} run, ${plan.rounds} round(s), ${measures.join('+')}; results → ${resultsFile}`);
-  if (!pin) say('bench: WARNING taskset unavailable or one CPU: proxy and load generator are NOT pinned apart');
+  if (!pin) say(argv['no-pin'] ? 'bench: --no-pin: proxy and load generator are NOT pinned apart' : 'bench: WARNING taskset unavailable or one CPU: proxy and load generator are NOT pinned apart');
 
   for (const name of proxyNames) {
     const why = PROXIES[name].missing();
@@ -533,7 +542,7 @@ function summarise(r: Row): string {
   const m = r.metrics;
   const parts =
     r.measure === 'throughput'
-      ? [`${fmt(m.throughputMBps ?? NaN)} MB/s`, `${fmt(m.cpuMsPerGB ?? NaN)} CPU ms/GB`]
+      ? [`${fmt(m.throughputMBps ?? NaN)} MB/s`, `${fmt(m.cpuMsPerGB ?? NaN)} CPU ms/GB`, `${fmt(m.kFaultsPerGB ?? NaN, 1)} k faults/GB`, `RSS ${fmt(m.rssAfterMiB ?? NaN)} MiB`]
       : r.measure === 'cps'
         ? [
             `${fmt(m.cps ?? NaN)} conn/s`,
@@ -569,6 +578,8 @@ const CORES = ['proxyProcPct', 'genCorePct'] as const;
 const METRICS: readonly MetricDef[] = [
   { key: 'throughputMBps', measure: 'throughput', label: 'throughput MB/s ↑', digits: 0, cores: CORES, notes: true },
   { key: 'cpuMsPerGB', measure: 'throughput', label: 'proxy CPU ms/GB ↓', digits: 0 },
+  { key: 'kFaultsPerGB', measure: 'throughput', label: 'proxy page faults k/GB ↓', digits: 1 },
+  { key: 'rssAfterMiB', measure: 'throughput', label: 'proxy RSS MiB after bulk ↓', digits: 0 },
   { key: 'cps', measure: 'cps', label: 'connections/s ↑', digits: 0, cores: CORES, notes: true },
   { key: 'p50Us', measure: 'cps', label: 'latency p50 µs ↓', digits: 0 },
   { key: 'p99Us', measure: 'cps', label: 'latency p99 µs ↓', digits: 0 },

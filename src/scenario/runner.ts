@@ -33,7 +33,12 @@ import { RefractError } from '../model/errors.ts';
 import { decodeProxyHeader, PROXY_V2_SIGNATURE, ProxyHeaderReader, type ProxyHeader } from '../core/proxy-protocol.ts';
 import { decodeSpp, encodeSpp } from '../core/spp.ts';
 import { parseOriginUri } from '../model/ports.ts';
-import { type Conn, type ConnectTcpOptions, type Network, type SocketAddress, type UdpSocket } from '../net/ports.ts';
+import {
+  type CertInfo, type Conn, type ConnHandlers, type ConnectTcpOptions, type Network, type SocketAddress, type TlsClientParams, type TlsServerParams, type UdpSocket,
+} from '../net/ports.ts';
+// eslint-disable-next-line no-restricted-imports -- the runner builds the simulated world, certificates included
+import { createSimCertSource, simCert, SIM_LOCAL_CA, SIM_PUBLIC_CA } from '../net/sim/sim-certs.ts';
+import { EDGE_CIPHERS } from '../core/tls-ciphers.ts';
 // eslint-disable-next-line no-restricted-imports -- the runner is the simulation's composition root: it builds the world
 import { createSim, type LinkParams, type SimHost } from '../net/sim/index.ts';
 import { traceLine, type TraceRecord } from '../streams/trace.ts';
@@ -97,6 +102,12 @@ export interface ConnectionReport {
   readonly proxyHeader: { version: 1 | 2; src: string; dst: string } | null;
   /** When the client socket closed, virtual ms (null: still open when the run ended). */
   readonly closedAtMs: number | null;
+  /** ErrorCode of the closing event ('' none; null: no closing event). */
+  readonly code: string | null;
+  /** The edge event's TLS fields (null: no closing event or tls off). */
+  readonly tls: Readonly<Record<string, string>> | null;
+  /** The client's handshake: version and cipher, or the failure it saw (null: no TLS). */
+  readonly clientTls: { protocol: string; cipher: string } | { failure: string } | null;
 }
 
 /** One timeline UDP flow (a `datagram` id: one client socket) as the run saw it. */
@@ -227,6 +238,13 @@ interface Track {
   country: string | undefined;
   origin: string | undefined;
   proxyHeader: { version: 1 | 2; src: string; dst: string } | undefined;
+  /** TLS fields of the edge's closing event (ClientTls*, OriginTls*), when the app terminates TLS. */
+  tls: Record<string, string> | undefined;
+  /** ErrorCode of the closing event. */
+  code: string | undefined;
+  /** The client's own handshake (TLS connects): outcome, and writes held until the session exists. */
+  clientTls: { protocol: string; cipher: string } | { failure: string } | undefined;
+  tlsHeld: Array<Uint8Array | 'end'> | undefined;
 }
 
 /** What the run learns about one timeline UDP flow (one client socket). */
@@ -376,6 +394,67 @@ function serveOrigin(conn: Conn, l: Listener, onHeader: (h: ProxyHeader) => void
   conn.resume();
 }
 
+type ListenerTls = NonNullable<Listener['tls']>;
+type ConnectTls = NonNullable<Extract<TimelineStep, { connect: unknown }>['connect']['tls']>;
+
+/** A TLS origin's server side: its certificate (and the descriptors it chains through), versions, ciphers. */
+function originTlsParams(spec: ListenerTls, certs: ReadonlyMap<string, CertInfo>): TlsServerParams {
+  const cert = certs.get(spec.cert)!; // validation checked the reference
+  const chain: CertInfo[] = [];
+  for (let c = certs.get(cert.issuer); c !== undefined && c.id !== cert.id && !chain.includes(c) && c.issuer !== c.id; c = certs.get(c.issuer)) chain.push(c);
+  const identity = { cert, chain };
+  return {
+    identity: () => identity,
+    minVersion: spec.min_version ?? 'TLSv1.2',
+    maxVersion: spec.max_version ?? 'TLSv1.3',
+    ciphers: spec.ciphers ?? EDGE_CIPHERS.ciphers,
+    ciphersuites: spec.ciphersuites ?? EDGE_CIPHERS.ciphersuites,
+    handshakeTimeoutMs: 10_000,
+  };
+}
+
+/** A scenario client's TLS: defaults as a modern client (1.2-1.3, a broad offer); `verify` trusts the sim CAs. */
+function clientTlsParams(spec: ConnectTls, dialled: string): TlsClientParams {
+  return {
+    servername: spec.sni,
+    minVersion: spec.min_version ?? 'TLSv1.2',
+    maxVersion: spec.max_version ?? 'TLSv1.3',
+    ciphers: spec.ciphers ?? EDGE_CIPHERS.ciphers,
+    ciphersuites: spec.ciphersuites ?? EDGE_CIPHERS.ciphersuites,
+    verify: spec.verify === true ? { trust: { system: false, cas: [SIM_PUBLIC_CA, SIM_LOCAL_CA] }, checkName: spec.sni ?? dialled } : undefined,
+    handshakeTimeoutMs: 10_000,
+  };
+}
+
+/**
+ * A TLS origin: a PROXY header, if the first bytes are one, is read in clear (as HAProxy's `accept-proxy ssl` does),
+ * then the TLS session starts on what follows, and the listener's behaviour runs on the plaintext.
+ */
+function serveTlsOrigin(host: SimHost, conn: Conn, l: Listener, params: TlsServerParams, onHeader: (h: ProxyHeader) => void): void {
+  let reader: ProxyHeaderReader | undefined = new ProxyHeaderReader();
+  const held: Uint8Array[] = [];
+  const start = (initial: Uint8Array[]): void => {
+    conn.pause();
+    const s = host.tls.server(conn, params, initial);
+    serveOrigin(s.conn, { ...l, parse_proxy: false }, onHeader);
+  };
+  conn.setHandlers({
+    data(chunk) {
+      if (reader === undefined) return;
+      held.push(chunk);
+      const r = reader.push(chunk);
+      if (r.kind === 'incomplete') return;
+      reader = undefined;
+      if (r.kind === 'header') {
+        onHeader(r.header);
+        start(r.rest.length > 0 ? [r.rest] : []);
+      } else start([...held]);
+    },
+    error() {},
+  });
+  conn.resume();
+}
+
 const textDecoder = new TextDecoder();
 
 /** A payload as a string key (latin1 keeps every byte), to tell whether a flow sent it. */
@@ -504,6 +583,14 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
     sim.dns.set(d.name, d.type, records, d.ttl);
   };
   for (const d of topo.dns ?? []) setDns(d);
+  // Certificates are descriptors anchored at the run's start (validity 'expired' = ended 30 days before it).
+  const startEpoch = sim.clock.epochMs();
+  const certs = new Map<string, CertInfo>(
+    (sc.certificates ?? []).map((c) => [
+      c.id,
+      simCert({ id: c.id, names: c.names, ...(c.key_type ? { keyType: c.key_type } : {}), ...(c.validity ? { validity: c.validity } : {}), ...(c.issuer ? { issuer: c.issuer } : {}) }, startEpoch),
+    ]),
+  );
 
   // ── connection tracking ──
   const tracks = new Map<string, Track>();
@@ -545,11 +632,14 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
           serveUdpOrigin(await host.bindUdp({ host: uri.value.host, port }), l, udpFlowOf);
           continue;
         }
+        const tlsParams = l.tls === undefined ? undefined : originTlsParams(l.tls, certs);
         await host.listenTcp({ host: uri.value.host, port }, (conn) => {
           const t = byUpstream.get(endpointKey(conn.remote.address, conn.remote.port));
-          serveOrigin(conn, l, (h) => {
+          const onHeader = (h: ProxyHeader): void => {
             if (t !== undefined) t.proxyHeader = headerOf(h);
-          });
+          };
+          if (tlsParams === undefined) serveOrigin(conn, l, onHeader);
+          else serveTlsOrigin(host, conn, l, tlsParams, onHeader);
         });
       }
     }
@@ -605,7 +695,7 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
     };
     const cfg = edgeConfig(name, host.addresses, edgeSection, apps, accessRules);
     if (!cfg.ok) throw new Error(`edge ${name}: config became invalid: ${cfg.issues.map((i) => `${i.pointer} ${i.code}`).join(', ')}`);
-    const node = new EdgeNode({ net, log, geo }, cfg.config);
+    const node = new EdgeNode({ net, log, geo, certs: createSimCertSource({ epochMs: () => host.clock.epochMs(), certs: [...certs.values()] }) }, cfg.config);
     allNodes.push(node);
     const run: EdgeRun = { name, gen, node };
     const key = (conn: number): string => `${gen}#${conn}`;
@@ -716,6 +806,19 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
       t.event = e.Event;
       t.matched = e.ClientMatchedIpFirewall;
       t.country = e.ClientCountry;
+      t.code = e.ErrorCode;
+      if (e.OriginTlsMode !== 'off') {
+        t.tls = {
+          client_protocol: e.ClientTlsProtocol,
+          client_cipher: e.ClientTlsCipher,
+          client_status: e.ClientTlsStatus,
+          sni: e.ClientTlsClientHelloServerName,
+          origin_protocol: e.OriginTlsProtocol,
+          origin_cipher: e.OriginTlsCipher,
+          origin_status: e.OriginTlsStatus,
+          origin_fingerprint: e.OriginTlsFingerprint,
+        };
+      }
       if (e.OriginIP !== '') t.origin = endpointKey(e.OriginIP, e.OriginPort);
     });
     edgeRuns.set(name, run);
@@ -728,7 +831,15 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
   for (const e of topo.edges) await startEdge(e.name, '/apps');
 
   // ── clients ──
-  const open = (id: string, client: string, to: string, from: string | undefined, halfOpen: boolean, onConnect?: (c: Conn) => void): void => {
+  const open = (
+    id: string,
+    client: string,
+    to: string,
+    from: string | undefined,
+    halfOpen: boolean,
+    onConnect?: (c: Conn) => void,
+    tlsSpec?: ConnectTls,
+  ): void => {
     const t: Track = {
       id,
       halfOpen,
@@ -750,6 +861,10 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
       country: undefined,
       origin: undefined,
       proxyHeader: undefined,
+      tls: undefined,
+      code: undefined,
+      clientTls: undefined,
+      tlsHeld: tlsSpec === undefined ? undefined : [],
     };
     tracks.set(id, t);
     const host = hosts.get(client)!;
@@ -762,9 +877,27 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
     const c = host.connectTcp({ host: dst.address, port: dst.port, ...(from === undefined ? {} : { localAddress: from }) });
     t.conn = c;
     byClientAddr.set(endpointKey(c.local.address, c.local.port), t);
-    c.setHandlers({
+    const handlers: Partial<ConnHandlers> = {
       connect() {
-        onConnect?.(c);
+        if (tlsSpec === undefined) {
+          onConnect?.(c);
+          return;
+        }
+        // TLS: the session takes the raw socket over; what the timeline wrote meanwhile goes through it.
+        const s = host.tls.client(c, clientTlsParams(tlsSpec, dst.address));
+        t.conn = s.conn;
+        s.conn.setHandlers(handlers);
+        s.onDone((o) => {
+          t.clientTls = o.ok ? { protocol: o.info.protocol, cipher: o.info.cipher } : { failure: o.failure.reason };
+        });
+        const held = t.tlsHeld ?? [];
+        t.tlsHeld = undefined;
+        for (const h of held) {
+          if (h === 'end') s.conn.end();
+          else s.conn.write(h);
+        }
+        onConnect?.(s.conn);
+        s.conn.resume();
       },
       data(d) {
         t.receivedBytes += d.byteLength;
@@ -775,7 +908,7 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
         }
       },
       end() {
-        if (!t.halfOpen) c.end();
+        if (!t.halfOpen) t.conn?.end();
       },
       error(e) {
         t.error ??= e.code;
@@ -783,7 +916,8 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
       close() {
         t.closedAt = sim.clock.now();
       },
-    });
+    };
+    c.setHandlers(handlers);
   };
 
   /** Binds a flow's client socket (from `from`/`from_port`, or the defaults) and records what it receives. */
@@ -877,13 +1011,16 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
   const runStep = async (step: TimelineStep, i: number): Promise<void> => {
     if ('connect' in step) {
       const c = step.connect;
-      open(c.id, c.client, c.to, c.from, c.half_open ?? false);
+      open(c.id, c.client, c.to, c.from, c.half_open ?? false, undefined, c.tls);
     } else if ('send' in step) {
-      const conn = tracks.get(step.send.id)?.conn;
-      if (conn === undefined) return; // its host was down: the track says EHOSTDOWN
-      conn.write(step.send.text !== undefined ? encoder.encode(step.send.text) : filler(step.send.bytes ?? 0));
+      const t = tracks.get(step.send.id);
+      const data = step.send.text !== undefined ? encoder.encode(step.send.text) : filler(step.send.bytes ?? 0);
+      if (t?.tlsHeld !== undefined) t.tlsHeld.push(data); // TLS connect still in progress
+      else t?.conn?.write(data); // no conn: its host was down, the track says EHOSTDOWN
     } else if ('end' in step) {
-      tracks.get(step.end.id)?.conn?.end();
+      const t = tracks.get(step.end.id);
+      if (t?.tlsHeld !== undefined) t.tlsHeld.push('end');
+      else t?.conn?.end();
     } else if ('reset' in step) {
       tracks.get(step.reset.id)?.conn?.reset();
     } else if ('load' in step) {
@@ -996,6 +1133,9 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
       error: t.error ?? null,
       proxyHeader: t.proxyHeader ?? null,
       closedAtMs: t.closedAt === undefined ? null : round3(t.closedAt),
+      code: t.code ?? null,
+      tls: t.tls ?? null,
+      clientTls: t.clientTls ?? null,
     };
   });
 
@@ -1028,7 +1168,7 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
   });
   const udp = Object.fromEntries(UDP_COUNTER_KEYS.map((k) => [k, allNodes.reduce((n, node) => n + node.udp.stats[`udp_${k}`], 0)])) as UdpCounters;
 
-  checkExpectations(sc, connections, texts, byStatus, quiescent, { leftOpen, pendingTimers, stoppedBy }, fail);
+  checkExpectations(sc, connections, texts, byStatus, quiescent, { leftOpen, pendingTimers, stoppedBy }, fail, certs);
   checkFlowExpectations(sc, flows, flowTexts, udp, fail);
   const wallMs = opts.wallClock ? opts.wallClock() - wallStart : 0;
   return {
@@ -1089,7 +1229,7 @@ function sortedCounts(m: Record<string, number>): Record<string, number> {
 
 type Fail = (path: string, expected: unknown, actual: unknown) => void;
 
-function checkConnection(x: ConnExpectation, c: ConnectionReport, fullText: string, base: string, fail: Fail): void {
+function checkConnection(x: ConnExpectation, c: ConnectionReport, fullText: string, base: string, fail: Fail, certs: ReadonlyMap<string, CertInfo>): void {
   const cmp = (field: string, expected: unknown, actual: unknown): void => {
     if (expected !== undefined && JSON.stringify(expected) !== JSON.stringify(actual)) fail(`${base}/${field}`, expected, actual);
   };
@@ -1106,10 +1246,21 @@ function checkConnection(x: ConnExpectation, c: ConnectionReport, fullText: stri
   cmp('received', x.received, fullText);
   cmp('received_bytes', x.received_bytes, c.receivedBytes);
   cmp('close_reason', x.close_reason, c.reason);
+  cmp('error_code', x.error_code, c.code);
   if (x.error !== undefined) cmp('error', x.error, c.error ?? 'none');
   if (x.closed_at_ms !== undefined) {
     const [lo, hi] = x.closed_at_ms;
     if (c.closedAtMs === null || c.closedAtMs < lo || c.closedAtMs > hi) fail(`${base}/closed_at_ms`, `closed between ${lo} and ${hi} ms`, c.closedAtMs === null ? 'still open' : c.closedAtMs);
+  }
+  if (x.tls !== undefined) {
+    const { origin_fingerprint_of: fpOf, ...fields } = x.tls;
+    for (const [k, v] of Object.entries(fields)) cmp(`tls/${k}`, v, c.tls?.[k] ?? null);
+    if (fpOf !== undefined) cmp('tls/origin_fingerprint_of', certs.get(fpOf)?.fingerprint256 ?? `(no certificate ${fpOf})`, c.tls?.['origin_fingerprint'] ?? null);
+  }
+  if (x.client_tls !== undefined) {
+    const ct = c.clientTls;
+    const seen = ct === null ? {} : 'failure' in ct ? { failure: ct.failure } : { protocol: ct.protocol, cipher: ct.cipher, failure: 'none' };
+    for (const [k, v] of Object.entries(x.client_tls)) cmp(`client_tls/${k}`, v, (seen as Record<string, string>)[k] ?? null);
   }
   if (x.proxy_header !== undefined) {
     const norm = (s: string): string => {
@@ -1128,6 +1279,7 @@ function checkExpectations(
   quiescent: boolean,
   end: { leftOpen: readonly string[]; pendingTimers: number; stoppedBy: ScenarioReport['stoppedBy'] },
   fail: Fail,
+  certs: ReadonlyMap<string, CertInfo>,
 ): void {
   const ex = sc.expect ?? {};
   const byId = new Map(connections.map((c) => [c.id, c] as const));
@@ -1135,7 +1287,7 @@ function checkExpectations(
     const c = byId.get(x.id);
     const base = `/expect/connections/${k}`;
     if (c === undefined) fail(`${base}/id`, `connection ${x.id} was opened`, 'never opened');
-    else checkConnection(x, c, texts.get(x.id) ?? '', base, fail);
+    else checkConnection(x, c, texts.get(x.id) ?? '', base, fail, certs);
   });
   if (ex.statuses !== undefined) {
     const keys = new Set([...Object.keys(ex.statuses), ...Object.keys(byStatus)]);

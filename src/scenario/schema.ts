@@ -142,12 +142,27 @@ const CLIENT = z.strictObject({
   country: z.string().regex(/^[A-Z]{2}$/, 'country is a two-letter ISO 3166 code in capitals').optional(),
   asn: z.number().int().min(0).max(4_294_967_295).optional(),
 });
+const TLS_VERSION = z.enum(['TLSv1.1', 'TLSv1.2', 'TLSv1.3']);
+const TLS_ENDPOINT = {
+  min_version: TLS_VERSION.optional(),
+  max_version: TLS_VERSION.optional(),
+  ciphers: z.array(z.string()).optional(),
+  ciphersuites: z.array(z.string()).optional(),
+};
+const CERTIFICATE = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'a certificate id is 1-128 of A-Z a-z 0-9 . _ : -'),
+  names: z.array(z.string().min(1)).min(1),
+  key_type: z.enum(['rsa', 'ecdsa']).optional(),
+  validity: z.enum(['valid', 'expired', 'not_yet_valid']).optional(),
+  issuer: z.string().min(1).optional(),
+});
 const LISTENER = z.strictObject({
   listen: z.string(),
   behaviour: z.enum([...new Set([...TCP_BEHAVIOURS, ...UDP_BEHAVIOURS])] as [string, ...string[]]),
   banner: z.string().min(1).optional(),
   parse_proxy: z.union([z.boolean(), z.literal('required')], { error: 'parse_proxy is true, false or "required"' }).optional(),
   wrong_header_for: z.array(z.string()).optional(),
+  tls: z.strictObject({ cert: z.string().min(1), ...TLS_ENDPOINT }).optional(),
 });
 const ORIGIN = z.strictObject({ name: hostName, addresses: z.array(z.string()).min(1), listeners: z.array(LISTENER) });
 const LINK_FIELDS = {
@@ -190,7 +205,14 @@ interface ParsedTopology {
 
 /** One schema per timeline action; a step is `{ at, <exactly one of these> }`. */
 const ACTIONS = {
-  connect: z.strictObject({ id: connId, client: hostName, to: z.string(), from: z.string().optional(), half_open: z.boolean().optional() }),
+  connect: z.strictObject({
+    id: connId,
+    client: hostName,
+    to: z.string(),
+    from: z.string().optional(),
+    half_open: z.boolean().optional(),
+    tls: z.strictObject({ sni: z.string().min(1).optional(), verify: z.boolean().optional(), ...TLS_ENDPOINT }).optional(),
+  }),
   send: z.strictObject({ id: connId, text: z.string().optional(), bytes: z.number().int().min(0).max(MAX_SEND_BYTES).optional() }),
   end: z.strictObject({ id: connId }),
   reset: z.strictObject({ id: connId }),
@@ -228,7 +250,7 @@ const ACTION_NAMES = Object.keys(ACTIONS) as ActionName[];
 const CONN_EXPECT = z.strictObject({
   id: connId,
   status: z.number().int().min(0).max(999).optional(),
-  event: z.enum(['disconnect', 'originError', 'resolveOrigin', 'clientFiltered']).optional(),
+  event: z.enum(['disconnect', 'originError', 'resolveOrigin', 'clientFiltered', 'tlsError']).optional(),
   matched: z.enum(['UNKNOWN', 'BLOCK_IP', 'WHITELIST_IP', 'BLOCK_ASN', 'WHITELIST_ASN', 'BLOCK_COUNTRY', 'WHITELIST_COUNTRY']).optional(),
   country: z.string().regex(/^[A-Z0-9]{2}$/, 'country is a two-character code in capitals (XX: unknown)').optional(),
   origin: z.string().optional(),
@@ -237,9 +259,23 @@ const CONN_EXPECT = z.strictObject({
   received: z.string().optional(),
   proxy_header: z.strictObject({ version: z.union([z.literal(1), z.literal(2)], { error: 'version is 1 or 2' }), src: z.string(), dst: z.string() }).optional(),
   close_reason: z.string().optional(),
+  error_code: z.string().regex(/^E_[A-Z0-9_]+$/, 'error_code is a Refract code such as E_TLS_ORIGIN_CERT_NAME').optional(),
   error: z.string().regex(/^(none|E[A-Z0-9_]+)$/, 'error is a socket error code such as ECONNREFUSED, or none').optional(),
   received_bytes: z.number().int().min(0).optional(),
   closed_at_ms: z.tuple([z.number().min(0), z.number().min(0)]).optional(),
+  tls: z
+    .strictObject({
+      client_protocol: z.string().optional(),
+      client_cipher: z.string().optional(),
+      client_status: z.string().optional(),
+      sni: z.string().optional(),
+      origin_protocol: z.string().optional(),
+      origin_cipher: z.string().optional(),
+      origin_status: z.string().optional(),
+      origin_fingerprint_of: z.string().optional(),
+    })
+    .optional(),
+  client_tls: z.strictObject({ protocol: z.string().optional(), cipher: z.string().optional(), failure: z.string().optional() }).optional(),
 });
 const count = z.union([z.number().int().min(0), z.tuple([z.number().int().min(0), z.number().int().min(0)])], {
   error: 'a count is a whole number >= 0, or [min, max]',
@@ -296,6 +332,7 @@ const TOP_FIELDS = {
   edge: z.record(z.string(), z.unknown()).optional(),
   apps: z.array(z.unknown()),
   access_rules: z.array(z.unknown()).optional(),
+  certificates: z.array(CERTIFICATE).optional(),
   timeline: z.array(z.unknown()),
   expect: z.unknown(),
 } as const;
@@ -662,12 +699,27 @@ export function validateScenario(input: unknown): ScenarioResult {
     return { ok: false, issues: [issue('', 'E_SCENARIO_SCHEMA', 'a scenario is a mapping: name, seed, topology, apps, timeline, expect')] };
   }
   const rawTop = raw as Record<string, unknown>;
-  const { name, seed, max_time_ms: maxTimeMs, edge: edgeSection, apps, access_rules: accessRules } = parseFieldwise(TOP_FIELDS, raw, '', issues, 'a scenario') ?? {};
+  const { name, seed, max_time_ms: maxTimeMs, edge: edgeSection, apps, access_rules: accessRules, certificates } = parseFieldwise(TOP_FIELDS, raw, '', issues, 'a scenario') ?? {};
   // The rules are checked here, once, with their own codes (E_RULE_*); the edge config then gets only valid ones.
   const rulesOk = accessRules === undefined || checkAccessRules(accessRules, '/access_rules', issues);
   const topology = parseTopology(rawTop['topology'], issues);
   const world = topology === undefined ? undefined : checkTopology(topology, issues);
   const maxTime = maxTimeMs ?? DEFAULT_MAX_TIME_MS;
+
+  // Certificates: ids are unique; TLS listeners name one that exists.
+  const certIds = new Set<string>();
+  (certificates ?? []).forEach((c, i) => {
+    if (certIds.has(c.id)) issues.push(issue(`/certificates/${i}/id`, 'E_SCENARIO_DUPLICATE', `certificate id "${c.id}" is defined twice`));
+    certIds.add(c.id);
+  });
+  topology?.origins.forEach((o, oi) =>
+    o.listeners.forEach((l, li) => {
+      if (l.tls === undefined) return;
+      const lp = `/topology/origins/${oi}/listeners/${li}/tls`;
+      if (!certIds.has(l.tls.cert)) issues.push(issue(`${lp}/cert`, 'E_SCENARIO_REFERENCE', `no certificate has id "${l.tls.cert}"; define it under certificates`));
+      if (!l.listen.startsWith('tcp://')) issues.push(issue(lp, 'E_SCENARIO_UNSUPPORTED', 'TLS is for tcp:// listeners'));
+    }),
+  );
 
   // Apps and the edge section, as each edge node will run them.
   if (topology !== undefined && apps !== undefined && (rawTop['edge'] === undefined || edgeSection !== undefined)) {
@@ -876,6 +928,7 @@ export function validateScenario(input: unknown): ScenarioResult {
     ...(edgeSection === undefined ? {} : { edge: edgeSection }),
     apps,
     ...(accessRules === undefined ? {} : { access_rules: accessRules }),
+    ...(certificates === undefined ? {} : { certificates }),
     timeline,
     ...(expect === undefined ? {} : { expect }),
   } as ScenarioFile;

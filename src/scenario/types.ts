@@ -12,7 +12,31 @@
  * UDP: `udp://` origin listeners with the UDP behaviours, the `datagram` step, `expect.flows` and `expect.udp`.
  * IP Access rules: top-level `access_rules`, `reload.access_rules`, client `country`/`asn` as the edges' geolocation,
  * connection expectations `matched` and `country`, and `expect.udp.dgrams_ip_blocked`.
+ * TLS: top-level `certificates` (descriptors: the simulator has no cryptography), listener `tls`, connect `tls`,
+ * connection expectations `tls` (the edge's event fields) and `client_tls` (what the client saw).
  */
+
+export type TlsVersionName = 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+
+/** A certificate descriptor (src/net/sim/sim-certs.ts `simCert`): named by `id` in `edge_tls.cert`/`key`,
+ * `edge.tls.ca_bundle` and listener `tls.cert`. */
+export interface CertificateSpec {
+  id: string;
+  names: string[];
+  key_type?: 'rsa' | 'ecdsa';
+  /** Relative to the run's start: valid (default), expired, not_yet_valid. */
+  validity?: 'valid' | 'expired' | 'not_yet_valid';
+  /** sim-public-ca (default, trusted like a public CA), sim-local-ca, self, unknown, or another descriptor's id. */
+  issuer?: string;
+}
+
+/** A TLS endpoint's settings: versions, and cipher lists in preference order (OpenSSL names; 1.3: IANA names). */
+export interface TlsEndpointSpec {
+  min_version?: TlsVersionName;
+  max_version?: TlsVersionName;
+  ciphers?: string[];
+  ciphersuites?: string[];
+}
 
 export interface ScenarioFile {
   /** One-line title; the file's top comment explains the story. */
@@ -31,6 +55,7 @@ export interface ScenarioFile {
    * top-level `access_rules`; they apply to apps with `ip_firewall: true`. Clients' `country`/`asn` feed the lookup.
    */
   access_rules?: unknown[];
+  certificates?: CertificateSpec[];
   timeline: TimelineStep[];
   expect?: Expectations;
 }
@@ -61,6 +86,8 @@ export interface Topology {
        * (the client port off by one), as a buggy or spoofing origin would; the edge must drop that reply.
        */
       wrong_header_for?: string[];
+      /** A TLS origin presenting certificate `cert` (a descriptor id); a PROXY header before the ClientHello is read in clear. */
+      tls?: TlsEndpointSpec & { cert: string };
     }>;
   }>;
   /** Link parameters between two hosts (both directions unless `direction`). Unlisted pairs: 0.1 ms, lossless. */
@@ -112,6 +139,9 @@ export type TimelineStep =
         /** Default false: when the peer's FIN arrives, the client ends its side too (Node's default socket).
          * True: it keeps its side open until an `end`/`reset` step (for half-close stories). */
         half_open?: boolean;
+        /** Speak TLS to the edge: SNI, versions (default 1.2-1.3), ciphers; `verify` checks the edge's certificate
+         * (trusting sim-public-ca and sim-local-ca) against `sni`. Sends wait for the handshake. */
+        tls?: TlsEndpointSpec & { sni?: string; verify?: boolean };
       };
     }
   /** Sends bytes: `text`, or `bytes` of filler. */
@@ -159,7 +189,7 @@ export interface ConnExpectation {
   /** Connection id from the timeline. */
   id: string;
   status?: number;
-  event?: 'disconnect' | 'originError' | 'resolveOrigin' | 'clientFiltered';
+  event?: 'disconnect' | 'originError' | 'resolveOrigin' | 'clientFiltered' | 'tlsError';
   /** ClientMatchedIpFirewall of its closing event: `BLOCK_COUNTRY`, `WHITELIST_ASN`, … (`UNKNOWN`: no rule matched). */
   matched?: 'UNKNOWN' | 'BLOCK_IP' | 'WHITELIST_IP' | 'BLOCK_ASN' | 'WHITELIST_ASN' | 'BLOCK_COUNTRY' | 'WHITELIST_COUNTRY';
   /** ClientCountry of its closing event (the geolocation lookup's answer). */
@@ -174,12 +204,27 @@ export interface ConnExpectation {
   /** The PROXY header the origin decoded: `{ version, src, dst }` (src/dst as `ip:port`). */
   proxy_header?: { version: 1 | 2; src: string; dst: string };
   close_reason?: string;
+  /** ErrorCode of the closing event (docs/errors.md), e.g. `E_TLS_ORIGIN_CERT_EXPIRED`. */
+  error_code?: string;
   /** The client socket's error code (`ECONNREFUSED`, `ECONNRESET`, `ETIMEDOUT`, …); `none` = it saw no error. */
   error?: string;
   /** How many bytes the client received. */
   received_bytes?: number;
   /** When the client's socket closed: virtual ms, `[min, max]` inclusive. */
   closed_at_ms?: [number, number];
+  /** TLS fields of the edge's closing event (ClientTls*, OriginTls*); `origin_fingerprint_of` names a certificate id. */
+  tls?: {
+    client_protocol?: string;
+    client_cipher?: string;
+    client_status?: string;
+    sni?: string;
+    origin_protocol?: string;
+    origin_cipher?: string;
+    origin_status?: string;
+    origin_fingerprint_of?: string;
+  };
+  /** The client's own handshake: negotiated version and cipher, or the failure reason it saw (`none`: it succeeded). */
+  client_tls?: { protocol?: string; cipher?: string; failure?: string };
 }
 
 /**
