@@ -3,6 +3,7 @@
  * the real network live here; the engine is in src/edge and below.
  */
 import { parseArgs } from 'node:util';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { readFileSync, realpathSync, watch, watchFile, unwatchFile, createWriteStream, type WriteStream } from 'node:fs';
 import { basename, dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { createNodeCertSource } from './net/node/cert-store.ts';
@@ -26,8 +27,9 @@ const USAGE = `refract — L4 edge proxy (Spectrum-style apps) with a determinis
 Usage:
   refract serve --config FILE [--events FILE|stdout] [--trace FILE] [--log-level LEVEL]
       Proxy the apps in FILE (YAML or JSON). Reloads on SIGHUP and when FILE changes; SIGTERM/SIGINT drain and exit.
-  refract connect HOST:PORT
+  refract connect HOST:PORT [--tls [--ca FILE] [--servername NAME] [--insecure]]
       A tiny netcat: stdin goes to HOST:PORT, what comes back goes to stdout (for trying the example without nc).
+      --tls speaks TLS, verifying the server against --ca (e.g. the output of \`refract ca export\`) for NAME.
   refract validate FILE
       Print every problem in FILE with its code and location; exit 1 if there is any.
   refract sim FILE [--seed N] [--trace FILE] [--check-determinism] [--json]
@@ -246,16 +248,52 @@ async function serveCommand(file: string | undefined, opts: { events?: string; l
   });
 }
 
-/** stdin → socket, socket → stdout; half-closes when stdin ends and exits when the server closes. */
-function connectCommand(target: string | undefined): Promise<number> {
+interface ConnectTlsOptions {
+  ca?: string;
+  servername?: string;
+  insecure: boolean;
+}
+
+/**
+ * stdin → socket, socket → stdout; half-closes when stdin ends and exits when the server closes. With `tls`, the
+ * handshake's outcome (version, cipher, who the certificate is for) goes to stderr first.
+ */
+function connectCommand(target: string | undefined, tls?: ConnectTlsOptions): Promise<number> {
   const m = target ? /^\[?([^\]]+?)\]?:(\d+)$/.exec(target) : null;
   if (!m) {
     process.stderr.write('refract connect: give HOST:PORT, e.g. 127.0.0.1:6100 or [::1]:6100\n');
     return Promise.resolve(2);
   }
+  let ca: string | undefined;
+  if (tls?.ca !== undefined) {
+    try {
+      ca = readFileSync(tls.ca, 'utf8');
+    } catch (e) {
+      process.stderr.write(`refract connect: cannot read --ca ${tls.ca}: ${(e as Error).message}\n`);
+      return Promise.resolve(2);
+    }
+  }
   return new Promise((done) => {
-    const s = netConnect({ host: m[1]!, port: Number(m[2]), allowHalfOpen: true });
-    s.on('connect', () => process.stdin.pipe(s));
+    const host = m[1]!;
+    const port = Number(m[2]);
+    const s = tls
+      ? tlsConnect({
+          host,
+          port,
+          ...(ca === undefined ? {} : { ca }),
+          ...(tls.servername === undefined ? {} : { servername: tls.servername }),
+          rejectUnauthorized: !tls.insecure,
+          minVersion: 'TLSv1.1',
+        })
+      : netConnect({ host, port, allowHalfOpen: true });
+    if (tls) {
+      const t = s as TLSSocket;
+      t.on('secureConnect', () => {
+        const subject = t.getPeerX509Certificate()?.subject.replaceAll('\n', ', ') ?? '?';
+        process.stderr.write(`refract connect: ${t.getProtocol() ?? '?'} ${t.getCipher().standardName} certificate ${subject}${t.authorized ? '' : ` (not verified: ${String(t.authorizationError)})`}\n`);
+        process.stdin.pipe(s);
+      });
+    } else s.on('connect', () => process.stdin.pipe(s));
     s.pipe(process.stdout);
     s.on('error', (e: NodeJS.ErrnoException) => {
       process.stderr.write(`refract connect: ${e.code ?? e.message}\n`);
@@ -287,8 +325,17 @@ export async function main(argv: string[]): Promise<number> {
       if (values['log-level'] !== undefined) o.logLevel = values['log-level'];
       return serveCommand(values.config ?? positionals[0], o);
     }
-    case 'connect':
-      return connectCommand(args().positionals[0]);
+    case 'connect': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { tls: { type: 'boolean' }, ca: { type: 'string' }, servername: { type: 'string' }, insecure: { type: 'boolean' } },
+      });
+      const tls: ConnectTlsOptions | undefined = values.tls
+        ? { insecure: values.insecure === true, ...(values.ca === undefined ? {} : { ca: values.ca }), ...(values.servername === undefined ? {} : { servername: values.servername }) }
+        : undefined;
+      return connectCommand(positionals[0], tls);
+    }
     case 'validate': {
       const { values, positionals } = args();
       return validateCommand(values.config ?? positionals[0]);
