@@ -21,7 +21,16 @@ import { pino } from 'pino';
 import { EdgeNode } from '../../src/edge/edge-node.ts';
 import { createNodeNetwork } from '../../src/net/node/network.ts';
 import { createSim, type Sim } from '../../src/net/sim/index.ts';
-import type { Conn, Datagram, Network, SocketAddress, TcpListener, UdpSocket } from '../../src/net/ports.ts';
+import type { CertSource, Conn, Datagram, Network, SocketAddress, TcpListener, UdpSocket } from '../../src/net/ports.ts';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createNodeCertSource } from '../../src/net/node/cert-store.ts';
+import { createSimCertSource } from '../../src/net/sim/sim-certs.ts';
+
+/** One local-CA data directory per test process for the node arm (the CA is created on first use, then reused). */
+let nodeDataDir: string | undefined;
+const nodeCerts = (): CertSource => createNodeCertSource({ dataDir: (nodeDataDir ??= mkdtempSync(join(tmpdir(), 'refract-parity-ca-'))) });
 import type { SpectrumEvent } from '../../src/streams/events.ts';
 import { traceLine, type TraceEventName, type TraceRecord } from '../../src/streams/trace.ts';
 import { mustConfig } from '../helpers/edge.ts';
@@ -168,7 +177,14 @@ async function buildRun(
   name: ArmName,
   addrs: ArmAddresses,
   nets: { client: Network; edge: Network; origin: Network },
-  driver: { settle: ArmRun['settle']; settleSetup: ArmRun['settle']; blackHole: FixtureMaker; slowOrigin: (originNet: Network, delayMs: number) => ReturnType<FixtureMaker> },
+  driver: {
+    settle: ArmRun['settle'];
+    settleSetup: ArmRun['settle'];
+    blackHole: FixtureMaker;
+    slowOrigin: (originNet: Network, delayMs: number) => ReturnType<FixtureMaker>;
+    /** Edge certificates: the node arm's local CA in a temp dir, the sim arm's descriptors. */
+    certs: CertSource;
+  },
   /** The arm's own leak check, after the edge is shut down and every listener closed. */
   afterShutdown: (t: Tracked) => Promise<void>,
   build: ConfigBuilder,
@@ -195,7 +211,7 @@ async function buildRun(
   };
   const raw = await driver.settleSetup(Promise.resolve(build(setup)), 'config builder');
   const config = mustConfig(raw);
-  const edge = new EdgeNode({ net: nets.edge, log: pino({ level: process.env.REFRACT_TEST_LOG ?? 'silent' }) }, config);
+  const edge = new EdgeNode({ net: nets.edge, log: pino({ level: process.env.REFRACT_TEST_LOG ?? 'silent' }), certs: driver.certs }, config);
   const events: SpectrumEvent[] = [];
   const trace: TraceRecord[] = [];
   const waiters: Array<{ n: number; res: (e: SpectrumEvent[]) => void }> = [];
@@ -333,7 +349,7 @@ export function nodeArm(opts: { timeoutMs?: number } = {}): Arm {
     start(build) {
       const nets = { client: createNodeNetwork(), edge: createNodeNetwork(), origin: createNodeNetwork() };
       const slowOrigin = (_net: Network, delayMs: number): ReturnType<FixtureMaker> => pythonBlackHole(delayMs);
-      return buildRun('node', NODE_ADDRESSES, nets, { settle, settleSetup: nodeSettle(NODE_SETUP_TIMEOUT_MS), blackHole: () => pythonBlackHole(), slowOrigin }, async (t) => {
+      return buildRun('node', NODE_ADDRESSES, nets, { settle, settleSetup: nodeSettle(NODE_SETUP_TIMEOUT_MS), blackHole: () => pythonBlackHole(), slowOrigin, certs: nodeCerts() }, async (t) => {
         // Close callbacks of the far ends arrive a few event-loop turns after the near end's: poll, bounded.
         const deadline = Date.now() + 2_000;
         while (openConns(t).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -419,7 +435,8 @@ export function simArm(seed: number): Arm & { readonly record: () => SimRecord |
         return { host: SIM_ADDRESSES.originHost, port: o.port, release: () => sim.heal('edge', 'origin') };
       };
       let run: ArmRun | undefined;
-      return buildRun('sim', SIM_ADDRESSES, nets, { settle, settleSetup: settle, blackHole, slowOrigin }, async (t) => {
+      const certs = createSimCertSource({ epochMs: () => sim.clock.epochMs() });
+      return buildRun('sim', SIM_ADDRESSES, nets, { settle, settleSetup: settle, blackHole, slowOrigin, certs }, async (t) => {
         const r = await sim.runUntilIdleAsync({ maxSteps: SIM_MAX_STEPS });
         assert.ok(r.idle, `sim arm: not idle after shutdown (${r.steps} steps)`);
         assert.deepEqual(openConns(t), [], 'sim arm: test Conns left open');

@@ -243,11 +243,13 @@ export class NodeConn implements Conn {
 
   /**
    * Hands the socket over to a wrapper (TLS): removes this Conn's listeners and returns the socket, paused. The
-   * Conn must not be used afterwards; the wrapper's own Conn takes its place. (A wrapper that takes the native
+   * Conn must not be used afterwards; the wrapper's own Conn takes its place, so this one reports `closed` from
+   * now on (its owner is done with it; the socket's life is the wrapper's). (A wrapper that takes the native
    * handle, as tls.TLSSocket does, reads through it from then on; our reused buffer is no longer read into.)
    */
   detach(): net.Socket {
     const s = this.#s;
+    this.#closed = true;
     s.removeAllListeners('data');
     s.removeAllListeners('drain');
     s.removeAllListeners('end');
