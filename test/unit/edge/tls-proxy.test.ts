@@ -328,6 +328,32 @@ void describe('edge TLS on real sockets', () => {
     await origin.close();
   });
 
+  void it('picks the certificate by SNI among the TLS apps of the edge address, and falls back to the port\'s app without SNI', async () => {
+    const origin = await startPlainOrigin();
+    const a = await issueCert({ names: ['a.example.test'], issuer: testCa });
+    const b = await issueCert({ names: ['b.example.test'], issuer: testCa, keyType: 'rsa' });
+    const files = (n: string, pair: { cert: string; key: string }): { cert: string; key: string } => {
+      writeFileSync(join(dir, `${n}.pem`), pair.cert);
+      writeFileSync(join(dir, `${n}-key.pem`), pair.key);
+      return { cert: join(dir, `${n}.pem`), key: join(dir, `${n}-key.pem`) };
+    };
+    const cfg = {
+      edge: { addresses: ['127.0.0.1'], tls: { handshake_timeout_ms: 2_000 } },
+      apps: [
+        { id: 'a', protocol: 'tcp/7212', dns: { name: 'a.example.test' }, origin_direct: [`tcp://127.0.0.1:${origin.port}`], tls: 'flexible', edge_tls: files('sni-a', a) },
+        { id: 'b', protocol: 'tcp/7213', dns: { name: 'b.example.test' }, origin_direct: [`tcp://127.0.0.1:${origin.port}`], tls: 'flexible', edge_tls: files('sni-b', b) },
+      ],
+    };
+    await withEdge(cfg, async () => {
+      const viaSni = await tlsExchange(7212, 'x', { ca: testCa.cert, servername: 'b.example.test' });
+      assert.equal(viaSni.error, undefined);
+      assert.equal(viaSni.fingerprint, describeCert(b.cert).fingerprint256, 'SNI b on a\'s port gets b\'s (RSA) certificate');
+      const noSni = await tlsExchange(7212, 'y', { ca: testCa.cert, servername: '', checkServerIdentity: () => undefined });
+      assert.equal(noSni.fingerprint, describeCert(a.cert).fingerprint256, 'no SNI: the port\'s app');
+    });
+    await origin.close();
+  });
+
   void it('refuses a config whose certificate file is missing, keeping nothing half-applied', async () => {
     await assert.rejects(
       startEdge(config(7211, { tls: 'flexible', origin_direct: ['tcp://127.0.0.1:9'], edge_tls: { cert: join(dir, 'nope.pem'), key: join(dir, 'nope-key.pem') } }), { certs }),
