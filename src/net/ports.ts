@@ -52,7 +52,12 @@ export interface NetError extends Error {
 export interface ConnHandlers {
   /** Outbound connections only: the handshake completed. */
   connect(): void;
-  /** Bytes from the peer. Only the splice and header readers listen to this: never turn it into an event. */
+  /**
+   * Bytes from the peer. Only the splice and header readers listen to this: never turn it into an event.
+   * Ownership: a handler may keep a chunk, or pass it to `write` and drop it, but not both: the real adapter reads
+   * into reused buffers, and a chunk written whole is its buffer's to reuse for the next read (docs/benchmarks.md,
+   * "Bulk throughput: the read path").
+   */
   data(chunk: Uint8Array): void;
   /** The write buffer drained after `write` returned false. */
   drain(): void;
