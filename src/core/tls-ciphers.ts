@@ -8,7 +8,7 @@
  *
  * Pure data and functions; used by the TLS model, the real TLS wrapper and the simulator alike.
  */
-import type { TlsVersion } from '../net/ports.ts';
+import type { TlsVersion } from '../model/tls.ts';
 
 /** Both halves of a cipher configuration, in preference order (ClientHello order for a client). */
 export interface CipherLists {

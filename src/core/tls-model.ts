@@ -28,7 +28,7 @@
  * 7. TLS 1.1 needs `@SECLEVEL=0` (at least on the server); the model assumes `openSslCipherOptions` set it and
  *    takes version ranges as given.
  */
-import type { CertInfo, TlsClientParams, TlsFailure, TlsFailureReason, TlsIdentity, TlsInfo, TlsServerParams, TlsStatus, TlsTrust, TlsVersion } from '../net/ports.ts';
+import type { CertInfo, TlsClientParams, TlsFailure, TlsFailureReason, TlsIdentity, TlsInfo, TlsServerParams, TlsStatus, TlsTrust, TlsVersion } from '../model/tls.ts';
 import ipaddr from 'ipaddr.js';
 import { TLS_VERSIONS, cipherSpec, cipherUsable, cipherUsableAtVersion, versionRank } from './tls-ciphers.ts';
 

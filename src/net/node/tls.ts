@@ -12,6 +12,7 @@
  * ends in one process: ~3× the handshake rate without verification, ~15× with the system roots as trust), and
  * peer certificate descriptions per (trust, fingerprint).
  */
+import { tlsStatusOf } from '../../model/tls.ts';
 import * as tls from 'node:tls';
 import * as net from 'node:net';
 import type { X509Certificate } from 'node:crypto';
@@ -106,28 +107,6 @@ function clientContext(p: TlsClientParams): tls.SecureContext {
 
 // ── outcomes ────────────────────────────────────────────────────────────────────────────────────────────────────
 
-function statusOf(reason: TlsFailureReason): TlsStatus {
-  switch (reason) {
-    case 'unknown_sni':
-      return 'INVALID_SNI';
-    case 'no_certificate':
-      return 'INVALID_CONFIG';
-    case 'internal':
-      return 'INTERNAL_ERROR';
-    case 'no_shared_version':
-    case 'no_shared_cipher':
-    case 'cert_expired':
-    case 'cert_not_yet_valid':
-    case 'cert_wrong_name':
-    case 'cert_self_signed':
-    case 'cert_unknown_ca':
-    case 'peer_alert':
-    case 'not_tls':
-    case 'handshake_timeout':
-    case 'connection_closed':
-      return 'HANDSHAKE_FAILED';
-  }
-}
 
 /** Bytes that cannot be TLS: OpenSSL's record-layer complaints about the first bytes it read. */
 const NOT_TLS = new Set([
@@ -150,7 +129,7 @@ export function failureOfError(code: string | undefined): { readonly reason: Tls
   const known = failureOfCode(code);
   if (known.reason !== 'internal') return known;
   const reason = reasonOfError(code);
-  return { reason, status: statusOf(reason) };
+  return { reason, status: tlsStatusOf(reason) };
 }
 
 function reasonOfError(code: string | undefined): TlsFailureReason {
@@ -276,7 +255,7 @@ class Handshake implements TlsSession {
     this.#settle({ ok: true, info });
   }
 
-  fail(reason: TlsFailureReason, detail: string, peerCert?: CertInfo, status: TlsStatus = statusOf(reason)): void {
+  fail(reason: TlsFailureReason, detail: string, peerCert?: CertInfo, status: TlsStatus = tlsStatusOf(reason)): void {
     if (this.#outcome !== undefined) return;
     const failure: TlsFailure = peerCert === undefined ? { status, reason, detail } : { status, reason, detail, peerCert };
     this.#settle({ ok: false, failure });

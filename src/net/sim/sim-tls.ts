@@ -16,6 +16,7 @@
  * model's failure; the side that receives an alert reports `no_shared_version` for a version refusal (OpenSSL's
  * protocol_version alert) and `peer_alert` otherwise. Deterministic: time only from the host clock.
  */
+import { tlsStatusOf } from '../../model/tls.ts';
 import { Buffer } from 'node:buffer';
 import type {
   CertInfo, Conn, ConnHandlers, NetError, SocketAddress, TlsClientParams, TlsFailure, TlsFailureReason, TlsInfo,
@@ -182,7 +183,7 @@ abstract class SimTlsEnd implements TlsSession, Conn {
   }
 
   protected fail(reason: TlsFailureReason, detail: string, status?: TlsStatus): void {
-    this.failWith({ status: status ?? statusOf(reason), reason, detail });
+    this.failWith({ status: status ?? tlsStatusOf(reason), reason, detail });
   }
 
   protected failWith(failure: TlsFailure, close: 'destroy' | 'reset' = 'destroy'): void {
@@ -290,28 +291,6 @@ abstract class SimTlsEnd implements TlsSession, Conn {
   }
 }
 
-function statusOf(reason: TlsFailureReason): TlsStatus {
-  switch (reason) {
-    case 'unknown_sni':
-      return 'INVALID_SNI';
-    case 'no_certificate':
-      return 'INVALID_CONFIG';
-    case 'internal':
-      return 'INTERNAL_ERROR';
-    case 'no_shared_version':
-    case 'no_shared_cipher':
-    case 'cert_expired':
-    case 'cert_not_yet_valid':
-    case 'cert_wrong_name':
-    case 'cert_self_signed':
-    case 'cert_unknown_ca':
-    case 'peer_alert':
-    case 'not_tls':
-    case 'handshake_timeout':
-    case 'connection_closed':
-      return 'HANDSHAKE_FAILED';
-  }
-}
 
 /** What the receiver of an alert reports, as OpenSSL reads the alert the sender's failure produces. */
 function alertReceived(m: { reason: TlsFailureReason; detail: string }): { reason: TlsFailureReason; detail: string } {
