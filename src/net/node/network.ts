@@ -68,6 +68,8 @@ const SPARE_MAX = 64; // 4 MiB
 /** The view most recently handed to a data handler, and whether a write flushed it before the handler returned. */
 let lent: Uint8Array | null = null;
 let lentFlushed = false;
+/** The lent view was written already: a second write of it (breaking "write it and drop it") forbids reuse. */
+let lentWritten = false;
 
 /** The reading half of a socket made with our `onread`: chooses the buffer each read lands in. */
 class Reader {
@@ -91,6 +93,7 @@ class Reader {
     const view = b.subarray(0, n);
     lent = view;
     lentFlushed = false;
+    lentWritten = false;
     try {
       this.deliver(view);
     } finally {
@@ -212,7 +215,11 @@ export class NodeConn implements Conn {
     if (s.destroyed || s.writableEnded) return false;
     const ok = s.write(chunk);
     // A lent read buffer may be read into again only if the kernel has its bytes (nothing left queued).
-    if (chunk === lent && s.writableLength === 0) lentFlushed = true;
+    // Written twice (to this socket or another): one write may still hold it, so never reuse.
+    if (chunk === lent) {
+      lentFlushed = !lentWritten && s.writableLength === 0;
+      lentWritten = true;
+    }
     return ok;
   }
 
