@@ -1,12 +1,13 @@
 /**
  * `npm run bench:tls`: Refract's edge TLS against nginx stream `ssl` termination, side by side on loopback.
  *
- *   node --import tsx bench/tls.ts             3 rounds (about 4 minutes)
- *   node --import tsx bench/tls.ts --quick     1 short round, a smoke run (about 1 minute)
+ *   node --import tsx bench/tls.ts             3 rounds (about 9 minutes)
+ *   node --import tsx bench/tls.ts --quick     1 short round, a smoke run (about 2 minutes)
  *   node --import tsx bench/tls.ts --rounds 5 --keys ecdsa --only handshakes
  *   node --import tsx bench/tls.ts --profile   also writes a --cpu-prof of Refract per round (bench/results/)
  *
- * What is measured, per round, proxies interleaved (nginx then Refract, then Refract then nginx, …):
+ * Proxies: nginx, Refract, and node-tls (bare node:tls piped to the origin: the floor for a Node proxy). What is
+ * measured, per round, proxies interleaved (the order rotates each round):
  * - **handshakes**: new TLS connections per second at a `flexible` app (nginx: `listen … ssl` + `proxy_pass` to a
  *   plain origin), for TLS 1.3 and TLS 1.2, with an ECDSA P-256 and an RSA 2048 certificate. The load is
  *   `openssl s_time -new -www /` × CLIENTS processes: each connection is a full handshake (no resumption), one
@@ -22,8 +23,11 @@
  *
  * Layout as in bench/run.ts: the proxy (one worker) pinned to CPU 0; the load, the origins and this harness on CPU 1.
  * Ports (docs/benchmarks.md): Refract 7140 (flexible, ECDSA), 7141 (flexible, RSA), 7142 (full); nginx 7150, 7151,
- * 7152; origins 7160 (plain, answers one request and closes), 7161 (TLS sink). Every loop is bounded in count and
- * time, and a hard timeout kills every child process group.
+ * 7152; node-tls 7170, 7171, 7172; origins 7160 (plain, answers one request and closes), 7161 (TLS sink). Every
+ * loop is bounded in count and time, and a hard timeout kills every child process group.
+ *
+ * The load core saturates before any proxy does here (s_time's client half of a handshake costs about what the
+ * server half does): rates are floors, and the proxy CPU per handshake is the comparison (docs/benchmarks.md, TLS).
  */
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
