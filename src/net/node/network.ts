@@ -249,6 +249,20 @@ export class NodeConn implements Conn {
   }
 
   /**
+   * Like `detach()`, but the socket keeps reading, into `onBytes`, until its new owner pauses it: a ClientHello
+   * reader that then hands the socket to a TLSSocket (which reads the handle through its own listener from then on).
+   * Saves moving the handle to yet another socket. Undefined for a socket that does not read through our `onread`
+   * (the caller then uses `detach()`). Chunks may be kept (they are not written here, so never reused).
+   */
+  detachReading(onBytes: (chunk: Buffer) => void): net.Socket | undefined {
+    const reader = this.#reader;
+    if (!reader) return undefined;
+    const s = this.detach();
+    reader.deliver = onBytes;
+    return s;
+  }
+
+  /**
    * Hands the socket over to a wrapper (TLS): removes this Conn's listeners and returns the socket, paused. The
    * Conn must not be used afterwards; the wrapper's own Conn takes its place, so this one reports `closed` from
    * now on (its owner is done with it; the socket's life is the wrapper's). (A wrapper that takes the native

@@ -512,7 +512,8 @@ function serverHandshake(rawConn: Conn, params: TlsServerParams, initial?: reado
     if (scan.kind === 'not_tls') hs.fail('not_tls', scan.detail);
     else start(scan.servername);
   };
-  const raw = helloReader(asNodeConn(rawConn).detach(), onBytes);
+  const node = asNodeConn(rawConn);
+  const raw = node.detachReading(onBytes) ?? helloReader(node.detach(), onBytes);
   const hs = new Handshake(raw, params.handshakeTimeoutMs);
   const pending = new PendingConn(rawConn, (reset) => {
     if (reset && !raw.destroyed && !raw.connecting) raw.resetAndDestroy();
