@@ -552,7 +552,7 @@ export class TcpEngine {
     r.tlsFailure = f;
     r.clientTlsStatus = f.status;
     this.#trace(r, 'tls_client_failed', { reason: f.reason });
-    this.#logOf(r).info({ reason: f.reason, tlsStatus: f.status, detail: f.detail }, 'client TLS handshake failed');
+    this.#logOf(r).info({ reason: f.reason, tlsStatus: f.status, detail: f.detail, sni: f.servername }, 'client TLS handshake failed');
     this.#send(r, { type: 'TLS.CLIENT_FAILED' });
   }
 
@@ -821,7 +821,8 @@ export class TcpEngine {
     return {
       ClientTlsProtocol: c ? c.protocol : 'unknown',
       ClientTlsCipher: c ? spectrumCipherName(c.cipher) : 'UNK',
-      ClientTlsClientHelloServerName: c?.servername ?? '',
+      // After a failed client handshake, the name the ClientHello asked for (the one refused, for a 400).
+      ClientTlsClientHelloServerName: c !== undefined ? c.servername : r.clientTlsStatus !== 'OK' ? (r.tlsFailure?.servername ?? '') : '',
       ClientTlsStatus: r.clientTlsStatus,
       OriginTlsProtocol: o ? o.protocol : originLeg ? 'unknown' : 'none',
       OriginTlsCipher: o ? spectrumCipherName(o.cipher) : 'UNK',

@@ -105,6 +105,11 @@ export interface TlsFailure {
   readonly detail: string;
   /** The peer certificate seen, when the failure is about it. */
   readonly peerCert?: CertInfo;
+  /**
+   * Server side only: the SNI the client's ClientHello asked for, once one was read (absent when the hello never
+   * came, was not TLS, or named no server). Lets a `tlsError` event say which name was refused.
+   */
+  readonly servername?: string;
 }
 
 export type TlsOutcome = { readonly ok: true; readonly info: TlsInfo } | { readonly ok: false; readonly failure: TlsFailure };

@@ -128,5 +128,6 @@ test('flexible: an SNI no certificate covers is refused with 400 INVALID_SNI bef
   assert.equal(out.events.at(-1)?.['Status'], 400);
   assert.equal(out.events.at(-1)?.['ErrorCode'], 'E_TLS_CLIENT_SNI');
   assert.equal(out.tls['ClientTlsStatus'], 'INVALID_SNI');
+  assert.equal(out.tls['ClientTlsClientHelloServerName'], 'elsewhere.parity.test', 'the event names the refused SNI');
   assert.deepEqual(out.trace, ['accept', 'tls_client_failed', 'close']);
 });

@@ -229,6 +229,8 @@ class Handshake implements TlsSession {
   /** Extra teardown after a failure (the server's pre-TLS phase). */
   onFail: (() => void) | undefined;
   secure: tls.TLSSocket | undefined;
+  /** Server side: the SNI of the ClientHello, once read (reported with a failure). */
+  servername: string | undefined;
   readonly #raw: net.Socket;
   #outcome: TlsOutcome | undefined;
   #callbacks: Array<(o: TlsOutcome) => void> = [];
@@ -257,7 +259,8 @@ class Handshake implements TlsSession {
 
   fail(reason: TlsFailureReason, detail: string, peerCert?: CertInfo, status: TlsStatus = tlsStatusOf(reason)): void {
     if (this.#outcome !== undefined) return;
-    const failure: TlsFailure = peerCert === undefined ? { status, reason, detail } : { status, reason, detail, peerCert };
+    let failure: TlsFailure = peerCert === undefined ? { status, reason, detail } : { status, reason, detail, peerCert };
+    if (this.servername !== undefined) failure = { ...failure, servername: this.servername };
     this.#settle({ ok: false, failure });
     this.secure?.destroy();
     this.#raw.destroy();
@@ -538,6 +541,7 @@ function serverHandshake(rawConn: Conn, params: TlsServerParams, initial?: reado
   raw.on('close', onClose);
 
   const start = (servername: string | undefined): void => {
+    hs.servername = servername;
     const id = params.identity(servername);
     if (id === undefined) {
       raw.write(ALERT_UNRECOGNIZED_NAME);

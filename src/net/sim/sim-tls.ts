@@ -186,8 +186,12 @@ abstract class SimTlsEnd implements TlsSession, Conn {
     this.failWith({ status: status ?? tlsStatusOf(reason), reason, detail });
   }
 
+  /** Server side: the SNI of the ClientHello, once read (reported with a failure, as the real TLS layer does). */
+  protected servername: string | undefined;
+
   protected failWith(failure: TlsFailure, close: 'destroy' | 'reset' = 'destroy'): void {
     if (this.#phase !== 'handshake') return;
+    if (this.servername !== undefined && failure.servername === undefined) failure = { ...failure, servername: this.servername };
     this.#phase = 'failed';
     this.#queued = [];
     this.#leftover = null;
@@ -313,6 +317,7 @@ class SimTlsServer extends SimTlsEnd {
     switch (m.t) {
       case 'hello': {
         if (this.#decided !== undefined) return this.fail('not_tls', 'a second ClientHello');
+        this.servername = m.hello.servername;
         const d = serverDecide(m.hello, this.#params);
         if (!d.ok) return this.refuse(d.failure);
         this.#decided = { version: d.version, cipher: d.cipher, servername: m.hello.servername ?? '' };

@@ -194,6 +194,7 @@ void describe('edge TLS on real sockets', () => {
       assert.equal(ev.Event, 'tlsError');
       assert.equal(ev.Status, 400);
       assert.equal(ev.ClientTlsStatus, 'INVALID_SNI');
+      assert.equal(ev.ClientTlsClientHelloServerName, 'other.example.test', 'the event names the refused SNI');
       assert.equal(ev.ErrorCode, 'E_TLS_CLIENT_SNI');
       assert.equal(origin.received.length, 0, 'no origin connection for a refused handshake');
     });

@@ -84,7 +84,7 @@ async function pair(sp: TlsServerParams, cp: TlsClientParams): Promise<Pair> {
   return { server, client, serverOutcome, clientOutcome, close: () => listener.close() };
 }
 
-function failureOf(o: TlsOutcome): { status: string; reason: string; peerCert?: CertInfo } {
+function failureOf(o: TlsOutcome): { status: string; reason: string; peerCert?: CertInfo; servername?: string } {
   assert.equal(o.ok, false, 'the handshake was expected to fail');
   return o.ok ? { status: '', reason: '' } : o.failure;
 }
@@ -204,7 +204,7 @@ describe('node TLS handshakes', () => {
 
   test('a TLS 1.1 client against a 1.2+ server fails with no_shared_version on both sides, and both Conns close', async () => {
     const p = await pair(serverParams({ minVersion: 'TLSv1.2' }), clientParams({ minVersion: 'TLSv1.1', maxVersion: 'TLSv1.1' }));
-    assert.deepEqual({ ...failureOf(p.serverOutcome), detail: '' }, { status: 'HANDSHAKE_FAILED', reason: 'no_shared_version', detail: '' });
+    assert.deepEqual({ ...failureOf(p.serverOutcome), detail: '' }, { status: 'HANDSHAKE_FAILED', reason: 'no_shared_version', detail: '', servername: 'a.test' });
     assert.equal(failureOf(p.clientOutcome).reason, 'no_shared_version');
     await Promise.all([closedOf(p.server.conn), closedOf(p.client.conn)]);
     await p.close();
@@ -244,6 +244,7 @@ describe('node TLS server: certificate selection by SNI', () => {
     const f = failureOf(p.serverOutcome);
     assert.equal(f.reason, 'unknown_sni');
     assert.equal(f.status, 'INVALID_SNI');
+    assert.equal(f.servername, 'nobody.test', 'the failure names the SNI the ClientHello asked for');
     assert.equal(failureOf(p.clientOutcome).reason, 'peer_alert');
     await Promise.all([closedOf(p.server.conn), closedOf(p.client.conn)]);
     await p.close();
@@ -253,6 +254,7 @@ describe('node TLS server: certificate selection by SNI', () => {
     const base = serverParams();
     const p = await pair({ ...base, identity: (sni) => (sni === undefined ? undefined : base.identity(sni)) }, clientParams({ servername: undefined }));
     assert.equal(failureOf(p.serverOutcome).reason, 'unknown_sni');
+    assert.equal(failureOf(p.serverOutcome).servername, undefined, 'no SNI, none reported');
     assert.equal(p.clientOutcome.ok, false);
     await p.close();
   });

@@ -80,7 +80,7 @@ function ok(o: TlsOutcome | undefined): Extract<TlsOutcome, { ok: true }>['info'
   return o.info;
 }
 
-function failed(o: TlsOutcome | undefined): { status: string; reason: string; peerCert?: CertInfo } {
+function failed(o: TlsOutcome | undefined): { status: string; reason: string; peerCert?: CertInfo; servername?: string } {
   assert.ok(o !== undefined, 'no outcome');
   if (o.ok) assert.fail('the handshake was expected to fail');
   return o.failure;
@@ -188,6 +188,7 @@ describe('simulated TLS: certificates', () => {
   test('an unknown SNI fails the server with unknown_sni / INVALID_SNI', async () => {
     const r = await handshake(serverParams(), clientParams({ servername: 'nobody.test' }));
     assert.deepEqual([failed(r.serverOutcome).reason, failed(r.serverOutcome).status], ['unknown_sni', 'INVALID_SNI']);
+    assert.equal(failed(r.serverOutcome).servername, 'nobody.test', 'the failure names the SNI the ClientHello asked for');
     assert.equal(failed(r.clientOutcome).reason, 'peer_alert');
     await finish(r);
   });
