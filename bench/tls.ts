@@ -337,7 +337,8 @@ function refractConf(dir: string, f: Files): string {
 
 /**
  * The floor for a Node proxy: plain node:tls termination piped to the origin, nothing else (no machine, no events,
- * no SNI look-ahead), with the same files, versions and cipher lists. argv: ecdsaPort rsaPort fullPort, then the
+ * no SNI look-ahead), with the same files, versions and cipher lists, and TCP_NODELAY on both legs as nginx
+ * stream (`tcp_nodelay on` by default) and Refract set it. argv: ecdsaPort rsaPort fullPort, then the
  * JSON of `{ certs, originPlain, originTls, edge12, edge13, origin12, origin13 }`.
  */
 const NODE_TLS_PROXY = `
@@ -345,12 +346,12 @@ import tls from 'node:tls'; import net from 'node:net'; import fs from 'node:fs'
 const [ecdsaPort, rsaPort, fullPort] = process.argv.slice(1, 4).map(Number);
 const o = JSON.parse(process.argv[4]);
 const serverOpts = (k) => ({ cert: fs.readFileSync(o.certs[k].cert), key: fs.readFileSync(o.certs[k].key), minVersion: 'TLSv1.1',
-  ciphers: o.edge13 + ':' + o.edge12, honorCipherOrder: true, allowHalfOpen: true });
+  ciphers: o.edge13 + ':' + o.edge12, honorCipherOrder: true, allowHalfOpen: true, noDelay: true });
 const pipe = (a, b) => { a.pipe(b).pipe(a); a.on('error', () => b.destroy()); b.on('error', () => a.destroy()); };
 for (const [port, k] of [[ecdsaPort, 'ecdsa'], [rsaPort, 'rsa']]) {
-  tls.createServer(serverOpts(k), (s) => pipe(s, net.connect({ port: o.originPlain, host: '127.0.0.1', allowHalfOpen: true }))).listen(port, '127.0.0.1');
+  tls.createServer(serverOpts(k), (s) => pipe(s, net.connect({ port: o.originPlain, host: '127.0.0.1', allowHalfOpen: true, noDelay: true }))).listen(port, '127.0.0.1');
 }
-tls.createServer(serverOpts('ecdsa'), (s) => pipe(s, tls.connect({ port: o.originTls, host: '127.0.0.1', rejectUnauthorized: false,
+tls.createServer(serverOpts('ecdsa'), (s) => pipe(s, tls.connect({ port: o.originTls, host: '127.0.0.1', rejectUnauthorized: false, noDelay: true,
   minVersion: 'TLSv1.1', ciphers: o.origin13 + ':' + o.origin12 }))).listen(fullPort, '127.0.0.1');
 process.on('SIGTERM', () => process.exit(0));
 `;

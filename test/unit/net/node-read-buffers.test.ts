@@ -490,3 +490,24 @@ test('concurrent keeping and echoing connections do not corrupt each other throu
     await echo.listener.close();
   }
 });
+
+test("an accepted Conn's local address is the one the client connected to, for a one-address and a wildcard listener", async () => {
+  const network = createNodeNetwork();
+  // The one-address listener knows its connections' local side without a getsockname(); the wildcard one asks.
+  for (const [host, target] of [['127.0.0.1', '127.0.0.1'], ['0.0.0.0', '127.0.0.2']] as const) {
+    let accepted!: (c: Conn) => void;
+    const got = new Promise<Conn>((r) => (accepted = r));
+    const listener = await network.listenTcp({ host, port: 0 }, (c) => accepted(c));
+    const client = net.connect({ host: target, port: listener.address.port });
+    client.on('error', () => {});
+    try {
+      const conn = await within(got, `an accepted connection on ${host}`);
+      assert.deepEqual(conn.local, { address: target, port: listener.address.port, family: 'IPv4' });
+      assert.equal(conn.remote.port, (await within(once(client, 'connect').then(() => client.localPort), 'the client connect')));
+      conn.destroy();
+    } finally {
+      client.destroy();
+      await listener.close();
+    }
+  }
+});
