@@ -40,7 +40,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import {
-  assertPortsFree, canPin, childPids, cpuCoreTicks, cpuSeconds, killAllSync, pinPid, spawnChild, StartError, stopChild, waitForPorts, type Child,
+  assertPortsFree, canPin, childPids, cpuCoreTicks, cpuSeconds, killAllSync, minorFaults, pinPid, spawnChild, StartError, stopChild, waitForPorts, type Child,
 } from './proc.ts';
 import { NGINX_STREAM_MODULE, REPO_ROOT } from './proxies.ts';
 import { fmt, fmtRatio, markdownTable, median, medianRatio } from './stats.ts';
@@ -542,7 +542,9 @@ async function measureThroughput(p: Running, origins: Origins): Promise<{ metric
   await bulk(PORTS[p.name].full, c.warmBytes, c.conns, c.maxMs);
   origins.takeOriginCiphers();
   const a = sample(p.measuredPid);
+  const faultsBefore = minorFaults(p.measuredPid);
   const r = await bulk(PORTS[p.name].full, c.totalBytes, c.conns, c.maxMs);
+  const faults = minorFaults(p.measuredPid) - faultsBefore;
   const b = sample(p.measuredPid);
   const w = windowOf(a, b);
   const originCiphers = [...new Set(origins.takeOriginCiphers())];
@@ -550,6 +552,8 @@ async function measureThroughput(p: Running, origins: Origins): Promise<{ metric
     metrics: {
       MBps: r.ackedBytes / 1e6 / (r.elapsedMs / 1000),
       cpuMsPerGB: r.ackedBytes > 0 ? ((w.proxyCpuSec ?? 0) * 1000) / (r.ackedBytes / 1e9) : Number.NaN,
+      // Thousands of minor page faults per GB: a read path landing on freshly mapped memory (see bench/run.ts).
+      kFaultsPerGB: r.ackedBytes > 0 ? faults / 1000 / (r.ackedBytes / 1e9) : Number.NaN,
       ackedBytes: r.ackedBytes,
       errors: r.errors,
       ...w,
@@ -625,7 +629,7 @@ async function main(): Promise<void> {
               const c = 'throughput full';
               rows.push({ round, proxy: name, case: c, metrics: t.metrics });
               record({ type: 'measure', round, proxy: name, case: c, clientCipher: t.clientCipher, originCipher: t.originCipher, busyBeforePct: quiet, metrics: t.metrics });
-              say(`  ${c}: ${fmt(t.metrics.MBps ?? Number.NaN)} MB/s, ${fmt(t.metrics.cpuMsPerGB ?? Number.NaN)} CPU ms/GB (client ${t.clientCipher}, origin ${t.originCipher})`);
+              say(`  ${c}: ${fmt(t.metrics.MBps ?? Number.NaN)} MB/s, ${fmt(t.metrics.cpuMsPerGB ?? Number.NaN)} CPU ms/GB, ${fmt(t.metrics.kFaultsPerGB ?? Number.NaN, 1)} k faults/GB (client ${t.clientCipher}, origin ${t.originCipher})`);
               noteNegotiated(notes, c, name, `${t.clientCipher} / ${t.originCipher}`);
             }
           } finally {

@@ -4,8 +4,9 @@
  */
 import { parseArgs } from 'node:util';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { readFileSync, realpathSync, watch, watchFile, unwatchFile, createWriteStream, type WriteStream } from 'node:fs';
-import { basename, dirname, isAbsolute, resolve as resolvePath } from 'node:path';
+import { readFileSync, watchFile, unwatchFile, createWriteStream, type WriteStream } from 'node:fs';
+import { watchFileChanges, type FileWatch } from './net/node/file-watch.ts';
+import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { createNodeCertSource } from './net/node/cert-store.ts';
 import type { CertSource } from './net/ports.ts';
 import { connect as netConnect } from 'node:net';
@@ -25,8 +26,9 @@ import type { Logger } from 'pino';
 const USAGE = `refract — L4 edge proxy (Spectrum-style apps) with a deterministic network simulator
 
 Usage:
-  refract serve --config FILE [--events FILE|stdout] [--trace FILE] [--log-level LEVEL]
-      Proxy the apps in FILE (YAML or JSON). Reloads on SIGHUP and when FILE changes; SIGTERM/SIGINT drain and exit.
+  refract serve --config FILE [--events FILE|stdout] [--trace FILE] [--log-level LEVEL] [--no-watch]
+      Proxy the apps in FILE (YAML or JSON). Reloads on SIGHUP and when FILE changes (edited, renamed over, or
+      swapped through a symlink as Kubernetes does; --no-watch: on SIGHUP only); SIGTERM/SIGINT drain and exit.
   refract connect HOST:PORT [--tls [--ca FILE] [--servername NAME] [--insecure]]
       A tiny netcat: stdin goes to HOST:PORT, what comes back goes to stdout (for trying the example without nc).
       --tls speaks TLS, verifying the server against --ca (e.g. the output of \`refract ca export\`) for NAME.
@@ -105,7 +107,7 @@ function relativeCertSource(base: string, inner: CertSource): CertSource {
   };
 }
 
-async function serveCommand(file: string | undefined, opts: { events?: string; logLevel?: string; trace?: string }): Promise<number> {
+async function serveCommand(file: string | undefined, opts: { events?: string; logLevel?: string; trace?: string; watch?: boolean }): Promise<number> {
   if (!file) {
     process.stderr.write(`refract serve: --config FILE is required\n\n${USAGE}\n`);
     return 2;
@@ -160,16 +162,14 @@ async function serveCommand(file: string | undefined, opts: { events?: string; l
   // Reload: SIGHUP or a change of the file, debounced; an invalid file is rejected whole.
   const triggers = new Subject<string>();
   process.on('SIGHUP', () => triggers.next('SIGHUP'));
-  let watcher: ReturnType<typeof watch> | undefined;
-  try {
-    // Watch the file's directory, not its inode: saving by renaming a new file over the old one (editors, `mv`)
-    // replaces the inode, and a watch on the old one never fires again. realpath: a symlinked file is followed.
-    const real = realpathSync(file);
-    watcher = watch(dirname(real), (_event, name) => {
-      if (name === null || name === basename(real)) triggers.next('file change');
-    });
-  } catch (e) {
-    log.warn({ err: e }, 'cannot watch the config file; reload with SIGHUP');
+  let watcher: FileWatch | undefined;
+  if (opts.watch !== false) {
+    try {
+      // Edits in place, renames over the file and Kubernetes' ConfigMap symlink swaps (src/net/node/file-watch.ts).
+      watcher = watchFileChanges(file, () => triggers.next('file change'), { debounceMs: 50, persistent: true });
+    } catch (e) {
+      log.warn({ err: e }, 'cannot watch the config file; reload with SIGHUP');
+    }
   }
   const snapshots: Observable<RefractConfig> = triggers.pipe(
     debounceTime(150),
@@ -314,12 +314,19 @@ export async function main(argv: string[]): Promise<number> {
     parseArgs({
       args: rest,
       allowPositionals: true,
-      options: { config: { type: 'string', short: 'c' }, events: { type: 'string' }, trace: { type: 'string' }, 'log-level': { type: 'string' } },
+      options: {
+        config: { type: 'string', short: 'c' },
+        events: { type: 'string' },
+        trace: { type: 'string' },
+        'log-level': { type: 'string' },
+        'no-watch': { type: 'boolean' },
+      },
     });
   switch (cmd) {
     case 'serve': {
       const { values, positionals } = args();
-      const o: { events?: string; logLevel?: string; trace?: string } = {};
+      const o: { events?: string; logLevel?: string; trace?: string; watch?: boolean } = {};
+      if (values['no-watch'] === true) o.watch = false;
       if (values.events !== undefined) o.events = values.events;
       if (values.trace !== undefined) o.trace = values.trace;
       if (values['log-level'] !== undefined) o.logLevel = values['log-level'];

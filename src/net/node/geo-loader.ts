@@ -5,15 +5,15 @@
  * ip-location-db `-mmdb` packages), anything else as CSV (`src/core/geo.ts`: `start,end,country` or
  * `start,end,asn,org`). Sources of one kind are asked in the order given; the first that knows an address answers.
  *
- * Reload: each file's directory is watched (not the file: saving by renaming a new file over the old one replaces
- * the inode, and a watch on the old inode never fires again), changes are debounced, and the file is read and
+ * Reload: each file is watched through `watchFileChanges` (its directory, not its inode, so renames over it are
+ * seen; and its symlink chain, so Kubernetes' ConfigMap swaps are seen every time), changes are debounced, and the file is read and
  * parsed again in full. A file that fails to load keeps its previous data and reports `geo.rejected`; lookups never
  * see a half-loaded file, because a source is swapped only once its replacement is complete. `reload()` does the
  * same for every file at once (for SIGHUP).
  */
-import { watch, type FSWatcher } from 'node:fs';
-import { readFile, realpath } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { watchFileChanges, type FileWatch } from './file-watch.ts';
 import { open as openMmdb, type Reader, type Response } from 'maxmind';
 import { isV4Mapped, parseIp } from '../../core/access-rules.ts';
 import {
@@ -75,7 +75,6 @@ interface Slot {
   /** Reloads of one file run one at a time; a change during a reload queues exactly one more. */
   running: Promise<void> | undefined;
   again: boolean;
-  timer: ReturnType<typeof setTimeout> | undefined;
 }
 
 const READ_ERRORS = new Set(['ENOENT', 'EACCES', 'EPERM', 'EISDIR', 'ENOTDIR', 'ELOOP', 'EMFILE', 'ENFILE', 'EIO']);
@@ -231,7 +230,6 @@ export async function loadGeo(files: GeoFiles, opts: GeoLoaderOptions = {}): Pro
     source: loaded[i]?.source ?? { find: () => undefined },
     running: undefined,
     again: false,
-    timer: undefined,
   }));
   for (const l of loaded) emit(l.event);
 
@@ -270,39 +268,26 @@ export async function loadGeo(files: GeoFiles, opts: GeoLoaderOptions = {}): Pro
     return slot.running;
   };
 
-  const watchers: FSWatcher[] = [];
+  const watchers: FileWatch[] = [];
   const closeWatchers = (): void => {
     for (const w of watchers) w.close();
   };
   if (opts.watch ?? true) {
-    const byDir = new Map<string, Map<string, Slot[]>>();
+    // One watch per file: edits in place, renames over it and Kubernetes' symlink swaps (file-watch.ts).
     for (const slot of slots) {
-      let real: string;
       try {
-        real = await realpath(slot.file); // follow a symlinked file to the directory that really changes
-      } catch (cause) {
-        throw readError(slot.file, cause);
-      }
-      const names = byDir.get(dirname(real)) ?? new Map<string, Slot[]>();
-      names.set(basename(real), [...(names.get(basename(real)) ?? []), slot]);
-      byDir.set(dirname(real), names);
-    }
-    for (const [dir, names] of byDir) {
-      const onChange = (name: string | null): void => {
-        const hit = name === null ? [...names.values()].flat() : (names.get(name) ?? []);
-        for (const slot of hit) {
-          if (slot.timer !== undefined) clearTimeout(slot.timer);
-          slot.timer = setTimeout(() => {
-            slot.timer = undefined;
-            if (!closed) void reloadSlot(slot);
-          }, debounceMs);
-        }
-      };
-      try {
-        watchers.push(watch(dir, { persistent: false }, (_event, name) => onChange(name)));
+        watchers.push(
+          watchFileChanges(
+            slot.file,
+            () => {
+              if (!closed) void reloadSlot(slot);
+            },
+            { debounceMs },
+          ),
+        );
       } catch (cause) {
         closeWatchers();
-        throw readError(dir, cause);
+        throw readError(slot.file, cause);
       }
     }
   }
@@ -317,7 +302,6 @@ export async function loadGeo(files: GeoFiles, opts: GeoLoaderOptions = {}): Pro
       if (closed) return;
       closed = true;
       closeWatchers();
-      for (const s of slots) if (s.timer !== undefined) clearTimeout(s.timer);
     },
   };
 }

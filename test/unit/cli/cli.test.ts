@@ -89,8 +89,8 @@ class Serve {
   exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  constructor(configPath: string) {
-    this.child = spawn(process.execPath, [BIN, 'serve', '--config', configPath], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  constructor(configPath: string, extra: readonly string[] = []) {
+    this.child = spawn(process.execPath, [BIN, 'serve', '--config', configPath, ...extra], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     this.exited = new Promise((resolve) => {
       this.child.on('exit', (code, signal) => {
         this.exit = { code, signal };
@@ -284,8 +284,8 @@ function serveYaml(c: ServeConfig): string {
 }
 
 /** Starts `refract serve` on `file` and waits until every app port accepts. */
-async function startServe(file: string, ports: readonly number[]): Promise<Serve> {
-  const serve = new Serve(file);
+async function startServe(file: string, ports: readonly number[], extra: readonly string[] = []): Promise<Serve> {
+  const serve = new Serve(file, extra);
   try {
     for (const p of ports) await waitAccepting(serve, p, START_MS);
   } catch (e) {
@@ -430,11 +430,11 @@ void describe('refract serve', () => {
   });
 
   /**
-   * One reload story, driven either by writing the file in place (the watcher) or by SIGHUP. For SIGHUP the file
-   * is reached through a directory symlink that is swapped atomically (as Kubernetes ConfigMaps do), so the
-   * watched file itself never changes and only the signal can cause the reload.
+   * One reload story, driven by writing the file in place (the watcher), by a Kubernetes-style swap (the file is
+   * reached through a directory symlink that is replaced atomically; the watcher follows it), or by SIGHUP (the
+   * same swap, with `--no-watch`, so only the signal can cause the reload).
    */
-  async function reloadStory(trigger: 'file' | 'SIGHUP', p: { a: number; b: number; c: number; origin: number }): Promise<void> {
+  async function reloadStory(trigger: 'file' | 'swap' | 'SIGHUP', p: { a: number; b: number; c: number; origin: number }): Promise<void> {
     const dir = tempDir();
     let serve: Serve | undefined;
     const clients: Client[] = [];
@@ -461,7 +461,7 @@ void describe('refract serve', () => {
       };
       const drainMs = 600_000; // removed apps' connections must end by themselves here, never at the deadline
       write(serveYaml({ originPort: p.origin, apps: [{ id: 'a', port: p.a }, { id: 'b', port: p.b }], drainMs }));
-      serve = await startServe(file, [p.a, p.b]);
+      serve = await startServe(file, [p.a, p.b], trigger === 'SIGHUP' ? ['--no-watch'] : []);
 
       const ca = await Client.open(p.a);
       const cb = await Client.open(p.b);
@@ -474,7 +474,7 @@ void describe('refract serve', () => {
       reload(serveYaml({ originPort: p.origin, apps: [{ id: 'a', port: p.a }, { id: 'c', port: p.c }], drainMs }));
       const applied = await serve.log('config.applied', mark);
       assert.deepEqual({ added: applied['added'], removed: applied['removed'], unchanged: applied['unchanged'] }, { added: ['c'], removed: ['b'], unchanged: ['a'] });
-      if (trigger === 'SIGHUP') assert.equal((await serve.log('config.reload', mark))['trigger'], 'SIGHUP');
+      assert.equal((await serve.log('config.reload', mark))['trigger'], trigger === 'SIGHUP' ? 'SIGHUP' : 'file change');
 
       await waitAccepting(serve, p.c);
       const cc = await Client.open(p.c);
@@ -531,6 +531,10 @@ void describe('refract serve', () => {
 
   void it('reloads on SIGHUP: adds and removes apps, keeps and drains connections, rejects an invalid file', { timeout: TEST_MS }, () =>
     reloadStory('SIGHUP', { a: 7704, b: 7705, c: 7706, origin: 7742 }),
+  );
+
+  void it('reloads when a directory symlink over the file is swapped (Kubernetes ConfigMap style), every time', { timeout: TEST_MS }, () =>
+    reloadStory('swap', { a: 7707, b: 7708, c: 7709, origin: 7743 }),
   );
 
   void it('keeps following the file after an editor saves it by renaming a new file over it', { timeout: TEST_MS }, async () => {

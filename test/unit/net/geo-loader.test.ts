@@ -5,7 +5,7 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, renameSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadGeo, mmdbAsn, mmdbCountry, type GeoLoadEvent, type LoadedGeo } from '../../../src/net/node/geo-loader.ts';
@@ -173,6 +173,31 @@ void describe('loading geolocation files', () => {
       write(file, '1.0.0.0,1.0.0.255,FJ\n');
       await again;
       assert.equal(geo.country('1.0.0.1'), 'FJ');
+    } finally {
+      geo.close();
+    }
+  });
+
+  void it('reloads a file mounted Kubernetes-style (file → ..data/file, ..data swapped), on every swap', async () => {
+    const rec = recorder();
+    const mount = fresh('mount');
+    mkdirSync(join(mount, '..v0'), { recursive: true });
+    write(join(mount, '..v0', 'country.csv'), '1.0.0.0,1.0.0.255,AU\n');
+    symlinkSync('..v0', join(mount, '..data'));
+    symlinkSync('..data/country.csv', join(mount, 'country.csv'));
+    const geo = await loadGeo({ country: [join(mount, 'country.csv')] }, { debounceMs: 20, onEvent: rec.onEvent });
+    try {
+      assert.equal(geo.country('1.0.0.1'), 'AU');
+      for (const [v, cc] of [[1, 'NZ'], [2, 'FJ']] as const) {
+        const loaded = rec.next((e) => e.event === 'geo.loaded');
+        mkdirSync(join(mount, `..v${v}`));
+        write(join(mount, `..v${v}`, 'country.csv'), `1.0.0.0,1.0.0.255,${cc}\n`);
+        symlinkSync(`..v${v}`, join(mount, '..data_tmp'));
+        renameSync(join(mount, '..data_tmp'), join(mount, '..data'));
+        rmSync(join(mount, `..v${v - 1}`), { recursive: true });
+        await loaded;
+        assert.equal(geo.country('1.0.0.1'), cc, `swap ${v}`);
+      }
     } finally {
       geo.close();
     }

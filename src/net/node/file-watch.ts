@@ -1,0 +1,145 @@
+/**
+ * Watching one file for changes the way operators replace files, for the config file and the geo databases.
+ *
+ * Three ways a file gets replaced, and what sees each:
+ * - **written in place** (`>` or an editor that rewrites): an inotify event on the file's directory;
+ * - **renamed over** (`mv new old`, most editors' safe save): an event on the directory, never on the old inode,
+ *   which is why the directory is watched and not the file;
+ * - **a symlink swap** (Kubernetes ConfigMap and Secret volumes: `file → ..data/file`, `..data → ..<timestamp>/`;
+ *   an update makes a new timestamped directory, renames a new `..data` link over the old one and deletes the old
+ *   directory). The real file's directory is deleted, so a watch on it fires once and then never again.
+ *
+ * So the real file's directory is watched, and so is every symlink met on the way to it (in its own directory: that
+ * is where a swap renames it), and after every event the chain is resolved again and the watches moved.
+ * A slow `stat` poll of the path as given backs all of this up (it follows symlinks, so any replacement shows as a
+ * new inode, size or mtime) for file systems without inotify. Events are debounced into one `onChange` call.
+ */
+import { watch, watchFile, unwatchFile, lstatSync, readlinkSync, type FSWatcher, type Stats } from 'node:fs';
+import { basename, dirname, isAbsolute, parse, resolve, sep } from 'node:path';
+
+export interface FileWatchOptions {
+  /** Quiet time after the last event before `onChange` runs (default 150 ms). */
+  readonly debounceMs?: number;
+  /** Interval of the backup stat poll (default 2,000 ms; 0: no poll). */
+  readonly pollMs?: number;
+  /** Keep the process alive while watching (default false). */
+  readonly persistent?: boolean;
+}
+
+export interface FileWatch {
+  /** The directories watched right now (for tests and logs). */
+  readonly watching: () => readonly string[];
+  close(): void;
+}
+
+/**
+ * Calls `onChange` (debounced) whenever `file` may have changed: written, renamed over, or swapped through a
+ * symlink. It does not read the file; the caller re-reads it and decides whether anything changed.
+ * @throws the error of `fs.watch` when not even the given path's directory can be watched.
+ */
+export function watchFileChanges(file: string, onChange: () => void, opts: FileWatchOptions = {}): FileWatch {
+  const debounceMs = opts.debounceMs ?? 150;
+  const pollMs = opts.pollMs ?? 2_000;
+  const persistent = opts.persistent ?? false;
+  const given = resolve(file);
+  const watchers = new Map<string, FSWatcher>();
+  /** Per watched directory, the entry names that matter there. */
+  let names = new Map<string, Set<string>>();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let closed = false;
+
+  const fire = (): void => {
+    if (closed) return;
+    if (timer !== undefined) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = undefined;
+      if (closed) return;
+      arm(); // the real path may have moved (a symlink swap): follow it before the caller re-reads
+      onChange();
+    }, debounceMs);
+  };
+
+  /**
+   * The (directory, names) to watch: every symlink met while resolving the path (at any component, as realpath
+   * walks it: a linked file such as Kubernetes' `file → ..data/file`, a linked directory such as `..data → ..v2`
+   * or `/etc/refract → /opt/refract-v2`), each in its real directory, and the real file itself.
+   */
+  const targets = (): Map<string, Set<string>> => {
+    const out = new Map<string, Set<string>>();
+    const add = (d: string, name: string): void => {
+      const set = out.get(d) ?? new Set<string>();
+      set.add(name);
+      out.set(d, set);
+    };
+    let cur = parse(given).root;
+    let pending = given.slice(cur.length).split(sep).filter((c) => c !== '' && c !== '.');
+    let hops = 0;
+    while (pending.length > 0) {
+      const c = pending.shift()!;
+      const next = resolve(cur, c);
+      if (c !== '..' && hops < 40) {
+        try {
+          if (lstatSync(next).isSymbolicLink()) {
+            hops++;
+            add(cur, c);
+            const target = readlinkSync(next);
+            if (isAbsolute(target)) cur = parse(target).root;
+            pending = [...target.slice(isAbsolute(target) ? parse(target).root.length : 0).split(sep).filter((x) => x !== '' && x !== '.'), ...pending];
+            continue;
+          }
+        } catch {
+          // missing right now (mid-swap, or deleted): watch what exists; the watches re-arm when it comes back
+        }
+      }
+      cur = next;
+    }
+    add(dirname(cur), basename(cur));
+    return out;
+  };
+
+  const arm = (): void => {
+    const want = targets();
+    names = want;
+    for (const [dir, w] of watchers) {
+      if (!want.has(dir)) {
+        w.close();
+        watchers.delete(dir);
+      }
+    }
+    for (const dir of want.keys()) {
+      if (watchers.has(dir)) continue;
+      try {
+        const w = watch(dir, { persistent }, (_event, name) => {
+          if (name === null || names.get(dir)?.has(name) === true) fire();
+        });
+        w.on('error', () => {
+          // the directory went away (the old timestamped directory of a swap): re-arm from the current chain
+          w.close();
+          watchers.delete(dir);
+          fire();
+        });
+        watchers.set(dir, w);
+      } catch (e) {
+        if (dir === dirname(given) && watchers.size === 0) throw e;
+      }
+    }
+  };
+
+  arm();
+  const onPoll = (cur: Stats, prev: Stats): void => {
+    if (cur.ino !== prev.ino || cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size || cur.nlink !== prev.nlink) fire();
+  };
+  if (pollMs > 0) watchFile(given, { interval: pollMs, persistent }, onPoll);
+
+  return {
+    watching: () => [...watchers.keys()],
+    close: () => {
+      if (closed) return;
+      closed = true;
+      if (timer !== undefined) clearTimeout(timer);
+      for (const w of watchers.values()) w.close();
+      watchers.clear();
+      if (pollMs > 0) unwatchFile(given, onPoll);
+    },
+  };
+}

@@ -1,0 +1,153 @@
+/**
+ * watchFileChanges: the three ways operators replace a file (in place, renamed over, Kubernetes' symlink swap),
+ * each seen more than once, and nothing for unrelated files in the same directory.
+ */
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, writeFileSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { watchFileChanges, type FileWatch } from '../../../src/net/node/file-watch.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'refract-file-watch-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Counts onChange calls; `next()` waits (bounded) for the count to pass what it was when called. */
+function counter(): { readonly onChange: () => void; next(what: string): Promise<void>; readonly count: number } {
+  let n = 0;
+  let waiters: Array<() => void> = [];
+  return {
+    onChange: () => {
+      n++;
+      const w = waiters;
+      waiters = [];
+      for (const f of w) f();
+    },
+    get count() {
+      return n;
+    },
+    next(what: string) {
+      const at = n;
+      return new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`no change seen within 3 s: ${what}`)), 3_000);
+        const check = (): void => {
+          if (n > at) {
+            clearTimeout(t);
+            resolve();
+          } else waiters.push(check);
+        };
+        waiters.push(check);
+      });
+    },
+  };
+}
+
+const OPTS = { debounceMs: 20, pollMs: 0 } as const;
+
+describe('watchFileChanges', () => {
+  it('sees a file written in place, and again', async () => {
+    const dir = mkdtempSync(join(root, 'inplace-'));
+    const file = join(dir, 'refract.yaml');
+    writeFileSync(file, 'a: 1\n');
+    const c = counter();
+    const w = watchFileChanges(file, c.onChange, OPTS);
+    try {
+      const first = c.next('first write');
+      writeFileSync(file, 'a: 2\n');
+      await first;
+      const second = c.next('second write');
+      writeFileSync(file, 'a: 3\n');
+      await second;
+    } finally {
+      w.close();
+    }
+  });
+
+  it('sees a file renamed over twice (a new inode each time)', async () => {
+    const dir = mkdtempSync(join(root, 'rename-'));
+    const file = join(dir, 'refract.yaml');
+    writeFileSync(file, 'a: 1\n');
+    const c = counter();
+    const w = watchFileChanges(file, c.onChange, OPTS);
+    try {
+      for (const v of [2, 3]) {
+        const seen = c.next(`rename ${v}`);
+        writeFileSync(join(dir, `.tmp${v}`), `a: ${v}\n`);
+        renameSync(join(dir, `.tmp${v}`), file);
+        await seen;
+      }
+    } finally {
+      w.close();
+    }
+  });
+
+  it("follows Kubernetes' ..data symlink swaps, the second and third too, and ignores unrelated files", async () => {
+    // file → ..data/refract.yaml, ..data → ..v1/, as kubelet lays out a ConfigMap volume.
+    const dir = mkdtempSync(join(root, 'k8s-'));
+    mkdirSync(join(dir, '..v1'));
+    writeFileSync(join(dir, '..v1', 'refract.yaml'), 'a: 1\n');
+    symlinkSync('..v1', join(dir, '..data'));
+    symlinkSync('..data/refract.yaml', join(dir, 'refract.yaml'));
+    const c = counter();
+    let w: FileWatch | undefined;
+    try {
+      w = watchFileChanges(join(dir, 'refract.yaml'), c.onChange, OPTS);
+      assert.ok(w.watching().includes(join(dir, '..v1')), 'the real file directory is watched');
+      for (const v of [2, 3, 4]) {
+        const seen = c.next(`swap to ..v${v}`);
+        // kubelet: new timestamped dir, a temporary link renamed over ..data, the old dir removed.
+        mkdirSync(join(dir, `..v${v}`));
+        writeFileSync(join(dir, `..v${v}`, 'refract.yaml'), `a: ${v}\n`);
+        symlinkSync(`..v${v}`, join(dir, '..data_tmp'));
+        renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+        rmSync(join(dir, `..v${v - 1}`), { recursive: true });
+        await seen;
+        await sleep(60); // let the debounce settle before the next swap
+        assert.ok(w.watching().includes(join(dir, `..v${v}`)), `the watch moved to ..v${v}`);
+      }
+      const before = c.count;
+      writeFileSync(join(dir, 'unrelated.log'), 'x\n');
+      await sleep(150);
+      assert.equal(c.count, before, 'a write to another file in the directory is not a change');
+    } finally {
+      w?.close();
+    }
+  });
+
+  it('follows a swapped directory link higher up the path (conf → v1, then v2, then v3), old directories kept', async () => {
+    const dir = mkdtempSync(join(root, 'dirlink-'));
+    mkdirSync(join(dir, 'v1'));
+    writeFileSync(join(dir, 'v1', 'refract.yaml'), 'a: 1\n');
+    symlinkSync('v1', join(dir, 'conf'));
+    const c = counter();
+    const w = watchFileChanges(join(dir, 'conf', 'refract.yaml'), c.onChange, OPTS);
+    try {
+      for (const v of [2, 3]) {
+        const seen = c.next(`swap conf to v${v}`);
+        mkdirSync(join(dir, `v${v}`));
+        writeFileSync(join(dir, `v${v}`, 'refract.yaml'), `a: ${v}\n`);
+        symlinkSync(`v${v}`, join(dir, 'conf.next'));
+        renameSync(join(dir, 'conf.next'), join(dir, 'conf'));
+        await seen;
+        await sleep(60);
+        assert.ok(w.watching().includes(join(dir, `v${v}`)), `the watch moved to v${v}`);
+      }
+    } finally {
+      w.close();
+    }
+  });
+
+  it('calls nothing after close()', async () => {
+    const dir = mkdtempSync(join(root, 'closed-'));
+    const file = join(dir, 'refract.yaml');
+    writeFileSync(file, 'a: 1\n');
+    const c = counter();
+    const w = watchFileChanges(file, c.onChange, OPTS);
+    w.close();
+    writeFileSync(file, 'a: 2\n');
+    await sleep(150);
+    assert.equal(c.count, 0);
+  });
+});
