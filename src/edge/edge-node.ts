@@ -218,7 +218,10 @@ export class EdgeNode {
     const removed = [...prev.keys()].filter((id) => !next.has(id));
     if (config.node.closeBlockedConnections) {
       const closed = this.tcp.refilter();
-      if (closed > 0) this.#log.info({ event: 'access.refiltered', closed }, 'closed open connections that a new block rule matches');
+      const closedFlows = this.udp.refilter();
+      if (closed + closedFlows > 0) {
+        this.#log.info({ event: 'access.refiltered', closed, closedFlows }, 'closed open connections and UDP flows that a new block rule matches');
+      }
     }
     if (removed.length > 0) {
       this.tcp.drain(new Set(removed), config.node.drainTimeoutMs);

@@ -7,8 +7,8 @@
  * the upstream socket is ready or failed, that the flow went idle, and drain/abort.
  *
  * ```
- * opening ──UPSTREAM.READY──► active ──FLOW.IDLE / DRAIN_DEADLINE / ABORT──► closed
- *    └──UPSTREAM.FAILED / RESOLVE_FAILED──────────────────────────────────────┘
+ * opening ──UPSTREAM.READY──► active ──FLOW.IDLE / DRAIN_DEADLINE / FILTERED / ABORT──► closed
+ *    └──UPSTREAM.FAILED / RESOLVE_FAILED──────────────────────────────────────────────┘
  * ```
  */
 import { setup } from 'xstate';
@@ -19,6 +19,8 @@ export type UdpFlowEvent =
   | { type: 'UPSTREAM.FAILED'; code: ErrorCode; detail: string }
   | { type: 'FLOW.IDLE' }
   | { type: 'FLOW.DRAIN_DEADLINE' }
+  /** A new access rule blocks the flow's client (only with `edge.close_blocked_connections`). */
+  | { type: 'FLOW.FILTERED' }
   | { type: 'FLOW.ABORT' };
 
 const todo = (): void => {
@@ -33,6 +35,7 @@ export const udpFlowMachine = setup({
     recordUpstreamFailed: todo,
     recordIdle: todo,
     recordDrainDeadline: todo,
+    recordFiltered: todo,
     recordAbort: todo,
     finish: todo,
   },
@@ -41,6 +44,7 @@ export const udpFlowMachine = setup({
   initial: 'opening',
   on: {
     'FLOW.DRAIN_DEADLINE': { target: '.closed', actions: 'recordDrainDeadline' },
+    'FLOW.FILTERED': { target: '.closed', actions: 'recordFiltered' },
     'FLOW.ABORT': { target: '.closed', actions: 'recordAbort' },
   },
   states: {

@@ -16,7 +16,7 @@ import type { AppSpec, NodeSettings } from '../model/types.ts';
 import { IdleWaiters, NO_TLS_FIELDS, rfc3339, type CloseReason, type SpectrumEvent, type SpectrumEventName } from '../streams/events.ts';
 import type { TraceEventName } from '../streams/trace.ts';
 import type { TcpEngineDeps, UpstreamTarget } from './tcp-connection.ts';
-import { decide } from '../core/access-rules.ts';
+import { decide, type ClientMatchedIpFirewall } from '../core/access-rules.ts';
 
 /** Datagrams held per flow while its upstream socket opens; more are dropped (and counted). */
 const MAX_QUEUED = 64;
@@ -55,6 +55,8 @@ interface FlowRecord extends HostedInstance<FlowRecord, UdpFlowEvent> {
   readonly acceptedAt: number;
   target: UpstreamTarget | undefined;
   up: UdpSocket | undefined;
+  /** The access rule kind that closed the flow (refilter); UNKNOWN otherwise. */
+  matched: ClientMatchedIpFirewall;
   queue: Uint8Array[] | undefined;
   sppHeader: Uint8Array | undefined;
   sentFirst: boolean;
@@ -106,6 +108,7 @@ export class UdpEngine {
       },
       recordIdle: (r) => this.#end(r, 'disconnect', 200, 'idle_timeout', 'E_IDLE_TIMEOUT'),
       recordDrainDeadline: (r) => this.#end(r, 'disconnect', 200, 'drain_deadline', 'E_DRAIN_DEADLINE'),
+      recordFiltered: (r) => this.#end(r, 'clientFiltered', 403, 'ip_firewall', 'E_RULE_BLOCKED'),
       recordAbort: (r) => this.#end(r, 'disconnect', 500, 'aborted', 'E_INTERNAL'),
       finish: (r) => this.#finish(r),
     };
@@ -140,6 +143,29 @@ export class UdpEngine {
 
   abortAll(): void {
     for (const r of [...this.#flows.values()]) this.#host.send(r, { type: 'FLOW.ABORT' });
+  }
+
+  /**
+   * Re-applies the (new) access rules to the open flows of ip_firewall apps and closes those now blocked
+   * (`clientFiltered` 403, `ip_firewall`), as `TcpEngine.refilter` does for connections. Used only when
+   * `edge.close_blocked_connections` is on; returns how many were closed. Later datagrams from the client meet the
+   * new rules before any flow exists, so they are dropped and counted.
+   */
+  refilter(): number {
+    const { rules, geo } = this.#deps.access();
+    if (rules.size === 0) return 0;
+    let n = 0;
+    for (const r of [...this.#flows.values()]) {
+      if (!r.app.ipFirewall) continue;
+      const ip = r.client.address;
+      const d = decide(rules, { ip, country: geo.country(ip), asn: geo.asn(ip)?.asn });
+      if (d.action !== 'block') continue;
+      r.matched = d.matched;
+      n++;
+      this.#trace(r, 'filtered', { matched: d.matched, rule: d.ruleId ?? '' });
+      this.#host.send(r, { type: 'FLOW.FILTERED' });
+    }
+    return n;
   }
 
   whenIdle(): Promise<void> {
@@ -216,6 +242,7 @@ export class UdpEngine {
       acceptedAt: clock.now(),
       target: undefined,
       up: undefined,
+      matched: 'UNKNOWN',
       queue: [],
       sppHeader:
         app.proxyProtocol === 'simple'
@@ -396,7 +423,7 @@ export class UdpEngine {
       ...NO_TLS_FIELDS,
       ProxyProtocol: r.app.proxyProtocol,
       IpFirewall: r.app.ipFirewall,
-      ClientMatchedIpFirewall: 'UNKNOWN',
+      ClientMatchedIpFirewall: r.matched,
       ClientCountry: '',
       ClientAsn: 0,
       Status: status,

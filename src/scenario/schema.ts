@@ -283,7 +283,7 @@ const count = z.union([z.number().int().min(0), z.tuple([z.number().int().min(0)
 const FLOW_EXPECT = z.strictObject({
   id: connId,
   status: z.number().int().min(0).max(999).optional(),
-  event: z.enum(['disconnect', 'originError', 'resolveOrigin']).optional(),
+  event: z.enum(['disconnect', 'originError', 'resolveOrigin', 'clientFiltered']).optional(),
   close_reason: z.string().optional(),
   client_packets: count.optional(),
   origin_packets: count.optional(),

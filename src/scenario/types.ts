@@ -235,7 +235,7 @@ export interface FlowExpectation {
   id: string;
   /** The edge's closing event: Status, Event, CloseReason, ClientPackets, OriginPackets, ClientBytes, OriginBytes. */
   status?: number;
-  event?: 'disconnect' | 'originError' | 'resolveOrigin';
+  event?: 'disconnect' | 'originError' | 'resolveOrigin' | 'clientFiltered';
   close_reason?: string;
   client_packets?: CountExpectation;
   origin_packets?: CountExpectation;

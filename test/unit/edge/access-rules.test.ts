@@ -213,3 +213,52 @@ test('with edge.close_blocked_connections, a new block rule also closes the open
     await o.close();
   }
 });
+
+test('with edge.close_blocked_connections, a new block rule also closes the open UDP flows it matches (403), and the client stays blocked', async () => {
+  const origin = dgram.createSocket('udp4');
+  origin.on('message', (m, r) => origin.send(m, r.port, r.address));
+  origin.bind(0, '127.0.0.1');
+  await once(origin, 'listening');
+  const cfg = (rules: unknown[]) => ({
+    edge: { addresses: ['127.0.0.1'], close_blocked_connections: true },
+    access_rules: rules,
+    apps: [{ protocol: 'udp/7576', dns: { name: 'udpclose.example.test' }, origin_direct: [`udp://127.0.0.1:${origin.address().port}`], ip_firewall: true }],
+  });
+  const e = await startEdge(cfg([]), { geo });
+  const doomed = dgram.createSocket('udp4');
+  const spared = dgram.createSocket('udp4');
+  const echo = async (s: dgram.Socket, text: string): Promise<string> => {
+    const reply = once(s, 'message');
+    s.send(text, 7576, '127.0.0.1');
+    const [m] = (await Promise.race([reply, delay(3_000).then(() => [Buffer.from('(no reply)')])])) as [Buffer];
+    return m.toString();
+  };
+  try {
+    doomed.bind(0, '127.0.0.2'); // FR in the test geo data
+    spared.bind(0, '127.0.0.4');
+    await Promise.all([once(doomed, 'listening'), once(spared, 'listening')]);
+    assert.equal(await echo(doomed, 'd1'), 'd1');
+    assert.equal(await echo(spared, 's1'), 's1');
+    assert.equal(e.edge.udp.activeCount, 2);
+
+    const { mustConfig } = await import('../../helpers/edge.ts');
+    await e.edge.apply(mustConfig(cfg([{ mode: 'block', configuration: { target: 'country', value: 'FR' } }])));
+    const ev = await e.closing();
+    assert.deepEqual(
+      [ev.ClientIP, ev.ClientProto, ev.Status, ev.Event, ev.CloseReason, ev.ErrorCode, ev.ClientMatchedIpFirewall],
+      ['127.0.0.2', 'udp', 403, 'clientFiltered', 'ip_firewall', 'E_RULE_BLOCKED', 'BLOCK_COUNTRY'],
+    );
+    assert.equal(e.edge.udp.activeCount, 1, 'only the blocked flow closed');
+
+    assert.equal(await echo(spared, 's2'), 's2', 'a flow no rule blocks keeps working');
+    const blockedBefore = e.edge.udp.stats.udp_dgrams_ip_blocked;
+    const silence = await Promise.race([once(doomed, 'message').then(() => 'reply'), (doomed.send('d2', 7576, '127.0.0.1'), delay(300).then(() => 'silence'))]);
+    assert.equal(silence, 'silence', 'the blocked client gets no new flow');
+    assert.equal(e.edge.udp.stats.udp_dgrams_ip_blocked, blockedBefore + 1);
+  } finally {
+    doomed.close();
+    spared.close();
+    await e.close();
+    origin.close();
+  }
+});
