@@ -105,10 +105,20 @@ interface SClientResult {
  * otherwise), sends `payload` + newline, waits until `expect` arrives, then closes its stdin, which makes s_client
  * send close_notify and exit. Without `expect`, it waits for the server to close. Bounded by `timeoutMs` (SIGKILL).
  */
-async function sClient(port: number, version: Version, caFile: string, payload: string, expect: string | undefined, timeoutMs = 10_000): Promise<SClientResult> {
+async function sClient(
+  port: number,
+  version: Version,
+  caFile: string,
+  payload: string,
+  expect: string | undefined,
+  timeoutMs = 10_000,
+  extra: readonly string[] = [],
+): Promise<SClientResult> {
   const args = [
     's_client', '-connect', `${HOST}:${port}`, '-servername', APP_NAME, '-verify_hostname', APP_NAME,
-    '-CAfile', caFile, '-verify_return_error', '-brief', '-nocommands', VERSION_FLAG[version],
+    '-CAfile', caFile, '-verify_return_error', '-nocommands', VERSION_FLAG[version],
+    // -brief prints the version line parsed below; without it (extra has '-no-brief'), s_client says New/Reused.
+    ...(extra.includes('-no-brief') ? extra.filter((a) => a !== '-no-brief') : ['-brief', ...extra]),
   ];
   // OpenSSL 3's default security level 1 refuses TLS 1.1 (no SHA-1 signatures): the client must lower it as well.
   if (version === 'TLSv1.1') args.push('-cipher', 'DEFAULT@SECLEVEL=0');
@@ -243,6 +253,39 @@ describe('openssl s_client and s_server around the edge', { skip: skipReason, ti
         assert.equal(ev.ClientTlsProtocol, v);
         assert.equal(ev.ClientTlsClientHelloServerName, APP_NAME);
         assert.equal(ev.OriginTlsProtocol, 'none');
+      });
+    }
+  });
+
+  describe('flexible: session resumption', () => {
+    let edge: EdgeUnderTest | undefined;
+    let origin: Awaited<ReturnType<typeof startOrigin>> | undefined;
+    before(async () => {
+      if (opensslBin === undefined) return;
+      origin = await startOrigin();
+      edge = await startEdge(edgeConfig([{ id: 'resume', protocol: 'tcp/7659', tls: 'flexible', origin_direct: [`tcp://${HOST}:${origin.port}`] }]), { certs });
+    });
+    after(async () => {
+      await edge?.close();
+      await origin?.close();
+    });
+
+    for (const v of ['TLSv1.3', 'TLSv1.2'] as const) {
+      test(`a ${v} client resumes its session on its next connection (ticket), and the bytes still flow`, { timeout: 20_000 }, async () => {
+        needOpenssl();
+        const sess = join(dir, `session-${v}.pem`);
+        const first = await sClient(7659, v, rootFile, 'resume-one', 'resume-one', 10_000, ['-no-brief', '-sess_out', sess]);
+        assert.equal(first.timedOut, false, first.out);
+        assert.match(first.out, new RegExp(`^New, ${v.replace('.', '\\.')}`, 'm'), first.out);
+        const second = await sClient(7659, v, rootFile, 'resume-two', 'resume-two', 10_000, ['-no-brief', '-sess_in', sess]);
+        assert.equal(second.timedOut, false, second.out);
+        assert.match(second.out, new RegExp(`^Reused, ${v.replace('.', '\\.')}`, 'm'), 'the second handshake resumed');
+        assert.ok(second.data.includes('resume-two\n'), `the resumed connection still reaches the origin: ${second.out}`);
+        for (let i = 0; i < 2; i++) {
+          const ev = await edge!.closing();
+          assert.equal(ev.Status, 200);
+          assert.equal(ev.ClientTlsProtocol, v);
+        }
       });
     }
   });
