@@ -35,7 +35,7 @@ export interface FileWatch {
 /**
  * Calls `onChange` (debounced) whenever `file` may have changed: written, renamed over, or swapped through a
  * symlink. It does not read the file; the caller re-reads it and decides whether anything changed.
- * @throws the error of `fs.watch` when not even the given path's directory can be watched.
+ * @throws the error of `fs.watch` when no directory of the path could be watched at all.
  */
 export function watchFileChanges(file: string, onChange: () => void, opts: FileWatchOptions = {}): FileWatch {
   const debounceMs = opts.debounceMs ?? 150;
@@ -97,7 +97,9 @@ export function watchFileChanges(file: string, onChange: () => void, opts: FileW
     return out;
   };
 
-  const arm = (): void => {
+  /** Moves the watches to the current chain. Returns the first error of a directory that could not be watched. */
+  const arm = (): unknown => {
+    let failed: unknown;
     const want = targets();
     names = want;
     for (const [dir, w] of watchers) {
@@ -120,12 +122,14 @@ export function watchFileChanges(file: string, onChange: () => void, opts: FileW
         });
         watchers.set(dir, w);
       } catch (e) {
-        if (dir === dirname(given) && watchers.size === 0) throw e;
+        failed ??= e; // gone again already (mid-swap): the other watches and the poll see what comes next
       }
     }
+    return failed;
   };
 
-  arm();
+  const failed = arm();
+  if (watchers.size === 0 && failed !== undefined) throw failed;
   const onPoll = (cur: Stats, prev: Stats): void => {
     if (cur.ino !== prev.ino || cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size || cur.nlink !== prev.nlink) fire();
   };

@@ -6,8 +6,8 @@
  * `start,end,asn,org`). Sources of one kind are asked in the order given; the first that knows an address answers.
  *
  * Reload: each file is watched through `watchFileChanges` (its directory, not its inode, so renames over it are
- * seen; and its symlink chain, so Kubernetes' ConfigMap swaps are seen every time), changes are debounced, and the file is read and
- * parsed again in full. A file that fails to load keeps its previous data and reports `geo.rejected`; lookups never
+ * seen; and its symlink chain, so Kubernetes' ConfigMap swaps are seen every time), changes are debounced, and the
+ * file is read and parsed again in full. A file that fails to load keeps its previous data and reports `geo.rejected`; lookups never
  * see a half-loaded file, because a source is swapped only once its replacement is complete. `reload()` does the
  * same for every file at once (for SIGHUP).
  */
