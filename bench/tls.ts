@@ -29,7 +29,7 @@
  * The load core saturates before any proxy does here (s_time's client half of a handshake costs about what the
  * server half does): rates are floors, and the proxy CPU per handshake is the comparison (docs/benchmarks.md, TLS).
  */
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir, cpus, release } from 'node:os';
 import * as net from 'node:net';
@@ -96,11 +96,14 @@ const { values: argv } = parseArgs({
     only: { type: 'string' },
     profile: { type: 'boolean', default: false },
     proxies: { type: 'string' },
+    'cpu-quota': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (argv.help) {
-  process.stdout.write('usage: node --import tsx bench/tls.ts [--quick] [--rounds N] [--keys ecdsa,rsa] [--only handshakes,throughput] [--proxies nginx,refract,node-tls] [--profile]\n');
+  process.stdout.write(
+    'usage: node --import tsx bench/tls.ts [--quick] [--rounds N] [--keys ecdsa,rsa] [--only handshakes,throughput] [--proxies nginx,refract,node-tls] [--profile] [--cpu-quota PCT]\n',
+  );
   process.exit(0);
 }
 function listArg<T extends string>(raw: string | undefined, allowed: readonly T[], what: string): T[] {
@@ -120,6 +123,58 @@ const proxyNames = listArg<ProxyName>(argv.proxies, PROXY_NAMES, 'proxy');
 const base = argv.quick ? QUICK : FULL;
 const plan: Plan = argv.rounds === undefined ? base : { ...base, rounds: Math.max(1, Math.min(20, Number(argv.rounds) || 1)) };
 const VERSIONS: readonly Version[] = ['TLSv1.3', 'TLSv1.2'];
+/**
+ * `--cpu-quota PCT`: every proxy runs under the same CFS quota (PCT % of one core, cgroup `cpu`), so the load
+ * generator can saturate it and the rate column is each proxy's handshakes/s at saturation on an equal CPU budget
+ * (without it, s_time saturates its own core first and only CPU per handshake compares).
+ */
+const cpuQuotaPct = argv['cpu-quota'] === undefined ? undefined : Number(argv['cpu-quota']);
+if (cpuQuotaPct !== undefined && !(Number.isInteger(cpuQuotaPct) && cpuQuotaPct >= 5 && cpuQuotaPct <= 95)) {
+  process.stderr.write('--cpu-quota takes a whole percentage of one core, 5 to 95\n');
+  process.exit(2);
+}
+
+// ---------------------------------------------------------------------------------------------- CPU quota
+
+interface QuotaGroup {
+  add(pid: number): void;
+  close(): void;
+}
+
+/** A cgroup (v1 `cpu` controller, or v2 with `cpu` enabled) limiting its members to `pct` % of one core. */
+function quotaGroup(pct: number): QuotaGroup {
+  const periodUs = 10_000; // short periods: throttling in small slices, not 100 ms stalls
+  const quotaUs = Math.round((periodUs * pct) / 100);
+  const v1 = '/sys/fs/cgroup/cpu';
+  const name = `refract-bench-tls-${process.pid}`;
+  let dir: string;
+  let parentProcs: string;
+  if (existsSync(join(v1, 'cpu.cfs_quota_us'))) {
+    dir = join(v1, name);
+    parentProcs = join(v1, 'cgroup.procs');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'cpu.cfs_period_us'), String(periodUs));
+    writeFileSync(join(dir, 'cpu.cfs_quota_us'), String(quotaUs));
+  } else if (existsSync('/sys/fs/cgroup/cgroup.controllers') && readFileSync('/sys/fs/cgroup/cgroup.subtree_control', 'utf8').includes('cpu')) {
+    dir = join('/sys/fs/cgroup', name);
+    parentProcs = '/sys/fs/cgroup/cgroup.procs';
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'cpu.max'), `${quotaUs} ${periodUs}`);
+  } else {
+    throw new Error('--cpu-quota needs a writable cgroup cpu controller (v1 /sys/fs/cgroup/cpu, or v2 with cpu in subtree_control)');
+  }
+  return {
+    add: (pid) => writeFileSync(join(dir, 'cgroup.procs'), String(pid)),
+    close: () => {
+      try {
+        for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) writeFileSync(parentProcs, pid);
+        rmdirSync(dir);
+      } catch {
+        // best effort: an empty group left behind is harmless (rmdir it by hand)
+      }
+    },
+  };
+}
 
 // ---------------------------------------------------------------------------------------------- lifecycle
 
@@ -596,6 +651,8 @@ async function main(): Promise<void> {
   record({ type: 'env', plan, keyTypes, measures, pin, ...env });
   const rows: Row[] = [];
   const notes: string[] = [];
+  const quota = cpuQuotaPct === undefined ? undefined : quotaGroup(cpuQuotaPct);
+  if (cpuQuotaPct !== undefined) notes.push(`every proxy ran under a CPU quota of ${cpuQuotaPct} % of one core: rates are at saturation on an equal CPU budget`);
   try {
     const f = await makeCerts(work);
     const origins = await startOrigins(f);
@@ -606,6 +663,7 @@ async function main(): Promise<void> {
         for (const name of order) {
           say(`round ${round}: ${name}`);
           const p = await startProxy(name, f, name === 'refract' ? profileDir : undefined);
+          quota?.add(p.measuredPid);
           try {
             if (measures.includes('handshakes')) {
               for (const k of keyTypes) {
@@ -641,6 +699,7 @@ async function main(): Promise<void> {
       await origins.close();
     }
   } finally {
+    quota?.close();
     rmSync(work, { recursive: true, force: true });
   }
   process.stdout.write(`\n${table(rows)}\n`);
@@ -662,7 +721,9 @@ function noteNegotiated(notes: string[], c: string, name: ProxyName, what: strin
  * only the CPU-per-handshake figure compares the proxies.
  */
 function noteLoadBound(notes: string[], c: string, name: ProxyName, m: Record<string, number>): void {
-  if ((m.loadCorePct ?? 0) >= 95 && (m.proxyProcPct ?? 100) < 85) {
+  // Under --cpu-quota a saturated proxy uses its quota, not its core.
+  const saturatedPct = cpuQuotaPct === undefined ? 85 : cpuQuotaPct * 0.9;
+  if ((m.loadCorePct ?? 0) >= 95 && (m.proxyProcPct ?? 100) < saturatedPct) {
     notes.push(`${c}: ${name} was load-bound in some round (load core ≥ 95 %, proxy < 85 % of its core): its rate is a floor; compare CPU per handshake`);
   }
 }
