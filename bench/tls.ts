@@ -5,6 +5,7 @@
  *   node --import tsx bench/tls.ts --quick     1 short round, a smoke run (about 2 minutes)
  *   node --import tsx bench/tls.ts --rounds 5 --keys ecdsa --only handshakes
  *   node --import tsx bench/tls.ts --profile   also writes a --cpu-prof of Refract per round (bench/results/)
+ *   node --import tsx bench/tls.ts --cpu-quota 30   every proxy under a 30 %-of-a-core CFS quota: rates at saturation
  *
  * Proxies: nginx, Refract, and node-tls (bare node:tls piped to the origin: the floor for a Node proxy). What is
  * measured, per round, proxies interleaved (the order rotates each round):
