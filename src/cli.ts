@@ -107,6 +107,14 @@ function relativeCertSource(base: string, inner: CertSource): CertSource {
   };
 }
 
+/** Settings `serve` reads once at start; a reload that changes them says so instead of ignoring it silently. */
+function restartOnlyChanges(running: RefractConfig, next: RefractConfig): string[] {
+  const out: string[] = [];
+  if (JSON.stringify(running.geo) !== JSON.stringify(next.geo)) out.push('geo');
+  if (running.node.tls.dataDir !== next.node.tls.dataDir) out.push('edge.tls.data_dir');
+  return out;
+}
+
 async function serveCommand(file: string | undefined, opts: { events?: string; logLevel?: string; trace?: string; watch?: boolean }): Promise<number> {
   if (!file) {
     process.stderr.write(`refract serve: --config FILE is required\n\n${USAGE}\n`);
@@ -201,6 +209,13 @@ async function serveCommand(file: string | undefined, opts: { events?: string; l
     edge.apply(next).then(
       async (r) => {
         log.info({ event: 'config.applied', ...r }, 'configuration applied');
+        const restartOnly = restartOnlyChanges(config, next);
+        if (restartOnly.length > 0) {
+          log.warn(
+            { event: 'config.restart_needed', fields: restartOnly },
+            `changed settings that take effect only on restart (the running values stay): ${restartOnly.join(', ')}`,
+          );
+        }
         watchCerts();
         if (JSON.stringify(next.origins) !== JSON.stringify(config.origins)) {
           await origins?.close();

@@ -534,8 +534,31 @@ void describe('refract serve', () => {
   );
 
   void it('reloads when a directory symlink over the file is swapped (Kubernetes ConfigMap style), every time', { timeout: TEST_MS }, () =>
-    reloadStory('swap', { a: 7707, b: 7708, c: 7709, origin: 7743 }),
+    reloadStory('swap', { a: 7712, b: 7713, c: 7714, origin: 7748 }),
   );
+
+  void it('says which changed settings need a restart (geo, edge.tls.data_dir) and keeps serving', { timeout: TEST_MS }, async () => {
+    const dir = tempDir();
+    let serve: Serve | undefined;
+    try {
+      const file = join(dir, 'refract.yaml');
+      const base = YAML.parse(serveYaml({ originPort: 7739, apps: [{ id: 'a', port: 7715 }], drainMs: 1_000 })) as Record<string, Record<string, unknown>>;
+      writeFileSync(file, YAML.stringify(base));
+      serve = await startServe(file, [7715]);
+      const mark = serve.logs.length;
+      writeFileSync(file, YAML.stringify({ ...base, edge: { ...base['edge'], tls: { data_dir: join(dir, 'elsewhere') } } }));
+      const warned = await serve.log('config.restart_needed', mark);
+      assert.deepEqual(warned['fields'], ['edge.tls.data_dir']);
+      const c = await Client.open(7715);
+      await c.echo('still serving\n');
+      await c.close();
+      serve.child.kill('SIGTERM');
+      assert.deepEqual(await serve.stopped(STEP_MS), { code: 0, signal: null });
+    } finally {
+      serve?.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   void it('keeps following the file after an editor saves it by renaming a new file over it', { timeout: TEST_MS }, async () => {
     const dir = tempDir();
