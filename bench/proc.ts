@@ -240,6 +240,24 @@ export function childPids(pid: number): number[] {
 }
 
 /**
+ * The single worker of an nginx master started with `worker_processes 1` (waits up to 1 s for it to appear). The
+ * worker is the process that does the work, so it is the one measured. Stops the master and throws StartError if
+ * there is not exactly one.
+ */
+export async function nginxWorker(master: Child): Promise<number> {
+  let workers: number[] = [];
+  for (let i = 0; i < 50 && workers.length === 0; i++) {
+    workers = childPids(master.pid);
+    if (workers.length === 0) await sleep(20);
+  }
+  if (workers.length !== 1) {
+    await stopChild(master);
+    throw new StartError(`expected one nginx worker under master ${master.pid}, found ${workers.length}`, master.tail());
+  }
+  return workers[0]!;
+}
+
+/**
  * Clock ticks of one CPU since boot, from /proc/stat: busy = total − idle − iowait; irq = hard + soft interrupt
  * time, which the kernel charges to no process (loopback packet processing lands there in part).
  */

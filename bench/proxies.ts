@@ -8,9 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { assertUdpPortsFree } from './udp-measure.ts';
-import { assertPortsFree, childPids, spawnChild, stopChild, StartError, waitForPorts, type Child } from './proc.ts';
+import { assertPortsFree, nginxWorker, spawnChild, stopChild, waitForPorts, type Child } from './proc.ts';
 
 export type ProxyName = 'nginx' | 'haproxy' | 'node-pipe' | 'refract';
 export const ALL_PROXIES: readonly ProxyName[] = ['nginx', 'haproxy', 'node-pipe', 'refract'];
@@ -132,16 +131,7 @@ const nginx: ProxyDef = {
     const child = spawnChild(bin, ['-p', dir, '-e', join(dir, 'nginx-error.log'), '-c', conf, '-g', 'daemon off;'], cpu);
     await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NATIVE);
     // worker_processes 1 and a stream-only config: the master's single child is the worker that does the work.
-    let workers: number[] = [];
-    for (let i = 0; i < 50 && workers.length === 0; i++) {
-      workers = childPids(child.pid);
-      if (workers.length === 0) await sleep(20);
-    }
-    if (workers.length !== 1) {
-      await stopChild(child);
-      throw new StartError(`expected one nginx worker under master ${child.pid}, found ${workers.length}`, child.tail());
-    }
-    return { child, measuredPid: workers[0] ?? child.pid, stop: () => stopChild(child) };
+    return { child, measuredPid: await nginxWorker(child), stop: () => stopChild(child) };
   },
 };
 

@@ -41,7 +41,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import {
-  assertPortsFree, canPin, childPids, cpuCoreTicks, cpuSeconds, killAllSync, minorFaults, pinPid, spawnChild, StartError, stopChild, waitForPorts, type Child,
+  assertPortsFree, canPin, cpuCoreTicks, cpuSeconds, killAllSync, minorFaults, nginxWorker, pinPid, spawnChild, StartError, stopChild, waitForPorts, type Child,
 } from './proc.ts';
 import { NGINX_STREAM_MODULE, REPO_ROOT } from './proxies.ts';
 import { fmt, fmtRatio, markdownTable, median, medianRatio } from './stats.ts';
@@ -421,16 +421,7 @@ async function startProxy(name: ProxyName, f: Files, profileDir: string | undefi
     writeFileSync(conf, nginxConf(dir, f));
     const child = spawnChild(NGINX!, ['-p', dir, '-e', join(dir, 'nginx-error.log'), '-c', conf, '-g', 'daemon off;'], proxyCpu);
     await started(child, ports, 10_000);
-    let workers: number[] = [];
-    for (let i = 0; i < 50 && workers.length === 0; i++) {
-      workers = childPids(child.pid);
-      if (workers.length === 0) await sleep(20);
-    }
-    if (workers.length !== 1) {
-      await stopChild(child);
-      throw new StartError(`expected one nginx worker, found ${workers.length}`, child.tail());
-    }
-    return { name, child, measuredPid: workers[0]!, stop: () => stopChild(child) };
+    return { name, child, measuredPid: await nginxWorker(child), stop: () => stopChild(child) };
   }
   if (name === 'node-tls') {
     const cfg = { certs: f.edge, originPlain: PORTS.originPlain, originTls: PORTS.originTls, edge12: EDGE_TLS12, edge13: EDGE_TLS13, origin12: ORIGIN_TLS12, origin13: ORIGIN_TLS13 };

@@ -821,8 +821,9 @@ export class TcpEngine {
     return {
       ClientTlsProtocol: c ? c.protocol : 'unknown',
       ClientTlsCipher: c ? spectrumCipherName(c.cipher) : 'UNK',
-      // After a failed client handshake, the name the ClientHello asked for (the one refused, for a 400).
-      ClientTlsClientHelloServerName: c !== undefined ? c.servername : r.clientTlsStatus !== 'OK' ? (r.tlsFailure?.servername ?? '') : '',
+      // After a failed client handshake, the name the ClientHello asked for (the one refused, for a 400); only the
+      // server side of a handshake reports a servername in its failure, so an origin failure leaves this empty.
+      ClientTlsClientHelloServerName: c?.servername ?? r.tlsFailure?.servername ?? '',
       ClientTlsStatus: r.clientTlsStatus,
       OriginTlsProtocol: o ? o.protocol : originLeg ? 'unknown' : 'none',
       OriginTlsCipher: o ? spectrumCipherName(o.cipher) : 'UNK',

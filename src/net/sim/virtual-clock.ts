@@ -226,8 +226,22 @@ export class VirtualClock implements Clock {
    * callback; what they queue runs at the next drain (the end of the run at the latest). Nothing in Refract does so.
    */
   async runUntilIdleAsync(limits: RunLimits = {}): Promise<RunResult> {
-    const maxSteps = limits.maxSteps ?? DEFAULT_MAX_STEPS;
     const until = limits.maxTime === undefined ? Infinity : this.#now + limits.maxTime;
+    const steps = await this.#stepAsync(until, limits.maxSteps ?? DEFAULT_MAX_STEPS);
+    return { steps, idle: this.pendingTimers() === 0 };
+  }
+
+  /** `advanceBy` that drains microtasks between timers (see `runUntilIdleAsync`). */
+  async advanceByAsync(ms: number): Promise<RunResult> {
+    if (!(ms >= 0)) throw new RangeError(`VirtualClock cannot go backwards (advanceByAsync(${ms}))`);
+    const until = this.#now + ms;
+    const steps = await this.#stepAsync(until, Infinity);
+    if (until > this.#now) this.#now = until;
+    return { steps, idle: this.pendingTimers() === 0 };
+  }
+
+  /** Fires timers due by `until` (at most `maxSteps`), draining microtasks after those that touched a promise. */
+  async #stepAsync(until: number, maxSteps: number): Promise<number> {
     let steps = 0;
     await drainMicrotasks();
     const stop = this.#watchPromises();
@@ -243,30 +257,7 @@ export class VirtualClock implements Clock {
       stop();
     }
     await drainMicrotasks();
-    return { steps, idle: this.pendingTimers() === 0 };
-  }
-
-  /** `advanceBy` that drains microtasks between timers (see `runUntilIdleAsync`). */
-  async advanceByAsync(ms: number): Promise<RunResult> {
-    if (!(ms >= 0)) throw new RangeError(`VirtualClock cannot go backwards (advanceByAsync(${ms}))`);
-    const until = this.#now + ms;
-    let steps = 0;
-    await drainMicrotasks();
-    const stop = this.#watchPromises();
-    try {
-      while (this.#stepUntil(until)) {
-        steps++;
-        if (this.#promised) {
-          await drainMicrotasks();
-          this.#promised = false; // the drain's own promise, and what ran during it, are not the next timer's doing
-        }
-      }
-    } finally {
-      stop();
-    }
-    await drainMicrotasks();
-    if (until > this.#now) this.#now = until;
-    return { steps, idle: this.pendingTimers() === 0 };
+    return steps;
   }
 
   /** Promise hooks for an async run: any promise created or settled sets `#promised`. Returns the hooks' remover. */
