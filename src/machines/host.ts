@@ -59,6 +59,8 @@ export interface HostOptions<R, E extends MachineEvent> {
   impl: Record<string, (rec: R, event: E) => void>;
   /** Duration of a named delay for this instance, ms. */
   delayMs: (rec: R, name: string) => number;
+  /** Called after each step that changed the state (and after `start`, with `from` ''); for state streams. */
+  onTransition?: (rec: R, from: string, to: string, event: E) => void;
 }
 
 /** `xstate.after.<delay>.<state id>` → `<delay>` */
@@ -124,7 +126,9 @@ export class MachineHost<R extends HostedInstance<R, E>, E extends MachineEvent>
     r._timers = undefined;
     r._queue = undefined;
     r._busy = true;
-    this.#run(r, this.#initial.ops, { type: 'xstate.init' } as unknown as E);
+    const init = { type: 'xstate.init' } as unknown as E;
+    this.#run(r, this.#initial.ops, init);
+    this.#opts.onTransition?.(r, '', this.#initial.node.key, init);
     this.#drain(r);
     return r;
   }
@@ -160,6 +164,7 @@ export class MachineHost<R extends HostedInstance<R, E>, E extends MachineEvent>
     rec._node = edge.next;
     this.#run(rec, edge.ops, event);
     if (edge.next.done) this.#clearTimers(rec);
+    if (edge.next !== node) this.#opts.onTransition?.(rec, node.key, edge.next.key, event);
   }
 
   #run(rec: R, ops: readonly Op<R, E>[], event: E): void {
