@@ -282,7 +282,7 @@ export class TcpEngine {
       env.logOf(r).info({ status: o.status, reason: o.reason, code: r.code }, 'connection closed');
     } else if (env.deps.log.isLevelEnabled('debug')) {
       env.logOf(r).debug(
-        { status: o.status, reason: o.reason, bytesIn: r.splice?.bytesDownstream ?? 0, bytesOut: r.splice?.bytesUpstream ?? 0 },
+        { status: o.status, reason: o.reason, bytesDownstream: r.splice?.bytesDownstream ?? 0, bytesUpstream: r.splice?.bytesUpstream ?? 0 },
         'connection closed',
       );
     }
