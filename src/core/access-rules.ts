@@ -15,19 +15,9 @@
  * arrays (at most 2n+1 segments for n blocks); `decide` finds the segment of an address by binary search:
  * ~15 comparisons for 10,000 rules, whatever their prefixes.
  */
-import { type AccessRule } from '../model/access-rules.ts';
+import type { AccessRule, ClientMatchedIpFirewall } from '../model/types.ts';
 
-/** Spectrum's `ClientMatchedIpFirewall` event values (shared/spectrum-reference.md §4.6). */
-export type ClientMatchedIpFirewall =
-  | 'UNKNOWN'
-  | 'ALLOW'
-  | 'BLOCK_ERROR'
-  | 'BLOCK_IP'
-  | 'BLOCK_COUNTRY'
-  | 'BLOCK_ASN'
-  | 'WHITELIST_IP'
-  | 'WHITELIST_COUNTRY'
-  | 'WHITELIST_ASN';
+export type { ClientMatchedIpFirewall } from '../model/types.ts';
 
 /**
  * What rule evaluation can report. Spectrum also logs `ALLOW` and `BLOCK_ERROR` but documents neither's meaning;

@@ -13,18 +13,14 @@ import { splice, type SpliceHandle } from '../net/splice.ts';
 import { encodeProxyV1, encodeProxyV2, ProxyHeaderReader, tlsProxyTlvs, type ProxyAddresses } from '../core/proxy-protocol.ts';
 import { spectrumCipherName } from '../core/tls-ciphers.ts';
 import { isRefractError, type ErrorCode } from '../model/errors.ts';
-import type { AppSpec, NodeSettings, TlsStatus } from '../model/types.ts';
+import type { AppSpec, NodeSettings, TlsStatus, UpstreamTarget } from '../model/types.ts';
 import { IdleWaiters, NO_TLS_FIELDS, rfc3339, type CloseReason, type EventLog, type SpectrumEvent, type SpectrumEventName } from '../streams/events.ts';
 import { isTrustedSource } from '../core/cidr.ts';
 import { decide, type ClientMatchedIpFirewall, type CompiledAccessRules } from '../core/access-rules.ts';
 import type { GeoLookup } from '../core/geo.ts';
 import type { Trace, TraceEventName } from '../streams/trace.ts';
 
-export interface UpstreamTarget {
-  readonly host: string;
-  readonly port: number;
-  readonly family: 'IPv4' | 'IPv6';
-}
+export type { UpstreamTarget } from '../model/types.ts';
 
 /** TLS parameters for the two legs, from the node's current certificates and trust (a reload swaps them). */
 export interface TcpTlsDeps {

@@ -21,25 +21,9 @@ import { LIMITS } from './defaults.ts';
 import { type ErrorCode } from './errors.ts';
 import { deepFreeze } from './freeze.ts';
 import { parseCidr, parseIpLiteral, type Parsed } from './ports.ts';
-import { type ConfigIssue } from './types.ts';
+import { type AccessRule, type AccessRuleMode, type AccessRuleTarget, type ConfigIssue } from './types.ts';
 
-export type AccessRuleMode = 'allow' | 'block';
-/** Normalised targets (`ip6` becomes `ip`). */
-export type AccessRuleTarget = 'ip' | 'ip_range' | 'country' | 'asn';
-
-/**
- * A validated rule. `configuration.value` is canonical: `ip` an address (IPv4 dotted quad, IPv6 in RFC 5952 form;
- * IPv4-mapped IPv6 becomes IPv4), `ip_range` `NETWORK/PREFIX` in the same forms, `country` two upper-case letters,
- * `asn` `AS<n>`.
- */
-export interface AccessRule {
-  /** Given, or derived: 32 hex of SHA-256 over target and value, the same on every node and reload. */
-  readonly id: string;
-  readonly mode: AccessRuleMode;
-  readonly configuration: { readonly target: AccessRuleTarget; readonly value: string };
-  /** Free text for people; '' when absent. */
-  readonly notes: string;
-}
+export type { AccessRule, AccessRuleMode, AccessRuleTarget } from './types.ts';
 
 /** ISO 3166-1 alpha-2, the 249 officially assigned codes. */
 export const ISO_COUNTRY_CODES: readonly string[] = Object.freeze(
