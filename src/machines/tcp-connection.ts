@@ -15,7 +15,7 @@ import { spectrumCipherName } from '../core/tls-ciphers.ts';
 import { isRefractError, type ErrorCode } from '../model/errors.ts';
 import type { AppSpec, NodeSettings, TlsStatus, UpstreamTarget } from '../model/types.ts';
 import { IdleWaiters, NO_TLS_FIELDS, rfc3339, type CloseReason, type EventLog, type SpectrumEvent, type SpectrumEventName } from '../streams/events.ts';
-import { isTrustedSource } from '../core/cidr.ts';
+import { inAnyCidr as isTrustedSource } from '../model/ip.ts';
 import { decide, type ClientMatchedIpFirewall, type CompiledAccessRules } from '../core/access-rules.ts';
 import type { GeoLookup } from '../core/geo.ts';
 import type { Trace, TraceEventName } from '../streams/trace.ts';

@@ -20,7 +20,8 @@ import { configIssue, decode, isRecord, parseFields, pointerJoin } from './app.t
 import { LIMITS } from './defaults.ts';
 import { type ErrorCode } from './errors.ts';
 import { deepFreeze } from './freeze.ts';
-import { parseCidr, parseIpLiteral, type Parsed } from './ports.ts';
+import { canonicalAddress, parseCidr, parseIpLiteral, withoutCompatForm } from './ip.ts';
+import { type Parsed } from './ports.ts';
 import { type AccessRule, type AccessRuleMode, type AccessRuleTarget, type ConfigIssue } from './types.ts';
 
 export type { AccessRule, AccessRuleMode, AccessRuleTarget } from './types.ts';
@@ -60,25 +61,6 @@ export function parseRuleMode(text: string): Parsed<AccessRuleMode> {
   if (text === 'block') return ok('block');
   const why = REFUSED_MODES.has(text) ? `"${text}" is an HTTP challenge, which Spectrum apps cannot show` : `"${text}" is not a mode`;
   return fail('E_RULE_MODE', `${why}; Refract supports allow (API spelling: whitelist) and block`);
-}
-
-/**
- * ipaddr.js reads the deprecated IPv4-compatible form `::a.b.c.d` as IPv4-mapped (`::ffff:a.b.c.d`). RFC 4291 (and
- * Node, and src/core) read it as `::XXXX:XXXX`, so it is rewritten in hex before ipaddr.js sees it.
- */
-function withoutCompatForm(text: string): string {
-  const m = /^::(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})(\/\d+)?$/.exec(text);
-  if (m === null || !ipaddr.IPv4.isValidFourPartDecimal(m[1] ?? '')) return text;
-  const [a = 0, b = 0, c = 0, d = 0] = ipaddr.IPv4.parse(m[1] ?? '').octets;
-  return `::${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}${m[2] ?? ''}`;
-}
-
-/** Canonical text of an address: IPv4 as is, IPv4-mapped IPv6 as IPv4, other IPv6 in RFC 5952 form. */
-function canonicalAddress(text: string, family: 'IPv4' | 'IPv6'): { text: string; family: 'IPv4' | 'IPv6' } {
-  if (family === 'IPv4') return { text, family };
-  const a = ipaddr.IPv6.parse(withoutCompatForm(text));
-  if (a.isIPv4MappedAddress()) return { text: a.toIPv4Address().toString(), family: 'IPv4' };
-  return { text: a.toRFC5952String(), family };
 }
 
 /** The value of an `ip` rule (`ip6` when `v6Only`): one address, canonical. */
