@@ -17,6 +17,25 @@ const hostProps = [
 ];
 const hostModules = ['net', 'dgram', 'tls', 'dns', 'node:net', 'node:dgram', 'node:tls', 'node:dns', 'dns/promises', 'node:dns/promises', 'timers', 'node:timers', 'timers/promises', 'node:timers/promises'];
 
+// What each folder of src/ may import of ours: `deny` is a regular expression over the import specifier (relative
+// paths, so `../` leaves the folder). The table and the reasons are in docs/architecture.md#layers and the folder
+// READMEs; test/unit/lint/layers.test.ts proves the rule fires.
+const LAYERS = [
+  { files: ['src/model/**/*.ts'], deny: String.raw`^\.\./`, says: 'src/model imports nothing of ours' },
+  { files: ['src/core/**/*.ts'], deny: String.raw`^\.\./(?!model/)`, says: 'src/core may import only src/model' },
+  { files: ['src/streams/**/*.ts'], deny: String.raw`^\.\./(?!model/)`, says: 'src/streams may import only src/model' },
+  { files: ['src/net/*.ts'], deny: String.raw`^\.\./(?!model/)`, says: 'src/net/ports.ts and splice.ts may import only src/model' },
+  // net/node may touch real I/O and time (the determinism rule's one exception). geo-loader.ts feeds the files it
+  // reads and watches to core/geo.ts's pure parsers: src/net/node/README.md.
+  { files: ['src/net/node/**/*.ts'], deny: String.raw`^\.\./(?!ports\.ts$|\.\./model/|\.\./core/geo\.ts$)`, io: true, says: 'src/net/node may import only src/model, src/net/ports.ts and src/core/geo.ts' },
+  // The simulated TLS is the TLS model run over simulated bytes: src/net/sim/README.md.
+  { files: ['src/net/sim/**/*.ts'], deny: String.raw`^\.\./(?!ports\.ts$|\.\./model/|\.\./core/tls-model\.ts$)`, says: 'src/net/sim may import only src/model, src/net/ports.ts and src/core/tls-model.ts' },
+  { files: ['src/machines/**/*.ts'], deny: String.raw`^\.\./(?!model/|core/|streams/|net/ports\.ts$|net/splice\.ts$)`, says: 'src/machines may import only src/model, src/core, src/streams, src/net/ports.ts and src/net/splice.ts' },
+  { files: ['src/edge/**/*.ts'], deny: String.raw`(^|/)net/(node|sim)/|^\.\./(scenario/|cli/|cli\.ts$|log\.ts$)`, says: 'src/edge depends on src/net/ports.ts, never on an implementation (net/node, net/sim), nor on scenario or the CLI' },
+  { files: ['src/scenario/**/*.ts'], deny: String.raw`(^|/)net/node/|^\.\./(cli/|cli\.ts$|log\.ts$)`, says: 'src/scenario runs in the simulator only: no src/net/node, nor the CLI' },
+  { files: ['src/log.ts'], deny: String.raw`(^|/)net/(node|sim)/`, says: 'src/log.ts depends on src/net/ports.ts, never on an implementation' },
+];
+
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', 'bench/results/**'] },
   js.configs.recommended,
@@ -39,22 +58,20 @@ export default tseslint.config(
     rules: {
       'no-restricted-globals': ['error', ...hostTime],
       'no-restricted-properties': ['error', ...hostProps],
-      'no-restricted-imports': ['error', {
-        paths: hostModules.map((name) => ({ name, message: 'Real I/O and timers live only in src/net/node (Network/Clock ports).' })),
-        patterns: [{ group: ['**/net/node/**', '**/net/sim/**'], message: 'Depend on src/net/ports.ts, not on an implementation.' }],
-      }],
     },
   },
-  {
-    // The simulator implements the ports; it may import its own files but never the real network.
-    files: ['src/net/sim/**/*.ts'],
+  // Layers (docs/architecture.md#layers): each folder imports only the folders below it. A block's
+  // no-restricted-imports replaces any earlier one's, so each carries the determinism rule's module list too
+  // (all but net/node, which is where real I/O lives).
+  ...LAYERS.map(({ files, deny, io, says }) => ({
+    files,
     rules: {
       'no-restricted-imports': ['error', {
-        paths: hostModules.map((name) => ({ name, message: 'The simulator must not touch real I/O or timers.' })),
-        patterns: [{ group: ['**/net/node/**'], message: 'The simulator must not depend on the real network.' }],
+        paths: io ? [] : hostModules.map((name) => ({ name, message: 'Real I/O and timers live only in src/net/node (Network/Clock ports).' })),
+        patterns: [{ regex: deny, message: `${says} (docs/architecture.md#layers).` }],
       }],
     },
-  },
+  })),
   {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,

@@ -15,19 +15,10 @@
  * arrays (at most 2n+1 segments for n blocks); `decide` finds the segment of an address by binary search:
  * ~15 comparisons for 10,000 rules, whatever their prefixes.
  */
-import { type AccessRule } from '../model/access-rules.ts';
+import { isV4MappedWords, parseIpWords } from '../model/ip.ts';
+import type { AccessRule, ClientMatchedIpFirewall } from '../model/types.ts';
 
-/** Spectrum's `ClientMatchedIpFirewall` event values (shared/spectrum-reference.md §4.6). */
-export type ClientMatchedIpFirewall =
-  | 'UNKNOWN'
-  | 'ALLOW'
-  | 'BLOCK_ERROR'
-  | 'BLOCK_IP'
-  | 'BLOCK_COUNTRY'
-  | 'BLOCK_ASN'
-  | 'WHITELIST_IP'
-  | 'WHITELIST_COUNTRY'
-  | 'WHITELIST_ASN';
+export type { ClientMatchedIpFirewall } from '../model/types.ts';
 
 /**
  * What rule evaluation can report. Spectrum also logs `ALLOW` and `BLOCK_ERROR` but documents neither's meaning;
@@ -74,140 +65,6 @@ export interface CompiledAccessRules {
 /** The decision when no rule matches. */
 export const NO_MATCH: AccessDecision = Object.freeze({ action: 'none', matched: 'UNKNOWN' });
 
-// ── addresses ───────────────────────────────────────────────────────────────────────────────────────────────────
-
-/** 4 = IPv4, 6 = IPv6, 0 = not an address. */
-export type IpFamilyCode = 0 | 4 | 6;
-
-/** Dotted-quad decimal in s[from, to), no leading zeros → 0..2^32-1, or -1. */
-function v4At(s: string, from: number, to: number): number {
-  let acc = 0;
-  let octet = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let i = from; i < to; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 48 && c <= 57) {
-      if (digits === 1 && octet === 0) return -1; // leading zero: other parsers read it as octal
-      octet = octet * 10 + (c - 48);
-      if (++digits > 3 || octet > 255) return -1;
-    } else if (c === 46 && digits > 0 && dots < 3) {
-      acc = acc * 256 + octet;
-      octet = 0;
-      digits = 0;
-      dots++;
-    } else {
-      return -1;
-    }
-  }
-  return digits > 0 && dots === 3 ? acc * 256 + octet : -1;
-}
-
-/** Value of each ASCII hex digit, -1 for every other code unit below 128. */
-const HEX = new Int8Array(128).fill(-1);
-for (let c = 0; c < 10; c++) HEX[48 + c] = c;
-for (let c = 0; c < 6; c++) HEX[65 + c] = HEX[97 + c] = 10 + c;
-
-function hexValue(c: number): number {
-  return c < 128 ? (HEX[c] ?? -1) : -1;
-}
-
-/** Groups of the IPv6 address being parsed (reused: parsing is synchronous). */
-const GROUPS = new Uint16Array(8);
-
-/** RFC 4291 text form in s[from, to) (hex groups, one `::`, an optional dotted IPv4 tail) → out[0..3], or false. */
-function v6Into(s: string, from: number, to: number, out: Uint32Array): boolean {
-  let i = from;
-  let g = 0;
-  let gap = -1;
-  if (to - from >= 2 && s.charCodeAt(from) === 58) {
-    if (s.charCodeAt(from + 1) !== 58) return false;
-    gap = 0;
-    i = from + 2;
-  }
-  while (i < to) {
-    if (g === 8) return false;
-    const start = i;
-    let v = 0;
-    let d = 0;
-    for (; i < to; i++) {
-      const h = hexValue(s.charCodeAt(i));
-      if (h < 0) break;
-      if (++d > 4) return false;
-      v = v * 16 + h;
-    }
-    if (i < to && s.charCodeAt(i) === 46) {
-      // A dotted IPv4 tail is the last 32 bits.
-      if (g > 6) return false;
-      const x = v4At(s, start, to);
-      if (x < 0) return false;
-      GROUPS[g++] = x >>> 16;
-      GROUPS[g++] = x & 0xffff;
-      i = to;
-      break;
-    }
-    if (d === 0) return false;
-    GROUPS[g++] = v;
-    if (i === to) break;
-    if (s.charCodeAt(i) !== 58) return false;
-    i++;
-    if (i < to && s.charCodeAt(i) === 58) {
-      if (gap >= 0) return false;
-      gap = g;
-      i++;
-    } else if (i === to) {
-      return false; // a single trailing colon
-    }
-  }
-  if (gap < 0) {
-    if (g !== 8) return false;
-  } else {
-    if (g > 7) return false; // `::` stands for at least one group
-    const tail = g - gap;
-    for (let k = 0; k < tail; k++) GROUPS[7 - k] = GROUPS[g - 1 - k] ?? 0;
-    for (let k = gap; k < 8 - tail; k++) GROUPS[k] = 0;
-  }
-  for (let k = 0; k < 4; k++) out[k] = (((GROUPS[2 * k] ?? 0) << 16) | (GROUPS[2 * k + 1] ?? 0)) >>> 0;
-  return true;
-}
-
-/**
- * Parses the address in text[from, to) into `out` without allocating: IPv4 → out[0]; IPv6 → out[0..3] as
- * big-endian 32-bit words. IPv4 is dotted-quad decimal without leading zeros; IPv6 is any RFC 4291 text form
- * without a zone. IPv4-mapped IPv6 comes back as 6 (see `isV4Mapped`). Returns 0 for anything else.
- */
-export function parseIpAt(text: string, from: number, to: number, out: Uint32Array): IpFamilyCode {
-  // IPv4 has a dot within its first 4 characters, IPv6 a colon within its first 5: the first one seen decides.
-  const look = Math.min(to, from + 5);
-  for (let i = from; i < look; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 46) {
-      const x = v4At(text, from, to);
-      if (x < 0) return 0;
-      out[0] = x;
-      return 4;
-    }
-    if (c === 58) return v6Into(text, from, to, out) ? 6 : 0;
-  }
-  return 0;
-}
-
-/**
- * Parses an IP literal (as `parseIpAt`), ignoring an IPv6 zone (`fe80::1%eth0`, as Node reports link-local
- * peers).
- */
-export function parseIp(text: string, out: Uint32Array): IpFamilyCode {
-  const zone = text.indexOf('%');
-  if (zone === -1) return parseIpAt(text, 0, text.length, out);
-  if (zone === 0 || zone === text.length - 1 || text.lastIndexOf(':', zone) === -1) return 0;
-  return parseIpAt(text, 0, zone, out);
-}
-
-/** True when out[0..3] is ::ffff:0:0/96, whose IPv4 address is out[3]. */
-export function isV4Mapped(words: Uint32Array): boolean {
-  return words[0] === 0 && words[1] === 0 && words[2] === 0xffff;
-}
-
 // ── compile ─────────────────────────────────────────────────────────────────────────────────────────────────────
 
 interface Block {
@@ -235,7 +92,7 @@ function parseBlock(rule: AccessRule, index: number): { family: 4 | 6; block: Bl
   if ((slash === -1) !== (target === 'ip')) throw bad();
   const addrText = slash === -1 ? value : value.slice(0, slash);
   const words = new Uint32Array(4);
-  const fam = parseIp(addrText, words);
+  const fam = parseIpWords(addrText, words);
   if (fam === 0 || addrText.includes('%')) throw bad();
   let family: 4 | 6 = fam;
   let bits = fam === 4 ? 32 : 128;
@@ -243,7 +100,7 @@ function parseBlock(rule: AccessRule, index: number): { family: 4 | 6; block: Bl
   let prefix = Number(prefixText);
   if (!/^\d{1,3}$/.test(prefixText) || prefix > bits) throw bad();
   let n = fam === 4 ? BigInt(words[0] ?? 0) : wordsToBig(words);
-  if (fam === 6 && prefix >= 96 && isV4Mapped(words)) {
+  if (fam === 6 && prefix >= 96 && isV4MappedWords(words)) {
     family = 4;
     bits = 32;
     prefix -= 96;
@@ -414,10 +271,10 @@ function hasLowerCase(s: string): boolean {
  */
 export function decide(c: CompiledAccessRules, q: AccessQuery): AccessDecision {
   if (c.hasIpRules) {
-    const fam = parseIp(q.ip, ADDR);
+    const fam = parseIpWords(q.ip, ADDR);
     let owner = -1;
     if (fam === 4) owner = ownerV4(c, ADDR[0] ?? 0);
-    else if (fam === 6) owner = isV4Mapped(ADDR) ? ownerV4(c, ADDR[3] ?? 0) : ownerV6(c, ADDR);
+    else if (fam === 6) owner = isV4MappedWords(ADDR) ? ownerV4(c, ADDR[3] ?? 0) : ownerV6(c, ADDR);
     if (owner >= 0) return c.decisions[owner] ?? NO_MATCH;
   }
   if (q.asn !== undefined && c.asn.size > 0) {

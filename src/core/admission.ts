@@ -7,7 +7,7 @@
  * PROXY header is expected) `accessVerdict` on the client the header names; rules never judge the load balancer.
  */
 import type { AcceptProxySettings } from '../model/types.ts';
-import { isTrustedSource } from './cidr.ts';
+import { inAnyCidr } from '../model/ip.ts';
 import { decide, type AccessDecision, type CompiledAccessRules } from './access-rules.ts';
 import type { GeoLookup } from './geo.ts';
 
@@ -23,7 +23,7 @@ export type AcceptVerdict = 'no_app' | 'expect_proxy' | 'untrusted' | 'check_acc
 export function admitAtAccept(hasApp: boolean, acceptProxy: AcceptProxySettings | undefined, senderIp: string): AcceptVerdict {
   if (!hasApp) return 'no_app';
   if (!acceptProxy) return 'check_access';
-  return isTrustedSource(acceptProxy.trusted, senderIp) ? 'expect_proxy' : 'untrusted';
+  return inAnyCidr(acceptProxy.trusted, senderIp) ? 'expect_proxy' : 'untrusted';
 }
 
 export interface AccessVerdict {

@@ -10,7 +10,7 @@
  * is not data is a header, `#` lines are comments. Ranges must not overlap; rows are sorted if they are not.
  * A table is parsed once into sorted typed arrays per family; a lookup is one binary search, no allocation.
  */
-import { isV4Mapped, parseIp, parseIpAt } from './access-rules.ts';
+import { isV4MappedWords, parseIpWords, parseIpWordsAt } from '../model/ip.ts';
 
 export interface AsnInfo {
   readonly asn: number;
@@ -75,8 +75,8 @@ export class RangeTable<V> implements RangeSource<V> {
 
   /** The value of the range holding `ip` (IPv4-mapped IPv6 is looked up as IPv4), or undefined. */
   find(ip: string): V | undefined {
-    const fam = parseIp(ip, ADDR);
-    if (fam === 4 || (fam === 6 && isV4Mapped(ADDR))) return this.findV4(fam === 4 ? (ADDR[0] ?? 0) : (ADDR[3] ?? 0));
+    const fam = parseIpWords(ip, ADDR);
+    if (fam === 4 || (fam === 6 && isV4MappedWords(ADDR))) return this.findV4(fam === 4 ? (ADDR[0] ?? 0) : (ADDR[3] ?? 0));
     if (fam === 6) return this.findV6(ADDR);
     return undefined;
   }
@@ -208,7 +208,7 @@ const U32_MAX = 0xffffffff;
  * `out` and returns the family, or 0.
  */
 function addressAt(text: string, from: number, to: number, numericFamily: GeoCsvOptions['numericFamily'], out: Uint32Array): 0 | 4 | 6 {
-  const fam = parseIpAt(text, from, to, out);
+  const fam = parseIpWordsAt(text, from, to, out);
   if (fam !== 0 || from === to) return fam;
   let n = 0;
   for (let i = from; i < to; i++) {
@@ -502,7 +502,7 @@ export function combineGeo(sources: { readonly country?: readonly RangeSource<st
         const c = s.find(ip);
         if (c !== undefined) return c;
       }
-      return parseIp(ip, ADDR) === 0 ? undefined : 'XX';
+      return parseIpWords(ip, ADDR) === 0 ? undefined : 'XX';
     },
     asn(ip: string): AsnInfo | undefined {
       for (const s of asn) {

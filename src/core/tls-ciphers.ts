@@ -6,7 +6,8 @@
  * (TLS_AES_128_GCM_SHA256), the two forms node:tls takes in its `ciphers` option and reports in
  * `getCipher().name`. Spectrum's logs use BoringSSL names (AEAD-AES128-GCM-SHA256 for 1.3): `spectrumCipherName`.
  *
- * Pure data and functions; used by the TLS model, the real TLS wrapper and the simulator alike.
+ * Pure data and functions; used by the TLS model, the real TLS wrapper and the simulator alike. The translation into
+ * node:tls options (`openSslCipherOptions`) is the real adapter's: src/net/node/openssl.ts.
  */
 import type { TlsVersion } from '../model/tls.ts';
 
@@ -211,30 +212,4 @@ export function originClientCiphers(min: TlsVersion, max: TlsVersion): CipherLis
   const hi = versionRank(max);
   if (lo > hi) throw new Error(`tls-ciphers: min version ${min} above max ${max}`);
   return splitLists(ORIGIN_ROWS.filter((r) => r.versions.some((v) => versionRank(v) >= lo && versionRank(v) <= hi)).map((r) => r.name));
-}
-
-/** What node:tls needs for one side: its `ciphers` string and version bounds. */
-export interface OpenSslCipherOptions {
-  readonly ciphers: string;
-  readonly minVersion: TlsVersion;
-  readonly maxVersion: TlsVersion;
-}
-
-/**
- * The node:tls options that make a side offer exactly `lists` over `minVersion`..`maxVersion`, the contract the
- * TLS model predicts (src/core/tls-model.ts `effectiveVersions`). Node's quirks handled here:
- * - No 1.3 suites: Node would keep OpenSSL's default 1.3 suites, so TLS 1.3 is switched off instead
- *   (`maxVersion` capped at TLSv1.2; the range may come out empty, which OpenSSL then refuses at handshake time).
- * - No ≤1.2 suites: Node itself raises the minimum to TLSv1.3 when the range spans 1.2 and 1.3.
- * - TLSv1.1 in range (and some ≤1.2 suite): `@SECLEVEL=0` is appended, because OpenSSL 3.0 at its default level 1
- *   cannot sign a TLS 1.1 handshake (the server fails with no suitable signature algorithm). Only such configs
- *   get it: it also allows weak keys and SHA-1 signatures.
- * Throws a plain Error when both lists are empty (a config with no suite is a bug upstream).
- */
-export function openSslCipherOptions(p: CipherLists & { readonly minVersion: TlsVersion; readonly maxVersion: TlsVersion }): OpenSslCipherOptions {
-  if (p.ciphers.length === 0 && p.ciphersuites.length === 0) throw new Error('tls-ciphers: no cipher suites');
-  const maxVersion: TlsVersion = p.ciphersuites.length === 0 && p.maxVersion === 'TLSv1.3' ? 'TLSv1.2' : p.maxVersion;
-  const parts = [...p.ciphersuites, ...p.ciphers];
-  if (p.ciphers.length > 0 && p.minVersion === 'TLSv1.1') parts.push('@SECLEVEL=0');
-  return { ciphers: parts.join(':'), minVersion: p.minVersion, maxVersion };
 }

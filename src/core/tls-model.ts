@@ -1,7 +1,7 @@
 /**
  * The TLS model: predicts what a handshake between a client's offer and a server's configuration does, without
  * any cryptography, exactly as OpenSSL 3.0 behind node:tls does it when each side is configured through
- * `openSslCipherOptions` (src/core/tls-ciphers.ts) and the server prefers its own order (honorCipherOrder).
+ * `openSslCipherOptions` (src/net/node/openssl.ts) and the server prefers its own order (honorCipherOrder).
  * The simulator plays TLS with it (src/net/sim/sim-tls.ts); a differential property test
  * (test/prop/core/tls-model.diff.prop.test.ts) holds it to real handshakes on loopback.
  *
@@ -254,49 +254,4 @@ export function predict(client: TlsClientParams, server: ServerConfig, nowMs: nu
   // A decided suite is known to the tables (cipherUsable checked it); keep the name node:tls reports.
   cipherSpec(d.cipher);
   return { ok: true, info: { protocol: d.version, cipher: d.cipher, servername: client.servername ?? '', peerCert: d.identity.cert } };
-}
-
-/**
- * The failure a node:tls error or verification code stands for, so real handshakes report what the model
- * predicts. `code`: an `err.code` from a TLS socket or `tlsClientError`, or `socket.authorizationError`'s code.
- * Alerts received from the peer keep the peer's meaning where the alert carries one (protocol_version), else
- * `peer_alert`. Unknown codes: `internal`.
- */
-export function failureOfCode(code: string | undefined): { readonly reason: TlsFailureReason; readonly status: TlsStatus } {
-  switch (code ?? '') {
-    case 'ERR_SSL_NO_SHARED_CIPHER':
-      return { reason: 'no_shared_cipher', status: 'HANDSHAKE_FAILED' };
-    case 'ERR_SSL_UNSUPPORTED_PROTOCOL':
-    case 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION':
-      return { reason: 'no_shared_version', status: 'HANDSHAKE_FAILED' };
-    case 'ERR_SSL_NO_PROTOCOLS_AVAILABLE':
-      return { reason: 'no_shared_version', status: 'INVALID_CONFIG' };
-    case 'ERR_SSL_NO_CIPHERS_AVAILABLE':
-      return { reason: 'no_shared_cipher', status: 'INVALID_CONFIG' };
-    case 'CERT_HAS_EXPIRED':
-      return { reason: 'cert_expired', status: 'HANDSHAKE_FAILED' };
-    case 'CERT_NOT_YET_VALID':
-      return { reason: 'cert_not_yet_valid', status: 'HANDSHAKE_FAILED' };
-    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
-    case 'SELF_SIGNED_CERT_IN_CHAIN':
-      return { reason: 'cert_self_signed', status: 'HANDSHAKE_FAILED' };
-    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
-    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
-    case 'UNABLE_TO_GET_ISSUER_CERT':
-      return { reason: 'cert_unknown_ca', status: 'HANDSHAKE_FAILED' };
-    case 'ERR_TLS_CERT_ALTNAME_INVALID':
-      return { reason: 'cert_wrong_name', status: 'HANDSHAKE_FAILED' };
-    case 'ERR_SSL_WRONG_VERSION_NUMBER':
-      return { reason: 'not_tls', status: 'HANDSHAKE_FAILED' };
-    case 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE':
-    case 'ERR_SSL_TLSV1_ALERT_INTERNAL_ERROR':
-    case 'ERR_SSL_TLSV1_ALERT_DECODE_ERROR':
-    case 'ERR_SSL_TLSV1_ALERT_UNRECOGNIZED_NAME':
-      return { reason: 'peer_alert', status: 'HANDSHAKE_FAILED' };
-    case 'ECONNRESET':
-    case 'EPIPE':
-      return { reason: 'connection_closed', status: 'HANDSHAKE_FAILED' };
-    default:
-      return { reason: 'internal', status: 'INTERNAL_ERROR' };
-  }
 }

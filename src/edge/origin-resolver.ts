@@ -30,15 +30,11 @@
  */
 import type { Logger } from 'pino';
 import { RefractError } from '../model/errors.ts';
-import type { AppSpec, OriginDnsType, PortRange } from '../model/types.ts';
+import { inRange, mapPort } from '../core/port-map.ts';
+import type { AppSpec, OriginDnsType, PortRange, UpstreamTarget } from '../model/types.ts';
 import type { Cancel, Clock, DnsAnswer, DnsRecordType, IpFamily, NetError, Network } from '../net/ports.ts';
 
-/** One address to dial. */
-export interface UpstreamTarget {
-  readonly host: string;
-  readonly port: number;
-  readonly family: 'IPv4' | 'IPv6';
-}
+export type { UpstreamTarget } from '../model/types.ts';
 
 export interface OriginResolver {
   /**
@@ -440,21 +436,13 @@ async function resolveSrv(net: Network, name: string): Promise<{ groups: Resolve
 
 // ── ports and small helpers ──────────────────────────────────────────────────────────────────────────────────────
 
-/**
- * Edge port → origin port: the same offset into the origin range, or the origin's one port for every edge port.
- * Private twin of src/core/port-map.ts (not written yet when this file was); switch to it once it lands.
- */
-function mapPort(edge: PortRange, origin: PortRange, port: number): number {
-  return origin.start === origin.end ? origin.start : origin.start + (port - edge.start);
-}
-
 function requirePorts(app: AppSpec, ports: PortRange | undefined): PortRange {
   if (!ports) throw new Error(`app ${app.id}: origin_dns without SRV has no origin port (validation should refuse it)`);
   return ports;
 }
 
 function checkEdgePort(app: AppSpec, edgePort: number): void {
-  if (!(edgePort >= app.edgePorts.start && edgePort <= app.edgePorts.end)) {
+  if (!inRange(app.edgePorts, edgePort)) {
     throw new RangeError(`edge port ${edgePort} is outside app ${app.id}'s range ${app.edgePorts.start}-${app.edgePorts.end}`);
   }
 }

@@ -50,7 +50,7 @@ export class TcpEngine {
   readonly #active = new Set<ConnRecord>();
   #nextId = 1;
   readonly #idle = new IdleWaiters();
-  readonly #inputs = new TcpInputs();
+  readonly #inputs = new TcpInputs<ConnRecord>();
   readonly #feed: Subscription;
   readonly #states = new Subject<MachineStateChange>();
   /** Machine state changes of every connection; nothing is built while nobody subscribes. */

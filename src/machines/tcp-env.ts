@@ -157,9 +157,9 @@ export const DEAD_DOWN: Partial<ConnHandlers> = { data: noop, end: noop, close: 
 export class TcpEnv {
   readonly deps: TcpEngineDeps;
   readonly stats: TcpStats;
-  readonly inputs: TcpInputs;
+  readonly inputs: TcpInputs<ConnRecord>;
 
-  constructor(deps: TcpEngineDeps, stats: TcpStats, inputs: TcpInputs) {
+  constructor(deps: TcpEngineDeps, stats: TcpStats, inputs: TcpInputs<ConnRecord>) {
     this.deps = deps;
     this.stats = stats;
     this.inputs = inputs;

@@ -16,7 +16,6 @@
 import type { Observable } from 'rxjs';
 import { InputStream, machineInputs, type Routed } from '../streams/machine-inputs.ts';
 import type { TcpConnEvent } from './tcp-connection.machine.ts';
-import type { ConnRecord } from './tcp-env.ts';
 
 type Ev<T extends string> = Extract<TcpConnEvent, { type: T }>;
 
@@ -26,15 +25,16 @@ export type TlsEvent = Ev<`TLS.${'CLIENT' | 'ORIGIN'}_${'OK' | 'FAILED'}`>;
 export type ResolveEvent = Ev<'ORIGIN.RESOLVED' | 'ORIGIN.RESOLVE_FAILED'>;
 export type ControlEvent = Ev<'CONN.DRAIN_DEADLINE' | 'CONN.FILTERED' | 'CONN.ABORT'>;
 
-export class TcpInputs {
-  readonly decisions$ = new InputStream<ConnRecord, DecisionEvent>();
-  readonly socket$ = new InputStream<ConnRecord, SocketEvent>();
-  readonly tls$ = new InputStream<ConnRecord, TlsEvent>();
-  readonly resolve$ = new InputStream<ConnRecord, ResolveEvent>();
-  readonly control$ = new InputStream<ConnRecord, ControlEvent>();
+/** The input streams of the TCP engine; `R` is its connection record (tcp-env.ts's `ConnRecord`). */
+export class TcpInputs<R> {
+  readonly decisions$ = new InputStream<R, DecisionEvent>();
+  readonly socket$ = new InputStream<R, SocketEvent>();
+  readonly tls$ = new InputStream<R, TlsEvent>();
+  readonly resolve$ = new InputStream<R, ResolveEvent>();
+  readonly control$ = new InputStream<R, ControlEvent>();
 
   /** Every event of every connection machine, in one stream: what the engine subscribes its executor to. */
-  readonly all$: Observable<Routed<ConnRecord, TcpConnEvent>> = machineInputs<ConnRecord, TcpConnEvent>(
+  readonly all$: Observable<Routed<R, TcpConnEvent>> = machineInputs<R, TcpConnEvent>(
     this.decisions$,
     this.socket$,
     this.tls$,

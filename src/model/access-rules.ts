@@ -20,26 +20,11 @@ import { configIssue, decode, isRecord, parseFields, pointerJoin } from './app.t
 import { LIMITS } from './defaults.ts';
 import { type ErrorCode } from './errors.ts';
 import { deepFreeze } from './freeze.ts';
-import { parseCidr, parseIpLiteral, type Parsed } from './ports.ts';
-import { type ConfigIssue } from './types.ts';
+import { canonicalAddress, parseCidr, parseIpLiteral, withoutCompatForm } from './ip.ts';
+import { type Parsed } from './ports.ts';
+import { type AccessRule, type AccessRuleMode, type AccessRuleTarget, type ConfigIssue } from './types.ts';
 
-export type AccessRuleMode = 'allow' | 'block';
-/** Normalised targets (`ip6` becomes `ip`). */
-export type AccessRuleTarget = 'ip' | 'ip_range' | 'country' | 'asn';
-
-/**
- * A validated rule. `configuration.value` is canonical: `ip` an address (IPv4 dotted quad, IPv6 in RFC 5952 form;
- * IPv4-mapped IPv6 becomes IPv4), `ip_range` `NETWORK/PREFIX` in the same forms, `country` two upper-case letters,
- * `asn` `AS<n>`.
- */
-export interface AccessRule {
-  /** Given, or derived: 32 hex of SHA-256 over target and value, the same on every node and reload. */
-  readonly id: string;
-  readonly mode: AccessRuleMode;
-  readonly configuration: { readonly target: AccessRuleTarget; readonly value: string };
-  /** Free text for people; '' when absent. */
-  readonly notes: string;
-}
+export type { AccessRule, AccessRuleMode, AccessRuleTarget } from './types.ts';
 
 /** ISO 3166-1 alpha-2, the 249 officially assigned codes. */
 export const ISO_COUNTRY_CODES: readonly string[] = Object.freeze(
@@ -76,25 +61,6 @@ export function parseRuleMode(text: string): Parsed<AccessRuleMode> {
   if (text === 'block') return ok('block');
   const why = REFUSED_MODES.has(text) ? `"${text}" is an HTTP challenge, which Spectrum apps cannot show` : `"${text}" is not a mode`;
   return fail('E_RULE_MODE', `${why}; Refract supports allow (API spelling: whitelist) and block`);
-}
-
-/**
- * ipaddr.js reads the deprecated IPv4-compatible form `::a.b.c.d` as IPv4-mapped (`::ffff:a.b.c.d`). RFC 4291 (and
- * Node, and src/core) read it as `::XXXX:XXXX`, so it is rewritten in hex before ipaddr.js sees it.
- */
-function withoutCompatForm(text: string): string {
-  const m = /^::(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})(\/\d+)?$/.exec(text);
-  if (m === null || !ipaddr.IPv4.isValidFourPartDecimal(m[1] ?? '')) return text;
-  const [a = 0, b = 0, c = 0, d = 0] = ipaddr.IPv4.parse(m[1] ?? '').octets;
-  return `::${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}${m[2] ?? ''}`;
-}
-
-/** Canonical text of an address: IPv4 as is, IPv4-mapped IPv6 as IPv4, other IPv6 in RFC 5952 form. */
-function canonicalAddress(text: string, family: 'IPv4' | 'IPv6'): { text: string; family: 'IPv4' | 'IPv6' } {
-  if (family === 'IPv4') return { text, family };
-  const a = ipaddr.IPv6.parse(withoutCompatForm(text));
-  if (a.isIPv4MappedAddress()) return { text: a.toIPv4Address().toString(), family: 'IPv4' };
-  return { text: a.toRFC5952String(), family };
 }
 
 /** The value of an `ip` rule (`ip6` when `v6Only`): one address, canonical. */

@@ -18,7 +18,6 @@ import {
   formatPortRange,
   formatProtocol,
   parseHostname,
-  parseIpLiteral,
   parseOriginUri,
   parsePortRange,
   parseProtocol,
@@ -28,6 +27,7 @@ import {
   type Parsed,
   type EdgeProtocol,
 } from './ports.ts';
+import { parseIpLiteral } from './ip.ts';
 import {
   type AppSpec,
   type ConfigIssue,

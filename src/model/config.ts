@@ -16,15 +16,12 @@ import { RefractError } from './errors.ts';
 import { deepFreeze } from './freeze.ts';
 import {
   formatProtocol,
-  isUnspecified,
-  parseCidr,
   parseHostPort,
-  parseIpLiteral,
   parseOriginUri,
   rangesOverlap,
-  type IpLiteral,
   type Parsed,
 } from './ports.ts';
+import { isUnspecified, parseCidr, parseIpLiteral, type IpLiteral } from './ip.ts';
 import {
   type AcceptProxySettings,
   type AppSpec,

@@ -1,13 +1,14 @@
 /**
  * Text forms of ports and addresses, parsed and printed: `protocol` (`tcp/22`, `udp/1000-2000`), port ranges
- * (`origin_port`), `origin_direct` URIs (`tcp://[2001:db8::1]:443`), IP literals, CIDR blocks and `host:port`.
+ * (`origin_port`), `origin_direct` URIs (`tcp://[2001:db8::1]:443`) and `host:port`. IP literals and CIDR blocks
+ * are `ip.ts`'s.
  *
  * Every parser is total: it returns a `Parsed` result and never throws, whatever the string. Each format `f` obeys
  * `parse(format(parse(s).value)) ≡ parse(s).value`, so a normalised app object validates to the same thing again.
  */
-import ipaddr from 'ipaddr.js';
 import { type ErrorCode } from './errors.ts';
 import { LIMITS } from './defaults.ts';
+import { parseIpLiteral, type IpLiteral } from './ip.ts';
 import { type DirectOrigin, type L4Protocol, type PortRange } from './types.ts';
 
 export type Parsed<T> =
@@ -92,53 +93,6 @@ export function parseProtocol(text: string): Parsed<EdgeProtocol> {
 /** `tcp/22`, `udp/1000-2000`. */
 export function formatProtocol(protocol: L4Protocol, ports: PortRange): string {
   return `${protocol}/${formatPortRange(ports)}`;
-}
-
-// ── IP literals and CIDR blocks ─────────────────────────────────────────────────────────────────────────────────
-
-export interface IpLiteral {
-  /** Lower-cased, without brackets, otherwise as written (so a normalised spec prints what the operator wrote). */
-  readonly address: string;
-  readonly family: 'IPv4' | 'IPv6';
-}
-
-/**
- * An IP literal: IPv4 in dotted four-part decimal only (ipaddr.js alone also takes `127.1` and `0x7f.0.0.1`, which
- * Node's sockets read differently from what an operator expects), or IPv6 without a zone id (`%eth0`).
- */
-export function parseIpLiteral(text: string): IpLiteral | undefined {
-  if (ipaddr.IPv4.isValidFourPartDecimal(text)) return { address: text, family: 'IPv4' };
-  if (text.includes(':') && !text.includes('%') && ipaddr.IPv6.isValid(text)) {
-    return { address: text.toLowerCase(), family: 'IPv6' };
-  }
-  return undefined;
-}
-
-/** True for `0.0.0.0` and `::` (and their long forms): a bind on it covers every address of the family. */
-export function isUnspecified(ip: IpLiteral): boolean {
-  try {
-    return ipaddr.parse(ip.address).range() === 'unspecified';
-  } catch {
-    return false;
-  }
-}
-
-export interface Cidr {
-  readonly address: IpLiteral;
-  readonly prefix: number;
-}
-
-/** `10.0.0.0/8`, `2001:db8::/32`, or a bare IP (a /32 or /128). */
-export function parseCidr(text: string): Cidr | undefined {
-  const slash = text.indexOf('/');
-  const ip = parseIpLiteral(slash === -1 ? text : text.slice(0, slash));
-  if (ip === undefined) return undefined;
-  const max = ip.family === 'IPv4' ? 32 : 128;
-  if (slash === -1) return { address: ip, prefix: max };
-  const prefixText = text.slice(slash + 1);
-  if (!/^\d{1,3}$/.test(prefixText)) return undefined;
-  const prefix = Number(prefixText);
-  return prefix <= max ? { address: ip, prefix } : undefined;
 }
 
 // ── origin_direct URIs ──────────────────────────────────────────────────────────────────────────────────────────

@@ -11,6 +11,18 @@ export type TlsMode = 'off' | 'flexible' | 'full' | 'strict';
 export type TlsStatus = 'UNKNOWN' | 'OK' | 'INTERNAL_ERROR' | 'INVALID_CONFIG' | 'INVALID_SNI' | 'HANDSHAKE_FAILED' | 'KEYLESS_RPC';
 export type TrafficType = 'direct' | 'http' | 'https';
 
+/** Spectrum's `ClientMatchedIpFirewall` event values (shared/spectrum-reference.md §4.6). */
+export type ClientMatchedIpFirewall =
+  | 'UNKNOWN'
+  | 'ALLOW'
+  | 'BLOCK_ERROR'
+  | 'BLOCK_IP'
+  | 'BLOCK_COUNTRY'
+  | 'BLOCK_ASN'
+  | 'WHITELIST_IP'
+  | 'WHITELIST_COUNTRY'
+  | 'WHITELIST_ASN';
+
 /** Inclusive port range; a single port has start === end. */
 export interface PortRange {
   readonly start: number;
@@ -42,13 +54,6 @@ export type OriginSpec =
     };
 
 /** A Spectrum application after validation. `spec` is the normalised app object as the API would return it. */
-/** One origin address a connection or flow may be sent to (resolved, with the edge port's offset applied). */
-export interface UpstreamTarget {
-  readonly host: string;
-  readonly port: number;
-  readonly family: 'IPv4' | 'IPv6';
-}
-
 export interface AppSpec {
   readonly id: string;
   readonly protocol: L4Protocol;
@@ -74,6 +79,33 @@ export interface AppSpec {
   readonly proxyProtocolTlvs: boolean;
   /** The normalised Spectrum app object (snake_case, as the API returns it). */
   readonly spec: Readonly<Record<string, unknown>>;
+}
+
+/** One address to dial: an origin target after resolution and port mapping. */
+export interface UpstreamTarget {
+  readonly host: string;
+  readonly port: number;
+  readonly family: 'IPv4' | 'IPv6';
+}
+
+// ── IP Access rules (validated in access-rules.ts, evaluated in src/core/access-rules.ts) ──────────────────────
+
+export type AccessRuleMode = 'allow' | 'block';
+/** Normalised targets (`ip6` becomes `ip`). */
+export type AccessRuleTarget = 'ip' | 'ip_range' | 'country' | 'asn';
+
+/**
+ * A validated rule. `configuration.value` is canonical: `ip` an address (IPv4 dotted quad, IPv6 in RFC 5952 form;
+ * IPv4-mapped IPv6 becomes IPv4), `ip_range` `NETWORK/PREFIX` in the same forms, `country` two upper-case letters,
+ * `asn` `AS<n>`.
+ */
+export interface AccessRule {
+  /** Given, or derived: 32 hex of SHA-256 over target and value, the same on every node and reload. */
+  readonly id: string;
+  readonly mode: AccessRuleMode;
+  readonly configuration: { readonly target: AccessRuleTarget; readonly value: string };
+  /** Free text for people; '' when absent. */
+  readonly notes: string;
 }
 
 /** A demo origin that `refract serve` starts itself (so the example config shows bytes flowing on a fresh machine). */
@@ -143,7 +175,7 @@ export interface RefractConfig {
   readonly origins: readonly BuiltinOrigin[];
   readonly apps: readonly AppSpec[];
   /** The zone's IP Access rules; they apply to apps with `ip_firewall: true` (docs/access-rules.md). */
-  readonly accessRules: readonly import('./access-rules.ts').AccessRule[];
+  readonly accessRules: readonly AccessRule[];
   /** Country and ASN data files (MMDB or CSV), loaded by the CLI. */
   readonly geo: { readonly country: readonly string[]; readonly asn: readonly string[] };
 }

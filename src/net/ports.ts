@@ -10,6 +10,7 @@
  * - Callbacks never fire synchronously inside the call that caused them (no re-entrancy surprises): like Node,
  *   `connect`, `error` and `close` arrive on a later tick (the simulator's next scheduler step).
  */
+import type { IpFamily } from '../model/ip.ts';
 
 /** Cancels a timer; calling it twice, or after the timer fired, is harmless. */
 export type Cancel = () => void;
@@ -28,7 +29,7 @@ export interface Random {
   next(): number;
 }
 
-export type IpFamily = 'IPv4' | 'IPv6';
+export type { IpFamily } from '../model/ip.ts';
 
 export interface SocketAddress {
   readonly address: string;

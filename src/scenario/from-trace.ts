@@ -22,6 +22,7 @@
  * IPv6 2001:db8:e::/48, 2001:db8:c::/48, 2001:db8:a::/48); the plan lists every replacement.
  */
 import ipaddr from 'ipaddr.js';
+import { canonicalIp } from '../model/ip.ts';
 import { validateConfig } from '../model/config.ts';
 import { RefractError } from '../model/errors.ts';
 import { LIMITS } from '../model/defaults.ts';
@@ -90,17 +91,9 @@ function splitEndpoint(text: unknown): { ip: string; port: number } | undefined 
   const i = text.lastIndexOf(':');
   const host = unbracketed?.[1] ?? text.slice(0, i);
   const port = Number(unbracketed?.[2] ?? text.slice(i + 1));
-  const ip = canonicalIp(host);
+  const ip = canonicalIp(host)?.text;
   if (ip === undefined || !Number.isInteger(port) || port < 1 || port > 65_535) return undefined;
   return { ip, port };
-}
-
-function canonicalIp(text: string): string | undefined {
-  if (!ipaddr.isValid(text)) return undefined;
-  const a = ipaddr.parse(text);
-  if (a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress()) return (a as ipaddr.IPv6).toIPv4Address().toString();
-  if (a.kind() === 'ipv4' && !ipaddr.IPv4.isValidFourPartDecimal(text)) return undefined;
-  return a.toString();
 }
 
 /** Whether a simulated host can own `ip` (the scenario schema's rule, plus link-local and reserved). */
@@ -170,7 +163,7 @@ class AddressBook {
         if (prefix === undefined) throw new RefractError('E_SCENARIO_UNSUPPORTED', { message: `the trace has more ${role} addresses than replay can map` });
         candidate = `${prefix}${(i % 254) + 1}`;
       }
-      candidate = canonicalIp(candidate)!;
+      candidate = canonicalIp(candidate)!.text;
       if (!this.#used.has(candidate)) return candidate;
     }
   }
@@ -327,7 +320,7 @@ export function planReplay(records: readonly TraceRecord[], config: unknown, opt
   // Addresses.
   const book = new AddressBook();
   for (const r of replayable) book.want('edge', r.rec.node, r.edge.ip);
-  for (const app of cfg.apps) if (app.origin.kind === 'direct') for (const t of app.origin.targets) book.want('origin', '', canonicalIp(t.host) ?? t.host);
+  for (const app of cfg.apps) if (app.origin.kind === 'direct') for (const t of app.origin.targets) book.want('origin', '', canonicalIp(t.host)?.text ?? t.host);
   for (const r of replayable) for (const d of r.dials) book.want('origin', '', d.ip);
   for (const r of replayable) book.want('client', '', r.client.ip);
   book.assign();
@@ -360,7 +353,7 @@ export function planReplay(records: readonly TraceRecord[], config: unknown, opt
   const apps = cfg.apps.map((app) => {
     const spec: Record<string, unknown> = structuredClone({ ...app.spec });
     if (app.origin.kind === 'direct') {
-      spec['origin_direct'] = app.origin.targets.map((t) => formatOriginUri({ ...t, host: book.get('origin', '', canonicalIp(t.host) ?? t.host) }));
+      spec['origin_direct'] = app.origin.targets.map((t) => formatOriginUri({ ...t, host: book.get('origin', '', canonicalIp(t.host)?.text ?? t.host) }));
     }
     return spec;
   });

@@ -19,7 +19,8 @@ import { validateConfig } from '../model/config.ts';
 import { LIMITS } from '../model/defaults.ts';
 import { type ErrorCode } from '../model/errors.ts';
 import { deepFreeze } from '../model/freeze.ts';
-import { parseHostname, parseIpLiteral, parseOriginUri } from '../model/ports.ts';
+import { parseIpLiteral } from '../model/ip.ts';
+import { parseHostname, parseOriginUri } from '../model/ports.ts';
 import { type ConfigIssue, type RefractConfig } from '../model/types.ts';
 import { type ScenarioFile, type Topology } from './types.ts';
 

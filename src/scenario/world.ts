@@ -7,9 +7,7 @@
  * edges (`edges.ts`), origin behaviours (`origins.ts`), scripted clients (`clients.ts`).
  */
 import { type CertInfo, type CertSource } from '../net/ports.ts';
-// eslint-disable-next-line no-restricted-imports -- the runner builds the simulated world, certificates included
 import { createSimCertSource, simCert, SIM_LOCAL_CA, SIM_PUBLIC_CA } from '../net/sim/sim-certs.ts';
-// eslint-disable-next-line no-restricted-imports -- the runner is the simulation's composition root: it builds the world
 import { createSim, type LinkParams, type Sim, type SimHost } from '../net/sim/index.ts';
 import { parseSrvRecord } from './schema.ts';
 import { type ScenarioFile, type Topology } from './types.ts';

@@ -7,8 +7,7 @@
  * writer, tests, and (later) analytics.
  */
 import { Subject, type Observable } from 'rxjs';
-import type { ProxyProtocolMode, TlsMode, TlsStatus } from '../model/types.ts';
-import type { ClientMatchedIpFirewall } from '../core/access-rules.ts';
+import type { ClientMatchedIpFirewall, ProxyProtocolMode, TlsMode, TlsStatus } from '../model/types.ts';
 import type { CloseReason, SpectrumEventName } from '../model/outcome.ts';
 
 export type { CloseReason, SpectrumEventName };

@@ -15,7 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { watchFileChanges, type FileWatch } from './file-watch.ts';
 import { open as openMmdb, type Reader, type Response } from 'maxmind';
-import { isV4Mapped, parseIp } from '../../core/access-rules.ts';
+import { isV4MappedWords, parseIpWords } from '../../model/ip.ts';
 import {
   asnCsvParser,
   combineGeo,
@@ -129,10 +129,10 @@ async function loadCsv(kind: GeoKind, file: string): Promise<{ source: RangeTabl
 /** Address text as an MMDB reader should get it: IPv4-mapped IPv6 as IPv4, no zone; undefined if not an address. */
 const ADDR = new Uint32Array(4);
 function mmdbAddress(ip: string, v6Database: boolean): string | undefined {
-  const fam = parseIp(ip, ADDR);
+  const fam = parseIpWords(ip, ADDR);
   if (fam === 4) return ip;
   if (fam !== 6) return undefined;
-  if (isV4Mapped(ADDR)) {
+  if (isV4MappedWords(ADDR)) {
     const x = ADDR[3] ?? 0;
     return `${x >>> 24}.${(x >>> 16) & 255}.${(x >>> 8) & 255}.${x & 255}`;
   }

@@ -20,10 +20,9 @@ import type {
   CertInfo, Conn, ConnHandlers, SocketAddress, TlsClientParams, TlsFailure, TlsFailureReason, TlsIdentity, TlsInfo, TlsOutcome,
   TlsPort, TlsServerParams, TlsSession, TlsStatus, TlsTrust, TlsVersion,
 } from '../ports.ts';
-import { NodeConn } from './network.ts';
+import { NodeConn } from './node-conn.ts';
 import { describeCert } from './x509.ts';
-import { failureOfCode } from '../../core/tls-model.ts';
-import { openSslCipherOptions } from '../../core/tls-ciphers.ts';
+import { failureOfCode, openSslCipherOptions } from './openssl.ts';
 
 /** Entries kept per cache before the oldest is dropped (certificate reloads leave stale entries behind). */
 const CONTEXT_CACHE_MAX = 512;
@@ -32,7 +31,7 @@ const PEER_CERT_CACHE_MAX = 1_024;
 // ── parameters → OpenSSL strings ────────────────────────────────────────────────────────────────────────────────
 
 /**
- * The cipher and version options come from `openSslCipherOptions` (src/core/tls-ciphers.ts): the contract the TLS
+ * The cipher and version options come from `openSslCipherOptions` (openssl.ts): the contract the TLS
  * model predicts (1.3 suites and ≤1.2 ciphers in one string in the given order — OpenSSL keeps it, as ClientHello
  * order and as server preference; `@SECLEVEL=0` only when TLS 1.1 is allowed, since OpenSSL 3 refuses it otherwise).
  */
@@ -206,8 +205,6 @@ function asNodeConn(raw: Conn): NodeConn {
  * TLSWrap, which may still have writes in flight on it (TLS 1.3 session tickets right after the handshake: a
  * segfault, seen). So the TLSSocket is destroyed the normal way — it destroys the raw socket, then frees its SSL —
  * with the raw socket flagged as Node's own `Socket._reset` does, so that its handle closes with RST.
- * (A subclass would be neater, but network.ts imports this module: NodeConn is not defined yet when this module's
- * top level runs.)
  */
 function plaintextConn(secure: tls.TLSSocket, raw: net.Socket, remote: SocketAddress): NodeConn {
   secure.pause(); // before NodeConn adds its data listener, which would otherwise start the flow

@@ -2,7 +2,7 @@
  * IP address parsing for the simulator: canonical text (so '10.0.0.1' and 'FD00::01' compare as strings) and the
  * routing view of an address (an IPv4-mapped IPv6 address routes to its IPv4 host, as on a dual-stack kernel).
  */
-import ipaddr from 'ipaddr.js';
+import { canonicalAddress, isLoopback, isUnspecified, parseIpLiteral, unmappedV4 } from '../../model/ip.ts';
 import { type IpFamily } from '../ports.ts';
 
 export interface IpInfo {
@@ -34,20 +34,15 @@ export function parseIp(text: string): IpInfo | undefined {
 }
 
 function parseUncached(text: string): IpInfo | undefined {
-  if (ipaddr.IPv4.isValidFourPartDecimal(text)) {
-    const v4 = ipaddr.IPv4.parse(text).toString();
-    const range = ipaddr.IPv4.parse(text).range();
-    return { address: v4, family: 'IPv4', route: v4, routeFamily: 'IPv4', mapped: false, loopback: range === 'loopback', wildcard: v4 === '0.0.0.0' };
-  }
-  if (text.includes('%') || !ipaddr.IPv6.isValid(text)) return undefined;
-  const v6 = ipaddr.IPv6.parse(text);
-  if (v6.isIPv4MappedAddress()) {
-    const v4 = v6.toIPv4Address();
-    const v4s = v4.toString();
-    return { address: mapV4(v4s), family: 'IPv6', route: v4s, routeFamily: 'IPv4', mapped: true, loopback: v4.range() === 'loopback', wildcard: false };
-  }
-  const s = v6.toString();
-  return { address: s, family: 'IPv6', route: s, routeFamily: 'IPv6', mapped: false, loopback: s === '::1', wildcard: s === '::' };
+  const ip = parseIpLiteral(text);
+  if (ip === undefined) return undefined;
+  const loopback = isLoopback(ip);
+  const wildcard = isUnspecified(ip);
+  if (ip.family === 'IPv4') return { address: ip.address, family: 'IPv4', route: ip.address, routeFamily: 'IPv4', mapped: false, loopback, wildcard };
+  const v4 = unmappedV4(ip.address);
+  if (v4 !== undefined) return { address: mapV4(v4), family: 'IPv6', route: v4, routeFamily: 'IPv4', mapped: true, loopback, wildcard: false };
+  const s = canonicalAddress(ip.address, 'IPv6').text;
+  return { address: s, family: 'IPv6', route: s, routeFamily: 'IPv6', mapped: false, loopback, wildcard };
 }
 
 /** The IPv4-mapped IPv6 form of a dotted quad, as a dual-stack socket reports IPv4 peers. */

@@ -8,10 +8,10 @@ import { type Clock, type Conn, type ConnectTcpOptions, type DnsAnswer, type Dns
 import { type Prng } from './prng.ts';
 import { type Link } from './fabric.ts';
 import { parseIp, mapV4, type IpInfo } from './addr.ts';
-import { netError, nodeError } from './net-error.ts';
+import { badPort, netError } from './net-error.ts';
 import { SimConn, SimListener, sendSyn } from './sim-conn.ts';
 import { SimUdpSocket } from './sim-udp.ts';
-import { type Sim } from './sim.ts';
+import { type SimWorld, type TcpKernel, type UdpKernel } from './kernel.ts';
 
 export interface HostOptions {
   /** The host's IP addresses (IPv4 and/or IPv6). 127.0.0.1 and ::1 are always local too. */
@@ -79,9 +79,9 @@ function fireHostTimer(t: { host: SimHost; incarnation: number; fn: () => void }
   if (t.host.incarnation === t.incarnation && t.host.up) t.fn();
 }
 
-export class SimHost implements Network {
+export class SimHost implements Network, TcpKernel<SimConn, SimListener>, UdpKernel<SimUdpSocket> {
   readonly name: string;
-  readonly sim: Sim;
+  readonly sim: SimWorld<SimHost>;
   readonly clock: Clock;
   readonly random: Prng;
   readonly tls: TlsPort;
@@ -119,7 +119,7 @@ export class SimHost implements Network {
   #nextUdp = EPHEMERAL_LOW;
   readonly #links = new Map<SimHost, Link>();
 
-  constructor(sim: Sim, name: string, addresses: readonly IpInfo[], opts: HostOptions, random: Prng) {
+  constructor(sim: SimWorld<SimHost>, name: string, addresses: readonly IpInfo[], opts: HostOptions, random: Prng) {
     this.sim = sim;
     this.name = name;
     this.random = random;
@@ -418,11 +418,3 @@ function unbyPort<T>(index: Map<number, Map<string, T>>, port: number, addr: str
   m.delete(addr);
   if (m.size === 0) index.delete(port);
 }
-
-/** Node's port validation: an integer in 0..65535 (RangeError ERR_SOCKET_BAD_PORT otherwise). */
-function badPort(port: number, allowZero: boolean): NetError | undefined {
-  if (Number.isInteger(port) && port >= (allowZero ? 0 : 1) && port <= 65_535) return undefined;
-  return nodeError('ERR_SOCKET_BAD_PORT', `Port should be >= 0 and < 65536. Received ${String(port)}.`, 'RangeError');
-}
-
-export { badPort };

@@ -54,3 +54,9 @@ export function nodeError(code: string, message: string, kind: 'Error' | 'RangeE
   err.code = code;
   return err;
 }
+
+/** Node's port validation: an integer in 0..65535 (RangeError ERR_SOCKET_BAD_PORT otherwise). */
+export function badPort(port: number, allowZero: boolean): NetError | undefined {
+  if (Number.isInteger(port) && port >= (allowZero ? 0 : 1) && port <= 65_535) return undefined;
+  return nodeError('ERR_SOCKET_BAD_PORT', `Port should be >= 0 and < 65536. Received ${String(port)}.`, 'RangeError');
+}

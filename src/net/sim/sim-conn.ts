@@ -28,57 +28,10 @@ import { LOST, type Link } from './fabric.ts';
 import { hostPort } from './addr.ts';
 import { netError, nodeError, dnsError } from './net-error.ts';
 import { type TimerHandle } from './virtual-clock.ts';
-import { type SimHost } from './host.ts';
+import { type TcpKernel, type TcpParams } from './kernel.ts';
 
-/** TCP timing and buffer sizes. Times in ms, sizes in bytes. Defaults are Linux's and Node 20's. */
-export interface TcpParams {
-  /** SYN retransmissions before `ETIMEDOUT` (net.ipv4.tcp_syn_retries = 6: fails after 127 s). */
-  readonly synRetries: number;
-  /** First SYN retransmission timeout, doubled per retry (Linux: 1 s). */
-  readonly synRtoMs: number;
-  /** Retransmission timeout after a lost segment, doubled per retry (Linux TCP_RTO_MIN: 200 ms). */
-  readonly rtoMinMs: number;
-  /** Ceiling of the doubling RTO (Linux TCP_RTO_MAX: 120 s). */
-  readonly rtoMaxMs: number;
-  /** Retransmissions of one segment before `ETIMEDOUT` (net.ipv4.tcp_retries2 = 15: ≈ 924.6 s at 200 ms RTO). */
-  readonly dataRetries: number;
-  /** How long a server-side half-open handshake waits for the client's ACK (tcp_synack_retries = 5: 63 s). */
-  readonly synAckTimeoutMs: number;
-  /** Lifetime of a destroyed socket whose FIN was acknowledged but whose peer never sends FIN (tcp_fin_timeout). */
-  readonly finTimeoutMs: number;
-  /** Node's `writableHighWaterMark` (16 KiB on Node 20). */
-  readonly writableHighWaterMark: number;
-  /** Node's `readableHighWaterMark`: a paused socket keeps reading from the kernel up to this many bytes. */
-  readonly readableHighWaterMark: number;
-  /**
-   * Node reads a socket from the kernel only from the tick after its owner first lets data flow (`resume()`, or a
-   * data handler while not paused), as the Node adapter's sockets do (ports.ts: a Conn starts paused; accepted ones
-   * via `pauseOnConnect`, dialled ones paused before connect). Until then unread bytes stay in the kernel: `destroy()`
-   * sends RST if any byte is unread, and an arriving RST is seen only by the next write. True by default, because
-   * that is what Refract's real Conns do; false models a plain `net.Socket`, which reads from connect on, up to
-   * `readableHighWaterMark` while paused.
-   */
-  readonly readStartsOnResume: boolean;
-  /** Kernel send buffer: unsent plus unacknowledged bytes. */
-  readonly sendBufferBytes: number;
-  /** Receive window: bytes in flight plus bytes received but not yet read by the application. */
-  readonly receiveWindowBytes: number;
-}
-
-export const DEFAULT_TCP: TcpParams = Object.freeze({
-  synRetries: 6,
-  synRtoMs: 1_000,
-  rtoMinMs: 200,
-  rtoMaxMs: 120_000,
-  dataRetries: 15,
-  synAckTimeoutMs: 63_000,
-  finTimeoutMs: 60_000,
-  writableHighWaterMark: 16_384,
-  readableHighWaterMark: 16_384,
-  readStartsOnResume: true,
-  sendBufferBytes: 65_536,
-  receiveWindowBytes: 65_536,
-});
+/** The host kernel as this file sees it (implemented by SimHost). */
+type Host = TcpKernel<SimConn, SimListener>;
 
 /** Linux-style state names, for netstat. */
 export type TcpState = 'SYN_SENT' | 'SYN_RECEIVED' | 'ESTABLISHED' | 'CLOSED';
@@ -108,7 +61,7 @@ interface Ack {
 
 interface Syn {
   readonly conn: SimConn;
-  readonly dst: SimHost;
+  readonly dst: Host;
   readonly link: Link;
 }
 
@@ -208,13 +161,13 @@ const NO_HANDLERS = new Handlers();
 /** A listening socket. */
 export class SimListener implements TcpListener {
   readonly address: SocketAddress;
-  readonly host: SimHost;
+  readonly host: Host;
   /** The bound address as matched against arrivals: a route address, '0.0.0.0' or '::'. */
   readonly bindAddr: string;
   readonly onConnection: (conn: Conn) => void;
   closed = false;
 
-  constructor(host: SimHost, address: SocketAddress, bindAddr: string, onConnection: (conn: Conn) => void) {
+  constructor(host: Host, address: SocketAddress, bindAddr: string, onConnection: (conn: Conn) => void) {
     this.host = host;
     this.address = address;
     this.bindAddr = bindAddr;
@@ -231,11 +184,11 @@ export class SimListener implements TcpListener {
 }
 
 export class SimConn implements Conn {
-  readonly host: SimHost;
+  readonly host: Host;
   readonly outbound: boolean;
   local: SocketAddress;
   remote: SocketAddress;
-  /** Key in the host's TCB table (`SimHost.tcbKey`). */
+  /** Key in the host's TCB table (`TcpKernel.tcbKey`). */
   key = 0;
   state: TcpState = 'SYN_SENT';
   /** The TCB exists (in the host's table). */
@@ -295,7 +248,7 @@ export class SimConn implements Conn {
   finReceived = false;
   endDelivered = false;
 
-  constructor(host: SimHost, outbound: boolean, local: SocketAddress, remote: SocketAddress) {
+  constructor(host: Host, outbound: boolean, local: SocketAddress, remote: SocketAddress) {
     this.host = host;
     this.outbound = outbound;
     this.local = local;
@@ -1011,7 +964,7 @@ function onAckRetransmit(ack: Ack): void {
 }
 
 /** An RST from `from` (a host, possibly with no TCB for the connection) to `to`, over `link`. */
-function sendRst(from: SimHost, to: SimConn, link: Link): void {
+function sendRst(from: Host, to: SimConn, link: Link): void {
   const sim = from.sim;
   const at = link.send(sim.clock.now(), 0, false);
   if (at !== LOST) sim.clock.postAt(at, onRstArrive, { to, link });

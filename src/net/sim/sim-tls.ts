@@ -23,7 +23,7 @@ import type {
   TlsOutcome, TlsPort, TlsServerParams, TlsSession, TlsStatus, TlsVersion,
 } from '../ports.ts';
 import { clientVerify, configFailure, helloOf, serverDecide, type ClientHello } from '../../core/tls-model.ts';
-import type { SimHost } from './host.ts';
+import type { TlsKernel } from './kernel.ts';
 
 const MAGIC = Buffer.from('RTLS', 'latin1');
 const HEADER = MAGIC.length + 2;
@@ -99,7 +99,7 @@ function versionRank(v: TlsVersion): number {
 abstract class SimTlsEnd implements TlsSession, Conn {
   readonly conn: Conn = this;
   protected readonly raw: Conn;
-  protected readonly host: SimHost;
+  protected readonly host: TlsKernel;
   protected readonly reader = new RecordReader();
   /** 'handshake' → 'open' (done ok) or 'failed'. */
   #phase: 'handshake' | 'open' | 'failed' = 'handshake';
@@ -118,7 +118,7 @@ abstract class SimTlsEnd implements TlsSession, Conn {
   #recordBytesWritten = 0;
   #recordBytesRead = 0;
 
-  constructor(raw: Conn, host: SimHost, timeoutMs: number) {
+  constructor(raw: Conn, host: TlsKernel, timeoutMs: number) {
     this.raw = raw;
     this.host = host;
     raw.setHandlers({
@@ -306,7 +306,7 @@ class SimTlsServer extends SimTlsEnd {
   readonly #params: TlsServerParams;
   #decided: { version: TlsVersion; cipher: string; servername: string } | undefined;
 
-  constructor(raw: Conn, host: SimHost, params: TlsServerParams, initial: readonly Uint8Array[] | undefined) {
+  constructor(raw: Conn, host: TlsKernel, params: TlsServerParams, initial: readonly Uint8Array[] | undefined) {
     super(raw, host, params.handshakeTimeoutMs);
     this.#params = params;
     // Bytes the caller read past an inbound PROXY header: before anything the raw Conn delivers (on a later tick).
@@ -346,7 +346,7 @@ class SimTlsClient extends SimTlsEnd {
   readonly #hello: ClientHello;
   #pending: TlsInfo | undefined;
 
-  constructor(raw: Conn, host: SimHost, params: TlsClientParams) {
+  constructor(raw: Conn, host: TlsKernel, params: TlsClientParams) {
     super(raw, host, params.handshakeTimeoutMs);
     this.#params = params;
     this.#hello = helloOf(params);
@@ -394,7 +394,7 @@ class SimTlsClient extends SimTlsEnd {
 }
 
 /** The TlsPort of one simulated host. */
-export function createSimTls(host: SimHost): TlsPort {
+export function createSimTls(host: TlsKernel): TlsPort {
   return {
     server: (raw, params, initial) => new SimTlsServer(raw, host, params, initial),
     client: (raw, params) => new SimTlsClient(raw, host, params),

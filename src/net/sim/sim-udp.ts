@@ -7,8 +7,11 @@ import { Buffer } from 'node:buffer';
 import { type Datagram, type SocketAddress, type UdpSocket } from '../ports.ts';
 import { LOST, type Link } from './fabric.ts';
 import { parseIp, mapV4, hostPort } from './addr.ts';
-import { nodeError } from './net-error.ts';
-import { badPort, type SimHost } from './host.ts';
+import { badPort, nodeError } from './net-error.ts';
+import { type UdpKernel } from './kernel.ts';
+
+/** The host kernel as this file sees it (implemented by SimHost). */
+type Host = UdpKernel<SimUdpSocket>;
 
 /** Largest UDP payload: 65,535 − 8 (UDP header) − 20 (IPv4 header); IPv6 (40-byte header, no options): 65,527. */
 const MAX_UDP_V4 = 65_507;
@@ -16,7 +19,7 @@ const MAX_UDP_V6 = 65_527;
 
 interface InFlight {
   readonly link: Link;
-  readonly dst: SimHost;
+  readonly dst: Host;
   readonly dstRoute: string;
   readonly dstPort: number;
   readonly srcRoute: string;
@@ -26,13 +29,13 @@ interface InFlight {
 
 export class SimUdpSocket implements UdpSocket {
   readonly local: SocketAddress;
-  readonly host: SimHost;
+  readonly host: Host;
   /** @internal '0.0.0.0', '::' or a route address. */
   readonly bindAddr: string;
   #handler: ((msg: Datagram) => void) | undefined;
   #closed = false;
 
-  constructor(host: SimHost, local: SocketAddress, bindAddr: string) {
+  constructor(host: Host, local: SocketAddress, bindAddr: string) {
     this.host = host;
     this.local = local;
     this.bindAddr = bindAddr;

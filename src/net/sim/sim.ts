@@ -5,7 +5,7 @@
 import { VirtualClock, type RunLimits, type RunResult } from './virtual-clock.ts';
 import { Prng } from './prng.ts';
 import { DEFAULT_LINK, Link, resolveLinkParams, type LinkParams } from './fabric.ts';
-import { DEFAULT_TCP, type TcpParams } from './sim-conn.ts';
+import { DEFAULT_TCP, type SimWorld, type TcpParams } from './kernel.ts';
 import { SimDns } from './sim-dns.ts';
 import { SimHost, type HostOptions } from './host.ts';
 import { parseIp, hostPort, type IpInfo } from './addr.ts';
@@ -55,7 +55,7 @@ export interface Netstat {
   readonly udp: readonly { readonly host: string; readonly local: string }[];
 }
 
-export class Sim {
+export class Sim implements SimWorld<SimHost> {
   readonly clock: VirtualClock;
   /** The root random stream; hosts and links use `split` streams of it. */
   readonly random: Prng;

@@ -12,8 +12,9 @@ import tls from 'node:tls';
 import fc from 'fast-check';
 import { type CertInfo, type TlsClientParams, type TlsIdentity, type TlsServerParams, type TlsVersion } from '../../../src/net/ports.ts';
 import { describeCert, issueCert } from '../../../src/net/node/x509.ts';
-import { EDGE_CIPHERS, TLS_VERSIONS, cipherSpec, openSslCipherOptions, originClientCiphers } from '../../../src/core/tls-ciphers.ts';
-import { failureOfCode, predict, type Prediction } from '../../../src/core/tls-model.ts';
+import { EDGE_CIPHERS, TLS_VERSIONS, cipherSpec, originClientCiphers } from '../../../src/core/tls-ciphers.ts';
+import { predict, type Prediction } from '../../../src/core/tls-model.ts';
+import { failureOfCode, openSslCipherOptions } from '../../../src/net/node/openssl.ts';
 
 const DAY_MS = 86_400_000;
 const HANDSHAKE_TIMEOUT_MS = 4_000;

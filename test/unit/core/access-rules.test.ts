@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { compileAccessRules, decide, isV4Mapped, NO_MATCH, parseIp, type AccessQuery } from '../../../src/core/access-rules.ts';
+import { compileAccessRules, decide, NO_MATCH, type AccessQuery } from '../../../src/core/access-rules.ts';
 import { validateAccessRule, type AccessRule } from '../../../src/model/access-rules.ts';
+import { isV4MappedWords, parseIpWords } from '../../../src/model/ip.ts';
 
 /** A validated rule with a readable id. */
 function r(id: string, mode: 'allow' | 'block' | 'whitelist', target: string, value: string | number): AccessRule {
@@ -137,7 +138,7 @@ void describe('access rule evaluation', () => {
 void describe('the address parser', () => {
   const words = new Uint32Array(4);
   const parsed = (s: string): [number, number[]] => {
-    const f = parseIp(s, words);
+    const f = parseIpWords(s, words);
     return [f, f === 4 ? [words[0] ?? 0] : f === 6 ? [...words] : []];
   };
 
@@ -152,14 +153,14 @@ void describe('the address parser', () => {
     assert.deepEqual(parsed('::ffff:192.0.2.1'), [6, [0, 0, 0xffff, 0xc0000201]]);
     assert.deepEqual(parsed('1:2:3:4:5:6:7::'), [6, [0x10002, 0x30004, 0x50006, 0x70000]]);
     assert.deepEqual(parsed('fe80::1%eth0'), [6, [0xfe800000, 0, 0, 1]]);
-    assert.ok(isV4Mapped(new Uint32Array([0, 0, 0xffff, 1])));
-    assert.ok(!isV4Mapped(new Uint32Array([0, 0, 0, 1])));
+    assert.ok(isV4MappedWords(new Uint32Array([0, 0, 0xffff, 1])));
+    assert.ok(!isV4MappedWords(new Uint32Array([0, 0, 0, 1])));
   });
 
   void it('refuses what is not an address', () => {
     for (const s of ['', '1.2.3', '1.2.3.4.5', '01.2.3.4', '1.2.3.256', '1..2.3', ':::', '1:2:3:4:5:6:7:8:9', '1::2::3', ':1::', '1::2:', '12345::',
       '1:2:3:4:5:6:7::8', '::ffff:1.2.3', 'g::1', '%eth0', '::1%', '1.2.3.4%eth0x', ' 1.2.3.4', '::1.2.3.4:5']) {
-      assert.equal(parseIp(s, words), 0, s);
+      assert.equal(parseIpWords(s, words), 0, s);
     }
   });
 });

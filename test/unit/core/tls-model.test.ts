@@ -8,11 +8,11 @@ import {
   SPECTRUM_EDGE_CIPHER_NAMES,
   cipherFromSpectrumName,
   cipherUsable,
-  openSslCipherOptions,
   originClientCiphers,
   spectrumCipherName,
 } from '../../../src/core/tls-ciphers.ts';
-import { certCoversName, clientVerify, effectiveVersions, failureOfCode, helloOf, nameMatches, predict, serverDecide } from '../../../src/core/tls-model.ts';
+import { certCoversName, clientVerify, effectiveVersions, helloOf, nameMatches, predict, serverDecide } from '../../../src/core/tls-model.ts';
+import { failureOfCode, openSslCipherOptions } from '../../../src/net/node/openssl.ts';
 
 const NOW = Date.UTC(2025, 0, 15);
 const DAY = 86_400_000;

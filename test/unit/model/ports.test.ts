@@ -4,10 +4,8 @@ import {
   formatOriginUri,
   formatPortRange,
   formatProtocol,
-  parseCidr,
   parseHostPort,
   parseHostname,
-  parseIpLiteral,
   parseOriginUri,
   parsePortRange,
   parseProtocol,
@@ -15,6 +13,7 @@ import {
   rangesOverlap,
   type Parsed,
 } from '../../../src/model/ports.ts';
+import { parseCidr, parseIpLiteral } from '../../../src/model/ip.ts';
 
 const value = <T>(r: Parsed<T>): T => {
   assert.ok(r.ok, `expected success, got ${r.ok ? '' : r.code}`);
