@@ -11,8 +11,16 @@ import { fileURLToPath } from 'node:url';
 import { assertUdpPortsFree } from './udp-measure.ts';
 import { assertPortsFree, nginxWorker, spawnChild, stopChild, waitForPorts, type Child } from './proc.ts';
 
-export type ProxyName = 'nginx' | 'haproxy' | 'node-pipe' | 'refract';
+export type ProxyName = 'nginx' | 'haproxy' | 'node-pipe' | 'refract' | 'refract-base';
 export const ALL_PROXIES: readonly ProxyName[] = ['nginx', 'haproxy', 'node-pipe', 'refract'];
+/** Every proxy `--proxies` may name; `refract-base` (Refract from another checkout: `--baseline DIR`) is opt-in. */
+export const KNOWN_PROXIES: readonly ProxyName[] = [...ALL_PROXIES, 'refract-base'];
+
+/** The checkout `refract-base` runs (`--baseline DIR` sets it), for before/after comparisons in one run. */
+let baselineRoot: string | undefined;
+export function setBaseline(dir: string): void {
+  baselineRoot = dir;
+}
 
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const NGINX_STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
@@ -29,6 +37,7 @@ const MAX_CONNS = 9_900;
 const MAX_UDP_SESSIONS = 12_000;
 const NGINX_UDP = { port: 7113, keptPort: 7114 } as const;
 const REFRACT_UDP = { port: 7103, keptPort: 7103 } as const;
+const REFRACT_BASE_UDP = { port: 7183, keptPort: 7183 } as const;
 
 export interface OriginPorts {
   readonly echo: number;
@@ -246,9 +255,34 @@ const refract: ProxyDef = {
   },
 };
 
+/** Refract from another checkout (`--baseline DIR`, e.g. a `git worktree` of main before a change), same config. */
+const refractBase: ProxyDef = {
+  name: 'refract-base',
+  echoPort: 7181,
+  sinkPort: 7182,
+  udp: REFRACT_BASE_UDP,
+  missing: () =>
+    baselineRoot === undefined ? 'give --baseline DIR (a checkout to compare against)' : existsSync(join(baselineRoot, 'src/cli.ts')) ? undefined : `${baselineRoot}/src/cli.ts does not exist`,
+  version: () => {
+    const rev = run('git', ['-C', baselineRoot ?? '.', 'rev-parse', '--short', 'HEAD']);
+    return `refract ${/^[0-9a-f]+$/.test(rev) ? rev : '(no commit)'} (baseline ${baselineRoot}) on node ${process.version}`;
+  },
+  async start(dir, cpu, origin) {
+    const root = baselineRoot!;
+    await assertPortsFree([this.echoPort, this.sinkPort]);
+    await assertUdpPortsFree([REFRACT_BASE_UDP.port]);
+    const cfg = join(dir, 'refract-base.yaml');
+    writeFileSync(cfg, refractConfig(this.echoPort, this.sinkPort, origin, REFRACT_BASE_UDP.port));
+    const child = spawnChild(process.execPath, ['--import', 'tsx', join(root, 'src/cli.ts'), 'serve', '--config', cfg], cpu, { cwd: root });
+    await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
+    return { child, measuredPid: child.pid, stop: () => stopChild(child) };
+  },
+};
+
 export const PROXIES: Readonly<Record<ProxyName, ProxyDef>> = {
   nginx,
   haproxy,
   'node-pipe': nodePipe,
   refract,
+  'refract-base': refractBase,
 };

@@ -10,7 +10,7 @@ import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { createNodeCertSource } from './net/node/cert-store.ts';
 import type { CertSource } from './net/ports.ts';
 import { connect as netConnect } from 'node:net';
-import { Subject, debounceTime, map, filter, type Observable } from 'rxjs';
+import { Subject, concatMap, debounceTime, map, filter, type Observable } from 'rxjs';
 import { createNodeNetwork } from './net/node/network.ts';
 import { EdgeNode } from './edge/edge-node.ts';
 import { startBuiltinOrigins, type RunningOrigins } from './edge/builtin-origins.ts';
@@ -208,30 +208,30 @@ async function serveCommand(file: string | undefined, opts: { events?: string; l
     for (const f of certFiles) watchFile(f, { interval: 2_000, persistent: false }, certReload);
   };
   watchCerts();
-  snapshots.subscribe((next) => {
-    edge.apply(next).then(
-      async (r) => {
-        log.info({ event: 'config.applied', ...r }, 'configuration applied');
-        const restartOnly = restartOnlyChanges(config, next);
-        if (restartOnly.length > 0) {
-          log.warn(
-            { event: 'config.restart_needed', fields: restartOnly },
-            `changed settings that take effect only on restart (the running values stay): ${restartOnly.join(', ')}`,
-          );
-        }
-        watchCerts();
-        if (JSON.stringify(next.origins) !== JSON.stringify(config.origins)) {
-          await origins?.close();
-          origins = await startBuiltinOrigins(net, next.origins, log).catch((err: unknown) => {
-            log.error({ err }, 'builtin origins could not restart');
-            return undefined;
-          });
-        }
-        config = next;
-      },
-      (err: unknown) => log.error({ event: 'config.rejected', err }, 'configuration rejected; the running configuration stays'),
-    );
-  });
+  // EdgeNode.follow applies each snapshot in turn and logs config.applied / config.rejected; what follows is the
+  // CLI's own part of a successful reload, one at a time, in order.
+  const reloaded = async (next: RefractConfig): Promise<void> => {
+    const restartOnly = restartOnlyChanges(config, next);
+    if (restartOnly.length > 0) {
+      log.warn(
+        { event: 'config.restart_needed', fields: restartOnly },
+        `changed settings that take effect only on restart (the running values stay): ${restartOnly.join(', ')}`,
+      );
+    }
+    watchCerts();
+    if (JSON.stringify(next.origins) !== JSON.stringify(config.origins)) {
+      await origins?.close().catch(() => undefined);
+      origins = await startBuiltinOrigins(net, next.origins, log).catch((err: unknown) => {
+        log.error({ err }, 'builtin origins could not restart');
+        return undefined;
+      });
+    }
+    config = next;
+  };
+  edge
+    .follow(snapshots)
+    .pipe(concatMap((o) => (o.ok ? reloaded(o.config) : Promise.resolve())))
+    .subscribe({ error: (err: unknown) => log.error({ err }, 'reload pipeline failed; reload with a restart') });
 
   return new Promise<number>((resolveExit) => {
     let stopping = false;

@@ -2,15 +2,22 @@
  * Every scenario file in `scenarios/` (and `scenarios/regressions/`, where property tests save shrunk failures) runs
  * on its own fixed seed and must meet all its expectations. A few run twice to show the trace is byte-identical per
  * seed. Each file must start with a comment telling its story (what happens and what it proves).
+ *
+ * Each run is also held to the trace hash and report digest pinned in `test/scenario-hashes.json`, so a change
+ * meant to be behaviour-neutral (a refactor of the runner, the engine or the simulator) proves it is. A change that
+ * alters a run on purpose re-pins them: `REFRACT_PIN_HASHES=1 node --import tsx --test test/scenarios.test.ts`
+ * rewrites the file, and the diff shows which scenarios moved.
  */
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseScenario } from '../src/scenario/schema.ts';
 import { runScenario } from '../src/scenario/runner.ts';
 import { formatFailures } from '../src/scenario/report.ts';
+import { type ScenarioReport } from '../src/scenario/runner.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const DIRS = ['scenarios', join('scenarios', 'regressions')];
@@ -27,12 +34,34 @@ const TWICE = new Set([
   '19-udp-lossy-link.yaml',
 ]);
 
+/** What a run is pinned to: its trace, how long it ran, and everything it reported but wall time. */
+interface Pin {
+  readonly traceHash: string;
+  readonly traceLines: number;
+  readonly steps: number;
+  /** sha256 (hex) of the report as JSON, `wallMs` left out. */
+  readonly report: string;
+}
+const PINS_PATH = join(fileURLToPath(new URL('./', import.meta.url)), 'scenario-hashes.json');
+const REPIN = process.env['REFRACT_PIN_HASHES'] === '1';
+const pins = existsSync(PINS_PATH) ? (JSON.parse(readFileSync(PINS_PATH, 'utf8')) as Record<string, Pin>) : {};
+const seen: Record<string, Pin> = {};
+
+function pinOf(r: ScenarioReport): Pin {
+  const { wallMs: _wall, ...rest } = r;
+  return { traceHash: r.traceHash, traceLines: r.traceLines, steps: r.steps, report: createHash('sha256').update(JSON.stringify(rest)).digest('hex') };
+}
+
 const files = DIRS.flatMap((d) => {
   const dir = join(ROOT, d);
   return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort().map((f) => ({ dir: d, name: f, path: join(dir, f) })) : [];
 });
 
 void describe('scenario files', () => {
+  after(() => {
+    if (REPIN) writeFileSync(PINS_PATH, `${JSON.stringify(Object.fromEntries(Object.entries(seen).sort(([a], [b]) => a.localeCompare(b))), null, 2)}\n`);
+  });
+
   void it('there are at least 12 scenarios, numbered, each opening with a story comment', () => {
     const top = files.filter((f) => f.dir === 'scenarios');
     assert.ok(top.length >= 12, `only ${top.length} scenarios`);
@@ -53,6 +82,9 @@ void describe('scenario files', () => {
       assert.equal(report.failures.length, 0, `\n${formatFailures(report.failures)}`);
       assert.equal(report.stoppedBy, 'idle');
       assert.ok(report.connections.length + report.flows.length > 0);
+      const key = `${f.dir}/${f.name}`.replaceAll('\\', '/');
+      seen[key] = pinOf(report);
+      if (!REPIN) assert.deepEqual(seen[key], pins[key], `${key}: the run differs from its pinned hashes (re-pin with REFRACT_PIN_HASHES=1 if the change is meant)`);
       if (TWICE.has(f.name)) {
         const again = await runScenario(parsed.scenario);
         assert.equal(again.traceHash, report.traceHash, 'same seed, different trace');

@@ -9,15 +9,16 @@
  * Applies are serialised: a snapshot arriving while one is being applied waits its turn.
  */
 import type { Logger } from 'pino';
-import type { Observable, Subscription } from 'rxjs';
+import { concatMap, from, tap, type Observable, type Subscription } from 'rxjs';
 import type { CertSource, Conn, Network, TcpListener, UdpSocket } from '../net/ports.ts';
 import { EdgeTls } from './edge-tls.ts';
-import type { AppSpec, RefractConfig } from '../model/types.ts';
+import type { AppSpec, RefractConfig, UpstreamTarget } from '../model/types.ts';
 import { RefractError, type ErrorCode } from '../model/errors.ts';
-import { TcpEngine, type UpstreamTarget } from '../machines/tcp-connection.ts';
+import { TcpEngine } from '../machines/tcp-connection.ts';
 import { UdpEngine, type UdpSlot } from '../machines/udp-flow.ts';
 import { EventLog } from '../streams/events.ts';
 import { Trace } from '../streams/trace.ts';
+import { AcceptStream } from '../streams/machine-inputs.ts';
 import { createOriginResolver, type OriginResolver } from './origin-resolver.ts';
 import { compileAccessRules, type CompiledAccessRules } from '../core/access-rules.ts';
 import { NO_GEO, type GeoLookup } from '../core/geo.ts';
@@ -30,6 +31,8 @@ interface ListenerSlot {
   /** The app serving this edge ip:port now; swapped in place on reload. */
   app: AppSpec | undefined;
   listener: TcpListener | undefined;
+  /** The listener's accepted connections, and the engine's subscription to them. */
+  accepted: Subscription | undefined;
   udp: (UdpSlot & { app: AppSpec | undefined }) | undefined;
 }
 
@@ -40,6 +43,11 @@ export interface ApplyResult {
   readonly unchanged: string[];
   readonly listeners: number;
 }
+
+/** What `follow` reports for each snapshot: applied, or rejected with the running configuration kept. */
+export type FollowResult =
+  | { readonly ok: true; readonly config: RefractConfig; readonly result: ApplyResult }
+  | { readonly ok: false; readonly config: RefractConfig; readonly error: unknown };
 
 /** Maps a bind failure's errno to Refract's code. */
 export function listenErrorCode(code: string | undefined): ErrorCode {
@@ -127,14 +135,26 @@ export class EdgeNode {
     return run;
   }
 
-  /** Follows a stream of validated snapshots (a ConfigStore); failures are logged and the running config stays. */
-  follow(snapshots: Observable<RefractConfig>): Subscription {
-    return snapshots.subscribe((cfg) => {
-      this.apply(cfg).then(
-        (r) => this.#log.info({ event: 'config.applied', ...r }, 'configuration applied'),
-        (err: unknown) => this.#log.error({ event: 'config.rejected', err }, 'configuration rejected; the running configuration stays'),
-      );
-    });
+  /**
+   * Follows a stream of validated snapshots (the CLI's file and SIGHUP reloads): applies each in turn and reports
+   * the outcome of each, in order (cold: nothing happens until subscribed). A rejected snapshot is logged and
+   * reported; the running configuration stays and later snapshots are still applied.
+   */
+  follow(snapshots$: Observable<RefractConfig>): Observable<FollowResult> {
+    return snapshots$.pipe(
+      concatMap((config) =>
+        from(
+          this.apply(config).then(
+            (result): FollowResult => ({ ok: true, config, result }),
+            (error: unknown): FollowResult => ({ ok: false, config, error }),
+          ),
+        ),
+      ),
+      tap((o) => {
+        if (o.ok) this.#log.info({ event: 'config.applied', ...o.result }, 'configuration applied');
+        else this.#log.error({ event: 'config.rejected', err: o.error }, 'configuration rejected; the running configuration stays');
+      }),
+    );
   }
 
   async #apply(config: RefractConfig): Promise<ApplyResult> {
@@ -159,11 +179,14 @@ export class EdgeNode {
     try {
       for (const [key, d] of desired) {
         if (this.#slots.has(key)) continue;
-        const slot: ListenerSlot = { key, protocol: d.protocol, host: d.host, port: d.port, app: undefined, listener: undefined, udp: undefined };
+        const slot: ListenerSlot = { key, protocol: d.protocol, host: d.host, port: d.port, app: undefined, listener: undefined, accepted: undefined, udp: undefined };
         fresh.push(slot);
         try {
           if (d.protocol === 'tcp') {
-            slot.listener = await this.#net.listenTcp({ host: d.host, port: d.port }, (conn) => this.#onConnection(slot, conn));
+            // The listener's accepts become a stream; the TCP engine takes each with the slot's app of the moment.
+            const accepted$ = new AcceptStream<Conn>();
+            slot.accepted = accepted$.subscribe((conn) => this.tcp.accept(conn, slot.app));
+            slot.listener = await this.#net.listenTcp({ host: d.host, port: d.port }, accepted$.onConnection);
           } else {
             const sock: UdpSocket = await this.#net.bindUdp({ host: d.host, port: d.port });
             slot.udp = { sock, app: undefined };
@@ -178,7 +201,10 @@ export class EdgeNode {
       }
     } catch (e) {
       await Promise.all(fresh.map((s) => s.listener?.close()));
-      for (const s of fresh) s.udp?.sock.close();
+      for (const s of fresh) {
+        s.accepted?.unsubscribe();
+        s.udp?.sock.close();
+      }
       throw e;
     }
 
@@ -200,7 +226,7 @@ export class EdgeNode {
       s.app = undefined;
       if (s.udp) s.udp.app = undefined;
       this.#slots.delete(key);
-      if (s.listener) closing.push(s.listener.close());
+      if (s.listener) closing.push(s.listener.close().then(() => s.accepted?.unsubscribe()));
       // A removed UDP app's socket stays open while its flows drain (replies arrive on it), then closes.
       if (s.udp) this.#closeUdpAfterDrain(s.udp, config.node.drainTimeoutMs);
     }
@@ -262,10 +288,6 @@ export class EdgeNode {
     return this.#tls.watchedFiles();
   }
 
-  #onConnection(slot: ListenerSlot, conn: Conn): void {
-    this.tcp.accept(conn, slot.app);
-  }
-
   /**
    * Graceful stop: stop accepting, let open connections finish for up to `deadlineMs`, then close the rest.
    * Resolves when no connection is left.
@@ -277,6 +299,7 @@ export class EdgeNode {
     const slots = [...this.#slots.values()];
     this.#slots.clear();
     await Promise.all(slots.map((s) => s.listener?.close()));
+    for (const s of slots) s.accepted?.unsubscribe();
     const deadline = deadlineMs ?? this.#config?.node.drainTimeoutMs ?? 30_000;
     this.tcp.drain(undefined, deadline);
     this.udp.drain(undefined, deadline);
@@ -293,6 +316,8 @@ export class EdgeNode {
     }
     this.#udpClosing.clear();
     this.#resolver.dispose();
+    this.tcp.dispose();
+    this.udp.dispose();
     this.events.complete();
     this.trace.complete();
   }

@@ -4,22 +4,37 @@
  * (its own ephemeral port, so the origin's replies find the right client).
  *
  * Per datagram the engine does a Map lookup, optional header prepend (PROXY v2 on the first datagram of the flow,
- * SPP on every one), a size check (never fragment) and one send — no machine event, no RxJS `next`.
+ * SPP on every one), a size check (never fragment) and one send — no machine event, no RxJS `next`. A datagram
+ * with no flow goes to `openings$` (udp-inputs.ts), where admission (src/core/admission.ts) decides whether it opens
+ * one; the machines hear only the streams of udp-inputs.ts. Outcomes come from src/core/outcomes.ts.
  */
+import { Subject, type Observable, type Subscription } from 'rxjs';
 import { MachineHost, type HostedInstance } from './host.ts';
 import { udpFlowMachine, type UdpFlowActionName, type UdpFlowEvent } from './udp-flow.machine.ts';
 import type { Cancel, Datagram, SocketAddress, UdpSocket } from '../net/ports.ts';
 import { encodeProxyV2 } from '../core/proxy-protocol.ts';
 import { encodeSppHeader, hasSppHeader, SPP_HEADER_LENGTH } from '../core/spp.ts';
+import { accessVerdict } from '../core/admission.ts';
+import { OUTCOMES, udpOpenFailedOutcome, type Outcome } from '../core/outcomes.ts';
 import { isRefractError, type ErrorCode } from '../model/errors.ts';
-import type { AppSpec, NodeSettings } from '../model/types.ts';
-import { IdleWaiters, NO_TLS_FIELDS, rfc3339, type CloseReason, type SpectrumEvent, type SpectrumEventName } from '../streams/events.ts';
+import type { AppSpec, NodeSettings, UpstreamTarget } from '../model/types.ts';
+import type { SpectrumEventName } from '../model/outcome.ts';
+import { IdleWaiters, NO_TLS_FIELDS } from '../streams/events.ts';
 import type { TraceEventName } from '../streams/trace.ts';
-import type { TcpEngineDeps, UpstreamTarget } from './tcp-connection.ts';
-import { decide, type ClientMatchedIpFirewall } from '../core/access-rules.ts';
+import type { ClientMatchedIpFirewall } from '../core/access-rules.ts';
+import type { TcpEngineDeps } from './tcp-env.ts';
+import { spectrumEvent } from './spectrum-event.ts';
+import { UdpInputs, type FlowOpening } from './udp-inputs.ts';
+import type { MachineStateChange } from './tcp-connection.ts';
 
 /** Datagrams held per flow while its upstream socket opens; more are dropped (and counted). */
 const MAX_QUEUED = 64;
+
+const EV_READY = { type: 'UPSTREAM.READY' } as const;
+const EV_IDLE = { type: 'FLOW.IDLE' } as const;
+const EV_DRAIN_DEADLINE = { type: 'FLOW.DRAIN_DEADLINE' } as const;
+const EV_FILTERED = { type: 'FLOW.FILTERED' } as const;
+const EV_ABORT = { type: 'FLOW.ABORT' } as const;
 
 /** The same environment as the TCP engine (see `TcpEngineDeps`). */
 export type UdpEngineDeps = TcpEngineDeps;
@@ -63,13 +78,13 @@ interface FlowRecord extends HostedInstance<FlowRecord, UdpFlowEvent> {
   last: number;
   idleCancel: Cancel | undefined;
   drainCancel: Cancel | undefined;
-  dgramsIn: number;
-  dgramsOut: number;
-  bytesIn: number;
-  bytesOut: number;
-  status: number;
-  eventName: SpectrumEventName;
-  reason: CloseReason;
+  /** Datagrams and payload bytes that came from the client (downstream) and from the origin (upstream). */
+  dgramsDownstream: number;
+  dgramsUpstream: number;
+  bytesDownstream: number;
+  bytesUpstream: number;
+  /** How the flow ends (set by the action that leads to `closed`). */
+  outcome: Outcome;
   code: ErrorCode | '';
 }
 
@@ -82,6 +97,12 @@ export class UdpEngine {
   readonly #perApp = new Map<string, number>();
   #nextId = 1;
   readonly #idle = new IdleWaiters();
+  readonly #inputs = new UdpInputs<FlowRecord, UdpSlot>();
+  readonly #feed: Subscription;
+  readonly #open: Subscription;
+  readonly #states = new Subject<MachineStateChange>();
+  /** Machine state changes of every flow; nothing is built while nobody subscribes. */
+  readonly states$: Observable<MachineStateChange> = this.#states.asObservable();
   readonly stats: UdpStats = {
     udp_flows_total: 0,
     udp_flows_active: 0,
@@ -103,22 +124,37 @@ export class UdpEngine {
       startRelay: (r) => this.#startRelay(r),
       recordUpstreamFailed: (r, e) => {
         const code = e.type === 'UPSTREAM.FAILED' ? e.code : 'E_UPSTREAM_CONNECT_FAILED';
-        if (code === 'E_UPSTREAM_RESOLVE_FAILED') this.#end(r, 'resolveOrigin', 531, 'resolve_failed', code);
-        else this.#end(r, 'originError', 520, 'connect_failed', code);
+        this.#end(r, udpOpenFailedOutcome(code), code);
       },
-      recordIdle: (r) => this.#end(r, 'disconnect', 200, 'idle_timeout', 'E_IDLE_TIMEOUT'),
-      recordDrainDeadline: (r) => this.#end(r, 'disconnect', 200, 'drain_deadline', 'E_DRAIN_DEADLINE'),
-      recordFiltered: (r) => this.#end(r, 'clientFiltered', 403, 'ip_firewall', 'E_RULE_BLOCKED'),
-      recordAbort: (r) => this.#end(r, 'disconnect', 500, 'aborted', 'E_INTERNAL'),
+      recordIdle: (r) => this.#end(r, OUTCOMES.idle_timeout),
+      recordDrainDeadline: (r) => this.#end(r, OUTCOMES.drain_deadline),
+      recordFiltered: (r) => this.#end(r, OUTCOMES.ip_firewall),
+      recordAbort: (r) => this.#end(r, OUTCOMES.aborted),
       finish: (r) => this.#finish(r),
     };
+    const states = this.#states;
     this.#host = new MachineHost<FlowRecord, UdpFlowEvent>(udpFlowMachine, {
       clock: deps.clock,
       impl,
       delayMs: (_r, name) => {
         throw new Error(`udpFlow: unknown delay ${name}`);
       },
+      onTransition: (r, from, to, e) => {
+        if (states.observed) states.next({ t: deps.clock.now(), proto: 'udp', conn: r.id, app: r.app.id, from, to, event: e.type });
+      },
     });
+    // The machines are fed here, and only here; flows are opened here too.
+    const host = this.#host;
+    this.#feed = this.#inputs.all$.subscribe((input) => host.send(input.rec, input.event));
+    this.#open = this.#inputs.openings$.subscribe((o) => this.#onOpening(o));
+  }
+
+  /** Stops feeding the machines and completes `states$` (after the last flow closed). */
+  dispose(): void {
+    this.#feed.unsubscribe();
+    this.#open.unsubscribe();
+    this.#inputs.complete();
+    this.#states.complete();
   }
 
   get activeCount(): number {
@@ -131,18 +167,19 @@ export class UdpEngine {
   }
 
   drain(appIds: ReadonlySet<string> | undefined, deadlineMs: number): void {
+    const control$ = this.#inputs.control$;
     for (const r of this.#flows.values()) {
       if (appIds && !appIds.has(r.app.id)) continue;
       if (r.drainCancel) continue;
       r.drainCancel = this.#deps.clock.setTimer(deadlineMs, () => {
         r.drainCancel = undefined;
-        this.#host.send(r, { type: 'FLOW.DRAIN_DEADLINE' });
+        control$.signal(r, EV_DRAIN_DEADLINE);
       });
     }
   }
 
   abortAll(): void {
-    for (const r of [...this.#flows.values()]) this.#host.send(r, { type: 'FLOW.ABORT' });
+    for (const r of [...this.#flows.values()]) this.#inputs.control$.signal(r, EV_ABORT);
   }
 
   /**
@@ -157,13 +194,12 @@ export class UdpEngine {
     let n = 0;
     for (const r of [...this.#flows.values()]) {
       if (!r.app.ipFirewall) continue;
-      const ip = r.client.address;
-      const d = decide(rules, { ip, country: geo.country(ip), asn: geo.asn(ip)?.asn });
-      if (d.action !== 'block') continue;
+      const d = accessVerdict(true, rules, geo, r.client.address).decision;
+      if (d?.action !== 'block') continue;
       r.matched = d.matched;
       n++;
       this.#trace(r, 'filtered', { matched: d.matched, rule: d.ruleId ?? '' });
-      this.#host.send(r, { type: 'FLOW.FILTERED' });
+      this.#inputs.control$.signal(r, EV_FILTERED);
     }
     return n;
   }
@@ -183,43 +219,52 @@ export class UdpEngine {
   #onClientDatagram(slot: UdpSlot, msg: Datagram): void {
     const edge = slot.sock.local;
     const key = `${msg.remote.address}|${msg.remote.port}|${edge.address}|${edge.port}`;
-    let r = this.#flows.get(key);
-    if (!r) {
-      const app = slot.app;
-      if (!app) {
-        this.stats.udp_dgrams_no_app++;
-        return;
-      }
-      if (app.ipFirewall) {
-        // Rules run before any flow state or upstream work; a blocked client's datagrams are dropped and counted
-        // (no event per datagram: a flood from a blocked range must not flood the event log too).
-        const { rules, geo } = this.#deps.access();
-        if (rules.size > 0) {
-          const ip = msg.remote.address;
-          const d = decide(rules, { ip, country: geo.country(ip), asn: geo.asn(ip)?.asn });
-          if (d.action === 'block') {
-            this.stats.udp_dgrams_ip_blocked++;
-            return;
-          }
-        }
-      }
-      const settings = this.#deps.settings();
-      const appFlows = this.#perApp.get(app.id) ?? 0;
-      if (this.#flows.size >= settings.udpMaxFlows || (app.udpMaxFlows !== undefined && appFlows >= app.udpMaxFlows)) {
-        // Policy: existing flows keep working; a new flow past the cap is refused (its datagrams dropped).
-        if (this.stats.udp_flows_refused_cap++ % 1000 === 0) {
-          this.#deps.log.warn(
-            { app: app.id, nodeCap: settings.udpMaxFlows, appCap: app.udpMaxFlows, refused: this.stats.udp_flows_refused_cap },
-            'UDP flow cap reached; new flows are refused',
-          );
-        }
-        return;
-      }
-      r = this.#newFlow(key, slot, app, msg.remote, edge, settings);
+    const r = this.#flows.get(key);
+    if (r) this.#forward(r, msg);
+    // Only an admitted datagram becomes a `next`: a flood from a blocked range costs a counter, not a stream value.
+    else if (this.#admits(slot, msg)) this.#inputs.openings$.next({ slot, key, msg });
+  }
+
+  /** Admission of a datagram with no flow: an app, the access rules, the flow caps. Refusals are counted. */
+  #admits(slot: UdpSlot, msg: Datagram): boolean {
+    const app = slot.app;
+    if (!app) {
+      this.stats.udp_dgrams_no_app++;
+      return false;
     }
+    if (app.ipFirewall) {
+      // Rules run before any flow state or upstream work; a blocked client's datagrams are dropped and counted
+      // (no event per datagram: a flood from a blocked range must not flood the event log too).
+      const { rules, geo } = this.#deps.access();
+      if (rules.size > 0 && accessVerdict(true, rules, geo, msg.remote.address).blocked) {
+        this.stats.udp_dgrams_ip_blocked++;
+        return false;
+      }
+    }
+    const settings = this.#deps.settings();
+    const appFlows = this.#perApp.get(app.id) ?? 0;
+    if (this.#flows.size >= settings.udpMaxFlows || (app.udpMaxFlows !== undefined && appFlows >= app.udpMaxFlows)) {
+      // Policy: existing flows keep working; a new flow past the cap is refused (its datagrams dropped).
+      if (this.stats.udp_flows_refused_cap++ % 1000 === 0) {
+        this.#deps.log.warn(
+          { app: app.id, nodeCap: settings.udpMaxFlows, appCap: app.udpMaxFlows, refused: this.stats.udp_flows_refused_cap },
+          'UDP flow cap reached; new flows are refused',
+        );
+      }
+      return false;
+    }
+    return true;
+  }
+
+  /** An admitted datagram opens its flow (`openings$`), which forwards it. */
+  #onOpening({ slot, key, msg }: FlowOpening<UdpSlot>): void {
+    this.#forward(this.#newFlow(key, slot, slot.app!, msg.remote, slot.sock.local, this.#deps.settings()), msg);
+  }
+
+  #forward(r: FlowRecord, msg: Datagram): void {
     r.last = this.#deps.clock.now();
-    r.dgramsIn++;
-    r.bytesIn += msg.data.length;
+    r.dgramsDownstream++;
+    r.bytesDownstream += msg.data.length;
     if (r.up) this.#sendUpstream(r, msg.data);
     else if (r.queue && r.queue.length < MAX_QUEUED) r.queue.push(msg.data);
     else this.stats.udp_dgrams_queue_full++;
@@ -252,13 +297,11 @@ export class UdpEngine {
       last: clock.now(),
       idleCancel: undefined,
       drainCancel: undefined,
-      dgramsIn: 0,
-      dgramsOut: 0,
-      bytesIn: 0,
-      bytesOut: 0,
-      status: 0,
-      eventName: 'disconnect',
-      reason: 'normal',
+      dgramsDownstream: 0,
+      dgramsUpstream: 0,
+      bytesDownstream: 0,
+      bytesUpstream: 0,
+      outcome: OUTCOMES.normal,
       code: '',
     };
     this.#flows.set(key, r);
@@ -313,8 +356,8 @@ export class UdpEngine {
       payload = payload.subarray(SPP_HEADER_LENGTH);
     }
     r.last = this.#deps.clock.now();
-    r.dgramsOut++;
-    r.bytesOut += payload.length;
+    r.dgramsUpstream++;
+    r.bytesUpstream += payload.length;
     this.stats.udp_dgrams_downstream++;
     r.slot.sock.send(payload, r.client.port, r.client.address);
   }
@@ -322,10 +365,11 @@ export class UdpEngine {
   // ── actions ──────────────────────────────────────────────────────────────────────────────────────────────────
 
   #openUpstream(r: FlowRecord): void {
+    const upstream$ = this.#inputs.upstream$;
     const fail = (e: unknown): void => {
       const code: ErrorCode = isRefractError(e) ? e.code : 'E_UPSTREAM_CONNECT_FAILED';
       this.#deps.log.warn({ app: r.app.id, flow: r.id, code, err: e }, 'UDP flow could not open its upstream');
-      this.#host.send(r, { type: 'UPSTREAM.FAILED', code, detail: e instanceof Error ? e.message : String(e) });
+      upstream$.signal(r, { type: 'UPSTREAM.FAILED', code, detail: e instanceof Error ? e.message : String(e) });
     };
     const bind = (targets: readonly UpstreamTarget[]): void => {
       const t = targets[0];
@@ -341,7 +385,7 @@ export class UdpEngine {
         }
         r.up = sock;
         sock.setHandler((m) => this.#onOriginDatagram(r, m));
-        this.#host.send(r, { type: 'UPSTREAM.READY' });
+        upstream$.signal(r, EV_READY);
       }, fail);
     };
     let res: readonly UpstreamTarget[] | Promise<readonly UpstreamTarget[]>;
@@ -366,15 +410,14 @@ export class UdpEngine {
       r.idleCancel = undefined;
       const remaining = r.last + idleMs - this.#deps.clock.now();
       if (remaining > 0) r.idleCancel = this.#deps.clock.setTimer(remaining, check);
-      else this.#host.send(r, { type: 'FLOW.IDLE' });
+      else this.#inputs.relay$.signal(r, EV_IDLE);
     };
     r.idleCancel = this.#deps.clock.setTimer(idleMs, check);
   }
 
-  #end(r: FlowRecord, name: SpectrumEventName, status: number, reason: CloseReason, code: ErrorCode | ''): void {
-    r.eventName = name;
-    r.status = status;
-    r.reason = reason;
+  /** Records how the flow ends; `finish` (the final state's entry) acts on it. */
+  #end(r: FlowRecord, outcome: Outcome, code: ErrorCode | '' = outcome.code): void {
+    r.outcome = outcome;
     r.code = code;
   }
 
@@ -389,56 +432,45 @@ export class UdpEngine {
     if (left > 0) this.#perApp.set(r.app.id, left);
     else this.#perApp.delete(r.app.id);
     this.stats.udp_flows_active--;
+    const o = r.outcome;
     this.#trace(r, 'close', {
-      status: r.status,
-      reason: r.reason,
+      status: o.status,
+      reason: o.reason,
       code: r.code,
-      bytes_in: r.bytesIn,
-      bytes_out: r.bytesOut,
-      dgrams_in: r.dgramsIn,
-      dgrams_out: r.dgramsOut,
+      bytes_in: r.bytesDownstream,
+      bytes_out: r.bytesUpstream,
+      dgrams_in: r.dgramsDownstream,
+      dgrams_out: r.dgramsUpstream,
     });
-    this.#emit(r, r.eventName, r.status);
+    this.#emit(r, o.event, o.status);
     this.#idle.notify(this.#flows.size);
   }
 
   #emit(r: FlowRecord, name: SpectrumEventName, status: number): void {
     const events = this.#deps.events;
     if (!events.observed) return;
-    const closing = name !== 'connect';
-    const now = this.#deps.clock.epochMs();
-    const ev: SpectrumEvent = {
-      Event: name,
-      Timestamp: rfc3339(now),
-      Application: r.app.id,
-      ClientIP: r.client.address,
-      ClientPort: r.client.port,
-      ClientProto: 'udp',
-      ClientBytes: r.bytesIn,
-      OriginBytes: r.bytesOut,
-      OriginIP: r.target?.host ?? '',
-      OriginPort: r.target?.port ?? 0,
-      OriginProto: 'udp',
-      OriginTlsMode: r.app.tls,
-      ...NO_TLS_FIELDS,
-      ProxyProtocol: r.app.proxyProtocol,
-      IpFirewall: r.app.ipFirewall,
-      ClientMatchedIpFirewall: r.matched,
-      ClientCountry: '',
-      ClientAsn: 0,
-      Status: status,
-      ConnectTimestamp: '',
-      DisconnectTimestamp: closing ? rfc3339(now) : '',
-      ColoCode: r.settings.id,
-      ConnectionID: `u${r.id}`,
-      EdgeIP: r.edge.address,
-      EdgePort: r.edge.port,
-      DurationMs: closing ? Math.round((this.#deps.clock.now() - r.acceptedAt) * 1000) / 1000 : 0,
-      CloseReason: closing ? r.reason : '',
-      ErrorCode: closing ? r.code : '',
-      ClientPackets: r.dgramsIn,
-      OriginPackets: r.dgramsOut,
-    };
-    events.emit(ev);
+    events.emit(
+      spectrumEvent(this.#deps.clock, name, status, {
+        proto: 'udp',
+        connectionId: `u${r.id}`,
+        app: r.app,
+        client: r.client,
+        edge: r.edge,
+        upstream: r.target,
+        bytesDownstream: r.bytesDownstream,
+        bytesUpstream: r.bytesUpstream,
+        matched: r.matched,
+        // UDP flows are not looked up in the geo data unless rules need it; their events carry no country or ASN.
+        country: '',
+        asn: 0,
+        acceptedAt: r.acceptedAt,
+        connectedEpoch: 0,
+        colo: r.settings.id,
+        reason: r.outcome.reason,
+        code: r.code,
+        tls: NO_TLS_FIELDS,
+        packets: { downstream: r.dgramsDownstream, upstream: r.dgramsUpstream },
+      }),
+    );
   }
 }

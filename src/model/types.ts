@@ -42,6 +42,13 @@ export type OriginSpec =
     };
 
 /** A Spectrum application after validation. `spec` is the normalised app object as the API would return it. */
+/** One origin address a connection or flow may be sent to (resolved, with the edge port's offset applied). */
+export interface UpstreamTarget {
+  readonly host: string;
+  readonly port: number;
+  readonly family: 'IPv4' | 'IPv6';
+}
+
 export interface AppSpec {
   readonly id: string;
   readonly protocol: L4Protocol;

@@ -45,8 +45,8 @@ export interface RecordedConn {
   /** Undefined when the trace ended before the connection closed. */
   readonly status: number | undefined;
   readonly reason: string | undefined;
-  readonly bytesIn: number | undefined;
-  readonly bytesOut: number | undefined;
+  readonly bytesDownstream: number | undefined;
+  readonly bytesUpstream: number | undefined;
 }
 
 /** A recorded connection the scenario leaves out, and why. */
@@ -306,8 +306,8 @@ export function planReplay(records: readonly TraceRecord[], config: unknown, opt
         upstream: typeof upstream === 'string' ? upstream : undefined,
         status: num(close?.['status']),
         reason: typeof close?.['reason'] === 'string' ? close['reason'] : undefined,
-        bytesIn: num(close?.['bytes_in']),
-        bytesOut: num(close?.['bytes_out']),
+        bytesDownstream: num(close?.['bytes_in']),
+        bytesUpstream: num(close?.['bytes_out']),
       },
       app,
       acceptT: accept.t,
@@ -377,7 +377,7 @@ export function planReplay(records: readonly TraceRecord[], config: unknown, opt
     const start = at(r.acceptT);
     const to = formatIpPort(book.get('edge', r.rec.node, r.edge.ip), r.edge.port);
     timeline.push({ at: start, connect: { id, client: clients.get(book.get('client', '', r.client.ip))!.name, to } });
-    if ((r.rec.bytesIn ?? 0) > 0) timeline.push({ at: start, send: { id, bytes: r.rec.bytesIn! } });
+    if ((r.rec.bytesDownstream ?? 0) > 0) timeline.push({ at: start, send: { id, bytes: r.rec.bytesDownstream! } });
     if (r.c2sEndT !== undefined) timeline.push({ at: Math.max(start, at(r.c2sEndT)), end: { id } });
     if (r.closeT !== undefined && r.rec.reason !== undefined && CLIENT_GONE.has(r.rec.reason)) {
       timeline.push({ at: Math.max(start, at(r.closeT)), reset: { id } });
@@ -428,8 +428,8 @@ type Fit = { behaviour: OriginBehaviour; banner?: string };
 
 /** The behaviours that explain one established connection's recorded bytes and ends. */
 function fits(r: Replayable): Fit[] {
-  const inB = r.rec.bytesIn;
-  const outB = r.rec.bytesOut;
+  const inB = r.rec.bytesDownstream;
+  const outB = r.rec.bytesUpstream;
   if (r.rec.status === 444) return [{ behaviour: 'reset' }];
   if (inB === undefined || outB === undefined) return [];
   const out: Fit[] = [];

@@ -35,9 +35,9 @@ export interface ReplayDifference {
   readonly node: string;
   readonly conn: number;
   readonly fields: readonly ReplayField[];
-  readonly recorded: { readonly status: number; readonly bytesIn: number | undefined; readonly bytesOut: number | undefined };
+  readonly recorded: { readonly status: number; readonly bytesDownstream: number | undefined; readonly bytesUpstream: number | undefined };
   /** `status` null: the simulated connection never got a closing event (refused, or still open at the end). */
-  readonly simulated: { readonly status: number | null; readonly bytesIn: number; readonly bytesOut: number };
+  readonly simulated: { readonly status: number | null; readonly bytesDownstream: number; readonly bytesUpstream: number };
 }
 
 export interface ReplayResult {
@@ -57,12 +57,12 @@ export function compareReplay(plan: ReplayPlan, report: ScenarioReport): ReplayD
   for (const r of plan.recorded) {
     if (r.status === undefined) continue;
     const c = sim.get(r.id);
-    const simulated = { status: c?.status ?? null, bytesIn: c?.clientBytes ?? 0, bytesOut: c?.originBytes ?? 0 };
+    const simulated = { status: c?.status ?? null, bytesDownstream: c?.clientBytes ?? 0, bytesUpstream: c?.originBytes ?? 0 };
     const fields: ReplayField[] = [];
     if (simulated.status !== r.status) fields.push('status');
-    if (r.bytesIn !== undefined && simulated.bytesIn !== r.bytesIn) fields.push('bytes_in');
-    if (r.bytesOut !== undefined && simulated.bytesOut !== r.bytesOut) fields.push('bytes_out');
-    if (fields.length > 0) out.push({ id: r.id, node: r.node, conn: r.conn, fields, recorded: { status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut }, simulated });
+    if (r.bytesDownstream !== undefined && simulated.bytesDownstream !== r.bytesDownstream) fields.push('bytes_in');
+    if (r.bytesUpstream !== undefined && simulated.bytesUpstream !== r.bytesUpstream) fields.push('bytes_out');
+    if (fields.length > 0) out.push({ id: r.id, node: r.node, conn: r.conn, fields, recorded: { status: r.status, bytesDownstream: r.bytesDownstream, bytesUpstream: r.bytesUpstream }, simulated });
   }
   return out;
 }
@@ -92,8 +92,8 @@ function table(rows: readonly (readonly string[])[]): string {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
 }
 
-const endText = (status: number | null, bytesIn: number | undefined, bytesOut: number | undefined): string =>
-  `${status ?? '—'} in ${bytesIn ?? '?'} out ${bytesOut ?? '?'}`;
+const endText = (status: number | null, bytesDownstream: number | undefined, bytesUpstream: number | undefined): string =>
+  `${status ?? '—'} in ${bytesDownstream ?? '?'} out ${bytesUpstream ?? '?'}`;
 
 /** The comparison for people. Ends without a newline. */
 export function formatReplay(traceFile: string, res: ReplayResult): string {
@@ -112,7 +112,7 @@ export function formatReplay(traceFile: string, res: ReplayResult): string {
   lines.push(`differences: ${res.differences.length} of ${res.compared} compared connection${res.compared === 1 ? '' : 's'}`);
   const rows = [['id', 'recorded', 'simulated', 'differs in']];
   for (const d of res.differences) {
-    rows.push([d.id, endText(d.recorded.status, d.recorded.bytesIn, d.recorded.bytesOut), endText(d.simulated.status, d.simulated.bytesIn, d.simulated.bytesOut), d.fields.join(', ')]);
+    rows.push([d.id, endText(d.recorded.status, d.recorded.bytesDownstream, d.recorded.bytesUpstream), endText(d.simulated.status, d.simulated.bytesDownstream, d.simulated.bytesUpstream), d.fields.join(', ')]);
   }
   lines.push(table(rows).split('\n').map((l) => `  ${l}`).join('\n'));
   return lines.join('\n');

@@ -9,35 +9,9 @@
 import { Subject, type Observable } from 'rxjs';
 import type { ProxyProtocolMode, TlsMode, TlsStatus } from '../model/types.ts';
 import type { ClientMatchedIpFirewall } from '../core/access-rules.ts';
+import type { CloseReason, SpectrumEventName } from '../model/outcome.ts';
 
-export type SpectrumEventName = 'connect' | 'disconnect' | 'originError' | 'resolveOrigin' | 'clientFiltered' | 'tlsError';
-
-/** Why a connection ended, finer than Status (a Refract extension). */
-export type CloseReason =
-  | 'normal'
-  | 'idle_timeout'
-  | 'drain_deadline'
-  | 'aborted'
-  | 'upstream_reset'
-  | 'upstream_error'
-  | 'downstream_reset'
-  | 'downstream_error'
-  | 'downstream_gone'
-  | 'connect_refused'
-  | 'connect_timeout'
-  | 'connect_unreachable'
-  | 'connect_failed'
-  | 'resolve_failed'
-  | 'no_app'
-  | 'proxy_untrusted'
-  | 'proxy_invalid'
-  | 'proxy_timeout'
-  | 'ip_firewall'
-  | 'tls_handshake_failed'
-  | 'tls_invalid_sni'
-  | 'tls_no_certificate'
-  | 'origin_tls_failed'
-  | 'origin_tls_certificate';
+export type { CloseReason, SpectrumEventName };
 
 /** ClientTlsProtocol / OriginTlsProtocol values (§4.6). */
 export type TlsProtocolName = 'unknown' | 'none' | 'SSLv3' | 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';

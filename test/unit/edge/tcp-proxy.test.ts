@@ -307,15 +307,17 @@ test('inbound PROXY from a trusted balancer sets the client address; an untruste
 
 test('an idle connection is closed after the idle timeout', async () => {
   const o = await startOrigin();
-  const e = await startEdge({ edge: { addresses: ['127.0.0.1'], idle_timeout_ms: 200 }, apps: [app({ protocol: 'tcp/7426', origin_direct: [`tcp://127.0.0.1:${o.port}`] })] });
+  // A 1 s timeout and a tick every 150 ms: the gaps stay far below the timeout even on a loaded machine (CI runs
+  // other work beside the tests), while the activity lasts past one timeout period.
+  const e = await startEdge({ edge: { addresses: ['127.0.0.1'], idle_timeout_ms: 1_000 }, apps: [app({ protocol: 'tcp/7426', origin_direct: [`tcp://127.0.0.1:${o.port}`] })] });
   try {
     const s = net.connect({ port: 7426, host: '127.0.0.1' });
     s.resume(); // read the echoes, or 'end' (and 'close') never come
     await once(s, 'connect');
-    // Activity for ~400 ms keeps it open past one timeout period.
-    for (let i = 0; i < 4; i++) {
+    // Activity for ~1.2 s keeps it open past one timeout period.
+    for (let i = 0; i < 8; i++) {
       s.write('tick');
-      await delay(100);
+      await delay(150);
     }
     assert.equal(e.edge.tcp.activeCount, 1);
     const t0 = Date.now();

@@ -1,0 +1,229 @@
+/**
+ * The report of a run (`ScenarioReport` and its parts, re-exported by `runner.ts`) and how each timeline connection
+ * and flow the tracker followed becomes a line of it.
+ */
+import { type UDP_COUNTER_KEYS } from './schema.ts';
+import { type FlowTrack, type Track } from './tracker.ts';
+import { type StoppedBy } from './world.ts';
+
+/** One timeline connection as the run saw it, from the client, the edge and the origin. */
+export interface ConnectionReport {
+  readonly id: string;
+  /** The edge that accepted it (null: it never reached one). */
+  readonly edge: string | null;
+  /** Spectrum Status of its closing event (null: no closing event, e.g. refused by the network or still open). */
+  readonly status: number | null;
+  readonly event: string | null;
+  /** ClientMatchedIpFirewall and ClientCountry of its closing event (null: no closing event; country '' = unknown). */
+  readonly matched: string | null;
+  readonly country: string | null;
+  /** `ip:port` of the origin it was (last) dialled to. */
+  readonly origin: string | null;
+  /** Bytes the edge read from the client / from the origin. */
+  readonly clientBytes: number;
+  readonly originBytes: number;
+  /** What the client received, as text, cut to 200 characters. */
+  readonly received: string;
+  readonly receivedBytes: number;
+  /** CloseReason of the closing event. */
+  readonly reason: string | null;
+  /** Accept → origin connected, virtual ms (null: never connected). */
+  readonly connectMs: number | null;
+  /** The client socket's error code, if it saw one. */
+  readonly error: string | null;
+  /** The PROXY header the origin decoded, `src`/`dst` as `ip:port`. */
+  readonly proxyHeader: { version: 1 | 2; src: string; dst: string } | null;
+  /** When the client socket closed, virtual ms (null: still open when the run ended). */
+  readonly closedAtMs: number | null;
+  /** ErrorCode of the closing event ('' none; null: no closing event). */
+  readonly code: string | null;
+  /** The edge event's TLS fields (null: no closing event or tls off). */
+  readonly tls: Readonly<Record<string, string>> | null;
+  /** The client's handshake: version and cipher, or the failure it saw (null: no TLS). */
+  readonly clientTls: { protocol: string; cipher: string } | { failure: string } | null;
+}
+
+/** One timeline UDP flow (a `datagram` id: one client socket) as the run saw it. */
+export interface FlowReport {
+  readonly id: string;
+  /** The edge that accepted it (null: no datagram reached an edge). */
+  readonly edge: string | null;
+  /** Flows the edge opened for this client socket / closed (a client that sends after expiry opens another). */
+  readonly edgeFlows: number;
+  readonly edgeFlowsClosed: number;
+  /** The last closing event's Status, Event, CloseReason (null: none closed). */
+  readonly status: number | null;
+  readonly event: string | null;
+  readonly reason: string | null;
+  /** `ip:port` of the origin the edge sent to. */
+  readonly origin: string | null;
+  /** ClientPackets / OriginPackets / ClientBytes / OriginBytes of the last closing event. */
+  readonly clientPackets: number;
+  readonly originPackets: number;
+  readonly clientBytes: number;
+  readonly originBytes: number;
+  /** Datagrams the client sent. */
+  readonly sentDatagrams: number;
+  /** Datagrams and payload bytes the client received. */
+  readonly receivedDatagrams: number;
+  readonly receivedBytes: number;
+  /** The first received payloads as text (at most 50, each cut to 200 characters). */
+  readonly received: readonly string[];
+  /** Received datagrams whose payload this flow never sent. */
+  readonly receivedForeign: number;
+  /** Datagrams the origin received on this flow, and how many of them began with a PROXY v2 signature. */
+  readonly originDatagrams: number;
+  readonly proxyHeaders: number;
+  /** The client address the origin decoded (SPP, or PROXY v2 on a flow's first datagram), `ip:port`. */
+  readonly originClient: string | null;
+  /** The client socket's error (`EHOSTDOWN`: its host was down; a bind error code). */
+  readonly error: string | null;
+}
+
+/** The UDP engines' counters (`udp_` prefix dropped), summed over every edge incarnation. */
+export type UdpCounters = Readonly<Record<(typeof UDP_COUNTER_KEYS)[number], number>>;
+
+/** A failed expectation: `path` is a JSON pointer into the scenario (the expectation or the step). */
+export interface ExpectationFailure {
+  readonly path: string;
+  readonly expected: unknown;
+  readonly actual: unknown;
+}
+
+/** Records a failed expectation (or a step or configuration that failed) at a JSON pointer into the scenario. */
+export type Fail = (path: string, expected: unknown, actual: unknown) => void;
+
+export interface ScenarioReport {
+  readonly name: string;
+  readonly seed: number;
+  /** Virtual time when the run ended, ms. */
+  readonly virtualMs: number;
+  /** Wall time the run took, ms (the only non-deterministic field). */
+  readonly wallMs: number;
+  /** Simulator events fired (timers, packet arrivals, application callbacks). */
+  readonly steps: number;
+  /** Why the run ended: nothing left to do, `max_time_ms` reached, or the step budget spent. */
+  readonly stoppedBy: StoppedBy;
+  readonly connections: readonly ConnectionReport[];
+  /** Timeline UDP flows, in the order their ids first sent. */
+  readonly flows: readonly FlowReport[];
+  readonly udp: UdpCounters;
+  /** Closing events (TCP and UDP) by Status, over every edge. */
+  readonly byStatus: Readonly<Record<string, number>>;
+  readonly failures: readonly ExpectationFailure[];
+  /** sha256 (hex) of the decision-trace lines, each followed by a newline. */
+  readonly traceHash: string;
+  readonly traceLines: number;
+  /** After the run: no TCP connection in any host's table and no pending timer. */
+  readonly quiescent: boolean;
+  /** `host local>remote STATE` of each connection left when not quiescent (at most 20). */
+  readonly leftOpen: readonly string[];
+  readonly pendingTimers: number;
+}
+
+const REPORT_RECEIVED_CHARS = 200;
+/** Received payloads listed per flow in the report. */
+const REPORT_DATAGRAMS = 50;
+
+export const round3 = (x: number): number => Math.round(x * 1000) / 1000;
+
+/**
+ * The report's connections, and the whole received text of each connection in `expected` (the ids an expectation
+ * names: only those are decoded in full; the report shows a prefix of every one).
+ */
+export function connectionReports(tracks: Iterable<Track>, expected: ReadonlySet<string>): { connections: ConnectionReport[]; texts: Map<string, string> } {
+  const decoder = new TextDecoder();
+  const texts = new Map<string, string>();
+  const connections: ConnectionReport[] = [...tracks].map((t) => {
+    if (expected.has(t.id)) texts.set(t.id, decoder.decode(concat(t.kept, t.keptBytes)));
+    return {
+      id: t.id,
+      edge: t.edge ?? null,
+      status: t.status ?? null,
+      event: t.event ?? null,
+      matched: t.matched ?? null,
+      country: t.country ?? null,
+      origin: t.origin ?? null,
+      clientBytes: t.clientBytes,
+      originBytes: t.originBytes,
+      received: receivedPrefix(decoder, t.kept, t.keptBytes),
+      receivedBytes: t.receivedBytes,
+      reason: t.reason ?? null,
+      connectMs: t.acceptAt !== undefined && t.establishedAt !== undefined ? round3(t.establishedAt - t.acceptAt) : null,
+      error: t.error ?? null,
+      proxyHeader: t.proxyHeader ?? null,
+      closedAtMs: t.closedAt === undefined ? null : round3(t.closedAt),
+      code: t.code ?? null,
+      tls: t.tls ?? null,
+      clientTls: t.clientTls ?? null,
+    };
+  });
+  return { connections, texts };
+}
+
+/** The report's flows, and every payload each flow received (the report lists only the first REPORT_DATAGRAMS). */
+export function flowReports(tracks: Iterable<FlowTrack>): { flows: FlowReport[]; received: Map<string, readonly string[]> } {
+  const received = new Map<string, readonly string[]>();
+  const flows: FlowReport[] = [...tracks].map((f) => {
+    received.set(f.id, f.received);
+    return {
+      id: f.id,
+      edge: f.edge ?? null,
+      edgeFlows: f.edgeFlows,
+      edgeFlowsClosed: f.edgeFlowsClosed,
+      status: f.status ?? null,
+      event: f.event ?? null,
+      reason: f.reason ?? null,
+      origin: f.origin ?? null,
+      clientPackets: f.clientPackets,
+      originPackets: f.originPackets,
+      clientBytes: f.clientBytes,
+      originBytes: f.originBytes,
+      sentDatagrams: f.sentDatagrams,
+      receivedDatagrams: f.receivedDatagrams,
+      receivedBytes: f.receivedBytes,
+      received: f.received.slice(0, REPORT_DATAGRAMS).map((t) => (t.length > REPORT_RECEIVED_CHARS ? `${t.slice(0, REPORT_RECEIVED_CHARS)}…` : t)),
+      receivedForeign: f.receivedForeign,
+      originDatagrams: f.originDatagrams,
+      proxyHeaders: f.proxyHeaders,
+      originClient: f.originClient ?? null,
+      error: f.error ?? null,
+    };
+  });
+  return { flows, received };
+}
+
+/** Counts by Status, in numeric order of the statuses. */
+export function sortedCounts(m: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(m).sort(([a], [b]) => Number(a) - Number(b)));
+}
+
+/**
+ * The report's `received`: the text's first REPORT_RECEIVED_CHARS UTF-16 units, then `…` if there is more. Decoding
+ * the first 4 units' worth of bytes per unit (plus 4) gives the same prefix as decoding everything: every 3 bytes
+ * yield at least one unit, and only an incomplete sequence at the cut (≤ 3 bytes) can decode differently.
+ */
+function receivedPrefix(decoder: { decode(bytes: Uint8Array): string }, kept: readonly Uint8Array[], keptBytes: number): string {
+  const limit = REPORT_RECEIVED_CHARS * 4 + 4;
+  const n = keptBytes < limit ? keptBytes : limit;
+  const bytes = new Uint8Array(n);
+  let at = 0;
+  for (let i = 0; i < kept.length && at < n; i++) {
+    const c = kept[i]!;
+    const take = c.byteLength <= n - at ? c : c.subarray(0, n - at);
+    bytes.set(take, at);
+    at += take.byteLength;
+  }
+  const text = decoder.decode(bytes);
+  return text.length > REPORT_RECEIVED_CHARS ? `${text.slice(0, REPORT_RECEIVED_CHARS)}…` : text;
+}
+
+function concat(chunks: readonly Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}

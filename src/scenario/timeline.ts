@@ -1,0 +1,73 @@
+/**
+ * The timeline: each step is a timer on the virtual clock at its `at`, set before the run starts (so steps at the
+ * same time run in file order), and performed by whoever owns what it touches: client steps by `Clients`, faults
+ * and link changes on the simulator, restarts and reloads by `Origins` and `Edges`. A step that throws is a failure
+ * at `/timeline/<i>/<action>`.
+ */
+import { type Clients } from './clients.ts';
+import { type Edges } from './edges.ts';
+import { type Origins } from './origins.ts';
+import { type Fail } from './results.ts';
+import { type ScenarioFile, type TimelineStep } from './types.ts';
+import { type World } from './world.ts';
+
+/** What the timeline's steps act on. */
+export interface TimelineActors {
+  readonly world: World;
+  readonly clients: Clients;
+  readonly origins: Origins;
+  readonly edges: Edges;
+  readonly fail: Fail;
+}
+
+const stepPath = (i: number, action: string): string => `/timeline/${i}/${action}`;
+
+/** Sets a timer for every step of `sc.timeline`; the steps run as the simulator reaches them. */
+export function scheduleTimeline(sc: ScenarioFile, actors: TimelineActors): void {
+  const { world, fail } = actors;
+  sc.timeline.forEach((step, i) => {
+    world.sim.clock.setTimer(step.at - world.sim.clock.now(), () => {
+      runStep(actors, step, i).catch((e: unknown) => {
+        const action = Object.keys(step).find((k) => k !== 'at') ?? '';
+        fail(stepPath(i, action), 'the step runs', e instanceof Error ? e.message : String(e));
+      });
+    });
+  });
+}
+
+async function runStep({ world, clients, origins, edges }: TimelineActors, step: TimelineStep, i: number): Promise<void> {
+  const sim = world.sim;
+  if ('connect' in step) {
+    const c = step.connect;
+    clients.open(c.id, c.client, c.to, c.from, c.half_open ?? false, undefined, c.tls);
+  } else if ('send' in step) {
+    clients.send(step.send.id, step.send);
+  } else if ('end' in step) {
+    clients.end(step.end.id);
+  } else if ('reset' in step) {
+    clients.reset(step.reset.id);
+  } else if ('load' in step) {
+    clients.load(step.load);
+  } else if ('partition' in step) {
+    sim.partition(step.partition.a, step.partition.b, { direction: step.partition.direction ?? 'both' });
+  } else if ('heal' in step) {
+    sim.heal(step.heal.a, step.heal.b);
+  } else if ('link' in step) {
+    world.link(step.link);
+  } else if ('crash' in step) {
+    sim.crash(step.crash.host);
+    edges.crashed(step.crash.host);
+  } else if ('restart' in step) {
+    const name = step.restart.host;
+    if (world.host(name).up) return;
+    sim.restart(name);
+    if (world.topo.origins.some((o) => o.name === name)) await origins.listen(name);
+    if (world.topo.edges.some((e) => e.name === name)) await edges.start(name, stepPath(i, 'restart'));
+  } else if ('reload' in step) {
+    await edges.reload(step.reload, stepPath(i, 'reload'));
+  } else if ('dns' in step) {
+    world.setDns(step.dns);
+  } else if ('datagram' in step) {
+    clients.datagram(step.datagram);
+  }
+}

@@ -1,0 +1,350 @@
+/**
+ * Follows each timeline connection and UDP flow through the engine, from the client, the edge and the origin side.
+ * The engine has no hooks for this: only its two streams, and the order in which it records and acts.
+ *
+ * A TCP connection:
+ * - the client's socket address (`ip:port`, chosen by the client host) is the key; the edge's `accept` trace record
+ *   carries the same address as `client`, which ties the edge's connection number to the timeline id;
+ * - the edge's other trace records and its Spectrum events carry that number (`conn`, `ConnectionID`), prefixed here
+ *   with the edge incarnation's generation (`<gen>#<n>`: a restarted edge numbers from 1 again);
+ * - the origin side: the edge dials through a thin wrapper of its Network (`edges.ts`) that reports the new upstream
+ *   socket (`upstreamOpened`) right after the engine records `dial`, synchronously, so the socket is owned by the
+ *   connection whose `dial` came last; an origin that accepts it asks `connectionOfUpstream` which timeline
+ *   connection it serves (and records the PROXY header it decoded there).
+ *
+ * A UDP flow (a `datagram` id: one client socket): the client socket's address ties the edge's `accept` record
+ * (`proto: 'udp'`) to the flow, the flow's number (`conn`, `ConnectionID` `u<n>`) ties the rest; the upstream socket
+ * the engine binds for the flow is reported when the engine sets its handler (`udpUpstreamArmed`), immediately
+ * before it records `established` for that flow; so an origin knows a datagram's flow by its source address
+ * (`flowOfUpstream`).
+ */
+import { type TraceRecord } from '../streams/trace.ts';
+import { type SpectrumEvent } from '../streams/events.ts';
+import { type Conn, type SocketAddress, type UdpSocket } from '../net/ports.ts';
+import { formatIpPort } from './schema.ts';
+import { type DatagramStep } from './types.ts';
+
+/** What the run learns about one timeline connection. */
+export interface Track {
+  readonly id: string;
+  readonly halfOpen: boolean;
+  conn: Conn | undefined;
+  kept: Uint8Array[];
+  keptBytes: number;
+  receivedBytes: number;
+  error: string | undefined;
+  closedAt: number | undefined;
+  edge: string | undefined;
+  acceptAt: number | undefined;
+  establishedAt: number | undefined;
+  status: number | undefined;
+  reason: string | undefined;
+  clientBytes: number;
+  originBytes: number;
+  event: string | undefined;
+  matched: string | undefined;
+  country: string | undefined;
+  origin: string | undefined;
+  proxyHeader: { version: 1 | 2; src: string; dst: string } | undefined;
+  /** TLS fields of the edge's closing event (ClientTls*, OriginTls*), when the app terminates TLS. */
+  tls: Record<string, string> | undefined;
+  /** ErrorCode of the closing event. */
+  code: string | undefined;
+  /** The client's own handshake (TLS connects): outcome, and writes held until the session exists. */
+  clientTls: { protocol: string; cipher: string } | { failure: string } | undefined;
+  tlsHeld: Array<Uint8Array | 'end'> | undefined;
+}
+
+/** What the run learns about one timeline UDP flow (one client socket). */
+export interface FlowTrack {
+  readonly id: string;
+  readonly step: DatagramStep;
+  /** The client socket once bound (undefined: its host was down or the bind failed), and its host's incarnation. */
+  sock: Promise<UdpSocket | undefined>;
+  incarnation: number;
+  /** Payloads sent, as latin1 keys (to tell foreign datagrams). */
+  readonly sent: Set<string>;
+  sentDatagrams: number;
+  received: string[];
+  receivedDatagrams: number;
+  receivedBytes: number;
+  receivedForeign: number;
+  error: string | undefined;
+  edge: string | undefined;
+  edgeFlows: number;
+  edgeFlowsClosed: number;
+  status: number | undefined;
+  event: string | undefined;
+  reason: string | undefined;
+  origin: string | undefined;
+  clientPackets: number;
+  originPackets: number;
+  clientBytes: number;
+  originBytes: number;
+  originDatagrams: number;
+  proxyHeaders: number;
+  originClient: string | undefined;
+}
+
+/** An endpoint key as both ends write it: IPv4-mapped IPv6 reduced to IPv4, IPv6 bracketed. */
+export function endpointKey(address: string, port: number): string {
+  // Only an address starting with ':' can be IPv4-mapped (skips the regex for every IPv4 endpoint).
+  const v4 = address.startsWith(':') ? /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address) : null;
+  return formatIpPort(v4?.[1] ?? address, port);
+}
+
+/** The engine writes endpoints as `address:port` (IPv6 unbracketed): re-key them as `endpointKey` does. */
+function splitEndpoint(text: string): string {
+  const i = text.lastIndexOf(':');
+  return i < 0 ? text : endpointKey(text.slice(0, i), Number(text.slice(i + 1)));
+}
+
+/** Every timeline connection and flow, and the indexes that tie the edge's and the origins' view of them to their ids. */
+export class Tracker {
+  /** Timeline connections by id, in the order they opened. */
+  readonly connections = new Map<string, Track>();
+  /** Timeline UDP flows by id, in the order their ids first sent. */
+  readonly flows = new Map<string, FlowTrack>();
+  /** Closing events (TCP and UDP) by Status, over every edge. */
+  readonly byStatus: Record<string, number> = {};
+  readonly #byClientAddr = new Map<string, Track>();
+  readonly #byEdgeConn = new Map<string, Track>();
+  /** Upstream socket (edge side `ip:port`) → the timeline connection whose dial opened it. */
+  readonly #byUpstream = new Map<string, Track>();
+  readonly #byUdpClient = new Map<string, FlowTrack>();
+  readonly #byEdgeFlow = new Map<string, FlowTrack>();
+  /** `edge host|port` of a flow's upstream socket → its timeline flow. */
+  readonly #byUpstreamUdp = new Map<string, FlowTrack>();
+  /** An address an origin may see a datagram from → the edge host that owns it. */
+  readonly #edgeOfAddress = new Map<string, string>();
+  /** The connection whose `dial` the engine recorded last: the next upstream socket is its. */
+  #pendingDial: Track | undefined;
+  /** The upstream UDP socket whose handler the engine set last: its flow's `established` record comes next. */
+  #pendingUpstream: string | undefined;
+
+  /** `edges`: each edge host's name and addresses (to tell which edge an origin's datagram came from). */
+  constructor(edges: Iterable<{ name: string; addresses: readonly string[] }>) {
+    for (const e of edges) for (const a of e.addresses) this.#edgeOfAddress.set(endpointKey(a, 0), e.name);
+  }
+
+  // ── the client side ──
+
+  /** A new timeline connection (registered before its socket exists: a client whose host is down is reported too). */
+  addConnection(id: string, halfOpen: boolean, tls: boolean): Track {
+    const t: Track = {
+      id,
+      halfOpen,
+      conn: undefined,
+      kept: [],
+      keptBytes: 0,
+      receivedBytes: 0,
+      error: undefined,
+      closedAt: undefined,
+      edge: undefined,
+      acceptAt: undefined,
+      establishedAt: undefined,
+      status: undefined,
+      reason: undefined,
+      clientBytes: 0,
+      originBytes: 0,
+      event: undefined,
+      matched: undefined,
+      country: undefined,
+      origin: undefined,
+      proxyHeader: undefined,
+      tls: undefined,
+      code: undefined,
+      clientTls: undefined,
+      tlsHeld: tls ? [] : undefined,
+    };
+    this.connections.set(id, t);
+    return t;
+  }
+
+  /** The client socket of `t` is bound at `local`: the edge's `accept` will name that address. */
+  clientSocket(t: Track, local: SocketAddress): void {
+    this.#byClientAddr.set(endpointKey(local.address, local.port), t);
+  }
+
+  /** A new timeline flow; its client socket is bound by the caller. */
+  addFlow(d: DatagramStep): FlowTrack {
+    const f: FlowTrack = {
+      id: d.id,
+      step: d,
+      sock: Promise.resolve(undefined),
+      incarnation: 0,
+      sent: new Set(),
+      sentDatagrams: 0,
+      received: [],
+      receivedDatagrams: 0,
+      receivedBytes: 0,
+      receivedForeign: 0,
+      error: undefined,
+      edge: undefined,
+      edgeFlows: 0,
+      edgeFlowsClosed: 0,
+      status: undefined,
+      event: undefined,
+      reason: undefined,
+      origin: undefined,
+      clientPackets: 0,
+      originPackets: 0,
+      clientBytes: 0,
+      originBytes: 0,
+      originDatagrams: 0,
+      proxyHeaders: 0,
+      originClient: undefined,
+    };
+    this.flows.set(d.id, f);
+    return f;
+  }
+
+  /** The client socket of flow `f` is bound at `local` (again, after its host restarted). */
+  flowSocket(f: FlowTrack, local: SocketAddress): void {
+    this.#byUdpClient.set(endpointKey(local.address, local.port), f);
+  }
+
+  // ── the edge side ──
+
+  /** The engine opened an upstream TCP socket at `local`: it serves the connection whose `dial` came last. */
+  upstreamOpened(local: SocketAddress): void {
+    if (this.#pendingDial !== undefined) this.#byUpstream.set(endpointKey(local.address, local.port), this.#pendingDial);
+    this.#pendingDial = undefined;
+  }
+
+  /** The engine set the handler of its upstream UDP socket on `edge` at `port`: the flow it records `established` next owns it. */
+  udpUpstreamArmed(edge: string, port: number): void {
+    this.#pendingUpstream = `${edge}|${port}`;
+  }
+
+  /** A decision-trace record of incarnation `gen` of edge `edge`. */
+  onTrace(edge: string, gen: number, r: TraceRecord): void {
+    if (r['proto'] === 'udp') {
+      this.#onUdpTrace(edge, gen, r);
+      return;
+    }
+    switch (r.event) {
+      case 'accept': {
+        const t = this.#byClientAddr.get(splitEndpoint(String(r['client'])));
+        if (t === undefined) return;
+        t.edge = edge;
+        t.acceptAt = r.t;
+        this.#byEdgeConn.set(`${gen}#${r.conn}`, t);
+        return;
+      }
+      case 'dial':
+        this.#pendingDial = this.#byEdgeConn.get(`${gen}#${r.conn}`);
+        return;
+      case 'established': {
+        const t = this.#byEdgeConn.get(`${gen}#${r.conn}`);
+        if (t !== undefined) t.establishedAt = r.t;
+        return;
+      }
+      case 'close': {
+        const t = this.#byEdgeConn.get(`${gen}#${r.conn}`);
+        if (t === undefined) return;
+        t.status = Number(r['status']);
+        t.reason = String(r['reason']);
+        t.clientBytes = Number(r['bytes_in']);
+        t.originBytes = Number(r['bytes_out']);
+        return;
+      }
+      case 'proxy_in':
+      case 'filtered':
+      case 'resolved':
+      case 'dial_failed':
+      case 'c2s_end':
+      case 's2c_end':
+      case 'tls_client':
+      case 'tls_client_failed':
+      case 'tls_origin':
+      case 'tls_origin_failed':
+        return;
+    }
+  }
+
+  /** UDP flows are numbered apart from TCP connections; their events' ConnectionID is `u<n>`. */
+  #onUdpTrace(edge: string, gen: number, r: TraceRecord): void {
+    switch (r.event) {
+      case 'accept': {
+        const f = this.#byUdpClient.get(splitEndpoint(String(r['client'])));
+        if (f === undefined) return;
+        f.edge = edge;
+        f.edgeFlows++;
+        this.#byEdgeFlow.set(`${gen}#u${r.conn}`, f);
+        return;
+      }
+      case 'established': {
+        const f = this.#byEdgeFlow.get(`${gen}#u${r.conn}`);
+        if (f !== undefined && this.#pendingUpstream !== undefined) this.#byUpstreamUdp.set(this.#pendingUpstream, f);
+        this.#pendingUpstream = undefined;
+        return;
+      }
+      case 'close':
+      case 'proxy_in':
+      case 'filtered':
+      case 'resolved':
+      case 'dial':
+      case 'dial_failed':
+      case 'c2s_end':
+      case 's2c_end':
+      case 'tls_client':
+      case 'tls_client_failed':
+      case 'tls_origin':
+      case 'tls_origin_failed':
+        return; // the closing event carries what the report needs
+    }
+  }
+
+  /** A Spectrum event of incarnation `gen` of an edge: closing events are counted and fill in their connection or flow. */
+  onEvent(gen: number, e: SpectrumEvent): void {
+    if (e.Event === 'connect') return;
+    this.byStatus[String(e.Status)] = (this.byStatus[String(e.Status)] ?? 0) + 1;
+    if (e.ClientProto === 'udp') {
+      const f = this.#byEdgeFlow.get(`${gen}#${e.ConnectionID}`);
+      if (f === undefined) return;
+      f.edgeFlowsClosed++;
+      f.status = e.Status;
+      f.event = e.Event;
+      f.reason = e.CloseReason;
+      f.clientPackets = e.ClientPackets ?? 0;
+      f.originPackets = e.OriginPackets ?? 0;
+      f.clientBytes = e.ClientBytes;
+      f.originBytes = e.OriginBytes;
+      if (e.OriginIP !== '') f.origin = endpointKey(e.OriginIP, e.OriginPort);
+      return;
+    }
+    const t = this.#byEdgeConn.get(`${gen}#${Number(e.ConnectionID)}`);
+    if (t === undefined) return;
+    t.event = e.Event;
+    t.matched = e.ClientMatchedIpFirewall;
+    t.country = e.ClientCountry;
+    t.code = e.ErrorCode;
+    if (e.OriginTlsMode !== 'off') {
+      t.tls = {
+        client_protocol: e.ClientTlsProtocol,
+        client_cipher: e.ClientTlsCipher,
+        client_status: e.ClientTlsStatus,
+        sni: e.ClientTlsClientHelloServerName,
+        origin_protocol: e.OriginTlsProtocol,
+        origin_cipher: e.OriginTlsCipher,
+        origin_status: e.OriginTlsStatus,
+        origin_fingerprint: e.OriginTlsFingerprint,
+      };
+    }
+    if (e.OriginIP !== '') t.origin = endpointKey(e.OriginIP, e.OriginPort);
+  }
+
+  // ── the origin side ──
+
+  /** The timeline connection an origin's accepted socket serves, by its remote (the edge's upstream socket). */
+  connectionOfUpstream(remote: SocketAddress): Track | undefined {
+    return this.#byUpstream.get(endpointKey(remote.address, remote.port));
+  }
+
+  /** The timeline flow a datagram an origin received belongs to, by its source (the edge's upstream socket for it). */
+  flowOfUpstream(remote: SocketAddress): FlowTrack | undefined {
+    const edge = this.#edgeOfAddress.get(endpointKey(remote.address, 0));
+    return edge === undefined ? undefined : this.#byUpstreamUdp.get(`${edge}|${remote.port}`);
+  }
+}
