@@ -4,6 +4,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +13,8 @@ import { setup } from 'xstate';
 import { toMermaid } from '../../../src/machines/diagram.ts';
 import { MACHINES, embeddedBlock, machinesCommand, markedBlock } from '../../../src/cli/machines.ts';
 
-const DOC = fileURLToPath(new URL('../../../docs/architecture.md', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const DOC = join(ROOT, 'docs', 'architecture.md');
 
 const noop = (): void => {};
 const small = setup({ actions: { dial: noop, note: noop, done: noop, stop: noop }, delays: { patience: 1_000 } }).createMachine({
@@ -137,5 +139,26 @@ describe('refract machines', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('is dispatched by bin/refract.js: `refract machines --machine udpFlow` prints its block', async () => {
+    const res = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [join(ROOT, 'bin', 'refract.js'), 'machines', '--machine', 'udpFlow'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (t: string) => (stdout += t));
+      child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+      // A cold start compiles the CLI through tsx (seconds on a loaded 2-vCPU box).
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`refract machines did not finish in 60 s: ${stderr}`));
+      }, 60_000);
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout, stderr });
+      });
+    });
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.stdout, `${markedBlock('udpFlow')}\n`);
   });
 });
