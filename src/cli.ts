@@ -1,5 +1,5 @@
 /**
- * `refract serve | validate` (sim and replay arrive with the simulator). Wiring only: process signals, files and
+ * `refract serve | connect | validate | sim | replay | ca | machines`. Wiring only: process signals, files and
  * the real network live here; the engine is in src/edge and below.
  */
 import { parseArgs } from 'node:util';
@@ -40,6 +40,9 @@ Usage:
       Replay a serve --trace recording in the simulator (docs/replay.md); exit 1 if a connection ends differently.
   refract ca export [--data-dir DIR | --config FILE] [--out FILE]
       Print the local CA's root certificate (PEM) for clients to trust, creating the CA if needed (docs/tls.md).
+  refract machines [--machine tcpConnection|udpFlow] [--write FILE]
+      Print the connection and flow state machines as Mermaid diagrams drawn from their XState definitions
+      (docs/architecture.md); --write rewrites the diagrams embedded in FILE.
 
 Docs: docs/configuration.md, docs/errors.md, docs/architecture.md`;
 
@@ -370,6 +373,8 @@ export async function main(argv: string[]): Promise<number> {
       return (await import('./scenario/replay.ts')).replayCommand(rest);
     case 'ca':
       return (await import('./cli/ca.ts')).caCommand(rest);
+    case 'machines':
+      return (await import('./cli/machines.ts')).machinesCommand(rest);
     default:
       process.stderr.write(`refract: unknown command '${cmd}'\n\n${USAGE}\n`);
       return 2;

@@ -1,5 +1,6 @@
 /**
- * Micro-benchmark: cost of one connection lifecycle through the tcpConnection machine, hosted three ways.
+ * Micro-benchmark: cost of one connection lifecycle through the tcpConnection machine: the memoised executor (without
+ * and with an `onTransition` hook) and a root actor per connection.
  * Run: node --import tsx bench/micro/machine-host.ts [N]
  */
 import { createActor } from 'xstate';
@@ -14,12 +15,14 @@ const clock = { now: () => 0, epochMs: () => 0, setTimer: (): Cancel => noopCanc
 const life: TcpConnEvent[] = [{ type: 'CONN.ROUTED' }, { type: 'ORIGIN.RESOLVED' }, { type: 'UPSTREAM.CONNECTED' }, { type: 'SPLICE.C2S_END' }, { type: 'SPLICE.S2C_END' }, { type: 'SPLICE.CLOSED' }];
 
 interface Rec extends HostedInstance<Rec, TcpConnEvent> { n: number }
-const host = new MachineHost<Rec, TcpConnEvent>(tcpConnectionMachine, {
+const opts = {
   clock,
   impl: Object.fromEntries(names.map((n) => [n, (r: Rec) => void r.n++])),
   delayMs: () => 15_000,
-});
-function runHost(): number {
+};
+const plainHost = new MachineHost<Rec, TcpConnEvent>(tcpConnectionMachine, opts);
+const hookedHost = new MachineHost<Rec, TcpConnEvent>(tcpConnectionMachine, { ...opts, onTransition: (r) => void r.n++ });
+function runHost(host: MachineHost<Rec, TcpConnEvent>): number {
   const t0 = performance.now();
   for (let i = 0; i < N; i++) {
     const r = host.start({ n: 0 } as Rec);
@@ -39,7 +42,9 @@ function runActor(): number {
   }
   return ((performance.now() - t0) * 1000) / n;
 }
-runHost();
+runHost(plainHost);
+runHost(hookedHost);
 runActor();
-console.log(`memoised executor: ${runHost().toFixed(2)} µs per lifecycle (6 events)`);
-console.log(`createActor:       ${runActor().toFixed(2)} µs per lifecycle (6 events)`);
+console.log(`memoised executor:                ${runHost(plainHost).toFixed(2)} µs per lifecycle (6 events)`);
+console.log(`memoised executor + onTransition: ${runHost(hookedHost).toFixed(2)} µs per lifecycle (6 events, 7 calls)`);
+console.log(`createActor:                      ${runActor().toFixed(2)} µs per lifecycle (6 events)`);
