@@ -4,7 +4,7 @@
  * The machine sees lifecycle only (DESIGN rule 1): routing, inbound PROXY header, origin resolution, each connect
  * attempt, each direction's FIN, errors, idleness, drain. Bytes move in `src/net/splice.ts`, never as events.
  *
- * Contract for the executor (`host.ts`): no context, no assign, no data-dependent guards. Per-connection data
+ * Contract for the executor (`host.ts`, which refuses a machine that breaks it): no context, no assign, no guards. Per-connection data
  * lives in the record the named actions receive (`tcp-connection.ts`); action implementations here are
  * placeholders, replaced by the executor's `impl` table. Time only through `after` with named delays, whose
  * durations the executor takes per connection (`connectTimeout`, `proxyHeaderTimeout`).
