@@ -32,7 +32,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { decodeProxyHeader } from '../../../src/core/proxy-protocol.ts';
-import { EDGE_CIPHERS, KNOWN_CIPHERS, isTls13Suite, originClientCiphers, spectrumCipherName } from '../../../src/core/tls-ciphers.ts';
+import { EDGE_CIPHERS, KNOWN_CIPHERS, TLS_VERSIONS, isTls13Suite, originClientCiphers, spectrumCipherName } from '../../../src/core/tls-ciphers.ts';
 import { nameMatches, predict, type Prediction } from '../../../src/core/tls-model.ts';
 import { SIM_LOCAL_CA, SIM_PUBLIC_CA, simCert } from '../../../src/net/sim/sim-certs.ts';
 import { SIM_EPOCH_MS } from '../../../src/net/sim/index.ts';
@@ -65,6 +65,11 @@ import { toScenario, writeRegression } from './to-scenario.ts';
 const SEED = process.env.REFRACT_FC_SEED !== undefined ? Number(process.env.REFRACT_FC_SEED) : 20_260_202;
 const PATH = process.env.REFRACT_FC_PATH;
 const RUN_SCALE = process.env.REFRACT_FC_RUNS !== undefined ? Number(process.env.REFRACT_FC_RUNS) : 1;
+/** REFRACT_TLS_STATS=1: print how often each predicted and observed outcome occurred (coverage of the generators). */
+const STATS = process.env.REFRACT_TLS_STATS === '1' ? new Map<string, number>() : undefined;
+const count = (k: string): void => {
+  STATS?.set(k, (STATS.get(k) ?? 0) + 1);
+};
 
 const PORT_BASE = 4_000;
 const ORIGIN_PORT = 8_443;
@@ -86,7 +91,8 @@ type TlsMode = 'off' | 'flexible' | 'full' | 'strict';
 type KeyType = 'rsa' | 'ecdsa';
 type Validity = 'valid' | 'expired' | 'not_yet_valid';
 type Issuer = 'sim-public-ca' | 'sim-local-ca' | 'self' | 'unknown' | typeof CORP_CA;
-type OriginNames = 'server_name' | 'wildcard' | 'ip' | 'other';
+/** `checked`: the name strict checks (origin_server_name, else the origin's IP); the others are fixed names. */
+type OriginNames = 'checked' | 'server_name' | 'wildcard' | 'ip' | 'other';
 
 interface TlsAppGen {
   readonly tls: TlsMode;
@@ -137,30 +143,35 @@ const TLS13_SUITES = KNOWN_CIPHERS.map((c) => c.name).filter(isTls13Suite);
 /** A cipher list: mostly the full default, sometimes a random ordered subset, rarely empty. */
 const listArb = (full: readonly string[], all: readonly string[]): fc.Arbitrary<readonly string[]> =>
   fc.oneof(
-    { weight: 5, arbitrary: fc.constant(full) },
+    { weight: 8, arbitrary: fc.constant(full) },
     { weight: 3, arbitrary: fc.shuffledSubarray([...all], { minLength: 1 }) },
     { weight: 1, arbitrary: fc.constant([]) },
   );
-const minVersionArb = fc.constantFrom<TlsVersion>('TLSv1.1', 'TLSv1.2', 'TLSv1.2', 'TLSv1.2', 'TLSv1.3');
+const minVersionArb = fc.constantFrom<TlsVersion>('TLSv1.1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.2', 'TLSv1.2', 'TLSv1.2', 'TLSv1.3');
 const maxVersionArb = fc.constantFrom<TlsVersion>('TLSv1.1', 'TLSv1.2', 'TLSv1.3', 'TLSv1.3', 'TLSv1.3');
+/** A version range: mostly min ≤ max, sometimes an empty one (the side then fails on its own configuration). */
+const versionsArb = fc.oneof(
+  { weight: 9, arbitrary: fc.tuple(minVersionArb, maxVersionArb).map(([a, b]) => (TLS_VERSIONS.indexOf(a) <= TLS_VERSIONS.indexOf(b) ? { min: a, max: b } : { min: b, max: a })) },
+  { weight: 1, arbitrary: fc.record({ min: minVersionArb, max: maxVersionArb }) },
+);
 
 const appGenArb: fc.Arbitrary<TlsAppGen> = fc.record({
   tls: fc.constantFrom<TlsMode>('off', 'flexible', 'full', 'strict', 'strict'),
   proxy: fc.constantFrom<'off' | 'v1' | 'v2'>('off', 'off', 'v1', 'v2'),
   tlvs: fc.boolean(),
-  edgeCert: fc.option(fc.record({ keyType: fc.constantFrom<KeyType>('rsa', 'ecdsa'), validity: fc.constantFrom<'valid' | 'expired'>('valid', 'valid', 'valid', 'expired') }), {
+  edgeCert: fc.option(fc.record({ keyType: fc.constantFrom<KeyType>('rsa', 'ecdsa'), validity: fc.constantFrom<'valid' | 'expired'>('valid', 'valid', 'valid', 'valid', 'valid', 'expired') }), {
     nil: undefined,
   }),
   sendServerName: fc.boolean(),
   mode: fc.constantFrom<OriginMode>('echo', 'echo', 'echo', 'echo', 'echo', 'echo', 'refuse', 'blackhole'),
-  originPlain: fc.integer({ min: 0, max: 9 }).map((n) => n === 0),
+  originPlain: fc.constantFrom(false, false, false, false, false, false, false, false, false, true),
   originCert: fc.record({
-    names: fc.constantFrom<OriginNames>('server_name', 'server_name', 'wildcard', 'ip', 'other'),
-    validity: fc.constantFrom<Validity>('valid', 'valid', 'valid', 'expired', 'not_yet_valid'),
-    issuer: fc.constantFrom<Issuer>('sim-public-ca', 'sim-public-ca', 'sim-public-ca', 'sim-local-ca', 'self', 'unknown', CORP_CA),
+    names: fc.constantFrom<OriginNames>('checked', 'checked', 'checked', 'checked', 'server_name', 'wildcard', 'ip', 'other'),
+    validity: fc.constantFrom<Validity>('valid', 'valid', 'valid', 'valid', 'valid', 'valid', 'expired', 'not_yet_valid'),
+    issuer: fc.constantFrom<Issuer>('sim-public-ca', 'sim-public-ca', 'sim-public-ca', 'sim-public-ca', 'sim-public-ca', 'sim-local-ca', 'self', 'unknown', CORP_CA),
     keyType: fc.constantFrom<KeyType>('rsa', 'ecdsa'),
   }),
-  originTls: fc.record({ min: minVersionArb, max: maxVersionArb, ciphers: listArb(EDGE_CIPHERS.ciphers, LEGACY_SUITES), ciphersuites: listArb(EDGE_CIPHERS.ciphersuites, TLS13_SUITES) }),
+  originTls: fc.record({ versions: versionsArb, ciphers: listArb(EDGE_CIPHERS.ciphers, LEGACY_SUITES), ciphersuites: listArb(EDGE_CIPHERS.ciphersuites, TLS13_SUITES) }).map(({ versions, ...rest }) => ({ ...versions, ...rest })),
 });
 
 const sizeArb = fc.oneof(
@@ -173,17 +184,16 @@ const connGenArb: fc.Arbitrary<ConnGen> = fc.record({
   client: fc.nat(1),
   app: fc.nat(MAX_APPS - 1),
   at: fc.integer({ min: 0, max: 2_000 }),
-  plain: fc.integer({ min: 0, max: 7 }).map((n) => n === 0),
+  plain: fc.constantFrom(false, false, false, false, false, false, false, true),
   sni: fc.constantFrom<SniChoice>('own', 'own', 'own', 'other', 'wrong', 'none'),
   otherApp: fc.nat(MAX_APPS - 1),
   verify: fc.boolean(),
-  min: minVersionArb,
-  max: maxVersionArb,
+  versions: versionsArb,
   ciphers: listArb(EDGE_CIPHERS.ciphers, LEGACY_SUITES),
   ciphersuites: listArb(EDGE_CIPHERS.ciphersuites, TLS13_SUITES),
   sends: fc.array(sizeArb, { maxLength: 3 }),
   gap: fc.constantFrom(0, 1, 20, 300),
-});
+}).map(({ versions, ...rest }) => ({ ...versions, ...rest }));
 
 const linkFaultArb: fc.Arbitrary<Omit<LinkSpec, 'between'>> = fc.record(
   {
@@ -269,7 +279,7 @@ function buildCase(setup: Setup): { world: TlsWorld; edgeCase: EdgeCase } {
     let originTls: OriginTlsSpec | undefined;
     if (originLeg && g.mode === 'echo' && !g.originPlain) {
       const c = g.originCert;
-      const names = { server_name: [originServerName(i)], wildcard: ['*.internal.test'], ip: [originIp(i)], other: ['elsewhere.example.test'] }[c.names];
+      const names = { checked: [serverName ?? originIp(i)], server_name: [originServerName(i)], wildcard: ['*.internal.test'], ip: [originIp(i)], other: ['elsewhere.example.test'] }[c.names];
       certificates.push({ id: `origin-${i}`, names, key_type: c.keyType, validity: c.validity, issuer: c.issuer });
       originTls = { cert: `origin-${i}`, min_version: g.originTls.min, max_version: g.originTls.max, ciphers: [...g.originTls.ciphers], ciphersuites: [...g.originTls.ciphersuites] };
     }
@@ -501,6 +511,14 @@ function checkStatuses(w: TlsWorld, r: WorldResult): void {
     assert.deepEqual(e.closingStatuses, [e.status], `${story}: one closing event, with the close record's status`);
     const got = `${ev.Status} ${ev.Event} ${ev.ErrorCode}`;
     const want = `${x.status} ${x.event} ${x.code}`;
+    count(`predicted ${want} (tls ${w.apps[c.app]!.gen.tls})`);
+    if (!certain(w, c)) count('connections over a lossy link');
+    if (x.client?.ok === true) count(`client leg ${x.client.info.protocol}`);
+    else if (x.client !== undefined) count(`client leg failed: ${x.client.side} ${x.client.failure.reason}`);
+    else if (c.tls === undefined && w.apps[c.app]!.gen.tls !== 'off') count('client leg failed: plain client');
+    if (x.origin !== undefined && !x.origin.ok) count(`origin leg failed: ${x.origin.side} ${x.origin.failure.reason}`);
+    if (x.origin?.ok === true) count(`origin leg ${x.origin.info.protocol}`);
+    if (got !== want) count(`loss turned "${want}" into "${got}"`);
     if (got !== want) {
       assert.ok(lossAlternatives(w, c, x).has(got), `${story}: closed "${got}", the model predicts "${want}"`);
       continue;
@@ -646,6 +664,10 @@ async function checkProperty(t: TestContext, title: string, seedOffset: number, 
 
 test('every TLS connection closes with the status, event and error code the TLS model predicts', async (t) => {
   await checkProperty(t, 'TLS status', 0, 200, async (w, c) => checkStatuses(w, await runCase(c)));
+});
+
+test('coverage', { skip: STATS === undefined }, () => {
+  for (const [k, n] of [...STATS!].sort()) console.log(`${String(n).padStart(6)}  ${k}`);
 });
 
 test('a TLS connection that succeeds carries every byte once and in order both ways; a failed one carries none', async (t) => {
