@@ -707,6 +707,33 @@ test('a TLS case written as a scenario file and run by runScenario is the same r
   });
 });
 
+test('the generator reaches every predicted outcome, every mode, every client version and lossy links', () => {
+  // A generator change must not quietly drop a case: sample it (no simulation) and count the predictions.
+  const seen = new Set<string>();
+  for (const setup of fc.sample(setupArb, { seed: SEED, numRuns: 300 })) {
+    const { world } = buildCase(setup);
+    for (const c of world.conns) {
+      const x = predictConn(world, c);
+      const a = world.apps[c.app]!;
+      seen.add(`${x.status} ${x.code}`);
+      seen.add(`tls ${a.gen.tls}`);
+      seen.add(`proxy ${a.proxy}`);
+      if (x.client?.ok === true) seen.add(`client ${x.client.info.protocol}`);
+      if (x.origin?.ok === true) seen.add(`origin ${x.origin.info.protocol}`);
+      if (!certain(world, c)) seen.add('lossy');
+      if (c.tls?.sni !== undefined && c.tls.sni !== a.dnsName && x.client?.ok === true) seen.add('served another name');
+    }
+    if (!setup.strictSni) seen.add('strict_sni false');
+  }
+  const want = [
+    '200 ', '400 E_TLS_CLIENT_SNI', '443 E_TLS_CLIENT_HANDSHAKE', '521 E_UPSTREAM_CONNECT_REFUSED', '522 E_UPSTREAM_CONNECT_TIMEOUT', '525 E_TLS_ORIGIN_HANDSHAKE',
+    '526 E_TLS_ORIGIN_CERT_EXPIRED', '526 E_TLS_ORIGIN_CERT_NAME', '526 E_TLS_ORIGIN_CERT_SELF_SIGNED', '526 E_TLS_ORIGIN_CERT_UNTRUSTED',
+    'tls off', 'tls flexible', 'tls full', 'tls strict', 'proxy v1', 'proxy v2', 'client TLSv1.1', 'client TLSv1.2', 'client TLSv1.3',
+    'origin TLSv1.2', 'origin TLSv1.3', 'lossy', 'served another name', 'strict_sni false',
+  ];
+  assert.deepEqual(want.filter((k) => !seen.has(k)), [], 'outcomes the generator no longer reaches');
+});
+
 test('the oracle reads the documented table: strict refusals are 526, other origin failures 525, an unknown SNI 400', () => {
   // One hand-made world per row, so the oracle itself is checked against docs/tls.md and scenarios 24-27.
   const sample = fc.sample(setupArb, { seed: 11, numRuns: 1 })[0]!;
