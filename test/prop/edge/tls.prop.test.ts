@@ -707,6 +707,31 @@ test('a TLS case written as a scenario file and run by runScenario is the same r
   });
 });
 
+test('without a certificate source every TLS app closes its connections with 540 before any dial; tls off is unaffected', async () => {
+  // Not expressible as a scenario file (the runner always has the sim certificate source), so no regression file.
+  await fc.assert(
+    fc.asyncProperty(setupArb, async (setup) => {
+      const { world, edgeCase } = buildCase(setup);
+      const r = await runCase(edgeCase, { noCertificates: true });
+      for (const [c, o] of outcomes(world, r)) {
+        const a = world.apps[c.app]!;
+        const ev = o.edge?.closingEvent;
+        const want = a.gen.tls === 'off' ? predictConn(world, c) : { status: 540, event: 'tlsError', code: 'E_TLS_NO_CERTIFICATE' };
+        const got = `${ev?.Status} ${ev?.Event} ${ev?.ErrorCode}`;
+        const label = `${describe(world, c)}: trace ${o.edge?.events.join(' ')}`;
+        if (got !== `${want.status} ${want.event} ${want.code}`) {
+          assert.ok(a.gen.tls === 'off' && lossAlternatives(world, c, predictConn(world, c)).has(got), `${label}: closed "${got}", expected "${want.status} ${want.event} ${want.code}"`);
+        }
+        if (a.gen.tls !== 'off') {
+          assert.equal(o.edge?.dials.length, 0, `${label}: no dial`);
+          assert.equal(ev?.ClientTlsStatus, 'INVALID_CONFIG', `${label}: ClientTlsStatus`);
+        }
+      }
+    }),
+    { seed: SEED + 5, numRuns: Math.max(1, Math.round(30 * RUN_SCALE)), ...(PATH !== undefined ? { path: PATH } : {}) },
+  );
+});
+
 test('the generator reaches every predicted outcome, every mode, every client version and lossy links', () => {
   // A generator change must not quietly drop a case: sample it (no simulation) and count the predictions.
   const seen = new Set<string>();

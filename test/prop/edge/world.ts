@@ -347,6 +347,8 @@ const hostPortOf = (s: string): { host: string; port: number } => {
 export interface RunOptions {
   /** Bound on timers fired per phase (run, then shutdown). */
   readonly maxSteps?: number;
+  /** Give the edge no certificate source (TLS apps then have no certificate: status 540). No scenario file can say this. */
+  readonly noCertificates?: boolean;
 }
 
 /** Builds the world of `c`, runs its timeline to quiescence, shuts down, and reports. Throws on an invalid case. */
@@ -403,7 +405,8 @@ export async function runCase(c: EdgeCase, opts: RunOptions = {}): Promise<World
     resolve: (n, t) => edgeHost.resolve(n, t),
     bindUdp: (o) => edgeHost.bindUdp(o),
   };
-  const edge = new EdgeNode({ net, log: pino({ level: 'silent' }), certs: createSimCertSource({ epochMs: () => edgeHost.clock.epochMs(), certs: [...certs.values()] }) }, v.config);
+  const certSource = opts.noCertificates === true ? undefined : createSimCertSource({ epochMs: () => edgeHost.clock.epochMs(), certs: [...certs.values()] });
+  const edge = new EdgeNode({ net, log: pino({ level: 'silent' }), ...(certSource ? { certs: certSource } : {}) }, v.config);
   edge.trace.records$.subscribe((r) => {
     records.push(r);
     if (r.event === 'dial') dialing = r.conn;
