@@ -15,8 +15,9 @@
  * The oracle (`predictConn`) works from the generated descriptors and the documented settings of each side
  * (docs/tls.md: the edge accepts TLS 1.1-1.3 with Spectrum's edge cipher list, picks the certificate by SNI among
  * the TLS apps of the address, refuses an SNI no certificate covers when strict_sni; it offers §4.4's origin table
- * to origins, sends origin_server_name as SNI and, in strict, checks the chain against the sim store plus the
- * bundle and the name against origin_server_name or the origin's IP), and asks src/core/tls-model.ts `predict`
+ * to origins, sends origin_server_name as SNI and, in strict, checks the chain against the system store
+ * (sim-public-ca) plus the bundle and the name against origin_server_name or the origin's IP), and asks
+ * src/core/tls-model.ts `predict`
  * what each handshake does. The status follows from the documented table: 400 unknown SNI, 443 other client
  * handshake failures, 526 a certificate strict refused, 525 other origin handshake failures, 521/522 origin
  * refusal/timeout, 200 otherwise. Loss may add only timeout-flavoured outcomes on the lossy leg.
@@ -24,8 +25,9 @@
  * Seeds and runs, as in proxy.prop.test.ts: REFRACT_FC_SEED (default a constant; each property adds its own
  * offset), REFRACT_FC_PATH to replay a shrunk case (a failure prints the rerun line), REFRACT_FC_RUNS to scale the
  * number of runs (REFRACT_FC_RUNS=50 is the 10,000-run soak of the status property), REFRACT_REGRESSIONS_DIR to
- * save failures elsewhere. A failure's shrunk case is saved under scenarios/regressions/ with the model's certain
- * expectations, so `refract sim FILE` fails the same way.
+ * save failures elsewhere, REFRACT_TLS_STATS=1 to print how often each outcome was predicted, REFRACT_TLS_GAPS=1 to
+ * draw the two known departures from docs/tls.md (see `GAPS`). A failure's shrunk case is saved under
+ * scenarios/regressions/ with the model's certain expectations, so `refract sim FILE` fails the same way.
  */
 import test, { type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
