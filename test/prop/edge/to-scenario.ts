@@ -4,7 +4,8 @@
  *
  * The mapping is one to one: the world's hosts become the topology (edge `edge`, clients `client-i`, one origin
  * host `origin-k` per app whose listener behaviour is the case's origin mode), the apps go in verbatim, the edge
- * settings become the `edge:` section, and the timeline steps already have the scenario's shapes. Running the file
+ * settings become the `edge:` section, certificate descriptors the `certificates:` list (a TLS origin's listener
+ * gets its `tls`), and the timeline steps already have the scenario's shapes. Running the file
  * with `runScenario` gives the same decision trace as `runCase` (proxy.prop.test.ts checks it).
  */
 import { createHash } from 'node:crypto';
@@ -32,12 +33,20 @@ export function toScenario(c: EdgeCase, opts: { name?: string; expect?: readonly
         name: originName(k),
         addresses: [originIp(k)],
         // parse_proxy false: the echo returns every byte it reads, PROXY header included, as world.ts's does.
-        listeners: [{ listen: `tcp://${originIp(k)}:${formatPortRange(a.origin)}`, behaviour: a.mode, parse_proxy: false }],
+        listeners: [
+          {
+            listen: `tcp://${originIp(k)}:${formatPortRange(a.origin)}`,
+            behaviour: a.mode,
+            parse_proxy: false,
+            ...(a.originTls !== undefined ? { tls: structuredClone(a.originTls) } : {}),
+          },
+        ],
       })),
       ...(links.length > 0 ? { links } : {}),
     },
     edge: { ...c.edge },
     apps: c.apps.map((a) => structuredClone(a.raw)),
+    ...(c.certificates !== undefined && c.certificates.length > 0 ? { certificates: c.certificates.map((x) => structuredClone(x)) } : {}),
     timeline: c.timeline.map((s) => structuredClone(s) as TimelineStep),
     expect: { ...(opts.expect && opts.expect.length > 0 ? { connections: opts.expect.map((e) => ({ ...e })) } : {}), quiescent: opts.quiescent ?? true },
   };

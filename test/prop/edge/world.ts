@@ -13,6 +13,10 @@
  * whatever the connection's state. So the decision trace of a case here is byte-identical to the runner's.
  * One difference: `send` writes `filler()`, a pattern keyed by the connection's index and the byte offset (the
  * runner writes a–z), so that loss, duplication or reordering of bytes anywhere shows up as a mismatch.
+ *
+ * TLS, as the runner does it: certificates are descriptors (`certificates`, anchored at the run's start) served by
+ * a sim CertSource; an app's origin with `originTls` reads a PROXY header in clear and then speaks TLS with that
+ * listener spec; a `connect` step with `tls` speaks TLS to the edge once connected (writes before that are held).
  */
 import { Buffer } from 'node:buffer';
 import { pino } from 'pino';
@@ -20,10 +24,15 @@ import { EdgeNode } from '../../../src/edge/edge-node.ts';
 import { serveOrigin } from '../../../src/edge/builtin-origins.ts';
 import { validateConfig } from '../../../src/model/config.ts';
 import type { PortRange } from '../../../src/model/types.ts';
-import type { Conn, ConnHandlers, Network, TcpListener } from '../../../src/net/ports.ts';
+import type { CertInfo, Conn, ConnHandlers, Network, TcpListener, TlsClientParams, TlsServerParams } from '../../../src/net/ports.ts';
 import { createSim, type LinkParams, type Netstat, type Sim } from '../../../src/net/sim/index.ts';
+import { createSimCertSource, simCert, SIM_LOCAL_CA, SIM_PUBLIC_CA } from '../../../src/net/sim/sim-certs.ts';
+import type { SimHost } from '../../../src/net/sim/host.ts';
+import { EDGE_CIPHERS } from '../../../src/core/tls-ciphers.ts';
+import { ProxyHeaderReader } from '../../../src/core/proxy-protocol.ts';
 import { traceLine, type TraceRecord } from '../../../src/streams/trace.ts';
-import type { Topology } from '../../../src/scenario/types.ts';
+import type { SpectrumEvent } from '../../../src/streams/events.ts';
+import type { CertificateSpec, Topology, TlsEndpointSpec, TimelineStep } from '../../../src/scenario/types.ts';
 
 // ── the world's fixed shape ─────────────────────────────────────────────────────────────────────────────────────
 
@@ -47,12 +56,18 @@ export interface AppCase {
   readonly mode: OriginMode;
   /** The app's PROXY protocol towards the origin, after validation. */
   readonly proxy: 'off' | 'v1' | 'v2';
+  /** An `echo` origin that speaks TLS with this listener spec (certificate id in `cert`); absent: plain TCP. */
+  readonly originTls?: OriginTlsSpec;
 }
+
+export type OriginTlsSpec = TlsEndpointSpec & { cert: string };
+/** A `connect` step's `tls`: SNI, versions, ciphers, `verify` (as in a scenario file). */
+export type ConnectTlsSpec = NonNullable<Extract<TimelineStep, { connect: unknown }>['connect']['tls']>;
 
 export type LinkSpec = NonNullable<Topology['links']>[number];
 
 export type CaseStep =
-  | { at: number; connect: { id: string; client: string; to: string } }
+  | { at: number; connect: { id: string; client: string; to: string; tls?: ConnectTlsSpec } }
   | { at: number; send: { id: string; bytes: number } }
   | { at: number; end: { id: string } }
   | { at: number; reset: { id: string } }
@@ -66,6 +81,48 @@ export interface EdgeCase {
   readonly clients: number;
   readonly links: readonly LinkSpec[];
   readonly timeline: readonly CaseStep[];
+  /** Certificate descriptors (edge_tls.cert, listener tls.cert, edge.tls.ca_bundle name them by id). */
+  readonly certificates?: readonly CertificateSpec[];
+}
+
+/** The descriptors of `specs`, anchored at `epochMs` (the run's start), as the scenario runner builds them. */
+export function certificatesOf(specs: readonly CertificateSpec[] | undefined, epochMs: number): Map<string, CertInfo> {
+  return new Map(
+    (specs ?? []).map((c) => [
+      c.id,
+      simCert({ id: c.id, names: c.names, ...(c.key_type ? { keyType: c.key_type } : {}), ...(c.validity ? { validity: c.validity } : {}), ...(c.issuer ? { issuer: c.issuer } : {}) }, epochMs),
+    ]),
+  );
+}
+
+/** A TLS origin's server parameters, as the scenario runner gives its listeners (chain: the descriptors above the leaf). */
+export function originServerParams(spec: OriginTlsSpec, certs: ReadonlyMap<string, CertInfo>): TlsServerParams {
+  const cert = certs.get(spec.cert);
+  if (cert === undefined) throw new Error(`edge case: origin certificate ${spec.cert} is not among the certificates`);
+  const chain: CertInfo[] = [];
+  for (let c = certs.get(cert.issuer); c !== undefined && c.id !== cert.id && !chain.includes(c) && c.issuer !== c.id; c = certs.get(c.issuer)) chain.push(c);
+  const identity = { cert, chain };
+  return {
+    identity: () => identity,
+    minVersion: spec.min_version ?? 'TLSv1.2',
+    maxVersion: spec.max_version ?? 'TLSv1.3',
+    ciphers: spec.ciphers ?? EDGE_CIPHERS.ciphers,
+    ciphersuites: spec.ciphersuites ?? EDGE_CIPHERS.ciphersuites,
+    handshakeTimeoutMs: 10_000,
+  };
+}
+
+/** A client's TLS parameters for a `connect` step's `tls`, as the runner builds them (`verify` trusts the sim CAs). */
+export function clientParams(spec: ConnectTlsSpec, dialled: string): TlsClientParams {
+  return {
+    servername: spec.sni,
+    minVersion: spec.min_version ?? 'TLSv1.2',
+    maxVersion: spec.max_version ?? 'TLSv1.3',
+    ciphers: spec.ciphers ?? EDGE_CIPHERS.ciphers,
+    ciphersuites: spec.ciphersuites ?? EDGE_CIPHERS.ciphersuites,
+    verify: spec.verify === true ? { trust: { system: false, cas: [SIM_PUBLIC_CA, SIM_LOCAL_CA] }, checkName: spec.sni ?? dialled } : undefined,
+    handshakeTimeoutMs: 10_000,
+  };
 }
 
 /** The origin port edge port `port` of `app` reaches: origin start + P − a for a range, else the one origin port. */
@@ -111,6 +168,10 @@ export interface OriginView {
   readonly received: Buffer;
   /** Bytes the origin wrote back. */
   readonly sent: number;
+  /** A TLS origin: the bytes it read in clear before the handshake (a PROXY header), else empty. */
+  readonly clear: Buffer;
+  /** A TLS origin's handshake: undefined while it never finished (plain origins: undefined too). */
+  readonly tls: { ok: boolean; reason?: string } | undefined;
 }
 
 /** The edge's view of one connection, from its decision trace and its Spectrum events. */
@@ -129,6 +190,8 @@ export interface EdgeView {
   readonly bytesOut: number | undefined;
   /** Status of every closing Spectrum event (`disconnect`, `originError`, …) for this connection. */
   readonly closingStatuses: readonly number[];
+  /** The last closing Spectrum event (Event, ErrorCode, TLS fields). */
+  readonly closingEvent: SpectrumEvent | undefined;
   readonly origins: readonly OriginView[];
 }
 
@@ -146,6 +209,8 @@ export interface ConnOutcome {
   readonly clientGotEnd: boolean;
   readonly clientError: string | undefined;
   readonly clientClosed: boolean;
+  /** A TLS connect: the client's handshake (undefined: plain, or it never finished). */
+  readonly clientTls: { ok: true; protocol: string; cipher: string } | { ok: false; reason: string } | undefined;
   /** Timeline steps skipped because the client had already finished or closed the connection. */
   readonly skipped: number;
   /** Undefined when the edge never accepted the connection (unserved port, or the client gave up first). */
@@ -177,7 +242,11 @@ interface ClientSide {
   readonly index: number;
   readonly client: number;
   readonly port: number;
-  readonly conn: Conn;
+  /** The socket, or the TLS session's plaintext side once the handshake started. */
+  conn: Conn;
+  /** A TLS connect's writes and end before the socket connected (sent through the session, in order). */
+  held: Array<Uint8Array | 'end'> | undefined;
+  tls: ConnOutcome['clientTls'];
   readonly local: string;
   readonly chunks: Buffer[];
   sent: number;
@@ -194,6 +263,40 @@ interface OriginConn {
   readonly remote: string;
   readonly chunks: Buffer[];
   sent: number;
+  clear: Buffer[];
+  tls: { ok: boolean; reason?: string } | undefined;
+}
+
+/**
+ * A TLS origin, as the runner serves one: a PROXY header, if the first bytes are one, is read in clear, then the
+ * TLS session starts on what follows and the echo runs on the plaintext.
+ */
+function serveTlsOrigin(host: SimHost, conn: Conn, params: TlsServerParams, rec: OriginConn): void {
+  let reader: ProxyHeaderReader | undefined = new ProxyHeaderReader();
+  const held: Uint8Array[] = [];
+  const start = (initial: Uint8Array[]): void => {
+    conn.pause();
+    const s = host.tls.server(conn, params, initial);
+    s.onDone((o) => {
+      rec.tls = o.ok ? { ok: true } : { ok: false, reason: o.failure.reason };
+    });
+    serveOrigin(tapped(s.conn, rec), { behaviour: 'echo' });
+  };
+  conn.setHandlers({
+    data(chunk) {
+      if (reader === undefined) return;
+      held.push(chunk);
+      const r = reader.push(chunk);
+      if (r.kind === 'incomplete') return;
+      reader = undefined;
+      if (r.kind === 'header') {
+        rec.clear.push(Buffer.concat(held).subarray(0, r.header.length));
+        start(r.rest.length > 0 ? [r.rest] : []);
+      } else start([...held]);
+    },
+    error() {},
+  });
+  conn.resume();
 }
 
 /** A view of `conn` that records what the origin behaviour reads and writes (serveOrigin owns the handlers). */
@@ -244,6 +347,8 @@ const hostPortOf = (s: string): { host: string; port: number } => {
 export interface RunOptions {
   /** Bound on timers fired per phase (run, then shutdown). */
   readonly maxSteps?: number;
+  /** Give the edge no certificate source (TLS apps then have no certificate: status 540). No scenario file can say this. */
+  readonly noCertificates?: boolean;
 }
 
 /** Builds the world of `c`, runs its timeline to quiescence, shuts down, and reports. Throws on an invalid case. */
@@ -255,17 +360,21 @@ export async function runCase(c: EdgeCase, opts: RunOptions = {}): Promise<World
   const origins = c.apps.map((_, k) => sim.host(originName(k), { addresses: [originIp(k)] }));
   for (const l of c.links) applyLink(sim, l);
   const strays: string[] = [];
+  // Certificates are descriptors anchored at the run's start (validity 'expired' = ended 30 days before it).
+  const certs = certificatesOf(c.certificates, sim.clock.epochMs());
 
   // Origins.
   const originConns: OriginConn[] = [];
   const originListeners: TcpListener[] = [];
   for (const [k, app] of c.apps.entries()) {
     if (app.mode !== 'echo') continue; // refuse: nothing listens; blackhole: isolated below
+    const tlsParams = app.originTls === undefined ? undefined : originServerParams(app.originTls, certs);
     for (let p = app.origin.start; p <= app.origin.end; p++) {
       const l = await origins[k]!.listenTcp({ host: originIp(k), port: p }, (conn) => {
-        const rec: OriginConn = { listen: `${conn.local.address}:${conn.local.port}`, remote: `${conn.remote.address}:${conn.remote.port}`, chunks: [], sent: 0 };
+        const rec: OriginConn = { listen: `${conn.local.address}:${conn.local.port}`, remote: `${conn.remote.address}:${conn.remote.port}`, chunks: [], sent: 0, clear: [], tls: undefined };
         originConns.push(rec);
-        serveOrigin(tapped(conn, rec), { behaviour: 'echo' });
+        if (tlsParams === undefined) serveOrigin(tapped(conn, rec), { behaviour: 'echo' });
+        else serveTlsOrigin(origins[k]!, conn, tlsParams, rec);
       });
       originListeners.push(l);
     }
@@ -296,16 +405,19 @@ export async function runCase(c: EdgeCase, opts: RunOptions = {}): Promise<World
     resolve: (n, t) => edgeHost.resolve(n, t),
     bindUdp: (o) => edgeHost.bindUdp(o),
   };
-  const edge = new EdgeNode({ net, log: pino({ level: 'silent' }) }, v.config);
+  const certSource = opts.noCertificates === true ? undefined : createSimCertSource({ epochMs: () => edgeHost.clock.epochMs(), certs: [...certs.values()] });
+  const edge = new EdgeNode({ net, log: pino({ level: 'silent' }), ...(certSource ? { certs: certSource } : {}) }, v.config);
   edge.trace.records$.subscribe((r) => {
     records.push(r);
     if (r.event === 'dial') dialing = r.conn;
   });
   const closing = new Map<number, number[]>();
+  const closingEvents = new Map<number, SpectrumEvent>();
   edge.events.events$.subscribe((e) => {
     if (e.Event === 'connect') return;
     const id = Number(e.ConnectionID);
     closing.set(id, [...(closing.get(id) ?? []), e.Status]);
+    closingEvents.set(id, e);
   });
   await edge.apply(v.config);
 
@@ -313,22 +425,40 @@ export async function runCase(c: EdgeCase, opts: RunOptions = {}): Promise<World
   const sides = new Map<string, ClientSide>();
   const act = (step: CaseStep): void => {
     if ('connect' in step) {
-      const { id, client, to } = step.connect;
+      const { id, client, to, tls } = step.connect;
       const ci = Number(client.slice(client.lastIndexOf('-') + 1));
       const target = hostPortOf(to);
-      const conn = clients[ci]!.connectTcp({ host: target.host, port: target.port });
+      const host = clients[ci]!;
+      const conn = host.connectTcp({ host: target.host, port: target.port });
       const side: ClientSide = {
-        id, index: sides.size, client: ci, port: target.port, conn, local: `${conn.local.address}:${conn.local.port}`,
+        id, index: sides.size, client: ci, port: target.port, conn, local: `${conn.local.address}:${conn.local.port}`, held: tls === undefined ? undefined : [], tls: undefined,
         chunks: [], sent: 0, gotEnd: false, ended: false, reset: false, error: undefined, closed: false, skipped: 0,
       };
       sides.set(id, side);
-      conn.setHandlers({
+      const handlers: Partial<ConnHandlers> = {
+        connect: () => {
+          if (tls === undefined) return;
+          // TLS (as the runner): the session takes the raw socket over; what the timeline wrote meanwhile goes through it.
+          const s = host.tls.client(conn, clientParams(tls, target.host));
+          side.conn = s.conn;
+          s.conn.setHandlers(handlers);
+          s.onDone((o) => {
+            side.tls = o.ok ? { ok: true, protocol: o.info.protocol, cipher: o.info.cipher } : { ok: false, reason: o.failure.reason };
+          });
+          const held = side.held ?? [];
+          side.held = undefined;
+          for (const h of held) {
+            if (h === 'end') s.conn.end();
+            else s.conn.write(h);
+          }
+          s.conn.resume();
+        },
         data: (d) => side.chunks.push(Buffer.from(d)),
         end: () => {
           side.gotEnd = true;
           if (!side.ended && !side.closed) {
             side.ended = true;
-            conn.end();
+            side.conn.end();
           }
         },
         error: (e) => {
@@ -337,7 +467,8 @@ export async function runCase(c: EdgeCase, opts: RunOptions = {}): Promise<World
         close: () => {
           side.closed = true;
         },
-      });
+      };
+      conn.setHandlers(handlers);
       return;
     }
     if ('link' in step) {
@@ -352,11 +483,14 @@ export async function runCase(c: EdgeCase, opts: RunOptions = {}): Promise<World
     const late = side.closed || side.reset || ('reset' in step ? false : side.ended);
     if (late) side.skipped++;
     if ('send' in step) {
-      side.conn.write(filler(side.index, side.sent, step.send.bytes));
+      const data = filler(side.index, side.sent, step.send.bytes);
+      if (side.held !== undefined) side.held.push(data); // TLS connect still in progress
+      else side.conn.write(data);
       if (!late) side.sent += step.send.bytes;
     } else if ('end' in step) {
       side.ended = true;
-      side.conn.end();
+      if (side.held !== undefined) side.held.push('end');
+      else side.conn.end();
     } else {
       side.reset = true;
       side.conn.reset();
@@ -387,7 +521,7 @@ export async function runCase(c: EdgeCase, opts: RunOptions = {}): Promise<World
       strays.push(`origin accepted ${o.remote}→${o.listen}, which no edge dial explains`);
       continue;
     }
-    originsByConn.set(conn, [...(originsByConn.get(conn) ?? []), { listen: o.listen, received: Buffer.concat(o.chunks), sent: o.sent }]);
+    originsByConn.set(conn, [...(originsByConn.get(conn) ?? []), { listen: o.listen, received: Buffer.concat(o.chunks), sent: o.sent, clear: Buffer.concat(o.clear), tls: o.tls }]);
   }
   const bySide = new Map<string, ClientSide>([...sides.values()].map((s) => [s.local, s]));
   const edgeOf = new Map<string, EdgeView>();
@@ -412,6 +546,7 @@ export async function runCase(c: EdgeCase, opts: RunOptions = {}): Promise<World
       bytesIn: close?.['bytes_in'] as number | undefined,
       bytesOut: close?.['bytes_out'] as number | undefined,
       closingStatuses: closing.get(conn) ?? [],
+      closingEvent: closingEvents.get(conn),
       origins: originsByConn.get(conn) ?? [],
     });
   }
@@ -427,6 +562,7 @@ export async function runCase(c: EdgeCase, opts: RunOptions = {}): Promise<World
     clientGotEnd: s.gotEnd,
     clientError: s.error,
     clientClosed: s.closed,
+    clientTls: s.tls,
     skipped: s.skipped,
     edge: edgeOf.get(s.id),
   }));
