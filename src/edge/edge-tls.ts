@@ -12,6 +12,7 @@ import type { AppSpec, RefractConfig } from '../model/types.ts';
 import type { TcpTlsDeps, UpstreamTarget } from '../machines/tcp-connection.ts';
 import { EDGE_CIPHERS, originClientCiphers } from '../core/tls-ciphers.ts';
 import { certCoversName } from '../core/tls-model.ts';
+import { parseIpLiteral } from '../model/ip.ts';
 
 /** Spectrum's versions for TCP apps: minimum fixed at TLS 1.1 (shared/spectrum-reference.md §4.4). */
 const MIN_VERSION = 'TLSv1.1';
@@ -99,7 +100,7 @@ export class EdgeTls implements TcpTlsDeps {
     const params: TlsServerParams = {
       // SNI picks among the apps on this edge address; no SNI (or a bare IP) gets the app of the port.
       identity(sni) {
-        if (sni === undefined || sni === '' || certCoversName(own.cert, sni)) return own;
+        if (sni === undefined || sni === '' || parseIpLiteral(sni) !== undefined || certCoversName(own.cert, sni)) return own;
         for (const other of peers) {
           const id = identities.get(other.id);
           if (id && certCoversName(id.cert, sni)) return id;

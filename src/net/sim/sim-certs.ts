@@ -107,7 +107,9 @@ export interface SimCertSourceOptions {
  *   other descriptors (intermediates), stopping at a CA, a self-signed or an unknown issuer. Without, a
  *   descriptor `sim-local:<appId>` issued by sim-local-ca for `names`, valid from 1 h before `epochMs()` for a
  *   year; kept while the names are the same and more than 30 days remain. No `pem`.
- * - `trust`: `{ system: false, cas: [sim-public-ca, sim-local-ca] }`, plus the descriptor named by the bundle.
+ * - `trust`: `{ system: false, cas: [sim-public-ca] }`, plus the descriptor named by the bundle: like the real
+ *   source, which trusts the system store and the bundle, never the edge's own local CA (it signs client-facing
+ *   certificates, not origins').
  * - `watchedFiles`: always empty (nothing on disk).
  */
 export function createSimCertSource(opts: SimCertSourceOptions): CertSource {
@@ -173,7 +175,7 @@ export function createSimCertSource(opts: SimCertSourceOptions): CertSource {
     },
     trust(caBundleFile) {
       try {
-        const cas = [SIM_PUBLIC_CA, SIM_LOCAL_CA];
+        const cas = [SIM_PUBLIC_CA];
         if (caBundleFile !== undefined) cas.push(lookup(caBundleFile, undefined));
         const t: TlsTrust = Object.freeze({ system: false, cas: Object.freeze(cas) });
         return Promise.resolve(t);

@@ -371,12 +371,12 @@ function checkBytes(m: EdgeModel, r: WorldResult): void {
     assert.ok(o.clientSent <= c.sent && (o.skipped > 0 || o.clientSent === c.sent), `${label}: the client wrote ${o.clientSent} B of the model's ${c.sent} B`);
     if (normal) assert.equal(o.clientSent, c.sent, `${label}: a send was skipped on a connection that closed normally`);
     const c2s = filler(o.index, 0, o.clientSent);
-    assert.ok(e.bytesIn !== undefined && e.bytesOut !== undefined, `${label}: the close record carries byte counts`);
-    assert.ok(e.bytesIn <= o.clientSent, `${label}: the edge read ${e.bytesIn} B but the client wrote ${o.clientSent} B`);
+    assert.ok(e.bytesDownstream !== undefined && e.bytesUpstream !== undefined, `${label}: the close record carries byte counts`);
+    assert.ok(e.bytesDownstream <= o.clientSent, `${label}: the edge read ${e.bytesDownstream} B but the client wrote ${o.clientSent} B`);
     assert.ok(e.origins.length <= 1, `${label}: ${e.origins.length} origin connections for one target`);
     const up = e.origins[0];
     if (up === undefined) {
-      assert.equal(e.bytesOut, 0, `${label}: no origin connection, no origin bytes`);
+      assert.equal(e.bytesUpstream, 0, `${label}: no origin connection, no origin bytes`);
       assert.equal(o.clientReceived.length, 0, `${label}: no origin connection, nothing for the client`);
       assert.ok(!normal || app.mode !== 'echo', `${label}: a normal close had an origin connection`);
       continue;
@@ -393,16 +393,16 @@ function checkBytes(m: EdgeModel, r: WorldResult): void {
       } else assert.ok(!normal && h.kind === 'incomplete', `${label}: the origin got a broken PROXY header (${h.kind})`);
     }
     assert.ok(isPrefix(payload, c2s), `${label}: the origin's ${payload.length} B are not a prefix of the client's ${c2s.length} B`);
-    assert.ok(payload.length <= e.bytesIn, `${label}: the origin got more than the edge read`);
+    assert.ok(payload.length <= e.bytesDownstream, `${label}: the origin got more than the edge read`);
     // Return path: the echo sends back what it read; the client gets a prefix of it, no more than the edge read.
     assert.equal(up.sent, up.received.length, `${label}: the echo origin read ${up.received.length} B and wrote ${up.sent} B`);
-    assert.ok(e.bytesOut <= up.sent, `${label}: the edge read more from the origin than it sent`);
+    assert.ok(e.bytesUpstream <= up.sent, `${label}: the edge read more from the origin than it sent`);
     assert.ok(isPrefix(o.clientReceived, up.received), `${label}: the client's ${o.clientReceived.length} B are not a prefix of the echo`);
-    assert.ok(o.clientReceived.length <= e.bytesOut, `${label}: the client got more than the edge read from the origin`);
+    assert.ok(o.clientReceived.length <= e.bytesUpstream, `${label}: the client got more than the edge read from the origin`);
     if (normal) {
-      assert.equal(e.bytesIn, o.clientSent, `${label}: a normal close read ${e.bytesIn} of the client's ${o.clientSent} B`);
+      assert.equal(e.bytesDownstream, o.clientSent, `${label}: a normal close read ${e.bytesDownstream} of the client's ${o.clientSent} B`);
       assert.ok(payload.equals(c2s), `${label}: a normal close delivered every client byte to the origin`);
-      assert.equal(e.bytesOut, up.sent, `${label}: a normal close read ${e.bytesOut} of the origin's ${up.sent} B`);
+      assert.equal(e.bytesUpstream, up.sent, `${label}: a normal close read ${e.bytesUpstream} of the origin's ${up.sent} B`);
       // The edge's close is normal once its kernel has every byte; a client that resets may not read them all.
       if (!c.reset) assert.ok(o.clientReceived.equals(up.received), `${label}: a normal close delivered every origin byte to the client`);
     }
@@ -556,8 +556,8 @@ test('a generated case written as a scenario file and run by runScenario is the 
         {
           status: e?.status ?? null,
           reason: e?.reason ?? null,
-          clientBytes: e?.bytesIn ?? 0,
-          originBytes: e?.bytesOut ?? 0,
+          clientBytes: e?.bytesDownstream ?? 0,
+          originBytes: e?.bytesUpstream ?? 0,
           origin: e?.dials.at(-1) ?? null,
           receivedBytes: o.clientReceived.length,
           error: o.clientError ?? null,

@@ -186,8 +186,8 @@ export interface EdgeView {
   readonly status: number | undefined;
   readonly reason: string | undefined;
   readonly code: string | undefined;
-  readonly bytesIn: number | undefined;
-  readonly bytesOut: number | undefined;
+  readonly bytesDownstream: number | undefined;
+  readonly bytesUpstream: number | undefined;
   /** Status of every closing Spectrum event (`disconnect`, `originError`, …) for this connection. */
   readonly closingStatuses: readonly number[];
   /** The last closing Spectrum event (Event, ErrorCode, TLS fields). */
@@ -543,8 +543,8 @@ export async function runCase(c: EdgeCase, opts: RunOptions = {}): Promise<World
       status: close?.['status'] as number | undefined,
       reason: close?.['reason'] as string | undefined,
       code: close?.['code'] as string | undefined,
-      bytesIn: close?.['bytes_in'] as number | undefined,
-      bytesOut: close?.['bytes_out'] as number | undefined,
+      bytesDownstream: close?.['bytes_in'] as number | undefined,
+      bytesUpstream: close?.['bytes_out'] as number | undefined,
       closingStatuses: closing.get(conn) ?? [],
       closingEvent: closingEvents.get(conn),
       origins: originsByConn.get(conn) ?? [],

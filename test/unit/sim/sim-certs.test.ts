@@ -99,11 +99,11 @@ describe('sim CertSource', () => {
     assert.throws(() => createSimCertSource({ epochMs: () => EPOCH, certs: [a, a] }));
   });
 
-  it('trusts the sim public and local CAs, plus a named bundle descriptor', async () => {
+  it('trusts the sim public CA and a named bundle descriptor, never the local CA (as the real source)', async () => {
     const custom = simCert({ id: 'corp-ca', names: [], issuer: 'self' }, EPOCH);
     const src = createSimCertSource({ epochMs: () => EPOCH, certs: [custom] });
-    assert.deepEqual(await src.trust(undefined), { system: false, cas: [SIM_PUBLIC_CA, SIM_LOCAL_CA] });
-    assert.deepEqual((await src.trust('corp-ca')).cas, [SIM_PUBLIC_CA, SIM_LOCAL_CA, custom]);
+    assert.deepEqual(await src.trust(undefined), { system: false, cas: [SIM_PUBLIC_CA] }, 'like the real source: never the edge\'s own local CA');
+    assert.deepEqual((await src.trust('corp-ca')).cas, [SIM_PUBLIC_CA, custom]);
     await assert.rejects(src.trust('missing'), isCode('E_TLS_CERT_READ'));
   });
 });
