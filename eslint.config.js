@@ -1,4 +1,4 @@
-// ESLint flat config. The determinism rule (shared/DESIGN.md, rule 2): outside src/net/node, nothing in src/
+// ESLint flat config. The determinism rule (docs/architecture.md, "Determinism"): outside src/net/node, nothing in src/
 // may read wall time, draw randomness, arm host timers or open real sockets: those come from the Network/Clock
 // ports so the simulator can replay any run from a seed.
 import js from '@eslint/js';

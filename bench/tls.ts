@@ -18,7 +18,7 @@
  *   proxy's CPU ms per GB.
  *
  * Both proxies get the same certificate and key files, the same versions (1.1–1.3), Spectrum's edge cipher list
- * (EDGE_CIPHERS, server preference, `@SECLEVEL=0` as Refract sets it for TLS 1.1) on the client side and §4.4's
+ * (EDGE_CIPHERS, server preference, `@SECLEVEL=0` as Refract sets it for TLS 1.1) on the client side and Spectrum's
  * origin table (originClientCiphers) on the origin side, without origin session reuse (Refract has none). A probe
  * with `openssl s_client` checks that both negotiate the same version and cipher before any figure is taken.
  *

@@ -1,7 +1,7 @@
 /**
  * PROXY protocol v1 (text) and v2 (binary) codecs: pure, sans-IO.
  *
- * Outbound (edge → origin) Refract sends one header before any payload (shared/spectrum-reference.md §3.1, §3.2).
+ * Outbound (edge → origin) Refract sends one header before any payload (docs/proxy-protocol.md).
  * Inbound (load balancer → edge, `node.acceptProxy`) it decodes one from a trusted sender. The byte layouts, the
  * strictness rules and the error codes are written up in docs/proxy-protocol.md; HAProxy's doc/proxy-protocol.txt
  * is the specification.

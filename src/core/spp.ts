@@ -1,6 +1,6 @@
 /**
  * Simple Proxy Protocol (SPP): Cloudflare's fixed 38-byte header on every proxied UDP datagram
- * (shared/spectrum-reference.md §3.3). Pure, sans-IO.
+ * (docs/proxy-protocol.md). Pure, sans-IO.
  *
  * ```
  * offset size field

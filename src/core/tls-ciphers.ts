@@ -1,5 +1,5 @@
 /**
- * Cipher tables for edge TLS, as data (shared/spectrum-reference.md §4.4), translated into what the OpenSSL behind
+ * Cipher tables for edge TLS, as data (docs/spectrum.md, "Edge TLS"), translated into what the OpenSSL behind
  * node:tls (Node 20: OpenSSL 3.0) accepts, plus what each suite needs (key type, versions).
  *
  * Naming: TLS ≤1.2 suites by their OpenSSL names (ECDHE-RSA-AES128-GCM-SHA256), TLS 1.3 suites by their IANA names
@@ -123,10 +123,10 @@ export function cipherFromSpectrumName(name: string): string {
   return BY_SPECTRUM.get(name)?.name ?? name;
 }
 
-/** §4.4 writes `CDHE-ECDSA-AES128-SHA256` (sic) for ECDHE-ECDSA-AES128-SHA256; kept verbatim below, mapped here. */
+/** Spectrum's documentation writes `CDHE-ECDSA-AES128-SHA256` (sic) for ECDHE-ECDSA-AES128-SHA256; kept verbatim below, mapped here. */
 const SPECTRUM_DOC_TYPO = 'CDHE-ECDSA-AES128-SHA256';
 
-/** §4.4's edge (client-facing) cipher list for TCP apps, verbatim, typo included, in the doc's order. */
+/** Spectrum's edge (client-facing) cipher list for TCP apps, verbatim, typo included, in the doc's order. */
 export const SPECTRUM_EDGE_CIPHER_NAMES: readonly string[] = [
   'AEAD-CHACHA20-POLY1305-SHA256',
   'AEAD-AES128-GCM-SHA256',
@@ -153,7 +153,7 @@ export const SPECTRUM_EDGE_CIPHER_NAMES: readonly string[] = [
 ];
 
 /**
- * Entries of §4.4's edge list that this OpenSSL cannot negotiate, with why. Node 20's OpenSSL 3.0 has no 3DES
+ * Entries of Spectrum's edge list that this OpenSSL cannot negotiate, with why. Node 20's OpenSSL 3.0 has no 3DES
  * suites at all: `openssl ciphers -V 'ALL:COMPLEMENTOFALL:@SECLEVEL=0'` lists none and `tls.getCiphers()` has no
  * `des-cbc3-sha`, so even lowering the security level (which 3DES's 112-bit strength would also need) cannot
  * bring them back.
@@ -164,7 +164,7 @@ export const EDGE_CIPHERS_DROPPED: readonly { readonly name: string; readonly wh
 ];
 
 /**
- * The edge (client-facing) cipher configuration: §4.4's list in its order, 1.3 suites as IANA names, the typo
+ * The edge (client-facing) cipher configuration: Spectrum's list in its order, 1.3 suites as IANA names, the typo
  * mapped, 3DES dropped (`EDGE_CIPHERS_DROPPED`). The edge serves it with server preference (honorCipherOrder).
  */
 export const EDGE_CIPHERS: CipherLists = (() => {
@@ -173,13 +173,13 @@ export const EDGE_CIPHERS: CipherLists = (() => {
   return { ciphers: names.filter((n) => !isTls13Suite(n)), ciphersuites: names.filter(isTls13Suite) };
 })();
 
-/** One row of §4.4's origin table: a suite (OpenSSL/IANA name) and the versions whose ClientHello offers it. */
+/** One row of Spectrum's origin table: a suite (OpenSSL/IANA name) and the versions whose ClientHello offers it. */
 interface OriginRow {
   readonly name: string;
   readonly versions: readonly TlsVersion[];
 }
 
-// §4.4's origin table, rows in ClientHello order.
+// Spectrum's origin table, rows in ClientHello order.
 const ORIGIN_ROWS: readonly OriginRow[] = [
   { name: 'TLS_AES_128_GCM_SHA256', versions: ['TLSv1.3'] },
   { name: 'TLS_AES_256_GCM_SHA384', versions: ['TLSv1.3'] },
@@ -196,7 +196,7 @@ function splitLists(names: readonly string[]): CipherLists {
   return { ciphers: names.filter((n) => !isTls13Suite(n)), ciphersuites: names.filter(isTls13Suite) };
 }
 
-/** §4.4's origin table: per version, the suites a ClientHello for exactly that version offers, in order. */
+/** Spectrum's origin table: per version, the suites a ClientHello for exactly that version offers, in order. */
 export const ORIGIN_CIPHERS: Readonly<Record<TlsVersion, CipherLists>> = {
   'TLSv1.3': splitLists(ORIGIN_ROWS.filter((r) => r.versions.includes('TLSv1.3')).map((r) => r.name)),
   'TLSv1.2': splitLists(ORIGIN_ROWS.filter((r) => r.versions.includes('TLSv1.2')).map((r) => r.name)),

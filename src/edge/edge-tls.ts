@@ -14,7 +14,7 @@ import { EDGE_CIPHERS, originClientCiphers } from '../core/tls-ciphers.ts';
 import { certCoversName } from '../core/tls-model.ts';
 import { parseIpLiteral } from '../model/ip.ts';
 
-/** Spectrum's versions for TCP apps: minimum fixed at TLS 1.1 (shared/spectrum-reference.md §4.4). */
+/** Spectrum's versions for TCP apps: minimum fixed at TLS 1.1 (docs/spectrum.md, "Edge TLS"). */
 const MIN_VERSION = 'TLSv1.1';
 const MAX_VERSION = 'TLSv1.3';
 

@@ -204,7 +204,7 @@ describe('HAProxy (accept-proxy) as the origin behind Refract', { skip: skipReas
     // What happens, observed with HAProxy 2.6: the first bytes HAProxy reads are "GET ...", not a PROXY signature,
     // so it logs "Received something which does not look like a PROXY protocol header" and closes with a RST
     // (it aborts the handshake, never answers). Refract sees ECONNRESET on the established upstream, passes the
-    // reset on to the client, and records disconnect / 444 / upstream_reset (shared/spectrum-reference.md §4.6).
+    // reset on to the client, and records disconnect / 444 / upstream_reset (docs/events.md).
     const hp = needHaproxy();
     const edgePort = 7602;
     const e = await startEdge({ edge: { addresses: [EDGE_ADDR] }, apps: [app('pp-off', edgePort, 'off')] });

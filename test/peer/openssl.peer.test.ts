@@ -6,7 +6,7 @@
  *
  * - s_client `-tls1_1`, `-tls1_2`, `-tls1_3` against flexible, full and strict apps: the handshake verifies against
  *   the local CA's root, s_client reports the version it asked for, bytes go through to the origin and back.
- * - The ClientHello the edge sends to an s_server origin offers exactly §4.4's origin table, in order: read from
+ * - The ClientHello the edge sends to an s_server origin offers exactly Spectrum's origin table, in order: read from
  *   s_server's "Client cipher list" line (its print of SSL_get0_raw_cipherlist: the raw list, in wire order,
  *   unknown codes as 0xNNNN), compared with a literal copy of the table and with ORIGIN_CIPHERS.
  * - strict refuses an expired, a wrong-name, a self-signed and an unknown-CA certificate from s_server with 526
@@ -38,7 +38,7 @@ const ORIGIN_NAME = 'origin.example.test';
 const HOUR = 3_600_000;
 
 /**
- * §4.4's origin table in ClientHello order, written out here (not derived from src/) so that a drift of
+ * Spectrum's origin table in ClientHello order, written out here (not derived from src/) so that a drift of
  * ORIGIN_CIPHERS from the reference fails this test too. OpenSSL names, as s_server prints them.
  */
 const ORIGIN_TABLE = [
@@ -329,7 +329,7 @@ describe('openssl s_client and s_server around the edge', { skip: skipReason, ti
         });
       }
 
-      test('the ClientHello s_server received offers exactly the origin cipher table of §4.4, in its order', { timeout: 20_000 }, async () => {
+      test('the ClientHello s_server received offers exactly the origin cipher table of Spectrum's documentation, in its order', { timeout: 20_000 }, async () => {
         needOpenssl();
         const from = origin!.output().length;
         const r = await sClient(edgePort, 'TLSv1.3', rootFile, 'order', 'redro');

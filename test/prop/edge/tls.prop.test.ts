@@ -14,7 +14,7 @@
  *
  * The oracle (`predictConn`) works from the generated descriptors and the documented settings of each side
  * (docs/tls.md: the edge accepts TLS 1.1-1.3 with Spectrum's edge cipher list, picks the certificate by SNI among
- * the TLS apps of the address, refuses an SNI no certificate covers when strict_sni; it offers §4.4's origin table
+ * the TLS apps of the address, refuses an SNI no certificate covers when strict_sni; it offers Spectrum's origin table
  * to origins, sends origin_server_name as SNI and, in strict, checks the chain against the system store
  * (sim-public-ca) plus the bundle and the name against origin_server_name or the origin's IP), and asks
  * src/core/tls-model.ts `predict`
@@ -401,7 +401,7 @@ function edgeServer(w: TlsWorld, a: WorldApp, edgeIdentity: (a: WorldApp) => Tls
 }
 
 /**
- * The edge's side of an origin handshake, as docs/tls.md states it: §4.4's origin table for TLS 1.1-1.3, SNI
+ * The edge's side of an origin handshake, as docs/tls.md states it: Spectrum's origin table for TLS 1.1-1.3, SNI
  * origin_server_name (none for an origin_direct app without it); strict verifies against the system store
  * (sim-public-ca plays it) plus edge.tls.ca_bundle, for origin_server_name or else the origin's IP.
  */

@@ -10,7 +10,7 @@ const network = createNodeNetwork();
 const DAY = 86_400_000;
 
 const SUITES_13 = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'];
-/** Spectrum's origin-side ≤1.2 list, in ClientHello order (shared/spectrum-reference.md §4.4). */
+/** Spectrum's origin-side ≤1.2 list, in ClientHello order (docs/spectrum.md, "Edge TLS"). */
 const ORIGIN_CIPHERS = ['ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-SHA', 'AES128-GCM-SHA256', 'AES128-SHA', 'AES256-SHA'];
 const EDGE_CIPHERS = [
   'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305', 'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256',
