@@ -329,7 +329,7 @@ describe('openssl s_client and s_server around the edge', { skip: skipReason, ti
         });
       }
 
-      test('the ClientHello s_server received offers exactly the origin cipher table of Spectrum's documentation, in its order', { timeout: 20_000 }, async () => {
+      test('the ClientHello s_server received offers exactly the origin cipher table of Spectrum documentation, in its order', { timeout: 20_000 }, async () => {
         needOpenssl();
         const from = origin!.output().length;
         const r = await sClient(edgePort, 'TLSv1.3', rootFile, 'order', 'redro');
