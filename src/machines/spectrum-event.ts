@@ -46,6 +46,7 @@ export function spectrumEvent(clock: Clock, name: SpectrumEventName, status: num
     Event: name,
     Timestamp: rfc3339(now),
     Application: f.app.id,
+    ApplicationName: f.app.dns.name,
     ClientIP: f.client.address,
     ClientPort: f.client.port,
     ClientProto: f.proto,

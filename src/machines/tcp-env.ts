@@ -190,6 +190,7 @@ export class TcpEnv {
     return (r.log ??= this.deps.log.child({
       conn: r.id,
       app: r.app?.id,
+      appName: r.app?.dns.name,
       downstream: `${r.client.address}:${r.client.port}`,
       edge: `${r.edge.address}:${r.edge.port}`,
     }));

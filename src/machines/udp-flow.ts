@@ -247,7 +247,7 @@ export class UdpEngine {
       // Policy: existing flows keep working; a new flow past the cap is refused (its datagrams dropped).
       if (this.stats.udp_flows_refused_cap++ % 1000 === 0) {
         this.#deps.log.warn(
-          { app: app.id, nodeCap: settings.udpMaxFlows, appCap: app.udpMaxFlows, refused: this.stats.udp_flows_refused_cap },
+          { app: app.id, appName: app.dns.name, nodeCap: settings.udpMaxFlows, appCap: app.udpMaxFlows, refused: this.stats.udp_flows_refused_cap },
           'UDP flow cap reached; new flows are refused',
         );
       }
@@ -368,7 +368,7 @@ export class UdpEngine {
     const upstream$ = this.#inputs.upstream$;
     const fail = (e: unknown): void => {
       const code: ErrorCode = isRefractError(e) ? e.code : 'E_UPSTREAM_CONNECT_FAILED';
-      this.#deps.log.warn({ app: r.app.id, flow: r.id, code, err: e }, 'UDP flow could not open its upstream');
+      this.#deps.log.warn({ app: r.app.id, appName: r.app.dns.name, flow: r.id, code, err: e }, 'UDP flow could not open its upstream');
       upstream$.signal(r, { type: 'UPSTREAM.FAILED', code, detail: e instanceof Error ? e.message : String(e) });
     };
     const bind = (targets: readonly UpstreamTarget[]): void => {

@@ -27,10 +27,12 @@ import { validateConfig } from '../model/config.ts';
 import { RefractError } from '../model/errors.ts';
 import { LIMITS } from '../model/defaults.ts';
 import { formatOriginUri } from '../model/ports.ts';
-import type { AppSpec, RefractConfig } from '../model/types.ts';
+import type { AppSpec, BuiltinOrigin, RefractConfig } from '../model/types.ts';
+import { encodeProxyV1, encodeProxyV2, tlsProxyTlvs, toProxyAddresses } from '../core/proxy-protocol.ts';
+import { spectrumCipherName } from '../core/tls-ciphers.ts';
 import type { TraceRecord } from '../streams/trace.ts';
 import { DEFAULT_MAX_TIME_MS, MAX_TIME_LIMIT_MS, formatIpPort } from './schema.ts';
-import type { ConnExpectation, OriginBehaviour, ScenarioFile, TimelineStep, Topology } from './types.ts';
+import type { ConnExpectation, OriginBehaviour, ScenarioFile, TimelineStep, TlsVersionName, Topology } from './types.ts';
 
 /** One recorded connection that the scenario replays, with what the recording says about its end. */
 export interface RecordedConn {
@@ -48,6 +50,15 @@ export interface RecordedConn {
   readonly reason: string | undefined;
   readonly bytesDownstream: number | undefined;
   readonly bytesUpstream: number | undefined;
+  /**
+   * Bytes of the recorded `bytes_out` that were the PROXY header echoed back by a builtin origin (which does not
+   * parse headers): the header's length depends on the recorded addresses, which the replay replaces, so the
+   * replay's builtin origin reads the header instead and `bytes_out` is compared without these bytes. 0: none.
+   */
+  readonly headerEchoBytes: number;
+  /** How the replay's client speaks to a TLS app: `tls` (the recorded version and SNI), `plain` (the recording
+   * says the client did not speak TLS, or never finished its hello), or `off` (the app has no edge TLS). */
+  readonly clientTls: 'off' | 'tls' | 'plain';
 }
 
 /** A recorded connection the scenario leaves out, and why. */
@@ -212,6 +223,34 @@ interface Replayable {
   readonly dialFailures: ReadonlyArray<{ ip: string; port: number; code: string }>;
   /** Time of its last record. */
   readonly lastT: number;
+  /** The PROXY version of the last `established` ('off' when none was sent). */
+  readonly proxy: string;
+  /** The client TLS the connection is replayed with (TLS apps that finished the handshake). */
+  readonly tls: { readonly version: TlsVersionName | undefined; readonly sni: string } | undefined;
+}
+
+/** Client TLS failures that a client speaking no TLS at all reproduces (the trace does not record a hello). */
+const PLAIN_TLS_FAILURES = new Set(['not_tls', 'handshake_timeout']);
+const TLS_VERSIONS: readonly string[] = ['TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
+
+/** The builtin TCP origin (config `origins:`) that served `ip:port`, if one did. */
+function builtinAt(cfg: RefractConfig, ip: string, port: number): BuiltinOrigin | undefined {
+  return cfg.origins.find((o) => {
+    if (o.protocol !== 'tcp' || port < o.ports.start || port > o.ports.end) return false;
+    const host = canonicalIp(o.host)?.text ?? o.host;
+    return host === ip || host === '0.0.0.0' || host === '::';
+  });
+}
+
+/** The length of the PROXY header the edge sent for a connection (as tcp-upstream.ts builds it), 0 when none. */
+function proxyHeaderLength(version: string, client: { ip: string; port: number }, edge: { ip: string; port: number }, tls: TraceRecord | undefined, app: AppSpec): number {
+  if (version !== 'v1' && version !== 'v2') return 0;
+  const a = toProxyAddresses({ address: client.ip, port: client.port }, { address: edge.ip, port: edge.port });
+  if (version === 'v1') return encodeProxyV1(a).length;
+  const tlvs = app.proxyProtocolTlvs && tls !== undefined
+    ? tlsProxyTlvs({ version: String(tls['version'] ?? ''), cipher: spectrumCipherName(String(tls['cipher'] ?? '')), sni: String(tls['sni'] ?? '') })
+    : undefined;
+  return encodeProxyV2(a, tlvs ? { transport: 'stream', tlvs } : { transport: 'stream' }).length;
 }
 
 const round3 = (x: number): number => Math.round(x * 1000) / 1000;
@@ -278,6 +317,17 @@ export function planReplay(records: readonly TraceRecord[], config: unknown, opt
       skip(`app ${app.id} has an SRV origin_dns, which replay does not rebuild`);
       continue;
     }
+    const tlsOk = g.records.find((r) => r.event === 'tls_client');
+    const tlsFailed = g.records.find((r) => r.event === 'tls_client_failed');
+    let clientTls: RecordedConn['clientTls'] = 'off';
+    if (app.tls !== 'off') {
+      const reason = String(tlsFailed?.['reason'] ?? '');
+      if (tlsOk !== undefined) clientTls = 'tls';
+      else if (tlsFailed !== undefined && !PLAIN_TLS_FAILURES.has(reason)) {
+        skip(`its client TLS handshake failed (${reason}): the trace does not record the client's hello, so replay cannot offer the same one`);
+        continue;
+      } else clientTls = 'plain'; // not TLS, a hello that never came, or no handshake before the trace ended
+    }
     const close = findLast(g.records, (r) => r.event === 'close');
     const established = findLast(g.records, (r) => r.event === 'established');
     const dials = g.records.filter((r) => r.event === 'dial').flatMap((r) => splitEndpoint(r['upstream']) ?? []);
@@ -289,6 +339,12 @@ export function planReplay(records: readonly TraceRecord[], config: unknown, opt
       });
     const lastDial = findLast(g.records, (r) => r.event === 'dial');
     const upstream = established?.['upstream'] ?? lastDial?.['upstream'];
+    const up = established === undefined ? undefined : splitEndpoint(established['upstream']);
+    const proxy = String(established?.['proxy_protocol'] ?? 'off');
+    const builtin = up === undefined ? undefined : builtinAt(cfg, up.ip, up.port);
+    const echoes = builtin !== undefined && builtin.behaviour !== 'discard';
+    const headerEchoBytes = echoes ? proxyHeaderLength(proxy, client, edge, tlsOk, app) : 0;
+    const version = String(tlsOk?.['version'] ?? '');
     replayable.push({
       rec: {
         id: idOf(g.node, g.conn),
@@ -301,6 +357,8 @@ export function planReplay(records: readonly TraceRecord[], config: unknown, opt
         reason: typeof close?.['reason'] === 'string' ? close['reason'] : undefined,
         bytesDownstream: num(close?.['bytes_in']),
         bytesUpstream: num(close?.['bytes_out']),
+        headerEchoBytes,
+        clientTls,
       },
       app,
       acceptT: accept.t,
@@ -309,10 +367,12 @@ export function planReplay(records: readonly TraceRecord[], config: unknown, opt
       c2sEndT: g.records.find((r) => r.event === 'c2s_end')?.t,
       s2cEndT: g.records.find((r) => r.event === 's2c_end')?.t,
       closeT: close?.t,
-      established: established === undefined ? undefined : splitEndpoint(established['upstream']),
+      established: up,
       dials,
       dialFailures,
       lastT: Math.max(...g.records.map((r) => r.t)),
+      proxy,
+      tls: clientTls === 'tls' ? { version: TLS_VERSIONS.includes(version) ? (version as TlsVersionName) : undefined, sni: String(tlsOk?.['sni'] ?? '') } : undefined,
     });
   }
   replayable.sort((a, b) => a.acceptT - b.acceptT); // stable: ties keep trace order
@@ -347,7 +407,7 @@ export function planReplay(records: readonly TraceRecord[], config: unknown, opt
     const a = book.get('client', '', r.client.ip);
     if (!clients.has(a)) clients.set(a, { name: hostName(`client-${clients.size + 1}`, `client-${clients.size + 1}-${taken.size}`), addresses: [a] });
   }
-  const origins = originHosts(replayable, book, hostName);
+  const origins = originHosts(replayable, book, hostName, cfg);
 
   // Apps, with origin addresses as the simulator knows them, and the DNS answers of origin_dns names.
   const apps = cfg.apps.map((app) => {
@@ -369,7 +429,10 @@ export function planReplay(records: readonly TraceRecord[], config: unknown, opt
     const { id } = r.rec;
     const start = at(r.acceptT);
     const to = formatIpPort(book.get('edge', r.rec.node, r.edge.ip), r.edge.port);
-    timeline.push({ at: start, connect: { id, client: clients.get(book.get('client', '', r.client.ip))!.name, to } });
+    const tls = r.tls === undefined
+      ? undefined
+      : { ...(r.tls.sni !== '' ? { sni: r.tls.sni } : {}), ...(r.tls.version !== undefined ? { min_version: r.tls.version, max_version: r.tls.version } : {}), verify: false };
+    timeline.push({ at: start, connect: { id, client: clients.get(book.get('client', '', r.client.ip))!.name, to, ...(tls !== undefined ? { tls } : {}) } });
     if ((r.rec.bytesDownstream ?? 0) > 0) timeline.push({ at: start, send: { id, bytes: r.rec.bytesDownstream! } });
     if (r.c2sEndT !== undefined) timeline.push({ at: Math.max(start, at(r.c2sEndT)), end: { id } });
     if (r.closeT !== undefined && r.rec.reason !== undefined && CLIENT_GONE.has(r.rec.reason)) {
@@ -438,7 +501,13 @@ function fits(r: Replayable): Fit[] {
 
 const FIT_ORDER: OriginBehaviour[] = ['echo', 'sink', 'close', 'banner', 'reset'];
 
-function originHosts(rs: readonly Replayable[], book: AddressBook, hostName: (want: string, fallback: string) => string): Topology['origins'] {
+/** A builtin origin as the scenario's listener behaviour: what it does, not what the recording suggests. */
+function builtinFit(o: BuiltinOrigin): Fit {
+  if (o.behaviour === 'banner') return { behaviour: 'banner', banner: o.banner ?? 'refract builtin origin\r\n' };
+  return { behaviour: o.behaviour === 'discard' ? 'sink' : 'echo' };
+}
+
+function originHosts(rs: readonly Replayable[], book: AddressBook, hostName: (want: string, fallback: string) => string, cfg: RefractConfig): Topology['origins'] {
   // Per recorded upstream ip:port: the connections established there, and the dial errors seen there.
   const ports = new Map<string, { ip: string; port: number; established: Replayable[]; codes: string[] }>();
   const slot = (ip: string, port: number) => {
@@ -464,6 +533,13 @@ function originHosts(rs: readonly Replayable[], book: AddressBook, hostName: (wa
       hosts.set(address, h);
     }
     const listen = `tcp://${address.includes(':') ? `[${address}]` : address}:${s.port}`;
+    const builtin = builtinAt(cfg, s.ip, s.port);
+    if (builtin !== undefined) {
+      // A builtin origin echoes a PROXY header it does not parse; the replay's one reads it (its length differs
+      // with the replaced addresses) and the comparison leaves the recorded header out (RecordedConn.headerEchoBytes).
+      h.listeners.push({ listen, ...builtinFit(builtin), parse_proxy: s.established.some((r) => r.proxy === 'v1' || r.proxy === 'v2') });
+      continue;
+    }
     h.listeners.push({ listen, ...chooseBehaviour(s.established, s.codes), parse_proxy: false });
   }
   // A black hole cuts off the whole host: a host with other listeners refuses instead (the status differs: 521).

@@ -21,6 +21,8 @@ export interface SpectrumEvent {
   Timestamp: string;
   /** The app id. */
   Application: string;
+  /** Refract extension: the app's `dns.name`, so a person can tell apps apart without their opaque ids. */
+  ApplicationName: string;
   ClientIP: string;
   ClientPort: number;
   ClientProto: 'tcp' | 'udp';
