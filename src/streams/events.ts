@@ -1,5 +1,5 @@
 /**
- * Spectrum-style connection events (the `spectrum_events` Logpush dataset, shared/spectrum-reference.md §4.6),
+ * Spectrum-style connection events (the `spectrum_events` Logpush dataset, docs/events.md),
  * as an RxJS stream. Every app connection produces exactly two: `connect` when it is accepted and routed to an
  * app, then one closing event (`disconnect`, `originError`, `resolveOrigin`, `clientFiltered`) with its Status.
  *
@@ -12,7 +12,7 @@ import type { CloseReason, SpectrumEventName } from '../model/outcome.ts';
 
 export type { CloseReason, SpectrumEventName };
 
-/** ClientTlsProtocol / OriginTlsProtocol values (§4.6). */
+/** ClientTlsProtocol / OriginTlsProtocol values (docs/events.md). */
 export type TlsProtocolName = 'unknown' | 'none' | 'SSLv3' | 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
 
 export interface SpectrumEvent {
@@ -44,13 +44,13 @@ export interface SpectrumEvent {
   OriginTlsStatus: TlsStatus;
   ProxyProtocol: ProxyProtocolMode;
   IpFirewall: boolean;
-  /** Which IP Access rule decided (§4.6); UNKNOWN = no match or ip_firewall off. */
+  /** Which IP Access rule decided (docs/events.md); UNKNOWN = no match or ip_firewall off. */
   ClientMatchedIpFirewall: ClientMatchedIpFirewall;
   /** Country of the client IP (ISO 3166-1 alpha-2), '' without country data. */
   ClientCountry: string;
   /** AS number of the client IP, 0 without ASN data. */
   ClientAsn: number;
-  /** §4.6 status table: 0 opened, 200 normal close, 521 refused, 522 connect timeout, 531 resolve failed, … */
+  /** Status (docs/errors.md, "Event status codes"): 0 opened, 200 normal close, 521 refused, 522 connect timeout, 531 resolve failed, … */
   Status: number;
   /** When both legs were established (RFC 3339), or '' if never. */
   ConnectTimestamp: string;
