@@ -70,7 +70,8 @@ function parseText(text: string): ParsedText {
   const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true, keepSourceTokens: true, lineCounter });
   const problem = doc.errors[0] ?? doc.warnings[0];
   if (problem !== undefined) {
-    return { ok: false, message: problem.message.split('\n')[0] ?? '', reason: problem.code, at: problem.linePos?.[0] };
+    const message = (problem.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+    return { ok: false, message, reason: problem.code, at: problem.linePos?.[0] };
   }
   try {
     return { ok: true, value: doc.toJS({ maxAliasCount: 1000 }), doc, lineCounter };
