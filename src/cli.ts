@@ -17,7 +17,7 @@ import { startBuiltinOrigins, type RunningOrigins } from './edge/builtin-origins
 import { createLogger } from './log.ts';
 import { traceLine } from './streams/trace.ts';
 import { loadGeo, type LoadedGeo } from './net/node/geo-loader.ts';
-import { parseConfigText, validateConfig } from './model/config.ts';
+import { loadConfigText } from './model/config.ts';
 import { formatPortRange } from './model/ports.ts';
 import { isRefractError, RefractError } from './model/errors.ts';
 import type { ConfigIssue, RefractConfig } from './model/types.ts';
@@ -54,21 +54,29 @@ function load(file: string): Loaded {
     text = readFileSync(file, 'utf8');
   } catch (e) {
     const err = new RefractError('E_CONFIG_READ', { message: `cannot read ${file}: ${(e as Error).message}`, cause: e });
-    return { ok: false, issues: [{ pointer: '', code: err.code, cfCode: undefined, message: err.message }] };
+    return { ok: false, issues: [{ pointer: '', code: err.code, cfCode: undefined, message: err.message }], warnings: [] } as Loaded;
   }
-  let raw: unknown;
-  try {
-    raw = parseConfigText(text, file);
-  } catch (e) {
-    if (isRefractError(e)) return { ok: false, issues: [{ pointer: '', code: e.code, cfCode: undefined, message: e.message }] };
-    throw e;
-  }
-  return validateConfig(raw);
+  // A ConfigResult: issues and warnings carry line and column; `warnings` is there on both branches.
+  return loadConfigText(text, file);
 }
 
+/**
+ * One line per issue: `FILE:LINE:COLUMN: CODE: message (at POINTER)` when the issue has a position, else
+ * `  POINTER: CODE: message`. Warnings (W_ codes) come after the errors, marked `warning:`.
+ */
 function formatIssues(file: string, issues: readonly ConfigIssue[]): string {
-  const lines = issues.map((i) => `  ${i.pointer || '/'}: ${i.code}${i.cfCode ? ` (${i.cfCode})` : ''}: ${i.message}`);
-  return `${file}: ${issues.length} problem${issues.length === 1 ? '' : 's'}\n${lines.join('\n')}`;
+  const line = (i: ConfigIssue): string => {
+    const warn = i.code.startsWith('W_') ? 'warning: ' : '';
+    const what = `${warn}${i.code}${i.cfCode ? ` (${i.cfCode})` : ''}: ${i.message}`;
+    return i.line === undefined ? `  ${i.pointer || '/'}: ${what}` : `${file}:${i.line}:${i.column ?? 1}: ${what} (at ${i.pointer || '/'})`;
+  };
+  const errors = issues.filter((i) => !i.code.startsWith('W_'));
+  const warnings = issues.filter((i) => i.code.startsWith('W_'));
+  const counts = [
+    ...(errors.length > 0 ? [`${errors.length} problem${errors.length === 1 ? '' : 's'}`] : []),
+    ...(warnings.length > 0 ? [`${warnings.length} warning${warnings.length === 1 ? '' : 's'}`] : []),
+  ];
+  return `${file}: ${counts.join(', ')}\n${[...errors, ...warnings].map(line).join('\n')}`;
 }
 
 function validateCommand(file: string | undefined): number {
@@ -76,13 +84,17 @@ function validateCommand(file: string | undefined): number {
     process.stderr.write(`refract validate: give a config file\n\n${USAGE}\n`);
     return 2;
   }
-  const r = load(file);
+  // load() returns a ConfigResult (warnings on both branches); `Loaded` does not name them yet.
+  const r = load(file) as Loaded & { readonly warnings?: readonly ConfigIssue[] };
+  const warnings = r.warnings ?? [];
   if (!r.ok) {
-    process.stdout.write(formatIssues(file, r.issues) + '\n');
+    process.stdout.write(formatIssues(file, [...r.issues, ...warnings]) + '\n');
     return 1;
   }
   const tcpPorts = r.config.apps.reduce((n, a) => n + (a.edgePorts.end - a.edgePorts.start + 1), 0);
-  process.stdout.write(`${file}: OK (${r.config.apps.length} apps, ${tcpPorts} edge ports, ${r.config.origins.length} builtin origins)\n`);
+  const w = warnings.length === 0 ? '' : `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}`;
+  process.stdout.write(`${file}: OK (${r.config.apps.length} apps, ${tcpPorts} edge ports, ${r.config.origins.length} builtin origins${w})\n`);
+  if (warnings.length > 0) process.stdout.write(formatIssues(file, warnings).split('\n').slice(1).join('\n') + '\n');
   return 0;
 }
 

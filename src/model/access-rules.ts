@@ -9,8 +9,9 @@
  *   `challenge`, `js_challenge`, `managed_challenge` are HTTP interstitials a TCP/UDP proxy cannot show → E_RULE_MODE.
  * - target: `ip` (IPv4 or IPv6), `ip6` (the API's IPv6 target, normalised to `ip`), `ip_range`, `country`, `asn`.
  *
- * Like app objects, unknown fields are ignored (an API response carries `scope`, `allowed_modes`, dates) and `null`
- * is absent. Validation never throws, reports every problem with an RFC 6901 pointer, and deep-freezes the result.
+ * Like app objects, unknown fields are ignored and `null` is absent. The fields of an API response Refract does not
+ * read (`scope`, `allowed_modes`, `paused`, the dates) are ignored silently; any other unknown key gives a
+ * warning (W_CONFIG_UNKNOWN_KEY, with a suggestion when a known key is close). Validation never throws, reports every problem with an RFC 6901 pointer, and deep-freezes the result.
  * A normalised rule validates to itself again.
  */
 import { createHash } from 'node:crypto';
@@ -59,8 +60,8 @@ const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
 export function parseRuleMode(text: string): Parsed<AccessRuleMode> {
   if (text === 'allow' || text === 'whitelist') return ok('allow');
   if (text === 'block') return ok('block');
-  const why = REFUSED_MODES.has(text) ? `"${text}" is an HTTP challenge, which Spectrum apps cannot show` : `"${text}" is not a mode`;
-  return fail('E_RULE_MODE', `${why}; Refract supports allow (API spelling: whitelist) and block`);
+  const why = REFUSED_MODES.has(text) ? `"${text}" is an HTTP challenge, which Spectrum apps cannot show; use` : `${JSON.stringify(text)} is not one of`;
+  return fail('E_RULE_MODE', `mode: ${why} allow, block (or whitelist, the API's spelling of allow)`);
 }
 
 /** The value of an `ip` rule (`ip6` when `v6Only`): one address, canonical. */
@@ -141,10 +142,16 @@ export interface AccessRuleInput {
   notes?: string | null;
 }
 
-export type AccessRuleResult = { readonly ok: true; readonly rule: AccessRule } | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
+/** Fields of a Cloudflare API access rule that Refract does not read and ignores without a warning. */
+export const IGNORED_ACCESS_RULE_FIELDS: readonly string[] = ['scope', 'allowed_modes', 'paused', 'created_on', 'modified_on'];
+
+/** `warnings` (W_CONFIG_UNKNOWN_KEY) come on both branches. */
+export type AccessRuleResult =
+  | { readonly ok: true; readonly rule: AccessRule; readonly warnings: readonly ConfigIssue[] }
+  | { readonly ok: false; readonly issues: readonly ConfigIssue[]; readonly warnings: readonly ConfigIssue[] };
 export type AccessRulesResult =
-  | { readonly ok: true; readonly rules: readonly AccessRule[] }
-  | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
+  | { readonly ok: true; readonly rules: readonly AccessRule[]; readonly warnings: readonly ConfigIssue[] }
+  | { readonly ok: false; readonly issues: readonly ConfigIssue[]; readonly warnings: readonly ConfigIssue[] };
 
 /**
  * The id of a rule that gives none: 32 hex of SHA-256 over the normalised target and value. Two rules share it only
@@ -159,8 +166,12 @@ export function deriveRuleId(target: AccessRuleTarget, value: string): string {
  * is deep-frozen.
  */
 export function validateAccessRule(raw: unknown, pointerPrefix = ''): AccessRuleResult {
-  if (!isRecord(raw)) return { ok: false, issues: [configIssue(pointerPrefix, 'E_CONFIG_SCHEMA', 'an access rule must be an object {mode, configuration}')] };
-  const { values: v, present, issues } = parseFields(raw, ACCESS_RULE_FIELDS, pointerPrefix, { strict: false, nullIsAbsent: true });
+  if (!isRecord(raw)) return { ok: false, issues: [configIssue(pointerPrefix, 'E_CONFIG_SCHEMA', 'an access rule must be an object {mode, configuration}')], warnings: [] };
+  const { values: v, present, issues, warnings } = parseFields(raw, ACCESS_RULE_FIELDS, pointerPrefix, {
+    strict: false,
+    nullIsAbsent: true,
+    ignore: IGNORED_ACCESS_RULE_FIELDS,
+  });
   const at = (...tokens: string[]): string => pointerJoin(pointerPrefix, ...tokens);
   if (!present.has('mode')) issues.push(configIssue(at('mode'), 'E_CONFIG_SCHEMA', 'mode is required: allow or block'));
 
@@ -175,6 +186,7 @@ export function validateAccessRule(raw: unknown, pointerPrefix = ''): AccessRule
     const base = at('configuration');
     const c = parseFields(conf, ACCESS_RULE_CONFIGURATION_FIELDS, base, { strict: false, nullIsAbsent: true });
     issues.push(...c.issues);
+    warnings.push(...c.warnings);
     if (!c.present.has('target')) issues.push(configIssue(pointerJoin(base, 'target'), 'E_CONFIG_SCHEMA', 'target is required: ip, ip_range, country or asn'));
     if (!c.present.has('value')) issues.push(configIssue(pointerJoin(base, 'value'), 'E_CONFIG_SCHEMA', 'value is required'));
     const t = c.values.target;
@@ -190,7 +202,7 @@ export function validateAccessRule(raw: unknown, pointerPrefix = ''): AccessRule
     }
   }
 
-  if (issues.length > 0) return { ok: false, issues };
+  if (issues.length > 0) return { ok: false, issues, warnings };
   if (v.mode === undefined || target === undefined || value === undefined) {
     throw new Error('validateAccessRule: a required part is missing although no issue was recorded');
   }
@@ -200,7 +212,7 @@ export function validateAccessRule(raw: unknown, pointerPrefix = ''): AccessRule
     configuration: { target, value },
     notes: v.notes ?? '',
   };
-  return { ok: true, rule: deepFreeze(rule) };
+  return { ok: true, rule: deepFreeze(rule), warnings };
 }
 
 function parseValue(target: 'ip' | 'ip6' | 'ip_range' | 'country' | 'asn', raw: string | number): Parsed<string> {
@@ -227,14 +239,16 @@ function parseValue(target: 'ip' | 'ip6' | 'ip_range' | 'country' | 'asn', raw: 
  * E_RULE_DUPLICATE (naming the earlier). Never throws; the list is deep-frozen.
  */
 export function validateAccessRules(raw: unknown, pointerPrefix = ''): AccessRulesResult {
-  if (!Array.isArray(raw)) return { ok: false, issues: [configIssue(pointerPrefix, 'E_CONFIG_SCHEMA', 'access rules must be a list')] };
+  if (!Array.isArray(raw)) return { ok: false, issues: [configIssue(pointerPrefix, 'E_CONFIG_SCHEMA', 'access rules must be a list')], warnings: [] };
   const rules: AccessRule[] = [];
   const issues: ConfigIssue[] = [];
+  const warnings: ConfigIssue[] = [];
   const byConfig = new Map<string, string>();
   const byId = new Map<string, string>();
   (raw as readonly unknown[]).forEach((item, i) => {
     const p = pointerJoin(pointerPrefix, i);
     const r = validateAccessRule(item, p);
+    warnings.push(...r.warnings);
     if (!r.ok) {
       issues.push(...r.issues);
       return;
@@ -252,8 +266,8 @@ export function validateAccessRules(raw: unknown, pointerPrefix = ''): AccessRul
     byId.set(r.rule.id, sameId ?? p);
     rules.push(r.rule);
   });
-  if (issues.length > 0) return { ok: false, issues };
-  return { ok: true, rules: deepFreeze(rules) };
+  if (issues.length > 0) return { ok: false, issues, warnings };
+  return { ok: true, rules: deepFreeze(rules), warnings };
 }
 
 /** The rule as Cloudflare's API would accept it back (`mode` allow is written `whitelist` there). */

@@ -5,8 +5,9 @@
  * Validation never throws and reports every problem it can find at once, each as a `ConfigIssue` whose `pointer`
  * (RFC 6901) names the offending field, or the nearest object that exists when the field is missing.
  *
- * Following Enterprise Spectrum, unknown fields are ignored (never copied into the AppSpec). `null` counts as
- * absent for optional fields, as SDKs and Terraform send it.
+ * Following Enterprise Spectrum, unknown fields are ignored (never copied into the AppSpec), each with a warning
+ * (W_CONFIG_UNKNOWN_KEY, suggesting the known key when one is close) unless it is a Spectrum field Refract ignores
+ * on purpose (IGNORED_APP_FIELDS). `null` counts as absent for optional fields, as SDKs and Terraform send it.
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
@@ -54,21 +55,131 @@ export function configIssue(pointer: string, code: ErrorCode, message?: string):
 /**
  * Turns zod issues into ConfigIssues under `base`. A custom issue raised by `decode` keeps its Refract code;
  * every other zod issue (wrong type, bad enum value, out of range) gets `fallback`. Unknown keys (strict objects)
- * become one E_CONFIG_SCHEMA issue per key, pointing at the key.
+ * become one E_CONFIG_SCHEMA issue per key, pointing at the key, with a suggestion when `schema` (the schema that
+ * produced the issues) knows a close key. An enum miss names the value given and the allowed ones (this needs
+ * the issue's `input`: parse with `reportInput: true`).
  */
-export function fromZodIssues(issues: readonly z.core.$ZodIssue[], base: string, fallback: ErrorCode): ConfigIssue[] {
+export function fromZodIssues(issues: readonly z.core.$ZodIssue[], base: string, fallback: ErrorCode, schema?: z.ZodType): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   for (const i of issues) {
-    const at = pointerJoin(base, ...i.path.map((s) => (typeof s === 'symbol' ? String(s.description) : s)));
+    const path = i.path.map((s) => (typeof s === 'symbol' ? String(s.description) : s));
+    const at = pointerJoin(base, ...path);
     if (i.code === 'unrecognized_keys') {
-      for (const k of i.keys) out.push(configIssue(pointerJoin(at, k), 'E_CONFIG_SCHEMA', `unknown field "${k}"`));
+      const known = schema === undefined ? [] : objectKeysAt(schema, path);
+      for (const k of i.keys) out.push(unknownKeyIssue(pointerJoin(at, k), k, known, 'error'));
     } else if (i.code === 'custom' && isErrorCode(i.params?.['refract'])) {
       out.push(configIssue(at, i.params['refract'], i.message));
     } else {
-      out.push(configIssue(at, fallback, i.message));
+      const field = path.length > 0 ? String(path[path.length - 1]) : lastToken(base);
+      const allowed = enumMiss(i);
+      out.push(configIssue(at, fallback, allowed === undefined ? i.message : enumMessage(field, allowed.input, allowed.values)));
     }
   }
   return out;
+}
+
+/** The last reference token of a pointer, unescaped. */
+function lastToken(pointer: string): string {
+  return (pointer.split('/').pop() ?? '').replaceAll('~1', '/').replaceAll('~0', '~');
+}
+
+/** A value outside an enum: directly, or in a union one of whose branches is that enum (`proxy_protocol`). */
+function enumMiss(i: z.core.$ZodIssue): { input: unknown; values: readonly unknown[] } | undefined {
+  if (i.code === 'invalid_value') return { input: i.input, values: i.values };
+  if (i.code === 'invalid_union') {
+    for (const branch of i.errors) {
+      const hit = branch.find((b) => b.code === 'invalid_value' && b.path.length === 0);
+      if (hit !== undefined && hit.code === 'invalid_value') return { input: i.input, values: hit.values };
+    }
+  }
+  return undefined;
+}
+
+/** `proxy_protocol: "V2" is not one of off, v1, v2, simple; did you mean v2?` (the hint only for a case slip). */
+export function enumMessage(field: string, input: unknown, values: readonly unknown[]): string {
+  const shown = values.map((v) => (v === '' ? '""' : String(v))).join(', ');
+  const given = input === undefined ? 'the value' : JSON.stringify(input);
+  const near = typeof input === 'string' ? values.find((v) => typeof v === 'string' && v !== '' && v.toLowerCase() === input.toLowerCase()) : undefined;
+  return `${field}: ${given} is not one of ${shown}${near === undefined ? '' : `; did you mean ${String(near)}?`}`;
+}
+
+/** The keys of the object schema at `path` inside `schema` (through optional, nullable and arrays); [] if none. */
+function objectKeysAt(schema: z.ZodType, path: readonly (string | number)[]): string[] {
+  let s: unknown = schema;
+  for (let n = 0; ; n++) {
+    while (s instanceof z.ZodOptional || s instanceof z.ZodNullable) s = (s as z.ZodOptional<z.ZodType>).unwrap();
+    if (n === path.length) return s instanceof z.ZodObject ? Object.keys(s.shape) : [];
+    const t = path[n];
+    if (s instanceof z.ZodObject && typeof t === 'string') s = (s.shape as Record<string, unknown>)[t];
+    else if (s instanceof z.ZodArray && typeof t === 'number') s = s.element;
+    else return [];
+  }
+}
+
+// ── unknown keys: did you mean …? ───────────────────────────────────────────────────────────────────────────────
+
+/** Optimal string alignment distance: Levenshtein plus the swap of two adjacent characters (`tsl` → `tls`). */
+export function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const row = d[i] as number[];
+      const prev = d[i - 1] as number[];
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min((prev[j] as number) + 1, (row[j - 1] as number) + 1, (prev[j - 1] as number) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, ((d[i - 2] as number[])[j - 2] as number) + 1);
+      row[j] = v;
+    }
+  }
+  return (d[a.length] as number[])[b.length] as number;
+}
+
+const squash = (k: string): string => k.toLowerCase().replace(/[-_\s]/g, '');
+
+/**
+ * The known key an unknown `key` probably meant: the same but for case, `-`, `_` or spaces (`proxyProtocol`,
+ * `IP_Firewall`), else the nearest within 2 edits (1 for keys of up to 3 characters, so `ttl` is not taken for
+ * `tls`). Ties go to the first in `known`. Undefined when nothing is that close.
+ */
+export function suggestKey(key: string, known: readonly string[]): string | undefined {
+  const exact = known.find((k) => squash(k) === squash(key));
+  if (exact !== undefined) return exact;
+  const limit = key.length <= 3 ? 1 : 2;
+  let best: string | undefined;
+  let bestD = limit + 1;
+  for (const k of known) {
+    const dist = editDistance(key.toLowerCase(), k.toLowerCase());
+    if (dist < bestD) {
+      best = k;
+      bestD = dist;
+    }
+  }
+  return best;
+}
+
+/**
+ * An unknown key: an error (E_CONFIG_SCHEMA) in Refract's strict sections, a warning (W_CONFIG_UNKNOWN_KEY) where
+ * Spectrum compatibility makes us ignore unknown fields; with a suggestion when a known key is close.
+ */
+export function unknownKeyIssue(pointer: string, key: string, known: readonly string[], severity: 'error' | 'warning'): ConfigIssue {
+  const suggestion = suggestKey(key, known);
+  const hint = suggestion === undefined ? '' : `; did you mean "${suggestion}"?`;
+  const issue =
+    severity === 'error'
+      ? configIssue(pointer, 'E_CONFIG_SCHEMA', `unknown field "${key}"${hint}`)
+      : configIssue(pointer, 'W_CONFIG_UNKNOWN_KEY', `unknown field "${key}" is ignored${hint}`);
+  return suggestion === undefined ? issue : { ...issue, suggestion };
+}
+
+/**
+ * Warnings for the keys of a loose mapping that are neither `known` nor `ignored` (fields Spectrum or Cloudflare's
+ * API has that Refract ignores on purpose, such as `created_on`: silent). Not a mapping: no warnings.
+ */
+export function unknownKeyWarnings(raw: unknown, known: readonly string[], ignored: readonly string[], base: string): ConfigIssue[] {
+  if (!isRecord(raw)) return [];
+  return Object.keys(raw)
+    .filter((k) => !known.includes(k) && !ignored.includes(k))
+    .map((k) => unknownKeyIssue(pointerJoin(base, k), k, known, 'warning'));
 }
 
 /**
@@ -95,24 +206,35 @@ export interface FieldsResult<S extends Shape> {
   /** Fields present in the input (non-null when `nullIsAbsent`), parsed or not. */
   readonly present: ReadonlySet<keyof S & string>;
   readonly issues: ConfigIssue[];
+  /** Not strict: one W_CONFIG_UNKNOWN_KEY per unknown key (except `ignore`d ones). */
+  readonly warnings: ConfigIssue[];
 }
 
 /**
  * Parses each field of `raw` with its own schema, so one bad field never hides the others and cross-field rules
- * can still run on the fields that parsed. Reads own properties only.
+ * can still run on the fields that parsed. Reads own properties only. An unknown key is an issue when `strict`,
+ * else a warning unless listed in `ignore`; either way with a suggestion when a known key is close.
  */
 export function parseFields<S extends Shape>(
   raw: Record<string, unknown>,
   shape: S,
   base: string,
-  opts: { readonly strict: boolean; readonly nullIsAbsent: boolean; readonly fallback?: Partial<Record<keyof S, ErrorCode>> },
+  opts: {
+    readonly strict: boolean;
+    readonly nullIsAbsent: boolean;
+    readonly fallback?: Partial<Record<keyof S, ErrorCode>>;
+    readonly ignore?: readonly string[];
+  },
 ): FieldsResult<S> {
   const values: ParsedFields<S> = {};
   const present = new Set<keyof S & string>();
   const issues: ConfigIssue[] = [];
+  const warnings: ConfigIssue[] = [];
+  const known = Object.keys(shape);
   for (const key of Object.keys(raw)) {
     if (!Object.hasOwn(shape, key)) {
-      if (opts.strict) issues.push(configIssue(pointerJoin(base, key), 'E_CONFIG_SCHEMA', `unknown field "${key}"`));
+      if (opts.strict) issues.push(unknownKeyIssue(pointerJoin(base, key), key, known, 'error'));
+      else if (!(opts.ignore ?? []).includes(key)) warnings.push(unknownKeyIssue(pointerJoin(base, key), key, known, 'warning'));
       continue;
     }
     const k = key as keyof S & string;
@@ -120,11 +242,11 @@ export function parseFields<S extends Shape>(
     if (value === undefined || (opts.nullIsAbsent && value === null)) continue;
     present.add(k);
     const schema = shape[k] as z.ZodType;
-    const r = schema.safeParse(value);
+    const r = schema.safeParse(value, { reportInput: true });
     if (r.success) values[k] = r.data as z.output<S[typeof k]>;
-    else issues.push(...fromZodIssues(r.error.issues, pointerJoin(base, key), opts.fallback?.[k] ?? 'E_CONFIG_SCHEMA'));
+    else issues.push(...fromZodIssues(r.error.issues, pointerJoin(base, key), opts.fallback?.[k] ?? 'E_CONFIG_SCHEMA', schema));
   }
-  return { values, present, issues };
+  return { values, present, issues, warnings };
 }
 
 // ── the app object's fields ─────────────────────────────────────────────────────────────────────────────────────
@@ -138,7 +260,7 @@ const originPort = z.union([z.number(), z.string()]).transform((v, ctx) =>
 /**
  * Field schemas of the Spectrum app object (shared/spectrum-reference.md §2.2), each turning its raw JSON value into
  * a normalised value. `id`, `created_on` and `modified_on` are read-only in Spectrum: `id` is honoured (a config
- * file may pin it), the dates are ignored like any unknown field. Cross-field rules live in `validateApp`.
+ * file may pin it), the dates are ignored silently (IGNORED_APP_FIELDS). Cross-field rules live in `validateApp`.
  */
 export const APP_FIELDS = {
   id: z.string().regex(LIMITS.idPattern, 'id must be 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit'),
@@ -197,8 +319,22 @@ export const APP_FIELDS = {
   proxy_protocol_tlvs: z.boolean(),
 } as const;
 
-/** Field names the validator reads; anything else in an app object is ignored. */
+/** Field names the validator reads; anything else in an app object is ignored (with W_CONFIG_UNKNOWN_KEY). */
 export const KNOWN_APP_FIELDS: readonly string[] = Object.keys(APP_FIELDS);
+
+/**
+ * Fields of Spectrum's app object that Refract ignores on purpose, silently: the read-only dates of an API response
+ * and the legacy `ipv4` flag of 2018-era responses, so an app copied from `GET /spectrum/apps` validates without
+ * warnings. (`id` is honoured, not ignored.)
+ */
+export const IGNORED_APP_FIELDS: readonly string[] = ['created_on', 'modified_on', 'ipv4'];
+
+/** The loose sub-objects of an app (unknown keys ignored, as Spectrum does) and the keys each one knows. */
+const LOOSE_APP_OBJECTS = {
+  dns: Object.keys(APP_FIELDS.dns.shape),
+  edge_ips: Object.keys(APP_FIELDS.edge_ips.shape),
+  origin_dns: Object.keys(APP_FIELDS.origin_dns.shape),
+} as const;
 
 /** The input shape of an app object as an operator writes it (all Spectrum forms, legacy included). */
 export type SpectrumAppInput = { [K in keyof typeof APP_FIELDS]?: z.input<(typeof APP_FIELDS)[K]> | null } & {
@@ -216,21 +352,28 @@ export interface AppValidationOptions {
   readonly originDnsMinTtlSec?: number;
 }
 
-export type AppResult = { readonly ok: true; readonly app: AppSpec } | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
+/** `warnings` (W_ codes: unknown keys, each with a suggestion when one is close) come on both branches. */
+export type AppResult =
+  | { readonly ok: true; readonly app: AppSpec; readonly warnings: readonly ConfigIssue[] }
+  | { readonly ok: false; readonly issues: readonly ConfigIssue[]; readonly warnings: readonly ConfigIssue[] };
 
 /**
  * Validates one Spectrum app object and normalises it. `pointerPrefix` is prepended to every issue pointer
  * (`/apps/2` in a config file, `` for a REST request body). Never throws; the AppSpec is deep-frozen.
  */
 export function validateApp(raw: unknown, pointerPrefix = '', options: AppValidationOptions = {}): AppResult {
-  if (!isRecord(raw)) return { ok: false, issues: [configIssue(pointerPrefix, 'E_CONFIG_SCHEMA', 'an app must be an object')] };
+  if (!isRecord(raw)) return { ok: false, issues: [configIssue(pointerPrefix, 'E_CONFIG_SCHEMA', 'an app must be an object')], warnings: [] };
   const base = pointerPrefix;
   const at = (...tokens: (string | number)[]): string => pointerJoin(base, ...tokens);
-  const { values: v, present, issues } = parseFields(raw, APP_FIELDS, base, {
+  const { values: v, present, issues, warnings } = parseFields(raw, APP_FIELDS, base, {
     strict: false,
     nullIsAbsent: true,
     fallback: { origin_dns: 'E_ORIGIN_DNS_INVALID' },
+    ignore: IGNORED_APP_FIELDS,
   });
+  for (const [field, known] of Object.entries(LOOSE_APP_OBJECTS)) {
+    if (Object.hasOwn(raw, field)) warnings.push(...unknownKeyWarnings(raw[field], known, [], at(field)));
+  }
   const add = (pointer: string, code: ErrorCode, message?: string): void => {
     issues.push(configIssue(pointer, code, message));
   };
@@ -340,7 +483,7 @@ export function validateApp(raw: unknown, pointerPrefix = '', options: AppValida
     }
   }
 
-  if (issues.length > 0) return { ok: false, issues };
+  if (issues.length > 0) return { ok: false, issues, warnings };
   const dns = v.dns;
   if (edge === undefined || dns === undefined || origin === undefined || edgeIps === undefined) {
     throw new Error('validateApp: a required part is missing although no issue was recorded');
@@ -405,7 +548,7 @@ export function validateApp(raw: unknown, pointerPrefix = '', options: AppValida
     proxyProtocolTlvs,
     spec,
   };
-  return { ok: true, app: deepFreeze(app) };
+  return { ok: true, app: deepFreeze(app), warnings };
 }
 
 /**

@@ -3,11 +3,13 @@
  * (`validateConfig`). docs/configuration.md is the operator's reference for every field below.
  *
  * `validateConfig` never throws, reports every problem at once (each with an RFC 6901 pointer into the input),
- * and returns a deep-frozen config. Unlike app objects (where Spectrum ignores unknown fields), Refract's own
- * sections are strict: an unknown key is a typo until proven otherwise (E_CONFIG_SCHEMA). `null` counts as absent
- * everywhere (YAML writes an empty value, `apps:`, as null).
+ * plus warnings (W_ codes) that do not make the config invalid, and returns a deep-frozen config. Unlike app
+ * objects (where Spectrum ignores unknown fields: a warning, W_CONFIG_UNKNOWN_KEY), Refract's own sections are
+ * strict: an unknown key is a typo until proven otherwise (E_CONFIG_SCHEMA). `null` counts as absent everywhere
+ * (YAML writes an empty value, `apps:`, as null). `loadConfigText` does both steps and places each issue at its
+ * line and column.
  */
-import YAML from 'yaml';
+import YAML, { LineCounter } from 'yaml';
 import { z } from 'zod';
 import { configIssue, crossAppIssues, decode, isRecord, parseFields, pointerJoin, validateApp } from './app.ts';
 import { validateAccessRules, type AccessRule } from './access-rules.ts';
@@ -32,9 +34,13 @@ import {
   type RefractConfig,
 } from './types.ts';
 
+/**
+ * `warnings` (W_ codes) come on both branches: the file runs, but probably not as meant (a misspelt app key, access
+ * rules no app applies). They never make a config invalid.
+ */
 export type ConfigResult =
-  | { readonly ok: true; readonly config: RefractConfig }
-  | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
+  | { readonly ok: true; readonly config: RefractConfig; readonly warnings: readonly ConfigIssue[] }
+  | { readonly ok: false; readonly issues: readonly ConfigIssue[]; readonly warnings: readonly ConfigIssue[] };
 
 // ── text → object ───────────────────────────────────────────────────────────────────────────────────────────────
 
@@ -45,33 +51,103 @@ export type ConfigResult =
  *   absent when the parser cannot place the problem).
  */
 export function parseConfigText(text: string, filename: string): unknown {
-  const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const r = parseText(text);
+  if (r.ok) return r.value;
+  throw new RefractError('E_CONFIG_PARSE', {
+    message: r.at === undefined ? `${filename}: ${r.message}` : `${filename}:${r.at.line}:${r.at.col}: ${r.message}`,
+    details: { filename, line: r.at?.line, col: r.at?.col, reason: r.reason },
+    cause: r.cause,
+  });
+}
+
+type ParsedText =
+  | { readonly ok: true; readonly value: unknown; readonly doc: YAML.Document; readonly lineCounter: LineCounter }
+  | { readonly ok: false; readonly message: string; readonly reason: string; readonly at: { line: number; col: number } | undefined; readonly cause?: unknown };
+
+/** The YAML document (with source positions) and its value, or the first syntax problem. */
+function parseText(text: string): ParsedText {
+  const lineCounter = new LineCounter();
+  const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true, keepSourceTokens: true, lineCounter });
   const problem = doc.errors[0] ?? doc.warnings[0];
   if (problem !== undefined) {
-    const pos = problem.linePos?.[0];
-    const where = pos === undefined ? filename : `${filename}:${pos.line}:${pos.col}`;
-    throw new RefractError('E_CONFIG_PARSE', {
-      message: `${where}: ${problem.message.split('\n')[0] ?? ''}`,
-      details: { filename, line: pos?.line, col: pos?.col, reason: problem.code },
-    });
+    const message = (problem.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+    return { ok: false, message, reason: problem.code, at: problem.linePos?.[0] };
   }
   try {
-    return doc.toJS({ maxAliasCount: 1000 });
+    return { ok: true, value: doc.toJS({ maxAliasCount: 1000 }), doc, lineCounter };
   } catch (cause) {
     // Unresolved aliases and alias bombs surface only here, without a position.
     const reason = cause instanceof Error ? cause.message : String(cause);
-    throw new RefractError('E_CONFIG_PARSE', { message: `${filename}: ${reason}`, details: { filename, reason }, cause });
+    return { ok: false, message: reason, reason, at: undefined, cause };
   }
 }
 
 /**
- * Parses and validates config text in one step (what `refract serve` and `refract validate` do).
- * @throws RefractError E_CONFIG_PARSE (see `parseConfigText`) or E_CONFIG_INVALID with `details: { filename, issues }`.
+ * Parses and validates config text in one step (what `refract serve` and `refract validate` do), placing every
+ * issue and warning in the file: `line` and `column` (1-based) of the node its pointer names, or of the deepest
+ * node on that path that exists (the app, for a missing required field). A syntax error is one E_CONFIG_PARSE
+ * issue at pointer "" (with its position when the parser gives one). Never throws.
  */
-export function loadConfigText(text: string, filename: string): RefractConfig {
-  const r = validateConfig(parseConfigText(text, filename));
-  if (r.ok) return r.config;
-  throw new RefractError('E_CONFIG_INVALID', { details: { filename, issues: r.issues } });
+export function loadConfigText(text: string, filename: string): ConfigResult {
+  const parsed = parseText(text);
+  if (!parsed.ok) {
+    // With a position the caller prints `file:line:column:` before the message; without one, the message names the file.
+    const issue =
+      parsed.at === undefined
+        ? configIssue('', 'E_CONFIG_PARSE', `${filename}: ${parsed.message}`)
+        : { ...configIssue('', 'E_CONFIG_PARSE', parsed.message), line: parsed.at.line, column: parsed.at.col };
+    return { ok: false, issues: [issue], warnings: [] };
+  }
+  const r = validateConfig(parsed.value);
+  const place = (i: ConfigIssue): ConfigIssue => {
+    const atKey = i.code === 'W_CONFIG_UNKNOWN_KEY' || i.message.startsWith('unknown field');
+    const at = sourcePosition(parsed.doc, parsed.lineCounter, i.pointer, atKey);
+    return at === undefined ? i : { ...i, line: at.line, column: at.col };
+  };
+  const warnings = inFileOrder(r.warnings.map(place));
+  return r.ok ? { ok: true, config: r.config, warnings } : { ok: false, issues: inFileOrder(r.issues.map(place)), warnings };
+}
+
+/** Issues sorted by line and column (stable; unplaced ones last, in their order). */
+function inFileOrder(issues: readonly ConfigIssue[]): ConfigIssue[] {
+  const key = (i: ConfigIssue): number => (i.line === undefined ? Number.MAX_SAFE_INTEGER : i.line * 1_000_000 + (i.column ?? 0));
+  return [...issues].sort((a, b) => key(a) - key(b));
+}
+
+/**
+ * Where `pointer` sits in `doc`: the deepest node on its path that exists. A key's own position is given for an
+ * unknown key (`atKey`) and for a mapping or list value (the line that names it); a scalar value's otherwise.
+ */
+function sourcePosition(doc: YAML.Document, lc: LineCounter, pointer: string, atKey: boolean): { line: number; col: number } | undefined {
+  const tokens = pointer === '' ? [] : pointer.slice(1).split('/').map((t) => t.replaceAll('~1', '/').replaceAll('~0', '~'));
+  let node: unknown = doc.contents;
+  let offset = rangeStart(node);
+  for (const [n, t] of tokens.entries()) {
+    if (YAML.isAlias(node)) node = node.resolve(doc);
+    let next: unknown;
+    let keyNode: unknown;
+    if (YAML.isMap(node)) {
+      const pair = node.items.find((p) => (YAML.isScalar(p.key) ? String(p.key.value) : String(p.key)) === t);
+      if (pair === undefined) break;
+      keyNode = pair.key;
+      next = pair.value;
+    } else if (YAML.isSeq(node) && /^(0|[1-9]\d*)$/.test(t)) {
+      next = node.items[Number(t)];
+      if (next === undefined) break;
+    } else {
+      break;
+    }
+    const last = n === tokens.length - 1;
+    const useKey = keyNode !== undefined && (next == null || (last && (atKey || !YAML.isScalar(next))));
+    offset = (useKey ? rangeStart(keyNode) : rangeStart(next)) ?? offset;
+    node = next;
+    if (useKey) break;
+  }
+  return offset === undefined ? undefined : lc.linePos(offset);
+}
+
+function rangeStart(node: unknown): number | undefined {
+  return YAML.isNode(node) && node.range != null ? node.range[0] : undefined;
 }
 
 // ── schemas of Refract's own sections ───────────────────────────────────────────────────────────────────────────
@@ -154,9 +230,10 @@ const ORIGIN_FIELDS = {
  * failure every issue found is listed (pointer, code, cfCode, message).
  */
 export function validateConfig(raw: unknown): ConfigResult {
-  if (!isRecord(raw)) return { ok: false, issues: [configIssue('', 'E_CONFIG_SCHEMA', 'the config must be a mapping (node, edge, log, origins, apps)')] };
+  if (!isRecord(raw)) return { ok: false, issues: [configIssue('', 'E_CONFIG_SCHEMA', 'the config must be a mapping (node, edge, log, origins, apps)')], warnings: [] };
   const top = parseFields(raw, TOP_FIELDS, '', { strict: true, nullIsAbsent: true });
   const issues: ConfigIssue[] = [...top.issues];
+  const warnings: ConfigIssue[] = [];
   const section = <S extends Record<string, z.ZodType>>(key: keyof typeof TOP_FIELDS, shape: S) => {
     const value = top.values[key];
     if (value === undefined) return parseFields({}, shape, '', { strict: true, nullIsAbsent: true }).values;
@@ -178,6 +255,7 @@ export function validateConfig(raw: unknown): ConfigResult {
   let accessRules: readonly AccessRule[] = [];
   if (top.values.access_rules !== undefined) {
     const r = validateAccessRules(top.values.access_rules, '/access_rules');
+    warnings.push(...r.warnings);
     if (r.ok) accessRules = r.rules;
     else issues.push(...r.issues);
   }
@@ -203,6 +281,7 @@ export function validateConfig(raw: unknown): ConfigResult {
     (rawApps as readonly unknown[]).forEach((a, i) => {
       const p = pointerJoin('/apps', i);
       const r = validateApp(a, p, { originDnsMinTtlSec });
+      warnings.push(...r.warnings);
       if (r.ok) {
         apps.push(r.app);
         appPointers.push(p);
@@ -213,12 +292,19 @@ export function validateConfig(raw: unknown): ConfigResult {
   }
   issues.push(...crossAppIssues(apps, appPointers));
 
+  // Rules apply only to apps with ip_firewall: true (read from the input, so an app that failed still counts).
+  const rawRules = top.values.access_rules;
+  const firewalled = Array.isArray(rawApps) && (rawApps as readonly unknown[]).some((a) => isRecord(a) && a['ip_firewall'] === true);
+  if (Array.isArray(rawRules) && rawRules.length > 0 && !firewalled) {
+    warnings.push(configIssue('/access_rules', 'W_ACCESS_RULES_UNUSED', 'no app has ip_firewall: true, so these access rules never apply; set it on the apps they should guard'));
+  }
+
   const origins = validateOrigins(top.values.origins, issues);
   issues.push(...originConflicts(origins, apps, addresses));
 
   if (issues.length > 0 || nodeV === undefined || edgeV === undefined || logV === undefined) {
     if (issues.length === 0) throw new Error('validateConfig: a section failed without an issue');
-    return { ok: false, issues };
+    return { ok: false, issues, warnings };
   }
 
   const acceptProxy: AcceptProxySettings | undefined =
@@ -255,7 +341,7 @@ export function validateConfig(raw: unknown): ConfigResult {
     accessRules,
     geo: { country: geoV?.country ?? [], asn: geoV?.asn ?? [] },
   };
-  return { ok: true, config: deepFreeze(config) };
+  return { ok: true, config: deepFreeze(config), warnings };
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
- * The one table of Refract's error codes. A code is a stable contract: tests assert codes, never message text,
- * and `docs/errors.md` is kept in sync with this table by `test/unit/model/errors-doc.test.ts`.
+ * The one table of Refract's error codes (and of the few warning codes, `W_…`). A code is a stable contract: tests
+ * assert codes, never message text, and `docs/errors.md` is kept in sync with this table by
+ * `test/unit/model/errors-doc.test.ts`.
  *
  * - `source`: who caused it (pingora's split): `config` (the operator's input), `downstream` (the client),
  *   `upstream` (the origin), `internal` (us).
@@ -37,6 +38,10 @@ export const ERRORS = {
   E_CONFIG_UNSUPPORTED: { message: 'The setting is valid for Spectrum but not supported by this Refract version.', source: 'config', retryable: false },
   E_CONFIG_PROXY_PROTOCOL: { message: 'The proxy_protocol value does not fit the app protocol (v1 is TCP only, simple is UDP only).', source: 'config', retryable: false },
   E_CONFIG_CIDR: { message: 'Not a valid IP address or CIDR block.', source: 'config', retryable: false },
+
+  // ── configuration warnings (W_: the file is valid and runs, but probably not as meant; `refract validate` exits 0)
+  W_CONFIG_UNKNOWN_KEY: { message: 'An unknown key in an app object or access rule is ignored (Spectrum compatibility); it may be a typo.', source: 'config', retryable: false },
+  W_ACCESS_RULES_UNUSED: { message: 'Access rules are configured but no app has ip_firewall: true, so none of them applies.', source: 'config', retryable: false },
 
   // ── IP Access rules and geolocation data (src/model/access-rules.ts, src/core/geo.ts) ────────────────────────
   E_RULE_MODE: { message: 'An access rule mode must be allow (or its API spelling whitelist) or block; challenge modes do not apply to Spectrum.', source: 'config', retryable: false },
@@ -121,6 +126,13 @@ export type ErrorCode = keyof typeof ERRORS;
 
 export function isErrorCode(code: unknown): code is ErrorCode {
   return typeof code === 'string' && Object.hasOwn(ERRORS, code);
+}
+
+/** Codes of warnings (`W_…`): the input is accepted, but probably not as meant. Every other code is an error. */
+export type WarningCode = Extract<ErrorCode, `W_${string}`>;
+
+export function isWarningCode(code: unknown): code is WarningCode {
+  return isErrorCode(code) && code.startsWith('W_');
 }
 
 /** The one error class. Throw it at boundaries (config, API, CLI); machines receive it as event payload instead. */

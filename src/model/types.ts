@@ -180,11 +180,19 @@ export interface RefractConfig {
   readonly geo: { readonly country: readonly string[]; readonly asn: readonly string[] };
 }
 
-/** One validation problem: where (RFC 6901 JSON pointer into the input), what (stable code), and why. */
+/**
+ * One validation problem (or, with a `W_` code, a warning): where (RFC 6901 JSON pointer into the input), what
+ * (stable code), and why.
+ */
 export interface ConfigIssue {
   readonly pointer: string;
   readonly code: import('./errors.ts').ErrorCode;
   /** Cloudflare's API number for the same problem, when Spectrum defines one. */
   readonly cfCode: number | undefined;
   readonly message: string;
+  /** 1-based line and column in the file, when the issue came from text (`loadConfigText`). */
+  readonly line?: number;
+  readonly column?: number;
+  /** For an unknown key close to a known one: the known key it probably meant. */
+  readonly suggestion?: string;
 }

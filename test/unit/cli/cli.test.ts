@@ -72,9 +72,14 @@ function runCli(args: readonly string[], withinMs = START_MS): Promise<CliResult
   });
 }
 
-/** `POINTER: CODE` pairs of `refract validate` problem lines (`  /apps/0/protocol: E_CONFIG_PORT_ZERO: …`). */
+/**
+ * `POINTER: CODE` pairs of `refract validate` problem lines: `FILE:LINE:COL: E_CONFIG_PORT_ZERO: … (at /apps/0/protocol)`,
+ * or `  /: E_CONFIG_READ: …` for a problem with no place in the text.
+ */
 function problems(out: string): string[] {
-  return [...out.matchAll(/^ +(\/\S*): (E_[A-Z0-9_]+)\b/gm)].map((m) => `${m[1]} ${m[2]}`).sort();
+  const placed = [...out.matchAll(/^\S+:\d+:\d+: (E_[A-Z0-9_]+)\b.* \(at (\/\S*)\)$/gm)].map((m) => `${m[2]} ${m[1]}`);
+  const unplaced = [...out.matchAll(/^ +(\/\S*): (E_[A-Z0-9_]+)\b/gm)].map((m) => `${m[1]} ${m[2]}`);
+  return [...placed, ...unplaced].sort();
 }
 
 type Json = Record<string, unknown>;

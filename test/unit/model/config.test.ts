@@ -140,12 +140,17 @@ void describe('the config file', () => {
     assert.deepEqual(problems([1]), [['E_CONFIG_SCHEMA', '']]);
   });
 
-  void it('loadConfigText throws E_CONFIG_INVALID listing the issues', () => {
-    assert.throws(
-      () => loadConfigText('apps: [{protocol: tcp/0}]\n', 'x.yaml'),
-      (e: unknown) => isRefractError(e) && e.code === 'E_CONFIG_INVALID' && Array.isArray(e.details?.['issues']),
-    );
-    assert.equal(loadConfigText(EXAMPLE, 'x.yaml').node.id, 'edge-1');
+  void it('loadConfigText returns the issues (a syntax error as E_CONFIG_PARSE) and never throws', () => {
+    const bad = loadConfigText('apps: [{protocol: tcp/0}]\n', 'x.yaml');
+    assert.ok(!bad.ok);
+    assert.ok(bad.issues.some((i) => i.code === 'E_CONFIG_PORT_ZERO'));
+    const broken = loadConfigText('apps: [\n  - protocol: tcp/7720\n', 'x.yaml');
+    assert.ok(!broken.ok);
+    assert.deepEqual(broken.issues.map((i) => [i.code, i.pointer, typeof i.line]), [['E_CONFIG_PARSE', '', 'number']]);
+    const good = loadConfigText(EXAMPLE, 'x.yaml');
+    assert.ok(good.ok);
+    assert.equal(good.config.node.id, 'edge-1');
+    assert.deepEqual(good.warnings, []);
   });
 });
 

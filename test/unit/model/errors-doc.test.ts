@@ -51,7 +51,7 @@ function parseErrorTables(text: string): DocRow[] {
       const c = cells(lines[j] ?? '');
       assert.equal(c.length, HEADER.length, `docs/errors.md:${j + 1}: expected ${HEADER.length} cells, got ${c.length}`);
       const [codeCell = '', cfCell = '', source = '', retry = ''] = c;
-      const code = /^`(E_[A-Z0-9_]+)`$/.exec(codeCell)?.[1];
+      const code = /^`([EW]_[A-Z0-9_]+)`$/.exec(codeCell)?.[1];
       assert.ok(code !== undefined, `docs/errors.md:${j + 1}: the code cell must be one backticked code, got "${codeCell}"`);
       assert.match(cfCell, /^(—|\d+)$/, `docs/errors.md:${j + 1}: Cloudflare code must be a number or —`);
       rows.push({
@@ -106,7 +106,7 @@ void describe('docs/errors.md', () => {
 
   void it('names only existing codes anywhere on the page, and only prefixes that some code has', () => {
     const stale: string[] = [];
-    for (const m of DOC.matchAll(/\bE_[A-Z0-9_]+/g)) {
+    for (const m of DOC.matchAll(/\b[EW]_[A-Z0-9_]+/g)) {
       const token = m[0];
       const ok = token.endsWith('_') ? CODES.some((c) => c.startsWith(token)) : isErrorCode(token);
       if (!ok) stale.push(token);
