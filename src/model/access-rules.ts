@@ -4,7 +4,7 @@
  * docs/access-rules.md is the operator's reference (shape, precedence, codes).
  *
  * Spectrum honours only rules that target an IP, an IP range, a country or an ASN, with mode allow or block
- * (shared/spectrum-reference.md §1). Everything else is refused here, with a code:
+ * (docs/spectrum.md, "IP Access rules"). Everything else is refused here, with a code:
  * - mode: `allow`, or `whitelist` (the Cloudflare API's own spelling of allow, still current), or `block`;
  *   `challenge`, `js_challenge`, `managed_challenge` are HTTP interstitials a TCP/UDP proxy cannot show → E_RULE_MODE.
  * - target: `ip` (IPv4 or IPv6), `ip6` (the API's IPv6 target, normalised to `ip`), `ip_range`, `country`, `asn`.

@@ -258,7 +258,7 @@ const originPort = z.union([z.number(), z.string()]).transform((v, ctx) =>
 );
 
 /**
- * Field schemas of the Spectrum app object (shared/spectrum-reference.md §2.2), each turning its raw JSON value into
+ * Field schemas of the Spectrum app object (docs/spectrum.md, "The app object"), each turning its raw JSON value into
  * a normalised value. `id`, `created_on` and `modified_on` are read-only in Spectrum: `id` is honoured (a config
  * file may pin it), the dates are ignored silently (IGNORED_APP_FIELDS). Cross-field rules live in `validateApp`.
  */

@@ -2,7 +2,7 @@
  * The one table of defaults and limits for the node config and the Spectrum app object. Validation (`app.ts`,
  * `config.ts`) and `docs/configuration.md` both read from here; change a value here and nowhere else.
  *
- * Where Spectrum documents a default it is Spectrum's (shared/spectrum-reference.md §2.2); where it is silent the
+ * Where Spectrum documents a default it is Spectrum's (docs/spectrum.md, "The app object"); where it is silent the
  * value is Refract's choice, named as such.
  */
 export const DEFAULTS = {

@@ -6,7 +6,7 @@
  * - `source`: who caused it (pingora's split): `config` (the operator's input), `downstream` (the client),
  *   `upstream` (the origin), `internal` (us).
  * - `retryable`: whether trying again unchanged can help.
- * - `cfCode`: Cloudflare's API error number where Spectrum defines the same condition (shared/spectrum-reference.md §2.4).
+ * - `cfCode`: Cloudflare's API error number where Spectrum defines the same condition (docs/spectrum.md, "API error codes").
  */
 
 export type ErrorSource = 'config' | 'downstream' | 'upstream' | 'internal';

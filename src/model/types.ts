@@ -7,11 +7,11 @@
 export type L4Protocol = 'tcp' | 'udp';
 export type ProxyProtocolMode = 'off' | 'v1' | 'v2' | 'simple';
 export type TlsMode = 'off' | 'flexible' | 'full' | 'strict';
-/** Spectrum's ClientTlsStatus / OriginTlsStatus values (shared/spectrum-reference.md §4.4). */
+/** Spectrum's ClientTlsStatus / OriginTlsStatus values (docs/events.md). */
 export type TlsStatus = 'UNKNOWN' | 'OK' | 'INTERNAL_ERROR' | 'INVALID_CONFIG' | 'INVALID_SNI' | 'HANDSHAKE_FAILED' | 'KEYLESS_RPC';
 export type TrafficType = 'direct' | 'http' | 'https';
 
-/** Spectrum's `ClientMatchedIpFirewall` event values (shared/spectrum-reference.md §4.6). */
+/** Spectrum's `ClientMatchedIpFirewall` event values (docs/events.md). */
 export type ClientMatchedIpFirewall =
   | 'UNKNOWN'
   | 'ALLOW'
