@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { isRefractError } from '../model/errors.ts';
+import { flagProblem } from './args.ts';
 import { parseConfigText, validateConfig } from '../model/config.ts';
 import { CA_CERT_FILE, defaultDataDir, openLocalCa } from '../net/node/local-ca.ts';
 
@@ -34,6 +35,8 @@ const processIo: CaIo = {
   err: (t) => process.stderr.write(t),
 };
 
+const CA_OPTIONS = { 'data-dir': { type: 'string' }, config: { type: 'string', short: 'c' }, out: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } } as const;
+
 /** Runs `refract ca ARGS`; resolves with the exit code. */
 export async function caCommand(argv: readonly string[], io: CaIo = processIo): Promise<number> {
   let parsed;
@@ -41,10 +44,10 @@ export async function caCommand(argv: readonly string[], io: CaIo = processIo): 
     parsed = parseArgs({
       args: [...argv],
       allowPositionals: true,
-      options: { 'data-dir': { type: 'string' }, config: { type: 'string', short: 'c' }, out: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } },
+      options: CA_OPTIONS,
     });
   } catch (e) {
-    io.err(`refract ca: ${(e as Error).message}\n\n${CA_USAGE}\n`);
+    io.err(`refract ca: ${flagProblem(e, CA_OPTIONS)}\n\n${CA_USAGE}\n`);
     return 2;
   }
   const { values, positionals } = parsed;

@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { AnyStateMachine } from 'xstate';
 import { toMermaid } from '../machines/diagram.ts';
+import { flagProblem } from './args.ts';
 import { tcpConnectionMachine } from '../machines/tcp-connection.machine.ts';
 import { udpFlowMachine } from '../machines/udp-flow.machine.ts';
 
@@ -81,6 +82,8 @@ const processIo: MachinesIo = {
   err: (t) => process.stderr.write(t),
 };
 
+const MACHINES_OPTIONS = { machine: { type: 'string', short: 'm' }, write: { type: 'string', short: 'w' }, help: { type: 'boolean', short: 'h' } } as const;
+
 /** Runs `refract machines ARGS`; resolves with the exit code. */
 export function machinesCommand(argv: readonly string[], io: MachinesIo = processIo): number {
   let parsed;
@@ -88,10 +91,10 @@ export function machinesCommand(argv: readonly string[], io: MachinesIo = proces
     parsed = parseArgs({
       args: [...argv],
       allowPositionals: false,
-      options: { machine: { type: 'string', short: 'm' }, write: { type: 'string', short: 'w' }, help: { type: 'boolean', short: 'h' } },
+      options: MACHINES_OPTIONS,
     });
   } catch (e) {
-    io.err(`refract machines: ${(e as Error).message}\n\n${MACHINES_USAGE}\n`);
+    io.err(`refract machines: ${flagProblem(e, MACHINES_OPTIONS)}\n\n${MACHINES_USAGE}\n`);
     return 2;
   }
   const { values } = parsed;

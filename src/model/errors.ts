@@ -68,6 +68,7 @@ export const ERRORS = {
   E_LISTEN_ADDRESS_UNAVAILABLE: { message: 'The edge address is not configured on this host.', source: 'config', retryable: false },
   E_LISTEN_PERMISSION: { message: 'Not permitted to bind the edge port (ports below 1024 need privileges).', source: 'config', retryable: false },
   E_LISTEN_FAILED: { message: 'The edge port could not be bound.', source: 'internal', retryable: true },
+  E_PID_FILE_IN_USE: { message: 'The --pid-file names a process that is still running (another refract serve?).', source: 'config', retryable: true },
 
   // ── PROXY protocol (decoders: inbound headers from load balancers, test origins) ──────────────────────────────
   E_PP_BAD_SIGNATURE: { message: 'The bytes do not start with a PROXY protocol v1 or v2 signature.', source: 'downstream', retryable: false },

@@ -1,0 +1,408 @@
+/**
+ * `refract serve`: proxies the apps of a config file on the real network, reloads it on SIGHUP and file changes,
+ * drains on SIGTERM/SIGINT. `--check` (like `nginx -t`) does everything up to serving and stops there.
+ *
+ * Exit codes: 0 stopped by SIGTERM/SIGINT after the drain (or `--check` passed); 1 the config is invalid;
+ * 2 bad command line; 3 something the config names could not be loaded or bound (a port in use, a certificate, a
+ * geolocation file, the --pid-file).
+ *
+ * Output: stderr carries the start lines (one with the PID, one per app) and the JSON log; stdout carries the
+ * access log (docs/cli.md) and, with `--events stdout`, the Spectrum events.
+ */
+import { createWriteStream, unwatchFile, watchFile, type WriteStream } from 'node:fs';
+import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
+import { Subject, concatMap, debounceTime, filter, map, type Observable } from 'rxjs';
+import type { Logger } from 'pino';
+import { EdgeNode } from '../edge/edge-node.ts';
+import { startBuiltinOrigins, type RunningOrigins } from '../edge/builtin-origins.ts';
+import { createLogger } from '../log.ts';
+import { formatPortRange } from '../model/ports.ts';
+import { ERRORS, isRefractError } from '../model/errors.ts';
+import type { AppSpec, ConfigIssue, RefractConfig } from '../model/types.ts';
+import type { ConfigResult } from '../model/config.ts';
+import { createNodeCertSource } from '../net/node/cert-store.ts';
+import { watchFileChanges, type FileWatch } from '../net/node/file-watch.ts';
+import { loadGeo, type LoadedGeo } from '../net/node/geo-loader.ts';
+import { createNodeNetwork } from '../net/node/network.ts';
+import type { CertSource } from '../net/ports.ts';
+import { traceLine } from '../streams/trace.ts';
+import { ACCESS_LOG_FORMATS, accessLogLine, defaultAccessLog, type AccessLogFormat } from './access-log.ts';
+import { parseCommand, processIo, type CliIo } from './args.ts';
+import { claimPidFile, type PidFile } from './pid-file.ts';
+
+export const SERVE_USAGE = `Usage: refract serve --config FILE [--access-log text|json|off] [--events FILE|stdout] [--trace FILE]
+                     [--log-level LEVEL] [--no-watch] [--pid-file FILE] [--check]
+  Proxy the apps in FILE (YAML or JSON). Reloads on SIGHUP and when FILE changes (edited, renamed over, or swapped
+  through a symlink as Kubernetes does); SIGTERM or SIGINT stop accepting, drain open connections and exit 0.
+  -c, --config FILE     the configuration (docs/configuration.md); may also be given as the only argument
+  --access-log FORMAT   one line per finished connection on stdout: text, json or off (default: text on a
+                        terminal, json otherwise; off when the events go to stdout)
+  --events FILE|stdout  also write every Spectrum event (connect and close) as JSON lines (docs/events.md);
+                        overrides log.events
+  --trace FILE          append the decision trace (JSON lines) for refract replay (docs/replay.md)
+  --log-level LEVEL     trace, debug, info, warn, error, fatal or silent (default: log.level, else info); stacks of
+                        logged errors appear at debug and trace only
+  --no-watch            reload on SIGHUP only, not when FILE changes
+  --pid-file FILE       write the PID to FILE at start, remove it at exit; refuse to start if FILE names a
+                        running process (E_PID_FILE_IN_USE)
+  --check               validate FILE, load certificates and geolocation data, bind every listener and release it,
+                        print a summary and exit, without serving
+Exit: 0 stopped after a drain (or --check passed), 1 invalid config, 2 invalid command line, 3 could not load or bind.
+Docs: docs/cli.md`;
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+type Loaded = ConfigResult;
+
+/** The config functions of src/cli.ts (passed in, so this module never imports the entry point). */
+export interface ConfigFns {
+  load(file: string): Loaded;
+  formatIssues(file: string, issues: readonly ConfigIssue[]): string;
+}
+
+export interface ServeOptions {
+  events?: string;
+  logLevel?: string;
+  trace?: string;
+  watch?: boolean;
+  accessLog?: AccessLogFormat;
+  pidFile?: string;
+  check?: boolean;
+}
+
+/** Parses `refract serve ARGS` and runs it; resolves with the exit code. */
+export function serveMain(argv: readonly string[], fns: ConfigFns, io: CliIo = processIo): Promise<number> {
+  const p = parseCommand(
+    'serve',
+    argv,
+    {
+      config: { type: 'string', short: 'c' },
+      events: { type: 'string' },
+      trace: { type: 'string' },
+      'log-level': { type: 'string' },
+      'no-watch': { type: 'boolean' },
+      'access-log': { type: 'string' },
+      'pid-file': { type: 'string' },
+      check: { type: 'boolean' },
+    },
+    SERVE_USAGE,
+    io,
+  );
+  if (!p.ok) return Promise.resolve(p.code);
+  const { values, positionals } = p;
+  const file = values.config ?? positionals[0];
+  if (file === undefined || positionals.length > (values.config === undefined ? 1 : 0)) {
+    io.err(`refract serve: ${file === undefined ? 'give --config FILE' : `unexpected argument ${positionals.at(-1)}`}\n\n${SERVE_USAGE}\n`);
+    return Promise.resolve(2);
+  }
+  const accessLog = values['access-log'];
+  if (accessLog !== undefined && !(ACCESS_LOG_FORMATS as readonly string[]).includes(accessLog)) {
+    io.err(`refract serve: --access-log is text, json or off, not '${accessLog}'\n\n${SERVE_USAGE}\n`);
+    return Promise.resolve(2);
+  }
+  const level = values['log-level'];
+  if (level !== undefined && !LOG_LEVELS.includes(level)) {
+    io.err(`refract serve: --log-level is one of ${LOG_LEVELS.join(', ')}, not '${level}'\n\n${SERVE_USAGE}\n`);
+    return Promise.resolve(2);
+  }
+  const o: ServeOptions = {};
+  if (values['no-watch'] === true) o.watch = false;
+  if (values.events !== undefined) o.events = values.events;
+  if (values.trace !== undefined) o.trace = values.trace;
+  if (level !== undefined) o.logLevel = level;
+  if (accessLog !== undefined) o.accessLog = accessLog as AccessLogFormat;
+  if (values['pid-file'] !== undefined) o.pidFile = values['pid-file'];
+  if (values.check === true) o.check = true;
+  return serveCommand(file, o, fns);
+}
+
+/** Resolves relative certificate and CA-bundle paths against `base` (the config file's folder). */
+function relativeCertSource(base: string, inner: CertSource): CertSource {
+  const abs = (p: string): string => (isAbsolute(p) ? p : resolvePath(base, p));
+  return {
+    identities: (reqs) =>
+      inner.identities(
+        reqs.map((r) => ({
+          ...r,
+          ...(r.certFile !== undefined ? { certFile: abs(r.certFile) } : {}),
+          ...(r.keyFile !== undefined ? { keyFile: abs(r.keyFile) } : {}),
+        })),
+      ),
+    trust: (f) => inner.trust(f === undefined ? undefined : abs(f)),
+    watchedFiles: () => inner.watchedFiles(),
+  };
+}
+
+/** Settings `serve` reads once at start; a reload that changes them says so instead of ignoring it silently. */
+function restartOnlyChanges(running: RefractConfig, next: RefractConfig): string[] {
+  const out: string[] = [];
+  if (JSON.stringify(running.geo) !== JSON.stringify(next.geo)) out.push('geo');
+  if (running.node.tls.dataDir !== next.node.tls.dataDir) out.push('edge.tls.data_dir');
+  return out;
+}
+
+/** `id (dns.name)` of the app with this id in `config`, or the id alone. */
+export function appLabel(config: RefractConfig, id: string): string {
+  const app = config.apps.find((a) => a.id === id);
+  return app ? `${id} (${app.dns.name})` : id;
+}
+
+function hostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * A start failure in a person's words: the code, then what it is about (for a listen failure: address, port and
+ * app or builtin origin), then the message.
+ */
+export function describeStartError(e: unknown, config: RefractConfig): string {
+  if (!isRefractError(e)) return (e as Error).message ?? String(e);
+  const d = e.details ?? {};
+  const about: string[] = [];
+  if (typeof d['address'] === 'string' && typeof d['port'] === 'number') {
+    const app = typeof d['app'] === 'string' ? config.apps.find((a) => a.id === d['app']) : undefined;
+    const what = app
+      ? `${app.protocol} ${hostPort(d['address'], d['port'])} for app ${appLabel(config, app.id)}`
+      : typeof d['origin'] === 'string'
+        ? `${hostPort(d['address'], d['port'])} for builtin origin '${d['origin']}'`
+        : hostPort(d['address'], d['port']);
+    about.push(what);
+  }
+  if (typeof d['file'] === 'string' && about.length === 0 && !e.message.includes(d['file'])) about.push(d['file']);
+  const causeCode = typeof d['cause'] === 'string' ? d['cause'] : (e.cause as { code?: unknown } | undefined)?.code;
+  const cause = typeof causeCode === 'string' ? ` (${causeCode})` : '';
+  // A listen failure is said in the table's sentence (a builtin origin's message repeats Node's, address and all).
+  const msg = about.length > 0 && e.code.startsWith('E_LISTEN_') ? ERRORS[e.code].message : e.message;
+  return `${e.code}: ${about.length > 0 ? `${about.join(', ')}: ` : ''}${msg}${cause}`;
+}
+
+function originText(app: AppSpec): string {
+  return app.origin.kind === 'direct'
+    ? app.origin.targets.map((t) => `${t.protocol}://${hostPort(t.host, 0).replace(/:0$/, '')}:${formatPortRange(t.ports)}`).join(',')
+    : `dns:${app.origin.name}`;
+}
+
+function appLine(config: RefractConfig, app: AppSpec): string {
+  return `refract: app ${app.id} (${app.dns.name}) ${app.protocol}/${formatPortRange(app.edgePorts)} on ${config.node.addresses.join(',')} → ${originText(app)}\n`;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+export async function serveCommand(file: string, opts: ServeOptions, fns: ConfigFns): Promise<number> {
+  const first = fns.load(file);
+  if (!first.ok) {
+    process.stderr.write(fns.formatIssues(file, [...first.issues, ...first.warnings]) + '\n');
+    return 1;
+  }
+  // Warnings (a misspelt key, rules no app applies) do not stop the start; they are printed, as validate does.
+  if (first.warnings.length > 0) process.stderr.write(fns.formatIssues(file, first.warnings) + '\n');
+  let config = first.config;
+  const log: Logger = createLogger({ level: opts.logLevel ?? config.log.level, node: config.node.id });
+
+  let pidFile: PidFile | undefined;
+  if (opts.pidFile !== undefined && opts.check !== true) {
+    try {
+      pidFile = claimPidFile(opts.pidFile);
+    } catch (e) {
+      process.stderr.write(`refract: could not start: ${isRefractError(e) ? describeStartError(e, config) : `cannot write --pid-file ${opts.pidFile}: ${(e as Error).message}`}\n`);
+      return 3;
+    }
+  }
+  const cleanup: Array<() => void> = [() => pidFile?.remove()];
+  const exitCleanup = (): void => {
+    for (const f of cleanup.splice(0)) f();
+  };
+  // Also on an unexpected exit (a thrown error): the PID file must not outlive the process.
+  process.once('exit', exitCleanup);
+
+  const net = createNodeNetwork({ dnsServers: config.node.dnsServers });
+  let geo: LoadedGeo | undefined;
+  if (config.geo.country.length > 0 || config.geo.asn.length > 0) {
+    try {
+      geo = await loadGeo(
+        { country: config.geo.country, asn: config.geo.asn },
+        { watch: opts.check !== true, onEvent: (e) => log.info({ geo: e }, 'geolocation data') },
+      );
+    } catch (e) {
+      process.stderr.write(`refract: could not load geo data: ${isRefractError(e) ? `${e.code}: ` : ''}${(e as Error).message}\n`);
+      exitCleanup();
+      return 3;
+    }
+  }
+  // Certificate paths and the data directory are relative to the config file's folder, like every other path.
+  const baseDir = dirname(resolvePath(file));
+  const certs = relativeCertSource(baseDir, createNodeCertSource({ dataDir: resolvePath(baseDir, config.node.tls.dataDir), log: log.child({ component: 'certs' }) }));
+  const edge = new EdgeNode(geo ? { net, log, geo, certs } : { net, log, certs }, config);
+
+  if (opts.check === true) return checkCommand(file, config, { edge, net, log, geo });
+
+  // Access log and events: the app's name is looked up in the running config when the connection closes.
+  const accessLog = opts.accessLog ?? defaultAccessLog(process.stdout.isTTY === true, opts.events ?? config.log.events);
+  if (accessLog !== 'off') {
+    edge.events.events$.subscribe((e) => {
+      const line = accessLogLine(e, config.apps.find((a) => a.id === e.Application)?.dns.name, accessLog);
+      if (line !== undefined) process.stdout.write(line + '\n');
+    });
+  }
+  const eventsTarget = opts.events ?? config.log.events;
+  const sink: WriteStream | NodeJS.WriteStream | undefined =
+    eventsTarget === undefined ? undefined : eventsTarget === 'stdout' ? process.stdout : createWriteStream(resolvePath(eventsTarget), { flags: 'a' });
+  if (sink) edge.events.events$.subscribe((e) => sink.write(JSON.stringify(e) + '\n'));
+  const traceOut = opts.trace ? createWriteStream(resolvePath(opts.trace), { flags: 'a' }) : undefined;
+  if (traceOut) edge.trace.records$.subscribe((r) => traceOut.write(traceLine(r) + '\n'));
+
+  let origins: RunningOrigins | undefined;
+  try {
+    origins = await startBuiltinOrigins(net, config.origins, log);
+    const r = await edge.apply(config);
+    log.info({ event: 'serve.started', config: file, pid: process.pid, ...r }, 'refract is serving');
+    process.stderr.write(`refract: serving ${file} (pid ${process.pid}): ${plural(config.apps.length, 'app')}, ${plural(r.listeners, 'listener')}, access log ${accessLog}\n`);
+    for (const app of config.apps) process.stderr.write(appLine(config, app));
+  } catch (e) {
+    log.fatal({ err: e }, 'refract could not start');
+    process.stderr.write(`refract: could not start: ${describeStartError(e, config)}\n`);
+    await origins?.close();
+    await edge.shutdown(0);
+    geo?.close();
+    exitCleanup();
+    return 3;
+  }
+
+  // Reload: SIGHUP or a change of the file, debounced; an invalid file is rejected whole.
+  const triggers = new Subject<string>();
+  process.on('SIGHUP', () => triggers.next('SIGHUP'));
+  let watcher: FileWatch | undefined;
+  if (opts.watch !== false) {
+    try {
+      // Edits in place, renames over the file and Kubernetes' ConfigMap symlink swaps (src/net/node/file-watch.ts).
+      watcher = watchFileChanges(file, () => triggers.next('file change'), { debounceMs: 50, persistent: true });
+    } catch (e) {
+      log.warn({ err: e }, 'cannot watch the config file; reload with SIGHUP');
+    }
+  }
+  const snapshots: Observable<RefractConfig> = triggers.pipe(
+    debounceTime(150),
+    map((why) => {
+      const r = fns.load(file);
+      if (!r.ok) log.error({ event: 'config.rejected', trigger: why, issues: r.issues }, 'new configuration is invalid; keeping the running one');
+      else log.info({ event: 'config.reload', trigger: why, ...(r.warnings.length > 0 ? { warnings: r.warnings } : {}) }, 'reloading configuration');
+      return r;
+    }),
+    filter((r): r is Extract<ConfigResult, { ok: true }> => r.ok),
+    map((r) => r.config),
+  );
+  // Certificate files: polled (a watch on an inode misses rename-saves and Kubernetes symlink swaps), and
+  // re-listed after every apply since the config names them.
+  let certFiles: readonly string[] = [];
+  const certReload = (): void => {
+    edge.reloadCertificates().then(
+      () => log.info({ event: 'tls.certificates_reloaded' }, 'certificates reloaded'),
+      (err: unknown) => log.error({ event: 'tls.certificates_rejected', err }, 'certificate reload failed; the running certificates stay'),
+    );
+  };
+  const watchCerts = (): void => {
+    for (const f of certFiles) unwatchFile(f, certReload);
+    certFiles = edge.tlsWatchedFiles();
+    for (const f of certFiles) watchFile(f, { interval: 2_000, persistent: false }, certReload);
+  };
+  watchCerts();
+  // EdgeNode.follow applies each snapshot in turn and logs config.applied / config.rejected; what follows is the
+  // CLI's own part of a successful reload, one at a time, in order.
+  const reloaded = async (next: RefractConfig, result: { added: string[]; removed: string[]; changed: string[] }): Promise<void> => {
+    const restartOnly = restartOnlyChanges(config, next);
+    if (restartOnly.length > 0) {
+      log.warn(
+        { event: 'config.restart_needed', fields: restartOnly },
+        `changed settings that take effect only on restart (the running values stay): ${restartOnly.join(', ')}`,
+      );
+    }
+    const parts = [
+      ...result.added.map((id) => `added ${appLabel(next, id)}`),
+      ...result.changed.map((id) => `changed ${appLabel(next, id)}`),
+      ...result.removed.map((id) => `removed ${appLabel(config, id)}`),
+    ];
+    process.stderr.write(`refract: reloaded ${file}: ${parts.length > 0 ? parts.join(', ') : 'no app changed'}\n`);
+    watchCerts();
+    if (JSON.stringify(next.origins) !== JSON.stringify(config.origins)) {
+      await origins?.close().catch(() => undefined);
+      origins = await startBuiltinOrigins(net, next.origins, log).catch((err: unknown) => {
+        log.error({ err }, 'builtin origins could not restart');
+        return undefined;
+      });
+    }
+    config = next;
+  };
+  edge
+    .follow(snapshots)
+    .pipe(concatMap((o) => (o.ok ? reloaded(o.config, o.result) : Promise.resolve())))
+    .subscribe({ error: (err: unknown) => log.error({ err }, 'reload pipeline failed; reload with a restart') });
+
+  return new Promise<number>((resolveExit) => {
+    let stopping = false;
+    const stop = (sig: string): void => {
+      if (stopping) {
+        log.warn({ signal: sig }, 'second signal: closing all connections now');
+        edge.tcp.abortAll();
+        return;
+      }
+      stopping = true;
+      log.info({ event: 'serve.draining', signal: sig, open: edge.tcp.activeCount, deadlineMs: config.node.drainTimeoutMs }, 'draining');
+      watcher?.close();
+      for (const f of certFiles) unwatchFile(f, certReload);
+      triggers.complete();
+      edge
+        .shutdown(config.node.drainTimeoutMs)
+        .then(() => origins?.close())
+        .then(() => {
+          log.info({ event: 'serve.stopped', signal: sig }, 'stopped');
+          if (sink && sink !== process.stdout) (sink as WriteStream).end();
+          traceOut?.end();
+          geo?.close();
+          exitCleanup();
+          resolveExit(0);
+        })
+        .catch((err: unknown) => {
+          log.error({ err }, 'shutdown failed');
+          exitCleanup();
+          resolveExit(1);
+        });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+/**
+ * `serve --check`: certificates, builtin origins and every edge listener, bound and released at once; nothing is
+ * served. Exit 0 when all of it worked, 3 when something could not be loaded or bound.
+ */
+async function checkCommand(
+  file: string,
+  config: RefractConfig,
+  d: { edge: EdgeNode; net: ReturnType<typeof createNodeNetwork>; log: Logger; geo: LoadedGeo | undefined },
+): Promise<number> {
+  let origins: RunningOrigins | undefined;
+  try {
+    origins = await startBuiltinOrigins(d.net, config.origins, d.log);
+    const r = await d.edge.apply(config);
+    await origins.close();
+    origins = undefined;
+    await d.edge.shutdown(0);
+    d.geo?.close();
+    const geoText = config.geo.country.length + config.geo.asn.length > 0 ? `, ${plural(config.geo.country.length + config.geo.asn.length, 'geolocation file')} loaded` : '';
+    const tlsApps = config.apps.filter((a) => a.tls !== 'off').length;
+    process.stdout.write(
+      `${file}: OK: ${plural(config.apps.length, 'app')}, ${plural(r.listeners, 'listener')} bound and released` +
+        `, ${plural(config.origins.length, 'builtin origin')}${tlsApps > 0 ? `, certificates ready for ${plural(tlsApps, 'TLS app')}` : ''}${geoText}\n`,
+    );
+    return 0;
+  } catch (e) {
+    await origins?.close().catch(() => undefined);
+    await d.edge.shutdown(0).catch(() => undefined);
+    d.geo?.close();
+    process.stderr.write(`refract serve --check: ${file}: ${describeStartError(e, config)}\n`);
+    return 3;
+  }
+}
