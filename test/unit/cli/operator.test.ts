@@ -176,7 +176,7 @@ void describe('output arrives whole', () => {
       assert.ok(r.stdout.length > 200_000, `got ${r.stdout.length} bytes; stderr: ${r.stderr}`);
       assert.ok(r.stdout.endsWith('\n'));
       const lines = r.stdout.trimEnd().split('\n');
-      assert.match(lines.at(-1)!, /^ {2}\/apps\/2999\/protocol: E_CONFIG_PORT_ZERO: .+$/);
+      assert.match(lines.at(-1)!, /^\S+big\.json:\d+:\d+: E_CONFIG_PORT_ZERO: .+ \(at \/apps\/2999\/protocol\)$/);
       assert.equal(lines.filter((l) => l.includes('E_CONFIG_PORT_ZERO')).length, 3_000);
     } finally {
       rmSync(dir, { recursive: true, force: true });
