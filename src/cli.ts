@@ -88,7 +88,8 @@ function validateCommand(file: string | undefined): number {
   }
   const tcpPorts = r.config.apps.reduce((n, a) => n + (a.edgePorts.end - a.edgePorts.start + 1), 0);
   const w = warnings.length === 0 ? '' : `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}`;
-  process.stdout.write(`${file}: OK (${r.config.apps.length} apps, ${tcpPorts} edge ports, ${r.config.origins.length} builtin origins${w})\n`);
+  const n = (k: number, what: string): string => `${k} ${what}${k === 1 ? '' : 's'}`;
+  process.stdout.write(`${file}: OK (${n(r.config.apps.length, 'app')}, ${n(tcpPorts, 'edge port')}, ${n(r.config.origins.length, 'builtin origin')}${w})\n`);
   if (warnings.length > 0) process.stdout.write(formatIssues(file, warnings).split('\n').slice(1).join('\n') + '\n');
   return 0;
 }
