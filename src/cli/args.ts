@@ -19,71 +19,11 @@ export const processIo: CliIo = {
   err: (t) => void process.stderr.write(t),
 };
 
-/** Levenshtein distance between `a` and `b`. */
-export function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length]!;
-}
-
-/**
- * The candidate closest to `word` by edit distance, if it is close enough to be a plausible typo (at most 2 edits,
- * and fewer than half the word's length), or one that starts with `word` (`refract val` → `validate`).
- */
-export function didYouMean(word: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const c of candidates) {
-    const d = editDistance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestD) {
-      best = c;
-      bestD = d;
-    }
-  }
-  if (best !== undefined && bestD <= Math.min(2, Math.ceil(word.length / 2))) return best;
-  if (word.length >= 2) return candidates.find((c) => c.startsWith(word.toLowerCase()));
-  return undefined;
-}
-
 type Options = NonNullable<ParseArgsConfig['options']>;
 
-/** The flag names (`--config`, `-c`) a parseArgs options table accepts. */
-function flagNames(options: Options): string[] {
-  return Object.entries(options).flatMap(([name, o]) => [`--${name}`, ...(o.short === undefined ? [] : [`-${o.short}`])]);
-}
-
-/**
- * One line for a parseArgs error: the flag it is about and what is wrong, with a suggestion for a mistyped flag.
- * parseArgs' own messages are long and mention its internals; the flag is always quoted in them.
- */
-export function flagProblem(e: unknown, options: Options): string {
-  const err = e as { code?: string; message?: string };
-  const quoted = /'([^']+)'/.exec(err.message ?? '')?.[1];
-  switch (err.code ?? '') {
-    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': {
-      const flag = quoted ?? '?';
-      const name = flag.replace(/=.*$/, '');
-      const guess = name.startsWith('--') ? didYouMean(name, flagNames(options).filter((f) => f.startsWith('--'))) : undefined;
-      return `unknown flag ${name}${guess ? ` (did you mean ${guess}?)` : ''}`;
-    }
-    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
-      // "Option '-c, --config <value>' argument missing": name the long form.
-      const flag = /--[\w-]+/.exec(quoted ?? '')?.[0] ?? (quoted ?? '').split(/[ ,]/)[0] ?? '';
-      const o = options[flag.replace(/^-+/, '')] ?? Object.entries(options).find(([, v]) => `-${v.short}` === flag)?.[1];
-      return o?.type === 'boolean' ? `${flag} takes no value` : `${flag || 'a flag'} needs a value`;
-    }
-    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
-      return `unexpected argument ${quoted ?? ''}`.trimEnd();
-    default:
-      return (err.message ?? String(e)).split('\n')[0]!;
-  }
-}
+export { didYouMean, editDistance } from '../model/suggest.ts';
+export { flagProblem } from '../model/flags.ts';
+import { flagProblem } from '../model/flags.ts';
 
 export type Parsed<O extends Options> = ReturnType<typeof parseArgs<{ options: O; allowPositionals: true; strict: true }>>;
 

@@ -8,6 +8,7 @@
  * Output: the summary on stdout (or the report as JSON with `--json`); problems and the progress bar on stderr. The
  * progress bar appears only on a terminal, and only once a run has taken a moment, so pipes and CI logs stay clean.
  */
+import { flagProblem } from '../model/flags.ts';
 import { parseArgs } from 'node:util';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { once } from 'node:events';
@@ -15,6 +16,14 @@ import { configIssue } from '../model/app.ts';
 import { formatFailures, formatIssues, formatSummary } from './report.ts';
 import { runScenario, type ScenarioReport } from './runner.ts';
 import { parseScenario } from './schema.ts';
+
+const SIM_FLAGS = {
+  seed: { type: 'string' },
+  trace: { type: 'string' },
+  'check-determinism': { type: 'boolean' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
 
 export const SIM_USAGE = `Usage: refract sim FILE [--seed N] [--trace FILE] [--check-determinism] [--json]
   Runs the scenario FILE (YAML) in virtual time and checks its expectations.
@@ -78,16 +87,10 @@ export async function simCommand(argv: string[], io: SimIo): Promise<number> {
       args: argv,
       allowPositionals: true,
       strict: true,
-      options: {
-        seed: { type: 'string' },
-        trace: { type: 'string' },
-        'check-determinism': { type: 'boolean' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
+      options: SIM_FLAGS,
     });
   } catch (e) {
-    io.err(`refract sim: ${(e as Error).message}\n\n${SIM_USAGE}\n`);
+    io.err(`refract sim: ${flagProblem(e, SIM_FLAGS)}\n\n${SIM_USAGE}\n`);
     return 2;
   }
   const { values, positionals } = parsed;

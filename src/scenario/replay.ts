@@ -7,6 +7,7 @@
  * replayed connection ended as recorded; 1 at least one differs; 2 the command line, the trace or the config is
  * invalid, or the trace holds no record. docs/replay.md explains what a replay reproduces and what it cannot.
  */
+import { flagProblem } from '../model/flags.ts';
 import { parseArgs } from 'node:util';
 import { readFileSync, writeFileSync } from 'node:fs';
 import YAML from 'yaml';
@@ -16,6 +17,14 @@ import type { ConfigIssue } from '../model/types.ts';
 import { parseTrace, type TraceRecord } from '../streams/trace.ts';
 import { planReplay, type RecordedConn, type ReplayPlan } from './from-trace.ts';
 import { runScenario, type ConnectionReport, type ScenarioReport } from './runner.ts';
+
+const REPLAY_FLAGS = {
+  config: { type: 'string', short: 'c' },
+  seed: { type: 'string' },
+  scenario: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
 
 export const REPLAY_USAGE = `Usage: refract replay TRACE --config FILE [--seed N] [--scenario OUT] [--json]
   Replays the decision trace TRACE (from refract serve --trace) against the apps in FILE in the simulator, and
@@ -151,16 +160,10 @@ export async function replayCommand(argv: string[], io: ReplayIo = processIo): P
       args: argv,
       allowPositionals: true,
       strict: true,
-      options: {
-        config: { type: 'string', short: 'c' },
-        seed: { type: 'string' },
-        scenario: { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
+      options: REPLAY_FLAGS,
     });
   } catch (e) {
-    io.err(`refract replay: ${(e as Error).message}\n\n${REPLAY_USAGE}\n`);
+    io.err(`refract replay: ${flagProblem(e, REPLAY_FLAGS)}\n\n${REPLAY_USAGE}\n`);
     return 2;
   }
   const { values, positionals } = parsed;

@@ -7,7 +7,8 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { editDistance, suggestKey, validateApp } from '../../../src/model/app.ts';
+import { editDistance, suggestKey } from '../../../src/model/suggest.ts';
+import { validateApp } from '../../../src/model/app.ts';
 import { validateAccessRules } from '../../../src/model/access-rules.ts';
 import { loadConfigText, validateConfig } from '../../../src/model/config.ts';
 import { type ConfigIssue } from '../../../src/model/types.ts';
