@@ -25,8 +25,26 @@ function world() {
   return { sim, edgeH, originH, clientH };
 }
 
+type World = ReturnType<typeof world>;
+
+/** Runs the simulator until `p` settles (the sim only moves when asked). */
+async function settle<T>(sim: World['sim'], p: Promise<T>): Promise<T> {
+  await sim.runUntilIdleAsync({ maxSteps: 100_000 });
+  return p;
+}
+
+/** An edge on the edge host, recording machine state changes of the given engine, with `config` applied. */
+async function startEdge(w: World, config: RefractConfig, engine: 'tcp' | 'udp') {
+  const edge = new EdgeNode({ net: w.edgeH, log: pino({ level: 'silent' }) }, config);
+  const states: MachineStateChange[] = [];
+  edge[engine].states$.subscribe((s) => states.push(s));
+  await settle(w.sim, edge.apply(config));
+  return { edge, states, stop: () => settle(w.sim, edge.shutdown(0)) };
+}
+
 test('a TCP connection reports each machine state on states$, once per change, and no bytes', async () => {
-  const { sim, edgeH, originH, clientH } = world();
+  const w = world();
+  const { sim, originH, clientH } = w;
   await originH.listenTcp({ host: '198.51.100.2', port: 7000 }, (c) => {
     c.setHandlers({ data: (d) => c.write(d), end: () => c.end() });
   });
@@ -34,12 +52,7 @@ test('a TCP connection reports each machine state on states$, once per change, a
     edge: { addresses: ['198.51.100.1'] },
     apps: [{ protocol: 'tcp/80', dns: { name: 'echo.example.test' }, origin_direct: ['tcp://198.51.100.2:7000'] }],
   });
-  const edge = new EdgeNode({ net: edgeH, log: pino({ level: 'silent' }) }, config);
-  const states: MachineStateChange[] = [];
-  edge.tcp.states$.subscribe((s) => states.push(s));
-  const applied = edge.apply(config);
-  await sim.runUntilIdleAsync({ maxSteps: 100_000 });
-  await applied;
+  const { states, stop } = await startEdge(w, config, 'tcp');
 
   let echoed = 0;
   const c = clientH.connectTcp({ host: '198.51.100.1', port: 80 });
@@ -70,24 +83,18 @@ test('a TCP connection reports each machine state on states$, once per change, a
   assert.ok(states.every((s) => s.proto === 'tcp' && s.conn === 1 && s.app === config.apps[0]!.id));
   assert.ok(states.every((s, i) => i === 0 || s.t >= states[i - 1]!.t), 'in time order');
 
-  const done = edge.shutdown(0);
-  await sim.runUntilIdleAsync({ maxSteps: 100_000 });
-  await done;
+  await stop();
   assert.equal(sim.clock.pendingTimers(), 0);
 });
 
 test('a refused origin and a drain deadline reach the machine through its streams (states$ shows the path)', async () => {
-  const { sim, edgeH, originH, clientH } = world();
+  const w = world();
+  const { sim, originH, clientH } = w;
   await originH.listenTcp({ host: '198.51.100.2', port: 7000 }, (c) => c.setHandlers({ data: () => {} }));
   const refusedApp = { protocol: 'tcp/81', dns: { name: 'refused.example.test' }, origin_direct: ['tcp://198.51.100.2:7999'] };
   const heldApp = { protocol: 'tcp/82', dns: { name: 'held.example.test' }, origin_direct: ['tcp://198.51.100.2:7000'] };
   const config = mustConfig({ edge: { addresses: ['198.51.100.1'], drain_timeout_ms: 5_000 }, apps: [refusedApp, heldApp] });
-  const edge = new EdgeNode({ net: edgeH, log: pino({ level: 'silent' }) }, config);
-  const states: MachineStateChange[] = [];
-  edge.tcp.states$.subscribe((s) => states.push(s));
-  const applied = edge.apply(config);
-  await sim.runUntilIdleAsync({ maxSteps: 100_000 });
-  await applied;
+  const { edge, states, stop } = await startEdge(w, config, 'tcp');
   const refused = clientH.connectTcp({ host: '198.51.100.1', port: 81 });
   refused.setHandlers({ data: () => {} });
   const held = clientH.connectTcp({ host: '198.51.100.1', port: 82 });
@@ -102,25 +109,19 @@ test('a refused origin and a drain deadline reach the machine through its stream
   assert.deepEqual(path(1), ['xstate.init', 'CONN.ROUTED', 'TLS.SKIPPED', 'ORIGIN.RESOLVED', 'UPSTREAM.EXHAUSTED']);
   assert.deepEqual(path(2), ['xstate.init', 'CONN.ROUTED', 'TLS.SKIPPED', 'ORIGIN.RESOLVED', 'UPSTREAM.CONNECTED', 'TLS.SKIPPED', 'CONN.DRAIN_DEADLINE']);
   assert.deepEqual(edge.tcp.stats.closed_by_status, { 200: 1, 521: 1 });
-  const done = edge.shutdown(0);
-  await sim.runUntilIdleAsync({ maxSteps: 100_000 });
-  await done;
+  await stop();
 });
 
 test('a UDP flow reports opening, active and closed on states$', async () => {
-  const { sim, edgeH, originH, clientH } = world();
+  const w = world();
+  const { sim, originH, clientH } = w;
   const origin = await originH.bindUdp({ host: '198.51.100.2', port: 5300 });
   origin.setHandler((m) => origin.send(m.data, m.remote.port, m.remote.address));
   const config = mustConfig({
     edge: { addresses: ['198.51.100.1'], udp_idle_timeout_ms: 10_000 },
     apps: [{ protocol: 'udp/53', dns: { name: 'dns.example.test' }, origin_direct: ['udp://198.51.100.2:5300'] }],
   });
-  const edge = new EdgeNode({ net: edgeH, log: pino({ level: 'silent' }) }, config);
-  const states: MachineStateChange[] = [];
-  edge.udp.states$.subscribe((s) => states.push(s));
-  const applied = edge.apply(config);
-  await sim.runUntilIdleAsync({ maxSteps: 100_000 });
-  await applied;
+  const { states, stop } = await startEdge(w, config, 'udp');
   const s = await clientH.bindUdp({ host: '203.0.113.5', port: 0 });
   let replies = 0;
   s.setHandler(() => replies++);
@@ -136,9 +137,7 @@ test('a UDP flow reports opening, active and closed on states$', async () => {
       ['udp', '"closed"', 'FLOW.IDLE'],
     ],
   );
-  const done = edge.shutdown(0);
-  await sim.runUntilIdleAsync({ maxSteps: 100_000 });
-  await done;
+  await stop();
 });
 
 test('EdgeNode.follow applies snapshots in order and reports each: applied, rejected (port taken), applied', async () => {
@@ -164,7 +163,5 @@ test('EdgeNode.follow applies snapshots in order and reports each: applied, reje
   assert.deepEqual([third.result.added.length, third.result.removed], [1, [first.apps[0]!.id]]);
   assert.deepEqual(edge.listeners().map((l) => l.port), [82]);
   await squatter.close();
-  const done = edge.shutdown(0);
-  await sim.runUntilIdleAsync({ maxSteps: 100_000 });
-  await done;
+  await settle(sim, edge.shutdown(0));
 });
