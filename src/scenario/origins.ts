@@ -139,8 +139,11 @@ function serveOrigin(conn: Conn, l: Listener, onHeader: (h: ProxyHeader) => void
   conn.resume();
 }
 
-/** A TLS origin's server side: its certificate (and the descriptors it chains through), versions, ciphers. */
-function originTlsParams(spec: ListenerTls, certs: ReadonlyMap<string, CertInfo>): TlsServerParams {
+/**
+ * A TLS origin's server side: its certificate (and the descriptors it chains through), versions, ciphers. Exported
+ * for the TLS property tests, whose origins must be the runner's.
+ */
+export function originTlsParams(spec: Pick<ListenerTls, 'cert' | 'min_version' | 'max_version' | 'ciphers' | 'ciphersuites'>, certs: ReadonlyMap<string, CertInfo>): TlsServerParams {
   const cert = certs.get(spec.cert)!; // validation checked the reference
   const chain: CertInfo[] = [];
   for (let c = certs.get(cert.issuer); c !== undefined && c.id !== cert.id && !chain.includes(c) && c.issuer !== c.id; c = certs.get(c.issuer)) chain.push(c);

@@ -33,6 +33,7 @@ import { ProxyHeaderReader } from '../../../src/core/proxy-protocol.ts';
 import { traceLine, type TraceRecord } from '../../../src/streams/trace.ts';
 import type { SpectrumEvent } from '../../../src/streams/events.ts';
 import type { CertificateSpec, Topology, TlsEndpointSpec, TimelineStep } from '../../../src/scenario/types.ts';
+import { originTlsParams } from '../../../src/scenario/origins.ts';
 
 // ── the world's fixed shape ─────────────────────────────────────────────────────────────────────────────────────
 
@@ -95,21 +96,9 @@ export function certificatesOf(specs: readonly CertificateSpec[] | undefined, ep
   );
 }
 
-/** A TLS origin's server parameters, as the scenario runner gives its listeners (chain: the descriptors above the leaf). */
+/** A TLS origin's server parameters: the scenario runner's own (its listeners' TLS). */
 export function originServerParams(spec: OriginTlsSpec, certs: ReadonlyMap<string, CertInfo>): TlsServerParams {
-  const cert = certs.get(spec.cert);
-  if (cert === undefined) throw new Error(`edge case: origin certificate ${spec.cert} is not among the certificates`);
-  const chain: CertInfo[] = [];
-  for (let c = certs.get(cert.issuer); c !== undefined && c.id !== cert.id && !chain.includes(c) && c.issuer !== c.id; c = certs.get(c.issuer)) chain.push(c);
-  const identity = { cert, chain };
-  return {
-    identity: () => identity,
-    minVersion: spec.min_version ?? 'TLSv1.2',
-    maxVersion: spec.max_version ?? 'TLSv1.3',
-    ciphers: spec.ciphers ?? EDGE_CIPHERS.ciphers,
-    ciphersuites: spec.ciphersuites ?? EDGE_CIPHERS.ciphersuites,
-    handshakeTimeoutMs: 10_000,
-  };
+  return originTlsParams(spec, certs);
 }
 
 /** A client's TLS parameters for a `connect` step's `tls`, as the runner builds them (`verify` trusts the sim CAs). */
