@@ -61,7 +61,7 @@ export async function startApi(fileRaw: Record<string, unknown> = {}, opts: { st
       const headers: Record<string, string> = {};
       if (o.auth !== false) headers['authorization'] = `Bearer ${o.auth ?? token}`;
       if (body !== undefined) headers['content-type'] = 'application/json';
-      const res = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(5000) });
+      const res = await fetch(base + path, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }), signal: AbortSignal.timeout(5000) });
       const text = await res.text();
       return { status: res.status, type: res.headers.get('content-type'), json: text === '' ? undefined : JSON.parse(text) };
     },
