@@ -48,7 +48,7 @@ export interface ConfigSourceDeps {
   readonly fileRaw: unknown;
   /** Wall clock for created_on / modified_on. */
   readonly now: () => Date;
-  /** Called after every successful apply (API write or file reload) with the new running configuration. */
+  /** Called after every successful API write with the new running configuration (not for start or file reloads). */
   readonly onApplied?: (config: RefractConfig, result: ApplyResult) => void;
 }
 
@@ -163,13 +163,13 @@ export class ConfigSource {
     return run;
   }
 
-  #adopt(config: RefractConfig, fileRaw: unknown, result: ApplyResult): void {
+  #adopt(config: RefractConfig, fileRaw: unknown, result: ApplyResult, notify = false): void {
     this.#committed = this.#d.store.apps();
     const apiIds = new Set(this.#committed.map((a) => a.appId));
     this.#config = config;
     this.#fileRaw = fileRaw;
     this.#fileAppIds = new Set(config.apps.map((a) => a.id).filter((id) => !apiIds.has(id)));
-    this.#d.onApplied?.(config, result);
+    if (notify) this.#d.onApplied?.(config, result);
   }
 
   /** The stored API app, or the reason it cannot be written (404 unknown, 400 from the file). */
@@ -209,7 +209,7 @@ export class ConfigSource {
         throw new ApiWriteError(code === 'E_INTERNAL' ? 500 : 400, [issue('', code, message + details)]);
       }
       store.commit();
-      this.#adopt(merged.config, this.#fileRaw, result);
+      this.#adopt(merged.config, this.#fileRaw, result, true);
       if ('delete' in change) return { id, created_on: '', modified_on: '' };
       return view(store.app(id)!, running);
     } finally {
