@@ -33,6 +33,9 @@ const LAYERS = [
   { files: ['src/machines/**/*.ts'], deny: String.raw`^\.\./(?!model/|core/|streams/|net/ports\.ts$|net/splice\.ts$)`, says: 'src/machines may import only src/model, src/core, src/streams, src/net/ports.ts and src/net/splice.ts' },
   { files: ['src/edge/**/*.ts'], deny: String.raw`(^|/)net/(node|sim)/|^\.\./(scenario/|cli/|cli\.ts$|log\.ts$)`, says: 'src/edge depends on src/net/ports.ts, never on an implementation (net/node, net/sim), nor on scenario or the CLI' },
   { files: ['src/scenario/**/*.ts'], deny: String.raw`(^|/)net/node/|^\.\./(cli/|cli\.ts$|log\.ts$)`, says: 'src/scenario runs in the simulator only: no src/net/node, nor the CLI' },
+  // The management API is a real HTTP server with a real database and wall-clock timestamps: it is the second place
+  // real I/O may live (src/api/README.md), and it drives the engine only through src/edge.
+  { files: ['src/api/**/*.ts'], deny: String.raw`^\.\./(?!model/|core/|streams/|edge/)`, io: true, says: 'src/api may import only src/model, src/core, src/streams and src/edge' },
   { files: ['src/log.ts'], deny: String.raw`(^|/)net/(node|sim)/`, says: 'src/log.ts depends on src/net/ports.ts, never on an implementation' },
 ];
 
@@ -54,7 +57,7 @@ export default tseslint.config(
   },
   {
     files: ['src/**/*.ts'],
-    ignores: ['src/net/node/**', 'src/cli.ts', 'src/cli/**'],
+    ignores: ['src/net/node/**', 'src/api/**', 'src/cli.ts', 'src/cli/**'],
     rules: {
       'no-restricted-globals': ['error', ...hostTime],
       'no-restricted-properties': ['error', ...hostProps],

@@ -1,5 +1,5 @@
 /**
- * `refract serve | connect | validate | sim | replay | ca | machines`. Wiring only: process signals, files and
+ * `refract serve | connect | validate | sim | replay | ca | token | machines`. Wiring only: process signals, files and
  * the real network live here; the engine is in src/edge and below.
  */
 import { readFileSync } from 'node:fs';
@@ -27,6 +27,8 @@ Usage:
       Replay a serve --trace recording in the simulator (docs/replay.md); exit 1 if a connection ends differently.
   refract ca export [--data-dir DIR | --config FILE] [--out FILE]
       Print the local CA's root certificate (PEM) for clients to trust, creating the CA if needed (docs/tls.md).
+  refract token create --config FILE --name NAME | token list --config FILE | token revoke --config FILE ID|NAME
+      Tokens for the management API (docs/api.md); create prints the new token once, as the last stdout line.
   refract machines [--machine tcpConnection|udpFlow] [--write FILE]
       Print the connection and flow state machines as Mermaid diagrams drawn from their XState definitions
       (docs/architecture.md); --write rewrites the diagrams embedded in FILE.
@@ -40,7 +42,7 @@ const VALIDATE_USAGE = `Usage: refract validate FILE
   -c, --config FILE   the same as giving FILE
 Exit: 0 the file is valid, 1 it has a problem (each is printed on stdout), 2 invalid command line.`;
 
-const COMMANDS = ['serve', 'connect', 'validate', 'sim', 'replay', 'ca', 'machines', 'help'];
+const COMMANDS = ['serve', 'connect', 'validate', 'sim', 'replay', 'ca', 'machines', 'token', 'help'];
 
 type Loaded = ConfigResult;
 
@@ -129,6 +131,8 @@ export async function main(argv: string[]): Promise<number> {
       return (await import('./cli/ca.ts')).caCommand(rest);
     case 'machines':
       return (await import('./cli/machines.ts')).machinesCommand(rest);
+    case 'token':
+      return (await import('./cli/token.ts')).tokenCommand(rest);
     default: {
       const guess = cmd.startsWith('-') ? undefined : didYouMean(cmd, COMMANDS);
       const what = cmd.startsWith('-') ? `unknown flag ${cmd} (flags go after the command)` : `unknown command '${cmd}'`;

@@ -9,9 +9,9 @@
  * Output: stderr carries the start lines (one with the PID, one per app) and the JSON log; stdout carries the
  * access log (docs/cli.md) and, with `--events stdout`, the Spectrum events.
  */
-import { createWriteStream, unwatchFile, watchFile, type WriteStream } from 'node:fs';
+import { createWriteStream, readFileSync, unwatchFile, watchFile, type WriteStream } from 'node:fs';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
-import { Subject, concatMap, debounceTime, filter, map, type Observable } from 'rxjs';
+import { Subject, concatMap, debounceTime, filter, map, tap, type Observable } from 'rxjs';
 import type { Logger } from 'pino';
 import { EdgeNode } from '../edge/edge-node.ts';
 import { startBuiltinOrigins, type RunningOrigins } from '../edge/builtin-origins.ts';
@@ -19,7 +19,11 @@ import { createLogger } from '../log.ts';
 import { formatPortRange } from '../model/ports.ts';
 import { ERRORS, isRefractError } from '../model/errors.ts';
 import type { AppSpec, ConfigIssue, RefractConfig } from '../model/types.ts';
-import type { ConfigResult } from '../model/config.ts';
+import { parseConfigText, type ConfigResult } from '../model/config.ts';
+import { ApiStore } from '../api/store.ts';
+import { ApiWriteError, ConfigSource } from '../api/config-source.ts';
+import { createApiServer } from '../api/server.ts';
+import { apiDbPath } from './token.ts';
 import { createNodeCertSource } from '../net/node/cert-store.ts';
 import { watchFileChanges, type FileWatch } from '../net/node/file-watch.ts';
 import { loadGeo, type LoadedGeo } from '../net/node/geo-loader.ts';
@@ -138,6 +142,8 @@ function restartOnlyChanges(running: RefractConfig, next: RefractConfig): string
   const out: string[] = [];
   if (JSON.stringify(running.geo) !== JSON.stringify(next.geo)) out.push('geo');
   if (running.node.tls.dataDir !== next.node.tls.dataDir) out.push('edge.tls.data_dir');
+  if (running.node.dataDir !== next.node.dataDir) out.push('node.data_dir');
+  if (JSON.stringify(running.api) !== JSON.stringify(next.api)) out.push('api');
   return out;
 }
 
@@ -253,16 +259,43 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
   const traceOut = opts.trace ? createWriteStream(resolvePath(opts.trace), { flags: 'a' }) : undefined;
   if (traceOut) edge.trace.records$.subscribe((r) => traceOut.write(traceLine(r) + '\n'));
 
+  // The management API (docs/api.md): the running config is the file plus the API's apps, merged in ConfigSource.
+  let api: { source: ConfigSource; store: ApiStore; server: ReturnType<typeof createApiServer> } | undefined;
   let origins: RunningOrigins | undefined;
   try {
     origins = await startBuiltinOrigins(net, config.origins, log);
-    const r = await edge.apply(config);
+    let r;
+    if (config.api !== undefined) {
+      const store = new ApiStore(apiDbPath(file, config.node.dataDir ?? '.refract'));
+      const source = new ConfigSource({
+        edge,
+        store,
+        file,
+        fileRaw: parseConfigText(readFileSync(file, 'utf8'), file),
+        now: () => new Date(),
+        onApplied: (c, result) => {
+          log.info({ event: 'config.applied', trigger: 'api', ...result }, 'API change applied');
+          config = c;
+        },
+      });
+      const server = createApiServer({ source, store });
+      api = { source, store, server };
+      r = await source.start();
+      config = source.config;
+      await server.listen({ host: config.api!.listen.host, port: config.api!.listen.port });
+      process.stderr.write(`refract: management API on http://${hostPort(config.api!.listen.host, config.api!.listen.port)}/client/v4\n`);
+    } else {
+      r = await edge.apply(config);
+    }
     log.info({ event: 'serve.started', config: file, pid: process.pid, ...r }, 'refract is serving');
     process.stderr.write(`refract: serving ${file} (pid ${process.pid}): ${plural(config.apps.length, 'app')}, ${plural(r.listeners, 'listener')}, access log ${accessLog}\n`);
     for (const app of config.apps) process.stderr.write(appLine(config, app));
   } catch (e) {
     log.fatal({ err: e }, 'refract could not start');
-    process.stderr.write(`refract: could not start: ${describeStartError(e, config)}\n`);
+    const why = e instanceof ApiWriteError ? e.issues.map((i) => `${i.code}: ${i.message} (at ${i.pointer || '/'})`).join('; ') : describeStartError(e, config);
+    process.stderr.write(`refract: could not start: ${why}\n`);
+    await api?.server.close().catch(() => undefined);
+    api?.store.close();
     await origins?.close();
     await edge.shutdown(0);
     geo?.close();
@@ -334,8 +367,16 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
     }
     config = next;
   };
-  edge
-    .follow(snapshots)
+  // With the API, a reload goes through ConfigSource (file + API apps, in the same queue as API writes).
+  const followed = api === undefined
+    ? edge.follow(snapshots)
+    : api.source.follow(snapshots.pipe(map(() => parseConfigText(readFileSync(file, 'utf8'), file)))).pipe(
+        tap((o) => {
+          if (o.ok) log.info({ event: 'config.applied', ...o.result }, 'configuration applied');
+          else log.error({ event: 'config.rejected', err: o.error }, 'configuration rejected; the running configuration stays');
+        }),
+      );
+  followed
     .pipe(concatMap((o) => (o.ok ? reloaded(o.config, o.result) : Promise.resolve())))
     .subscribe({ error: (err: unknown) => log.error({ err }, 'reload pipeline failed; reload with a restart') });
 
@@ -352,6 +393,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
       watcher?.close();
       for (const f of certFiles) unwatchFile(f, certReload);
       triggers.complete();
+      void api?.server.close();
       edge
         .shutdown(config.node.drainTimeoutMs)
         .then(() => origins?.close())
@@ -359,6 +401,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
           log.info({ event: 'serve.stopped', signal: sig }, 'stopped');
           if (sink && sink !== process.stdout) (sink as WriteStream).end();
           traceOut?.end();
+          api?.store.close();
           geo?.close();
           exitCleanup();
           resolveExit(0);

@@ -9,6 +9,7 @@
  * (YAML writes an empty value, `apps:`, as null). `loadConfigText` does both steps and places each issue at its
  * line and column.
  */
+import { createHash } from 'node:crypto';
 import YAML, { LineCounter } from 'yaml';
 import { z } from 'zod';
 import { configIssue, crossAppIssues, decode, isRecord, parseFields, pointerJoin, validateApp } from './app.ts';
@@ -32,6 +33,7 @@ import {
   type LogSettings,
   type NodeSettings,
   type RefractConfig,
+  type Zone,
 } from './types.ts';
 
 /**
@@ -177,6 +179,24 @@ const TOP_FIELDS = {
   apps: z.unknown(),
   access_rules: z.unknown(),
   geo: z.unknown(),
+  api: z.unknown(),
+  zones: z.unknown(),
+};
+
+const API_FIELDS = {
+  listen: z.string().transform((s, ctx) => {
+    const r = parseHostPort(s, DEFAULTS.apiPort);
+    if (!r.ok) return decode<{ host: string; port: number }>(r, ctx);
+    return { host: r.value.address.address, port: r.value.port };
+  }),
+};
+
+const ZONE_FIELDS = {
+  id: z.string().regex(/^[0-9a-f]{32}$/, 'a zone id is 32 lowercase hex characters'),
+  name: z
+    .string()
+    .transform((s) => s.toLowerCase().replace(/\.$/, ''))
+    .pipe(z.string().regex(/^(?=.{1,253}$)([a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?)*$/, 'a zone name is a DNS name such as example.com')),
 };
 
 const GEO_FIELDS = {
@@ -186,6 +206,7 @@ const GEO_FIELDS = {
 
 const NODE_FIELDS = {
   id: z.string().regex(LIMITS.idPattern, 'node.id must be 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit'),
+  data_dir: z.string().min(1),
 };
 
 const EDGE_FIELDS = {
@@ -250,6 +271,11 @@ export function validateConfig(raw: unknown): ConfigResult {
   const edgeV = section('edge', EDGE_FIELDS);
   const logV = section('log', LOG_FIELDS);
   const geoV = section('geo', GEO_FIELDS);
+  const apiV = top.values.api === undefined ? undefined : section('api', API_FIELDS);
+  const zones = validateZones(top.values.zones, issues);
+  if (apiV !== undefined && zones.length === 0) {
+    issues.push(configIssue('/zones', 'E_CONFIG_SCHEMA', 'api needs at least one zone: zones: [{ name: example.com }]'));
+  }
 
   // The zone's IP Access rules (apply to apps with ip_firewall: true).
   let accessRules: readonly AccessRule[] = [];
@@ -311,8 +337,10 @@ export function validateConfig(raw: unknown): ConfigResult {
     edgeV.accept_proxy === undefined
       ? undefined
       : { trusted: edgeV.accept_proxy.trusted, timeoutMs: edgeV.accept_proxy.timeout_ms ?? DEFAULTS.acceptProxyTimeoutMs };
+  const dataDir = nodeV.data_dir ?? DEFAULTS.dataDir;
   const node: NodeSettings = {
     id: nodeV.id ?? DEFAULTS.nodeId,
+    dataDir,
     addresses: addresses.map((a) => a.address),
     acceptProxy,
     connectTimeoutMs: edgeV.connect_timeout_ms ?? DEFAULTS.connectTimeoutMs,
@@ -326,7 +354,7 @@ export function validateConfig(raw: unknown): ConfigResult {
     dnsMinTtlSec: edgeV.dns?.min_ttl_sec ?? DEFAULTS.dnsMinTtlSec,
     maxConnectAttempts: edgeV.max_connect_attempts ?? DEFAULTS.maxConnectAttempts,
     tls: {
-      dataDir: edgeV.tls?.data_dir ?? DEFAULTS.tlsDataDir,
+      dataDir: edgeV.tls?.data_dir ?? dataDir,
       caBundle: edgeV.tls?.ca_bundle ?? undefined,
       handshakeTimeoutMs: edgeV.tls?.handshake_timeout_ms ?? DEFAULTS.tlsHandshakeTimeoutMs,
       strictSni: edgeV.tls?.strict_sni ?? DEFAULTS.tlsStrictSni,
@@ -340,6 +368,8 @@ export function validateConfig(raw: unknown): ConfigResult {
     apps,
     accessRules,
     geo: { country: geoV?.country ?? [], asn: geoV?.asn ?? [] },
+    zones,
+    api: apiV === undefined ? undefined : { listen: apiV.listen ?? { host: DEFAULTS.apiHost, port: DEFAULTS.apiPort } },
   };
   return { ok: true, config: deepFreeze(config), warnings };
 }
@@ -354,6 +384,47 @@ function readMinTtl(raw: Record<string, unknown>): number | undefined {
   const v = isRecord(dns) && Object.hasOwn(dns, 'min_ttl_sec') ? dns['min_ttl_sec'] : undefined;
   const r = EDGE_FIELDS.dns.shape.min_ttl_sec.safeParse(v);
   return r.success ? (r.data ?? undefined) : undefined;
+}
+
+/**
+ * The id of a zone that does not pin one: 32 hex characters of SHA-256 over its (lowercase) name, so it is the same
+ * on every start and every node.
+ */
+export function deriveZoneId(name: string): string {
+  return createHash('sha256').update(`refract-zone\0${name}`).digest('hex').slice(0, 32);
+}
+
+/** `zones:` — ids and names unique (E_CONFIG_DUPLICATE_ID). */
+function validateZones(raw: unknown, issues: ConfigIssue[]): Zone[] {
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw)) {
+    issues.push(configIssue('/zones', 'E_CONFIG_SCHEMA', 'zones must be a list of {id?, name}'));
+    return [];
+  }
+  const out: Zone[] = [];
+  const seenIds = new Map<string, string>();
+  const seenNames = new Map<string, string>();
+  (raw as readonly unknown[]).forEach((item, i) => {
+    const p = pointerJoin('/zones', i);
+    if (!isRecord(item)) {
+      issues.push(configIssue(p, 'E_CONFIG_SCHEMA', 'a zone must be a mapping {id?, name}'));
+      return;
+    }
+    const r = parseFields(item, ZONE_FIELDS, p, { strict: true, nullIsAbsent: true });
+    issues.push(...r.issues);
+    if (!r.present.has('name')) issues.push(configIssue(pointerJoin(p, 'name'), 'E_CONFIG_SCHEMA', 'name is required'));
+    const name = r.values.name;
+    if (name === undefined || r.issues.length > 0) return;
+    const id = r.values.id ?? deriveZoneId(name);
+    const dupName = seenNames.get(name);
+    const dupId = seenIds.get(id);
+    if (dupName !== undefined) issues.push(configIssue(pointerJoin(p, 'name'), 'E_CONFIG_DUPLICATE_ID', `zone "${name}" is already listed at ${dupName}`));
+    else if (dupId !== undefined) issues.push(configIssue(pointerJoin(p, 'id'), 'E_CONFIG_DUPLICATE_ID', `zone id ${id} is already used at ${dupId}`));
+    else out.push({ id, name });
+    seenNames.set(name, p);
+    seenIds.set(id, p);
+  });
+  return out;
 }
 
 interface PlacedOrigin {

@@ -8,6 +8,9 @@
 export const DEFAULTS = {
   // ── node ──────────────────────────────────────────────────────────────────────────────────────────────────────
   nodeId: 'refract-1',
+  dataDir: '.refract', // node.data_dir: the API database and (unless edge.tls.data_dir says otherwise) the local CA
+  apiHost: '127.0.0.1',
+  apiPort: 8787,
   /** Edge IPs every app port is bound on. */
   edgeAddresses: ['127.0.0.1'],
   acceptProxyTimeoutMs: 3_000, // 3 s: HAProxy's PROXY spec asks receivers to wait at least 3 s for the header
@@ -23,7 +26,6 @@ export const DEFAULTS = {
   dnsServerPort: 53, // port of a dns.servers entry written without one
   dnsMinTtlSec: 600, // 600 s: cache origin_dns answers at least this long (Spectrum's ttl floor)
   logLevel: 'info',
-  tlsDataDir: '.refract', // local CA and issued certificates, beside the config file
   tlsHandshakeTimeoutMs: 10_000, // 10 s for a TLS handshake, client or origin side (Refract's choice)
   tlsStrictSni: true, // an SNI no certificate covers is refused with 400, as Spectrum's "invalid SNI"
 

@@ -128,6 +128,8 @@ export interface AcceptProxySettings {
 
 export interface NodeSettings {
   readonly id: string;
+  /** Where the node keeps its state (the API's database, and by default the local CA); relative: to the config file's folder. */
+  readonly dataDir?: string;
   /** Edge IPs the node binds every app port on. */
   readonly addresses: readonly string[];
   readonly acceptProxy: AcceptProxySettings | undefined;
@@ -178,6 +180,20 @@ export interface RefractConfig {
   readonly accessRules: readonly AccessRule[];
   /** Country and ASN data files (MMDB or CSV), loaded by the CLI. */
   readonly geo: { readonly country: readonly string[]; readonly asn: readonly string[] };
+  /** The zones the management API serves (docs/api.md); empty when none are configured. */
+  readonly zones?: readonly Zone[];
+  /** The management API (docs/api.md); undefined: no API. */
+  readonly api?: ApiSettings | undefined;
+}
+
+/** A Cloudflare-style zone: API apps live in one. `id` is 32 hex characters (derived from the name when not given). */
+export interface Zone {
+  readonly id: string;
+  readonly name: string;
+}
+
+export interface ApiSettings {
+  readonly listen: { readonly host: string; readonly port: number };
 }
 
 /**

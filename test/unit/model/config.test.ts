@@ -87,6 +87,7 @@ void describe('the config file', () => {
     const c = ok({});
     assert.deepEqual(c.node, {
       id: DEFAULTS.nodeId,
+      dataDir: '.refract',
       addresses: ['127.0.0.1'],
       acceptProxy: undefined,
       connectTimeoutMs: 15_000,
@@ -104,6 +105,8 @@ void describe('the config file', () => {
     assert.deepEqual(c.log, { level: 'info', events: undefined });
     assert.deepEqual(c.apps, []);
     assert.deepEqual(c.origins, []);
+    assert.deepEqual(c.zones, []);
+    assert.equal(c.api, undefined);
   });
 
   void it('reads empty YAML sections (null) as absent', () => {

@@ -72,9 +72,9 @@ const ROWS = parseErrorTables(DOC);
 const CODES = Object.keys(ERRORS);
 
 void describe('docs/errors.md', () => {
-  void it('has one error table per group: config, listen, PROXY/SPP, upstream, downstream, TLS, internal', () => {
+  void it('has one error table per group: config, listen, PROXY/SPP, upstream, downstream, TLS, management API, internal', () => {
     const groups = [...new Set(ROWS.map((r) => r.group))];
-    assert.deepEqual(groups, ['Configuration', 'Listening', 'PROXY protocol and Simple Proxy Protocol', 'Upstream (origin)', 'Downstream (client)', 'TLS', 'Internal']);
+    assert.deepEqual(groups, ['Configuration', 'Listening', 'PROXY protocol and Simple Proxy Protocol', 'Upstream (origin)', 'Downstream (client)', 'TLS', 'Management API', 'Internal']);
   });
 
   void it('documents every code of the ERRORS table exactly once', () => {

@@ -1,0 +1,180 @@
+/**
+ * The management API's HTTP side (fastify): Cloudflare's routes under `/client/v4`, its envelope
+ * `{success, errors, messages, result, result_info}` with `content-type: application/json`, page-number paging,
+ * and bearer-token auth on every request. docs/api.md is the reference.
+ */
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { ERRORS, type ErrorCode, type ErrorSpec } from '../model/errors.ts';
+import type { ConfigIssue } from '../model/types.ts';
+import { ApiWriteError, type ApiApp, type ConfigSource } from './config-source.ts';
+import type { ApiStore } from './store.ts';
+import { bearerToken, verifyToken } from './tokens.ts';
+
+export const API_PREFIX = '/client/v4';
+/** The number sent in `errors[].code` for a code without a Cloudflare number. */
+export const GENERIC_API_NUMBER = 1000;
+
+const ORDERS = ['protocol', 'app_id', 'created_on', 'modified_on', 'dns'] as const;
+type Order = (typeof ORDERS)[number];
+
+interface ApiErrorItem {
+  code: number;
+  message: string;
+  refract_code: ErrorCode;
+  source?: { pointer: string };
+}
+
+function errorItem(i: ConfigIssue): ApiErrorItem {
+  const spec: ErrorSpec = ERRORS[i.code];
+  return { code: i.cfCode ?? spec.cfCode ?? GENERIC_API_NUMBER, message: i.message, refract_code: i.code, ...(i.pointer !== '' ? { source: { pointer: i.pointer } } : {}) };
+}
+
+function fail(reply: FastifyReply, status: number, issues: readonly ConfigIssue[]): FastifyReply {
+  // 409 and 5xx are retried by Cloudflare's SDKs; client mistakes are 400/404 and say not to retry.
+  if (status < 500) void reply.header('x-should-retry', 'false');
+  return reply.code(status).type('application/json').send({ success: false, errors: issues.map(errorItem), messages: [], result: null });
+}
+
+function problem(code: ErrorCode, message?: string): ConfigIssue {
+  return { pointer: '', code, cfCode: undefined, message: message ?? ERRORS[code].message };
+}
+
+function ok(reply: FastifyReply, result: unknown, resultInfo?: unknown): FastifyReply {
+  return reply
+    .code(200)
+    .type('application/json')
+    .send({ success: true, errors: [], messages: [], result, ...(resultInfo === undefined ? {} : { result_info: resultInfo }) });
+}
+
+interface Paging {
+  page: number;
+  perPage: number;
+}
+
+/** `page` (≥ 1, default 1) and `per_page` (1-100, default 20); an issue when out of range or not an integer. */
+function paging(q: Record<string, unknown>): Paging | ConfigIssue {
+  const int = (name: string, dflt: number, min: number, max: number): number | ConfigIssue => {
+    const v = q[name];
+    if (v === undefined || v === '') return dflt;
+    const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      return problem('E_API_BAD_REQUEST', `${name} must be an integer from ${min}${max === Number.MAX_SAFE_INTEGER ? '' : ` to ${max}`}, not ${JSON.stringify(v)}`);
+    }
+    return n;
+  };
+  const page = int('page', 1, 1, Number.MAX_SAFE_INTEGER);
+  if (typeof page !== 'number') return page;
+  const perPage = int('per_page', 20, 1, 100);
+  if (typeof perPage !== 'number') return perPage;
+  return { page, perPage };
+}
+
+function paged<T>(reply: FastifyReply, items: readonly T[], p: Paging): FastifyReply {
+  const start = (p.page - 1) * p.perPage;
+  const result = items.slice(start, start + p.perPage);
+  return ok(reply, result, { page: p.page, per_page: p.perPage, count: result.length, total_count: items.length, total_pages: Math.ceil(items.length / p.perPage) });
+}
+
+function sortKey(app: ApiApp, order: Order): string {
+  switch (order) {
+    case 'protocol':
+      return String(app['protocol']);
+    case 'app_id':
+      return app.id;
+    case 'created_on':
+      return app.created_on;
+    case 'modified_on':
+      return app.modified_on;
+    case 'dns':
+      return String((app['dns'] as { name?: unknown } | undefined)?.name ?? '');
+  }
+}
+
+export interface ApiServerDeps {
+  readonly source: ConfigSource;
+  readonly store: ApiStore;
+}
+
+/** Builds the server (not listening yet: call `listen({host, port})`). */
+export function createApiServer(deps: ApiServerDeps): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 1 << 20 });
+  const { source, store } = deps;
+
+  app.addHook('onRequest', async (req, reply) => {
+    const token = bearerToken(req.headers.authorization);
+    if (token === undefined || verifyToken(store, token) === undefined) {
+      await fail(reply, 401, [problem('E_API_AUTH')]);
+    }
+  });
+
+  app.setNotFoundHandler((req, reply) => fail(reply, 404, [problem('E_API_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0] ?? ''}`)]));
+  app.setErrorHandler((err: { statusCode?: number; message: string }, _req, reply) => {
+    if (err instanceof ApiWriteError) return fail(reply, err.status, err.issues);
+    const status = err.statusCode ?? 500;
+    if (status >= 400 && status < 500) return fail(reply, 400, [problem('E_API_BAD_REQUEST', err.message)]);
+    return fail(reply, 500, [problem('E_INTERNAL')]);
+  });
+
+  const zone = (id: string) => source.zones.find((z) => z.id === id);
+  const zoneView = (z: { id: string; name: string }) => ({ id: z.id, name: z.name, status: 'active', paused: false, type: 'full' });
+  const noZone = (reply: FastifyReply, id: string) => fail(reply, 404, [problem('E_API_ZONE_NOT_FOUND', `no zone ${id}`)]);
+
+  app.get(`${API_PREFIX}/user/tokens/verify`, async (req, reply) => {
+    const id = verifyToken(store, bearerToken(req.headers.authorization) ?? '');
+    return ok(reply, { id, status: 'active' });
+  });
+
+  app.get(`${API_PREFIX}/zones`, async (req, reply) => {
+    const q = req.query as Record<string, unknown>;
+    const p = paging(q);
+    if (!('page' in p)) return fail(reply, 400, [p]);
+    const name = typeof q['name'] === 'string' ? q['name'].toLowerCase() : undefined;
+    return paged(reply, source.zones.filter((z) => name === undefined || z.name === name).map(zoneView), p);
+  });
+
+  app.get<{ Params: { zone: string } }>(`${API_PREFIX}/zones/:zone`, async (req, reply) => {
+    const z = zone(req.params.zone);
+    return z === undefined ? noZone(reply, req.params.zone) : ok(reply, zoneView(z));
+  });
+
+  app.get<{ Params: { zone: string } }>(`${API_PREFIX}/zones/:zone/spectrum/apps`, async (req, reply) => {
+    if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
+    const q = req.query as Record<string, unknown>;
+    const p = paging(q);
+    if (!('page' in p)) return fail(reply, 400, [p]);
+    const order = (q['order'] ?? 'dns') as Order;
+    if (!ORDERS.includes(order)) return fail(reply, 400, [problem('E_API_BAD_REQUEST', `order must be one of ${ORDERS.join(', ')}`)]);
+    const direction = q['direction'] ?? 'asc';
+    if (direction !== 'asc' && direction !== 'desc') return fail(reply, 400, [problem('E_API_BAD_REQUEST', 'direction must be asc or desc')]);
+    const sign = direction === 'asc' ? 1 : -1;
+    const apps = source
+      .apps(req.params.zone)
+      .map((v) => v.app)
+      .sort((a, b) => sign * (sortKey(a, order).localeCompare(sortKey(b, order)) || a.id.localeCompare(b.id)));
+    return paged(reply, apps, p);
+  });
+
+  app.post<{ Params: { zone: string } }>(`${API_PREFIX}/zones/:zone/spectrum/apps`, async (req, reply) => {
+    if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
+    return ok(reply, await source.create(req.params.zone, req.body));
+  });
+
+  app.get<{ Params: { zone: string; app: string } }>(`${API_PREFIX}/zones/:zone/spectrum/apps/:app`, async (req, reply) => {
+    if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
+    const v = source.app(req.params.zone, req.params.app);
+    return v === undefined ? fail(reply, 404, [problem('E_API_APP_NOT_FOUND', `no app ${req.params.app} in zone ${req.params.zone}`)]) : ok(reply, v.app);
+  });
+
+  app.put<{ Params: { zone: string; app: string } }>(`${API_PREFIX}/zones/:zone/spectrum/apps/:app`, async (req, reply) => {
+    if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
+    return ok(reply, await source.replace(req.params.zone, req.params.app, req.body));
+  });
+
+  app.delete<{ Params: { zone: string; app: string } }>(`${API_PREFIX}/zones/:zone/spectrum/apps/:app`, async (req, reply) => {
+    if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
+    await source.delete(req.params.zone, req.params.app);
+    return ok(reply, { id: req.params.app });
+  });
+
+  return app;
+}

@@ -1,0 +1,154 @@
+/**
+ * The API's state: SQLite through better-sqlite3 (synchronous), in WAL mode, schema versioned by `user_version`
+ * (each migration runs once, in a transaction). Two tables: the apps created through the API and the API tokens
+ * (SHA-256 of the secret only).
+ *
+ * Every change is one transaction. An app write is two-phase so the edge can be changed in between:
+ * `begin` opens the transaction and makes the change, the caller applies the resulting configuration, then
+ * `commit` or `rollback` (src/api/config-source.ts).
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+
+export interface StoredApp {
+  readonly zoneId: string;
+  readonly appId: string;
+  /** The normalised app object (AppSpec.spec) without id, created_on and modified_on. */
+  readonly spec: Readonly<Record<string, unknown>>;
+  readonly createdOn: string;
+  readonly modifiedOn: string;
+}
+
+export interface StoredToken {
+  readonly id: string;
+  readonly name: string;
+  readonly createdOn: string;
+  readonly status: 'active' | 'revoked';
+}
+
+/** Migrations, in order; `user_version` is how many have run. Append only. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE apps (
+     zone_id TEXT NOT NULL,
+     app_id TEXT NOT NULL PRIMARY KEY,
+     spec TEXT NOT NULL,
+     created_on TEXT NOT NULL,
+     modified_on TEXT NOT NULL
+   );
+   CREATE INDEX apps_zone ON apps (zone_id);
+   CREATE TABLE tokens (
+     id TEXT NOT NULL PRIMARY KEY,
+     name TEXT NOT NULL,
+     sha256 TEXT NOT NULL UNIQUE,
+     created_on TEXT NOT NULL,
+     revoked_on TEXT
+   );`,
+];
+
+interface AppRow {
+  zone_id: string;
+  app_id: string;
+  spec: string;
+  created_on: string;
+  modified_on: string;
+}
+
+function fromRow(r: AppRow): StoredApp {
+  return { zoneId: r.zone_id, appId: r.app_id, spec: JSON.parse(r.spec) as Record<string, unknown>, createdOn: r.created_on, modifiedOn: r.modified_on };
+}
+
+export class ApiStore {
+  readonly #db: Database.Database;
+  #open = false;
+
+  /** Opens (creating the file and folder if needed) and migrates. `:memory:` for a throwaway store. */
+  constructor(file: string) {
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    this.#db = new Database(file);
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('foreign_keys = ON');
+    this.#db.pragma('busy_timeout = 2000');
+    const version = this.#db.pragma('user_version', { simple: true }) as number;
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.#db.transaction(() => {
+        this.#db.exec(MIGRATIONS[v]!);
+        this.#db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  get schemaVersion(): number {
+    return this.#db.pragma('user_version', { simple: true }) as number;
+  }
+
+  apps(): StoredApp[] {
+    return (this.#db.prepare('SELECT * FROM apps ORDER BY created_on, app_id').all() as AppRow[]).map(fromRow);
+  }
+
+  app(appId: string): StoredApp | undefined {
+    const r = this.#db.prepare('SELECT * FROM apps WHERE app_id = ?').get(appId) as AppRow | undefined;
+    return r === undefined ? undefined : fromRow(r);
+  }
+
+  /**
+   * Starts the write's transaction and makes the change (`put`: insert or replace; `delete`). Follow with
+   * `commit()` or `rollback()`; nothing else may use the store in between (the API serialises writes).
+   */
+  begin(change: { readonly put: StoredApp } | { readonly delete: string }): void {
+    if (this.#open) throw new Error('ApiStore: a write is already open');
+    this.#db.exec('BEGIN IMMEDIATE');
+    this.#open = true;
+    try {
+      if ('put' in change) {
+        const a = change.put;
+        this.#db
+          .prepare('INSERT OR REPLACE INTO apps (zone_id, app_id, spec, created_on, modified_on) VALUES (?, ?, ?, ?, ?)')
+          .run(a.zoneId, a.appId, JSON.stringify(a.spec), a.createdOn, a.modifiedOn);
+      } else {
+        this.#db.prepare('DELETE FROM apps WHERE app_id = ?').run(change.delete);
+      }
+    } catch (e) {
+      this.rollback();
+      throw e;
+    }
+  }
+
+  commit(): void {
+    if (!this.#open) return;
+    this.#db.exec('COMMIT');
+    this.#open = false;
+  }
+
+  rollback(): void {
+    if (!this.#open) return;
+    this.#db.exec('ROLLBACK');
+    this.#open = false;
+  }
+
+  // ── tokens ──────────────────────────────────────────────────────────────────────────────────────────────────
+
+  addToken(t: { id: string; name: string; sha256: string; createdOn: string }): void {
+    this.#db.prepare('INSERT INTO tokens (id, name, sha256, created_on) VALUES (?, ?, ?, ?)').run(t.id, t.name, t.sha256, t.createdOn);
+  }
+
+  tokens(): StoredToken[] {
+    const rows = this.#db.prepare('SELECT id, name, created_on, revoked_on FROM tokens ORDER BY created_on, id').all() as Array<{ id: string; name: string; created_on: string; revoked_on: string | null }>;
+    return rows.map((r) => ({ id: r.id, name: r.name, createdOn: r.created_on, status: r.revoked_on === null ? 'active' : 'revoked' }));
+  }
+
+  /** The active tokens' ids and hashes (the caller compares in constant time). */
+  activeTokenHashes(): Array<{ id: string; sha256: string }> {
+    return this.#db.prepare('SELECT id, sha256 FROM tokens WHERE revoked_on IS NULL').all() as Array<{ id: string; sha256: string }>;
+  }
+
+  /** Revokes by id or name; how many tokens it revoked. */
+  revokeToken(idOrName: string, at: string): number {
+    return this.#db.prepare('UPDATE tokens SET revoked_on = ? WHERE revoked_on IS NULL AND (id = ? OR name = ?)').run(at, idOrName, idOrName).changes;
+  }
+
+  close(): void {
+    this.rollback();
+    this.#db.close();
+  }
+}

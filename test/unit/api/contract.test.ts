@@ -1,0 +1,128 @@
+/**
+ * The management API's contract: envelope, auth, paging edges, ordering, file apps read-only, rollback when the
+ * edge cannot apply a write.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as net from 'node:net';
+import { freePort, startApi, ZONE, type ApiUnderTest } from './harness.ts';
+
+const Z = `/zones/${ZONE.id}`;
+
+function app(port: number, name: string, originPort = 9): Record<string, unknown> {
+  return { protocol: `tcp/${port}`, dns: { type: 'CNAME', name }, origin_direct: [`tcp://127.0.0.1:${originPort}`] };
+}
+
+describe('management API contract', () => {
+  let api: ApiUnderTest;
+  let filePort: number;
+  before(async () => {
+    filePort = await freePort();
+    api = await startApi({ edge: { addresses: ['127.0.0.1'] }, apps: [{ id: 'from-file', ...app(filePort, 'file.example.com') }] });
+  });
+  after(() => api.close());
+
+  it('answers 401 with code 10000 without a token, or with a wrong one', async () => {
+    for (const auth of [false, 'rfk_not-a-token'] as const) {
+      const r = await api.call('GET', '/zones', undefined, { auth });
+      assert.equal(r.status, 401);
+      assert.equal(r.json.success, false);
+      assert.equal(r.json.errors[0].code, 10000);
+      assert.equal(r.json.errors[0].refract_code, 'E_API_AUTH');
+      assert.equal(r.json.result, null);
+    }
+    const unknownRoute = await api.call('GET', '/nope', undefined, { auth: false });
+    assert.equal(unknownRoute.status, 401, 'auth comes before routing');
+  });
+
+  it('verifies the token and lists zones in the envelope, as application/json', async () => {
+    const v = await api.call('GET', '/user/tokens/verify');
+    assert.equal(v.status, 200);
+    assert.equal(v.json.result.status, 'active');
+    const z = await api.call('GET', '/zones');
+    assert.match(z.type ?? '', /^application\/json/);
+    assert.deepEqual(Object.keys(z.json).sort(), ['errors', 'messages', 'result', 'result_info', 'success']);
+    assert.equal(z.json.result[0].id, ZONE.id);
+    assert.deepEqual(z.json.result_info, { page: 1, per_page: 20, count: 1, total_count: 1, total_pages: 1 });
+    const one = await api.call('GET', Z);
+    assert.equal(one.json.result.name, 'example.com');
+    const missing = await api.call('GET', '/zones/0123456789abcdef0123456789abcdef/spectrum/apps');
+    assert.equal(missing.status, 404);
+    assert.equal(missing.json.errors[0].refract_code, 'E_API_ZONE_NOT_FOUND');
+  });
+
+  it('pages: bad page and per_page are 400, a page past the end is 200 with result []', async () => {
+    for (const q of ['page=0', 'per_page=0', 'per_page=101', 'page=x', 'order=size', 'direction=up']) {
+      const r = await api.call('GET', `${Z}/spectrum/apps?${q}`);
+      assert.equal(r.status, 400, q);
+      assert.equal(r.json.errors[0].refract_code, 'E_API_BAD_REQUEST', q);
+    }
+    const past = await api.call('GET', `${Z}/spectrum/apps?page=9&per_page=5`);
+    assert.equal(past.status, 200);
+    assert.deepEqual(past.json.result, []);
+    assert.deepEqual(past.json.result_info, { page: 9, per_page: 5, count: 0, total_count: 1, total_pages: 1 });
+  });
+
+  it('orders by any of the five keys, both directions', async () => {
+    const ports = [await freePort(), await freePort()];
+    const created: string[] = [];
+    for (const [i, p] of ports.entries()) {
+      const r = await api.call('POST', `${Z}/spectrum/apps`, app(p, `z${i}.example.com`));
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      created.push(r.json.result.id);
+    }
+    const names = async (q: string) => (await api.call('GET', `${Z}/spectrum/apps?${q}`)).json.result.map((a: any) => a.dns.name);
+    assert.deepEqual(await names('order=dns'), ['file.example.com', 'z0.example.com', 'z1.example.com']);
+    assert.deepEqual(await names('order=dns&direction=desc'), ['z1.example.com', 'z0.example.com', 'file.example.com']);
+    assert.deepEqual((await names('order=created_on&direction=desc')).slice(0, 2), ['z1.example.com', 'z0.example.com']);
+    const ids = (await api.call('GET', `${Z}/spectrum/apps?order=app_id`)).json.result.map((a: any) => a.id);
+    assert.deepEqual(ids, [...ids].sort());
+    for (const id of created) assert.equal((await api.call('DELETE', `${Z}/spectrum/apps/${id}`)).status, 200);
+  });
+
+  it('file apps are listed but read-only: PUT and DELETE answer 400 naming the file', async () => {
+    const got = await api.call('GET', `${Z}/spectrum/apps/from-file`);
+    assert.equal(got.status, 200);
+    const put = await api.call('PUT', `${Z}/spectrum/apps/from-file`, app(filePort, 'file.example.com'));
+    assert.equal(put.status, 400);
+    assert.equal(put.json.errors[0].refract_code, 'E_API_FILE_APP');
+    assert.match(put.json.errors[0].message, /refract\.yaml/);
+    const del = await api.call('DELETE', `${Z}/spectrum/apps/from-file`);
+    assert.equal(del.status, 400);
+    assert.equal((await api.call('GET', `${Z}/spectrum/apps/from-file`)).status, 200);
+  });
+
+  it('rejects an app overlapping another app (validation of the whole config), nothing stored', async () => {
+    const r = await api.call('POST', `${Z}/spectrum/apps`, app(filePort, 'dup.example.com'));
+    assert.equal(r.status, 400);
+    assert.equal(r.json.errors[0].refract_code, 'E_CONFIG_EDGE_CONFLICT');
+    assert.equal(api.store.apps().length, 0);
+  });
+
+  it('rolls back when the edge cannot bind the port: 400 E_LISTEN_ADDRESS_IN_USE, nothing stored or listening', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const taken = (blocker.address() as net.AddressInfo).port;
+    try {
+      const before = api.edge.listeners().length;
+      const r = await api.call('POST', `${Z}/spectrum/apps`, app(taken, 'taken.example.com'));
+      assert.equal(r.status, 400);
+      assert.equal(r.json.errors[0].refract_code, 'E_LISTEN_ADDRESS_IN_USE');
+      assert.equal(api.store.apps().length, 0);
+      assert.equal(api.edge.listeners().length, before);
+      const list = await api.call('GET', `${Z}/spectrum/apps`);
+      assert.equal(list.json.result_info.total_count, 1);
+    } finally {
+      await new Promise<void>((r) => blocker.close(() => r()));
+    }
+  });
+
+  it('a body that is not an app object is 400', async () => {
+    const r = await api.call('POST', `${Z}/spectrum/apps`, [1, 2]);
+    assert.equal(r.status, 400);
+    assert.equal(r.json.errors[0].refract_code, 'E_API_BAD_REQUEST');
+    const bad = await api.call('POST', `${Z}/spectrum/apps`, { protocol: 'tcp/22', dns: { type: 'CNAME', name: 'x.example.com' } });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.errors[0].code, 11000);
+  });
+});

@@ -1,0 +1,29 @@
+/** A file reload through ConfigSource keeps the API's apps; a reload that conflicts with one is rejected whole. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { firstValueFrom, of, toArray } from 'rxjs';
+import { freePort, startApi, ZONE } from './harness.ts';
+
+describe('file reloads with API apps', () => {
+  it('keeps API apps, and rejects a file app that overlaps one (running config unchanged)', async () => {
+    const api = await startApi({ edge: { addresses: ['127.0.0.1'] } });
+    try {
+      const [p1, p2] = [await freePort(), await freePort()];
+      const created = await api.call('POST', `/zones/${ZONE.id}/spectrum/apps`, { protocol: `tcp/${p1}`, dns: { type: 'CNAME', name: 'api.example.com' }, origin_direct: ['tcp://127.0.0.1:9'] });
+      assert.equal(created.status, 200);
+      const fileApp = (port: number) => ({ id: 'filed', protocol: `tcp/${port}`, dns: { type: 'CNAME', name: 'file.example.com' }, origin_direct: ['tcp://127.0.0.1:9'] });
+      const results = await firstValueFrom(
+        api.source
+          .follow(of({ zones: [ZONE], edge: { addresses: ['127.0.0.1'] }, apps: [fileApp(p2)] }, { zones: [ZONE], edge: { addresses: ['127.0.0.1'] }, apps: [fileApp(p1)] }))
+          .pipe(toArray()),
+      );
+      assert.deepEqual(results.map((r) => r.ok), [true, false]);
+      assert.deepEqual(api.source.config.apps.map((a) => a.id).sort(), [created.json.result.id, 'filed'].sort());
+      const list = await api.call('GET', `/zones/${ZONE.id}/spectrum/apps`);
+      assert.equal(list.json.result_info.total_count, 2);
+      assert.deepEqual(api.edge.listeners().map((l) => l.port).sort(), [p1, p2].sort());
+    } finally {
+      await api.close();
+    }
+  });
+});
