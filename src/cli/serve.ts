@@ -20,9 +20,9 @@ import { formatPortRange } from '../model/ports.ts';
 import { ERRORS, isRefractError } from '../model/errors.ts';
 import type { AppSpec, ConfigIssue, RefractConfig } from '../model/types.ts';
 import { parseConfigText, type ConfigResult } from '../model/config.ts';
-import { ApiStore } from '../api/store.ts';
+import type { ApiStore } from '../api/store.ts';
 import { ApiWriteError, ConfigSource } from '../api/config-source.ts';
-import { createApiServer } from '../api/server.ts';
+import type { createApiServer } from '../api/server.ts';
 import { apiDbPath } from './token.ts';
 import { createNodeCertSource } from '../net/node/cert-store.ts';
 import { watchFileChanges, type FileWatch } from '../net/node/file-watch.ts';
@@ -266,6 +266,8 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
     origins = await startBuiltinOrigins(net, config.origins, log);
     let r;
     if (config.api !== undefined) {
+      // Loaded only with `api:` (SQLite's native module and the HTTP server cost start-up time otherwise).
+      const [{ ApiStore }, { createApiServer }] = await Promise.all([import('../api/store.ts'), import('../api/server.ts')]);
       const store = new ApiStore(apiDbPath(file, config.node.dataDir ?? '.refract'));
       const source = new ConfigSource({
         edge,
