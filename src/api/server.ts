@@ -1,14 +1,15 @@
 /**
  * The management API's HTTP side (fastify): Cloudflare's routes under `/client/v4`, its envelope
  * `{success, errors, messages, result, result_info}` with `content-type: application/json`, page-number paging,
- * and bearer-token auth on every request. docs/api.md is the reference.
+ * and auth on every request (a bearer token, or a global key's X-Auth-Email + X-Auth-Key), with a permission and
+ * zone check per route. docs/api.md is the reference.
  */
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ERRORS, type ErrorCode, type ErrorSpec } from '../model/errors.ts';
 import type { ConfigIssue } from '../model/types.ts';
 import { ApiWriteError, type ApiApp, type ConfigSource } from './config-source.ts';
 import type { ApiStore } from './store.ts';
-import { bearerToken, verifyToken } from './tokens.ts';
+import { authenticateKey, authenticateToken, bearerToken, type Permission, type Principal } from './tokens.ts';
 
 export const API_PREFIX = '/client/v4';
 /** The number sent in `errors[].code` for a code without a Cloudflare number. */
@@ -100,12 +101,32 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 1 << 20 });
   const { source, store } = deps;
 
+  const principals = new WeakMap<FastifyRequest, Principal>();
+  const header = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
   app.addHook('onRequest', async (req, reply) => {
     const token = bearerToken(req.headers.authorization);
-    if (token === undefined || verifyToken(store, token) === undefined) {
-      await fail(reply, 401, [problem('E_API_AUTH')]);
-    }
+    const email = header(req.headers['x-auth-email']);
+    const key = header(req.headers['x-auth-key']);
+    // A bearer token wins when both schemes are sent (the SDK sends every header it is configured with).
+    const who = token !== undefined ? authenticateToken(store, token) : email !== undefined && key !== undefined ? authenticateKey(store, email, key) : undefined;
+    if (who === undefined) return fail(reply, 401, [problem('E_API_AUTH')]);
+    principals.set(req, who);
   });
+
+  /** Whether the request's token holds `perm` (undefined: any permission) and `zoneId`; else answers 403. */
+  const allowed = (req: FastifyRequest, reply: FastifyReply, perm: Permission | undefined, zoneId?: string): boolean => {
+    const who = principals.get(req);
+    if (who === undefined) return false;
+    if (who.permissions !== undefined && (perm === undefined ? who.permissions.length === 0 : !who.permissions.includes(perm))) {
+      void fail(reply, 403, [problem('E_API_FORBIDDEN', `this token lacks the permission ${perm ?? 'any'}`)]);
+      return false;
+    }
+    if (zoneId !== undefined && who.zones !== undefined && !who.zones.includes(zoneId)) {
+      void fail(reply, 403, [problem('E_API_FORBIDDEN', `this token may not use zone ${zoneId}`)]);
+      return false;
+    }
+    return true;
+  };
 
   app.setNotFoundHandler((req, reply) => fail(reply, 404, [problem('E_API_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0] ?? ''}`)]));
   app.setErrorHandler((err: { statusCode?: number; message: string }, _req, reply) => {
@@ -120,24 +141,27 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
   const noZone = (reply: FastifyReply, id: string) => fail(reply, 404, [problem('E_API_ZONE_NOT_FOUND', `no zone ${id}`)]);
 
   app.get(`${API_PREFIX}/user/tokens/verify`, async (req, reply) => {
-    const id = verifyToken(store, bearerToken(req.headers.authorization) ?? '');
-    return ok(reply, { id, status: 'active' });
+    return ok(reply, { id: principals.get(req)?.id, status: 'active' });
   });
 
   app.get(`${API_PREFIX}/zones`, async (req, reply) => {
+    if (!allowed(req, reply, undefined)) return reply;
+    const zones = principals.get(req)?.zones;
     const q = req.query as Record<string, unknown>;
     const p = paging(q);
     if (!('page' in p)) return fail(reply, 400, [p]);
     const name = typeof q['name'] === 'string' ? q['name'].toLowerCase() : undefined;
-    return paged(reply, source.zones.filter((z) => name === undefined || z.name === name).map(zoneView), p);
+    return paged(reply, source.zones.filter((z) => (name === undefined || z.name === name) && (zones === undefined || zones.includes(z.id))).map(zoneView), p);
   });
 
   app.get<{ Params: { zone: string } }>(`${API_PREFIX}/zones/:zone`, async (req, reply) => {
+    if (!allowed(req, reply, undefined, req.params.zone)) return reply;
     const z = zone(req.params.zone);
     return z === undefined ? noZone(reply, req.params.zone) : ok(reply, zoneView(z));
   });
 
   app.get<{ Params: { zone: string } }>(`${API_PREFIX}/zones/:zone/spectrum/apps`, async (req, reply) => {
+    if (!allowed(req, reply, 'apps:read', req.params.zone)) return reply;
     if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
     const q = req.query as Record<string, unknown>;
     const p = paging(q);
@@ -155,22 +179,26 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
   });
 
   app.post<{ Params: { zone: string } }>(`${API_PREFIX}/zones/:zone/spectrum/apps`, async (req, reply) => {
+    if (!allowed(req, reply, 'apps:edit', req.params.zone)) return reply;
     if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
     return ok(reply, await source.create(req.params.zone, req.body));
   });
 
   app.get<{ Params: { zone: string; app: string } }>(`${API_PREFIX}/zones/:zone/spectrum/apps/:app`, async (req, reply) => {
+    if (!allowed(req, reply, 'apps:read', req.params.zone)) return reply;
     if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
     const v = source.app(req.params.zone, req.params.app);
     return v === undefined ? fail(reply, 404, [problem('E_API_APP_NOT_FOUND', `no app ${req.params.app} in zone ${req.params.zone}`)]) : ok(reply, v.app);
   });
 
   app.put<{ Params: { zone: string; app: string } }>(`${API_PREFIX}/zones/:zone/spectrum/apps/:app`, async (req, reply) => {
+    if (!allowed(req, reply, 'apps:edit', req.params.zone)) return reply;
     if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
     return ok(reply, await source.replace(req.params.zone, req.params.app, req.body));
   });
 
   app.delete<{ Params: { zone: string; app: string } }>(`${API_PREFIX}/zones/:zone/spectrum/apps/:app`, async (req, reply) => {
+    if (!allowed(req, reply, 'apps:edit', req.params.zone)) return reply;
     if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
     await source.delete(req.params.zone, req.params.app);
     return ok(reply, { id: req.params.app });

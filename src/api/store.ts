@@ -1,6 +1,6 @@
 /**
  * The API's state: SQLite through better-sqlite3 (synchronous), in WAL mode, schema versioned by `user_version`
- * (each migration runs once, in a transaction). Two tables: the apps created through the API and the API tokens
+ * (each migration runs once, in a transaction). Two tables: the apps created through the API and the API tokens and keys
  * (SHA-256 of the secret only).
  *
  * Every change is one transaction. An app write is two-phase so the edge can be changed in between:
@@ -25,7 +25,39 @@ export interface StoredToken {
   readonly name: string;
   readonly createdOn: string;
   readonly status: 'active' | 'revoked';
+  /** 'token' (Authorization: Bearer) or 'key' (a global key: X-Auth-Email + X-Auth-Key). */
+  readonly kind: 'token' | 'key';
+  /** The global key's email; undefined for a token. */
+  readonly email: string | undefined;
+  /** The permissions granted; undefined: all. */
+  readonly permissions: readonly string[] | undefined;
+  /** The zone ids it may use; undefined: all. */
+  readonly zones: readonly string[] | undefined;
 }
+
+/** An active token's or key's hash and grants (the caller compares hashes in constant time). */
+export interface ActiveToken {
+  readonly id: string;
+  readonly sha256: string;
+  readonly kind: 'token' | 'key';
+  readonly email: string | undefined;
+  readonly permissions: readonly string[] | undefined;
+  readonly zones: readonly string[] | undefined;
+}
+
+interface TokenRow {
+  id: string;
+  name: string;
+  sha256: string;
+  created_on: string;
+  revoked_on: string | null;
+  permissions: string | null;
+  zones: string | null;
+  kind: string;
+  email: string | null;
+}
+
+const list = (s: string | null): readonly string[] | undefined => (s === null ? undefined : (JSON.parse(s) as string[]));
 
 /** Migrations, in order; `user_version` is how many have run. Append only. */
 const MIGRATIONS: readonly string[] = [
@@ -44,6 +76,11 @@ const MIGRATIONS: readonly string[] = [
      created_on TEXT NOT NULL,
      revoked_on TEXT
    );`,
+  // Token permissions and zones (JSON arrays; NULL: all), and global keys (kind 'key', used with an email).
+  `ALTER TABLE tokens ADD COLUMN permissions TEXT;
+   ALTER TABLE tokens ADD COLUMN zones TEXT;
+   ALTER TABLE tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'token';
+   ALTER TABLE tokens ADD COLUMN email TEXT;`,
 ];
 
 interface AppRow {
@@ -128,18 +165,48 @@ export class ApiStore {
 
   // ── tokens ──────────────────────────────────────────────────────────────────────────────────────────────────
 
-  addToken(t: { id: string; name: string; sha256: string; createdOn: string }): void {
-    this.#db.prepare('INSERT INTO tokens (id, name, sha256, created_on) VALUES (?, ?, ?, ?)').run(t.id, t.name, t.sha256, t.createdOn);
+  addToken(t: {
+    id: string;
+    name: string;
+    sha256: string;
+    createdOn: string;
+    kind?: 'token' | 'key';
+    email?: string | undefined;
+    permissions?: readonly string[] | undefined;
+    zones?: readonly string[] | undefined;
+  }): void {
+    this.#db
+      .prepare('INSERT INTO tokens (id, name, sha256, created_on, kind, email, permissions, zones) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(
+        t.id,
+        t.name,
+        t.sha256,
+        t.createdOn,
+        t.kind ?? 'token',
+        t.email ?? null,
+        t.permissions === undefined ? null : JSON.stringify(t.permissions),
+        t.zones === undefined ? null : JSON.stringify(t.zones),
+      );
   }
 
   tokens(): StoredToken[] {
-    const rows = this.#db.prepare('SELECT id, name, created_on, revoked_on FROM tokens ORDER BY created_on, id').all() as Array<{ id: string; name: string; created_on: string; revoked_on: string | null }>;
-    return rows.map((r) => ({ id: r.id, name: r.name, createdOn: r.created_on, status: r.revoked_on === null ? 'active' : 'revoked' }));
+    const rows = this.#db.prepare('SELECT * FROM tokens ORDER BY created_on, id').all() as TokenRow[];
+    return rows.map((r) => ({
+      id: r.id,
+      name: r.name,
+      createdOn: r.created_on,
+      status: r.revoked_on === null ? 'active' : 'revoked',
+      kind: r.kind === 'key' ? 'key' : 'token',
+      email: r.email ?? undefined,
+      permissions: list(r.permissions),
+      zones: list(r.zones),
+    }));
   }
 
-  /** The active tokens' ids and hashes (the caller compares in constant time). */
-  activeTokenHashes(): Array<{ id: string; sha256: string }> {
-    return this.#db.prepare('SELECT id, sha256 FROM tokens WHERE revoked_on IS NULL').all() as Array<{ id: string; sha256: string }>;
+  /** The active tokens and keys, with their hashes (the caller compares in constant time). */
+  activeTokenHashes(): ActiveToken[] {
+    const rows = this.#db.prepare('SELECT * FROM tokens WHERE revoked_on IS NULL').all() as TokenRow[];
+    return rows.map((r) => ({ id: r.id, sha256: r.sha256, kind: r.kind === 'key' ? 'key' : 'token', email: r.email ?? undefined, permissions: list(r.permissions), zones: list(r.zones) }));
   }
 
   /** Revokes by id or name; how many tokens it revoked. */

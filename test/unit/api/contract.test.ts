@@ -5,6 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
+import { createGlobalKey, createToken } from '../../../src/api/tokens.ts';
 import { freePort, startApi, ZONE, type ApiUnderTest } from './harness.ts';
 
 const Z = `/zones/${ZONE.id}`;
@@ -124,5 +125,59 @@ describe('management API contract', () => {
     const bad = await api.call('POST', `${Z}/spectrum/apps`, { protocol: 'tcp/22', dns: { type: 'CNAME', name: 'x.example.com' } });
     assert.equal(bad.status, 400);
     assert.equal(bad.json.errors[0].code, 11000);
+  });
+});
+
+describe('management API permissions and global keys', () => {
+  let api: ApiUnderTest;
+  before(async () => {
+    api = await startApi({ edge: { addresses: ['127.0.0.1'] } });
+  });
+  after(() => api.close());
+
+  it('answers 403 code 10000 naming the missing permission, or the zone outside the token', async () => {
+    const { token: reader } = createToken(api.store, 'reader', new Date(0), { permissions: ['apps:read'] });
+    const list = await api.call('GET', `${Z}/spectrum/apps`, undefined, { auth: reader });
+    assert.equal(list.status, 200);
+    const write = await api.call('POST', `${Z}/spectrum/apps`, app(await freePort(), 'w.example.com'), { auth: reader });
+    assert.equal(write.status, 403);
+    assert.equal(write.json.success, false);
+    assert.equal(write.json.errors[0].code, 10000);
+    assert.equal(write.json.errors[0].refract_code, 'E_API_FORBIDDEN');
+    assert.match(write.json.errors[0].message, /apps:edit/);
+    const del = await api.call('DELETE', `${Z}/spectrum/apps/${'0'.repeat(32)}`, undefined, { auth: reader });
+    assert.equal(del.status, 403);
+
+    const { token: rules } = createToken(api.store, 'rules', new Date(0), { permissions: ['rules:read'] });
+    const get = await api.call('GET', `${Z}/spectrum/apps`, undefined, { auth: rules });
+    assert.equal(get.status, 403);
+    assert.match(get.json.errors[0].message, /apps:read/);
+    assert.equal((await api.call('GET', '/zones', undefined, { auth: rules })).status, 200, 'zones need any permission');
+
+    const other = 'f'.repeat(32);
+    const { token: elsewhere } = createToken(api.store, 'elsewhere', new Date(0), { zones: [other] });
+    const wrongZone = await api.call('GET', `${Z}/spectrum/apps`, undefined, { auth: elsewhere });
+    assert.equal(wrongZone.status, 403);
+    assert.equal(wrongZone.json.errors[0].code, 10000);
+    assert.match(wrongZone.json.errors[0].message, new RegExp(ZONE.id));
+    assert.equal((await api.call('GET', Z, undefined, { auth: elsewhere })).status, 403);
+    const zones = await api.call('GET', '/zones', undefined, { auth: elsewhere });
+    assert.deepEqual(zones.json.result, [], 'GET /zones lists only the token\'s zones');
+    const { token: here } = createToken(api.store, 'here', new Date(0), { zones: [ZONE.id] });
+    assert.equal((await api.call('GET', `${Z}/spectrum/apps`, undefined, { auth: here })).status, 200);
+  });
+
+  it('accepts a global key as X-Auth-Email + X-Auth-Key, only with its email', async () => {
+    const { id, key } = createGlobalKey(api.store, 'global', 'Ops@Example.com', new Date(0));
+    const call = async (email: string, k: string) =>
+      fetch(`${api.base}/user/tokens/verify`, { headers: { 'x-auth-email': email, 'x-auth-key': k }, signal: AbortSignal.timeout(5000) });
+    const good = await call('ops@example.com', key);
+    assert.equal(good.status, 200);
+    assert.equal(((await good.json()) as { result: { id: string } }).result.id, id);
+    assert.equal((await call('other@example.com', key)).status, 401);
+    assert.equal((await call('ops@example.com', `${key}x`)).status, 401);
+    assert.equal((await call('ops@example.com', api.token)).status, 401, 'a bearer token is not a key');
+    const asBearer = await api.call('GET', '/zones', undefined, { auth: key });
+    assert.equal(asBearer.status, 401, 'a key is not a bearer token');
   });
 });

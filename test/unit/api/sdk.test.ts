@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import Cloudflare from 'cloudflare';
 import { exchange, startOrigin } from '../../helpers/edge.ts';
+import { createGlobalKey, createToken } from '../../../src/api/tokens.ts';
 import { freePort, startApi, ZONE, type ApiUnderTest } from './harness.ts';
 
 describe('the cloudflare SDK against the API', () => {
@@ -94,5 +95,30 @@ describe('the cloudflare SDK against the API', () => {
     await assert.rejects(bad.user.tokens.verify(), (e: unknown) => e instanceof Cloudflare.AuthenticationError && (e.errors[0] as { code: number }).code === 10000);
     const verified = await cf.user.tokens.verify();
     assert.equal(verified.status, 'active');
+  });
+
+  it('a token without the permission or the zone throws PermissionDeniedError (403, code 10000)', async () => {
+    const { token: reader } = createToken(api.store, 'sdk-reader', new Date(0), { permissions: ['apps:read'] });
+    const ro = new Cloudflare({ apiToken: reader, baseURL: api.base, maxRetries: 0, timeout: 5000 });
+    for await (const _ of ro.spectrum.apps.list({ zone_id: ZONE.id })) break;
+    const p = await freePort();
+    await assert.rejects(ro.spectrum.apps.create({ zone_id: ZONE.id, dns: { type: 'CNAME', name: 'ro.example.com' }, protocol: `tcp/${p}`, origin_direct: ['tcp://127.0.0.1:9'] }), (e: unknown) => {
+      assert.ok(e instanceof Cloudflare.PermissionDeniedError);
+      assert.equal(e.status, 403);
+      assert.equal((e.errors[0] as { code: number }).code, 10000);
+      return true;
+    });
+    const { token: elsewhere } = createToken(api.store, 'sdk-elsewhere', new Date(0), { zones: ['f'.repeat(32)] });
+    const other = new Cloudflare({ apiToken: elsewhere, baseURL: api.base, maxRetries: 0, timeout: 5000 });
+    await assert.rejects(other.spectrum.apps.get('0'.repeat(32), { zone_id: ZONE.id }), (e: unknown) => e instanceof Cloudflare.PermissionDeniedError && e.status === 403);
+  });
+
+  it('drives the API with a global key (apiEmail + apiKey)', async () => {
+    const { key } = createGlobalKey(api.store, 'sdk-global', 'ops@example.com', new Date(0));
+    const g = new Cloudflare({ apiEmail: 'ops@example.com', apiKey: key, baseURL: api.base, maxRetries: 0, timeout: 5000 });
+    const zone = await g.zones.get({ zone_id: ZONE.id });
+    assert.equal(zone.id, ZONE.id);
+    const wrong = new Cloudflare({ apiEmail: 'someone@example.com', apiKey: key, baseURL: api.base, maxRetries: 0, timeout: 5000 });
+    await assert.rejects(wrong.zones.get({ zone_id: ZONE.id }), (e: unknown) => e instanceof Cloudflare.AuthenticationError);
   });
 });

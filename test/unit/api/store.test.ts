@@ -15,12 +15,12 @@ describe('ApiStore', () => {
     try {
       const file = join(dir, 'sub', 'api.sqlite');
       const a = new ApiStore(file);
-      assert.equal(a.schemaVersion, 1);
+      assert.equal(a.schemaVersion, 2);
       a.begin({ put: app('a1') });
       a.commit();
       a.close();
       const b = new ApiStore(file);
-      assert.equal(b.schemaVersion, 1);
+      assert.equal(b.schemaVersion, 2);
       assert.deepEqual(b.apps().map((x) => x.appId), ['a1']);
       b.close();
       assert.equal(readFileSync(file).subarray(18, 20).toString('hex'), '0202', 'WAL mode is recorded in the header');
