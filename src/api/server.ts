@@ -5,6 +5,8 @@
  * zone check per route. docs/api.md is the reference.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
 import { ERRORS, type ErrorCode, type ErrorSpec } from '../model/errors.ts';
 import type { ConfigIssue } from '../model/types.ts';
 import { ApiWriteError, type ApiApp, type ConfigSource } from './config-source.ts';
@@ -94,12 +96,35 @@ function sortKey(app: ApiApp, order: Order): string {
 export interface ApiServerDeps {
   readonly source: ConfigSource;
   readonly store: ApiStore;
+  /** The access log: one info line per request (`event: "api.request"`); none when undefined. */
+  readonly log?: Logger | undefined;
 }
+
+/** The response header carrying each request's id (like Cloudflare's `cf-ray`); the access log line has it too. */
+export const REQUEST_ID_HEADER = 'x-request-id';
 
 /** Builds the server (not listening yet: call `listen({host, port})`). */
 export function createApiServer(deps: ApiServerDeps): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 1 << 20 });
-  const { source, store } = deps;
+  const app = Fastify({ logger: false, bodyLimit: 1 << 20, requestIdHeader: false, genReqId: () => randomBytes(8).toString('hex') });
+  const { source, store, log } = deps;
+
+  app.addHook('onRequest', async (req, reply) => {
+    void reply.header(REQUEST_ID_HEADER, req.id);
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    log?.info(
+      {
+        event: 'api.request',
+        request_id: req.id,
+        method: req.method,
+        route: req.routeOptions.url ?? null,
+        status: reply.statusCode,
+        duration_ms: Math.round(reply.elapsedTime * 10) / 10,
+        token_id: principals.get(req)?.id ?? null,
+      },
+      'API request',
+    );
+  });
 
   const principals = new WeakMap<FastifyRequest, Principal>();
   const header = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);

@@ -5,6 +5,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { createGlobalKey, createToken } from '../../../src/api/tokens.ts';
 import { freePort, startApi, ZONE, type ApiUnderTest } from './harness.ts';
 
@@ -179,5 +181,47 @@ describe('management API permissions and global keys', () => {
     assert.equal((await call('ops@example.com', api.token)).status, 401, 'a bearer token is not a key');
     const asBearer = await api.call('GET', '/zones', undefined, { auth: key });
     assert.equal(asBearer.status, 401, 'a key is not a bearer token');
+  });
+});
+
+describe('management API request ids and access log', () => {
+  const lines: Array<Record<string, unknown>> = [];
+  let api: ApiUnderTest;
+  before(async () => {
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        for (const l of chunk.toString().split('\n')) if (l !== '') lines.push(JSON.parse(l) as Record<string, unknown>);
+        cb();
+      },
+    });
+    api = await startApi({}, { log: pino({ level: 'info' }, sink) });
+  });
+  after(() => api.close());
+
+  it('sends x-request-id on every answer and logs one info line per request, never the token', async () => {
+    const ids: string[] = [];
+    for (const auth of [undefined, false] as const) {
+      const res = await fetch(`${api.base}/zones/${ZONE.id}/spectrum/apps`, { headers: auth === false ? {} : { authorization: `Bearer ${api.token}` }, signal: AbortSignal.timeout(5000) });
+      await res.text();
+      const id = res.headers.get('x-request-id');
+      assert.match(id ?? '', /^[0-9a-f]{16}$/);
+      ids.push(id!);
+    }
+    assert.notEqual(ids[0], ids[1]);
+    const deadline = Date.now() + 2000;
+    while (lines.filter((l) => l['event'] === 'api.request').length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const logged = lines.filter((l) => l['event'] === 'api.request');
+    assert.equal(logged.length, 2);
+    const [ok, denied] = logged;
+    assert.equal(ok!['level'], 30);
+    assert.equal(ok!['request_id'], ids[0]);
+    assert.equal(ok!['method'], 'GET');
+    assert.equal(ok!['route'], '/client/v4/zones/:zone/spectrum/apps');
+    assert.equal(ok!['status'], 200);
+    assert.equal(typeof ok!['duration_ms'], 'number');
+    assert.match(String(ok!['token_id']), /^[0-9a-f]{32}$/);
+    assert.equal(denied!['status'], 401);
+    assert.equal(denied!['token_id'], null);
+    assert.ok(!JSON.stringify(lines).includes(api.token), 'the token is never logged');
   });
 });

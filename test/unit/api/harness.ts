@@ -2,7 +2,7 @@
  * Runs the management API on loopback (port 0) over a real EdgeNode, with an in-memory store and one token.
  */
 import * as net from 'node:net';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import type { AddressInfo } from 'node:net';
 import { EdgeNode } from '../../../src/edge/edge-node.ts';
 import { createNodeNetwork } from '../../../src/net/node/network.ts';
@@ -34,7 +34,7 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export async function startApi(fileRaw: Record<string, unknown> = {}, opts: { storeFile?: string } = {}): Promise<ApiUnderTest> {
+export async function startApi(fileRaw: Record<string, unknown> = {}, opts: { storeFile?: string; log?: Logger } = {}): Promise<ApiUnderTest> {
   const raw = { zones: [ZONE], ...fileRaw };
   const first = validateConfig(raw);
   if (!first.ok) throw new Error(JSON.stringify(first.issues));
@@ -46,7 +46,7 @@ export async function startApi(fileRaw: Record<string, unknown> = {}, opts: { st
   const now = (): Date => new Date(Date.UTC(2026, 0, 1, 0, 0, tick++));
   const source = new ConfigSource({ edge, store, file: 'refract.yaml', fileRaw: raw, now });
   await source.start();
-  const server = createApiServer({ source, store });
+  const server = createApiServer({ source, store, log: opts.log });
   await server.listen({ host: '127.0.0.1', port: 0 });
   const port = (server.server.address() as AddressInfo).port;
   const { token } = createToken(store, 'test', now());
