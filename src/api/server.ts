@@ -34,7 +34,8 @@ function errorItem(i: ConfigIssue): ApiErrorItem {
 
 function fail(reply: FastifyReply, status: number, issues: readonly ConfigIssue[]): FastifyReply {
   // 409 and 5xx are retried by Cloudflare's SDKs; client mistakes are 400/404 and say not to retry.
-  if (status < 500) void reply.header('x-should-retry', 'false');
+  // A 429 is retried after its Retry-After.
+  if (status < 500 && status !== 429) void reply.header('x-should-retry', 'false');
   return reply.code(status).type('application/json').send({ success: false, errors: issues.map(errorItem), messages: [], result: null });
 }
 
@@ -98,6 +99,10 @@ export interface ApiServerDeps {
   readonly store: ApiStore;
   /** The access log: one info line per request (`event: "api.request"`); none when undefined. */
   readonly log?: Logger | undefined;
+  /** Requests per token or key per fixed window; default 1,200 per 300 s. */
+  readonly rateLimit?: { readonly requests: number; readonly windowSec: number } | undefined;
+  /** The clock for the rate limit, in ms. */
+  readonly nowMs?: (() => number) | undefined;
 }
 
 /** The response header carrying each request's id (like Cloudflare's `cf-ray`); the access log line has it too. */
@@ -127,6 +132,10 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
   });
 
   const principals = new WeakMap<FastifyRequest, Principal>();
+  const limit = deps.rateLimit ?? { requests: 1200, windowSec: 300 };
+  const nowMs = deps.nowMs ?? (() => Date.now());
+  /** Fixed windows per token or key id, from its first request of the window. */
+  const windows = new Map<string, { start: number; count: number }>();
   const header = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
   app.addHook('onRequest', async (req, reply) => {
     const token = bearerToken(req.headers.authorization);
@@ -136,6 +145,14 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
     const who = token !== undefined ? authenticateToken(store, token) : email !== undefined && key !== undefined ? authenticateKey(store, email, key) : undefined;
     if (who === undefined) return fail(reply, 401, [problem('E_API_AUTH')]);
     principals.set(req, who);
+    const t = nowMs();
+    let w = windows.get(who.id);
+    if (w === undefined || t >= w.start + limit.windowSec * 1000) windows.set(who.id, (w = { start: t, count: 0 }));
+    w.count++;
+    if (w.count > limit.requests) {
+      void reply.header('retry-after', String(Math.max(1, Math.ceil((w.start + limit.windowSec * 1000 - t) / 1000))));
+      return fail(reply, 429, [problem('E_API_RATE_LIMITED', `more than ${limit.requests} requests in ${limit.windowSec} s with this token`)]);
+    }
   });
 
   /** Whether the request's token holds `perm` (undefined: any permission) and `zoneId`; else answers 403. */

@@ -280,7 +280,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
           config = c;
         },
       });
-      const server = createApiServer({ source, store, log });
+      const server = createApiServer({ source, store, log, rateLimit: config.api.rateLimit });
       api = { source, store, server };
       r = await source.start();
       config = source.config;

@@ -189,6 +189,9 @@ const API_FIELDS = {
     if (!r.ok) return decode<{ host: string; port: number }>(r, ctx);
     return { host: r.value.address.address, port: r.value.port };
   }),
+  rate_limit: z
+    .object({ requests: z.number().int().min(1).max(1_000_000), window_sec: z.number().int().min(1).max(86_400) })
+    .strict(),
 };
 
 const ZONE_FIELDS = {
@@ -369,7 +372,13 @@ export function validateConfig(raw: unknown): ConfigResult {
     accessRules,
     geo: { country: geoV?.country ?? [], asn: geoV?.asn ?? [] },
     zones,
-    api: apiV === undefined ? undefined : { listen: apiV.listen ?? { host: DEFAULTS.apiHost, port: DEFAULTS.apiPort } },
+    api:
+      apiV === undefined
+        ? undefined
+        : {
+            listen: apiV.listen ?? { host: DEFAULTS.apiHost, port: DEFAULTS.apiPort },
+            rateLimit: apiV.rate_limit === undefined ? { requests: 1200, windowSec: 300 } : { requests: apiV.rate_limit.requests, windowSec: apiV.rate_limit.window_sec },
+          },
   };
   return { ok: true, config: deepFreeze(config), warnings };
 }

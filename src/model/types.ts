@@ -194,6 +194,8 @@ export interface Zone {
 
 export interface ApiSettings {
   readonly listen: { readonly host: string; readonly port: number };
+  /** Requests per token or key per window (default 1,200 per 300 s). */
+  readonly rateLimit: { readonly requests: number; readonly windowSec: number };
 }
 
 /**

@@ -225,3 +225,31 @@ describe('management API request ids and access log', () => {
     assert.ok(!JSON.stringify(lines).includes(api.token), 'the token is never logged');
   });
 });
+
+describe('management API rate limit', () => {
+  let api: ApiUnderTest;
+  let t = 0;
+  before(async () => {
+    api = await startApi({}, { rateLimit: { requests: 2, windowSec: 10 }, nowMs: () => t });
+  });
+  after(() => api.close());
+
+  it('answers 429 with Retry-After past the limit, per token, until the window ends', async () => {
+    assert.equal((await api.call('GET', '/zones')).status, 200);
+    t = 3000;
+    assert.equal((await api.call('GET', '/zones')).status, 200);
+    const res = await fetch(`${api.base}/zones`, { headers: { authorization: `Bearer ${api.token}` }, signal: AbortSignal.timeout(5000) });
+    assert.equal(res.status, 429);
+    assert.equal(res.headers.get('retry-after'), '7');
+    assert.equal(res.headers.get('x-should-retry'), null);
+    const body = (await res.json()) as { success: boolean; errors: Array<{ code: number; refract_code: string }>; result: unknown };
+    assert.equal(body.success, false);
+    assert.equal(body.errors[0]!.refract_code, 'E_API_RATE_LIMITED');
+    assert.equal(body.errors[0]!.code, 1000);
+    assert.equal(body.result, null);
+    const { token: other } = createToken(api.store, 'other', new Date(0));
+    assert.equal((await api.call('GET', '/zones', undefined, { auth: other })).status, 200, 'another token has its own budget');
+    t = 10_000;
+    assert.equal((await api.call('GET', '/zones')).status, 200, 'a new window');
+  });
+});
