@@ -57,7 +57,7 @@ export default tseslint.config(
   },
   {
     files: ['src/**/*.ts'],
-    ignores: ['src/net/node/**', 'src/api/**', 'src/cli.ts', 'src/cli/**'],
+    ignores: ['src/net/node/**', 'src/cli.ts', 'src/cli/**'],
     rules: {
       'no-restricted-globals': ['error', ...hostTime],
       'no-restricted-properties': ['error', ...hostProps],

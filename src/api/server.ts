@@ -101,8 +101,8 @@ export interface ApiServerDeps {
   readonly log?: Logger | undefined;
   /** Requests per token or key per fixed window; default 1,200 per 300 s. */
   readonly rateLimit?: { readonly requests: number; readonly windowSec: number } | undefined;
-  /** The clock for the rate limit, in ms. */
-  readonly nowMs?: (() => number) | undefined;
+  /** The clock for the rate limit, monotonic ms (the CLI passes the Clock port's `now`; src/api reads no wall time). */
+  readonly nowMs: () => number;
 }
 
 /** The response header carrying each request's id (like Cloudflare's `cf-ray`); the access log line has it too. */
@@ -133,7 +133,7 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
 
   const principals = new WeakMap<FastifyRequest, Principal>();
   const limit = deps.rateLimit ?? { requests: 1200, windowSec: 300 };
-  const nowMs = deps.nowMs ?? (() => Date.now());
+  const nowMs = deps.nowMs;
   /** Fixed windows per token or key id, from its first request of the window. */
   const windows = new Map<string, { start: number; count: number }>();
   const header = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);

@@ -27,7 +27,7 @@ import { apiDbPath } from './token.ts';
 import { createNodeCertSource } from '../net/node/cert-store.ts';
 import { watchFileChanges, type FileWatch } from '../net/node/file-watch.ts';
 import { loadGeo, type LoadedGeo } from '../net/node/geo-loader.ts';
-import { createNodeNetwork } from '../net/node/network.ts';
+import { createNodeNetwork, nodeClock } from '../net/node/network.ts';
 import type { CertSource } from '../net/ports.ts';
 import { traceLine } from '../streams/trace.ts';
 import { ACCESS_LOG_FORMATS, accessLogLine, defaultAccessLog, type AccessLogFormat } from './access-log.ts';
@@ -280,7 +280,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
           config = c;
         },
       });
-      const server = createApiServer({ source, store, log, rateLimit: config.api.rateLimit });
+      const server = createApiServer({ source, store, log, rateLimit: config.api.rateLimit, nowMs: () => nodeClock.now() });
       api = { source, store, server };
       r = await source.start();
       config = source.config;

@@ -46,7 +46,7 @@ export async function startApi(fileRaw: Record<string, unknown> = {}, opts: { st
   const now = (): Date => new Date(Date.UTC(2026, 0, 1, 0, 0, tick++));
   const source = new ConfigSource({ edge, store, file: 'refract.yaml', fileRaw: raw, now });
   await source.start();
-  const server = createApiServer({ source, store, log: opts.log, rateLimit: opts.rateLimit, nowMs: opts.nowMs });
+  const server = createApiServer({ source, store, log: opts.log, rateLimit: opts.rateLimit, nowMs: opts.nowMs ?? (() => performance.now()) });
   await server.listen({ host: '127.0.0.1', port: 0 });
   const port = (server.server.address() as AddressInfo).port;
   const { token } = createToken(store, 'test', now());
