@@ -18,7 +18,7 @@ import { createLogger } from '../../../src/log.ts';
 import { RefractError } from '../../../src/model/errors.ts';
 import { validateConfig } from '../../../src/model/config.ts';
 import type { RefractConfig } from '../../../src/model/types.ts';
-import type { SpectrumEvent } from '../../../src/streams/events.ts';
+import { NO_TLS_FIELDS, type SpectrumEvent } from '../../../src/streams/events.ts';
 
 function capture(): { io: { out: (t: string) => void; err: (t: string) => void }; out: string[]; err: string[] } {
   const out: string[] = [];
@@ -86,14 +86,7 @@ const EVENT: SpectrumEvent = {
   OriginPort: 8080,
   OriginProto: 'tcp',
   OriginTlsMode: 'off',
-  ClientTlsProtocol: 'none',
-  ClientTlsCipher: 'UNK',
-  ClientTlsClientHelloServerName: '',
-  ClientTlsStatus: 'UNKNOWN',
-  OriginTlsProtocol: 'none',
-  OriginTlsCipher: 'UNK',
-  OriginTlsFingerprint: '',
-  OriginTlsStatus: 'UNKNOWN',
+  ...NO_TLS_FIELDS,
   ProxyProtocol: 'off',
   IpFirewall: false,
   ClientMatchedIpFirewall: 'UNKNOWN',
