@@ -9,7 +9,7 @@
  * Output: stderr carries the start lines (one with the PID, one per app) and the JSON log; stdout carries the
  * access log (docs/cli.md) and, with `--events stdout`, the Spectrum events.
  */
-import { createWriteStream, readFileSync, unwatchFile, watchFile, type WriteStream } from 'node:fs';
+import { createWriteStream, unwatchFile, watchFile, type WriteStream } from 'node:fs';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { Subject, concatMap, debounceTime, filter, map, tap, type Observable } from 'rxjs';
 import type { Logger } from 'pino';
@@ -19,7 +19,7 @@ import { createLogger } from '../log.ts';
 import { formatPortRange } from '../model/ports.ts';
 import { ERRORS, isRefractError } from '../model/errors.ts';
 import type { AppSpec, ConfigIssue, RefractConfig } from '../model/types.ts';
-import { parseConfigText, type ConfigResult } from '../model/config.ts';
+import type { ConfigResult } from '../model/config.ts';
 import type { ApiStore } from '../api/store.ts';
 import { ApiWriteError, ConfigSource } from '../api/config-source.ts';
 import type { createApiServer } from '../api/server.ts';
@@ -273,7 +273,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
         edge,
         store,
         file,
-        fileRaw: parseConfigText(readFileSync(file, 'utf8'), file),
+        fileRaw: first.raw,
         now: () => new Date(),
         onApplied: (c, result) => {
           log.info({ event: 'config.applied', trigger: 'api', ...result }, 'API change applied');
@@ -317,7 +317,8 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
       log.warn({ err: e }, 'cannot watch the config file; reload with SIGHUP');
     }
   }
-  const snapshots: Observable<RefractConfig> = triggers.pipe(
+  // Each reload reads and parses the file once; with the API, ConfigSource merges that same object with its apps.
+  const loads: Observable<Extract<ConfigResult, { ok: true }>> = triggers.pipe(
     debounceTime(150),
     map((why) => {
       const r = fns.load(file);
@@ -326,7 +327,6 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
       return r;
     }),
     filter((r): r is Extract<ConfigResult, { ok: true }> => r.ok),
-    map((r) => r.config),
   );
   // Certificate files: polled (a watch on an inode misses rename-saves and Kubernetes symlink swaps), and
   // re-listed after every apply since the config names them.
@@ -371,8 +371,8 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
   };
   // With the API, a reload goes through ConfigSource (file + API apps, in the same queue as API writes).
   const followed = api === undefined
-    ? edge.follow(snapshots)
-    : api.source.follow(snapshots.pipe(map(() => parseConfigText(readFileSync(file, 'utf8'), file)))).pipe(
+    ? edge.follow(loads.pipe(map((r) => r.config)))
+    : api.source.follow(loads.pipe(map((r) => r.raw))).pipe(
         tap((o) => {
           if (o.ok) log.info({ event: 'config.applied', ...o.result }, 'configuration applied');
           else log.error({ event: 'config.rejected', err: o.error }, 'configuration rejected; the running configuration stays');

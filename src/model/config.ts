@@ -41,7 +41,13 @@ import {
  * rules no app applies). They never make a config invalid.
  */
 export type ConfigResult =
-  | { readonly ok: true; readonly config: RefractConfig; readonly warnings: readonly ConfigIssue[] }
+  | {
+      readonly ok: true;
+      readonly config: RefractConfig;
+      readonly warnings: readonly ConfigIssue[];
+      /** The object that was validated (the parsed file), for callers that merge it with more (src/api/config-source.ts). */
+      readonly raw: unknown;
+    }
   | { readonly ok: false; readonly issues: readonly ConfigIssue[]; readonly warnings: readonly ConfigIssue[] };
 
 // ── text → object ───────────────────────────────────────────────────────────────────────────────────────────────
@@ -107,7 +113,7 @@ export function loadConfigText(text: string, filename: string): ConfigResult {
     return at === undefined ? i : { ...i, line: at.line, column: at.col };
   };
   const warnings = inFileOrder(r.warnings.map(place));
-  return r.ok ? { ok: true, config: r.config, warnings } : { ok: false, issues: inFileOrder(r.issues.map(place)), warnings };
+  return r.ok ? { ok: true, config: r.config, warnings, raw: r.raw } : { ok: false, issues: inFileOrder(r.issues.map(place)), warnings };
 }
 
 /** Issues sorted by line and column (stable; unplaced ones last, in their order). */
@@ -380,7 +386,7 @@ export function validateConfig(raw: unknown): ConfigResult {
             rateLimit: apiV.rate_limit === undefined ? { requests: 1200, windowSec: 300 } : { requests: apiV.rate_limit.requests, windowSec: apiV.rate_limit.window_sec },
           },
   };
-  return { ok: true, config: deepFreeze(config), warnings };
+  return { ok: true, config: deepFreeze(config), warnings, raw };
 }
 
 /**

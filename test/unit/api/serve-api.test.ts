@@ -1,0 +1,140 @@
+/**
+ * `refract serve` with the management API, as a child process: an app created through the API serves at once,
+ * survives a reload of the file (which adds a file app) and a restart of the process.
+ *
+ * Ports come from `freePort` (bound on port 0, released). Every wait is bounded; the child is killed in `finally`.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as net from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+import { freePort, ZONE } from './harness.ts';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const BIN = join(ROOT, 'bin', 'refract.js');
+const HOST = '127.0.0.1';
+const WAIT_MS = 30_000;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, withinMs = WAIT_MS): Promise<T> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() >= deadline) throw new Error(`timed out after ${withinMs} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+interface Child {
+  readonly child: ChildProcess;
+  stdout: string;
+  stderr: string;
+  readonly done: Promise<number | null>;
+}
+
+function refract(args: readonly string[]): Child {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const c: Child = { child, stdout: '', stderr: '', done: new Promise((resolve) => child.on('close', (code) => resolve(code))) };
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => (c.stdout += s));
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => (c.stderr += s));
+  return c;
+}
+
+/** The echo of `text` through `port`, or undefined when the port refuses or the echo does not come within 2 s. */
+function echo(port: number, text: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: HOST, port });
+    let rx = '';
+    const done = (v: string | undefined): void => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(v);
+    };
+    const timer = setTimeout(() => done(undefined), 2_000);
+    s.on('error', () => done(undefined));
+    s.setEncoding('utf8').on('data', (d: string) => {
+      rx += d;
+      if (rx.length >= text.length) done(rx);
+    });
+    s.on('connect', () => s.write(text));
+  });
+}
+
+describe('refract serve with the management API', () => {
+  it('an API app serves at once, survives a file reload that adds a file app, and a restart', { timeout: 180_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'refract-serve-api-'));
+    const file = join(dir, 'refract.yaml');
+    const [apiPort, originPort, filePort, apiAppPort, addedPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+    const app = (id: string, port: number) => ({ id, protocol: `tcp/${port}`, dns: { name: `${id}.example.com` }, origin_direct: [`tcp://${HOST}:${originPort}`] });
+    const write = (apps: unknown[]): void =>
+      writeFileSync(
+        file,
+        YAML.stringify({
+          node: { id: 'serve-api', data_dir: join(dir, 'data') },
+          edge: { addresses: [HOST], drain_timeout_ms: 500 },
+          origins: [{ name: 'echo', listen: `tcp://${HOST}:${originPort}`, behaviour: 'echo' }],
+          zones: [ZONE],
+          api: { listen: `${HOST}:${apiPort}` },
+          apps,
+        }),
+      );
+    write([app('filed', filePort)]);
+    let run: Child | undefined;
+    try {
+      const created = refract(['token', 'create', '--config', file, '--name', 'test']);
+      assert.equal(await created.done, 0, created.stderr);
+      const token = created.stdout.trim().split('\n').at(-1) ?? '';
+      assert.match(token, /^rfk_/);
+      const base = `http://${HOST}:${apiPort}/client/v4`;
+      const call = async (method: string, path: string, body?: unknown) => {
+        const res = await fetch(base + path, {
+          method,
+          headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+          signal: AbortSignal.timeout(5_000),
+        });
+        return { status: res.status, json: (await res.json()) as { result: any } };
+      };
+
+      run = refract(['serve', '--config', file, '--no-watch']);
+      const serving = run;
+      await until('the API to listen', () => (serving.stderr.includes('management API on') ? true : undefined));
+      assert.equal(await echo(filePort, 'a'), 'a', 'the file app serves');
+
+      const post = await call('POST', `/zones/${ZONE.id}/spectrum/apps`, { protocol: `tcp/${apiAppPort}`, dns: { type: 'CNAME', name: 'api.example.com' }, origin_direct: [`tcp://${HOST}:${originPort}`] });
+      assert.equal(post.status, 200, JSON.stringify(post.json));
+      const apiAppId = post.json.result.id as string;
+      assert.equal(await echo(apiAppPort, 'b'), 'b', 'the API app serves as soon as the create is acknowledged');
+
+      // A reload (SIGHUP) reads the file once and merges it with the API's apps.
+      write([app('filed', filePort), app('added', addedPort)]);
+      run.child.kill('SIGHUP');
+      await until('the reload', () => (serving.stderr.includes('reloaded') ? true : undefined));
+      assert.equal(await echo(addedPort, 'c'), 'c', 'the added file app serves');
+      assert.equal(await echo(apiAppPort, 'd'), 'd', 'the API app survives the reload');
+      const list = await call('GET', `/zones/${ZONE.id}/spectrum/apps?per_page=100`);
+      assert.deepEqual(list.json.result.map((a: { id: string }) => a.id).sort(), [apiAppId, 'added', 'filed'].sort());
+
+      run.child.kill('SIGTERM');
+      assert.equal(await run.done, 0, run.stderr);
+      run = refract(['serve', '--config', file, '--no-watch']);
+      const again = run;
+      await until('the API to listen again', () => (again.stderr.includes('management API on') ? true : undefined));
+      assert.equal(await echo(apiAppPort, 'e'), 'e', 'the API app survives a restart');
+      const got = await call('GET', `/zones/${ZONE.id}/spectrum/apps/${apiAppId}`);
+      assert.equal(got.status, 200);
+      assert.equal(got.json.result.protocol, `tcp/${apiAppPort}`);
+    } finally {
+      run?.child.kill('SIGKILL');
+      await run?.done;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
