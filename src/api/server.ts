@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { ERRORS, type ErrorCode, type ErrorSpec } from '../model/errors.ts';
 import type { ConfigIssue } from '../model/types.ts';
 import { ApiWriteError, type ApiApp, type ConfigSource } from './config-source.ts';
+import { openApiDocument, routeDoc, type RouteKey } from './openapi.ts';
 import type { ApiStore } from './store.ts';
 import { authenticateKey, authenticateToken, bearerToken, type Permission, type Principal } from './tokens.ts';
 
@@ -103,7 +104,12 @@ export interface ApiServerDeps {
   readonly rateLimit?: { readonly requests: number; readonly windowSec: number } | undefined;
   /** The clock for the rate limit, monotonic ms (the CLI passes the Clock port's `now`; src/api reads no wall time). */
   readonly nowMs: () => number;
+  /** Refract's version, for the OpenAPI document's `info.version`. */
+  readonly version?: string | undefined;
 }
+
+/** The OpenAPI document's route. */
+export const OPENAPI_PATH = `${API_PREFIX}/openapi.json`;
 
 /** The response header carrying each request's id (like Cloudflare's `cf-ray`); the access log line has it too. */
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -113,6 +119,15 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 1 << 20, requestIdHeader: false, genReqId: () => randomBytes(8).toString('hex') });
   const { source, store, log } = deps;
 
+  // Every route, as registered: the OpenAPI document lists exactly these, and an undocumented one fails here.
+  const routes: RouteKey[] = [];
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) {
+      if (method === 'HEAD') continue;
+      routeDoc({ method, url: r.url });
+      routes.push({ method, url: r.url });
+    }
+  });
   app.addHook('onRequest', async (req, reply) => {
     void reply.header(REQUEST_ID_HEADER, req.id);
   });
@@ -181,6 +196,12 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
   const zone = (id: string) => source.zones.find((z) => z.id === id);
   const zoneView = (z: { id: string; name: string }) => ({ id: z.id, name: z.name, status: 'active', paused: false, type: 'full' });
   const noZone = (reply: FastifyReply, id: string) => fail(reply, 404, [problem('E_API_ZONE_NOT_FOUND', `no zone ${id}`)]);
+
+  let openapi: string | undefined;
+  app.get(OPENAPI_PATH, async (_req, reply) => {
+    openapi ??= JSON.stringify(openApiDocument(routes, deps.version ?? '0.0.0'));
+    return reply.code(200).type('application/json').send(openapi);
+  });
 
   app.get(`${API_PREFIX}/user/tokens/verify`, async (req, reply) => {
     return ok(reply, { id: principals.get(req)?.id, status: 'active' });

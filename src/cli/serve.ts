@@ -31,7 +31,7 @@ import { createNodeNetwork, nodeClock } from '../net/node/network.ts';
 import type { CertSource } from '../net/ports.ts';
 import { traceLine } from '../streams/trace.ts';
 import { ACCESS_LOG_FORMATS, accessLogLine, defaultAccessLog, type AccessLogFormat } from './access-log.ts';
-import { parseCommand, processIo, type CliIo } from './args.ts';
+import { parseCommand, processIo, refractVersion, type CliIo } from './args.ts';
 import { claimPidFile, type PidFile } from './pid-file.ts';
 
 export const SERVE_USAGE = `Usage: refract serve --config FILE [--access-log text|json|off] [--events FILE|stdout] [--trace FILE]
@@ -280,7 +280,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
           config = c;
         },
       });
-      const server = createApiServer({ source, store, log, rateLimit: config.api.rateLimit, nowMs: () => nodeClock.now() });
+      const server = createApiServer({ source, store, log, rateLimit: config.api.rateLimit, nowMs: () => nodeClock.now(), version: refractVersion() });
       api = { source, store, server };
       r = await source.start();
       config = source.config;

@@ -1,0 +1,203 @@
+/**
+ * The API's OpenAPI 3.1 document, served at `GET /client/v4/openapi.json` to any valid token or key.
+ *
+ * Built from the same sources the server uses, so it cannot drift:
+ * - the paths and methods are the routes the fastify instance actually registered (collected by its `onRoute` hook);
+ * - the request bodies are JSON Schemas generated (`z.toJSONSchema`) from the zod field schemas the validator runs
+ *   (`APP_FIELDS`, `ACCESS_RULE_FIELDS`), and the error codes are `ERRORS`' keys;
+ * - what each route needs (summary, permission, query, body, result) comes from `ROUTE_DOCS`, and a route without
+ *   an entry there is a startup error (`routeDoc` throws), so a new route cannot go undocumented.
+ */
+import { z } from 'zod';
+import { APP_FIELDS } from '../model/app.ts';
+import { ACCESS_RULE_CONFIGURATION_FIELDS, ACCESS_RULE_FIELDS } from '../model/access-rules.ts';
+import { ERRORS, RefractError } from '../model/errors.ts';
+import type { Permission } from './tokens.ts';
+
+type JsonSchema = Record<string, unknown>;
+
+/** A registered route: method and fastify URL pattern (`/client/v4/zones/:zone`). */
+export interface RouteKey {
+  readonly method: string;
+  readonly url: string;
+}
+
+interface QueryParam {
+  readonly name: string;
+  readonly schema: JsonSchema;
+  readonly description: string;
+}
+
+export interface RouteDoc {
+  readonly summary: string;
+  /** The permission the route checks; 'any' = any one permission; 'none' = any valid credentials. */
+  readonly permission: Permission | 'any' | 'none';
+  readonly query?: readonly QueryParam[];
+  /** A component schema name for the JSON body. */
+  readonly body?: string;
+  /** A component schema name for `result` (suffix `[]` for a list with `result_info`). */
+  readonly result: string;
+}
+
+const PAGE: readonly QueryParam[] = [
+  { name: 'page', schema: { type: 'integer', minimum: 1, default: 1 }, description: 'Page number (a page past the end is empty, not an error).' },
+  { name: 'per_page', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 }, description: 'Items per page.' },
+];
+
+/** What the server's routes are, keyed `METHOD URL` with fastify's `:param` syntax. */
+export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
+  'GET /client/v4/openapi.json': { summary: 'This document.', permission: 'none', result: 'OpenApi' },
+  'GET /client/v4/user/tokens/verify': { summary: 'Verify the token or key the request carries.', permission: 'none', result: 'TokenStatus' },
+  'GET /client/v4/zones': {
+    summary: 'List the zones the token may use.',
+    permission: 'any',
+    query: [...PAGE, { name: 'name', schema: { type: 'string' }, description: 'Only the zone with this name.' }],
+    result: 'Zone[]',
+  },
+  'GET /client/v4/zones/:zone': { summary: 'Get a zone.', permission: 'any', result: 'Zone' },
+  'GET /client/v4/zones/:zone/spectrum/apps': {
+    summary: 'List the Spectrum apps of a zone (from the config file and from the API).',
+    permission: 'apps:read',
+    query: [
+      ...PAGE,
+      { name: 'order', schema: { type: 'string', enum: ['protocol', 'app_id', 'created_on', 'modified_on', 'dns'], default: 'dns' }, description: 'Sort key.' },
+      { name: 'direction', schema: { type: 'string', enum: ['asc', 'desc'], default: 'asc' }, description: 'Sort direction.' },
+    ],
+    result: 'App[]',
+  },
+  'POST /client/v4/zones/:zone/spectrum/apps': { summary: 'Create an app; it serves when the answer arrives.', permission: 'apps:edit', body: 'AppInput', result: 'App' },
+  'GET /client/v4/zones/:zone/spectrum/apps/:app': { summary: 'Get an app.', permission: 'apps:read', result: 'App' },
+  'PUT /client/v4/zones/:zone/spectrum/apps/:app': { summary: 'Replace an app (the whole object).', permission: 'apps:edit', body: 'AppInput', result: 'App' },
+  'DELETE /client/v4/zones/:zone/spectrum/apps/:app': { summary: "Delete an app; its open connections drain.", permission: 'apps:edit', result: 'Deleted' },
+};
+
+/** The entry of a registered route; throws E_INTERNAL for a route nobody documented. */
+export function routeDoc(r: RouteKey): RouteDoc {
+  const doc = ROUTE_DOCS[`${r.method} ${r.url}`];
+  if (doc === undefined) throw new RefractError('E_INTERNAL', { message: `route ${r.method} ${r.url} has no entry in ROUTE_DOCS (src/api/openapi.ts)` });
+  return doc;
+}
+
+/** A zod schema as a JSON Schema of its input (what a client sends), without the `$schema` key. */
+function inputSchema(schema: z.ZodType): JsonSchema {
+  const { $schema: _, ...rest } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+  return rest;
+}
+
+function components(): Record<string, JsonSchema> {
+  const appInput = inputSchema(z.object(APP_FIELDS).partial());
+  const readOnly = {
+    id: { type: 'string', readOnly: true },
+    created_on: { type: 'string', format: 'date-time', readOnly: true },
+    modified_on: { type: 'string', format: 'date-time', readOnly: true },
+  };
+  const ruleInput = inputSchema(z.object({ ...ACCESS_RULE_FIELDS, configuration: z.object(ACCESS_RULE_CONFIGURATION_FIELDS) }).partial());
+  return {
+    AppInput: {
+      ...appInput,
+      required: ['protocol', 'dns'],
+      description: 'A Spectrum app. Unknown fields are ignored; null counts as absent. Either origin_direct or origin_dns with origin_port.',
+    },
+    App: { ...appInput, properties: { ...(appInput['properties'] as JsonSchema), ...readOnly }, required: ['id', 'protocol', 'dns', 'created_on', 'modified_on'] },
+    AccessRuleInput: { ...ruleInput, required: ['mode', 'configuration'] },
+    Zone: {
+      type: 'object',
+      properties: { id: { type: 'string', pattern: '^[0-9a-f]{32}$' }, name: { type: 'string' }, status: { type: 'string' }, paused: { type: 'boolean' }, type: { type: 'string' } },
+      required: ['id', 'name'],
+    },
+    TokenStatus: { type: 'object', properties: { id: { type: 'string' }, status: { type: 'string', enum: ['active'] } }, required: ['id', 'status'] },
+    Deleted: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
+    OpenApi: { type: 'object', description: 'An OpenAPI 3.1 document.' },
+    Error: {
+      type: 'object',
+      properties: {
+        code: { type: 'integer', description: "Cloudflare's number for the error where it has one, else 1000." },
+        message: { type: 'string' },
+        refract_code: { type: 'string', enum: Object.keys(ERRORS) },
+        source: { type: 'object', properties: { pointer: { type: 'string', description: 'RFC 6901 pointer into the request body.' } } },
+      },
+      required: ['code', 'message', 'refract_code'],
+    },
+    ResultInfo: {
+      type: 'object',
+      properties: { page: { type: 'integer' }, per_page: { type: 'integer' }, count: { type: 'integer' }, total_count: { type: 'integer' }, total_pages: { type: 'integer' } },
+      required: ['page', 'per_page', 'count', 'total_count', 'total_pages'],
+    },
+    Failure: {
+      type: 'object',
+      properties: {
+        success: { const: false },
+        errors: { type: 'array', items: { $ref: '#/components/schemas/Error' } },
+        messages: { type: 'array', items: {} },
+        result: { type: 'null' },
+      },
+      required: ['success', 'errors', 'messages', 'result'],
+    },
+  };
+}
+
+function envelope(result: string): JsonSchema {
+  const list = result.endsWith('[]');
+  const ref = { $ref: `#/components/schemas/${list ? result.slice(0, -2) : result}` };
+  return {
+    type: 'object',
+    properties: {
+      success: { const: true },
+      errors: { type: 'array', maxItems: 0 },
+      messages: { type: 'array' },
+      result: list ? { type: 'array', items: ref } : ref,
+      ...(list ? { result_info: { $ref: '#/components/schemas/ResultInfo' } } : {}),
+    },
+    required: ['success', 'errors', 'messages', 'result', ...(list ? ['result_info'] : [])],
+  };
+}
+
+const FAILURES: Readonly<Record<string, string>> = {
+  '400': 'Invalid request (errors[].code and refract_code say why; the change was not made).',
+  '401': 'Missing or invalid credentials (code 10000).',
+  '403': 'The token lacks the permission or the zone (code 10000).',
+  '404': 'Unknown zone, app or route.',
+  '429': 'Rate limited: wait Retry-After seconds.',
+};
+
+/** The document for these registered routes (fastify's URL patterns become OpenAPI path templates). */
+export function openApiDocument(routes: readonly RouteKey[], version: string): JsonSchema {
+  const paths: Record<string, Record<string, JsonSchema>> = {};
+  for (const r of routes) {
+    const doc = routeDoc(r);
+    const path = r.url.replace(/:(\w+)/g, '{$1}');
+    const params = [...r.url.matchAll(/:(\w+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+    const failure = { content: { 'application/json': { schema: { $ref: '#/components/schemas/Failure' } } } };
+    const op: JsonSchema = {
+      summary: doc.summary,
+      operationId: `${r.method.toLowerCase()}${path.replace(/\{(\w+)\}/g, 'By_$1').replace(/[^A-Za-z0-9]+(\w)/g, (_, c: string) => c.toUpperCase())}`,
+      'x-refract-permission': doc.permission,
+      parameters: [...params, ...(doc.query ?? []).map((q) => ({ name: q.name, in: 'query', required: false, schema: q.schema, description: q.description }))],
+      ...(doc.body === undefined ? {} : { requestBody: { required: true, content: { 'application/json': { schema: { $ref: `#/components/schemas/${doc.body}` } } } } }),
+      responses: {
+        '200': { description: 'Success.', content: { 'application/json': { schema: envelope(doc.result) } } },
+        ...Object.fromEntries(Object.entries(FAILURES).map(([status, description]) => [status, { description, ...failure }])),
+      },
+    };
+    (paths[path] ??= {})[r.method.toLowerCase()] = op;
+  }
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Refract management API',
+      version,
+      description: "Cloudflare's v4 API for Spectrum apps, IP Access rules and zones, as served by a Refract node. Every answer uses Cloudflare's envelope.",
+    },
+    servers: [{ url: '/', description: 'The node serving this document (every path starts with /client/v4).' }],
+    security: [{ bearer: [] }, { authEmail: [], authKey: [] }],
+    paths,
+    components: {
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'An API token from `refract token create`.' },
+        authEmail: { type: 'apiKey', in: 'header', name: 'X-Auth-Email' },
+        authKey: { type: 'apiKey', in: 'header', name: 'X-Auth-Key', description: 'A global key from `refract token create --global`.' },
+      },
+      schemas: components(),
+    },
+  };
+}
