@@ -166,7 +166,7 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
     w.count++;
     if (w.count > limit.requests) {
       void reply.header('retry-after', String(Math.max(1, Math.ceil((w.start + limit.windowSec * 1000 - t) / 1000))));
-      return fail(reply, 429, [problem('E_API_RATE_LIMITED', `more than ${limit.requests} requests in ${limit.windowSec} s with this token`)]);
+      return fail(reply, 429, [problem('E_API_RATE_LIMITED', `More than ${limit.requests} requests per ${limit.windowSec} seconds reached with this token. Please wait and consider throttling your request speed`)]);
     }
   });
 

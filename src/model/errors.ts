@@ -122,7 +122,7 @@ export const ERRORS = {
   // ── management API (src/api, docs/api.md) ─────────────────────────────────────────────────────────────────────
   E_API_AUTH: { message: 'Authentication error: send Authorization: Bearer TOKEN with an active token, or X-Auth-Email and X-Auth-Key with a global key, from refract token create.', source: 'downstream', retryable: false, cfCode: 10000 },
   E_API_FORBIDDEN: { message: 'The token lacks the permission this request needs, or may not use this zone.', source: 'downstream', retryable: false, cfCode: 10000 },
-  E_API_RATE_LIMITED: { message: 'Too many requests with this token or key: wait for Retry-After seconds.', source: 'downstream', retryable: true },
+  E_API_RATE_LIMITED: { message: 'Too many requests with this token or key: wait for Retry-After seconds.', source: 'downstream', retryable: true, cfCode: 971 },
   E_API_BAD_REQUEST: { message: 'The request is malformed: a query parameter out of range, or a body that is not a JSON object.', source: 'downstream', retryable: false },
   E_API_NOT_FOUND: { message: 'No such API route.', source: 'downstream', retryable: false },
   E_API_ZONE_NOT_FOUND: { message: 'No zone with this id is configured (zones: in the config file).', source: 'downstream', retryable: false },

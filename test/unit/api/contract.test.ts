@@ -245,7 +245,7 @@ describe('management API rate limit', () => {
     const body = (await res.json()) as { success: boolean; errors: Array<{ code: number; refract_code: string }>; result: unknown };
     assert.equal(body.success, false);
     assert.equal(body.errors[0]!.refract_code, 'E_API_RATE_LIMITED');
-    assert.equal(body.errors[0]!.code, 1000);
+    assert.equal(body.errors[0]!.code, 971);
     assert.equal(body.result, null);
     const { token: other } = createToken(api.store, 'other', new Date(0));
     assert.equal((await api.call('GET', '/zones', undefined, { auth: other })).status, 200, 'another token has its own budget');
