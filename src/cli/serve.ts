@@ -13,11 +13,11 @@ import { createWriteStream, unwatchFile, watchFile, type WriteStream } from 'nod
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { Subject, concatMap, debounceTime, filter, map, tap, type Observable } from 'rxjs';
 import type { Logger } from 'pino';
-import { EdgeNode } from '../edge/edge-node.ts';
+import { EdgeNode, listenErrorCode } from '../edge/edge-node.ts';
 import { startBuiltinOrigins, type RunningOrigins } from '../edge/builtin-origins.ts';
 import { createLogger } from '../log.ts';
 import { formatPortRange } from '../model/ports.ts';
-import { ERRORS, isRefractError } from '../model/errors.ts';
+import { ERRORS, RefractError, isRefractError } from '../model/errors.ts';
 import type { AppSpec, ConfigIssue, RefractConfig } from '../model/types.ts';
 import type { ConfigResult } from '../model/config.ts';
 import type { ApiStore } from '../api/store.ts';
@@ -171,14 +171,16 @@ export function describeStartError(e: unknown, config: RefractConfig): string {
       ? `${app.protocol} ${hostPort(d['address'], d['port'])} for app ${appLabel(config, app.id)}`
       : typeof d['origin'] === 'string'
         ? `${hostPort(d['address'], d['port'])} for builtin origin '${d['origin']}'`
-        : hostPort(d['address'], d['port']);
+        : d['api'] === true
+          ? `${hostPort(d['address'], d['port'])} for the management API`
+          : hostPort(d['address'], d['port']);
     about.push(what);
   }
   if (typeof d['file'] === 'string' && about.length === 0 && !e.message.includes(d['file'])) about.push(d['file']);
   const causeCode = typeof d['cause'] === 'string' ? d['cause'] : (e.cause as { code?: unknown } | undefined)?.code;
   const cause = typeof causeCode === 'string' ? ` (${causeCode})` : '';
   // A listen failure is said in the table's sentence (a builtin origin's message repeats Node's, address and all).
-  const msg = about.length > 0 && e.code.startsWith('E_LISTEN_') ? ERRORS[e.code].message : e.message;
+  const msg = about.length > 0 && e.code.startsWith('E_LISTEN_') && d['api'] !== true ? ERRORS[e.code].message : e.message;
   return `${e.code}: ${about.length > 0 ? `${about.join(', ')}: ` : ''}${msg}${cause}`;
 }
 
@@ -242,7 +244,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
   const certs = relativeCertSource(baseDir, createNodeCertSource({ dataDir: resolvePath(baseDir, config.node.tls.dataDir), log: log.child({ component: 'certs' }) }));
   const edge = new EdgeNode(geo ? { net, log, geo, certs } : { net, log, certs }, config);
 
-  if (opts.check === true) return checkCommand(file, config, { edge, net, log, geo });
+  if (opts.check === true) return checkCommand(file, config, first.raw, { edge, net, log, geo });
 
   // Access log and events: the app's name is looked up in the running config when the connection closes.
   const accessLog = opts.accessLog ?? defaultAccessLog(process.stdout.isTTY === true, opts.events ?? config.log.events);
@@ -260,31 +262,16 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
   if (traceOut) edge.trace.records$.subscribe((r) => traceOut.write(traceLine(r) + '\n'));
 
   // The management API (docs/api.md): the running config is the file plus the API's apps, merged in ConfigSource.
-  let api: { source: ConfigSource; store: ApiStore; server: ReturnType<typeof createApiServer> } | undefined;
+  let api: RunningApi | undefined;
   let origins: RunningOrigins | undefined;
   try {
     origins = await startBuiltinOrigins(net, config.origins, log);
     let r;
     if (config.api !== undefined) {
-      // Loaded only with `api:` (SQLite's native module and the HTTP server cost start-up time otherwise).
-      const [{ ApiStore }, { createApiServer }] = await Promise.all([import('../api/store.ts'), import('../api/server.ts')]);
-      const store = new ApiStore(apiDbPath(file, config.node.dataDir ?? '.refract'));
-      const source = new ConfigSource({
-        edge,
-        store,
-        file,
-        fileRaw: first.raw,
-        now: () => new Date(),
-        onApplied: (c, result) => {
-          log.info({ event: 'config.applied', trigger: 'api', ...result }, 'API change applied');
-          config = c;
-        },
-      });
-      const server = createApiServer({ source, store, log, rateLimit: config.api.rateLimit, nowMs: () => nodeClock.now(), version: refractVersion() });
-      api = { source, store, server };
-      r = await source.start();
-      config = source.config;
-      await server.listen({ host: config.api!.listen.host, port: config.api!.listen.port });
+      api = await openApi(file, config, first.raw, edge, log, (c) => (config = c));
+      r = await api.source.start();
+      config = api.source.config;
+      await listenApi(api, config.api!.listen);
       process.stderr.write(`refract: management API on http://${hostPort(config.api!.listen.host, config.api!.listen.port)}/client/v4\n`);
     } else {
       r = await edge.apply(config);
@@ -419,19 +406,78 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
   });
 }
 
+interface RunningApi {
+  readonly source: ConfigSource;
+  readonly store: ApiStore;
+  readonly server: ReturnType<typeof createApiServer>;
+}
+
 /**
- * `serve --check`: certificates, builtin origins and every edge listener, bound and released at once; nothing is
- * served. Exit 0 when all of it worked, 3 when something could not be loaded or bound.
+ * The management API over `edge`: its database (created and migrated if needed), the ConfigSource that merges the
+ * file with the stored apps, and the HTTP server (not listening yet). Loaded only with `api:` (SQLite's native
+ * module and the HTTP server cost start-up time otherwise).
+ */
+async function openApi(file: string, config: RefractConfig, fileRaw: unknown, edge: EdgeNode, log: Logger, adopt: (c: RefractConfig) => void): Promise<RunningApi> {
+  const [{ ApiStore }, { createApiServer }] = await Promise.all([import('../api/store.ts'), import('../api/server.ts')]);
+  const store = new ApiStore(apiDbPath(file, config.node.dataDir ?? '.refract'));
+  const source = new ConfigSource({
+    edge,
+    store,
+    file,
+    fileRaw,
+    now: () => new Date(),
+    onApplied: (c, result) => {
+      log.info({ event: 'config.applied', trigger: 'api', ...result }, 'API change applied');
+      adopt(c);
+    },
+  });
+  const server = createApiServer({ source, store, log, rateLimit: config.api?.rateLimit, nowMs: () => nodeClock.now(), version: refractVersion() });
+  return { source, store, server };
+}
+
+/** Starts the API's HTTP listener; a bind failure is an E_LISTEN_* RefractError naming the address and port. */
+async function listenApi(api: RunningApi, at: { readonly host: string; readonly port: number }): Promise<void> {
+  try {
+    await api.server.listen({ host: at.host, port: at.port });
+  } catch (e) {
+    const errno = (e as { code?: string }).code;
+    throw new RefractError(listenErrorCode(errno), {
+      message: `cannot listen on ${hostPort(at.host, at.port)}: ${errno ?? (e as Error).message}`,
+      details: { address: at.host, port: at.port, api: true },
+      cause: e,
+    });
+  }
+}
+
+/**
+ * `serve --check`: certificates, builtin origins and every edge listener (with `api:`, the API's stored apps too,
+ * and the API's own port), bound and released at once; nothing is served. Exit 0 when all of it worked, 3 when
+ * something could not be loaded, opened or bound.
  */
 async function checkCommand(
   file: string,
   config: RefractConfig,
+  fileRaw: unknown,
   d: { edge: EdgeNode; net: ReturnType<typeof createNodeNetwork>; log: Logger; geo: LoadedGeo | undefined },
 ): Promise<number> {
   let origins: RunningOrigins | undefined;
+  let api: RunningApi | undefined;
   try {
     origins = await startBuiltinOrigins(d.net, config.origins, d.log);
-    const r = await d.edge.apply(config);
+    let r;
+    let apiText = '';
+    if (config.api !== undefined) {
+      api = await openApi(file, config, fileRaw, d.edge, d.log, () => undefined);
+      r = await api.source.start();
+      const apiApps = api.source.config.apps.length - config.apps.length;
+      await listenApi(api, config.api.listen);
+      await api.server.close();
+      api.store.close();
+      api = undefined;
+      apiText = `, ${plural(apiApps, 'API app')} from the database, API port ${hostPort(config.api.listen.host, config.api.listen.port)} bound and released`;
+    } else {
+      r = await d.edge.apply(config);
+    }
     await origins.close();
     origins = undefined;
     await d.edge.shutdown(0);
@@ -440,14 +486,17 @@ async function checkCommand(
     const tlsApps = config.apps.filter((a) => a.tls !== 'off').length;
     process.stdout.write(
       `${file}: OK: ${plural(config.apps.length, 'app')}, ${plural(r.listeners, 'listener')} bound and released` +
-        `, ${plural(config.origins.length, 'builtin origin')}${tlsApps > 0 ? `, certificates ready for ${plural(tlsApps, 'TLS app')}` : ''}${geoText}\n`,
+        `, ${plural(config.origins.length, 'builtin origin')}${tlsApps > 0 ? `, certificates ready for ${plural(tlsApps, 'TLS app')}` : ''}${geoText}${apiText}\n`,
     );
     return 0;
   } catch (e) {
+    await api?.server.close().catch(() => undefined);
+    api?.store.close();
     await origins?.close().catch(() => undefined);
     await d.edge.shutdown(0).catch(() => undefined);
     d.geo?.close();
-    process.stderr.write(`refract serve --check: ${file}: ${describeStartError(e, config)}\n`);
+    const why = e instanceof ApiWriteError ? e.issues.map((i) => `${i.code}: ${i.message} (at ${i.pointer || '/'})`).join('; ') : describeStartError(e, config);
+    process.stderr.write(`refract serve --check: ${file}: ${why}\n`);
     return 3;
   }
 }

@@ -137,4 +137,36 @@ describe('refract serve with the management API', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('serve --check opens the database, binds the stored API apps and the API port, and says which port is taken', { timeout: 120_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'refract-check-api-'));
+    const file = join(dir, 'refract.yaml');
+    const [apiPort, appPort] = [await freePort(), await freePort()];
+    writeFileSync(
+      file,
+      YAML.stringify({ node: { id: 'check-api', data_dir: join(dir, 'data') }, edge: { addresses: [HOST] }, zones: [ZONE], api: { listen: `${HOST}:${apiPort}` }, apps: [] }),
+    );
+    const blocker = net.createServer();
+    try {
+      // An API app stored by an earlier run (written through the store, as the API would).
+      const { ApiStore } = await import('../../../src/api/store.ts');
+      const store = new ApiStore(join(dir, 'data', 'api.sqlite'));
+      store.begin({ put: { zoneId: ZONE.id, appId: 'a'.repeat(32), spec: { protocol: `tcp/${appPort}`, dns: { type: 'CNAME', name: 'stored.example.com' }, origin_direct: [`tcp://${HOST}:9`] }, createdOn: '2026-01-01T00:00:00.000Z', modifiedOn: '2026-01-01T00:00:00.000Z' } });
+      store.commit();
+      store.close();
+
+      const ok = refract(['serve', '--config', file, '--check']);
+      assert.equal(await ok.done, 0, ok.stderr);
+      assert.match(ok.stdout, /OK: 0 apps, 1 listener bound and released, .*1 API app from the database, API port 127\.0\.0\.1:\d+ bound and released/);
+
+      await new Promise<void>((resolve) => blocker.listen(apiPort, HOST, resolve));
+      const taken = refract(['serve', '--config', file, '--check']);
+      assert.equal(await taken.done, 3, taken.stderr);
+      assert.match(taken.stderr, new RegExp(`E_LISTEN_ADDRESS_IN_USE: 127\\.0\\.0\\.1:${apiPort} for the management API`));
+      assert.equal(taken.stdout, '');
+    } finally {
+      blocker.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
