@@ -25,7 +25,7 @@ import { type ConnectTcpOptions, type Network } from '../net/ports.ts';
 import { type SpectrumEvent } from '../streams/events.ts';
 import { traceLine, type TraceRecord } from '../streams/trace.ts';
 import { type ApiOutcome, type Fail, type UdpCounters } from './results.ts';
-import { canonicalIp, edgeConfig, edgeConfigInput, UDP_COUNTER_KEYS } from './schema.ts';
+import { canonicalIp, edgeConfig, edgeConfigInput, findZone, UDP_COUNTER_KEYS } from './schema.ts';
 import { type Tracker } from './tracker.ts';
 import { type ApiStep, type ScenarioFile, type TimelineStep, type Topology } from './types.ts';
 import { type World } from './world.ts';
@@ -272,7 +272,7 @@ export class Edges {
     };
     if (s.create !== undefined) {
       const want = s.create.zone;
-      const zone = want === undefined ? source.zones[0] : source.zones.find((z) => z.id === want || z.name === want.toLowerCase());
+      const zone = want === undefined ? source.zones[0] : findZone(source.zones, want);
       if (zone === undefined) return { ...base, id: null, code: 'E_API_ZONE_NOT_FOUND', message: `no zone ${want ?? ''}` };
       try {
         const app = await source.create(zone.id, s.create.app);

@@ -710,6 +710,12 @@ function checkAccessRules(rules: readonly unknown[], pointer: string, issues: Sc
   return r.ok;
 }
 
+/** The zone `ref` names: by id, or by name as the config file normalises it (lower case, no final dot). */
+export function findZone<Z extends { id: string; name: string }>(zones: readonly Z[], ref: string): Z | undefined {
+  const name = ref.toLowerCase().replace(/\.$/, '');
+  return zones.find((z) => z.id === ref || z.name === name);
+}
+
 /** The zones of a scenario as each edge's config has them (`[]` when the section is invalid: already reported). */
 function scenarioZones(zones: readonly unknown[] | undefined): readonly Zone[] {
   const r = validateConfig({ zones: zones === undefined ? [{ name: DEFAULT_ZONE_NAME }] : zones });
@@ -759,7 +765,7 @@ function checkApiSteps(
     const ref = body[op]!.ref;
     if (op === 'create') {
       const c = body.create!;
-      if (c.zone !== undefined && zones.length > 0 && !zones.some((zn) => zn.id === c.zone || zn.name === c.zone?.toLowerCase())) {
+      if (c.zone !== undefined && zones.length > 0 && findZone(zones, c.zone) === undefined) {
         issues.push(issue(pointerJoin(p, 'create', 'zone'), 'E_SCENARIO_REFERENCE', `no zone named or with id "${c.zone}" (zones: ${zones.map((zn) => zn.name).join(', ')})`));
       }
       const first = createdAnywhere.get(ref);

@@ -88,7 +88,7 @@ void describe('the api step: checks', () => {
     const zones = [{ name: 'example.test' }, { id: '023e105f4ecef8ad9ca31a8372d0c353', name: 'other.test' }];
     const ok = minimal();
     ok['zones'] = zones;
-    ok['timeline'].push({ at: 30, api: { create: { ref: 'a', zone: 'other.test', app: app(8000) } } }, { at: 30, api: { create: { ref: 'b', zone: '023e105f4ecef8ad9ca31a8372d0c353', app: app(8001) } } });
+    ok['timeline'].push({ at: 30, api: { create: { ref: 'a', zone: 'Other.Test.', app: app(8000) } } }, { at: 30, api: { create: { ref: 'b', zone: '023e105f4ecef8ad9ca31a8372d0c353', app: app(8001) } } });
     assert.ok(validateScenario(ok).ok);
     assert.deepEqual(
       codes((s) => {
