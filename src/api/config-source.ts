@@ -48,6 +48,8 @@ export interface ConfigSourceDeps {
   readonly fileRaw: unknown;
   /** Wall clock for created_on / modified_on. */
   readonly now: () => Date;
+  /** A new app's id (32 hex characters); default 16 random bytes. The simulator passes a seeded one (replays stay identical). */
+  readonly newAppId?: () => string;
   /** Called after every successful API write with the new running configuration (not for start or file reloads). */
   readonly onApplied?: (config: RefractConfig, result: ApplyResult) => void;
 }
@@ -135,7 +137,7 @@ export class ConfigSource {
   create(zoneId: string, body: unknown): Promise<ApiApp> {
     return this.#serial(async () => {
       const now = this.#d.now().toISOString();
-      const appId = randomBytes(16).toString('hex');
+      const appId = this.#d.newAppId?.() ?? randomBytes(16).toString('hex');
       return this.#write({ put: { zoneId, appId, spec: bodyObject(body), createdOn: now, modifiedOn: now } });
     });
   }

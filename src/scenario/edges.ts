@@ -1,8 +1,14 @@
 /**
  * The engine under test: an `EdgeNode` on each edge host, started at the run's start and again when its host
  * restarts (each start is an incarnation with a generation number), reloaded by `reload` steps. Its config is
- * `{ node: { id: edge name }, edge: { addresses: the edge host's, ...scenario.edge }, apps, access_rules }`, its
+ * `{ node: { id: edge name }, edge: { addresses: the edge host's, ...scenario.edge }, apps, access_rules, zones }`, its
  * geolocation is built from the topology's clients (`topologyGeo`).
+ *
+ * Each node's configuration goes through a real `ConfigSource` (src/api), as under `refract serve` with the API on:
+ * the scenario's sections play the config file, an in-memory `ApiStore` per edge host holds the apps `api` steps
+ * create (it outlives a crash, like the database on disk: a restarted edge starts with them), `reload` steps are file
+ * reloads (`follow`, which keeps the API apps), and `api` steps call `create`/`replace`/`delete` as the HTTP routes do.
+ * created_on/modified_on come from the host's virtual clock and app ids from a seeded stream (`World.ids`).
  *
  * Each node's two streams feed the run: every decision-trace line goes to the trace recorder (the hash, `onTrace`)
  * and then, with the Spectrum events, to the tracker. The node dials and binds through a thin wrapper of its host's
@@ -10,15 +16,18 @@
  */
 import { createHash } from 'node:crypto';
 import { pino, type Logger } from 'pino';
+import { firstValueFrom, of } from 'rxjs';
+import { ApiWriteError, ConfigSource } from '../api/config-source.ts';
+import { ApiStore } from '../api/store.ts';
 import { type GeoLookup } from '../core/geo.ts';
 import { EdgeNode } from '../edge/edge-node.ts';
 import { type ConnectTcpOptions, type Network } from '../net/ports.ts';
 import { type SpectrumEvent } from '../streams/events.ts';
 import { traceLine, type TraceRecord } from '../streams/trace.ts';
-import { type Fail, type UdpCounters } from './results.ts';
-import { canonicalIp, edgeConfig, UDP_COUNTER_KEYS } from './schema.ts';
+import { type ApiOutcome, type Fail, type UdpCounters } from './results.ts';
+import { canonicalIp, edgeConfig, edgeConfigInput, findZone, UDP_COUNTER_KEYS } from './schema.ts';
 import { type Tracker } from './tracker.ts';
-import { type ScenarioFile, type TimelineStep, type Topology } from './types.ts';
+import { type ApiStep, type ScenarioFile, type TimelineStep, type Topology } from './types.ts';
 import { type World } from './world.ts';
 
 type ReloadSpec = Extract<TimelineStep, { reload: unknown }>['reload'];
@@ -75,10 +84,18 @@ export class TraceRecorder {
   }
 }
 
-/** `code: message` of what an edge threw. */
+/** `code: message` of what an edge threw (a ConfigSource refusal: each issue's pointer and code). */
 function errorText(e: unknown): string {
+  if (e instanceof ApiWriteError) return issuesText(e.issues);
   return `${(e as { code?: string }).code ?? 'error'}: ${(e as Error).message}`;
 }
+
+function issuesText(issues: ReadonlyArray<{ pointer: string; code: string }>): string {
+  return issues.map((i) => `${i.pointer} ${i.code}`).join(', ');
+}
+
+/** What the config file's name is in the API's messages (E_API_FILE_APP names it). */
+const FILE_NAME = 'the scenario file';
 
 /** The edge nodes of the run, their current configuration sections, and every incarnation started. */
 export class Edges {
@@ -96,6 +113,18 @@ export class Edges {
   #apps: readonly unknown[];
   #edgeSection: Record<string, unknown> | undefined;
   #accessRules: readonly unknown[] | undefined;
+  readonly #zones: readonly unknown[] | undefined;
+  /** The ConfigSource of each running incarnation. */
+  readonly #sources = new Map<string, ConfigSource>();
+  /** Per edge host, for the whole run (restarts included): the API's store, its app-id stream, and ref → app. */
+  readonly #stores = new Map<string, ApiStore>();
+  readonly #appIds = new Map<string, () => string>();
+  readonly #refs = new Map<string, Map<string, { id: string; zoneId: string }>>();
+  readonly #apiOutcomes: ApiOutcome[] = [];
+  /** api steps run one after another (a step at the same time as another waits for it, so refs are bound). */
+  #apiChain: Promise<void> = Promise.resolve();
+  /** Every ref an api create names (the others name file apps). */
+  readonly #createRefs: ReadonlySet<string>;
 
   constructor(world: World, sc: ScenarioFile, tracker: Tracker, trace: TraceRecorder, fail: Fail) {
     this.#world = world;
@@ -105,7 +134,14 @@ export class Edges {
     this.#apps = sc.apps;
     this.#edgeSection = sc.edge;
     this.#accessRules = sc.access_rules;
+    this.#zones = sc.zones;
+    this.#createRefs = new Set(sc.timeline.flatMap((t) => ('api' in t && t.api.create !== undefined ? [t.api.create.ref] : [])));
     this.#geo = topologyGeo(world.topo.clients);
+  }
+
+  /** The config "file" of edge `name`: the scenario's sections as they are now. */
+  #fileRaw(name: string): Record<string, unknown> {
+    return edgeConfigInput(name, this.#world.host(name).addresses, this.#edgeSection, this.#apps, this.#accessRules, this.#zones);
   }
 
   /**
@@ -146,8 +182,8 @@ export class Edges {
         };
       },
     };
-    const cfg = edgeConfig(name, host.addresses, this.#edgeSection, this.#apps, this.#accessRules);
-    if (!cfg.ok) throw new Error(`edge ${name}: config became invalid: ${cfg.issues.map((i) => `${i.pointer} ${i.code}`).join(', ')}`);
+    const cfg = edgeConfig(name, host.addresses, this.#edgeSection, this.#apps, this.#accessRules, this.#zones);
+    if (!cfg.ok) throw new Error(`edge ${name}: config became invalid: ${issuesText(cfg.issues)}`);
     const node = new EdgeNode({ net, log: this.#log, geo: this.#geo, certs: this.#world.certSource(host) }, cfg.config);
     this.#nodes.push(node);
     node.trace.records$.subscribe((r: TraceRecord) => {
@@ -156,35 +192,129 @@ export class Edges {
     });
     node.events.events$.subscribe((e: SpectrumEvent) => tracker.onEvent(gen, e));
     this.#running.set(name, node);
+    let store = this.#stores.get(name);
+    if (store === undefined) {
+      store = new ApiStore(':memory:');
+      this.#stores.set(name, store);
+      this.#appIds.set(name, this.#world.ids(`api-apps:${name}`));
+      this.#refs.set(name, new Map());
+    }
+    const source = new ConfigSource({
+      edge: node,
+      store,
+      file: FILE_NAME,
+      fileRaw: this.#fileRaw(name),
+      now: () => new Date(host.clock.epochMs()),
+      newAppId: this.#appIds.get(name)!,
+    });
+    this.#sources.set(name, source);
     try {
-      await node.apply(cfg.config);
+      await source.start(); // the file's apps and the API apps stored before a crash
     } catch (e) {
       this.#fail(path, 'the edge applies its configuration', errorText(e));
     }
   }
 
-  /** Edge host `name` crashed: its node is gone (a `restart` starts a new incarnation). */
+  /** Edge host `name` crashed: its node is gone (a `restart` starts a new incarnation; the API store stays). */
   crashed(name: string): void {
     this.#running.delete(name);
+    this.#sources.delete(name);
   }
 
-  /** A hot reload: replaces the sections `r` gives and applies the result to every running edge; failures at `path`. */
+  /**
+   * A hot reload: replaces the sections `r` gives and applies the result to every running edge as a file reload
+   * (`ConfigSource.follow`: the API apps stay, and a file that conflicts with one is refused whole); failures at `path`.
+   */
   async reload(r: ReloadSpec, path: string): Promise<void> {
     if (r.apps !== undefined) this.#apps = r.apps;
     if (r.edge !== undefined) this.#edgeSection = r.edge;
     if (r.access_rules !== undefined) this.#accessRules = r.access_rules;
-    for (const [name, node] of this.#running) {
-      const cfg = edgeConfig(name, this.#world.host(name).addresses, this.#edgeSection, this.#apps, this.#accessRules);
-      if (!cfg.ok) {
-        this.#fail(path, 'a valid configuration', cfg.issues.map((x) => `${x.pointer} ${x.code}`).join(', '));
-        continue;
-      }
-      try {
-        await node.apply(cfg.config);
-      } catch (e) {
-        this.#fail(path, 'the edge applies the new configuration', errorText(e));
+    for (const [name, source] of this.#sources) {
+      const outcome = await firstValueFrom(source.follow(of(this.#fileRaw(name))));
+      if (outcome.ok) continue;
+      // ConfigSource refuses an invalid merge with an ApiWriteError; a failed apply rejects with the edge's error.
+      if (outcome.error instanceof ApiWriteError) {
+        this.#fail(path, 'a valid configuration', errorText(outcome.error));
+      } else {
+        this.#fail(path, 'the edge applies the new configuration', errorText(outcome.error));
       }
     }
+  }
+
+  /**
+   * An `api` step (index `step`, at `at`): the write on every edge host in topology order, through its ConfigSource's
+   * `create`/`replace`/`delete` (what the HTTP routes call, after the route's own zone check). Each outcome is recorded;
+   * one that does not match `expect_error` (refused when it should succeed, or the other way round, or another code)
+   * is a failure at `path`. An edge that is down refuses with EHOSTDOWN.
+   */
+  api(s: ApiStep, step: number, at: number, path: string): Promise<void> {
+    const run = this.#apiChain.then(async () => {
+      for (const e of this.#world.topo.edges) {
+        const outcome = await this.#apiWrite(e.name, s, step, at);
+        this.#apiOutcomes.push(outcome);
+        this.#checkApiOutcome(outcome, s.expect_error, path);
+      }
+    });
+    this.#apiChain = run.catch(() => undefined);
+    return run;
+  }
+
+  async #apiWrite(edge: string, s: ApiStep, step: number, at: number): Promise<ApiOutcome> {
+    const op = s.create !== undefined ? 'create' : s.update !== undefined ? 'update' : 'delete';
+    const ref = (s.create ?? s.update ?? s.delete)!.ref;
+    const base = { step, at, edge, op, ref } as const;
+    const source = this.#sources.get(edge);
+    if (source === undefined) return { ...base, id: null, code: 'EHOSTDOWN', message: `edge ${edge} is down` };
+    const refs = this.#refs.get(edge)!;
+    const refused = (id: string | null, e: unknown): ApiOutcome => {
+      if (!(e instanceof ApiWriteError)) throw e;
+      return { ...base, id, code: e.issues[0]?.code ?? 'E_INTERNAL', message: e.message };
+    };
+    if (s.create !== undefined) {
+      const want = s.create.zone;
+      const zone = want === undefined ? source.zones[0] : findZone(source.zones, want);
+      if (zone === undefined) return { ...base, id: null, code: 'E_API_ZONE_NOT_FOUND', message: `no zone ${want ?? ''}` };
+      try {
+        const app = await source.create(zone.id, s.create.app);
+        refs.set(ref, { id: app.id, zoneId: zone.id });
+        return { ...base, id: app.id, code: null, message: null };
+      } catch (e) {
+        return refused(null, e);
+      }
+    }
+    // An API app by its ref (on this edge), else a file app by its id, in the zone the API lists it in.
+    const target = refs.get(ref) ?? (this.#createRefs.has(ref) ? undefined : this.#fileApp(source, ref));
+    if (target === undefined) return { ...base, id: null, code: 'E_SCENARIO_REFERENCE', message: `no app has ref ${ref} on edge ${edge} (its create did not succeed there)` };
+    try {
+      if (s.update !== undefined) await source.replace(target.zoneId, target.id, s.update.app);
+      else await source.delete(target.zoneId, target.id);
+      return { ...base, id: target.id, code: null, message: null };
+    } catch (e) {
+      return refused(target.id, e);
+    }
+  }
+
+  /** A file app's id and zone (a file app a reload removed: the first zone, where the API answers 404). */
+  #fileApp(source: ConfigSource, id: string): { id: string; zoneId: string } | undefined {
+    const zone = source.zones.find((z) => source.app(z.id, id)?.fromFile === true) ?? source.zones[0];
+    return zone === undefined ? undefined : { id, zoneId: zone.id };
+  }
+
+  #checkApiOutcome(o: ApiOutcome, expectError: string | undefined, path: string): void {
+    const actual = o.code === null ? { edge: o.edge, applied: true, id: o.id } : { edge: o.edge, code: o.code, message: o.message };
+    if (expectError === undefined && o.code !== null) this.#fail(path, { applied: true }, actual);
+    else if (expectError !== undefined && o.code !== expectError) this.#fail(`${path}/expect_error`, { code: expectError }, actual);
+  }
+
+  /** Each api step's outcome on each edge, in the order they ran. */
+  apiOutcomes(): readonly ApiOutcome[] {
+    return this.#apiOutcomes;
+  }
+
+  /** Closes the API stores (after the run). */
+  close(): void {
+    for (const s of this.#stores.values()) s.close();
+    this.#stores.clear();
   }
 
   /** The UDP engines' counters, summed over every incarnation. */

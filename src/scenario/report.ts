@@ -89,6 +89,13 @@ function flowSection(r: ScenarioReport): string[] {
   return lines;
 }
 
+/** The api steps' outcomes, one line each: `api  at 500 ms  create b on edge: app 2a9e…` or `…: refused E_…`. */
+function apiSection(r: ScenarioReport): string[] {
+  if (r.api === undefined || r.api.length === 0) return [];
+  const rows = r.api.map((a) => [`/timeline/${a.step}`, `${int(a.at)} ms`, a.op, a.ref, a.edge, a.code === null ? `applied, app ${a.id ?? ''}` : `refused ${a.code}`]);
+  return ['', table([['api step', 'at', 'write', 'ref', 'edge', 'outcome'], ...rows], new Set([1]))];
+}
+
 /**
  * The summary of a run: times and event rate, connections by status with their bytes, UDP flows, the trace hash,
  * quiescence, and (for small runs) one row per connection or flow. Ends without a newline.
@@ -109,6 +116,7 @@ export function formatSummary(r: ScenarioReport): string {
     lines.push(...flowSection(r));
     const untrackedUdp = Object.values(r.byStatus).reduce((n, v) => n + v, 0) - flowClosings;
     if (untrackedUdp > 0) lines.push(`(${int(untrackedUdp)} more closing events on the edges that no timeline flow owns)`);
+    lines.push(...apiSection(r));
     lines.push('');
     lines.push(r.quiescent ? 'quiescent: yes (no open connection, no pending timer)' : `quiescent: no (${r.leftOpen.length} connection(s) open, ${r.pendingTimers} timer(s) pending)`);
     return lines.join('\n');
@@ -140,6 +148,7 @@ export function formatSummary(r: ScenarioReport): string {
     lines.push(table(connectionRows(r.connections), new Set([4, 5, 6])));
   }
   if (flows.length > 0) lines.push(...flowSection(r));
+  lines.push(...apiSection(r));
   lines.push('');
   lines.push(r.quiescent ? 'quiescent: yes (no open connection, no pending timer)' : `quiescent: no (${r.leftOpen.length} connection(s) open, ${r.pendingTimers} timer(s) pending)`);
   return lines.join('\n');

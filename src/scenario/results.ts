@@ -93,6 +93,22 @@ export interface ExpectationFailure {
 /** Records a failed expectation (or a step or configuration that failed) at a JSON pointer into the scenario. */
 export type Fail = (path: string, expected: unknown, actual: unknown) => void;
 
+/** What one `api` step did on one edge: the app id it wrote, or the code it was refused with. */
+export interface ApiOutcome {
+  /** The step's index in the timeline, and its virtual time. */
+  readonly step: number;
+  readonly at: number;
+  readonly edge: string;
+  readonly op: 'create' | 'update' | 'delete';
+  readonly ref: string;
+  /** The app's id (a create's new id; null when no app has that ref on this edge). */
+  readonly id: string | null;
+  /** null: the write was applied. Else the code it was refused with (EHOSTDOWN: the edge was down). */
+  readonly code: string | null;
+  /** The refusal's message (null when applied). */
+  readonly message: string | null;
+}
+
 export interface ScenarioReport {
   readonly name: string;
   readonly seed: number;
@@ -108,6 +124,8 @@ export interface ScenarioReport {
   /** Timeline UDP flows, in the order their ids first sent. */
   readonly flows: readonly FlowReport[];
   readonly udp: UdpCounters;
+  /** Each `api` step's outcome on each edge, in the order they ran; present only when an api step ran. */
+  readonly api?: readonly ApiOutcome[];
   /** Closing events (TCP and UDP) by Status, over every edge. */
   readonly byStatus: Readonly<Record<string, number>>;
   readonly failures: readonly ExpectationFailure[];

@@ -24,7 +24,7 @@ import { type ScenarioFile } from './types.ts';
 import { World } from './world.ts';
 
 export { topologyGeo } from './edges.ts';
-export type { ConnectionReport, ExpectationFailure, FlowReport, ScenarioReport, UdpCounters } from './results.ts';
+export type { ApiOutcome, ConnectionReport, ExpectationFailure, FlowReport, ScenarioReport, UdpCounters } from './results.ts';
 
 export interface RunOptions {
   /** Overrides the file's seed. */
@@ -80,6 +80,8 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
   const { connections, texts } = connectionReports(tracker.connections.values(), new Set((sc.expect?.connections ?? []).map((x) => x.id)));
   const { flows, received } = flowReports(tracker.flows.values());
   const udp = edges.udpCounters();
+  const api = edges.apiOutcomes();
+  edges.close();
   checkExpectations(sc, connections, texts, tracker.byStatus, end, fail, world.certs);
   checkFlowExpectations(sc, flows, received, udp, fail);
   const wallMs = opts.wallClock ? opts.wallClock() - wallStart : 0;
@@ -93,6 +95,7 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
     connections,
     flows,
     udp,
+    ...(api.length > 0 ? { api } : {}),
     byStatus: sortedCounts(tracker.byStatus),
     failures,
     traceHash: trace.digest(),

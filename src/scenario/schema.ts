@@ -17,11 +17,11 @@ import { configIssue, pointerJoin } from '../model/app.ts';
 import { validateAccessRules } from '../model/access-rules.ts';
 import { validateConfig } from '../model/config.ts';
 import { LIMITS } from '../model/defaults.ts';
-import { type ErrorCode } from '../model/errors.ts';
+import { isErrorCode, type ErrorCode } from '../model/errors.ts';
 import { deepFreeze } from '../model/freeze.ts';
 import { parseIpLiteral } from '../model/ip.ts';
 import { parseHostname, parseOriginUri } from '../model/ports.ts';
-import { type ConfigIssue, type RefractConfig } from '../model/types.ts';
+import { type ConfigIssue, type RefractConfig, type Zone } from '../model/types.ts';
 import { type ScenarioFile, type Topology } from './types.ts';
 
 /** A scenario problem: a ConfigIssue, plus where it is in the file (1-based) when the text is known. */
@@ -101,10 +101,13 @@ export function canonicalIp(address: string): string {
   return new URL(`http://[${ip.address}]/`).hostname.slice(1, -1);
 }
 
+/** The zone API apps live in when a scenario lists no `zones` (its id is derived from the name, as in the config file). */
+export const DEFAULT_ZONE_NAME = 'example.test';
+
 /**
  * The raw config object one edge node runs: the scenario's `edge` section (addresses default to the edge host's),
- * the apps, the zone's IP Access rules (`access_rules`, top level, when given) and `node.id` = the edge's name.
- * Shared by validation and the runner so both see the same config.
+ * the apps, the zone's IP Access rules (`access_rules`, top level, when given), the zones (default one,
+ * DEFAULT_ZONE_NAME) and `node.id` = the edge's name. Shared by validation and the runner so both see the same config.
  */
 export function edgeConfigInput(
   edgeName: string,
@@ -112,8 +115,15 @@ export function edgeConfigInput(
   edge: Record<string, unknown> | undefined,
   apps: readonly unknown[],
   accessRules?: readonly unknown[],
+  zones?: readonly unknown[],
 ): Record<string, unknown> {
-  return { node: { id: edgeName }, edge: { addresses: [...hostAddresses], ...edge }, apps: [...apps], ...(accessRules === undefined ? {} : { access_rules: [...accessRules] }) };
+  return {
+    node: { id: edgeName },
+    edge: { addresses: [...hostAddresses], ...edge },
+    apps: [...apps],
+    ...(accessRules === undefined ? {} : { access_rules: [...accessRules] }),
+    zones: zones === undefined ? [{ name: DEFAULT_ZONE_NAME }] : [...zones],
+  };
 }
 
 /** Validates an edge's config; the runner uses it for the initial config and each reload. */
@@ -123,8 +133,9 @@ export function edgeConfig(
   edge: Record<string, unknown> | undefined,
   apps: readonly unknown[],
   accessRules?: readonly unknown[],
+  zones?: readonly unknown[],
 ): { ok: true; config: RefractConfig } | { ok: false; issues: readonly ConfigIssue[] } {
-  return validateConfig(edgeConfigInput(edgeName, hostAddresses, edge, apps, accessRules));
+  return validateConfig(edgeConfigInput(edgeName, hostAddresses, edge, apps, accessRules, zones));
 }
 
 // ── shapes (zod) ────────────────────────────────────────────────────────────────────────────────────────────────
@@ -132,6 +143,10 @@ export function edgeConfig(
 const hostName = z.string().regex(LIMITS.idPattern, 'a host name is 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit');
 const connId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'an id is 1-128 of A-Z a-z 0-9 . _ : -, starting with a letter or digit');
 const virtualMs = z.number().min(0).max(MAX_TIME_LIMIT_MS);
+/** An `api` step's name for an app (an API app's id is made at run time; a file app is named by its `id`). */
+const apiRef = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'a ref is 1-128 of A-Z a-z 0-9 . _ : -, starting with a letter or digit');
+/** The body of an API write: a Spectrum app object, checked when the step runs (as the API checks it). */
+const apiApp = z.record(z.string(), z.unknown(), { error: 'app is a Spectrum app object (a mapping)' });
 const probability = z.number().min(0).max(1);
 const hostOrHosts = z.union([hostName, z.array(hostName).min(1)], { error: 'give a host name or a list of host names' });
 const direction = z.enum(['both', 'a->b', 'b->a']);
@@ -244,6 +259,12 @@ const ACTIONS = {
     count: z.number().int().min(1).max(MAX_LOAD_COUNT).optional(),
     every_ms: virtualMs.optional(),
   }),
+  api: z.strictObject({
+    create: z.strictObject({ ref: apiRef, zone: z.string().min(1).optional(), app: apiApp }).optional(),
+    update: z.strictObject({ ref: apiRef, app: apiApp }).optional(),
+    delete: z.strictObject({ ref: apiRef }).optional(),
+    expect_error: z.string().regex(/^E[A-Z0-9_]+$/, 'expect_error is a Refract error code such as E_CONFIG_EDGE_CONFLICT, or EHOSTDOWN').optional(),
+  }),
 } as const;
 type ActionName = keyof typeof ACTIONS;
 const ACTION_NAMES = Object.keys(ACTIONS) as ActionName[];
@@ -334,6 +355,7 @@ const TOP_FIELDS = {
   apps: z.array(z.unknown()),
   access_rules: z.array(z.unknown()).optional(),
   certificates: z.array(CERTIFICATE).optional(),
+  zones: z.array(z.unknown()).optional(),
   timeline: z.array(z.unknown()),
   expect: z.unknown(),
 } as const;
@@ -629,12 +651,13 @@ function checkConfig(
   edge: Record<string, unknown> | undefined,
   apps: readonly unknown[],
   accessRules: readonly unknown[] | undefined,
+  zones: readonly unknown[] | undefined,
   rehome: (pointer: string) => string,
   issues: ScenarioIssue[],
 ): void {
   const seen = new Set(issues.map((i) => `${i.pointer}|${i.code}`));
   for (const e of edges) {
-    const r = edgeConfig(e.name, e.addresses, edge, apps, accessRules);
+    const r = edgeConfig(e.name, e.addresses, edge, apps, accessRules, zones);
     if (r.ok) continue;
     for (const i of r.issues) {
       const moved = { ...i, pointer: rehome(i.pointer) };
@@ -687,6 +710,78 @@ function checkAccessRules(rules: readonly unknown[], pointer: string, issues: Sc
   return r.ok;
 }
 
+/** The zone `ref` names: by id, or by name as the config file normalises it (lower case, no final dot). */
+export function findZone<Z extends { id: string; name: string }>(zones: readonly Z[], ref: string): Z | undefined {
+  const name = ref.toLowerCase().replace(/\.$/, '');
+  return zones.find((z) => z.id === ref || z.name === name);
+}
+
+/** The zones of a scenario as each edge's config has them (`[]` when the section is invalid: already reported). */
+function scenarioZones(zones: readonly unknown[] | undefined): readonly Zone[] {
+  const r = validateConfig({ zones: zones === undefined ? [{ name: DEFAULT_ZONE_NAME }] : zones });
+  return r.ok ? (r.config.zones ?? []) : [];
+}
+
+/** The `id`s of app objects (file apps), for api steps that name one. */
+function fileAppIds(lists: ReadonlyArray<readonly unknown[] | undefined>): Set<string> {
+  const ids = new Set<string>();
+  for (const list of lists) {
+    for (const a of list ?? []) {
+      const id = typeof a === 'object' && a !== null ? (a as Record<string, unknown>)['id'] : undefined;
+      if (typeof id === 'string') ids.add(id);
+    }
+  }
+  return ids;
+}
+
+/**
+ * `api` steps: one write each (create, update or delete), a known `expect_error` code, a `zone` that the zones list
+ * has (by name or id), a create `ref` used once and not an app id of the file, and an update or delete `ref` made by
+ * an earlier create that is expected to succeed (steps in run order: by `at`, then file order) or naming a file app.
+ */
+function checkApiSteps(
+  steps: ReadonlyArray<{ at: number; action: ActionName; body: any } | undefined>,
+  zonesInput: readonly unknown[] | undefined,
+  apps: readonly unknown[] | undefined,
+  issues: ScenarioIssue[],
+): void {
+  const api = steps.flatMap((s, i) => (s !== undefined && s.action === 'api' ? [{ i, at: s.at, body: s.body as z.output<typeof ACTIONS.api> }] : []));
+  if (api.length === 0) return;
+  const zones = scenarioZones(zonesInput);
+  const fileIds = fileAppIds([apps, ...steps.map((s) => (s?.action === 'reload' ? (s.body as { apps?: unknown[] }).apps : undefined))]);
+  const created = new Map<string, string>(); // ref → pointer of the create that makes it (expected to succeed)
+  const createdAnywhere = new Map<string, string>();
+  for (const { i, body } of [...api].sort((a, b) => a.at - b.at || a.i - b.i)) {
+    const p = pointerJoin('/timeline', i, 'api');
+    const ops = (['create', 'update', 'delete'] as const).filter((k) => body[k] !== undefined);
+    if (ops.length !== 1) {
+      issues.push(issue(p, 'E_SCENARIO_SCHEMA', ops.length === 0 ? 'an api step gives one of create, update and delete' : `one write per api step; this one has ${ops.join(' and ')}`));
+      continue;
+    }
+    if (body.expect_error !== undefined && body.expect_error !== 'EHOSTDOWN' && !isErrorCode(body.expect_error)) {
+      issues.push(issue(pointerJoin(p, 'expect_error'), 'E_SCENARIO_SCHEMA', `${body.expect_error} is not a Refract error code (docs/errors.md), nor EHOSTDOWN`));
+    }
+    const op = ops[0]!;
+    const ref = body[op]!.ref;
+    if (op === 'create') {
+      const c = body.create!;
+      if (c.zone !== undefined && zones.length > 0 && findZone(zones, c.zone) === undefined) {
+        issues.push(issue(pointerJoin(p, 'create', 'zone'), 'E_SCENARIO_REFERENCE', `no zone named or with id "${c.zone}" (zones: ${zones.map((zn) => zn.name).join(', ')})`));
+      }
+      const first = createdAnywhere.get(ref);
+      if (first !== undefined) issues.push(issue(pointerJoin(p, 'create', 'ref'), 'E_SCENARIO_DUPLICATE', `ref "${ref}" is already created at ${first}; give each create its own ref`));
+      else if (fileIds.has(ref)) issues.push(issue(pointerJoin(p, 'create', 'ref'), 'E_SCENARIO_DUPLICATE', `"${ref}" is the id of an app of the file; give the API app another ref`));
+      else {
+        createdAnywhere.set(ref, pointerJoin(p, 'create'));
+        if (body.expect_error === undefined) created.set(ref, pointerJoin(p, 'create'));
+      }
+    } else if (!created.has(ref) && !fileIds.has(ref)) {
+      const later = createdAnywhere.has(ref) ? ` (the create at ${createdAnywhere.get(ref)!} expects an error, so it makes no app)` : '';
+      issues.push(issue(pointerJoin(p, op, 'ref'), 'E_SCENARIO_REFERENCE', `no earlier api create makes "${ref}", and no app of the file has that id${later}`));
+    }
+  }
+}
+
 // ── entry points ────────────────────────────────────────────────────────────────────────────────────────────────
 
 /**
@@ -700,7 +795,7 @@ export function validateScenario(input: unknown): ScenarioResult {
     return { ok: false, issues: [issue('', 'E_SCENARIO_SCHEMA', 'a scenario is a mapping: name, seed, topology, apps, timeline, expect')] };
   }
   const rawTop = raw as Record<string, unknown>;
-  const { name, seed, max_time_ms: maxTimeMs, edge: edgeSection, apps, access_rules: accessRules, certificates } = parseFieldwise(TOP_FIELDS, raw, '', issues, 'a scenario') ?? {};
+  const { name, seed, max_time_ms: maxTimeMs, edge: edgeSection, apps, access_rules: accessRules, certificates, zones } = parseFieldwise(TOP_FIELDS, raw, '', issues, 'a scenario') ?? {};
   // The rules are checked here, once, with their own codes (E_RULE_*); the edge config then gets only valid ones.
   const rulesOk = accessRules === undefined || checkAccessRules(accessRules, '/access_rules', issues);
   const topology = parseTopology(rawTop['topology'], issues);
@@ -725,7 +820,7 @@ export function validateScenario(input: unknown): ScenarioResult {
   // Apps and the edge section, as each edge node will run them.
   if (topology !== undefined && apps !== undefined && (rawTop['edge'] === undefined || edgeSection !== undefined)) {
     checkEdgeAddresses(edgeSection, '/edge', topology.edges, issues);
-    checkConfig(topology.edges, edgeSection, apps, rulesOk ? accessRules : undefined, (p) => p, issues);
+    checkConfig(topology.edges, edgeSection, apps, rulesOk ? accessRules : undefined, zones, (p) => p, issues);
   }
 
   // Timeline: each step's shape, then what it refers to.
@@ -862,13 +957,15 @@ export function validateScenario(input: unknown): ScenarioResult {
           if (ownApps) currentApps = b.apps;
           if (b.access_rules !== undefined) currentRules = checkAccessRules(b.access_rules, pointerJoin(p, 'access_rules'), issues) ? b.access_rules : undefined;
           if (ownApps || own) {
-            checkConfig(topology.edges, appsEdge, currentApps ?? [], currentRules, (ptr) => ((ownApps && ptr.startsWith('/apps')) || (own && ptr.startsWith('/edge')) ? p + ptr : ptr), issues);
+            checkConfig(topology.edges, appsEdge, currentApps ?? [], currentRules, zones, (ptr) => ((ownApps && ptr.startsWith('/apps')) || (own && ptr.startsWith('/edge')) ? p + ptr : ptr), issues);
           }
           break;
         }
         case 'dns':
           checkDns(b, p, issues);
           break;
+        case 'api':
+          break; // checkApiSteps, below: refs resolve in run order
         case 'datagram': {
           checkDial(b.client, b.to, b.from, p, world, issues);
           if ((b.text === undefined) === (b.bytes === undefined)) issues.push(issue(p, 'E_SCENARIO_SCHEMA', 'give exactly one of text and bytes'));
@@ -887,6 +984,8 @@ export function validateScenario(input: unknown): ScenarioResult {
       }
     });
   }
+
+  checkApiSteps(steps, zones, apps, issues);
 
   // Expectations.
   const expect = rawTop['expect'] === undefined ? undefined : parseFieldwise(EXPECT_FIELDS, rawTop['expect'], '/expect', issues, 'expect');
@@ -930,6 +1029,7 @@ export function validateScenario(input: unknown): ScenarioResult {
     apps,
     ...(accessRules === undefined ? {} : { access_rules: accessRules }),
     ...(certificates === undefined ? {} : { certificates }),
+    ...(zones === undefined ? {} : { zones }),
     timeline,
     ...(expect === undefined ? {} : { expect }),
   } as ScenarioFile;

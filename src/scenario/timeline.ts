@@ -1,7 +1,7 @@
 /**
  * The timeline: each step is a timer on the virtual clock at its `at`, set before the run starts (so steps at the
  * same time run in file order), and performed by whoever owns what it touches: client steps by `Clients`, faults
- * and link changes on the simulator, restarts and reloads by `Origins` and `Edges`. A step that throws is a failure
+ * and link changes on the simulator, restarts, reloads and API writes by `Origins` and `Edges`. A step that throws is a failure
  * at `/timeline/<i>/<action>`.
  */
 import { type Clients } from './clients.ts';
@@ -69,5 +69,7 @@ async function runStep({ world, clients, origins, edges }: TimelineActors, step:
     world.setDns(step.dns);
   } else if ('datagram' in step) {
     clients.datagram(step.datagram);
+  } else if ('api' in step) {
+    await edges.api(step.api, i, step.at, stepPath(i, 'api'));
   }
 }

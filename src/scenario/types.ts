@@ -14,6 +14,8 @@
  * connection expectations `matched` and `country`, and `expect.udp.dgrams_ip_blocked`.
  * TLS: top-level `certificates` (descriptors: the simulator has no cryptography), listener `tls`, connect `tls`,
  * connection expectations `tls` (the edge's event fields) and `client_tls` (what the client saw).
+ * Management API: top-level `zones` (default one zone, `example.test`) and the `api` step (create, update, delete an
+ * app through each edge's ConfigSource, the apply path of the API's routes).
  */
 
 export type TlsVersionName = 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
@@ -56,6 +58,11 @@ export interface ScenarioFile {
    */
   access_rules?: unknown[];
   certificates?: CertificateSpec[];
+  /**
+   * The zones API apps live in, as the config file's `zones:` (`{ id?, name }`; the id is derived from the name when
+   * absent). Default: one zone named `example.test` (DEFAULT_ZONE_NAME).
+   */
+  zones?: Array<{ id?: string; name: string }>;
   timeline: TimelineStep[];
   expect?: Expectations;
 }
@@ -169,7 +176,21 @@ export type TimelineStep =
    * ephemeral) and reused by later steps with the same id, which must name the same client, `to`, `from` and
    * `from_port`. `text` or `bytes` of filler is the payload; with `count`, that many datagrams `every_ms` apart.
    */
-  | { at: number; datagram: DatagramStep };
+  | { at: number; datagram: DatagramStep }
+  /**
+   * A write through the management API's apply path (ConfigSource, as the HTTP routes call it) on every running edge:
+   * create, update (PUT: the whole app) or delete an app. `ref` names an API app within the scenario (its id is made
+   * at run time); update and delete may also name a file app by its `id` (the API refuses: E_API_FILE_APP).
+   * `expect_error`: the write must be refused with this code; without it, it must succeed.
+   */
+  | { at: number; api: ApiStep };
+
+export interface ApiStep {
+  create?: { ref: string; zone?: string; app: Record<string, unknown> };
+  update?: { ref: string; app: Record<string, unknown> };
+  delete?: { ref: string };
+  expect_error?: string;
+}
 
 export interface DatagramStep {
   id: string;

@@ -55,6 +55,15 @@ export class World {
     return createSimCertSource({ epochMs: () => host.clock.epochMs(), certs: [...this.certs.values()] });
   }
 
+  /**
+   * A seeded stream of ids of 32 hex characters (the management API's app ids), its own split of the run's seed keyed
+   * by `label`: the same seed gives the same ids, and drawing them shifts no other random stream.
+   */
+  ids(label: string): () => string {
+    const r = this.sim.random.split(`ids:${label}`);
+    return () => Array.from({ length: 4 }, () => r.nextU32().toString(16).padStart(8, '0')).join('');
+  }
+
   /** The CAs a verifying scenario client trusts: the simulator's public and local CA. */
   simCas(): CertInfo[] {
     return [SIM_PUBLIC_CA, SIM_LOCAL_CA];
