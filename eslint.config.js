@@ -32,6 +32,8 @@ const LAYERS = [
   { files: ['src/net/sim/**/*.ts'], deny: String.raw`^\.\./(?!ports\.ts$|\.\./model/|\.\./core/tls-model\.ts$)`, says: 'src/net/sim may import only src/model, src/net/ports.ts and src/core/tls-model.ts' },
   { files: ['src/machines/**/*.ts'], deny: String.raw`^\.\./(?!model/|core/|streams/|net/ports\.ts$|net/splice\.ts$)`, says: 'src/machines may import only src/model, src/core, src/streams, src/net/ports.ts and src/net/splice.ts' },
   { files: ['src/edge/**/*.ts'], deny: String.raw`(^|/)net/(node|sim)/|^\.\./(scenario/|cli/|cli\.ts$|log\.ts$)`, says: 'src/edge depends on src/net/ports.ts, never on an implementation (net/node, net/sim), nor on scenario or the CLI' },
+  // The authoritative DNS server runs over the Network port, on real sockets and in the simulator: src/dns/README.md.
+  { files: ['src/dns/**/*.ts'], deny: String.raw`^\.\./(?!model/|net/ports\.ts$)`, says: 'src/dns may import only src/model and src/net/ports.ts' },
   { files: ['src/scenario/**/*.ts'], deny: String.raw`(^|/)net/node/|^\.\./(cli/|cli\.ts$|log\.ts$)`, says: 'src/scenario runs in the simulator only: no src/net/node, nor the CLI' },
   // The management API is a real HTTP server with a real database and wall-clock timestamps: it is the second place
   // real I/O may live (src/api/README.md), and it drives the engine only through src/edge.

@@ -29,6 +29,8 @@ import { watchFileChanges, type FileWatch } from '../net/node/file-watch.ts';
 import { loadGeo, type LoadedGeo } from '../net/node/geo-loader.ts';
 import { createNodeNetwork, nodeClock } from '../net/node/network.ts';
 import type { CertSource } from '../net/ports.ts';
+import { startDnsServer, type DnsServer } from '../dns/server.ts';
+import { dnsViewOf, type DnsView } from '../dns/view.ts';
 import { traceLine } from '../streams/trace.ts';
 import { ACCESS_LOG_FORMATS, accessLogLine, defaultAccessLog, type AccessLogFormat } from './access-log.ts';
 import { parseCommand, processIo, refractVersion, type CliIo } from './args.ts';
@@ -144,6 +146,11 @@ function restartOnlyChanges(running: RefractConfig, next: RefractConfig): string
   if (running.node.tls.dataDir !== next.node.tls.dataDir) out.push('edge.tls.data_dir');
   if (running.node.dataDir !== next.node.dataDir) out.push('node.data_dir');
   if (JSON.stringify(running.api) !== JSON.stringify(next.api)) out.push('api');
+  if (running.dns === undefined || next.dns === undefined) {
+    if (running.dns !== next.dns) out.push('dns');
+  } else if (JSON.stringify(running.dns.listen) !== JSON.stringify(next.dns.listen)) {
+    out.push('dns.listen');
+  }
   return out;
 }
 
@@ -173,14 +180,21 @@ export function describeStartError(e: unknown, config: RefractConfig): string {
         ? `${hostPort(d['address'], d['port'])} for builtin origin '${d['origin']}'`
         : d['api'] === true
           ? `${hostPort(d['address'], d['port'])} for the management API`
-          : hostPort(d['address'], d['port']);
+          : d['dns'] === true
+            ? `${hostPort(d['address'], d['port'])} for the DNS server`
+            : hostPort(d['address'], d['port']);
     about.push(what);
   }
   if (typeof d['file'] === 'string' && about.length === 0 && !e.message.includes(d['file'])) about.push(d['file']);
   const causeCode = typeof d['cause'] === 'string' ? d['cause'] : (e.cause as { code?: unknown } | undefined)?.code;
   const cause = typeof causeCode === 'string' ? ` (${causeCode})` : '';
   // A listen failure is said in the table's sentence (a builtin origin's message repeats Node's, address and all).
-  const msg = about.length > 0 && e.code.startsWith('E_LISTEN_') && d['api'] !== true ? ERRORS[e.code].message : e.message;
+  const msg =
+    d['dns'] === true
+      ? `cannot bind ${String(d['transport']).toUpperCase()}`
+      : about.length > 0 && e.code.startsWith('E_LISTEN_') && d['api'] !== true
+        ? ERRORS[e.code].message
+        : e.message;
   return `${e.code}: ${about.length > 0 ? `${about.join(', ')}: ` : ''}${msg}${cause}`;
 }
 
@@ -264,17 +278,34 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
   // The management API (docs/api.md): the running config is the file plus the API's apps, merged in ConfigSource.
   let api: RunningApi | undefined;
   let origins: RunningOrigins | undefined;
+  // The DNS server (docs/dns.md) answers from a view of the running config, rebuilt on every applied change (file
+  // reloads below, API writes through `adopt`). Its listen address is read at start.
+  let dns: DnsServer | undefined;
+  const dnsAt = config.dns;
+  const viewOf = (c: RefractConfig): DnsView => dnsViewOf(c, { ttlSec: c.dns?.ttlSec ?? dnsAt?.ttlSec, listenHost: dnsAt?.listen.host });
+  let dnsView: DnsView | undefined;
+  const adopt = (c: RefractConfig): void => {
+    config = c;
+    if (dnsAt !== undefined) dnsView = viewOf(c);
+  };
   try {
     origins = await startBuiltinOrigins(net, config.origins, log);
     let r;
     if (config.api !== undefined) {
-      api = await openApi(file, config, first.raw, edge, log, (c) => (config = c));
+      api = await openApi(file, config, first.raw, edge, log, adopt);
       r = await api.source.start();
       config = api.source.config;
       await listenApi(api, config.api!.listen);
       process.stderr.write(`refract: management API on http://${hostPort(config.api!.listen.host, config.api!.listen.port)}/client/v4\n`);
     } else {
       r = await edge.apply(config);
+    }
+    if (dnsAt !== undefined) {
+      dnsView = viewOf(config);
+      dns = await startDnsServer(net, dnsAt.listen, () => dnsView!);
+      const zones = dnsView.zones.map((z) => z.name);
+      log.info({ event: 'dns.started', listen: hostPort(dns.address.address, dns.address.port), zones }, 'DNS server started');
+      process.stderr.write(`refract: DNS server on ${hostPort(dns.address.address, dns.address.port)} (udp+tcp), authoritative for ${zones.join(', ')}, ttl ${dnsView.ttlSec} s\n`);
     }
     log.info({ event: 'serve.started', config: file, pid: process.pid, ...r }, 'refract is serving');
     process.stderr.write(`refract: serving ${file} (pid ${process.pid}): ${plural(config.apps.length, 'app')}, ${plural(r.listeners, 'listener')}, access log ${accessLog}\n`);
@@ -283,6 +314,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
     log.fatal({ err: e }, 'refract could not start');
     const why = e instanceof ApiWriteError ? e.issues.map((i) => `${i.code}: ${i.message} (at ${i.pointer || '/'})`).join('; ') : describeStartError(e, config);
     process.stderr.write(`refract: could not start: ${why}\n`);
+    await dns?.close().catch(() => undefined);
     await api?.server.close().catch(() => undefined);
     api?.store.close();
     await origins?.close();
@@ -354,7 +386,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
         return undefined;
       });
     }
-    config = next;
+    adopt(next);
   };
   // With the API, a reload goes through ConfigSource (file + API apps, in the same queue as API writes).
   const followed = api === undefined
@@ -383,8 +415,10 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
       for (const f of certFiles) unwatchFile(f, certReload);
       triggers.complete();
       void api?.server.close();
+      const dnsClosed = dns?.close().catch((err: unknown) => log.error({ err }, 'DNS server close failed'));
       edge
         .shutdown(config.node.drainTimeoutMs)
+        .then(() => dnsClosed)
         .then(() => origins?.close())
         .then(() => {
           log.info({ event: 'serve.stopped', signal: sig }, 'stopped');
@@ -462,6 +496,7 @@ async function checkCommand(
 ): Promise<number> {
   let origins: RunningOrigins | undefined;
   let api: RunningApi | undefined;
+  let dns: DnsServer | undefined;
   try {
     origins = await startBuiltinOrigins(d.net, config.origins, d.log);
     let r;
@@ -478,6 +513,13 @@ async function checkCommand(
     } else {
       r = await d.edge.apply(config);
     }
+    let dnsText = '';
+    if (config.dns !== undefined) {
+      dns = await startDnsServer(d.net, config.dns.listen, () => dnsViewOf(config));
+      await dns.close();
+      dns = undefined;
+      dnsText = `, DNS port ${hostPort(config.dns.listen.host, config.dns.listen.port)} (udp+tcp) bound and released`;
+    }
     await origins.close();
     origins = undefined;
     await d.edge.shutdown(0);
@@ -486,10 +528,11 @@ async function checkCommand(
     const tlsApps = config.apps.filter((a) => a.tls !== 'off').length;
     process.stdout.write(
       `${file}: OK: ${plural(config.apps.length, 'app')}, ${plural(r.listeners, 'listener')} bound and released` +
-        `, ${plural(config.origins.length, 'builtin origin')}${tlsApps > 0 ? `, certificates ready for ${plural(tlsApps, 'TLS app')}` : ''}${geoText}${apiText}\n`,
+        `, ${plural(config.origins.length, 'builtin origin')}${tlsApps > 0 ? `, certificates ready for ${plural(tlsApps, 'TLS app')}` : ''}${geoText}${apiText}${dnsText}\n`,
     );
     return 0;
   } catch (e) {
+    await dns?.close().catch(() => undefined);
     await api?.server.close().catch(() => undefined);
     api?.store.close();
     await origins?.close().catch(() => undefined);

@@ -13,7 +13,7 @@ import { concatMap, from, tap, type Observable, type Subscription } from 'rxjs';
 import type { CertSource, Conn, Network, TcpListener, UdpSocket } from '../net/ports.ts';
 import { EdgeTls } from './edge-tls.ts';
 import type { AppSpec, RefractConfig, UpstreamTarget } from '../model/types.ts';
-import { RefractError, type ErrorCode } from '../model/errors.ts';
+import { RefractError, listenErrorCode } from '../model/errors.ts';
 import { TcpEngine } from '../machines/tcp-connection.ts';
 import { UdpEngine, type UdpSlot } from '../machines/udp-flow.ts';
 import { EventLog } from '../streams/events.ts';
@@ -49,13 +49,8 @@ export type FollowResult =
   | { readonly ok: true; readonly config: RefractConfig; readonly result: ApplyResult }
   | { readonly ok: false; readonly config: RefractConfig; readonly error: unknown };
 
-/** Maps a bind failure's errno to Refract's code. */
-export function listenErrorCode(code: string | undefined): ErrorCode {
-  if (code === 'EADDRINUSE') return 'E_LISTEN_ADDRESS_IN_USE';
-  if (code === 'EADDRNOTAVAIL') return 'E_LISTEN_ADDRESS_UNAVAILABLE';
-  if (code === 'EACCES' || code === 'EPERM') return 'E_LISTEN_PERMISSION';
-  return 'E_LISTEN_FAILED';
-}
+/** Maps a bind failure's errno to Refract's code (it lives in src/model/errors.ts; re-exported for callers). */
+export { listenErrorCode };
 
 function slotKey(protocol: 'tcp' | 'udp', host: string, port: number): string {
   return `${protocol}|${host}|${port}`;

@@ -187,6 +187,16 @@ const TOP_FIELDS = {
   geo: z.unknown(),
   api: z.unknown(),
   zones: z.unknown(),
+  dns: z.unknown(),
+};
+
+const DNS_FIELDS = {
+  listen: z.string().transform((s, ctx) => {
+    const r = parseHostPort(s, DEFAULTS.dnsListenPort);
+    if (!r.ok) return decode<{ host: string; port: number }>(r, ctx);
+    return { host: r.value.address.address, port: r.value.port };
+  }),
+  ttl: z.number().int().min(LIMITS.minDnsTtlSec).max(LIMITS.maxDnsTtlSec),
 };
 
 const API_FIELDS = {
@@ -285,6 +295,10 @@ export function validateConfig(raw: unknown): ConfigResult {
   if (apiV !== undefined && zones.length === 0) {
     issues.push(configIssue('/zones', 'E_CONFIG_SCHEMA', 'api needs at least one zone: zones: [{ name: example.com }]'));
   }
+  const dnsV = top.values.dns === undefined ? undefined : section('dns', DNS_FIELDS);
+  if (dnsV !== undefined && zones.length === 0 && apiV === undefined) {
+    issues.push(configIssue('/zones', 'E_CONFIG_SCHEMA', 'dns serves the zones listed under zones; list at least one: zones: [{ name: example.com }]'));
+  }
 
   // The zone's IP Access rules (apply to apps with ip_firewall: true).
   let accessRules: readonly AccessRule[] = [];
@@ -333,6 +347,8 @@ export function validateConfig(raw: unknown): ConfigResult {
   if (Array.isArray(rawRules) && rawRules.length > 0 && !firewalled) {
     warnings.push(configIssue('/access_rules', 'W_ACCESS_RULES_UNUSED', 'no app has ip_firewall: true, so these access rules never apply; set it on the apps they should guard'));
   }
+
+  if (dnsV !== undefined) warnings.push(...dnsWarnings(apps, appPointers, zones, addresses));
 
   const origins = validateOrigins(top.values.origins, issues);
   issues.push(...originConflicts(origins, apps, addresses));
@@ -385,8 +401,36 @@ export function validateConfig(raw: unknown): ConfigResult {
             listen: apiV.listen ?? { host: DEFAULTS.apiHost, port: DEFAULTS.apiPort },
             rateLimit: apiV.rate_limit === undefined ? { requests: 1200, windowSec: 300 } : { requests: apiV.rate_limit.requests, windowSec: apiV.rate_limit.window_sec },
           },
+    dns:
+      dnsV === undefined
+        ? undefined
+        : { listen: dnsV.listen ?? { host: DEFAULTS.dnsListenHost, port: DEFAULTS.dnsListenPort }, ttlSec: dnsV.ttl ?? DEFAULTS.dnsTtlSec },
   };
   return { ok: true, config: deepFreeze(config), warnings, raw };
+}
+
+/**
+ * With `dns:`, what the DNS server will not answer although the operator probably expects it to: an app whose
+ * dns.name lies in no zone (W_DNS_NAME_OUTSIDE_ZONES), a static edge IP the edge does not bind
+ * (W_DNS_STATIC_IP_UNBOUND). The rules mirror src/dns/view.ts.
+ */
+function dnsWarnings(apps: readonly AppSpec[], pointers: readonly string[], zones: readonly Zone[], addresses: readonly IpLiteral[]): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  apps.forEach((app, i) => {
+    const p = pointers[i] ?? '/apps';
+    const name = app.dns.name;
+    if (!zones.some((z) => name === z.name || name.endsWith(`.${z.name}`))) {
+      out.push(configIssue(pointerJoin(p, 'dns', 'name'), 'W_DNS_NAME_OUTSIDE_ZONES', `${name} is in none of the zones (${zones.map((z) => z.name).join(', ')}), so the DNS server does not answer for it`));
+    }
+    if (app.edgeIps.type !== 'static') return;
+    app.edgeIps.ips.forEach((ip, j) => {
+      const family = ip.includes(':') ? 'IPv6' : 'IPv4';
+      // A wildcard bind covers its family; `::` is dual-stack (Node's default), so it covers IPv4 too.
+      if (addresses.some((a) => a.address === ip || (isUnspecified(a) && (a.family === family || a.family === 'IPv6')))) return;
+      out.push(configIssue(pointerJoin(p, 'edge_ips', 'ips', j), 'W_DNS_STATIC_IP_UNBOUND', `${ip} is not in edge.addresses, so the app is not reachable there and the DNS server does not answer it`));
+    });
+  });
+  return out;
 }
 
 /**

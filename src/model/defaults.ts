@@ -11,6 +11,9 @@ export const DEFAULTS = {
   dataDir: '.refract', // node.data_dir: the API database and (unless edge.tls.data_dir says otherwise) the local CA
   apiHost: '127.0.0.1',
   apiPort: 8787,
+  dnsListenHost: '127.0.0.1', // dns.listen: loopback unless the operator says otherwise
+  dnsListenPort: 5300, // dns.listen without a port (53 needs privileges)
+  dnsTtlSec: 30, // dns.ttl: short, so a changed answer reaches resolvers soon (Refract's choice)
   /** Edge IPs every app port is bound on. */
   edgeAddresses: ['127.0.0.1'],
   acceptProxyTimeoutMs: 3_000, // 3 s: HAProxy's PROXY spec asks receivers to wait at least 3 s for the header
@@ -53,6 +56,9 @@ export const LIMITS = {
   /** Node timers overflow past 2^31−1 ms (~24.8 days) and fire at once; every *_ms setting stays below. */
   maxTimerMs: 2_147_483_647,
   maxConnectAttempts: 16,
+  /** dns.ttl bounds, seconds: at least 1, at most a day (answers follow config changes; a longer TTL hides them). */
+  minDnsTtlSec: 1,
+  maxDnsTtlSec: 86_400,
   /** App ids and node ids: URL-path safe, so the REST API can use them as `/apps/{id}`. */
   idPattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
   /** Length of a derived app id in hex characters (Spectrum's ids are 32 hex). */

@@ -41,6 +41,8 @@ export const ERRORS = {
 
   // ── configuration warnings (W_: the file is valid and runs, but probably not as meant; `refract validate` exits 0)
   W_CONFIG_UNKNOWN_KEY: { message: 'An unknown key in an app object or access rule is ignored (Spectrum compatibility); it may be a typo.', source: 'config', retryable: false },
+  W_DNS_NAME_OUTSIDE_ZONES: { message: 'The app\'s dns.name lies in none of the zones, so the DNS server (dns:) does not answer for it.', source: 'config', retryable: false },
+  W_DNS_STATIC_IP_UNBOUND: { message: 'A static edge IP of the app is not bound (not in edge.addresses), so the DNS server does not answer it.', source: 'config', retryable: false },
   W_ACCESS_RULES_UNUSED: { message: 'Access rules are configured but no app has ip_firewall: true, so none of them applies.', source: 'config', retryable: false },
 
   // ── IP Access rules and geolocation data (src/model/access-rules.ts, src/core/geo.ts) ────────────────────────
@@ -134,6 +136,14 @@ export const ERRORS = {
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
+
+/** Maps a bind failure's errno (EADDRINUSE, EADDRNOTAVAIL, EACCES, …) to Refract's E_LISTEN_* code. */
+export function listenErrorCode(code: string | undefined): ErrorCode {
+  if (code === 'EADDRINUSE') return 'E_LISTEN_ADDRESS_IN_USE';
+  if (code === 'EADDRNOTAVAIL') return 'E_LISTEN_ADDRESS_UNAVAILABLE';
+  if (code === 'EACCES' || code === 'EPERM') return 'E_LISTEN_PERMISSION';
+  return 'E_LISTEN_FAILED';
+}
 
 export function isErrorCode(code: unknown): code is ErrorCode {
   return typeof code === 'string' && Object.hasOwn(ERRORS, code);

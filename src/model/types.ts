@@ -184,6 +184,15 @@ export interface RefractConfig {
   readonly zones?: readonly Zone[];
   /** The management API (docs/api.md); undefined: no API. */
   readonly api?: ApiSettings | undefined;
+  /** The authoritative DNS server for `zones` (docs/dns.md); undefined: none. */
+  readonly dns?: DnsSettings | undefined;
+}
+
+export interface DnsSettings {
+  /** Where the server binds UDP and TCP (the same address and port). */
+  readonly listen: { readonly host: string; readonly port: number };
+  /** TTL of every record it answers, and of the SOA's negative-caching minimum, seconds. */
+  readonly ttlSec: number;
 }
 
 /** A Cloudflare-style zone: API apps live in one. `id` is 32 hex characters (derived from the name when not given). */

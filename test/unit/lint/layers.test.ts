@@ -39,6 +39,8 @@ describe('layer lint rule', () => {
     ['src/machines/x.ts', "import { EdgeNode } from '../edge/edge-node.ts';", /src\/machines may import only/],
     ['src/edge/x.ts', "import { createNodeNetwork } from '../net/node/network.ts';", /src\/edge depends on src\/net\/ports.ts/],
     ['src/scenario/x.ts', "import { createNodeNetwork } from '../net/node/network.ts';", /src\/scenario runs in the simulator only/],
+    ['src/dns/x.ts', "import { EdgeNode } from '../edge/edge-node.ts';", /src\/dns may import only src\/model and src\/net\/ports.ts/],
+    ['src/dns/x.ts', "import { createNodeNetwork } from '../net/node/network.ts';", /src\/dns may import only/],
   ];
   for (const [file, code, why] of bad) {
     it(`refuses ${file}: ${code}`, async () => {
@@ -56,6 +58,7 @@ describe('layer lint rule', () => {
     ['src/machines/x.ts', "import { splice } from '../net/splice.ts';\nimport { decide } from '../core/access-rules.ts';\nimport type { EventLog } from '../streams/events.ts';"],
     ['src/edge/x.ts', "import { TcpEngine } from '../machines/tcp-connection.ts';\nimport type { Network } from '../net/ports.ts';"],
     ['src/scenario/x.ts', "import { createSim } from '../net/sim/index.ts';\nimport { EdgeNode } from '../edge/edge-node.ts';"],
+    ['src/dns/x.ts', "import type { Network } from '../net/ports.ts';\nimport { RefractError } from '../model/errors.ts';\nimport { answerQuery } from './answer.ts';"],
   ];
   for (const [file, code] of good) {
     it(`allows ${file}: ${code.split('\n').join(' ')}`, async () => {
@@ -67,5 +70,8 @@ describe('layer lint rule', () => {
     const messages = await restricted('src/core/x.ts', "import * as net from 'node:net';\nexport {};\n");
     assert.equal(messages.length, 1);
     assert.match(messages[0] ?? '', /Real I\/O and timers live only in src\/net\/node/);
+    const dns = await restricted('src/dns/x.ts', "import * as dgram from 'node:dgram';\nexport {};\n");
+    assert.equal(dns.length, 1, 'the DNS server binds through the Network port, never node:dgram');
+    assert.match(dns[0] ?? '', /Real I\/O and timers live only in src\/net\/node/);
   });
 });
