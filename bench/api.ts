@@ -20,8 +20,8 @@
  *   the first accepted connection, p50/p99, and how many creates needed more than one attempt. The resolution is
  *   the 1 ms retry interval when a retry was needed; otherwise it is the connect itself (a loopback round trip).
  *
- * Also Refract's CPU time per request in each phase (utime + stime from /proc; 10 ms ticks). Figures are medians
- * over rounds. Requests use one keep-alive connection per client (node:http). Every loop is bounded in count and
+ * Also Refract's CPU time per request in each phase (utime + stime from /proc; 10 ms ticks), and the CPU that
+ * other processes used meanwhile (a shared machine skews the figures). Figures are medians over rounds. Requests use one keep-alive connection per client (node:http). Every loop is bounded in count and
  * in time (10 s per request), and a hard timeout kills every child. Raw figures: bench/results/api-<time>.jsonl.
  */
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -34,7 +34,7 @@ import { spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import YAML from 'yaml';
-import { assertPortsFree, canPin, cpuSeconds, killAllSync, pinPid, spawnChild, StartError, stopChild, waitForPorts, type Child } from './proc.ts';
+import { assertPortsFree, canPin, CLK_TCK, cpuCoreTicks, cpuSeconds, killAllSync, pinPid, spawnChild, StartError, stopChild, waitForPorts, type Child } from './proc.ts';
 import { REPO_ROOT } from './proxies.ts';
 import { fmt, markdownTable, median } from './stats.ts';
 
@@ -143,6 +143,20 @@ interface LoadResult {
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly cpuMsPerRequest: number;
+  /** CPU used during the window by neither Refract, this harness nor interrupts, % of one core: other work. */
+  readonly otherPct: number;
+}
+
+/** Busy and interrupt ticks of every CPU, summed (from /proc/stat). */
+function machineTicks(): { busy: number; irq: number } {
+  let busy = 0;
+  let irq = 0;
+  for (let c = 0; c < cpus().length; c++) {
+    const t = cpuCoreTicks(c);
+    busy += t.busy;
+    irq += t.irq;
+  }
+  return { busy, irq };
 }
 
 /**
@@ -163,6 +177,8 @@ async function load(
   let errors = 0;
   let firstError: string | undefined;
   const cpu0 = cpuSeconds(pid);
+  const self0 = cpuSeconds(process.pid);
+  const m0 = machineTicks();
   const t0 = performance.now();
   const client = async (): Promise<void> => {
     while (next < count) {
@@ -185,9 +201,22 @@ async function load(
   await Promise.all(Array.from({ length: concurrency }, () => client()));
   const elapsedMs = performance.now() - t0;
   const cpuMs = (cpuSeconds(pid) - cpu0) * 1000;
+  const selfMs = (cpuSeconds(process.pid) - self0) * 1000;
+  const m1 = machineTicks();
+  const otherMs = ((m1.busy - m0.busy - (m1.irq - m0.irq)) / CLK_TCK) * 1000 - cpuMs - selfMs;
   agent.destroy();
   latencies.sort((a, b) => a - b);
-  return { count, errors, firstError, elapsedMs, rps: (count / elapsedMs) * 1000, p50Ms: percentile(latencies, 0.5), p99Ms: percentile(latencies, 0.99), cpuMsPerRequest: cpuMs / count };
+  return {
+    count,
+    errors,
+    firstError,
+    elapsedMs,
+    rps: (count / elapsedMs) * 1000,
+    p50Ms: percentile(latencies, 0.5),
+    p99Ms: percentile(latencies, 0.99),
+    cpuMsPerRequest: cpuMs / count,
+    otherPct: Math.max(0, (100 * otherMs) / elapsedMs),
+  };
 }
 
 /** Connects to 127.0.0.1:port until accepted (every RETRY_MS, at most 5 s): ms from the call to the accept, attempts. */
@@ -247,8 +276,9 @@ async function round(n: number): Promise<Record<string, number | string | undefi
       out[`${prefix}.p99Ms`] = r.p99Ms;
       out[`${prefix}.cpuMsPerRequest`] = r.cpuMsPerRequest;
       out[`${prefix}.errors`] = r.errors;
+      out[`${prefix}.otherPct`] = r.otherPct;
       if (r.firstError !== undefined) out[`${prefix}.firstError`] = r.firstError;
-      say(`  round ${n} ${prefix}: ${fmt(r.rps)} req/s, p50 ${fmt(r.p50Ms, 2)} ms, p99 ${fmt(r.p99Ms, 2)} ms, ${fmt(r.cpuMsPerRequest, 2)} ms CPU/req, ${r.errors} errors${r.firstError ? ` (${r.firstError})` : ''}`);
+      say(`  round ${n} ${prefix}: ${fmt(r.rps)} req/s, p50 ${fmt(r.p50Ms, 2)} ms, p99 ${fmt(r.p99Ms, 2)} ms, ${fmt(r.cpuMsPerRequest, 2)} ms CPU/req, ${r.errors} errors${r.firstError ? ` (${r.firstError})` : ''}, other load ${fmt(r.otherPct)}% of a core`);
     };
 
     // Creates on an empty node; they are the list's 100 apps.
@@ -335,9 +365,10 @@ async function main(): Promise<void> {
     fmt(m(`${prefix}.p99Ms`), 2),
     fmt(m(`${prefix}.cpuMsPerRequest`), 2),
     String(rounds.reduce((s, r) => s + Number(r[`${prefix}.errors`] ?? 0), 0)),
+    fmt(Math.max(...rounds.map((r) => Number(r[`${prefix}.otherPct`])))),
   ];
   const table = markdownTable(
-    ['request', 'requests/s', 'p50 ms', 'p99 ms', 'Refract CPU ms/request', 'errors'],
+    ['request', 'requests/s', 'p50 ms', 'p99 ms', 'Refract CPU ms/request', 'errors', 'other load, max % of a core'],
     [
       row('create (0-99 apps present), 1 client', 'create0.c1'),
       row(`list 100 apps (per_page=100, ${fmt(m('list.answerBytes') / 1000)} kB), 1 client`, 'list.c1'),
