@@ -1,7 +1,7 @@
 /**
  * `npm run bench:api`: the management API of a real `refract serve` (docs/api.md), on loopback.
  *
- *   npm run bench:api                 3 rounds (about 1-2 minutes)
+ *   npm run bench:api                 3 rounds
  *   npm run bench:api -- --quick      1 round with small counts, a smoke run
  *   npm run bench:api -- --rounds 5 --no-pin
  *
