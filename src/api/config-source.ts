@@ -7,7 +7,8 @@
  *   2. merges the file with every API app (the changed one included) and validates the whole result with
  *      `validateConfig`, the validator `refract validate` uses;
  *   3. applies it with `EdgeNode.apply` (all-or-nothing: a port in use leaves the edge as it was);
- *   4. commits only if 2 and 3 succeeded, otherwise rolls back and reports the problem with its code.
+ *   4. commits only if 2 and 3 succeeded, otherwise rolls back and reports the problem with its code (a commit that
+ *      fails after 3 gives the edge back the previous configuration first).
  * A file reload merges the new file with the stored API apps the same way; API apps survive reloads.
  */
 import { randomBytes } from 'node:crypto';
@@ -210,7 +211,14 @@ export class ConfigSource {
         const details = e instanceof RefractError && e.details !== undefined && typeof e.details['port'] === 'number' ? ` (${String(e.details['address'])}:${e.details['port']})` : '';
         throw new ApiWriteError(code === 'E_INTERNAL' ? 500 : 400, [issue('', code, message + details)]);
       }
-      store.commit();
+      try {
+        store.commit();
+      } catch (e) {
+        // The edge runs the change but the database refused it (disk full, I/O error): put the edge back as the
+        // store is, so nothing is half-applied; the caller gets the error (500).
+        await this.#d.edge.apply(this.config).catch(() => undefined);
+        throw e;
+      }
       this.#adopt(merged.config, this.#fileRaw, result, true);
       if ('delete' in change) return { id, created_on: '', modified_on: '' };
       return view(store.app(id)!, running);
