@@ -173,7 +173,8 @@ export class EdgeNode {
     const fresh: ListenerSlot[] = [];
     try {
       for (const [key, d] of desired) {
-        if (this.#slots.has(key)) continue;
+        // A removed UDP app's socket still draining on this port is taken over in phase 2, not bound again.
+        if (this.#slots.has(key) || this.#udpClosing.has(key)) continue;
         const slot: ListenerSlot = { key, protocol: d.protocol, host: d.host, port: d.port, app: undefined, listener: undefined, accepted: undefined, udp: undefined };
         fresh.push(slot);
         try {
@@ -210,6 +211,14 @@ export class EdgeNode {
       this.#slots.set(s.key, s);
       if (s.udp) this.udp.attach(s.udp);
     }
+    for (const key of desired.keys()) {
+      const draining = this.#udpClosing.get(key);
+      if (draining === undefined) continue;
+      // Its old app's flows keep draining on it (to their deadline); new sources go to the new app.
+      draining.cancel();
+      this.#udpClosing.delete(key);
+      this.#slots.set(key, draining.slot);
+    }
     for (const [key, d] of desired) {
       const slot = this.#slots.get(key)!;
       slot.app = d.app;
@@ -223,7 +232,7 @@ export class EdgeNode {
       this.#slots.delete(key);
       if (s.listener) closing.push(s.listener.close().then(() => s.accepted?.unsubscribe()));
       // A removed UDP app's socket stays open while its flows drain (replies arrive on it), then closes.
-      if (s.udp) this.#closeUdpAfterDrain(s.udp, config.node.drainTimeoutMs);
+      if (s.udp) this.#closeUdpAfterDrain(s, config.node.drainTimeoutMs);
     }
     this.#config = config;
 
@@ -253,15 +262,19 @@ export class EdgeNode {
     return { added, removed, changed, unchanged, listeners: this.#slots.size };
   }
 
-  /** Removed UDP sockets waiting for their flows' drain deadline, with the timer that closes them. */
-  readonly #udpClosing = new Map<UdpSlot, () => void>();
+  /**
+   * Removed UDP apps' sockets waiting for their flows' drain deadline, by slot key, with the timer that closes them.
+   * An app added on the same address and port before then takes the socket over (a new bind would fail: the port
+   * is still ours).
+   */
+  readonly #udpClosing = new Map<string, { readonly slot: ListenerSlot; readonly cancel: () => void }>();
 
-  #closeUdpAfterDrain(slot: UdpSlot, deadlineMs: number): void {
+  #closeUdpAfterDrain(slot: ListenerSlot, deadlineMs: number): void {
     const cancel = this.#net.clock.setTimer(deadlineMs, () => {
-      this.#udpClosing.delete(slot);
-      slot.sock.close();
+      this.#udpClosing.delete(slot.key);
+      slot.udp?.sock.close();
     });
-    this.#udpClosing.set(slot, cancel);
+    this.#udpClosing.set(slot.key, { slot, cancel });
   }
 
   /**
@@ -305,9 +318,9 @@ export class EdgeNode {
         s.udp.sock.close();
       }
     }
-    for (const [slot, cancel] of this.#udpClosing) {
+    for (const { slot, cancel } of this.#udpClosing.values()) {
       cancel();
-      slot.sock.close();
+      slot.udp?.sock.close();
     }
     this.#udpClosing.clear();
     this.#resolver.dispose();

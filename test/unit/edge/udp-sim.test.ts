@@ -70,3 +70,53 @@ test('udp in the simulator: SPP flows per client, replies routed back, idle expi
   assert.equal(sim.clock.pendingTimers(), 0);
   assert.deepEqual(sim.netstat().udp.filter((u) => u.host === 'edge'), []);
 });
+
+test('udp: an app added on the port of a removed, still-draining UDP app takes its socket over', async () => {
+  const sim = createSim({ seed: 7 });
+  const edgeH = sim.host('edge', { addresses: ['198.51.100.1'] });
+  const origins = sim.host('origins', { addresses: ['198.51.100.2'] });
+  const client = sim.host('c', { addresses: ['203.0.113.1', '203.0.113.2'] });
+  sim.link('c', 'edge', { latencyMs: 2 });
+  for (const [port, name] of [
+    [5301, 'blue'],
+    [5302, 'green'],
+  ] as const) {
+    const o = await origins.bindUdp({ host: '198.51.100.2', port });
+    o.setHandler((m) => o.send(enc.encode(`${name}:${dec.decode(m.data)}`), m.remote.port, m.remote.address));
+  }
+  const app = (id: string, originPort: number) => ({ id, protocol: 'udp/53', dns: { name: `${id}.example.test` }, origin_direct: [`udp://198.51.100.2:${originPort}`] });
+  const cfg = (apps: unknown[]) => mustConfig({ edge: { addresses: ['198.51.100.1'], drain_timeout_ms: 30_000, udp_idle_timeout_ms: 120_000 }, apps });
+  const edge = new EdgeNode({ net: edgeH, log: pino({ level: 'silent' }) }, cfg([app('blue', 5301)]));
+  // Runs the simulation for 1 s of virtual time (well inside the 30 s drain), then settles `p`.
+  const step = async <T>(p: Promise<T>): Promise<T> => {
+    await sim.runUntilIdleAsync({ maxSteps: 100_000, maxTime: 1_000 });
+    return p;
+  };
+  await step(edge.apply(cfg([app('blue', 5301)])));
+
+  const received: string[][] = [[], []];
+  const socks = await Promise.all(['203.0.113.1', '203.0.113.2'].map((host) => client.bindUdp({ host, port: 0 })));
+  socks.forEach((s, i) => s.setHandler((m) => received[i]!.push(dec.decode(m.data))));
+  socks[0]!.send(enc.encode('a'), 53, '198.51.100.1');
+  await step(Promise.resolve());
+
+  // blue is removed (its flow drains for 30 s) and green takes udp/53 at once: no E_LISTEN_ADDRESS_IN_USE.
+  await step(edge.apply(cfg([])));
+  const r = await step(edge.apply(cfg([app('green', 5302)])));
+  assert.deepEqual(r.added, ['green']);
+  assert.deepEqual(edge.listeners(), [{ protocol: 'udp', host: '198.51.100.1', port: 53, app: 'green' }]);
+  socks[0]!.send(enc.encode('b'), 53, '198.51.100.1'); // the draining flow: still blue
+  socks[1]!.send(enc.encode('c'), 53, '198.51.100.1'); // a new source: green
+  await step(Promise.resolve());
+  assert.deepEqual(received, [['blue:a', 'blue:b'], ['green:c']]);
+
+  // Past blue's drain deadline the socket stays open for green (the close timer was cancelled).
+  sim.clock.setTimer(40_000, () => socks[1]!.send(enc.encode('d'), 53, '198.51.100.1'));
+  await sim.runUntilIdleAsync({ maxSteps: 100_000, maxTime: 41_000 });
+  assert.deepEqual(received[1], ['green:c', 'green:d']);
+  for (const s of socks) s.close();
+  const done = edge.shutdown(0);
+  await sim.runUntilIdleAsync({ maxSteps: 1_000_000 });
+  await done;
+  assert.deepEqual(sim.netstat().udp.filter((u) => u.host === 'edge'), []);
+});
