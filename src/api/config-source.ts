@@ -1,22 +1,30 @@
 /**
- * The running configuration = the config file + the apps created through the API. This is the one place the two
- * are merged, for API writes and for file reloads alike, and the one place either is applied to the edge.
+ * The running configuration = the config file + what was created through the API (apps, IP Access rules). This is
+ * the one place the two are merged, for API writes and for file reloads alike, and the one place either is applied to
+ * the edge.
  *
  * All changes run one at a time (a queue). An API write:
- *   1. opens its database transaction and makes the change;
- *   2. merges the file with every API app (the changed one included) and validates the whole result with
+ *   1. merges the file with every API object (the change included) and validates the whole result with
  *      `validateConfig`, the validator `refract validate` uses;
- *   3. applies it with `EdgeNode.apply` (all-or-nothing: a port in use leaves the edge as it was);
- *   4. commits only if 2 and 3 succeeded, otherwise rolls back and reports the problem with its code.
- * A file reload merges the new file with the stored API apps the same way; API apps survive reloads.
+ *   2. opens its database transaction and makes the change;
+ *   3. applies the configuration with `EdgeNode.apply` (all-or-nothing: a port in use leaves the edge as it was);
+ *   4. commits only if 1 and 3 succeeded, otherwise rolls back and reports the problem with its code.
+ * A file reload merges the new file with the stored API objects the same way; API objects survive reloads.
+ *
+ * In the merged object, API apps and rules carry the Refract extension field `zone` (their zone's id), and each file
+ * app that names no zone is given the file zone its dns.name falls in, so a file app never moves into a zone created
+ * through the API.
  */
 import { randomBytes } from 'node:crypto';
 import { concatMap, from, type Observable } from 'rxjs';
-import { validateConfig } from '../model/config.ts';
+import { toCloudflareRule, validateAccessRule } from '../model/access-rules.ts';
+import { configIssue } from '../model/app.ts';
+import { parseZones, validateConfig, type ConfigResult } from '../model/config.ts';
 import { RefractError } from '../model/errors.ts';
-import type { AppSpec, ConfigIssue, RefractConfig, Zone } from '../model/types.ts';
+import type { AccessRule, ConfigIssue, RefractConfig, Zone } from '../model/types.ts';
+import { findZone, zoneOfName } from '../model/zones.ts';
 import type { ApplyResult, EdgeNode, FollowResult } from '../edge/edge-node.ts';
-import type { ApiStore, StoredApp } from './store.ts';
+import type { ApiStore, StoredApp, StoredRule } from './store.ts';
 
 /** An app as the API returns it: the normalised object plus id, created_on, modified_on. */
 export type ApiApp = Readonly<Record<string, unknown>> & { readonly id: string; readonly created_on: string; readonly modified_on: string };
@@ -24,6 +32,31 @@ export type ApiApp = Readonly<Record<string, unknown>> & { readonly id: string; 
 export interface AppView {
   readonly zoneId: string;
   readonly app: ApiApp;
+  /** From the config file (read-only through the API). */
+  readonly fromFile: boolean;
+}
+
+/**
+ * Who a rule applies to: the apps of one zone (`type: "zone"`), or every app of the node (`type: "node"`, the config
+ * file's rules that name no zone).
+ */
+export type RuleScope = { readonly id: string; readonly name: string; readonly type: 'zone' } | { readonly id: string; readonly type: 'node' };
+
+/** An IP Access rule as the API returns it (Cloudflare's shape; allow is written `whitelist`). */
+export interface ApiRule {
+  readonly id: string;
+  readonly mode: 'whitelist' | 'block';
+  readonly configuration: { readonly target: string; readonly value: string };
+  readonly notes: string;
+  readonly allowed_modes: readonly ('whitelist' | 'block')[];
+  readonly scope: RuleScope;
+  readonly created_on: string;
+  readonly modified_on: string;
+}
+
+export interface RuleView {
+  readonly zoneId: string;
+  readonly rule: ApiRule;
   /** From the config file (read-only through the API). */
   readonly fromFile: boolean;
 }
@@ -38,12 +71,17 @@ export class ApiWriteError extends Error {
   }
 }
 
-const READ_ONLY_FIELDS = ['id', 'created_on', 'modified_on'];
+/** Fields of a request body that the API sets itself and ignores when sent. */
+const READ_ONLY_APP_FIELDS = ['id', 'created_on', 'modified_on', 'zone'];
+const READ_ONLY_RULE_FIELDS = ['id', 'created_on', 'modified_on', 'zone', 'scope', 'allowed_modes'];
+
+/** The modes a rule can have in Refract, as the API writes them (Spectrum honours only these two). */
+export const RULE_MODES: readonly ('whitelist' | 'block')[] = Object.freeze(['block', 'whitelist']);
 
 export interface ConfigSourceDeps {
   readonly edge: EdgeNode;
   readonly store: ApiStore;
-  /** The config file's name (named in the read-only error) and its parsed object (before validation). */
+  /** The config file's name (named in the read-only errors) and its parsed object (before validation). */
   readonly file: string;
   readonly fileRaw: unknown;
   /** Wall clock for created_on / modified_on. */
@@ -52,14 +90,30 @@ export interface ConfigSourceDeps {
   readonly onApplied?: (config: RefractConfig, result: ApplyResult) => void;
 }
 
+/** What the API has created, as stored. */
+interface ApiData {
+  readonly apps: readonly StoredApp[];
+  readonly rules: readonly StoredRule[];
+}
+
+/** A write: the API data after it, where its object sits in the merged config, and its database side. */
+interface Change<T> {
+  readonly next: ApiData;
+  /** Pointer of the written object in the merged config object; its issues are reported relative to the body. */
+  readonly focus: string | undefined;
+  /** Makes the change in the open transaction, given the validated merged configuration. */
+  readonly store: (config: RefractConfig) => void;
+  /** The answer, once committed. */
+  readonly result: () => T;
+}
+
 export class ConfigSource {
   readonly #d: ConfigSourceDeps;
   #fileRaw: unknown;
   #fileLoadedOn: string;
   #config: RefractConfig | undefined;
-  #fileAppIds = new Set<string>();
-  /** The API apps as last committed (reads never see a write in flight). */
-  #committed: StoredApp[] = [];
+  /** The API's objects as last committed (reads never see a write in flight). */
+  #committed: ApiData = { apps: [], rules: [] };
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(deps: ConfigSourceDeps) {
@@ -78,10 +132,10 @@ export class ConfigSource {
     return this.config.zones ?? [];
   }
 
-  /** Merges the file with the stored apps, validates and applies. Rejects with the issues or the apply error. */
+  /** Merges the file with the stored API objects, validates and applies. Rejects with the issues or the apply error. */
   start(): Promise<ApplyResult> {
     return this.#serial(async () => {
-      const merged = this.#merge(this.#fileRaw, this.#d.store.apps());
+      const merged = this.#merge(this.#fileRaw, this.#stored());
       if (!merged.ok) throw new ApiWriteError(400, merged.issues);
       const result = await this.#d.edge.apply(merged.config);
       this.#adopt(merged.config, this.#fileRaw, result);
@@ -89,13 +143,13 @@ export class ConfigSource {
     });
   }
 
-  /** Like `EdgeNode.follow`, for file reloads: each new file object is merged with the API apps and applied in turn. */
+  /** Like `EdgeNode.follow`, for file reloads: each new file object is merged with the API objects and applied in turn. */
   follow(fileRaws$: Observable<unknown>): Observable<FollowResult> {
     return fileRaws$.pipe(
       concatMap((raw) =>
         from(
           this.#serial(async (): Promise<FollowResult> => {
-            const merged = this.#merge(raw, this.#d.store.apps());
+            const merged = this.#merge(raw, this.#stored());
             if (!merged.ok) return { ok: false, config: this.config, error: new ApiWriteError(400, merged.issues) };
             try {
               const result = await this.#d.edge.apply(merged.config);
@@ -111,18 +165,20 @@ export class ConfigSource {
     );
   }
 
+  // ── apps ────────────────────────────────────────────────────────────────────────────────────────────────────
+
   /** Every app of a zone, file apps first then API apps, unsorted. */
   apps(zoneId: string): AppView[] {
     const cfg = this.config;
+    const apiIds = new Set(this.#committed.apps.map((a) => a.appId));
     const out: AppView[] = [];
     for (const a of cfg.apps) {
-      if (!this.#fileAppIds.has(a.id) || this.#zoneOfFileApp(a) !== zoneId) continue;
+      if (apiIds.has(a.id) || a.zoneId !== zoneId) continue;
       out.push({ zoneId, fromFile: true, app: { ...(a.spec as Record<string, unknown>), id: a.id, created_on: this.#fileLoadedOn, modified_on: this.#fileLoadedOn } });
     }
-    for (const s of this.#committed) {
+    for (const s of this.#committed.apps) {
       if (s.zoneId !== zoneId) continue;
-      const running = cfg.apps.find((a) => a.id === s.appId);
-      out.push({ zoneId, fromFile: false, app: view(s, running) });
+      out.push({ zoneId, fromFile: false, app: appView(s, cfg.apps.find((a) => a.id === s.appId)?.spec) });
     }
     return out;
   }
@@ -135,23 +191,106 @@ export class ConfigSource {
   create(zoneId: string, body: unknown): Promise<ApiApp> {
     return this.#serial(async () => {
       const now = this.#d.now().toISOString();
-      const appId = randomBytes(16).toString('hex');
-      return this.#write({ put: { zoneId, appId, spec: bodyObject(body), createdOn: now, modifiedOn: now } });
+      return this.#putApp({ zoneId, appId: randomBytes(16).toString('hex'), spec: bodyObject(body, 'a Spectrum app', READ_ONLY_APP_FIELDS), createdOn: now, modifiedOn: now });
     });
   }
 
   /** PUT: replaces the whole app. */
   replace(zoneId: string, appId: string, body: unknown): Promise<ApiApp> {
     return this.#serial(async () => {
-      const old = this.#writable(zoneId, appId);
-      return this.#write({ put: { zoneId, appId, spec: bodyObject(body), createdOn: old.createdOn, modifiedOn: this.#d.now().toISOString() } });
+      const old = this.#writableApp(zoneId, appId);
+      const spec = bodyObject(body, 'a Spectrum app', READ_ONLY_APP_FIELDS);
+      return this.#putApp({ zoneId, appId, spec, createdOn: old.createdOn, modifiedOn: this.#d.now().toISOString() });
     });
   }
 
   delete(zoneId: string, appId: string): Promise<void> {
     return this.#serial(async () => {
-      this.#writable(zoneId, appId);
-      await this.#write({ delete: appId });
+      this.#writableApp(zoneId, appId);
+      const { apps, rules } = this.#committed;
+      await this.#write({
+        next: { apps: apps.filter((a) => a.appId !== appId), rules },
+        focus: undefined,
+        store: () => this.#d.store.deleteApp(appId),
+        result: () => undefined,
+      });
+    });
+  }
+
+  // ── IP Access rules ─────────────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * The rules that apply to a zone's apps: the file's node-wide rules, then the file's rules of the zone, in file
+   * order, then the zone's API rules in the order they were created.
+   */
+  rules(zoneId: string): RuleView[] {
+    const cfg = this.config;
+    const zone = this.zones.find((z) => z.id === zoneId);
+    if (zone === undefined) return [];
+    const apiIds = new Set(this.#committed.rules.map((r) => r.ruleId));
+    const out: RuleView[] = [];
+    const nodeScope: RuleScope = { id: cfg.node.id, type: 'node' };
+    const zoneScope: RuleScope = { id: zone.id, name: zone.name, type: 'zone' };
+    for (const r of cfg.accessRules) {
+      if (apiIds.has(r.id) || (r.zone !== undefined && r.zone !== zoneId)) continue;
+      out.push({ zoneId, fromFile: true, rule: ruleView(r, r.zone === undefined ? nodeScope : zoneScope, this.#fileLoadedOn, this.#fileLoadedOn) });
+    }
+    for (const s of this.#committed.rules) {
+      if (s.zoneId !== zoneId) continue;
+      const running = cfg.accessRules.find((r) => r.id === s.ruleId);
+      if (running !== undefined) out.push({ zoneId, fromFile: false, rule: ruleView(running, zoneScope, s.createdOn, s.modifiedOn) });
+    }
+    return out;
+  }
+
+  rule(zoneId: string, ruleId: string): RuleView | undefined {
+    return this.rules(zoneId).find((v) => v.rule.id === ruleId);
+  }
+
+  /** POST: a new rule of the zone, with a fresh id. */
+  createRule(zoneId: string, body: unknown): Promise<ApiRule> {
+    return this.#serial(async () => {
+      const now = this.#d.now().toISOString();
+      const rule = bodyObject(body, 'an IP Access rule {mode, configuration, notes}', READ_ONLY_RULE_FIELDS);
+      return this.#putRule({ zoneId, ruleId: randomBytes(16).toString('hex'), rule, createdOn: now, modifiedOn: now });
+    });
+  }
+
+  /**
+   * PATCH: changes a rule's mode and notes (what Cloudflare lets one edit). `configuration` may be sent, as the SDK
+   * does, but must equal the rule's own (after normalisation); the whole rule is validated again.
+   */
+  editRule(zoneId: string, ruleId: string, body: unknown): Promise<ApiRule> {
+    return this.#serial(async () => {
+      const old = this.#writableRule(zoneId, ruleId);
+      const patch = bodyObject(body, 'an IP Access rule {mode, notes}', READ_ONLY_RULE_FIELDS);
+      const oldConf = old.rule['configuration'] as { target: string; value: string };
+      if (patch['configuration'] != null) {
+        const r = validateAccessRule({ mode: 'block', configuration: patch['configuration'] });
+        if (!r.ok) throw new ApiWriteError(400, r.issues);
+        const c = r.rule.configuration;
+        if (c.target !== oldConf.target || c.value !== oldConf.value) {
+          throw new ApiWriteError(400, [
+            configIssue('/configuration', 'E_API_RULE_CONFIGURATION', `a rule's configuration cannot change (${oldConf.target} ${oldConf.value}); delete the rule and create a new one`),
+          ]);
+        }
+      }
+      const rule: Record<string, unknown> = { ...old.rule };
+      for (const k of ['mode', 'notes']) if (Object.hasOwn(patch, k)) rule[k] = patch[k];
+      return this.#putRule({ ...old, rule, modifiedOn: this.#d.now().toISOString() });
+    });
+  }
+
+  deleteRule(zoneId: string, ruleId: string): Promise<void> {
+    return this.#serial(async () => {
+      this.#writableRule(zoneId, ruleId);
+      const { apps, rules } = this.#committed;
+      await this.#write({
+        next: { apps, rules: rules.filter((r) => r.ruleId !== ruleId) },
+        focus: undefined,
+        store: () => this.#d.store.deleteRule(ruleId),
+        result: () => undefined,
+      });
     });
   }
 
@@ -163,85 +302,121 @@ export class ConfigSource {
     return run;
   }
 
+  #stored(): ApiData {
+    return { apps: this.#d.store.apps(), rules: this.#d.store.rules() };
+  }
+
   #adopt(config: RefractConfig, fileRaw: unknown, result: ApplyResult, notify = false): void {
-    this.#committed = this.#d.store.apps();
-    const apiIds = new Set(this.#committed.map((a) => a.appId));
+    this.#committed = this.#stored();
     this.#config = config;
     this.#fileRaw = fileRaw;
-    this.#fileAppIds = new Set(config.apps.map((a) => a.id).filter((id) => !apiIds.has(id)));
     if (notify) this.#d.onApplied?.(config, result);
   }
 
   /** The stored API app, or the reason it cannot be written (404 unknown, 400 from the file). */
-  #writable(zoneId: string, appId: string): StoredApp {
-    const stored = this.#committed.find((a) => a.appId === appId);
+  #writableApp(zoneId: string, appId: string): StoredApp {
+    const stored = this.#committed.apps.find((a) => a.appId === appId);
     if (stored !== undefined && stored.zoneId === zoneId) return stored;
-    const fileApp = this.config.apps.find((a) => a.id === appId && this.#fileAppIds.has(a.id));
-    if (fileApp !== undefined && this.#zoneOfFileApp(fileApp) === zoneId) {
-      throw new ApiWriteError(400, [issue('', 'E_API_FILE_APP', `app ${appId} is defined in ${this.#d.file} and is read-only through the API; edit that file`)]);
+    if (this.app(zoneId, appId)?.fromFile === true) {
+      throw new ApiWriteError(400, [configIssue('', 'E_API_FILE_APP', `app ${appId} is defined in ${this.#d.file} and is read-only through the API; edit that file`)]);
     }
-    throw new ApiWriteError(404, [issue('', 'E_API_APP_NOT_FOUND', `no app ${appId} in zone ${zoneId}`)]);
+    throw new ApiWriteError(404, [configIssue('', 'E_API_APP_NOT_FOUND', `no app ${appId} in zone ${zoneId}`)]);
   }
 
-  async #write(change: { readonly put: StoredApp } | { readonly delete: string }): Promise<ApiApp> {
-    // Validate the whole resulting config first (in memory), then store the normalised app and apply.
-    const id = 'put' in change ? change.put.appId : change.delete;
-    const apps = this.#committed.filter((a) => a.appId !== id);
-    const index = 'put' in change ? apps.push(change.put) - 1 : -1;
-    const merged = this.#merge(this.#fileRaw, apps);
-    if (!merged.ok) throw new ApiWriteError(400, bodyIssues(merged.issues, this.#fileAppCount(), index));
-    const running = merged.config.apps.find((a) => a.id === id);
-    const store = this.#d.store;
-    if ('put' in change) {
-      const { id: _id, ...normalised } = (running?.spec ?? change.put.spec) as Record<string, unknown>;
-      store.begin({ put: { ...change.put, spec: normalised } });
-    } else {
-      store.begin(change);
+  /** The stored API rule, or the reason it cannot be written (404 unknown, 400 from the file). */
+  #writableRule(zoneId: string, ruleId: string): StoredRule {
+    const stored = this.#committed.rules.find((r) => r.ruleId === ruleId);
+    if (stored !== undefined && stored.zoneId === zoneId) return stored;
+    if (this.rule(zoneId, ruleId)?.fromFile === true) {
+      throw new ApiWriteError(400, [configIssue('', 'E_API_FILE_RULE', `rule ${ruleId} is defined in ${this.#d.file} and is read-only through the API; edit that file`)]);
     }
+    throw new ApiWriteError(404, [configIssue('', 'E_API_RULE_NOT_FOUND', `no IP Access rule ${ruleId} in zone ${zoneId}`)]);
+  }
+
+  /** Stores the app (new or replacing one) as the validated configuration normalised it. */
+  #putApp(app: StoredApp): Promise<ApiApp> {
+    const apps = this.#committed.apps.filter((a) => a.appId !== app.appId);
+    const index = apps.push(app) - 1;
+    let spec: Record<string, unknown> = app.spec;
+    return this.#write({
+      next: { apps, rules: this.#committed.rules },
+      focus: `/apps/${listLength(this.#fileRaw, 'apps') + index}`,
+      store: (config) => {
+        const { id: _id, ...normalised } = (config.apps.find((a) => a.id === app.appId)?.spec ?? app.spec) as Record<string, unknown>;
+        spec = normalised;
+        this.#d.store.putApp({ ...app, spec });
+      },
+      result: () => appView({ ...app, spec }, this.config.apps.find((a) => a.id === app.appId)?.spec),
+    });
+  }
+
+  /** Stores the rule (new or replacing one) as the validated configuration normalised it. */
+  #putRule(rule: StoredRule): Promise<ApiRule> {
+    const rules = this.#committed.rules.filter((r) => r.ruleId !== rule.ruleId);
+    const index = rules.push(rule) - 1;
+    return this.#write({
+      next: { apps: this.#committed.apps, rules },
+      focus: `/access_rules/${listLength(this.#fileRaw, 'access_rules') + index}`,
+      store: (config) => {
+        const running = config.accessRules.find((r) => r.id === rule.ruleId);
+        if (running === undefined) throw new Error('ConfigSource: a validated rule is missing from the configuration');
+        this.#d.store.putRule({ ...rule, rule: storedRule(running) });
+      },
+      result: () => {
+        const v = this.rule(rule.zoneId, rule.ruleId);
+        if (v === undefined) throw new Error('ConfigSource: a committed rule is missing');
+        return v.rule;
+      },
+    });
+  }
+
+  /** Steps 1-4 of the module comment. */
+  async #write<T>(change: Change<T>): Promise<T> {
+    const merged = this.#merge(this.#fileRaw, change.next);
+    if (!merged.ok) throw new ApiWriteError(400, bodyIssues(merged.issues, change.focus));
+    const store = this.#d.store;
+    store.begin();
     try {
+      change.store(merged.config);
       let result: ApplyResult;
       try {
         result = await this.#d.edge.apply(merged.config);
       } catch (e) {
-        const code = e instanceof RefractError ? e.code : 'E_INTERNAL';
-        const message = e instanceof Error ? e.message : String(e);
-        const details = e instanceof RefractError && e.details !== undefined && typeof e.details['port'] === 'number' ? ` (${String(e.details['address'])}:${e.details['port']})` : '';
-        throw new ApiWriteError(code === 'E_INTERNAL' ? 500 : 400, [issue('', code, message + details)]);
+        throw applyError(e);
       }
       store.commit();
       this.#adopt(merged.config, this.#fileRaw, result, true);
-      if ('delete' in change) return { id, created_on: '', modified_on: '' };
-      return view(store.app(id)!, running);
+      return change.result();
     } finally {
       store.rollback(); // a no-op after the commit
     }
   }
 
-  #fileAppCount(): number {
-    const apps = isRecord(this.#fileRaw) ? this.#fileRaw['apps'] : undefined;
-    return Array.isArray(apps) ? apps.length : 0;
-  }
-
-  /** The file object with the API apps appended to `apps`, validated as one config. */
-  #merge(fileRaw: unknown, apiApps: readonly StoredApp[]) {
-    const base = isRecord(fileRaw) ? fileRaw : {};
-    const fileApps = Array.isArray(base['apps']) ? (base['apps'] as unknown[]) : [];
-    const raw = { ...base, apps: [...fileApps, ...apiApps.map((a) => ({ ...a.spec, id: a.appId }))] };
-    return validateConfig(raw);
-  }
-
   /**
-   * The zone a file app belongs to: the zone whose name is its dns.name or a parent of it (the longest such name),
-   * else the first zone.
+   * The file object with the API's objects added: API apps appended to `apps`, API rules to `access_rules`, each
+   * with its `zone`; file apps that name no zone get the file zone their dns.name falls in. Validated as one config.
    */
-  #zoneOfFileApp(app: AppSpec): string | undefined {
-    const zones = this.zones;
-    const name = app.dns.name.toLowerCase().replace(/\.$/, '');
-    let best: Zone | undefined;
-    for (const z of zones) {
-      if ((name === z.name || name.endsWith(`.${z.name}`)) && (best === undefined || z.name.length > best.name.length)) best = z;
+  #merge(fileRaw: unknown, data: ApiData): ConfigResult {
+    const base = isRecord(fileRaw) ? fileRaw : {};
+    const fileZones = parseZones(base['zones']).zones;
+    const zoneRefIssues: ConfigIssue[] = [];
+    const fileApps = (base['apps'] === undefined ? [] : base['apps']) as unknown;
+    const fileRules = (base['access_rules'] === undefined ? [] : base['access_rules']) as unknown;
+    const raw: Record<string, unknown> = { ...base };
+    if (Array.isArray(fileApps)) {
+      raw['apps'] = [
+        ...fileApps.map((a: unknown, i) => pinFileApp(a, fileZones, `/apps/${i}`, zoneRefIssues)),
+        ...data.apps.map((a) => ({ ...a.spec, id: a.appId, zone: a.zoneId })),
+      ];
     }
-    return (best ?? zones[0])?.id;
+    if (Array.isArray(fileRules)) {
+      fileRules.forEach((r: unknown, i) => checkFileZoneRef(r, fileZones, `/access_rules/${i}`, zoneRefIssues));
+      const all = [...fileRules, ...data.rules.map((r) => ({ ...r.rule, id: r.ruleId, zone: r.zoneId }))];
+      if (all.length > 0 || base['access_rules'] !== undefined) raw['access_rules'] = all;
+    }
+    const r = validateConfig(raw);
+    if (zoneRefIssues.length === 0) return r;
+    return { ok: false, issues: [...zoneRefIssues, ...(r.ok ? [] : r.issues)], warnings: r.warnings };
   }
 }
 
@@ -249,27 +424,70 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function issue(pointer: string, code: ConfigIssue['code'], message: string): ConfigIssue {
-  return { pointer, code, cfCode: undefined, message };
-}
-
-/** The request body as an app object without its read-only fields (id, created_on, modified_on). */
-function bodyObject(body: unknown): Record<string, unknown> {
-  if (!isRecord(body)) throw new ApiWriteError(400, [issue('', 'E_API_BAD_REQUEST', 'the body must be a JSON object (a Spectrum app)')]);
-  return Object.fromEntries(Object.entries(body).filter(([k]) => !READ_ONLY_FIELDS.includes(k)));
+function listLength(raw: unknown, key: string): number {
+  const v = isRecord(raw) ? raw[key] : undefined;
+  return Array.isArray(v) ? v.length : 0;
 }
 
 /**
- * Issues of the merged config, as seen from the request: pointers into the written app (`/apps/N/x` → `/x`) lose
+ * A file app or rule may name only a zone of the file's `zones` (the file must stand on its own: `refract validate`
+ * and a restart read it without the API's zones). A name that is no file zone is reported here when it would
+ * otherwise resolve to an API zone; an unknown name is left to the validator.
+ */
+function checkFileZoneRef(item: unknown, fileZones: readonly Zone[], pointer: string, issues: ConfigIssue[]): void {
+  const ref = isRecord(item) ? item['zone'] : undefined;
+  if (typeof ref !== 'string' || ref === '' || findZone(ref, fileZones) !== undefined) return;
+  issues.push(configIssue(`${pointer}/zone`, 'E_CONFIG_ZONE', `zone "${ref}" is not one of the file's zones; a file app or rule names only zones listed in the file`));
+}
+
+/** A file app with its zone made explicit (the file zone its dns.name falls in) when it names none. */
+function pinFileApp(app: unknown, fileZones: readonly Zone[], pointer: string, issues: ConfigIssue[]): unknown {
+  if (!isRecord(app)) return app;
+  if (app['zone'] != null) {
+    checkFileZoneRef(app, fileZones, pointer, issues);
+    return app;
+  }
+  const dns = app['dns'];
+  const name = isRecord(dns) ? dns['name'] : undefined;
+  const zone = typeof name === 'string' ? zoneOfName(name, fileZones) : undefined;
+  return zone === undefined ? app : { ...app, zone: zone.id };
+}
+
+/** The request body as an object without the fields the API sets itself. */
+function bodyObject(body: unknown, what: string, readOnly: readonly string[]): Record<string, unknown> {
+  if (!isRecord(body)) throw new ApiWriteError(400, [configIssue('', 'E_API_BAD_REQUEST', `the body must be a JSON object (${what})`)]);
+  return Object.fromEntries(Object.entries(body).filter(([k]) => !readOnly.includes(k)));
+}
+
+/**
+ * Issues of the merged config, as seen from the request: pointers into the written object (`/apps/N/x` → `/x`) lose
  * their prefix; issues elsewhere (another app it overlaps) keep theirs.
  */
-function bodyIssues(issues: readonly ConfigIssue[], fileApps: number, apiIndex: number): ConfigIssue[] {
-  const prefix = apiIndex < 0 ? undefined : `/apps/${fileApps + apiIndex}`;
-  return issues.map((i) => (prefix !== undefined && (i.pointer === prefix || i.pointer.startsWith(`${prefix}/`)) ? { ...i, pointer: i.pointer.slice(prefix.length) } : i));
+function bodyIssues(issues: readonly ConfigIssue[], focus: string | undefined): ConfigIssue[] {
+  if (focus === undefined) return [...issues];
+  return issues.map((i) => (i.pointer === focus || i.pointer.startsWith(`${focus}/`) ? { ...i, pointer: i.pointer.slice(focus.length) } : i));
+}
+
+/** An apply failure as the API reports it: its code (400; a bug is 500), with the address and port when bound. */
+function applyError(e: unknown): ApiWriteError {
+  const code = e instanceof RefractError ? e.code : 'E_INTERNAL';
+  const message = e instanceof Error ? e.message : String(e);
+  const details = e instanceof RefractError && e.details !== undefined && typeof e.details['port'] === 'number' ? ` (${String(e.details['address'])}:${e.details['port']})` : '';
+  return new ApiWriteError(code === 'E_INTERNAL' ? 500 : 400, [configIssue('', code, message + details)]);
 }
 
 /** A stored app as the API returns it: the normalised object when it is running, else what was stored. */
-function view(s: StoredApp, running: AppSpec | undefined): ApiApp {
-  const spec = running !== undefined ? (running.spec as Record<string, unknown>) : s.spec;
+function appView(s: StoredApp, running: Readonly<Record<string, unknown>> | undefined): ApiApp {
+  const spec = running ?? s.spec;
   return { ...spec, id: s.appId, created_on: s.createdOn, modified_on: s.modifiedOn };
+}
+
+/** What the store keeps of a validated rule: the rule without its id and zone. */
+function storedRule(r: AccessRule): Record<string, unknown> {
+  return { mode: r.mode, configuration: { target: r.configuration.target, value: r.configuration.value }, notes: r.notes };
+}
+
+function ruleView(r: AccessRule, scope: RuleScope, createdOn: string, modifiedOn: string): ApiRule {
+  const cf = toCloudflareRule(r);
+  return { id: r.id, mode: cf.mode, configuration: cf.configuration, notes: r.notes, allowed_modes: RULE_MODES, scope, created_on: createdOn, modified_on: modifiedOn };
 }

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { ERRORS, type ErrorCode, type ErrorSpec } from '../model/errors.ts';
 import type { ConfigIssue } from '../model/types.ts';
 import { ApiWriteError, type ApiApp, type ConfigSource } from './config-source.ts';
+import { parseRuleQuery, selectRules } from './rule-list.ts';
 import type { ApiStore } from './store.ts';
 import { authenticateKey, authenticateToken, bearerToken, type Permission, type Principal } from './tokens.ts';
 
@@ -55,8 +56,16 @@ interface Paging {
   perPage: number;
 }
 
-/** `page` (≥ 1, default 1) and `per_page` (1-100, default 20); an issue when out of range or not an integer. */
-function paging(q: Record<string, unknown>): Paging | ConfigIssue {
+/** Page sizes of the apps list (and zones); the access-rules list takes larger pages (`RULE_PAGE_SIZES`). */
+const PAGE_SIZES = { perPage: 20, maxPerPage: 100 };
+/**
+ * Page sizes of the access-rules list: Cloudflare documents 20 as its default page size and 1,000 as the largest
+ * page of its firewall lists.
+ */
+export const RULE_PAGE_SIZES = { perPage: 20, maxPerPage: 1000 };
+
+/** `page` (≥ 1, default 1) and `per_page` (1 to the maximum); an issue when out of range or not an integer. */
+function paging(q: Record<string, unknown>, sizes: { perPage: number; maxPerPage: number } = PAGE_SIZES): Paging | ConfigIssue {
   const int = (name: string, dflt: number, min: number, max: number): number | ConfigIssue => {
     const v = q[name];
     if (v === undefined || v === '') return dflt;
@@ -68,7 +77,7 @@ function paging(q: Record<string, unknown>): Paging | ConfigIssue {
   };
   const page = int('page', 1, 1, Number.MAX_SAFE_INTEGER);
   if (typeof page !== 'number') return page;
-  const perPage = int('per_page', 20, 1, 100);
+  const perPage = int('per_page', sizes.perPage, 1, sizes.maxPerPage);
   if (typeof perPage !== 'number') return perPage;
   return { page, perPage };
 }
@@ -244,6 +253,46 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
     if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
     await source.delete(req.params.zone, req.params.app);
     return ok(reply, { id: req.params.app });
+  });
+
+  // ── IP Access rules ───────────────────────────────────────────────────────────────────────────────────────────
+  const RULES = `${API_PREFIX}/zones/:zone/firewall/access_rules/rules`;
+
+  app.get<{ Params: { zone: string } }>(RULES, async (req, reply) => {
+    if (!allowed(req, reply, 'rules:read', req.params.zone)) return reply;
+    if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
+    const q = req.query as Record<string, unknown>;
+    const p = paging(q, RULE_PAGE_SIZES);
+    if (!('page' in p)) return fail(reply, 400, [p]);
+    const query = parseRuleQuery(q);
+    if ('code' in query) return fail(reply, 400, [query]);
+    return paged(reply, selectRules(source.rules(req.params.zone).map((v) => v.rule), query), p);
+  });
+
+  app.post<{ Params: { zone: string } }>(RULES, async (req, reply) => {
+    if (!allowed(req, reply, 'rules:edit', req.params.zone)) return reply;
+    if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
+    return ok(reply, await source.createRule(req.params.zone, req.body));
+  });
+
+  app.get<{ Params: { zone: string; rule: string } }>(`${RULES}/:rule`, async (req, reply) => {
+    if (!allowed(req, reply, 'rules:read', req.params.zone)) return reply;
+    if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
+    const v = source.rule(req.params.zone, req.params.rule);
+    return v === undefined ? fail(reply, 404, [problem('E_API_RULE_NOT_FOUND', `no IP Access rule ${req.params.rule} in zone ${req.params.zone}`)]) : ok(reply, v.rule);
+  });
+
+  app.patch<{ Params: { zone: string; rule: string } }>(`${RULES}/:rule`, async (req, reply) => {
+    if (!allowed(req, reply, 'rules:edit', req.params.zone)) return reply;
+    if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
+    return ok(reply, await source.editRule(req.params.zone, req.params.rule, req.body));
+  });
+
+  app.delete<{ Params: { zone: string; rule: string } }>(`${RULES}/:rule`, async (req, reply) => {
+    if (!allowed(req, reply, 'rules:edit', req.params.zone)) return reply;
+    if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
+    await source.deleteRule(req.params.zone, req.params.rule);
+    return ok(reply, { id: req.params.rule });
   });
 
   return app;

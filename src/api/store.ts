@@ -1,11 +1,11 @@
 /**
  * The API's state: SQLite through better-sqlite3 (synchronous), in WAL mode, schema versioned by `user_version`
- * (each migration runs once, in a transaction). Two tables: the apps created through the API and the API tokens and keys
- * (SHA-256 of the secret only).
+ * (each migration runs once, in a transaction). Tables: the apps and the IP Access rules created through the API, and
+ * the API tokens and keys (SHA-256 of the secret only).
  *
- * Every change is one transaction. An app write is two-phase so the edge can be changed in between:
- * `begin` opens the transaction and makes the change, the caller applies the resulting configuration, then
- * `commit` or `rollback` (src/api/config-source.ts).
+ * Every change is one transaction. A write is two-phase so the edge can be changed in between: `begin` opens the
+ * transaction, the `put…`/`delete…` methods make the change inside it, the caller applies the resulting
+ * configuration, then `commit` or `rollback` (src/api/config-source.ts).
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -16,6 +16,15 @@ export interface StoredApp {
   readonly appId: string;
   /** The normalised app object (AppSpec.spec) without id, created_on and modified_on. */
   readonly spec: Readonly<Record<string, unknown>>;
+  readonly createdOn: string;
+  readonly modifiedOn: string;
+}
+
+export interface StoredRule {
+  readonly zoneId: string;
+  readonly ruleId: string;
+  /** The normalised rule `{mode, configuration: {target, value}, notes}` (src/model/access-rules.ts) without id and zone. */
+  readonly rule: Readonly<Record<string, unknown>>;
   readonly createdOn: string;
   readonly modifiedOn: string;
 }
@@ -59,8 +68,8 @@ interface TokenRow {
 
 const list = (s: string | null): readonly string[] | undefined => (s === null ? undefined : (JSON.parse(s) as string[]));
 
-/** Migrations, in order; `user_version` is how many have run. Append only. */
-const MIGRATIONS: readonly string[] = [
+/** Migrations, in order; `user_version` is how many have run. Append only: never edit one that has shipped. */
+export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE apps (
      zone_id TEXT NOT NULL,
      app_id TEXT NOT NULL PRIMARY KEY,
@@ -81,6 +90,15 @@ const MIGRATIONS: readonly string[] = [
    ALTER TABLE tokens ADD COLUMN zones TEXT;
    ALTER TABLE tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'token';
    ALTER TABLE tokens ADD COLUMN email TEXT;`,
+  // IP Access rules created through the API, one zone each.
+  `CREATE TABLE rules (
+     zone_id TEXT NOT NULL,
+     rule_id TEXT NOT NULL PRIMARY KEY,
+     rule TEXT NOT NULL,
+     created_on TEXT NOT NULL,
+     modified_on TEXT NOT NULL
+   );
+   CREATE INDEX rules_zone ON rules (zone_id);`,
 ];
 
 interface AppRow {
@@ -94,6 +112,21 @@ interface AppRow {
 function fromRow(r: AppRow): StoredApp {
   return { zoneId: r.zone_id, appId: r.app_id, spec: JSON.parse(r.spec) as Record<string, unknown>, createdOn: r.created_on, modifiedOn: r.modified_on };
 }
+
+interface RuleRow {
+  zone_id: string;
+  rule_id: string;
+  rule: string;
+  created_on: string;
+  modified_on: string;
+}
+
+function ruleFromRow(r: RuleRow): StoredRule {
+  return { zoneId: r.zone_id, ruleId: r.rule_id, rule: JSON.parse(r.rule) as Record<string, unknown>, createdOn: r.created_on, modifiedOn: r.modified_on };
+}
+
+/** An app change, as `begin` takes it. */
+export type AppChange = { readonly put: StoredApp } | { readonly delete: string };
 
 export class ApiStore {
   readonly #db: Database.Database;
@@ -128,23 +161,58 @@ export class ApiStore {
     return r === undefined ? undefined : fromRow(r);
   }
 
+  rules(): StoredRule[] {
+    return (this.#db.prepare('SELECT * FROM rules ORDER BY created_on, rule_id').all() as RuleRow[]).map(ruleFromRow);
+  }
+
+  rule(ruleId: string): StoredRule | undefined {
+    const r = this.#db.prepare('SELECT * FROM rules WHERE rule_id = ?').get(ruleId) as RuleRow | undefined;
+    return r === undefined ? undefined : ruleFromRow(r);
+  }
+
   /**
-   * Starts the write's transaction and makes the change (`put`: insert or replace; `delete`). Follow with
-   * `commit()` or `rollback()`; nothing else may use the store in between (the API serialises writes).
+   * Starts a write's transaction (`BEGIN IMMEDIATE`) and makes `change` in it when given. Make further changes with
+   * the `put…`/`delete…` methods, then `commit()` or `rollback()`; nothing else may use the store in between (the
+   * API serialises writes). A change that fails rolls the whole transaction back and throws.
    */
-  begin(change: { readonly put: StoredApp } | { readonly delete: string }): void {
+  begin(change?: AppChange): void {
     if (this.#open) throw new Error('ApiStore: a write is already open');
     this.#db.exec('BEGIN IMMEDIATE');
     this.#open = true;
+    if (change === undefined) return;
+    if ('put' in change) this.putApp(change.put);
+    else this.deleteApp(change.delete);
+  }
+
+  putApp(a: StoredApp): void {
+    this.#inWrite(() =>
+      this.#db
+        .prepare('INSERT OR REPLACE INTO apps (zone_id, app_id, spec, created_on, modified_on) VALUES (?, ?, ?, ?, ?)')
+        .run(a.zoneId, a.appId, JSON.stringify(a.spec), a.createdOn, a.modifiedOn),
+    );
+  }
+
+  deleteApp(appId: string): void {
+    this.#inWrite(() => this.#db.prepare('DELETE FROM apps WHERE app_id = ?').run(appId));
+  }
+
+  putRule(r: StoredRule): void {
+    this.#inWrite(() =>
+      this.#db
+        .prepare('INSERT OR REPLACE INTO rules (zone_id, rule_id, rule, created_on, modified_on) VALUES (?, ?, ?, ?, ?)')
+        .run(r.zoneId, r.ruleId, JSON.stringify(r.rule), r.createdOn, r.modifiedOn),
+    );
+  }
+
+  deleteRule(ruleId: string): void {
+    this.#inWrite(() => this.#db.prepare('DELETE FROM rules WHERE rule_id = ?').run(ruleId));
+  }
+
+  /** Runs a statement of the open write; a failure rolls the write back and is rethrown. */
+  #inWrite(f: () => unknown): void {
+    if (!this.#open) throw new Error('ApiStore: no write is open (call begin first)');
     try {
-      if ('put' in change) {
-        const a = change.put;
-        this.#db
-          .prepare('INSERT OR REPLACE INTO apps (zone_id, app_id, spec, created_on, modified_on) VALUES (?, ?, ?, ?, ?)')
-          .run(a.zoneId, a.appId, JSON.stringify(a.spec), a.createdOn, a.modifiedOn);
-      } else {
-        this.#db.prepare('DELETE FROM apps WHERE app_id = ?').run(change.delete);
-      }
+      f();
     } catch (e) {
       this.rollback();
       throw e;

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ApiStore } from '../../../src/api/store.ts';
+import { ApiStore, MIGRATIONS } from '../../../src/api/store.ts';
 import { bearerToken, createToken, verifyToken } from '../../../src/api/tokens.ts';
 
 const app = (appId: string) => ({ zoneId: 'z'.repeat(32), appId, spec: { protocol: 'tcp/22' }, createdOn: '2026-01-01T00:00:00.000Z', modifiedOn: '2026-01-01T00:00:00.000Z' });
@@ -15,12 +15,12 @@ describe('ApiStore', () => {
     try {
       const file = join(dir, 'sub', 'api.sqlite');
       const a = new ApiStore(file);
-      assert.equal(a.schemaVersion, 2);
+      assert.equal(a.schemaVersion, MIGRATIONS.length);
       a.begin({ put: app('a1') });
       a.commit();
       a.close();
       const b = new ApiStore(file);
-      assert.equal(b.schemaVersion, 2);
+      assert.equal(b.schemaVersion, MIGRATIONS.length);
       assert.deepEqual(b.apps().map((x) => x.appId), ['a1']);
       b.close();
       assert.equal(readFileSync(file).subarray(18, 20).toString('hex'), '0202', 'WAL mode is recorded in the header');
