@@ -6,7 +6,8 @@
  * All changes run one at a time (a queue). An API write:
  *   1. merges the file with every API object (the change included) and validates the whole result with
  *      `validateConfig`, the validator `refract validate` uses;
- *   2. opens its database transaction and makes the change;
+ *   2. opens its database transaction, makes the change and records it in the audit log (who, when, the object
+ *      before and after);
  *   3. applies the configuration with `EdgeNode.apply` (all-or-nothing: a port in use leaves the edge as it was);
  *   4. commits only if 1 and 3 succeeded, otherwise rolls back and reports the problem with its code.
  * A file reload merges the new file with the stored API objects the same way; API objects survive reloads.
@@ -15,7 +16,7 @@
  * app that names no zone is given the file zone its dns.name falls in, so a file app never moves into a zone created
  * through the API.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { concatMap, from, type Observable } from 'rxjs';
 import { toCloudflareRule, validateAccessRule } from '../model/access-rules.ts';
 import { configIssue } from '../model/app.ts';
@@ -61,6 +62,28 @@ export interface RuleView {
   readonly fromFile: boolean;
 }
 
+/** Who makes a write (the request's token or global key), as the audit log records it. Never the secret. */
+export interface Actor {
+  readonly id: string;
+  readonly name: string;
+  readonly kind: 'token' | 'key';
+  readonly email: string | undefined;
+}
+
+/** The kinds of object the audit log records, as `resource.type`. */
+export type AuditResource = 'spectrum_app' | 'access_rule' | 'zone';
+
+/** One audit entry of a write, before the ConfigSource adds id, time and actor. */
+interface AuditRecord {
+  readonly zoneId: string;
+  readonly action: 'create' | 'update' | 'delete';
+  readonly resourceType: AuditResource;
+  readonly resourceId: string;
+  readonly before: unknown;
+  readonly after: unknown;
+  readonly metadata?: Record<string, unknown>;
+}
+
 /** A write the API refused: HTTP status, and the issues (code, Cloudflare number, pointer into the request body). */
 export class ApiWriteError extends Error {
   constructor(
@@ -101,8 +124,11 @@ interface Change<T> {
   readonly next: ApiData;
   /** Pointer of the written object in the merged config object; its issues are reported relative to the body. */
   readonly focus: string | undefined;
-  /** Makes the change in the open transaction, given the validated merged configuration. */
-  readonly store: (config: RefractConfig) => void;
+  /** Who writes, and when (the ConfigSource clock, as created_on / modified_on). */
+  readonly actor: Actor;
+  readonly at: string;
+  /** Makes the change in the open transaction, given the validated merged configuration; returns its audit entries. */
+  readonly store: (config: RefractConfig) => readonly AuditRecord[];
   /** The answer, once committed. */
   readonly result: () => T;
 }
@@ -188,30 +214,38 @@ export class ConfigSource {
   }
 
   /** POST: a new app in the zone, with a fresh id. */
-  create(zoneId: string, body: unknown): Promise<ApiApp> {
+  create(zoneId: string, body: unknown, actor: Actor): Promise<ApiApp> {
     return this.#serial(async () => {
       const now = this.#d.now().toISOString();
-      return this.#putApp({ zoneId, appId: randomBytes(16).toString('hex'), spec: bodyObject(body, 'a Spectrum app', READ_ONLY_APP_FIELDS), createdOn: now, modifiedOn: now });
+      const spec = bodyObject(body, 'a Spectrum app', READ_ONLY_APP_FIELDS);
+      return this.#putApp({ zoneId, appId: randomBytes(16).toString('hex'), spec, createdOn: now, modifiedOn: now }, undefined, actor);
     });
   }
 
   /** PUT: replaces the whole app. */
-  replace(zoneId: string, appId: string, body: unknown): Promise<ApiApp> {
+  replace(zoneId: string, appId: string, body: unknown, actor: Actor): Promise<ApiApp> {
     return this.#serial(async () => {
       const old = this.#writableApp(zoneId, appId);
       const spec = bodyObject(body, 'a Spectrum app', READ_ONLY_APP_FIELDS);
-      return this.#putApp({ zoneId, appId, spec, createdOn: old.createdOn, modifiedOn: this.#d.now().toISOString() });
+      const before = this.app(zoneId, appId)?.app;
+      return this.#putApp({ zoneId, appId, spec, createdOn: old.createdOn, modifiedOn: this.#d.now().toISOString() }, before, actor);
     });
   }
 
-  delete(zoneId: string, appId: string): Promise<void> {
+  delete(zoneId: string, appId: string, actor: Actor): Promise<void> {
     return this.#serial(async () => {
       this.#writableApp(zoneId, appId);
+      const before = this.app(zoneId, appId)?.app;
       const { apps, rules } = this.#committed;
       await this.#write({
         next: { apps: apps.filter((a) => a.appId !== appId), rules },
         focus: undefined,
-        store: () => this.#d.store.deleteApp(appId),
+        actor,
+        at: this.#d.now().toISOString(),
+        store: () => {
+          this.#d.store.deleteApp(appId);
+          return [{ zoneId, action: 'delete', resourceType: 'spectrum_app', resourceId: appId, before, after: null }];
+        },
         result: () => undefined,
       });
     });
@@ -248,11 +282,11 @@ export class ConfigSource {
   }
 
   /** POST: a new rule of the zone, with a fresh id. */
-  createRule(zoneId: string, body: unknown): Promise<ApiRule> {
+  createRule(zoneId: string, body: unknown, actor: Actor): Promise<ApiRule> {
     return this.#serial(async () => {
       const now = this.#d.now().toISOString();
       const rule = bodyObject(body, 'an IP Access rule {mode, configuration, notes}', READ_ONLY_RULE_FIELDS);
-      return this.#putRule({ zoneId, ruleId: randomBytes(16).toString('hex'), rule, createdOn: now, modifiedOn: now });
+      return this.#putRule({ zoneId, ruleId: randomBytes(16).toString('hex'), rule, createdOn: now, modifiedOn: now }, undefined, actor);
     });
   }
 
@@ -260,7 +294,7 @@ export class ConfigSource {
    * PATCH: changes a rule's mode and notes (what Cloudflare lets one edit). `configuration` may be sent, as the SDK
    * does, but must equal the rule's own (after normalisation); the whole rule is validated again.
    */
-  editRule(zoneId: string, ruleId: string, body: unknown): Promise<ApiRule> {
+  editRule(zoneId: string, ruleId: string, body: unknown, actor: Actor): Promise<ApiRule> {
     return this.#serial(async () => {
       const old = this.#writableRule(zoneId, ruleId);
       const patch = bodyObject(body, 'an IP Access rule {mode, notes}', READ_ONLY_RULE_FIELDS);
@@ -277,18 +311,24 @@ export class ConfigSource {
       }
       const rule: Record<string, unknown> = { ...old.rule };
       for (const k of ['mode', 'notes']) if (Object.hasOwn(patch, k)) rule[k] = patch[k];
-      return this.#putRule({ ...old, rule, modifiedOn: this.#d.now().toISOString() });
+      return this.#putRule({ ...old, rule, modifiedOn: this.#d.now().toISOString() }, this.rule(zoneId, ruleId)?.rule, actor);
     });
   }
 
-  deleteRule(zoneId: string, ruleId: string): Promise<void> {
+  deleteRule(zoneId: string, ruleId: string, actor: Actor): Promise<void> {
     return this.#serial(async () => {
       this.#writableRule(zoneId, ruleId);
+      const before = this.rule(zoneId, ruleId)?.rule;
       const { apps, rules } = this.#committed;
       await this.#write({
         next: { apps, rules: rules.filter((r) => r.ruleId !== ruleId) },
         focus: undefined,
-        store: () => this.#d.store.deleteRule(ruleId),
+        actor,
+        at: this.#d.now().toISOString(),
+        store: () => {
+          this.#d.store.deleteRule(ruleId);
+          return [{ zoneId, action: 'delete', resourceType: 'access_rule', resourceId: ruleId, before, after: null }];
+        },
         result: () => undefined,
       });
     });
@@ -333,34 +373,43 @@ export class ConfigSource {
     throw new ApiWriteError(404, [configIssue('', 'E_API_RULE_NOT_FOUND', `no IP Access rule ${ruleId} in zone ${zoneId}`)]);
   }
 
-  /** Stores the app (new or replacing one) as the validated configuration normalised it. */
-  #putApp(app: StoredApp): Promise<ApiApp> {
+  /** Stores the app (new, or replacing `before`) as the validated configuration normalised it. */
+  #putApp(app: StoredApp, before: ApiApp | undefined, actor: Actor): Promise<ApiApp> {
     const apps = this.#committed.apps.filter((a) => a.appId !== app.appId);
     const index = apps.push(app) - 1;
     let spec: Record<string, unknown> = app.spec;
     return this.#write({
       next: { apps, rules: this.#committed.rules },
       focus: `/apps/${listLength(this.#fileRaw, 'apps') + index}`,
+      actor,
+      at: app.modifiedOn,
       store: (config) => {
         const { id: _id, ...normalised } = (config.apps.find((a) => a.id === app.appId)?.spec ?? app.spec) as Record<string, unknown>;
         spec = normalised;
         this.#d.store.putApp({ ...app, spec });
+        const after = appView({ ...app, spec }, undefined);
+        return [{ zoneId: app.zoneId, action: before === undefined ? 'create' : 'update', resourceType: 'spectrum_app', resourceId: app.appId, before: before ?? null, after }];
       },
       result: () => appView({ ...app, spec }, this.config.apps.find((a) => a.id === app.appId)?.spec),
     });
   }
 
-  /** Stores the rule (new or replacing one) as the validated configuration normalised it. */
-  #putRule(rule: StoredRule): Promise<ApiRule> {
+  /** Stores the rule (new, or replacing `before`) as the validated configuration normalised it. */
+  #putRule(rule: StoredRule, before: ApiRule | undefined, actor: Actor): Promise<ApiRule> {
     const rules = this.#committed.rules.filter((r) => r.ruleId !== rule.ruleId);
     const index = rules.push(rule) - 1;
     return this.#write({
       next: { apps: this.#committed.apps, rules },
       focus: `/access_rules/${listLength(this.#fileRaw, 'access_rules') + index}`,
+      actor,
+      at: rule.modifiedOn,
       store: (config) => {
         const running = config.accessRules.find((r) => r.id === rule.ruleId);
-        if (running === undefined) throw new Error('ConfigSource: a validated rule is missing from the configuration');
+        const zone = config.zones?.find((z) => z.id === rule.zoneId);
+        if (running === undefined || zone === undefined) throw new Error('ConfigSource: a validated rule or its zone is missing from the configuration');
         this.#d.store.putRule({ ...rule, rule: storedRule(running) });
+        const after = ruleView(running, { id: zone.id, name: zone.name, type: 'zone' }, rule.createdOn, rule.modifiedOn);
+        return [{ zoneId: rule.zoneId, action: before === undefined ? 'create' : 'update', resourceType: 'access_rule', resourceId: rule.ruleId, before: before ?? null, after }];
       },
       result: () => {
         const v = this.rule(rule.zoneId, rule.ruleId);
@@ -377,7 +426,9 @@ export class ConfigSource {
     const store = this.#d.store;
     store.begin();
     try {
-      change.store(merged.config);
+      for (const r of change.store(merged.config)) {
+        store.addAudit({ id: randomUUID(), when: change.at, actor: change.actor, metadata: undefined, ...r, before: r.before ?? null, after: r.after ?? null });
+      }
       let result: ApplyResult;
       try {
         result = await this.#d.edge.apply(merged.config);

@@ -9,7 +9,8 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ERRORS, type ErrorCode, type ErrorSpec } from '../model/errors.ts';
 import type { ConfigIssue } from '../model/types.ts';
-import { ApiWriteError, type ApiApp, type ConfigSource } from './config-source.ts';
+import { auditView, parseAuditFilters } from './audit.ts';
+import { ApiWriteError, type Actor, type ApiApp, type ConfigSource } from './config-source.ts';
 import { parseRuleQuery, selectRules } from './rule-list.ts';
 import type { ApiStore } from './store.ts';
 import { authenticateKey, authenticateToken, bearerToken, type Permission, type Principal } from './tokens.ts';
@@ -164,6 +165,13 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
     }
   });
 
+  /** The token or key of an authenticated request, as the audit log records it. */
+  const actor = (req: FastifyRequest): Actor => {
+    const who = principals.get(req);
+    if (who === undefined) throw new Error('API: a route ran without an authenticated principal');
+    return { id: who.id, name: who.name, kind: who.kind, email: who.email };
+  };
+
   /** Whether the request's token holds `perm` (undefined: any permission) and `zoneId`; else answers 403. */
   const allowed = (req: FastifyRequest, reply: FastifyReply, perm: Permission | undefined, zoneId?: string): boolean => {
     const who = principals.get(req);
@@ -232,7 +240,7 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
   app.post<{ Params: { zone: string } }>(`${API_PREFIX}/zones/:zone/spectrum/apps`, async (req, reply) => {
     if (!allowed(req, reply, 'apps:edit', req.params.zone)) return reply;
     if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
-    return ok(reply, await source.create(req.params.zone, req.body));
+    return ok(reply, await source.create(req.params.zone, req.body, actor(req)));
   });
 
   app.get<{ Params: { zone: string; app: string } }>(`${API_PREFIX}/zones/:zone/spectrum/apps/:app`, async (req, reply) => {
@@ -245,13 +253,13 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
   app.put<{ Params: { zone: string; app: string } }>(`${API_PREFIX}/zones/:zone/spectrum/apps/:app`, async (req, reply) => {
     if (!allowed(req, reply, 'apps:edit', req.params.zone)) return reply;
     if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
-    return ok(reply, await source.replace(req.params.zone, req.params.app, req.body));
+    return ok(reply, await source.replace(req.params.zone, req.params.app, req.body, actor(req)));
   });
 
   app.delete<{ Params: { zone: string; app: string } }>(`${API_PREFIX}/zones/:zone/spectrum/apps/:app`, async (req, reply) => {
     if (!allowed(req, reply, 'apps:edit', req.params.zone)) return reply;
     if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
-    await source.delete(req.params.zone, req.params.app);
+    await source.delete(req.params.zone, req.params.app, actor(req));
     return ok(reply, { id: req.params.app });
   });
 
@@ -272,7 +280,7 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
   app.post<{ Params: { zone: string } }>(RULES, async (req, reply) => {
     if (!allowed(req, reply, 'rules:edit', req.params.zone)) return reply;
     if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
-    return ok(reply, await source.createRule(req.params.zone, req.body));
+    return ok(reply, await source.createRule(req.params.zone, req.body, actor(req)));
   });
 
   app.get<{ Params: { zone: string; rule: string } }>(`${RULES}/:rule`, async (req, reply) => {
@@ -285,14 +293,28 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
   app.patch<{ Params: { zone: string; rule: string } }>(`${RULES}/:rule`, async (req, reply) => {
     if (!allowed(req, reply, 'rules:edit', req.params.zone)) return reply;
     if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
-    return ok(reply, await source.editRule(req.params.zone, req.params.rule, req.body));
+    return ok(reply, await source.editRule(req.params.zone, req.params.rule, req.body, actor(req)));
   });
 
   app.delete<{ Params: { zone: string; rule: string } }>(`${RULES}/:rule`, async (req, reply) => {
     if (!allowed(req, reply, 'rules:edit', req.params.zone)) return reply;
     if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
-    await source.deleteRule(req.params.zone, req.params.rule);
+    await source.deleteRule(req.params.zone, req.params.rule, actor(req));
     return ok(reply, { id: req.params.rule });
+  });
+
+  // ── audit log ─────────────────────────────────────────────────────────────────────────────────────────────────
+  app.get<{ Params: { zone: string } }>(`${API_PREFIX}/zones/:zone/audit_logs`, async (req, reply) => {
+    if (!allowed(req, reply, 'audit:read', req.params.zone)) return reply;
+    // A deleted zone's log stays readable by its id.
+    if (zone(req.params.zone) === undefined && !store.hasAudit(req.params.zone)) return noZone(reply, req.params.zone);
+    const q = req.query as Record<string, unknown>;
+    const p = paging(q);
+    if (!('page' in p)) return fail(reply, 400, [p]);
+    const f = parseAuditFilters(q);
+    if ('code' in f) return fail(reply, 400, [f]);
+    const { total, entries } = store.auditLog(req.params.zone, { ...f, limit: p.perPage, offset: (p.page - 1) * p.perPage });
+    return ok(reply, entries.map(auditView), { page: p.page, per_page: p.perPage, count: entries.length, total_count: total, total_pages: Math.ceil(total / p.perPage) });
   });
 
   return app;

@@ -1,7 +1,7 @@
 /**
  * The API's state: SQLite through better-sqlite3 (synchronous), in WAL mode, schema versioned by `user_version`
- * (each migration runs once, in a transaction). Tables: the apps and the IP Access rules created through the API, and
- * the API tokens and keys (SHA-256 of the secret only).
+ * (each migration runs once, in a transaction). Tables: the apps and the IP Access rules created through the API, the
+ * audit log of API writes, and the API tokens and keys (SHA-256 of the secret only).
  *
  * Every change is one transaction. A write is two-phase so the edge can be changed in between: `begin` opens the
  * transaction, the `put…`/`delete…` methods make the change inside it, the caller applies the resulting
@@ -29,6 +29,33 @@ export interface StoredRule {
   readonly modifiedOn: string;
 }
 
+/** One committed API write (src/api/audit.ts shapes it for the API). */
+export interface AuditEntry {
+  /** A UUID. */
+  readonly id: string;
+  readonly zoneId: string;
+  /** RFC 3339, UTC (the ConfigSource clock). */
+  readonly when: string;
+  readonly actor: { readonly id: string; readonly name: string; readonly kind: 'token' | 'key'; readonly email: string | undefined };
+  /** `create`, `update` or `delete`. */
+  readonly action: string;
+  readonly resourceType: string;
+  readonly resourceId: string;
+  /** The API's object before and after (null: none). */
+  readonly before: unknown;
+  readonly after: unknown;
+  readonly metadata: Readonly<Record<string, unknown>> | undefined;
+}
+
+/** What to read of a zone's audit log: `since` inclusive, `before` exclusive (RFC 3339 as `toISOString` writes it). */
+export interface AuditQuery {
+  readonly since?: string | undefined;
+  readonly before?: string | undefined;
+  readonly newestFirst: boolean;
+  readonly limit: number;
+  readonly offset: number;
+}
+
 export interface StoredToken {
   readonly id: string;
   readonly name: string;
@@ -47,6 +74,7 @@ export interface StoredToken {
 /** An active token's or key's hash and grants (the caller compares hashes in constant time). */
 export interface ActiveToken {
   readonly id: string;
+  readonly name: string;
   readonly sha256: string;
   readonly kind: 'token' | 'key';
   readonly email: string | undefined;
@@ -99,6 +127,24 @@ export const MIGRATIONS: readonly string[] = [
      modified_on TEXT NOT NULL
    );
    CREATE INDEX rules_zone ON rules (zone_id);`,
+  // The audit log: one row per committed API write, written in the write's own transaction.
+  `CREATE TABLE audit_log (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     id TEXT NOT NULL UNIQUE,
+     zone_id TEXT NOT NULL,
+     at TEXT NOT NULL,
+     actor_id TEXT NOT NULL,
+     actor_name TEXT NOT NULL,
+     actor_kind TEXT NOT NULL,
+     actor_email TEXT,
+     action TEXT NOT NULL,
+     resource_type TEXT NOT NULL,
+     resource_id TEXT NOT NULL,
+     old_value TEXT,
+     new_value TEXT,
+     metadata TEXT
+   );
+   CREATE INDEX audit_log_zone_at ON audit_log (zone_id, at);`,
 ];
 
 interface AppRow {
@@ -123,6 +169,38 @@ interface RuleRow {
 
 function ruleFromRow(r: RuleRow): StoredRule {
   return { zoneId: r.zone_id, ruleId: r.rule_id, rule: JSON.parse(r.rule) as Record<string, unknown>, createdOn: r.created_on, modifiedOn: r.modified_on };
+}
+
+interface AuditRow {
+  id: string;
+  zone_id: string;
+  at: string;
+  actor_id: string;
+  actor_name: string;
+  actor_kind: string;
+  actor_email: string | null;
+  action: string;
+  resource_type: string;
+  resource_id: string;
+  old_value: string | null;
+  new_value: string | null;
+  metadata: string | null;
+}
+
+function auditFromRow(r: AuditRow): AuditEntry {
+  const json = (s: string | null): unknown => (s === null ? null : (JSON.parse(s) as unknown));
+  return {
+    id: r.id,
+    zoneId: r.zone_id,
+    when: r.at,
+    actor: { id: r.actor_id, name: r.actor_name, kind: r.actor_kind === 'key' ? 'key' : 'token', email: r.actor_email ?? undefined },
+    action: r.action,
+    resourceType: r.resource_type,
+    resourceId: r.resource_id,
+    before: json(r.old_value),
+    after: json(r.new_value),
+    metadata: r.metadata === null ? undefined : (JSON.parse(r.metadata) as Record<string, unknown>),
+  };
 }
 
 /** An app change, as `begin` takes it. */
@@ -208,6 +286,44 @@ export class ApiStore {
     this.#inWrite(() => this.#db.prepare('DELETE FROM rules WHERE rule_id = ?').run(ruleId));
   }
 
+  /** Records a write in the audit log, inside the write's transaction (a rollback removes it too). */
+  addAudit(e: AuditEntry): void {
+    const text = (v: unknown): string | null => (v === null || v === undefined ? null : JSON.stringify(v));
+    this.#inWrite(() =>
+      this.#db
+        .prepare(
+          `INSERT INTO audit_log (id, zone_id, at, actor_id, actor_name, actor_kind, actor_email, action, resource_type, resource_id, old_value, new_value, metadata)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(e.id, e.zoneId, e.when, e.actor.id, e.actor.name, e.actor.kind, e.actor.email ?? null, e.action, e.resourceType, e.resourceId, text(e.before), text(e.after), text(e.metadata)),
+    );
+  }
+
+  /** A zone's audit entries matching `q` (newest or oldest first, ties by insertion order), and how many match in all. */
+  auditLog(zoneId: string, q: AuditQuery): { total: number; entries: AuditEntry[] } {
+    const where = ['zone_id = ?'];
+    const args: unknown[] = [zoneId];
+    if (q.since !== undefined) {
+      where.push('at >= ?');
+      args.push(q.since);
+    }
+    if (q.before !== undefined) {
+      where.push('at < ?');
+      args.push(q.before);
+    }
+    const cond = where.join(' AND ');
+    const total = (this.#db.prepare(`SELECT COUNT(*) AS n FROM audit_log WHERE ${cond}`).get(...args) as { n: number }).n;
+    if (q.offset >= total) return { total, entries: [] }; // also keeps a huge page number out of SQL
+    const dir = q.newestFirst ? 'DESC' : 'ASC';
+    const rows = this.#db.prepare(`SELECT * FROM audit_log WHERE ${cond} ORDER BY at ${dir}, seq ${dir} LIMIT ? OFFSET ?`).all(...args, q.limit, q.offset) as AuditRow[];
+    return { total, entries: rows.map(auditFromRow) };
+  }
+
+  /** Whether the zone has any audit entry (a deleted zone's log stays readable). */
+  hasAudit(zoneId: string): boolean {
+    return this.#db.prepare('SELECT 1 FROM audit_log WHERE zone_id = ? LIMIT 1').get(zoneId) !== undefined;
+  }
+
   /** Runs a statement of the open write; a failure rolls the write back and is rethrown. */
   #inWrite(f: () => unknown): void {
     if (!this.#open) throw new Error('ApiStore: no write is open (call begin first)');
@@ -274,7 +390,7 @@ export class ApiStore {
   /** The active tokens and keys, with their hashes (the caller compares in constant time). */
   activeTokenHashes(): ActiveToken[] {
     const rows = this.#db.prepare('SELECT * FROM tokens WHERE revoked_on IS NULL').all() as TokenRow[];
-    return rows.map((r) => ({ id: r.id, sha256: r.sha256, kind: r.kind === 'key' ? 'key' : 'token', email: r.email ?? undefined, permissions: list(r.permissions), zones: list(r.zones) }));
+    return rows.map((r) => ({ id: r.id, name: r.name, sha256: r.sha256, kind: r.kind === 'key' ? 'key' : 'token', email: r.email ?? undefined, permissions: list(r.permissions), zones: list(r.zones) }));
   }
 
   /** Revokes by id or name; how many tokens it revoked. */
