@@ -1,5 +1,5 @@
 /**
- * The running configuration = the config file + what was created through the API (apps, IP Access rules). This is
+ * The running configuration = the config file + what was created through the API (zones, apps, IP Access rules). This is
  * the one place the two are merged, for API writes and for file reloads alike, and the one place either is applied to
  * the edge.
  *
@@ -12,9 +12,9 @@
  *   4. commits only if 1 and 3 succeeded, otherwise rolls back and reports the problem with its code.
  * A file reload merges the new file with the stored API objects the same way; API objects survive reloads.
  *
- * In the merged object, API apps and rules carry the Refract extension field `zone` (their zone's id), and each file
- * app that names no zone is given the file zone its dns.name falls in, so a file app never moves into a zone created
- * through the API.
+ * In the merged object, API zones follow the file's `zones`, API apps and rules carry the Refract extension field
+ * `zone` (their zone's id), and each file app that names no zone is given the file zone its dns.name falls in, so a
+ * file app never moves into a zone created through the API.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { concatMap, from, type Observable } from 'rxjs';
@@ -23,9 +23,9 @@ import { configIssue } from '../model/app.ts';
 import { parseZones, validateConfig, type ConfigResult } from '../model/config.ts';
 import { RefractError } from '../model/errors.ts';
 import type { AccessRule, ConfigIssue, RefractConfig, Zone } from '../model/types.ts';
-import { findZone, zoneOfName } from '../model/zones.ts';
+import { findZone, zoneNameKey, zoneOfName } from '../model/zones.ts';
 import type { ApplyResult, EdgeNode, FollowResult } from '../edge/edge-node.ts';
-import type { ApiStore, StoredApp, StoredRule } from './store.ts';
+import type { ApiStore, StoredApp, StoredRule, StoredZone } from './store.ts';
 
 /** An app as the API returns it: the normalised object plus id, created_on, modified_on. */
 export type ApiApp = Readonly<Record<string, unknown>> & { readonly id: string; readonly created_on: string; readonly modified_on: string };
@@ -73,6 +73,23 @@ export interface Actor {
 /** The kinds of object the audit log records, as `resource.type`. */
 export type AuditResource = 'spectrum_app' | 'access_rule' | 'zone';
 
+/** A zone as the API returns it. */
+export interface ApiZone {
+  readonly id: string;
+  readonly name: string;
+  readonly status: 'active';
+  readonly paused: false;
+  readonly type: 'full';
+  readonly created_on: string;
+  readonly modified_on: string;
+}
+
+export interface ZoneView {
+  readonly zone: ApiZone;
+  /** From the config file (read-only through the API). */
+  readonly fromFile: boolean;
+}
+
 /** One audit entry of a write, before the ConfigSource adds id, time and actor. */
 interface AuditRecord {
   readonly zoneId: string;
@@ -115,6 +132,7 @@ export interface ConfigSourceDeps {
 
 /** What the API has created, as stored. */
 interface ApiData {
+  readonly zones: readonly StoredZone[];
   readonly apps: readonly StoredApp[];
   readonly rules: readonly StoredRule[];
 }
@@ -139,7 +157,7 @@ export class ConfigSource {
   #fileLoadedOn: string;
   #config: RefractConfig | undefined;
   /** The API's objects as last committed (reads never see a write in flight). */
-  #committed: ApiData = { apps: [], rules: [] };
+  #committed: ApiData = { zones: [], apps: [], rules: [] };
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(deps: ConfigSourceDeps) {
@@ -156,6 +174,87 @@ export class ConfigSource {
 
   get zones(): readonly Zone[] {
     return this.config.zones ?? [];
+  }
+
+  // ── zones ───────────────────────────────────────────────────────────────────────────────────────────────────
+
+  /** Every zone: the file's, then those created through the API, in the order they were created. */
+  zoneViews(): ZoneView[] {
+    const stored = new Map(this.#committed.zones.map((z) => [z.zoneId, z] as const));
+    return this.zones.map((z) => {
+      const s = stored.get(z.id);
+      return { fromFile: s === undefined, zone: zoneView(z, s?.createdOn ?? this.#fileLoadedOn) };
+    });
+  }
+
+  /**
+   * POST /zones: a zone named `body.name` (other fields, such as the SDK's `account`, are ignored), its id derived
+   * from the name as for file zones.
+   */
+  createZone(body: unknown, actor: Actor): Promise<ApiZone> {
+    return this.#serial(async () => {
+      const b = bodyObject(body, 'a zone {name}', []);
+      const name = b['name'];
+      const existing = typeof name === 'string' ? this.zones.find((z) => z.name === zoneNameKey(name)) : undefined;
+      if (existing !== undefined) {
+        throw new ApiWriteError(400, [configIssue('/name', 'E_API_ZONE_EXISTS', `${existing.name} already exists (zone ${existing.id})`)]);
+      }
+      const at = this.#d.now().toISOString();
+      const index = this.#committed.zones.length;
+      const probe: StoredZone = { zoneId: '', name: name as string, createdOn: at };
+      let made: StoredZone | undefined;
+      const zonePointer = `/zones/${listLength(this.#fileRaw, 'zones') + index}`;
+      return this.#write({
+        next: { ...this.#committed, zones: [...this.#committed.zones, probe] },
+        focus: zonePointer,
+        actor,
+        at,
+        store: (config) => {
+          const z = config.zones?.[listLength(this.#fileRaw, 'zones') + index];
+          if (z === undefined) throw new Error('ConfigSource: a validated zone is missing from the configuration');
+          made = { zoneId: z.id, name: z.name, createdOn: at };
+          this.#d.store.putZone(made);
+          return [{ zoneId: z.id, action: 'create', resourceType: 'zone', resourceId: z.id, before: null, after: zoneView(z, at) }];
+        },
+        result: () => zoneView({ id: made!.zoneId, name: made!.name }, at),
+      });
+    });
+  }
+
+  /** DELETE /zones/{id}: the zone with its API apps and rules, in one transaction; the apps drain. */
+  deleteZone(zoneId: string, actor: Actor): Promise<void> {
+    return this.#serial(async () => {
+      const stored = this.#committed.zones.find((z) => z.zoneId === zoneId);
+      if (stored === undefined) {
+        if (this.zones.some((z) => z.id === zoneId)) {
+          throw new ApiWriteError(400, [configIssue('', 'E_API_FILE_ZONE', `zone ${zoneId} is defined in ${this.#d.file} and is read-only through the API; edit that file`)]);
+        }
+        throw new ApiWriteError(404, [configIssue('', 'E_API_ZONE_NOT_FOUND', `no zone ${zoneId}`)]);
+      }
+      const apps = this.apps(zoneId).filter((v) => !v.fromFile);
+      const rules = this.rules(zoneId).filter((v) => !v.fromFile);
+      const before = this.zoneViews().find((v) => v.zone.id === zoneId)?.zone;
+      const { zones: allZones, apps: allApps, rules: allRules } = this.#committed;
+      const via = { via: 'zone.delete' };
+      await this.#write({
+        next: { zones: allZones.filter((z) => z.zoneId !== zoneId), apps: allApps.filter((a) => a.zoneId !== zoneId), rules: allRules.filter((r) => r.zoneId !== zoneId) },
+        focus: undefined,
+        actor,
+        at: this.#d.now().toISOString(),
+        store: () => {
+          const store = this.#d.store;
+          for (const v of apps) store.deleteApp(v.app.id);
+          for (const v of rules) store.deleteRule(v.rule.id);
+          store.deleteZone(zoneId);
+          return [
+            ...apps.map((v): AuditRecord => ({ zoneId, action: 'delete', resourceType: 'spectrum_app', resourceId: v.app.id, before: v.app, after: null, metadata: via })),
+            ...rules.map((v): AuditRecord => ({ zoneId, action: 'delete', resourceType: 'access_rule', resourceId: v.rule.id, before: v.rule, after: null, metadata: via })),
+            { zoneId, action: 'delete', resourceType: 'zone', resourceId: zoneId, before: before ?? null, after: null },
+          ];
+        },
+        result: () => undefined,
+      });
+    });
   }
 
   /** Merges the file with the stored API objects, validates and applies. Rejects with the issues or the apply error. */
@@ -236,9 +335,8 @@ export class ConfigSource {
     return this.#serial(async () => {
       this.#writableApp(zoneId, appId);
       const before = this.app(zoneId, appId)?.app;
-      const { apps, rules } = this.#committed;
       await this.#write({
-        next: { apps: apps.filter((a) => a.appId !== appId), rules },
+        next: { ...this.#committed, apps: this.#committed.apps.filter((a) => a.appId !== appId) },
         focus: undefined,
         actor,
         at: this.#d.now().toISOString(),
@@ -319,9 +417,8 @@ export class ConfigSource {
     return this.#serial(async () => {
       this.#writableRule(zoneId, ruleId);
       const before = this.rule(zoneId, ruleId)?.rule;
-      const { apps, rules } = this.#committed;
       await this.#write({
-        next: { apps, rules: rules.filter((r) => r.ruleId !== ruleId) },
+        next: { ...this.#committed, rules: this.#committed.rules.filter((r) => r.ruleId !== ruleId) },
         focus: undefined,
         actor,
         at: this.#d.now().toISOString(),
@@ -343,7 +440,7 @@ export class ConfigSource {
   }
 
   #stored(): ApiData {
-    return { apps: this.#d.store.apps(), rules: this.#d.store.rules() };
+    return { zones: this.#d.store.zones(), apps: this.#d.store.apps(), rules: this.#d.store.rules() };
   }
 
   #adopt(config: RefractConfig, fileRaw: unknown, result: ApplyResult, notify = false): void {
@@ -379,7 +476,7 @@ export class ConfigSource {
     const index = apps.push(app) - 1;
     let spec: Record<string, unknown> = app.spec;
     return this.#write({
-      next: { apps, rules: this.#committed.rules },
+      next: { ...this.#committed, apps },
       focus: `/apps/${listLength(this.#fileRaw, 'apps') + index}`,
       actor,
       at: app.modifiedOn,
@@ -399,7 +496,7 @@ export class ConfigSource {
     const rules = this.#committed.rules.filter((r) => r.ruleId !== rule.ruleId);
     const index = rules.push(rule) - 1;
     return this.#write({
-      next: { apps: this.#committed.apps, rules },
+      next: { ...this.#committed, rules },
       focus: `/access_rules/${listLength(this.#fileRaw, 'access_rules') + index}`,
       actor,
       at: rule.modifiedOn,
@@ -451,9 +548,14 @@ export class ConfigSource {
     const base = isRecord(fileRaw) ? fileRaw : {};
     const fileZones = parseZones(base['zones']).zones;
     const zoneRefIssues: ConfigIssue[] = [];
+    const raw: Record<string, unknown> = { ...base };
+    const fileZonesRaw = (base['zones'] === undefined ? [] : base['zones']) as unknown;
+    if (Array.isArray(fileZonesRaw) && (fileZonesRaw.length > 0 || data.zones.length > 0)) {
+      // An API zone's id was derived from its name at creation; it is pinned so a later change of derivation cannot move it.
+      raw['zones'] = [...fileZonesRaw, ...data.zones.map((z) => (z.zoneId === '' ? { name: z.name } : { id: z.zoneId, name: z.name }))];
+    }
     const fileApps = (base['apps'] === undefined ? [] : base['apps']) as unknown;
     const fileRules = (base['access_rules'] === undefined ? [] : base['access_rules']) as unknown;
-    const raw: Record<string, unknown> = { ...base };
     if (Array.isArray(fileApps)) {
       raw['apps'] = [
         ...fileApps.map((a: unknown, i) => pinFileApp(a, fileZones, `/apps/${i}`, zoneRefIssues)),
@@ -469,6 +571,10 @@ export class ConfigSource {
     if (zoneRefIssues.length === 0) return r;
     return { ok: false, issues: [...zoneRefIssues, ...(r.ok ? [] : r.issues)], warnings: r.warnings };
   }
+}
+
+function zoneView(z: Zone, createdOn: string): ApiZone {
+  return { id: z.id, name: z.name, status: 'active', paused: false, type: 'full', created_on: createdOn, modified_on: createdOn };
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

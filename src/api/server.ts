@@ -196,7 +196,6 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
   });
 
   const zone = (id: string) => source.zones.find((z) => z.id === id);
-  const zoneView = (z: { id: string; name: string }) => ({ id: z.id, name: z.name, status: 'active', paused: false, type: 'full' });
   const noZone = (reply: FastifyReply, id: string) => fail(reply, 404, [problem('E_API_ZONE_NOT_FOUND', `no zone ${id}`)]);
 
   app.get(`${API_PREFIX}/user/tokens/verify`, async (req, reply) => {
@@ -210,13 +209,35 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
     const p = paging(q);
     if (!('page' in p)) return fail(reply, 400, [p]);
     const name = typeof q['name'] === 'string' ? q['name'].toLowerCase() : undefined;
-    return paged(reply, source.zones.filter((z) => (name === undefined || z.name === name) && (zones === undefined || zones.includes(z.id))).map(zoneView), p);
+    const views = source.zoneViews().map((v) => v.zone);
+    return paged(reply, views.filter((z) => (name === undefined || z.name === name) && (zones === undefined || zones.includes(z.id))), p);
   });
 
   app.get<{ Params: { zone: string } }>(`${API_PREFIX}/zones/:zone`, async (req, reply) => {
     if (!allowed(req, reply, undefined, req.params.zone)) return reply;
-    const z = zone(req.params.zone);
-    return z === undefined ? noZone(reply, req.params.zone) : ok(reply, zoneView(z));
+    const v = source.zoneViews().find((x) => x.zone.id === req.params.zone);
+    return v === undefined ? noZone(reply, req.params.zone) : ok(reply, v.zone);
+  });
+
+  /** Zone writes need `zones:edit` and a token that is not limited to some zones (a zone is account-wide). */
+  const mayWriteZones = (req: FastifyRequest, reply: FastifyReply): boolean => {
+    if (!allowed(req, reply, 'zones:edit')) return false;
+    if (principals.get(req)?.zones !== undefined) {
+      void fail(reply, 403, [problem('E_API_FORBIDDEN', 'a token limited to some zones cannot create or delete zones')]);
+      return false;
+    }
+    return true;
+  };
+
+  app.post(`${API_PREFIX}/zones`, async (req, reply) => {
+    if (!mayWriteZones(req, reply)) return reply;
+    return ok(reply, await source.createZone(req.body, actor(req)));
+  });
+
+  app.delete<{ Params: { zone: string } }>(`${API_PREFIX}/zones/:zone`, async (req, reply) => {
+    if (!mayWriteZones(req, reply)) return reply;
+    await source.deleteZone(req.params.zone, actor(req));
+    return ok(reply, { id: req.params.zone });
   });
 
   app.get<{ Params: { zone: string } }>(`${API_PREFIX}/zones/:zone/spectrum/apps`, async (req, reply) => {

@@ -1,7 +1,7 @@
 /**
  * The API's state: SQLite through better-sqlite3 (synchronous), in WAL mode, schema versioned by `user_version`
- * (each migration runs once, in a transaction). Tables: the apps and the IP Access rules created through the API, the
- * audit log of API writes, and the API tokens and keys (SHA-256 of the secret only).
+ * (each migration runs once, in a transaction). Tables: the zones, apps and IP Access rules created through the API,
+ * the audit log of API writes, and the API tokens and keys (SHA-256 of the secret only).
  *
  * Every change is one transaction. A write is two-phase so the edge can be changed in between: `begin` opens the
  * transaction, the `put…`/`delete…` methods make the change inside it, the caller applies the resulting
@@ -18,6 +18,13 @@ export interface StoredApp {
   readonly spec: Readonly<Record<string, unknown>>;
   readonly createdOn: string;
   readonly modifiedOn: string;
+}
+
+export interface StoredZone {
+  readonly zoneId: string;
+  /** Normalised: lowercase, no final dot. */
+  readonly name: string;
+  readonly createdOn: string;
 }
 
 export interface StoredRule {
@@ -145,6 +152,12 @@ export const MIGRATIONS: readonly string[] = [
      metadata TEXT
    );
    CREATE INDEX audit_log_zone_at ON audit_log (zone_id, at);`,
+  // Zones created through the API (the config file's zones are not stored).
+  `CREATE TABLE zones (
+     zone_id TEXT NOT NULL PRIMARY KEY,
+     name TEXT NOT NULL UNIQUE,
+     created_on TEXT NOT NULL
+   );`,
 ];
 
 interface AppRow {
@@ -239,6 +252,11 @@ export class ApiStore {
     return r === undefined ? undefined : fromRow(r);
   }
 
+  zones(): StoredZone[] {
+    const rows = this.#db.prepare('SELECT * FROM zones ORDER BY created_on, zone_id').all() as Array<{ zone_id: string; name: string; created_on: string }>;
+    return rows.map((r) => ({ zoneId: r.zone_id, name: r.name, createdOn: r.created_on }));
+  }
+
   rules(): StoredRule[] {
     return (this.#db.prepare('SELECT * FROM rules ORDER BY created_on, rule_id').all() as RuleRow[]).map(ruleFromRow);
   }
@@ -272,6 +290,14 @@ export class ApiStore {
 
   deleteApp(appId: string): void {
     this.#inWrite(() => this.#db.prepare('DELETE FROM apps WHERE app_id = ?').run(appId));
+  }
+
+  putZone(z: StoredZone): void {
+    this.#inWrite(() => this.#db.prepare('INSERT INTO zones (zone_id, name, created_on) VALUES (?, ?, ?)').run(z.zoneId, z.name, z.createdOn));
+  }
+
+  deleteZone(zoneId: string): void {
+    this.#inWrite(() => this.#db.prepare('DELETE FROM zones WHERE zone_id = ?').run(zoneId));
   }
 
   putRule(r: StoredRule): void {

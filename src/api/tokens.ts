@@ -13,7 +13,7 @@ const PREFIX = 'rfk_';
 const KEY_PREFIX = 'rfg_';
 
 /** Every permission a token can hold (docs/api.md). */
-export const PERMISSIONS = ['apps:read', 'apps:edit', 'rules:read', 'rules:edit', 'analytics:read', 'audit:read'] as const;
+export const PERMISSIONS = ['apps:read', 'apps:edit', 'rules:read', 'rules:edit', 'analytics:read', 'audit:read', 'zones:edit'] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
 /**
