@@ -156,6 +156,9 @@ export class ConfigSource {
   #fileRaw: unknown;
   #fileLoadedOn: string;
   #config: RefractConfig | undefined;
+  /** The running apps and rules by id (so a listing is one pass, not a search per item). */
+  #appSpecs = new Map<string, Readonly<Record<string, unknown>>>();
+  #runningRules = new Map<string, AccessRule>();
   /** The API's objects as last committed (reads never see a write in flight). */
   #committed: ApiData = { zones: [], apps: [], rules: [] };
   #queue: Promise<unknown> = Promise.resolve();
@@ -303,7 +306,7 @@ export class ConfigSource {
     }
     for (const s of this.#committed.apps) {
       if (s.zoneId !== zoneId) continue;
-      out.push({ zoneId, fromFile: false, app: appView(s, cfg.apps.find((a) => a.id === s.appId)?.spec) });
+      out.push({ zoneId, fromFile: false, app: appView(s, this.#appSpecs.get(s.appId)) });
     }
     return out;
   }
@@ -369,7 +372,7 @@ export class ConfigSource {
     }
     for (const s of this.#committed.rules) {
       if (s.zoneId !== zoneId) continue;
-      const running = cfg.accessRules.find((r) => r.id === s.ruleId);
+      const running = this.#runningRules.get(s.ruleId);
       if (running !== undefined) out.push({ zoneId, fromFile: false, rule: ruleView(running, zoneScope, s.createdOn, s.modifiedOn) });
     }
     return out;
@@ -446,6 +449,8 @@ export class ConfigSource {
   #adopt(config: RefractConfig, fileRaw: unknown, result: ApplyResult, notify = false): void {
     this.#committed = this.#stored();
     this.#config = config;
+    this.#appSpecs = new Map(config.apps.map((a) => [a.id, a.spec] as const));
+    this.#runningRules = new Map(config.accessRules.map((r) => [r.id, r] as const));
     this.#fileRaw = fileRaw;
     if (notify) this.#d.onApplied?.(config, result);
   }
@@ -487,7 +492,7 @@ export class ConfigSource {
         const after = appView({ ...app, spec }, undefined);
         return [{ zoneId: app.zoneId, action: before === undefined ? 'create' : 'update', resourceType: 'spectrum_app', resourceId: app.appId, before: before ?? null, after }];
       },
-      result: () => appView({ ...app, spec }, this.config.apps.find((a) => a.id === app.appId)?.spec),
+      result: () => appView({ ...app, spec }, this.#appSpecs.get(app.appId)),
     });
   }
 
