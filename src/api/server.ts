@@ -9,8 +9,10 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ERRORS, type ErrorCode, type ErrorSpec } from '../model/errors.ts';
 import type { ConfigIssue } from '../model/types.ts';
-import { ApiWriteError, type ApiApp, type ConfigSource } from './config-source.ts';
+import { auditView, parseAuditFilters } from './audit.ts';
+import { ApiWriteError, type Actor, type ApiApp, type ConfigSource } from './config-source.ts';
 import { openApiDocument, routeDoc, type RouteKey } from './openapi.ts';
+import { parseRuleQuery, selectRules } from './rule-list.ts';
 import type { ApiStore } from './store.ts';
 import { authenticateKey, authenticateToken, bearerToken, type Permission, type Principal } from './tokens.ts';
 
@@ -56,8 +58,16 @@ interface Paging {
   perPage: number;
 }
 
-/** `page` (≥ 1, default 1) and `per_page` (1-100, default 20); an issue when out of range or not an integer. */
-function paging(q: Record<string, unknown>): Paging | ConfigIssue {
+/** Page sizes of the apps list (and zones); the access-rules list takes larger pages (`RULE_PAGE_SIZES`). */
+const PAGE_SIZES = { perPage: 20, maxPerPage: 100 };
+/**
+ * Page sizes of the access-rules list: Cloudflare documents 20 as its default page size and 1,000 as the largest
+ * page of its firewall lists.
+ */
+export const RULE_PAGE_SIZES = { perPage: 20, maxPerPage: 1000 };
+
+/** `page` (≥ 1, default 1) and `per_page` (1 to the maximum); an issue when out of range or not an integer. */
+function paging(q: Record<string, unknown>, sizes: { perPage: number; maxPerPage: number } = PAGE_SIZES): Paging | ConfigIssue {
   const int = (name: string, dflt: number, min: number, max: number): number | ConfigIssue => {
     const v = q[name];
     if (v === undefined || v === '') return dflt;
@@ -69,7 +79,7 @@ function paging(q: Record<string, unknown>): Paging | ConfigIssue {
   };
   const page = int('page', 1, 1, Number.MAX_SAFE_INTEGER);
   if (typeof page !== 'number') return page;
-  const perPage = int('per_page', 20, 1, 100);
+  const perPage = int('per_page', sizes.perPage, 1, sizes.maxPerPage);
   if (typeof perPage !== 'number') return perPage;
   return { page, perPage };
 }
@@ -170,6 +180,13 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
     }
   });
 
+  /** The token or key of an authenticated request, as the audit log records it. */
+  const actor = (req: FastifyRequest): Actor => {
+    const who = principals.get(req);
+    if (who === undefined) throw new Error('API: a route ran without an authenticated principal');
+    return { id: who.id, name: who.name, kind: who.kind, email: who.email };
+  };
+
   /** Whether the request's token holds `perm` (undefined: any permission) and `zoneId`; else answers 403. */
   const allowed = (req: FastifyRequest, reply: FastifyReply, perm: Permission | undefined, zoneId?: string): boolean => {
     const who = principals.get(req);
@@ -194,7 +211,6 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
   });
 
   const zone = (id: string) => source.zones.find((z) => z.id === id);
-  const zoneView = (z: { id: string; name: string }) => ({ id: z.id, name: z.name, status: 'active', paused: false, type: 'full' });
   const noZone = (reply: FastifyReply, id: string) => fail(reply, 404, [problem('E_API_ZONE_NOT_FOUND', `no zone ${id}`)]);
 
   let openapi: string | undefined;
@@ -214,13 +230,35 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
     const p = paging(q);
     if (!('page' in p)) return fail(reply, 400, [p]);
     const name = typeof q['name'] === 'string' ? q['name'].toLowerCase() : undefined;
-    return paged(reply, source.zones.filter((z) => (name === undefined || z.name === name) && (zones === undefined || zones.includes(z.id))).map(zoneView), p);
+    const views = source.zoneViews().map((v) => v.zone);
+    return paged(reply, views.filter((z) => (name === undefined || z.name === name) && (zones === undefined || zones.includes(z.id))), p);
   });
 
   app.get<{ Params: { zone: string } }>(`${API_PREFIX}/zones/:zone`, async (req, reply) => {
     if (!allowed(req, reply, undefined, req.params.zone)) return reply;
-    const z = zone(req.params.zone);
-    return z === undefined ? noZone(reply, req.params.zone) : ok(reply, zoneView(z));
+    const v = source.zoneViews().find((x) => x.zone.id === req.params.zone);
+    return v === undefined ? noZone(reply, req.params.zone) : ok(reply, v.zone);
+  });
+
+  /** Zone writes need `zones:edit` and a token that is not limited to some zones (a zone is account-wide). */
+  const mayWriteZones = (req: FastifyRequest, reply: FastifyReply): boolean => {
+    if (!allowed(req, reply, 'zones:edit')) return false;
+    if (principals.get(req)?.zones !== undefined) {
+      void fail(reply, 403, [problem('E_API_FORBIDDEN', 'a token limited to some zones cannot create or delete zones')]);
+      return false;
+    }
+    return true;
+  };
+
+  app.post(`${API_PREFIX}/zones`, async (req, reply) => {
+    if (!mayWriteZones(req, reply)) return reply;
+    return ok(reply, await source.createZone(req.body, actor(req)));
+  });
+
+  app.delete<{ Params: { zone: string } }>(`${API_PREFIX}/zones/:zone`, async (req, reply) => {
+    if (!mayWriteZones(req, reply)) return reply;
+    await source.deleteZone(req.params.zone, actor(req));
+    return ok(reply, { id: req.params.zone });
   });
 
   app.get<{ Params: { zone: string } }>(`${API_PREFIX}/zones/:zone/spectrum/apps`, async (req, reply) => {
@@ -244,7 +282,7 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
   app.post<{ Params: { zone: string } }>(`${API_PREFIX}/zones/:zone/spectrum/apps`, async (req, reply) => {
     if (!allowed(req, reply, 'apps:edit', req.params.zone)) return reply;
     if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
-    return ok(reply, await source.create(req.params.zone, req.body));
+    return ok(reply, await source.create(req.params.zone, req.body, actor(req)));
   });
 
   app.get<{ Params: { zone: string; app: string } }>(`${API_PREFIX}/zones/:zone/spectrum/apps/:app`, async (req, reply) => {
@@ -257,14 +295,68 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
   app.put<{ Params: { zone: string; app: string } }>(`${API_PREFIX}/zones/:zone/spectrum/apps/:app`, async (req, reply) => {
     if (!allowed(req, reply, 'apps:edit', req.params.zone)) return reply;
     if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
-    return ok(reply, await source.replace(req.params.zone, req.params.app, req.body));
+    return ok(reply, await source.replace(req.params.zone, req.params.app, req.body, actor(req)));
   });
 
   app.delete<{ Params: { zone: string; app: string } }>(`${API_PREFIX}/zones/:zone/spectrum/apps/:app`, async (req, reply) => {
     if (!allowed(req, reply, 'apps:edit', req.params.zone)) return reply;
     if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
-    await source.delete(req.params.zone, req.params.app);
+    await source.delete(req.params.zone, req.params.app, actor(req));
     return ok(reply, { id: req.params.app });
+  });
+
+  // ── IP Access rules ───────────────────────────────────────────────────────────────────────────────────────────
+  const RULES = `${API_PREFIX}/zones/:zone/firewall/access_rules/rules`;
+
+  app.get<{ Params: { zone: string } }>(RULES, async (req, reply) => {
+    if (!allowed(req, reply, 'rules:read', req.params.zone)) return reply;
+    if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
+    const q = req.query as Record<string, unknown>;
+    const p = paging(q, RULE_PAGE_SIZES);
+    if (!('page' in p)) return fail(reply, 400, [p]);
+    const query = parseRuleQuery(q);
+    if ('code' in query) return fail(reply, 400, [query]);
+    return paged(reply, selectRules(source.rules(req.params.zone).map((v) => v.rule), query), p);
+  });
+
+  app.post<{ Params: { zone: string } }>(RULES, async (req, reply) => {
+    if (!allowed(req, reply, 'rules:edit', req.params.zone)) return reply;
+    if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
+    return ok(reply, await source.createRule(req.params.zone, req.body, actor(req)));
+  });
+
+  app.get<{ Params: { zone: string; rule: string } }>(`${RULES}/:rule`, async (req, reply) => {
+    if (!allowed(req, reply, 'rules:read', req.params.zone)) return reply;
+    if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
+    const v = source.rule(req.params.zone, req.params.rule);
+    return v === undefined ? fail(reply, 404, [problem('E_API_RULE_NOT_FOUND', `no IP Access rule ${req.params.rule} in zone ${req.params.zone}`)]) : ok(reply, v.rule);
+  });
+
+  app.patch<{ Params: { zone: string; rule: string } }>(`${RULES}/:rule`, async (req, reply) => {
+    if (!allowed(req, reply, 'rules:edit', req.params.zone)) return reply;
+    if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
+    return ok(reply, await source.editRule(req.params.zone, req.params.rule, req.body, actor(req)));
+  });
+
+  app.delete<{ Params: { zone: string; rule: string } }>(`${RULES}/:rule`, async (req, reply) => {
+    if (!allowed(req, reply, 'rules:edit', req.params.zone)) return reply;
+    if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
+    await source.deleteRule(req.params.zone, req.params.rule, actor(req));
+    return ok(reply, { id: req.params.rule });
+  });
+
+  // ── audit log ─────────────────────────────────────────────────────────────────────────────────────────────────
+  app.get<{ Params: { zone: string } }>(`${API_PREFIX}/zones/:zone/audit_logs`, async (req, reply) => {
+    if (!allowed(req, reply, 'audit:read', req.params.zone)) return reply;
+    // A deleted zone's log stays readable by its id.
+    if (zone(req.params.zone) === undefined && !store.hasAudit(req.params.zone)) return noZone(reply, req.params.zone);
+    const q = req.query as Record<string, unknown>;
+    const p = paging(q);
+    if (!('page' in p)) return fail(reply, 400, [p]);
+    const f = parseAuditFilters(q);
+    if ('code' in f) return fail(reply, 400, [f]);
+    const { total, entries } = store.auditLog(req.params.zone, { ...f, limit: p.perPage, offset: (p.page - 1) * p.perPage });
+    return ok(reply, entries.map(auditView), { page: p.page, per_page: p.perPage, count: entries.length, total_count: total, total_pages: Math.ceil(total / p.perPage) });
   });
 
   return app;

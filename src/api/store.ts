@@ -1,11 +1,11 @@
 /**
  * The API's state: SQLite through better-sqlite3 (synchronous), in WAL mode, schema versioned by `user_version`
- * (each migration runs once, in a transaction). Two tables: the apps created through the API and the API tokens and keys
- * (SHA-256 of the secret only).
+ * (each migration runs once, in a transaction). Tables: the zones, apps and IP Access rules created through the API,
+ * the audit log of API writes, and the API tokens and keys (SHA-256 of the secret only).
  *
- * Every change is one transaction. An app write is two-phase so the edge can be changed in between:
- * `begin` opens the transaction and makes the change, the caller applies the resulting configuration, then
- * `commit` or `rollback` (src/api/config-source.ts).
+ * Every change is one transaction. A write is two-phase so the edge can be changed in between: `begin` opens the
+ * transaction, the `put…`/`delete…` methods make the change inside it, the caller applies the resulting
+ * configuration, then `commit` or `rollback` (src/api/config-source.ts).
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -18,6 +18,49 @@ export interface StoredApp {
   readonly spec: Readonly<Record<string, unknown>>;
   readonly createdOn: string;
   readonly modifiedOn: string;
+}
+
+export interface StoredZone {
+  readonly zoneId: string;
+  /** Normalised: lowercase, no final dot. */
+  readonly name: string;
+  readonly createdOn: string;
+}
+
+export interface StoredRule {
+  readonly zoneId: string;
+  readonly ruleId: string;
+  /** The normalised rule `{mode, configuration: {target, value}, notes}` (src/model/access-rules.ts) without id and zone. */
+  readonly rule: Readonly<Record<string, unknown>>;
+  readonly createdOn: string;
+  readonly modifiedOn: string;
+}
+
+/** One committed API write (src/api/audit.ts shapes it for the API). */
+export interface AuditEntry {
+  /** A UUID. */
+  readonly id: string;
+  readonly zoneId: string;
+  /** RFC 3339, UTC (the ConfigSource clock). */
+  readonly when: string;
+  readonly actor: { readonly id: string; readonly name: string; readonly kind: 'token' | 'key'; readonly email: string | undefined };
+  /** `create`, `update` or `delete`. */
+  readonly action: string;
+  readonly resourceType: string;
+  readonly resourceId: string;
+  /** The API's object before and after (null: none). */
+  readonly before: unknown;
+  readonly after: unknown;
+  readonly metadata: Readonly<Record<string, unknown>> | undefined;
+}
+
+/** What to read of a zone's audit log: `since` inclusive, `before` exclusive (RFC 3339 as `toISOString` writes it). */
+export interface AuditQuery {
+  readonly since?: string | undefined;
+  readonly before?: string | undefined;
+  readonly newestFirst: boolean;
+  readonly limit: number;
+  readonly offset: number;
 }
 
 export interface StoredToken {
@@ -38,6 +81,7 @@ export interface StoredToken {
 /** An active token's or key's hash and grants (the caller compares hashes in constant time). */
 export interface ActiveToken {
   readonly id: string;
+  readonly name: string;
   readonly sha256: string;
   readonly kind: 'token' | 'key';
   readonly email: string | undefined;
@@ -59,8 +103,8 @@ interface TokenRow {
 
 const list = (s: string | null): readonly string[] | undefined => (s === null ? undefined : (JSON.parse(s) as string[]));
 
-/** Migrations, in order; `user_version` is how many have run. Append only. */
-const MIGRATIONS: readonly string[] = [
+/** Migrations, in order; `user_version` is how many have run. Append only: never edit one that has shipped. */
+export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE apps (
      zone_id TEXT NOT NULL,
      app_id TEXT NOT NULL PRIMARY KEY,
@@ -81,6 +125,39 @@ const MIGRATIONS: readonly string[] = [
    ALTER TABLE tokens ADD COLUMN zones TEXT;
    ALTER TABLE tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'token';
    ALTER TABLE tokens ADD COLUMN email TEXT;`,
+  // IP Access rules created through the API, one zone each.
+  `CREATE TABLE rules (
+     zone_id TEXT NOT NULL,
+     rule_id TEXT NOT NULL PRIMARY KEY,
+     rule TEXT NOT NULL,
+     created_on TEXT NOT NULL,
+     modified_on TEXT NOT NULL
+   );
+   CREATE INDEX rules_zone ON rules (zone_id);`,
+  // The audit log: one row per committed API write, written in the write's own transaction.
+  `CREATE TABLE audit_log (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     id TEXT NOT NULL UNIQUE,
+     zone_id TEXT NOT NULL,
+     at TEXT NOT NULL,
+     actor_id TEXT NOT NULL,
+     actor_name TEXT NOT NULL,
+     actor_kind TEXT NOT NULL,
+     actor_email TEXT,
+     action TEXT NOT NULL,
+     resource_type TEXT NOT NULL,
+     resource_id TEXT NOT NULL,
+     old_value TEXT,
+     new_value TEXT,
+     metadata TEXT
+   );
+   CREATE INDEX audit_log_zone_at ON audit_log (zone_id, at);`,
+  // Zones created through the API (the config file's zones are not stored).
+  `CREATE TABLE zones (
+     zone_id TEXT NOT NULL PRIMARY KEY,
+     name TEXT NOT NULL UNIQUE,
+     created_on TEXT NOT NULL
+   );`,
 ];
 
 interface AppRow {
@@ -94,6 +171,53 @@ interface AppRow {
 function fromRow(r: AppRow): StoredApp {
   return { zoneId: r.zone_id, appId: r.app_id, spec: JSON.parse(r.spec) as Record<string, unknown>, createdOn: r.created_on, modifiedOn: r.modified_on };
 }
+
+interface RuleRow {
+  zone_id: string;
+  rule_id: string;
+  rule: string;
+  created_on: string;
+  modified_on: string;
+}
+
+function ruleFromRow(r: RuleRow): StoredRule {
+  return { zoneId: r.zone_id, ruleId: r.rule_id, rule: JSON.parse(r.rule) as Record<string, unknown>, createdOn: r.created_on, modifiedOn: r.modified_on };
+}
+
+interface AuditRow {
+  id: string;
+  zone_id: string;
+  at: string;
+  actor_id: string;
+  actor_name: string;
+  actor_kind: string;
+  actor_email: string | null;
+  action: string;
+  resource_type: string;
+  resource_id: string;
+  old_value: string | null;
+  new_value: string | null;
+  metadata: string | null;
+}
+
+function auditFromRow(r: AuditRow): AuditEntry {
+  const json = (s: string | null): unknown => (s === null ? null : (JSON.parse(s) as unknown));
+  return {
+    id: r.id,
+    zoneId: r.zone_id,
+    when: r.at,
+    actor: { id: r.actor_id, name: r.actor_name, kind: r.actor_kind === 'key' ? 'key' : 'token', email: r.actor_email ?? undefined },
+    action: r.action,
+    resourceType: r.resource_type,
+    resourceId: r.resource_id,
+    before: json(r.old_value),
+    after: json(r.new_value),
+    metadata: r.metadata === null ? undefined : (JSON.parse(r.metadata) as Record<string, unknown>),
+  };
+}
+
+/** An app change, as `begin` takes it. */
+export type AppChange = { readonly put: StoredApp } | { readonly delete: string };
 
 export class ApiStore {
   readonly #db: Database.Database;
@@ -128,23 +252,109 @@ export class ApiStore {
     return r === undefined ? undefined : fromRow(r);
   }
 
+  zones(): StoredZone[] {
+    const rows = this.#db.prepare('SELECT * FROM zones ORDER BY created_on, zone_id').all() as Array<{ zone_id: string; name: string; created_on: string }>;
+    return rows.map((r) => ({ zoneId: r.zone_id, name: r.name, createdOn: r.created_on }));
+  }
+
+  rules(): StoredRule[] {
+    return (this.#db.prepare('SELECT * FROM rules ORDER BY created_on, rule_id').all() as RuleRow[]).map(ruleFromRow);
+  }
+
+  rule(ruleId: string): StoredRule | undefined {
+    const r = this.#db.prepare('SELECT * FROM rules WHERE rule_id = ?').get(ruleId) as RuleRow | undefined;
+    return r === undefined ? undefined : ruleFromRow(r);
+  }
+
   /**
-   * Starts the write's transaction and makes the change (`put`: insert or replace; `delete`). Follow with
-   * `commit()` or `rollback()`; nothing else may use the store in between (the API serialises writes).
+   * Starts a write's transaction (`BEGIN IMMEDIATE`) and makes `change` in it when given. Make further changes with
+   * the `put…`/`delete…` methods, then `commit()` or `rollback()`; nothing else may use the store in between (the
+   * API serialises writes). A change that fails rolls the whole transaction back and throws.
    */
-  begin(change: { readonly put: StoredApp } | { readonly delete: string }): void {
+  begin(change?: AppChange): void {
     if (this.#open) throw new Error('ApiStore: a write is already open');
     this.#db.exec('BEGIN IMMEDIATE');
     this.#open = true;
+    if (change === undefined) return;
+    if ('put' in change) this.putApp(change.put);
+    else this.deleteApp(change.delete);
+  }
+
+  putApp(a: StoredApp): void {
+    this.#inWrite(() =>
+      this.#db
+        .prepare('INSERT OR REPLACE INTO apps (zone_id, app_id, spec, created_on, modified_on) VALUES (?, ?, ?, ?, ?)')
+        .run(a.zoneId, a.appId, JSON.stringify(a.spec), a.createdOn, a.modifiedOn),
+    );
+  }
+
+  deleteApp(appId: string): void {
+    this.#inWrite(() => this.#db.prepare('DELETE FROM apps WHERE app_id = ?').run(appId));
+  }
+
+  putZone(z: StoredZone): void {
+    this.#inWrite(() => this.#db.prepare('INSERT INTO zones (zone_id, name, created_on) VALUES (?, ?, ?)').run(z.zoneId, z.name, z.createdOn));
+  }
+
+  deleteZone(zoneId: string): void {
+    this.#inWrite(() => this.#db.prepare('DELETE FROM zones WHERE zone_id = ?').run(zoneId));
+  }
+
+  putRule(r: StoredRule): void {
+    this.#inWrite(() =>
+      this.#db
+        .prepare('INSERT OR REPLACE INTO rules (zone_id, rule_id, rule, created_on, modified_on) VALUES (?, ?, ?, ?, ?)')
+        .run(r.zoneId, r.ruleId, JSON.stringify(r.rule), r.createdOn, r.modifiedOn),
+    );
+  }
+
+  deleteRule(ruleId: string): void {
+    this.#inWrite(() => this.#db.prepare('DELETE FROM rules WHERE rule_id = ?').run(ruleId));
+  }
+
+  /** Records a write in the audit log, inside the write's transaction (a rollback removes it too). */
+  addAudit(e: AuditEntry): void {
+    const text = (v: unknown): string | null => (v === null || v === undefined ? null : JSON.stringify(v));
+    this.#inWrite(() =>
+      this.#db
+        .prepare(
+          `INSERT INTO audit_log (id, zone_id, at, actor_id, actor_name, actor_kind, actor_email, action, resource_type, resource_id, old_value, new_value, metadata)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(e.id, e.zoneId, e.when, e.actor.id, e.actor.name, e.actor.kind, e.actor.email ?? null, e.action, e.resourceType, e.resourceId, text(e.before), text(e.after), text(e.metadata)),
+    );
+  }
+
+  /** A zone's audit entries matching `q` (newest or oldest first, ties by insertion order), and how many match in all. */
+  auditLog(zoneId: string, q: AuditQuery): { total: number; entries: AuditEntry[] } {
+    const where = ['zone_id = ?'];
+    const args: unknown[] = [zoneId];
+    if (q.since !== undefined) {
+      where.push('at >= ?');
+      args.push(q.since);
+    }
+    if (q.before !== undefined) {
+      where.push('at < ?');
+      args.push(q.before);
+    }
+    const cond = where.join(' AND ');
+    const total = (this.#db.prepare(`SELECT COUNT(*) AS n FROM audit_log WHERE ${cond}`).get(...args) as { n: number }).n;
+    if (q.offset >= total) return { total, entries: [] }; // also keeps a huge page number out of SQL
+    const dir = q.newestFirst ? 'DESC' : 'ASC';
+    const rows = this.#db.prepare(`SELECT * FROM audit_log WHERE ${cond} ORDER BY at ${dir}, seq ${dir} LIMIT ? OFFSET ?`).all(...args, q.limit, q.offset) as AuditRow[];
+    return { total, entries: rows.map(auditFromRow) };
+  }
+
+  /** Whether the zone has any audit entry (a deleted zone's log stays readable). */
+  hasAudit(zoneId: string): boolean {
+    return this.#db.prepare('SELECT 1 FROM audit_log WHERE zone_id = ? LIMIT 1').get(zoneId) !== undefined;
+  }
+
+  /** Runs a statement of the open write; a failure rolls the write back and is rethrown. */
+  #inWrite(f: () => unknown): void {
+    if (!this.#open) throw new Error('ApiStore: no write is open (call begin first)');
     try {
-      if ('put' in change) {
-        const a = change.put;
-        this.#db
-          .prepare('INSERT OR REPLACE INTO apps (zone_id, app_id, spec, created_on, modified_on) VALUES (?, ?, ?, ?, ?)')
-          .run(a.zoneId, a.appId, JSON.stringify(a.spec), a.createdOn, a.modifiedOn);
-      } else {
-        this.#db.prepare('DELETE FROM apps WHERE app_id = ?').run(change.delete);
-      }
+      f();
     } catch (e) {
       this.rollback();
       throw e;
@@ -206,7 +416,7 @@ export class ApiStore {
   /** The active tokens and keys, with their hashes (the caller compares in constant time). */
   activeTokenHashes(): ActiveToken[] {
     const rows = this.#db.prepare('SELECT * FROM tokens WHERE revoked_on IS NULL').all() as TokenRow[];
-    return rows.map((r) => ({ id: r.id, sha256: r.sha256, kind: r.kind === 'key' ? 'key' : 'token', email: r.email ?? undefined, permissions: list(r.permissions), zones: list(r.zones) }));
+    return rows.map((r) => ({ id: r.id, name: r.name, sha256: r.sha256, kind: r.kind === 'key' ? 'key' : 'token', email: r.email ?? undefined, permissions: list(r.permissions), zones: list(r.zones) }));
   }
 
   /** Revokes by id or name; how many tokens it revoked. */

@@ -13,12 +13,18 @@ const PREFIX = 'rfk_';
 const KEY_PREFIX = 'rfg_';
 
 /** Every permission a token can hold (docs/api.md). */
-export const PERMISSIONS = ['apps:read', 'apps:edit', 'rules:read', 'rules:edit', 'analytics:read'] as const;
+export const PERMISSIONS = ['apps:read', 'apps:edit', 'rules:read', 'rules:edit', 'analytics:read', 'audit:read', 'zones:edit'] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
-/** Who made a request: the token's or key's id, and what it may do (undefined: everything, every zone). */
+/**
+ * Who made a request: the token's or key's id, name and kind (and a key's email), and what it may do (undefined:
+ * everything, every zone).
+ */
 export interface Principal {
   readonly id: string;
+  readonly name: string;
+  readonly kind: 'token' | 'key';
+  readonly email: string | undefined;
   readonly permissions: readonly string[] | undefined;
   readonly zones: readonly string[] | undefined;
 }
@@ -57,7 +63,7 @@ export function createGlobalKey(store: ApiStore, name: string, email: string, no
 }
 
 function principal(t: ActiveToken): Principal {
-  return { id: t.id, permissions: t.permissions, zones: t.zones };
+  return { id: t.id, name: t.name, kind: t.kind, email: t.email, permissions: t.permissions, zones: t.zones };
 }
 
 /** The active token `presented` is, or undefined. Looks at every active token (no early exit). */

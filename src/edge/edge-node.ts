@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { concatMap, from, tap, type Observable, type Subscription } from 'rxjs';
 import type { CertSource, Conn, Network, TcpListener, UdpSocket } from '../net/ports.ts';
 import { EdgeTls } from './edge-tls.ts';
-import type { AppSpec, RefractConfig, UpstreamTarget } from '../model/types.ts';
+import type { AccessRule, AppSpec, RefractConfig, UpstreamTarget } from '../model/types.ts';
 import { RefractError, listenErrorCode } from '../model/errors.ts';
 import { TcpEngine } from '../machines/tcp-connection.ts';
 import { UdpEngine, type UdpSlot } from '../machines/udp-flow.ts';
@@ -56,6 +56,36 @@ function slotKey(protocol: 'tcp' | 'udp', host: string, port: number): string {
   return `${protocol}|${host}|${port}`;
 }
 
+/** The compiled rules one app meets, with the geolocation data: what the engines' `access(app)` returns. */
+interface AccessTable {
+  readonly rules: CompiledAccessRules;
+  readonly geo: GeoLookup;
+}
+
+/**
+ * One table of compiled rules per zone that has rules of its own (the node-wide rules followed by the zone's), and
+ * the node-wide table for every other app. Built once per applied configuration, never per connection.
+ */
+interface AccessTables {
+  readonly nodeWide: AccessTable;
+  readonly byZone: ReadonlyMap<string, AccessTable>;
+}
+
+function compileAccessTables(rules: readonly AccessRule[], geo: GeoLookup): AccessTables {
+  const nodeWide = rules.filter((r) => r.zone === undefined);
+  const zoned = new Map<string, AccessRule[]>();
+  for (const r of rules) {
+    if (r.zone === undefined) continue;
+    const list = zoned.get(r.zone) ?? [];
+    list.push(r);
+    zoned.set(r.zone, list);
+  }
+  const byZone = new Map<string, AccessTable>();
+  // Node-wide rules first: between rules of equal specificity the earlier wins (after allow over block).
+  for (const [zone, list] of zoned) byZone.set(zone, Object.freeze({ rules: compileAccessRules([...nodeWide, ...list]), geo }));
+  return { nodeWide: Object.freeze({ rules: compileAccessRules(nodeWide), geo }), byZone };
+}
+
 export interface EdgeNodeDeps {
   readonly net: Network;
   readonly log: Logger;
@@ -78,7 +108,8 @@ export class EdgeNode {
   #config: RefractConfig | undefined;
   readonly #slots = new Map<string, ListenerSlot>();
   #chain: Promise<unknown> = Promise.resolve();
-  #access: { rules: CompiledAccessRules; geo: GeoLookup };
+  #access: AccessTables;
+  readonly #geo: GeoLookup;
   #stopped = false;
   readonly #tls: EdgeTls;
 
@@ -87,7 +118,8 @@ export class EdgeNode {
     this.#log = deps.log;
     this.events = deps.events ?? new EventLog();
     this.trace = deps.trace ?? new Trace();
-    this.#access = { rules: compileAccessRules(initial.accessRules), geo: deps.geo ?? NO_GEO };
+    this.#geo = deps.geo ?? NO_GEO;
+    this.#access = compileAccessTables(initial.accessRules, this.#geo);
     this.#resolver = createOriginResolver({
       net: deps.net,
       clock: deps.net.clock,
@@ -102,7 +134,7 @@ export class EdgeNode {
       settings: () => this.#config!.node,
       targets: (app: AppSpec, port: number) => this.#targets(app, port),
       events: this.events,
-      access: () => this.#access,
+      access: (app: AppSpec | undefined) => (app?.zoneId === undefined ? undefined : this.#access.byZone.get(app.zoneId)) ?? this.#access.nodeWide,
       trace: this.trace,
       log: deps.log,
     };
@@ -205,7 +237,7 @@ export class EdgeNode {
     }
 
     // Phase 2: commit. Nothing below can fail (rules were validated; compiling them cannot fail).
-    this.#access = { rules: compileAccessRules(config.accessRules), geo: this.#access.geo };
+    this.#access = compileAccessTables(config.accessRules, this.#geo);
     this.#tls.commit(tls);
     for (const s of fresh) {
       this.#slots.set(s.key, s);

@@ -37,11 +37,11 @@ export function classify(env: TcpEnv, r: ConnRecord): void {
 
 /**
  * Looks the client (`r.client`: the socket's address, or the one an inbound PROXY header named) up and, for apps
- * with ip_firewall, applies the zone's current rules. Records country, ASN and the matching rule kind; true when
+ * with ip_firewall, applies the current rules of its zone (node-wide rules included). Records country, ASN and the matching rule kind; true when
  * a rule blocks the client.
  */
 export function blockedByRules(env: TcpEnv, r: ConnRecord): boolean {
-  const { rules, geo } = env.deps.access();
+  const { rules, geo } = env.deps.access(r.app);
   const v = accessVerdict(r.app?.ipFirewall ?? false, rules, geo, r.client.address);
   r.country = v.country;
   r.asn = v.asn;

@@ -39,8 +39,11 @@ export interface TcpEngineDeps {
   /** Origin targets for a new connection; sync when no I/O is needed. Rejects with a RefractError. */
   targets(app: AppSpec, edgePort: number): readonly UpstreamTarget[] | Promise<readonly UpstreamTarget[]>;
   readonly events: EventLog;
-  /** The zone's compiled IP Access rules and the geolocation data, current (a reload swaps them). */
-  access(): { readonly rules: CompiledAccessRules; readonly geo: GeoLookup };
+  /**
+   * The compiled IP Access rules that apply to `app` (the node-wide rules plus those of the app's zone) and the
+   * geolocation data, current (a reload swaps them). Returns prebuilt objects: no allocation per call.
+   */
+  access(app: AppSpec | undefined): { readonly rules: CompiledAccessRules; readonly geo: GeoLookup };
   /** Decision trace (optional); records are built only when someone subscribes. */
   readonly trace?: Trace;
   readonly log: Logger;

@@ -189,11 +189,11 @@ export class UdpEngine {
    * new rules before any flow exists, so they are dropped and counted.
    */
   refilter(): number {
-    const { rules, geo } = this.#deps.access();
-    if (rules.size === 0) return 0;
     let n = 0;
     for (const r of [...this.#flows.values()]) {
       if (!r.app.ipFirewall) continue;
+      const { rules, geo } = this.#deps.access(r.app);
+      if (rules.size === 0) continue;
       const d = accessVerdict(true, rules, geo, r.client.address).decision;
       if (d?.action !== 'block') continue;
       r.matched = d.matched;
@@ -235,7 +235,7 @@ export class UdpEngine {
     if (app.ipFirewall) {
       // Rules run before any flow state or upstream work; a blocked client's datagrams are dropped and counted
       // (no event per datagram: a flood from a blocked range must not flood the event log too).
-      const { rules, geo } = this.#deps.access();
+      const { rules, geo } = this.#deps.access(app);
       if (rules.size > 0 && accessVerdict(true, rules, geo, msg.remote.address).blocked) {
         this.stats.udp_dgrams_ip_blocked++;
         return false;

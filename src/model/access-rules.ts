@@ -9,6 +9,9 @@
  *   `challenge`, `js_challenge`, `managed_challenge` are HTTP interstitials a TCP/UDP proxy cannot show → E_RULE_MODE.
  * - target: `ip` (IPv4 or IPv6), `ip6` (the API's IPv6 target, normalised to `ip`), `ip_range`, `country`, `asn`.
  *
+ * - zone (Refract extension): the zone the rule belongs to, by id or name; it then applies only to that zone's apps.
+ *   Without it the rule is node-wide. Resolved against the zones given in the options (the config's `zones`).
+ *
  * Like app objects, unknown fields are ignored and `null` is absent. The fields of an API response Refract does not
  * read (`scope`, `allowed_modes`, `paused`, the dates) are ignored silently; any other unknown key gives a
  * warning (W_CONFIG_UNKNOWN_KEY, with a suggestion when a known key is close). Validation never throws, reports every problem with an RFC 6901 pointer, and deep-freezes the result.
@@ -23,7 +26,8 @@ import { type ErrorCode } from './errors.ts';
 import { deepFreeze } from './freeze.ts';
 import { canonicalAddress, parseCidr, parseIpLiteral, withoutCompatForm } from './ip.ts';
 import { type Parsed } from './ports.ts';
-import { type AccessRule, type AccessRuleMode, type AccessRuleTarget, type ConfigIssue } from './types.ts';
+import { type AccessRule, type AccessRuleMode, type AccessRuleTarget, type ConfigIssue, type Zone } from './types.ts';
+import { findZone, unknownZoneMessage } from './zones.ts';
 
 export type { AccessRule, AccessRuleMode, AccessRuleTarget } from './types.ts';
 
@@ -126,6 +130,7 @@ export const ACCESS_RULE_FIELDS = {
   mode: z.string().transform((s, ctx) => decode(parseRuleMode(s), ctx)),
   configuration: z.unknown(),
   notes: z.string(),
+  zone: z.string().min(1),
 } as const;
 
 /** Fields of `configuration`. `value` is a string, or a number for `asn`. */
@@ -140,6 +145,13 @@ export interface AccessRuleInput {
   mode: string;
   configuration: { target: 'ip' | 'ip6' | 'ip_range' | 'country' | 'asn'; value: string | number };
   notes?: string | null;
+  /** Refract extension: the zone's id or name (absent: node-wide). */
+  zone?: string | null;
+}
+
+export interface AccessRuleOptions {
+  /** The configured zones, for the rules' `zone` field (none: a rule that names a zone is E_CONFIG_ZONE). */
+  readonly zones?: readonly Zone[];
 }
 
 /** Fields of a Cloudflare API access rule that Refract does not read and ignores without a warning. */
@@ -154,18 +166,20 @@ export type AccessRulesResult =
   | { readonly ok: false; readonly issues: readonly ConfigIssue[]; readonly warnings: readonly ConfigIssue[] };
 
 /**
- * The id of a rule that gives none: 32 hex of SHA-256 over the normalised target and value. Two rules share it only
- * when they share a configuration, which a list refuses anyway (E_RULE_DUPLICATE).
+ * The id of a rule that gives none: 32 hex of SHA-256 over the normalised target and value, and the zone id for a
+ * zone's rule. Two rules share it only when they share a configuration and a zone, which a list refuses anyway
+ * (E_RULE_DUPLICATE).
  */
-export function deriveRuleId(target: AccessRuleTarget, value: string): string {
-  return createHash('sha256').update(`refract-access-rule\0${target}\0${value}`).digest('hex').slice(0, LIMITS.derivedIdLength);
+export function deriveRuleId(target: AccessRuleTarget, value: string, zone?: string): string {
+  const zonePart = zone === undefined ? '' : `\0zone\0${zone}`;
+  return createHash('sha256').update(`refract-access-rule\0${target}\0${value}${zonePart}`).digest('hex').slice(0, LIMITS.derivedIdLength);
 }
 
 /**
  * Validates one rule and normalises it. `pointerPrefix` is prepended to every issue pointer. Never throws; the rule
  * is deep-frozen.
  */
-export function validateAccessRule(raw: unknown, pointerPrefix = ''): AccessRuleResult {
+export function validateAccessRule(raw: unknown, pointerPrefix = '', options: AccessRuleOptions = {}): AccessRuleResult {
   if (!isRecord(raw)) return { ok: false, issues: [configIssue(pointerPrefix, 'E_CONFIG_SCHEMA', 'an access rule must be an object {mode, configuration}')], warnings: [] };
   const { values: v, present, issues, warnings } = parseFields(raw, ACCESS_RULE_FIELDS, pointerPrefix, {
     strict: false,
@@ -202,15 +216,23 @@ export function validateAccessRule(raw: unknown, pointerPrefix = ''): AccessRule
     }
   }
 
+  let zone: string | undefined;
+  if (v.zone !== undefined) {
+    const zones = options.zones ?? [];
+    zone = findZone(v.zone, zones)?.id;
+    if (zone === undefined) issues.push(configIssue(at('zone'), 'E_CONFIG_ZONE', unknownZoneMessage(v.zone, zones)));
+  }
+
   if (issues.length > 0) return { ok: false, issues, warnings };
   if (v.mode === undefined || target === undefined || value === undefined) {
     throw new Error('validateAccessRule: a required part is missing although no issue was recorded');
   }
   const rule: AccessRule = {
-    id: v.id ?? deriveRuleId(target, value),
+    id: v.id ?? deriveRuleId(target, value, zone),
     mode: v.mode,
     configuration: { target, value },
     notes: v.notes ?? '',
+    ...(zone === undefined ? {} : { zone }),
   };
   return { ok: true, rule: deepFreeze(rule), warnings };
 }
@@ -235,10 +257,11 @@ function parseValue(target: 'ip' | 'ip6' | 'ip_range' | 'country' | 'asn', raw: 
 
 /**
  * Validates a list of rules (`pointerPrefix` is where the list sits, e.g. `/access_rules`). Besides each rule's own
- * problems, a later rule with the same normalised configuration, or the same id, as an earlier one is
- * E_RULE_DUPLICATE (naming the earlier). Never throws; the list is deep-frozen.
+ * problems, a later rule with the same normalised configuration in the same scope (node-wide, or one zone), or the
+ * same id anywhere, as an earlier one is E_RULE_DUPLICATE (naming the earlier). Never throws; the list is
+ * deep-frozen.
  */
-export function validateAccessRules(raw: unknown, pointerPrefix = ''): AccessRulesResult {
+export function validateAccessRules(raw: unknown, pointerPrefix = '', options: AccessRuleOptions = {}): AccessRulesResult {
   if (!Array.isArray(raw)) return { ok: false, issues: [configIssue(pointerPrefix, 'E_CONFIG_SCHEMA', 'access rules must be a list')], warnings: [] };
   const rules: AccessRule[] = [];
   const issues: ConfigIssue[] = [];
@@ -247,18 +270,19 @@ export function validateAccessRules(raw: unknown, pointerPrefix = ''): AccessRul
   const byId = new Map<string, string>();
   (raw as readonly unknown[]).forEach((item, i) => {
     const p = pointerJoin(pointerPrefix, i);
-    const r = validateAccessRule(item, p);
+    const r = validateAccessRule(item, p, options);
     warnings.push(...r.warnings);
     if (!r.ok) {
       issues.push(...r.issues);
       return;
     }
     const { target, value } = r.rule.configuration;
-    const key = `${target} ${value}`;
+    const key = `${r.rule.zone ?? ''} ${target} ${value}`;
     const sameConfig = byConfig.get(key);
     const sameId = byId.get(r.rule.id);
     if (sameConfig !== undefined) {
-      issues.push(configIssue(pointerJoin(p, 'configuration'), 'E_RULE_DUPLICATE', `${target} ${value} is already the configuration of ${sameConfig}`));
+      const scope = r.rule.zone === undefined ? '' : ` in zone ${r.rule.zone}`;
+      issues.push(configIssue(pointerJoin(p, 'configuration'), 'E_RULE_DUPLICATE', `${target} ${value} is already the configuration of ${sameConfig}${scope}`));
     } else if (sameId !== undefined) {
       issues.push(configIssue(pointerJoin(p, 'id'), 'E_RULE_DUPLICATE', `id "${r.rule.id}" is already used by ${sameId}`));
     }

@@ -36,7 +36,9 @@ import {
   type OriginSpec,
   type PortRange,
   type ProxyProtocolMode,
+  type Zone,
 } from './types.ts';
+import { findZone, unknownZoneMessage, zoneOfName } from './zones.ts';
 
 // ── issues and pointers (shared with config.ts) ─────────────────────────────────────────────────────────────────
 
@@ -279,6 +281,11 @@ export const APP_FIELDS = {
   }),
   /** Refract extension: with proxy_protocol v2 and edge TLS, the header carries the SSL TLV and SNI as AUTHORITY. */
   proxy_protocol_tlvs: z.boolean(),
+  /**
+   * Refract extension: the zone the app belongs to, by id or name (src/model/zones.ts). Resolved to `AppSpec.zoneId`
+   * and not part of `spec` (Spectrum's app object has no such field).
+   */
+  zone: z.string().min(1),
 } as const;
 
 /** Field names the validator reads; anything else in an app object is ignored (with W_CONFIG_UNKNOWN_KEY). */
@@ -312,6 +319,8 @@ export interface AppValidationOptions {
    * when the node sets `edge.dns.min_ttl_sec` below 600, so tests can use short TTLs.
    */
   readonly originDnsMinTtlSec?: number;
+  /** The configured zones, for the app's `zone` field and its zone by DNS name (none: the app has no zone). */
+  readonly zones?: readonly Zone[];
 }
 
 /** `warnings` (W_ codes: unknown keys, each with a suggestion when one is close) come on both branches. */
@@ -445,6 +454,16 @@ export function validateApp(raw: unknown, pointerPrefix = '', options: AppValida
     }
   }
 
+  // The zone: named, or the one dns.name falls in.
+  const zones = options.zones ?? [];
+  let zoneId: string | undefined;
+  if (v.zone !== undefined) {
+    zoneId = findZone(v.zone, zones)?.id;
+    if (zoneId === undefined) add(at('zone'), 'E_CONFIG_ZONE', unknownZoneMessage(v.zone, zones));
+  } else if (v.dns !== undefined) {
+    zoneId = zoneOfName(v.dns.name, zones)?.id;
+  }
+
   if (issues.length > 0) return { ok: false, issues, warnings };
   const dns = v.dns;
   if (edge === undefined || dns === undefined || origin === undefined || edgeIps === undefined) {
@@ -508,6 +527,7 @@ export function validateApp(raw: unknown, pointerPrefix = '', options: AppValida
     udpMaxFlows: v.udp_max_flows,
     edgeTls,
     proxyProtocolTlvs,
+    zoneId,
     spec,
   };
   return { ok: true, app: deepFreeze(app), warnings };

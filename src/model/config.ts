@@ -303,7 +303,7 @@ export function validateConfig(raw: unknown): ConfigResult {
   // The zone's IP Access rules (apply to apps with ip_firewall: true).
   let accessRules: readonly AccessRule[] = [];
   if (top.values.access_rules !== undefined) {
-    const r = validateAccessRules(top.values.access_rules, '/access_rules');
+    const r = validateAccessRules(top.values.access_rules, '/access_rules', { zones });
     warnings.push(...r.warnings);
     if (r.ok) accessRules = r.rules;
     else issues.push(...r.issues);
@@ -329,7 +329,7 @@ export function validateConfig(raw: unknown): ConfigResult {
   } else if (rawApps !== undefined) {
     (rawApps as readonly unknown[]).forEach((a, i) => {
       const p = pointerJoin('/apps', i);
-      const r = validateApp(a, p, { originDnsMinTtlSec });
+      const r = validateApp(a, p, { originDnsMinTtlSec, zones });
       warnings.push(...r.warnings);
       if (r.ok) {
         apps.push(r.app);
@@ -451,6 +451,16 @@ function readMinTtl(raw: Record<string, unknown>): number | undefined {
  */
 export function deriveZoneId(name: string): string {
   return createHash('sha256').update(`refract-zone\0${name}`).digest('hex').slice(0, 32);
+}
+
+/**
+ * The zones of a config object's `zones:` alone (what `validateConfig` reads), with their issues. The management API
+ * uses it to tell the file's zones from its own.
+ */
+export function parseZones(raw: unknown): { zones: Zone[]; issues: ConfigIssue[] } {
+  const issues: ConfigIssue[] = [];
+  const zones = validateZones(raw, issues);
+  return { zones, issues };
 }
 
 /** `zones:` — ids and names unique (E_CONFIG_DUPLICATE_ID). */

@@ -38,6 +38,7 @@ export const ERRORS = {
   E_CONFIG_UNSUPPORTED: { message: 'The setting is valid for Spectrum but not supported by this Refract version.', source: 'config', retryable: false },
   E_CONFIG_PROXY_PROTOCOL: { message: 'The proxy_protocol value does not fit the app protocol (v1 is TCP only, simple is UDP only).', source: 'config', retryable: false },
   E_CONFIG_CIDR: { message: 'Not a valid IP address or CIDR block.', source: 'config', retryable: false },
+  E_CONFIG_ZONE: { message: 'An app or access rule names a zone (zone: NAME or ID) that is not configured.', source: 'config', retryable: false },
 
   // ── configuration warnings (W_: the file is valid and runs, but probably not as meant; `refract validate` exits 0)
   W_CONFIG_UNKNOWN_KEY: { message: 'An unknown key in an app object or access rule is ignored (Spectrum compatibility); it may be a typo.', source: 'config', retryable: false },
@@ -127,9 +128,14 @@ export const ERRORS = {
   E_API_RATE_LIMITED: { message: 'Too many requests with this token or key: wait for Retry-After seconds.', source: 'downstream', retryable: true, cfCode: 971 },
   E_API_BAD_REQUEST: { message: 'The request is malformed: a query parameter out of range, or a body that is not a JSON object.', source: 'downstream', retryable: false },
   E_API_NOT_FOUND: { message: 'No such API route.', source: 'downstream', retryable: false },
-  E_API_ZONE_NOT_FOUND: { message: 'No zone with this id is configured (zones: in the config file).', source: 'downstream', retryable: false },
+  E_API_ZONE_NOT_FOUND: { message: 'No zone with this id (zones come from the config file and from POST /zones).', source: 'downstream', retryable: false },
+  E_API_ZONE_EXISTS: { message: 'A zone with this name already exists.', source: 'downstream', retryable: false, cfCode: 1061 },
+  E_API_FILE_ZONE: { message: 'The zone comes from the config file and is read-only through the API; edit the file.', source: 'downstream', retryable: false },
   E_API_APP_NOT_FOUND: { message: 'No app with this id in this zone.', source: 'downstream', retryable: false },
   E_API_FILE_APP: { message: 'The app comes from the config file and is read-only through the API; edit the file.', source: 'downstream', retryable: false },
+  E_API_RULE_NOT_FOUND: { message: 'No IP Access rule with this id applies to this zone.', source: 'downstream', retryable: false },
+  E_API_FILE_RULE: { message: 'The IP Access rule comes from the config file and is read-only through the API; edit the file.', source: 'downstream', retryable: false },
+  E_API_RULE_CONFIGURATION: { message: "An IP Access rule's configuration (target and value) cannot change; delete the rule and create another.", source: 'downstream', retryable: false },
 
   // ── internal ─────────────────────────────────────────────────────────────────────────────────────────────────
   E_INTERNAL: { message: 'Internal error.', source: 'internal', retryable: false },

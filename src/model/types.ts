@@ -77,6 +77,12 @@ export interface AppSpec {
   readonly edgeTls: { readonly certFile: string | undefined; readonly keyFile: string | undefined; readonly originServerName: string | undefined } | undefined;
   /** proxy_protocol v2 with edge TLS: add the SSL TLV (version, cipher) and the SNI as AUTHORITY. */
   readonly proxyProtocolTlvs: boolean;
+  /**
+   * The id of the zone the app belongs to (src/model/zones.ts): the one its `zone` field names, else the one its
+   * dns.name falls in, else the first zone; undefined when no zones are configured. The zone's IP Access rules
+   * apply to the app when it has ip_firewall.
+   */
+  readonly zoneId: string | undefined;
   /** The normalised Spectrum app object (snake_case, as the API returns it). */
   readonly spec: Readonly<Record<string, unknown>>;
 }
@@ -106,6 +112,11 @@ export interface AccessRule {
   readonly configuration: { readonly target: AccessRuleTarget; readonly value: string };
   /** Free text for people; '' when absent. */
   readonly notes: string;
+  /**
+   * The id of the zone the rule belongs to: it applies only to that zone's apps with ip_firewall. Absent: the rule
+   * is node-wide and applies to every app with ip_firewall.
+   */
+  readonly zone?: string;
 }
 
 /** A demo origin that `refract serve` starts itself (so the example config shows bytes flowing on a fresh machine). */
@@ -176,7 +187,10 @@ export interface RefractConfig {
   readonly log: LogSettings;
   readonly origins: readonly BuiltinOrigin[];
   readonly apps: readonly AppSpec[];
-  /** The zone's IP Access rules; they apply to apps with `ip_firewall: true` (docs/access-rules.md). */
+  /**
+   * The IP Access rules, node-wide ones (no `zone`) and zone-scoped ones; they apply to apps with
+   * `ip_firewall: true`, a zone's rules only to that zone's apps (docs/access-rules.md).
+   */
   readonly accessRules: readonly AccessRule[];
   /** Country and ASN data files (MMDB or CSV), loaded by the CLI. */
   readonly geo: { readonly country: readonly string[]; readonly asn: readonly string[] };

@@ -17,7 +17,7 @@
 import { createHash } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import { firstValueFrom, of } from 'rxjs';
-import { ApiWriteError, ConfigSource } from '../api/config-source.ts';
+import { ApiWriteError, ConfigSource, type Actor } from '../api/config-source.ts';
 import { ApiStore } from '../api/store.ts';
 import { type GeoLookup } from '../core/geo.ts';
 import { EdgeNode } from '../edge/edge-node.ts';
@@ -29,6 +29,9 @@ import { canonicalIp, edgeConfig, edgeConfigInput, findZone, UDP_COUNTER_KEYS } 
 import { type Tracker } from './tracker.ts';
 import { type ApiStep, type ScenarioFile, type TimelineStep, type Topology } from './types.ts';
 import { type World } from './world.ts';
+
+/** Who an `api` step writes as, in the edge's audit log. */
+const SCENARIO_ACTOR: Actor = { id: 'scenario', name: 'scenario timeline', kind: 'token', email: undefined };
 
 type ReloadSpec = Extract<TimelineStep, { reload: unknown }>['reload'];
 
@@ -275,7 +278,7 @@ export class Edges {
       const zone = want === undefined ? source.zones[0] : findZone(source.zones, want);
       if (zone === undefined) return { ...base, id: null, code: 'E_API_ZONE_NOT_FOUND', message: `no zone ${want ?? ''}` };
       try {
-        const app = await source.create(zone.id, s.create.app);
+        const app = await source.create(zone.id, s.create.app, SCENARIO_ACTOR);
         refs.set(ref, { id: app.id, zoneId: zone.id });
         return { ...base, id: app.id, code: null, message: null };
       } catch (e) {
@@ -286,8 +289,8 @@ export class Edges {
     const target = refs.get(ref) ?? (this.#createRefs.has(ref) ? undefined : this.#fileApp(source, ref));
     if (target === undefined) return { ...base, id: null, code: 'E_SCENARIO_REFERENCE', message: `no app has ref ${ref} on edge ${edge} (its create did not succeed there)` };
     try {
-      if (s.update !== undefined) await source.replace(target.zoneId, target.id, s.update.app);
-      else await source.delete(target.zoneId, target.id);
+      if (s.update !== undefined) await source.replace(target.zoneId, target.id, s.update.app, SCENARIO_ACTOR);
+      else await source.delete(target.zoneId, target.id, SCENARIO_ACTOR);
       return { ...base, id: target.id, code: null, message: null };
     } catch (e) {
       return refused(target.id, e);

@@ -120,6 +120,14 @@ describe('management API contract', () => {
     }
   });
 
+  it("an app's zone is the one in the path: a zone field in the body is ignored", async () => {
+    const r = await api.call('POST', `${Z}/spectrum/apps`, { ...app(await freePort(), 'zoned.example.org'), zone: 'f'.repeat(32) });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.equal('zone' in r.json.result, false);
+    assert.equal(api.source.config.apps.find((a) => a.id === r.json.result.id)?.zoneId, ZONE.id);
+    assert.equal((await api.call('DELETE', `${Z}/spectrum/apps/${r.json.result.id}`)).status, 200);
+  });
+
   it('a body that is not an app object is 400', async () => {
     const r = await api.call('POST', `${Z}/spectrum/apps`, [1, 2]);
     assert.equal(r.status, 400);

@@ -13,6 +13,8 @@ import { createToken } from '../../../src/api/tokens.ts';
 import { validateConfig } from '../../../src/model/config.ts';
 
 export const ZONE = { id: '023e105f4ecef8ad9ca31a8372d0c353', name: 'example.com' };
+/** A second zone, for tests that need two (pass `zones: [ZONE, ZONE2]`). */
+export const ZONE2 = { id: '9a7806061c88ada191ed06f989cc3dac', name: 'example.org' };
 
 export interface ApiUnderTest {
   base: string;

@@ -92,7 +92,7 @@ describe('API database migrations', () => {
         ]);
         // The old active token still works, with every permission on every zone; the revoked one does not; neither
         // is a global key.
-        assert.deepEqual(authenticateToken(store, TOKENS[0]!.secret), { id: TOKENS[0]!.id, permissions: undefined, zones: undefined });
+        assert.deepEqual(authenticateToken(store, TOKENS[0]!.secret), { id: TOKENS[0]!.id, name: TOKENS[0]!.name, kind: 'token', email: undefined, permissions: undefined, zones: undefined });
         assert.equal(authenticateToken(store, TOKENS[1]!.secret), undefined);
         assert.equal(authenticateKey(store, 'ops@example.com', TOKENS[0]!.secret), undefined);
         // Writes work on the migrated schema.

@@ -27,3 +27,23 @@ describe('file reloads with API apps', () => {
     }
   });
 });
+
+describe('file reloads with API rules', () => {
+  it('keeps API rules, and rejects a file rule that duplicates one in its zone', async () => {
+    const api = await startApi({});
+    try {
+      const created = await api.call('POST', `/zones/${ZONE.id}/firewall/access_rules/rules`, { mode: 'block', configuration: { target: 'asn', value: 'AS64500' } });
+      assert.equal(created.status, 200);
+      const fileRule = (zone?: string) => ({ mode: 'block', configuration: { target: 'asn', value: 64500 }, ...(zone === undefined ? {} : { zone }) });
+      const results = await firstValueFrom(
+        api.source.follow(of({ zones: [ZONE], access_rules: [fileRule()] }, { zones: [ZONE], access_rules: [fileRule(ZONE.name)] })).pipe(toArray()),
+      );
+      assert.deepEqual(results.map((r) => r.ok), [true, false], 'a node-wide file rule may repeat it; a rule of the same zone may not');
+      assert.deepEqual(api.source.config.accessRules.map((r) => r.zone ?? 'node'), ['node', ZONE.id]);
+      const list = await api.call('GET', `/zones/${ZONE.id}/firewall/access_rules/rules`);
+      assert.deepEqual(list.json.result.map((r: { scope: { type: string } }) => r.scope.type), ['node', 'zone']);
+    } finally {
+      await api.close();
+    }
+  });
+});

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ApiStore } from '../../../src/api/store.ts';
+import Database from 'better-sqlite3';
+import { ApiStore, MIGRATIONS, type AuditEntry } from '../../../src/api/store.ts';
 import { bearerToken, createToken, verifyToken } from '../../../src/api/tokens.ts';
 
 const app = (appId: string) => ({ zoneId: 'z'.repeat(32), appId, spec: { protocol: 'tcp/22' }, createdOn: '2026-01-01T00:00:00.000Z', modifiedOn: '2026-01-01T00:00:00.000Z' });
@@ -15,12 +16,12 @@ describe('ApiStore', () => {
     try {
       const file = join(dir, 'sub', 'api.sqlite');
       const a = new ApiStore(file);
-      assert.equal(a.schemaVersion, 2);
+      assert.equal(a.schemaVersion, MIGRATIONS.length);
       a.begin({ put: app('a1') });
       a.commit();
       a.close();
       const b = new ApiStore(file);
-      assert.equal(b.schemaVersion, 2);
+      assert.equal(b.schemaVersion, MIGRATIONS.length);
       assert.deepEqual(b.apps().map((x) => x.appId), ['a1']);
       b.close();
       assert.equal(readFileSync(file).subarray(18, 20).toString('hex'), '0202', 'WAL mode is recorded in the header');
@@ -43,6 +44,71 @@ describe('ApiStore', () => {
       s.begin({ put: app('a3') });
       s.begin({ put: app('a4') });
     });
+    s.close();
+  });
+
+  it('upgrades a database at an earlier schema version in place, keeping its apps and tokens', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'refract-store-'));
+    try {
+      const file = join(dir, 'api.sqlite');
+      // The schema as the first release with token permissions left it (user_version 2), with a row in each table.
+      const old = new Database(file);
+      old.pragma('journal_mode = WAL');
+      for (const [v, sql] of MIGRATIONS.slice(0, 2).entries()) {
+        old.exec(sql);
+        old.pragma(`user_version = ${v + 1}`);
+      }
+      old.prepare('INSERT INTO apps (zone_id, app_id, spec, created_on, modified_on) VALUES (?, ?, ?, ?, ?)').run('z'.repeat(32), 'old-app', '{"protocol":"tcp/22"}', '2025-01-01T00:00:00.000Z', '2025-01-02T00:00:00.000Z');
+      old.prepare("INSERT INTO tokens (id, name, sha256, created_on, permissions, kind) VALUES ('t1', 'old', 'ab', '2025-01-01T00:00:00.000Z', '[\"apps:read\"]', 'token')").run();
+      old.close();
+
+      const s = new ApiStore(file);
+      assert.equal(s.schemaVersion, MIGRATIONS.length);
+      assert.deepEqual(s.apps(), [{ zoneId: 'z'.repeat(32), appId: 'old-app', spec: { protocol: 'tcp/22' }, createdOn: '2025-01-01T00:00:00.000Z', modifiedOn: '2025-01-02T00:00:00.000Z' }]);
+      assert.deepEqual(s.tokens().map((t) => [t.id, t.name, t.permissions]), [['t1', 'old', ['apps:read']]]);
+      // The new tables work.
+      s.begin();
+      s.putRule({ zoneId: 'z'.repeat(32), ruleId: 'r1', rule: { mode: 'block' }, createdOn: 'c', modifiedOn: 'm' });
+      s.commit();
+      assert.equal(s.rules().length, 1);
+      s.close();
+      const again = new ApiStore(file);
+      assert.equal(again.schemaVersion, MIGRATIONS.length, 'migrations run once');
+      assert.equal(again.apps().length, 1);
+      again.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('writes audit entries inside the write: a rollback removes them with the change', () => {
+    const s = new ApiStore(':memory:');
+    const entry = (id: string, when: string): AuditEntry => ({
+      id,
+      zoneId: 'z'.repeat(32),
+      when,
+      actor: { id: 't', name: 'ci', kind: 'token', email: undefined },
+      action: 'create',
+      resourceType: 'spectrum_app',
+      resourceId: 'a1',
+      before: null,
+      after: { id: 'a1' },
+      metadata: undefined,
+    });
+    s.begin({ put: app('a1') });
+    s.addAudit(entry('e1', '2026-01-01T00:00:01.000Z'));
+    s.rollback();
+    assert.equal(s.auditLog('z'.repeat(32), { newestFirst: true, limit: 10, offset: 0 }).total, 0);
+    s.begin({ put: app('a1') });
+    s.addAudit(entry('e2', '2026-01-01T00:00:02.000Z'));
+    s.addAudit(entry('e3', '2026-01-01T00:00:02.000Z'));
+    s.commit();
+    const got = s.auditLog('z'.repeat(32), { newestFirst: true, limit: 10, offset: 0 });
+    assert.deepEqual(got.entries.map((e) => e.id), ['e3', 'e2'], 'same time: the later write first');
+    assert.deepEqual(got.entries[0]?.after, { id: 'a1' });
+    assert.equal(got.entries[0]?.before, null);
+    assert.equal(s.auditLog('z'.repeat(32), { newestFirst: true, limit: 10, offset: 9e15 }).entries.length, 0);
+    assert.throws(() => s.addAudit(entry('e4', 'x')), /no write is open/);
     s.close();
   });
 

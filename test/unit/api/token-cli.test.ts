@@ -15,6 +15,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tokenCommand } from '../../../src/cli/token.ts';
+import { PERMISSIONS } from '../../../src/api/tokens.ts';
 import { freePort, ZONE } from './harness.ts';
 import { apiCall, killAll, runCli, startServe, writeApiConfig } from './processes.ts';
 
@@ -134,7 +135,7 @@ describe('refract token create|list|revoke', () => {
     const rows = await list();
     const row = (id: string) => rows.find((r) => r[0] === id);
     assert.equal(rows.length, 3);
-    assert.deepEqual(row(ci!.id)?.filter((_, i) => i !== 3), [ci!.id, 'ci', 'active', 'apps:read,apps:edit,rules:read,rules:edit,analytics:read', 'all zones']);
+    assert.deepEqual(row(ci!.id)?.filter((_, i) => i !== 3), [ci!.id, 'ci', 'active', PERMISSIONS.join(','), 'all zones']);
     assert.deepEqual(row(ro!.id)?.filter((_, i) => i !== 3), [ro!.id, 'ro', 'active', 'apps:read', ZONE.id]);
     assert.deepEqual(row(ops!.id)?.filter((_, i) => i !== 3), [ops!.id, 'ops', 'active', 'global key', 'ops@example.com']);
     for (const r of rows) assert.ok(!Number.isNaN(Date.parse(r[3]!)), `created time ${r[3]}`);

@@ -262,3 +262,62 @@ test('with edge.close_blocked_connections, a new block rule also closes the open
     origin.close();
   }
 });
+
+test("a zone's rules apply only to that zone's ip_firewall apps; node-wide rules to every zone (TCP and UDP)", async () => {
+  const ports = await Promise.all([0, 1, 2].map(async () => {
+    const s = net.createServer();
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+    const p = (s.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => s.close(() => r()));
+    return p;
+  }));
+  const [pa, pb, pu] = ports as [number, number, number];
+  const o = await startOrigin();
+  const udpOrigin = dgram.createSocket('udp4');
+  udpOrigin.on('message', (m, rinfo) => udpOrigin.send(m, rinfo.port, rinfo.address));
+  udpOrigin.bind(0, '127.0.0.1');
+  await once(udpOrigin, 'listening');
+  const e = await startEdge(
+    {
+      edge: { addresses: ['127.0.0.1'] },
+      zones: [{ name: 'a.example.test' }, { name: 'b.example.test' }],
+      access_rules: [
+        { mode: 'block', configuration: { target: 'ip', value: '127.0.0.2' }, zone: 'a.example.test' },
+        { mode: 'block', configuration: { target: 'ip', value: '127.0.0.3' } },
+        { mode: 'allow', configuration: { target: 'ip', value: '127.0.0.3' }, zone: 'b.example.test' },
+      ],
+      apps: [
+        { protocol: `tcp/${pa}`, dns: { name: 'ssh.a.example.test' }, origin_direct: [`tcp://127.0.0.1:${o.port}`], ip_firewall: true },
+        { protocol: `tcp/${pb}`, dns: { name: 'ssh.b.example.test' }, origin_direct: [`tcp://127.0.0.1:${o.port}`], ip_firewall: true },
+        { protocol: `udp/${pu}`, dns: { name: 'dns.b.example.test' }, origin_direct: [`udp://127.0.0.1:${udpOrigin.address().port}`], ip_firewall: true, zone: 'a.example.test' },
+      ],
+    },
+    { geo },
+  );
+  const client = dgram.createSocket('udp4');
+  try {
+    assert.equal((await from(pa, '127.0.0.2')).data, '', "zone a's block rule: blocked in zone a");
+    assert.equal((await from(pb, '127.0.0.2')).data, 'hello', "zone a's rule does not reach zone b");
+    assert.equal((await from(pa, '127.0.0.3')).data, '', 'the node-wide block applies in zone a');
+    assert.equal((await from(pb, '127.0.0.3')).data, 'hello', "zone b's allow of the same address wins there (allow over block at equal specificity)");
+    assert.equal((await from(pa, '127.0.0.4')).data, 'hello');
+    await e.closing(5);
+    const blocked = e.events.filter((x) => x.Event === 'clientFiltered');
+    assert.deepEqual(blocked.map((x) => [x.ClientIP, x.EdgePort, x.ClientMatchedIpFirewall]).sort(), [['127.0.0.2', pa, 'BLOCK_IP'], ['127.0.0.3', pa, 'BLOCK_IP']]);
+    assert.equal(e.events.find((x) => x.Event !== 'connect' && x.ClientIP === '127.0.0.3' && x.EdgePort === pb)?.ClientMatchedIpFirewall, 'WHITELIST_IP');
+
+    // The UDP app names zone a (its DNS name is in b): zone a's block drops the datagram.
+    client.bind(0, '127.0.0.2');
+    await once(client, 'listening');
+    const before = e.edge.udp.stats.udp_dgrams_ip_blocked;
+    client.send('x', pu, '127.0.0.1');
+    const deadline = Date.now() + 3000;
+    while (e.edge.udp.stats.udp_dgrams_ip_blocked === before && Date.now() < deadline) await delay(10);
+    assert.equal(e.edge.udp.stats.udp_dgrams_ip_blocked, before + 1);
+  } finally {
+    client.close();
+    await e.close();
+    await o.close();
+    udpOrigin.close();
+  }
+});

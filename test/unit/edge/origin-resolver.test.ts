@@ -30,6 +30,7 @@ function app(id: string, edgePorts: PortRange, origin: OriginSpec): AppSpec {
     udpMaxFlows: undefined,
     edgeTls: undefined,
     proxyProtocolTlvs: false,
+    zoneId: undefined,
     spec: {},
   };
 }
