@@ -148,6 +148,8 @@ interface Change<T> {
   /** Who writes, and when (the ConfigSource clock, as created_on / modified_on). */
   readonly actor: Actor;
   readonly at: string;
+  /** A rule of the API beyond the validator's, on the validated merged configuration: throws ApiWriteError to refuse. */
+  readonly check?: (config: RefractConfig) => void;
   /** Makes the change in the open transaction, given the validated merged configuration; returns its audit entries. */
   readonly store: (config: RefractConfig) => readonly AuditRecord[];
   /** The answer, once committed. */
@@ -488,6 +490,16 @@ export class ConfigSource {
       focus: `/apps/${listLength(this.#fileRaw, 'apps') + index}`,
       actor,
       at: app.modifiedOn,
+      // Spectrum: an app's DNS type cannot change on update (Cloudflare's 11004); delete and create it instead.
+      check: (config) => {
+        const was = (before?.['dns'] as { type?: unknown } | undefined)?.type;
+        const now = config.apps.find((a) => a.id === app.appId)?.dns.type;
+        if (was !== undefined && now !== undefined && was !== now) {
+          throw new ApiWriteError(400, [
+            { pointer: '/dns/type', code: 'E_DNS_TYPE_MISMATCH', cfCode: undefined, message: `dns.type cannot change on update (${String(was)} → ${now}); delete the app and create it again` },
+          ]);
+        }
+      },
       store: (config) => {
         const { id: _id, ...normalised } = (config.apps.find((a) => a.id === app.appId)?.spec ?? app.spec) as Record<string, unknown>;
         spec = normalised;
@@ -528,6 +540,7 @@ export class ConfigSource {
   async #write<T>(change: Change<T>): Promise<T> {
     const merged = this.#merge(this.#fileRaw, change.next);
     if (!merged.ok) throw new ApiWriteError(400, bodyIssues(merged.issues, change.focus));
+    change.check?.(merged.config);
     const store = this.#d.store;
     store.begin();
     try {

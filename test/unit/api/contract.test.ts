@@ -102,6 +102,26 @@ describe('management API contract', () => {
     assert.equal(api.store.apps().length, 0);
   });
 
+  it('refuses a PUT that changes dns.type: 400 code 11004 at /dns/type, the app unchanged, no audit entry', async () => {
+    const port = await freePort();
+    const created = await api.call('POST', `${Z}/spectrum/apps`, app(port, 'typed.example.com'));
+    assert.equal(created.status, 200);
+    const id = created.json.result.id as string;
+    const audited = api.store.auditLog(ZONE.id, { limit: 100, offset: 0, newestFirst: true }).total;
+    const body = { ...app(port, 'typed.example.com'), dns: { type: 'ADDRESS', name: 'typed.example.com' }, edge_ips: { type: 'static', ips: ['127.0.0.1'] } };
+    const r = await api.call('PUT', `${Z}/spectrum/apps/${id}`, body);
+    assert.equal(r.status, 400, JSON.stringify(r.json));
+    assert.equal(r.json.errors[0].code, 11004);
+    assert.equal(r.json.errors[0].refract_code, 'E_DNS_TYPE_MISMATCH');
+    assert.equal(r.json.errors[0].source.pointer, '/dns/type');
+    assert.equal((await api.call('GET', `${Z}/spectrum/apps/${id}`)).json.result.dns.type, 'CNAME');
+    assert.equal(api.store.auditLog(ZONE.id, { limit: 100, offset: 0, newestFirst: true }).total, audited);
+    // The same type with another name is an ordinary update.
+    const renamed = await api.call('PUT', `${Z}/spectrum/apps/${id}`, app(port, 'renamed.example.com'));
+    assert.equal(renamed.status, 200);
+    assert.equal((await api.call('DELETE', `${Z}/spectrum/apps/${id}`)).status, 200);
+  });
+
   it('rolls back when the edge cannot bind the port: 400 E_LISTEN_ADDRESS_IN_USE, nothing stored or listening', async () => {
     const blocker = net.createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
