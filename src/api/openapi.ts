@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { APP_FIELDS } from '../model/app.ts';
 import { ACCESS_RULE_CONFIGURATION_FIELDS, ACCESS_RULE_FIELDS } from '../model/access-rules.ts';
 import { ERRORS, RefractError } from '../model/errors.ts';
+import { RULE_PAGE_SIZES } from './rule-list.ts';
 import type { Permission } from './tokens.ts';
 
 type JsonSchema = Record<string, unknown>;
@@ -39,10 +40,14 @@ export interface RouteDoc {
   readonly result: string;
 }
 
-const PAGE: readonly QueryParam[] = [
-  { name: 'page', schema: { type: 'integer', minimum: 1, default: 1 }, description: 'Page number (a page past the end is empty, not an error).' },
-  { name: 'per_page', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 }, description: 'Items per page.' },
-];
+/** `page` and `per_page` (1 to `maxPerPage`, default 20). */
+function paging(maxPerPage: number): QueryParam[] {
+  return [
+    { name: 'page', schema: { type: 'integer', minimum: 1, default: 1 }, description: 'Page number (a page past the end is empty, not an error).' },
+    { name: 'per_page', schema: { type: 'integer', minimum: 1, maximum: maxPerPage, default: 20 }, description: 'Items per page.' },
+  ];
+}
+const PAGE = paging(100);
 
 /** What the server's routes are, keyed `METHOD URL` with fastify's `:param` syntax. */
 export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
@@ -75,8 +80,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     summary: "List the IP Access rules that apply to the zone's apps (the file's node-wide and zone rules, then the API's).",
     permission: 'rules:read',
     query: [
-      { name: 'page', schema: { type: 'integer', minimum: 1, default: 1 }, description: 'Page number (a page past the end is empty, not an error).' },
-      { name: 'per_page', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 20 }, description: 'Items per page.' },
+      ...paging(RULE_PAGE_SIZES.maxPerPage),
       { name: 'mode', schema: { type: 'string', enum: ['block', 'whitelist', 'allow', 'challenge', 'js_challenge', 'managed_challenge'] }, description: 'Only rules of this mode (repeatable).' },
       { name: 'notes', schema: { type: 'string' }, description: 'Only rules whose notes contain this text, case-insensitively.' },
       { name: 'configuration.target', schema: { type: 'string', enum: ['ip', 'ip6', 'ip_range', 'asn', 'country'] }, description: 'Only rules of this target.' },

@@ -9,6 +9,12 @@ import { configIssue } from '../model/app.ts';
 import type { ConfigIssue } from '../model/types.ts';
 import type { ApiRule } from './config-source.ts';
 
+/**
+ * Page sizes of the access-rules list: Cloudflare documents 20 as its default page size and 1,000 as the largest
+ * page of its firewall lists.
+ */
+export const RULE_PAGE_SIZES = { perPage: 20, maxPerPage: 1000 };
+
 const MODES = ['block', 'whitelist', 'allow', 'challenge', 'js_challenge', 'managed_challenge'] as const;
 const TARGETS = ['ip', 'ip6', 'ip_range', 'asn', 'country'] as const;
 const ORDERS = ['configuration.target', 'configuration.value', 'mode'] as const;

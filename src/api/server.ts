@@ -12,7 +12,7 @@ import type { ConfigIssue } from '../model/types.ts';
 import { auditView, parseAuditFilters } from './audit.ts';
 import { ApiWriteError, type Actor, type ApiApp, type ConfigSource } from './config-source.ts';
 import { openApiDocument, routeDoc, type RouteKey } from './openapi.ts';
-import { parseRuleQuery, selectRules } from './rule-list.ts';
+import { parseRuleQuery, RULE_PAGE_SIZES, selectRules } from './rule-list.ts';
 import type { ApiStore } from './store.ts';
 import { authenticateKey, authenticateToken, bearerToken, type Permission, type Principal } from './tokens.ts';
 
@@ -60,11 +60,6 @@ interface Paging {
 
 /** Page sizes of the apps list (and zones); the access-rules list takes larger pages (`RULE_PAGE_SIZES`). */
 const PAGE_SIZES = { perPage: 20, maxPerPage: 100 };
-/**
- * Page sizes of the access-rules list: Cloudflare documents 20 as its default page size and 1,000 as the largest
- * page of its firewall lists.
- */
-export const RULE_PAGE_SIZES = { perPage: 20, maxPerPage: 1000 };
 
 /** `page` (≥ 1, default 1) and `per_page` (1 to the maximum); an issue when out of range or not an integer. */
 function paging(q: Record<string, unknown>, sizes: { perPage: number; maxPerPage: number } = PAGE_SIZES): Paging | ConfigIssue {

@@ -6,46 +6,18 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { freePort, ZONE } from './harness.ts';
+import { startCli as refract, until as untilWithin, type Proc } from './processes.ts';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const BIN = join(ROOT, 'bin', 'refract.js');
 const HOST = '127.0.0.1';
 const WAIT_MS = 30_000;
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, withinMs = WAIT_MS): Promise<T> {
-  const deadline = Date.now() + withinMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() >= deadline) throw new Error(`timed out after ${withinMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-interface Child {
-  readonly child: ChildProcess;
-  stdout: string;
-  stderr: string;
-  readonly done: Promise<number | null>;
-}
-
-function refract(args: readonly string[]): Child {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  const c: Child = { child, stdout: '', stderr: '', done: new Promise((resolve) => child.on('close', (code) => resolve(code))) };
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => (c.stdout += s));
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => (c.stderr += s));
-  return c;
-}
+const until = <T>(what: string, probe: () => T | undefined): Promise<T> => untilWithin(what, WAIT_MS, probe);
 
 /** The echo of `text` through `port`, or undefined when the port refuses or the echo does not come within 2 s. */
 function echo(port: number, text: string): Promise<string | undefined> {
@@ -86,7 +58,7 @@ describe('refract serve with the management API', () => {
         }),
       );
     write([app('filed', filePort)]);
-    let run: Child | undefined;
+    let run: Proc | undefined;
     try {
       const created = refract(['token', 'create', '--config', file, '--name', 'test']);
       assert.equal(await created.done, 0, created.stderr);
