@@ -224,7 +224,7 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
     const q = req.query as Record<string, unknown>;
     const p = paging(q);
     if (!('page' in p)) return fail(reply, 400, [p]);
-    const name = typeof q['name'] === 'string' ? q['name'].toLowerCase() : undefined;
+    const name = typeof q['name'] === 'string' ? q['name'].toLowerCase().replace(/\.$/, '') : undefined;
     const views = source.zoneViews().map((v) => v.zone);
     return paged(reply, views.filter((z) => (name === undefined || z.name === name) && (zones === undefined || zones.includes(z.id))), p);
   });

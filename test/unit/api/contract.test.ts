@@ -49,6 +49,11 @@ describe('management API contract', () => {
     assert.deepEqual(z.json.result_info, { page: 1, per_page: 20, count: 1, total_count: 1, total_pages: 1 });
     const one = await api.call('GET', Z);
     assert.equal(one.json.result.name, 'example.com');
+    // ?name= matches as DNS names do: any case, with or without the root's trailing dot.
+    for (const name of ['example.com', 'Example.COM', 'example.com.']) {
+      assert.deepEqual((await api.call('GET', `/zones?name=${encodeURIComponent(name)}`)).json.result.map((r: { id: string }) => r.id), [ZONE.id], name);
+    }
+    assert.deepEqual((await api.call('GET', '/zones?name=other.com')).json.result, []);
     const missing = await api.call('GET', '/zones/0123456789abcdef0123456789abcdef/spectrum/apps');
     assert.equal(missing.status, 404);
     assert.equal(missing.json.errors[0].refract_code, 'E_API_ZONE_NOT_FOUND');
