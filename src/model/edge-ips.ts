@@ -162,8 +162,9 @@ export function allocateEdgeIps(config: RefractConfig, prev: EdgeIpState | undef
   const names = [...needs.keys()].sort();
   const v4Names = names.filter((n) => needs.get(n)!.v4);
   if (v4Names.length > config.node.ipv4Quota) {
-    const fresh = v4Names.find((n) => before.names[n]?.ipv4 === undefined);
-    const pointer = fresh === undefined ? '/edge/ipv4_quota' : at(needs.get(fresh)!.firstApp, 'dns', 'name');
+    // Blame the name without an address whose first app comes last (an API write's app is the last one).
+    const fresh = v4Names.filter((n) => before.names[n]?.ipv4 === undefined).map((n) => needs.get(n)!.firstApp);
+    const pointer = fresh.length === 0 ? '/edge/ipv4_quota' : at(Math.max(...fresh), 'dns', 'name');
     return {
       ok: false,
       issues: [configIssue(pointer, 'E_EDGE_IP_QUOTA', `${v4Names.length} DNS names need a dynamic IPv4 address, over edge.ipv4_quota (${config.node.ipv4Quota})`)],

@@ -48,7 +48,7 @@ describe('edge.pools and edge.ipv4_quota', () => {
     assert.deepEqual(issuesOf([...apps, app('A.example.com')], { ipv4_quota: 2 }), []); // same name, other case
     const r = validateConfig({ edge: { pools: { ipv4: ['10.1.0.0/24'] }, ipv4_quota: 2 }, apps: [...apps.slice(0, 2), app('d.example.com', { connectivity: 'ipv4' })] });
     assert.ok(!r.ok);
-    assert.deepEqual(r.issues.map((i) => [i.pointer, i.code, i.cfCode]), [['/apps/0/dns/name', 'E_EDGE_IP_QUOTA', 12005]]);
+    assert.deepEqual(r.issues.map((i) => [i.pointer, i.code, i.cfCode]), [['/apps/2/dns/name', 'E_EDGE_IP_QUOTA', 12005]]);
   });
 
   it('static IPs must lie in a pool or in edge.addresses; one name per address', () => {
