@@ -23,18 +23,9 @@ import ipaddr from 'ipaddr.js';
 import { configIssue, pointerJoin } from './app.ts';
 import { deepFreeze } from './freeze.ts';
 import { canonicalIp, inAnyCidr, parseCidr } from './ip.ts';
-import type { AppSpec, ConfigIssue, RefractConfig } from './types.ts';
+import type { AppSpec, ConfigIssue, EdgeIpNameState, EdgeIpState, RefractConfig } from './types.ts';
 
-/** The addresses held by one DNS name (lower-case, no final dot). */
-export interface EdgeIpNameState {
-  readonly ipv4?: string;
-  readonly ipv6?: string;
-}
-
-/** The allocation state: dynamic addresses by DNS name. Static addresses are not state (the config holds them). */
-export interface EdgeIpState {
-  readonly names: Readonly<Record<string, EdgeIpNameState>>;
-}
+export type { EdgeIpNameState, EdgeIpState };
 
 export const EMPTY_EDGE_IPS: EdgeIpState = Object.freeze({ names: Object.freeze({}) });
 

@@ -205,7 +205,18 @@ export interface RefractConfig {
   /** The authoritative DNS server for `zones` (docs/dns.md); undefined: none. */
   readonly dns?: DnsSettings | undefined;
   /** The edge-IP allocation (src/model/edge-ips.ts), set when pools are configured and the config was allocated. */
-  readonly edgeIps?: import('./edge-ips.ts').EdgeIpState | undefined;
+  readonly edgeIps?: EdgeIpState | undefined;
+}
+
+/** The addresses held by one DNS name (lower-case, no final dot). */
+export interface EdgeIpNameState {
+  readonly ipv4?: string;
+  readonly ipv6?: string;
+}
+
+/** The edge-IP allocation state (src/model/edge-ips.ts): dynamic addresses by DNS name; static ones are config. */
+export interface EdgeIpState {
+  readonly names: Readonly<Record<string, EdgeIpNameState>>;
 }
 
 export interface DnsSettings {
