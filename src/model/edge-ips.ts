@@ -64,6 +64,41 @@ function canon(ip: string): string {
   return canonicalIp(ip)?.text ?? ip;
 }
 
+/** Addresses as numbers, by canonical text: each API write checks every held address against the pools again. */
+const values = new Map<string, bigint>();
+const VALUE_CACHE_LIMIT = 65_536;
+
+function valueOf(ip: string): bigint {
+  let v = values.get(ip);
+  if (v === undefined) {
+    v = 0n;
+    for (const b of ipaddr.parse(ip).toByteArray()) v = (v << 8n) | BigInt(b);
+    if (values.size >= VALUE_CACHE_LIMIT) values.clear();
+    values.set(ip, v);
+  }
+  return v;
+}
+
+/** The first and last address of a block, as numbers. */
+function rangeOf(block: string): [bigint, bigint] | undefined {
+  const c = parseCidr(block);
+  if (c === undefined) return undefined;
+  const hostBits = BigInt((c.address.family === 'IPv4' ? 32 : 128) - c.prefix);
+  const lo = (valueOf(canon(c.address.address)) >> hostBits) << hostBits;
+  return [lo, lo + (1n << hostBits) - 1n];
+}
+
+/** True when the canonical address `ip` (of the ranges' family) lies in one of `ranges`. */
+function inRanges(ranges: readonly (readonly [bigint, bigint])[], ip: string): boolean {
+  let v: bigint;
+  try {
+    v = valueOf(ip);
+  } catch {
+    return false;
+  }
+  return ranges.some(([lo, hi]) => v >= lo && v <= hi);
+}
+
 /** The candidate addresses of one pool block, lowest first, as a lazy sequence. */
 function* poolAddresses(block: string): Generator<string> {
   const c = parseCidr(block);
@@ -85,18 +120,44 @@ function* poolAddresses(block: string): Generator<string> {
   }
   for (let i = first; i <= last; i++) {
     const n = base + i;
+    if (bits === 32) {
+      const v = Number(n);
+      yield `${v >>> 24}.${(v >>> 16) & 0xff}.${(v >>> 8) & 0xff}.${v & 0xff}`;
+      continue;
+    }
     const out: number[] = [];
     for (let k = bytes.length - 1; k >= 0; k--) out[k] = Number((n >> BigInt((bytes.length - 1 - k) * 8)) & 0xffn);
-    yield canon(ipaddr.fromByteArray(out).toString());
+    yield (ipaddr.fromByteArray(out) as ipaddr.IPv6).toRFC5952String();
   }
 }
 
-/** The lowest address of `pools` not in `used`, or undefined when every one is used. */
-function lowestFree(pools: readonly string[], used: ReadonlySet<string>): string | undefined {
-  for (const block of pools) {
-    for (const ip of poolAddresses(block)) if (!used.has(ip)) return ip;
+/**
+ * The pools' addresses in order, handed out lowest free first. Within one allocation `used` only grows, so an
+ * address skipped once is never free later and the cursor never goes back: a whole allocation scans each pool
+ * address at most once.
+ */
+class PoolCursor {
+  readonly #blocks: readonly string[];
+  #next = 0;
+  #current: Generator<string> | undefined;
+
+  constructor(blocks: readonly string[]) {
+    this.#blocks = blocks;
   }
-  return undefined;
+
+  /** The lowest address not in `used`, or undefined when every one is used. */
+  take(used: ReadonlySet<string>): string | undefined {
+    for (;;) {
+      if (this.#current === undefined) {
+        const block = this.#blocks[this.#next++];
+        if (block === undefined) return undefined;
+        this.#current = poolAddresses(block);
+      }
+      const r = this.#current.next();
+      if (r.done === true) this.#current = undefined;
+      else if (!used.has(r.value)) return r.value;
+    }
+  }
 }
 
 /**
@@ -164,6 +225,8 @@ export function allocateEdgeIps(config: RefractConfig, prev: EdgeIpState | undef
 
   // Keep what the previous state holds when it is still valid; otherwise mark it for a fresh address.
   const used = new Set<string>([...edgeAddresses, ...staticOwner.keys()]);
+  const rangesOf = (blocks: readonly string[]) => blocks.map(rangeOf).filter((r) => r !== undefined);
+  const ranges = { ipv4: rangesOf(pools.ipv4), ipv6: rangesOf(pools.ipv6) };
   const out: Record<string, { ipv4?: string; ipv6?: string }> = {};
   const moved: EdgeIpMove[] = [];
   const movedFrom = new Map<string, string>();
@@ -174,11 +237,11 @@ export function allocateEdgeIps(config: RefractConfig, prev: EdgeIpState | undef
     for (const [family, want] of [['ipv4', n.v4], ['ipv6', n.v6]] as const) {
       const had = old?.[family];
       if (!want || had === undefined) continue;
-      const ip = canon(had);
+      const ip = had; // canonical: made here, or read by edgeIpStateFrom
       const owner = staticOwner.get(ip);
       if (owner !== undefined && owner.name !== name) {
         issues.push(configIssue(owner.pointer, 'E_EDGE_IP_TAKEN', `${ip} is the dynamic address of ${name}; an edge address serves one DNS name`));
-      } else if (!inAnyCidr(pools[family], ip) || edgeAddresses.has(ip) || used.has(ip)) {
+      } else if (!inRanges(ranges[family], ip) || edgeAddresses.has(ip) || used.has(ip)) {
         movedFrom.set(`${name}|${family}`, ip);
       } else {
         slot[family] = ip;
@@ -190,12 +253,13 @@ export function allocateEdgeIps(config: RefractConfig, prev: EdgeIpState | undef
   if (issues.length > 0) return { ok: false, issues };
 
   // New names (and moved addresses) take the lowest free address.
+  const cursors = { ipv4: new PoolCursor(pools.ipv4), ipv6: new PoolCursor(pools.ipv6) };
   for (const name of names) {
     const n = needs.get(name)!;
     const slot = out[name]!;
     for (const [family, want] of [['ipv4', n.v4], ['ipv6', n.v6]] as const) {
       if (!want || slot[family] !== undefined) continue;
-      const ip = lowestFree(pools[family], used);
+      const ip = cursors[family].take(used);
       if (ip === undefined) {
         return { ok: false, issues: [configIssue(at(n.firstApp, 'edge_ips'), 'E_EDGE_POOL_EXHAUSTED', `no free address is left in edge.pools.${family} for ${name}`)] };
       }
@@ -250,7 +314,7 @@ export function edgeIpStateFrom(data: unknown): EdgeIpState {
   for (const [name, v] of Object.entries(src as Record<string, unknown>)) {
     if (typeof v !== 'object' || v === null) continue;
     const r = v as Record<string, unknown>;
-    const ipv4 = typeof r['ipv4'] === 'string' && canonicalIp(r['ipv4'])?.family === 'IPv4' ? r['ipv4'] : undefined;
+    const ipv4 = typeof r['ipv4'] === 'string' && canonicalIp(r['ipv4'])?.family === 'IPv4' ? canon(r['ipv4']) : undefined;
     const ipv6 = typeof r['ipv6'] === 'string' && canonicalIp(r['ipv6'])?.family === 'IPv6' ? canon(r['ipv6']) : undefined;
     if (ipv4 === undefined && ipv6 === undefined) continue;
     names[name] = { ...(ipv4 === undefined ? {} : { ipv4 }), ...(ipv6 === undefined ? {} : { ipv6 }) };
