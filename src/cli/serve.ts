@@ -258,8 +258,9 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
   // Certificate paths and the data directory are relative to the config file's folder, like every other path.
   const baseDir = dirname(resolvePath(file));
   const certs = relativeCertSource(baseDir, createNodeCertSource({ dataDir: resolvePath(baseDir, config.node.tls.dataDir), log: log.child({ component: 'certs' }) }));
-  // Edge IPs without api: the state file keeps every name's addresses across restarts (with api: the database).
-  const edgeIpFile = config.api === undefined && opts.check !== true ? edgeIpFilePath(file, config.node.dataDir ?? '.refract') : undefined;
+  // Edge IPs without api: the state file keeps every name's addresses across restarts (with api: the database);
+  // serve --check reads it too, so it binds the addresses serve would.
+  const edgeIpFile = config.api === undefined ? edgeIpFilePath(file, config.node.dataDir ?? '.refract') : undefined;
   let edgeIpsWritten = edgeIpFile === undefined ? EMPTY_EDGE_IPS : readEdgeIpFile(edgeIpFile, (err) => log.warn({ event: 'edge_ips.state_unreadable', file: edgeIpFile, err }, 'edge-IP state file unreadable; names take fresh addresses'));
   const edge = new EdgeNode({ net, log, certs, edgeIps: edgeIpsWritten, ...(geo ? { geo } : {}) }, config);
   /** After an applied change without api:, saves the allocation when it changed. */
