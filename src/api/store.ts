@@ -235,16 +235,22 @@ export class ApiStore {
   constructor(file: string) {
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
     this.#db = new Database(file);
-    this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma('foreign_keys = ON');
+    // Two processes may open a new database at once (`refract token create` twice, or beside `serve`): the busy
+    // timeout comes first so every step below waits for the other instead of failing with SQLITE_BUSY.
     this.#db.pragma('busy_timeout = 2000');
-    const version = this.#db.pragma('user_version', { simple: true }) as number;
-    for (let v = version; v < MIGRATIONS.length; v++) {
-      this.#db.transaction(() => {
-        this.#db.exec(MIGRATIONS[v]!);
-        this.#db.pragma(`user_version = ${v + 1}`);
-      })();
-    }
+    if (this.#db.pragma('journal_mode', { simple: true }) !== 'wal') this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('foreign_keys = ON');
+    // The migrations run in one write transaction taken at once (BEGIN IMMEDIATE), reading the version inside it,
+    // so two processes never apply the same migration.
+    this.#db
+      .transaction(() => {
+        const version = this.#db.pragma('user_version', { simple: true }) as number;
+        for (let v = version; v < MIGRATIONS.length; v++) {
+          this.#db.exec(MIGRATIONS[v]!);
+          this.#db.pragma(`user_version = ${v + 1}`);
+        }
+      })
+      .immediate();
   }
 
   get schemaVersion(): number {
