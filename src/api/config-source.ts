@@ -23,7 +23,8 @@ import { toCloudflareRule, validateAccessRule } from '../model/access-rules.ts';
 import { configIssue } from '../model/app.ts';
 import { parseZones, validateConfig, type ConfigResult } from '../model/config.ts';
 import { RefractError } from '../model/errors.ts';
-import type { AccessRule, ConfigIssue, RefractConfig, Zone } from '../model/types.ts';
+import type { AccessRule, AppSpec, ConfigIssue, RefractConfig, Zone } from '../model/types.ts';
+import { allocateEdgeIps, appBindAddresses, EMPTY_EDGE_IPS, poolsConfigured, type EdgeIpMove, type EdgeIpState } from '../model/edge-ips.ts';
 import { findZone, zoneNameKey, zoneOfName } from '../model/zones.ts';
 import type { ApplyResult, EdgeNode, FollowResult } from '../edge/edge-node.ts';
 import type { ApiStore, StoredApp, StoredRule, StoredZone } from './store.ts';
@@ -113,7 +114,7 @@ export class ApiWriteError extends Error {
 }
 
 /** Fields of a request body that the API sets itself and ignores when sent. */
-const READ_ONLY_APP_FIELDS = ['id', 'created_on', 'modified_on', 'zone'];
+const READ_ONLY_APP_FIELDS = ['id', 'created_on', 'modified_on', 'zone', 'ips'];
 const READ_ONLY_RULE_FIELDS = ['id', 'created_on', 'modified_on', 'zone', 'scope', 'allowed_modes'];
 
 /** The modes a rule can have in Refract, as the API writes them (Spectrum honours only these two). */
@@ -131,6 +132,8 @@ export interface ConfigSourceDeps {
   readonly newAppId?: () => string;
   /** Called after every successful API write with the new running configuration (not for start or file reloads). */
   readonly onApplied?: (config: RefractConfig, result: ApplyResult) => void;
+  /** Told when an allocated edge IP had to move (it lies in no pool any more); the CLI logs it. */
+  readonly onEdgeIpMoved?: (move: EdgeIpMove) => void;
 }
 
 /** What the API has created, as stored. */
@@ -164,6 +167,10 @@ export class ConfigSource {
   /** The running apps and rules by id (so a listing is one pass, not a search per item). */
   #appSpecs = new Map<string, Readonly<Record<string, unknown>>>();
   #runningRules = new Map<string, AccessRule>();
+  /** The running apps by id, for the addresses each listens on (`ips` in responses). */
+  #runningApps = new Map<string, AppSpec>();
+  /** The edge-IP allocation as last committed (the database's); each merge allocates from it. */
+  #edgeIps: EdgeIpState = EMPTY_EDGE_IPS;
   /** The API's objects as last committed (reads never see a write in flight). */
   #committed: ApiData = { zones: [], apps: [], rules: [] };
   #queue: Promise<unknown> = Promise.resolve();
@@ -268,9 +275,11 @@ export class ConfigSource {
   /** Merges the file with the stored API objects, validates and applies. Rejects with the issues or the apply error. */
   start(): Promise<ApplyResult> {
     return this.#serial(async () => {
+      this.#edgeIps = this.#d.store.edgeIps();
       const merged = this.#merge(this.#fileRaw, this.#stored());
       if (!merged.ok) throw new ApiWriteError(400, merged.issues);
       const result = await this.#d.edge.apply(merged.config);
+      this.#storeEdgeIps(merged.config);
       this.#adopt(merged.config, this.#fileRaw, result);
       return result;
     });
@@ -286,6 +295,12 @@ export class ConfigSource {
             if (!merged.ok) return { ok: false, config: this.config, error: new ApiWriteError(400, merged.issues) };
             try {
               const result = await this.#d.edge.apply(merged.config);
+              try {
+                this.#storeEdgeIps(merged.config);
+              } catch (e) {
+                await this.#d.edge.apply(this.config).catch(() => undefined);
+                throw e;
+              }
               this.#fileLoadedOn = this.#d.now().toISOString();
               this.#adopt(merged.config, raw, result);
               return { ok: true, config: merged.config, result };
@@ -307,11 +322,11 @@ export class ConfigSource {
     const out: AppView[] = [];
     for (const a of cfg.apps) {
       if (apiIds.has(a.id) || a.zoneId !== zoneId) continue;
-      out.push({ zoneId, fromFile: true, app: { ...(a.spec as Record<string, unknown>), id: a.id, created_on: this.#fileLoadedOn, modified_on: this.#fileLoadedOn } });
+      out.push({ zoneId, fromFile: true, app: { ...(a.spec as Record<string, unknown>), id: a.id, created_on: this.#fileLoadedOn, modified_on: this.#fileLoadedOn, ...this.#ips(a.id) } });
     }
     for (const s of this.#committed.apps) {
       if (s.zoneId !== zoneId) continue;
-      out.push({ zoneId, fromFile: false, app: appView(s, this.#appSpecs.get(s.appId)) });
+      out.push({ zoneId, fromFile: false, app: { ...appView(s, this.#appSpecs.get(s.appId)), ...this.#ips(s.appId) } });
     }
     return out;
   }
@@ -451,9 +466,24 @@ export class ConfigSource {
     return { zones: this.#d.store.zones(), apps: this.#d.store.apps(), rules: this.#d.store.rules() };
   }
 
+  /** `{ips}`: the addresses a running app listens on, when edge.pools are configured (docs/api.md); else nothing. */
+  #ips(appId: string): { ips?: readonly string[] } {
+    const app = this.#runningApps.get(appId);
+    if (app === undefined || this.#config === undefined || !poolsConfigured(this.#config)) return {};
+    return { ips: appBindAddresses(this.#config, app) };
+  }
+
+  /** Writes the allocation of an applied config to the database when it changed (in the open write, if any). */
+  #storeEdgeIps(config: RefractConfig): void {
+    const next = config.edgeIps ?? EMPTY_EDGE_IPS;
+    if (JSON.stringify(next) !== JSON.stringify(this.#edgeIps)) this.#d.store.putEdgeIps(next);
+  }
+
   #adopt(config: RefractConfig, fileRaw: unknown, result: ApplyResult, notify = false): void {
     this.#committed = this.#stored();
     this.#config = config;
+    this.#edgeIps = config.edgeIps ?? EMPTY_EDGE_IPS;
+    this.#runningApps = new Map(config.apps.map((a) => [a.id, a] as const));
     this.#appSpecs = new Map(config.apps.map((a) => [a.id, a.spec] as const));
     this.#runningRules = new Map(config.accessRules.map((r) => [r.id, r] as const));
     this.#fileRaw = fileRaw;
@@ -507,7 +537,7 @@ export class ConfigSource {
         const after = appView({ ...app, spec }, undefined);
         return [{ zoneId: app.zoneId, action: before === undefined ? 'create' : 'update', resourceType: 'spectrum_app', resourceId: app.appId, before: before ?? null, after }];
       },
-      result: () => appView({ ...app, spec }, this.#appSpecs.get(app.appId)),
+      result: () => ({ ...appView({ ...app, spec }, this.#appSpecs.get(app.appId)), ...this.#ips(app.appId) }),
     });
   }
 
@@ -547,6 +577,7 @@ export class ConfigSource {
       for (const r of change.store(merged.config)) {
         store.addAudit({ id: randomUUID(), when: change.at, actor: change.actor, metadata: undefined, ...r, before: r.before ?? null, after: r.after ?? null });
       }
+      this.#storeEdgeIps(merged.config);
       let result: ApplyResult;
       try {
         result = await this.#d.edge.apply(merged.config);
@@ -596,8 +627,13 @@ export class ConfigSource {
       if (all.length > 0 || base['access_rules'] !== undefined) raw['access_rules'] = all;
     }
     const r = validateConfig(raw);
-    if (zoneRefIssues.length === 0) return r;
-    return { ok: false, issues: [...zoneRefIssues, ...(r.ok ? [] : r.issues)], warnings: r.warnings };
+    if (zoneRefIssues.length > 0) return { ok: false, issues: [...zoneRefIssues, ...(r.ok ? [] : r.issues)], warnings: r.warnings };
+    if (!r.ok) return r;
+    // Edge IPs from the pools, keeping the committed allocation (src/model/edge-ips.ts); nothing when no pool is set.
+    const allocated = allocateEdgeIps(r.config, this.#edgeIps);
+    if (!allocated.ok) return { ok: false, issues: [...allocated.issues], warnings: r.warnings };
+    for (const m of allocated.moved) this.#d.onEdgeIpMoved?.(m);
+    return { ...r, config: allocated.config };
   }
 }
 

@@ -10,6 +10,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { edgeIpStateFrom, type EdgeIpState } from '../model/edge-ips.ts';
 
 export interface StoredApp {
   readonly zoneId: string;
@@ -158,6 +159,13 @@ export const MIGRATIONS: readonly string[] = [
      name TEXT NOT NULL UNIQUE,
      created_on TEXT NOT NULL
    );`,
+  // Edge IPs allocated from edge.pools (src/model/edge-ips.ts): a DNS name's dynamic addresses, written in the
+  // transaction of the write that caused them.
+  `CREATE TABLE edge_ips (
+     name TEXT NOT NULL PRIMARY KEY,
+     ipv4 TEXT,
+     ipv6 TEXT
+   );`,
 ];
 
 interface AppRow {
@@ -227,16 +235,22 @@ export class ApiStore {
   constructor(file: string) {
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
     this.#db = new Database(file);
-    this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma('foreign_keys = ON');
+    // Two processes may open a new database at once (`refract token create` twice, or beside `serve`): the busy
+    // timeout comes first so every step below waits for the other instead of failing with SQLITE_BUSY.
     this.#db.pragma('busy_timeout = 2000');
-    const version = this.#db.pragma('user_version', { simple: true }) as number;
-    for (let v = version; v < MIGRATIONS.length; v++) {
-      this.#db.transaction(() => {
-        this.#db.exec(MIGRATIONS[v]!);
-        this.#db.pragma(`user_version = ${v + 1}`);
-      })();
-    }
+    if (this.#db.pragma('journal_mode', { simple: true }) !== 'wal') this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('foreign_keys = ON');
+    // The migrations run in one write transaction taken at once (BEGIN IMMEDIATE), reading the version inside it,
+    // so two processes never apply the same migration.
+    this.#db
+      .transaction(() => {
+        const version = this.#db.pragma('user_version', { simple: true }) as number;
+        for (let v = version; v < MIGRATIONS.length; v++) {
+          this.#db.exec(MIGRATIONS[v]!);
+          this.#db.pragma(`user_version = ${v + 1}`);
+        }
+      })
+      .immediate();
   }
 
   get schemaVersion(): number {
@@ -290,6 +304,26 @@ export class ApiStore {
 
   deleteApp(appId: string): void {
     this.#inWrite(() => this.#db.prepare('DELETE FROM apps WHERE app_id = ?').run(appId));
+  }
+
+  /** The edge-IP allocation: every DNS name's dynamic addresses. */
+  edgeIps(): EdgeIpState {
+    const rows = this.#db.prepare('SELECT * FROM edge_ips ORDER BY name').all() as Array<{ name: string; ipv4: string | null; ipv6: string | null }>;
+    return edgeIpStateFrom({ names: Object.fromEntries(rows.map((r) => [r.name, { ipv4: r.ipv4 ?? undefined, ipv6: r.ipv6 ?? undefined }])) });
+  }
+
+  /**
+   * Replaces the allocation with `state` (rows of names it no longer holds are deleted), in the open write; without
+   * one open, in a transaction of its own.
+   */
+  putEdgeIps(state: EdgeIpState): void {
+    const write = (): void => {
+      this.#db.exec('DELETE FROM edge_ips');
+      const put = this.#db.prepare('INSERT INTO edge_ips (name, ipv4, ipv6) VALUES (?, ?, ?)');
+      for (const [name, v] of Object.entries(state.names)) put.run(name, v.ipv4 ?? null, v.ipv6 ?? null);
+    };
+    if (this.#open) this.#inWrite(write);
+    else this.#db.transaction(write)();
   }
 
   putZone(z: StoredZone): void {

@@ -24,6 +24,8 @@ import type { ApiStore } from '../api/store.ts';
 import { ApiWriteError, ConfigSource } from '../api/config-source.ts';
 import type { createApiServer } from '../api/server.ts';
 import { apiDbPath } from './token.ts';
+import { edgeIpFilePath, readEdgeIpFile, writeEdgeIpFile } from './edge-ip-file.ts';
+import { appBindAddresses, EMPTY_EDGE_IPS } from '../model/edge-ips.ts';
 import { createNodeCertSource } from '../net/node/cert-store.ts';
 import { watchFileChanges, type FileWatch } from '../net/node/file-watch.ts';
 import { loadGeo, type LoadedGeo } from '../net/node/geo-loader.ts';
@@ -205,7 +207,7 @@ function originText(app: AppSpec): string {
 }
 
 function appLine(config: RefractConfig, app: AppSpec): string {
-  return `refract: app ${app.id} (${app.dns.name}) ${app.protocol}/${formatPortRange(app.edgePorts)} on ${config.node.addresses.join(',')} → ${originText(app)}\n`;
+  return `refract: app ${app.id} (${app.dns.name}) ${app.protocol}/${formatPortRange(app.edgePorts)} on ${appBindAddresses(config, app).join(',')} → ${originText(app)}\n`;
 }
 
 function plural(n: number, word: string): string {
@@ -256,7 +258,22 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
   // Certificate paths and the data directory are relative to the config file's folder, like every other path.
   const baseDir = dirname(resolvePath(file));
   const certs = relativeCertSource(baseDir, createNodeCertSource({ dataDir: resolvePath(baseDir, config.node.tls.dataDir), log: log.child({ component: 'certs' }) }));
-  const edge = new EdgeNode(geo ? { net, log, geo, certs } : { net, log, certs }, config);
+  // Edge IPs without api: the state file keeps every name's addresses across restarts (with api: the database);
+  // serve --check reads it too, so it binds the addresses serve would.
+  const edgeIpFile = config.api === undefined ? edgeIpFilePath(file, config.node.dataDir ?? '.refract') : undefined;
+  let edgeIpsWritten = edgeIpFile === undefined ? EMPTY_EDGE_IPS : readEdgeIpFile(edgeIpFile, (err) => log.warn({ event: 'edge_ips.state_unreadable', file: edgeIpFile, err }, 'edge-IP state file unreadable; names take fresh addresses'));
+  const edge = new EdgeNode({ net, log, certs, edgeIps: edgeIpsWritten, ...(geo ? { geo } : {}) }, config);
+  /** After an applied change without api:, saves the allocation when it changed. */
+  const saveEdgeIps = (): void => {
+    const state = edge.config?.edgeIps ?? EMPTY_EDGE_IPS;
+    if (edgeIpFile === undefined || JSON.stringify(state) === JSON.stringify(edgeIpsWritten)) return;
+    try {
+      writeEdgeIpFile(edgeIpFile, state);
+      edgeIpsWritten = state;
+    } catch (err) {
+      log.error({ event: 'edge_ips.state_write_failed', file: edgeIpFile, err }, 'could not write the edge-IP state file; a restart may move addresses');
+    }
+  };
 
   if (opts.check === true) return checkCommand(file, config, first.raw, { edge, net, log, geo });
 
@@ -299,6 +316,8 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
       process.stderr.write(`refract: management API on http://${hostPort(config.api!.listen.host, config.api!.listen.port)}/client/v4\n`);
     } else {
       r = await edge.apply(config);
+      config = edge.config ?? config;
+      saveEdgeIps();
     }
     if (dnsAt !== undefined) {
       dnsView = viewOf(config);
@@ -387,6 +406,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
       });
     }
     adopt(next);
+    saveEdgeIps();
   };
   // With the API, a reload goes through ConfigSource (file + API apps, in the same queue as API writes).
   const followed = api === undefined
@@ -464,6 +484,7 @@ async function openApi(file: string, config: RefractConfig, fileRaw: unknown, ed
       log.info({ event: 'config.applied', trigger: 'api', ...result }, 'API change applied');
       adopt(c);
     },
+    onEdgeIpMoved: (m) => log.warn({ event: 'edge_ips.moved', ...m }, `${m.name}: ${m.from} is in no pool any more; now ${m.to ?? 'none'}`),
   });
   const server = createApiServer({ source, store, log, rateLimit: config.api?.rateLimit, nowMs: () => nodeClock.now(), version: refractVersion() });
   return { source, store, server };

@@ -6,6 +6,8 @@
  * How a config becomes a view (docs/dns.md says the same for operators):
  * - Zones are `config.zones`. An app belongs to the zone whose name is the longest suffix of its `dns.name`; an app
  *   in no zone is not answered (validation warns: W_DNS_NAME_OUTSIDE_ZONES).
+ * - With `edge.pools`, an app's addresses are exactly those the edge binds for it (`appBindAddresses` in
+ *   src/model/edge-ips.ts: its dynamic allocation, or its static `ips`). Without pools:
  * - An app's addresses are the edge addresses it is reachable on: every `edge.addresses` entry except the
  *   wildcards (0.0.0.0, ::), which are nobody's address; `connectivity: ipv4` / `ipv6` keeps one family. A static
  *   app (`edge_ips: {type: static, ips}`) answers those of its `ips` the edge binds: listed in `edge.addresses`, or
@@ -27,6 +29,7 @@
  */
 import { createHash } from 'node:crypto';
 import { DEFAULTS } from '../model/defaults.ts';
+import { appBindAddresses, poolsConfigured } from '../model/edge-ips.ts';
 import type { AppSpec, RefractConfig } from '../model/types.ts';
 
 /** The records of one name. Empty lists and no CNAME: the name exists but holds nothing (an empty non-terminal). */
@@ -100,6 +103,12 @@ export function appAddresses(app: AppSpec, edgeAddresses: readonly string[]): { 
   return { a: uniq.filter((ip) => familyOf(ip) === 'IPv4'), aaaa: uniq.filter((ip) => familyOf(ip) === 'IPv6') };
 }
 
+/** Addresses split into A and AAAA, first occurrence kept. */
+function byFamily(ips: readonly string[]): { readonly a: string[]; readonly aaaa: string[] } {
+  const uniq = [...new Set(ips)];
+  return { a: uniq.filter((ip) => familyOf(ip) === 'IPv4'), aaaa: uniq.filter((ip) => familyOf(ip) === 'IPv6') };
+}
+
 /** The zone (longest suffix) a lower-case name lies in. */
 function zoneOfName(name: string, zones: readonly string[]): string | undefined {
   let best: string | undefined;
@@ -137,7 +146,7 @@ export function dnsViewOf(config: RefractConfig, opts: DnsViewOptions = {}): Dns
     const zone = zoneOfName(name, zoneNames);
     if (zone === undefined) continue;
     const g = groups.get(name) ?? { zone, apps: [], a: [], aaaa: [] };
-    const addr = appAddresses(app, config.node.addresses);
+    const addr = poolsConfigured(config) ? byFamily(appBindAddresses(config, app)) : appAddresses(app, config.node.addresses);
     g.apps.push(app);
     union(g.a, addr.a);
     union(g.aaaa, addr.aaaa);

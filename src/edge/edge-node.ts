@@ -22,6 +22,7 @@ import { AcceptStream } from '../streams/machine-inputs.ts';
 import { createOriginResolver, type OriginResolver } from './origin-resolver.ts';
 import { compileAccessRules, type CompiledAccessRules } from '../core/access-rules.ts';
 import { NO_GEO, type GeoLookup } from '../core/geo.ts';
+import { allocateEdgeIps, appBindAddresses, poolsConfigured, type EdgeIpState } from '../model/edge-ips.ts';
 
 interface ListenerSlot {
   readonly key: string;
@@ -95,6 +96,11 @@ export interface EdgeNodeDeps {
   readonly geo?: GeoLookup;
   /** Edge certificates and origin trust (real: PEM files and the local CA; sim: descriptors). None: TLS apps fail with 540. */
   readonly certs?: CertSource;
+  /**
+   * The edge-IP allocation to keep (a state file, read at start), for configs applied without one of their own: the
+   * first such apply keeps these addresses, later ones keep the running allocation.
+   */
+  readonly edgeIps?: EdgeIpState;
 }
 
 export class EdgeNode {
@@ -112,8 +118,10 @@ export class EdgeNode {
   readonly #geo: GeoLookup;
   #stopped = false;
   readonly #tls: EdgeTls;
+  readonly #seedEdgeIps: EdgeIpState | undefined;
 
   constructor(deps: EdgeNodeDeps, initial: RefractConfig) {
+    this.#seedEdgeIps = deps.edgeIps;
     this.#net = deps.net;
     this.#log = deps.log;
     this.events = deps.events ?? new EventLog();
@@ -157,6 +165,11 @@ export class EdgeNode {
 
   /** Applies a validated configuration (see the module comment). Serialised with other applies. */
   apply(config: RefractConfig): Promise<ApplyResult> {
+    return this.#applied(config).then((r) => r.result);
+  }
+
+  /** Like `apply`, with the configuration as applied (its edge-IP allocation set when the edge made it). */
+  #applied(config: RefractConfig): Promise<{ config: RefractConfig; result: ApplyResult }> {
     const run = this.#chain.then(() => this.#apply(config));
     this.#chain = run.catch(() => undefined);
     return run;
@@ -171,8 +184,8 @@ export class EdgeNode {
     return snapshots$.pipe(
       concatMap((config) =>
         from(
-          this.apply(config).then(
-            (result): FollowResult => ({ ok: true, config, result }),
+          this.#applied(config).then(
+            (r): FollowResult => ({ ok: true, config: r.config, result: r.result }),
             (error: unknown): FollowResult => ({ ok: false, config, error }),
           ),
         ),
@@ -184,15 +197,25 @@ export class EdgeNode {
     );
   }
 
-  async #apply(config: RefractConfig): Promise<ApplyResult> {
+  async #apply(config: RefractConfig): Promise<{ config: RefractConfig; result: ApplyResult }> {
     if (this.#stopped) throw new RefractError('E_INTERNAL', { message: 'the edge node is shut down' });
+    // With pools, a config not allocated by its caller is allocated here, keeping the running allocation.
+    if (config.edgeIps === undefined && poolsConfigured(config)) {
+      const r = allocateEdgeIps(config, this.#config?.edgeIps ?? this.#seedEdgeIps);
+      if (!r.ok) {
+        const first = r.issues[0]!;
+        throw new RefractError(first.code, { message: r.issues.map((i) => `${i.message} (at ${i.pointer || '/'})`).join('; '), details: { issues: r.issues } });
+      }
+      for (const m of r.moved) this.#log.warn({ event: 'edge_ips.moved', ...m }, `${m.name}: ${m.from} is in no pool any more; now ${m.to ?? 'none'}`);
+      config = r.config;
+    }
     const prev = new Map((this.#config?.apps ?? []).map((a) => [a.id, a] as const));
     const next = new Map(config.apps.map((a) => [a.id, a] as const));
 
-    // Desired slots: every edge address × every port of every app, per protocol.
+    // Desired slots: each app's own edge addresses (without pools: every edge address) × its ports, per protocol.
     const desired = new Map<string, { protocol: 'tcp' | 'udp'; host: string; port: number; app: AppSpec }>();
     for (const app of next.values()) {
-      for (const host of config.node.addresses) {
+      for (const host of appBindAddresses(config, app)) {
         for (let p = app.edgePorts.start; p <= app.edgePorts.end; p++) {
           desired.set(slotKey(app.protocol, host, p), { protocol: app.protocol, host, port: p, app });
         }
@@ -291,7 +314,7 @@ export class EdgeNode {
     }
     this.#resolver.retain(new Set(next.keys()));
     await Promise.all(closing);
-    return { added, removed, changed, unchanged, listeners: this.#slots.size };
+    return { config, result: { added, removed, changed, unchanged, listeners: this.#slots.size } };
   }
 
   /**

@@ -293,10 +293,11 @@ export const KNOWN_APP_FIELDS: readonly string[] = Object.keys(APP_FIELDS);
 
 /**
  * Fields of Spectrum's app object that Refract ignores on purpose, silently: the read-only dates of an API response
- * and the legacy `ipv4` flag of 2018-era responses, so an app copied from `GET /spectrum/apps` validates without
- * warnings. (`id` is honoured, not ignored.)
+ * and the legacy `ipv4` flag of 2018-era responses, and Refract's read-only `ips` (the addresses allocated from
+ * `edge.pools`), so an app copied from `GET /spectrum/apps` validates without warnings. (`id` is honoured, not
+ * ignored.)
  */
-export const IGNORED_APP_FIELDS: readonly string[] = ['created_on', 'modified_on', 'ipv4'];
+export const IGNORED_APP_FIELDS: readonly string[] = ['created_on', 'modified_on', 'ipv4', 'ips'];
 
 /** The loose sub-objects of an app (unknown keys ignored, as Spectrum does) and the keys each one knows. */
 const LOOSE_APP_OBJECTS = {

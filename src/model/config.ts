@@ -16,6 +16,7 @@ import { configIssue, crossAppIssues, decode, isRecord, parseFields, pointerJoin
 import { validateAccessRules, type AccessRule } from './access-rules.ts';
 import { DEFAULTS, LIMITS } from './defaults.ts';
 import { RefractError } from './errors.ts';
+import { allocateEdgeIps } from './edge-ips.ts';
 import { deepFreeze } from './freeze.ts';
 import {
   formatProtocol,
@@ -230,6 +231,8 @@ const NODE_FIELDS = {
 
 const EDGE_FIELDS = {
   addresses: z.array(ipLiteral).min(1),
+  pools: z.strictObject({ ipv4: z.array(cidr).nullish(), ipv6: z.array(cidr).nullish() }),
+  ipv4_quota: z.number().int().min(0).max(1_000_000),
   accept_proxy: z.strictObject({ trusted: z.array(cidr).min(1), timeout_ms: msSetting }),
   connect_timeout_ms: msSetting,
   idle_timeout_ms: msSetting,
@@ -317,6 +320,16 @@ export function validateConfig(raw: unknown): ConfigResult {
     seen.add(a.address);
   });
 
+  // edge.pools: CIDR blocks of the family their key names.
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    (edgeV?.pools?.[family] ?? []).forEach((block, i) => {
+      const c = parseCidr(block);
+      if (c !== undefined && c.address.family !== (family === 'ipv4' ? 'IPv4' : 'IPv6')) {
+        issues.push(configIssue(pointerJoin('/edge/pools', family, i), 'E_CONFIG_CIDR', `${block} is not an ${family === 'ipv4' ? 'IPv4' : 'IPv6'} block`));
+      }
+    });
+  }
+
   const minTtlSec = readMinTtl(raw);
   const originDnsMinTtlSec = minTtlSec !== undefined && minTtlSec < LIMITS.originDnsMinTtlSec ? LIMITS.originDnsTtlFloorLowered : LIMITS.originDnsMinTtlSec;
 
@@ -348,7 +361,8 @@ export function validateConfig(raw: unknown): ConfigResult {
     warnings.push(configIssue('/access_rules', 'W_ACCESS_RULES_UNUSED', 'no app has ip_firewall: true, so these access rules never apply; set it on the apps they should guard'));
   }
 
-  if (dnsV !== undefined) warnings.push(...dnsWarnings(apps, appPointers, zones, addresses));
+  const withPools = (edgeV?.pools?.ipv4?.length ?? 0) + (edgeV?.pools?.ipv6?.length ?? 0) > 0;
+  if (dnsV !== undefined) warnings.push(...dnsWarnings(apps, appPointers, zones, withPools ? undefined : addresses));
 
   const origins = validateOrigins(top.values.origins, issues);
   issues.push(...originConflicts(origins, apps, addresses));
@@ -367,6 +381,8 @@ export function validateConfig(raw: unknown): ConfigResult {
     id: nodeV.id ?? DEFAULTS.nodeId,
     dataDir,
     addresses: addresses.map((a) => a.address),
+    pools: { ipv4: edgeV.pools?.ipv4 ?? [], ipv6: edgeV.pools?.ipv6 ?? [] },
+    ipv4Quota: edgeV.ipv4_quota ?? DEFAULTS.ipv4Quota,
     acceptProxy,
     connectTimeoutMs: edgeV.connect_timeout_ms ?? DEFAULTS.connectTimeoutMs,
     idleTimeoutMs: edgeV.idle_timeout_ms ?? DEFAULTS.idleTimeoutMs,
@@ -406,6 +422,10 @@ export function validateConfig(raw: unknown): ConfigResult {
         ? undefined
         : { listen: dnsV.listen ?? { host: DEFAULTS.dnsListenHost, port: DEFAULTS.dnsListenPort }, ttlSec: dnsV.ttl ?? DEFAULTS.dnsTtlSec },
   };
+  // With pools, what allocation refuses whatever the previous state (static IPs outside the pools, the quota, a
+  // family without a pool) is an error of the file; allocation itself runs on the apply path (src/model/edge-ips.ts).
+  const allocated = allocateEdgeIps(config, undefined);
+  if (!allocated.ok) return { ok: false, issues: [...allocated.issues], warnings };
   return { ok: true, config: deepFreeze(config), warnings, raw };
 }
 
@@ -414,7 +434,7 @@ export function validateConfig(raw: unknown): ConfigResult {
  * dns.name lies in no zone (W_DNS_NAME_OUTSIDE_ZONES), a static edge IP the edge does not bind
  * (W_DNS_STATIC_IP_UNBOUND). The rules mirror src/dns/view.ts.
  */
-function dnsWarnings(apps: readonly AppSpec[], pointers: readonly string[], zones: readonly Zone[], addresses: readonly IpLiteral[]): ConfigIssue[] {
+function dnsWarnings(apps: readonly AppSpec[], pointers: readonly string[], zones: readonly Zone[], addresses: readonly IpLiteral[] | undefined): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   apps.forEach((app, i) => {
     const p = pointers[i] ?? '/apps';
@@ -422,7 +442,8 @@ function dnsWarnings(apps: readonly AppSpec[], pointers: readonly string[], zone
     if (!zones.some((z) => name === z.name || name.endsWith(`.${z.name}`))) {
       out.push(configIssue(pointerJoin(p, 'dns', 'name'), 'W_DNS_NAME_OUTSIDE_ZONES', `${name} is in none of the zones (${zones.map((z) => z.name).join(', ')}), so the DNS server does not answer for it`));
     }
-    if (app.edgeIps.type !== 'static') return;
+    // With pools, a static IP outside them and edge.addresses is an error (E_EDGE_IP_NOT_IN_POOL), not a warning.
+    if (app.edgeIps.type !== 'static' || addresses === undefined) return;
     app.edgeIps.ips.forEach((ip, j) => {
       const family = ip.includes(':') ? 'IPv6' : 'IPv4';
       // A wildcard bind covers its family; `::` is dual-stack (Node's default), so it covers IPv4 too.

@@ -16,6 +16,7 @@ export const DEFAULTS = {
   dnsTtlSec: 30, // dns.ttl: short, so a changed answer reaches resolvers soon (Refract's choice)
   /** Edge IPs every app port is bound on. */
   edgeAddresses: ['127.0.0.1'],
+  ipv4Quota: 10, // edge.ipv4_quota: Spectrum's default of 10 IPv4 hostnames per account
   acceptProxyTimeoutMs: 3_000, // 3 s: HAProxy's PROXY spec asks receivers to wait at least 3 s for the header
   connectTimeoutMs: 15_000, // 15 s: Cloudflare's origin "complete TCP connection" figure (→ 522)
   idleTimeoutMs: 400_000, // 400 s of no bytes either way, TCP (Cloudflare's client-side idle figure)

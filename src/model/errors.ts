@@ -40,6 +40,12 @@ export const ERRORS = {
   E_CONFIG_CIDR: { message: 'Not a valid IP address or CIDR block.', source: 'config', retryable: false },
   E_CONFIG_ZONE: { message: 'An app or access rule names a zone (zone: NAME or ID) that is not configured.', source: 'config', retryable: false },
 
+  // ── edge IPs (edge.pools; src/model/edge-ips.ts) ─────────────────────────────────────────────────────────────
+  E_EDGE_IP_QUOTA: { message: 'More DNS names need a dynamic IPv4 address than edge.ipv4_quota allows.', source: 'config', retryable: false, cfCode: 12005 },
+  E_EDGE_POOL_EXHAUSTED: { message: 'No free address is left in the edge pool of the family the app needs (or no pool of that family is configured).', source: 'config', retryable: false },
+  E_EDGE_IP_NOT_IN_POOL: { message: 'A static edge IP lies in no edge.pools block and is not listed in edge.addresses.', source: 'config', retryable: false },
+  E_EDGE_IP_TAKEN: { message: 'The edge address already serves another DNS name (one address serves one name).', source: 'config', retryable: false },
+
   // ── configuration warnings (W_: the file is valid and runs, but probably not as meant; `refract validate` exits 0)
   W_CONFIG_UNKNOWN_KEY: { message: 'An unknown key in an app object or access rule is ignored (Spectrum compatibility); it may be a typo.', source: 'config', retryable: false },
   W_DNS_NAME_OUTSIDE_ZONES: { message: 'The app\'s dns.name lies in none of the zones, so the DNS server (dns:) does not answer for it.', source: 'config', retryable: false },

@@ -141,8 +141,12 @@ export interface NodeSettings {
   readonly id: string;
   /** Where the node keeps its state (the API's database, and by default the local CA); relative: to the config file's folder. */
   readonly dataDir?: string;
-  /** Edge IPs the node binds every app port on. */
+  /** Edge IPs the node binds every app port on (with pools: only the static apps that list them). */
   readonly addresses: readonly string[];
+  /** Address pools dynamic apps take their edge IPs from (docs/dns.md, "Edge IPs"); both empty: no allocation. */
+  readonly pools: { readonly ipv4: readonly string[]; readonly ipv6: readonly string[] };
+  /** Most DNS names holding a dynamic IPv4 address from the pools. */
+  readonly ipv4Quota: number;
   readonly acceptProxy: AcceptProxySettings | undefined;
   readonly connectTimeoutMs: number;
   /** TCP: no bytes either way for this long closes the connection, ms. */
@@ -200,6 +204,19 @@ export interface RefractConfig {
   readonly api?: ApiSettings | undefined;
   /** The authoritative DNS server for `zones` (docs/dns.md); undefined: none. */
   readonly dns?: DnsSettings | undefined;
+  /** The edge-IP allocation (src/model/edge-ips.ts), set when pools are configured and the config was allocated. */
+  readonly edgeIps?: EdgeIpState | undefined;
+}
+
+/** The addresses held by one DNS name (lower-case, no final dot). */
+export interface EdgeIpNameState {
+  readonly ipv4?: string;
+  readonly ipv6?: string;
+}
+
+/** The edge-IP allocation state (src/model/edge-ips.ts): dynamic addresses by DNS name; static ones are config. */
+export interface EdgeIpState {
+  readonly names: Readonly<Record<string, EdgeIpNameState>>;
 }
 
 export interface DnsSettings {

@@ -120,3 +120,51 @@ test('udp: an app added on the port of a removed, still-draining UDP app takes i
   await done;
   assert.deepEqual(sim.netstat().udp.filter((u) => u.host === 'edge'), []);
 });
+
+test('udp with edge.pools: a new name takes the freed address of a removed, draining app and its socket over', async () => {
+  const sim = createSim({ seed: 8 });
+  const edgeH = sim.host('edge', { addresses: ['10.9.0.1', '10.9.0.2'] });
+  const origins = sim.host('origins', { addresses: ['198.51.100.2'] });
+  const client = sim.host('c', { addresses: ['203.0.113.1', '203.0.113.2'] });
+  sim.link('c', 'edge', { latencyMs: 2 });
+  for (const [port, name] of [
+    [5301, 'blue'],
+    [5302, 'green'],
+  ] as const) {
+    const o = await origins.bindUdp({ host: '198.51.100.2', port });
+    o.setHandler((m) => o.send(enc.encode(`${name}:${dec.decode(m.data)}`), m.remote.port, m.remote.address));
+  }
+  const app = (id: string, originPort: number) => ({ id, protocol: 'udp/53', dns: { name: `${id}.example.test` }, origin_direct: [`udp://198.51.100.2:${originPort}`] });
+  // 10.9.0.0/30: two usable addresses, .1 and .2; edge.addresses (.2) is never handed out, so every name gets .1.
+  const cfg = (apps: unknown[]) => mustConfig({ edge: { addresses: ['10.9.0.2'], pools: { ipv4: ['10.9.0.0/30'] }, drain_timeout_ms: 30_000, udp_idle_timeout_ms: 120_000 }, apps });
+  const edge = new EdgeNode({ net: edgeH, log: pino({ level: 'silent' }) }, cfg([app('blue', 5301)]));
+  const step = async <T>(p: Promise<T>): Promise<T> => {
+    await sim.runUntilIdleAsync({ maxSteps: 100_000, maxTime: 1_000 });
+    return p;
+  };
+  await step(edge.apply(cfg([app('blue', 5301)])));
+  assert.deepEqual(edge.listeners(), [{ protocol: 'udp', host: '10.9.0.1', port: 53, app: 'blue' }]);
+  assert.deepEqual(edge.config?.edgeIps?.names, { 'blue.example.test': { ipv4: '10.9.0.1' } });
+
+  const received: string[][] = [[], []];
+  const socks = await Promise.all(['203.0.113.1', '203.0.113.2'].map((host) => client.bindUdp({ host, port: 0 })));
+  socks.forEach((s, i) => s.setHandler((m) => received[i]!.push(dec.decode(m.data))));
+  socks[0]!.send(enc.encode('a'), 53, '10.9.0.1');
+  await step(Promise.resolve());
+
+  // blue is removed (its flow drains) and green, another name, gets the freed 10.9.0.1 and takes the socket over.
+  await step(edge.apply(cfg([])));
+  const r = await step(edge.apply(cfg([app('green', 5302)])));
+  assert.deepEqual(r.added, ['green']);
+  assert.deepEqual(edge.listeners(), [{ protocol: 'udp', host: '10.9.0.1', port: 53, app: 'green' }]);
+  socks[0]!.send(enc.encode('b'), 53, '10.9.0.1'); // the draining flow: still blue
+  socks[1]!.send(enc.encode('c'), 53, '10.9.0.1'); // a new source: green
+  socks[1]!.send(enc.encode('x'), 53, '10.9.0.2'); // edge.addresses: nothing listens there
+  await step(Promise.resolve());
+  assert.deepEqual(received, [['blue:a', 'blue:b'], ['green:c']]);
+  for (const s of socks) s.close();
+  const done = edge.shutdown(0);
+  await sim.runUntilIdleAsync({ maxSteps: 1_000_000 });
+  await done;
+  assert.deepEqual(sim.netstat().udp.filter((u) => u.host === 'edge'), []);
+});

@@ -100,6 +100,8 @@ void describe('the config file', () => {
       dnsServers: [],
       dnsMinTtlSec: 600,
       maxConnectAttempts: 3,
+      pools: { ipv4: [], ipv6: [] },
+      ipv4Quota: 10,
       tls: { dataDir: '.refract', caBundle: undefined, handshakeTimeoutMs: 10_000, strictSni: true },
     });
     assert.deepEqual(c.log, { level: 'info', events: undefined });

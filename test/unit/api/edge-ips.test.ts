@@ -1,0 +1,76 @@
+/**
+ * Edge IPs through the management API (harness: a real EdgeNode on loopback, pool 127.0.10.0/24, which Linux routes
+ * to lo): `ips` in answers, the quota as Cloudflare's 12005 at /dns/name with nothing changed, names shared and
+ * released, the allocation in the database after every committed write and not after a refused one.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { freePort, startApi, ZONE } from './harness.ts';
+
+const APPS = `/zones/${ZONE.id}/spectrum/apps`;
+
+describe('edge IPs through the API', () => {
+  it('allocates per name, reports ips, refuses over the quota with 12005 and changes nothing, frees on delete', async () => {
+    const api = await startApi({ edge: { addresses: ['127.0.0.1'], pools: { ipv4: ['127.0.10.0/24'] }, ipv4_quota: 1, drain_timeout_ms: 50 } });
+    try {
+      const [p1, p2, p3] = [await freePort(), await freePort(), await freePort()];
+      const app = (name: string, port: number) => ({ protocol: `tcp/${port}`, dns: { type: 'CNAME', name }, edge_ips: { type: 'dynamic', connectivity: 'ipv4' }, origin_direct: ['tcp://127.0.0.1:9'] });
+
+      const a = await api.call('POST', APPS, app('a.example.com', p1));
+      assert.equal(a.status, 200, JSON.stringify(a.json));
+      assert.deepEqual(a.json.result.ips, ['127.0.10.1']);
+      assert.deepEqual(api.store.edgeIps().names, { 'a.example.com': { ipv4: '127.0.10.1' } });
+      const listeners = api.edge.listeners();
+      assert.deepEqual(listeners.map((l) => `${l.host}:${l.port}`), [`127.0.10.1:${p1}`]);
+
+      // Another name is over the quota of 1: 400, Cloudflare's 12005, at /dns/name; nothing is bound or stored.
+      const b = await api.call('POST', APPS, app('b.example.com', p2));
+      assert.equal(b.status, 400);
+      assert.equal(b.json.errors[0].code, 12005);
+      assert.equal(b.json.errors[0].refract_code, 'E_EDGE_IP_QUOTA');
+      assert.equal(b.json.errors[0].source.pointer, '/dns/name');
+      assert.deepEqual(api.edge.listeners(), listeners);
+      assert.deepEqual(api.store.edgeIps().names, { 'a.example.com': { ipv4: '127.0.10.1' } });
+      assert.equal((await api.call('GET', APPS)).json.result.length, 1);
+
+      // The same name shares the address (no quota used); `ips` in a body is ignored.
+      const a2 = await api.call('POST', APPS, { ...app('A.example.com', p3), ips: ['127.0.10.77'] });
+      assert.equal(a2.status, 200, JSON.stringify(a2.json));
+      assert.deepEqual(a2.json.result.ips, ['127.0.10.1']);
+      const listed = (await api.call('GET', APPS)).json.result as Array<{ id: string; ips: string[] }>;
+      assert.deepEqual(listed.map((x) => x.ips), [['127.0.10.1'], ['127.0.10.1']]);
+
+      // Deleting both apps of the name frees its address; the other name fits now and takes it.
+      assert.equal((await api.call('DELETE', `${APPS}/${a.json.result.id}`)).status, 200);
+      assert.deepEqual(api.store.edgeIps().names, { 'a.example.com': { ipv4: '127.0.10.1' } }, 'still used by the second app');
+      assert.equal((await api.call('DELETE', `${APPS}/${a2.json.result.id}`)).status, 200);
+      assert.deepEqual(api.store.edgeIps().names, {});
+      const b2 = await api.call('POST', APPS, app('b.example.com', p2));
+      assert.equal(b2.status, 200, JSON.stringify(b2.json));
+      assert.deepEqual(b2.json.result.ips, ['127.0.10.1']);
+      assert.deepEqual(api.store.edgeIps().names, { 'b.example.com': { ipv4: '127.0.10.1' } });
+    } finally {
+      await api.close();
+    }
+  });
+
+  it('a static IP outside the pools is refused with its pointer; without pools there is no ips field', async () => {
+    const api = await startApi({ edge: { addresses: ['127.0.0.1'], pools: { ipv4: ['127.0.10.0/24'] } } });
+    try {
+      const r = await api.call('POST', APPS, { protocol: `tcp/${await freePort()}`, dns: { type: 'ADDRESS', name: 's.example.com' }, edge_ips: { type: 'static', ips: ['127.0.10.5', '192.0.2.1'] }, origin_direct: ['tcp://127.0.0.1:9'] });
+      assert.equal(r.status, 400);
+      assert.equal(r.json.errors[0].refract_code, 'E_EDGE_IP_NOT_IN_POOL');
+      assert.equal(r.json.errors[0].source.pointer, '/edge_ips/ips/1');
+    } finally {
+      await api.close();
+    }
+    const plain = await startApi();
+    try {
+      const r = await plain.call('POST', APPS, { protocol: `tcp/${await freePort()}`, dns: { type: 'CNAME', name: 'p.example.com' }, origin_direct: ['tcp://127.0.0.1:9'] });
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      assert.equal('ips' in r.json.result, false);
+    } finally {
+      await plain.close();
+    }
+  });
+});
