@@ -15,8 +15,10 @@
  *   warm-up: requests/s and per-request latency p50/p99, for C = 1 and C = 8.
  * - **create**: 100 creates of new apps (edge ports 9200-9299) with the 100 list apps present, C = 1, then the 100
  *   deletes; then the same with C = 8: requests/s and latency p50/p99 of creates and of deletes.
- * - **create → accept**: 100 creates (edge ports 9300-9399), one at a time; when the 200 answer has been read the
- *   harness connects to the new app's port at once and, if refused, again every 1 ms: the time from the answer to
+ * - **create → accept, create → DNS answer**: 100 creates (edge ports 9300-9399), one at a time; when the 200 answer
+ *   has been read the harness also asks the DNS server (127.0.0.1:7192, UDP) for the new name's A record, every 1 ms
+ *   until it has one; and it
+ *   connects to the new app's port at once and, if refused, again every 1 ms: the time from the answer to
  *   the first accepted connection, p50/p99, and how many creates needed more than one attempt. The resolution is
  *   the 1 ms retry interval when a retry was needed; otherwise it is the connect itself (a loopback round trip).
  *
@@ -27,12 +29,14 @@
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as dgram from 'node:dgram';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import dnsPacket from 'dns-packet';
 import YAML from 'yaml';
 import { assertPortsFree, canPin, CLK_TCK, cpuCoreTicks, cpuSeconds, killAllSync, pinPid, spawnChild, StartError, stopChild, waitForPorts, type Child } from './proc.ts';
 import { REPO_ROOT } from './proxies.ts';
@@ -40,6 +44,7 @@ import { fmt, markdownTable, median } from './stats.ts';
 
 const API_PORT = 7190;
 const ORIGIN_PORT = 7191;
+const DNS_PORT = 7192;
 const LIST_PORTS = 9100;
 const CREATE_PORTS = 9200;
 const ACCEPT_PORTS = 9300;
@@ -219,6 +224,41 @@ async function load(
   };
 }
 
+/**
+ * Asks the DNS server for `name`'s A record over UDP until it answers one (every RETRY_MS, at most 5 s): ms from the
+ * call to that answer, attempts.
+ */
+async function firstDnsAnswer(name: string): Promise<{ ms: number; attempts: number }> {
+  const sock = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
+  const t0 = performance.now();
+  try {
+    for (let attempts = 1; ; attempts++) {
+      const id = attempts & 0xffff;
+      const answered = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => done(false), 200);
+        const done = (v: boolean): void => {
+          clearTimeout(timer);
+          sock.removeListener('message', onMessage);
+          resolve(v);
+        };
+        const onMessage = (msg: Buffer): void => {
+          const r = dnsPacket.decode(msg);
+          if (r.id !== id) return;
+          done((r as { rcode?: string }).rcode === 'NOERROR' && (r.answers ?? []).some((a) => a.type === 'A'));
+        };
+        sock.on('message', onMessage);
+        sock.send(dnsPacket.encode({ type: 'query', id, flags: 0, questions: [{ type: 'A', name }] }), DNS_PORT, '127.0.0.1');
+      });
+      if (answered) return { ms: performance.now() - t0, attempts };
+      if (performance.now() - t0 > 5000) throw new Error(`${name}: no DNS answer within 5 s of the create's answer`);
+      await sleep(RETRY_MS);
+    }
+  } finally {
+    sock.close();
+  }
+}
+
 /** Connects to 127.0.0.1:port until accepted (every RETRY_MS, at most 5 s): ms from the call to the accept, attempts. */
 async function firstAccept(port: number): Promise<{ ms: number; attempts: number }> {
   const t0 = performance.now();
@@ -257,6 +297,7 @@ async function round(n: number): Promise<Record<string, number | string | undefi
       log: { level: 'warn' },
       api: { listen: `127.0.0.1:${API_PORT}`, rate_limit: { requests: 1_000_000, window_sec: 60 } },
       zones: [ZONE],
+      dns: { listen: `127.0.0.1:${DNS_PORT}`, ttl: 30 },
     }),
   );
   const cli = ['--import', 'tsx', join(REPO_ROOT, 'src/cli.ts')];
@@ -309,13 +350,18 @@ async function round(n: number): Promise<Record<string, number | string | undefi
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     const waits: number[] = [];
     let retried = 0;
+    const dnsWaits: number[] = [];
+    let dnsRetried = 0;
     for (let i = 0; i < plan.acceptCreates; i++) {
       const port = ACCEPT_PORTS + i;
       const a = await request(agent, token, 'POST', PATH, app(port, `accept${i}.example.com`));
       if (a.status !== 200) throw new Error(`create for the accept test: HTTP ${a.status} ${a.body.slice(0, 200)}`);
-      const r = await firstAccept(port);
+      // Both from the moment the answer was read: the new port accepting, and the DNS server answering the name.
+      const [r, d] = await Promise.all([firstAccept(port), firstDnsAnswer(`accept${i}.example.com`)]);
       waits.push(r.ms);
+      dnsWaits.push(d.ms);
       if (r.attempts > 1) retried++;
+      if (d.attempts > 1) dnsRetried++;
     }
     agent.destroy();
     waits.sort((x, y) => x - y);
@@ -323,6 +369,12 @@ async function round(n: number): Promise<Record<string, number | string | undefi
     out['accept.p99Ms'] = percentile(waits, 0.99);
     out['accept.maxMs'] = waits.at(-1);
     out['accept.retried'] = retried;
+    dnsWaits.sort((x, y) => x - y);
+    out['dns.p50Ms'] = percentile(dnsWaits, 0.5);
+    out['dns.p99Ms'] = percentile(dnsWaits, 0.99);
+    out['dns.maxMs'] = dnsWaits.at(-1);
+    out['dns.retried'] = dnsRetried;
+    say(`  round ${n} create→DNS answer: p50 ${fmt(out['dns.p50Ms'] as number, 3)} ms, p99 ${fmt(out['dns.p99Ms'] as number, 3)} ms, ${dnsRetried} of ${plan.acceptCreates} needed a retry`);
     say(`  round ${n} create→accept: p50 ${fmt(out['accept.p50Ms'] as number, 3)} ms, p99 ${fmt(out['accept.p99Ms'] as number, 3)} ms, ${retried} of ${plan.acceptCreates} needed a retry`);
     out['refractRssMiB'] = Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? Number.NaN) / 1024;
     return out;
@@ -336,7 +388,7 @@ async function round(n: number): Promise<Record<string, number | string | undefi
 
 async function main(): Promise<void> {
   const origin = net.createServer((s) => s.pipe(s).on('error', () => s.destroy()));
-  await assertPortsFree([API_PORT, ORIGIN_PORT]);
+  await assertPortsFree([API_PORT, ORIGIN_PORT, DNS_PORT]);
   await new Promise<void>((r) => origin.listen(ORIGIN_PORT, '127.0.0.1', () => r()));
   const env = {
     type: 'env',
@@ -381,7 +433,10 @@ async function main(): Promise<void> {
   );
   const accept = markdownTable(
     ['create answered → first accepted connection', 'p50 ms', 'p99 ms', 'max ms', 'creates that needed a retry'],
-    [[`${plan.acceptCreates} creates, one at a time`, fmt(m('accept.p50Ms'), 3), fmt(m('accept.p99Ms'), 3), fmt(m('accept.maxMs'), 3), rounds.map((r) => String(r['accept.retried'])).join(', ')]],
+    [
+      [`${plan.acceptCreates} creates, one at a time`, fmt(m('accept.p50Ms'), 3), fmt(m('accept.p99Ms'), 3), fmt(m('accept.maxMs'), 3), rounds.map((r) => String(r['accept.retried'])).join(', ')],
+      ['the same creates → first DNS answer of the name (A, UDP)', fmt(m('dns.p50Ms'), 3), fmt(m('dns.p99Ms'), 3), fmt(m('dns.maxMs'), 3), rounds.map((r) => String(r['dns.retried'])).join(', ')],
+    ],
   );
   const summary = `${table}\n\n${accept}\n\nmedians over ${plan.rounds} round(s); Refract RSS at the end ${fmt(m('refractRssMiB'))} MiB\n`;
   record({ type: 'summary', table: summary });
