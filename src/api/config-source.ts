@@ -630,7 +630,7 @@ export class ConfigSource {
     if (zoneRefIssues.length > 0) return { ok: false, issues: [...zoneRefIssues, ...(r.ok ? [] : r.issues)], warnings: r.warnings };
     if (!r.ok) return r;
     // Edge IPs from the pools, keeping the committed allocation (src/model/edge-ips.ts); nothing when no pool is set.
-    const allocated = allocateEdgeIps(r.config, this.#edgeIps);
+    const allocated = allocateEdgeIps(r.config, this.#edgeIps, this.#d.now().getTime());
     if (!allocated.ok) return { ok: false, issues: [...allocated.issues], warnings: r.warnings };
     for (const m of allocated.moved) this.#d.onEdgeIpMoved?.(m);
     return { ...r, config: allocated.config };

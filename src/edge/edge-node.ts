@@ -201,7 +201,7 @@ export class EdgeNode {
     if (this.#stopped) throw new RefractError('E_INTERNAL', { message: 'the edge node is shut down' });
     // With pools, a config not allocated by its caller is allocated here, keeping the running allocation.
     if (config.edgeIps === undefined && poolsConfigured(config)) {
-      const r = allocateEdgeIps(config, this.#config?.edgeIps ?? this.#seedEdgeIps);
+      const r = allocateEdgeIps(config, this.#config?.edgeIps ?? this.#seedEdgeIps, this.#net.clock.epochMs());
       if (!r.ok) {
         const first = r.issues[0]!;
         throw new RefractError(first.code, { message: r.issues.map((i) => `${i.message} (at ${i.pointer || '/'})`).join('; '), details: { issues: r.issues } });

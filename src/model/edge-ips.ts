@@ -14,7 +14,11 @@
  *   (E_EDGE_IP_TAKEN when another name holds it);
  * - a name keeps the addresses it had in the previous state while they still lie in a pool; an address no longer in
  *   any pool is replaced (reported in `moved`); names no app uses any more give theirs back (reported in
- *   `released`; they are free for the next name at once);
+ *   `released`), and so does a name for a family it no longer needs;
+ * - an address given back is held (`state.held`) until `edge.drain_timeout_ms` after the allocation that gave it
+ *   back, measured on the clock time passed in: no name takes it, dynamically or as a static IP (E_EDGE_IP_TAKEN),
+ *   while the old app's connections on it may still be draining; the first allocation at or after that time drops
+ *   the hold;
  * - new names take the lowest free address, pools in the order listed, names in sorted order. IPv4 blocks of /30 or
  *   wider skip their first and last address (network, broadcast); IPv6 blocks of /127 or wider skip their first
  *   (the subnet-router anycast address).
@@ -161,11 +165,14 @@ class PoolCursor {
 }
 
 /**
- * Allocates edge IPs for `config` (validated), keeping what `prev` holds where it can. Issues point into the
- * configuration (`/apps/N/...`, `/edge/ipv4_quota`), as the validator's do.
+ * Allocates edge IPs for `config` (validated), keeping what `prev` holds where it can. `nowMs` is the caller's clock
+ * (epoch ms: the edge node's clock, or the API's; a hold outlives a restart): holds end, and addresses given back now are held until `nowMs` plus the drain
+ * timeout. Issues point into the configuration (`/apps/N/...`, `/edge/ipv4_quota`), as the validator's do.
  */
-export function allocateEdgeIps(config: RefractConfig, prev: EdgeIpState | undefined): EdgeIpResult {
+export function allocateEdgeIps(config: RefractConfig, prev: EdgeIpState | undefined, nowMs: number): EdgeIpResult {
   const before = prev ?? EMPTY_EDGE_IPS;
+  // Holds still running at `nowMs` (an address of the previous state held past its drain deadline is free again).
+  const stillHeld = new Map(Object.entries(before.held ?? {}).filter(([, freeAfter]) => freeAfter > nowMs));
   if (!poolsConfigured(config)) return { ok: true, config, state: EMPTY_EDGE_IPS, moved: [], released: [] };
   const pools = config.node.pools;
   const issues: ConfigIssue[] = [];
@@ -187,6 +194,11 @@ export function allocateEdgeIps(config: RefractConfig, prev: EdgeIpState | undef
       const owner = staticOwner.get(ip);
       if (owner !== undefined && owner.name !== name) {
         issues.push(configIssue(at(i, 'edge_ips', 'ips', j), 'E_EDGE_IP_TAKEN', `${raw} is already the static address of ${owner.name} (${owner.pointer}); an edge address serves one DNS name`));
+        return;
+      }
+      const freeAfter = stillHeld.get(ip);
+      if (freeAfter !== undefined) {
+        issues.push(configIssue(at(i, 'edge_ips', 'ips', j), 'E_EDGE_IP_TAKEN', `${raw} was given back by another DNS name and is held while its connections drain, for ${freeAfter - nowMs} ms more`));
         return;
       }
       staticOwner.set(ip, { name, pointer: at(i, 'edge_ips', 'ips', j) });
@@ -251,6 +263,20 @@ export function allocateEdgeIps(config: RefractConfig, prev: EdgeIpState | undef
     out[name] = slot;
   }
   if (issues.length > 0) return { ok: false, issues };
+  // Held addresses stay out of the pool (a hold on an address a kept name still has is dropped: it is not draining).
+  for (const ip of [...stillHeld.keys()]) {
+    if (used.has(ip)) stillHeld.delete(ip);
+    else used.add(ip);
+  }
+  // Addresses the previous state had and no name keeps are given back now: held until the drain deadline.
+  const drainMs = config.node.drainTimeoutMs;
+  for (const old of Object.values(before.names)) {
+    for (const ip of [old.ipv4, old.ipv6]) {
+      if (ip === undefined || used.has(ip) || drainMs <= 0) continue;
+      stillHeld.set(ip, nowMs + drainMs);
+      used.add(ip);
+    }
+  }
 
   // New names (and moved addresses) take the lowest free address.
   const cursors = { ipv4: new PoolCursor(pools.ipv4), ipv6: new PoolCursor(pools.ipv6) };
@@ -272,7 +298,8 @@ export function allocateEdgeIps(config: RefractConfig, prev: EdgeIpState | undef
   const released = Object.keys(before.names)
     .filter((n) => !needs.has(n))
     .sort();
-  const state: EdgeIpState = deepFreeze({ names: out });
+  const held = Object.fromEntries([...stillHeld].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const state: EdgeIpState = deepFreeze(stillHeld.size === 0 ? { names: out } : { names: out, held });
   return { ok: true, config: Object.freeze({ ...config, edgeIps: state }), state, moved, released };
 }
 
@@ -299,7 +326,7 @@ const fallbacks = new WeakMap<RefractConfig, EdgeIpState>();
 function fallbackState(config: RefractConfig): EdgeIpState {
   let s = fallbacks.get(config);
   if (s === undefined) {
-    const r = allocateEdgeIps(config, undefined);
+    const r = allocateEdgeIps(config, undefined, 0);
     s = r.ok ? r.state : EMPTY_EDGE_IPS;
     fallbacks.set(config, s);
   }
@@ -319,5 +346,13 @@ export function edgeIpStateFrom(data: unknown): EdgeIpState {
     if (ipv4 === undefined && ipv6 === undefined) continue;
     names[name] = { ...(ipv4 === undefined ? {} : { ipv4 }), ...(ipv6 === undefined ? {} : { ipv6 }) };
   }
-  return { names };
+  const held: Record<string, number> = {};
+  const heldSrc = (data as { held?: unknown }).held;
+  if (typeof heldSrc === 'object' && heldSrc !== null) {
+    for (const [ip, at] of Object.entries(heldSrc as Record<string, unknown>)) {
+      if (canonicalIp(ip) === undefined || typeof at !== 'number' || !Number.isFinite(at)) continue;
+      held[canon(ip)] = at;
+    }
+  }
+  return Object.keys(held).length === 0 ? { names } : { names, held };
 }

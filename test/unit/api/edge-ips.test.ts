@@ -54,6 +54,27 @@ describe('edge IPs through the API', () => {
     }
   });
 
+  it('a deleted name\'s address is held in the database until the drain deadline; a new name takes another', async () => {
+    // The harness's API clock moves one second per reading: a 10-minute drain outlasts the test.
+    const api = await startApi({ edge: { addresses: ['127.0.0.1'], pools: { ipv4: ['127.0.10.0/24'] }, drain_timeout_ms: 600_000 } });
+    try {
+      const app = (name: string, port: number) => ({ protocol: `tcp/${port}`, dns: { type: 'CNAME', name }, edge_ips: { type: 'dynamic', connectivity: 'ipv4' }, origin_direct: ['tcp://127.0.0.1:9'] });
+      const a = await api.call('POST', APPS, app('a.example.com', await freePort()));
+      assert.deepEqual(a.json.result.ips, ['127.0.10.1']);
+      assert.equal(api.store.edgeIps().held, undefined);
+      assert.equal((await api.call('DELETE', `${APPS}/${a.json.result.id}`)).status, 200);
+      const held = api.store.edgeIps();
+      assert.deepEqual(held.names, {});
+      assert.deepEqual(Object.keys(held.held ?? {}), ['127.0.10.1']);
+      const b = await api.call('POST', APPS, app('b.example.com', await freePort()));
+      assert.equal(b.status, 200, JSON.stringify(b.json));
+      assert.deepEqual(b.json.result.ips, ['127.0.10.2']);
+      assert.deepEqual(api.store.edgeIps().held, held.held, 'the hold is kept across writes');
+    } finally {
+      await api.close();
+    }
+  });
+
   it('a static IP outside the pools is refused with its pointer; without pools there is no ips field', async () => {
     const api = await startApi({ edge: { addresses: ['127.0.0.1'], pools: { ipv4: ['127.0.10.0/24'] } } });
     try {
