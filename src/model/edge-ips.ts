@@ -19,6 +19,9 @@
  *   back, measured on the clock time passed in: no name takes it, dynamically or as a static IP (E_EDGE_IP_TAKEN),
  *   while the old app's connections on it may still be draining; the first allocation at or after that time drops
  *   the hold;
+ * - rotating a name (`rotate`) gives it fresh addresses in every family it holds: not its current ones (which are
+ *   given back and held as above) and not held ones; E_EDGE_POOL_EXHAUSTED when no other address is free,
+ *   E_EDGE_IP_NOT_ROTATABLE when the name holds no dynamic address (its apps are static, or no pool is set);
  * - new names take the lowest free address, pools in the order listed, names in sorted order. IPv4 blocks of /30 or
  *   wider skip their first and last address (network, broadcast); IPv6 blocks of /127 or wider skip their first
  *   (the subnet-router anycast address).
@@ -37,7 +40,8 @@ export interface EdgeIpMove {
   readonly name: string;
   readonly from: string;
   readonly to: string | undefined;
-  readonly reason: 'not-in-pool';
+  /** `not-in-pool`: the pools were edited; `rotated`: asked for (`rotate`). */
+  readonly reason: 'not-in-pool' | 'rotated';
 }
 
 export type EdgeIpResult =
@@ -169,8 +173,12 @@ class PoolCursor {
  * (epoch ms: the edge node's clock, or the API's; a hold outlives a restart): holds end, and addresses given back now are held until `nowMs` plus the drain
  * timeout. Issues point into the configuration (`/apps/N/...`, `/edge/ipv4_quota`), as the validator's do.
  */
-export function allocateEdgeIps(config: RefractConfig, prev: EdgeIpState | undefined, nowMs: number): EdgeIpResult {
+export function allocateEdgeIps(config: RefractConfig, prev: EdgeIpState | undefined, nowMs: number, rotate?: string): EdgeIpResult {
   const before = prev ?? EMPTY_EDGE_IPS;
+  const rotateName = rotate?.toLowerCase().replace(/\.$/, '');
+  if (rotateName !== undefined && (!poolsConfigured(config) || before.names[rotateName] === undefined)) {
+    return { ok: false, issues: [configIssue('', 'E_EDGE_IP_NOT_ROTATABLE', `${rotateName} holds no dynamic edge address to rotate (its apps are static, or no edge.pools is configured)`)] };
+  }
   // Holds still running at `nowMs` (an address of the previous state held past its drain deadline is free again).
   const stillHeld = new Map(Object.entries(before.held ?? {}).filter(([, freeAfter]) => freeAfter > nowMs));
   if (!poolsConfigured(config)) return { ok: true, config, state: EMPTY_EDGE_IPS, moved: [], released: [] };
@@ -251,7 +259,9 @@ export function allocateEdgeIps(config: RefractConfig, prev: EdgeIpState | undef
       if (!want || had === undefined) continue;
       const ip = had; // canonical: made here, or read by edgeIpStateFrom
       const owner = staticOwner.get(ip);
-      if (owner !== undefined && owner.name !== name) {
+      if (name === rotateName) {
+        movedFrom.set(`${name}|${family}`, ip);
+      } else if (owner !== undefined && owner.name !== name) {
         issues.push(configIssue(owner.pointer, 'E_EDGE_IP_TAKEN', `${ip} is the dynamic address of ${name}; an edge address serves one DNS name`));
       } else if (!inRanges(ranges[family], ip) || edgeAddresses.has(ip) || used.has(ip)) {
         movedFrom.set(`${name}|${family}`, ip);
@@ -277,6 +287,9 @@ export function allocateEdgeIps(config: RefractConfig, prev: EdgeIpState | undef
       used.add(ip);
     }
   }
+  // A rotated name never gets its old addresses back, even when they are not held (drain_timeout_ms 0).
+  const rotatedOld = rotateName === undefined ? {} : (before.names[rotateName] ?? {});
+  for (const ip of [rotatedOld.ipv4, rotatedOld.ipv6]) if (ip !== undefined) used.add(ip);
 
   // New names (and moved addresses) take the lowest free address.
   const cursors = { ipv4: new PoolCursor(pools.ipv4), ipv6: new PoolCursor(pools.ipv6) };
@@ -292,7 +305,7 @@ export function allocateEdgeIps(config: RefractConfig, prev: EdgeIpState | undef
       used.add(ip);
       slot[family] = ip;
       const from = movedFrom.get(`${name}|${family}`);
-      if (from !== undefined) moved.push({ name, from, to: ip, reason: 'not-in-pool' });
+      if (from !== undefined) moved.push({ name, from, to: ip, reason: name === rotateName ? 'rotated' : 'not-in-pool' });
     }
   }
   const released = Object.keys(before.names)

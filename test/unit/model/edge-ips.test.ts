@@ -128,6 +128,41 @@ describe('allocateEdgeIps', () => {
     assert.deepEqual(s3.held, { '10.1.0.1': 600 });
   });
 
+  it('rotate gives a name fresh addresses, holds the old ones until the drain deadline, and leaves others alone', () => {
+    const c = cfg([app('a.example.com'), app('b.example.com')], { pools: { ipv4: ['10.1.0.0/29'], ipv6: ['fd00::/125'] } });
+    const s1 = alloc(c);
+    const r = allocateEdgeIps(c, s1, 1000, 'A.example.com.');
+    assert.ok(r.ok);
+    assert.deepEqual(r.state.names['a.example.com'], { ipv4: '10.1.0.3', ipv6: 'fd00::3' });
+    assert.deepEqual(r.state.names['b.example.com'], s1.names['b.example.com']);
+    assert.deepEqual(r.state.held, { '10.1.0.1': 31_000, 'fd00::1': 31_000 });
+    assert.deepEqual(r.moved.map((m) => [m.from, m.to, m.reason]), [['10.1.0.1', '10.1.0.3', 'rotated'], ['fd00::1', 'fd00::3', 'rotated']]);
+    assert.deepEqual(r.config.apps.map((a) => appBindAddresses(r.config, a)), [['10.1.0.3', 'fd00::3'], ['10.1.0.2', 'fd00::2']]);
+    // Rotating again skips the held addresses; with drain 0 nothing is held but the old address is still not reused.
+    const again = allocateEdgeIps(c, r.state, 2000, 'a.example.com');
+    assert.ok(again.ok);
+    assert.deepEqual(again.state.names['a.example.com'], { ipv4: '10.1.0.4', ipv6: 'fd00::4' });
+    const c0 = cfg([app('a.example.com')], { drain_timeout_ms: 0 });
+    const z = allocateEdgeIps(c0, alloc(c0), 0, 'a.example.com');
+    assert.ok(z.ok);
+    assert.deepEqual(z.state.names['a.example.com'], { ipv4: '10.1.0.2', ipv6: 'fd00::2' });
+    assert.equal(z.state.held, undefined);
+  });
+
+  it('rotate is refused with a code: a static or unknown name, no pools, or no other free address', () => {
+    const codes = (r: ReturnType<typeof allocateEdgeIps>) => (r.ok ? [] : r.issues.map((i) => i.code));
+    const st = cfg([app('s.example.com', { type: 'static', ips: ['10.1.0.3'] })]);
+    assert.deepEqual(codes(allocateEdgeIps(st, alloc(st), 0, 's.example.com')), ['E_EDGE_IP_NOT_ROTATABLE']);
+    const c = cfg([app('a.example.com')]);
+    assert.deepEqual(codes(allocateEdgeIps(c, alloc(c), 0, 'nope.example.com')), ['E_EDGE_IP_NOT_ROTATABLE']);
+    const none = validateConfig({ apps: [app('a.example.com')] });
+    assert.ok(none.ok);
+    assert.deepEqual(codes(allocateEdgeIps(none.config, undefined, 0, 'a.example.com')), ['E_EDGE_IP_NOT_ROTATABLE']);
+    const full = validateConfig({ edge: { pools: { ipv4: ['10.1.0.0/30'] } }, apps: [app('a.example.com'), app('b.example.com')] });
+    assert.ok(full.ok);
+    assert.deepEqual(codes(allocateEdgeIps(full.config, alloc(full.config), 0, 'a.example.com')), ['E_EDGE_POOL_EXHAUSTED']);
+  });
+
   it('a static claim on a held address is refused until the hold ends', () => {
     const s1 = alloc(cfg([app('a.example.com')]));
     const s2 = alloc(cfg([]), s1, 0);
