@@ -29,6 +29,8 @@ Usage:
       Print the local CA's root certificate (PEM) for clients to trust, creating the CA if needed (docs/tls.md).
   refract token create --config FILE --name NAME | token list --config FILE | token revoke --config FILE ID|NAME
       Tokens for the management API (docs/api.md); create prints the new token once, as the last stdout line.
+  refract edge-ips rotate --config FILE [--token TOKEN] APP
+      Move APP (id or dns.name) to fresh edge IPs through the running node's API (docs/api.md); the old ones drain.
   refract machines [--machine tcpConnection|udpFlow] [--write FILE]
       Print the connection and flow state machines as Mermaid diagrams drawn from their XState definitions
       (docs/architecture.md); --write rewrites the diagrams embedded in FILE.
@@ -42,7 +44,7 @@ const VALIDATE_USAGE = `Usage: refract validate FILE
   -c, --config FILE   the same as giving FILE
 Exit: 0 the file is valid, 1 it has a problem (each is printed on stdout), 2 invalid command line.`;
 
-const COMMANDS = ['serve', 'connect', 'validate', 'sim', 'replay', 'ca', 'machines', 'token', 'help'];
+const COMMANDS = ['serve', 'connect', 'validate', 'sim', 'replay', 'ca', 'machines', 'token', 'edge-ips', 'help'];
 
 type Loaded = ConfigResult;
 
@@ -133,6 +135,8 @@ export async function main(argv: string[]): Promise<number> {
       return (await import('./cli/machines.ts')).machinesCommand(rest);
     case 'token':
       return (await import('./cli/token.ts')).tokenCommand(rest);
+    case 'edge-ips':
+      return (await import('./cli/edge-ips.ts')).edgeIpsCommand(rest);
     default: {
       const guess = cmd.startsWith('-') ? undefined : didYouMean(cmd, COMMANDS);
       const what = cmd.startsWith('-') ? `unknown flag ${cmd} (flags go after the command)` : `unknown command '${cmd}'`;

@@ -95,7 +95,7 @@ export interface ZoneView {
 /** One audit entry of a write, before the ConfigSource adds id, time and actor. */
 interface AuditRecord {
   readonly zoneId: string;
-  readonly action: 'create' | 'update' | 'delete';
+  readonly action: 'create' | 'update' | 'delete' | 'rotate';
   readonly resourceType: AuditResource;
   readonly resourceId: string;
   readonly before: unknown;
@@ -153,6 +153,8 @@ interface Change<T> {
   readonly at: string;
   /** A rule of the API beyond the validator's, on the validated merged configuration: throws ApiWriteError to refuse. */
   readonly check?: (config: RefractConfig) => void;
+  /** A DNS name whose edge IPs this write rotates (allocateEdgeIps' `rotate`). */
+  readonly rotate?: string;
   /** Makes the change in the open transaction, given the validated merged configuration; returns its audit entries. */
   readonly store: (config: RefractConfig) => readonly AuditRecord[];
   /** The answer, once committed. */
@@ -372,6 +374,39 @@ export class ConfigSource {
     });
   }
 
+  /**
+   * Refract's extension: moves the app's DNS name (and so every app sharing it) to fresh edge IPs; the old ones
+   * stop accepting, drain, and stay held until the drain deadline. File apps too: their addresses live in the
+   * database like the API's. 400 E_EDGE_IP_NOT_ROTATABLE (static app, no pools) or E_EDGE_POOL_EXHAUSTED.
+   */
+  rotateEdgeIps(zoneId: string, appId: string, actor: Actor): Promise<ApiApp> {
+    return this.#serial(async () => {
+      const before = this.app(zoneId, appId)?.app;
+      if (before === undefined) throw new ApiWriteError(404, [configIssue('', 'E_API_APP_NOT_FOUND', `no app ${appId} in zone ${zoneId}`)]);
+      const running = this.#runningApps.get(appId);
+      if (running === undefined || running.edgeIps.type !== 'dynamic') {
+        throw new ApiWriteError(400, [configIssue('', 'E_EDGE_IP_NOT_ROTATABLE', `app ${appId} has static edge IPs; change them by editing edge_ips.ips`)]);
+      }
+      return this.#write({
+        next: this.#committed,
+        focus: undefined,
+        rotate: running.dns.name,
+        actor,
+        at: this.#d.now().toISOString(),
+        store: (config) => {
+          const app = config.apps.find((a) => a.id === appId);
+          const after = { ...before, ...(app === undefined ? {} : { ips: appBindAddresses(config, app) }) };
+          return [{ zoneId, action: 'rotate', resourceType: 'spectrum_app', resourceId: appId, before, after }];
+        },
+        result: () => {
+          const v = this.app(zoneId, appId);
+          if (v === undefined) throw new Error('ConfigSource: a rotated app is missing');
+          return v.app;
+        },
+      });
+    });
+  }
+
   // ── IP Access rules ─────────────────────────────────────────────────────────────────────────────────────────
 
   /**
@@ -568,7 +603,7 @@ export class ConfigSource {
 
   /** Steps 1-4 of the module comment. */
   async #write<T>(change: Change<T>): Promise<T> {
-    const merged = this.#merge(this.#fileRaw, change.next);
+    const merged = this.#merge(this.#fileRaw, change.next, change.rotate);
     if (!merged.ok) throw new ApiWriteError(400, bodyIssues(merged.issues, change.focus));
     change.check?.(merged.config);
     const store = this.#d.store;
@@ -603,7 +638,7 @@ export class ConfigSource {
    * The file object with the API's objects added: API apps appended to `apps`, API rules to `access_rules`, each
    * with its `zone`; file apps that name no zone get the file zone their dns.name falls in. Validated as one config.
    */
-  #merge(fileRaw: unknown, data: ApiData): ConfigResult {
+  #merge(fileRaw: unknown, data: ApiData, rotate?: string): ConfigResult {
     const base = isRecord(fileRaw) ? fileRaw : {};
     const fileZones = parseZones(base['zones']).zones;
     const zoneRefIssues: ConfigIssue[] = [];
@@ -630,7 +665,7 @@ export class ConfigSource {
     if (zoneRefIssues.length > 0) return { ok: false, issues: [...zoneRefIssues, ...(r.ok ? [] : r.issues)], warnings: r.warnings };
     if (!r.ok) return r;
     // Edge IPs from the pools, keeping the committed allocation (src/model/edge-ips.ts); nothing when no pool is set.
-    const allocated = allocateEdgeIps(r.config, this.#edgeIps);
+    const allocated = allocateEdgeIps(r.config, this.#edgeIps, this.#d.now().getTime(), rotate);
     if (!allocated.ok) return { ok: false, issues: [...allocated.issues], warnings: r.warnings };
     for (const m of allocated.moved) this.#d.onEdgeIpMoved?.(m);
     return { ...r, config: allocated.config };

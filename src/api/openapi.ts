@@ -74,6 +74,11 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
   'GET /client/v4/zones/:zone/spectrum/apps/:app': { summary: 'Get an app.', permission: 'apps:read', result: 'App' },
   'PUT /client/v4/zones/:zone/spectrum/apps/:app': { summary: 'Replace an app (the whole object).', permission: 'apps:edit', body: 'AppInput', result: 'App' },
   'DELETE /client/v4/zones/:zone/spectrum/apps/:app': { summary: "Delete an app; its open connections drain.", permission: 'apps:edit', result: 'Deleted' },
+  'POST /client/v4/zones/:zone/spectrum/apps/:app/edge_ips/rotate': {
+    summary: "Refract extension: move the app's DNS name to fresh edge IPs (new ones answered and listening; old ones stop accepting and drain).",
+    permission: 'apps:edit',
+    result: 'App',
+  },
   'POST /client/v4/zones': { summary: 'Create a zone (needs zones:edit on a token not limited to zones).', permission: 'zones:edit', body: 'ZoneInput', result: 'Zone' },
   'DELETE /client/v4/zones/:zone': { summary: "Delete a zone created through the API, with its apps (which drain) and rules.", permission: 'zones:edit', result: 'Deleted' },
   'GET /client/v4/zones/:zone/firewall/access_rules/rules': {

@@ -300,6 +300,12 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
     return ok(reply, { id: req.params.app });
   });
 
+  app.post<{ Params: { zone: string; app: string } }>(`${API_PREFIX}/zones/:zone/spectrum/apps/:app/edge_ips/rotate`, async (req, reply) => {
+    if (!allowed(req, reply, 'apps:edit', req.params.zone)) return reply;
+    if (zone(req.params.zone) === undefined) return noZone(reply, req.params.zone);
+    return ok(reply, await source.rotateEdgeIps(req.params.zone, req.params.app, actor(req)));
+  });
+
   // ── IP Access rules ───────────────────────────────────────────────────────────────────────────────────────────
   const RULES = `${API_PREFIX}/zones/:zone/firewall/access_rules/rules`;
 

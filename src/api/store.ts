@@ -1,7 +1,8 @@
 /**
  * The API's state: SQLite through better-sqlite3 (synchronous), in WAL mode, schema versioned by `user_version`
  * (each migration runs once, in a transaction). Tables: the zones, apps and IP Access rules created through the API,
- * the audit log of API writes, and the API tokens and keys (SHA-256 of the secret only).
+ * the audit log of API writes, the API tokens and keys (SHA-256 of the secret only), and the edge-IP allocation
+ * (`edge_ips`, and `edge_ip_holds` for addresses held until their drain deadline).
  *
  * Every change is one transaction. A write is two-phase so the edge can be changed in between: `begin` opens the
  * transaction, the `put…`/`delete…` methods make the change inside it, the caller applies the resulting
@@ -166,6 +167,11 @@ export const MIGRATIONS: readonly string[] = [
      ipv4 TEXT,
      ipv6 TEXT
    );`,
+  // Addresses given back and held until their drain deadline (EdgeIpState.held): free_after is epoch ms.
+  `CREATE TABLE edge_ip_holds (
+     ip TEXT NOT NULL PRIMARY KEY,
+     free_after INTEGER NOT NULL
+   );`,
 ];
 
 interface AppRow {
@@ -306,10 +312,14 @@ export class ApiStore {
     this.#inWrite(() => this.#db.prepare('DELETE FROM apps WHERE app_id = ?').run(appId));
   }
 
-  /** The edge-IP allocation: every DNS name's dynamic addresses. */
+  /** The edge-IP allocation: every DNS name's dynamic addresses, and the addresses held until a drain deadline. */
   edgeIps(): EdgeIpState {
     const rows = this.#db.prepare('SELECT * FROM edge_ips ORDER BY name').all() as Array<{ name: string; ipv4: string | null; ipv6: string | null }>;
-    return edgeIpStateFrom({ names: Object.fromEntries(rows.map((r) => [r.name, { ipv4: r.ipv4 ?? undefined, ipv6: r.ipv6 ?? undefined }])) });
+    const holds = this.#db.prepare('SELECT * FROM edge_ip_holds ORDER BY ip').all() as Array<{ ip: string; free_after: number }>;
+    return edgeIpStateFrom({
+      names: Object.fromEntries(rows.map((r) => [r.name, { ipv4: r.ipv4 ?? undefined, ipv6: r.ipv6 ?? undefined }])),
+      held: Object.fromEntries(holds.map((h) => [h.ip, Number(h.free_after)])),
+    });
   }
 
   /**
@@ -321,6 +331,9 @@ export class ApiStore {
       this.#db.exec('DELETE FROM edge_ips');
       const put = this.#db.prepare('INSERT INTO edge_ips (name, ipv4, ipv6) VALUES (?, ?, ?)');
       for (const [name, v] of Object.entries(state.names)) put.run(name, v.ipv4 ?? null, v.ipv6 ?? null);
+      this.#db.exec('DELETE FROM edge_ip_holds');
+      const hold = this.#db.prepare('INSERT INTO edge_ip_holds (ip, free_after) VALUES (?, ?)');
+      for (const [ip, freeAfter] of Object.entries(state.held ?? {})) hold.run(ip, Math.round(freeAfter));
     };
     if (this.#open) this.#inWrite(write);
     else this.#db.transaction(write)();

@@ -1,6 +1,7 @@
 /**
  * The edge-IP state file of `refract serve` without `api:` (with `api:` the allocation lives in the API's
- * database): `<node.data_dir>/edge-ips.json`, `{"version": 1, "names": {"<dns name>": {"ipv4": "…", "ipv6": "…"}}}`,
+ * database): `<node.data_dir>/edge-ips.json`, `{"version": 1, "names": {"<dns name>": {"ipv4": "…", "ipv6": "…"}}, "held": {"<address>": <free from, epoch ms>}}`
+ * (`held` only when an address given back is still held until its drain deadline),
  * written after every applied change that moved an address (a temporary file, then a rename, so a crash never leaves
  * half a file), read at start so a restart keeps every name's addresses.
  */
@@ -39,6 +40,6 @@ export function readEdgeIpFile(path: string, onBad: (err: unknown) => void): Edg
 export function writeEdgeIpFile(path: string, state: EdgeIpState): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ version: 1, names: state.names }, null, 2) + '\n');
+  writeFileSync(tmp, JSON.stringify({ version: 1, names: state.names, ...(state.held === undefined ? {} : { held: state.held }) }, null, 2) + '\n');
   renameSync(tmp, path);
 }

@@ -484,7 +484,10 @@ async function openApi(file: string, config: RefractConfig, fileRaw: unknown, ed
       log.info({ event: 'config.applied', trigger: 'api', ...result }, 'API change applied');
       adopt(c);
     },
-    onEdgeIpMoved: (m) => log.warn({ event: 'edge_ips.moved', ...m }, `${m.name}: ${m.from} is in no pool any more; now ${m.to ?? 'none'}`),
+    onEdgeIpMoved: (m) =>
+      m.reason === 'rotated'
+        ? log.info({ event: 'edge_ips.rotated', ...m }, `${m.name}: rotated from ${m.from} to ${m.to ?? 'none'}`)
+        : log.warn({ event: 'edge_ips.moved', ...m }, `${m.name}: ${m.from} is in no pool any more; now ${m.to ?? 'none'}`),
   });
   const server = createApiServer({ source, store, log, rateLimit: config.api?.rateLimit, nowMs: () => nodeClock.now(), version: refractVersion() });
   return { source, store, server };

@@ -201,7 +201,7 @@ export class EdgeNode {
     if (this.#stopped) throw new RefractError('E_INTERNAL', { message: 'the edge node is shut down' });
     // With pools, a config not allocated by its caller is allocated here, keeping the running allocation.
     if (config.edgeIps === undefined && poolsConfigured(config)) {
-      const r = allocateEdgeIps(config, this.#config?.edgeIps ?? this.#seedEdgeIps);
+      const r = allocateEdgeIps(config, this.#config?.edgeIps ?? this.#seedEdgeIps, this.#net.clock.epochMs());
       if (!r.ok) {
         const first = r.issues[0]!;
         throw new RefractError(first.code, { message: r.issues.map((i) => `${i.message} (at ${i.pointer || '/'})`).join('; '), details: { issues: r.issues } });
@@ -280,8 +280,14 @@ export class EdgeNode {
       if (slot.udp) slot.udp.app = d.app;
     }
     const closing: Promise<void>[] = [];
+    // Connections on a slot that goes away drain to the deadline even when their app stays (it moved to other
+    // addresses: edge-IP rotation); a removed app's are drained below as well.
+    const goneTcp = new Set<string>();
+    const goneUdp = new Set<UdpSlot>();
     for (const [key, s] of this.#slots) {
       if (desired.has(key)) continue;
+      if (s.listener) goneTcp.add(`${s.host}|${s.port}`);
+      if (s.udp) goneUdp.add(s.udp);
       s.app = undefined;
       if (s.udp) s.udp.app = undefined;
       this.#slots.delete(key);
@@ -312,6 +318,8 @@ export class EdgeNode {
       this.tcp.drain(new Set(removed), config.node.drainTimeoutMs);
       this.udp.drain(new Set(removed), config.node.drainTimeoutMs);
     }
+    if (goneTcp.size > 0) this.tcp.drainEdges(goneTcp, config.node.drainTimeoutMs);
+    if (goneUdp.size > 0) this.udp.drainSlots(goneUdp, config.node.drainTimeoutMs);
     this.#resolver.retain(new Set(next.keys()));
     await Promise.all(closing);
     return { config, result: { added, removed, changed, unchanged, listeners: this.#slots.size } };

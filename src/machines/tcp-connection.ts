@@ -213,6 +213,21 @@ export class TcpEngine {
     }
   }
 
+  /**
+   * Starts draining the connections accepted on the given edge addresses (`"<host>|<port>"`), whatever their app:
+   * an app moved off an address (edge-IP rotation) keeps serving them until they end or `deadlineMs` from now.
+   */
+  drainEdges(edges: ReadonlySet<string>, deadlineMs: number): void {
+    const control$ = this.#inputs.control$;
+    for (const r of this.#active) {
+      if (!edges.has(`${r.edge.address}|${r.edge.port}`) || r.drainCancel) continue;
+      r.drainCancel = this.#env.deps.clock.setTimer(deadlineMs, () => {
+        r.drainCancel = undefined;
+        control$.signal(r, EV.DRAIN_DEADLINE);
+      });
+    }
+  }
+
   /** Resolves when no connection is open. */
   whenIdle(): Promise<void> {
     return this.#idle.wait(this.#active.size);

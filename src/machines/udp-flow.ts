@@ -178,6 +178,18 @@ export class UdpEngine {
     }
   }
 
+  /** Starts draining the flows of the given edge sockets, whatever their app (see `TcpEngine.drainEdges`). */
+  drainSlots(slots: ReadonlySet<UdpSlot>, deadlineMs: number): void {
+    const control$ = this.#inputs.control$;
+    for (const r of this.#flows.values()) {
+      if (!slots.has(r.slot) || r.drainCancel) continue;
+      r.drainCancel = this.#deps.clock.setTimer(deadlineMs, () => {
+        r.drainCancel = undefined;
+        control$.signal(r, EV_DRAIN_DEADLINE);
+      });
+    }
+  }
+
   abortAll(): void {
     for (const r of [...this.#flows.values()]) this.#inputs.control$.signal(r, EV_ABORT);
   }

@@ -424,7 +424,7 @@ export function validateConfig(raw: unknown): ConfigResult {
   };
   // With pools, what allocation refuses whatever the previous state (static IPs outside the pools, the quota, a
   // family without a pool) is an error of the file; allocation itself runs on the apply path (src/model/edge-ips.ts).
-  const allocated = allocateEdgeIps(config, undefined);
+  const allocated = allocateEdgeIps(config, undefined, 0);
   if (!allocated.ok) return { ok: false, issues: [...allocated.issues], warnings };
   return { ok: true, config: deepFreeze(config), warnings, raw };
 }

@@ -14,7 +14,14 @@
  *   (E_EDGE_IP_TAKEN when another name holds it);
  * - a name keeps the addresses it had in the previous state while they still lie in a pool; an address no longer in
  *   any pool is replaced (reported in `moved`); names no app uses any more give theirs back (reported in
- *   `released`; they are free for the next name at once);
+ *   `released`), and so does a name for a family it no longer needs;
+ * - an address given back is held (`state.held`) until `edge.drain_timeout_ms` after the allocation that gave it
+ *   back, measured on the clock time passed in: no name takes it, dynamically or as a static IP (E_EDGE_IP_TAKEN),
+ *   while the old app's connections on it may still be draining; the first allocation at or after that time drops
+ *   the hold;
+ * - rotating a name (`rotate`) gives it fresh addresses in every family it holds: not its current ones (which are
+ *   given back and held as above) and not held ones; E_EDGE_POOL_EXHAUSTED when no other address is free,
+ *   E_EDGE_IP_NOT_ROTATABLE when the name holds no dynamic address (its apps are static, or no pool is set);
  * - new names take the lowest free address, pools in the order listed, names in sorted order. IPv4 blocks of /30 or
  *   wider skip their first and last address (network, broadcast); IPv6 blocks of /127 or wider skip their first
  *   (the subnet-router anycast address).
@@ -33,7 +40,8 @@ export interface EdgeIpMove {
   readonly name: string;
   readonly from: string;
   readonly to: string | undefined;
-  readonly reason: 'not-in-pool';
+  /** `not-in-pool`: the pools were edited; `rotated`: asked for (`rotate`). */
+  readonly reason: 'not-in-pool' | 'rotated';
 }
 
 export type EdgeIpResult =
@@ -161,11 +169,18 @@ class PoolCursor {
 }
 
 /**
- * Allocates edge IPs for `config` (validated), keeping what `prev` holds where it can. Issues point into the
- * configuration (`/apps/N/...`, `/edge/ipv4_quota`), as the validator's do.
+ * Allocates edge IPs for `config` (validated), keeping what `prev` holds where it can. `nowMs` is the caller's clock
+ * (epoch ms: the edge node's clock, or the API's; a hold outlives a restart): holds end, and addresses given back now are held until `nowMs` plus the drain
+ * timeout. Issues point into the configuration (`/apps/N/...`, `/edge/ipv4_quota`), as the validator's do.
  */
-export function allocateEdgeIps(config: RefractConfig, prev: EdgeIpState | undefined): EdgeIpResult {
+export function allocateEdgeIps(config: RefractConfig, prev: EdgeIpState | undefined, nowMs: number, rotate?: string): EdgeIpResult {
   const before = prev ?? EMPTY_EDGE_IPS;
+  const rotateName = rotate?.toLowerCase().replace(/\.$/, '');
+  if (rotateName !== undefined && (!poolsConfigured(config) || before.names[rotateName] === undefined)) {
+    return { ok: false, issues: [configIssue('', 'E_EDGE_IP_NOT_ROTATABLE', `${rotateName} holds no dynamic edge address to rotate (its apps are static, or no edge.pools is configured)`)] };
+  }
+  // Holds still running at `nowMs` (an address of the previous state held past its drain deadline is free again).
+  const stillHeld = new Map(Object.entries(before.held ?? {}).filter(([, freeAfter]) => freeAfter > nowMs));
   if (!poolsConfigured(config)) return { ok: true, config, state: EMPTY_EDGE_IPS, moved: [], released: [] };
   const pools = config.node.pools;
   const issues: ConfigIssue[] = [];
@@ -187,6 +202,11 @@ export function allocateEdgeIps(config: RefractConfig, prev: EdgeIpState | undef
       const owner = staticOwner.get(ip);
       if (owner !== undefined && owner.name !== name) {
         issues.push(configIssue(at(i, 'edge_ips', 'ips', j), 'E_EDGE_IP_TAKEN', `${raw} is already the static address of ${owner.name} (${owner.pointer}); an edge address serves one DNS name`));
+        return;
+      }
+      const freeAfter = stillHeld.get(ip);
+      if (freeAfter !== undefined) {
+        issues.push(configIssue(at(i, 'edge_ips', 'ips', j), 'E_EDGE_IP_TAKEN', `${raw} was given back by another DNS name and is held while its connections drain, for ${freeAfter - nowMs} ms more`));
         return;
       }
       staticOwner.set(ip, { name, pointer: at(i, 'edge_ips', 'ips', j) });
@@ -239,7 +259,9 @@ export function allocateEdgeIps(config: RefractConfig, prev: EdgeIpState | undef
       if (!want || had === undefined) continue;
       const ip = had; // canonical: made here, or read by edgeIpStateFrom
       const owner = staticOwner.get(ip);
-      if (owner !== undefined && owner.name !== name) {
+      if (name === rotateName) {
+        movedFrom.set(`${name}|${family}`, ip);
+      } else if (owner !== undefined && owner.name !== name) {
         issues.push(configIssue(owner.pointer, 'E_EDGE_IP_TAKEN', `${ip} is the dynamic address of ${name}; an edge address serves one DNS name`));
       } else if (!inRanges(ranges[family], ip) || edgeAddresses.has(ip) || used.has(ip)) {
         movedFrom.set(`${name}|${family}`, ip);
@@ -251,6 +273,23 @@ export function allocateEdgeIps(config: RefractConfig, prev: EdgeIpState | undef
     out[name] = slot;
   }
   if (issues.length > 0) return { ok: false, issues };
+  // Held addresses stay out of the pool (a hold on an address a kept name still has is dropped: it is not draining).
+  for (const ip of [...stillHeld.keys()]) {
+    if (used.has(ip)) stillHeld.delete(ip);
+    else used.add(ip);
+  }
+  // Addresses the previous state had and no name keeps are given back now: held until the drain deadline.
+  const drainMs = config.node.drainTimeoutMs;
+  for (const old of Object.values(before.names)) {
+    for (const ip of [old.ipv4, old.ipv6]) {
+      if (ip === undefined || used.has(ip) || drainMs <= 0) continue;
+      stillHeld.set(ip, nowMs + drainMs);
+      used.add(ip);
+    }
+  }
+  // A rotated name never gets its old addresses back, even when they are not held (drain_timeout_ms 0).
+  const rotatedOld = rotateName === undefined ? {} : (before.names[rotateName] ?? {});
+  for (const ip of [rotatedOld.ipv4, rotatedOld.ipv6]) if (ip !== undefined) used.add(ip);
 
   // New names (and moved addresses) take the lowest free address.
   const cursors = { ipv4: new PoolCursor(pools.ipv4), ipv6: new PoolCursor(pools.ipv6) };
@@ -266,13 +305,14 @@ export function allocateEdgeIps(config: RefractConfig, prev: EdgeIpState | undef
       used.add(ip);
       slot[family] = ip;
       const from = movedFrom.get(`${name}|${family}`);
-      if (from !== undefined) moved.push({ name, from, to: ip, reason: 'not-in-pool' });
+      if (from !== undefined) moved.push({ name, from, to: ip, reason: name === rotateName ? 'rotated' : 'not-in-pool' });
     }
   }
   const released = Object.keys(before.names)
     .filter((n) => !needs.has(n))
     .sort();
-  const state: EdgeIpState = deepFreeze({ names: out });
+  const held = Object.fromEntries([...stillHeld].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const state: EdgeIpState = deepFreeze(stillHeld.size === 0 ? { names: out } : { names: out, held });
   return { ok: true, config: Object.freeze({ ...config, edgeIps: state }), state, moved, released };
 }
 
@@ -299,7 +339,7 @@ const fallbacks = new WeakMap<RefractConfig, EdgeIpState>();
 function fallbackState(config: RefractConfig): EdgeIpState {
   let s = fallbacks.get(config);
   if (s === undefined) {
-    const r = allocateEdgeIps(config, undefined);
+    const r = allocateEdgeIps(config, undefined, 0);
     s = r.ok ? r.state : EMPTY_EDGE_IPS;
     fallbacks.set(config, s);
   }
@@ -319,5 +359,13 @@ export function edgeIpStateFrom(data: unknown): EdgeIpState {
     if (ipv4 === undefined && ipv6 === undefined) continue;
     names[name] = { ...(ipv4 === undefined ? {} : { ipv4 }), ...(ipv6 === undefined ? {} : { ipv6 }) };
   }
-  return { names };
+  const held: Record<string, number> = {};
+  const heldSrc = (data as { held?: unknown }).held;
+  if (typeof heldSrc === 'object' && heldSrc !== null) {
+    for (const [ip, at] of Object.entries(heldSrc as Record<string, unknown>)) {
+      if (canonicalIp(ip) === undefined || typeof at !== 'number' || !Number.isFinite(at)) continue;
+      held[canon(ip)] = at;
+    }
+  }
+  return Object.keys(held).length === 0 ? { names } : { names, held };
 }

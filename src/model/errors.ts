@@ -44,6 +44,9 @@ export const ERRORS = {
   E_EDGE_IP_QUOTA: { message: 'More DNS names need a dynamic IPv4 address than edge.ipv4_quota allows.', source: 'config', retryable: false, cfCode: 12005 },
   E_EDGE_POOL_EXHAUSTED: { message: 'No free address is left in the edge pool of the family the app needs (or no pool of that family is configured).', source: 'config', retryable: false },
   E_EDGE_IP_NOT_IN_POOL: { message: 'A static edge IP lies in no edge.pools block and is not listed in edge.addresses.', source: 'config', retryable: false },
+  E_EDGE_IP_NOT_ROTATABLE: { message: 'The app holds no dynamic edge address to rotate: it is static, or no edge.pools is configured.', source: 'config', retryable: false },
+  E_EDGE_IP_ROTATE_NEEDS_API: { message: 'refract edge-ips rotate goes through the running node\'s management API, and the config has no api: section.', source: 'config', retryable: false },
+  E_API_UNREACHABLE: { message: 'The running node\'s management API (api.listen) did not answer.', source: 'internal', retryable: true },
   E_EDGE_IP_TAKEN: { message: 'The edge address already serves another DNS name (one address serves one name).', source: 'config', retryable: false },
 
   // ── configuration warnings (W_: the file is valid and runs, but probably not as meant; `refract validate` exits 0)

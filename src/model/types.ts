@@ -217,6 +217,12 @@ export interface EdgeIpNameState {
 /** The edge-IP allocation state (src/model/edge-ips.ts): dynamic addresses by DNS name; static ones are config. */
 export interface EdgeIpState {
   readonly names: Readonly<Record<string, EdgeIpNameState>>;
+  /**
+   * Addresses given back (a name no app uses any more, or a family it no longer needs) that stay out of the pool
+   * until their old connections' drain deadline: canonical address → the clock time (ms) from which it is free.
+   * Absent when nothing is held.
+   */
+  readonly held?: Readonly<Record<string, number>>;
 }
 
 export interface DnsSettings {

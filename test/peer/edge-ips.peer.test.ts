@@ -131,6 +131,16 @@ describe('edge IPs from a loopback pool (refract serve, dig, real sockets)', { s
       assert.deepEqual(await digA(dnsPort, 'game.example.com'), ['127.0.10.1']);
       assert.deepEqual(await digA(dnsPort, 'chat.example.com'), ['127.0.10.2']);
       assert.equal(await echo('127.0.10.1', portA, 'after the restart'), 'after the restart');
+
+      // Rotation through the CLI (which calls the node's API): dig answers the new address, which serves; the old
+      // one refuses new connections; the other name keeps its address.
+      const rotate = startCli(['edge-ips', 'rotate', '--config', file, '--token', token, 'game.example.com']);
+      assert.equal(await rotate.done, 0, rotate.stderr);
+      assert.equal(rotate.stdout, `${made.json.result.id}\t127.0.10.3\n`);
+      assert.deepEqual(await digA(dnsPort, 'game.example.com'), ['127.0.10.3']);
+      assert.deepEqual(await digA(dnsPort, 'chat.example.com'), ['127.0.10.2']);
+      assert.equal(await echo('127.0.10.3', portA, 'rotated'), 'rotated');
+      assert.equal(await connectResult('127.0.10.1', portA), 'ECONNREFUSED', 'the old address takes no new connection');
     } finally {
       await served.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });

@@ -54,6 +54,112 @@ describe('edge IPs through the API', () => {
     }
   });
 
+  it('a deleted name\'s address is held in the database until the drain deadline; a new name takes another', async () => {
+    // The harness's API clock moves one second per reading: a 10-minute drain outlasts the test.
+    const api = await startApi({ edge: { addresses: ['127.0.0.1'], pools: { ipv4: ['127.0.10.0/24'] }, drain_timeout_ms: 600_000 } });
+    try {
+      const app = (name: string, port: number) => ({ protocol: `tcp/${port}`, dns: { type: 'CNAME', name }, edge_ips: { type: 'dynamic', connectivity: 'ipv4' }, origin_direct: ['tcp://127.0.0.1:9'] });
+      const a = await api.call('POST', APPS, app('a.example.com', await freePort()));
+      assert.deepEqual(a.json.result.ips, ['127.0.10.1']);
+      assert.equal(api.store.edgeIps().held, undefined);
+      assert.equal((await api.call('DELETE', `${APPS}/${a.json.result.id}`)).status, 200);
+      const held = api.store.edgeIps();
+      assert.deepEqual(held.names, {});
+      assert.deepEqual(Object.keys(held.held ?? {}), ['127.0.10.1']);
+      const b = await api.call('POST', APPS, app('b.example.com', await freePort()));
+      assert.equal(b.status, 200, JSON.stringify(b.json));
+      assert.deepEqual(b.json.result.ips, ['127.0.10.2']);
+      assert.deepEqual(api.store.edgeIps().held, held.held, 'the hold is kept across writes');
+    } finally {
+      await api.close();
+    }
+  });
+
+  it('rotate: fresh ips answered and bound, the old address refuses new connections while an open one keeps flowing, audited', async () => {
+    const net = await import('node:net');
+    const echo = net.createServer((c) => c.pipe(c));
+    await new Promise<void>((res) => echo.listen(0, '127.0.0.1', () => res()));
+    const originPort = (echo.address() as { port: number }).port;
+    const api = await startApi({ edge: { addresses: ['127.0.0.1'], pools: { ipv4: ['127.0.10.0/24'] }, drain_timeout_ms: 600_000 } });
+    const sockets: import('node:net').Socket[] = [];
+    try {
+      const port = await freePort();
+      const a = await api.call('POST', APPS, { protocol: `tcp/${port}`, dns: { type: 'CNAME', name: 'r.example.com' }, edge_ips: { type: 'dynamic', connectivity: 'ipv4' }, origin_direct: [`tcp://127.0.0.1:${originPort}`] });
+      assert.equal(a.status, 200, JSON.stringify(a.json));
+      assert.deepEqual(a.json.result.ips, ['127.0.10.1']);
+      const open = net.connect({ host: '127.0.10.1', port });
+      sockets.push(open);
+      const got: string[] = [];
+      open.on('data', (d) => got.push(d.toString()));
+      const until = async (cond: () => boolean) => {
+        for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setImmediate(r));
+        for (let i = 0; i < 100 && !cond(); i++) await new Promise((r) => setTimeout(r, 20));
+      };
+      open.write('one');
+      await until(() => got.join('') === 'one');
+      assert.equal(got.join(''), 'one');
+
+      const r = await api.call('POST', `${APPS}/${a.json.result.id}/edge_ips/rotate`);
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      assert.deepEqual(r.json.result.ips, ['127.0.10.2']);
+      assert.deepEqual((await api.call('GET', `${APPS}/${a.json.result.id}`)).json.result.ips, ['127.0.10.2']);
+      assert.deepEqual(api.edge.listeners().map((l) => `${l.host}:${l.port}`), [`127.0.10.2:${port}`]);
+      assert.deepEqual(api.store.edgeIps().names, { 'r.example.com': { ipv4: '127.0.10.2' } });
+      assert.deepEqual(Object.keys(api.store.edgeIps().held ?? {}), ['127.0.10.1']);
+
+      // The open connection keeps flowing; a new one to the old address is refused; the new address serves.
+      open.write('two');
+      await until(() => got.join('') === 'onetwo');
+      assert.equal(got.join(''), 'onetwo');
+      const refused = await new Promise<string>((res) => {
+        const c = net.connect({ host: '127.0.10.1', port });
+        sockets.push(c);
+        c.on('connect', () => res('connected'));
+        c.on('error', (e: NodeJS.ErrnoException) => res(e.code ?? 'error'));
+      });
+      assert.equal(refused, 'ECONNREFUSED');
+      const fresh = net.connect({ host: '127.0.10.2', port });
+      sockets.push(fresh);
+      const freshGot: string[] = [];
+      fresh.on('data', (d) => freshGot.push(d.toString()));
+      fresh.write('new');
+      await until(() => freshGot.join('') === 'new');
+      assert.equal(freshGot.join(''), 'new');
+
+      const audit = await api.call('GET', `/zones/${ZONE.id}/audit_logs`);
+      assert.equal(audit.status, 200, JSON.stringify(audit.json));
+      const newest = audit.json.result[0];
+      assert.equal(newest.action.type, 'rotate');
+      assert.deepEqual(newest.resource.id, a.json.result.id);
+    } finally {
+      for (const s of sockets) s.destroy();
+      echo.close();
+      await api.close();
+    }
+  });
+
+  it('rotate is refused with a code: static app, no other free address, unknown app; nothing changes', async () => {
+    const api = await startApi({ edge: { addresses: ['127.0.0.1'], pools: { ipv4: ['127.0.10.0/30'] } } });
+    try {
+      const s = await api.call('POST', APPS, { protocol: `tcp/${await freePort()}`, dns: { type: 'ADDRESS', name: 's.example.com' }, edge_ips: { type: 'static', ips: ['127.0.10.2'] }, origin_direct: ['tcp://127.0.0.1:9'] });
+      assert.equal(s.status, 200, JSON.stringify(s.json));
+      const rs = await api.call('POST', `${APPS}/${s.json.result.id}/edge_ips/rotate`);
+      assert.equal(rs.status, 400);
+      assert.equal(rs.json.errors[0].refract_code, 'E_EDGE_IP_NOT_ROTATABLE');
+      const d = await api.call('POST', APPS, { protocol: `tcp/${await freePort()}`, dns: { type: 'CNAME', name: 'd.example.com' }, edge_ips: { type: 'dynamic', connectivity: 'ipv4' }, origin_direct: ['tcp://127.0.0.1:9'] });
+      assert.deepEqual(d.json.result.ips, ['127.0.10.1']);
+      const listeners = api.edge.listeners();
+      const rd = await api.call('POST', `${APPS}/${d.json.result.id}/edge_ips/rotate`);
+      assert.equal(rd.status, 400);
+      assert.equal(rd.json.errors[0].refract_code, 'E_EDGE_POOL_EXHAUSTED');
+      assert.deepEqual(api.edge.listeners(), listeners);
+      assert.deepEqual(api.store.edgeIps().names, { 'd.example.com': { ipv4: '127.0.10.1' } });
+      assert.equal((await api.call('POST', `${APPS}/nope/edge_ips/rotate`)).status, 404);
+    } finally {
+      await api.close();
+    }
+  });
+
   it('a static IP outside the pools is refused with its pointer; without pools there is no ips field', async () => {
     const api = await startApi({ edge: { addresses: ['127.0.0.1'], pools: { ipv4: ['127.0.10.0/24'] } } });
     try {

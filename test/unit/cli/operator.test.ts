@@ -108,7 +108,7 @@ async function occupy(port: number): Promise<net.Server> {
   return srv;
 }
 
-const COMMANDS = ['serve', 'validate', 'connect', 'sim', 'replay', 'ca', 'machines'];
+const COMMANDS = ['serve', 'validate', 'connect', 'sim', 'replay', 'ca', 'machines', 'edge-ips'];
 
 void describe('refract flags', () => {
   void it('COMMAND --help prints that command’s usage on stdout and exits 0, for every command', { timeout: TEST_MS * 2 }, async () => {

@@ -121,7 +121,7 @@ test('udp: an app added on the port of a removed, still-draining UDP app takes i
   assert.deepEqual(sim.netstat().udp.filter((u) => u.host === 'edge'), []);
 });
 
-test('udp with edge.pools: a new name takes the freed address of a removed, draining app and its socket over', async () => {
+test('udp with edge.pools: a removed app\'s address is held while its flow drains, then a new name takes it', async () => {
   const sim = createSim({ seed: 8 });
   const edgeH = sim.host('edge', { addresses: ['10.9.0.1', '10.9.0.2'] });
   const origins = sim.host('origins', { addresses: ['198.51.100.2'] });
@@ -152,12 +152,23 @@ test('udp with edge.pools: a new name takes the freed address of a removed, drai
   socks[0]!.send(enc.encode('a'), 53, '10.9.0.1');
   await step(Promise.resolve());
 
-  // blue is removed (its flow drains) and green, another name, gets the freed 10.9.0.1 and takes the socket over.
+  // blue is removed (its flow drains): its 10.9.0.1 is held until the drain deadline, so green, another name, finds
+  // the pool empty and nothing changes; the draining flow still reaches blue.
   await step(edge.apply(cfg([])));
+  assert.deepEqual(Object.keys(edge.config?.edgeIps?.held ?? {}), ['10.9.0.1']);
+  const refused = edge.apply(cfg([app('green', 5302)]));
+  refused.catch(() => undefined);
+  await sim.runUntilIdleAsync({ maxSteps: 100_000, maxTime: 1_000 });
+  await assert.rejects(refused, { code: 'E_EDGE_POOL_EXHAUSTED' });
+  socks[0]!.send(enc.encode('b'), 53, '10.9.0.1'); // the draining flow: still blue
+  await step(Promise.resolve());
+  assert.deepEqual(received, [['blue:a', 'blue:b'], []]);
+  // After the drain deadline (30 s) the flow is closed and the address is free: green takes it.
+  await sim.runUntilIdleAsync({ maxSteps: 1_000_000, maxTime: 31_000 });
   const r = await step(edge.apply(cfg([app('green', 5302)])));
   assert.deepEqual(r.added, ['green']);
   assert.deepEqual(edge.listeners(), [{ protocol: 'udp', host: '10.9.0.1', port: 53, app: 'green' }]);
-  socks[0]!.send(enc.encode('b'), 53, '10.9.0.1'); // the draining flow: still blue
+  assert.equal(edge.config?.edgeIps?.held, undefined);
   socks[1]!.send(enc.encode('c'), 53, '10.9.0.1'); // a new source: green
   socks[1]!.send(enc.encode('x'), 53, '10.9.0.2'); // edge.addresses: nothing listens there
   await step(Promise.resolve());

@@ -20,8 +20,8 @@ function issuesOf(apps: unknown[], edge: Record<string, unknown> = {}): Array<[s
   const r = validateConfig({ edge: { addresses: ['127.0.0.1'], pools: { ipv4: ['10.1.0.0/29'], ipv6: ['fd00::/120'] }, ...edge }, apps });
   return r.ok ? [] : r.issues.map((i) => [i.pointer, i.code]);
 }
-function alloc(config: RefractConfig, prev?: EdgeIpState): EdgeIpState {
-  const r = allocateEdgeIps(config, prev);
+function alloc(config: RefractConfig, prev?: EdgeIpState, nowMs = 0): EdgeIpState {
+  const r = allocateEdgeIps(config, prev, nowMs);
   if (!r.ok) throw new Error(JSON.stringify(r.issues));
   return r.state;
 }
@@ -77,7 +77,7 @@ describe('allocateEdgeIps', () => {
   it('without pools nothing is allocated and apps bind every edge address', () => {
     const r = validateConfig({ edge: { addresses: ['127.0.0.1', '::1'] }, apps: [app('a.example.com')] });
     assert.ok(r.ok);
-    const a = allocateEdgeIps(r.config, undefined);
+    const a = allocateEdgeIps(r.config, undefined, 0);
     assert.ok(a.ok);
     assert.equal(a.config, r.config);
     assert.deepEqual(appBindAddresses(r.config, r.config.apps[0]!), ['127.0.0.1', '::1']);
@@ -91,25 +91,89 @@ describe('allocateEdgeIps', () => {
       'b.example.com': { ipv4: '10.1.0.2', ipv6: 'fd00::1' },
       'c.example.com': { ipv6: 'fd00::2' },
     });
-    const r = allocateEdgeIps(c, undefined);
+    const r = allocateEdgeIps(c, undefined, 0);
     assert.ok(r.ok);
     assert.deepEqual(r.config.apps.map((a) => appBindAddresses(r.config, a)), [['10.1.0.2', 'fd00::1'], ['10.1.0.1'], ['fd00::1'], ['fd00::2']]);
   });
 
-  it('keeps every existing assignment; a freed address goes to the next new name', () => {
+  it('keeps every existing assignment; a freed address is held until the drain deadline, then goes to the next new name', () => {
     const s1 = alloc(cfg([app('a.example.com'), app('b.example.com'), app('c.example.com')]));
     assert.equal(s1.names['b.example.com']?.ipv4, '10.1.0.2');
-    // b is deleted and z added: a and c keep theirs, z takes b's freed address.
-    const r = allocateEdgeIps(cfg([app('c.example.com'), app('z.example.com'), app('a.example.com')]), s1);
+    // b is deleted at t=1000 and z added: a and c keep theirs; b's addresses are held for drain_timeout_ms (30 s).
+    const r = allocateEdgeIps(cfg([app('c.example.com'), app('z.example.com'), app('a.example.com')]), s1, 1000);
     assert.ok(r.ok);
     assert.deepEqual(r.state.names['a.example.com'], s1.names['a.example.com']);
     assert.deepEqual(r.state.names['c.example.com'], s1.names['c.example.com']);
-    assert.deepEqual(r.state.names['z.example.com'], { ipv4: '10.1.0.2', ipv6: 'fd00::2' });
+    assert.deepEqual(r.state.names['z.example.com'], { ipv4: '10.1.0.4', ipv6: 'fd00::4' });
+    assert.deepEqual(r.state.held, { '10.1.0.2': 31_000, 'fd00::2': 31_000 });
     assert.deepEqual(r.released, ['b.example.com']);
-    // A new name that sorts first does not displace anyone.
-    const s3 = alloc(cfg([app('0.example.com'), app('c.example.com'), app('a.example.com')]), r.state);
+    // Still held just before the deadline: a new name skips them.
+    const s2 = alloc(cfg([app('0.example.com'), app('c.example.com'), app('a.example.com'), app('z.example.com')]), r.state, 30_999);
+    assert.deepEqual(s2.names['0.example.com'], { ipv4: '10.1.0.5', ipv6: 'fd00::5' });
+    assert.deepEqual(s2.held, r.state.held);
+    // From the deadline on they are free: the hold is dropped and the next new name takes them.
+    const s3 = alloc(cfg([app('1.example.com'), app('c.example.com'), app('a.example.com'), app('z.example.com')]), r.state, 31_000);
     assert.deepEqual(s3.names['a.example.com'], s1.names['a.example.com']);
-    assert.equal(s3.names['0.example.com']?.ipv4, '10.1.0.2');
+    assert.deepEqual(s3.names['1.example.com'], { ipv4: '10.1.0.2', ipv6: 'fd00::2' });
+    assert.equal(s3.held, undefined);
+  });
+
+  it('drain_timeout_ms 0 frees at once; a family a name stops needing is held too', () => {
+    const s1 = alloc(cfg([app('a.example.com'), app('b.example.com')], { drain_timeout_ms: 0 }));
+    const s2 = alloc(cfg([app('z.example.com')], { drain_timeout_ms: 0 }), s1, 5);
+    assert.deepEqual(s2.names['z.example.com'], { ipv4: '10.1.0.1', ipv6: 'fd00::1' });
+    assert.equal(s2.held, undefined);
+    const s3 = alloc(cfg([app('a.example.com', { connectivity: 'ipv6' }), app('b.example.com')], { drain_timeout_ms: 500 }), s1, 100);
+    assert.deepEqual(s3.names['a.example.com'], { ipv6: 'fd00::1' });
+    assert.deepEqual(s3.held, { '10.1.0.1': 600 });
+  });
+
+  it('rotate gives a name fresh addresses, holds the old ones until the drain deadline, and leaves others alone', () => {
+    const c = cfg([app('a.example.com'), app('b.example.com')], { pools: { ipv4: ['10.1.0.0/29'], ipv6: ['fd00::/125'] } });
+    const s1 = alloc(c);
+    const r = allocateEdgeIps(c, s1, 1000, 'A.example.com.');
+    assert.ok(r.ok);
+    assert.deepEqual(r.state.names['a.example.com'], { ipv4: '10.1.0.3', ipv6: 'fd00::3' });
+    assert.deepEqual(r.state.names['b.example.com'], s1.names['b.example.com']);
+    assert.deepEqual(r.state.held, { '10.1.0.1': 31_000, 'fd00::1': 31_000 });
+    assert.deepEqual(r.moved.map((m) => [m.from, m.to, m.reason]), [['10.1.0.1', '10.1.0.3', 'rotated'], ['fd00::1', 'fd00::3', 'rotated']]);
+    assert.deepEqual(r.config.apps.map((a) => appBindAddresses(r.config, a)), [['10.1.0.3', 'fd00::3'], ['10.1.0.2', 'fd00::2']]);
+    // Rotating again skips the held addresses; with drain 0 nothing is held but the old address is still not reused.
+    const again = allocateEdgeIps(c, r.state, 2000, 'a.example.com');
+    assert.ok(again.ok);
+    assert.deepEqual(again.state.names['a.example.com'], { ipv4: '10.1.0.4', ipv6: 'fd00::4' });
+    const c0 = cfg([app('a.example.com')], { drain_timeout_ms: 0 });
+    const z = allocateEdgeIps(c0, alloc(c0), 0, 'a.example.com');
+    assert.ok(z.ok);
+    assert.deepEqual(z.state.names['a.example.com'], { ipv4: '10.1.0.2', ipv6: 'fd00::2' });
+    assert.equal(z.state.held, undefined);
+  });
+
+  it('rotate is refused with a code: a static or unknown name, no pools, or no other free address', () => {
+    const codes = (r: ReturnType<typeof allocateEdgeIps>) => (r.ok ? [] : r.issues.map((i) => i.code));
+    const st = cfg([app('s.example.com', { type: 'static', ips: ['10.1.0.3'] })]);
+    assert.deepEqual(codes(allocateEdgeIps(st, alloc(st), 0, 's.example.com')), ['E_EDGE_IP_NOT_ROTATABLE']);
+    const c = cfg([app('a.example.com')]);
+    assert.deepEqual(codes(allocateEdgeIps(c, alloc(c), 0, 'nope.example.com')), ['E_EDGE_IP_NOT_ROTATABLE']);
+    const none = validateConfig({ apps: [app('a.example.com')] });
+    assert.ok(none.ok);
+    assert.deepEqual(codes(allocateEdgeIps(none.config, undefined, 0, 'a.example.com')), ['E_EDGE_IP_NOT_ROTATABLE']);
+    const full = validateConfig({ edge: { pools: { ipv4: ['10.1.0.0/30'] } }, apps: [app('a.example.com'), app('b.example.com')] });
+    assert.ok(full.ok);
+    assert.deepEqual(codes(allocateEdgeIps(full.config, alloc(full.config), 0, 'a.example.com')), ['E_EDGE_POOL_EXHAUSTED']);
+  });
+
+  it('a static claim on a held address is refused until the hold ends', () => {
+    const s1 = alloc(cfg([app('a.example.com')]));
+    const s2 = alloc(cfg([]), s1, 0);
+    assert.deepEqual(s2.held, { '10.1.0.1': 30_000, 'fd00::1': 30_000 });
+    const claim = cfg([app('s.example.com', { type: 'static', ips: ['10.1.0.1'] })]);
+    const r = allocateEdgeIps(claim, s2, 10_000);
+    assert.ok(!r.ok);
+    assert.deepEqual(r.issues.map((i) => [i.pointer, i.code]), [['/apps/0/edge_ips/ips/0', 'E_EDGE_IP_TAKEN']]);
+    const later = allocateEdgeIps(claim, s2, 30_000);
+    assert.ok(later.ok);
+    assert.equal(later.state.held, undefined); // both holds ended at 30 s
   });
 
   it('never hands out static addresses, edge.addresses, or the network and broadcast addresses', () => {
@@ -125,7 +189,7 @@ describe('allocateEdgeIps', () => {
 
   it('an address of the previous state no longer in a pool is replaced (moved)', () => {
     const prev = edgeIpStateFrom({ names: { 'a.example.com': { ipv4: '10.9.9.9', ipv6: 'FD00::0:7' } } });
-    const r = allocateEdgeIps(cfg([app('a.example.com')]), prev);
+    const r = allocateEdgeIps(cfg([app('a.example.com')]), prev, 0);
     assert.ok(r.ok);
     assert.deepEqual(r.state.names['a.example.com'], { ipv4: '10.1.0.1', ipv6: 'fd00::7' });
     assert.deepEqual(r.moved, [{ name: 'a.example.com', from: '10.9.9.9', to: '10.1.0.1', reason: 'not-in-pool' }]);
@@ -133,7 +197,7 @@ describe('allocateEdgeIps', () => {
 
   it('a static claim on an address another name holds dynamically is refused, nothing moves', () => {
     const s1 = alloc(cfg([app('a.example.com')]));
-    const r = allocateEdgeIps(cfg([app('a.example.com'), app('s.example.com', { type: 'static', ips: ['10.1.0.1'] })]), s1);
+    const r = allocateEdgeIps(cfg([app('a.example.com'), app('s.example.com', { type: 'static', ips: ['10.1.0.1'] })]), s1, 0);
     assert.ok(!r.ok);
     assert.deepEqual(r.issues.map((i) => [i.pointer, i.code]), [['/apps/1/edge_ips/ips/0', 'E_EDGE_IP_TAKEN']]);
   });
@@ -142,7 +206,7 @@ describe('allocateEdgeIps', () => {
     const s1 = alloc(cfg([app('a.example.com'), app('b.example.com')]));
     const c = validateConfig({ edge: { pools: { ipv4: ['10.1.0.0/29'] }, ipv4_quota: 5 }, apps: [app('a.example.com'), app('b.example.com')] });
     assert.ok(c.ok);
-    const r = allocateEdgeIps({ ...c.config, node: { ...c.config.node, ipv4Quota: 1 } }, s1);
+    const r = allocateEdgeIps({ ...c.config, node: { ...c.config.node, ipv4Quota: 1 } }, s1, 0);
     assert.ok(!r.ok);
     assert.deepEqual(r.issues.map((i) => [i.pointer, i.code]), [['/edge/ipv4_quota', 'E_EDGE_IP_QUOTA']]);
   });
@@ -155,5 +219,7 @@ describe('allocateEdgeIps', () => {
   it('edgeIpStateFrom drops malformed entries and canonicalises IPv6', () => {
     assert.deepEqual(edgeIpStateFrom(null).names, {});
     assert.deepEqual(edgeIpStateFrom({ names: { a: { ipv4: 'x' }, b: { ipv4: '10.0.0.1', ipv6: '::1' }, c: 3, d: { ipv4: '::1' } } }).names, { b: { ipv4: '10.0.0.1', ipv6: '::1' } });
+    assert.deepEqual(edgeIpStateFrom({ names: {}, held: { 'FD00::0:7': 5, '10.0.0.1': 'x', bad: 3, '10.0.0.2': 7 } }).held, { 'fd00::7': 5, '10.0.0.2': 7 });
+    assert.equal(edgeIpStateFrom({ names: {}, held: {} }).held, undefined);
   });
 });
