@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import { findOnPath } from '../helpers/peers.ts';
 import { freePort, ZONE } from '../unit/api/harness.ts';
-import { apiCall, createTokenCli, killAll, startCli, startServe, until, writeApiConfig } from '../unit/api/processes.ts';
+import { apiCall, createTokenCli, echoThrough as echo, killAll, startCli, startServe, until, writeApiConfig } from '../unit/api/processes.ts';
 
 const digBin = findOnPath('dig');
 const skipReason = digBin === undefined && process.env.REFRACT_SKIP_PEERS === '1' ? 'dig not on PATH and REFRACT_SKIP_PEERS=1' : false;
@@ -44,26 +44,6 @@ function digA(port: number, name: string): Promise<string[]> {
           .map((f) => f[4]!),
       );
     });
-  });
-}
-
-/** The echo of `text` through host:port, or undefined when it refuses or no echo comes within 2 s. */
-function echo(host: string, port: number, text: string): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port });
-    let rx = '';
-    const done = (v: string | undefined): void => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve(v);
-    };
-    const timer = setTimeout(() => done(undefined), 2_000);
-    s.on('error', () => done(undefined));
-    s.setEncoding('utf8').on('data', (d: string) => {
-      rx += d;
-      if (rx.length >= text.length) done(rx);
-    });
-    s.on('connect', () => s.write(text));
   });
 }
 

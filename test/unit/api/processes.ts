@@ -199,3 +199,23 @@ export async function apiCall(base: string, token: string, method: string, path:
   const text = await res.text();
   return { status: res.status, json: text === '' ? undefined : JSON.parse(text) };
 }
+
+/** The echo of `text` through host:port, or undefined when it refuses or no echo comes within 2 s. */
+export function echoThrough(host: string, port: number, text: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port });
+    let rx = '';
+    const done = (v: string | undefined): void => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(v);
+    };
+    const timer = setTimeout(() => done(undefined), 2_000);
+    s.on('error', () => done(undefined));
+    s.setEncoding('utf8').on('data', (d: string) => {
+      rx += d;
+      if (rx.length >= text.length) done(rx);
+    });
+    s.on('connect', () => s.write(text));
+  });
+}

@@ -12,32 +12,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { freePort, ZONE } from './harness.ts';
-import { startCli as refract, until as untilWithin, type Proc } from './processes.ts';
+import { echoThrough, startCli as refract, until as untilWithin, type Proc } from './processes.ts';
 
 const HOST = '127.0.0.1';
 const WAIT_MS = 30_000;
 
 const until = <T>(what: string, probe: () => T | undefined): Promise<T> => untilWithin(what, WAIT_MS, probe);
-
-/** The echo of `text` through `port`, or undefined when the port refuses or the echo does not come within 2 s. */
-function echo(port: number, text: string): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: HOST, port });
-    let rx = '';
-    const done = (v: string | undefined): void => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve(v);
-    };
-    const timer = setTimeout(() => done(undefined), 2_000);
-    s.on('error', () => done(undefined));
-    s.setEncoding('utf8').on('data', (d: string) => {
-      rx += d;
-      if (rx.length >= text.length) done(rx);
-    });
-    s.on('connect', () => s.write(text));
-  });
-}
 
 describe('refract serve with the management API', () => {
   it('an API app serves at once, survives a file reload that adds a file app, and a restart', { timeout: 180_000 }, async () => {
@@ -78,19 +58,19 @@ describe('refract serve with the management API', () => {
       run = refract(['serve', '--config', file, '--no-watch']);
       const serving = run;
       await until('the API to listen', () => (serving.stderr.includes('management API on') ? true : undefined));
-      assert.equal(await echo(filePort, 'a'), 'a', 'the file app serves');
+      assert.equal(await echoThrough(HOST, filePort, 'a'), 'a', 'the file app serves');
 
       const post = await call('POST', `/zones/${ZONE.id}/spectrum/apps`, { protocol: `tcp/${apiAppPort}`, dns: { type: 'CNAME', name: 'api.example.com' }, origin_direct: [`tcp://${HOST}:${originPort}`] });
       assert.equal(post.status, 200, JSON.stringify(post.json));
       const apiAppId = post.json.result.id as string;
-      assert.equal(await echo(apiAppPort, 'b'), 'b', 'the API app serves as soon as the create is acknowledged');
+      assert.equal(await echoThrough(HOST, apiAppPort, 'b'), 'b', 'the API app serves as soon as the create is acknowledged');
 
       // A reload (SIGHUP) reads the file once and merges it with the API's apps.
       write([app('filed', filePort), app('added', addedPort)]);
       run.child.kill('SIGHUP');
       await until('the reload', () => (serving.stderr.includes('reloaded') ? true : undefined));
-      assert.equal(await echo(addedPort, 'c'), 'c', 'the added file app serves');
-      assert.equal(await echo(apiAppPort, 'd'), 'd', 'the API app survives the reload');
+      assert.equal(await echoThrough(HOST, addedPort, 'c'), 'c', 'the added file app serves');
+      assert.equal(await echoThrough(HOST, apiAppPort, 'd'), 'd', 'the API app survives the reload');
       const list = await call('GET', `/zones/${ZONE.id}/spectrum/apps?per_page=100`);
       assert.deepEqual(list.json.result.map((a: { id: string }) => a.id).sort(), [apiAppId, 'added', 'filed'].sort());
 
@@ -99,7 +79,7 @@ describe('refract serve with the management API', () => {
       run = refract(['serve', '--config', file, '--no-watch']);
       const again = run;
       await until('the API to listen again', () => (again.stderr.includes('management API on') ? true : undefined));
-      assert.equal(await echo(apiAppPort, 'e'), 'e', 'the API app survives a restart');
+      assert.equal(await echoThrough(HOST, apiAppPort, 'e'), 'e', 'the API app survives a restart');
       const got = await call('GET', `/zones/${ZONE.id}/spectrum/apps/${apiAppId}`);
       assert.equal(got.status, 200);
       assert.equal(got.json.result.protocol, `tcp/${apiAppPort}`);

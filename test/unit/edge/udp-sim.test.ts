@@ -71,9 +71,13 @@ test('udp in the simulator: SPP flows per client, replies routed back, idle expi
   assert.deepEqual(sim.netstat().udp.filter((u) => u.host === 'edge'), []);
 });
 
-test('udp: an app added on the port of a removed, still-draining UDP app takes its socket over', async () => {
-  const sim = createSim({ seed: 7 });
-  const edgeH = sim.host('edge', { addresses: ['198.51.100.1'] });
+/**
+ * An edge host with `edgeAddresses`, two UDP echo origins on 198.51.100.2 (5301 answers `blue:…`, 5302 `green:…`),
+ * a client host with two addresses linked to the edge, and `app(id, originPort)`: udp/53 to one of the origins.
+ */
+async function blueGreenWorld(seed: number, edgeAddresses: string[]) {
+  const sim = createSim({ seed });
+  const edgeH = sim.host('edge', { addresses: edgeAddresses });
   const origins = sim.host('origins', { addresses: ['198.51.100.2'] });
   const client = sim.host('c', { addresses: ['203.0.113.1', '203.0.113.2'] });
   sim.link('c', 'edge', { latencyMs: 2 });
@@ -85,6 +89,11 @@ test('udp: an app added on the port of a removed, still-draining UDP app takes i
     o.setHandler((m) => o.send(enc.encode(`${name}:${dec.decode(m.data)}`), m.remote.port, m.remote.address));
   }
   const app = (id: string, originPort: number) => ({ id, protocol: 'udp/53', dns: { name: `${id}.example.test` }, origin_direct: [`udp://198.51.100.2:${originPort}`] });
+  return { sim, edgeH, client, app };
+}
+
+test('udp: an app added on the port of a removed, still-draining UDP app takes its socket over', async () => {
+  const { sim, edgeH, client, app } = await blueGreenWorld(7, ['198.51.100.1']);
   const cfg = (apps: unknown[]) => mustConfig({ edge: { addresses: ['198.51.100.1'], drain_timeout_ms: 30_000, udp_idle_timeout_ms: 120_000 }, apps });
   const edge = new EdgeNode({ net: edgeH, log: pino({ level: 'silent' }) }, cfg([app('blue', 5301)]));
   // Runs the simulation for 1 s of virtual time (well inside the 30 s drain), then settles `p`.
@@ -122,19 +131,7 @@ test('udp: an app added on the port of a removed, still-draining UDP app takes i
 });
 
 test('udp with edge.pools: a removed app\'s address is held while its flow drains, then a new name takes it', async () => {
-  const sim = createSim({ seed: 8 });
-  const edgeH = sim.host('edge', { addresses: ['10.9.0.1', '10.9.0.2'] });
-  const origins = sim.host('origins', { addresses: ['198.51.100.2'] });
-  const client = sim.host('c', { addresses: ['203.0.113.1', '203.0.113.2'] });
-  sim.link('c', 'edge', { latencyMs: 2 });
-  for (const [port, name] of [
-    [5301, 'blue'],
-    [5302, 'green'],
-  ] as const) {
-    const o = await origins.bindUdp({ host: '198.51.100.2', port });
-    o.setHandler((m) => o.send(enc.encode(`${name}:${dec.decode(m.data)}`), m.remote.port, m.remote.address));
-  }
-  const app = (id: string, originPort: number) => ({ id, protocol: 'udp/53', dns: { name: `${id}.example.test` }, origin_direct: [`udp://198.51.100.2:${originPort}`] });
+  const { sim, edgeH, client, app } = await blueGreenWorld(8, ['10.9.0.1', '10.9.0.2']);
   // 10.9.0.0/30: two usable addresses, .1 and .2; edge.addresses (.2) is never handed out, so every name gets .1.
   const cfg = (apps: unknown[]) => mustConfig({ edge: { addresses: ['10.9.0.2'], pools: { ipv4: ['10.9.0.0/30'] }, drain_timeout_ms: 30_000, udp_idle_timeout_ms: 120_000 }, apps });
   const edge = new EdgeNode({ net: edgeH, log: pino({ level: 'silent' }) }, cfg([app('blue', 5301)]));
