@@ -202,15 +202,7 @@ export class TcpEngine {
    * by themselves or until `deadlineMs` from now, when `control$` tells their machines the deadline passed.
    */
   drain(appIds: ReadonlySet<string> | undefined, deadlineMs: number): void {
-    const control$ = this.#inputs.control$;
-    for (const r of this.#active) {
-      if (appIds && (!r.app || !appIds.has(r.app.id))) continue;
-      if (r.drainCancel) continue;
-      r.drainCancel = this.#env.deps.clock.setTimer(deadlineMs, () => {
-        r.drainCancel = undefined;
-        control$.signal(r, EV.DRAIN_DEADLINE);
-      });
-    }
+    this.#drainWhere((r) => !appIds || (r.app !== undefined && appIds.has(r.app.id)), deadlineMs);
   }
 
   /**
@@ -218,9 +210,14 @@ export class TcpEngine {
    * an app moved off an address (edge-IP rotation) keeps serving them until they end or `deadlineMs` from now.
    */
   drainEdges(edges: ReadonlySet<string>, deadlineMs: number): void {
+    this.#drainWhere((r) => edges.has(`${r.edge.address}|${r.edge.port}`), deadlineMs);
+  }
+
+  /** Arms the drain deadline of every open connection `which` picks (once: an armed one keeps its deadline). */
+  #drainWhere(which: (r: ConnRecord) => boolean, deadlineMs: number): void {
     const control$ = this.#inputs.control$;
     for (const r of this.#active) {
-      if (!edges.has(`${r.edge.address}|${r.edge.port}`) || r.drainCancel) continue;
+      if (r.drainCancel || !which(r)) continue;
       r.drainCancel = this.#env.deps.clock.setTimer(deadlineMs, () => {
         r.drainCancel = undefined;
         control$.signal(r, EV.DRAIN_DEADLINE);

@@ -167,22 +167,19 @@ export class UdpEngine {
   }
 
   drain(appIds: ReadonlySet<string> | undefined, deadlineMs: number): void {
-    const control$ = this.#inputs.control$;
-    for (const r of this.#flows.values()) {
-      if (appIds && !appIds.has(r.app.id)) continue;
-      if (r.drainCancel) continue;
-      r.drainCancel = this.#deps.clock.setTimer(deadlineMs, () => {
-        r.drainCancel = undefined;
-        control$.signal(r, EV_DRAIN_DEADLINE);
-      });
-    }
+    this.#drainWhere((r) => !appIds || appIds.has(r.app.id), deadlineMs);
   }
 
   /** Starts draining the flows of the given edge sockets, whatever their app (see `TcpEngine.drainEdges`). */
   drainSlots(slots: ReadonlySet<UdpSlot>, deadlineMs: number): void {
+    this.#drainWhere((r) => slots.has(r.slot), deadlineMs);
+  }
+
+  /** Arms the drain deadline of every flow `which` picks (once: an armed one keeps its deadline). */
+  #drainWhere(which: (r: FlowRecord) => boolean, deadlineMs: number): void {
     const control$ = this.#inputs.control$;
     for (const r of this.#flows.values()) {
-      if (!slots.has(r.slot) || r.drainCancel) continue;
+      if (r.drainCancel || !which(r)) continue;
       r.drainCancel = this.#deps.clock.setTimer(deadlineMs, () => {
         r.drainCancel = undefined;
         control$.signal(r, EV_DRAIN_DEADLINE);
