@@ -19,10 +19,21 @@
  * and the server's CPU per answer (from /proc). Two more figures: `answerQuery` alone in this process (no sockets),
  * and the time to build the 1,000-name view (what `refract serve` does after every applied change).
  *
- * Every loop is bounded in count (2,000,000 queries per level) and time (`--seconds`); the child is killed at the
- * end, and on a hard timeout.
+ * The peer: when NSD (`apt-get install -y nsd`) is installed, the same zone is served by NSD too (one server
+ * process, `server-count: 1`, pinned to CPU 0 like Refract's child; a zone file written from the same 1,000 names:
+ * each `appN.bench.test` a CNAME to `appN.spectrum.bench.test` with an A record 127.0.0.1, the exact records Refract
+ * answers), and each round runs every level against Refract then NSD, so both see the same machine. The table gains
+ * NSD's rows and the ratio Refract/NSD of answers per second. `--no-peer` skips it; without NSD it is skipped with a
+ * note.
+ *
+ * Every loop is bounded in count (2,000,000 queries per level) and time (`--seconds`); the children are killed at
+ * the end, and on a hard timeout.
  */
+import { execFileSync } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { encode } from 'dns-packet';
@@ -32,7 +43,7 @@ import { dnsViewOf } from '../src/dns/view.ts';
 import { validateConfig } from '../src/model/config.ts';
 import { createNodeNetwork } from '../src/net/node/network.ts';
 import type { RefractConfig } from '../src/model/types.ts';
-import { canPin, cpuSeconds, pinPid, spawnChild, stopChild, type Child } from './proc.ts';
+import { canPin, pinPid, spawnChild, stopChild, type Child } from './proc.ts';
 import { fmt, markdownTable, median } from './stats.ts';
 
 const NAMES = 1_000;
@@ -97,6 +108,31 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 }
 
+/** CPU seconds of every process in a process group (NSD serves from a child of its main process). */
+function groupCpuSeconds(pgid: number): number {
+  let total = 0;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // Field 5 is the process group; utime and stime are fields 14 and 15.
+      if (Number(rest[2]) === pgid) total += Number(rest[11]) + Number(rest[12]);
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return total / CLK_TCK;
+}
+
+const CLK_TCK = ((): number => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
 async function level(port: number, serverPid: number, window: number, seconds: number, qs: readonly Buffer[]): Promise<LevelResult> {
   const sock: Socket = createSocket('udp4');
   await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
@@ -110,7 +146,7 @@ async function level(port: number, serverPid: number, window: number, seconds: n
   let inFlight = 0;
   let stopping = false;
   let idSeq = 0;
-  const cpu0 = cpuSeconds(serverPid);
+  const cpu0 = groupCpuSeconds(serverPid);
   const t0 = performance.now();
   const deadline = t0 + seconds * 1000;
 
@@ -166,7 +202,7 @@ async function level(port: number, serverPid: number, window: number, seconds: n
     }, 50);
   });
   const elapsed = (performance.now() - t0) / 1000;
-  const cpu = cpuSeconds(serverPid) - cpu0;
+  const cpu = groupCpuSeconds(serverPid) - cpu0;
   sock.close();
   if (bad !== undefined) throw new Error(bad);
   const sorted = Float64Array.from(latencies).sort();
@@ -209,9 +245,124 @@ function viewBuildMs(runs: number): number {
   return median(times);
 }
 
+// ── the peer: NSD ───────────────────────────────────────────────────────────────────────────────────────────────
+
+function which(bin: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/sbin'])) {
+    try {
+      execFileSync('test', ['-x', join(dir, bin)]);
+      return join(dir, bin);
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/** The zone Refract answers for the bench config, as a zone file: SOA, NS, and per name a CNAME and the target's A. */
+function nsdZone(): string {
+  const lines = [
+    '$ORIGIN bench.test.',
+    '$TTL 30',
+    '@ IN SOA ns.bench.test. hostmaster.bench.test. 1 10000 2400 604800 30',
+    '@ IN NS ns.bench.test.',
+    'ns IN A 127.0.0.1',
+  ];
+  for (let i = 0; i < NAMES; i++) lines.push(`app${i} IN CNAME app${i}.spectrum.bench.test.`, `app${i}.spectrum IN A 127.0.0.1`);
+  return lines.join('\n') + '\n';
+}
+
+/** A free UDP port on 127.0.0.1 (bound and released; NSD binds it next). */
+async function freeUdpPort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+async function startNsd(bin: string, cpu: number | undefined): Promise<{ child: Child; port: number; dir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'refract-bench-nsd-'));
+  const port = await freeUdpPort();
+  writeFileSync(join(dir, 'bench.test.zone'), nsdZone());
+  writeFileSync(
+    join(dir, 'nsd.conf'),
+    [
+      'server:',
+      `  ip-address: 127.0.0.1@${port}`,
+      '  do-ip6: no',
+      '  server-count: 1',
+      '  username: ""',
+      `  zonesdir: "${dir}"`,
+      `  pidfile: "${join(dir, 'nsd.pid')}"`,
+      `  xfrdfile: "${join(dir, 'xfrd.state')}"`,
+      `  zonelistfile: "${join(dir, 'zone.list')}"`,
+      '  database: ""',
+      '  verbosity: 0',
+      '  hide-version: yes',
+      'remote-control:',
+      '  control-enable: no',
+      'zone:',
+      '  name: bench.test',
+      '  zonefile: bench.test.zone',
+      '',
+    ].join('\n'),
+  );
+  const child = spawnChild(bin, ['-d', '-c', join(dir, 'nsd.conf')], cpu);
+  // Ready when it answers a query.
+  const probe = createSocket('udp4');
+  await new Promise<void>((r) => probe.bind(0, '127.0.0.1', () => r()));
+  try {
+    const q = encode({ id: 7, type: 'query', flags: 0, questions: [{ name: 'app0.bench.test', type: 'A' }] });
+    const t0 = performance.now();
+    for (;;) {
+      if (performance.now() - t0 > 30_000) throw new Error(`nsd did not answer: ${child.tail()}`);
+      const got = await new Promise<boolean>((resolve) => {
+        const t = setTimeout(() => resolve(false), 200);
+        probe.once('message', () => {
+          clearTimeout(t);
+          resolve(true);
+        });
+        probe.send(q, port, '127.0.0.1');
+      });
+      if (got) break;
+    }
+  } finally {
+    probe.close();
+  }
+  return { child, port, dir };
+}
+
+interface Server {
+  readonly name: 'refract' | 'nsd';
+  readonly child: Child;
+  readonly port: number;
+}
+
+async function startRefract(cpu: number | undefined): Promise<Server> {
+  const child: Child = spawnChild(process.execPath, ['--import', 'tsx', new URL(import.meta.url).pathname, '--serve'], cpu);
+  const port = await new Promise<number>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`server did not start: ${child.tail()}`)), 30_000);
+    child.proc.stdout!.on('data', () => {
+      const m = /port (\d+)/.exec(child.tail());
+      if (m !== null) {
+        clearTimeout(t);
+        resolve(Number(m[1]));
+      }
+    });
+  });
+  return { name: 'refract', child, port };
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { serve: { type: 'boolean' }, quick: { type: 'boolean' }, rounds: { type: 'string' }, seconds: { type: 'string' } },
+    options: {
+      serve: { type: 'boolean' },
+      quick: { type: 'boolean' },
+      rounds: { type: 'string' },
+      seconds: { type: 'string' },
+      'no-peer': { type: 'boolean' },
+    },
   });
   if (values.serve === true) return serve();
   const quick = values.quick === true;
@@ -226,51 +377,67 @@ async function main(): Promise<void> {
 
   const pin = canPin();
   if (pin) pinPid(process.pid, 1);
-  const child: Child = spawnChild(process.execPath, ['--import', 'tsx', new URL(import.meta.url).pathname, '--serve'], pin ? 0 : undefined);
+  const servers: Server[] = [];
+  let nsdDir: string | undefined;
   try {
-    const port = await new Promise<number>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`server did not start: ${child.tail()}`)), 30_000);
-      child.proc.stdout!.on('data', (d: Buffer) => {
-        const m = /port (\d+)/.exec(child.tail());
-        if (m !== null) {
-          clearTimeout(t);
-          resolve(Number(m[1]));
-        }
-        void d;
-      });
-    });
+    servers.push(await startRefract(pin ? 0 : undefined));
+    const nsdBin = values['no-peer'] === true ? undefined : which('nsd');
+    if (nsdBin !== undefined) {
+      const n = await startNsd(nsdBin, pin ? 0 : undefined);
+      nsdDir = n.dir;
+      servers.push({ name: 'nsd', child: n.child, port: n.port });
+    } else if (values['no-peer'] !== true) {
+      process.stdout.write('bench:dns: NSD is not installed (apt-get install -y nsd): Refract alone, no ratio\n');
+    }
     const qs = queries();
-    process.stdout.write(`bench:dns: server pid ${child.pid} on 127.0.0.1:${port}${pin ? ' (server on CPU 0, driver on CPU 1)' : ' (not pinned)'}; ${rounds} rounds × ${seconds} s per level\n`);
+    process.stdout.write(
+      `bench:dns: ${servers.map((s) => `${s.name} pid ${s.child.pid} on 127.0.0.1:${s.port}`).join(', ')}` +
+        `${pin ? ' (servers on CPU 0, driver on CPU 1)' : ' (not pinned)'}; ${rounds} rounds × ${seconds} s per level\n`,
+    );
     // Warm-up: the JIT and the socket buffers.
-    await level(port, child.pid, 32, 1, qs);
-    const byWindow = new Map<number, LevelResult[]>();
+    for (const sv of servers) await level(sv.port, sv.child.pid, 32, 1, qs);
+    const results = new Map<string, LevelResult[]>();
+    const key = (name: string, w: number): string => `${name}/${w}`;
     for (let r = 0; r < rounds; r++) {
-      for (const w of windows) {
-        const res = await level(port, child.pid, w, seconds, qs);
-        byWindow.set(w, [...(byWindow.get(w) ?? []), res]);
-        process.stdout.write(
-          `round ${r + 1} W=${w}: ${fmt(res.answers / res.seconds)} answers/s, p50 ${fmt(res.p50 * 1000)} µs, p99 ${fmt(res.p99 * 1000)} µs, max ${fmt(res.max, 1)} ms, lost ${res.lost}, server ${fmt(res.serverCpuUsPerAnswer, 1)} µs CPU/answer\n`,
-        );
+      for (const sv of servers) {
+        for (const w of windows) {
+          const res = await level(sv.port, sv.child.pid, w, seconds, qs);
+          results.set(key(sv.name, w), [...(results.get(key(sv.name, w)) ?? []), res]);
+          process.stdout.write(
+            `round ${r + 1} ${sv.name} W=${w}: ${fmt(res.answers / res.seconds)} answers/s, p50 ${fmt(res.p50 * 1000)} µs, p99 ${fmt(res.p99 * 1000)} µs, max ${fmt(res.max, 1)} ms, lost ${res.lost}, server ${fmt(res.serverCpuUsPerAnswer, 1)} µs CPU/answer\n`,
+          );
+        }
       }
     }
-    const rows = windows.map((w) => {
-      const rs = byWindow.get(w) ?? [];
-      return [
-        String(w),
-        fmt(median(rs.map((x) => x.answers / x.seconds))),
-        fmt(median(rs.map((x) => x.p50 * 1000))),
-        fmt(median(rs.map((x) => x.p99 * 1000))),
-        fmt(Math.max(...rs.map((x) => x.max)), 1),
-        String(rs.reduce((a, x) => a + x.lost, 0)),
-        fmt(median(rs.map((x) => x.serverCpuUsPerAnswer)), 1),
-      ];
-    });
+    const rate = (name: string, w: number): number => median((results.get(key(name, w)) ?? []).map((x) => x.answers / x.seconds));
+    const rows: string[][] = [];
+    for (const sv of servers) {
+      for (const w of windows) {
+        const rs = results.get(key(sv.name, w)) ?? [];
+        rows.push([
+          sv.name,
+          String(w),
+          fmt(rate(sv.name, w)),
+          fmt(median(rs.map((x) => x.p50 * 1000))),
+          fmt(median(rs.map((x) => x.p99 * 1000))),
+          fmt(Math.max(...rs.map((x) => x.max)), 1),
+          String(rs.reduce((a, x) => a + x.lost, 0)),
+          fmt(median(rs.map((x) => x.serverCpuUsPerAnswer)), 1),
+        ]);
+      }
+    }
     process.stdout.write(`\nMedian of ${rounds} round(s), ${seconds} s each:\n\n`);
-    process.stdout.write(markdownTable(['in flight', 'answers/s', 'p50 µs', 'p99 µs', 'max ms', 'lost', 'server µs CPU/answer'], rows) + '\n');
+    process.stdout.write(markdownTable(['server', 'in flight', 'answers/s', 'p50 µs', 'p99 µs', 'max ms', 'lost', 'server µs CPU/answer'], rows) + '\n');
+    if (servers.some((s) => s.name === 'nsd')) {
+      process.stdout.write(
+        `\nRefract/NSD answers per second: ${windows.map((w) => `W=${w} ${(rate('refract', w) / rate('nsd', w)).toFixed(2)}`).join(', ')}\n`,
+      );
+    }
     process.stdout.write(`\nanswerQuery alone (no sockets, this process): ${fmt(answerFunctionRate(qs, quick ? 500 : 2000))} answers/s\n`);
     process.stdout.write(`view of ${NAMES} names built in ${fmt(viewBuildMs(quick ? 5 : 21), 1)} ms (median)\n`);
   } finally {
-    await stopChild(child);
+    for (const sv of servers) await stopChild(sv.child);
+    if (nsdDir !== undefined) rmSync(nsdDir, { recursive: true, force: true });
   }
 }
 
