@@ -698,7 +698,7 @@ function checkDial(client: string, to: string, from: string | undefined, p: stri
   if ((owner === undefined || w.hosts.get(owner)?.kind !== 'edges') && !inAnyCidr(w.pools, dst.address)) {
     issues.push(issue(pointerJoin(p, 'to'), 'E_SCENARIO_REFERENCE', `${dst.address} is not an address of any edge (nor in its edge.pools)`));
   }
-  checkSource(client, dst.family, from, `${to}`, pointerJoin(p, 'to'), p, w, issues);
+  checkSource(checkClient(client, p, w, issues), client, dst.family, from, to, pointerJoin(p, 'to'), p, issues);
 }
 
 /** `client` is a client host (reported at `p/client` otherwise); returns it. */
@@ -713,11 +713,11 @@ function checkClient(client: string, p: string, w: World, issues: ScenarioIssue[
 }
 
 /**
- * The client can send to an address of `family` (`what` names it in messages): `from` is one of its addresses, of
- * that family; without `from`, it has an address of that family (else an issue at `familyPointer`).
+ * Client `c` (named `client`; undefined: not a client, already reported) can send to an address of `family` (`what`
+ * names it in messages): `from` is one of its addresses, of that family; without `from`, it has an address of that
+ * family (else an issue at `familyPointer`).
  */
-function checkSource(client: string, family: 'IPv4' | 'IPv6', from: string | undefined, what: string, familyPointer: string, p: string, w: World, issues: ScenarioIssue[]): void {
-  const c = checkClient(client, p, w, issues);
+function checkSource(c: KnownHost | undefined, client: string, family: 'IPv4' | 'IPv6', from: string | undefined, what: string, familyPointer: string, p: string, issues: ScenarioIssue[]): void {
   if (c === undefined) return;
   if (from !== undefined) {
     const ip = parseIpLiteral(from);
@@ -771,7 +771,7 @@ function checkTarget(
   if (r.at >= at) {
     issues.push(issue(pointerJoin(p, 'resolved'), 'E_SCENARIO_TIMELINE', `resolve "${b.resolved!}" runs at ${r.at} (${r.pointer}); its answer needs a round trip, so resolve before ${at}`));
   }
-  checkSource(b.client, r.family, b.from, `resolve "${b.resolved!}" (${r.family === 'IPv6' ? 'AAAA' : 'A'})`, pointerJoin(p, 'resolved'), p, w, issues);
+  checkSource(checkClient(b.client, p, w, issues), b.client, r.family, b.from, `resolve "${b.resolved!}" (${r.family === 'IPv6' ? 'AAAA' : 'A'})`, pointerJoin(p, 'resolved'), p, issues);
 }
 
 /** The top-level `dns` section: each listen is IP:PORT on an edge host, at most one per edge. */
@@ -1169,19 +1169,19 @@ export function validateScenario(input: unknown): ScenarioResult {
         case 'api':
           break; // checkApiSteps, below: refs resolve in run order
         case 'resolve': {
-          checkClient(b.client, p, world, issues);
+          const client = checkClient(b.client, p, world, issues);
           const n = parseHostname(b.name, 'E_SCENARIO_ADDRESS');
           if (!n.ok) issues.push(issue(pointerJoin(p, 'name'), 'E_SCENARIO_ADDRESS', n.message));
           if (b.server !== undefined) {
             const srv = parseIpPort(b.server);
             if (srv === undefined) issues.push(issue(pointerJoin(p, 'server'), 'E_SCENARIO_ADDRESS', `"${b.server}" is not IP:PORT ([IPv6]:PORT)`));
-            else checkSource(b.client, srv.family, undefined, b.server, pointerJoin(p, 'server'), p, world, issues);
+            else checkSource(client, b.client, srv.family, undefined, b.server, pointerJoin(p, 'server'), p, issues);
           } else if (dnsSection === undefined) {
             if (rawTop['dns'] === undefined) issues.push(issue(p, 'E_SCENARIO_REFERENCE', 'no DNS server to ask: give server (IP:PORT), or a top-level dns section whose listen the resolve uses'));
           } else {
             const first = dnsListens(dnsSection)[0] ?? '';
             const srv = parseIpPort(first);
-            if (srv !== undefined) checkSource(b.client, srv.family, undefined, `the DNS server ${first}`, p, p, world, issues);
+            if (srv !== undefined) checkSource(client, b.client, srv.family, undefined, `the DNS server ${first}`, p, p, issues);
           }
           break;
         }

@@ -104,9 +104,9 @@ export class Sim implements SimWorld<SimHost> {
     });
     for (const block of opts.prefixes ?? []) {
       const c = parseCidr(block);
-      if (c === undefined || block.indexOf('/') === -1) throw new Error(`sim: host '${name}' prefix '${block}' must be a CIDR block`);
+      if (c === undefined) throw new Error(`sim: host '${name}' prefix '${block}' must be a CIDR block (or one address)`);
       const probe = parseIp(c.address.address);
-      if (probe === undefined || probe.loopback || probe.mapped) throw new Error(`sim: host '${name}' prefix '${block}' must be a unicast block`);
+      if (probe === undefined || probe.loopback || probe.wildcard || probe.mapped) throw new Error(`sim: host '${name}' prefix '${block}' must be a unicast block`);
       for (const [route, h] of this.#byRoute) {
         if (inAnyCidr([block], route)) throw new Error(`sim: prefix ${block} of '${name}' contains ${route}, an address of '${h.name}'`);
       }
