@@ -106,7 +106,8 @@ export class Sim implements SimWorld<SimHost> {
       const c = parseCidr(block);
       if (c === undefined) throw new Error(`sim: host '${name}' prefix '${block}' must be a CIDR block (or one address)`);
       const probe = parseIp(c.address.address);
-      if (probe === undefined || probe.loopback || probe.wildcard || probe.mapped) throw new Error(`sim: host '${name}' prefix '${block}' must be a unicast block`);
+      const loopback = probe === undefined || probe.loopback || inAnyCidr([block], '127.0.0.1') || inAnyCidr([block], '::1');
+      if (probe === undefined || loopback || probe.wildcard || probe.mapped) throw new Error(`sim: host '${name}' prefix '${block}' must be a unicast block (no loopback, no wildcard)`);
       for (const [route, h] of this.#byRoute) {
         if (inAnyCidr([block], route)) throw new Error(`sim: prefix ${block} of '${name}' contains ${route}, an address of '${h.name}'`);
       }

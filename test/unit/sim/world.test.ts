@@ -131,5 +131,6 @@ test('prefixes may not hold another host address nor overlap another host prefix
   assert.throws(() => sim.host('d', { addresses: ['2001:db8:10::5'] }), /already belongs to 'b'/);
   assert.throws(() => sim.host('e', { addresses: ['198.51.100.5'], prefixes: ['127.0.10.0/24'] }), /unicast block/);
   assert.throws(() => sim.host('e', { addresses: ['198.51.100.5'], prefixes: ['0.0.0.0/0'] }), /unicast block/);
+  assert.throws(() => sim.host('e', { addresses: ['198.51.100.5'], prefixes: ['126.0.0.0/7'] }), /unicast block/);
   assert.throws(() => sim.host('f', { addresses: ['198.51.100.6'], prefixes: ['not-a-block'] }), /CIDR block/);
 });
