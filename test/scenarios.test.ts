@@ -22,8 +22,9 @@ import { type ScenarioReport } from '../src/scenario/runner.ts';
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const DIRS = ['scenarios', join('scenarios', 'regressions')];
 /**
- * Run twice each; chosen to cover loss and jitter, crashes, partitions with long TCP retries, sliced writes, and UDP
- * (SPP with jitter; loss, duplication and reordering per datagram).
+ * Run twice each; chosen to cover loss and jitter, crashes, partitions with long TCP retries, sliced writes, UDP
+ * (SPP with jitter; loss, duplication and reordering per datagram), and DNS answers that follow an edge-IP rotation
+ * (query ids from the seed, api writes).
  */
 const TWICE = new Set([
   '04-partition-mid-stream.yaml',
@@ -32,6 +33,7 @@ const TWICE = new Set([
   '13-proxy-v2-sliced.yaml',
   '17-udp-game-server-spp.yaml',
   '19-udp-lossy-link.yaml',
+  '30-dns-rotation.yaml',
 ]);
 
 /** What a run is pinned to: its trace, how long it ran, and everything it reported but wall time. */
@@ -92,6 +94,8 @@ void describe('scenario files', () => {
         assert.deepEqual(again.connections, report.connections);
         assert.deepEqual(again.flows, report.flows);
         assert.deepEqual(again.udp, report.udp);
+        assert.deepEqual(again.resolutions, report.resolutions);
+        assert.deepEqual(again.api, report.api);
       }
     });
   }

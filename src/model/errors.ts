@@ -69,10 +69,10 @@ export const ERRORS = {
   E_SCENARIO_READ: { message: 'The scenario file could not be read.', source: 'config', retryable: true },
   E_SCENARIO_PARSE: { message: 'The scenario file is not valid YAML or JSON.', source: 'config', retryable: false },
   E_SCENARIO_SCHEMA: { message: 'A scenario field is missing, has the wrong type or a value out of range, or is unknown.', source: 'config', retryable: false },
-  E_SCENARIO_REFERENCE: { message: 'The scenario names a host, address, connection, zone or API app it does not define.', source: 'config', retryable: false },
-  E_SCENARIO_DUPLICATE: { message: 'The scenario defines a host name, address, connection id or API app ref twice.', source: 'config', retryable: false },
+  E_SCENARIO_REFERENCE: { message: 'The scenario names a host, address, connection, zone, API app or resolve step it does not define.', source: 'config', retryable: false },
+  E_SCENARIO_DUPLICATE: { message: 'The scenario defines a host name, address, connection id, API app ref or resolve id twice.', source: 'config', retryable: false },
   E_SCENARIO_ADDRESS: { message: 'A scenario address, listen URI, ip:port or DNS record is malformed or not usable there.', source: 'config', retryable: false },
-  E_SCENARIO_TIMELINE: { message: 'A timeline step acts on a connection before it opens, or lies beyond max_time_ms.', source: 'config', retryable: false },
+  E_SCENARIO_TIMELINE: { message: 'A timeline step acts on a connection before it opens, uses a resolve before it runs, or lies beyond max_time_ms.', source: 'config', retryable: false },
   E_SCENARIO_UNSUPPORTED: { message: 'The scenario asks for something the simulator does not model.', source: 'config', retryable: false },
 
   // ── listening ────────────────────────────────────────────────────────────────────────────────────────────────

@@ -7,8 +7,8 @@ import { Buffer } from 'node:buffer';
 import { EDGE_CIPHERS } from '../core/tls-ciphers.ts';
 import { type CertInfo, type Conn, type ConnHandlers, type TlsClientParams, type UdpSocket } from '../net/ports.ts';
 import { DATAGRAM_DEFAULT_COUNT, DATAGRAM_DEFAULT_EVERY_MS, LOAD_DEFAULT_BYTES, LOAD_DEFAULT_EVERY_MS, loadIds, parseIpPort, sourceAddress } from './schema.ts';
-import { type FlowTrack, type Tracker } from './tracker.ts';
-import { type DatagramStep, type TimelineStep } from './types.ts';
+import { type DialledDatagram, type FlowTrack, type Tracker } from './tracker.ts';
+import { type TimelineStep } from './types.ts';
 import { type World } from './world.ts';
 
 type ConnectTls = NonNullable<Extract<TimelineStep, { connect: unknown }>['connect']['tls']>;
@@ -161,8 +161,16 @@ export class Clients {
     });
   }
 
-  /** A datagram step: flow `d.id` (its socket bound on its first step) sends `count` datagrams `every_ms` apart. */
-  datagram(d: DatagramStep): void {
+  /** The destination of flow `id` (its first datagram step's), or undefined before that step ran. */
+  flowDestination(id: string): string | undefined {
+    return this.#tracker.flows.get(id)?.step.to;
+  }
+
+  /**
+   * A datagram step (its destination known: `to`, or what `resolved` answered): flow `d.id` (its socket bound on its
+   * first step) sends `count` datagrams `every_ms` apart.
+   */
+  datagram(d: DialledDatagram): void {
     let f = this.#tracker.flows.get(d.id);
     if (f === undefined) {
       f = this.#tracker.addFlow(d);

@@ -10,6 +10,11 @@
  * reloads (`follow`, which keeps the API apps), and `api` steps call `create`/`replace`/`delete` as the HTTP routes do.
  * created_on/modified_on come from the host's virtual clock and app ids from a seeded stream (`World.ids`).
  *
+ * With a `dns` section, each edge that has a listen address there runs the authoritative DNS server (src/dns,
+ * `startDnsServer` on the edge host's Network, UDP and TCP) once its configuration is applied, and again after a
+ * restart. It answers from a view of the ConfigSource's running configuration (`dnsViewOf`), built again on the first
+ * query after each apply (start, file reload, api write), so a name answers what the edge binds for it at that moment.
+ *
  * Each node's two streams feed the run: every decision-trace line goes to the trace recorder (the hash, `onTrace`)
  * and then, with the Spectrum events, to the tracker. The node dials and binds through a thin wrapper of its host's
  * Network that tells the tracker which upstream socket it opened just after which trace record (see `tracker.ts`).
@@ -19,13 +24,17 @@ import { pino, type Logger } from 'pino';
 import { firstValueFrom, of } from 'rxjs';
 import { ApiWriteError, ConfigSource, type Actor } from '../api/config-source.ts';
 import { ApiStore } from '../api/store.ts';
+import { startDnsServer } from '../dns/server.ts';
+import { dnsViewOf, type DnsView } from '../dns/view.ts';
+import { DEFAULTS } from '../model/defaults.ts';
+import { type RefractConfig } from '../model/types.ts';
 import { type GeoLookup } from '../core/geo.ts';
 import { EdgeNode } from '../edge/edge-node.ts';
 import { type ConnectTcpOptions, type Network } from '../net/ports.ts';
 import { type SpectrumEvent } from '../streams/events.ts';
 import { traceLine, type TraceRecord } from '../streams/trace.ts';
 import { type ApiOutcome, type Fail, type UdpCounters } from './results.ts';
-import { canonicalIp, edgeConfig, edgeConfigInput, findZone, UDP_COUNTER_KEYS } from './schema.ts';
+import { canonicalIp, dnsListens, edgeConfig, edgeConfigInput, findZone, parseIpPort, UDP_COUNTER_KEYS, type IpPort } from './schema.ts';
 import { type Tracker } from './tracker.ts';
 import { type ApiStep, type ScenarioFile, type TimelineStep, type Topology } from './types.ts';
 import { type World } from './world.ts';
@@ -128,6 +137,9 @@ export class Edges {
   #apiChain: Promise<void> = Promise.resolve();
   /** Every ref an api create names (the others name file apps). */
   readonly #createRefs: ReadonlySet<string>;
+  /** Per edge host: where its DNS server listens, and that address's pointer in the file (`dns` section). */
+  readonly #dnsListen = new Map<string, { at: IpPort; pointer: string }>();
+  readonly #dnsTtlSec: number;
 
   constructor(world: World, sc: ScenarioFile, tracker: Tracker, trace: TraceRecorder, fail: Fail) {
     this.#world = world;
@@ -140,6 +152,13 @@ export class Edges {
     this.#zones = sc.zones;
     this.#createRefs = new Set(sc.timeline.flatMap((t) => ('api' in t && t.api.create !== undefined ? [t.api.create.ref] : [])));
     this.#geo = topologyGeo(world.topo.clients);
+    this.#dnsTtlSec = sc.dns?.ttl ?? DEFAULTS.dnsTtlSec;
+    const listens = dnsListens(sc.dns);
+    listens.forEach((l, k) => {
+      const at = parseIpPort(l)!;
+      const edge = world.topo.edges.find((e) => world.host(e.name).addresses.some((a) => canonicalIp(a) === canonicalIp(at.address)));
+      if (edge !== undefined) this.#dnsListen.set(edge.name, { at, pointer: typeof sc.dns?.listen === 'string' ? '/dns/listen' : `/dns/listen/${k}` });
+    });
   }
 
   /** The config "file" of edge `name`: the scenario's sections as they are now. */
@@ -215,6 +234,33 @@ export class Edges {
       await source.start(); // the file's apps and the API apps stored before a crash
     } catch (e) {
       this.#fail(path, 'the edge applies its configuration', errorText(e));
+      return;
+    }
+    await this.#startDns(name, source);
+  }
+
+  /**
+   * The DNS server of edge `name`, if the `dns` section gives it a listen address: bound on the edge host, answering
+   * from `source`'s running configuration (a new view on the first query after each apply). It dies with its host
+   * (a crash) like every socket there; a bind failure is a failure at the listen address's pointer.
+   */
+  async #startDns(name: string, source: ConfigSource): Promise<void> {
+    const listen = this.#dnsListen.get(name);
+    if (listen === undefined) return;
+    let seen: RefractConfig | undefined;
+    let view: DnsView | undefined;
+    const current = (): DnsView => {
+      const config = source.config;
+      if (config !== seen || view === undefined) {
+        seen = config;
+        view = dnsViewOf(config, { ttlSec: this.#dnsTtlSec, listenHost: listen.at.address });
+      }
+      return view;
+    };
+    try {
+      await startDnsServer(this.#world.host(name), { host: listen.at.address, port: listen.at.port }, current);
+    } catch (e) {
+      this.#fail(listen.pointer, `the DNS server listens on edge ${name}`, errorText(e));
     }
   }
 
@@ -246,7 +292,7 @@ export class Edges {
 
   /**
    * An `api` step (index `step`, at `at`): the write on every edge host in topology order, through its ConfigSource's
-   * `create`/`replace`/`delete` (what the HTTP routes call, after the route's own zone check). Each outcome is recorded;
+   * `create`/`replace`/`delete`/`rotateEdgeIps` (what the HTTP routes call, after the route's own zone check). Each outcome is recorded;
    * one that does not match `expect_error` (refused when it should succeed, or the other way round, or another code)
    * is a failure at `path`. An edge that is down refuses with EHOSTDOWN.
    */
@@ -263,8 +309,8 @@ export class Edges {
   }
 
   async #apiWrite(edge: string, s: ApiStep, step: number, at: number): Promise<ApiOutcome> {
-    const op = s.create !== undefined ? 'create' : s.update !== undefined ? 'update' : 'delete';
-    const ref = (s.create ?? s.update ?? s.delete)!.ref;
+    const op = s.create !== undefined ? 'create' : s.update !== undefined ? 'update' : s.rotate !== undefined ? 'rotate' : 'delete';
+    const ref = (s.create ?? s.update ?? s.rotate ?? s.delete)!.ref;
     const base = { step, at, edge, op, ref } as const;
     const source = this.#sources.get(edge);
     if (source === undefined) return { ...base, id: null, code: 'EHOSTDOWN', message: `edge ${edge} is down` };
@@ -289,6 +335,11 @@ export class Edges {
     const target = refs.get(ref) ?? (this.#createRefs.has(ref) ? undefined : this.#fileApp(source, ref));
     if (target === undefined) return { ...base, id: null, code: 'E_SCENARIO_REFERENCE', message: `no app has ref ${ref} on edge ${edge} (its create did not succeed there)` };
     try {
+      if (s.rotate !== undefined) {
+        const app = await source.rotateEdgeIps(target.zoneId, target.id, SCENARIO_ACTOR);
+        const ips = app['ips'];
+        return { ...base, id: target.id, code: null, message: null, ips: Array.isArray(ips) ? (ips as string[]) : [] };
+      }
       if (s.update !== undefined) await source.replace(target.zoneId, target.id, s.update.app, SCENARIO_ACTOR);
       else await source.delete(target.zoneId, target.id, SCENARIO_ACTOR);
       return { ...base, id: target.id, code: null, message: null };

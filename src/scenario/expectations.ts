@@ -4,8 +4,8 @@
  * pointer into the scenario; nothing throws.
  */
 import { type CertInfo } from '../net/ports.ts';
-import { type ConnectionReport, type Fail, type FlowReport, type ScenarioReport, type UdpCounters } from './results.ts';
-import { formatIpPort, LOAD_DEFAULT_BYTES, loadIds, parseIpPort, UDP_COUNTER_KEYS } from './schema.ts';
+import { type ConnectionReport, type Fail, type FlowReport, type ResolutionReport, type ScenarioReport, type UdpCounters } from './results.ts';
+import { canonicalIp, formatIpPort, LOAD_DEFAULT_BYTES, loadIds, parseIpPort, UDP_COUNTER_KEYS } from './schema.ts';
 import { type ConnExpectation, type CountExpectation, type FlowExpectation, type ScenarioFile } from './types.ts';
 
 /** How the run ended, for the quiescence expectation's message. */
@@ -177,4 +177,27 @@ export function checkFlowExpectations(sc: ScenarioFile, flows: readonly FlowRepo
     const want = ex.udp?.[key];
     if (want !== undefined && !countHolds(want, udp[key])) fail(`/expect/udp/${key}`, countText(want), udp[key]);
   }
+}
+
+/**
+ * The `resolutions` expectations: rcode, the address set (order-independent, canonical text: `2001:DB8::1` is
+ * `2001:db8::1`) and the TTL of each resolve step's answer.
+ */
+export function checkResolutionExpectations(sc: ScenarioFile, resolutions: readonly ResolutionReport[], fail: Fail): void {
+  const byId = new Map(resolutions.map((r) => [r.id, r] as const));
+  sc.expect?.resolutions?.forEach((x, k) => {
+    const base = `/expect/resolutions/${k}`;
+    const r = byId.get(x.id);
+    if (r === undefined) {
+      fail(`${base}/id`, `resolve ${x.id} ran`, 'never ran');
+      return;
+    }
+    const cmp = comparer(base, fail);
+    cmp('rcode', x.rcode, r.rcode ?? `no answer (${r.error ?? 'none yet'})`);
+    if (x.addresses !== undefined) {
+      const sorted = (a: readonly string[]): string[] => [...new Set(a.map(canonicalIp))].sort();
+      cmp('addresses', sorted(x.addresses), sorted(r.addresses));
+    }
+    cmp('ttl', x.ttl, r.ttl);
+  });
 }

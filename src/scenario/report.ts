@@ -92,8 +92,30 @@ function flowSection(r: ScenarioReport): string[] {
 /** The api steps' outcomes, one line each: `api  at 500 ms  create b on edge: app 2a9e…` or `…: refused E_…`. */
 function apiSection(r: ScenarioReport): string[] {
   if (r.api === undefined || r.api.length === 0) return [];
-  const rows = r.api.map((a) => [`/timeline/${a.step}`, `${int(a.at)} ms`, a.op, a.ref, a.edge, a.code === null ? `applied, app ${a.id ?? ''}` : `refused ${a.code}`]);
+  const outcome = (a: NonNullable<ScenarioReport['api']>[number]): string => {
+    if (a.code !== null) return `refused ${a.code}`;
+    return a.ips === undefined ? `applied, app ${a.id ?? ''}` : `applied, app ${a.id ?? ''} now on ${a.ips.join(', ')}`;
+  };
+  const rows = r.api.map((a) => [`/timeline/${a.step}`, `${int(a.at)} ms`, a.op, a.ref, a.edge, outcome(a)]);
   return ['', table([['api step', 'at', 'write', 'ref', 'edge', 'outcome'], ...rows], new Set([1]))];
+}
+
+/** The resolve steps, one row each: who asked what of which server, and the answer (rcode, addresses, TTL) or error. */
+function resolutionSection(r: ScenarioReport): string[] {
+  if (r.resolutions === undefined || r.resolutions.length === 0) return [];
+  const rows = r.resolutions.map((x) => [
+    x.id,
+    `${int(x.sentAtMs)} ms`,
+    x.client,
+    `${x.name} ${x.type}`,
+    `${x.server} ${x.transport}${x.truncated ? ' (TC, retried)' : ''}`,
+    x.rcode ?? '—',
+    x.addresses.length === 0 ? '—' : x.addresses.join(', '),
+    x.ttl === null ? '—' : `${x.ttl} s`,
+    x.dialledBy.join(', '),
+    x.error ?? '',
+  ]);
+  return ['', table([['resolve', 'at', 'client', 'question', 'server', 'rcode', 'addresses', 'ttl', 'dialled by', 'error'], ...rows], new Set([1]))];
 }
 
 /**
@@ -116,6 +138,7 @@ export function formatSummary(r: ScenarioReport): string {
     lines.push(...flowSection(r));
     const untrackedUdp = Object.values(r.byStatus).reduce((n, v) => n + v, 0) - flowClosings;
     if (untrackedUdp > 0) lines.push(`(${int(untrackedUdp)} more closing events on the edges that no timeline flow owns)`);
+    lines.push(...resolutionSection(r));
     lines.push(...apiSection(r));
     lines.push('');
     lines.push(r.quiescent ? 'quiescent: yes (no open connection, no pending timer)' : `quiescent: no (${r.leftOpen.length} connection(s) open, ${r.pendingTimers} timer(s) pending)`);
@@ -148,6 +171,7 @@ export function formatSummary(r: ScenarioReport): string {
     lines.push(table(connectionRows(r.connections), new Set([4, 5, 6])));
   }
   if (flows.length > 0) lines.push(...flowSection(r));
+  lines.push(...resolutionSection(r));
   lines.push(...apiSection(r));
   lines.push('');
   lines.push(r.quiescent ? 'quiescent: yes (no open connection, no pending timer)' : `quiescent: no (${r.leftOpen.length} connection(s) open, ${r.pendingTimers} timer(s) pending)`);

@@ -3,6 +3,7 @@
  * and flow the tracker followed becomes a line of it.
  */
 import { type UDP_COUNTER_KEYS } from './schema.ts';
+import { type ResolutionTrack } from './resolutions.ts';
 import { type FlowTrack, type Track } from './tracker.ts';
 import { type StoppedBy } from './world.ts';
 
@@ -99,7 +100,7 @@ export interface ApiOutcome {
   readonly step: number;
   readonly at: number;
   readonly edge: string;
-  readonly op: 'create' | 'update' | 'delete';
+  readonly op: 'create' | 'update' | 'delete' | 'rotate';
   readonly ref: string;
   /** The app's id (a create's new id; null when no app has that ref on this edge). */
   readonly id: string | null;
@@ -107,6 +108,34 @@ export interface ApiOutcome {
   readonly code: string | null;
   /** The refusal's message (null when applied). */
   readonly message: string | null;
+  /** A rotation that was applied: the app's addresses after it (present only then). */
+  readonly ips?: readonly string[];
+}
+
+/** One `resolve` step's query and answer. */
+export interface ResolutionReport {
+  readonly id: string;
+  readonly client: string;
+  readonly name: string;
+  readonly type: 'A' | 'AAAA';
+  /** `IP:PORT` asked. */
+  readonly server: string;
+  /** The transport of the last exchange (`tcp` after a truncated UDP answer, or with `tcp: true`). */
+  readonly transport: 'udp' | 'tcp';
+  readonly truncated: boolean;
+  /** When the query left and when the answer came, virtual ms (null: no answer). */
+  readonly sentAtMs: number;
+  readonly answeredAtMs: number | null;
+  /** The answer's rcode (null: no answer). */
+  readonly rcode: string | null;
+  /** The A or AAAA records answered, in answer order. */
+  readonly addresses: readonly string[];
+  /** The smallest TTL of those records, seconds (null: none). */
+  readonly ttl: number | null;
+  /** Why there was no answer (ETIMEOUT, EHOSTDOWN, a TCP socket error); null when there was one. */
+  readonly error: string | null;
+  /** The connection and flow ids that dialled its answer (`resolved`), in the order they did. */
+  readonly dialledBy: readonly string[];
 }
 
 export interface ScenarioReport {
@@ -126,6 +155,8 @@ export interface ScenarioReport {
   readonly udp: UdpCounters;
   /** Each `api` step's outcome on each edge, in the order they ran; present only when an api step ran. */
   readonly api?: readonly ApiOutcome[];
+  /** Each `resolve` step's answer, in the order they ran; present only when a resolve step ran. */
+  readonly resolutions?: readonly ResolutionReport[];
   /** Closing events (TCP and UDP) by Status, over every edge. */
   readonly byStatus: Readonly<Record<string, number>>;
   readonly failures: readonly ExpectationFailure[];
@@ -209,6 +240,26 @@ export function flowReports(tracks: Iterable<FlowTrack>): { flows: FlowReport[];
     };
   });
   return { flows, received };
+}
+
+/** The report's resolutions. */
+export function resolutionReports(tracks: Iterable<ResolutionTrack>): ResolutionReport[] {
+  return [...tracks].map((t) => ({
+    id: t.id,
+    client: t.client,
+    name: t.name,
+    type: t.type,
+    server: t.server,
+    transport: t.transport,
+    truncated: t.truncated,
+    sentAtMs: round3(t.sentAt),
+    answeredAtMs: t.answeredAt === undefined ? null : round3(t.answeredAt),
+    rcode: t.rcode ?? null,
+    addresses: t.addresses,
+    ttl: t.ttl ?? null,
+    error: t.error ?? null,
+    dialledBy: t.dialledBy,
+  }));
 }
 
 /** Counts by Status, in numeric order of the statuses. */

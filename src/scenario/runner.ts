@@ -14,9 +14,10 @@
 import { RefractError } from '../model/errors.ts';
 import { Clients } from './clients.ts';
 import { Edges, TraceRecorder } from './edges.ts';
-import { checkExpectations, checkFlowExpectations } from './expectations.ts';
+import { checkExpectations, checkFlowExpectations, checkResolutionExpectations } from './expectations.ts';
 import { Origins } from './origins.ts';
-import { connectionReports, flowReports, round3, sortedCounts, type ExpectationFailure, type ScenarioReport } from './results.ts';
+import { Resolutions } from './resolutions.ts';
+import { connectionReports, flowReports, resolutionReports, round3, sortedCounts, type ExpectationFailure, type ScenarioReport } from './results.ts';
 import { DEFAULT_MAX_TIME_MS, validateScenario } from './schema.ts';
 import { scheduleTimeline } from './timeline.ts';
 import { Tracker } from './tracker.ts';
@@ -24,7 +25,7 @@ import { type ScenarioFile } from './types.ts';
 import { World } from './world.ts';
 
 export { topologyGeo } from './edges.ts';
-export type { ApiOutcome, ConnectionReport, ExpectationFailure, FlowReport, ScenarioReport, UdpCounters } from './results.ts';
+export type { ApiOutcome, ConnectionReport, ExpectationFailure, FlowReport, ResolutionReport, ScenarioReport, UdpCounters } from './results.ts';
 
 export interface RunOptions {
   /** Overrides the file's seed. */
@@ -72,7 +73,8 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
   const edges = new Edges(world, sc, tracker, trace, fail);
   for (const e of world.topo.edges) await edges.start(e.name, '/apps');
   const clients = new Clients(world, tracker);
-  scheduleTimeline(sc, { world, clients, origins, edges, fail });
+  const resolutions = new Resolutions(world, sc);
+  scheduleTimeline(sc, { world, clients, origins, edges, resolutions, fail });
 
   const { steps, stoppedBy } = await world.run(maxMs, opts.maxSteps ?? DEFAULT_MAX_STEPS, opts.onProgress);
 
@@ -81,9 +83,11 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
   const { flows, received } = flowReports(tracker.flows.values());
   const udp = edges.udpCounters();
   const api = edges.apiOutcomes();
+  const resolved = resolutionReports(resolutions.tracks.values());
   edges.close();
   checkExpectations(sc, connections, texts, tracker.byStatus, end, fail, world.certs);
   checkFlowExpectations(sc, flows, received, udp, fail);
+  checkResolutionExpectations(sc, resolved, fail);
   const wallMs = opts.wallClock ? opts.wallClock() - wallStart : 0;
   return {
     name: sc.name,
@@ -96,6 +100,7 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
     flows,
     udp,
     ...(api.length > 0 ? { api } : {}),
+    ...(resolved.length > 0 ? { resolutions: resolved } : {}),
     byStatus: sortedCounts(tracker.byStatus),
     failures,
     traceHash: trace.digest(),

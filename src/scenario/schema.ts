@@ -19,7 +19,7 @@ import { validateConfig } from '../model/config.ts';
 import { LIMITS } from '../model/defaults.ts';
 import { isErrorCode, type ErrorCode } from '../model/errors.ts';
 import { deepFreeze } from '../model/freeze.ts';
-import { parseIpLiteral } from '../model/ip.ts';
+import { inAnyCidr, parseCidr, parseIpLiteral } from '../model/ip.ts';
 import { parseHostname, parseOriginUri } from '../model/ports.ts';
 import { type ConfigIssue, type RefractConfig, type Zone } from '../model/types.ts';
 import { type ScenarioFile, type Topology } from './types.ts';
@@ -92,6 +92,42 @@ export function loadIds(load: { id_prefix: string; count: number }): string[] {
   return Array.from({ length: load.count }, (_, i) => `${load.id_prefix}${i}`);
 }
 
+/** The address a client sends from: `from`, else its first address of `family` (undefined: it has none). */
+export function sourceAddressOf(clientAddresses: readonly string[], family: 'IPv4' | 'IPv6', from: string | undefined): string | undefined {
+  if (from !== undefined) return from;
+  return clientAddresses.find((a) => parseIpLiteral(a)?.family === family);
+}
+
+/** The address family a `resolve` step asks for: AAAA → IPv6, A (the default) → IPv4. */
+export function resolveFamily(type: 'A' | 'AAAA' | undefined): 'IPv4' | 'IPv6' {
+  return type === 'AAAA' ? 'IPv6' : 'IPv4';
+}
+
+/** The `listen` addresses of a scenario's `dns` section, as a list (a single string is a list of one). */
+export function dnsListens(dns: { listen: string | readonly string[] } | undefined): readonly string[] {
+  if (dns === undefined) return [];
+  return typeof dns.listen === 'string' ? [dns.listen] : dns.listen;
+}
+
+/**
+ * Every edge pool block a scenario names (`edge.pools.ipv4`/`ipv6` of the top-level `edge` section and of every
+ * `reload.edge`), each once: the edge host owns them whole in the simulated world, so any address allocated from
+ * them can be bound there and reached.
+ */
+export function scenarioPools(edge: Record<string, unknown> | undefined, reloadEdges: ReadonlyArray<Record<string, unknown> | undefined>): string[] {
+  const out = new Set<string>();
+  for (const e of [edge, ...reloadEdges]) {
+    const pools = e?.['pools'];
+    if (typeof pools !== 'object' || pools === null) continue;
+    for (const family of ['ipv4', 'ipv6']) {
+      const list = (pools as Record<string, unknown>)[family];
+      if (!Array.isArray(list)) continue;
+      for (const b of list) if (typeof b === 'string' && parseCidr(b) !== undefined) out.add(b);
+    }
+  }
+  return [...out];
+}
+
 /** Canonical text of an IP literal (so `2001:DB8::1` and `2001:db8:0::1` are one address). */
 export function canonicalIp(address: string): string {
   const ip = parseIpLiteral(address);
@@ -148,6 +184,7 @@ const apiRef = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'a ref is
 /** The body of an API write: a Spectrum app object, checked when the step runs (as the API checks it). */
 const apiApp = z.record(z.string(), z.unknown(), { error: 'app is a Spectrum app object (a mapping)' });
 const probability = z.number().min(0).max(1);
+const portNumber = z.number().int().min(1).max(65_535);
 const hostOrHosts = z.union([hostName, z.array(hostName).min(1)], { error: 'give a host name or a list of host names' });
 const direction = z.enum(['both', 'a->b', 'b->a']);
 
@@ -224,7 +261,9 @@ const ACTIONS = {
   connect: z.strictObject({
     id: connId,
     client: hostName,
-    to: z.string(),
+    to: z.string().optional(),
+    resolved: connId.optional(),
+    port: portNumber.optional(),
     from: z.string().optional(),
     half_open: z.boolean().optional(),
     tls: z.strictObject({ sni: z.string().min(1).optional(), verify: z.boolean().optional(), ...TLS_ENDPOINT }).optional(),
@@ -251,7 +290,9 @@ const ACTIONS = {
   datagram: z.strictObject({
     id: connId,
     client: hostName,
-    to: z.string(),
+    to: z.string().optional(),
+    resolved: connId.optional(),
+    port: portNumber.optional(),
     from: z.string().optional(),
     from_port: z.number().int().min(1).max(MAX_FROM_PORT, `from_port is 1-${MAX_FROM_PORT} (below the ephemeral range); leave it out for an ephemeral port`).optional(),
     text: z.string().optional(),
@@ -263,7 +304,16 @@ const ACTIONS = {
     create: z.strictObject({ ref: apiRef, zone: z.string().min(1).optional(), app: apiApp }).optional(),
     update: z.strictObject({ ref: apiRef, app: apiApp }).optional(),
     delete: z.strictObject({ ref: apiRef }).optional(),
+    rotate: z.strictObject({ ref: apiRef }).optional(),
     expect_error: z.string().regex(/^E[A-Z0-9_]+$/, 'expect_error is a Refract error code such as E_CONFIG_EDGE_CONFLICT, or EHOSTDOWN').optional(),
+  }),
+  resolve: z.strictObject({
+    id: connId,
+    client: hostName,
+    name: z.string(),
+    type: z.enum(['A', 'AAAA']).optional(),
+    server: z.string().optional(),
+    tcp: z.boolean().optional(),
   }),
 } as const;
 type ActionName = keyof typeof ACTIONS;
@@ -335,9 +385,18 @@ export const UDP_COUNTER_KEYS = [
   'dgrams_ip_blocked',
 ] as const;
 const UDP_EXPECT = z.strictObject(Object.fromEntries(UDP_COUNTER_KEYS.map((k) => [k, count.optional()])) as Record<(typeof UDP_COUNTER_KEYS)[number], z.ZodOptional<typeof count>>);
+/** The rcodes a `resolve` step can see (the stub sends no EDNS, so no extended rcode). */
+export const RESOLVE_RCODES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED'] as const;
+const RESOLUTION_EXPECT = z.strictObject({
+  id: connId,
+  rcode: z.enum(RESOLVE_RCODES).optional(),
+  addresses: z.array(z.string()).optional(),
+  ttl: z.number().int().min(0).optional(),
+});
 const statusCounts = z.record(z.string().regex(/^\d{1,3}$/, 'a status key is a Status number such as "200"'), z.number().int().min(0));
 const EXPECT_FIELDS = {
   connections: z.array(CONN_EXPECT).optional(),
+  resolutions: z.array(RESOLUTION_EXPECT).optional(),
   flows: z.array(FLOW_EXPECT).optional(),
   udp: UDP_EXPECT.optional(),
   statuses: statusCounts.optional(),
@@ -356,6 +415,12 @@ const TOP_FIELDS = {
   access_rules: z.array(z.unknown()).optional(),
   certificates: z.array(CERTIFICATE).optional(),
   zones: z.array(z.unknown()).optional(),
+  dns: z
+    .strictObject({
+      listen: z.union([z.string(), z.array(z.string()).min(1)], { error: 'listen is IP:PORT, or a list of them (one per edge)' }),
+      ttl: z.number().int().min(LIMITS.minDnsTtlSec).max(LIMITS.maxDnsTtlSec).optional(),
+    })
+    .optional(),
   timeline: z.array(z.unknown()),
   expect: z.unknown(),
 } as const;
@@ -465,6 +530,8 @@ interface World {
   readonly broken: ReadonlySet<string>;
   /** Canonical address → host name. */
   readonly owner: ReadonlyMap<string, string>;
+  /** Edge pool blocks (`scenarioPools`): the edge host owns every address in them. */
+  readonly pools: string[];
 }
 
 function badHostAddress(text: string): string | undefined {
@@ -539,7 +606,7 @@ function checkTopology(t: ParsedTopology, issues: ScenarioIssue[]): World {
       });
     });
   }
-  const world: World = { hosts, owner, broken: t.broken };
+  const world: World = { hosts, owner, broken: t.broken, pools: [] };
 
   t.origins.forEach((o, i) => {
     const p = pointerJoin('/topology/origins', i);
@@ -618,30 +685,144 @@ function checkHosts(v: string | readonly string[], p: string, w: World, issues: 
   v.forEach((h, k) => checkHosts(h, pointerJoin(p, k), w, issues));
 }
 
-/** `to` is an ip:port of an edge; `from` (or, without it, some address) of the client has `to`'s family. */
+/** `to` is an ip:port of an edge (one of its addresses, or in its pools); `from` (or, without it, some address) of the client has `to`'s family. */
 function checkDial(client: string, to: string, from: string | undefined, p: string, w: World, issues: ScenarioIssue[]): void {
   if (w.broken.has(client)) return;
-  const c = w.hosts.get(client);
-  if (c === undefined || c.kind !== 'clients') issues.push(issue(pointerJoin(p, 'client'), 'E_SCENARIO_REFERENCE', `no client named "${client}" in topology.clients`));
   const dst = parseIpPort(to);
   if (dst === undefined) {
+    checkClient(client, p, w, issues);
     issues.push(issue(pointerJoin(p, 'to'), 'E_SCENARIO_ADDRESS', `"${to}" is not IP:PORT ([IPv6]:PORT)`));
     return;
   }
   const owner = w.owner.get(canonicalIp(dst.address));
-  if (owner === undefined || w.hosts.get(owner)?.kind !== 'edges') {
-    issues.push(issue(pointerJoin(p, 'to'), 'E_SCENARIO_REFERENCE', `${dst.address} is not an address of any edge`));
+  if ((owner === undefined || w.hosts.get(owner)?.kind !== 'edges') && !inAnyCidr(w.pools, dst.address)) {
+    issues.push(issue(pointerJoin(p, 'to'), 'E_SCENARIO_REFERENCE', `${dst.address} is not an address of any edge (nor in its edge.pools)`));
   }
-  if (c === undefined || c.kind !== 'clients') return;
+  checkSource(checkClient(client, p, w, issues), client, dst.family, from, to, pointerJoin(p, 'to'), p, issues);
+}
+
+/** `client` is a client host (reported at `p/client` otherwise); returns it. */
+function checkClient(client: string, p: string, w: World, issues: ScenarioIssue[]): KnownHost | undefined {
+  if (w.broken.has(client)) return undefined;
+  const c = w.hosts.get(client);
+  if (c === undefined || c.kind !== 'clients') {
+    issues.push(issue(pointerJoin(p, 'client'), 'E_SCENARIO_REFERENCE', `no client named "${client}" in topology.clients`));
+    return undefined;
+  }
+  return c;
+}
+
+/**
+ * Client `c` (named `client`; undefined: not a client, already reported) can send to an address of `family` (`what`
+ * names it in messages): `from` is one of its addresses, of that family; without `from`, it has an address of that
+ * family (else an issue at `familyPointer`).
+ */
+function checkSource(c: KnownHost | undefined, client: string, family: 'IPv4' | 'IPv6', from: string | undefined, what: string, familyPointer: string, p: string, issues: ScenarioIssue[]): void {
+  if (c === undefined) return;
   if (from !== undefined) {
     const ip = parseIpLiteral(from);
     if (ip === undefined || !c.addresses.some((a) => canonicalIp(a) === canonicalIp(ip.address))) {
       issues.push(issue(pointerJoin(p, 'from'), 'E_SCENARIO_REFERENCE', `"${from}" is not an address of client "${client}"`));
-    } else if (ip.family !== dst.family) {
-      issues.push(issue(pointerJoin(p, 'from'), 'E_SCENARIO_ADDRESS', `${from} and ${to} are of different families`));
+    } else if (ip.family !== family) {
+      issues.push(issue(pointerJoin(p, 'from'), 'E_SCENARIO_ADDRESS', `${from} and ${what} are of different families`));
     }
-  } else if (!c.addresses.some((a) => parseIpLiteral(a)?.family === dst.family)) {
-    issues.push(issue(pointerJoin(p, 'to'), 'E_SCENARIO_ADDRESS', `client "${client}" has no ${dst.family} address to reach ${to} from`));
+  } else if (!c.addresses.some((a) => parseIpLiteral(a)?.family === family)) {
+    issues.push(issue(familyPointer, 'E_SCENARIO_ADDRESS', `client "${client}" has no ${family} address to reach ${what} from`));
+  }
+}
+
+/** A `resolve` step as later steps see it: when it runs, and which family it asks for. */
+interface ResolveInfo {
+  readonly at: number;
+  readonly pointer: string;
+  readonly family: 'IPv4' | 'IPv6';
+}
+
+/**
+ * Where a `connect` or `datagram` step sends: exactly one of `to` (checked by `checkDial`) and `resolved` (with
+ * `port`): the id of a `resolve` step that runs before this step (strictly earlier: its answer needs a round trip),
+ * whose family the client can send from.
+ */
+function checkTarget(
+  b: { client: string; to?: string | undefined; resolved?: string | undefined; port?: number | undefined; from?: string | undefined },
+  at: number,
+  p: string,
+  w: World,
+  resolves: ReadonlyMap<string, ResolveInfo>,
+  resolveIdsKnown: boolean,
+  issues: ScenarioIssue[],
+): void {
+  if ((b.to === undefined) === (b.resolved === undefined)) {
+    issues.push(issue(p, 'E_SCENARIO_SCHEMA', 'give exactly one of to (IP:PORT) and resolved (the id of a resolve step, with port)'));
+    return;
+  }
+  if (b.to !== undefined) {
+    if (b.port !== undefined) issues.push(issue(pointerJoin(p, 'port'), 'E_SCENARIO_SCHEMA', 'port goes with resolved; to carries its own port'));
+    checkDial(b.client, b.to, b.from, p, w, issues);
+    return;
+  }
+  if (b.port === undefined) issues.push(issue(pointerJoin(p, 'port'), 'E_SCENARIO_SCHEMA', 'port is required with resolved'));
+  const r = resolves.get(b.resolved!);
+  if (r === undefined) {
+    if (resolveIdsKnown) issues.push(issue(pointerJoin(p, 'resolved'), 'E_SCENARIO_REFERENCE', `no resolve step has id "${b.resolved!}"`));
+    checkClient(b.client, p, w, issues);
+    return;
+  }
+  if (r.at >= at) {
+    issues.push(issue(pointerJoin(p, 'resolved'), 'E_SCENARIO_TIMELINE', `resolve "${b.resolved!}" runs at ${r.at} (${r.pointer}); its answer needs a round trip, so resolve before ${at}`));
+  }
+  checkSource(checkClient(b.client, p, w, issues), b.client, r.family, b.from, `resolve "${b.resolved!}" (${r.family === 'IPv6' ? 'AAAA' : 'A'})`, pointerJoin(p, 'resolved'), p, issues);
+}
+
+/** The top-level `dns` section: each listen is IP:PORT on an edge host, at most one per edge. */
+function checkDnsSection(listens: readonly string[], base: string, list: boolean, w: World, issues: ScenarioIssue[]): void {
+  const byEdge = new Map<string, string>();
+  listens.forEach((l, k) => {
+    const at = list ? pointerJoin(base, k) : base;
+    const ep = parseIpPort(l);
+    if (ep === undefined) {
+      issues.push(issue(at, 'E_SCENARIO_ADDRESS', `"${l}" is not IP:PORT ([IPv6]:PORT)`));
+      return;
+    }
+    const owner = w.owner.get(canonicalIp(ep.address));
+    if (owner === undefined || w.hosts.get(owner)?.kind !== 'edges') {
+      issues.push(issue(at, 'E_SCENARIO_REFERENCE', `${ep.address} is not an address of an edge host; the DNS server runs on an edge`));
+      return;
+    }
+    const first = byEdge.get(owner);
+    if (first !== undefined) issues.push(issue(at, 'E_SCENARIO_DUPLICATE', `edge "${owner}" already runs the DNS server on ${first}; one listen address per edge`));
+    else byEdge.set(owner, l);
+  });
+}
+
+/**
+ * Edge pools in the simulated world: the one edge host owns every pool block whole, so a pool may not hold another
+ * host's address or loopback, and several edges cannot share pools (the simulator has no anycast: an address
+ * belongs to one host).
+ */
+function checkPools(edge: Record<string, unknown> | undefined, base: string, edges: number, w: World, issues: ScenarioIssue[]): void {
+  const pools = edge?.['pools'];
+  if (typeof pools !== 'object' || pools === null) return;
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    const list = (pools as Record<string, unknown>)[family];
+    if (!Array.isArray(list)) continue;
+    list.forEach((block, k) => {
+      if (typeof block !== 'string' || parseCidr(block) === undefined) return; // the config validator reports it
+      const at = pointerJoin(base, 'pools', family, k);
+      if (edges > 1) {
+        issues.push(issue(at, 'E_SCENARIO_UNSUPPORTED', 'edge.pools with several edges: the simulator has no anycast (an address belongs to one host), so only a one-edge scenario can have pools'));
+        return;
+      }
+      if (inAnyCidr([block], '127.0.0.1') || inAnyCidr(['127.0.0.0/8'], parseCidr(block)!.address.address) || inAnyCidr([block], '::1')) {
+        issues.push(issue(at, 'E_SCENARIO_ADDRESS', `${block} holds loopback addresses, which every simulated host has; use a documentation range (203.0.113.0/24, 2001:db8::/32)`));
+        return;
+      }
+      for (const [addr, host] of w.owner) {
+        if (w.hosts.get(host)?.kind === 'edges' || !inAnyCidr([block], addr)) continue;
+        issues.push(issue(at, 'E_SCENARIO_ADDRESS', `${block} holds ${addr}, an address of "${host}"; the edge host owns every address of its pools`));
+        return;
+      }
+    });
   }
 }
 
@@ -735,9 +916,10 @@ function fileAppIds(lists: ReadonlyArray<readonly unknown[] | undefined>): Set<s
 }
 
 /**
- * `api` steps: one write each (create, update or delete), a known `expect_error` code, a `zone` that the zones list
- * has (by name or id), a create `ref` used once and not an app id of the file, and an update or delete `ref` made by
- * an earlier create that is expected to succeed (steps in run order: by `at`, then file order) or naming a file app.
+ * `api` steps: one write each (create, update, delete or rotate), a known `expect_error` code, a `zone` that the
+ * zones list has (by name or id), a create `ref` used once and not an app id of the file, and an update, delete or
+ * rotate `ref` made by an earlier create that is expected to succeed (steps in run order: by `at`, then file order)
+ * or naming a file app.
  */
 function checkApiSteps(
   steps: ReadonlyArray<{ at: number; action: ActionName; body: any } | undefined>,
@@ -753,9 +935,9 @@ function checkApiSteps(
   const createdAnywhere = new Map<string, string>();
   for (const { i, body } of [...api].sort((a, b) => a.at - b.at || a.i - b.i)) {
     const p = pointerJoin('/timeline', i, 'api');
-    const ops = (['create', 'update', 'delete'] as const).filter((k) => body[k] !== undefined);
+    const ops = (['create', 'update', 'delete', 'rotate'] as const).filter((k) => body[k] !== undefined);
     if (ops.length !== 1) {
-      issues.push(issue(p, 'E_SCENARIO_SCHEMA', ops.length === 0 ? 'an api step gives one of create, update and delete' : `one write per api step; this one has ${ops.join(' and ')}`));
+      issues.push(issue(p, 'E_SCENARIO_SCHEMA', ops.length === 0 ? 'an api step gives one of create, update, delete and rotate' : `one write per api step; this one has ${ops.join(' and ')}`));
       continue;
     }
     if (body.expect_error !== undefined && body.expect_error !== 'EHOSTDOWN' && !isErrorCode(body.expect_error)) {
@@ -795,7 +977,7 @@ export function validateScenario(input: unknown): ScenarioResult {
     return { ok: false, issues: [issue('', 'E_SCENARIO_SCHEMA', 'a scenario is a mapping: name, seed, topology, apps, timeline, expect')] };
   }
   const rawTop = raw as Record<string, unknown>;
-  const { name, seed, max_time_ms: maxTimeMs, edge: edgeSection, apps, access_rules: accessRules, certificates, zones } = parseFieldwise(TOP_FIELDS, raw, '', issues, 'a scenario') ?? {};
+  const { name, seed, max_time_ms: maxTimeMs, edge: edgeSection, apps, access_rules: accessRules, certificates, zones, dns: dnsSection } = parseFieldwise(TOP_FIELDS, raw, '', issues, 'a scenario') ?? {};
   // The rules are checked here, once, with their own codes (E_RULE_*); the edge config then gets only valid ones.
   const rulesOk = accessRules === undefined || checkAccessRules(accessRules, '/access_rules', issues);
   const topology = parseTopology(rawTop['topology'], issues);
@@ -892,7 +1074,7 @@ export function validateScenario(input: unknown): ScenarioResult {
       flows.set(b.id, { pointer: p, body: b });
       return;
     }
-    for (const k of ['client', 'to', 'from', 'from_port'] as const) {
+    for (const k of ['client', 'to', 'resolved', 'port', 'from', 'from_port'] as const) {
       if (b[k] !== first.body[k]) {
         issues.push(issue(pointerJoin(p, k), 'E_SCENARIO_DUPLICATE', `flow "${b.id}" opened at ${first.pointer} with ${k} ${JSON.stringify(first.body[k] ?? null)}; a flow keeps one client socket, so give the same ${k} or another id`));
       }
@@ -900,6 +1082,26 @@ export function validateScenario(input: unknown): ScenarioResult {
   });
   /** `client|address|port` of each fixed client port → the flow that binds it. */
   const fixedPorts = new Map<string, string>();
+
+  // Resolve ids: each once; connect and datagram steps (and expectations) name them.
+  const resolves = new Map<string, ResolveInfo>();
+  const resolveIdsKnown = rawSteps.every((s, i) => steps[i] !== undefined || typeof s !== 'object' || s === null || !('resolve' in s));
+  steps.forEach((s, i) => {
+    if (s === undefined || s.action !== 'resolve') return;
+    const p = pointerJoin('/timeline', i, 'resolve');
+    const first = resolves.get(s.body.id);
+    if (first !== undefined) issues.push(issue(pointerJoin(p, 'id'), 'E_SCENARIO_DUPLICATE', `resolve id "${s.body.id}" is already used at ${first.pointer}`));
+    else resolves.set(s.body.id, { at: s.at, pointer: p, family: resolveFamily(s.body.type) });
+  });
+
+  if (world !== undefined && topology !== undefined) {
+    if (dnsSection !== undefined) checkDnsSection(dnsListens(dnsSection), '/dns/listen', typeof dnsSection.listen !== 'string', world, issues);
+    checkPools(edgeSection, '/edge', topology.edges.length, world, issues);
+    steps.forEach((s, i) => {
+      if (s?.action === 'reload' && s.body.edge !== undefined) checkPools(s.body.edge, pointerJoin('/timeline', i, 'reload', 'edge'), topology.edges.length, world, issues);
+    });
+    world.pools.push(...scenarioPools(edgeSection, steps.map((s) => (s?.action === 'reload' ? s.body.edge : undefined))));
+  }
 
   if (world !== undefined && topology !== undefined) {
     let appsEdge = edgeSection;
@@ -912,7 +1114,7 @@ export function validateScenario(input: unknown): ScenarioResult {
       const b = s.body;
       switch (s.action) {
         case 'connect':
-          checkDial(b.client, b.to, b.from, p, world, issues);
+          checkTarget(b, s.at, p, world, resolves, resolveIdsKnown, issues);
           break;
         case 'load':
           checkDial(b.client, b.to, undefined, p, world, issues);
@@ -966,13 +1168,31 @@ export function validateScenario(input: unknown): ScenarioResult {
           break;
         case 'api':
           break; // checkApiSteps, below: refs resolve in run order
+        case 'resolve': {
+          const client = checkClient(b.client, p, world, issues);
+          const n = parseHostname(b.name, 'E_SCENARIO_ADDRESS');
+          if (!n.ok) issues.push(issue(pointerJoin(p, 'name'), 'E_SCENARIO_ADDRESS', n.message));
+          if (b.server !== undefined) {
+            const srv = parseIpPort(b.server);
+            if (srv === undefined) issues.push(issue(pointerJoin(p, 'server'), 'E_SCENARIO_ADDRESS', `"${b.server}" is not IP:PORT ([IPv6]:PORT)`));
+            else checkSource(client, b.client, srv.family, undefined, b.server, pointerJoin(p, 'server'), p, issues);
+          } else if (dnsSection === undefined) {
+            if (rawTop['dns'] === undefined) issues.push(issue(p, 'E_SCENARIO_REFERENCE', 'no DNS server to ask: give server (IP:PORT), or a top-level dns section whose listen the resolve uses'));
+          } else {
+            const first = dnsListens(dnsSection)[0] ?? '';
+            const srv = parseIpPort(first);
+            if (srv !== undefined) checkSource(client, b.client, srv.family, undefined, `the DNS server ${first}`, p, p, issues);
+          }
+          break;
+        }
         case 'datagram': {
-          checkDial(b.client, b.to, b.from, p, world, issues);
+          checkTarget(b, s.at, p, world, resolves, resolveIdsKnown, issues);
           if ((b.text === undefined) === (b.bytes === undefined)) issues.push(issue(p, 'E_SCENARIO_SCHEMA', 'give exactly one of text and bytes'));
           if (b.text !== undefined && encoder.encode(b.text).byteLength > MAX_DATAGRAM_BYTES) {
             issues.push(issue(pointerJoin(p, 'text'), 'E_SCENARIO_SCHEMA', `a UDP datagram carries at most ${MAX_DATAGRAM_BYTES} bytes`));
           }
-          const src = b.from_port === undefined || flows.get(b.id)?.pointer !== p ? undefined : sourceAddress(world.hosts.get(b.client)?.addresses ?? [], b.to, b.from);
+          const family = b.to !== undefined ? parseIpPort(b.to)?.family : resolves.get(b.resolved)?.family;
+          const src = b.from_port === undefined || flows.get(b.id)?.pointer !== p || family === undefined ? undefined : sourceAddressOf(world.hosts.get(b.client)?.addresses ?? [], family, b.from);
           if (src !== undefined) {
             const key = `${b.client}|${canonicalIp(src)}|${b.from_port}`;
             const other = fixedPorts.get(key);
@@ -998,6 +1218,14 @@ export function validateScenario(input: unknown): ScenarioResult {
       const v = c.proxy_header?.[side];
       if (v !== undefined && parseIpPort(v) === undefined) issues.push(issue(pointerJoin(p, 'proxy_header', side), 'E_SCENARIO_ADDRESS', `"${v}" is not IP:PORT ([IPv6]:PORT)`));
     }
+  });
+
+  expect?.resolutions?.forEach((r, k) => {
+    const p = pointerJoin('/expect/resolutions', k);
+    if (!resolves.has(r.id) && resolveIdsKnown) issues.push(issue(pointerJoin(p, 'id'), 'E_SCENARIO_REFERENCE', `no resolve step has id "${r.id}"`));
+    r.addresses?.forEach((a, j) => {
+      if (parseIpLiteral(a) === undefined) issues.push(issue(pointerJoin(p, 'addresses', j), 'E_SCENARIO_ADDRESS', `"${a}" is not an IP literal`));
+    });
   });
 
   expect?.flows?.forEach((f, k) => {
@@ -1030,6 +1258,7 @@ export function validateScenario(input: unknown): ScenarioResult {
     ...(accessRules === undefined ? {} : { access_rules: accessRules }),
     ...(certificates === undefined ? {} : { certificates }),
     ...(zones === undefined ? {} : { zones }),
+    ...(dnsSection === undefined ? {} : { dns: dnsSection }),
     timeline,
     ...(expect === undefined ? {} : { expect }),
   } as ScenarioFile;

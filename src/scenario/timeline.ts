@@ -1,13 +1,17 @@
 /**
  * The timeline: each step is a timer on the virtual clock at its `at`, set before the run starts (so steps at the
- * same time run in file order), and performed by whoever owns what it touches: client steps by `Clients`, faults
- * and link changes on the simulator, restarts, reloads and API writes by `Origins` and `Edges`. A step that throws is a failure
- * at `/timeline/<i>/<action>`.
+ * same time run in file order), and performed by whoever owns what it touches: client steps by `Clients`, DNS
+ * queries by `Resolutions`, faults and link changes on the simulator, restarts, reloads and API writes by `Origins`
+ * and `Edges`. A step that throws is a failure at `/timeline/<i>/<action>`. A `connect` or `datagram` to a `resolved`
+ * id whose resolution has no address yet (no answer, an error, NXDOMAIN, no record) is not performed: a failure at
+ * `/timeline/<i>/<action>/resolved` says why.
  */
 import { type Clients } from './clients.ts';
 import { type Edges } from './edges.ts';
 import { type Origins } from './origins.ts';
+import { type Resolutions } from './resolutions.ts';
 import { type Fail } from './results.ts';
+import { formatIpPort } from './schema.ts';
 import { type ScenarioFile, type TimelineStep } from './types.ts';
 import { type World } from './world.ts';
 
@@ -17,6 +21,7 @@ export interface TimelineActors {
   readonly clients: Clients;
   readonly origins: Origins;
   readonly edges: Edges;
+  readonly resolutions: Resolutions;
   readonly fail: Fail;
 }
 
@@ -35,11 +40,27 @@ export function scheduleTimeline(sc: ScenarioFile, actors: TimelineActors): void
   });
 }
 
-async function runStep({ world, clients, origins, edges }: TimelineActors, step: TimelineStep, i: number): Promise<void> {
+/**
+ * Where a `connect` or `datagram` step sends: its `to`, or the first address its `resolved` id answered, on `port`
+ * (undefined, after a failure at `path/resolved`, when that resolution has no address).
+ */
+function destination(d: { id: string; to?: string | undefined; resolved?: string | undefined; port?: number | undefined }, resolutions: Resolutions, fail: Fail, path: string): string | undefined {
+  if (d.to !== undefined) return d.to;
+  const r = resolutions.address(d.resolved!);
+  if (r.ok) {
+    resolutions.dialled(d.resolved!, d.id);
+    return formatIpPort(r.address, d.port!);
+  }
+  fail(`${path}/resolved`, `an address answered to resolve "${d.resolved!}"`, r.why);
+  return undefined;
+}
+
+async function runStep({ world, clients, origins, edges, resolutions, fail }: TimelineActors, step: TimelineStep, i: number): Promise<void> {
   const sim = world.sim;
   if ('connect' in step) {
     const c = step.connect;
-    clients.open(c.id, c.client, c.to, c.from, c.half_open ?? false, undefined, c.tls);
+    const to = destination(c, resolutions, fail, stepPath(i, 'connect'));
+    if (to !== undefined) clients.open(c.id, c.client, to, c.from, c.half_open ?? false, undefined, c.tls);
   } else if ('send' in step) {
     clients.send(step.send.id, step.send);
   } else if ('end' in step) {
@@ -68,8 +89,13 @@ async function runStep({ world, clients, origins, edges }: TimelineActors, step:
   } else if ('dns' in step) {
     world.setDns(step.dns);
   } else if ('datagram' in step) {
-    clients.datagram(step.datagram);
+    // A flow keeps the destination of its first step (later steps of the id name the same `to` or `resolved`).
+    const first = clients.flowDestination(step.datagram.id);
+    const to = first ?? destination(step.datagram, resolutions, fail, stepPath(i, 'datagram'));
+    if (to !== undefined) clients.datagram({ ...step.datagram, to });
   } else if ('api' in step) {
     await edges.api(step.api, i, step.at, stepPath(i, 'api'));
+  } else if ('resolve' in step) {
+    resolutions.resolve(step.resolve);
   }
 }

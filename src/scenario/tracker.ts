@@ -24,6 +24,9 @@ import { type Conn, type SocketAddress, type UdpSocket } from '../net/ports.ts';
 import { formatIpPort } from './schema.ts';
 import { type DatagramStep } from './types.ts';
 
+/** A `datagram` step with its destination known: its `to`, or the address its `resolved` answered and its `port`. */
+export type DialledDatagram = DatagramStep & { readonly to: string };
+
 /** What the run learns about one timeline connection. */
 export interface Track {
   readonly id: string;
@@ -58,7 +61,7 @@ export interface Track {
 /** What the run learns about one timeline UDP flow (one client socket). */
 export interface FlowTrack {
   readonly id: string;
-  readonly step: DatagramStep;
+  readonly step: DialledDatagram;
   /** The client socket once bound (undefined: its host was down or the bind failed), and its host's incarnation. */
   sock: Promise<UdpSocket | undefined>;
   incarnation: number;
@@ -167,7 +170,7 @@ export class Tracker {
   }
 
   /** A new timeline flow; its client socket is bound by the caller. */
-  addFlow(d: DatagramStep): FlowTrack {
+  addFlow(d: DialledDatagram): FlowTrack {
     const f: FlowTrack = {
       id: d.id,
       step: d,

@@ -16,6 +16,9 @@
  * connection expectations `tls` (the edge's event fields) and `client_tls` (what the client saw).
  * Management API: top-level `zones` (default one zone, `example.test`) and the `api` step (create, update, delete an
  * app through each edge's ConfigSource, the apply path of the API's routes).
+ * DNS and edge IPs: top-level `dns` (the authoritative DNS server on the edges), `edge.pools` (the edge host owns its
+ * pools' addresses), the `resolve` step, `connect`/`datagram` to a resolved address (`resolved` + `port`), the api
+ * step's `rotate`, and `expect.resolutions`.
  */
 
 export type TlsVersionName = 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
@@ -63,8 +66,19 @@ export interface ScenarioFile {
    * absent). Default: one zone named `example.test` (DEFAULT_ZONE_NAME).
    */
   zones?: Array<{ id?: string; name: string }>;
+  /**
+   * The authoritative DNS server (docs/dns.md), as the config file's `dns:` section: `listen` is `IP:PORT` on an edge
+   * host (a list: one per edge that runs one; the others run none), `ttl` in seconds (default 30). Each edge with a
+   * listen address runs `startDnsServer` there, answering from the configuration it applies.
+   */
+  dns?: DnsSection;
   timeline: TimelineStep[];
   expect?: Expectations;
+}
+
+export interface DnsSection {
+  listen: string | string[];
+  ttl?: number;
 }
 
 export interface Topology {
@@ -139,8 +153,12 @@ export type TimelineStep =
       connect: {
         id: string;
         client: string;
-        /** `ip:port` on an edge (`[v6]:port` for IPv6). */
-        to: string;
+        /** `ip:port` on an edge (`[v6]:port` for IPv6). Exactly one of `to` and `resolved`. */
+        to?: string;
+        /** The id of a `resolve` step: dial the first address it answered, on `port`. */
+        resolved?: string;
+        /** With `resolved` (and only then): the port to dial. */
+        port?: number;
         /** Source IP: one of the client's addresses (default: the first of `to`'s family). */
         from?: string;
         /** Default false: when the peer's FIN arrives, the client ends its side too (Node's default socket).
@@ -183,20 +201,41 @@ export type TimelineStep =
    * at run time); update and delete may also name a file app by its `id` (the API refuses: E_API_FILE_APP).
    * `expect_error`: the write must be refused with this code; without it, it must succeed.
    */
-  | { at: number; api: ApiStep };
+  | { at: number; api: ApiStep }
+  /**
+   * A client asks a DNS server for `name` (a real query, over the simulated network): type A (default) or AAAA, to
+   * `server` (`IP:PORT`, default the first `dns.listen`), over UDP (retried once after 5 s, then over TCP when the
+   * answer is truncated) or TCP (`tcp: true`). The answer is recorded under `id` for `connect`/`datagram` steps
+   * (`resolved`) and `expect.resolutions`.
+   */
+  | { at: number; resolve: ResolveStep };
+
+export interface ResolveStep {
+  id: string;
+  client: string;
+  name: string;
+  type?: 'A' | 'AAAA';
+  server?: string;
+  tcp?: boolean;
+}
 
 export interface ApiStep {
   create?: { ref: string; zone?: string; app: Record<string, unknown> };
   update?: { ref: string; app: Record<string, unknown> };
   delete?: { ref: string };
+  /** Refract's extension endpoint: fresh edge IPs for the app's DNS name (ConfigSource.rotateEdgeIps). */
+  rotate?: { ref: string };
   expect_error?: string;
 }
 
 export interface DatagramStep {
   id: string;
   client: string;
-  /** `ip:port` on an edge (`[v6]:port` for IPv6). */
-  to: string;
+  /** `ip:port` on an edge (`[v6]:port` for IPv6). Exactly one of `to` and `resolved`. */
+  to?: string;
+  /** The id of a `resolve` step: send to the first address it answered, on `port`. */
+  resolved?: string;
+  port?: number;
   from?: string;
   /** Fixed source port, 1-49151 (below the ephemeral range, so it never collides with an ephemeral one). */
   from_port?: number;
@@ -295,8 +334,21 @@ export interface UdpCountersExpectation {
   dgrams_ip_blocked?: CountExpectation;
 }
 
+/** One `resolve` step's answer. */
+export interface ResolutionExpectation {
+  id: string;
+  /** The answer's rcode: NOERROR, NXDOMAIN, REFUSED, SERVFAIL, … */
+  rcode?: string;
+  /** The A (or AAAA) addresses answered, as a set: order does not matter, the list must match exactly. */
+  addresses?: string[];
+  /** The TTL of the address records, seconds (the smallest, if they differ). */
+  ttl?: number;
+}
+
 export interface Expectations {
   connections?: ConnExpectation[];
+  /** `resolve` steps' answers, by id. */
+  resolutions?: ResolutionExpectation[];
   /** UDP flows, by the `id` of their `datagram` steps. */
   flows?: FlowExpectation[];
   udp?: UdpCountersExpectation;

@@ -9,7 +9,7 @@
 import { type CertInfo, type CertSource } from '../net/ports.ts';
 import { createSimCertSource, simCert, SIM_LOCAL_CA, SIM_PUBLIC_CA } from '../net/sim/sim-certs.ts';
 import { createSim, type LinkParams, type Sim, type SimHost } from '../net/sim/index.ts';
-import { parseSrvRecord } from './schema.ts';
+import { parseSrvRecord, scenarioPools } from './schema.ts';
 import { type ScenarioFile, type Topology } from './types.ts';
 
 type LinkSpec = NonNullable<Topology['links']>[number];
@@ -33,7 +33,10 @@ export class World {
     this.sim = createSim({ seed });
     this.topo = sc.topology;
     const topo = this.topo;
-    for (const h of [...topo.edges, ...topo.clients, ...topo.origins]) this.#hosts.set(h.name, this.sim.host(h.name, { addresses: h.addresses }));
+    // An edge owns its pools whole (validation allows pools with one edge only): any address allocated from them binds there.
+    const pools = scenarioPools(sc.edge, sc.timeline.map((s) => ('reload' in s ? s.reload.edge : undefined)));
+    for (const h of topo.edges) this.#hosts.set(h.name, this.sim.host(h.name, { addresses: h.addresses, ...(pools.length > 0 ? { prefixes: pools } : {}) }));
+    for (const h of [...topo.clients, ...topo.origins]) this.#hosts.set(h.name, this.sim.host(h.name, { addresses: h.addresses }));
     for (const l of topo.links ?? []) this.link(l);
     for (const d of topo.dns ?? []) this.setDns(d);
     const startEpoch = this.sim.clock.epochMs();
@@ -62,6 +65,14 @@ export class World {
   ids(label: string): () => string {
     const r = this.sim.random.split(`ids:${label}`);
     return () => Array.from({ length: 4 }, () => r.nextU32().toString(16).padStart(8, '0')).join('');
+  }
+
+  /**
+   * The id of a `resolve` step's DNS query (16 bits), from its own split of the run's seed keyed by the step's id:
+   * the same seed gives the same ids, and drawing them shifts no other random stream.
+   */
+  dnsQueryId(resolveId: string): number {
+    return this.sim.random.split(`dns-query:${resolveId}`).nextU32() & 0xffff;
   }
 
   /** The CAs a verifying scenario client trusts: the simulator's public and local CA. */

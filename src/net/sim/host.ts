@@ -9,6 +9,7 @@ import { type Prng } from './prng.ts';
 import { type Link } from './fabric.ts';
 import { parseIp, mapV4, type IpInfo } from './addr.ts';
 import { badPort, netError } from './net-error.ts';
+import { inAnyCidr } from '../../model/ip.ts';
 import { SimConn, SimListener, sendSyn } from './sim-conn.ts';
 import { SimUdpSocket } from './sim-udp.ts';
 import { type SimWorld, type TcpKernel, type UdpKernel } from './kernel.ts';
@@ -20,6 +21,12 @@ export interface HostOptions {
   readonly clockSkewMs?: number;
   /** Refuse binds below port 1024 with EACCES, as for an unprivileged process (default false: ports are free). */
   readonly unprivileged?: boolean;
+  /**
+   * Address blocks (CIDR) the host owns whole, as Linux's local routes make every address of a block bindable
+   * (`ip route add local 203.0.113.0/24 dev lo`, "AnyIP"): packets to any address of a block reach this host, and it
+   * may bind any of them. They are never chosen as a source address (that is `addresses`' first of the family).
+   */
+  readonly prefixes?: readonly string[];
 }
 
 const EPHEMERAL_LOW = 49_152;
@@ -88,6 +95,8 @@ export class SimHost implements Network, TcpKernel<SimConn, SimListener>, UdpKer
   /** Canonical addresses, in the order given. */
   readonly addresses: readonly string[];
   readonly unprivileged: boolean;
+  /** Address blocks the host owns whole (`HostOptions.prefixes`), as given. */
+  readonly prefixes: readonly string[];
   skewMs: number;
   up = true;
   /** Bumped by each crash; work scheduled by an earlier incarnation is void. */
@@ -128,6 +137,7 @@ export class SimHost implements Network, TcpKernel<SimConn, SimListener>, UdpKer
     for (const a of addresses) (a.routeFamily === 'IPv4' ? this.#v4 : this.#v6).push(a.route);
     this.skewMs = opts.clockSkewMs ?? 0;
     this.unprivileged = opts.unprivileged ?? false;
+    this.prefixes = [...(opts.prefixes ?? [])];
     this.tls = createSimTls(this);
     this.clock = new HostClock(this);
   }
@@ -214,13 +224,18 @@ export class SimHost implements Network, TcpKernel<SimConn, SimListener>, UdpKer
 
   /** @internal Whether `route` is one of this host's addresses (loopback included). */
   owns(route: string): boolean {
-    return this.#routes.has(route) || (parseIp(route)?.loopback ?? false);
+    return this.#routes.has(route) || (parseIp(route)?.loopback ?? false) || this.inPrefixes(route);
+  }
+
+  /** @internal Whether `route` lies in one of the blocks this host owns whole (`HostOptions.prefixes`). */
+  inPrefixes(route: string): boolean {
+    return this.prefixes.length > 0 && inAnyCidr(this.prefixes, route);
   }
 
   /** @internal The source address for a packet to `dst`, or undefined when the host has none of that family. */
   sourceFor(dst: IpInfo): string | undefined {
     if (dst.loopback) return dst.routeFamily === 'IPv4' ? dst.route : '::1';
-    if (this.#routes.has(dst.route)) return dst.route;
+    if (this.#routes.has(dst.route) || this.inPrefixes(dst.route)) return dst.route;
     return dst.routeFamily === 'IPv4' ? this.#v4[0] : this.#v6[0];
   }
 

@@ -9,6 +9,7 @@ import { DEFAULT_TCP, type SimWorld, type TcpParams } from './kernel.ts';
 import { SimDns } from './sim-dns.ts';
 import { SimHost, type HostOptions } from './host.ts';
 import { parseIp, hostPort, type IpInfo } from './addr.ts';
+import { inAnyCidr, parseCidr } from '../../model/ip.ts';
 
 export interface SimOptions {
   /** Everything random derives from this (a number is keyed by its decimal text). */
@@ -67,6 +68,9 @@ export class Sim implements SimWorld<SimHost> {
   readonly #defaultLink: LinkParams;
   readonly #hosts = new Map<string, SimHost>();
   readonly #byRoute = new Map<string, SimHost>();
+  /** Hosts that own whole address blocks (`HostOptions.prefixes`), and the routes found in them so far. */
+  readonly #prefixHosts: SimHost[] = [];
+  readonly #prefixRoutes = new Map<string, SimHost | null>();
   readonly #links = new Map<string, Link>();
 
   constructor(opts: SimOptions) {
@@ -80,9 +84,9 @@ export class Sim implements SimWorld<SimHost> {
   }
 
   /**
-   * Creates host `name` with `opts.addresses`, or returns the existing one when `opts` is omitted. Throws when the
-   * name exists and `opts` is given, when it does not exist and `opts` is missing, or when an address is invalid or
-   * already owned by another host.
+   * Creates host `name` with `opts.addresses` (and the whole blocks `opts.prefixes`), or returns the existing one when
+   * `opts` is omitted. Throws when the name exists and `opts` is given, when it does not exist and `opts` is missing,
+   * or when an address or block is invalid or overlaps what another host owns.
    */
   host(name: string, opts?: HostOptions): SimHost {
     const existing = this.#hosts.get(name);
@@ -94,13 +98,33 @@ export class Sim implements SimWorld<SimHost> {
     const infos: IpInfo[] = opts.addresses.map((a) => {
       const ip = parseIp(a);
       if (ip === undefined || ip.wildcard || ip.loopback) throw new Error(`sim: host '${name}' address '${a}' must be a unicast IP literal`);
-      const owner = this.#byRoute.get(ip.route);
+      const owner = this.#byRoute.get(ip.route) ?? this.#prefixOwner(ip.route);
       if (owner !== undefined) throw new Error(`sim: address ${ip.route} of '${name}' already belongs to '${owner.name}'`);
       return ip;
     });
+    for (const block of opts.prefixes ?? []) {
+      const c = parseCidr(block);
+      if (c === undefined) throw new Error(`sim: host '${name}' prefix '${block}' must be a CIDR block (or one address)`);
+      const probe = parseIp(c.address.address);
+      const loopback = probe === undefined || probe.loopback || inAnyCidr([block], '127.0.0.1') || inAnyCidr([block], '::1');
+      if (probe === undefined || loopback || probe.wildcard || probe.mapped) throw new Error(`sim: host '${name}' prefix '${block}' must be a unicast block (no loopback, no wildcard)`);
+      for (const [route, h] of this.#byRoute) {
+        if (inAnyCidr([block], route)) throw new Error(`sim: prefix ${block} of '${name}' contains ${route}, an address of '${h.name}'`);
+      }
+      for (const h of this.#prefixHosts) {
+        for (const other of h.prefixes) {
+          const o = parseCidr(other)!;
+          if (inAnyCidr([block], o.address.address) || inAnyCidr([other], c.address.address)) throw new Error(`sim: prefix ${block} of '${name}' overlaps ${other} of '${h.name}'`);
+        }
+      }
+    }
     const h = new SimHost(this, name, infos, opts, this.random.split(`host:${name}`));
     this.#hosts.set(name, h);
     for (const ip of infos) this.#byRoute.set(ip.route, h);
+    if (h.prefixes.length > 0) {
+      this.#prefixHosts.push(h);
+      this.#prefixRoutes.clear();
+    }
     return h;
   }
 
@@ -215,9 +239,21 @@ export class Sim implements SimWorld<SimHost> {
 
   /** @internal The host that owns `route` as seen from `from` (loopback is `from` itself). */
   route(from: SimHost, route: string): SimHost | undefined {
-    const h = this.#byRoute.get(route);
+    const h = this.#byRoute.get(route) ?? this.#prefixOwner(route);
     if (h !== undefined) return h;
     return parseIp(route)?.loopback === true ? from : undefined;
+  }
+
+  /** The host whose `prefixes` hold `route` (looked up once per route: a handful of pool addresses are used). */
+  #prefixOwner(route: string): SimHost | undefined {
+    if (this.#prefixHosts.length === 0) return undefined;
+    let h = this.#prefixRoutes.get(route);
+    if (h === undefined) {
+      h = this.#prefixHosts.find((x) => x.inPrefixes(route)) ?? null;
+      if (this.#prefixRoutes.size >= 65_536) this.#prefixRoutes.clear();
+      this.#prefixRoutes.set(route, h);
+    }
+    return h ?? undefined;
   }
 
   /** @internal Emits a simulator event to `onEvent`. */
