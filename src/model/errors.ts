@@ -53,6 +53,7 @@ export const ERRORS = {
   W_CONFIG_UNKNOWN_KEY: { message: 'An unknown key in an app object or access rule is ignored (Spectrum compatibility); it may be a typo.', source: 'config', retryable: false },
   W_DNS_NAME_OUTSIDE_ZONES: { message: 'The app\'s dns.name lies in none of the zones, so the DNS server (dns:) does not answer for it.', source: 'config', retryable: false },
   W_DNS_STATIC_IP_UNBOUND: { message: 'A static edge IP of the app is not bound (not in edge.addresses), so the DNS server does not answer it.', source: 'config', retryable: false },
+  W_METRICS_NOT_LOOPBACK: { message: 'The metrics listener (metrics.listen, no authentication) is bound beyond loopback.', source: 'config', retryable: false },
   W_ACCESS_RULES_UNUSED: { message: 'Access rules are configured but no app has ip_firewall: true, so none of them applies.', source: 'config', retryable: false },
 
   // ── IP Access rules and geolocation data (src/model/access-rules.ts, src/core/geo.ts) ────────────────────────
