@@ -9,7 +9,7 @@
  * Output: stderr carries the start lines (one with the PID, one per app) and the JSON log; stdout carries the
  * access log (docs/cli.md) and, with `--events stdout`, the Spectrum events.
  */
-import { createWriteStream, unwatchFile, watchFile, type WriteStream } from 'node:fs';
+import { createWriteStream, unwatchFile, watchFile } from 'node:fs';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { Subject, concatMap, debounceTime, filter, map, tap, type Observable } from 'rxjs';
 import type { Logger } from 'pino';
@@ -34,6 +34,7 @@ import type { CertSource } from '../net/ports.ts';
 import { startDnsServer, type DnsServer } from '../dns/server.ts';
 import { dnsViewOf, type DnsView } from '../dns/view.ts';
 import { traceLine } from '../streams/trace.ts';
+import { openEventSinks } from './event-sinks.ts';
 import type { EdgeMetrics } from '../api/metrics.ts';
 import type { MetricsServer } from '../api/metrics-server.ts';
 import { ACCESS_LOG_FORMATS, accessLogLine, defaultAccessLog, type AccessLogFormat } from './access-log.ts';
@@ -297,10 +298,9 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
       if (line !== undefined) process.stdout.write(line + '\n');
     });
   }
-  const eventsTarget = opts.events ?? config.log.events;
-  const sink: WriteStream | NodeJS.WriteStream | undefined =
-    eventsTarget === undefined ? undefined : eventsTarget === 'stdout' ? process.stdout : createWriteStream(resolvePath(eventsTarget), { flags: 'a' });
-  if (sink) edge.events.events$.subscribe((e) => sink.write(JSON.stringify(e) + '\n'));
+  // Event sinks (docs/events.md, "Sinks"): --events replaces log.events' stdout-or-file target; rotation and the
+  // HTTP push come from the config.
+  const sinks = openEventSinks(edge.events, { target: opts.events ?? config.log.events, rotate: config.log.eventsRotate, http: config.log.eventsHttp }, { clock: nodeClock, log, metrics });
   const traceOut = opts.trace ? createWriteStream(resolvePath(opts.trace), { flags: 'a' }) : undefined;
   if (traceOut) edge.trace.records$.subscribe((r) => traceOut.write(traceLine(r) + '\n'));
 
@@ -463,11 +463,12 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
         .shutdown(config.node.drainTimeoutMs)
         .then(() => dnsClosed)
         .then(() => origins?.close())
+        // The HTTP sink delivers what it holds (to its shutdown deadline) before the metrics listener goes.
+        .then(() => sinks.close())
         .then(() => metricsServer?.close())
         .then(() => {
           metrics?.dispose();
           log.info({ event: 'serve.stopped', signal: sig }, 'stopped');
-          if (sink && sink !== process.stdout) (sink as WriteStream).end();
           traceOut?.end();
           api?.store.close();
           geo?.close();

@@ -133,6 +133,11 @@ export const ERRORS = {
   E_TLS_ORIGIN_CERT_UNTRUSTED: { message: 'strict: the origin certificate chain does not lead to a trusted CA.', source: 'upstream', retryable: false },
 
   // ── management API (src/api, docs/api.md) ─────────────────────────────────────────────────────────────────────
+  // ── event sinks (log.events; src/cli/event-sinks.ts): logged, never thrown ──
+  E_EVENTS_FILE: { message: 'The events file could not be written (log.events.file or --events).', source: 'internal', retryable: true },
+  E_EVENTS_PUSH_FAILED: { message: 'An event batch POST failed (5xx, 429, network error or timeout); it is retried with backoff.', source: 'upstream', retryable: true },
+  E_EVENTS_PUSH_REFUSED: { message: 'The event receiver refused a batch with a 4xx status other than 429; the batch is dropped.', source: 'upstream', retryable: false },
+  E_EVENTS_DROPPED: { message: 'Events were dropped: the HTTP sink buffer was full, or the shutdown deadline passed before delivery.', source: 'internal', retryable: false },
   E_API_AUTH: { message: 'Authentication error: send Authorization: Bearer TOKEN with an active token, or X-Auth-Email and X-Auth-Key with a global key, from refract token create.', source: 'downstream', retryable: false, cfCode: 10000 },
   E_API_FORBIDDEN: { message: 'The token lacks the permission this request needs, or may not use this zone.', source: 'downstream', retryable: false, cfCode: 10000 },
   E_API_RATE_LIMITED: { message: 'Too many requests with this token or key: wait for Retry-After seconds.', source: 'downstream', retryable: true, cfCode: 971 },
