@@ -38,6 +38,8 @@ export interface RouteDoc {
   readonly body?: string;
   /** A component schema name for `result` (suffix `[]` for a list with `result_info`). */
   readonly result: string;
+  /** A 200 answer that is not the JSON envelope: its content type (the body is text). */
+  readonly text?: string;
 }
 
 /** `page` and `per_page` (1 to `maxPerPage`, default 20). */
@@ -51,6 +53,12 @@ const PAGE = paging(100);
 
 /** What the server's routes are, keyed `METHOD URL` with fastify's `:param` syntax. */
 export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
+  'GET /metrics': {
+    summary: "Refract extension: the node's Prometheus metrics in the text exposition format (docs/metrics.md); 404 unless the config has a metrics: section.",
+    permission: 'analytics:read',
+    result: 'Metrics',
+    text: 'text/plain; version=0.0.4',
+  },
   'GET /client/v4/openapi.json': { summary: 'This document.', permission: 'none', result: 'OpenApi' },
   'GET /client/v4/user/tokens/verify': { summary: 'Verify the token or key the request carries.', permission: 'none', result: 'TokenStatus' },
   'GET /client/v4/zones': {
@@ -250,7 +258,10 @@ export function openApiDocument(routes: readonly RouteKey[], version: string): J
       parameters: [...params, ...(doc.query ?? []).map((q) => ({ name: q.name, in: 'query', required: false, schema: q.schema, description: q.description }))],
       ...(doc.body === undefined ? {} : { requestBody: { required: true, content: { 'application/json': { schema: { $ref: `#/components/schemas/${doc.body}` } } } } }),
       responses: {
-        '200': { description: 'Success.', content: { 'application/json': { schema: envelope(doc.result) } } },
+        '200':
+          doc.text === undefined
+            ? { description: 'Success.', content: { 'application/json': { schema: envelope(doc.result) } } }
+            : { description: 'Success.', content: { [doc.text]: { schema: { type: 'string' } } } },
         ...Object.fromEntries(Object.entries(FAILURES).map(([status, description]) => [status, { description, ...failure }])),
       },
     };
@@ -263,7 +274,7 @@ export function openApiDocument(routes: readonly RouteKey[], version: string): J
       version,
       description: "Cloudflare's v4 API for Spectrum apps, IP Access rules and zones, as served by a Refract node. Every answer uses Cloudflare's envelope.",
     },
-    servers: [{ url: '/', description: 'The node serving this document (every path starts with /client/v4).' }],
+    servers: [{ url: '/', description: 'The node serving this document (every path but /metrics starts with /client/v4).' }],
     security: [{ bearer: [] }, { authEmail: [], authKey: [] }],
     paths,
     components: {

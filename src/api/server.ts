@@ -13,6 +13,7 @@ import { auditView, parseAuditFilters } from './audit.ts';
 import { ApiWriteError, type Actor, type ApiApp, type ConfigSource } from './config-source.ts';
 import { openApiDocument, routeDoc, type RouteKey } from './openapi.ts';
 import { parseRuleQuery, RULE_PAGE_SIZES, selectRules } from './rule-list.ts';
+import type { EdgeMetrics } from './metrics.ts';
 import type { ApiStore } from './store.ts';
 import { authenticateKey, authenticateToken, bearerToken, type Permission, type Principal } from './tokens.ts';
 
@@ -111,7 +112,12 @@ export interface ApiServerDeps {
   readonly nowMs: () => number;
   /** Refract's version, for the OpenAPI document's `info.version`. */
   readonly version?: string | undefined;
+  /** The node's Prometheus metrics (`metrics:`): served at GET /metrics to tokens with analytics:read, and fed one count per request. */
+  readonly metrics?: EdgeMetrics | undefined;
 }
+
+/** The metrics route on the API listener (outside /client/v4: where scrapers look). */
+export const METRICS_PATH = '/metrics';
 
 /** The OpenAPI document's route. */
 export const OPENAPI_PATH = `${API_PREFIX}/openapi.json`;
@@ -137,6 +143,7 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
     void reply.header(REQUEST_ID_HEADER, req.id);
   });
   app.addHook('onResponse', async (req, reply) => {
+    deps.metrics?.recordApiRequest(req.routeOptions.url ?? 'unmatched', req.method, reply.statusCode);
     log?.info(
       {
         event: 'api.request',
@@ -212,6 +219,15 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
   app.get(OPENAPI_PATH, async (_req, reply) => {
     openapi ??= JSON.stringify(openApiDocument(routes, deps.version ?? '0.0.0'));
     return reply.code(200).type('application/json').send(openapi);
+  });
+
+  // Prometheus text, not Cloudflare's envelope (errors keep the envelope). analytics:read: the same figures the
+  // analytics endpoints give, so a scraper's token needs no write permission.
+  app.get(METRICS_PATH, async (req, reply) => {
+    if (!allowed(req, reply, 'analytics:read')) return reply;
+    if (deps.metrics === undefined) return fail(reply, 404, [problem('E_API_NOT_FOUND', 'metrics are off: add a metrics: section to the config')]);
+    const body = await deps.metrics.text();
+    return reply.code(200).type(deps.metrics.contentType).send(body);
   });
 
   app.get(`${API_PREFIX}/user/tokens/verify`, async (req, reply) => {

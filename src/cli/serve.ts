@@ -9,7 +9,7 @@
  * Output: stderr carries the start lines (one with the PID, one per app) and the JSON log; stdout carries the
  * access log (docs/cli.md) and, with `--events stdout`, the Spectrum events.
  */
-import { createWriteStream, unwatchFile, watchFile, type WriteStream } from 'node:fs';
+import { createWriteStream, unwatchFile, watchFile } from 'node:fs';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { Subject, concatMap, debounceTime, filter, map, tap, type Observable } from 'rxjs';
 import type { Logger } from 'pino';
@@ -34,6 +34,9 @@ import type { CertSource } from '../net/ports.ts';
 import { startDnsServer, type DnsServer } from '../dns/server.ts';
 import { dnsViewOf, type DnsView } from '../dns/view.ts';
 import { traceLine } from '../streams/trace.ts';
+import { openEventSinks } from './event-sinks.ts';
+import type { EdgeMetrics } from '../api/metrics.ts';
+import type { MetricsServer } from '../api/metrics-server.ts';
 import { ACCESS_LOG_FORMATS, accessLogLine, defaultAccessLog, type AccessLogFormat } from './access-log.ts';
 import { parseCommand, processIo, refractVersion, type CliIo } from './args.ts';
 import { claimPidFile, type PidFile } from './pid-file.ts';
@@ -148,6 +151,8 @@ function restartOnlyChanges(running: RefractConfig, next: RefractConfig): string
   if (running.node.tls.dataDir !== next.node.tls.dataDir) out.push('edge.tls.data_dir');
   if (running.node.dataDir !== next.node.dataDir) out.push('node.data_dir');
   if (JSON.stringify(running.api) !== JSON.stringify(next.api)) out.push('api');
+  if (JSON.stringify(running.metrics) !== JSON.stringify(next.metrics)) out.push('metrics');
+  if (JSON.stringify([running.log.events, running.log.eventsRotate, running.log.eventsHttp]) !== JSON.stringify([next.log.events, next.log.eventsRotate, next.log.eventsHttp])) out.push('log.events');
   if (running.dns === undefined || next.dns === undefined) {
     if (running.dns !== next.dns) out.push('dns');
   } else if (JSON.stringify(running.dns.listen) !== JSON.stringify(next.dns.listen)) {
@@ -184,7 +189,9 @@ export function describeStartError(e: unknown, config: RefractConfig): string {
           ? `${hostPort(d['address'], d['port'])} for the management API`
           : d['dns'] === true
             ? `${hostPort(d['address'], d['port'])} for the DNS server`
-            : hostPort(d['address'], d['port']);
+            : d['metrics'] === true
+              ? `${hostPort(d['address'], d['port'])} for the metrics listener`
+              : hostPort(d['address'], d['port']);
     about.push(what);
   }
   if (typeof d['file'] === 'string' && about.length === 0 && !e.message.includes(d['file'])) about.push(d['file']);
@@ -194,7 +201,7 @@ export function describeStartError(e: unknown, config: RefractConfig): string {
   const msg =
     d['dns'] === true
       ? `cannot bind ${String(d['transport']).toUpperCase()}`
-      : about.length > 0 && e.code.startsWith('E_LISTEN_') && d['api'] !== true
+      : about.length > 0 && e.code.startsWith('E_LISTEN_') && d['api'] !== true && d['metrics'] !== true
         ? ERRORS[e.code].message
         : e.message;
   return `${e.code}: ${about.length > 0 ? `${about.join(', ')}: ` : ''}${msg}${cause}`;
@@ -277,6 +284,12 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
 
   if (opts.check === true) return checkCommand(file, config, first.raw, { edge, net, log, geo });
 
+  // Metrics (docs/metrics.md): a registry of this node's, fed from its events; served on its own listener and on
+  // the API's. Settings are read at start.
+  // Loaded only with metrics: (prom-client costs start-up time otherwise).
+  const metrics = config.metrics === undefined ? undefined : new (await import('../api/metrics.ts')).EdgeMetrics(edge, { maxApps: config.metrics.maxApps });
+  let metricsServer: MetricsServer | undefined;
+
   // Access log and events: the app's name is looked up in the running config when the connection closes.
   const accessLog = opts.accessLog ?? defaultAccessLog(process.stdout.isTTY === true, opts.events ?? config.log.events);
   if (accessLog !== 'off') {
@@ -285,10 +298,9 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
       if (line !== undefined) process.stdout.write(line + '\n');
     });
   }
-  const eventsTarget = opts.events ?? config.log.events;
-  const sink: WriteStream | NodeJS.WriteStream | undefined =
-    eventsTarget === undefined ? undefined : eventsTarget === 'stdout' ? process.stdout : createWriteStream(resolvePath(eventsTarget), { flags: 'a' });
-  if (sink) edge.events.events$.subscribe((e) => sink.write(JSON.stringify(e) + '\n'));
+  // Event sinks (docs/events.md, "Sinks"): --events replaces log.events' stdout-or-file target; rotation and the
+  // HTTP push come from the config.
+  const sinks = openEventSinks(edge.events, { target: opts.events ?? config.log.events, rotate: config.log.eventsRotate, http: config.log.eventsHttp }, { clock: nodeClock, log, metrics });
   const traceOut = opts.trace ? createWriteStream(resolvePath(opts.trace), { flags: 'a' }) : undefined;
   if (traceOut) edge.trace.records$.subscribe((r) => traceOut.write(traceLine(r) + '\n'));
 
@@ -309,7 +321,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
     origins = await startBuiltinOrigins(net, config.origins, log);
     let r;
     if (config.api !== undefined) {
-      api = await openApi(file, config, first.raw, edge, log, adopt);
+      api = await openApi(file, config, first.raw, edge, log, adopt, metrics);
       r = await api.source.start();
       config = api.source.config;
       await listenApi(api, config.api!.listen);
@@ -318,6 +330,11 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
       r = await edge.apply(config);
       config = edge.config ?? config;
       saveEdgeIps();
+    }
+    if (metrics !== undefined && config.metrics?.listen !== undefined) {
+      const { startMetricsServer } = await import('../api/metrics-server.ts');
+      metricsServer = await startMetricsServer(metrics, config.metrics.listen);
+      process.stderr.write(`refract: metrics on http://${hostPort(metricsServer.address.address, metricsServer.address.port)}/metrics (no auth)\n`);
     }
     if (dnsAt !== undefined) {
       dnsView = viewOf(config);
@@ -334,6 +351,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
     const why = e instanceof ApiWriteError ? e.issues.map((i) => `${i.code}: ${i.message} (at ${i.pointer || '/'})`).join('; ') : describeStartError(e, config);
     process.stderr.write(`refract: could not start: ${why}\n`);
     await dns?.close().catch(() => undefined);
+    await metricsServer?.close().catch(() => undefined);
     await api?.server.close().catch(() => undefined);
     api?.store.close();
     await origins?.close();
@@ -360,6 +378,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
     debounceTime(150),
     map((why) => {
       const r = fns.load(file);
+      if (!r.ok) metrics?.recordReload('file', false);
       if (!r.ok) log.error({ event: 'config.rejected', trigger: why, issues: r.issues }, 'new configuration is invalid; keeping the running one');
       else log.info({ event: 'config.reload', trigger: why, ...(r.warnings.length > 0 ? { warnings: r.warnings } : {}) }, 'reloading configuration');
       return r;
@@ -418,7 +437,10 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
         }),
       );
   followed
-    .pipe(concatMap((o) => (o.ok ? reloaded(o.config, o.result) : Promise.resolve())))
+    .pipe(
+      tap((o) => metrics?.recordReload('file', o.ok)),
+      concatMap((o) => (o.ok ? reloaded(o.config, o.result) : Promise.resolve())),
+    )
     .subscribe({ error: (err: unknown) => log.error({ err }, 'reload pipeline failed; reload with a restart') });
 
   return new Promise<number>((resolveExit) => {
@@ -435,14 +457,18 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
       for (const f of certFiles) unwatchFile(f, certReload);
       triggers.complete();
       void api?.server.close();
+      // The metrics listener stays until the drain is over (scrapes watch it), then closes below.
       const dnsClosed = dns?.close().catch((err: unknown) => log.error({ err }, 'DNS server close failed'));
       edge
         .shutdown(config.node.drainTimeoutMs)
         .then(() => dnsClosed)
         .then(() => origins?.close())
+        // The HTTP sink delivers what it holds (to its shutdown deadline) before the metrics listener goes.
+        .then(() => sinks.close())
+        .then(() => metricsServer?.close())
         .then(() => {
+          metrics?.dispose();
           log.info({ event: 'serve.stopped', signal: sig }, 'stopped');
-          if (sink && sink !== process.stdout) (sink as WriteStream).end();
           traceOut?.end();
           api?.store.close();
           geo?.close();
@@ -471,7 +497,7 @@ interface RunningApi {
  * file with the stored apps, and the HTTP server (not listening yet). Loaded only with `api:` (SQLite's native
  * module and the HTTP server cost start-up time otherwise).
  */
-async function openApi(file: string, config: RefractConfig, fileRaw: unknown, edge: EdgeNode, log: Logger, adopt: (c: RefractConfig) => void): Promise<RunningApi> {
+async function openApi(file: string, config: RefractConfig, fileRaw: unknown, edge: EdgeNode, log: Logger, adopt: (c: RefractConfig) => void, metrics?: EdgeMetrics): Promise<RunningApi> {
   const [{ ApiStore }, { createApiServer }] = await Promise.all([import('../api/store.ts'), import('../api/server.ts')]);
   const store = new ApiStore(apiDbPath(file, config.node.dataDir ?? '.refract'));
   const source = new ConfigSource({
@@ -489,7 +515,7 @@ async function openApi(file: string, config: RefractConfig, fileRaw: unknown, ed
         ? log.info({ event: 'edge_ips.rotated', ...m }, `${m.name}: rotated from ${m.from} to ${m.to ?? 'none'}`)
         : log.warn({ event: 'edge_ips.moved', ...m }, `${m.name}: ${m.from} is in no pool any more; now ${m.to ?? 'none'}`),
   });
-  const server = createApiServer({ source, store, log, rateLimit: config.api?.rateLimit, nowMs: () => nodeClock.now(), version: refractVersion() });
+  const server = createApiServer({ source, store, log, rateLimit: config.api?.rateLimit, nowMs: () => nodeClock.now(), version: refractVersion(), metrics });
   return { source, store, server };
 }
 
@@ -537,6 +563,17 @@ async function checkCommand(
     } else {
       r = await d.edge.apply(config);
     }
+    let metricsText = '';
+    if (config.metrics?.listen !== undefined) {
+      const [{ EdgeMetrics }, { startMetricsServer }] = await Promise.all([import('../api/metrics.ts'), import('../api/metrics-server.ts')]);
+      const registry = new EdgeMetrics(d.edge, { defaultMetrics: false });
+      try {
+        await (await startMetricsServer(registry, config.metrics.listen)).close();
+      } finally {
+        registry.dispose();
+      }
+      metricsText = `, metrics port ${hostPort(config.metrics.listen.host, config.metrics.listen.port)} bound and released`;
+    }
     let dnsText = '';
     if (config.dns !== undefined) {
       dns = await startDnsServer(d.net, config.dns.listen, () => dnsViewOf(config));
@@ -552,7 +589,7 @@ async function checkCommand(
     const tlsApps = config.apps.filter((a) => a.tls !== 'off').length;
     process.stdout.write(
       `${file}: OK: ${plural(config.apps.length, 'app')}, ${plural(r.listeners, 'listener')} bound and released` +
-        `, ${plural(config.origins.length, 'builtin origin')}${tlsApps > 0 ? `, certificates ready for ${plural(tlsApps, 'TLS app')}` : ''}${geoText}${apiText}${dnsText}\n`,
+        `, ${plural(config.origins.length, 'builtin origin')}${tlsApps > 0 ? `, certificates ready for ${plural(tlsApps, 'TLS app')}` : ''}${geoText}${apiText}${metricsText}${dnsText}\n`,
     );
     return 0;
   } catch (e) {

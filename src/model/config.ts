@@ -25,7 +25,7 @@ import {
   rangesOverlap,
   type Parsed,
 } from './ports.ts';
-import { isUnspecified, parseCidr, parseIpLiteral, type IpLiteral } from './ip.ts';
+import { isLoopback, isUnspecified, parseCidr, parseIpLiteral, type IpLiteral } from './ip.ts';
 import {
   type AcceptProxySettings,
   type AppSpec,
@@ -189,6 +189,7 @@ const TOP_FIELDS = {
   api: z.unknown(),
   zones: z.unknown(),
   dns: z.unknown(),
+  metrics: z.unknown(),
 };
 
 const DNS_FIELDS = {
@@ -256,8 +257,92 @@ const EDGE_FIELDS = {
 
 const LOG_FIELDS = {
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
-  events: z.string().min(1),
+  // A string (stdout or a file path), or the mapping of EVENTS_FIELDS: checked in `eventSinks`.
+  events: z.unknown(),
 };
+
+/** `100M`, `512K`, `1G`, `4096B` (rotating-file-stream's units; K = 1024 bytes). */
+const SIZE_UNITS: Readonly<Record<string, number>> = { B: 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
+const sizeText = z
+  .string()
+  .regex(/^[1-9][0-9]{0,5}[BKMG]$/, 'a size is a number and a unit B, K, M or G, such as 100M')
+  .refine((s) => !/^[0-9]+[BKMG]$/.test(s) || Number(s.slice(0, -1)) * SIZE_UNITS[s.slice(-1)]! >= 1024, 'rotate at 1K or more');
+
+const EVENTS_FIELDS = {
+  file: z.string().min(1),
+  rotate: z.strictObject({ size: sizeText, keep: z.number().int().min(1).max(1_000).nullish() }),
+  http: z.strictObject({
+    url: z.url({ protocol: /^https?$/, error: 'url must be an http:// or https:// URL' }),
+    headers: z.record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'a header name is a token such as authorization'), z.string()).nullish(),
+    batch_size: z.number().int().min(1).max(100_000).nullish(),
+    batch_interval_ms: msSetting,
+    buffer: z.number().int().min(1).max(10_000_000).nullish(),
+    gzip: z.boolean().nullish(),
+    retry: z.strictObject({ initial_ms: msSetting, max_ms: msSetting }).nullish(),
+    timeout_ms: msSetting,
+    shutdown_deadline_ms: z.number().int().min(0).max(LIMITS.maxTimerMs).nullish(),
+  }),
+};
+
+const METRICS_FIELDS = {
+  listen: z.string().transform((s, ctx) => {
+    if (s === 'off') return undefined;
+    const r = parseHostPort(s, DEFAULTS.metricsPort);
+    if (!r.ok) return decode<{ host: string; port: number }>(r, ctx);
+    return { host: r.value.address.address, port: r.value.port };
+  }),
+  max_apps: z.number().int().min(1).max(100_000),
+};
+
+/** `log.events` as LogSettings' three fields; issues (E_CONFIG_SCHEMA with pointers) go to `issues`. */
+function eventSinks(raw: unknown, issues: ConfigIssue[]): Pick<LogSettings, 'events' | 'eventsRotate' | 'eventsHttp'> {
+  if (raw === undefined || raw === null) return { events: undefined };
+  if (typeof raw === 'string') {
+    if (raw === '') issues.push(configIssue('/log/events', 'E_CONFIG_SCHEMA', 'log.events is stdout, a file path, or a mapping (file, rotate, http)'));
+    return { events: raw === '' ? undefined : raw };
+  }
+  if (!isRecord(raw)) {
+    issues.push(configIssue('/log/events', 'E_CONFIG_SCHEMA', 'log.events is stdout, a file path, or a mapping (file, rotate, http)'));
+    return { events: undefined };
+  }
+  const r = parseFields(raw, EVENTS_FIELDS, '/log/events', { strict: true, nullIsAbsent: true });
+  issues.push(...r.issues);
+  const v = r.values;
+  if (v.file === undefined && v.http === undefined && r.issues.length === 0) {
+    issues.push(configIssue('/log/events', 'E_CONFIG_SCHEMA', 'log.events needs file (a path or stdout), http, or both'));
+  }
+  if (v.rotate !== undefined && (v.file === undefined || v.file === 'stdout')) {
+    issues.push(configIssue('/log/events/rotate', 'E_CONFIG_SCHEMA', 'rotate applies to a file: set log.events.file to a path'));
+  }
+  const h = v.http;
+  const retryInitialMs = h?.retry?.initial_ms ?? DEFAULTS.eventsHttpRetryInitialMs;
+  const retryMaxMs = h?.retry?.max_ms ?? DEFAULTS.eventsHttpRetryMaxMs;
+  if (h !== undefined && retryMaxMs < retryInitialMs) {
+    issues.push(configIssue('/log/events/http/retry/max_ms', 'E_CONFIG_SCHEMA', `retry.max_ms (${retryMaxMs}) must be at least retry.initial_ms (${retryInitialMs})`));
+  }
+  return {
+    events: v.file,
+    eventsRotate:
+      v.rotate === undefined
+        ? undefined
+        : { size: v.rotate.size, sizeBytes: Number(v.rotate.size.slice(0, -1)) * SIZE_UNITS[v.rotate.size.slice(-1)]!, keep: v.rotate.keep ?? DEFAULTS.eventsRotateKeep },
+    eventsHttp:
+      h === undefined
+        ? undefined
+        : {
+            url: h.url,
+            headers: h.headers ?? {},
+            batchSize: h.batch_size ?? DEFAULTS.eventsHttpBatchSize,
+            batchIntervalMs: h.batch_interval_ms ?? DEFAULTS.eventsHttpBatchIntervalMs,
+            bufferEvents: h.buffer ?? DEFAULTS.eventsHttpBuffer,
+            gzip: h.gzip ?? false,
+            retryInitialMs,
+            retryMaxMs,
+            timeoutMs: h.timeout_ms ?? DEFAULTS.eventsHttpTimeoutMs,
+            shutdownDeadlineMs: h.shutdown_deadline_ms ?? DEFAULTS.eventsHttpShutdownDeadlineMs,
+          },
+  };
+}
 
 const ORIGIN_FIELDS = {
   name: z.string().regex(LIMITS.idPattern, 'name must be 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit'),
@@ -299,6 +384,15 @@ export function validateConfig(raw: unknown): ConfigResult {
     issues.push(configIssue('/zones', 'E_CONFIG_SCHEMA', 'api needs at least one zone: zones: [{ name: example.com }]'));
   }
   const dnsV = top.values.dns === undefined ? undefined : section('dns', DNS_FIELDS);
+  const metricsV = top.values.metrics === undefined ? undefined : section('metrics', METRICS_FIELDS);
+  const metricsListen = metricsV === undefined ? undefined : 'listen' in metricsV ? metricsV.listen : { host: DEFAULTS.metricsHost, port: DEFAULTS.metricsPort };
+  if (metricsListen !== undefined) {
+    const at = parseIpLiteral(metricsListen.host);
+    if (at !== undefined && !isLoopback(at)) {
+      warnings.push(configIssue('/metrics/listen', 'W_METRICS_NOT_LOOPBACK', `the metrics listener ${metricsListen.host} has no authentication and is reachable beyond this host; bind it to loopback, or firewall it to the Prometheus servers`));
+    }
+  }
+  const sinks = eventSinks(logV?.events, issues);
   if (dnsV !== undefined && zones.length === 0 && apiV === undefined) {
     issues.push(configIssue('/zones', 'E_CONFIG_SCHEMA', 'dns serves the zones listed under zones; list at least one: zones: [{ name: example.com }]'));
   }
@@ -401,7 +495,7 @@ export function validateConfig(raw: unknown): ConfigResult {
       strictSni: edgeV.tls?.strict_sni ?? DEFAULTS.tlsStrictSni,
     },
   };
-  const log: LogSettings = { level: logV.level ?? DEFAULTS.logLevel, events: logV.events };
+  const log: LogSettings = { level: logV.level ?? DEFAULTS.logLevel, ...sinks };
   const config: RefractConfig = {
     node,
     log,
@@ -417,6 +511,7 @@ export function validateConfig(raw: unknown): ConfigResult {
             listen: apiV.listen ?? { host: DEFAULTS.apiHost, port: DEFAULTS.apiPort },
             rateLimit: apiV.rate_limit === undefined ? { requests: 1200, windowSec: 300 } : { requests: apiV.rate_limit.requests, windowSec: apiV.rate_limit.window_sec },
           },
+    metrics: metricsV === undefined ? undefined : { listen: metricsListen, maxApps: metricsV.max_apps ?? DEFAULTS.metricsMaxApps },
     dns:
       dnsV === undefined
         ? undefined

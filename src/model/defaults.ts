@@ -14,6 +14,17 @@ export const DEFAULTS = {
   dnsListenHost: '127.0.0.1', // dns.listen: loopback unless the operator says otherwise
   dnsListenPort: 5300, // dns.listen without a port (53 needs privileges)
   dnsTtlSec: 30, // dns.ttl: short, so a changed answer reaches resolvers soon (Refract's choice)
+  metricsHost: '127.0.0.1', // metrics.listen: loopback unless the operator says otherwise (the listener has no auth)
+  metricsPort: 9090, // metrics.listen without a port (Prometheus' own default port)
+  metricsMaxApps: 1_000, // metrics.max_apps: app label values before the rest are counted as app="_other"
+  eventsHttpBatchSize: 500, // log.events.http.batch_size: events per POST
+  eventsHttpBatchIntervalMs: 1_000, // 1 s: a partial batch waits at most this long
+  eventsHttpBuffer: 10_000, // events held in memory while the receiver is slow or down; more are dropped
+  eventsHttpRetryInitialMs: 500, // first retry after 0.5 s, then doubling
+  eventsHttpRetryMaxMs: 30_000, // backoff cap, 30 s
+  eventsHttpTimeoutMs: 10_000, // 10 s per POST
+  eventsHttpShutdownDeadlineMs: 5_000, // 5 s to deliver the buffer at shutdown
+  eventsRotateKeep: 5, // log.events.rotate.keep: rotated files kept
   /** Edge IPs every app port is bound on. */
   edgeAddresses: ['127.0.0.1'],
   ipv4Quota: 10, // edge.ipv4_quota: Spectrum's default of 10 IPv4 hostnames per account

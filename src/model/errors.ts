@@ -53,6 +53,7 @@ export const ERRORS = {
   W_CONFIG_UNKNOWN_KEY: { message: 'An unknown key in an app object or access rule is ignored (Spectrum compatibility); it may be a typo.', source: 'config', retryable: false },
   W_DNS_NAME_OUTSIDE_ZONES: { message: 'The app\'s dns.name lies in none of the zones, so the DNS server (dns:) does not answer for it.', source: 'config', retryable: false },
   W_DNS_STATIC_IP_UNBOUND: { message: 'A static edge IP of the app is not bound (not in edge.addresses), so the DNS server does not answer it.', source: 'config', retryable: false },
+  W_METRICS_NOT_LOOPBACK: { message: 'The metrics listener (metrics.listen, no authentication) is bound beyond loopback.', source: 'config', retryable: false },
   W_ACCESS_RULES_UNUSED: { message: 'Access rules are configured but no app has ip_firewall: true, so none of them applies.', source: 'config', retryable: false },
 
   // ── IP Access rules and geolocation data (src/model/access-rules.ts, src/core/geo.ts) ────────────────────────
@@ -132,6 +133,11 @@ export const ERRORS = {
   E_TLS_ORIGIN_CERT_UNTRUSTED: { message: 'strict: the origin certificate chain does not lead to a trusted CA.', source: 'upstream', retryable: false },
 
   // ── management API (src/api, docs/api.md) ─────────────────────────────────────────────────────────────────────
+  // ── event sinks (log.events; src/cli/event-sinks.ts): logged, never thrown ──
+  E_EVENTS_FILE: { message: 'The events file could not be written (log.events.file or --events).', source: 'internal', retryable: true },
+  E_EVENTS_PUSH_FAILED: { message: 'An event batch POST failed (5xx, 429, network error or timeout); it is retried with backoff.', source: 'upstream', retryable: true },
+  E_EVENTS_PUSH_REFUSED: { message: 'The event receiver refused a batch with a 4xx status other than 429; the batch is dropped.', source: 'upstream', retryable: false },
+  E_EVENTS_DROPPED: { message: 'Events were dropped: the HTTP sink buffer was full, or the shutdown deadline passed before delivery.', source: 'internal', retryable: false },
   E_API_AUTH: { message: 'Authentication error: send Authorization: Bearer TOKEN with an active token, or X-Auth-Email and X-Auth-Key with a global key, from refract token create.', source: 'downstream', retryable: false, cfCode: 10000 },
   E_API_FORBIDDEN: { message: 'The token lacks the permission this request needs, or may not use this zone.', source: 'downstream', retryable: false, cfCode: 10000 },
   E_API_RATE_LIMITED: { message: 'Too many requests with this token or key: wait for Retry-After seconds.', source: 'downstream', retryable: true, cfCode: 971 },

@@ -184,6 +184,45 @@ export interface LogSettings {
   readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
   /** Where Spectrum-style events go as JSON lines: a file path, 'stdout', or undefined for none. */
   readonly events: string | undefined;
+  /** Size rotation of the events file (`log.events.rotate`); undefined: the file grows. */
+  readonly eventsRotate?: EventsRotate | undefined;
+  /** The HTTP NDJSON push sink (`log.events.http`); undefined: none. */
+  readonly eventsHttp?: EventsHttpSink | undefined;
+}
+
+/** Rotate the events file when it reaches `size` (rotating-file-stream's form: `100M`), keeping `keep` old files. */
+export interface EventsRotate {
+  readonly size: string;
+  readonly sizeBytes: number;
+  readonly keep: number;
+}
+
+/** Batched POSTs of events as NDJSON to `url` (docs/events.md, "Sinks"). */
+export interface EventsHttpSink {
+  readonly url: string;
+  readonly headers: Readonly<Record<string, string>>;
+  /** Events per POST at most. */
+  readonly batchSize: number;
+  /** A partial batch is sent this long after its first event, ms. */
+  readonly batchIntervalMs: number;
+  /** Events held in memory (queued and in flight) at most; more are dropped and counted. */
+  readonly bufferEvents: number;
+  readonly gzip: boolean;
+  /** First retry delay and the cap of the doubling backoff, ms. */
+  readonly retryInitialMs: number;
+  readonly retryMaxMs: number;
+  /** One POST's time limit, ms. */
+  readonly timeoutMs: number;
+  /** How long shutdown waits for the buffer to be delivered, ms. */
+  readonly shutdownDeadlineMs: number;
+}
+
+/** Prometheus metrics (docs/metrics.md). */
+export interface MetricsSettings {
+  /** The metrics listener (no auth); undefined: none (metrics only on the API listener, with a token). */
+  readonly listen: { readonly host: string; readonly port: number } | undefined;
+  /** Distinct app label values at most; further apps are counted under `app="_other"`. */
+  readonly maxApps: number;
 }
 
 export interface RefractConfig {
@@ -204,6 +243,8 @@ export interface RefractConfig {
   readonly api?: ApiSettings | undefined;
   /** The authoritative DNS server for `zones` (docs/dns.md); undefined: none. */
   readonly dns?: DnsSettings | undefined;
+  /** Prometheus metrics (docs/metrics.md); undefined: none. */
+  readonly metrics?: MetricsSettings | undefined;
   /** The edge-IP allocation (src/model/edge-ips.ts), set when pools are configured and the config was allocated. */
   readonly edgeIps?: EdgeIpState | undefined;
 }

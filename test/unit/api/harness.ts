@@ -22,8 +22,8 @@ export interface ApiUnderTest {
   edge: EdgeNode;
   store: ApiStore;
   source: ConfigSource;
-  /** fetch relative to /client/v4 with the token (unless `auth: false`). */
-  call(method: string, path: string, body?: unknown, opts?: { auth?: false | string }): Promise<{ status: number; type: string | null; json: any }>;
+  /** fetch relative to /client/v4 (`root`: to the server's root) with the token (unless `auth: false`); `json` is the text when the answer is not JSON. */
+  call(method: string, path: string, body?: unknown, opts?: { auth?: false | string; root?: true }): Promise<{ status: number; type: string | null; json: any }>;
   close(): Promise<void>;
 }
 
@@ -63,9 +63,10 @@ export async function startApi(fileRaw: Record<string, unknown> = {}, opts: { st
       const headers: Record<string, string> = {};
       if (o.auth !== false) headers['authorization'] = `Bearer ${o.auth ?? token}`;
       if (body !== undefined) headers['content-type'] = 'application/json';
-      const res = await fetch(base + path, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }), signal: AbortSignal.timeout(5000) });
+      const res = await fetch((o.root ? base.slice(0, -API_PREFIX.length) : base) + path, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }), signal: AbortSignal.timeout(5000) });
       const text = await res.text();
-      return { status: res.status, type: res.headers.get('content-type'), json: text === '' ? undefined : JSON.parse(text) };
+      const type = res.headers.get('content-type');
+      return { status: res.status, type, json: text === '' ? undefined : type?.startsWith('application/json') ? JSON.parse(text) : text };
     },
     async close() {
       await server.close();

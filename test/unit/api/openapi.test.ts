@@ -65,10 +65,11 @@ describe('GET /client/v4/openapi.json', () => {
       for (const [path, ops] of Object.entries(doc.paths)) {
         for (const [method, op] of Object.entries(ops)) {
           const perm = op['x-refract-permission'];
+          const root = !path.startsWith('/client/v4');
           const url = path.replace('/client/v4', '').replace('{zone}', ZONE.id).replace(/\{\w+\}/g, '0123456789abcdef0123456789abcdef');
           const body = method === 'post' || method === 'put' || method === 'patch' ? {} : undefined;
           const status = async (permissions: readonly (typeof PERMISSIONS)[number][]): Promise<number> =>
-            (await api.call(method.toUpperCase(), url, body, { auth: createToken(api.store, `t${checked}`, new Date(0), { permissions }).token })).status;
+            (await api.call(method.toUpperCase(), url, body, { auth: createToken(api.store, `t${checked}`, new Date(0), { permissions }).token, ...(root ? { root: true as const } : {}) })).status;
           if ((PERMISSIONS as readonly string[]).includes(perm)) {
             assert.equal(await status(PERMISSIONS.filter((p) => p !== perm)), 403, `${method} ${path} without ${perm}`);
             assert.notEqual(await status([perm as (typeof PERMISSIONS)[number]]), 403, `${method} ${path} with only ${perm}`);
