@@ -15,7 +15,7 @@ export const DEFAULTS = {
   dnsListenPort: 5300, // dns.listen without a port (53 needs privileges)
   dnsTtlSec: 30, // dns.ttl: short, so a changed answer reaches resolvers soon (Refract's choice)
   metricsHost: '127.0.0.1', // metrics.listen: loopback unless the operator says otherwise (the listener has no auth)
-  metricsPort: 9090, // metrics.listen without a port (Prometheus' own default port)
+  metricsPort: 9464, // metrics.listen without a port (the Prometheus exporter port OpenTelemetry uses; 9090 is Prometheus' own server)
   metricsMaxApps: 1_000, // metrics.max_apps: app label values before the rest are counted as app="_other"
   eventsHttpBatchSize: 500, // log.events.http.batch_size: events per POST
   eventsHttpBatchIntervalMs: 1_000, // 1 s: a partial batch waits at most this long

@@ -246,7 +246,7 @@ test('metrics: validates listen and max_apps with coded issues, and warns off lo
   const open = validateConfig({ apps: [], metrics: { listen: '0.0.0.0' } });
   assert.ok(open.ok);
   assert.deepEqual(open.warnings.map((w) => w.code), ['W_METRICS_NOT_LOOPBACK']);
-  assert.deepEqual(open.config.metrics, { listen: { host: '0.0.0.0', port: 9090 }, maxApps: 1000 });
+  assert.deepEqual(open.config.metrics, { listen: { host: '0.0.0.0', port: 9464 }, maxApps: 1000 });
   const off = validateConfig({ apps: [], metrics: { listen: 'off' } });
   assert.ok(off.ok);
   assert.equal(off.config.metrics?.listen, undefined);
