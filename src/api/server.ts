@@ -420,7 +420,10 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
     const health: NodeHealth = {
       uptimeSec: Math.max(0, Math.round((nowMs() - startedMs) / 100) / 10),
       version: deps.version ?? '0.0.0',
-      listeners: edge.listeners().filter((l) => keep(l.app)).map((l) => ({ ...l, app: l.app ?? '' })),
+      listeners: edge
+        .listeners()
+        .filter((l) => keep(l.app))
+        .map((l) => ({ ...l, app: l.app ?? '', name: source.config.apps.find((a) => a.id === l.app)?.dns.name ?? '' })),
       connections: { tcp: live.tcp.active, udp: live.udp.active },
       applies: source.history(),
       errors: recent.filter((e) => keep(e.app)),

@@ -79,7 +79,8 @@ export interface NodeHealth {
   /** Seconds since the API server was created, on the node's monotonic clock. */
   readonly uptimeSec: number;
   readonly version: string;
-  readonly listeners: ReadonlyArray<{ readonly protocol: 'tcp' | 'udp'; readonly host: string; readonly port: number; readonly app: string }>;
+  /** Bound edge addresses with their app's id and DNS name ('' for none). */
+  readonly listeners: ReadonlyArray<{ readonly protocol: 'tcp' | 'udp'; readonly host: string; readonly port: number; readonly app: string; readonly name: string }>;
   readonly connections: { readonly tcp: number; readonly udp: number };
   /** The most recent applies, newest first (at most 20). */
   readonly applies: readonly ApplyRecord[];

@@ -95,7 +95,7 @@ export function EventsPage() {
                 <th>App</th>
                 <th>Client</th>
                 <th>Status</th>
-                <th>Bytes in / out</th>
+                <th>Bytes client / origin</th>
                 <th>Duration</th>
               </tr>
             </thead>

@@ -96,7 +96,7 @@ export function HealthPage() {
                   <tr>
                     <td data-label="Protocol">{l.protocol}</td>
                     <td data-label="Address">{l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`}</td>
-                    <td data-label="App" class="wrap">{l.app}</td>
+                    <td data-label="App" class="wrap" title={l.app}>{l.name || l.app}</td>
                   </tr>
                 ))}
               </tbody>

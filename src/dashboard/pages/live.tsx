@@ -7,7 +7,7 @@ import { useEffect, useState } from 'preact/hooks';
 import type { EngineStates, GraphState, GraphTransition, MachineGraph } from '../../model/engine-view.ts';
 import { call, ENDPOINTS } from '../api.ts';
 
-const BOX_W = 150;
+const BOX_W = 200;
 const BOX_H = 46;
 const GAP_X = 40;
 const GAP_Y = 46;
@@ -98,13 +98,15 @@ function Diagram({ g, counts }: { g: MachineGraph; counts: Readonly<Record<strin
   const topOf = (id: string) => id.split('.')[0] ?? id;
   const seen = new Set<string>();
   const arrows = g.transitions.filter((t) => {
+    // Transitions between nested states of one top-level state (c2s open → ended) are told by its region lines.
+    if (t.from !== t.to && topOf(t.from) === topOf(t.to)) return false;
     const key = `${topOf(t.from)}>${topOf(t.to)}`;
     if (seen.has(key)) return false;
     seen.add(key);
     return true;
   });
   return (
-    <svg class="diagram" viewBox={`0 0 ${width} ${height}`} role="img" aria-label={`${g.id} state diagram`} data-machine={g.id}>
+    <svg class="diagram" width={width} height={height} viewBox={`0 0 ${width} ${height}`} role="img" aria-label={`${g.id} state diagram`} data-machine={g.id}>
       <defs>
         <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
           <path d="M 0 0 L 10 5 L 0 10 z" class="arrowhead" />
