@@ -41,12 +41,28 @@ const LAYERS = [
   { files: ['src/log.ts'], deny: String.raw`(^|/)net/(node|sim)/`, says: 'src/log.ts depends on src/net/ports.ts, never on an implementation' },
 ];
 
+// The dashboard's browser code (src/dashboard, bundled by esbuild for the browser): preact, uplot and its own files,
+// plus pure types of src/model (type-only imports); never Node modules, other packages or other folders of ours.
+// It runs in the browser, not the engine, so the determinism rule does not apply there (it polls with setInterval).
+const DASHBOARD = {
+  files: ['src/dashboard/**/*.ts', 'src/dashboard/**/*.tsx'],
+  rules: {
+    '@typescript-eslint/no-restricted-imports': ['error', {
+      patterns: [
+        { regex: String.raw`^(?!preact(/|$)|uplot(/|$)|\.\.?/)`, message: 'src/dashboard runs in the browser: it imports only preact, uplot and its own files (docs/dashboard.md).' },
+        { regex: String.raw`^\.\./\.\./(?!model/)|^\.\./(?!model/|api\.ts$|pages/)`, message: 'src/dashboard imports of ours only type-only src/model files (docs/dashboard.md).' },
+        { regex: String.raw`^\.\.?/(\.\./)?model/`, allowTypeImports: true, message: 'src/dashboard imports src/model as types only (docs/dashboard.md).' },
+      ],
+    }],
+  },
+};
+
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', 'bench/results/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    files: ['**/*.ts'],
+    files: ['**/*.ts', '**/*.tsx'],
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {
       '@typescript-eslint/no-floating-promises': ['error', {
@@ -77,6 +93,7 @@ export default tseslint.config(
       }],
     },
   })),
+  DASHBOARD,
   {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,

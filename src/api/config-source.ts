@@ -28,6 +28,10 @@ import { allocateEdgeIps, appBindAddresses, EMPTY_EDGE_IPS, poolsConfigured, typ
 import { findZone, zoneNameKey, zoneOfName } from '../model/zones.ts';
 import type { ApplyResult, EdgeNode, FollowResult } from '../edge/edge-node.ts';
 import type { ApiStore, StoredApp, StoredRule, StoredZone } from './store.ts';
+import type { ApplyRecord } from '../model/engine-view.ts';
+
+/** How many applies `history()` keeps. */
+export const APPLY_HISTORY = 20;
 
 /** An app as the API returns it: the normalised object plus id, created_on, modified_on. */
 export type ApiApp = Readonly<Record<string, unknown>> & { readonly id: string; readonly created_on: string; readonly modified_on: string };
@@ -176,11 +180,32 @@ export class ConfigSource {
   /** The API's objects as last committed (reads never see a write in flight). */
   #committed: ApiData = { zones: [], apps: [], rules: [] };
   #queue: Promise<unknown> = Promise.resolve();
+  /** The latest applies, newest first (the dashboard's health page). */
+  #history: ApplyRecord[] = [];
 
   constructor(deps: ConfigSourceDeps) {
     this.#d = deps;
     this.#fileRaw = deps.fileRaw;
     this.#fileLoadedOn = deps.now().toISOString();
+  }
+
+  /** The latest applies (start, file reloads applied or rejected, API writes), newest first, at most APPLY_HISTORY. */
+  history(): readonly ApplyRecord[] {
+    return this.#history;
+  }
+
+  #record(trigger: ApplyRecord['trigger'], outcome: { result: ApplyResult } | { error: unknown }): void {
+    const at = this.#d.now().toISOString();
+    const rec: ApplyRecord =
+      'result' in outcome
+        ? { at, trigger, ok: true, added: outcome.result.added.length, removed: outcome.result.removed.length, changed: outcome.result.changed.length, code: '', message: '' }
+        : { at, trigger, ok: false, added: 0, removed: 0, changed: 0, ...describeFailure(outcome.error) };
+    this.#history = [rec, ...this.#history].slice(0, APPLY_HISTORY);
+  }
+
+  /** The edge node the configuration is applied to (the API's live endpoints read its engines and events). */
+  get edge(): EdgeNode {
+    return this.#d.edge;
   }
 
   /** The running configuration (after `start`). */
@@ -283,6 +308,7 @@ export class ConfigSource {
       const result = await this.#d.edge.apply(merged.config);
       this.#storeEdgeIps(merged.config);
       this.#adopt(merged.config, this.#fileRaw, result);
+      this.#record('start', { result });
       return result;
     });
   }
@@ -294,7 +320,11 @@ export class ConfigSource {
         from(
           this.#serial(async (): Promise<FollowResult> => {
             const merged = this.#merge(raw, this.#stored());
-            if (!merged.ok) return { ok: false, config: this.config, error: new ApiWriteError(400, merged.issues) };
+            if (!merged.ok) {
+              const error = new ApiWriteError(400, merged.issues);
+              this.#record('file', { error });
+              return { ok: false, config: this.config, error };
+            }
             try {
               const result = await this.#d.edge.apply(merged.config);
               try {
@@ -305,8 +335,10 @@ export class ConfigSource {
               }
               this.#fileLoadedOn = this.#d.now().toISOString();
               this.#adopt(merged.config, raw, result);
+              this.#record('file', { result });
               return { ok: true, config: merged.config, result };
             } catch (error) {
+              this.#record('file', { error });
               return { ok: false, config: this.config, error };
             }
           }),
@@ -628,6 +660,7 @@ export class ConfigSource {
         throw e;
       }
       this.#adopt(merged.config, this.#fileRaw, result, true);
+      this.#record('api', { result });
       return change.result();
     } finally {
       store.rollback(); // a no-op after the commit
@@ -670,6 +703,13 @@ export class ConfigSource {
     for (const m of allocated.moved) this.#d.onEdgeIpMoved?.(m);
     return { ...r, config: allocated.config };
   }
+}
+
+/** A rejected apply's first code and its message. */
+function describeFailure(e: unknown): { code: string; message: string } {
+  if (e instanceof ApiWriteError) return { code: e.issues[0]?.code ?? 'E_INTERNAL', message: e.message };
+  if (e instanceof RefractError) return { code: e.code, message: e.message };
+  return { code: 'E_INTERNAL', message: e instanceof Error ? e.message : String(e) };
 }
 
 function zoneView(z: Zone, createdOn: string): ApiZone {

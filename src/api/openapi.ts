@@ -40,6 +40,8 @@ export interface RouteDoc {
   readonly result: string;
   /** A 200 answer that is not the JSON envelope: its content type (the body is text). */
   readonly text?: string;
+  /** The answer is a Server-Sent Events stream (`text/event-stream`), not the JSON envelope. */
+  readonly stream?: true;
 }
 
 /** `page` and `per_page` (1 to `maxPerPage`, default 20). */
@@ -119,6 +121,33 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     ],
     result: 'AuditEntry[]',
   },
+  // Refract extensions for the dashboard (docs/dashboard.md).
+  'GET /client/v4/refract/machines': {
+    summary: "Refract extension: the engine's state machines as graphs (states and transitions), drawn from their XState definitions like `refract machines`.",
+    permission: 'none',
+    result: 'MachineGraphs',
+  },
+  'GET /client/v4/refract/engine/states': {
+    summary: 'Refract extension: how many open TCP connections and UDP flows are in each machine state now (a token limited to zones counts only their apps).',
+    permission: 'analytics:read',
+    result: 'EngineStates',
+  },
+  'GET /client/v4/refract/health': {
+    summary: "Refract extension: the node's uptime, listeners, open connections, latest configuration applies and recent connection errors.",
+    permission: 'analytics:read',
+    result: 'NodeHealth',
+  },
+  'GET /client/v4/refract/events/stream': {
+    summary: "Refract extension: the node's Spectrum events as Server-Sent Events (`event: spectrum`, JSON data), as they happen; a slow reader loses events (`event: dropped` says how many).",
+    permission: 'analytics:read',
+    query: [
+      { name: 'app', schema: { type: 'string' }, description: 'Only events of this app (id or DNS name).' },
+      { name: 'event', schema: { type: 'string', enum: ['connect', 'disconnect', 'originError', 'resolveOrigin', 'clientFiltered', 'tlsError'] }, description: 'Only events of this name.' },
+      { name: 'status', schema: { type: 'integer', minimum: 0, maximum: 999 }, description: 'Only events with this Status.' },
+    ],
+    result: 'SpectrumEvent',
+    stream: true,
+  },
 };
 
 /** The entry of a registered route; throws E_INTERNAL for a route nobody documented. */
@@ -188,6 +217,41 @@ function components(): Record<string, JsonSchema> {
       },
       required: ['id', 'action', 'actor', 'resource', 'when'],
     },
+    MachineGraphs: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          id: { type: 'string' },
+          proto: { type: 'string', enum: ['tcp', 'udp'] },
+          states: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, key: { type: 'string' }, parent: { type: 'string' }, type: { type: 'string' }, initial: { type: 'boolean' } } } },
+          transitions: { type: 'array', items: { type: 'object', properties: { from: { type: 'string' }, to: { type: 'string' }, event: { type: 'string' }, guard: { type: 'string' } } } },
+          anyState: { type: 'array', items: { type: 'object' } },
+        },
+        required: ['id', 'proto', 'states', 'transitions', 'anyState'],
+      },
+    },
+    EngineStates: {
+      type: 'object',
+      description: 'Per engine: open instances, and the count in each state id (a nested state counts in its parents too).',
+      properties: Object.fromEntries(
+        ['tcp', 'udp'].map((k) => [k, { type: 'object', properties: { active: { type: 'integer' }, states: { type: 'object', additionalProperties: { type: 'integer' } } }, required: ['active', 'states'] }]),
+      ),
+      required: ['tcp', 'udp'],
+    },
+    NodeHealth: {
+      type: 'object',
+      properties: {
+        uptimeSec: { type: 'number' },
+        version: { type: 'string' },
+        listeners: { type: 'array', items: { type: 'object', properties: { protocol: { type: 'string' }, host: { type: 'string' }, port: { type: 'integer' }, app: { type: 'string' } } } },
+        connections: { type: 'object', properties: { tcp: { type: 'integer' }, udp: { type: 'integer' } } },
+        applies: { type: 'array', items: { type: 'object' } },
+        errors: { type: 'array', items: { type: 'object' } },
+      },
+      required: ['uptimeSec', 'listeners', 'connections', 'applies', 'errors'],
+    },
+    SpectrumEvent: { type: 'object', description: 'One event of docs/events.md.' },
     TokenStatus: { type: 'object', properties: { id: { type: 'string' }, status: { type: 'string', enum: ['active'] } }, required: ['id', 'status'] },
     Deleted: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
     OpenApi: { type: 'object', description: 'An OpenAPI 3.1 document.' },
@@ -258,10 +322,11 @@ export function openApiDocument(routes: readonly RouteKey[], version: string): J
       parameters: [...params, ...(doc.query ?? []).map((q) => ({ name: q.name, in: 'query', required: false, schema: q.schema, description: q.description }))],
       ...(doc.body === undefined ? {} : { requestBody: { required: true, content: { 'application/json': { schema: { $ref: `#/components/schemas/${doc.body}` } } } } }),
       responses: {
-        '200':
-          doc.text === undefined
-            ? { description: 'Success.', content: { 'application/json': { schema: envelope(doc.result) } } }
-            : { description: 'Success.', content: { [doc.text]: { schema: { type: 'string' } } } },
+        '200': doc.stream
+          ? { description: 'A stream of Server-Sent Events.', content: { 'text/event-stream': { schema: { $ref: `#/components/schemas/${doc.result}` } } } }
+          : doc.text !== undefined
+            ? { description: 'Success.', content: { [doc.text]: { schema: { type: 'string' } } } }
+            : { description: 'Success.', content: { 'application/json': { schema: envelope(doc.result) } } },
         ...Object.fromEntries(Object.entries(FAILURES).map(([status, description]) => [status, { description, ...failure }])),
       },
     };

@@ -16,6 +16,14 @@ import { parseRuleQuery, RULE_PAGE_SIZES, selectRules } from './rule-list.ts';
 import type { EdgeMetrics } from './metrics.ts';
 import type { ApiStore } from './store.ts';
 import { authenticateKey, authenticateToken, bearerToken, type Permission, type Principal } from './tokens.ts';
+import { isPublicRoute, registerDashboard, type BundleResult } from './dashboard.ts';
+import { EventStreamClient, matches, type EventFilter } from './event-stream.ts';
+import { engineStates, machineGraphs } from '../edge/engine-view.ts';
+import type { NodeHealth, RecentError } from '../model/engine-view.ts';
+import type { SpectrumEvent } from '../streams/events.ts';
+
+/** How many recent errors the health endpoint keeps. */
+const RECENT_ERRORS = 20;
 
 export const API_PREFIX = '/client/v4';
 /** The number sent in `errors[].code` for a code without a Cloudflare number. */
@@ -114,6 +122,10 @@ export interface ApiServerDeps {
   readonly version?: string | undefined;
   /** The node's Prometheus metrics (`metrics:`): served at GET /metrics to tokens with analytics:read, and fed one count per request. */
   readonly metrics?: EdgeMetrics | undefined;
+  /** Serve the dashboard under /dashboard/ (api.dashboard; default true). */
+  readonly dashboard?: boolean | undefined;
+  /** The dashboard bundle (tests pass a failing one); default: built once per process from src/dashboard. */
+  readonly dashboardBundle?: (() => Promise<BundleResult>) | undefined;
 }
 
 /** The metrics route on the API listener (outside /client/v4: where scrapers look). */
@@ -133,6 +145,8 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
   // Every route, as registered: the OpenAPI document lists exactly these, and an undocumented one fails here.
   const routes: RouteKey[] = [];
   app.addHook('onRoute', (r) => {
+    // The dashboard's static pages (src/api/dashboard.ts) are not API routes: docs/dashboard.md has them.
+    if ((r.config as { refractPublic?: boolean } | undefined)?.refractPublic === true) return;
     for (const method of [r.method].flat()) {
       if (method === 'HEAD') continue;
       routeDoc({ method, url: r.url });
@@ -165,6 +179,7 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
   const windows = new Map<string, { start: number; count: number }>();
   const header = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
   app.addHook('onRequest', async (req, reply) => {
+    if (isPublicRoute(req)) return;
     const token = bearerToken(req.headers.authorization);
     const email = header(req.headers['x-auth-email']);
     const key = header(req.headers['x-auth-key']);
@@ -374,6 +389,84 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
     if ('code' in f) return fail(reply, 400, [f]);
     const { total, entries } = store.auditLog(req.params.zone, { ...f, limit: p.perPage, offset: (p.page - 1) * p.perPage });
     return ok(reply, entries.map(auditView), { page: p.page, per_page: p.perPage, count: entries.length, total_count: total, total_pages: Math.ceil(total / p.perPage) });
+  });
+
+  // ── Refract extensions for the dashboard: the engine live, the event tail, the node's health ────────────────
+  registerDashboard(app, { enabled: deps.dashboard ?? true, log, ...(deps.dashboardBundle ? { bundle: deps.dashboardBundle } : {}) });
+  const edge = source.edge;
+  const startedMs = nowMs();
+  let recent: RecentError[] = [];
+  const errorsSub = edge.events.events$.subscribe((e) => {
+    if (e.Event === 'connect' || e.Status === 200) return;
+    const err: RecentError = { at: e.Timestamp, app: e.Application, appName: e.ApplicationName, event: e.Event, status: e.Status, code: e.ErrorCode, client: `${e.ClientIP}:${e.ClientPort}` };
+    recent = [err, ...recent].slice(0, RECENT_ERRORS);
+  });
+  const streams = new Set<EventStreamClient>();
+  app.addHook('preClose', async () => {
+    errorsSub.unsubscribe();
+    for (const s of [...streams]) s.end();
+  });
+
+  /** Which apps a request may see: all for a token without a zone list, else the apps of its zones. */
+  const appFilter = (req: FastifyRequest): ((app: string | undefined) => boolean) => {
+    const zones = principals.get(req)?.zones;
+    if (zones === undefined) return () => true;
+    let cfg = source.config;
+    let inZones = new Set(cfg.apps.filter((a) => a.zoneId !== undefined && zones.includes(a.zoneId)).map((a) => a.id));
+    return (id) => {
+      if (source.config !== cfg) {
+        cfg = source.config;
+        inZones = new Set(cfg.apps.filter((a) => a.zoneId !== undefined && zones.includes(a.zoneId)).map((a) => a.id));
+      }
+      return id !== undefined && inZones.has(id);
+    };
+  };
+
+  app.get(`${API_PREFIX}/refract/machines`, async (_req, reply) => ok(reply, machineGraphs()));
+
+  app.get(`${API_PREFIX}/refract/engine/states`, async (req, reply) => {
+    if (!allowed(req, reply, 'analytics:read')) return reply;
+    return ok(reply, engineStates(edge, appFilter(req)));
+  });
+
+  app.get(`${API_PREFIX}/refract/health`, async (req, reply) => {
+    if (!allowed(req, reply, 'analytics:read')) return reply;
+    const keep = appFilter(req);
+    const live = engineStates(edge, keep);
+    const health: NodeHealth = {
+      uptimeSec: Math.max(0, Math.round((nowMs() - startedMs) / 100) / 10),
+      version: deps.version ?? '0.0.0',
+      listeners: edge
+        .listeners()
+        .filter((l) => keep(l.app))
+        .map((l) => ({ ...l, app: l.app ?? '', name: source.config.apps.find((a) => a.id === l.app)?.dns.name ?? '' })),
+      connections: { tcp: live.tcp.active, udp: live.udp.active },
+      applies: source.history(),
+      errors: recent.filter((e) => keep(e.app)),
+    };
+    return ok(reply, health);
+  });
+
+  app.get(`${API_PREFIX}/refract/events/stream`, async (req, reply) => {
+    if (!allowed(req, reply, 'analytics:read')) return reply;
+    const q = req.query as Record<string, unknown>;
+    const str = (name: string): string => (typeof q[name] === 'string' ? q[name] : '');
+    const statusText = str('status');
+    if (statusText !== '' && !/^\d{1,3}$/.test(statusText)) return fail(reply, 400, [problem('E_API_BAD_REQUEST', `status must be an event Status number (0, 200, 521, …), not ${JSON.stringify(statusText)}`)]);
+    const filter: EventFilter = { app: str('app'), event: str('event'), status: statusText === '' ? undefined : Number(statusText) };
+    const keepApp = appFilter(req);
+    const keep = (e: SpectrumEvent): boolean => keepApp(e.Application) && matches(e, filter);
+    reply.hijack();
+    reply.raw.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      'x-accel-buffering': 'no',
+      [REQUEST_ID_HEADER]: req.id,
+    });
+    const holder: { client?: EventStreamClient } = {};
+    holder.client = new EventStreamClient(reply.raw, edge.events.events$, keep, () => void (holder.client && streams.delete(holder.client)));
+    streams.add(holder.client);
+    return reply;
   });
 
   return app;

@@ -48,9 +48,9 @@ export function openEventFile(file: string, rotate: EventsRotate | undefined): W
 export function fetchTransport(s: EventsHttpSink): PushTransport {
   return async (body) => {
     const headers: Record<string, string> = { ...s.headers, 'content-type': 'application/x-ndjson' };
-    let payload: string | Buffer = body;
+    let payload: string | Uint8Array<ArrayBuffer> = body;
     if (s.gzip) {
-      payload = await gzip(body);
+      payload = new Uint8Array(await gzip(body));
       headers['content-encoding'] = 'gzip';
     }
     const res = await fetch(s.url, { method: 'POST', headers, body: payload, signal: AbortSignal.timeout(s.timeoutMs) });

@@ -20,14 +20,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { AnyStateMachine } from 'xstate';
 import { toMermaid } from '../machines/diagram.ts';
 import { flagProblem } from './args.ts';
-import { tcpConnectionMachine } from '../machines/tcp-connection.machine.ts';
-import { udpFlowMachine } from '../machines/udp-flow.machine.ts';
+import { MACHINES } from '../machines/registry.ts';
 
-/** The machines the engine runs, by XState id, in the order they are printed. */
-export const MACHINES: Readonly<Record<string, AnyStateMachine>> = {
-  [tcpConnectionMachine.id]: tcpConnectionMachine,
-  [udpFlowMachine.id]: udpFlowMachine,
-};
+/** The machines the engine runs, by XState id, in the order they are printed (src/machines/registry.ts). */
+export { MACHINES };
 
 export const MACHINES_USAGE = `Usage: refract machines [--machine NAME] [--write FILE]
   Print the engine's state machines as Mermaid state diagrams generated from their XState definitions, each as a

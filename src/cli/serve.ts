@@ -515,7 +515,7 @@ async function openApi(file: string, config: RefractConfig, fileRaw: unknown, ed
         ? log.info({ event: 'edge_ips.rotated', ...m }, `${m.name}: rotated from ${m.from} to ${m.to ?? 'none'}`)
         : log.warn({ event: 'edge_ips.moved', ...m }, `${m.name}: ${m.from} is in no pool any more; now ${m.to ?? 'none'}`),
   });
-  const server = createApiServer({ source, store, log, rateLimit: config.api?.rateLimit, nowMs: () => nodeClock.now(), version: refractVersion(), metrics });
+  const server = createApiServer({ source, store, log, rateLimit: config.api?.rateLimit, dashboard: config.api?.dashboard, nowMs: () => nodeClock.now(), version: refractVersion(), metrics });
   return { source, store, server };
 }
 

@@ -18,6 +18,7 @@
  * The output is deterministic: states, events and actions in definition order, nothing else.
  */
 import type { AnyStateMachine } from 'xstate';
+import type { GraphState, GraphTransition, MachineGraph } from '../model/engine-view.ts';
 
 /** The parts of an XState v5 StateNode read here (public fields and getters of `machine.root`). */
 interface Node {
@@ -168,4 +169,52 @@ export function toMermaid(machine: AnyStateMachine): string {
     out.push(`  note right of ${idOf(target)}`, '    from any state:', ...lines.map((l) => `    ${l}`), '  end note');
   }
   return out.join('\n') + '\n';
+}
+
+/** Dotted id of a state for the JSON graph (`established.c2s.open`). */
+function graphId(node: Node): string {
+  return node.path.join('.');
+}
+
+/**
+ * The same definition as plain data (src/model/engine-view.ts), for the dashboard's live view: every state in
+ * definition order, every transition with its event, guard and actions, and the root's transitions separately
+ * (handled in any state). Deterministic for a given definition.
+ */
+export function toGraph(machine: AnyStateMachine, proto: 'tcp' | 'udp'): MachineGraph {
+  const root = machine.root as unknown as Node;
+  const states: GraphState[] = [];
+  const transitions: GraphTransition[] = [];
+  const anyState: GraphTransition[] = [];
+  const visit = (node: Node): void => {
+    const delays = new Map(node.after.map((a) => [a.eventType, a.delay] as const));
+    for (const [eventType, ts] of node.transitions) {
+      const d = delays.get(eventType);
+      const event = d === undefined ? eventType : `after ${d}`;
+      for (const t of ts) {
+        const guard = t.guard === undefined ? '' : guardName(t.guard);
+        const actions = t.actions.map(actionName).filter((n): n is string => n !== null);
+        const targets = t.target ?? [];
+        const list = node === root ? anyState : transitions;
+        const from = node === root ? '' : graphId(node);
+        if (targets.length === 0) list.push({ from, to: from, event, guard, actions, mark: 'stays' });
+        for (const target of targets) list.push({ from, to: graphId(target), event, guard, actions, mark: target === node && t.reenter ? 're-enter' : '' });
+      }
+    }
+    const initial = node.type === 'compound' ? new Set(node.initial.target) : new Set<Node>();
+    for (const child of Object.values(node.states)) {
+      states.push({
+        id: graphId(child),
+        key: child.key,
+        parent: node === root ? '' : graphId(node),
+        type: child.type,
+        initial: initial.has(child),
+        entry: child.entry.map(actionName).filter((n): n is string => n !== null),
+        exit: child.exit.map(actionName).filter((n): n is string => n !== null),
+      });
+      visit(child);
+    }
+  };
+  visit(root);
+  return { id: machine.id, proto, states, transitions, anyState };
 }

@@ -164,6 +164,11 @@ export class TcpEngine {
     return out;
   }
 
+  /** State (`stateOf`) and app id of each open connection, for the API's live counts (never per byte). */
+  appStates(): Array<{ readonly app: string | undefined; readonly state: string }> {
+    return [...this.#active].map((r) => ({ app: r.app?.id, state: this.#host.stateOf(r) }));
+  }
+
   /** Takes an accepted downstream connection. `app` is the app serving its edge port now (undefined: none). */
   accept(down: Conn, app: AppSpec | undefined): void {
     const deps = this.#env.deps;

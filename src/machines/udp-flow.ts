@@ -176,6 +176,11 @@ export class UdpEngine {
     return out;
   }
 
+  /** State (`stateOf`) and app id of each open flow, for the API's live counts (never per datagram). */
+  appStates(): Array<{ readonly app: string | undefined; readonly state: string }> {
+    return [...this.#flows.values()].map((r) => ({ app: r.app.id, state: this.#host.stateOf(r) }));
+  }
+
   /** Starts demultiplexing the datagrams of an edge socket. */
   attach(slot: UdpSlot): void {
     slot.sock.setHandler((msg) => this.#onClientDatagram(slot, msg));

@@ -210,6 +210,7 @@ const API_FIELDS = {
   rate_limit: z
     .object({ requests: z.number().int().min(1).max(1_000_000), window_sec: z.number().int().min(1).max(86_400) })
     .strict(),
+  dashboard: z.boolean(),
 };
 
 const ZONE_FIELDS = {
@@ -510,6 +511,7 @@ export function validateConfig(raw: unknown): ConfigResult {
         : {
             listen: apiV.listen ?? { host: DEFAULTS.apiHost, port: DEFAULTS.apiPort },
             rateLimit: apiV.rate_limit === undefined ? { requests: 1200, windowSec: 300 } : { requests: apiV.rate_limit.requests, windowSec: apiV.rate_limit.window_sec },
+            dashboard: apiV.dashboard ?? true,
           },
     metrics: metricsV === undefined ? undefined : { listen: metricsListen, maxApps: metricsV.max_apps ?? DEFAULTS.metricsMaxApps },
     dns:

@@ -151,6 +151,8 @@ export const ERRORS = {
   E_API_RULE_NOT_FOUND: { message: 'No IP Access rule with this id applies to this zone.', source: 'downstream', retryable: false },
   E_API_FILE_RULE: { message: 'The IP Access rule comes from the config file and is read-only through the API; edit the file.', source: 'downstream', retryable: false },
   E_API_RULE_CONFIGURATION: { message: "An IP Access rule's configuration (target and value) cannot change; delete the rule and create another.", source: 'downstream', retryable: false },
+  E_DASHBOARD_BUILD: { message: "The dashboard's browser code could not be bundled at start; the API and the proxy run without it.", source: 'internal', retryable: false },
+  E_DASHBOARD_DISABLED: { message: 'The dashboard is turned off (api.dashboard: false).', source: 'config', retryable: false },
 
   // ── internal ─────────────────────────────────────────────────────────────────────────────────────────────────
   E_INTERNAL: { message: 'Internal error.', source: 'internal', retryable: false },

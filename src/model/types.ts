@@ -283,6 +283,8 @@ export interface ApiSettings {
   readonly listen: { readonly host: string; readonly port: number };
   /** Requests per token or key per window (default 1,200 per 300 s). */
   readonly rateLimit: { readonly requests: number; readonly windowSec: number };
+  /** Serve the dashboard under /dashboard/ on the API listener (default true). */
+  readonly dashboard: boolean;
 }
 
 /**

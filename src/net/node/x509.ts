@@ -15,7 +15,7 @@ import { RefractError } from '../../model/errors.ts';
 import type { CertInfo } from '../ports.ts';
 
 // Node's WebCrypto is complete but typed apart from the DOM's `Crypto` that @peculiar/x509 names.
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;

@@ -9,6 +9,7 @@ import { createNodeNetwork } from '../../../src/net/node/network.ts';
 import { ApiStore } from '../../../src/api/store.ts';
 import { ConfigSource } from '../../../src/api/config-source.ts';
 import { createApiServer, API_PREFIX } from '../../../src/api/server.ts';
+import type { BundleResult } from '../../../src/api/dashboard.ts';
 import { createToken } from '../../../src/api/tokens.ts';
 import { validateConfig } from '../../../src/model/config.ts';
 
@@ -36,7 +37,7 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export async function startApi(fileRaw: Record<string, unknown> = {}, opts: { storeFile?: string; log?: Logger; rateLimit?: { requests: number; windowSec: number }; nowMs?: () => number } = {}): Promise<ApiUnderTest> {
+export async function startApi(fileRaw: Record<string, unknown> = {}, opts: { storeFile?: string; log?: Logger; rateLimit?: { requests: number; windowSec: number }; nowMs?: () => number; dashboard?: boolean; dashboardBundle?: () => Promise<BundleResult> } = {}): Promise<ApiUnderTest> {
   const raw = { zones: [ZONE], ...fileRaw };
   const first = validateConfig(raw);
   if (!first.ok) throw new Error(JSON.stringify(first.issues));
@@ -48,7 +49,7 @@ export async function startApi(fileRaw: Record<string, unknown> = {}, opts: { st
   const now = (): Date => new Date(Date.UTC(2026, 0, 1, 0, 0, tick++));
   const source = new ConfigSource({ edge, store, file: 'refract.yaml', fileRaw: raw, now });
   await source.start();
-  const server = createApiServer({ source, store, log: opts.log, rateLimit: opts.rateLimit, nowMs: opts.nowMs ?? (() => performance.now()) });
+  const server = createApiServer({ source, store, log: opts.log, rateLimit: opts.rateLimit, nowMs: opts.nowMs ?? (() => performance.now()), dashboard: opts.dashboard, dashboardBundle: opts.dashboardBundle });
   await server.listen({ host: '127.0.0.1', port: 0 });
   const port = (server.server.address() as AddressInfo).port;
   const { token } = createToken(store, 'test', now());

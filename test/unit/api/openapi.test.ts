@@ -13,7 +13,7 @@ import { startApi, ZONE } from './harness.ts';
 type Doc = {
   openapi: string;
   info: { version: string };
-  paths: Record<string, Record<string, { 'x-refract-permission': string; requestBody?: unknown; parameters: Array<{ name: string; in: string }> }>>;
+  paths: Record<string, Record<string, { 'x-refract-permission': string; requestBody?: unknown; parameters: Array<{ name: string; in: string }>; responses: Record<string, { content?: Record<string, unknown> }> }>>;
   components: { schemas: Record<string, { properties?: Record<string, unknown> }> };
 };
 
@@ -68,8 +68,16 @@ describe('GET /client/v4/openapi.json', () => {
           const root = !path.startsWith('/client/v4');
           const url = path.replace('/client/v4', '').replace('{zone}', ZONE.id).replace(/\{\w+\}/g, '0123456789abcdef0123456789abcdef');
           const body = method === 'post' || method === 'put' || method === 'patch' ? {} : undefined;
-          const status = async (permissions: readonly (typeof PERMISSIONS)[number][]): Promise<number> =>
-            (await api.call(method.toUpperCase(), url, body, { auth: createToken(api.store, `t${checked}`, new Date(0), { permissions }).token, ...(root ? { root: true as const } : {}) })).status;
+          const stream = op.responses['200']?.content?.['text/event-stream'] !== undefined;
+          const status = async (permissions: readonly (typeof PERMISSIONS)[number][]): Promise<number> => {
+            const token = createToken(api.store, `t${checked}`, new Date(0), { permissions }).token;
+            if (!stream) return (await api.call(method.toUpperCase(), url, body, { auth: token, ...(root ? { root: true as const } : {}) })).status;
+            // A Server-Sent Events route never ends: read the status line, then hang up.
+            const ctl = new AbortController();
+            const res = await fetch(api.base + url, { method: method.toUpperCase(), headers: { authorization: `Bearer ${token}` }, signal: ctl.signal });
+            ctl.abort();
+            return res.status;
+          };
           if ((PERMISSIONS as readonly string[]).includes(perm)) {
             assert.equal(await status(PERMISSIONS.filter((p) => p !== perm)), 403, `${method} ${path} without ${perm}`);
             assert.notEqual(await status([perm as (typeof PERMISSIONS)[number]]), 403, `${method} ${path} with only ${perm}`);

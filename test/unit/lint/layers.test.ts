@@ -66,6 +66,33 @@ describe('layer lint rule', () => {
     });
   }
 
+  it('keeps src/dashboard (browser code) to preact, uplot, its own files and type-only src/model imports', async () => {
+    const dash = new ESLint({
+      cwd,
+      ruleFilter: ({ ruleId }) => ruleId === '@typescript-eslint/no-restricted-imports',
+      overrideConfig: { files: ['**/*.tsx'], languageOptions: { parserOptions: { projectService: false } } },
+    });
+    const lint = async (file: string, code: string): Promise<string[]> => {
+      const [r] = await dash.lintText(`${code}\nexport {};\n`, { filePath: file });
+      assert.ok(r);
+      assert.deepEqual(r.messages.filter((m) => m.fatal === true), [], 'the snippet parses');
+      return r.messages.filter((m) => m.ruleId === '@typescript-eslint/no-restricted-imports').map((m) => m.message);
+    };
+    assert.deepEqual(await lint('src/dashboard/x.tsx', "import { render } from 'preact';\nimport uPlot from 'uplot';\nimport { call } from './api.ts';\nimport type { NodeHealth } from '../model/engine-view.ts';"), []);
+    assert.deepEqual(await lint('src/dashboard/pages/x.tsx', "import { useState } from 'preact/hooks';\nimport { call } from '../api.ts';\nimport type { MachineGraph } from '../../model/engine-view.ts';"), []);
+    for (const [file, code, why] of [
+      ['src/dashboard/x.tsx', "import { readFileSync } from 'node:fs';", /runs in the browser/],
+      ['src/dashboard/x.tsx', "import { z } from 'zod';", /runs in the browser/],
+      ['src/dashboard/x.tsx', "import { ERRORS } from '../model/errors.ts';", /as types only/],
+      ['src/dashboard/x.tsx', "import { createApiServer } from '../api/server.ts';", /only type-only src\/model/],
+      ['src/dashboard/pages/x.tsx', "import { EdgeNode } from '../../edge/edge-node.ts';", /only type-only src\/model/],
+    ] as const) {
+      const messages = await lint(file, code);
+      assert.ok(messages.length >= 1, `${file}: ${code} is refused`);
+      assert.match(messages[0] ?? '', why);
+    }
+  });
+
   it('keeps the determinism rule: real sockets only in src/net/node', async () => {
     const messages = await restricted('src/core/x.ts', "import * as net from 'node:net';\nexport {};\n");
     assert.equal(messages.length, 1);

@@ -12,7 +12,11 @@ describe('config: api, zones, node.data_dir', () => {
   it('defaults the API to loopback 8787 and derives zone ids from the name', () => {
     const r = validateConfig({ api: {}, zones: [{ name: 'Example.COM.' }, { id: '023e105f4ecef8ad9ca31a8372d0c353', name: 'b.example' }] });
     assert.ok(r.ok);
-    assert.deepEqual(r.config.api, { listen: { host: '127.0.0.1', port: 8787 }, rateLimit: { requests: 1200, windowSec: 300 } });
+    assert.deepEqual(r.config.api, { listen: { host: '127.0.0.1', port: 8787 }, rateLimit: { requests: 1200, windowSec: 300 }, dashboard: true });
+    const off = validateConfig({ api: { dashboard: false }, zones: [{ name: 'example.com' }] });
+    assert.ok(off.ok);
+    assert.equal(off.config.api?.dashboard, false);
+    assert.deepEqual(codes({ api: { dashboard: 'yes' }, zones: [{ name: 'example.com' }] }), [['/api/dashboard', 'E_CONFIG_SCHEMA']]);
     assert.deepEqual(r.config.zones, [
       { id: deriveZoneId('example.com'), name: 'example.com' },
       { id: '023e105f4ecef8ad9ca31a8372d0c353', name: 'b.example' },
