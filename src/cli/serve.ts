@@ -148,6 +148,7 @@ function restartOnlyChanges(running: RefractConfig, next: RefractConfig): string
   if (running.node.tls.dataDir !== next.node.tls.dataDir) out.push('edge.tls.data_dir');
   if (running.node.dataDir !== next.node.dataDir) out.push('node.data_dir');
   if (JSON.stringify(running.api) !== JSON.stringify(next.api)) out.push('api');
+  if (JSON.stringify(running.analytics) !== JSON.stringify(next.analytics)) out.push('analytics');
   if (running.dns === undefined || next.dns === undefined) {
     if (running.dns !== next.dns) out.push('dns');
   } else if (JSON.stringify(running.dns.listen) !== JSON.stringify(next.dns.listen)) {
@@ -335,6 +336,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
     process.stderr.write(`refract: could not start: ${why}\n`);
     await dns?.close().catch(() => undefined);
     await api?.server.close().catch(() => undefined);
+    api?.writer.close();
     api?.store.close();
     await origins?.close();
     await edge.shutdown(0);
@@ -444,6 +446,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
           log.info({ event: 'serve.stopped', signal: sig }, 'stopped');
           if (sink && sink !== process.stdout) (sink as WriteStream).end();
           traceOut?.end();
+          api?.writer.close();
           api?.store.close();
           geo?.close();
           exitCleanup();
@@ -463,6 +466,8 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
 interface RunningApi {
   readonly source: ConfigSource;
   readonly store: ApiStore;
+  /** Writes the analytics rollups; closed (open minutes written) before the store. */
+  readonly writer: { close(): boolean };
   readonly server: ReturnType<typeof createApiServer>;
 }
 
@@ -472,7 +477,11 @@ interface RunningApi {
  * module and the HTTP server cost start-up time otherwise).
  */
 async function openApi(file: string, config: RefractConfig, fileRaw: unknown, edge: EdgeNode, log: Logger, adopt: (c: RefractConfig) => void): Promise<RunningApi> {
-  const [{ ApiStore }, { createApiServer }] = await Promise.all([import('../api/store.ts'), import('../api/server.ts')]);
+  const [{ ApiStore }, { createApiServer }, { AnalyticsStore, AnalyticsWriter, zoneOfApp }] = await Promise.all([
+    import('../api/store.ts'),
+    import('../api/server.ts'),
+    import('../api/analytics-store.ts'),
+  ]);
   const store = new ApiStore(apiDbPath(file, config.node.dataDir ?? '.refract'));
   const source = new ConfigSource({
     edge,
@@ -489,8 +498,19 @@ async function openApi(file: string, config: RefractConfig, fileRaw: unknown, ed
         ? log.info({ event: 'edge_ips.rotated', ...m }, `${m.name}: rotated from ${m.from} to ${m.to ?? 'none'}`)
         : log.warn({ event: 'edge_ips.moved', ...m }, `${m.name}: ${m.from} is in no pool any more; now ${m.to ?? 'none'}`),
   });
-  const server = createApiServer({ source, store, log, rateLimit: config.api?.rateLimit, nowMs: () => nodeClock.now(), version: refractVersion() });
-  return { source, store, server };
+  // Analytics (docs/api.md, "Analytics"): the edge's events rolled up per minute into the API's database.
+  const analytics = new AnalyticsStore(store, { retentionDays: config.analytics?.retentionDays });
+  const writer = new AnalyticsWriter({ store: analytics, clock: nodeClock, events$: edge.events.events$, zoneOf: zoneOfApp(() => source.config) });
+  const server = createApiServer({
+    source,
+    store,
+    log,
+    rateLimit: config.api?.rateLimit,
+    nowMs: () => nodeClock.now(),
+    version: refractVersion(),
+    analytics: { store: analytics, epochMs: () => nodeClock.epochMs() },
+  });
+  return { source, store, server, writer };
 }
 
 /** Starts the API's HTTP listener; a bind failure is an E_LISTEN_* RefractError naming the address and port. */
@@ -531,6 +551,7 @@ async function checkCommand(
       const apiApps = api.source.config.apps.length - config.apps.length;
       await listenApi(api, config.api.listen);
       await api.server.close();
+      api.writer.close();
       api.store.close();
       api = undefined;
       apiText = `, ${plural(apiApps, 'API app')} from the database, API port ${hostPort(config.api.listen.host, config.api.listen.port)} bound and released`;
@@ -558,6 +579,7 @@ async function checkCommand(
   } catch (e) {
     await dns?.close().catch(() => undefined);
     await api?.server.close().catch(() => undefined);
+    api?.writer.close();
     api?.store.close();
     await origins?.close().catch(() => undefined);
     await d.edge.shutdown(0).catch(() => undefined);

@@ -14,6 +14,7 @@ export const DEFAULTS = {
   dnsListenHost: '127.0.0.1', // dns.listen: loopback unless the operator says otherwise
   dnsListenPort: 5300, // dns.listen without a port (53 needs privileges)
   dnsTtlSec: 30, // dns.ttl: short, so a changed answer reaches resolvers soon (Refract's choice)
+  analyticsRetentionDays: 7, // analytics.retention_days: a week of rollups (minute rows for a day, hour rows after)
   /** Edge IPs every app port is bound on. */
   edgeAddresses: ['127.0.0.1'],
   ipv4Quota: 10, // edge.ipv4_quota: Spectrum's default of 10 IPv4 hostnames per account
@@ -60,6 +61,7 @@ export const LIMITS = {
   /** dns.ttl bounds, seconds: at least 1, at most a day (answers follow config changes; a longer TTL hides them). */
   minDnsTtlSec: 1,
   maxDnsTtlSec: 86_400,
+  maxAnalyticsRetentionDays: 3650, // analytics.retention_days: ten years
   /** App ids and node ids: URL-path safe, so the REST API can use them as `/apps/{id}`. */
   idPattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
   /** Length of a derived app id in hex characters (Spectrum's ids are 32 hex). */

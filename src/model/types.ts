@@ -204,6 +204,8 @@ export interface RefractConfig {
   readonly api?: ApiSettings | undefined;
   /** The authoritative DNS server for `zones` (docs/dns.md); undefined: none. */
   readonly dns?: DnsSettings | undefined;
+  /** The analytics store's settings (docs/api.md, "Analytics"); undefined: the defaults. Used only with `api`. */
+  readonly analytics?: AnalyticsSettings | undefined;
   /** The edge-IP allocation (src/model/edge-ips.ts), set when pools are configured and the config was allocated. */
   readonly edgeIps?: EdgeIpState | undefined;
 }
@@ -236,6 +238,11 @@ export interface DnsSettings {
 export interface Zone {
   readonly id: string;
   readonly name: string;
+}
+
+export interface AnalyticsSettings {
+  /** Days analytics rows are kept (minute rows for the last day, hour rows before). */
+  readonly retentionDays: number;
 }
 
 export interface ApiSettings {
