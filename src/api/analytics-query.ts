@@ -342,6 +342,7 @@ export function query(store: AnalyticsStore, q: AnalyticsQuery): AnalyticsResult
   const spans = q.timeDelta === undefined ? undefined : intervals(q.since, q.until, q.timeDelta);
   const starts = spans?.map(([s]) => s / 1000);
   const slotOf = (t: number): number => {
+    if (starts === undefined) return 0;
     // The last interval whose start is ≤ t.
     let lo = 0;
     let hi = starts!.length - 1;
@@ -369,16 +370,20 @@ export function query(store: AnalyticsStore, q: AnalyticsQuery): AnalyticsResult
   const sketches = needSketch(q.metrics);
   const cols = q.dimensions.map((d) => COLUMN[d]);
   const where = filterSql(q.filters);
+  // SQLite sums per group and time slot: no slot for a summary, the interval start for fixed widths (they are
+  // multiples of the width since the epoch), the bucket start for calendar intervals (mapped to a slot here).
+  const fixed = q.timeDelta === undefined ? undefined : FIXED_SEC[q.timeDelta];
+  const slotSql = q.timeDelta === undefined ? '0' : fixed !== undefined ? `(t / ${fixed}) * ${fixed}` : 't';
   store.read((db) => {
-    const groupBy = ['t', ...cols].join(', ');
+    const groupBy = ['slot', ...cols].join(', ');
     const sums = db
       .prepare(
-        `SELECT ${groupBy}, SUM(count) AS count, SUM(bytes_ingress) AS bi, SUM(bytes_egress) AS be, SUM(dur_n) AS dn, SUM(dur_sum) AS ds
+        `SELECT ${slotSql} AS slot, ${cols.length > 0 ? `${cols.join(', ')}, ` : ''}SUM(count) AS count, SUM(bytes_ingress) AS bi, SUM(bytes_egress) AS be, SUM(dur_n) AS dn, SUM(dur_sum) AS ds
          FROM analytics WHERE zone_id = ? AND t >= ? AND t < ? AND ${where.sql} GROUP BY ${groupBy}`,
       )
       .all(q.zone, sinceSec, untilSec, ...where.args) as Array<Record<string, number | string>>;
     for (const r of sums) {
-      add(cols.map((c) => String(r[c])), Number(r['t']), {
+      add(cols.map((c) => String(r[c])), Number(r['slot']), {
         count: Number(r['count']),
         bytesIngress: Number(r['bi']),
         bytesEgress: Number(r['be']),
