@@ -11,10 +11,13 @@ import { fileURLToPath } from 'node:url';
 import { assertUdpPortsFree } from './udp-measure.ts';
 import { assertPortsFree, nginxWorker, spawnChild, stopChild, waitForPorts, type Child } from './proc.ts';
 
-export type ProxyName = 'nginx' | 'haproxy' | 'node-pipe' | 'refract' | 'refract-base';
+export type ProxyName = 'nginx' | 'haproxy' | 'node-pipe' | 'refract' | 'refract-base' | 'refract-analytics';
 export const ALL_PROXIES: readonly ProxyName[] = ['nginx', 'haproxy', 'node-pipe', 'refract'];
-/** Every proxy `--proxies` may name; `refract-base` (Refract from another checkout: `--baseline DIR`) is opt-in. */
-export const KNOWN_PROXIES: readonly ProxyName[] = [...ALL_PROXIES, 'refract-base'];
+/**
+ * Every proxy `--proxies` may name; opt-in: `refract-base` (Refract from another checkout: `--baseline DIR`) and
+ * `refract-analytics` (this checkout with `api:`, so the analytics store is fed: compare with `refract`).
+ */
+export const KNOWN_PROXIES: readonly ProxyName[] = [...ALL_PROXIES, 'refract-base', 'refract-analytics'];
 
 /** The checkout `refract-base` runs (`--baseline DIR` sets it), for before/after comparisons in one run. */
 let baselineRoot: string | undefined;
@@ -38,6 +41,7 @@ const MAX_UDP_SESSIONS = 12_000;
 const NGINX_UDP = { port: 7113, keptPort: 7114 } as const;
 const REFRACT_UDP = { port: 7103, keptPort: 7103 } as const;
 const REFRACT_BASE_UDP = { port: 7183, keptPort: 7183 } as const;
+const REFRACT_ANALYTICS_UDP = { port: 7143, keptPort: 7143 } as const;
 
 export interface OriginPorts {
   readonly echo: number;
@@ -279,10 +283,37 @@ const refractBase: ProxyDef = {
   },
 };
 
+/**
+ * This checkout with the management API on 127.0.0.1:7146 (database in the run's folder), so every connection's
+ * events feed the analytics store (docs/api.md, "Analytics"): against `refract` in the same run, the cost of
+ * analytics on the connection rate.
+ */
+const refractAnalytics: ProxyDef = {
+  name: 'refract-analytics',
+  echoPort: 7141,
+  sinkPort: 7142,
+  udp: REFRACT_ANALYTICS_UDP,
+  missing: () => refract.missing(),
+  version: () => `${refract.version()} with api: (analytics on)`,
+  async start(dir, cpu, origin) {
+    await assertPortsFree([this.echoPort, this.sinkPort, 7146]);
+    await assertUdpPortsFree([REFRACT_ANALYTICS_UDP.port]);
+    const cfg = join(dir, 'refract-analytics.yaml');
+    const api = ['api: { listen: 127.0.0.1:7146 }', 'zones: [{ name: example.test }]', 'node: { data_dir: refract-analytics-data }', ''].join('\n');
+    writeFileSync(cfg, api + refractConfig(this.echoPort, this.sinkPort, origin, REFRACT_ANALYTICS_UDP.port));
+    const child = spawnChild(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/cli.ts'), 'serve', '--config', cfg], cpu, {
+      cwd: REPO_ROOT,
+    });
+    await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
+    return { child, measuredPid: child.pid, stop: () => stopChild(child) };
+  },
+};
+
 export const PROXIES: Readonly<Record<ProxyName, ProxyDef>> = {
   nginx,
   haproxy,
   'node-pipe': nodePipe,
   refract,
   'refract-base': refractBase,
+  'refract-analytics': refractAnalytics,
 };

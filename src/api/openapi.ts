@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { APP_FIELDS } from '../model/app.ts';
 import { ACCESS_RULE_CONFIGURATION_FIELDS, ACCESS_RULE_FIELDS } from '../model/access-rules.ts';
 import { ERRORS, RefractError } from '../model/errors.ts';
+import { DEFAULT_LIMIT, DIMENSIONS, METRICS, TIME_DELTAS } from './analytics-query.ts';
 import { RULE_PAGE_SIZES } from './rule-list.ts';
 import type { Permission } from './tokens.ts';
 
@@ -52,6 +53,17 @@ function paging(maxPerPage: number): QueryParam[] {
   ];
 }
 const PAGE = paging(100);
+
+/** The query of events/summary and events/bytime (src/api/analytics-query.ts). */
+const ANALYTICS_QUERY: readonly QueryParam[] = [
+  { name: 'metrics', schema: { type: 'array', items: { type: 'string', enum: [...METRICS] } }, description: 'Metrics to compute (repeat the key or use commas); default count.' },
+  { name: 'dimensions', schema: { type: 'array', items: { type: 'string', enum: [...DIMENSIONS] } }, description: 'Dimensions to group by.' },
+  { name: 'filters', schema: { type: 'string' }, description: 'DIMENSION OP VALUE terms (== != > < >= <=) joined by ; or AND, then by , or OR.' },
+  { name: 'since', schema: { type: 'string', format: 'date-time' }, description: 'Start (RFC 3339); default until − 6 h.' },
+  { name: 'until', schema: { type: 'string', format: 'date-time' }, description: 'End (RFC 3339); default now.' },
+  { name: 'sort', schema: { type: 'array', items: { type: 'string' } }, description: '-FIELD or +FIELD, among the metrics and dimensions.' },
+  { name: 'limit', schema: { type: 'integer', minimum: 1, maximum: DEFAULT_LIMIT, default: DEFAULT_LIMIT }, description: 'Most rows of data (a Refract extension).' },
+];
 
 /** What the server's routes are, keyed `METHOD URL` with fastify's `:param` syntax. */
 export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
@@ -147,6 +159,27 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     ],
     result: 'SpectrumEvent',
     stream: true,
+  },
+  'GET /client/v4/zones/:zone/spectrum/analytics/aggregate/current': {
+    summary: "Per app: connections, bytes each way and average duration over the current minute and the one before it (unwritten traffic included).",
+    permission: 'analytics:read',
+    query: [
+      { name: 'appID', schema: { type: 'string' }, description: 'Comma-separated app ids: only these apps (each listed, with zeros when idle).' },
+      { name: 'colo_name', schema: { type: 'string' }, description: 'Only this colo (the node id).' },
+    ],
+    result: 'AnalyticsCurrent',
+  },
+  'GET /client/v4/zones/:zone/spectrum/analytics/events/summary': {
+    summary: 'Metrics of the zone\'s connection events between since and until, grouped by dimensions.',
+    permission: 'analytics:read',
+    query: ANALYTICS_QUERY,
+    result: 'AnalyticsReport',
+  },
+  'GET /client/v4/zones/:zone/spectrum/analytics/events/bytime': {
+    summary: 'Metrics of the zone\'s connection events grouped by dimensions, one value per time interval.',
+    permission: 'analytics:read',
+    query: [...ANALYTICS_QUERY, { name: 'time_delta', schema: { type: 'string', enum: [...TIME_DELTAS] }, description: 'Interval width (required).' }],
+    result: 'AnalyticsReport',
   },
 };
 
@@ -252,6 +285,37 @@ function components(): Record<string, JsonSchema> {
       required: ['uptimeSec', 'listeners', 'connections', 'applies', 'errors'],
     },
     SpectrumEvent: { type: 'object', description: 'One event of docs/events.md.' },
+    AnalyticsCurrent: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { appID: { type: 'string' }, bytesEgress: { type: 'number' }, bytesIngress: { type: 'number' }, connections: { type: 'number' }, durationAvg: { type: 'number', description: 'ms' } },
+        required: ['appID', 'bytesEgress', 'bytesIngress', 'connections', 'durationAvg'],
+      },
+    },
+    AnalyticsReport: {
+      type: 'object',
+      properties: {
+        data: {
+          type: 'array',
+          items: {
+            type: 'object',
+            properties: {
+              dimensions: { type: 'array', items: { type: 'string' } },
+              metrics: { type: 'array', items: { anyOf: [{ type: 'number' }, { type: 'array', items: { type: 'number' } }] }, description: 'One value per metric (bytime: one array per metric, a value per interval).' },
+            },
+          },
+        },
+        data_lag: { type: 'number' },
+        max: { type: 'object', additionalProperties: { type: 'number' } },
+        min: { type: 'object', additionalProperties: { type: 'number' } },
+        totals: { type: 'object', additionalProperties: { type: 'number' } },
+        rows: { type: 'integer' },
+        query: { type: 'object' },
+        time_intervals: { type: 'array', items: { type: 'array', items: { type: 'string', format: 'date-time' } } },
+      },
+      required: ['data', 'data_lag', 'max', 'min', 'totals', 'rows', 'query'],
+    },
     TokenStatus: { type: 'object', properties: { id: { type: 'string' }, status: { type: 'string', enum: ['active'] } }, required: ['id', 'status'] },
     Deleted: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
     OpenApi: { type: 'object', description: 'An OpenAPI 3.1 document.' },

@@ -9,6 +9,8 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ERRORS, type ErrorCode, type ErrorSpec } from '../model/errors.ts';
 import type { ConfigIssue } from '../model/types.ts';
+import { current, parseAnalyticsQuery, query as analyticsQuery } from './analytics-query.ts';
+import type { AnalyticsStore } from './analytics-store.ts';
 import { auditView, parseAuditFilters } from './audit.ts';
 import { ApiWriteError, type Actor, type ApiApp, type ConfigSource } from './config-source.ts';
 import { openApiDocument, routeDoc, type RouteKey } from './openapi.ts';
@@ -118,6 +120,11 @@ export interface ApiServerDeps {
   readonly rateLimit?: { readonly requests: number; readonly windowSec: number } | undefined;
   /** The clock for the rate limit, monotonic ms (the CLI passes the Clock port's `now`; src/api reads no wall time). */
   readonly nowMs: () => number;
+  /**
+   * The analytics store the analytics endpoints read, and the wall clock (epoch ms) their default times come from;
+   * undefined: those endpoints answer 404 E_API_ANALYTICS_OFF.
+   */
+  readonly analytics?: { readonly store: AnalyticsStore; readonly epochMs: () => number } | undefined;
   /** Refract's version, for the OpenAPI document's `info.version`. */
   readonly version?: string | undefined;
   /** The node's Prometheus metrics (`metrics:`): served at GET /metrics to tokens with analytics:read, and fed one count per request. */
@@ -468,6 +475,42 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
     streams.add(holder.client);
     return reply;
   });
+
+  // ── Spectrum analytics (src/api/analytics-query.ts) ──────────────────────────────────────────────────────────
+  const ANALYTICS = `${API_PREFIX}/zones/:zone/spectrum/analytics`;
+  /** The analytics store for an allowed request on a known zone; else answers (403, 404) and returns undefined. */
+  const analyticsFor = (req: FastifyRequest<{ Params: { zone: string } }>, reply: FastifyReply): NonNullable<ApiServerDeps['analytics']> | undefined => {
+    if (!allowed(req, reply, 'analytics:read', req.params.zone)) return undefined;
+    if (zone(req.params.zone) === undefined) {
+      void noZone(reply, req.params.zone);
+      return undefined;
+    }
+    if (deps.analytics === undefined) {
+      void fail(reply, 404, [problem('E_API_ANALYTICS_OFF')]);
+      return undefined;
+    }
+    return deps.analytics;
+  };
+
+  app.get<{ Params: { zone: string } }>(`${ANALYTICS}/aggregate/current`, async (req, reply) => {
+    const a = analyticsFor(req, reply);
+    if (a === undefined) return reply;
+    const q = req.query as Record<string, unknown>;
+    const one = (v: unknown): string | undefined => (Array.isArray(v) ? v.join(',') : typeof v === 'string' ? v : undefined);
+    const apps = (one(q['appID']) ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+    const colo = one(q['colo_name']);
+    return ok(reply, current(a.store, req.params.zone, a.epochMs(), [...new Set(apps)], colo === '' ? undefined : colo));
+  });
+
+  for (const kind of ['summary', 'bytime'] as const) {
+    app.get<{ Params: { zone: string } }>(`${ANALYTICS}/events/${kind}`, async (req, reply) => {
+      const a = analyticsFor(req, reply);
+      if (a === undefined) return reply;
+      const q = parseAnalyticsQuery(req.params.zone, req.query as Record<string, unknown>, a.epochMs(), kind);
+      if ('code' in q) return fail(reply, 400, [q]);
+      return ok(reply, analyticsQuery(a.store, q));
+    });
+  }
 
   return app;
 }

@@ -172,6 +172,25 @@ export const MIGRATIONS: readonly string[] = [
      ip TEXT NOT NULL PRIMARY KEY,
      free_after INTEGER NOT NULL
    );`,
+  // Spectrum analytics rollups (src/api/analytics-store.ts): one row per bucket (res 60: a minute, 3600: an hour,
+  // t: its start in epoch seconds) and (zone, app, event, ip version, colo); sketch is a DDSketch of the durations.
+  `CREATE TABLE analytics (
+     res INTEGER NOT NULL,
+     t INTEGER NOT NULL,
+     zone_id TEXT NOT NULL,
+     app_id TEXT NOT NULL,
+     event TEXT NOT NULL,
+     ip_version INTEGER NOT NULL,
+     colo TEXT NOT NULL,
+     count INTEGER NOT NULL,
+     bytes_ingress INTEGER NOT NULL,
+     bytes_egress INTEGER NOT NULL,
+     dur_n INTEGER NOT NULL,
+     dur_sum REAL NOT NULL,
+     sketch BLOB,
+     PRIMARY KEY (zone_id, t, res, app_id, event, ip_version, colo)
+   ) WITHOUT ROWID;
+   CREATE INDEX analytics_res_t ON analytics (res, t);`,
 ];
 
 interface AppRow {
@@ -469,6 +488,22 @@ export class ApiStore {
   /** Revokes by id or name; how many tokens it revoked. */
   revokeToken(idOrName: string, at: string): number {
     return this.#db.prepare('UPDATE tokens SET revoked_on = ? WHERE revoked_on IS NULL AND (id = ? OR name = ?)').run(at, idOrName, idOrName).changes;
+  }
+
+  /**
+   * Runs `f` on the database in a transaction of its own, unless an API write is open (its transaction spans the
+   * edge's apply, so another statement now would join it and share its fate): then returns false and runs nothing,
+   * and the caller tries again later. The analytics writer uses this (src/api/analytics-store.ts).
+   */
+  runAside(f: (db: Database.Database) => void): boolean {
+    if (this.#open || !this.#db.open) return false;
+    this.#db.transaction(() => f(this.#db)).immediate();
+    return true;
+  }
+
+  /** Runs a read on the database (any time: reads see the last committed state, or the open write's). */
+  read<T>(f: (db: Database.Database) => T): T {
+    return f(this.#db);
   }
 
   close(): void {

@@ -153,6 +153,7 @@ function restartOnlyChanges(running: RefractConfig, next: RefractConfig): string
   if (JSON.stringify(running.api) !== JSON.stringify(next.api)) out.push('api');
   if (JSON.stringify(running.metrics) !== JSON.stringify(next.metrics)) out.push('metrics');
   if (JSON.stringify([running.log.events, running.log.eventsRotate, running.log.eventsHttp]) !== JSON.stringify([next.log.events, next.log.eventsRotate, next.log.eventsHttp])) out.push('log.events');
+  if (JSON.stringify(running.analytics) !== JSON.stringify(next.analytics)) out.push('analytics');
   if (running.dns === undefined || next.dns === undefined) {
     if (running.dns !== next.dns) out.push('dns');
   } else if (JSON.stringify(running.dns.listen) !== JSON.stringify(next.dns.listen)) {
@@ -353,6 +354,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
     await dns?.close().catch(() => undefined);
     await metricsServer?.close().catch(() => undefined);
     await api?.server.close().catch(() => undefined);
+    api?.writer.close();
     api?.store.close();
     await origins?.close();
     await edge.shutdown(0);
@@ -470,6 +472,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
           metrics?.dispose();
           log.info({ event: 'serve.stopped', signal: sig }, 'stopped');
           traceOut?.end();
+          api?.writer.close();
           api?.store.close();
           geo?.close();
           exitCleanup();
@@ -489,6 +492,8 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
 interface RunningApi {
   readonly source: ConfigSource;
   readonly store: ApiStore;
+  /** Writes the analytics rollups; closed (open minutes written) before the store. */
+  readonly writer: { close(): boolean };
   readonly server: ReturnType<typeof createApiServer>;
 }
 
@@ -498,7 +503,11 @@ interface RunningApi {
  * module and the HTTP server cost start-up time otherwise).
  */
 async function openApi(file: string, config: RefractConfig, fileRaw: unknown, edge: EdgeNode, log: Logger, adopt: (c: RefractConfig) => void, metrics?: EdgeMetrics): Promise<RunningApi> {
-  const [{ ApiStore }, { createApiServer }] = await Promise.all([import('../api/store.ts'), import('../api/server.ts')]);
+  const [{ ApiStore }, { createApiServer }, { AnalyticsStore, AnalyticsWriter, zoneOfApp }] = await Promise.all([
+    import('../api/store.ts'),
+    import('../api/server.ts'),
+    import('../api/analytics-store.ts'),
+  ]);
   const store = new ApiStore(apiDbPath(file, config.node.dataDir ?? '.refract'));
   const source = new ConfigSource({
     edge,
@@ -515,8 +524,21 @@ async function openApi(file: string, config: RefractConfig, fileRaw: unknown, ed
         ? log.info({ event: 'edge_ips.rotated', ...m }, `${m.name}: rotated from ${m.from} to ${m.to ?? 'none'}`)
         : log.warn({ event: 'edge_ips.moved', ...m }, `${m.name}: ${m.from} is in no pool any more; now ${m.to ?? 'none'}`),
   });
-  const server = createApiServer({ source, store, log, rateLimit: config.api?.rateLimit, dashboard: config.api?.dashboard, nowMs: () => nodeClock.now(), version: refractVersion(), metrics });
-  return { source, store, server };
+  // Analytics (docs/api.md, "Analytics"): the edge's events rolled up per minute into the API's database.
+  const analytics = new AnalyticsStore(store, { retentionDays: config.analytics?.retentionDays });
+  const writer = new AnalyticsWriter({ store: analytics, clock: nodeClock, events$: edge.events.events$, zoneOf: zoneOfApp(() => source.config) });
+  const server = createApiServer({
+    source,
+    store,
+    log,
+    rateLimit: config.api?.rateLimit,
+    nowMs: () => nodeClock.now(),
+    version: refractVersion(),
+    dashboard: config.api?.dashboard,
+    metrics,
+    analytics: { store: analytics, epochMs: () => nodeClock.epochMs() },
+  });
+  return { source, store, server, writer };
 }
 
 /** Starts the API's HTTP listener; a bind failure is an E_LISTEN_* RefractError naming the address and port. */
@@ -557,6 +579,7 @@ async function checkCommand(
       const apiApps = api.source.config.apps.length - config.apps.length;
       await listenApi(api, config.api.listen);
       await api.server.close();
+      api.writer.close();
       api.store.close();
       api = undefined;
       apiText = `, ${plural(apiApps, 'API app')} from the database, API port ${hostPort(config.api.listen.host, config.api.listen.port)} bound and released`;
@@ -595,6 +618,7 @@ async function checkCommand(
   } catch (e) {
     await dns?.close().catch(() => undefined);
     await api?.server.close().catch(() => undefined);
+    api?.writer.close();
     api?.store.close();
     await origins?.close().catch(() => undefined);
     await d.edge.shutdown(0).catch(() => undefined);

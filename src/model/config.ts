@@ -190,6 +190,7 @@ const TOP_FIELDS = {
   zones: z.unknown(),
   dns: z.unknown(),
   metrics: z.unknown(),
+  analytics: z.unknown(),
 };
 
 const DNS_FIELDS = {
@@ -211,6 +212,10 @@ const API_FIELDS = {
     .object({ requests: z.number().int().min(1).max(1_000_000), window_sec: z.number().int().min(1).max(86_400) })
     .strict(),
   dashboard: z.boolean(),
+};
+
+const ANALYTICS_FIELDS = {
+  retention_days: z.number().int().min(1).max(LIMITS.maxAnalyticsRetentionDays),
 };
 
 const ZONE_FIELDS = {
@@ -394,6 +399,7 @@ export function validateConfig(raw: unknown): ConfigResult {
     }
   }
   const sinks = eventSinks(logV?.events, issues);
+  const analyticsV = top.values.analytics === undefined ? undefined : section('analytics', ANALYTICS_FIELDS);
   if (dnsV !== undefined && zones.length === 0 && apiV === undefined) {
     issues.push(configIssue('/zones', 'E_CONFIG_SCHEMA', 'dns serves the zones listed under zones; list at least one: zones: [{ name: example.com }]'));
   }
@@ -518,6 +524,7 @@ export function validateConfig(raw: unknown): ConfigResult {
       dnsV === undefined
         ? undefined
         : { listen: dnsV.listen ?? { host: DEFAULTS.dnsListenHost, port: DEFAULTS.dnsListenPort }, ttlSec: dnsV.ttl ?? DEFAULTS.dnsTtlSec },
+    analytics: analyticsV === undefined ? undefined : { retentionDays: analyticsV.retention_days ?? DEFAULTS.analyticsRetentionDays },
   };
   // With pools, what allocation refuses whatever the previous state (static IPs outside the pools, the quota, a
   // family without a pool) is an error of the file; allocation itself runs on the apply path (src/model/edge-ips.ts).

@@ -25,6 +25,7 @@ export const DEFAULTS = {
   eventsHttpTimeoutMs: 10_000, // 10 s per POST
   eventsHttpShutdownDeadlineMs: 5_000, // 5 s to deliver the buffer at shutdown
   eventsRotateKeep: 5, // log.events.rotate.keep: rotated files kept
+  analyticsRetentionDays: 7, // analytics.retention_days: a week of rollups (minute rows for a day, hour rows after)
   /** Edge IPs every app port is bound on. */
   edgeAddresses: ['127.0.0.1'],
   ipv4Quota: 10, // edge.ipv4_quota: Spectrum's default of 10 IPv4 hostnames per account
@@ -71,6 +72,7 @@ export const LIMITS = {
   /** dns.ttl bounds, seconds: at least 1, at most a day (answers follow config changes; a longer TTL hides them). */
   minDnsTtlSec: 1,
   maxDnsTtlSec: 86_400,
+  maxAnalyticsRetentionDays: 3650, // analytics.retention_days: ten years
   /** App ids and node ids: URL-path safe, so the REST API can use them as `/apps/{id}`. */
   idPattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
   /** Length of a derived app id in hex characters (Spectrum's ids are 32 hex). */

@@ -153,6 +153,14 @@ export const ERRORS = {
   E_API_RULE_CONFIGURATION: { message: "An IP Access rule's configuration (target and value) cannot change; delete the rule and create another.", source: 'downstream', retryable: false },
   E_DASHBOARD_BUILD: { message: "The dashboard's browser code could not be bundled at start; the API and the proxy run without it.", source: 'internal', retryable: false },
   E_DASHBOARD_DISABLED: { message: 'The dashboard is turned off (api.dashboard: false).', source: 'config', retryable: false },
+  E_API_ANALYTICS_OFF: { message: 'This server has no analytics store (refract serve has one whenever api: is configured).', source: 'internal', retryable: false },
+  E_API_ANALYTICS_METRIC: { message: 'An analytics query names an unknown metric (count, bytesIngress, bytesEgress, durationAvg, durationMedian, duration90th, duration99th).', source: 'downstream', retryable: false },
+  E_API_ANALYTICS_DIMENSION: { message: 'An analytics query names an unknown dimension (event, appID, coloName, ipVersion), or one twice.', source: 'downstream', retryable: false },
+  E_API_ANALYTICS_FILTER: { message: 'An analytics filter is malformed: terms are DIMENSION OP VALUE joined by ; (AND) and , (OR).', source: 'downstream', retryable: false },
+  E_API_ANALYTICS_SORT: { message: 'An analytics sort field is not among the query\'s metrics or dimensions.', source: 'downstream', retryable: false },
+  E_API_ANALYTICS_TIME: { message: 'An analytics since or until is not an RFC 3339 time, or since is not before until.', source: 'downstream', retryable: false },
+  E_API_ANALYTICS_TIME_DELTA: { message: 'An analytics bytime query needs time_delta (year, quarter, month, week, day, hour, dekaminute, minute) giving at most 10,080 intervals.', source: 'downstream', retryable: false },
+  E_API_ANALYTICS_LIMIT: { message: 'An analytics limit must be an integer from 1 to 10,000.', source: 'downstream', retryable: false },
 
   // ── internal ─────────────────────────────────────────────────────────────────────────────────────────────────
   E_INTERNAL: { message: 'Internal error.', source: 'internal', retryable: false },

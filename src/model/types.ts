@@ -245,6 +245,8 @@ export interface RefractConfig {
   readonly dns?: DnsSettings | undefined;
   /** Prometheus metrics (docs/metrics.md); undefined: none. */
   readonly metrics?: MetricsSettings | undefined;
+  /** The analytics store's settings (docs/api.md, "Analytics"); undefined: the defaults. Used only with `api`. */
+  readonly analytics?: AnalyticsSettings | undefined;
   /** The edge-IP allocation (src/model/edge-ips.ts), set when pools are configured and the config was allocated. */
   readonly edgeIps?: EdgeIpState | undefined;
 }
@@ -277,6 +279,11 @@ export interface DnsSettings {
 export interface Zone {
   readonly id: string;
   readonly name: string;
+}
+
+export interface AnalyticsSettings {
+  /** Days analytics rows are kept (minute rows for the last day, hour rows before). */
+  readonly retentionDays: number;
 }
 
 export interface ApiSettings {

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { EdgeNode } from '../../../src/edge/edge-node.ts';
 import { createNodeNetwork } from '../../../src/net/node/network.ts';
 import { ApiStore } from '../../../src/api/store.ts';
+import { AnalyticsStore, AnalyticsWriter, zoneOfApp, type AnalyticsClock } from '../../../src/api/analytics-store.ts';
 import { ConfigSource } from '../../../src/api/config-source.ts';
 import { createApiServer, API_PREFIX } from '../../../src/api/server.ts';
 import type { BundleResult } from '../../../src/api/dashboard.ts';
@@ -23,6 +24,8 @@ export interface ApiUnderTest {
   edge: EdgeNode;
   store: ApiStore;
   source: ConfigSource;
+  analytics: AnalyticsStore;
+  writer: AnalyticsWriter;
   /** fetch relative to /client/v4 (`root`: to the server's root) with the token (unless `auth: false`); `json` is the text when the answer is not JSON. */
   call(method: string, path: string, body?: unknown, opts?: { auth?: false | string; root?: true }): Promise<{ status: number; type: string | null; json: any }>;
   close(): Promise<void>;
@@ -37,7 +40,7 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export async function startApi(fileRaw: Record<string, unknown> = {}, opts: { storeFile?: string; log?: Logger; rateLimit?: { requests: number; windowSec: number }; nowMs?: () => number; dashboard?: boolean; dashboardBundle?: () => Promise<BundleResult> } = {}): Promise<ApiUnderTest> {
+export async function startApi(fileRaw: Record<string, unknown> = {}, opts: { storeFile?: string; log?: Logger; rateLimit?: { requests: number; windowSec: number }; nowMs?: () => number; dashboard?: boolean; dashboardBundle?: () => Promise<BundleResult>; clock?: AnalyticsClock } = {}): Promise<ApiUnderTest> {
   const raw = { zones: [ZONE], ...fileRaw };
   const first = validateConfig(raw);
   if (!first.ok) throw new Error(JSON.stringify(first.issues));
@@ -49,7 +52,26 @@ export async function startApi(fileRaw: Record<string, unknown> = {}, opts: { st
   const now = (): Date => new Date(Date.UTC(2026, 0, 1, 0, 0, tick++));
   const source = new ConfigSource({ edge, store, file: 'refract.yaml', fileRaw: raw, now });
   await source.start();
-  const server = createApiServer({ source, store, log: opts.log, rateLimit: opts.rateLimit, nowMs: opts.nowMs ?? (() => performance.now()), dashboard: opts.dashboard, dashboardBundle: opts.dashboardBundle });
+  // Analytics on the real wall clock (or the test's), fed from the edge's events as refract serve does.
+  const clock: AnalyticsClock = opts.clock ?? {
+    epochMs: () => Date.now(),
+    setTimer(ms, fn) {
+      const t = setTimeout(fn, ms);
+      return () => clearTimeout(t);
+    },
+  };
+  const analytics = new AnalyticsStore(store);
+  const writer = new AnalyticsWriter({ store: analytics, clock, events$: edge.events.events$, zoneOf: zoneOfApp(() => source.config) });
+  const server = createApiServer({
+    source,
+    store,
+    log: opts.log,
+    rateLimit: opts.rateLimit,
+    nowMs: opts.nowMs ?? (() => performance.now()),
+    analytics: { store: analytics, epochMs: () => clock.epochMs() },
+    dashboard: opts.dashboard,
+    dashboardBundle: opts.dashboardBundle,
+  });
   await server.listen({ host: '127.0.0.1', port: 0 });
   const port = (server.server.address() as AddressInfo).port;
   const { token } = createToken(store, 'test', now());
@@ -60,6 +82,8 @@ export async function startApi(fileRaw: Record<string, unknown> = {}, opts: { st
     edge,
     store,
     source,
+    analytics,
+    writer,
     async call(method, path, body, o = {}) {
       const headers: Record<string, string> = {};
       if (o.auth !== false) headers['authorization'] = `Bearer ${o.auth ?? token}`;
@@ -72,6 +96,7 @@ export async function startApi(fileRaw: Record<string, unknown> = {}, opts: { st
     async close() {
       await server.close();
       await edge.shutdown(50);
+      writer.close();
       store.close();
     },
   };
