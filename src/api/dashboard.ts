@@ -2,13 +2,14 @@
  * The dashboard's static side: `GET /dashboard/` (index.html), `/dashboard/app.js` and `/dashboard/app.css`, served
  * without credentials (they hold no data; every data call of the page goes to the API with the user's token).
  *
- * The browser code (src/dashboard, Preact + uPlot) is bundled by esbuild in memory, once per process, when the first
- * API server becomes ready: no build step for users and nothing fetched from outside (preact, uplot and uPlot's CSS
- * come from node_modules). A failed bundle is E_DASHBOARD_BUILD: logged once, answered 503 on /dashboard/, and
- * never a crash of the API or the proxy.
+ * The browser code (src/dashboard, Preact + uPlot) is bundled by esbuild: once by `npm run build` (which `npm install`
+ * runs in a checkout) into dist/dashboard/, which the built server serves; or, when running from the sources, in
+ * memory, once per process, when the first API server becomes ready. Nothing is fetched from outside (preact, uplot
+ * and uPlot's CSS come from node_modules). A failed bundle is E_DASHBOARD_BUILD: logged once, answered 503 on
+ * /dashboard/, and never a crash of the API or the proxy.
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -30,17 +31,38 @@ export interface DashboardBundle {
 
 export type BundleResult = { readonly ok: true; readonly bundle: DashboardBundle } | { readonly ok: false; readonly message: string };
 
-/** The entry file: next to this module in the source tree, or under src/ beside dist/ in the published package. */
+/** The entry file: next to this module in the source tree, or under src/ beside dist/ in a checkout's build. */
 export function dashboardEntry(): string | undefined {
   const candidates = ['../dashboard/main.tsx', '../../src/dashboard/main.tsx'].map((rel) => fileURLToPath(new URL(rel, import.meta.url)));
   return candidates.find((p) => existsSync(p));
 }
 
+/**
+ * The bundle `npm run build` wrote beside the compiled server (dist/dashboard/app.js and app.css): what an installed
+ * package serves. Undefined when running from the sources (src/dashboard holds no app.js).
+ */
+export function prebuiltDashboard(dir: URL = new URL('../dashboard/', import.meta.url)): BundleResult | undefined {
+  const js = fileURLToPath(new URL('app.js', dir));
+  if (!existsSync(js)) return undefined;
+  try {
+    const code = readFileSync(js, 'utf8');
+    const cssFile = fileURLToPath(new URL('app.css', dir));
+    const css = existsSync(cssFile) ? readFileSync(cssFile, 'utf8') : '';
+    return { ok: true, bundle: { js: code, css, jsTag: etag(code), cssTag: etag(css) } };
+  } catch (e) {
+    return { ok: false, message: `the built dashboard could not be read: ${e instanceof Error ? e.message : String(e)}` };
+  }
+}
+
 const etag = (text: string): string => `"${createHash('sha256').update(text).digest('base64url').slice(0, 22)}"`;
 
-/** Bundles src/dashboard/main.tsx (JS and CSS) in memory. Never rejects: a failure is `{ok: false}`. */
+/**
+ * Bundles src/dashboard/main.tsx (JS and CSS) in memory with esbuild, a development dependency: `npm run build` does
+ * it once for the installed package (scripts/bundle-dashboard.ts), and a node running from the sources does it at
+ * start. Never rejects: a failure is `{ok: false}`.
+ */
 export async function buildDashboard(entry: string | undefined = dashboardEntry()): Promise<BundleResult> {
-  if (entry === undefined) return { ok: false, message: 'the dashboard source (src/dashboard/main.tsx) is missing from this installation' };
+  if (entry === undefined) return { ok: false, message: 'the dashboard source (src/dashboard/main.tsx) is missing from this installation; run npm run build' };
   try {
     const esbuild = await import('esbuild');
     const out = await esbuild.build({
@@ -73,9 +95,9 @@ export async function buildDashboard(entry: string | undefined = dashboardEntry(
 
 let shared: Promise<BundleResult> | undefined;
 
-/** The process-wide bundle (built once, on first use). */
+/** The process-wide bundle: the built one of an installed package, else bundled once from the sources on first use. */
 export function dashboardBundle(): Promise<BundleResult> {
-  shared ??= buildDashboard();
+  shared ??= Promise.resolve(prebuiltDashboard() ?? buildDashboard());
   return shared;
 }
 

@@ -41,7 +41,10 @@ describe('package.json', () => {
     for (const f of ['package.json', 'README.md', 'bin/refract.js', 'examples/refract.yaml', 'docs/deploy.md', 'docs/configuration.md', 'deploy/Dockerfile', 'deploy/refract.service', 'deploy/refract.yaml']) {
       assert.ok(files.includes(f), `${f} is packed`);
     }
-    if (existsSync(join(ROOT, 'dist', 'cli.js'))) assert.ok(files.includes('dist/cli.js'), 'dist/cli.js is packed');
+    if (existsSync(join(ROOT, 'dist', 'cli.js'))) {
+      assert.ok(files.includes('dist/cli.js'), 'dist/cli.js is packed');
+      assert.ok(files.includes('dist/dashboard/app.js') && files.includes('dist/dashboard/app.css'), 'the built dashboard is packed');
+    }
     const unwanted = files.filter((f) => /^(src|test|bench|scenarios|node_modules)\//.test(f) || /(^|\/)\.refract\//.test(f) || /\.ts$|\.map$|^tsconfig/.test(f));
     assert.deepEqual(unwanted, []);
   });
