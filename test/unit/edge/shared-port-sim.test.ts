@@ -1,8 +1,9 @@
 /**
  * Apps with distinct DNS names on one edge port, each on its own edge IPs (pools: IPv4 and IPv6), on the simulator:
  * the edge binds one listener per address, and each listener leads to its own app's origin, over IPv4 and IPv6;
- * an IPv6-only app listens on its IPv6 address alone; and when one of the apps is deleted its addresses stop
- * accepting while the other apps keep theirs.
+ * an IPv6-only app listens on its IPv6 address alone; when one of the apps is deleted its addresses stop
+ * accepting while the other apps keep theirs; and a config that skipped validation with two apps on one address and
+ * port is refused by the edge's own allocation, changing nothing.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -69,6 +70,15 @@ test('one port, three names: each edge address leads to its own app; deleting on
   assert.equal(await ask('fd00:9::2'), 'ECONNREFUSED');
   assert.equal(await ask('10.9.0.1'), 'a:hi');
   assert.equal(await ask('fd00:9::3'), 'c:hi');
+
+  // A config that skipped validation with two apps of one name on one port: the edge's own allocation refuses it
+  // (E_CONFIG_EDGE_CONFLICT) and nothing changes.
+  const before = edge.listeners();
+  const valid = cfg([app('a', 0), app('c', 2, 'ipv6')]);
+  const clash = { ...valid, apps: [...valid.apps, { ...valid.apps[0]!, id: 'a2' }] };
+  await assert.rejects(run(edge.apply(clash)), (e: unknown) => (e as { code?: string }).code === 'E_CONFIG_EDGE_CONFLICT');
+  assert.deepEqual(edge.listeners(), before);
+  assert.equal(await ask('10.9.0.1'), 'a:hi');
 
   const done = edge.shutdown(0);
   await sim.runUntilIdleAsync({ maxSteps: 1_000_000 });
