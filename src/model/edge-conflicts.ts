@@ -66,10 +66,13 @@ function hostPort(addr: string, port: number): string {
  */
 export function edgeBindConflicts(binders: readonly EdgeBinder[]): ConfigIssue[] {
   const byProtocol = new Map<L4Protocol, Entry[]>();
+  // Few distinct addresses, many binders: parse each text once.
+  const canon = new Map<string, ReturnType<typeof canonicalIp>>();
   binders.forEach((binder, b) => {
     const seen = new Set<string>();
     for (const raw of binder.addresses) {
-      const ip = canonicalIp(raw);
+      let ip = canon.get(raw);
+      if (ip === undefined && !canon.has(raw)) canon.set(raw, (ip = canonicalIp(raw)));
       if (ip === undefined || seen.has(ip.text)) continue;
       seen.add(ip.text);
       let list = byProtocol.get(binder.protocol);
@@ -85,10 +88,17 @@ export function edgeBindConflicts(binders: readonly EdgeBinder[]): ConfigIssue[]
     let reachV4: Entry | undefined;
     let reachAll: Entry | undefined;
     const higher = (a: Entry | undefined, e: Entry): Entry => (a === undefined || e.end > a.end ? e : a);
+    const hits = (c: Entry | undefined, e: Entry): c is Entry => c !== undefined && c.b !== e.b && c.end >= e.start;
     for (const e of entries) {
-      const candidates =
-        e.addr === ANY ? [reachAll] : e.addr === ANY_V4 ? [reachV4, reach.get(ANY)] : [reach.get(e.addr), e.v4 ? reach.get(ANY_V4) : undefined, reach.get(ANY)];
-      const h = candidates.find((c) => c !== undefined && c.b !== e.b && c.end >= e.start);
+      let h: Entry | undefined;
+      if (e.addr === ANY) {
+        if (hits(reachAll, e)) h = reachAll;
+      } else {
+        const own = e.addr === ANY_V4 ? reachV4 : reach.get(e.addr);
+        const v4Wild = e.v4 && e.addr !== ANY_V4 ? reach.get(ANY_V4) : undefined;
+        const wild = reach.get(ANY);
+        h = hits(own, e) ? own : hits(v4Wild, e) ? v4Wild : hits(wild, e) ? wild : undefined;
+      }
       if (h !== undefined) {
         const [later, earlier] = e.b > h.b ? [e, h] : [h, e];
         if (!issues.has(later.b)) issues.set(later.b, conflictIssue(binders, later, earlier, e.start));
