@@ -3,7 +3,8 @@
  *
  * Reload semantics (`apply`):
  * - added apps start listening; removed apps stop accepting and their open connections drain (they continue until
- *   `drain_timeout_ms`, then close); changed apps apply to new connections only; unchanged apps are untouched;
+ *   `drain_timeout_ms`, then close); changed apps apply to new connections only, and an address or port a changed
+ *   app no longer has stops accepting and drains the same way; unchanged apps are untouched;
  * - it is all-or-nothing: new ports are bound first, and if any bind fails they are released again and the running
  *   configuration stays, with the error returned (E_LISTEN_*).
  * Applies are serialised: a snapshot arriving while one is being applied waits its turn.
@@ -236,7 +237,7 @@ export class EdgeNode {
           if (d.protocol === 'tcp') {
             // The listener's accepts become a stream; the TCP engine takes each with the slot's app of the moment.
             const accepted$ = new AcceptStream<Conn>();
-            slot.accepted = accepted$.subscribe((conn) => this.tcp.accept(conn, slot.app));
+            slot.accepted = accepted$.subscribe((conn) => this.tcp.accept(conn, slot.app, slot.key));
             slot.listener = await this.#net.listenTcp({ host: d.host, port: d.port }, accepted$.onConnection);
           } else {
             const sock: UdpSocket = await this.#net.bindUdp({ host: d.host, port: d.port });
@@ -281,12 +282,12 @@ export class EdgeNode {
     }
     const closing: Promise<void>[] = [];
     // Connections on a slot that goes away drain to the deadline even when their app stays (it moved to other
-    // addresses: edge-IP rotation); a removed app's are drained below as well.
+    // addresses: edge-IP rotation; or its port range shrank); a removed app's are drained below as well.
     const goneTcp = new Set<string>();
     const goneUdp = new Set<UdpSlot>();
     for (const [key, s] of this.#slots) {
       if (desired.has(key)) continue;
-      if (s.listener) goneTcp.add(`${s.host}|${s.port}`);
+      if (s.listener) goneTcp.add(s.key);
       if (s.udp) goneUdp.add(s.udp);
       s.app = undefined;
       if (s.udp) s.udp.app = undefined;
@@ -318,7 +319,7 @@ export class EdgeNode {
       this.tcp.drain(new Set(removed), config.node.drainTimeoutMs);
       this.udp.drain(new Set(removed), config.node.drainTimeoutMs);
     }
-    if (goneTcp.size > 0) this.tcp.drainEdges(goneTcp, config.node.drainTimeoutMs);
+    if (goneTcp.size > 0) this.tcp.drainListeners(goneTcp, config.node.drainTimeoutMs);
     if (goneUdp.size > 0) this.udp.drainSlots(goneUdp, config.node.drainTimeoutMs);
     this.#resolver.retain(new Set(next.keys()));
     await Promise.all(closing);

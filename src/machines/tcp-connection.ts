@@ -169,8 +169,11 @@ export class TcpEngine {
     return [...this.#active].map((r) => ({ app: r.app?.id, state: this.#host.stateOf(r) }));
   }
 
-  /** Takes an accepted downstream connection. `app` is the app serving its edge port now (undefined: none). */
-  accept(down: Conn, app: AppSpec | undefined): void {
+  /**
+   * Takes an accepted downstream connection. `app` is the app serving its edge port now (undefined: none);
+   * `listener` names the edge listener that accepted it (`drainListeners` picks connections by it).
+   */
+  accept(down: Conn, app: AppSpec | undefined, listener?: string): void {
     const deps = this.#env.deps;
     const clock = deps.clock;
     const local = down.local;
@@ -183,6 +186,7 @@ export class TcpEngine {
       id: this.#nextId++,
       down,
       app,
+      listener,
       edge: local,
       acceptedAt: clock.now(),
       acceptedEpoch: clock.epochMs(),
@@ -234,11 +238,13 @@ export class TcpEngine {
   }
 
   /**
-   * Starts draining the connections accepted on the given edge addresses (`"<host>|<port>"`), whatever their app:
-   * an app moved off an address (edge-IP rotation) keeps serving them until they end or `deadlineMs` from now.
+   * Starts draining the connections accepted by the given edge listeners (the `listener` names given to `accept`),
+   * whatever their app: an app moved off an address (edge-IP rotation) or a port (a narrowed range) keeps serving
+   * them until they end or `deadlineMs` from now. By listener, not by local address: a wildcard listener
+   * (`0.0.0.0`, `::`) accepts on concrete, possibly v4-mapped, addresses.
    */
-  drainEdges(edges: ReadonlySet<string>, deadlineMs: number): void {
-    this.#drainWhere((r) => edges.has(`${r.edge.address}|${r.edge.port}`), deadlineMs);
+  drainListeners(listeners: ReadonlySet<string>, deadlineMs: number): void {
+    this.#drainWhere((r) => r.listener !== undefined && listeners.has(r.listener), deadlineMs);
   }
 
   /** Arms the drain deadline of every open connection `which` picks (once: an armed one keeps its deadline). */

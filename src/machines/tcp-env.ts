@@ -85,6 +85,8 @@ export interface ConnRecord extends HostedInstance<ConnRecord, TcpConnEvent> {
   /** The client stream: the accepted socket, or the plaintext side of the edge TLS session once it started. */
   down: Conn;
   readonly app: AppSpec | undefined;
+  /** The edge listener that accepted it (its slot key in the edge node), when the caller named one. */
+  readonly listener: string | undefined;
   readonly edge: SocketAddress;
   readonly acceptedAt: number;
   readonly acceptedEpoch: number;

@@ -190,7 +190,7 @@ export class UdpEngine {
     this.#drainWhere((r) => !appIds || appIds.has(r.app.id), deadlineMs);
   }
 
-  /** Starts draining the flows of the given edge sockets, whatever their app (see `TcpEngine.drainEdges`). */
+  /** Starts draining the flows of the given edge sockets, whatever their app (see `TcpEngine.drainListeners`). */
   drainSlots(slots: ReadonlySet<UdpSlot>, deadlineMs: number): void {
     this.#drainWhere((r) => slots.has(r.slot), deadlineMs);
   }

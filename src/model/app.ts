@@ -25,7 +25,6 @@ import {
   parseProtocol,
   portCount,
   portFromNumber,
-  rangesOverlap,
   type Parsed,
   type EdgeProtocol,
 } from './ports.ts';
@@ -547,10 +546,9 @@ export function deriveAppId(edge: EdgeProtocol, dnsName: string): string {
 }
 
 /**
- * Rules across a set of valid apps: ids are unique (E_CONFIG_DUPLICATE_ID at `<p>/id`) and no two apps of one
- * protocol share an edge port (E_CONFIG_EDGE_CONFLICT at `<p>/protocol`), since every app binds every edge
- * address. `pointers[i]` is where `apps[i]` came from. Each problem is reported on the later app, naming the
- * earlier one. O(n²) comparisons: fine for thousands of apps.
+ * Rules across a set of valid apps: ids are unique (E_CONFIG_DUPLICATE_ID at `<p>/id`, on the later app, naming the
+ * earlier one). `pointers[i]` is where `apps[i]` came from. Whether two apps share an edge address and port depends
+ * on the addresses each binds: src/model/edge-conflicts.ts.
  */
 export function crossAppIssues(apps: readonly AppSpec[], pointers: readonly string[]): ConfigIssue[] {
   const out: ConfigIssue[] = [];
@@ -560,19 +558,6 @@ export function crossAppIssues(apps: readonly AppSpec[], pointers: readonly stri
     const dup = firstById.get(app.id);
     if (dup === undefined) firstById.set(app.id, j);
     else out.push(configIssue(pointerJoin(p, 'id'), 'E_CONFIG_DUPLICATE_ID', `id "${app.id}" is already used by ${pointers[dup] ?? ''}`));
-    for (let i = 0; i < j; i++) {
-      const other = apps[i];
-      if (other !== undefined && other.protocol === app.protocol && rangesOverlap(other.edgePorts, app.edgePorts)) {
-        out.push(
-          configIssue(
-            pointerJoin(p, 'protocol'),
-            'E_CONFIG_EDGE_CONFLICT',
-            `${formatProtocol(app.protocol, app.edgePorts)} overlaps ${formatProtocol(other.protocol, other.edgePorts)} of ${pointers[i] ?? ''}`,
-          ),
-        );
-        break;
-      }
-    }
   });
   return out;
 }

@@ -16,15 +16,10 @@ import { configIssue, crossAppIssues, decode, isRecord, parseFields, pointerJoin
 import { validateAccessRules, type AccessRule } from './access-rules.ts';
 import { DEFAULTS, LIMITS } from './defaults.ts';
 import { RefractError } from './errors.ts';
+import { appBinder, edgeBindConflicts, originBinder } from './edge-conflicts.ts';
 import { allocateEdgeIps } from './edge-ips.ts';
 import { deepFreeze } from './freeze.ts';
-import {
-  formatProtocol,
-  parseHostPort,
-  parseOriginUri,
-  rangesOverlap,
-  type Parsed,
-} from './ports.ts';
+import { parseHostPort, parseOriginUri, type Parsed } from './ports.ts';
 import { isLoopback, isUnspecified, parseCidr, parseIpLiteral, type IpLiteral } from './ip.ts';
 import {
   type AcceptProxySettings,
@@ -465,8 +460,17 @@ export function validateConfig(raw: unknown): ConfigResult {
   const withPools = (edgeV?.pools?.ipv4?.length ?? 0) + (edgeV?.pools?.ipv6?.length ?? 0) > 0;
   if (dnsV !== undefined) warnings.push(...dnsWarnings(apps, appPointers, zones, withPools ? undefined : addresses));
 
+  // Listeners sharing a protocol, address and port (E_CONFIG_EDGE_CONFLICT). Without pools every app binds every
+  // edge address, known now, so the apps are checked with everything else; with pools an app binds its own edge
+  // IPs, known once allocated, so the allocation below checks the apps (src/model/edge-conflicts.ts).
   const origins = validateOrigins(top.values.origins, issues);
-  issues.push(...originConflicts(origins, apps, addresses));
+  const edgeAddressTexts = addresses.map((a) => a.address);
+  issues.push(
+    ...edgeBindConflicts([
+      ...(withPools ? [] : apps.map((app, i) => appBinder(app, appPointers[i] ?? '/apps', edgeAddressTexts))),
+      ...origins.map((o) => originBinder(o.origin, o.pointer)),
+    ]),
+  );
 
   if (issues.length > 0 || nodeV === undefined || edgeV === undefined || logV === undefined) {
     if (issues.length === 0) throw new Error('validateConfig: a section failed without an issue');
@@ -527,7 +531,8 @@ export function validateConfig(raw: unknown): ConfigResult {
     analytics: analyticsV === undefined ? undefined : { retentionDays: analyticsV.retention_days ?? DEFAULTS.analyticsRetentionDays },
   };
   // With pools, what allocation refuses whatever the previous state (static IPs outside the pools, the quota, a
-  // family without a pool) is an error of the file; allocation itself runs on the apply path (src/model/edge-ips.ts).
+  // family without a pool, two apps on one address and port) is an error of the file; allocation itself runs on the
+  // apply path (src/model/edge-ips.ts).
   const allocated = allocateEdgeIps(config, undefined, 0);
   if (!allocated.ok) return { ok: false, issues: [...allocated.issues], warnings };
   return { ok: true, config: deepFreeze(config), warnings, raw };
@@ -673,36 +678,6 @@ function validateOrigins(raw: unknown, issues: ConfigIssue[]): PlacedOrigin[] {
         banner: v.banner,
       },
     });
-  });
-  return out;
-}
-
-/** Two binds collide when protocol and ports overlap and the hosts are equal or either is a wildcard. */
-function hostsCollide(a: IpLiteral, b: IpLiteral): boolean {
-  return a.address === b.address || isUnspecified(a) || isUnspecified(b);
-}
-
-/**
- * Built-in origins bind real ports too: two of them, or one and an app's edge port on an edge address, cannot
- * share protocol + address + port (E_CONFIG_EDGE_CONFLICT at the later origin's `listen`).
- */
-function originConflicts(origins: readonly PlacedOrigin[], apps: readonly AppSpec[], edgeAddresses: readonly IpLiteral[]): ConfigIssue[] {
-  const out: ConfigIssue[] = [];
-  origins.forEach(({ origin: o, pointer }, j) => {
-    const host: IpLiteral = { address: o.host, family: o.host.includes(':') ? 'IPv6' : 'IPv4' };
-    const at = pointerJoin(pointer, 'listen');
-    const earlier = origins.slice(0, j).find(({ origin: e }) =>
-      e.protocol === o.protocol && rangesOverlap(e.ports, o.ports) && hostsCollide({ address: e.host, family: e.host.includes(':') ? 'IPv6' : 'IPv4' }, host),
-    );
-    if (earlier !== undefined) {
-      out.push(configIssue(at, 'E_CONFIG_EDGE_CONFLICT', `overlaps origin "${earlier.origin.name}" (${earlier.pointer})`));
-      return;
-    }
-    if (!edgeAddresses.some((a) => hostsCollide(a, host))) return;
-    const app = apps.find((a) => a.protocol === o.protocol && rangesOverlap(a.edgePorts, o.ports));
-    if (app !== undefined) {
-      out.push(configIssue(at, 'E_CONFIG_EDGE_CONFLICT', `overlaps app ${app.id} on ${formatProtocol(app.protocol, app.edgePorts)} at an edge address`));
-    }
   });
   return out;
 }

@@ -24,10 +24,13 @@
  *   E_EDGE_IP_NOT_ROTATABLE when the name holds no dynamic address (its apps are static, or no pool is set);
  * - new names take the lowest free address, pools in the order listed, names in sorted order. IPv4 blocks of /30 or
  *   wider skip their first and last address (network, broadcast); IPv6 blocks of /127 or wider skip their first
- *   (the subnet-router anycast address).
+ *   (the subnet-router anycast address);
+ * - an allocation whose apps (on the addresses each binds) or built-in origins would share a protocol, address and
+ *   port is refused (E_CONFIG_EDGE_CONFLICT, src/model/edge-conflicts.ts), with pools or without.
  */
 import ipaddr from 'ipaddr.js';
 import { configIssue, pointerJoin } from './app.ts';
+import { appBinder, edgeBindConflicts, originBinder } from './edge-conflicts.ts';
 import { deepFreeze } from './freeze.ts';
 import { canonicalIp, inAnyCidr, parseCidr } from './ip.ts';
 import type { AppSpec, ConfigIssue, EdgeIpNameState, EdgeIpState, RefractConfig } from './types.ts';
@@ -181,7 +184,10 @@ export function allocateEdgeIps(config: RefractConfig, prev: EdgeIpState | undef
   }
   // Holds still running at `nowMs` (an address of the previous state held past its drain deadline is free again).
   const stillHeld = new Map(Object.entries(before.held ?? {}).filter(([, freeAfter]) => freeAfter > nowMs));
-  if (!poolsConfigured(config)) return { ok: true, config, state: EMPTY_EDGE_IPS, moved: [], released: [] };
+  if (!poolsConfigured(config)) {
+    const conflicts = bindConflicts(config);
+    return conflicts.length > 0 ? { ok: false, issues: conflicts } : { ok: true, config, state: EMPTY_EDGE_IPS, moved: [], released: [] };
+  }
   const pools = config.node.pools;
   const issues: ConfigIssue[] = [];
   const edgeAddresses = new Set(config.node.addresses.map(canon));
@@ -313,7 +319,23 @@ export function allocateEdgeIps(config: RefractConfig, prev: EdgeIpState | undef
     .sort();
   const held = Object.fromEntries([...stillHeld].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   const state: EdgeIpState = deepFreeze(stillHeld.size === 0 ? { names: out } : { names: out, held });
-  return { ok: true, config: Object.freeze({ ...config, edgeIps: state }), state, moved, released };
+  const allocated: RefractConfig = Object.freeze({ ...config, edgeIps: state });
+  const conflicts = bindConflicts(allocated);
+  if (conflicts.length > 0) return { ok: false, issues: conflicts };
+  return { ok: true, config: allocated, state, moved, released };
+}
+
+/**
+ * E_CONFIG_EDGE_CONFLICT for an allocated config: apps on the addresses they bind, and built-in origins. Which apps
+ * share an address does not depend on the previous state (two names never share a dynamic address, a static one
+ * is never handed out), so a config the validator accepts (allocated from an empty state) never conflicts here;
+ * checking every allocation keeps that true by construction, not by argument.
+ */
+function bindConflicts(config: RefractConfig): ConfigIssue[] {
+  return edgeBindConflicts([
+    ...config.apps.map((app, i) => appBinder(app, pointerJoin('/apps', i), appBindAddresses(config, app))),
+    ...config.origins.map((o, j) => originBinder(o, pointerJoin('/origins', j))),
+  ]);
 }
 
 /**

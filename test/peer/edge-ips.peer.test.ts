@@ -6,8 +6,7 @@
  *   another address, and a restart keeps both;
  * - without `api:`: the allocation is kept in `data/edge-ips.json`, and a restart with a new app whose name sorts
  *   first keeps the old app's address (without the file it would take the lowest one).
- * IPv6 is not tested on sockets: lo carries only ::1, so an IPv6 pool would need addresses added to an interface
- * (root) or a network namespace; the IPv6 allocation is covered by the unit and property tests.
+ * IPv6 pools on sockets need a network namespace (lo carries only ::1): test/peer/edge-ips-netns.peer.test.ts.
  *
  * Ports come from `freePort` (bound on port 0 and released). Every wait is bounded; dig runs are bounded
  * (+time=2 +tries=1, killed after 10 s); children are killed in `finally`/`after`. Needs `dig` on PATH (dnsutils;

@@ -5,7 +5,9 @@
  * - the addresses of apps the operation did not touch never change;
  * - every app listens exactly on the addresses `appBindAddresses` gives it, and every name's DNS answer
  *   (`dnsViewOf`) equals the set of addresses the edge listens on for that name's apps;
- * - a refused operation (quota, pool exhausted, address taken) changes nothing;
+ * - apps share edge ports (six slots on three ports): two apps of one protocol, address and port are refused
+ *   (E_CONFIG_EDGE_CONFLICT), and only apps of one DNS name can be (distinct names never share an address);
+ * - a refused operation (quota, pool exhausted, address taken, edge conflict) changes nothing;
  * - a restart over the same database (a new ConfigSource and EdgeNode) gives every app the same addresses.
  */
 import { describe, it } from 'node:test';
@@ -35,7 +37,7 @@ const FILE = {
 };
 const ACTOR: Actor = { id: 'prop', name: 'prop', kind: 'token', email: undefined };
 const STATIC_IPS = ['10.1.0.5', '10.1.0.6', '203.0.113.1', 'fd00::7'];
-const REFUSALS = new Set(['E_EDGE_IP_QUOTA', 'E_EDGE_POOL_EXHAUSTED', 'E_EDGE_IP_TAKEN', 'E_LISTEN_ADDRESS_UNAVAILABLE']);
+const REFUSALS = new Set(['E_EDGE_IP_QUOTA', 'E_EDGE_POOL_EXHAUSTED', 'E_EDGE_IP_TAKEN', 'E_LISTEN_ADDRESS_UNAVAILABLE', 'E_CONFIG_EDGE_CONFLICT']);
 const HOST_ADDRESSES = ['203.0.113.1', '10.1.0.1', '10.1.0.2', '10.1.0.3', '10.1.0.4', '10.1.0.5', ...[1, 2, 3, 4, 5, 6, 7].map((i) => `fd00::${i}`)];
 
 type Shape = { name: string; connectivity: 'all' | 'ipv4' | 'ipv6' } | { name: string; ips: string[] };
@@ -52,10 +54,13 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ kind: 'restart' as const }) },
 );
 
+/** Slots 0 and 3, 1 and 4, 2 and 5 share an edge port. */
+const portOf = (slot: number): number => 2000 + (slot % 3);
+
 function body(slot: number, shape: Shape): Record<string, unknown> {
   const isStatic = 'ips' in shape;
   return {
-    protocol: `tcp/${2000 + slot}`,
+    protocol: `tcp/${portOf(slot)}`,
     dns: { type: isStatic ? 'ADDRESS' : 'CNAME', name: shape.name },
     edge_ips: isStatic ? { type: 'static', ips: shape.ips } : { type: 'dynamic', connectivity: shape.connectivity },
     origin_direct: ['tcp://198.51.100.1:9000'],
@@ -129,6 +134,8 @@ function addresses(node: Node): Map<string, string[]> {
 
 describe('edge IPs over random API writes (property)', () => {
   it('one name per IPv4 address, quota, untouched apps stable, DNS = listeners, refusals change nothing, restarts keep addresses', async () => {
+    // How often the runs met what this test is about: conflicts refused, distinct names sharing a port.
+    const seen = { conflicts: 0, sharedPorts: 0 };
     await fc.assert(
       fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 14 }), async (ops) => {
         const store = new ApiStore(':memory:');
@@ -139,6 +146,7 @@ describe('edge IPs over random API writes (property)', () => {
             const before = addresses(node);
             const listenedBefore = listened(node.edge);
             let touched: string | undefined;
+            const held = op.kind === 'restart' ? undefined : ids.get(op.slot);
             try {
               if (op.kind === 'restart') {
                 await node.edge.shutdown(0);
@@ -146,7 +154,6 @@ describe('edge IPs over random API writes (property)', () => {
                 assert.deepEqual(addresses(node), before, 'a restart keeps every address');
                 continue;
               }
-              const held = ids.get(op.slot);
               if (op.kind === 'create') {
                 if (held !== undefined) continue;
                 const made = await node.source.create(ZONE.id, body(op.slot, op.shape), ACTOR);
@@ -164,6 +171,14 @@ describe('edge IPs over random API writes (property)', () => {
               }
             } catch (e) {
               if (!(e instanceof ApiWriteError) || !e.issues.every((i) => REFUSALS.has(i.code))) throw e;
+              if (e.issues.some((i) => i.code === 'E_CONFIG_EDGE_CONFLICT')) {
+                // Only another app of the same name holds the same addresses: it must be on this port.
+                assert.ok(op.kind === 'create' || op.kind === 'update', 'only a create or update can conflict');
+                const name = op.shape.name.toLowerCase();
+                const rival = node.source.config.apps.find((a) => a.id !== held?.id && a.edgePorts.start === portOf(op.slot) && a.dns.name.toLowerCase() === name);
+                assert.ok(rival !== undefined, `conflict refused for ${name} on ${portOf(op.slot)} with no app of that name there`);
+                seen.conflicts++;
+              }
               assert.deepEqual(addresses(node), before, 'a refused write changes no address');
               assert.deepEqual(listened(node.edge), listenedBefore, 'a refused write changes no listener');
               touched = undefined;
@@ -171,6 +186,9 @@ describe('edge IPs over random API writes (property)', () => {
             const after = addresses(node);
             for (const [id, ips] of before) if (id !== touched && after.has(id)) assert.deepEqual(after.get(id), ips, `untouched app ${id} keeps its addresses`);
             check(node);
+            const onPort = new Map<number, Set<string>>();
+            for (const a of node.source.config.apps) onPort.set(a.edgePorts.start, (onPort.get(a.edgePorts.start) ?? new Set()).add(a.dns.name.toLowerCase()));
+            if ([...onPort.values()].some((names) => names.size > 1)) seen.sharedPorts++;
           }
         } finally {
           await node.edge.shutdown(0);
@@ -179,5 +197,6 @@ describe('edge IPs over random API writes (property)', () => {
       }),
       { seed: SEED, numRuns: Math.max(1, Math.round(60 * RUN_SCALE)) },
     );
+    assert.ok(seen.conflicts > 0 && seen.sharedPorts > 0, `the runs met ${seen.conflicts} conflicts and ${seen.sharedPorts} states with distinct names on one port`);
   });
 });

@@ -138,6 +138,92 @@ describe('edge IPs through the API', () => {
     }
   });
 
+  it('two SSH apps with distinct names share tcp/PORT, each on its own address and origin; a real clash on an address is refused', async () => {
+    const net = await import('node:net');
+    // Two origins that say who they are, then echo.
+    const origins = await Promise.all(
+      ['one', 'two'].map(async (who) => {
+        const srv = net.createServer((c) => {
+          c.write(`${who}:`);
+          c.pipe(c);
+        });
+        await new Promise<void>((res) => srv.listen(0, '127.0.0.1', () => res()));
+        return { srv, port: (srv.address() as { port: number }).port };
+      }),
+    );
+    const api = await startApi({ edge: { addresses: ['127.0.0.1'], pools: { ipv4: ['127.0.10.0/24'] } } });
+    const hello = (host: string, port: number): Promise<string> =>
+      new Promise((res) => {
+        const c = net.connect({ host, port });
+        let got = '';
+        const timer = setTimeout(() => done('timeout'), 5_000);
+        const done = (v: string) => {
+          clearTimeout(timer);
+          c.destroy();
+          res(v);
+        };
+        c.on('error', (e: NodeJS.ErrnoException) => done(e.code ?? 'error'));
+        c.setEncoding('utf8').on('data', (d: string) => {
+          got += d;
+          if (got.endsWith('ping')) done(got);
+        });
+        c.on('connect', () => c.write('ping'));
+      });
+    try {
+      const port = await freePort();
+      const ssh = (name: string, originPort: number, extra: Record<string, unknown> = {}) => ({
+        protocol: `tcp/${port}`,
+        dns: { type: 'CNAME', name },
+        edge_ips: { type: 'dynamic', connectivity: 'ipv4' },
+        origin_direct: [`tcp://127.0.0.1:${originPort}`],
+        ...extra,
+      });
+      const a = await api.call('POST', APPS, ssh('ssh-a.example.com', origins[0]!.port));
+      assert.equal(a.status, 200, JSON.stringify(a.json));
+      const b = await api.call('POST', APPS, ssh('ssh-b.example.com', origins[1]!.port));
+      assert.equal(b.status, 200, JSON.stringify(b.json));
+      assert.deepEqual([a.json.result.ips, b.json.result.ips], [['127.0.10.1'], ['127.0.10.2']]);
+      assert.deepEqual(
+        api.edge.listeners().map((l) => `${l.host}:${l.port} ${l.app}`).sort(),
+        [`127.0.10.1:${port} ${a.json.result.id}`, `127.0.10.2:${port} ${b.json.result.id}`],
+      );
+      // Each address's listener leads to its own app's origin, through real sockets.
+      assert.equal(await hello('127.0.10.1', port), 'one:ping');
+      assert.equal(await hello('127.0.10.2', port), 'two:ping');
+      const listeners = api.edge.listeners();
+
+      // Another app of ssh-a's name on the same port shares its address: refused, naming the app and address:port.
+      const again = await api.call('POST', APPS, ssh('ssh-a.example.com', origins[1]!.port));
+      assert.equal(again.status, 400);
+      assert.equal(again.json.errors[0].refract_code, 'E_CONFIG_EDGE_CONFLICT');
+      assert.equal(again.json.errors[0].source.pointer, '/protocol');
+      assert.match(again.json.errors[0].message, new RegExp(`${a.json.result.id}.*127\\.0\\.10\\.1:${port}`));
+
+      // A static app on a free address of the pool takes the port too; a second static app there clashes with it.
+      const st = (id: number) => ({ ...ssh('ssh-s.example.com', origins[id]!.port), dns: { type: 'ADDRESS', name: 'ssh-s.example.com' }, edge_ips: { type: 'static', ips: ['127.0.10.200'] } });
+      const s1 = await api.call('POST', APPS, st(0));
+      assert.equal(s1.status, 200, JSON.stringify(s1.json));
+      assert.equal(await hello('127.0.10.200', port), 'one:ping');
+      const withStatic = api.edge.listeners();
+      const s2 = await api.call('POST', APPS, st(1));
+      assert.equal(s2.status, 400);
+      assert.equal(s2.json.errors[0].refract_code, 'E_CONFIG_EDGE_CONFLICT');
+      assert.match(s2.json.errors[0].message, new RegExp(`${s1.json.result.id}.*127\\.0\\.10\\.200:${port}`));
+      assert.deepEqual(api.edge.listeners(), withStatic, 'nothing bound by a refused write');
+      assert.equal((await api.call('GET', APPS)).json.result.length, 3);
+      assert.equal(withStatic.length, listeners.length + 1);
+
+      // A PUT that moves ssh-b onto ssh-a's name (and so onto its address and port) is refused too; b keeps serving.
+      const moved = await api.call('PUT', `${APPS}/${b.json.result.id}`, ssh('ssh-a.example.com', origins[1]!.port));
+      assert.equal(moved.status, 400);
+      assert.equal(moved.json.errors[0].refract_code, 'E_CONFIG_EDGE_CONFLICT');
+      assert.equal(await hello('127.0.10.2', port), 'two:ping');
+    } finally {
+      for (const o of origins) o.srv.close();
+      await api.close();
+    }
+  });
+
   it('rotate is refused with a code: static app, no other free address, unknown app; nothing changes', async () => {
     const api = await startApi({ edge: { addresses: ['127.0.0.1'], pools: { ipv4: ['127.0.10.0/30'] } } });
     try {

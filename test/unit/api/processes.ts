@@ -93,9 +93,14 @@ export interface Proc {
 
 const live = new Set<ChildProcess>();
 
-/** Starts `node --import tsx src/cli.ts ARGS` in the repository root. */
-export function startCli(args: readonly string[]): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts `node --import tsx src/cli.ts ARGS` in the repository root; with `prefix`, through that command (such as
+ * test/helpers/netns.ts's `nsenter …`, to run it inside a network namespace).
+ */
+export function startCli(args: readonly string[], opts: { prefix?: readonly string[] } = {}): Proc {
+  const argv = [process.execPath, '--import', 'tsx', CLI, ...args];
+  const [cmd, ...rest] = [...(opts.prefix ?? []), ...argv] as [string, ...string[]];
+  const child = spawn(cmd, rest, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   const p: Proc = {
     child,

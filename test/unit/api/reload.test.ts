@@ -28,6 +28,32 @@ describe('file reloads with API apps', () => {
   });
 });
 
+describe('file reloads with API apps and edge pools', () => {
+  it('accepts a file app on an API app\'s port under another name (its own address); rejects one under the same name', async () => {
+    const edge = { addresses: ['127.0.0.1'], pools: { ipv4: ['127.0.10.0/24'] } };
+    const api = await startApi({ edge });
+    try {
+      const port = await freePort();
+      const app = (name: string) => ({ protocol: `tcp/${port}`, dns: { type: 'CNAME', name }, edge_ips: { type: 'dynamic', connectivity: 'ipv4' }, origin_direct: ['tcp://127.0.0.1:9'] });
+      const created = await api.call('POST', `/zones/${ZONE.id}/spectrum/apps`, app('api.example.com'));
+      assert.equal(created.status, 200, JSON.stringify(created.json));
+      const results = await firstValueFrom(
+        api.source
+          .follow(of({ zones: [ZONE], edge, apps: [{ id: 'filed', ...app('file.example.com') }] }, { zones: [ZONE], edge, apps: [{ id: 'filed', ...app('API.example.com') }] }))
+          .pipe(toArray()),
+      );
+      assert.deepEqual(results.map((r) => (r.ok ? 'ok' : (r.error as { issues?: Array<{ code: string }> }).issues?.[0]?.code ?? String(r.error))), ['ok', 'E_CONFIG_EDGE_CONFLICT']);
+      assert.deepEqual(
+        api.edge.listeners().map((l) => `${l.host}:${l.port} ${l.app}`).sort(),
+        [`127.0.10.1:${port} ${created.json.result.id}`, `127.0.10.2:${port} filed`].sort(),
+        'the rejected reload left both apps on their addresses',
+      );
+    } finally {
+      await api.close();
+    }
+  });
+});
+
 describe('file reloads with API rules', () => {
   it('keeps API rules, and rejects a file rule that duplicates one in its zone', async () => {
     const api = await startApi({});
