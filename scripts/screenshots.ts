@@ -9,7 +9,8 @@ import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { chromium, type Page } from 'playwright-core';
-import { freePort, startApi, ZONE } from '../test/unit/api/harness.ts';
+import type { RollupRow } from '../src/streams/analytics.ts';
+import { freePort, startApi, ZONE, type ApiUnderTest } from '../test/unit/api/harness.ts';
 
 const OUT = new URL('../docs/img/', import.meta.url);
 const SIZES = { laptop: { width: 1280, height: 800 }, phone: { width: 390, height: 844 } } as const;
@@ -27,6 +28,30 @@ async function echoed(port: number): Promise<net.Socket> {
     s.write('hello');
   });
   return s;
+}
+
+/**
+ * The analytics page charts an hour, and the demo has only just started: the 40 minutes before now get made-up
+ * traffic (rollup rows written straight into the analytics store: connections, bytes and closing events per app,
+ * varying by minute); the current minute holds the demo's real traffic.
+ */
+function seedHistory(api: ApiUnderTest): void {
+  const apps = api.source.config.apps;
+  const colo = api.writer.rollup.pending()[0]?.colo ?? 'local';
+  const nowMin = Math.floor(Date.now() / 60_000) * 60;
+  const rows: RollupRow[] = [];
+  apps.forEach((app, k) => {
+    for (let m = 40; m >= 1; m--) {
+      const t = nowMin - m * 60;
+      const n = Math.round((k + 1) * 3 + (k + 2) * 2 * (1 + Math.sin((m + k * 7) / 6)));
+      const row = (event: string, count: number, bytes: number): RollupRow => ({ res: 60, t, zone: ZONE.id, app: app.id, event, ipVersion: 4, colo, count, bytesIngress: bytes, bytesEgress: bytes * 3, durN: event === 'connect' ? 0 : count, durSum: event === 'connect' ? 0 : count * 800, sketch: undefined });
+      rows.push(row('connect', n, 0));
+      if (app.dns.name === 'broken.example.com') rows.push(row('originError', n, 0));
+      else rows.push(row('disconnect', n - (m % 9 === 0 ? 1 : 0), n * 2_000));
+      if (m % 9 === 0 && app.dns.name !== 'broken.example.com') rows.push(row('originError', 1, 0));
+    }
+  });
+  api.analytics.write(rows);
 }
 
 async function main(): Promise<void> {
@@ -66,6 +91,7 @@ async function main(): Promise<void> {
     await new Promise<void>((r) => bad.on('close', () => r()).on('error', () => undefined));
   };
   await traffic();
+  seedHistory(api);
 
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
   try {
@@ -89,7 +115,7 @@ async function main(): Promise<void> {
           await page.locator('table.events tbody tr').nth(5).waitFor();
         }
         if (name === 'health') await page.locator('table.applies tbody tr').first().waitFor();
-        if (name === 'analytics') await page.locator('[data-chart-state="unavailable"]').first().waitFor();
+        if (name === 'analytics') for (const id of ['connections', 'bytes', 'statuses']) await page.locator(`[data-chart="${id}"][data-chart-state="ok"] canvas`).waitFor();
         const file = new URL(`dashboard-${name}-${size}.png`, OUT);
         await page.screenshot({ path: file.pathname, fullPage: true });
         process.stdout.write(`screenshots: ${file.pathname}\n`);

@@ -9,7 +9,7 @@
 import type { DDSketch } from '@datadog/sketches-js';
 import { configIssue } from '../model/app.ts';
 import type { ConfigIssue } from '../model/types.ts';
-import { mergeInto, sketchFromBytes, type RollupRow } from '../streams/analytics.ts';
+import { mergeBytesInto, mergeInto, newSketch, type RollupRow } from '../streams/analytics.ts';
 import type { AnalyticsStore } from './analytics-store.ts';
 
 export const METRICS = ['count', 'bytesIngress', 'bytesEgress', 'durationAvg', 'durationMedian', 'duration90th', 'duration99th'] as const;
@@ -355,13 +355,17 @@ export function query(store: AnalyticsStore, q: AnalyticsQuery): AnalyticsResult
   };
   const groups = new Map<string, Group>();
   const totals = emptyAcc();
-  const add = (dims: string[], t: number, a: Acc): void => {
+  const groupOf = (dims: string[]): Group => {
     const key = dims.join('\u0000');
     let g = groups.get(key);
     if (g === undefined) {
       g = { dims, total: emptyAcc(), slots: spans?.map(() => emptyAcc()) };
       groups.set(key, g);
     }
+    return g;
+  };
+  const add = (dims: string[], t: number, a: Acc): void => {
+    const g = groupOf(dims);
     addAcc(g.total, a);
     if (g.slots !== undefined) addAcc(g.slots[slotOf(t)]!, a);
     addAcc(totals, a);
@@ -396,10 +400,13 @@ export function query(store: AnalyticsStore, q: AnalyticsQuery): AnalyticsResult
     const rows = db
       .prepare(`SELECT t, ${[...cols, 'sketch'].join(', ')} FROM analytics WHERE zone_id = ? AND t >= ? AND t < ? AND sketch IS NOT NULL AND ${where.sql}`)
       .iterate(q.zone, sinceSec, untilSec, ...where.args) as Iterable<Record<string, number | string | Buffer>>;
+    // Each stored sketch goes straight into the accumulators' sketches (no sketch object per row).
     for (const r of rows) {
-      const a = emptyAcc();
-      a.sketch = sketchFromBytes(r['sketch'] as Buffer);
-      add(cols.map((c) => String(r[c])), Number(r['t']), a);
+      const bytes = r['sketch'] as Buffer;
+      const g = groupOf(cols.map((c) => String(r[c])));
+      mergeBytesInto((g.total.sketch ??= newSketch()), bytes);
+      if (g.slots !== undefined) mergeBytesInto((g.slots[slotOf(Number(r['t']))]!.sketch ??= newSketch()), bytes);
+      mergeBytesInto((totals.sketch ??= newSketch()), bytes);
     }
   });
   for (const r of store.unwritten()) {

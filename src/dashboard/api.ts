@@ -22,8 +22,8 @@ export const ENDPOINTS = {
 } as const;
 
 /**
- * Spectrum's analytics routes (the charts module, src/dashboard/charts.tsx). They come from the analytics work on
- * another branch; until a node serves them they answer 404 and the charts say "analytics not available".
+ * Spectrum's analytics routes the charts module calls (src/dashboard/charts.tsx); in ROUTE_DOCS like the others. A
+ * node without the analytics store answers them 404 and the charts say "analytics not available".
  */
 export const ANALYTICS_ENDPOINTS = {
   bytime: 'GET /client/v4/zones/:zone/spectrum/analytics/events/bytime',

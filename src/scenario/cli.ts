@@ -132,6 +132,7 @@ export async function simCommand(argv: string[], io: SimIo): Promise<number> {
   try {
     report = await runScenario(scenario, {
       wallClock: io.now,
+      analytics: true,
       ...(seed === undefined ? {} : { seed }),
       ...(trace === undefined ? {} : { onTrace: (line: string) => void trace.write(line + '\n') }),
       ...(bar === undefined ? {} : { onProgress: bar.onProgress }),

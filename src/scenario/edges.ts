@@ -33,6 +33,7 @@ import { EdgeNode } from '../edge/edge-node.ts';
 import { type ConnectTcpOptions, type Network } from '../net/ports.ts';
 import { type SpectrumEvent } from '../streams/events.ts';
 import { traceLine, type TraceRecord } from '../streams/trace.ts';
+import { type SimAnalytics } from './analytics.ts';
 import { type ApiOutcome, type Fail, type UdpCounters } from './results.ts';
 import { canonicalIp, dnsListens, edgeConfig, edgeConfigInput, findZone, parseIpPort, UDP_COUNTER_KEYS, type IpPort } from './schema.ts';
 import { type Tracker } from './tracker.ts';
@@ -140,12 +141,15 @@ export class Edges {
   /** Per edge host: where its DNS server listens, and that address's pointer in the file (`dns` section). */
   readonly #dnsListen = new Map<string, { at: IpPort; pointer: string }>();
   readonly #dnsTtlSec: number;
+  /** Where every incarnation's Spectrum events are also rolled up (src/scenario/analytics.ts). */
+  readonly #analytics: SimAnalytics | undefined;
 
-  constructor(world: World, sc: ScenarioFile, tracker: Tracker, trace: TraceRecorder, fail: Fail) {
+  constructor(world: World, sc: ScenarioFile, tracker: Tracker, trace: TraceRecorder, fail: Fail, analytics?: SimAnalytics) {
     this.#world = world;
     this.#tracker = tracker;
     this.#trace = trace;
     this.#fail = fail;
+    this.#analytics = analytics;
     this.#apps = sc.apps;
     this.#edgeSection = sc.edge;
     this.#accessRules = sc.access_rules;
@@ -212,7 +216,10 @@ export class Edges {
       trace.record(r);
       tracker.onTrace(name, gen, r);
     });
-    node.events.events$.subscribe((e: SpectrumEvent) => tracker.onEvent(gen, e));
+    node.events.events$.subscribe((e: SpectrumEvent) => {
+      tracker.onEvent(gen, e);
+      this.#analytics?.add(e);
+    });
     this.#running.set(name, node);
     let store = this.#stores.get(name);
     if (store === undefined) {

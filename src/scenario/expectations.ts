@@ -4,7 +4,8 @@
  * pointer into the scenario; nothing throws.
  */
 import { type CertInfo } from '../net/ports.ts';
-import { type ConnectionReport, type Fail, type FlowReport, type ResolutionReport, type ScenarioReport, type UdpCounters } from './results.ts';
+import { type AnalyticsRow } from './analytics.ts';
+import { type ApiOutcome, type ConnectionReport, type Fail, type FlowReport, type ResolutionReport, type ScenarioReport, type UdpCounters } from './results.ts';
 import { canonicalIp, formatIpPort, LOAD_DEFAULT_BYTES, loadIds, parseIpPort, UDP_COUNTER_KEYS } from './schema.ts';
 import { type ConnExpectation, type CountExpectation, type FlowExpectation, type ScenarioFile } from './types.ts';
 
@@ -183,6 +184,22 @@ export function checkFlowExpectations(sc: ScenarioFile, flows: readonly FlowRepo
  * The `resolutions` expectations: rcode, the address set (order-independent, canonical text: `2001:DB8::1` is
  * `2001:db8::1`) and the TTL of each resolve step's answer.
  */
+/**
+ * `expect.analytics` against the bytime table: each entry's figures summed over the rows of its app (by id, DNS
+ * name, or the ids its api ref got on any edge) and event. Exact.
+ */
+export function checkAnalyticsExpectations(sc: ScenarioFile, rows: readonly AnalyticsRow[], api: readonly ApiOutcome[], fail: Fail): void {
+  sc.expect?.analytics?.forEach((x, k) => {
+    const ids = new Set(api.filter((o) => o.op === 'create' && o.ref === x.app && o.id !== null).map((o) => o.id!));
+    const mine = rows.filter((r) => (r.app === x.app || r.name === x.app || ids.has(r.app)) && (x.event === undefined || r.event === x.event));
+    const sum = (f: (r: AnalyticsRow) => number): number => mine.reduce((n, r) => n + f(r), 0);
+    const cmp = comparer(`/expect/analytics/${k}`, fail);
+    cmp('count', x.count, sum((r) => r.count));
+    cmp('bytes_ingress', x.bytes_ingress, sum((r) => r.bytesIngress));
+    cmp('bytes_egress', x.bytes_egress, sum((r) => r.bytesEgress));
+  });
+}
+
 export function checkResolutionExpectations(sc: ScenarioFile, resolutions: readonly ResolutionReport[], fail: Fail): void {
   const byId = new Map(resolutions.map((r) => [r.id, r] as const));
   sc.expect?.resolutions?.forEach((x, k) => {

@@ -100,6 +100,40 @@ function apiSection(r: ScenarioReport): string[] {
   return ['', table([['api step', 'at', 'write', 'ref', 'edge', 'outcome'], ...rows], new Set([1]))];
 }
 
+/** Lines of the analytics table the summary shows; the rest are counted (the JSON report has every one). */
+export const SUMMARY_ANALYTICS_ROWS = 40;
+
+/**
+ * The bytime table (when the report has one): per virtual minute (UTC, the simulator's clock starts at
+ * 2026-01-01T00:00Z), app and event, the count and bytes each way, then a total line per app and event.
+ */
+function analyticsSection(r: ScenarioReport): string[] {
+  if (r.analytics === undefined) return [];
+  if (r.analytics.length === 0) return ['', 'analytics: no events'];
+  const label = (x: { name: string; app: string }): string => x.name || x.app || '(no app)';
+  const shown = r.analytics.slice(0, SUMMARY_ANALYTICS_ROWS);
+  const rows = shown.map((x) => [x.minute.slice(11, 16), label(x), x.event, int(x.count), int(x.bytesIngress), int(x.bytesEgress)]);
+  const totals = new Map<string, { name: string; app: string; event: string; count: number; bi: number; be: number }>();
+  for (const x of r.analytics) {
+    const key = `${x.app}\u0000${x.event}`;
+    const t = totals.get(key) ?? { name: x.name, app: x.app, event: x.event, count: 0, bi: 0, be: 0 };
+    t.count += x.count;
+    t.bi += x.bytesIngress;
+    t.be += x.bytesEgress;
+    totals.set(key, t);
+  }
+  const minutes = new Set(r.analytics.map((x) => x.minute)).size;
+  const out = ['', `analytics (events/bytime per minute, from the same rollup as the API; ${int(minutes)} minute(s) with events)`, table([['minute', 'app', 'event', 'count', 'bytes in', 'bytes out'], ...rows], new Set([3, 4, 5]))];
+  if (r.analytics.length > shown.length) out.push(`(${int(r.analytics.length - shown.length)} more lines; --json has them all)`);
+  if (minutes > 1) {
+    const sum = [...totals.values()]
+      .sort((a, b) => label(a).localeCompare(label(b)) || a.event.localeCompare(b.event))
+      .map((t) => ['run', label(t), t.event, int(t.count), int(t.bi), int(t.be)]);
+    out.push('', table([['', 'app', 'event', 'count', 'bytes in', 'bytes out'], ...sum], new Set([3, 4, 5])));
+  }
+  return out;
+}
+
 /** The resolve steps, one row each: who asked what of which server, and the answer (rcode, addresses, TTL) or error. */
 function resolutionSection(r: ScenarioReport): string[] {
   if (r.resolutions === undefined || r.resolutions.length === 0) return [];
@@ -140,6 +174,7 @@ export function formatSummary(r: ScenarioReport): string {
     if (untrackedUdp > 0) lines.push(`(${int(untrackedUdp)} more closing events on the edges that no timeline flow owns)`);
     lines.push(...resolutionSection(r));
     lines.push(...apiSection(r));
+    lines.push(...analyticsSection(r));
     lines.push('');
     lines.push(r.quiescent ? 'quiescent: yes (no open connection, no pending timer)' : `quiescent: no (${r.leftOpen.length} connection(s) open, ${r.pendingTimers} timer(s) pending)`);
     return lines.join('\n');
@@ -173,6 +208,7 @@ export function formatSummary(r: ScenarioReport): string {
   if (flows.length > 0) lines.push(...flowSection(r));
   lines.push(...resolutionSection(r));
   lines.push(...apiSection(r));
+  lines.push(...analyticsSection(r));
   lines.push('');
   lines.push(r.quiescent ? 'quiescent: yes (no open connection, no pending timer)' : `quiescent: no (${r.leftOpen.length} connection(s) open, ${r.pendingTimers} timer(s) pending)`);
   return lines.join('\n');

@@ -2,6 +2,7 @@
  * The report of a run (`ScenarioReport` and its parts, re-exported by `runner.ts`) and how each timeline connection
  * and flow the tracker followed becomes a line of it.
  */
+import type { AnalyticsRow } from './analytics.ts';
 import { type UDP_COUNTER_KEYS } from './schema.ts';
 import { type ResolutionTrack } from './resolutions.ts';
 import { type FlowTrack, type Track } from './tracker.ts';
@@ -157,6 +158,11 @@ export interface ScenarioReport {
   readonly api?: readonly ApiOutcome[];
   /** Each `resolve` step's answer, in the order they ran; present only when a resolve step ran. */
   readonly resolutions?: readonly ResolutionReport[];
+  /**
+   * The bytime table (per minute, app and event: count, bytes each way; src/scenario/analytics.ts); present only
+   * when asked (`RunOptions.analytics`, or the scenario has `expect.analytics`).
+   */
+  readonly analytics?: readonly AnalyticsRow[];
   /** Closing events (TCP and UDP) by Status, over every edge. */
   readonly byStatus: Readonly<Record<string, number>>;
   readonly failures: readonly ExpectationFailure[];

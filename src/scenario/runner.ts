@@ -14,7 +14,8 @@
 import { RefractError } from '../model/errors.ts';
 import { Clients } from './clients.ts';
 import { Edges, TraceRecorder } from './edges.ts';
-import { checkExpectations, checkFlowExpectations, checkResolutionExpectations } from './expectations.ts';
+import { SimAnalytics } from './analytics.ts';
+import { checkAnalyticsExpectations, checkExpectations, checkFlowExpectations, checkResolutionExpectations } from './expectations.ts';
 import { Origins } from './origins.ts';
 import { Resolutions } from './resolutions.ts';
 import { connectionReports, flowReports, resolutionReports, round3, sortedCounts, type ExpectationFailure, type ScenarioReport } from './results.ts';
@@ -25,6 +26,7 @@ import { type ScenarioFile } from './types.ts';
 import { World } from './world.ts';
 
 export { topologyGeo } from './edges.ts';
+export type { AnalyticsRow } from './analytics.ts';
 export type { ApiOutcome, ConnectionReport, ExpectationFailure, FlowReport, ResolutionReport, ScenarioReport, UdpCounters } from './results.ts';
 
 export interface RunOptions {
@@ -41,6 +43,8 @@ export interface RunOptions {
    * without it `wallMs` is 0 (the simulator has no wall time of its own).
    */
   readonly wallClock?: () => number;
+  /** Put the bytime table in the report (`analytics`); a scenario with `expect.analytics` has it anyway. */
+  readonly analytics?: boolean;
 }
 
 const DEFAULT_MAX_STEPS = 50_000_000;
@@ -70,7 +74,8 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
   const trace = new TraceRecorder(opts.onTrace);
   const origins = new Origins(world, tracker);
   await origins.start();
-  const edges = new Edges(world, sc, tracker, trace, fail);
+  const analytics = new SimAnalytics();
+  const edges = new Edges(world, sc, tracker, trace, fail, analytics);
   for (const e of world.topo.edges) await edges.start(e.name, '/apps');
   const clients = new Clients(world, tracker);
   const resolutions = new Resolutions(world, sc);
@@ -84,10 +89,12 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
   const udp = edges.udpCounters();
   const api = edges.apiOutcomes();
   const resolved = resolutionReports(resolutions.tracks.values());
+  const table = opts.analytics === true || sc.expect?.analytics !== undefined ? analytics.table() : undefined;
   edges.close();
   checkExpectations(sc, connections, texts, tracker.byStatus, end, fail, world.certs);
   checkFlowExpectations(sc, flows, received, udp, fail);
   checkResolutionExpectations(sc, resolved, fail);
+  if (table !== undefined) checkAnalyticsExpectations(sc, table, api, fail);
   const wallMs = opts.wallClock ? opts.wallClock() - wallStart : 0;
   return {
     name: sc.name,
@@ -101,6 +108,7 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
     udp,
     ...(api.length > 0 ? { api } : {}),
     ...(resolved.length > 0 ? { resolutions: resolved } : {}),
+    ...(table === undefined ? {} : { analytics: table }),
     byStatus: sortedCounts(tracker.byStatus),
     failures,
     traceHash: trace.digest(),

@@ -393,9 +393,19 @@ const RESOLUTION_EXPECT = z.strictObject({
   addresses: z.array(z.string()).optional(),
   ttl: z.number().int().min(0).optional(),
 });
+/** Spectrum's event names (src/model/outcome.ts), for `expect.analytics[].event`. */
+export const ANALYTICS_EVENTS = ['connect', 'disconnect', 'originError', 'resolveOrigin', 'clientFiltered', 'tlsError'] as const;
+const ANALYTICS_EXPECT = z.strictObject({
+  app: z.string().min(1),
+  event: z.enum(ANALYTICS_EVENTS).optional(),
+  count: z.number().int().min(0).optional(),
+  bytes_ingress: z.number().int().min(0).optional(),
+  bytes_egress: z.number().int().min(0).optional(),
+});
 const statusCounts = z.record(z.string().regex(/^\d{1,3}$/, 'a status key is a Status number such as "200"'), z.number().int().min(0));
 const EXPECT_FIELDS = {
   connections: z.array(CONN_EXPECT).optional(),
+  analytics: z.array(ANALYTICS_EXPECT).optional(),
   resolutions: z.array(RESOLUTION_EXPECT).optional(),
   flows: z.array(FLOW_EXPECT).optional(),
   udp: UDP_EXPECT.optional(),
@@ -964,6 +974,30 @@ function checkApiSteps(
   }
 }
 
+/**
+ * `expect.analytics`: each entry gives at least one figure, and its `app` names an app the run can have: a file
+ * app's id (the top-level apps or a reload's), an api create's ref, or the DNS name of one of those apps.
+ */
+function checkAnalyticsExpect(list: ReadonlyArray<{ app: string; count?: number | undefined; bytes_ingress?: number | undefined; bytes_egress?: number | undefined }>, apps: readonly unknown[] | undefined, steps: ReadonlyArray<{ action: ActionName; body: any } | undefined>, issues: ScenarioIssue[]): void {
+  const appLists = [apps, ...steps.map((s) => (s?.action === 'reload' ? (s.body as { apps?: unknown[] }).apps : undefined))];
+  const known = fileAppIds(appLists);
+  const nameOf = (a: unknown): unknown => (typeof a === 'object' && a !== null ? ((a as Record<string, unknown>)['dns'] as Record<string, unknown> | undefined)?.['name'] : undefined);
+  for (const list of appLists) for (const a of list ?? []) if (typeof nameOf(a) === 'string') known.add(nameOf(a) as string);
+  for (const s of steps) {
+    const create = s?.action === 'api' ? (s.body as { create?: { ref: string; app: unknown } }).create : undefined;
+    if (create === undefined) continue;
+    known.add(create.ref);
+    if (typeof nameOf(create.app) === 'string') known.add(nameOf(create.app) as string);
+  }
+  list.forEach((x, k) => {
+    const p = pointerJoin('/expect/analytics', k);
+    if (x.count === undefined && x.bytes_ingress === undefined && x.bytes_egress === undefined) {
+      issues.push(issue(p, 'E_SCENARIO_SCHEMA', 'an analytics expectation gives at least one of count, bytes_ingress, bytes_egress'));
+    }
+    if (!known.has(x.app)) issues.push(issue(pointerJoin(p, 'app'), 'E_SCENARIO_REFERENCE', `no app has id, api ref or DNS name "${x.app}"`));
+  });
+}
+
 // ── entry points ────────────────────────────────────────────────────────────────────────────────────────────────
 
 /**
@@ -1240,6 +1274,7 @@ export function validateScenario(input: unknown): ScenarioResult {
     }
   });
   for (const key of UDP_COUNTER_KEYS) checkCount(expect?.udp?.[key], pointerJoin('/expect/udp', key), issues);
+  if (expect?.analytics !== undefined) checkAnalyticsExpect(expect.analytics, apps, steps, issues);
 
   if (issues.length > 0 || name === undefined || seed === undefined || topology === undefined || apps === undefined) {
     if (issues.length === 0) throw new Error('validateScenario: a section failed without an issue');

@@ -345,8 +345,26 @@ export interface ResolutionExpectation {
   ttl?: number;
 }
 
+/**
+ * Analytics figures over the whole run (the simulator's rollup, the same as the API's `events/bytime`), summed over
+ * the rows of `app` (a file app's id, an api create's ref, or an app's DNS name) and, if given, of `event` only.
+ * Each figure given must be exact.
+ */
+export interface AnalyticsExpectation {
+  app: string;
+  /** A Spectrum event name: connect, disconnect, originError, clientFiltered, resolveOrigin, tlsError. */
+  event?: string;
+  count?: number;
+  /** Bytes from clients (ClientBytes of the closing events). */
+  bytes_ingress?: number;
+  /** Bytes to clients (OriginBytes of the closing events). */
+  bytes_egress?: number;
+}
+
 export interface Expectations {
   connections?: ConnExpectation[];
+  /** Analytics figures (the run's report then carries the bytime table, `analytics`). */
+  analytics?: AnalyticsExpectation[];
   /** `resolve` steps' answers, by id. */
   resolutions?: ResolutionExpectation[];
   /** UDP flows, by the `id` of their `datagram` steps. */

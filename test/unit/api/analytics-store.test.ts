@@ -9,7 +9,7 @@ import { Subject } from 'rxjs';
 import { ApiStore } from '../../../src/api/store.ts';
 import { AnalyticsStore, AnalyticsWriter, type AnalyticsClock } from '../../../src/api/analytics-store.ts';
 import { query } from '../../../src/api/analytics-query.ts';
-import { HOUR_SEC, MINUTE_SEC, MinuteRollup } from '../../../src/streams/analytics.ts';
+import { HOUR_SEC, mergeBytesInto, MINUTE_SEC, MinuteRollup, newSketch, sketchFromBytes, sketchToBytes } from '../../../src/streams/analytics.ts';
 import type { SpectrumEvent } from '../../../src/streams/events.ts';
 
 const T0 = Date.UTC(2026, 0, 10); // a midnight
@@ -127,5 +127,48 @@ describe('analytics store', () => {
     assert.ok(store.maintain(T0 / 1000));
     assert.deepEqual(store.allRows(), rows);
     api.close();
+  });
+});
+
+describe('stored sketches', () => {
+  it('mergeBytesInto gives the sketch of all the values, as decoding and merging did; bad bytes change nothing', () => {
+    let seed = 7;
+    const rand = (): number => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    for (let round = 0; round < 20; round++) {
+      const all = newSketch();
+      const viaBytes = newSketch();
+      const viaMerge = newSketch();
+      const parts = 1 + Math.floor(rand() * 30);
+      for (let p = 0; p < parts; p++) {
+        const part = newSketch();
+        const n = Math.floor(rand() * 25); // some parts are empty
+        for (let i = 0; i < n; i++) {
+          // Durations: zeros, sub-millisecond, up to an hour.
+          const v = rand() < 0.1 ? 0 : Math.round(rand() ** 3 * 3_600_000 * 1000) / 1000;
+          part.accept(v);
+          all.accept(v);
+        }
+        const bytes = sketchToBytes(part);
+        mergeBytesInto(viaBytes, bytes);
+        viaMerge.merge(sketchFromBytes(bytes));
+      }
+      for (const s of [viaBytes, viaMerge]) {
+        assert.equal(s.count, all.count);
+        assert.equal(s.zeroCount, all.zeroCount);
+        assert.ok(Math.abs(s.sum - all.sum) <= 1e-6 * Math.max(1, all.sum));
+        if (all.count > 0) {
+          assert.equal(s.min, all.min);
+          assert.equal(s.max, all.max);
+          for (const q of [0, 0.5, 0.9, 0.99, 1]) assert.equal(s.getValueAtQuantile(q), all.getValueAtQuantile(q), `q ${q}, round ${round}`);
+        }
+      }
+    }
+    const into = newSketch();
+    into.accept(5);
+    const good = sketchToBytes(into);
+    assert.throws(() => mergeBytesInto(into, good.subarray(0, good.length - 1)), /truncated/);
+    assert.throws(() => mergeBytesInto(into, new Uint8Array(30)), /version 1/);
+    assert.equal(into.count, 1);
+    assert.equal(into.getValueAtQuantile(0.5), sketchFromBytes(good).getValueAtQuantile(0.5));
   });
 });

@@ -16,6 +16,7 @@ import { EventStreamClient, STREAM_QUEUE } from '../../../src/api/event-stream.t
 import { ROUTE_DOCS } from '../../../src/api/openapi.ts';
 import { createToken } from '../../../src/api/tokens.ts';
 import { ANALYTICS_ENDPOINTS, ENDPOINTS } from '../../../src/dashboard/api.ts';
+import { bytimeQuery, CHARTS, toColumns, type Bytime } from '../../../src/dashboard/analytics-data.ts';
 import type { SpectrumEvent } from '../../../src/streams/events.ts';
 import { freePort, startApi, ZONE, ZONE2 } from '../api/harness.ts';
 
@@ -59,9 +60,7 @@ describe('dashboard bundle and routes', () => {
   });
 
   it('calls only documented API routes', () => {
-    for (const route of Object.values(ENDPOINTS)) assert.ok(ROUTE_DOCS[route] !== undefined, `${route} is in ROUTE_DOCS`);
-    // The analytics routes come with the analytics store (another branch); they must at least be Spectrum's paths.
-    for (const route of Object.values(ANALYTICS_ENDPOINTS)) assert.match(route, /^GET \/client\/v4\/zones\/:zone\/spectrum\/analytics\//);
+    for (const route of [...Object.values(ENDPOINTS), ...Object.values(ANALYTICS_ENDPOINTS)]) assert.ok(ROUTE_DOCS[route] !== undefined, `${route} is in ROUTE_DOCS`);
   });
 
   it('serves the pages without credentials, with a CSP of no external origin and revalidation', async () => {
@@ -123,6 +122,54 @@ describe('dashboard bundle and routes', () => {
       assert.equal(((await r.json()) as { errors: Array<{ refract_code: string }> }).errors[0]?.refract_code, 'E_DASHBOARD_DISABLED');
     } finally {
       await api.close();
+    }
+  });
+});
+
+describe('analytics charts', () => {
+  it("the charts' bytime queries are answered by the real endpoint and their columns hold the traffic", async () => {
+    // An echo origin and an app that refuses (port 1): 3 echoed connections of 4 bytes each way, 1 origin error.
+    const echo = await echoServer();
+    const [port, deadPort] = [await freePort(), await freePort()];
+    const api = await startApi({
+      edge: { addresses: ['127.0.0.1'] },
+      apps: [
+        { id: 'echo', protocol: `tcp/${port}`, dns: { type: 'CNAME', name: 'echo.example.com' }, origin_direct: [`tcp://127.0.0.1:${(echo.address() as AddressInfo).port}`] },
+        { id: 'dead', protocol: `tcp/${deadPort}`, dns: { type: 'CNAME', name: 'dead.example.com' }, origin_direct: ['tcp://127.0.0.1:1'] },
+      ],
+    });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const s = await echoed(port);
+        s.write('abc');
+        await new Promise<void>((r) => s.once('data', () => r()));
+        s.end();
+        await new Promise<void>((r) => s.on('close', () => r()));
+      }
+      const dead = net.connect({ host: '127.0.0.1', port: deadPort });
+      await new Promise<void>((r) => dead.on('close', () => r()).on('error', () => undefined));
+      await until('4 closing events are in the rollup', () => api.writer.rollup.events === 8);
+      const answers = new Map<string, ReturnType<typeof toColumns>>();
+      for (const spec of CHARTS) {
+        const r = await api.call('GET', `/zones/${ZONE.id}/spectrum/analytics/events/bytime?${bytimeQuery(spec, Date.now() + 1000)}`);
+        assert.equal(r.status, 200, JSON.stringify(r.json));
+        const result = r.json.result as Bytime;
+        assert.ok((result.time_intervals?.length ?? 0) >= 60, 'an hour of minutes');
+        const cols = toColumns(result, spec.metrics, (id) => (id === 'echo' ? 'echo.example.com' : id));
+        assert.ok(cols.series.every((s) => s.values.length === cols.x.length));
+        answers.set(spec.id, cols);
+      }
+      const sum = (id: string, label: string): number => answers.get(id)!.series.find((s) => s.label === label)?.values.reduce((a, b) => a + b, 0) ?? -1;
+      assert.equal(sum('connections', 'echo.example.com'), 3);
+      assert.equal(sum('connections', 'dead'), 1);
+      assert.equal(sum('bytes', 'echo.example.com in'), 12, "the client's 4 bytes (x, abc) per connection");
+      assert.equal(sum('bytes', 'echo.example.com out'), 12, "the origin's echo");
+      assert.equal(sum('statuses', 'disconnect'), 3);
+      assert.equal(sum('statuses', 'originError'), 1);
+      assert.equal(answers.get('statuses')!.series.some((s) => s.label === 'connect'), false, 'connect is filtered out');
+    } finally {
+      await api.close();
+      await new Promise<void>((r) => echo.close(() => r()));
     }
   });
 });
