@@ -57,7 +57,7 @@ export function netnsUnavailable(): string | undefined {
 export interface Netns {
   /** Runs a program inside the namespace: `[...ns.prefix, program, ...args]`. */
   readonly prefix: readonly string[];
-  /** A TCP connection to host:port from inside the namespace; rejects with an Error whose `code` is the errno. */
+  /** A TCP connection to host:port from inside the namespace, paused (attach a reader, then resume); rejects with an Error whose `code` is the errno. */
   connect(host: string, port: number): Promise<net.Socket>;
   close(): Promise<void>;
 }
@@ -111,6 +111,9 @@ export async function openNetns(setup: readonly string[]): Promise<Netns> {
           const line = head.subarray(0, nl).toString('utf8');
           const rest = head.subarray(nl + 1);
           if (line === 'ok') {
+            // Paused until the caller reads: bytes that came with "ok" (an origin's banner, when the agent is slow)
+            // would otherwise flow to no listener and be lost. The caller attaches 'data' and calls resume().
+            s.pause();
             if (rest.length > 0) s.unshift(rest);
             resolve(s);
             return;

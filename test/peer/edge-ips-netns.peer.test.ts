@@ -70,6 +70,7 @@ async function open(ns: Netns, host: string, port: number): Promise<{ s: net.Soc
   const s = await ns.connect(host, port);
   let rx = '';
   s.setEncoding('utf8').on('data', (d: string) => (rx += d));
+  s.resume();
   s.on('error', () => undefined);
   return {
     s,
