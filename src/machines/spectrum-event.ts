@@ -42,9 +42,11 @@ export type TlsEventFields = Pick<SpectrumEvent, keyof typeof NO_TLS_FIELDS>;
 export function spectrumEvent(clock: Clock, name: SpectrumEventName, status: number, f: EventFacts): SpectrumEvent {
   const closing = name !== 'connect';
   const now = clock.epochMs();
+  // One string for the event's time and, on a closing event, its DisconnectTimestamp (the same instant).
+  const stamp = rfc3339(now);
   const ev: SpectrumEvent = {
     Event: name,
-    Timestamp: rfc3339(now),
+    Timestamp: stamp,
     Application: f.app.id,
     ApplicationName: f.app.dns.name,
     ClientIP: f.client.address,
@@ -64,7 +66,7 @@ export function spectrumEvent(clock: Clock, name: SpectrumEventName, status: num
     ClientAsn: f.asn,
     Status: status,
     ConnectTimestamp: f.connectedEpoch ? rfc3339(f.connectedEpoch) : '',
-    DisconnectTimestamp: closing ? rfc3339(now) : '',
+    DisconnectTimestamp: closing ? stamp : '',
     ColoCode: f.colo,
     ConnectionID: f.connectionId,
     EdgeIP: f.edge.address,

@@ -172,3 +172,19 @@ describe('stored sketches', () => {
     assert.equal(into.getValueAtQuantile(0.5), sketchFromBytes(good).getValueAtQuantile(0.5));
   });
 });
+
+describe('the minute rollup', () => {
+  it('puts each event in its own minute when minutes alternate, and parses a non-UTC stamp whole', () => {
+    const r = new MinuteRollup();
+    const base = Date.UTC(2026, 0, 1, 12, 0, 0);
+    // 12:00:59.999, 12:01:00.000, back to 12:00, then 12:01 again, and 12:00:30 written with an offset (= 12:00:30Z).
+    for (const ms of [base + 59_999, base + 60_000, base + 1, base + 60_001]) r.add(ev(ms), 'z');
+    r.add({ ...ev(base), Timestamp: '2026-01-01T13:00:30.000+01:00' }, 'z');
+    const byMinute = new Map<number, number>();
+    for (const row of r.pending()) byMinute.set(row.t, (byMinute.get(row.t) ?? 0) + row.count);
+    assert.deepEqual([...byMinute].sort((a, b) => a[0] - b[0]), [
+      [base / 1000, 3],
+      [base / 1000 + MINUTE_SEC, 2],
+    ]);
+  });
+});
