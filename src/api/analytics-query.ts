@@ -6,10 +6,9 @@
  *
  * `query` is a plain function over an AnalyticsStore, so the API and the dashboard share it.
  */
-import type { DDSketch } from '@datadog/sketches-js';
 import { configIssue } from '../model/app.ts';
 import type { ConfigIssue } from '../model/types.ts';
-import { mergeBytesInto, mergeInto, newSketch, type RollupRow } from '../streams/analytics.ts';
+import { mergeBytesInto, mergeInto, newSketch, type RollupFigures } from '../streams/analytics.ts';
 import type { AnalyticsStore } from './analytics-store.ts';
 
 export const METRICS = ['count', 'bytesIngress', 'bytesEgress', 'durationAvg', 'durationMedian', 'duration90th', 'duration99th'] as const;
@@ -243,19 +242,12 @@ export function intervals(since: number, until: number, delta: TimeDelta): Array
 
 // ── the query ──────────────────────────────────────────────────────────────────────────────────────────────────
 
-interface Acc {
-  count: number;
-  bytesIngress: number;
-  bytesEgress: number;
-  durN: number;
-  durSum: number;
-  sketch: DDSketch | undefined;
-}
+type Acc = RollupFigures;
 
 const emptyAcc = (): Acc => ({ count: 0, bytesIngress: 0, bytesEgress: 0, durN: 0, durSum: 0, sketch: undefined });
 
 function addAcc(a: Acc, b: Acc): void {
-  mergeInto(a as RollupRow, b as RollupRow);
+  mergeInto(a, b);
 }
 
 function metricOf(a: Acc, m: Metric): number {

@@ -35,9 +35,8 @@ export interface RollupKey {
 }
 
 /** One rollup row: a bucket of `res` seconds starting at `t` (epoch seconds). */
-export interface RollupRow extends RollupKey {
-  readonly res: number;
-  readonly t: number;
+/** The figures of a row, or of any sum of rows (the analytics queries add rows into these). */
+export interface RollupFigures {
   count: number;
   bytesIngress: number;
   bytesEgress: number;
@@ -47,6 +46,11 @@ export interface RollupRow extends RollupKey {
   durSum: number;
   /** Their durations; undefined when durN is 0. */
   sketch: DDSketch | undefined;
+}
+
+export interface RollupRow extends RollupKey, RollupFigures {
+  readonly res: number;
+  readonly t: number;
 }
 
 export function newSketch(): DDSketch {
@@ -155,7 +159,7 @@ export function rowKey(k: RollupKey & { readonly res: number; readonly t: number
 }
 
 /** Adds `b`'s figures into `a` (same key); `a`'s sketch is changed in place (or becomes a copy of `b`'s). */
-export function mergeInto(a: RollupRow, b: RollupRow): void {
+export function mergeInto(a: RollupFigures, b: RollupFigures): void {
   a.count += b.count;
   a.bytesIngress += b.bytesIngress;
   a.bytesEgress += b.bytesEgress;
