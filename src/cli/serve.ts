@@ -36,7 +36,7 @@ import { dnsViewOf, type DnsView } from '../dns/view.ts';
 import { traceLine } from '../streams/trace.ts';
 import { openEventSinks } from './event-sinks.ts';
 import type { EdgeMetrics } from '../api/metrics.ts';
-import type { MetricsServer } from '../api/metrics-server.ts';
+import type { MetricsServer } from './metrics-server.ts';
 import { ACCESS_LOG_FORMATS, accessLogLine, defaultAccessLog, type AccessLogFormat } from './access-log.ts';
 import { parseCommand, processIo, refractVersion, type CliIo } from './args.ts';
 import { claimPidFile, type PidFile } from './pid-file.ts';
@@ -333,7 +333,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
       saveEdgeIps();
     }
     if (metrics !== undefined && config.metrics?.listen !== undefined) {
-      const { startMetricsServer } = await import('../api/metrics-server.ts');
+      const { startMetricsServer } = await import('./metrics-server.ts');
       metricsServer = await startMetricsServer(metrics, config.metrics.listen);
       process.stderr.write(`refract: metrics on http://${hostPort(metricsServer.address.address, metricsServer.address.port)}/metrics (no auth)\n`);
     }
@@ -588,7 +588,7 @@ async function checkCommand(
     }
     let metricsText = '';
     if (config.metrics?.listen !== undefined) {
-      const [{ EdgeMetrics }, { startMetricsServer }] = await Promise.all([import('../api/metrics.ts'), import('../api/metrics-server.ts')]);
+      const [{ EdgeMetrics }, { startMetricsServer }] = await Promise.all([import('../api/metrics.ts'), import('./metrics-server.ts')]);
       const registry = new EdgeMetrics(d.edge, { defaultMetrics: false });
       try {
         await (await startMetricsServer(registry, config.metrics.listen)).close();

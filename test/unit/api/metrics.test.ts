@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { startEdge, startOrigin, exchange, mustConfig, delay } from '../../helpers/edge.ts';
 import { EdgeMetrics, OTHER_APP, engineState } from '../../../src/api/metrics.ts';
-import { startMetricsServer } from '../../../src/api/metrics-server.ts';
+import { startMetricsServer } from '../../../src/cli/metrics-server.ts';
 import { startApi } from './harness.ts';
 import { createToken } from '../../../src/api/tokens.ts';
 import { validateConfig } from '../../../src/model/config.ts';

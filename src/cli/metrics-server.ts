@@ -1,12 +1,12 @@
 /**
  * The metrics listener (`metrics.listen`): `GET /metrics` in Prometheus' text format, without authentication, as
- * scrapers expect; any other request gets 404, a method other than GET or HEAD 405. Bind it to loopback (the
+ * scrapers expect (a real socket: the CLI owns it, as it owns the API's listener); any other request gets 404, a method other than GET or HEAD 405. Bind it to loopback (the
  * default) or a network only Prometheus reaches: config validation warns (W_METRICS_NOT_LOOPBACK) otherwise.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { listenErrorCode, RefractError } from '../model/errors.ts';
-import type { EdgeMetrics } from './metrics.ts';
+import type { EdgeMetrics } from '../api/metrics.ts';
 
 export interface MetricsServer {
   readonly address: AddressInfo;
