@@ -19,6 +19,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Subscription } from 'rxjs';
 import type { EdgeNode } from '../edge/edge-node.ts';
+import { openTally } from '../edge/engine-view.ts';
 import type { SpectrumEvent } from '../streams/events.ts';
 
 /** The label value that apps past `maxApps` share. */
@@ -52,8 +53,8 @@ export function engineState(edge: EdgeNode): EngineState {
   const listeners = { tcp: 0, udp: 0 };
   for (const l of edge.listeners()) listeners[l.protocol]++;
   return {
-    tcp: { open: edge.tcp.activeCount, byApp: edge.tcp.openByApp(), byState: edge.tcp.stateCounts() },
-    udp: { open: edge.udp.activeCount, byApp: edge.udp.openByApp(), byState: edge.udp.stateCounts() },
+    tcp: openTally(edge.tcp.appStates()),
+    udp: openTally(edge.udp.appStates()),
     listeners,
   };
 }
@@ -314,8 +315,7 @@ export class EdgeMetrics {
   /** Drops the series of apps that left the config and have nothing open (run at scrape time). */
   #prune(): void {
     const keep = new Set((this.#edge.config?.apps ?? []).map((a) => a.id));
-    for (const id of this.#edge.tcp.openByApp().keys()) keep.add(id);
-    for (const id of this.#edge.udp.openByApp().keys()) keep.add(id);
+    for (const { app } of [...this.#edge.tcp.appStates(), ...this.#edge.udp.appStates()]) if (app !== undefined) keep.add(app);
     for (const id of [...this.#apps]) {
       if (keep.has(id)) continue;
       this.#apps.delete(id);

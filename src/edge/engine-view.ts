@@ -56,3 +56,23 @@ function count(list: ReadonlyArray<{ readonly app: string | undefined; readonly 
 export function engineStates(edge: EdgeNode, keep: (app: string | undefined) => boolean = () => true): EngineStates {
   return { tcp: count(edge.tcp.appStates(), keep), udp: count(edge.udp.appStates(), keep) };
 }
+
+/**
+ * Open instances per app id (`''`: not routed to an app) and per top-level state (`connecting`, `established`, …),
+ * from one walk of an engine's `appStates()`: what the Prometheus gauges read at scrape time.
+ */
+export function openTally(list: ReadonlyArray<{ readonly app: string | undefined; readonly state: string }>): {
+  readonly open: number;
+  readonly byApp: ReadonlyMap<string, number>;
+  readonly byState: ReadonlyMap<string, number>;
+} {
+  const byApp = new Map<string, number>();
+  const byState = new Map<string, number>();
+  for (const { app, state } of list) {
+    const id = app ?? '';
+    byApp.set(id, (byApp.get(id) ?? 0) + 1);
+    const top = stateIds(state)[0] ?? state;
+    byState.set(top, (byState.get(top) ?? 0) + 1);
+  }
+  return { open: list.length, byApp, byState };
+}

@@ -364,9 +364,3 @@ export function assertHostable(machine: AnyStateMachine, impl: Readonly<Record<s
   }
   return delays;
 }
-
-/** The top-level state name of a state key (`"connecting"` → `connecting`; the parallel state's key → `established`). */
-export function topState(key: string): string {
-  const m = /^[{"]*([A-Za-z]+)/.exec(key);
-  return m?.[1] ?? key;
-}

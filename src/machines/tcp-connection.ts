@@ -14,7 +14,7 @@
  * Start reading at `accept` and the constructor's `impl` table, with the machine (tcp-connection.machine.ts) beside.
  */
 import { Subject, type Observable, type Subscription } from 'rxjs';
-import { MachineHost, topState } from './host.ts';
+import { MachineHost } from './host.ts';
 import { tcpConnectionMachine, type TcpConnActionName, type TcpConnEvent } from './tcp-connection.machine.ts';
 import type { Conn } from '../net/ports.ts';
 import { OUTCOMES, clientTlsOutcome, connectFailOutcome, establishedOutcome, originTlsOutcome } from '../core/outcomes.ts';
@@ -139,29 +139,6 @@ export class TcpEngine {
   /** States of the open connections (for tests and debugging). */
   states(): string[] {
     return [...this.#active].map((r) => this.#host.stateOf(r));
-  }
-
-  /**
-   * Open connections per app id (connections not routed to an app yet, or never, are under `''`), counted now by
-   * walking the open set: for scrapes and status pages, O(open connections), never on the connection path.
-   */
-  openByApp(): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const r of this.#active) {
-      const id = r.app?.id ?? '';
-      out.set(id, (out.get(id) ?? 0) + 1);
-    }
-    return out;
-  }
-
-  /** Open connections per machine state (top-level state name: `connecting`, `established`, …), counted now. */
-  stateCounts(): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const r of this.#active) {
-      const top = topState(this.#host.stateOf(r));
-      out.set(top, (out.get(top) ?? 0) + 1);
-    }
-    return out;
   }
 
   /** State (`stateOf`) and app id of each open connection, for the API's live counts (never per byte). */

@@ -9,7 +9,7 @@
  * one; the machines hear only the streams of udp-inputs.ts. Outcomes come from src/core/outcomes.ts.
  */
 import { Subject, type Observable, type Subscription } from 'rxjs';
-import { MachineHost, topState, type HostedInstance } from './host.ts';
+import { MachineHost, type HostedInstance } from './host.ts';
 import { udpFlowMachine, type UdpFlowActionName, type UdpFlowEvent } from './udp-flow.machine.ts';
 import type { Cancel, Datagram, SocketAddress, UdpSocket } from '../net/ports.ts';
 import { encodeProxyV2 } from '../core/proxy-protocol.ts';
@@ -159,21 +159,6 @@ export class UdpEngine {
 
   get activeCount(): number {
     return this.#flows.size;
-  }
-
-  /** Open flows per app id, now (a copy of the count the per-app cap keeps; no walk). */
-  openByApp(): Map<string, number> {
-    return new Map(this.#perApp);
-  }
-
-  /** Open flows per machine state (`opening`, `active`), counted now by walking the open flows. */
-  stateCounts(): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const r of this.#flows.values()) {
-      const top = topState(this.#host.stateOf(r));
-      out.set(top, (out.get(top) ?? 0) + 1);
-    }
-    return out;
   }
 
   /** State (`stateOf`) and app id of each open flow, for the API's live counts (never per datagram). */
