@@ -3,8 +3,8 @@
  * download), against the API harness on loopback port 0 over a real EdgeNode. Logs in with a token, creates an app
  * through the form and sees it listed, sees the field error of a bad protocol, holds 5 TCP connections open through
  * the edge (real sockets, a loopback echo origin) and sees 5 in `established` on the live view, sees the event tail
- * show their events, sees the analytics charts draw that traffic (from the real bytime endpoint), and checks the layout at a laptop and a phone width. Skipped when /usr/bin/chromium is
- * missing (.ci/run installs it).
+ * show their events, sees the analytics charts draw that traffic (from the real bytime endpoint), and checks the layout at a laptop and a phone width. Skipped loudly when /usr/bin/chromium is
+ * missing, failed under REFRACT_REQUIRE_PEERS=1 (.ci/run installs it and sets that).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,9 +13,10 @@ import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Browser, Page } from 'playwright-core';
 import { freePort, startApi, ZONE, type ApiUnderTest } from '../unit/api/harness.ts';
+import { peerSkip } from '../helpers/peers.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (apt-get install chromium; .ci/run does)`;
+const skip = peerSkip('chromium', 'chromium', existsSync(CHROMIUM) ? CHROMIUM : undefined);
 const LAPTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
 

@@ -9,8 +9,8 @@
  *
  * Ports 7950-7969 belong to this file: the edge listens on 7950-7951; dig's pinned source ports are 7960-7961. The
  * DNS origin binds 127.0.0.1 on an ephemeral port.
- * Needs `dig` on PATH (Debian package `dnsutils`; .ci/run installs it). Without it the suite FAILS, unless
- * REFRACT_SKIP_PEERS=1 says to skip peer tests on purpose.
+ * Needs `dig` on PATH (Debian package `dnsutils`; .ci/run installs it). Without it the suite is skipped, loudly,
+ * unless REFRACT_REQUIRE_PEERS=1 (set by .ci/run) makes it fail.
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,7 +19,7 @@ import { encode } from 'dns-packet';
 import { startEdge, delay, type EdgeUnderTest } from '../helpers/edge.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import type { SpectrumEvent } from '../../src/streams/events.ts';
-import { findOnPath } from '../helpers/peers.ts';
+import { findOnPath, missingPeer, peerSkip } from '../helpers/peers.ts';
 
 /**
  * Flows idle this long end: short so the tests see the closing events soon, long enough that the flows of three
@@ -29,14 +29,11 @@ const IDLE_MS = 1_500;
 
 
 const digBin = findOnPath('dig');
-const skipReason = digBin === undefined && process.env.REFRACT_SKIP_PEERS === '1' ? 'dig not on PATH and REFRACT_SKIP_PEERS=1' : false;
+const skipReason = peerSkip('dig', 'dnsutils', digBin);
 
 function needDig(): string {
   if (digBin === undefined) {
-    throw new Error(
-      'dig is not on PATH: install it (Debian/Ubuntu: `apt-get install -y dnsutils`; .ci/run does this), ' +
-        'or set REFRACT_SKIP_PEERS=1 to skip the real-peer tests on purpose.',
-    );
+    throw missingPeer('dig', 'dnsutils');
   }
   return digBin;
 }

@@ -6,8 +6,8 @@
  * Ports: the in-process server binds port 0 (UDP and TCP on the port UDP got); the child's DNS, API and edge ports
  * come from `freePort` (bound on port 0 and released). Each dig run is bounded (+time=2 +tries=1, killed after
  * 10 s); every wait is bounded; the child is killed in `finally`.
- * Needs `dig` on PATH (Debian package `dnsutils`; .ci/run installs it). Without it the suite FAILS, unless
- * REFRACT_SKIP_PEERS=1 says to skip peer tests on purpose.
+ * Needs `dig` on PATH (Debian package `dnsutils`; .ci/run installs it). Without it the suite is skipped, loudly,
+ * unless REFRACT_REQUIRE_PEERS=1 (set by .ci/run) makes it fail.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,12 +21,12 @@ import { startDnsServer, type DnsServer } from '../../src/dns/server.ts';
 import { dnsViewOf, type DnsView } from '../../src/dns/view.ts';
 import { createNodeNetwork } from '../../src/net/node/network.ts';
 import { deriveZoneId } from '../../src/model/config.ts';
-import { findOnPath } from '../helpers/peers.ts';
+import { findOnPath, missingPeer, peerSkip } from '../helpers/peers.ts';
 import { freePort } from '../unit/api/harness.ts';
 import { bigRaw, configOf, fixtureRaw } from '../unit/dns/fixture.ts';
 
 const digBin = findOnPath('dig');
-const skipReason = digBin === undefined && process.env.REFRACT_SKIP_PEERS === '1' ? 'dig not on PATH and REFRACT_SKIP_PEERS=1' : false;
+const skipReason = peerSkip('dig', 'dnsutils', digBin);
 const HOST = '127.0.0.1';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(ROOT, 'bin', 'refract.js');
@@ -34,7 +34,7 @@ const WAIT_MS = 30_000;
 
 function needDig(): string {
   if (digBin === undefined) {
-    throw new Error('dig is not on PATH: install it (Debian/Ubuntu: `apt-get install -y dnsutils`; .ci/run does this), or set REFRACT_SKIP_PEERS=1 to skip the real-peer tests on purpose.');
+    throw missingPeer('dig', 'dnsutils');
   }
   return digBin;
 }

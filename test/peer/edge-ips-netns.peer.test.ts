@@ -16,7 +16,7 @@
  *
  * Skipped, with the reason, where no namespace can be made (no `unshare`/`nsenter`/`ip`, or user namespaces
  * refused), unless REFRACT_REQUIRE_NETNS=1 (set by .ci/run) makes that a failure. Needs `dig` (dnsutils) like the
- * other peer tests, unless REFRACT_SKIP_PEERS=1. Ports inside the namespace are fixed (it is private). Every wait
+ * other peer tests (skipped loudly without it, unless REFRACT_REQUIRE_PEERS=1). Ports inside the namespace are fixed (it is private). Every wait
  * is bounded; dig runs are bounded (+time=2 +tries=1, killed after 10 s); children are killed in `finally`.
  */
 import { after, describe, it } from 'node:test';
@@ -27,7 +27,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { findOnPath } from '../helpers/peers.ts';
+import { findOnPath, missingPeer, peerSkip } from '../helpers/peers.ts';
 import { netnsUnavailable, openNetns, type Netns } from '../helpers/netns.ts';
 import { createTokenCli, killAll, startCli, until } from '../unit/api/processes.ts';
 
@@ -37,9 +37,7 @@ const required = process.env.REFRACT_REQUIRE_NETNS === '1';
 const skipReason =
   noNetns !== undefined && !required
     ? `no network namespace here: ${noNetns} (REFRACT_REQUIRE_NETNS=1 makes this a failure)`
-    : digBin === undefined && process.env.REFRACT_SKIP_PEERS === '1'
-      ? 'dig not on PATH and REFRACT_SKIP_PEERS=1'
-      : false;
+    : peerSkip('dig', 'dnsutils', digBin);
 
 const HOST = '127.0.0.1';
 const V4_POOL = '127.0.10.0/24';
@@ -49,7 +47,7 @@ const BANNER = 'v6 origin\r\n';
 
 /** The records of `type` that dig, inside the namespace, gets for `name` (through the CNAME), in order. */
 function dig(ns: Netns, name: string, type: 'A' | 'AAAA'): Promise<string[]> {
-  if (digBin === undefined) throw new Error('dig is not on PATH: install dnsutils, or set REFRACT_SKIP_PEERS=1');
+  if (digBin === undefined) throw missingPeer('dig', 'dnsutils');
   const [cmd, ...pre] = ns.prefix as [string, ...string[]];
   return new Promise((resolve, reject) => {
     execFile(cmd, [...pre, digBin, `@${HOST}`, '-p', String(DNS_PORT), '+time=2', '+tries=1', '+noall', '+answer', name, type], { encoding: 'utf8', timeout: 10_000 }, (err, stdout) => {

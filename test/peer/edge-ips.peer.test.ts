@@ -10,7 +10,7 @@
  *
  * Ports come from `freePort` (bound on port 0 and released). Every wait is bounded; dig runs are bounded
  * (+time=2 +tries=1, killed after 10 s); children are killed in `finally`/`after`. Needs `dig` on PATH (dnsutils;
- * .ci/run installs it), unless REFRACT_SKIP_PEERS=1 says to skip peer tests on purpose.
+ * .ci/run installs it); skipped loudly without it, unless REFRACT_REQUIRE_PEERS=1 makes that a failure.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,18 +20,18 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { findOnPath } from '../helpers/peers.ts';
+import { findOnPath, missingPeer, peerSkip } from '../helpers/peers.ts';
 import { freePort, ZONE } from '../unit/api/harness.ts';
 import { apiCall, createTokenCli, echoThrough as echo, killAll, startCli, startServe, until, writeApiConfig } from '../unit/api/processes.ts';
 
 const digBin = findOnPath('dig');
-const skipReason = digBin === undefined && process.env.REFRACT_SKIP_PEERS === '1' ? 'dig not on PATH and REFRACT_SKIP_PEERS=1' : false;
+const skipReason = peerSkip('dig', 'dnsutils', digBin);
 const HOST = '127.0.0.1';
 const POOL = '127.0.10.0/24';
 
 /** The A records dig gets for `name` (through the CNAME), in order. */
 function digA(port: number, name: string): Promise<string[]> {
-  if (digBin === undefined) throw new Error('dig is not on PATH: install dnsutils, or set REFRACT_SKIP_PEERS=1');
+  if (digBin === undefined) throw missingPeer('dig', 'dnsutils');
   return new Promise((resolve, reject) => {
     execFile(digBin, [`@${HOST}`, '-p', String(port), '+time=2', '+tries=1', '+noall', '+answer', name, 'A'], { encoding: 'utf8', timeout: 10_000 }, (err, stdout) => {
       if (err !== null) return reject(err);

@@ -4,8 +4,8 @@
  * against an independent implementation of the spec, not against our own decoder.
  *
  * Ports 7600-7649 belong to this file: edge ports 7600-7609, HAProxy binds 7640-7649.
- * Needs `haproxy` on PATH (Debian package `haproxy`; .ci/run installs it). Without it the suite FAILS, unless
- * REFRACT_SKIP_PEERS=1 says to skip peer tests on purpose.
+ * Needs `haproxy` on PATH (Debian package `haproxy`; .ci/run installs it). Without it the suite is skipped, loudly,
+ * unless REFRACT_REQUIRE_PEERS=1 (set by .ci/run) makes it fail.
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { startEdge, delay } from '../helpers/edge.ts';
-import { findOnPath } from '../helpers/peers.ts';
+import { findOnPath, missingPeer, peerSkip } from '../helpers/peers.ts';
 
 const HAPROXY_PORT = 7640;
 /** The client dials from its own loopback address, so "src" cannot be confused with the edge's 127.0.0.1. */
@@ -25,7 +25,7 @@ const EDGE_ADDR = '127.0.0.1';
 /** Absolute path of `haproxy` found on PATH, or undefined. */
 
 const haproxyBin = findOnPath('haproxy');
-const skipReason = haproxyBin === undefined && process.env.REFRACT_SKIP_PEERS === '1' ? 'haproxy not on PATH and REFRACT_SKIP_PEERS=1' : false;
+const skipReason = peerSkip('haproxy', 'haproxy', haproxyBin);
 
 /**
  * HTTP mode so HAProxy can answer by itself with what it decoded: `src`/`dst` are the PROXY header's addresses once
@@ -158,10 +158,7 @@ describe('HAProxy (accept-proxy) as the origin behind Refract', { skip: skipReas
   // A missing binary fails every test (counted as failures, not as cancelled by a failing hook) with how to fix it.
   const needHaproxy = (): RunningHaproxy => {
     if (haproxyBin === undefined) {
-      throw new Error(
-        'haproxy is not on PATH: install it (Debian/Ubuntu: `apt-get install -y haproxy`; .ci/run does this), ' +
-          'or set REFRACT_SKIP_PEERS=1 to skip the real-peer tests on purpose.',
-      );
+      throw missingPeer('haproxy', 'haproxy');
     }
     assert.ok(haproxy, 'haproxy did not start (see the before hook)');
     return haproxy;

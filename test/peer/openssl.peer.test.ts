@@ -13,7 +13,8 @@
  *   and the matching E_TLS_ORIGIN_CERT_* code, and accepts one chained to the test CA given as ca_bundle.
  *
  * Ports 7650-7699 belong to this file: edge apps 7650-7669, s_server origins 7680-7689 (plain origins bind port 0).
- * Needs `openssl` on PATH (.ci/run installs it). Without it the suite FAILS, unless REFRACT_SKIP_PEERS=1.
+ * Needs `openssl` on PATH (.ci/run installs it). Without it the suite is skipped, loudly,
+ * unless REFRACT_REQUIRE_PEERS=1 (set by .ci/run) makes it fail.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,7 +23,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEdge, startOrigin, type EdgeUnderTest } from '../helpers/edge.ts';
-import { findOnPath } from '../helpers/peers.ts';
+import { findOnPath, missingPeer, peerSkip } from '../helpers/peers.ts';
 import { createNodeCertSource } from '../../src/net/node/cert-store.ts';
 import { openLocalCa } from '../../src/net/node/local-ca.ts';
 import { describeCert, issueCert, type KeyType } from '../../src/net/node/x509.ts';
@@ -30,7 +31,7 @@ import { ORIGIN_CIPHERS, originClientCiphers } from '../../src/core/tls-ciphers.
 import type { CertSource } from '../../src/net/ports.ts';
 
 const opensslBin = findOnPath('openssl');
-const skipReason = opensslBin === undefined && process.env.REFRACT_SKIP_PEERS === '1' ? 'openssl not on PATH and REFRACT_SKIP_PEERS=1' : false;
+const skipReason = peerSkip('openssl', 'openssl', opensslBin);
 
 const HOST = '127.0.0.1';
 const APP_NAME = 'app.example.test';
@@ -61,10 +62,7 @@ const VERSION_FLAG: Record<Version, string> = { 'TLSv1.1': '-tls1_1', 'TLSv1.2':
 
 function needOpenssl(): string {
   if (opensslBin === undefined) {
-    throw new Error(
-      'openssl is not on PATH: install it (Debian/Ubuntu: `apt-get install -y openssl`; .ci/run does this), ' +
-        'or set REFRACT_SKIP_PEERS=1 to skip the real-peer tests on purpose.',
-    );
+    throw missingPeer('openssl', 'openssl');
   }
   return opensslBin;
 }
