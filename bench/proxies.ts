@@ -11,13 +11,14 @@ import { fileURLToPath } from 'node:url';
 import { assertUdpPortsFree } from './udp-measure.ts';
 import { assertPortsFree, nginxWorker, spawnChild, stopChild, waitForPorts, type Child } from './proc.ts';
 
-export type ProxyName = 'nginx' | 'haproxy' | 'node-pipe' | 'refract' | 'refract-base' | 'refract-analytics';
+export type ProxyName = 'nginx' | 'haproxy' | 'node-pipe' | 'refract' | 'refract-base' | 'refract-analytics' | 'refract-api';
 export const ALL_PROXIES: readonly ProxyName[] = ['nginx', 'haproxy', 'node-pipe', 'refract'];
 /**
  * Every proxy `--proxies` may name; opt-in: `refract-base` (Refract from another checkout: `--baseline DIR`) and
- * `refract-analytics` (this checkout with `api:`, so the analytics store is fed: compare with `refract`).
+ * `refract-analytics` (this checkout with `api:`, so the analytics store is fed: compare with `refract`), `refract-api`
+ * (the same with `analytics: { enabled: false }`: against `refract-analytics`, the cost of writing analytics alone).
  */
-export const KNOWN_PROXIES: readonly ProxyName[] = [...ALL_PROXIES, 'refract-base', 'refract-analytics'];
+export const KNOWN_PROXIES: readonly ProxyName[] = [...ALL_PROXIES, 'refract-base', 'refract-analytics', 'refract-api'];
 
 /** The checkout `refract-base` runs (`--baseline DIR` sets it), for before/after comparisons in one run. */
 let baselineRoot: string | undefined;
@@ -42,6 +43,7 @@ const NGINX_UDP = { port: 7113, keptPort: 7114 } as const;
 const REFRACT_UDP = { port: 7103, keptPort: 7103 } as const;
 const REFRACT_BASE_UDP = { port: 7183, keptPort: 7183 } as const;
 const REFRACT_ANALYTICS_UDP = { port: 7143, keptPort: 7143 } as const;
+const REFRACT_API_UDP = { port: 7153, keptPort: 7153 } as const;
 
 export interface OriginPorts {
   readonly echo: number;
@@ -309,6 +311,28 @@ const refractAnalytics: ProxyDef = {
   },
 };
 
+/** `refract-analytics` with `analytics: { enabled: false }` (API on 127.0.0.1:7156): the API without the analytics store. */
+const refractApi: ProxyDef = {
+  name: 'refract-api',
+  echoPort: 7151,
+  sinkPort: 7152,
+  udp: REFRACT_API_UDP,
+  missing: () => refract.missing(),
+  version: () => `${refract.version()} with api: and analytics off`,
+  async start(dir, cpu, origin) {
+    await assertPortsFree([this.echoPort, this.sinkPort, 7156]);
+    await assertUdpPortsFree([REFRACT_API_UDP.port]);
+    const cfg = join(dir, 'refract-api.yaml');
+    const api = ['api: { listen: 127.0.0.1:7156 }', 'analytics: { enabled: false }', 'zones: [{ name: example.test }]', 'node: { data_dir: refract-api-data }', ''].join('\n');
+    writeFileSync(cfg, api + refractConfig(this.echoPort, this.sinkPort, origin, REFRACT_API_UDP.port));
+    const child = spawnChild(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/cli.ts'), 'serve', '--config', cfg], cpu, {
+      cwd: REPO_ROOT,
+    });
+    await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
+    return { child, measuredPid: child.pid, stop: () => stopChild(child) };
+  },
+};
+
 export const PROXIES: Readonly<Record<ProxyName, ProxyDef>> = {
   nginx,
   haproxy,
@@ -316,4 +340,5 @@ export const PROXIES: Readonly<Record<ProxyName, ProxyDef>> = {
   refract,
   'refract-base': refractBase,
   'refract-analytics': refractAnalytics,
+  'refract-api': refractApi,
 };

@@ -492,7 +492,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
 interface RunningApi {
   readonly source: ConfigSource;
   readonly store: ApiStore;
-  /** Writes the analytics rollups; closed (open minutes written) before the store. */
+  /** Writes the analytics rollups; closed (open minutes written) before the store. A no-op with analytics off. */
   readonly writer: { close(): boolean };
   readonly server: ReturnType<typeof createApiServer>;
 }
@@ -525,8 +525,10 @@ async function openApi(file: string, config: RefractConfig, fileRaw: unknown, ed
         : log.warn({ event: 'edge_ips.moved', ...m }, `${m.name}: ${m.from} is in no pool any more; now ${m.to ?? 'none'}`),
   });
   // Analytics (docs/api.md, "Analytics"): the edge's events rolled up per minute into the API's database.
-  const analytics = new AnalyticsStore(store, { retentionDays: config.analytics?.retentionDays });
-  const writer = new AnalyticsWriter({ store: analytics, clock: nodeClock, events$: edge.events.events$, zoneOf: zoneOfApp(() => source.config) });
+  // `analytics: { enabled: false }`: no subscription to the events, no rows; the endpoints answer E_API_ANALYTICS_OFF.
+  const analyticsOn = config.analytics?.enabled !== false;
+  const analytics = analyticsOn ? new AnalyticsStore(store, { retentionDays: config.analytics?.retentionDays }) : undefined;
+  const writer = analytics !== undefined ? new AnalyticsWriter({ store: analytics, clock: nodeClock, events$: edge.events.events$, zoneOf: zoneOfApp(() => source.config) }) : { close: () => true };
   const server = createApiServer({
     source,
     store,
@@ -536,7 +538,7 @@ async function openApi(file: string, config: RefractConfig, fileRaw: unknown, ed
     version: refractVersion(),
     dashboard: config.api?.dashboard,
     metrics,
-    analytics: { store: analytics, epochMs: () => nodeClock.epochMs() },
+    analytics: analytics !== undefined ? { store: analytics, epochMs: () => nodeClock.epochMs() } : undefined,
   });
   return { source, store, server, writer };
 }

@@ -210,6 +210,7 @@ const API_FIELDS = {
 };
 
 const ANALYTICS_FIELDS = {
+  enabled: z.boolean(),
   retention_days: z.number().int().min(1).max(LIMITS.maxAnalyticsRetentionDays),
 };
 
@@ -528,7 +529,7 @@ export function validateConfig(raw: unknown): ConfigResult {
       dnsV === undefined
         ? undefined
         : { listen: dnsV.listen ?? { host: DEFAULTS.dnsListenHost, port: DEFAULTS.dnsListenPort }, ttlSec: dnsV.ttl ?? DEFAULTS.dnsTtlSec },
-    analytics: analyticsV === undefined ? undefined : { retentionDays: analyticsV.retention_days ?? DEFAULTS.analyticsRetentionDays },
+    analytics: analyticsV === undefined ? undefined : { enabled: analyticsV.enabled ?? true, retentionDays: analyticsV.retention_days ?? DEFAULTS.analyticsRetentionDays },
   };
   // With pools, what allocation refuses whatever the previous state (static IPs outside the pools, the quota, a
   // family without a pool, two apps on one address and port) is an error of the file; allocation itself runs on the

@@ -153,7 +153,7 @@ export const ERRORS = {
   E_API_RULE_CONFIGURATION: { message: "An IP Access rule's configuration (target and value) cannot change; delete the rule and create another.", source: 'downstream', retryable: false },
   E_DASHBOARD_BUILD: { message: "The dashboard's browser code could not be bundled at start; the API and the proxy run without it.", source: 'internal', retryable: false },
   E_DASHBOARD_DISABLED: { message: 'The dashboard is turned off (api.dashboard: false).', source: 'config', retryable: false },
-  E_API_ANALYTICS_OFF: { message: 'This server has no analytics store (refract serve has one whenever api: is configured).', source: 'internal', retryable: false },
+  E_API_ANALYTICS_OFF: { message: 'This node keeps no analytics (analytics: { enabled: false }).', source: 'config', retryable: false },
   E_API_ANALYTICS_METRIC: { message: 'An analytics query names an unknown metric (count, bytesIngress, bytesEgress, durationAvg, durationMedian, duration90th, duration99th).', source: 'downstream', retryable: false },
   E_API_ANALYTICS_DIMENSION: { message: 'An analytics query names an unknown dimension (event, appID, coloName, ipVersion), or one twice.', source: 'downstream', retryable: false },
   E_API_ANALYTICS_FILTER: { message: 'An analytics filter is malformed: terms are DIMENSION OP VALUE joined by ; (AND) and , (OR).', source: 'downstream', retryable: false },

@@ -282,6 +282,8 @@ export interface Zone {
 }
 
 export interface AnalyticsSettings {
+  /** False: no analytics store is written and the analytics endpoints answer 404 E_API_ANALYTICS_OFF. */
+  readonly enabled: boolean;
   /** Days analytics rows are kept (minute rows for the last day, hour rows before). */
   readonly retentionDays: number;
 }
