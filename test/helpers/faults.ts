@@ -8,7 +8,7 @@
  * |---|---|---|
  * | `latency` | `latency` ms, `jitter` ms | delays each chunk by latency ± jitter (uniform, from a seeded PRNG); order kept |
  * | `bandwidth` | `rate` KB/s (1 KB = 1,000 B) | releases bytes no faster than `rate` (each chunk waits `len / rate` ms) |
- * | `reset_peer` | `bytes`, or `timeout` ms | after `bytes` bytes forwarded in the stream, or `timeout` ms after accept: RST to both ends |
+ * | `reset_peer` | `bytes`, or `timeout` ms | after `bytes` bytes forwarded in the stream: RST to the sender at once, to the receiver after those bytes; after `timeout` ms from accept: RST to both ends |
  * | `timeout` | `timeout` ms (0 = never) | black hole: the stream's bytes and FIN are read and dropped; with `timeout` > 0 both ends are closed then |
  * | `slow_close` | `delay` ms | the stream's FIN is forwarded `delay` ms after it arrived (after the bytes before it) |
  * | `half_open` | — | the stream's FIN is read and never forwarded; the other direction stays as it is |
@@ -294,7 +294,11 @@ class Pipe {
           // limit_data: the receiver gets a FIN after the bytes; the sender is dropped with what it sends next unread.
           if (!dst.destroyed) dst.end();
           this.#src.resetAndDestroy();
-        } else this.#conn.resetBoth(dst);
+        } else {
+          // reset_peer: the sender is reset at once, the receiver once the bytes before the cut are on the wire.
+          this.#src.resetAndDestroy();
+          this.#conn.resetBoth(dst);
+        }
         return;
     }
   }
