@@ -3,7 +3,8 @@
  * sockets (`nodeArm`) and on the simulator (`simArm`), and both must show the same observable outcome.
  *
  * - node arm: client, edge and origin all on 127.0.0.1. Origin listeners and UDP sockets bind port 0; edge ports are
- *   fixed and lie in 7800-7899 (this suite's block: TCP cases 7800-7869 and 7899, UDP cases 7870-7898). Waits are
+ *   fixed and lie in 7800-7899 (this suite's block: TCP cases 7800-7869 and 7899, UDP cases 7870-7898), and in
+ *   7330-7349 for the fault cases (faults.test.ts). Waits are
  *   real and bounded (`settle` times out).
  * - sim arm: hosts 'client' 203.0.113.10, 'edge' 198.51.100.1, 'origin' 198.51.100.2 on a fixed seed. `settle`
  *   runs the simulation one timer at a time (draining promise continuations in between) until the promise settles;
