@@ -3,7 +3,8 @@
  * sockets (`nodeArm`) and on the simulator (`simArm`), and both must show the same observable outcome.
  *
  * - node arm: client, edge and origin all on 127.0.0.1. Origin listeners and UDP sockets bind port 0; edge ports are
- *   fixed and lie in 7800-7899 (this suite's block: TCP cases 7800-7869 and 7899, UDP cases 7870-7898). Waits are
+ *   fixed and lie in 7800-7899 (this suite's block: TCP cases 7800-7869 and 7899, UDP cases 7870-7898), and in
+ *   7330-7349 for the fault cases (faults.test.ts). Waits are
  *   real and bounded (`settle` times out).
  * - sim arm: hosts 'client' 203.0.113.10, 'edge' 198.51.100.1, 'origin' 198.51.100.2 on a fixed seed. `settle`
  *   runs the simulation one timer at a time (draining promise continuations in between) until the promise settles;
@@ -20,7 +21,8 @@ import { once } from 'node:events';
 import { pino } from 'pino';
 import { EdgeNode } from '../../src/edge/edge-node.ts';
 import { createNodeNetwork } from '../../src/net/node/network.ts';
-import { createSim, type Sim } from '../../src/net/sim/index.ts';
+import { createSim, DEFAULT_LINK, type Sim } from '../../src/net/sim/index.ts';
+import { simLinkFaults, startFaultProxy, type Toxic } from '../helpers/faults.ts';
 import type { CertSource, Conn, Datagram, Network, SocketAddress, TcpListener, UdpSocket } from '../../src/net/ports.ts';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -60,6 +62,13 @@ export interface ArmSetup extends ArmAddresses {
    * retransmission, 1 s after it started (Linux and the simulator alike). Released by `close()`.
    */
   slowOrigin(delayMs: number): Promise<{ host: string; port: number }>;
+  /**
+   * `target` (an origin on this arm) as the edge should dial it with `toxics` between the two (node: the fault
+   * injector of test/helpers/faults.ts in front of it on loopback; sim: `target` itself, with the links edge → origin
+   * and origin → edge configured with `simLinkFaults(toxics)`). Released by `close()` (node: the injector closes;
+   * sim: both links go back to the defaults).
+   */
+  faulty(target: { host: string; port: number }, toxics: readonly Toxic[]): Promise<{ host: string; port: number }>;
 }
 
 /** Builds the raw (unvalidated) config once the arm is up; may start origins through `setup.originNet`. */
@@ -172,6 +181,7 @@ function openConns(t: Tracked): string[] {
 // ── shared run plumbing ─────────────────────────────────────────────────────────────────────────────────────────────
 
 type FixtureMaker = (originNet: Network) => Promise<{ host: string; port: number; release(): Promise<void> | void }>;
+type FaultMaker = (target: { host: string; port: number }, toxics: readonly Toxic[]) => ReturnType<FixtureMaker>;
 
 async function buildRun(
   name: ArmName,
@@ -182,6 +192,7 @@ async function buildRun(
     settleSetup: ArmRun['settle'];
     blackHole: FixtureMaker;
     slowOrigin: (originNet: Network, delayMs: number) => ReturnType<FixtureMaker>;
+    faulty: FaultMaker;
     /** Edge certificates: the node arm's local CA in a temp dir, the sim arm's descriptors. */
     certs: CertSource;
   },
@@ -205,6 +216,11 @@ async function buildRun(
     },
     async slowOrigin(delayMs) {
       const h = await driver.slowOrigin(originNet, delayMs);
+      releases.push(() => h.release());
+      return { host: h.host, port: h.port };
+    },
+    async faulty(target, toxics) {
+      const h = await driver.faulty(target, toxics);
       releases.push(() => h.release());
       return { host: h.host, port: h.port };
     },
@@ -349,7 +365,12 @@ export function nodeArm(opts: { timeoutMs?: number } = {}): Arm {
     start(build) {
       const nets = { client: createNodeNetwork(), edge: createNodeNetwork(), origin: createNodeNetwork() };
       const slowOrigin = (_net: Network, delayMs: number): ReturnType<FixtureMaker> => pythonBlackHole(delayMs);
-      return buildRun('node', NODE_ADDRESSES, nets, { settle, settleSetup: nodeSettle(NODE_SETUP_TIMEOUT_MS), blackHole: () => pythonBlackHole(), slowOrigin, certs: nodeCerts() }, async (t) => {
+      const faulty: FaultMaker = async (target, toxics) => {
+        const p = await startFaultProxy({ target, toxics });
+        return { host: p.host, port: p.port, release: () => p.close() };
+      };
+      const drv = { settle, settleSetup: nodeSettle(NODE_SETUP_TIMEOUT_MS), blackHole: () => pythonBlackHole(), slowOrigin, faulty, certs: nodeCerts() };
+      return buildRun('node', NODE_ADDRESSES, nets, drv, async (t) => {
         // Close callbacks of the far ends arrive a few event-loop turns after the near end's: poll, bounded.
         const deadline = Date.now() + 2_000;
         while (openConns(t).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -434,9 +455,16 @@ export function simArm(seed: number): Arm & { readonly record: () => SimRecord |
         sim.clock.setTimer(delayMs, () => sim.heal('edge', 'origin'));
         return { host: SIM_ADDRESSES.originHost, port: o.port, release: () => sim.heal('edge', 'origin') };
       };
+      const faulty: FaultMaker = async (target, toxics) => {
+        // The injector's equivalent: the link itself misbehaves, per direction (src/net/sim/fabric.ts, LinkParams).
+        const f = simLinkFaults(toxics);
+        sim.link('edge', 'origin', f['edge->origin'], { direction: 'a->b' });
+        sim.link('origin', 'edge', f['origin->edge'], { direction: 'a->b' });
+        return { host: target.host, port: target.port, release: () => void sim.link('edge', 'origin', DEFAULT_LINK) };
+      };
       let run: ArmRun | undefined;
       const certs = createSimCertSource({ epochMs: () => sim.clock.epochMs() });
-      return buildRun('sim', SIM_ADDRESSES, nets, { settle, settleSetup: settle, blackHole, slowOrigin, certs }, async (t) => {
+      return buildRun('sim', SIM_ADDRESSES, nets, { settle, settleSetup: settle, blackHole, slowOrigin, faulty, certs }, async (t) => {
         const r = await sim.runUntilIdleAsync({ maxSteps: SIM_MAX_STEPS });
         assert.ok(r.idle, `sim arm: not idle after shutdown (${r.steps} steps)`);
         assert.deepEqual(openConns(t), [], 'sim arm: test Conns left open');

@@ -20,6 +20,16 @@ export interface SlicerParams {
   readonly delayMs?: number;
 }
 
+/**
+ * A middlebox cutting each TCP connection after its first `bytes` payload bytes in this direction (Toxiproxy's
+ * `limit_data` with `fin`, `reset_peer` after N bytes with `rst`): the receiver gets those bytes, then a FIN or an RST
+ * from the middlebox; the sender is reset (the middlebox dropped its side with data unread).
+ */
+export interface CutParams {
+  readonly bytes: number;
+  readonly with: 'fin' | 'rst';
+}
+
 /** The behaviour of one direction of a link. All times in milliseconds, sizes in bytes. */
 export interface LinkParams {
   /** One-way propagation delay. */
@@ -40,6 +50,20 @@ export interface LinkParams {
   readonly queueBytes: number;
   /** TCP only: split each segment into small pieces; null = off. */
   readonly slicer: SlicerParams | null;
+  /**
+   * TCP middlebox faults (the fault injector's vocabulary, test/helpers/faults.ts), per connection, in this direction:
+   * - `finDelayMs`: a FIN leaves this much later than it would (Toxiproxy's `slow_close`);
+   * - `swallow`: `fin` = the middlebox acknowledges the FIN and never delivers it (the connection stays half-open);
+   *   `all` = it acknowledges every byte and the FIN and delivers nothing (Toxiproxy's `timeout` with 0: the
+   *   handshake completes, then a black hole);
+   * - `cutAfterBytes`: see `CutParams` (null = off);
+   * - `resetAfterMs`: the middlebox resets both ends this long after the handshake (Toxiproxy's `reset_peer` with a
+   *   timeout; Infinity = off). A connection takes the smaller of its two directions' values.
+   */
+  readonly finDelayMs: number;
+  readonly swallow: 'none' | 'fin' | 'all';
+  readonly cutAfterBytes: CutParams | null;
+  readonly resetAfterMs: number;
 }
 
 /** The default link: 0.1 ms one way, no jitter, no loss, unlimited bandwidth. */
@@ -54,6 +78,10 @@ export const DEFAULT_LINK: LinkParams = Object.freeze({
   bandwidthBytesPerMs: Infinity,
   queueBytes: Infinity,
   slicer: null,
+  finDelayMs: 0,
+  swallow: 'none',
+  cutAfterBytes: null,
+  resetAfterMs: Infinity,
 });
 
 /** Per-link counters (packets include TCP segments, ACKs, SYNs, RSTs and UDP datagrams). */
@@ -98,6 +126,15 @@ export function resolveLinkParams(base: LinkParams, patch: Partial<LinkParams>):
     }
     nonNeg('slicer', s.delayMs ?? 0);
   }
+  if (!(p.finDelayMs >= 0 && Number.isFinite(p.finDelayMs))) throw new RangeError(`link finDelayMs must be a finite number >= 0, got ${p.finDelayMs}`);
+  if (p.swallow !== 'none' && p.swallow !== 'fin' && p.swallow !== 'all') throw new RangeError(`link swallow must be 'none', 'fin' or 'all', got ${String(p.swallow)}`);
+  if (p.cutAfterBytes !== null) {
+    const c = p.cutAfterBytes;
+    if (!(Number.isInteger(c.bytes) && c.bytes >= 0) || (c.with !== 'fin' && c.with !== 'rst')) {
+      throw new RangeError(`link cutAfterBytes needs an integer bytes >= 0 and with 'fin' or 'rst', got ${JSON.stringify(c)}`);
+    }
+  }
+  if (!(p.resetAfterMs >= 0)) throw new RangeError(`link resetAfterMs must be a number >= 0 (Infinity = off), got ${p.resetAfterMs}`);
   return Object.freeze(p);
 }
 

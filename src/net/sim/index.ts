@@ -7,6 +7,6 @@ export { createSim, Sim, type SimOptions, type SimEvent, type Direction, type Ne
 export { SimHost, type HostOptions } from './host.ts';
 export { VirtualClock, SIM_EPOCH_MS, type RunLimits, type RunResult, type TimerHandle } from './virtual-clock.ts';
 export { Prng } from './prng.ts';
-export { Link, DEFAULT_LINK, type LinkParams, type LinkStats, type SlicerParams, type JitterDistribution } from './fabric.ts';
+export { Link, DEFAULT_LINK, type LinkParams, type LinkStats, type SlicerParams, type CutParams, type JitterDistribution } from './fabric.ts';
 export { DEFAULT_TCP, type TcpParams } from './kernel.ts';
 export { SimDns, type DnsRecordInput, type DnsFailure } from './sim-dns.ts';

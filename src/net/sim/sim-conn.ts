@@ -237,6 +237,10 @@ export class SimConn implements Conn {
   /** We owe the peer an ACK; the next segment we send carries it, else a bare ACK goes at the end of the event. */
   #ackPending = false;
   #bytesWritten = 0;
+  /** A middlebox cut this direction (`LinkParams.cutAfterBytes`): nothing more is sent. */
+  #cut = false;
+  /** The last `#transmit` let a swallowing middlebox acknowledge bytes (the send buffer has room again). */
+  #swallowedAll = false;
 
   // ── receive side ──
   #rcvNext = 0;
@@ -348,31 +352,41 @@ export class SimConn implements Conn {
   pump(): void {
     const tcp = this.host.sim.tcp;
     const q = this.#userQ;
-    while (this.userBytes > 0) {
-      const space = tcp.sendBufferBytes - (this.kqBytes + this.sentBytes - this.ackReceived);
-      if (space <= 0) break;
-      const chunk = q.peek();
-      if (chunk.length <= space) {
-        this.#kq.push(q.shift());
-        this.userBytes -= chunk.length;
-        this.kqBytes += chunk.length;
-      } else {
-        this.#kq.push(chunk.subarray(0, space));
-        q.replaceHead(chunk.subarray(space));
-        this.userBytes -= space;
-        this.kqBytes += space;
+    // One pass, unless a middlebox that acknowledges what it swallows (`LinkParams.swallow`) freed the send buffer.
+    for (let pass = 0; pass === 0 || (this.userBytes > 0 && this.#swallowedAll); pass++) {
+      this.#swallowedAll = false;
+      while (this.userBytes > 0) {
+        const space = tcp.sendBufferBytes - (this.kqBytes + this.sentBytes - this.ackReceived);
+        if (space <= 0) break;
+        const chunk = q.peek();
+        if (chunk.length <= space) {
+          this.#kq.push(q.shift());
+          this.userBytes -= chunk.length;
+          this.kqBytes += chunk.length;
+        } else {
+          this.#kq.push(chunk.subarray(0, space));
+          q.replaceHead(chunk.subarray(space));
+          this.userBytes -= space;
+          this.kqBytes += space;
+        }
       }
+      if (this.userBytes === 0 && this.endCalled && !this.finQueued && this.pendingErr === null) this.finQueued = true;
+      this.#transmit();
     }
-    if (this.userBytes === 0 && this.endCalled && !this.finQueued && this.pendingErr === null) this.finQueued = true;
-    this.#transmit();
   }
 
   #transmit(): void {
-    if (!this.alive || this.state !== 'ESTABLISHED') return;
+    if (!this.alive || this.state !== 'ESTABLISHED' || this.#cut) return;
     const link = this.outLink!;
+    const params = link.params;
+    if (params.swallow === 'all') {
+      this.#swallowAll();
+      return;
+    }
     const window = this.host.sim.tcp.receiveWindowBytes;
-    const sliced = link.params.slicer !== null;
-    const gap = link.params.slicer?.delayMs ?? 0;
+    const sliced = params.slicer !== null;
+    const gap = params.slicer?.delayMs ?? 0;
+    const cut = params.cutAfterBytes;
     let departAt = this.host.sim.clock.now();
     const kq = this.#kq;
     while (this.kqBytes > 0) {
@@ -381,6 +395,7 @@ export class SimConn implements Conn {
       const chunk = kq.peek();
       let n = chunk.length < room ? chunk.length : room;
       if (sliced) n = link.sliceSize(n);
+      if (cut !== null && n > cut.bytes - this.sentBytes) n = cut.bytes > this.sentBytes ? cut.bytes - this.sentBytes : 0;
       let piece: Buffer;
       if (n === chunk.length) {
         piece = chunk;
@@ -391,13 +406,69 @@ export class SimConn implements Conn {
       }
       this.kqBytes -= n;
       this.sentBytes += n;
-      this.#sendSegment({ from: this, seq: this.#sndSeq++, data: piece, fin: false, attempt: 0, ackReceived: 0, ackConsumed: 0, ackFin: false }, departAt);
+      if (n > 0) this.#sendSegment({ from: this, seq: this.#sndSeq++, data: piece, fin: false, attempt: 0, ackReceived: 0, ackConsumed: 0, ackFin: false }, departAt);
+      if (cut !== null && this.sentBytes >= cut.bytes) {
+        this.#cutByMiddlebox(cut.with, departAt);
+        return;
+      }
       if (sliced) departAt += gap;
     }
     if (this.kqBytes === 0 && this.finQueued && !this.finSent) {
       this.finSent = true;
-      this.#sendSegment({ from: this, seq: this.#sndSeq++, data: null, fin: true, attempt: 0, ackReceived: 0, ackConsumed: 0, ackFin: false }, departAt);
+      if (params.swallow === 'fin') {
+        this.#swallowFin();
+        return;
+      }
+      this.#sendSegment({ from: this, seq: this.#sndSeq++, data: null, fin: true, attempt: 0, ackReceived: 0, ackConsumed: 0, ackFin: false }, departAt + params.finDelayMs);
     }
+  }
+
+  /** `swallow: 'fin'`: a middlebox acknowledges our FIN and never delivers it (the peer never sees `end`). */
+  #swallowFin(): void {
+    this.finAcked = true;
+    const sim = this.host.sim;
+    if (sim.tracing) sim.emit('tcp.swallow', this.host.name, `${this.label()} FIN`);
+  }
+
+  /** `swallow: 'all'`: a middlebox acknowledges every byte and the FIN and delivers none of it. */
+  #swallowAll(): void {
+    const sim = this.host.sim;
+    const n = this.kqBytes;
+    if (n > 0) {
+      this.#kq.clear();
+      this.kqBytes = 0;
+      this.sentBytes += n;
+      this.ackReceived = this.sentBytes;
+      this.ackConsumed = this.sentBytes;
+      this.#swallowedAll = true;
+      if (sim.tracing) sim.emit('tcp.swallow', this.host.name, `${this.label()} len=${n}`);
+    }
+    if (this.finQueued && !this.finSent) {
+      this.finSent = true;
+      this.#swallowFin();
+    }
+  }
+
+  /**
+   * `cutAfterBytes` reached: the middlebox sends the peer a FIN or an RST behind our segments in flight, and resets
+   * us (its side towards us is dropped with our later bytes unread). Nothing more of ours leaves.
+   */
+  #cutByMiddlebox(how: 'fin' | 'rst', departAt: number): void {
+    this.#cut = true;
+    this.#kq.clear();
+    this.kqBytes = 0;
+    const peer = this.peer!;
+    const link = this.outLink!;
+    const sim = this.host.sim;
+    if (sim.tracing) sim.emit('tcp.cut', this.host.name, `${this.label()} after=${this.sentBytes} ${how === 'fin' ? 'FIN' : 'RST'}`);
+    let at = departAt + link.delay();
+    if (at < this.#lastArrival) at = this.#lastArrival;
+    if (how === 'fin') {
+      const fin: Segment = { from: this, seq: this.#sndSeq++, data: null, fin: true, attempt: 0, ackReceived: this.receivedBytes, ackConsumed: this.consumedBytes, ackFin: this.finReceived };
+      sim.clock.postAt(at, onSegmentArrive, fin);
+    } else sim.clock.postAt(at, onRstArrive, { to: peer, link });
+    const back = peer.outLink ?? peer.host.linkTo(this.host);
+    sim.clock.postAt(departAt + back.delay(), onRstArrive, { to: this, link: back });
   }
 
   #sendSegment(seg: Segment, departAt: number): void {
@@ -642,6 +713,8 @@ export class SimConn implements Conn {
       this.timer = null;
     }
     if (sim.tracing) sim.emit('tcp.connect', this.host.name, this.label());
+    const resetMs = Math.min(this.outLink.params.resetAfterMs, server.outLink!.params.resetAfterMs);
+    if (resetMs !== Infinity) sim.clock.post(resetMs, onMiddleboxReset, this);
     this.#ackPending = true; // the handshake's third packet: rides on the first data segment if `connect` writes
     if (!this.destroyed) this.#h.connect?.();
     if (this.alive) this.#afterEvent();
@@ -988,6 +1061,16 @@ function onCloseClean(c: SimConn): void {
 
 function onErrorClose(x: { conn: SimConn; err: NetError }): void {
   x.conn.emitErrorClose(x.err);
+}
+
+/** `resetAfterMs`: the middlebox resets both ends of the connection `c` dialled (if they are still there). */
+function onMiddleboxReset(c: SimConn): void {
+  const s = c.peer!;
+  const sim = c.host.sim;
+  if (!c.alive && !s.alive) return;
+  if (sim.tracing) sim.emit('tcp.cut', c.host.name, `${c.label()} reset_after_ms RST`);
+  c.onRst();
+  s.onRst();
 }
 
 function onFinTimeout(c: SimConn): void {

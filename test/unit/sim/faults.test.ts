@@ -190,3 +190,92 @@ test('link parameters are validated with errors that name the field', () => {
   assert.throws(() => sim.link('client', 'nobody'), /no host/);
   assert.throws(() => sim.host('dup', { addresses: ['10.0.0.1'] }), /already belongs/);
 });
+
+// ── middlebox faults on a link (LinkParams finDelayMs, swallow, cutAfterBytes, resetAfterMs) ───────────────────────
+
+/** A server that writes `n` bytes on accept (and ends when `end`), recorded; the client connection, recorded. */
+async function banner(n: number, end: boolean, link: Parameters<ReturnType<typeof world>['sim']['link']>[2]) {
+  const { sim, client, server } = world({ defaultLink: { latencyMs: 1 }, tcp: { finTimeoutMs: 1_000 } });
+  sim.link('server', 'client', link, { direction: 'a->b' });
+  let srv: ReturnType<typeof record> | undefined;
+  let srvConn: Conn | undefined;
+  await listen(server, 80, (c) => {
+    srvConn = c;
+    srv = record(c, sim, { onEnd: () => c.end() });
+    c.write(bytes(n));
+    if (end) c.end();
+  });
+  const conn = client.connectTcp({ host: '10.0.0.2', port: 80 });
+  const cl = record(conn, sim, { onEnd: () => conn.end() });
+  return { sim, conn, cl, srv: () => srv!, srvConn: () => srvConn! };
+}
+
+test('finDelayMs holds a FIN back by that long; the bytes before it are not delayed', async () => {
+  const w = await banner(500, true, { finDelayMs: 300 });
+  settle(w.sim);
+  assert.deepEqual(w.cl.events, ['connect', 'data', 'end', 'close:false']);
+  assert.equal(w.cl.received().length, 500);
+  const [, data, end] = w.cl.times;
+  assert.ok(Math.abs(end! - data! - 300) < 0.01, `FIN ${end! - data!} ms after the data`);
+  await closeListeners(w.sim);
+  assertNoLeaks(w.sim);
+});
+
+test("swallow 'fin': the receiver never sees the end; its own FIN still reaches the sender (half-open)", async () => {
+  const w = await banner(500, true, { swallow: 'fin' });
+  w.sim.runUntilIdle({ maxTime: 10_000 });
+  assert.deepEqual(w.cl.events, ['connect', 'data'], 'no end for the client');
+  assert.deepEqual(w.srv().events, [], 'the server is still waiting for the client');
+  w.conn.end();
+  settle(w.sim);
+  assert.deepEqual(w.srv().events, ['end', 'close:false']);
+  assert.deepEqual(w.cl.events, ['connect', 'data'], 'the client ended but never got the end: open');
+  w.conn.destroy();
+  settle(w.sim);
+  await closeListeners(w.sim);
+  assertNoLeaks(w.sim);
+});
+
+test("swallow 'all': the handshake completes, every byte is acknowledged and none delivered, and the sender never times out", async () => {
+  const w = await banner(100_000, false, { swallow: 'all' });
+  w.sim.runUntilIdle({ maxTime: 2_000_000 });
+  assert.deepEqual(w.cl.events, ['connect']);
+  assert.equal(w.srvConn().bytesWritten, 100_000);
+  assert.deepEqual(w.srv().events, [], 'no ETIMEDOUT: the middlebox acknowledged everything');
+  w.srvConn().destroy();
+  w.conn.destroy();
+  settle(w.sim);
+  await closeListeners(w.sim);
+  assertNoLeaks(w.sim);
+});
+
+for (const how of ['fin', 'rst'] as const) {
+  test(`cutAfterBytes with ${how}: the receiver gets exactly the first N bytes, then ${how === 'fin' ? 'end' : 'ECONNRESET'}; the sender is reset`, async () => {
+    const w = await banner(10_000, false, { cutAfterBytes: { bytes: 1_000, with: how } });
+    settle(w.sim);
+    assert.deepEqual(w.cl.received(), Buffer.from(bytes(10_000)).subarray(0, 1_000));
+    assert.deepEqual(w.cl.events, how === 'fin' ? ['connect', 'data', 'end', 'close:false'] : ['connect', 'data', 'error:ECONNRESET', 'close:true']);
+    assert.deepEqual(w.srv().events, ['error:ECONNRESET', 'close:true']);
+    await closeListeners(w.sim);
+    assertNoLeaks(w.sim);
+  });
+}
+
+test('resetAfterMs resets both ends that long after the handshake', async () => {
+  const w = await banner(10, false, { resetAfterMs: 250 });
+  settle(w.sim);
+  assert.deepEqual(w.cl.events, ['connect', 'data', 'error:ECONNRESET', 'close:true']);
+  assert.deepEqual(w.srv().events, ['error:ECONNRESET', 'close:true']);
+  assert.ok(Math.abs(w.cl.times[2]! - w.cl.times[0]! - 250) < 0.01, `reset ${w.cl.times[2]! - w.cl.times[0]!} ms after connect`);
+  await closeListeners(w.sim);
+  assertNoLeaks(w.sim);
+});
+
+test('middlebox link parameters are validated with errors that name the field', () => {
+  const { sim } = world();
+  assert.throws(() => sim.link('client', 'server', { finDelayMs: -1 }), /finDelayMs/);
+  assert.throws(() => sim.link('client', 'server', { swallow: 'some' as 'fin' }), /swallow/);
+  assert.throws(() => sim.link('client', 'server', { cutAfterBytes: { bytes: -1, with: 'fin' } }), /cutAfterBytes/);
+  assert.throws(() => sim.link('client', 'server', { cutAfterBytes: { bytes: 5, with: 'close' as 'fin' } }), /cutAfterBytes/);
+  assert.throws(() => sim.link('client', 'server', { resetAfterMs: -5 }), /resetAfterMs/);
+});
