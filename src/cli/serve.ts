@@ -157,6 +157,7 @@ function restartOnlyChanges(running: RefractConfig, next: RefractConfig): string
   if (JSON.stringify(running.metrics) !== JSON.stringify(next.metrics)) out.push('metrics');
   if (JSON.stringify([running.log.events, running.log.eventsRotate, running.log.eventsHttp]) !== JSON.stringify([next.log.events, next.log.eventsRotate, next.log.eventsHttp])) out.push('log.events');
   if (JSON.stringify(running.analytics) !== JSON.stringify(next.analytics)) out.push('analytics');
+  if (running.log.maxBufferBytes !== next.log.maxBufferBytes) out.push('log.max_buffer');
   if (running.dns === undefined || next.dns === undefined) {
     if (running.dns !== next.dns) out.push('dns');
   } else if (JSON.stringify(running.dns.listen) !== JSON.stringify(next.dns.listen)) {
