@@ -21,6 +21,7 @@ import type { Subscription } from 'rxjs';
 import type { EdgeNode } from '../edge/edge-node.ts';
 import { openTally } from '../edge/engine-view.ts';
 import type { SpectrumEvent } from '../streams/events.ts';
+import type { OutputStats } from '../model/engine-view.ts';
 
 /** The label value that apps past `maxApps` share. */
 export const OTHER_APP = '_other';
@@ -114,6 +115,7 @@ export class EdgeMetrics {
   readonly #reloads: Counter<string>;
   readonly #api: Counter<string>;
   readonly #sinks = new Map<string, () => SinkStats>();
+  readonly #outputs = new Map<string, () => OutputStats>();
 
   constructor(edge: EdgeNode, opts: MetricsOptions = {}) {
     this.#edge = edge;
@@ -257,6 +259,27 @@ export class EdgeMetrics {
         for (const [sink, f] of sinks) this.set({ sink }, f().buffered);
       },
     });
+    const outputs = this.#outputs;
+    statCounter('refract_output_lines_total', 'Lines written to an output (stderr: the log; stdout: access log and events; events_file), by result (written, dropped: the output held log.max_buffer bytes because its reader was slow).', ['output', 'result'], () =>
+      [...outputs].flatMap(([output, f]) => {
+        const s = f();
+        return [[{ output, result: 'written' }, s.written], [{ output, result: 'dropped' }, s.dropped]] as const;
+      }),
+    );
+    new Gauge({
+      name: 'refract_output_buffered_bytes',
+      help: 'Bytes an output holds now, not yet taken by its reader (at most about log.max_buffer).',
+      labelNames: ['output'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const [output, f] of outputs) this.set({ output }, f().bufferedBytes);
+      },
+    });
+    const limiter = edge.logLimit;
+    statCounter('refract_log_lines_suppressed_total', 'Connection-path log lines suppressed by log.rate_limit, by cause (tls.client_failed, conn.closed.STATUS, origin.connect_failed, ...); each window that suppressed lines ends with one summary line.', ['cause'], () =>
+      [...limiter.suppressedByCause].map(([cause, n]) => [{ cause }, n] as const),
+    );
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: r });
 
     this.#sub = edge.events.events$.subscribe((e) => this.#onEvent(e));
@@ -349,6 +372,11 @@ export class EdgeMetrics {
   }
 
   /** Adds an event sink's figures under `sink=name` (replacing one of the same name). */
+  /** An output's figures, read at scrape time (`refract_output_lines_total`, `refract_output_buffered_bytes`). */
+  registerOutput(name: string, stats: () => OutputStats): void {
+    this.#outputs.set(name, stats);
+  }
+
   registerSink(name: string, stats: () => SinkStats): void {
     this.#sinks.set(name, stats);
   }

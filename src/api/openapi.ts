@@ -281,8 +281,16 @@ function components(): Record<string, JsonSchema> {
         connections: { type: 'object', properties: { tcp: { type: 'integer' }, udp: { type: 'integer' } } },
         applies: { type: 'array', items: { type: 'object' } },
         errors: { type: 'array', items: { type: 'object' } },
+        logs: {
+          type: 'object',
+          description: 'Connection-path log lines suppressed by log.rate_limit, and each output (stderr, stdout, events_file) with the lines it wrote and dropped.',
+          properties: {
+            suppressed: { type: 'integer' },
+            outputs: { type: 'array', items: { type: 'object', properties: { output: { type: 'string' }, written: { type: 'integer' }, dropped: { type: 'integer' }, bufferedBytes: { type: 'integer' } } } },
+          },
+        },
       },
-      required: ['uptimeSec', 'listeners', 'connections', 'applies', 'errors'],
+      required: ['uptimeSec', 'listeners', 'connections', 'applies', 'errors', 'logs'],
     },
     SpectrumEvent: { type: 'object', description: 'One event of docs/events.md.' },
     AnalyticsCurrent: {

@@ -21,7 +21,7 @@ import { authenticateKey, authenticateToken, bearerToken, type Permission, type 
 import { isPublicRoute, registerDashboard, type BundleResult } from './dashboard.ts';
 import { EventStreamClient, matches, type EventFilter } from './event-stream.ts';
 import { engineStates, machineGraphs } from '../edge/engine-view.ts';
-import type { NodeHealth, RecentError } from '../model/engine-view.ts';
+import type { NodeHealth, OutputStats, RecentError } from '../model/engine-view.ts';
 import type { SpectrumEvent } from '../streams/events.ts';
 
 /** How many recent errors the health endpoint keeps. */
@@ -116,6 +116,8 @@ export interface ApiServerDeps {
   readonly store: ApiStore;
   /** The access log: one info line per request (`event: "api.request"`); none when undefined. */
   readonly log?: Logger | undefined;
+  /** The node's line outputs by name (stderr, stdout, events_file), for the health endpoint's `logs`. */
+  readonly outputs?: (() => Readonly<Record<string, OutputStats>>) | undefined;
   /** Requests per token or key per fixed window; default 1,200 per 300 s. */
   readonly rateLimit?: { readonly requests: number; readonly windowSec: number } | undefined;
   /** The clock for the rate limit, monotonic ms (the CLI passes the Clock port's `now`; src/api reads no wall time). */
@@ -450,6 +452,7 @@ export function createApiServer(deps: ApiServerDeps): FastifyInstance {
       connections: { tcp: live.tcp.active, udp: live.udp.active },
       applies: source.history(),
       errors: recent.filter((e) => keep(e.app)),
+      logs: { suppressed: edge.logLimit.suppressed, outputs: Object.entries(deps.outputs?.() ?? {}).map(([output, st]) => ({ output, written: st.written, dropped: st.dropped, bufferedBytes: st.bufferedBytes })) },
     };
     return ok(reply, health);
   });

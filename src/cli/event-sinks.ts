@@ -16,18 +16,24 @@ import { NdjsonPush, type PushTransport } from '../streams/event-push.ts';
 import type { EventsHttpSink, EventsRotate } from '../model/types.ts';
 import type { Clock } from '../net/ports.ts';
 import type { EdgeMetrics } from '../api/metrics.ts';
+import { DEFAULTS } from '../model/defaults.ts';
+import { BoundedLineWriter } from './bounded-output.ts';
 
 const gzip = promisify(gzipCb);
 
 export interface EventSinkOptions {
   /** `stdout`, a file path, or undefined (no stream sink). */
   readonly target: string | undefined;
+  /** Bytes the file (or stdout, when no `stdout` writer is given) may hold while its reader is slow (`log.max_buffer`). */
+  readonly maxBufferBytes?: number | undefined;
   readonly rotate?: EventsRotate | undefined;
   readonly http?: EventsHttpSink | undefined;
 }
 
 export interface EventSinks {
   readonly http: NdjsonPush | undefined;
+  /** The stdout or file output, bounded (undefined: no stream sink). */
+  readonly lines: BoundedLineWriter | undefined;
   /** Stops following the events, delivers what the HTTP sink holds (to its shutdown deadline), closes the file. */
   close(): Promise<void>;
 }
@@ -59,13 +65,36 @@ export function fetchTransport(s: EventsHttpSink): PushTransport {
   };
 }
 
-export function openEventSinks(events: EventLog, o: EventSinkOptions, d: { clock: Clock; log: Logger; metrics?: EdgeMetrics | undefined }): EventSinks {
+/** The one log line of a drop episode, when the output's reader caught up. */
+export function logDropEpisode(log: Logger): (output: string, dropped: number) => void {
+  return (output, dropped) => log.warn({ event: 'output.dropped', output, dropped }, `${dropped} lines dropped: ${output} not reading`);
+}
+
+/**
+ * `stdout`: the process's bounded stdout writer, shared with the access log (one is made when not given); the
+ * file gets a bounded writer of its own. A line that does not fit is dropped whole and counted.
+ */
+export function openEventSinks(
+  events: EventLog,
+  o: EventSinkOptions,
+  d: { clock: Clock; log: Logger; metrics?: EdgeMetrics | undefined; stdout?: BoundedLineWriter | undefined },
+): EventSinks {
   const subs: Subscription[] = [];
-  const stream: Writable | undefined = o.target === undefined ? undefined : o.target === 'stdout' ? process.stdout : openEventFile(o.target, o.rotate);
-  if (stream !== undefined && stream !== process.stdout) {
+  const max = o.maxBufferBytes ?? DEFAULTS.logMaxBufferBytes;
+  const stream: Writable | undefined = o.target === undefined || o.target === 'stdout' ? undefined : openEventFile(o.target, o.rotate);
+  if (stream !== undefined) {
     stream.on('error', (err) => d.log.error({ event: 'events.file_error', code: 'E_EVENTS_FILE', err }, 'the events file could not be written'));
   }
-  if (stream !== undefined) subs.push(events.events$.subscribe((e) => stream.write(JSON.stringify(e) + '\n')));
+  const lines =
+    o.target === 'stdout'
+      ? (d.stdout ?? new BoundedLineWriter('stdout', process.stdout, max, logDropEpisode(d.log)))
+      : stream !== undefined
+        ? new BoundedLineWriter('events_file', stream, max, logDropEpisode(d.log))
+        : undefined;
+  if (lines !== undefined) {
+    subs.push(events.events$.subscribe((e) => lines.write(JSON.stringify(e) + '\n')));
+    if (lines !== d.stdout) d.metrics?.registerOutput(lines.name, () => lines);
+  }
   let http: NdjsonPush | undefined;
   const h = o.http;
   if (h !== undefined) {
@@ -80,10 +109,11 @@ export function openEventSinks(events: EventLog, o: EventSinkOptions, d: { clock
   }
   return {
     http,
+    lines,
     async close() {
       for (const s of subs) s.unsubscribe();
       if (http !== undefined && h !== undefined) await http.flush(h.shutdownDeadlineMs);
-      if (stream !== undefined && stream !== process.stdout) await new Promise<void>((r) => stream.end(() => r()));
+      if (stream !== undefined) await new Promise<void>((r) => stream.end(() => r()));
     },
   };
 }

@@ -15,7 +15,7 @@ import { Subject, concatMap, debounceTime, filter, map, tap, type Observable } f
 import type { Logger } from 'pino';
 import { EdgeNode, listenErrorCode } from '../edge/edge-node.ts';
 import { startBuiltinOrigins, type RunningOrigins } from '../edge/builtin-origins.ts';
-import { createLogger } from '../log.ts';
+import { createLogger, logOutputStats } from '../log.ts';
 import { formatPortRange } from '../model/ports.ts';
 import { ERRORS, RefractError, isRefractError } from '../model/errors.ts';
 import type { AppSpec, ConfigIssue, RefractConfig } from '../model/types.ts';
@@ -34,7 +34,10 @@ import type { CertSource } from '../net/ports.ts';
 import { startDnsServer, type DnsServer } from '../dns/server.ts';
 import { dnsViewOf, type DnsView } from '../dns/view.ts';
 import { traceLine } from '../streams/trace.ts';
-import { openEventSinks } from './event-sinks.ts';
+import { logDropEpisode, openEventSinks } from './event-sinks.ts';
+import { BoundedLineWriter } from './bounded-output.ts';
+import { DEFAULTS } from '../model/defaults.ts';
+import type { OutputStats } from '../model/engine-view.ts';
 import type { EdgeMetrics } from '../api/metrics.ts';
 import type { MetricsServer } from './metrics-server.ts';
 import { ACCESS_LOG_FORMATS, accessLogLine, defaultAccessLog, type AccessLogFormat } from './access-log.ts';
@@ -154,6 +157,7 @@ function restartOnlyChanges(running: RefractConfig, next: RefractConfig): string
   if (JSON.stringify(running.metrics) !== JSON.stringify(next.metrics)) out.push('metrics');
   if (JSON.stringify([running.log.events, running.log.eventsRotate, running.log.eventsHttp]) !== JSON.stringify([next.log.events, next.log.eventsRotate, next.log.eventsHttp])) out.push('log.events');
   if (JSON.stringify(running.analytics) !== JSON.stringify(next.analytics)) out.push('analytics');
+  if (running.log.maxBufferBytes !== next.log.maxBufferBytes) out.push('log.max_buffer');
   if (running.dns === undefined || next.dns === undefined) {
     if (running.dns !== next.dns) out.push('dns');
   } else if (JSON.stringify(running.dns.listen) !== JSON.stringify(next.dns.listen)) {
@@ -231,7 +235,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
   // Warnings (a misspelt key, rules no app applies) do not stop the start; they are printed, as validate does.
   if (first.warnings.length > 0) process.stderr.write(fns.formatIssues(file, first.warnings) + '\n');
   let config = first.config;
-  const log: Logger = createLogger({ level: opts.logLevel ?? config.log.level, node: config.node.id });
+  const log: Logger = createLogger({ level: opts.logLevel ?? config.log.level, node: config.node.id, maxBufferBytes: config.log.maxBufferBytes });
 
   let pidFile: PidFile | undefined;
   if (opts.pidFile !== undefined && opts.check !== true) {
@@ -292,16 +296,31 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
   let metricsServer: MetricsServer | undefined;
 
   // Access log and events: the app's name is looked up in the running config when the connection closes.
+  // stdout and stderr are bounded (log.max_buffer, docs/hardening.md): a reader that stalls costs lines, not memory.
+  const stdout = new BoundedLineWriter('stdout', process.stdout, config.log.maxBufferBytes ?? DEFAULTS.logMaxBufferBytes, logDropEpisode(log));
+  const outputs = (): Record<string, OutputStats> => {
+    const o: Record<string, OutputStats> = { stdout };
+    const err = logOutputStats(log);
+    if (err !== undefined) o['stderr'] = err;
+    if (sinks.lines !== undefined && sinks.lines !== stdout) o[sinks.lines.name] = sinks.lines;
+    return o;
+  };
+  metrics?.registerOutput('stdout', () => stdout);
+  metrics?.registerOutput('stderr', () => logOutputStats(log) ?? { written: 0, dropped: 0, bufferedBytes: 0 });
   const accessLog = opts.accessLog ?? defaultAccessLog(process.stdout.isTTY === true, opts.events ?? config.log.events);
   if (accessLog !== 'off') {
     edge.events.events$.subscribe((e) => {
       const line = accessLogLine(e, config.apps.find((a) => a.id === e.Application)?.dns.name, accessLog);
-      if (line !== undefined) process.stdout.write(line + '\n');
+      if (line !== undefined) stdout.write(line + '\n');
     });
   }
   // Event sinks (docs/events.md, "Sinks"): --events replaces log.events' stdout-or-file target; rotation and the
   // HTTP push come from the config.
-  const sinks = openEventSinks(edge.events, { target: opts.events ?? config.log.events, rotate: config.log.eventsRotate, http: config.log.eventsHttp }, { clock: nodeClock, log, metrics });
+  const sinks = openEventSinks(
+    edge.events,
+    { target: opts.events ?? config.log.events, rotate: config.log.eventsRotate, http: config.log.eventsHttp, maxBufferBytes: config.log.maxBufferBytes },
+    { clock: nodeClock, log, metrics, stdout },
+  );
   const traceOut = opts.trace ? createWriteStream(resolvePath(opts.trace), { flags: 'a' }) : undefined;
   if (traceOut) edge.trace.records$.subscribe((r) => traceOut.write(traceLine(r) + '\n'));
 
@@ -322,7 +341,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
     origins = await startBuiltinOrigins(net, config.origins, log);
     let r;
     if (config.api !== undefined) {
-      api = await openApi(file, config, first.raw, edge, log, adopt, metrics);
+      api = await openApi(file, config, first.raw, edge, log, adopt, metrics, outputs);
       r = await api.source.start();
       config = api.source.config;
       await listenApi(api, config.api!.listen);
@@ -502,7 +521,16 @@ interface RunningApi {
  * file with the stored apps, and the HTTP server (not listening yet). Loaded only with `api:` (SQLite's native
  * module and the HTTP server cost start-up time otherwise).
  */
-async function openApi(file: string, config: RefractConfig, fileRaw: unknown, edge: EdgeNode, log: Logger, adopt: (c: RefractConfig) => void, metrics?: EdgeMetrics): Promise<RunningApi> {
+async function openApi(
+  file: string,
+  config: RefractConfig,
+  fileRaw: unknown,
+  edge: EdgeNode,
+  log: Logger,
+  adopt: (c: RefractConfig) => void,
+  metrics?: EdgeMetrics,
+  outputs?: () => Readonly<Record<string, OutputStats>>,
+): Promise<RunningApi> {
   const [{ ApiStore }, { createApiServer }, { AnalyticsStore, AnalyticsWriter, zoneOfApp }] = await Promise.all([
     import('../api/store.ts'),
     import('../api/server.ts'),
@@ -538,6 +566,7 @@ async function openApi(file: string, config: RefractConfig, fileRaw: unknown, ed
     version: refractVersion(),
     dashboard: config.api?.dashboard,
     metrics,
+    outputs,
     analytics: analytics !== undefined ? { store: analytics, epochMs: () => nodeClock.epochMs() } : undefined,
   });
   return { source, store, server, writer };

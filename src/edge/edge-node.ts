@@ -20,6 +20,8 @@ import { UdpEngine, type UdpSlot } from '../machines/udp-flow.ts';
 import { EventLog } from '../streams/events.ts';
 import { Trace } from '../streams/trace.ts';
 import { AcceptStream } from '../streams/machine-inputs.ts';
+import { LogLimiter } from '../streams/log-limit.ts';
+import { DEFAULTS } from '../model/defaults.ts';
 import { createOriginResolver, type OriginResolver } from './origin-resolver.ts';
 import { compileAccessRules, type CompiledAccessRules } from '../core/access-rules.ts';
 import { NO_GEO, type GeoLookup } from '../core/geo.ts';
@@ -120,6 +122,8 @@ export class EdgeNode {
   #stopped = false;
   readonly #tls: EdgeTls;
   readonly #seedEdgeIps: EdgeIpState | undefined;
+  /** The per-cause limit of the connection path's log lines (`log.rate_limit`; docs/hardening.md). */
+  readonly logLimit: LogLimiter;
 
   constructor(deps: EdgeNodeDeps, initial: RefractConfig) {
     this.#seedEdgeIps = deps.edgeIps;
@@ -136,6 +140,14 @@ export class EdgeNode {
       log: deps.log.child({ component: 'origin-resolver' }),
     });
     this.#tls = new EdgeTls(deps.certs);
+    const clock = deps.net.clock;
+    const limitLog = deps.log.child({ component: 'log-limit' });
+    this.logLimit = new LogLimiter(
+      initial.log.rateLimit ?? { lines: DEFAULTS.logRateLimitLines, intervalMs: DEFAULTS.logRateLimitIntervalMs },
+      { now: () => clock.now(), setTimer: (ms, fn) => clock.setTimer(ms, fn) },
+      (cause, suppressed, intervalMs) =>
+        limitLog.warn({ event: 'log.suppressed', cause, suppressed, intervalMs }, `${cause}: ${suppressed} more in the last ${Math.round(intervalMs / 100) / 10} s`),
+    );
     // Both engines share the node's environment: ports, settings, origin resolution, event and trace streams.
     const engineDeps = {
       net: deps.net,
@@ -146,6 +158,7 @@ export class EdgeNode {
       access: (app: AppSpec | undefined) => (app?.zoneId === undefined ? undefined : this.#access.byZone.get(app.zoneId)) ?? this.#access.nodeWide,
       trace: this.trace,
       log: deps.log,
+      logLimit: this.logLimit,
     };
     this.tcp = new TcpEngine({ ...engineDeps, tls: this.#tls });
     this.udp = new UdpEngine(engineDeps);
@@ -297,6 +310,7 @@ export class EdgeNode {
       if (s.udp) this.#closeUdpAfterDrain(s, config.node.drainTimeoutMs);
     }
     this.#config = config;
+    if (config.log.rateLimit !== undefined) this.logLimit.configure(config.log.rateLimit);
 
     const added: string[] = [];
     const changed: string[] = [];
@@ -376,6 +390,7 @@ export class EdgeNode {
     this.tcp.drain(undefined, deadline);
     this.udp.drain(undefined, deadline);
     await Promise.all([this.tcp.whenIdle(), this.udp.whenIdle()]);
+    this.logLimit.flush();
     for (const s of slots) {
       if (s.udp) {
         s.udp.app = undefined;

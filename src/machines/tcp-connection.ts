@@ -302,7 +302,7 @@ export class TcpEngine {
       env.emit(r, o.event, o.status);
     }
     if (o.status !== 200 && o.status !== 0) {
-      env.logOf(r).info({ status: o.status, reason: o.reason, code: r.code }, 'connection closed');
+      env.lineOf(r, 'info', `conn.closed.${o.status}`)?.info({ status: o.status, reason: o.reason, code: r.code }, 'connection closed');
     } else if (env.deps.log.isLevelEnabled('debug')) {
       env.logOf(r).debug(
         { status: o.status, reason: o.reason, bytesDownstream: r.splice?.bytesDownstream ?? 0, bytesUpstream: r.splice?.bytesUpstream ?? 0 },

@@ -14,6 +14,7 @@ import type { Outcome } from '../core/outcomes.ts';
 import type { ErrorCode } from '../model/errors.ts';
 import type { AppSpec, NodeSettings, TlsStatus, UpstreamTarget } from '../model/types.ts';
 import type { EventLog } from '../streams/events.ts';
+import type { LogLimiter } from '../streams/log-limit.ts';
 import type { Trace, TraceEventName } from '../streams/trace.ts';
 import type { TcpInputs } from './tcp-inputs.ts';
 import type { SpectrumEventName } from '../model/outcome.ts';
@@ -47,6 +48,11 @@ export interface TcpEngineDeps {
   /** Decision trace (optional); records are built only when someone subscribes. */
   readonly trace?: Trace;
   readonly log: Logger;
+  /**
+   * Per-cause limit of the connection path's log lines (src/streams/log-limit.ts): a client must not set the log
+   * volume. Undefined: every line is written.
+   */
+  readonly logLimit?: LogLimiter;
   /** Edge TLS; without it an app with tls != off fails its handshake with status 540 (no certificate). */
   readonly tls?: TcpTlsDeps;
 }
@@ -199,6 +205,16 @@ export class TcpEnv {
       downstream: `${r.client.address}:${r.client.port}`,
       edge: `${r.edge.address}:${r.edge.port}`,
     }));
+  }
+
+  /**
+   * The connection's logger for one line of `cause` at `level`, or undefined when that level is off or the cause is
+   * over its limit (the line is then counted, and summed up in one line when the window ends).
+   */
+  lineOf(r: ConnRecord, level: 'info' | 'warn', cause: string): Logger | undefined {
+    if (!this.deps.log.isLevelEnabled(level)) return undefined;
+    if (this.deps.logLimit !== undefined && !this.deps.logLimit.allow(cause)) return undefined;
+    return this.logOf(r);
   }
 
   trace(r: ConnRecord, event: TraceEventName, detail?: Record<string, unknown>): void {

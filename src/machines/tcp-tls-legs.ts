@@ -43,7 +43,7 @@ function clientTlsFailed(env: TcpEnv, r: ConnRecord, f: TlsFailure): void {
   r.tlsFailure = f;
   r.clientTlsStatus = f.status;
   env.trace(r, 'tls_client_failed', { reason: f.reason });
-  env.logOf(r).info({ reason: f.reason, tlsStatus: f.status, detail: f.detail, sni: f.servername }, 'client TLS handshake failed');
+  env.lineOf(r, 'info', 'tls.client_failed')?.info({ reason: f.reason, tlsStatus: f.status, detail: f.detail, sni: f.servername }, 'client TLS handshake failed');
   env.inputs.tls$.signal(r, EV.TLS_CLIENT_FAILED);
 }
 
@@ -88,7 +88,7 @@ function originTlsFailed(env: TcpEnv, r: ConnRecord, f: TlsFailure): void {
   r.originTlsStatus = f.status;
   const t = r.current;
   env.trace(r, 'tls_origin_failed', { reason: f.reason });
-  env.logOf(r).warn(
+  env.lineOf(r, 'warn', 'tls.origin_failed')?.warn(
     { upstream: t && `${t.host}:${t.port}`, reason: f.reason, tlsStatus: f.status, detail: f.detail, fingerprint: f.peerCert?.fingerprint256 },
     `origin TLS handshake failed: ${f.reason}`,
   );

@@ -43,7 +43,7 @@ function resolveFailed(env: TcpEnv, r: ConnRecord, e: unknown): void {
   env.stats.upstream_cx_resolve_fail++;
   const code: ErrorCode = isRefractError(e) ? e.code : 'E_UPSTREAM_RESOLVE_FAILED';
   const detail = e instanceof Error ? e.message : String(e);
-  env.logOf(r).warn({ err: e, code }, 'origin resolution failed');
+  env.lineOf(r, 'warn', 'origin.resolve_failed')?.warn({ err: e, code }, 'origin resolution failed');
   env.inputs.resolve$.signal(r, { type: 'ORIGIN.RESOLVE_FAILED', code, detail });
 }
 
@@ -86,7 +86,7 @@ export function abandonAttempt(env: TcpEnv, r: ConnRecord, err: NetError | undef
   }
   const t = r.current;
   env.trace(r, 'dial_failed', { upstream: t ? `${t.host}:${t.port}` : '', code: timedOut ? 'ETIMEDOUT' : (err?.code ?? '') });
-  env.logOf(r).info(
+  env.lineOf(r, 'info', timedOut ? 'origin.connect_timeout' : 'origin.connect_failed')?.info(
     { upstream: t && `${t.host}:${t.port}`, code: timedOut ? 'ETIMEDOUT' : err?.code, attempt: r.attempt },
     timedOut ? 'origin connect timed out' : 'origin connect failed',
   );

@@ -382,7 +382,9 @@ export class UdpEngine {
     const upstream$ = this.#inputs.upstream$;
     const fail = (e: unknown): void => {
       const code: ErrorCode = isRefractError(e) ? e.code : 'E_UPSTREAM_CONNECT_FAILED';
-      this.#deps.log.warn({ app: r.app.id, appName: r.app.dns.name, flow: r.id, code, err: e }, 'UDP flow could not open its upstream');
+      if (this.#deps.logLimit?.allow('udp.upstream_failed') !== false) {
+        this.#deps.log.warn({ app: r.app.id, appName: r.app.dns.name, flow: r.id, code, err: e }, 'UDP flow could not open its upstream');
+      }
       upstream$.signal(r, { type: 'UPSTREAM.FAILED', code, detail: e instanceof Error ? e.message : String(e) });
     };
     const bind = (targets: readonly UpstreamTarget[]): void => {

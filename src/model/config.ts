@@ -261,7 +261,15 @@ const LOG_FIELDS = {
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
   // A string (stdout or a file path), or the mapping of EVENTS_FIELDS: checked in `eventSinks`.
   events: z.unknown(),
+  // Bytes each output (stderr log, stdout, events file) may hold while its reader is slow; past it, lines are dropped.
+  max_buffer: z.string().regex(/^[1-9][0-9]{0,5}[BKMG]$/, 'a size is a number and a unit B, K, M or G, such as 1M').refine((s) => sizeBytes(s) >= 64 * 1024 && sizeBytes(s) <= 1024 ** 3, 'max_buffer is between 64K and 1G').nullish(),
+  // Per-cause limit of the connection path's log lines.
+  rate_limit: z.strictObject({ lines: z.number().int().min(0).max(1_000_000).nullish(), interval_ms: msSetting }).nullish(),
 };
+
+function sizeBytes(s: string): number {
+  return Number(s.slice(0, -1)) * SIZE_UNITS[s.slice(-1)]!;
+}
 
 /** `100M`, `512K`, `1G`, `4096B` (rotating-file-stream's units; K = 1024 bytes). */
 const SIZE_UNITS: Readonly<Record<string, number>> = { B: 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
@@ -507,7 +515,12 @@ export function validateConfig(raw: unknown): ConfigResult {
       strictSni: edgeV.tls?.strict_sni ?? DEFAULTS.tlsStrictSni,
     },
   };
-  const log: LogSettings = { level: logV.level ?? DEFAULTS.logLevel, ...sinks };
+  const log: LogSettings = {
+    level: logV.level ?? DEFAULTS.logLevel,
+    ...sinks,
+    maxBufferBytes: logV.max_buffer ? sizeBytes(logV.max_buffer) : DEFAULTS.logMaxBufferBytes,
+    rateLimit: { lines: logV.rate_limit?.lines ?? DEFAULTS.logRateLimitLines, intervalMs: logV.rate_limit?.interval_ms ?? DEFAULTS.logRateLimitIntervalMs },
+  };
   const config: RefractConfig = {
     node,
     log,

@@ -42,6 +42,9 @@ export const DEFAULTS = {
   dnsServerPort: 53, // port of a dns.servers entry written without one
   dnsMinTtlSec: 600, // 600 s: cache origin_dns answers at least this long (Spectrum's ttl floor)
   logLevel: 'info',
+  logMaxBufferBytes: 1024 * 1024, // log.max_buffer: 1 MiB per output (stderr, stdout, events file) before lines drop
+  logRateLimitLines: 10, // log.rate_limit.lines: connection-path lines per cause per interval
+  logRateLimitIntervalMs: 10_000, // log.rate_limit.interval_ms: 10 s
   tlsHandshakeTimeoutMs: 10_000, // 10 s for a TLS handshake, client or origin side (Refract's choice)
   tlsStrictSni: true, // an SNI no certificate covers is refused with 400, as Spectrum's "invalid SNI"
 

@@ -75,6 +75,21 @@ export interface RecentError {
   readonly client: string;
 }
 
+/** What a line output reports (stderr log, stdout, events file): totals since start, bytes held now. */
+export interface OutputStats {
+  readonly written: number;
+  readonly dropped: number;
+  readonly bufferedBytes: number;
+}
+
+/** The node's log outputs and the connection-path log limit, as the health endpoint shows them. */
+export interface LogHealth {
+  /** Connection-path log lines suppressed by `log.rate_limit` since start (summed up in summary lines). */
+  readonly suppressed: number;
+  /** Each output (stderr, stdout, events_file) with what it wrote and dropped. */
+  readonly outputs: ReadonlyArray<OutputStats & { readonly output: string }>;
+}
+
 export interface NodeHealth {
   /** Seconds since the API server was created, on the node's monotonic clock. */
   readonly uptimeSec: number;
@@ -86,4 +101,5 @@ export interface NodeHealth {
   readonly applies: readonly ApplyRecord[];
   /** The most recent errors, newest first (at most 20). */
   readonly errors: readonly RecentError[];
+  readonly logs: LogHealth;
 }

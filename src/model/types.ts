@@ -188,6 +188,10 @@ export interface LogSettings {
   readonly eventsRotate?: EventsRotate | undefined;
   /** The HTTP NDJSON push sink (`log.events.http`); undefined: none. */
   readonly eventsHttp?: EventsHttpSink | undefined;
+  /** `log.max_buffer`: bytes each output may hold while its reader is slow; more lines are dropped and counted. */
+  readonly maxBufferBytes?: number;
+  /** `log.rate_limit`: connection-path log lines allowed per cause per interval (lines 0: no limit). */
+  readonly rateLimit?: { readonly lines: number; readonly intervalMs: number };
 }
 
 /** Rotate the events file when it reaches `size` (rotating-file-stream's form: `100M`), keeping `keep` old files. */

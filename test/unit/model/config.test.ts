@@ -66,7 +66,7 @@ void describe('the config file', () => {
     assert.deepEqual(c.node.acceptProxy, { trusted: ['127.0.0.0/8'], timeoutMs: 3000 });
     assert.deepEqual(c.node.dnsServers, ['127.0.0.1:5353']);
     assert.equal(c.node.dnsMinTtlSec, 30);
-    assert.deepEqual(c.log, { level: 'info', events: 'stdout' });
+    assert.deepEqual(c.log, { level: 'info', events: 'stdout', maxBufferBytes: 1024 * 1024, rateLimit: { lines: 10, intervalMs: 10_000 } });
     assert.equal(c.origins.length, 2);
     assert.equal(c.origins[1]?.banner, '220 hi\r\n');
     assert.deepEqual(c.apps.map((a) => a.id), [c.apps[0]?.id, 'smtp']);
@@ -104,7 +104,7 @@ void describe('the config file', () => {
       ipv4Quota: 10,
       tls: { dataDir: '.refract', caBundle: undefined, handshakeTimeoutMs: 10_000, strictSni: true },
     });
-    assert.deepEqual(c.log, { level: 'info', events: undefined });
+    assert.deepEqual(c.log, { level: 'info', events: undefined, maxBufferBytes: 1024 * 1024, rateLimit: { lines: 10, intervalMs: 10_000 } });
     assert.deepEqual(c.apps, []);
     assert.deepEqual(c.origins, []);
     assert.deepEqual(c.zones, []);

@@ -1,0 +1,64 @@
+/**
+ * Line outputs that cannot grow memory without bound when their reader stalls (docs/hardening.md, "Logs and
+ * events"): stdout (the access log and `--events stdout`), the events file. A Node stream buffers every write it
+ * cannot pass on yet; a pipe nobody reads would hold every line ever written.
+ *
+ * Contract:
+ * - a line is written whole or dropped whole: it is dropped when the stream already holds `maxBufferBytes` or more
+ *   (`writableLength`, what the kernel has not taken yet), so the stream holds at most `maxBufferBytes` plus one
+ *   line;
+ * - drops are counted (`dropped`, since start) and make an episode; when the stream drains (its reader caught up:
+ *   Node's 'drain'), `onRecovered(name, n)` is called once with the episode's count, and the count starts again;
+ * - nothing here throws on a write; stream errors are the owner's to handle.
+ */
+import type { Writable } from 'node:stream';
+import type { OutputStats } from '../model/engine-view.ts';
+
+export class BoundedLineWriter implements OutputStats {
+  readonly name: string;
+  readonly #stream: Writable;
+  readonly #max: number;
+  readonly #onRecovered: (name: string, dropped: number) => void;
+  #episode = 0;
+  #waiting = false;
+  written = 0;
+  dropped = 0;
+
+  constructor(name: string, stream: Writable, maxBufferBytes: number, onRecovered: (name: string, dropped: number) => void) {
+    this.name = name;
+    this.#stream = stream;
+    this.#max = maxBufferBytes;
+    this.#onRecovered = onRecovered;
+  }
+
+  get bufferedBytes(): number {
+    return this.#stream.writableLength;
+  }
+
+  /** Writes `line` (with its newline) unless the stream holds `maxBufferBytes` already; false when dropped. */
+  write(line: string): boolean {
+    const s = this.#stream;
+    if (s.destroyed || s.writableEnded) {
+      this.dropped++;
+      return false;
+    }
+    if (s.writableLength >= this.#max) {
+      this.dropped++;
+      this.#episode++;
+      if (!this.#waiting) {
+        this.#waiting = true;
+        // The stream is past its high-water mark (a write returned false), so 'drain' comes when it empties.
+        s.once('drain', () => {
+          this.#waiting = false;
+          const n = this.#episode;
+          this.#episode = 0;
+          if (n > 0) this.#onRecovered(this.name, n);
+        });
+      }
+      return false;
+    }
+    s.write(line);
+    this.written++;
+    return true;
+  }
+}
