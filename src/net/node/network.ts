@@ -31,7 +31,7 @@ export { NodeConn, normaliseAddress } from './node-conn.ts';
 
 class NodeUdpSocket implements UdpSocket {
   readonly #s: dgram.Socket;
-  /** SO_RCVBUF as the kernel reports it (Linux doubles the value asked for, capped at net.core.rmem_max). */
+  /** The receive buffer granted: SO_RCVBUF as read back, halved on Linux (which reports twice what it grants). */
   readonly receiveBufferBytes: number | undefined;
   #onMessage: (m: Datagram) => void = noop;
   /** Cached: dgram's address() is a getsockname syscall, and the engine reads it per datagram. */
@@ -45,6 +45,7 @@ class NodeUdpSocket implements UdpSocket {
     let rcv: number | undefined;
     try {
       rcv = s.getRecvBufferSize();
+      if (process.platform === 'linux') rcv = Math.floor(rcv / 2);
     } catch {
       rcv = undefined;
     }
