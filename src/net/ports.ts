@@ -138,7 +138,7 @@ export interface BindUdpOptions {
 
 export interface UdpSocket {
   readonly local: SocketAddress;
-  /** The receive buffer the kernel granted, bytes (real sockets; Linux caps it at net.core.rmem_max); undefined in the simulator. */
+  /** The receive buffer the kernel granted, bytes (real sockets bound with `receiveBufferBytes`; Linux caps it at net.core.rmem_max); undefined otherwise and in the simulator. */
   readonly receiveBufferBytes?: number | undefined;
   setHandler(onMessage: (msg: Datagram) => void): void;
   send(data: Uint8Array, port: number, address: string): void;

@@ -36,18 +36,21 @@ class NodeUdpSocket implements UdpSocket {
   #onMessage: (m: Datagram) => void = noop;
   /** Cached: dgram's address() is a getsockname syscall, and the engine reads it per datagram. */
   #local: SocketAddress | undefined;
-  constructor(s: dgram.Socket) {
+  /** `readBuffer`: read the granted receive buffer back (edge sockets that asked for one; a getsockopt per socket). */
+  constructor(s: dgram.Socket, readBuffer: boolean) {
     this.#s = s;
     s.on('message', (data: Buffer, rinfo: dgram.RemoteInfo) => {
       this.#onMessage({ data, remote: sockAddr(rinfo.address, rinfo.port) });
     });
     s.on('error', noop);
     let rcv: number | undefined;
-    try {
-      rcv = s.getRecvBufferSize();
-      if (process.platform === 'linux') rcv = Math.floor(rcv / 2);
-    } catch {
-      rcv = undefined;
+    if (readBuffer) {
+      try {
+        rcv = s.getRecvBufferSize();
+        if (process.platform === 'linux') rcv = Math.floor(rcv / 2);
+      } catch {
+        rcv = undefined;
+      }
     }
     this.receiveBufferBytes = rcv;
   }
@@ -174,7 +177,7 @@ export function createNodeNetwork(opts: NodeNetworkOptions = {}): NodeNetwork {
         s.bind(o.port, o.host, () => {
           s.off('error', failed);
           guard.opened();
-          resolve(new NodeUdpSocket(s));
+          resolve(new NodeUdpSocket(s, o.receiveBufferBytes !== undefined));
         });
       });
     },
