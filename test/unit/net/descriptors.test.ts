@@ -112,6 +112,7 @@ test('accept side: under a low ulimit every connection is served or counted, one
     const c = await clients(child.port, CLIENTS);
     const rep = await child.report();
     c.close();
+    if (process.env.REFRACT_TEST_FIGURES) console.log(`served ${c.served}, failed ${c.failed}, refused ${rep.stats.acceptRefused}, episodes ${rep.stats.episodes}`);
     assert.ok(c.served > 0, 'some connections are served');
     assert.ok(c.failed > 0, `the limit must bite (served ${c.served} of ${CLIENTS})`);
     // Nothing hidden: each connection not served was refused by the guard and counted.
