@@ -30,6 +30,7 @@ import { createNodeCertSource } from '../net/node/cert-store.ts';
 import { watchFileChanges, type FileWatch } from '../net/node/file-watch.ts';
 import { loadGeo, type LoadedGeo } from '../net/node/geo-loader.ts';
 import { createNodeNetwork, nodeClock } from '../net/node/network.ts';
+import { checkNofile } from '../net/node/descriptors.ts';
 import type { CertSource } from '../net/ports.ts';
 import { startDnsServer, type DnsServer } from '../dns/server.ts';
 import { dnsViewOf, type DnsView } from '../dns/view.ts';
@@ -253,7 +254,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
   // Also on an unexpected exit (a thrown error): the PID file must not outlive the process.
   process.once('exit', exitCleanup);
 
-  const net = createNodeNetwork({ dnsServers: config.node.dnsServers });
+  const net = createNodeNetwork({ dnsServers: config.node.dnsServers, log: log.child({ component: 'descriptors' }) });
   let geo: LoadedGeo | undefined;
   if (config.geo.country.length > 0 || config.geo.asn.length > 0) {
     try {
@@ -366,6 +367,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
     log.info({ event: 'serve.started', config: file, pid: process.pid, ...r }, 'refract is serving');
     process.stderr.write(`refract: serving ${file} (pid ${process.pid}): ${plural(config.apps.length, 'app')}, ${plural(r.listeners, 'listener')}, access log ${accessLog}\n`);
     for (const app of config.apps) process.stderr.write(appLine(config, app));
+    warnLowNofile(config, r.listeners, log);
   } catch (e) {
     log.fatal({ err: e }, 'refract could not start');
     const why = e instanceof ApiWriteError ? e.issues.map((i) => `${i.code}: ${i.message} (at ${i.pointer || '/'})`).join('; ') : describeStartError(e, config);
@@ -521,6 +523,25 @@ interface RunningApi {
  * file with the stored apps, and the HTTP server (not listening yet). Loaded only with `api:` (SQLite's native
  * module and the HTTP server cost start-up time otherwise).
  */
+/**
+ * The start-up warning (W_NOFILE_LOW) when RLIMIT_NOFILE cannot hold the listeners, the connection limit and the
+ * UDP flow cap (docs/hardening.md, "Overload and descriptors"). `edge.max_connections` is read when the config has it.
+ */
+function warnLowNofile(config: RefractConfig, listeners: number, log: Logger): void {
+  const maxConnections = (config.node as { readonly maxConnections?: number }).maxConnections;
+  const c = checkNofile({
+    listeners,
+    maxConnections,
+    udpMaxFlows: config.node.udpMaxFlows,
+    tcpApps: config.apps.some((a) => a.protocol === 'tcp'),
+    udpApps: config.apps.some((a) => a.protocol === 'udp'),
+  });
+  if (c === undefined) return;
+  const what = `${c.listeners} listeners + 2 × ${c.maxConnections} connections${c.assumed ? ' (assumed: no edge.max_connections)' : ''} + ${c.udpFlows} UDP flows + margin`;
+  log.warn({ event: 'descriptors.limit_low', code: 'W_NOFILE_LOW', ...c }, `RLIMIT_NOFILE ${c.soft} is below the ${c.needed} descriptors the configuration may need`);
+  process.stderr.write(`refract: warning W_NOFILE_LOW: open-file limit ${c.soft} (hard ${Number.isFinite(c.hard) ? c.hard : 'unlimited'}) < ${c.needed} needed (${what}); raise it (ulimit -n, systemd LimitNOFILE=; docs/deploy.md)\n`);
+}
+
 async function openApi(
   file: string,
   config: RefractConfig,

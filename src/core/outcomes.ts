@@ -62,6 +62,8 @@ export const OUTCOMES = Object.freeze({
   connect_refused: row('originError', 521, 'connect_refused', 'E_UPSTREAM_CONNECT_REFUSED'),
   connect_timeout: row('originError', 522, 'connect_timeout', 'E_UPSTREAM_CONNECT_TIMEOUT'),
   connect_unreachable: row('originError', 523, 'connect_unreachable', 'E_UPSTREAM_UNREACHABLE'),
+  /** The proxy itself was out of file descriptors (EMFILE/ENFILE) when it dialled the origin: Refract's own status. */
+  connect_descriptors: row('originError', 503, 'descriptors_exhausted', 'E_UPSTREAM_EMFILE'),
   origin_tls_failed: row('originError', 525, 'origin_tls_failed', 'E_TLS_ORIGIN_HANDSHAKE'),
   origin_tls_timeout: row('originError', 525, 'origin_tls_failed', 'E_TLS_HANDSHAKE_TIMEOUT'),
   origin_cert_expired: row('originError', 526, 'origin_tls_certificate', 'E_TLS_ORIGIN_CERT_EXPIRED'),
@@ -91,6 +93,7 @@ export function connectFailOutcome(errno: string | undefined, timedOut: boolean)
   if (timedOut || errno === 'ETIMEDOUT') return OUTCOMES.connect_timeout;
   if (errno === 'ECONNREFUSED') return OUTCOMES.connect_refused;
   if (errno === 'ENETUNREACH' || errno === 'EHOSTUNREACH') return OUTCOMES.connect_unreachable;
+  if (errno === 'EMFILE' || errno === 'ENFILE') return OUTCOMES.connect_descriptors;
   return OUTCOMES.connect_failed;
 }
 
@@ -112,7 +115,11 @@ export function originTlsOutcome(reason: TlsFailureReason | undefined): Outcome 
   return OUTCOMES.origin_tls_failed;
 }
 
-/** A UDP flow whose upstream could not open: 531 when the origin name did not resolve, else 520. */
+/**
+ * A UDP flow whose upstream could not open: 531 when the origin name did not resolve, 503 when the proxy was out of
+ * file descriptors for its upstream socket, else 520.
+ */
 export function udpOpenFailedOutcome(code: ErrorCode): Outcome {
+  if (code === 'E_UPSTREAM_EMFILE') return OUTCOMES.connect_descriptors;
   return code === 'E_UPSTREAM_RESOLVE_FAILED' ? OUTCOMES.resolve_failed : OUTCOMES.connect_failed;
 }

@@ -253,8 +253,17 @@ export class EdgeNode {
             slot.accepted = accepted$.subscribe((conn) => this.tcp.accept(conn, slot.app, slot.key));
             slot.listener = await this.#net.listenTcp({ host: d.host, port: d.port }, accepted$.onConnection);
           } else {
-            const sock: UdpSocket = await this.#net.bindUdp({ host: d.host, port: d.port });
+            const asked = config.node.udpReceiveBufferBytes;
+            const sock: UdpSocket = await this.#net.bindUdp({ host: d.host, port: d.port, receiveBufferBytes: asked });
             slot.udp = { sock, app: undefined };
+            // Linux grants at most net.core.rmem_max.
+            const got = sock.receiveBufferBytes;
+            if (got !== undefined && got < asked) {
+              this.#log.warn(
+                { event: 'udp.receive_buffer', app: d.app.id, address: d.host, port: d.port, asked, got },
+                `edge UDP socket ${d.host}:${d.port}: receive buffer ${got} bytes, below edge.udp_receive_buffer ${asked} (raise net.core.rmem_max)`,
+              );
+            }
           }
         } catch (e) {
           const code = (e as { code?: string }).code;

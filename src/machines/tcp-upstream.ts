@@ -86,10 +86,10 @@ export function abandonAttempt(env: TcpEnv, r: ConnRecord, err: NetError | undef
   }
   const t = r.current;
   env.trace(r, 'dial_failed', { upstream: t ? `${t.host}:${t.port}` : '', code: timedOut ? 'ETIMEDOUT' : (err?.code ?? '') });
-  env.lineOf(r, 'info', timedOut ? 'origin.connect_timeout' : 'origin.connect_failed')?.info(
-    { upstream: t && `${t.host}:${t.port}`, code: timedOut ? 'ETIMEDOUT' : err?.code, attempt: r.attempt },
-    timedOut ? 'origin connect timed out' : 'origin connect failed',
-  );
+  const fields = { upstream: t && `${t.host}:${t.port}`, code: timedOut ? 'ETIMEDOUT' : err?.code, attempt: r.attempt };
+  // Out of descriptors: the real network logs one line per episode (src/net/node/descriptors.ts), not one per connection.
+  if (err?.code === 'EMFILE' || err?.code === 'ENFILE') env.logOf(r).debug(fields, 'origin connect failed: out of file descriptors');
+  else env.lineOf(r, 'info', timedOut ? 'origin.connect_timeout' : 'origin.connect_failed')?.info(fields, timedOut ? 'origin connect timed out' : 'origin connect failed');
 }
 
 /** PROXY v1/v2 need one family for both addresses: an IPv4 side becomes IPv4-mapped IPv6 when the other is IPv6. */

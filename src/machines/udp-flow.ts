@@ -381,8 +381,12 @@ export class UdpEngine {
   #openUpstream(r: FlowRecord): void {
     const upstream$ = this.#inputs.upstream$;
     const fail = (e: unknown): void => {
-      const code: ErrorCode = isRefractError(e) ? e.code : 'E_UPSTREAM_CONNECT_FAILED';
-      if (this.#deps.logLimit?.allow('udp.upstream_failed') !== false) {
+      const errno = (e as { code?: unknown } | undefined)?.code;
+      const emfile = errno === 'EMFILE' || errno === 'ENFILE';
+      const code: ErrorCode = isRefractError(e) ? e.code : emfile ? 'E_UPSTREAM_EMFILE' : 'E_UPSTREAM_CONNECT_FAILED';
+      // Out of descriptors: the real network logs one line per episode (src/net/node/descriptors.ts).
+      if (emfile) this.#deps.log.debug({ app: r.app.id, appName: r.app.dns.name, flow: r.id, code, err: e }, 'UDP flow could not open its upstream');
+      else if (this.#deps.logLimit?.allow('udp.upstream_failed') !== false) {
         this.#deps.log.warn({ app: r.app.id, appName: r.app.dns.name, flow: r.id, code, err: e }, 'UDP flow could not open its upstream');
       }
       upstream$.signal(r, { type: 'UPSTREAM.FAILED', code, detail: e instanceof Error ? e.message : String(e) });

@@ -243,6 +243,7 @@ const EDGE_FIELDS = {
   udp_max_flows: z.number().int().min(1).max(10_000_000),
   close_blocked_connections: z.boolean(),
   udp_max_datagram_bytes: z.number().int().min(64).max(65_507),
+  udp_receive_buffer: z.number().int().min(4_096).max(1_073_741_824),
   drain_timeout_ms: z.number().int().min(0).max(LIMITS.maxTimerMs),
   max_connect_attempts: z.number().int().min(1).max(LIMITS.maxConnectAttempts),
   tls: z.strictObject({
@@ -504,6 +505,7 @@ export function validateConfig(raw: unknown): ConfigResult {
     udpMaxFlows: edgeV.udp_max_flows ?? DEFAULTS.udpMaxFlows,
     closeBlockedConnections: edgeV.close_blocked_connections ?? DEFAULTS.closeBlockedConnections,
     udpMaxDatagramBytes: edgeV.udp_max_datagram_bytes ?? DEFAULTS.udpMaxDatagramBytes,
+    udpReceiveBufferBytes: edgeV.udp_receive_buffer ?? DEFAULTS.udpReceiveBufferBytes,
     drainTimeoutMs: edgeV.drain_timeout_ms ?? DEFAULTS.drainTimeoutMs,
     dnsServers: edgeV.dns?.servers ?? DEFAULTS.dnsServers,
     dnsMinTtlSec: edgeV.dns?.min_ttl_sec ?? DEFAULTS.dnsMinTtlSec,

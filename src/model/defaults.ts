@@ -36,6 +36,7 @@ export const DEFAULTS = {
   closeBlockedConnections: false, // a rule change applies to new connections; established ones are left alone
   udpMaxFlows: 100_000, // concurrent UDP flows per node; a new flow past this is refused (counted, logged)
   udpMaxDatagramBytes: 1_472, // largest datagram sent to an origin, header included (1500-byte MTU − 28): never fragment
+  udpReceiveBufferBytes: 4 * 1024 * 1024, // 4 MiB per edge UDP socket: a burst of new flows queues here while the first datagrams are handled
   drainTimeoutMs: 30_000, // 30 s for open connections to finish after a listener stops accepting
   maxConnectAttempts: 3, // origin addresses tried for one connection before it fails
   dnsServers: [] as readonly string[], // [] = the system resolver

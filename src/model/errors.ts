@@ -81,6 +81,8 @@ export const ERRORS = {
   E_LISTEN_ADDRESS_UNAVAILABLE: { message: 'The edge address is not configured on this host.', source: 'config', retryable: false },
   E_LISTEN_PERMISSION: { message: 'Not permitted to bind the edge port (ports below 1024 need privileges).', source: 'config', retryable: false },
   E_LISTEN_FAILED: { message: 'The edge port could not be bound.', source: 'internal', retryable: true },
+  E_ACCEPT_EMFILE: { message: 'File descriptors ran short (RLIMIT_NOFILE): new connections are reset at accept and counted until some are free.', source: 'internal', retryable: true },
+  W_NOFILE_LOW: { message: 'RLIMIT_NOFILE (ulimit -n, LimitNOFILE) is lower than the configured listeners and connection limits need.', source: 'config', retryable: false },
   E_PID_FILE_IN_USE: { message: 'The --pid-file names a process that is still running (another refract serve?).', source: 'config', retryable: true },
 
   // ── PROXY protocol (decoders: inbound headers from load balancers, test origins) ──────────────────────────────
@@ -104,6 +106,7 @@ export const ERRORS = {
   E_UPSTREAM_CONNECT_TIMEOUT: { message: 'The origin did not answer before the connect timeout.', source: 'upstream', retryable: true },
   E_UPSTREAM_UNREACHABLE: { message: 'The origin network or host is unreachable.', source: 'upstream', retryable: true },
   E_UPSTREAM_CONNECT_FAILED: { message: 'The connection to the origin failed.', source: 'upstream', retryable: true },
+  E_UPSTREAM_EMFILE: { message: 'The proxy was out of file descriptors (EMFILE/ENFILE) when it opened the origin connection or UDP socket.', source: 'internal', retryable: true },
   E_UPSTREAM_RESOLVE_FAILED: { message: 'The origin name could not be resolved.', source: 'upstream', retryable: true },
   E_UPSTREAM_RESET: { message: 'The origin reset the connection.', source: 'upstream', retryable: false },
   E_UPSTREAM_TIMEOUT: { message: 'The established origin connection timed out.', source: 'upstream', retryable: false },

@@ -22,6 +22,7 @@ export type CloseReason =
   | 'connect_timeout'
   | 'connect_unreachable'
   | 'connect_failed'
+  | 'descriptors_exhausted'
   | 'resolve_failed'
   | 'no_app'
   | 'proxy_untrusted'

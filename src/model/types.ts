@@ -160,6 +160,8 @@ export interface NodeSettings {
   readonly udpMaxFlows: number;
   /** Largest datagram sent to an origin, PROXY/SPP header included; larger ones are dropped, never fragmented. */
   readonly udpMaxDatagramBytes: number;
+  /** SO_RCVBUF asked for on each edge UDP socket, bytes (`edge.udp_receive_buffer`); Linux caps it at net.core.rmem_max. */
+  readonly udpReceiveBufferBytes: number;
   /** DNS servers for origin_dns (`host:port`); empty = the system resolver. */
   readonly dnsServers: readonly string[];
   /** Lower bound on how long an origin_dns answer is cached, seconds (tests may set 1; Spectrum's API floor is 600). */

@@ -126,8 +126,20 @@ export interface Datagram {
   readonly remote: SocketAddress;
 }
 
+export interface BindUdpOptions {
+  host: string;
+  port: number;
+  /**
+   * SO_RCVBUF to ask for, bytes (edge sockets: `edge.udp_receive_buffer`); absent = the system default. The real
+   * network reports what the kernel granted in `UdpSocket.receiveBufferBytes`; the simulator ignores it.
+   */
+  receiveBufferBytes?: number;
+}
+
 export interface UdpSocket {
   readonly local: SocketAddress;
+  /** The receive buffer the kernel granted, bytes (real sockets bound with `receiveBufferBytes`; Linux caps it at net.core.rmem_max); undefined otherwise and in the simulator. */
+  readonly receiveBufferBytes?: number | undefined;
   setHandler(onMessage: (msg: Datagram) => void): void;
   send(data: Uint8Array, port: number, address: string): void;
   close(): void;
@@ -142,7 +154,7 @@ export interface Network {
   connectTcp(opts: ConnectTcpOptions): Conn;
   /** Resolves a name. Rejects with a NetError (`ENOTFOUND`, `ENODATA`, `ETIMEOUT`, `ESERVFAIL`, `ECONNREFUSED`). */
   resolve(name: string, type: DnsRecordType): Promise<DnsAnswer>;
-  bindUdp(opts: { host: string; port: number }): Promise<UdpSocket>;
+  bindUdp(opts: BindUdpOptions): Promise<UdpSocket>;
   /** TLS over Conns (edge termination and origin re-encryption). */
   readonly tls: TlsPort;
 }

@@ -8,10 +8,11 @@ import * as dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import type {
   Cancel, Clock, Conn, ConnectTcpOptions, Datagram, DnsAnswer, DnsRecordType,
-  ListenTcpOptions, Network, Random, SocketAddress, TcpListener, UdpSocket,
+  BindUdpOptions, ListenTcpOptions, Network, Random, SocketAddress, TcpListener, UdpSocket,
 } from '../ports.ts';
 import { NodeConn, readingSocket, rewrapAccepted, sockAddr } from './node-conn.ts';
 import { createNodeResolver } from './resolver.ts';
+import { DescriptorGuard, type GuardLog } from './descriptors.ts';
 
 const noop = (): void => {};
 
@@ -30,15 +31,28 @@ export { NodeConn, normaliseAddress } from './node-conn.ts';
 
 class NodeUdpSocket implements UdpSocket {
   readonly #s: dgram.Socket;
+  /** The receive buffer granted: SO_RCVBUF as read back, halved on Linux (which reports twice what it grants). */
+  readonly receiveBufferBytes: number | undefined;
   #onMessage: (m: Datagram) => void = noop;
   /** Cached: dgram's address() is a getsockname syscall, and the engine reads it per datagram. */
   #local: SocketAddress | undefined;
-  constructor(s: dgram.Socket) {
+  /** `readBuffer`: read the granted receive buffer back (edge sockets that asked for one; a getsockopt per socket). */
+  constructor(s: dgram.Socket, readBuffer: boolean) {
     this.#s = s;
     s.on('message', (data: Buffer, rinfo: dgram.RemoteInfo) => {
       this.#onMessage({ data, remote: sockAddr(rinfo.address, rinfo.port) });
     });
     s.on('error', noop);
+    let rcv: number | undefined;
+    if (readBuffer) {
+      try {
+        rcv = s.getRecvBufferSize();
+        if (process.platform === 'linux') rcv = Math.floor(rcv / 2);
+      } catch {
+        rcv = undefined;
+      }
+    }
+    this.receiveBufferBytes = rcv;
   }
   get local(): SocketAddress {
     if (!this.#local) {
@@ -61,11 +75,35 @@ class NodeUdpSocket implements UdpSocket {
 export interface NodeNetworkOptions {
   /** DNS servers (`host:port`) for origin_dns; empty = the system resolver. */
   dnsServers?: readonly string[];
+  /**
+   * The descriptor guard (descriptors.ts): default one over this process's RLIMIT_NOFILE, logging to `log`.
+   * Tests pass their own (a small limit, a fake count).
+   */
+  descriptors?: DescriptorGuard;
+  /** Where the guard logs its episodes (one line when one starts, one when it ends). */
+  log?: GuardLog;
 }
 
-export function createNodeNetwork(opts: NodeNetworkOptions = {}): Network {
+/** The real Network, with its descriptor guard (for metrics and tests). */
+export interface NodeNetwork extends Network {
+  readonly descriptors: DescriptorGuard;
+}
+
+const isDescriptorError = (code: string | undefined): boolean => code === 'EMFILE' || code === 'ENFILE';
+
+export function createNodeNetwork(opts: NodeNetworkOptions = {}): NodeNetwork {
   const resolver = createNodeResolver({ servers: opts.dnsServers ?? [] });
+  const guard =
+    opts.descriptors ??
+    new DescriptorGuard({
+      ...(opts.log ? { log: opts.log } : {}),
+      now: () => performance.now(),
+      setTimer: (ms, fn) => {
+        setTimeout(fn, ms).unref();
+      },
+    });
   return {
+    descriptors: guard,
     clock: nodeClock,
     random: nodeRandom,
     tls: createNodeTls(),
@@ -76,12 +114,19 @@ export function createNodeNetwork(opts: NodeNetworkOptions = {}): Network {
         // without a getsockname() each (a wildcard listener's connections still ask).
         let local: SocketAddress | undefined;
         const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => {
+          guard.opened();
+          // Short of descriptors: reset at once (the client sees ECONNRESET), counted by the guard, no engine work.
+          if (!guard.admit()) {
+            socket.resetAndDestroy();
+            return;
+          }
           onConnection(new NodeConn(rewrapAccepted(socket), undefined, local));
         });
         server.once('error', reject);
         server.listen({ host: o.host, port: o.port, backlog: o.backlog ?? 511, exclusive: true }, () => {
           server.off('error', reject);
-          server.on('error', noop);
+          // An accept error reaches here only when libuv could not shed the load itself (descriptors.ts).
+          server.on('error', (e: NodeJS.ErrnoException) => guard.acceptError(e.code));
           const a = server.address() as net.AddressInfo;
           const bound = sockAddr(a.address, a.port);
           if (bound.address !== '0.0.0.0' && bound.address !== '::') local = bound;
@@ -101,6 +146,10 @@ export function createNodeNetwork(opts: NodeNetworkOptions = {}): Network {
 
     connectTcp(o: ConnectTcpOptions): Conn {
       const socket = readingSocket();
+      guard.opened();
+      socket.once('error', (e: NodeJS.ErrnoException) => {
+        if (isDescriptorError(e.code)) guard.upstreamError(e.code);
+      });
       socket.setNoDelay(true);
       const conn = new NodeConn(socket, sockAddr(o.host, o.port));
       socket.pause(); // like accepted sockets: no byte is read until the owner resumes (see ports.ts)
@@ -114,13 +163,21 @@ export function createNodeNetwork(opts: NodeNetworkOptions = {}): Network {
       return resolver(name, type);
     },
 
-    bindUdp(o: { host: string; port: number }): Promise<UdpSocket> {
+    bindUdp(o: BindUdpOptions): Promise<UdpSocket> {
       return new Promise((resolve, reject) => {
-        const s = dgram.createSocket({ type: net.isIPv6(o.host) ? 'udp6' : 'udp4' });
-        s.once('error', reject);
+        const s = dgram.createSocket({
+          type: net.isIPv6(o.host) ? 'udp6' : 'udp4',
+          ...(o.receiveBufferBytes === undefined ? {} : { recvBufferSize: o.receiveBufferBytes }),
+        });
+        const failed = (e: NodeJS.ErrnoException): void => {
+          if (isDescriptorError(e.code)) guard.upstreamError(e.code);
+          reject(e);
+        };
+        s.once('error', failed);
         s.bind(o.port, o.host, () => {
-          s.off('error', reject);
-          resolve(new NodeUdpSocket(s));
+          s.off('error', failed);
+          guard.opened();
+          resolve(new NodeUdpSocket(s, o.receiveBufferBytes !== undefined));
         });
       });
     },

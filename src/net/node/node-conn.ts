@@ -191,6 +191,11 @@ export class NodeConn implements Conn {
     return this.#closed;
   }
 
+  /** Bytes queued in Node for this socket, not yet taken by the kernel (tests check it stays near the high-water mark). */
+  get writableLength(): number {
+    return this.#s.writableLength;
+  }
+
   setHandlers(h: Partial<ConnHandlers>): void {
     this.#h = { ...this.#h, ...h };
     if (h.data !== undefined && this.#flowing === null) this.resume();

@@ -37,6 +37,15 @@ test('no origin connected: the last attempt decides 520-523, a connect timeout i
   assert.equal(connectFailOutcome(undefined, false), OUTCOMES.connect_failed);
 });
 
+test('out of descriptors at the origin: 503 E_UPSTREAM_EMFILE, TCP and UDP alike, never the generic 520', () => {
+  assert.equal(connectFailOutcome('EMFILE', false), OUTCOMES.connect_descriptors);
+  assert.equal(connectFailOutcome('ENFILE', false), OUTCOMES.connect_descriptors);
+  assert.equal(OUTCOMES.connect_descriptors.status, 503);
+  assert.equal(OUTCOMES.connect_descriptors.code, 'E_UPSTREAM_EMFILE');
+  assert.equal(udpOpenFailedOutcome('E_UPSTREAM_EMFILE'), OUTCOMES.connect_descriptors);
+  assert.equal(udpOpenFailedOutcome('E_UPSTREAM_CONNECT_FAILED'), OUTCOMES.connect_failed);
+});
+
 test('TLS failures: 400 bad SNI, 540 no certificate, 443 otherwise; origin 526 for refused certificates, 525 otherwise', () => {
   assert.equal(clientTlsOutcome('unknown_sni').status, 400);
   assert.equal(clientTlsOutcome('no_certificate').status, 540);

@@ -96,6 +96,7 @@ void describe('the config file', () => {
       closeBlockedConnections: false,
       udpMaxFlows: 100_000,
       udpMaxDatagramBytes: 1_472,
+      udpReceiveBufferBytes: 4 * 1024 * 1024,
       drainTimeoutMs: 30_000,
       dnsServers: [],
       dnsMinTtlSec: 600,
