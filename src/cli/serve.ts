@@ -519,11 +519,6 @@ interface RunningApi {
 }
 
 /**
- * The management API over `edge`: its database (created and migrated if needed), the ConfigSource that merges the
- * file with the stored apps, and the HTTP server (not listening yet). Loaded only with `api:` (SQLite's native
- * module and the HTTP server cost start-up time otherwise).
- */
-/**
  * The start-up warning (W_NOFILE_LOW) when RLIMIT_NOFILE cannot hold the listeners, the connection limit and the
  * UDP flow cap (docs/hardening.md, "Overload and descriptors"). `edge.max_connections` is read when the config has it.
  */
@@ -542,6 +537,11 @@ function warnLowNofile(config: RefractConfig, listeners: number, log: Logger): v
   process.stderr.write(`refract: warning W_NOFILE_LOW: open-file limit ${c.soft} (hard ${Number.isFinite(c.hard) ? c.hard : 'unlimited'}) < ${c.needed} needed (${what}); raise it (ulimit -n, systemd LimitNOFILE=; docs/deploy.md)\n`);
 }
 
+/**
+ * The management API over `edge`: its database (created and migrated if needed), the ConfigSource that merges the
+ * file with the stored apps, and the HTTP server (not listening yet). Loaded only with `api:` (SQLite's native
+ * module and the HTTP server cost start-up time otherwise).
+ */
 async function openApi(
   file: string,
   config: RefractConfig,
