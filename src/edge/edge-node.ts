@@ -23,6 +23,8 @@ import { AcceptStream } from '../streams/machine-inputs.ts';
 import { createOriginResolver, type OriginResolver } from './origin-resolver.ts';
 import { compileAccessRules, type CompiledAccessRules } from '../core/access-rules.ts';
 import { NO_GEO, type GeoLookup } from '../core/geo.ts';
+import { ClientLimiter } from '../core/client-limits.ts';
+import { DEFAULTS } from '../model/defaults.ts';
 import { allocateEdgeIps, appBindAddresses, poolsConfigured, type EdgeIpState } from '../model/edge-ips.ts';
 
 interface ListenerSlot {
@@ -120,6 +122,7 @@ export class EdgeNode {
   #stopped = false;
   readonly #tls: EdgeTls;
   readonly #seedEdgeIps: EdgeIpState | undefined;
+  readonly #limiter: ClientLimiter;
 
   constructor(deps: EdgeNodeDeps, initial: RefractConfig) {
     this.#seedEdgeIps = deps.edgeIps;
@@ -136,6 +139,7 @@ export class EdgeNode {
       log: deps.log.child({ component: 'origin-resolver' }),
     });
     this.#tls = new EdgeTls(deps.certs);
+    this.#limiter = new ClientLimiter(initial.node.limitsMaxTrackedClients ?? DEFAULTS.limitsMaxTrackedClients);
     // Both engines share the node's environment: ports, settings, origin resolution, event and trace streams.
     const engineDeps = {
       net: deps.net,
@@ -146,6 +150,8 @@ export class EdgeNode {
       access: (app: AppSpec | undefined) => (app?.zoneId === undefined ? undefined : this.#access.byZone.get(app.zoneId)) ?? this.#access.nodeWide,
       trace: this.trace,
       log: deps.log,
+      // One limiter for both engines: a client's connections and flows count together.
+      limiter: this.#limiter,
     };
     this.tcp = new TcpEngine({ ...engineDeps, tls: this.#tls });
     this.udp = new UdpEngine(engineDeps);
@@ -297,6 +303,7 @@ export class EdgeNode {
       if (s.udp) this.#closeUdpAfterDrain(s, config.node.drainTimeoutMs);
     }
     this.#config = config;
+    this.#limiter.resize(config.node.limitsMaxTrackedClients ?? DEFAULTS.limitsMaxTrackedClients);
 
     const added: string[] = [];
     const changed: string[] = [];
