@@ -230,6 +230,20 @@ export class EdgeMetrics {
       [{ reason: 'timeout' }, tcp.upstream_cx_connect_timeout],
     ]);
     statCounter('refract_downstream_cx_no_app_total', 'TCP connections accepted on a port whose app was removed in the same instant (no event, no app label).', [], () => [[{}, tcp.downstream_cx_no_app]]);
+    statCounter(
+      'refract_downstream_cx_refused_total',
+      'New connections (TCP, closed at once) and flows (UDP, each datagram that would have opened one) refused by a limit: node_cap / app_cap (max_connections, udp_max_flows), client_connections (per_ip_connections), client_rate (per_ip_new_per_second).',
+      ['proto', 'reason'],
+      () => [
+        [{ proto: 'tcp', reason: 'node_cap' }, tcp.downstream_cx_refused_node_cap],
+        [{ proto: 'tcp', reason: 'app_cap' }, tcp.downstream_cx_refused_app_cap],
+        [{ proto: 'tcp', reason: 'client_connections' }, tcp.downstream_cx_refused_client_connections],
+        [{ proto: 'tcp', reason: 'client_rate' }, tcp.downstream_cx_refused_client_rate],
+        [{ proto: 'udp', reason: 'cap' }, udp.udp_flows_refused_cap],
+        [{ proto: 'udp', reason: 'client_connections' }, udp.udp_flows_refused_client_connections],
+        [{ proto: 'udp', reason: 'client_rate' }, udp.udp_flows_refused_client_rate],
+      ],
+    );
     statCounter('refract_udp_flows_refused_total', 'UDP flows refused at udp_max_flows (node or app cap).', [], () => [[{}, udp.udp_flows_refused_cap]]);
     statCounter('refract_udp_datagrams_total', 'UDP datagrams relayed, by direction (to_origin, to_client).', ['direction'], () => [
       [{ direction: 'to_origin' }, udp.udp_dgrams_upstream],

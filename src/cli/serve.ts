@@ -523,7 +523,7 @@ interface RunningApi {
  * UDP flow cap (docs/hardening.md, "Overload and descriptors"). `edge.max_connections` is read when the config has it.
  */
 function warnLowNofile(config: RefractConfig, listeners: number, log: Logger): void {
-  const maxConnections = (config.node as { readonly maxConnections?: number }).maxConnections;
+  const maxConnections = config.node.maxConnections;
   const c = checkNofile({
     listeners,
     maxConnections,

@@ -11,7 +11,7 @@ import type { CloseReason, SpectrumEventName } from '../model/outcome.ts';
 import type { TlsFailureReason } from '../model/tls.ts';
 
 /** Engine counters an outcome bumps besides `closed_by_status` (the TCP engine's names; UDP counts per datagram). */
-export type OutcomeCounter = 'ip_blocked' | 'idle_timeout' | 'drain_deadline';
+export type OutcomeCounter = 'ip_blocked' | 'idle_timeout' | 'drain_deadline' | 'client_connections' | 'client_rate' | 'node_cap' | 'app_cap';
 
 export interface Outcome {
   /** The closing event's name (`disconnect`, `originError`, …). */
@@ -51,6 +51,11 @@ export const OUTCOMES = Object.freeze({
   proxy_invalid: row('clientFiltered', 400, 'proxy_invalid', 'E_PP_BAD_SIGNATURE'),
   proxy_timeout: row('clientFiltered', 400, 'proxy_timeout', 'E_PP_TIMEOUT'),
   ip_firewall: row('clientFiltered', 403, 'ip_firewall', 'E_RULE_BLOCKED', 'ip_blocked'),
+  // Limits: closed at once, before any upstream work (429 as Cloudflare's "too many requests"; 503 as overload).
+  client_connections: row('clientFiltered', 429, 'client_limit', 'E_LIMIT_CLIENT_CONNECTIONS', 'client_connections'),
+  client_rate: row('clientFiltered', 429, 'client_limit', 'E_LIMIT_CLIENT_RATE', 'client_rate'),
+  node_cap: row('disconnect', 503, 'max_connections', 'E_LIMIT_NODE_CONNECTIONS', 'node_cap'),
+  app_cap: row('disconnect', 503, 'max_connections', 'E_LIMIT_APP_CONNECTIONS', 'app_cap'),
   // Client TLS leg.
   tls_invalid_sni: row('tlsError', 400, 'tls_invalid_sni', 'E_TLS_CLIENT_SNI'),
   tls_handshake_failed: row('tlsError', 443, 'tls_handshake_failed', 'E_TLS_CLIENT_HANDSHAKE'),

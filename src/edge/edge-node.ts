@@ -25,6 +25,7 @@ import { DEFAULTS } from '../model/defaults.ts';
 import { createOriginResolver, type OriginResolver } from './origin-resolver.ts';
 import { compileAccessRules, type CompiledAccessRules } from '../core/access-rules.ts';
 import { NO_GEO, type GeoLookup } from '../core/geo.ts';
+import { ClientLimiter } from '../core/client-limits.ts';
 import { allocateEdgeIps, appBindAddresses, poolsConfigured, type EdgeIpState } from '../model/edge-ips.ts';
 
 interface ListenerSlot {
@@ -124,6 +125,7 @@ export class EdgeNode {
   readonly #seedEdgeIps: EdgeIpState | undefined;
   /** The per-cause limit of the connection path's log lines (`log.rate_limit`; docs/hardening.md). */
   readonly logLimit: LogLimiter;
+  readonly #limiter: ClientLimiter;
 
   constructor(deps: EdgeNodeDeps, initial: RefractConfig) {
     this.#seedEdgeIps = deps.edgeIps;
@@ -148,6 +150,7 @@ export class EdgeNode {
       (cause, suppressed, intervalMs) =>
         limitLog.warn({ event: 'log.suppressed', cause, suppressed, intervalMs }, `${cause}: ${suppressed} more in the last ${Math.round(intervalMs / 100) / 10} s`),
     );
+    this.#limiter = new ClientLimiter(initial.node.limitsMaxTrackedClients ?? DEFAULTS.limitsMaxTrackedClients);
     // Both engines share the node's environment: ports, settings, origin resolution, event and trace streams.
     const engineDeps = {
       net: deps.net,
@@ -159,6 +162,8 @@ export class EdgeNode {
       trace: this.trace,
       log: deps.log,
       logLimit: this.logLimit,
+      // One limiter for both engines: a client's connections and flows count together.
+      limiter: this.#limiter,
     };
     this.tcp = new TcpEngine({ ...engineDeps, tls: this.#tls });
     this.udp = new UdpEngine(engineDeps);
@@ -320,6 +325,7 @@ export class EdgeNode {
     }
     this.#config = config;
     if (config.log.rateLimit !== undefined) this.logLimit.configure(config.log.rateLimit);
+    this.#limiter.resize(config.node.limitsMaxTrackedClients ?? DEFAULTS.limitsMaxTrackedClients);
 
     const added: string[] = [];
     const changed: string[] = [];

@@ -30,6 +30,8 @@ export type TcpConnEvent =
   | { type: 'CONN.ROUTED' }
   | { type: 'CONN.NO_APP' }
   | { type: 'CONN.FILTERED' }
+  /** Refused by a limit before any upstream work: a per-client limit (after any inbound PROXY header) or a cap. */
+  | { type: 'CONN.LIMITED'; outcome: 'client_connections' | 'client_rate' | 'node_cap' | 'app_cap' }
   | { type: 'PROXY.EXPECTED' }
   | { type: 'PROXY.UNTRUSTED' }
   | { type: 'PROXY.DECODED'; header: ProxyHeader; rest: Uint8Array }
@@ -68,6 +70,7 @@ export const tcpConnectionMachine = setup({
     recordUntrusted: todo,
     recordNoApp: todo,
     recordFiltered: todo,
+    recordLimited: todo,
     startClientTls: todo,
     recordClientTlsFailed: todo,
     startOriginTls: todo,
@@ -100,6 +103,8 @@ export const tcpConnectionMachine = setup({
     'CONN.ABORT': { target: '.closed', actions: 'recordAbort' },
     // From any state: at accept, after an inbound PROXY header, or when a new rule blocks an open connection.
     'CONN.FILTERED': { target: '.closed', actions: 'recordFiltered' },
+    // At accept (max_connections, per-client limits) or after an inbound PROXY header (per-client limits).
+    'CONN.LIMITED': { target: '.closed', actions: 'recordLimited' },
   },
   states: {
     accepted: {

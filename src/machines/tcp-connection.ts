@@ -22,7 +22,7 @@ import type { AppSpec } from '../model/types.ts';
 import { IdleWaiters } from '../streams/events.ts';
 import { DEAD_DOWN, DEAD_UP, EV, TCP_OUTCOME_COUNTERS, TcpEnv, type ConnRecord, type TcpEngineDeps, type TcpStats } from './tcp-env.ts';
 import { TcpInputs } from './tcp-inputs.ts';
-import { blockedByRules, classify } from './tcp-admission.ts';
+import { blockedByRules, classify, releaseLimits } from './tcp-admission.ts';
 import { readInboundProxyHeader } from './tcp-inbound-proxy.ts';
 import { startClientTls, startOriginTls } from './tcp-tls-legs.ts';
 import { abandonAttempt, dialNext, resolveOrigin, startSplice } from './tcp-upstream.ts';
@@ -44,6 +44,14 @@ export interface MachineStateChange {
   readonly event: string;
 }
 
+/** The log line of each limit refusal (logged on the first and every 1,000th). */
+const LIMIT_LOG = {
+  client_connections: 'per-client connection limit reached; new connections of the client are refused',
+  client_rate: 'per-client connection rate exceeded; new connections of the client are refused',
+  node_cap: 'edge.max_connections reached; new connections are refused',
+  app_cap: 'app max_connections reached; new connections of the app are refused',
+} as const;
+
 export class TcpEngine {
   readonly #env: TcpEnv;
   readonly #host: MachineHost<ConnRecord, TcpConnEvent>;
@@ -61,6 +69,10 @@ export class TcpEngine {
     downstream_cx_no_app: 0,
     downstream_cx_proxy_refused: 0,
     downstream_cx_ip_blocked: 0,
+    downstream_cx_refused_node_cap: 0,
+    downstream_cx_refused_app_cap: 0,
+    downstream_cx_refused_client_connections: 0,
+    downstream_cx_refused_client_rate: 0,
     upstream_cx_total: 0,
     upstream_cx_connect_fail: 0,
     upstream_cx_connect_timeout: 0,
@@ -84,6 +96,9 @@ export class TcpEngine {
       recordUntrusted: (r) => env.end(r, OUTCOMES.proxy_untrusted),
       recordNoApp: (r) => env.end(r, OUTCOMES.no_app),
       recordFiltered: (r) => env.end(r, OUTCOMES.ip_firewall),
+      recordLimited: (r, e) => {
+        if (e.type === 'CONN.LIMITED') env.end(r, OUTCOMES[e.outcome]);
+      },
       startClientTls: (r) => startClientTls(env, r),
       recordClientTlsFailed: (r) => env.end(r, clientTlsOutcome(r.tlsFailure?.reason)),
       startOriginTls: (r) => startOriginTls(env, r),
@@ -195,6 +210,8 @@ export class TcpEngine {
       originCert: undefined,
       tlsFailure: undefined,
       headerSent: false,
+      capHeld: false,
+      limitHold: undefined,
     };
     this.stats.downstream_cx_total++;
     this.stats.downstream_cx_active++;
@@ -285,6 +302,7 @@ export class TcpEngine {
       }
     }
     this.#active.delete(r);
+    releaseLimits(env, r);
     stats.downstream_cx_active--;
     const o = r.outcome;
     if (o.counter) stats[TCP_OUTCOME_COUNTERS[o.counter]]++;
@@ -301,7 +319,11 @@ export class TcpEngine {
       env.announce(r);
       env.emit(r, o.event, o.status);
     }
-    if (o.status !== 200 && o.status !== 0) {
+    if (o.counter !== undefined && o.counter in LIMIT_LOG) {
+      // A flood of refusals must not flood the log: the first and every 1,000th of each kind.
+      const n = stats[TCP_OUTCOME_COUNTERS[o.counter]];
+      if (n % 1000 === 1) env.logOf(r).warn({ status: o.status, reason: o.reason, code: r.code, refused: n }, LIMIT_LOG[o.counter as keyof typeof LIMIT_LOG]);
+    } else if (o.status !== 200 && o.status !== 0) {
       env.lineOf(r, 'info', `conn.closed.${o.status}`)?.info({ status: o.status, reason: o.reason, code: r.code }, 'connection closed');
     } else if (env.deps.log.isLevelEnabled('debug')) {
       env.logOf(r).debug(

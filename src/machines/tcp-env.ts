@@ -11,6 +11,8 @@ import type { SpliceHandle } from '../net/splice.ts';
 import type { CompiledAccessRules, ClientMatchedIpFirewall } from '../core/access-rules.ts';
 import type { GeoLookup } from '../core/geo.ts';
 import type { Outcome } from '../core/outcomes.ts';
+import { ClientLimiter, type ClientHold } from '../core/client-limits.ts';
+import { DEFAULTS } from '../model/defaults.ts';
 import type { ErrorCode } from '../model/errors.ts';
 import type { AppSpec, NodeSettings, TlsStatus, UpstreamTarget } from '../model/types.ts';
 import type { EventLog } from '../streams/events.ts';
@@ -55,6 +57,11 @@ export interface TcpEngineDeps {
   readonly logLimit?: LogLimiter;
   /** Edge TLS; without it an app with tls != off fails its handshake with status 540 (no certificate). */
   readonly tls?: TcpTlsDeps;
+  /**
+   * The per-client limit state (src/core/client-limits.ts), shared by the node's TCP and UDP engines so a client's
+   * connections and flows count together; without it each engine keeps its own.
+   */
+  readonly limiter?: ClientLimiter;
 }
 
 export interface TcpStats {
@@ -63,6 +70,12 @@ export interface TcpStats {
   downstream_cx_no_app: number;
   downstream_cx_proxy_refused: number;
   downstream_cx_ip_blocked: number;
+  /** Closed at once: `edge.max_connections` / the app's `max_connections` reached (503). */
+  downstream_cx_refused_node_cap: number;
+  downstream_cx_refused_app_cap: number;
+  /** Closed at once: the client's `per_ip_connections` / `per_ip_new_per_second` (429). */
+  downstream_cx_refused_client_connections: number;
+  downstream_cx_refused_client_rate: number;
   upstream_cx_total: number;
   upstream_cx_connect_fail: number;
   upstream_cx_connect_timeout: number;
@@ -81,6 +94,10 @@ export const TCP_OUTCOME_COUNTERS = {
   ip_blocked: 'downstream_cx_ip_blocked',
   idle_timeout: 'idle_timeout',
   drain_deadline: 'drain_deadline',
+  client_connections: 'downstream_cx_refused_client_connections',
+  client_rate: 'downstream_cx_refused_client_rate',
+  node_cap: 'downstream_cx_refused_node_cap',
+  app_cap: 'downstream_cx_refused_app_cap',
 } as const satisfies Record<NonNullable<Outcome['counter']>, keyof TcpStats>;
 
 export type Endpoint = { address: string; port: number; family: 'IPv4' | 'IPv6' };
@@ -131,6 +148,10 @@ export interface ConnRecord extends HostedInstance<ConnRecord, TcpConnEvent> {
   tlsFailure: TlsFailure | undefined;
   /** The PROXY header went to the origin in clear before the origin TLS handshake. */
   headerSent: boolean;
+  /** Counted against `max_connections` (node and app) until it closes. */
+  capHeld: boolean;
+  /** What the per-client limiter counts for it, given back at close. */
+  limitHold: ClientHold | undefined;
 }
 
 // Per-connection callbacks are object-literal METHODS, and payload-free events are constants. Why: tsx runs
@@ -169,11 +190,16 @@ export class TcpEnv {
   readonly deps: TcpEngineDeps;
   readonly stats: TcpStats;
   readonly inputs: TcpInputs<ConnRecord>;
+  readonly limiter: ClientLimiter;
+  /** Connections counted against `max_connections` now: node-wide, and per app id. */
+  capOpen = 0;
+  readonly capOpenByApp = new Map<string, number>();
 
   constructor(deps: TcpEngineDeps, stats: TcpStats, inputs: TcpInputs<ConnRecord>) {
     this.deps = deps;
     this.stats = stats;
     this.inputs = inputs;
+    this.limiter = deps.limiter ?? new ClientLimiter(DEFAULTS.limitsMaxTrackedClients);
   }
 
   /** Records how the connection ends; `finish` (the final state's entry) acts on it. */

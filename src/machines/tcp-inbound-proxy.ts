@@ -5,7 +5,7 @@
  * (CONN.FILTERED); the header timeout is the machine's own `after`.
  */
 import { ProxyHeaderReader } from '../core/proxy-protocol.ts';
-import { blockedByRules } from './tcp-admission.ts';
+import { blockedByRules, limitedClient } from './tcp-admission.ts';
 import { EV, type ConnRecord, type TcpEnv } from './tcp-env.ts';
 
 /** Entry of `readingProxyHeader`. */
@@ -41,6 +41,8 @@ export function readInboundProxyHeader(env: TcpEnv, r: ConnRecord): void {
         env.inputs.decisions$.signal(r, EV.FILTERED);
         return;
       }
+      // Per-client limits count the client the header names too (the load balancer only meets max_connections).
+      if (limitedClient(env, r)) return;
       env.announce(r);
       socket$.signal(r, { type: 'PROXY.DECODED', header: h, rest: res.rest });
     },

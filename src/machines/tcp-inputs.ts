@@ -19,7 +19,7 @@ import type { TcpConnEvent } from './tcp-connection.machine.ts';
 
 type Ev<T extends string> = Extract<TcpConnEvent, { type: T }>;
 
-export type DecisionEvent = Ev<'CONN.ROUTED' | 'CONN.NO_APP' | 'CONN.FILTERED' | 'PROXY.EXPECTED' | 'PROXY.UNTRUSTED' | 'TLS.SKIPPED' | 'UPSTREAM.EXHAUSTED'>;
+export type DecisionEvent = Ev<'CONN.ROUTED' | 'CONN.NO_APP' | 'CONN.FILTERED' | 'CONN.LIMITED' | 'PROXY.EXPECTED' | 'PROXY.UNTRUSTED' | 'TLS.SKIPPED' | 'UPSTREAM.EXHAUSTED'>;
 export type SocketEvent = Ev<'DOWNSTREAM.CLOSED' | 'PROXY.DECODED' | 'PROXY.INVALID' | 'UPSTREAM.CONNECTED' | 'UPSTREAM.FAILED' | `SPLICE.${string}`>;
 export type TlsEvent = Ev<`TLS.${'CLIENT' | 'ORIGIN'}_${'OK' | 'FAILED'}`>;
 export type ResolveEvent = Ev<'ORIGIN.RESOLVED' | 'ORIGIN.RESOLVE_FAILED'>;

@@ -15,6 +15,8 @@ import type { Cancel, Datagram, SocketAddress, UdpSocket } from '../net/ports.ts
 import { encodeProxyV2 } from '../core/proxy-protocol.ts';
 import { encodeSppHeader, hasSppHeader, SPP_HEADER_LENGTH } from '../core/spp.ts';
 import { accessVerdict } from '../core/admission.ts';
+import { admitClient, ClientLimiter, releaseClient, type ClientHold } from '../core/client-limits.ts';
+import { DEFAULTS } from '../model/defaults.ts';
 import { OUTCOMES, udpOpenFailedOutcome, type Outcome } from '../core/outcomes.ts';
 import { isRefractError, type ErrorCode } from '../model/errors.ts';
 import type { AppSpec, NodeSettings, UpstreamTarget } from '../model/types.ts';
@@ -43,6 +45,9 @@ export interface UdpStats {
   udp_flows_total: number;
   udp_flows_active: number;
   udp_flows_refused_cap: number;
+  /** Datagrams that would have opened a flow past the client's `per_ip_connections` / `per_ip_new_per_second`. */
+  udp_flows_refused_client_connections: number;
+  udp_flows_refused_client_rate: number;
   udp_dgrams_no_app: number;
   udp_dgrams_ip_blocked: number;
   udp_dgrams_oversize: number;
@@ -86,11 +91,14 @@ interface FlowRecord extends HostedInstance<FlowRecord, UdpFlowEvent> {
   /** How the flow ends (set by the action that leads to `closed`). */
   outcome: Outcome;
   code: ErrorCode | '';
+  /** What the per-client limiter counts for the flow, given back at close. */
+  limitHold: ClientHold | undefined;
 }
 
 
 export class UdpEngine {
   readonly #deps: UdpEngineDeps;
+  readonly #limiter: ClientLimiter;
   readonly #host: MachineHost<FlowRecord, UdpFlowEvent>;
   readonly #flows = new Map<string, FlowRecord>();
   /** Open flows per app id (for the per-app cap). */
@@ -107,6 +115,8 @@ export class UdpEngine {
     udp_flows_total: 0,
     udp_flows_active: 0,
     udp_flows_refused_cap: 0,
+    udp_flows_refused_client_connections: 0,
+    udp_flows_refused_client_rate: 0,
     udp_dgrams_no_app: 0,
     udp_dgrams_ip_blocked: 0,
     udp_dgrams_oversize: 0,
@@ -119,6 +129,7 @@ export class UdpEngine {
 
   constructor(deps: UdpEngineDeps) {
     this.#deps = deps;
+    this.#limiter = deps.limiter ?? new ClientLimiter(DEFAULTS.limitsMaxTrackedClients);
     const impl: Record<UdpFlowActionName, (r: FlowRecord, e: UdpFlowEvent) => void> = {
       openUpstream: (r) => this.#openUpstream(r),
       startRelay: (r) => this.#startRelay(r),
@@ -236,11 +247,17 @@ export class UdpEngine {
     const r = this.#flows.get(key);
     if (r) this.#forward(r, msg);
     // Only an admitted datagram becomes a `next`: a flood from a blocked range costs a counter, not a stream value.
-    else if (this.#admits(slot, msg)) this.#inputs.openings$.next({ slot, key, msg });
+    else {
+      const hold = this.#admits(slot, msg);
+      if (hold !== false) this.#inputs.openings$.next({ slot, key, msg, hold });
+    }
   }
 
-  /** Admission of a datagram with no flow: an app, the access rules, the flow caps. Refusals are counted. */
-  #admits(slot: UdpSlot, msg: Datagram): boolean {
+  /**
+   * Admission of a datagram with no flow: an app, the access rules, the flow caps, the per-client limits. Refusals
+   * are counted; an admitted datagram's client is counted by the limiter (the hold, undefined without limits).
+   */
+  #admits(slot: UdpSlot, msg: Datagram): ClientHold | undefined | false {
     const app = slot.app;
     if (!app) {
       this.stats.udp_dgrams_no_app++;
@@ -267,12 +284,25 @@ export class UdpEngine {
       }
       return false;
     }
-    return true;
+    const res = admitClient(this.#limiter, settings.limits, app.limits, app.id, msg.remote.address, this.#deps.clock.now());
+    if (res.verdict !== 'ok') {
+      const n = res.verdict === 'connections' ? ++this.stats.udp_flows_refused_client_connections : ++this.stats.udp_flows_refused_client_rate;
+      if (n % 1000 === 1) {
+        this.#deps.log.warn(
+          { app: app.id, appName: app.dns.name, limit: res.verdict === 'connections' ? 'per_ip_connections' : 'per_ip_new_per_second', refused: n },
+          'per-client limit reached; datagrams that would open a new flow are dropped',
+        );
+      }
+      return false;
+    }
+    return res.hold;
   }
 
   /** An admitted datagram opens its flow (`openings$`), which forwards it. */
-  #onOpening({ slot, key, msg }: FlowOpening<UdpSlot>): void {
-    this.#forward(this.#newFlow(key, slot, slot.app!, msg.remote, slot.sock.local, this.#deps.settings()), msg);
+  #onOpening({ slot, key, msg, hold }: FlowOpening<UdpSlot>): void {
+    const r = this.#newFlow(key, slot, slot.app!, msg.remote, slot.sock.local, this.#deps.settings());
+    r.limitHold = hold;
+    this.#forward(r, msg);
   }
 
   #forward(r: FlowRecord, msg: Datagram): void {
@@ -317,6 +347,7 @@ export class UdpEngine {
       bytesUpstream: 0,
       outcome: OUTCOMES.normal,
       code: '',
+      limitHold: undefined,
     };
     this.#flows.set(key, r);
     this.#perApp.set(app.id, (this.#perApp.get(app.id) ?? 0) + 1);
@@ -448,6 +479,10 @@ export class UdpEngine {
     r.up?.close();
     r.queue = undefined;
     this.#flows.delete(r.key);
+    if (r.limitHold) {
+      releaseClient(this.#limiter, r.limitHold, this.#deps.clock.now());
+      r.limitHold = undefined;
+    }
     const left = (this.#perApp.get(r.app.id) ?? 1) - 1;
     if (left > 0) this.#perApp.set(r.app.id, left);
     else this.#perApp.delete(r.app.id);

@@ -10,6 +10,7 @@
  *
  * Datagrams of an open flow never become `next`s: the engine forwards each with one Map lookup and one send.
  */
+import type { ClientHold } from '../core/client-limits.ts';
 import { Subject, type Observable } from 'rxjs';
 import type { Datagram } from '../net/ports.ts';
 import { InputStream, machineInputs, type Routed } from '../streams/machine-inputs.ts';
@@ -22,6 +23,8 @@ export interface FlowOpening<S> {
   readonly slot: S;
   readonly key: string;
   readonly msg: Datagram;
+  /** What the per-client limiter counted for the flow (given back when it closes). */
+  readonly hold: ClientHold | undefined;
 }
 
 export class UdpInputs<R, S> {

@@ -29,6 +29,7 @@ import {
   type EdgeProtocol,
 } from './ports.ts';
 import { parseIpLiteral } from './ip.ts';
+import { appLimitsSchema, normaliseLimits } from './client-limits.ts';
 import {
   type AppSpec,
   type ConfigIssue,
@@ -269,6 +270,10 @@ export const APP_FIELDS = {
   idle_timeout_ms: msSetting,
   /** Refract extension, UDP apps: concurrent flows of this app; a new flow past it is refused (counted). */
   udp_max_flows: z.number().int().min(1).max(10_000_000),
+  /** Refract extension: per-client limits of this app (src/model/client-limits.ts); the node's apply too. */
+  limits: appLimitsSchema,
+  /** Refract extension, TCP apps: open connections of this app at most; a new one past it is closed (503). */
+  max_connections: z.number().int().min(1).max(10_000_000),
   /**
    * Refract extension, TCP apps with tls != off: the edge certificate (PEM files; without them Refract's local CA
    * issues one for dns.name) and, for full/strict, the name sent as SNI to the origin and checked in strict.
@@ -371,6 +376,7 @@ export function validateApp(raw: unknown, pointerPrefix = '', options: AppValida
 
   const tls = v.tls ?? DEFAULTS.tls;
   if (edge?.protocol === 'udp' && tls !== 'off') add(at('tls'), 'E_CONFIG_SCHEMA', 'edge TLS is for TCP apps only; use tls: off');
+  if (edge?.protocol === 'udp' && v.max_connections !== undefined) add(at('max_connections'), 'E_CONFIG_SCHEMA', 'max_connections caps TCP connections; cap a UDP app\'s flows with udp_max_flows');
   const et = v.edge_tls;
   if (et !== undefined) {
     if (tls === 'off') add(at('edge_tls'), 'E_CONFIG_SCHEMA', 'edge_tls applies to apps with tls flexible, full or strict');
@@ -497,6 +503,9 @@ export function validateApp(raw: unknown, pointerPrefix = '', options: AppValida
   if (v.connect_timeout_ms !== undefined) spec['connect_timeout_ms'] = v.connect_timeout_ms;
   if (v.idle_timeout_ms !== undefined) spec['idle_timeout_ms'] = v.idle_timeout_ms;
   if (v.udp_max_flows !== undefined) spec['udp_max_flows'] = v.udp_max_flows;
+  const limits = normaliseLimits(v.limits);
+  if (v.limits !== undefined) spec['limits'] = Object.fromEntries(Object.entries(v.limits).filter(([, x]) => x != null));
+  if (v.max_connections !== undefined) spec['max_connections'] = v.max_connections;
   const edgeTls: AppSpec['edgeTls'] =
     et === undefined
       ? undefined
@@ -525,6 +534,8 @@ export function validateApp(raw: unknown, pointerPrefix = '', options: AppValida
     connectTimeoutMs: v.connect_timeout_ms,
     idleTimeoutMs: v.idle_timeout_ms,
     udpMaxFlows: v.udp_max_flows,
+    ...(limits === undefined ? {} : { limits }),
+    ...(v.max_connections === undefined ? {} : { maxConnections: v.max_connections }),
     edgeTls,
     proxyProtocolTlvs,
     zoneId,

@@ -19,6 +19,7 @@ import { RefractError } from './errors.ts';
 import { appBinder, edgeBindConflicts, originBinder } from './edge-conflicts.ts';
 import { allocateEdgeIps } from './edge-ips.ts';
 import { deepFreeze } from './freeze.ts';
+import { edgeLimitsSchema, normaliseLimits } from './client-limits.ts';
 import { parseHostPort, parseOriginUri, type Parsed } from './ports.ts';
 import { isLoopback, isUnspecified, parseCidr, parseIpLiteral, type IpLiteral } from './ip.ts';
 import {
@@ -241,6 +242,8 @@ const EDGE_FIELDS = {
   idle_timeout_ms: msSetting,
   udp_idle_timeout_ms: msSetting,
   udp_max_flows: z.number().int().min(1).max(10_000_000),
+  limits: edgeLimitsSchema,
+  max_connections: z.number().int().min(1).max(10_000_000),
   close_blocked_connections: z.boolean(),
   udp_max_datagram_bytes: z.number().int().min(64).max(65_507),
   udp_receive_buffer: z.number().int().min(4_096).max(1_073_741_824),
@@ -503,6 +506,7 @@ export function validateConfig(raw: unknown): ConfigResult {
     idleTimeoutMs: edgeV.idle_timeout_ms ?? DEFAULTS.idleTimeoutMs,
     udpIdleTimeoutMs: edgeV.udp_idle_timeout_ms ?? DEFAULTS.udpIdleTimeoutMs,
     udpMaxFlows: edgeV.udp_max_flows ?? DEFAULTS.udpMaxFlows,
+    ...nodeLimits(edgeV.limits, edgeV.max_connections),
     closeBlockedConnections: edgeV.close_blocked_connections ?? DEFAULTS.closeBlockedConnections,
     udpMaxDatagramBytes: edgeV.udp_max_datagram_bytes ?? DEFAULTS.udpMaxDatagramBytes,
     udpReceiveBufferBytes: edgeV.udp_receive_buffer ?? DEFAULTS.udpReceiveBufferBytes,
@@ -552,6 +556,16 @@ export function validateConfig(raw: unknown): ConfigResult {
   const allocated = allocateEdgeIps(config, undefined, 0);
   if (!allocated.ok) return { ok: false, issues: [...allocated.issues], warnings };
   return { ok: true, config: deepFreeze(config), warnings, raw };
+}
+
+/** `edge.limits` and `edge.max_connections` as NodeSettings fields (absent ones left out). */
+function nodeLimits(limits: z.output<typeof edgeLimitsSchema> | undefined, maxConnections: number | undefined): Pick<NodeSettings, 'limits' | 'limitsMaxTrackedClients' | 'maxConnections'> {
+  const l = normaliseLimits(limits ?? undefined);
+  return {
+    ...(l === undefined ? {} : { limits: l }),
+    ...(limits?.max_tracked_clients == null ? {} : { limitsMaxTrackedClients: limits.max_tracked_clients }),
+    ...(maxConnections === undefined ? {} : { maxConnections }),
+  };
 }
 
 /**

@@ -35,6 +35,8 @@ export const DEFAULTS = {
   udpIdleTimeoutMs: 60_000, // 60 s of no datagrams either way ends a UDP flow (Envoy udp_proxy's default)
   closeBlockedConnections: false, // a rule change applies to new connections; established ones are left alone
   udpMaxFlows: 100_000, // concurrent UDP flows per node; a new flow past this is refused (counted, logged)
+  limitsIpv6Prefix: 64, // edge.limits.ipv6_prefix: an IPv6 client is its /64 (one subscriber, usually)
+  limitsMaxTrackedClients: 100_000, // edge.limits.max_tracked_clients: idle client keys the limiter remembers
   udpMaxDatagramBytes: 1_472, // largest datagram sent to an origin, header included (1500-byte MTU − 28): never fragment
   udpReceiveBufferBytes: 4 * 1024 * 1024, // 4 MiB per edge UDP socket: a burst of new flows queues here while the first datagrams are handled
   drainTimeoutMs: 30_000, // 30 s for open connections to finish after a listener stops accepting

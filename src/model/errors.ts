@@ -121,6 +121,12 @@ export const ERRORS = {
   E_IDLE_TIMEOUT: { message: 'No bytes flowed either way for the idle timeout.', source: 'internal', retryable: false },
   E_DRAIN_DEADLINE: { message: 'The connection was still open at the drain deadline.', source: 'internal', retryable: false },
 
+  // ── limits (edge.limits, an app's limits, max_connections; src/core/client-limits.ts) ────────────────────────
+  E_LIMIT_CLIENT_CONNECTIONS: { message: 'The client already holds per_ip_connections open connections or flows.', source: 'downstream', retryable: true },
+  E_LIMIT_CLIENT_RATE: { message: 'The client opens connections faster than per_ip_new_per_second (its per_ip_burst is spent).', source: 'downstream', retryable: true },
+  E_LIMIT_NODE_CONNECTIONS: { message: 'The node holds edge.max_connections open TCP connections already.', source: 'internal', retryable: true },
+  E_LIMIT_APP_CONNECTIONS: { message: 'The app holds its max_connections open TCP connections already.', source: 'internal', retryable: true },
+
   // ── TLS (edge termination, origin re-encryption, certificates; docs/tls.md) ──────────────────────────────────
   E_TLS_CERT_READ: { message: 'A TLS certificate or key file could not be read.', source: 'config', retryable: true },
   E_TLS_CERT_INVALID: { message: 'A TLS certificate or key is not valid PEM, or the key does not match the certificate.', source: 'config', retryable: false },

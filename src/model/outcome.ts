@@ -29,6 +29,8 @@ export type CloseReason =
   | 'proxy_invalid'
   | 'proxy_timeout'
   | 'ip_firewall'
+  | 'client_limit'
+  | 'max_connections'
   | 'tls_handshake_failed'
   | 'tls_invalid_sni'
   | 'tls_no_certificate'

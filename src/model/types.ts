@@ -73,6 +73,10 @@ export interface AppSpec {
   readonly idleTimeoutMs: number | undefined;
   /** UDP apps: concurrent flows of this app (the node's `udp_max_flows` caps all apps together). */
   readonly udpMaxFlows: number | undefined;
+  /** Per-client limits of this app (`limits`); the node's `edge.limits` apply too, so the tighter binds. */
+  readonly limits?: ClientLimitSettings | undefined;
+  /** TCP apps: open connections of this app at most (`max_connections`); the node's cap applies too. */
+  readonly maxConnections?: number | undefined;
   /** TLS apps: certificate files (absent: the local CA issues one) and the origin's TLS name (full/strict). */
   readonly edgeTls: { readonly certFile: string | undefined; readonly keyFile: string | undefined; readonly originServerName: string | undefined } | undefined;
   /** proxy_protocol v2 with edge TLS: add the SSL TLV (version, cipher) and the SNI as AUTHORITY. */
@@ -137,6 +141,21 @@ export interface AcceptProxySettings {
   readonly timeoutMs: number;
 }
 
+/**
+ * Per-client limits of one scope (`edge.limits`, or an app's `limits`), normalised (docs/configuration.md,
+ * "Per-client limits"). A client is an IPv4 address or an IPv6 prefix of `ipv6Prefix` bits.
+ */
+export interface ClientLimitSettings {
+  /** Open connections (TCP) and flows (UDP) of one client at most; undefined: no count limit. */
+  readonly perIpConnections: number | undefined;
+  /** New connections and flows of one client per second, on average; undefined: no rate limit. */
+  readonly perIpNewPerSecond: number | undefined;
+  /** Tokens a client may save up (new connections at once after a quiet spell); >= 1. */
+  readonly perIpBurst: number;
+  /** IPv6 clients are grouped by this many leading bits (1..128). */
+  readonly ipv6Prefix: number;
+}
+
 export interface NodeSettings {
   readonly id: string;
   /** Where the node keeps its state (the API's database, and by default the local CA); relative: to the config file's folder. */
@@ -158,6 +177,12 @@ export interface NodeSettings {
   readonly closeBlockedConnections: boolean;
   /** Concurrent UDP flows per node; a datagram that would open one more is dropped and counted. */
   readonly udpMaxFlows: number;
+  /** Per-client limits of the node (`edge.limits`), counted over all apps; undefined: none. */
+  readonly limits?: ClientLimitSettings | undefined;
+  /** Idle client keys the limiter remembers at most (`edge.limits.max_tracked_clients`). */
+  readonly limitsMaxTrackedClients?: number | undefined;
+  /** Open TCP connections of the node at most (`edge.max_connections`); undefined: no cap. */
+  readonly maxConnections?: number | undefined;
   /** Largest datagram sent to an origin, PROXY/SPP header included; larger ones are dropped, never fragmented. */
   readonly udpMaxDatagramBytes: number;
   /** SO_RCVBUF asked for on each edge UDP socket, bytes (`edge.udp_receive_buffer`); Linux caps it at net.core.rmem_max. */

@@ -74,7 +74,7 @@ const CODES = Object.keys(ERRORS);
 void describe('docs/errors.md', () => {
   void it('has one error table per group: config, listen, PROXY/SPP, upstream, downstream, TLS, management API, internal', () => {
     const groups = [...new Set(ROWS.map((r) => r.group))];
-    assert.deepEqual(groups, ['Configuration', 'Listening', 'PROXY protocol and Simple Proxy Protocol', 'Upstream (origin)', 'Downstream (client)', 'TLS', 'Management API', 'Internal']);
+    assert.deepEqual(groups, ['Configuration', 'Listening', 'PROXY protocol and Simple Proxy Protocol', 'Upstream (origin)', 'Downstream (client)', 'Limits', 'TLS', 'Management API', 'Internal']);
   });
 
   void it('documents every code of the ERRORS table exactly once', () => {
@@ -128,7 +128,7 @@ void describe('docs/errors.md', () => {
     }
     assert.deepEqual(
       [...statuses].sort((a, b) => a - b),
-      [0, 200, 400, 403, 443, 444, 445, 447, 448, 495, 497, 498, 499, 500, 503, 520, 521, 522, 523, 525, 526, 531, 540],
+      [0, 200, 400, 403, 429, 443, 444, 445, 447, 448, 495, 497, 498, 499, 500, 503, 520, 521, 522, 523, 525, 526, 531, 540],
     );
   });
 });
