@@ -12,7 +12,8 @@
  * data (the structured clone of the ConfigResult) and is deep-frozen again here.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from './worker.ts';
 import { configIssue } from '../../model/app.ts';
 import { CONFIG_FILE_LIMITS, fileIssue, loadConfigBytes, tooLargeIssue, type ConfigFileLimits } from '../../model/config-file.ts';
 import type { ConfigResult } from '../../model/config.ts';
@@ -76,21 +77,6 @@ export interface WorkerInput {
 }
 
 /**
- * The worker for config-worker.ts. From the TypeScript sources (a checkout run through tsx) the worker registers
- * tsx's loader itself, as bin/refract.js does for the main thread; the built package runs the compiled .js.
- */
-function startWorker(input: WorkerInput, maxHeapMb: number): Worker {
-  const resourceLimits = { maxOldGenerationSizeMb: maxHeapMb };
-  const fromSource = import.meta.url.endsWith('.ts');
-  const entry = new URL(`./config-worker.${fromSource ? 'ts' : 'js'}`, import.meta.url);
-  if (!fromSource) return new Worker(entry, { workerData: input, resourceLimits });
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`;
-  // execArgv [] so an inherited `--import tsx` does not register the loader twice (and test runner flags stay out).
-  return new Worker(boot, { eval: true, workerData: input, resourceLimits, execArgv: [] });
-}
-
-/**
  * Reads and loads `file` in a worker thread; resolves with the ConfigResult (config deep-frozen). Never rejects:
  * a worker that runs out of its heap gives E_CONFIG_TOO_COMPLEX, one that fails otherwise E_CONFIG_READ.
  */
@@ -106,7 +92,7 @@ export function loadConfigFileOffThread(file: string, opts: OffThreadOptions = {
     };
     let worker: Worker;
     try {
-      worker = startWorker(input, maxHeapMb);
+      worker = startWorker(new URL('./config-worker.ts', import.meta.url), input, { maxOldGenerationSizeMb: maxHeapMb });
     } catch (e) {
       done(fileIssue(configIssue('', 'E_CONFIG_READ', `cannot load ${file}: no worker thread (${(e as Error).message})`)));
       return;
