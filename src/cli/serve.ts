@@ -394,14 +394,15 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
   // Each reload reads and parses the file once; with the API, ConfigSource merges that same object with its apps.
   // The file is read and parsed in a worker thread (src/net/node/config-file.ts), so a large file never stalls
   // connections; one load runs at a time, and triggers during it make exactly one more.
-  const loads: Observable<Extract<ConfigResult, { ok: true }>> = oneAtATime(triggers.pipe(debounceTime(150)), (why) =>
-    fns.loadOffThread(file, { limits: opts.limits, raw: api !== undefined }).then((r) => {
+  const loads: Observable<Extract<ConfigResult, { ok: true }>> = oneAtATime(triggers.pipe(debounceTime(150)), (why) => {
+    log.debug({ event: 'config.loading', trigger: why }, 'reading the configuration (in a worker thread)');
+    return fns.loadOffThread(file, { limits: opts.limits, raw: api !== undefined }).then((r) => {
       if (!r.ok) metrics?.recordReload('file', false);
       if (!r.ok) log.error({ event: 'config.rejected', trigger: why, ...boundedIssues(r.issues) }, 'new configuration is invalid; keeping the running one');
       else log.info({ event: 'config.reload', trigger: why, ...(r.warnings.length > 0 ? boundedIssues(r.warnings, 'warnings') : {}) }, 'reloading configuration');
       return r;
-    }),
-  ).pipe(filter((r): r is Extract<ConfigResult, { ok: true }> => r.ok));
+    });
+  }).pipe(filter((r): r is Extract<ConfigResult, { ok: true }> => r.ok));
   // Certificate files: polled (a watch on an inode misses rename-saves and Kubernetes symlink swaps), and
   // re-listed after every apply since the config names them.
   let certFiles: readonly string[] = [];
