@@ -68,7 +68,7 @@ export const ERRORS = {
   E_RULE_DUPLICATE: { message: 'Two access rules have the same configuration (target and value) or the same id.', source: 'config', retryable: false },
   E_GEO_READ: { message: 'A geolocation data file could not be read.', source: 'config', retryable: true },
   E_GEO_FORMAT: { message: 'A geolocation data file is not CSV start,end,country / start,end,asn,org or an MMDB database.', source: 'config', retryable: false },
-  E_GEO_TOO_LARGE: { message: 'A geolocation CSV file is larger than the size limit; it was not read.', source: 'config', retryable: false },
+  E_GEO_TOO_LARGE: { message: 'A geolocation data file is larger than the size limit; it was not read.', source: 'config', retryable: false },
 
   // ── scenario files (`refract sim`; src/scenario/schema.ts) ───────────────────────────────────────────────────
   E_SCENARIO_READ: { message: 'The scenario file could not be read.', source: 'config', retryable: true },
