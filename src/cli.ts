@@ -2,9 +2,10 @@
  * `refract serve | connect | validate | sim | replay | ca | token | machines`. Wiring only: process signals, files and
  * the real network live here; the engine is in src/edge and below.
  */
-import { readFileSync } from 'node:fs';
-import { loadConfigText, type ConfigResult } from './model/config.ts';
-import { RefractError } from './model/errors.ts';
+import { type ConfigResult } from './model/config.ts';
+import { CONFIG_FILE_LIMITS, type ConfigFileLimits } from './model/config-file.ts';
+import { loadConfigFileOffThread, readConfigFile } from './net/node/config-file.ts';
+import { configLimits } from './cli/config-limits.ts';
 import type { ConfigIssue } from './model/types.ts';
 import { didYouMean, parseCommand, refractVersion } from './cli/args.ts';
 import { exitAfterFlush, quietOnClosedPipe } from './cli/output.ts';
@@ -39,25 +40,28 @@ Usage:
 
 Docs: docs/cli.md, docs/configuration.md, docs/errors.md, docs/architecture.md`;
 
-const VALIDATE_USAGE = `Usage: refract validate FILE
+const VALIDATE_USAGE = `Usage: refract validate FILE [--max-config-bytes N] [--max-config-nodes N]
   Print every problem in the configuration FILE (YAML or JSON) with its code and location (docs/errors.md).
-  -c, --config FILE   the same as giving FILE
+  -c, --config FILE        the same as giving FILE
+  --max-config-bytes N     refuse a larger file before reading it (E_CONFIG_TOO_LARGE; default 4M; K, M, G)
+  --max-config-nodes N     refuse a file of more YAML nodes before parsing it (E_CONFIG_TOO_COMPLEX; default 500000)
 Exit: 0 the file is valid, 1 it has a problem (each is printed on stdout), 2 invalid command line.`;
 
 const COMMANDS = ['serve', 'connect', 'validate', 'sim', 'replay', 'ca', 'machines', 'token', 'edge-ips', 'help'];
 
 type Loaded = ConfigResult;
 
-function load(file: string): Loaded {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    const err = new RefractError('E_CONFIG_READ', { message: `cannot read ${file}: ${(e as Error).message}`, cause: e });
-    return { ok: false, issues: [{ pointer: '', code: err.code, cfCode: undefined, message: err.message }], warnings: [] };
-  }
-  // A ConfigResult: issues and warnings carry line and column; `warnings` is there on both branches.
-  return loadConfigText(text, file);
+/**
+ * Reads and checks FILE within `limits` (size before reading, UTF-8, node count: src/model/config-file.ts). A
+ * ConfigResult: issues and warnings carry line and column; `warnings` is there on both branches.
+ */
+function load(file: string, limits: ConfigFileLimits = CONFIG_FILE_LIMITS): Loaded {
+  return readConfigFile(file, limits);
+}
+
+/** `load` in a worker thread, so parsing never stalls the thread that serves connections (`refract serve`). */
+function loadOffThread(file: string, opts: { limits?: ConfigFileLimits | undefined; raw?: boolean } = {}): Promise<Loaded> {
+  return loadConfigFileOffThread(file, { raw: opts.raw ?? true, ...(opts.limits ? { limits: opts.limits } : {}) });
 }
 
 /**
@@ -79,12 +83,12 @@ function formatIssues(file: string, issues: readonly ConfigIssue[]): string {
   return `${file}: ${counts.join(', ')}\n${[...errors, ...warnings].map(line).join('\n')}`;
 }
 
-function validateCommand(file: string | undefined): number {
+function validateCommand(file: string | undefined, limits: ConfigFileLimits): number {
   if (!file) {
     process.stderr.write(`refract validate: give a config file\n\n${USAGE}\n`);
     return 2;
   }
-  const r = load(file);
+  const r = load(file, limits);
   const warnings = r.warnings;
   if (!r.ok) {
     process.stdout.write(formatIssues(file, [...r.issues, ...warnings]) + '\n');
@@ -111,17 +115,22 @@ export async function main(argv: string[]): Promise<number> {
   }
   switch (cmd) {
     case 'serve':
-      return (await import('./cli/serve.ts')).serveMain(rest, { load, formatIssues });
+      return (await import('./cli/serve.ts')).serveMain(rest, { load, loadOffThread, formatIssues });
     case 'connect':
       return (await import('./cli/connect.ts')).connectCommand(rest);
     case 'validate': {
-      const p = parseCommand('validate', rest, { config: { type: 'string', short: 'c' } }, VALIDATE_USAGE);
+      const p = parseCommand('validate', rest, { config: { type: 'string', short: 'c' }, 'max-config-bytes': { type: 'string' }, 'max-config-nodes': { type: 'string' } }, VALIDATE_USAGE);
       if (!p.ok) return p.code;
       if (p.positionals.length + (p.values.config === undefined ? 0 : 1) > 1) {
         process.stderr.write(`refract validate: give one config file\n\n${VALIDATE_USAGE}\n`);
         return 2;
       }
-      return validateCommand(p.values.config ?? p.positionals[0]);
+      const limits = configLimits(p.values);
+      if (typeof limits === 'string') {
+        process.stderr.write(`refract validate: ${limits}\n\n${VALIDATE_USAGE}\n`);
+        return 2;
+      }
+      return validateCommand(p.values.config ?? p.positionals[0], limits);
     }
     case 'sim': {
       const sim = await import('./scenario/cli.ts');

@@ -11,7 +11,7 @@
  */
 import { createWriteStream, unwatchFile, watchFile } from 'node:fs';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
-import { Subject, concatMap, debounceTime, filter, map, tap, type Observable } from 'rxjs';
+import { Observable, Subject, concatMap, debounceTime, filter, map, tap } from 'rxjs';
 import type { Logger } from 'pino';
 import { EdgeNode, listenErrorCode } from '../edge/edge-node.ts';
 import { startBuiltinOrigins, type RunningOrigins } from '../edge/builtin-origins.ts';
@@ -43,10 +43,13 @@ import type { EdgeMetrics } from '../api/metrics.ts';
 import type { MetricsServer } from './metrics-server.ts';
 import { ACCESS_LOG_FORMATS, accessLogLine, defaultAccessLog, type AccessLogFormat } from './access-log.ts';
 import { parseCommand, processIo, refractVersion, type CliIo } from './args.ts';
+import { CONFIG_LIMIT_FLAGS, configLimits } from './config-limits.ts';
+import type { ConfigFileLimits } from '../model/config-file.ts';
 import { claimPidFile, type PidFile } from './pid-file.ts';
 
 export const SERVE_USAGE = `Usage: refract serve --config FILE [--access-log text|json|off] [--events FILE|stdout] [--trace FILE]
                      [--log-level LEVEL] [--no-watch] [--pid-file FILE] [--check]
+                     [--max-config-bytes N] [--max-config-nodes N]
   Proxy the apps in FILE (YAML or JSON). Reloads on SIGHUP and when FILE changes (edited, renamed over, or swapped
   through a symlink as Kubernetes does); SIGTERM or SIGINT stop accepting, drain open connections and exit 0.
   -c, --config FILE     the configuration (docs/configuration.md); may also be given as the only argument
@@ -62,6 +65,8 @@ export const SERVE_USAGE = `Usage: refract serve --config FILE [--access-log tex
                         running process (E_PID_FILE_IN_USE)
   --check               validate FILE, load certificates and geolocation data, bind every listener and release it,
                         print a summary and exit, without serving
+  --max-config-bytes N  refuse (at start and on reload) a FILE larger than N bytes before reading it (default 4M;
+                        K, M, G); --max-config-nodes N: more YAML nodes than N before parsing it (default 500000)
 Exit: 0 stopped after a drain (or --check passed), 1 invalid config, 2 invalid command line, 3 could not load or bind.
 Docs: docs/cli.md`;
 
@@ -71,7 +76,9 @@ type Loaded = ConfigResult;
 
 /** The config functions of src/cli.ts (passed in, so this module never imports the entry point). */
 export interface ConfigFns {
-  load(file: string): Loaded;
+  load(file: string, limits?: ConfigFileLimits): Loaded;
+  /** `load` in a worker thread (src/net/node/config-file.ts); `raw: false` leaves the parsed object behind. */
+  loadOffThread(file: string, opts?: { limits?: ConfigFileLimits | undefined; raw?: boolean }): Promise<Loaded>;
   formatIssues(file: string, issues: readonly ConfigIssue[]): string;
 }
 
@@ -83,6 +90,8 @@ export interface ServeOptions {
   accessLog?: AccessLogFormat;
   pidFile?: string;
   check?: boolean;
+  /** --max-config-bytes / --max-config-nodes (default: CONFIG_FILE_LIMITS). */
+  limits?: ConfigFileLimits;
 }
 
 /** Parses `refract serve ARGS` and runs it; resolves with the exit code. */
@@ -99,6 +108,7 @@ export function serveMain(argv: readonly string[], fns: ConfigFns, io: CliIo = p
       'access-log': { type: 'string' },
       'pid-file': { type: 'string' },
       check: { type: 'boolean' },
+      ...CONFIG_LIMIT_FLAGS,
     },
     SERVE_USAGE,
     io,
@@ -120,7 +130,12 @@ export function serveMain(argv: readonly string[], fns: ConfigFns, io: CliIo = p
     io.err(`refract serve: --log-level is one of ${LOG_LEVELS.join(', ')}, not '${level}'\n\n${SERVE_USAGE}\n`);
     return Promise.resolve(2);
   }
-  const o: ServeOptions = {};
+  const limits = configLimits(values);
+  if (typeof limits === 'string') {
+    io.err(`refract serve: ${limits}\n\n${SERVE_USAGE}\n`);
+    return Promise.resolve(2);
+  }
+  const o: ServeOptions = { limits };
   if (values['no-watch'] === true) o.watch = false;
   if (values.events !== undefined) o.events = values.events;
   if (values.trace !== undefined) o.trace = values.trace;
@@ -228,7 +243,8 @@ function plural(n: number, word: string): string {
 }
 
 export async function serveCommand(file: string, opts: ServeOptions, fns: ConfigFns): Promise<number> {
-  const first = fns.load(file);
+  // Read and parsed in a worker thread, like every reload: the parser's garbage never lands on the serving heap.
+  const first = await fns.loadOffThread(file, { limits: opts.limits });
   if (!first.ok) {
     process.stderr.write(fns.formatIssues(file, [...first.issues, ...first.warnings]) + '\n');
     return 1;
@@ -397,17 +413,17 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
     }
   }
   // Each reload reads and parses the file once; with the API, ConfigSource merges that same object with its apps.
-  const loads: Observable<Extract<ConfigResult, { ok: true }>> = triggers.pipe(
-    debounceTime(150),
-    map((why) => {
-      const r = fns.load(file);
+  // The file is read and parsed in a worker thread (src/net/node/config-file.ts), so a large file never stalls
+  // connections; one load runs at a time, and triggers during it make exactly one more.
+  const loads: Observable<Extract<ConfigResult, { ok: true }>> = oneAtATime(triggers.pipe(debounceTime(150)), (why) => {
+    log.debug({ event: 'config.loading', trigger: why }, 'reading the configuration (in a worker thread)');
+    return fns.loadOffThread(file, { limits: opts.limits, raw: api !== undefined }).then((r) => {
       if (!r.ok) metrics?.recordReload('file', false);
-      if (!r.ok) log.error({ event: 'config.rejected', trigger: why, issues: r.issues }, 'new configuration is invalid; keeping the running one');
-      else log.info({ event: 'config.reload', trigger: why, ...(r.warnings.length > 0 ? { warnings: r.warnings } : {}) }, 'reloading configuration');
+      if (!r.ok) log.error({ event: 'config.rejected', trigger: why, ...boundedIssues(r.issues) }, 'new configuration is invalid; keeping the running one');
+      else log.info({ event: 'config.reload', trigger: why, ...(r.warnings.length > 0 ? boundedIssues(r.warnings, 'warnings') : {}) }, 'reloading configuration');
       return r;
-    }),
-    filter((r): r is Extract<ConfigResult, { ok: true }> => r.ok),
-  );
+    });
+  }).pipe(filter((r): r is Extract<ConfigResult, { ok: true }> => r.ok));
   // Certificate files: polled (a watch on an inode misses rename-saves and Kubernetes symlink swaps), and
   // re-listed after every apply since the config names them.
   let certFiles: readonly string[] = [];
@@ -507,6 +523,53 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+/** Issues in one log line: at most this many, then a count (`refract validate` prints them all). */
+export const LOGGED_ISSUES = 20;
+
+/** `{ issues: first LOGGED_ISSUES, issueCount, issuesOmitted }`: a file with 10,000 problems logs a short line. */
+export function boundedIssues<K extends string = 'issues'>(issues: readonly ConfigIssue[], key?: K): Record<string, unknown> {
+  const k = key ?? 'issues';
+  const count = k === 'issues' ? 'issueCount' : 'warningCount';
+  return issues.length <= LOGGED_ISSUES ? { [k]: issues } : { [k]: issues.slice(0, LOGGED_ISSUES), [count]: issues.length, [`${k}Omitted`]: issues.length - LOGGED_ISSUES };
+}
+
+/**
+ * `run` for each value of `source`, one at a time, results in order; values that arrive while one runs collapse
+ * into one run after it (the latest value), so a burst of triggers during a long load costs one more load, not many.
+ */
+export function oneAtATime<T, R>(source: Observable<T>, run: (v: T) => Promise<R>): Observable<R> {
+  return new Observable<R>((sub) => {
+    let running = false;
+    let pending: { v: T } | undefined;
+    let sourceDone = false;
+    const next = (v: T): void => {
+      running = true;
+      run(v).then(
+        (r) => sub.next(r),
+        (err: unknown) => sub.error(err),
+      ).finally(() => {
+        running = false;
+        const p = pending;
+        pending = undefined;
+        if (p !== undefined) next(p.v);
+        else if (sourceDone) sub.complete();
+      });
+    };
+    const s = source.subscribe({
+      next: (v) => {
+        if (running) pending = { v };
+        else next(v);
+      },
+      error: (e: unknown) => sub.error(e),
+      complete: () => {
+        sourceDone = true;
+        if (!running) sub.complete();
+      },
+    });
+    return () => s.unsubscribe();
   });
 }
 

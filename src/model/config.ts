@@ -18,6 +18,7 @@ import { DEFAULTS, LIMITS } from './defaults.ts';
 import { RefractError } from './errors.ts';
 import { appBinder, edgeBindConflicts, originBinder } from './edge-conflicts.ts';
 import { allocateEdgeIps } from './edge-ips.ts';
+import { inAnyZone } from './zones.ts';
 import { deepFreeze } from './freeze.ts';
 import { edgeLimitsSchema, normaliseLimits } from './client-limits.ts';
 import { parseHostPort, parseOriginUri, type Parsed } from './ports.ts';
@@ -578,7 +579,7 @@ function dnsWarnings(apps: readonly AppSpec[], pointers: readonly string[], zone
   apps.forEach((app, i) => {
     const p = pointers[i] ?? '/apps';
     const name = app.dns.name;
-    if (!zones.some((z) => name === z.name || name.endsWith(`.${z.name}`))) {
+    if (!inAnyZone(name, zones)) {
       out.push(configIssue(pointerJoin(p, 'dns', 'name'), 'W_DNS_NAME_OUTSIDE_ZONES', `${name} is in none of the zones (${zones.map((z) => z.name).join(', ')}), so the DNS server does not answer for it`));
     }
     // With pools, a static IP outside them and edge.addresses is an error (E_EDGE_IP_NOT_IN_POOL), not a warning.

@@ -22,6 +22,9 @@ export const ERRORS = {
   // ── configuration and app objects ────────────────────────────────────────────────────────────────────────────
   E_CONFIG_READ: { message: 'The configuration file could not be read.', source: 'config', retryable: true },
   E_CONFIG_PARSE: { message: 'The configuration file is not valid YAML or JSON.', source: 'config', retryable: false },
+  E_CONFIG_TOO_LARGE: { message: 'The configuration file is larger than the size limit; it was not read.', source: 'config', retryable: false },
+  E_CONFIG_TOO_COMPLEX: { message: 'The configuration file has more YAML nodes or alias expansions than the limit; it was not parsed.', source: 'config', retryable: false },
+  E_CONFIG_ENCODING: { message: 'The configuration file is not UTF-8.', source: 'config', retryable: false },
   E_CONFIG_INVALID: { message: 'The configuration is invalid; see the listed problems.', source: 'config', retryable: false },
   E_CONFIG_SCHEMA: { message: 'A field has the wrong type, a value out of range, or an unknown field.', source: 'config', retryable: false },
   E_ORIGIN_CONFIG_INVALID: { message: 'Give exactly one of origin_direct and origin_dns.', source: 'config', retryable: false, cfCode: 11000 },
@@ -65,6 +68,7 @@ export const ERRORS = {
   E_RULE_DUPLICATE: { message: 'Two access rules have the same configuration (target and value) or the same id.', source: 'config', retryable: false },
   E_GEO_READ: { message: 'A geolocation data file could not be read.', source: 'config', retryable: true },
   E_GEO_FORMAT: { message: 'A geolocation data file is not CSV start,end,country / start,end,asn,org or an MMDB database.', source: 'config', retryable: false },
+  E_GEO_TOO_LARGE: { message: 'A geolocation data file is larger than the size limit; it was not read.', source: 'config', retryable: false },
 
   // ── scenario files (`refract sim`; src/scenario/schema.ts) ───────────────────────────────────────────────────
   E_SCENARIO_READ: { message: 'The scenario file could not be read.', source: 'config', retryable: true },

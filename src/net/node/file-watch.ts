@@ -13,8 +13,12 @@
  * is where a swap renames it), and after every event the chain is resolved again and the watches moved.
  * A slow `stat` poll of the path as given backs all of this up (it follows symlinks, so any replacement shows as a
  * new inode, size or mtime) for file systems without inotify. Events are debounced into one `onChange` call.
+ *
+ * One change, one call: every path above may see the same change (the watcher at once, the poll up to 2 s later,
+ * a rename as two events), so `onChange` runs only when the file's identity (device, inode, size, mtime, ctime, as
+ * `stat` of the path sees it through its links) differs from what it was at the previous call (or at the start).
  */
-import { watch, watchFile, unwatchFile, lstatSync, readlinkSync, type FSWatcher, type Stats } from 'node:fs';
+import { watch, watchFile, unwatchFile, lstatSync, readlinkSync, statSync, type FSWatcher, type Stats } from 'node:fs';
 import { basename, dirname, isAbsolute, parse, resolve, sep } from 'node:path';
 
 export interface FileWatchOptions {
@@ -47,6 +51,16 @@ export function watchFileChanges(file: string, onChange: () => void, opts: FileW
   let names = new Map<string, Set<string>>();
   let timer: ReturnType<typeof setTimeout> | undefined;
   let closed = false;
+  /** The file as it was at the last `onChange` (or the start); ctime moves on every write, rename-over and chmod. */
+  const identity = (): string => {
+    try {
+      const st = statSync(given, { bigint: true });
+      return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    } catch (e) {
+      return `missing:${String((e as { code?: unknown }).code)}`;
+    }
+  };
+  let seen = identity();
 
   const fire = (): void => {
     if (closed) return;
@@ -55,6 +69,9 @@ export function watchFileChanges(file: string, onChange: () => void, opts: FileW
       timer = undefined;
       if (closed) return;
       arm(); // the real path may have moved (a symlink swap): follow it before the caller re-reads
+      const now = identity();
+      if (now === seen) return; // already reported (the poll seeing what the watcher saw), or nothing changed
+      seen = now;
       onChange();
     }, debounceMs);
   };

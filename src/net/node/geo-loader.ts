@@ -11,7 +11,7 @@
  * see a half-loaded file, because a source is swapped only once its replacement is complete. `reload()` does the
  * same for every file at once (for SIGHUP).
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { watchFileChanges, type FileWatch } from './file-watch.ts';
 import { open as openMmdb, type Reader, type Response } from 'maxmind';
@@ -20,14 +20,15 @@ import {
   asnCsvParser,
   combineGeo,
   countryCsvParser,
+  RangeTable,
   type AsnInfo,
   type GeoCsvParser,
   type GeoLookup,
   type GeoParseResult,
   type RangeSource,
-  type RangeTable,
 } from '../../core/geo.ts';
 import { RefractError } from '../../model/errors.ts';
+import { startWorker } from './worker.ts';
 
 export interface GeoFiles {
   /** Country data, asked in order: `*.mmdb`, or CSV `start,end,country`. */
@@ -58,7 +59,14 @@ export interface GeoLoaderOptions {
   readonly debounceMs?: number;
   /** Every load and every rejected reload (log them: `geo.rejected` means lookups run on the previous data). */
   readonly onEvent?: (e: GeoLoadEvent) => void;
+  /** Largest file read, bytes (default GEO_MAX_BYTES); a larger one is refused with E_GEO_TOO_LARGE unread. */
+  readonly maxBytes?: number;
+  /** Read and parse CSV files in a worker thread (default true), so a reload never stalls connections. */
+  readonly worker?: boolean;
 }
+
+/** The default size limit of one geolocation file: 256 MiB (the largest ip-location-db CSV is under 30 MB). */
+export const GEO_MAX_BYTES = 256 * 1024 * 1024;
 
 /** A GeoLookup over files, kept current. */
 export interface LoadedGeo extends GeoLookup {
@@ -112,7 +120,22 @@ async function parsePieces<V>(parser: GeoCsvParser<V>, text: string): Promise<Ge
   return parser.finish();
 }
 
-async function loadCsv(kind: GeoKind, file: string): Promise<{ source: RangeTable<string> | RangeTable<AsnInfo>; ranges: number }> {
+/** E_GEO_TOO_LARGE unless `file` is at most `maxBytes` (checked before reading it). */
+async function checkSize(file: string, maxBytes: number): Promise<void> {
+  let size: number;
+  try {
+    size = (await stat(file)).size;
+  } catch (cause) {
+    throw readError(file, cause);
+  }
+  if (size > maxBytes) {
+    throw new RefractError('E_GEO_TOO_LARGE', { message: `${file}: ${size} bytes, over the limit of ${maxBytes} bytes; not read`, details: { file, size, maxBytes } });
+  }
+}
+
+/** Reads and parses a CSV file on this thread, in pieces (the worker runs this; so does `worker: false`). */
+export async function loadCsv(kind: GeoKind, file: string, maxBytes = GEO_MAX_BYTES): Promise<{ source: RangeTable<string> | RangeTable<AsnInfo>; ranges: number }> {
+  await checkSize(file, maxBytes);
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -201,13 +224,57 @@ async function loadMmdb(kind: GeoKind, file: string): Promise<RangeSource<string
   };
 }
 
-async function loadOne(kind: GeoKind, file: string): Promise<{ source: Slot['source']; event: GeoLoadEvent }> {
+/** What geo-worker.ts posts back: the table (its own fields, cloned), or the error's parts. */
+export type GeoWorkerReply =
+  | { readonly ok: true; readonly table: object; readonly ranges: number; readonly probe: { readonly ip: string; readonly value: unknown } | undefined }
+  | { readonly ok: false; readonly code: string; readonly message: string; readonly details: Record<string, unknown> };
+
+/**
+ * `loadCsv` in a worker thread (src/net/node/geo-worker.ts). The table crosses back as a structured clone of its
+ * fields (sorted typed arrays and the interned values) and gets its class back here; it is checked before use (its
+ * size, and one address the worker looked up answers the same here), and a table that does not survive the clone
+ * is loaded on this thread instead.
+ */
+function loadCsvOffThread(kind: GeoKind, file: string, maxBytes: number): Promise<{ source: RangeTable<string> | RangeTable<AsnInfo>; ranges: number }> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const worker = startWorker(new URL('./geo-worker.ts', import.meta.url), { kind, file, maxBytes });
+    worker.once('message', (m: GeoWorkerReply) => {
+      settled = true;
+      void worker.terminate();
+      if (!m.ok) {
+        reject(new RefractError(m.code as 'E_GEO_FORMAT', { message: m.message, details: m.details }));
+        return;
+      }
+      const table = Object.setPrototypeOf(m.table, RangeTable.prototype) as RangeTable<string> | RangeTable<AsnInfo>;
+      let same: boolean;
+      try {
+        same = table.size === m.ranges && (m.probe === undefined || JSON.stringify(table.find(m.probe.ip)) === JSON.stringify(m.probe.value));
+      } catch {
+        same = false; // a field the clone could not carry (a #private one): load here instead
+      }
+      if (same) resolve({ source: table, ranges: m.ranges });
+      else loadCsv(kind, file, maxBytes).then(resolve, reject);
+    });
+    worker.once('error', (e) => {
+      settled = true;
+      reject(new RefractError('E_GEO_READ', { message: `${file}: the loader failed: ${e.message}`, details: { file }, cause: e }));
+    });
+    worker.once('exit', (code) => {
+      if (!settled) reject(new RefractError('E_GEO_READ', { message: `${file}: the loader stopped (exit ${code})`, details: { file } }));
+    });
+  });
+}
+
+async function loadOne(kind: GeoKind, file: string, opts: { maxBytes: number; worker: boolean }): Promise<{ source: Slot['source']; event: GeoLoadEvent }> {
   const t0 = performance.now();
   if (file.toLowerCase().endsWith('.mmdb')) {
+    // maxmind reads the file asynchronously and decodes records lazily, per lookup: nothing to move off the thread.
+    await checkSize(file, opts.maxBytes);
     const source = await loadMmdb(kind, file);
     return { source, event: { event: 'geo.loaded', kind, file, format: 'mmdb', ms: Math.round(performance.now() - t0) } };
   }
-  const { source, ranges } = await loadCsv(kind, file);
+  const { source, ranges } = opts.worker ? await loadCsvOffThread(kind, file, opts.maxBytes) : await loadCsv(kind, file, opts.maxBytes);
   return { source, event: { event: 'geo.loaded', kind, file, format: 'csv', ranges, ms: Math.round(performance.now() - t0) } };
 }
 
@@ -223,7 +290,8 @@ export async function loadGeo(files: GeoFiles, opts: GeoLoaderOptions = {}): Pro
     ...(files.country ?? []).map((file) => ({ kind: 'country' as const, file })),
     ...(files.asn ?? []).map((file) => ({ kind: 'asn' as const, file })),
   ];
-  const loaded = await Promise.all(wanted.map(({ kind, file }) => loadOne(kind, file)));
+  const how = { maxBytes: opts.maxBytes ?? GEO_MAX_BYTES, worker: opts.worker ?? true };
+  const loaded = await Promise.all(wanted.map(({ kind, file }) => loadOne(kind, file, how)));
   const slots: Slot[] = wanted.map(({ kind, file }, i) => ({
     kind,
     file,
@@ -252,7 +320,7 @@ export async function loadGeo(files: GeoFiles, opts: GeoLoaderOptions = {}): Pro
       do {
         slot.again = false;
         try {
-          const l = await loadOne(slot.kind, slot.file);
+          const l = await loadOne(slot.kind, slot.file, how);
           slot.source = l.source;
           rebuild();
           emit(l.event);

@@ -77,3 +77,30 @@ describe('zones of apps and rules', () => {
     assert.equal(r.rules[0]!.zone, A.id);
   });
 });
+
+describe('zone lookups by index (issue #16: O(apps × zones) before)', () => {
+  // The scans the index replaced, kept here as the specification.
+  const naiveFind = (ref: string, zones: readonly { id: string; name: string }[]) =>
+    zones.find((z) => z.id === ref) ?? zones.find((z) => z.name === ref.toLowerCase().replace(/\.$/, ''));
+  const naiveOf = (dnsName: string, zones: readonly { id: string; name: string }[]) => {
+    const name = dnsName.toLowerCase().replace(/\.$/, '');
+    let best: { id: string; name: string } | undefined;
+    for (const z of zones) if ((name === z.name || name.endsWith(`.${z.name}`)) && (best === undefined || z.name.length > best.name.length)) best = z;
+    return best ?? zones[0];
+  };
+  it('finds what a scan in list order finds, for random zones and names', async () => {
+    const fc = (await import('fast-check')).default;
+    const label = fc.constantFrom('a', 'b', 'eu', 'example', 'com', 'x-1');
+    const dns = fc.array(label, { minLength: 1, maxLength: 4 }).map((l) => l.join('.'));
+    const zone = fc.record({ id: fc.constantFrom('1'.repeat(32), '2'.repeat(32), '3'.repeat(32)), name: dns });
+    fc.assert(
+      fc.property(fc.array(zone, { maxLength: 6 }), dns, fc.boolean(), (zones, name, upper) => {
+        const n = upper ? `${name.toUpperCase()}.` : name;
+        assert.equal(zoneOfName(n, zones), naiveOf(n, zones));
+        assert.equal(findZone(n, zones), naiveFind(n, zones));
+        for (const z of zones) assert.equal(findZone(z.id, zones), naiveFind(z.id, zones));
+      }),
+      { numRuns: 3_000, seed: 16 },
+    );
+  });
+});

@@ -150,4 +150,46 @@ describe('watchFileChanges', () => {
     await sleep(150);
     assert.equal(c.count, 0);
   });
+
+  // Issue #16: the watcher and the stat poll each reported the same change, so serve reloaded twice.
+  for (const how of ['written in place', 'renamed over', 'swapped through a directory symlink'] as const) {
+    it(`one change ${how} is one call, although the watcher and the poll both see it`, async () => {
+      const dir = mkdtempSync(join(root, 'once-'));
+      let file = join(dir, 'refract.yaml');
+      let change: () => void;
+      if (how === 'swapped through a directory symlink') {
+        mkdirSync(join(dir, 'v1'));
+        writeFileSync(join(dir, 'v1', 'refract.yaml'), 'a: 1\n');
+        symlinkSync('v1', join(dir, 'conf'));
+        file = join(dir, 'conf', 'refract.yaml');
+        change = () => {
+          mkdirSync(join(dir, 'v2'));
+          writeFileSync(join(dir, 'v2', 'refract.yaml'), 'a: 2\n');
+          symlinkSync('v2', join(dir, 'conf.next'));
+          renameSync(join(dir, 'conf.next'), join(dir, 'conf'));
+        };
+      } else {
+        writeFileSync(file, 'a: 1\n');
+        change =
+          how === 'written in place'
+            ? () => writeFileSync(file, 'a: 22\n')
+            : () => {
+                writeFileSync(join(dir, '.tmp'), 'a: 2\n');
+                renameSync(join(dir, '.tmp'), file);
+              };
+      }
+      const c = counter();
+      // A poll every 40 ms: it sees the change after the watcher has reported it, several times over below.
+      const w = watchFileChanges(file, c.onChange, { debounceMs: 20, pollMs: 40 });
+      try {
+        const seen = c.next(how);
+        change();
+        await seen;
+        await sleep(400); // ten poll intervals
+        assert.equal(c.count, 1);
+      } finally {
+        w.close();
+      }
+    });
+  }
 });
