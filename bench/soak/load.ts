@@ -5,7 +5,6 @@
  */
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import { readdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { streamByte, type Answer, type GarbageConn, type GarbageSpec, type LegitResult, type LegitTarget, type Request, type SlowConn, type SlowSpec, type StreamReport } from './protocol.ts';
@@ -162,9 +161,14 @@ function exchange(host: string, t: LegitTarget, n: number): Promise<{ firstByteM
   });
 }
 
-async function legit(host: string, targets: readonly LegitTarget[], concurrency: number, durationMs: number, maxPerTarget: number): Promise<LegitResult[]> {
+async function legit(host: string, targets: readonly LegitTarget[], concurrency: number, durationMs: number, maxPerTarget: number): Promise<{ results: LegitResult[]; slowOpenAtEnd: number }> {
   const end = performance.now() + durationMs;
-  return Promise.all(
+  // The slow clients still open when the window closes (exchanges in flight may finish a little later).
+  let slowOpenAtEnd = -1;
+  const atEnd = setTimeout(() => {
+    slowOpenAtEnd = slow.filter((s) => s.closedAt < 0).length;
+  }, durationMs);
+  const results = await Promise.all(
     targets.map(async (t) => {
       const r: { -readonly [K in keyof LegitResult]: LegitResult[K] } = { kind: t.kind, firstByteMs: [], ok: 0, failures: [], locals: [] };
       let n = 0;
@@ -184,6 +188,11 @@ async function legit(host: string, targets: readonly LegitTarget[], concurrency:
       return r;
     }),
   );
+  if (slowOpenAtEnd < 0) {
+    clearTimeout(atEnd);
+    slowOpenAtEnd = slow.filter((s) => s.closedAt < 0).length;
+  }
+  return { results, slowOpenAtEnd };
 }
 
 // ── garbage ─────────────────────────────────────────────────────────────────────────────────────────────────────
@@ -351,8 +360,6 @@ async function handle(req: Request): Promise<unknown> {
       return streamsProgress();
     case 'streamsStop':
       return streamsStop(req.timeoutMs);
-    case 'status':
-      return { fds: readdirSync('/proc/self/fd').length, slowOpen: slow.filter((s) => s.closedAt < 0).length };
   }
 }
 

@@ -82,8 +82,7 @@ export type Request =
   | { readonly id: number; readonly cmd: 'garbage'; readonly host: string; readonly specs: readonly GarbageSpec[]; readonly timeoutMs: number }
   | { readonly id: number; readonly cmd: 'streams'; readonly host: string; readonly port: number; readonly count: number; readonly chunkBytes: number; readonly everyMs: number; readonly sources: readonly string[] }
   | { readonly id: number; readonly cmd: 'streamsProgress' }
-  | { readonly id: number; readonly cmd: 'streamsStop'; readonly timeoutMs: number }
-  | { readonly id: number; readonly cmd: 'status' };
+  | { readonly id: number; readonly cmd: 'streamsStop'; readonly timeoutMs: number };
 
 /** A request without its id (the client numbers them). */
 export type RequestBody = Request extends infer R ? (R extends Request ? Omit<R, 'id'> : never) : never;

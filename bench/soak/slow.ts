@@ -170,12 +170,11 @@ export async function runSlowSoak(o: SlowOptions): Promise<SlowResult> {
     };
     sample();
     const sampler = setInterval(sample, 250);
-    const [legit, garbage] = await Promise.all([
-      load.call<LegitResult[]>({ cmd: 'legit', host: HOST, targets: [{ kind: 'plain', port: portPlain }, { kind: 'proxy', port: portProxy }, { kind: 'tls', port: portTls, servername: 'tls.example.com' }], concurrency: o.legitConcurrency, durationMs: windowMs, maxPerTarget: o.legitMax }),
+    const [{ results: legit, slowOpenAtEnd: openDuringWindow }, garbage] = await Promise.all([
+      load.call<{ results: LegitResult[]; slowOpenAtEnd: number }>({ cmd: 'legit', host: HOST, targets: [{ kind: 'plain', port: portPlain }, { kind: 'proxy', port: portProxy }, { kind: 'tls', port: portTls, servername: 'tls.example.com' }], concurrency: o.legitConcurrency, durationMs: windowMs, maxPerTarget: o.legitMax }),
       load.call<GarbageConn[]>({ cmd: 'garbage', host: HOST, specs: garbageSpecs, timeoutMs: 15_000 }),
     ]);
     clearInterval(sampler);
-    const openDuringWindow = (await load.call<{ slowOpen: number }>({ cmd: 'status' })).slowOpen;
     if (openDuringWindow !== o.slow) failures.push(`only ${openDuringWindow} of ${o.slow} slow clients were still open when the window ended (a timeout fired early, or the window was too long)`);
     const rss = new Map([...fdPeak].map(([k, v]) => [k, rssKiB(v.pid)]));
     say('waiting for the slow clients to be closed by their timeouts');
