@@ -18,7 +18,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { ClosingEvents, fdCount, fdLimit, freePorts, HOST, listenOverflows, percentile, readEvents, rssKiB, startEcho, startLoad, startServe } from './procs.ts';
-import type { GarbageConn, GarbageSpec, LegitResult, SlowConn, SlowSpec } from './protocol.ts';
+import type { GarbageConn, GarbageSpec, LegitResult, LegitTarget, SlowConn, SlowSpec } from './protocol.ts';
+import { cpuSeconds } from '../proc.ts';
 
 export interface SlowOptions {
   /** Slow clients in all (split evenly over the five kinds). */
@@ -33,6 +34,8 @@ export interface SlowOptions {
   readonly legitMax: number;
   /** Slow connections opened per batch, and the pause between batches (ms). */
   readonly perBatch: number;
+  /** Legitimate clients alone before the slow ones, ms. */
+  readonly baselineMs: number;
   readonly batchGapMs: number;
   readonly log?: (line: string) => void;
 }
@@ -41,8 +44,11 @@ export interface SlowResult {
   readonly failures: string[];
   readonly slowRows: Array<{ kind: string; conns: number; byTimeout: number; code: string; lifetimeP50Ms: number; lifetimeMaxMs: number }>;
   readonly garbageRows: Array<{ kind: string; conns: number; withCode: number; code: string; lifetimeP99Ms: number }>;
-  readonly legitRows: Array<{ kind: string; exchanges: number; ok: number; p50: number; p99: number; max: number }>;
+  /** Legitimate clients alone (`slowOpen` false: the baseline just before) and among the slow ones. */
+  readonly legitRows: Array<{ kind: string; slowOpen: boolean; exchanges: number; ok: number; p50: number; p99: number; max: number }>;
   readonly fds: Array<{ process: string; peak: number; limit: number; rssMiB: number }>;
+  /** CPU time of the two refract children over the ramp and the window, as a share of one core. */
+  readonly cpuShare: number[];
   readonly rampMs: number;
   readonly windowMs: number;
   /** Slow clients still open when the legitimate clients' window ended (all of them, when all is well). */
@@ -125,6 +131,7 @@ export async function runSlowSoak(o: SlowOptions): Promise<SlowResult> {
   const nodeTls = await startServe(fileTls, ['--events', eventsTls]);
   try {
     const hello = await captureClientHello('tls.example.com');
+    const legitTargets: LegitTarget[] = [{ kind: 'plain', port: portPlain }, { kind: 'proxy', port: portProxy }, { kind: 'tls', port: portTls, servername: 'tls.example.com' }];
     const header = Buffer.from(`PROXY TCP4 198.51.100.7 ${HOST} 40000 ${portProxy}\r\n`);
     const per = Math.floor(o.slow / 5);
     const expectSlow: Record<string, string> = {
@@ -143,8 +150,12 @@ export async function runSlowSoak(o: SlowOptions): Promise<SlowResult> {
     ];
     // The dribbled bytes must not complete within the timeout, or the client would not be slow.
     if (header.length * o.dribbleEveryMs <= o.timeoutMs) throw new Error('dribble too fast: the PROXY header would complete before the timeout');
+    // Baseline: the same legitimate clients with no slow client open, just before, on the same (shared) machine.
+    say(`baseline: legitimate clients alone for ${o.baselineMs} ms`);
+    const baseline = (await load.call<{ results: LegitResult[] }>({ cmd: 'legit', host: HOST, targets: legitTargets, concurrency: o.legitConcurrency, durationMs: o.baselineMs, maxPerTarget: o.legitMax })).results;
     say(`opening ${o.slow} slow clients`);
     const overflowsBefore = listenOverflows();
+    const cpuBefore = new Map([nodeProxy.pid, nodeTls.pid].map((pid) => [pid, cpuSeconds(pid)]));
     const opened = await load.call<{ opened: number; connected: number; rampMs: number }>({ cmd: 'slow', host: HOST, specs, perBatch: o.perBatch, batchGapMs: o.batchGapMs });
     if (opened.connected !== o.slow) failures.push(`only ${opened.connected} of ${o.slow} slow clients connected`);
     // Legitimate clients and garbage while every slow client is still open: the window ends well before the first
@@ -159,6 +170,7 @@ export async function runSlowSoak(o: SlowOptions): Promise<SlowResult> {
       { kind: 'tls port, HTTP request', port: portTls, count: o.garbagePerKind, bytes: Buffer.from('GET / HTTP/1.0\r\n\r\n'), sources: GARBAGE_SOURCES, code: 'E_TLS_CLIENT_HANDSHAKE' },
       { kind: 'tls port, random record', port: portTls, count: o.garbagePerKind, bytes: noise(512, 7), sources: GARBAGE_SOURCES, code: 'E_TLS_CLIENT_HANDSHAKE' },
     ];
+    const windowStart = Date.now();
     const fdPeak = new Map<string, { pid: number; peak: number }>([
       ['refract serve (proxy)', { pid: nodeProxy.pid, peak: 0 }],
       ['refract serve (tls, plain)', { pid: nodeTls.pid, peak: 0 }],
@@ -171,10 +183,12 @@ export async function runSlowSoak(o: SlowOptions): Promise<SlowResult> {
     sample();
     const sampler = setInterval(sample, 250);
     const [{ results: legit, slowOpenAtEnd: openDuringWindow }, garbage] = await Promise.all([
-      load.call<{ results: LegitResult[]; slowOpenAtEnd: number }>({ cmd: 'legit', host: HOST, targets: [{ kind: 'plain', port: portPlain }, { kind: 'proxy', port: portProxy }, { kind: 'tls', port: portTls, servername: 'tls.example.com' }], concurrency: o.legitConcurrency, durationMs: windowMs, maxPerTarget: o.legitMax }),
+      load.call<{ results: LegitResult[]; slowOpenAtEnd: number }>({ cmd: 'legit', host: HOST, targets: legitTargets, concurrency: o.legitConcurrency, durationMs: windowMs, maxPerTarget: o.legitMax }),
       load.call<GarbageConn[]>({ cmd: 'garbage', host: HOST, specs: garbageSpecs, timeoutMs: 15_000 }),
     ]);
     clearInterval(sampler);
+    // CPU share of each refract child from the ramp's start to the window's end (ramp + window).
+    const cpuShare = [nodeProxy.pid, nodeTls.pid].map((pid) => (cpuSeconds(pid) - cpuBefore.get(pid)!) / ((Date.now() - windowStart + opened.rampMs) / 1_000));
     if (openDuringWindow !== o.slow) failures.push(`only ${openDuringWindow} of ${o.slow} slow clients were still open when the window ended (a timeout fired early, or the window was too long)`);
     const rss = new Map([...fdPeak].map(([k, v]) => [k, rssKiB(v.pid)]));
     say('waiting for the slow clients to be closed by their timeouts');
@@ -221,7 +235,14 @@ export async function runSlowSoak(o: SlowOptions): Promise<SlowResult> {
       if (withCode !== conns.length) failures.push(`garbage ${spec.kind}: ${conns.length - withCode} of ${conns.length} not closed with ${spec.code}`);
       garbageRows.push({ kind: spec.kind, conns: conns.length, withCode, code: spec.code, lifetimeP99Ms: percentile(conns.map((g) => g.lifetimeMs), 99) });
     }
-    const legitRows: SlowResult['legitRows'] = legit.map((r) => ({ kind: r.kind, exchanges: r.ok + r.failures.length, ok: r.ok, p50: percentile(r.firstByteMs, 50), p99: percentile(r.firstByteMs, 99), max: percentile(r.firstByteMs, 100) }));
+    const row = (r: LegitResult, slowOpen: boolean): SlowResult['legitRows'][number] => ({ kind: r.kind, slowOpen, exchanges: r.ok + r.failures.length, ok: r.ok, p50: percentile(r.firstByteMs, 50), p99: percentile(r.firstByteMs, 99), max: percentile(r.firstByteMs, 100) });
+    const legitRows: SlowResult['legitRows'] = [...baseline.map((r) => row(r, false)), ...legit.map((r) => row(r, true))];
+    for (const r of baseline) {
+      for (const f of r.failures.slice(0, 5)) failures.push(`baseline legitimate ${f}`);
+      const appId = r.kind === 'proxy' ? 'proxied' : r.kind;
+      const ok200 = closing.unclaimed().filter((e) => e.Application === appId && e.Status === 200).slice(0, r.ok);
+      for (const e of ok200) closing.take(e);
+    }
     for (const r of legit) {
       for (const f of r.failures.slice(0, 10)) failures.push(`legitimate ${f}`);
       if (r.failures.length > 10) failures.push(`legitimate ${r.kind}: ${r.failures.length} failures in all`);
@@ -238,7 +259,7 @@ export async function runSlowSoak(o: SlowOptions): Promise<SlowResult> {
     const overflows = listenOverflows() - overflowsBefore;
     if (overflows > 0 && failures.length > 0) failures.push(`the kernel counted ${overflows} accept-queue overflows (TcpExt ListenOverflows, this network namespace) during the run: connections dropped before any process accepted them`);
     const fds = [...fdPeak].map(([name, v]) => ({ process: name, peak: v.peak, limit: fdLimit(v.pid) > 0 ? fdLimit(v.pid) : fdLimit(process.pid), rssMiB: Math.round((rss.get(name) ?? -1) / 1024) }));
-    return { failures, slowRows, garbageRows, legitRows, fds, rampMs: opened.rampMs, windowMs, openDuringWindow, listenOverflows: overflows };
+    return { failures, slowRows, garbageRows, legitRows, fds, cpuShare, rampMs: opened.rampMs, windowMs, openDuringWindow, listenOverflows: overflows };
   } finally {
     await nodeProxy.stop();
     await nodeTls.stop();
