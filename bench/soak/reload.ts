@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import YAML from 'yaml';
-import { ClosingEvents, fdCount, freePorts, HOST, percentile, readEvents, ROOT, rssKiB, startEcho, startLoad, startServe, waitFor } from './procs.ts';
+import { ClosingEvents, fdCount, freePorts, HOST, percentile, readEvents, ROOT, rssKiB, startEcho, startLoad, startServe, waitFor, raisePriority } from './procs.ts';
 import type { StreamReport } from './protocol.ts';
 
 export interface ReloadOptions {
@@ -33,6 +33,8 @@ export interface ReloadOptions {
   readonly everyMs: number;
   readonly probeEvery: number;
   readonly log?: (line: string) => void;
+  /** Run the children and the runner at nice −10 (see `raisePriority`): `npm run soak` does, the tests do not. */
+  readonly priority?: boolean;
 }
 
 export interface ReloadResult {
@@ -122,6 +124,7 @@ export async function runReloadSoak(o: ReloadOptions): Promise<ReloadResult> {
   const failures: string[] = [];
   const load = startLoad();
   const serve = await startServe(file, ['--events', events]);
+  if (o.priority === true) raisePriority([serve.pid, load.pid, process.pid]);
   try {
     say(`opening ${o.streams} streams`);
     const opened = await load.call<{ connected: number }>({ cmd: 'streams', host: HOST, port: portStream, count: o.streams, chunkBytes: o.chunkBytes, everyMs: o.everyMs, sources: STREAM_SOURCES });

@@ -2,7 +2,7 @@
  * `npm run soak`: slow and hostile clients (bench/soak/slow.ts), then configuration changes under load by file
  * reload and by the management API (bench/soak/reload.ts), each against `refract serve` children on loopback, with
  * the load in its own process. Prints one table per part and exits 1 when any check failed. Bounded: every count
- * is fixed by a flag, every wait has a deadline, and a hard timeout (`--max-minutes`, default 20) kills the run.
+ * is fixed by a flag, every wait has a deadline, and a hard timeout (`--max-minutes`, default 45) kills the run.
  *
  *   --slow N            slow clients (default 5000), split over five kinds
  *   --timeout-ms MS     the PROXY-header, TLS-handshake and idle timeouts under test (default 20000)
@@ -11,13 +11,14 @@
  *   --streams N         checksummed streams during the changes (default 500)
  *   --only slow|file|api   one part only
  *
+ * With the privilege (root or CAP_SYS_NICE) the children and the runner run at nice −10, as `npm run bench` does.
  * Figures from a run are in docs/hardening.md, "Soak".
  */
 import { parseArgs } from 'node:util';
 import { availableParallelism, loadavg } from 'node:os';
 import { runSlowSoak, type SlowResult } from './slow.ts';
 import { runReloadSoak, type ReloadResult } from './reload.ts';
-import { killAll } from './procs.ts';
+import { killAll, restorePriority } from './procs.ts';
 
 const { values } = parseArgs({
   options: {
@@ -27,7 +28,7 @@ const { values } = parseArgs({
     'api-changes': { type: 'string', default: '1000' },
     streams: { type: 'string', default: '500' },
     only: { type: 'string' },
-    'max-minutes': { type: 'string', default: '20' },
+    'max-minutes': { type: 'string', default: '45' },
   },
 });
 const num = (k: keyof typeof values): number => {
@@ -95,7 +96,7 @@ async function main(): Promise<number> {
   const tables: string[] = [];
   if (only === undefined || only === 'slow') {
     const timeoutMs = num('timeout-ms');
-    const r = await runSlowSoak({ slow: num('slow'), timeoutMs, dribbleEveryMs: 1_000, garbagePerKind: 100, legitConcurrency: 4, legitMax: 100_000, perBatch: 100, batchGapMs: 100, baselineMs: 5_000, log: say });
+    const r = await runSlowSoak({ slow: num('slow'), timeoutMs, dribbleEveryMs: 1_000, garbagePerKind: 100, legitConcurrency: 4, legitMax: 100_000, perBatch: 100, batchGapMs: 100, baselineMs: 5_000, priority: true, log: say });
     tables.push(slowTable(r, timeoutMs));
     failures.push(...r.failures.map((f) => `slow: ${f}`));
     process.stdout.write(`${tables.at(-1)}\n\n`);
@@ -103,7 +104,7 @@ async function main(): Promise<number> {
   const reloads: ReloadResult[] = [];
   for (const mode of ['file', 'api'] as const) {
     if (only !== undefined && only !== mode) continue;
-    const r = await runReloadSoak({ mode, changes: num(mode === 'file' ? 'reloads' : 'api-changes'), streams: num('streams'), chunkBytes: 2_048, everyMs: 250, probeEvery: 100, log: say });
+    const r = await runReloadSoak({ mode, changes: num(mode === 'file' ? 'reloads' : 'api-changes'), streams: num('streams'), chunkBytes: 2_048, everyMs: 250, probeEvery: 100, priority: true, log: say });
     reloads.push(r);
     failures.push(...r.failures.map((f) => `${mode}: ${f}`));
   }
@@ -120,11 +121,13 @@ async function main(): Promise<number> {
 main().then(
   (code) => {
     killAll();
+    restorePriority();
     process.exit(code);
   },
   (e: unknown) => {
     process.stderr.write(`soak: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     killAll();
+    restorePriority();
     process.exit(2);
   },
 );

@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { ClosingEvents, fdCount, fdLimit, freePorts, HOST, listenOverflows, percentile, readEvents, rssKiB, startEcho, startLoad, startServe } from './procs.ts';
+import { ClosingEvents, fdCount, fdLimit, freePorts, HOST, listenOverflows, percentile, readEvents, rssKiB, startEcho, startLoad, startServe, raisePriority } from './procs.ts';
 import type { GarbageConn, GarbageSpec, LegitResult, LegitTarget, SlowConn, SlowSpec } from './protocol.ts';
 import { cpuSeconds } from '../proc.ts';
 
@@ -38,6 +38,8 @@ export interface SlowOptions {
   readonly baselineMs: number;
   readonly batchGapMs: number;
   readonly log?: (line: string) => void;
+  /** Run the children and the runner at nice −10 (see `raisePriority`): `npm run soak` does, the tests do not. */
+  readonly priority?: boolean;
 }
 
 export interface SlowResult {
@@ -129,6 +131,7 @@ export async function runSlowSoak(o: SlowOptions): Promise<SlowResult> {
   const load = startLoad();
   const nodeProxy = await startServe(fileProxy, ['--events', eventsProxy]);
   const nodeTls = await startServe(fileTls, ['--events', eventsTls]);
+  if (o.priority === true) raisePriority([nodeProxy.pid, nodeTls.pid, load.pid, process.pid]);
   try {
     const hello = await captureClientHello('tls.example.com');
     const legitTargets: LegitTarget[] = [{ kind: 'plain', port: portPlain }, { kind: 'proxy', port: portProxy }, { kind: 'tls', port: portTls, servername: 'tls.example.com' }];
