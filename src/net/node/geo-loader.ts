@@ -24,6 +24,7 @@ import {
   type GeoCsvParser,
   type GeoLookup,
   type GeoParseResult,
+  type GeoTableStats,
   type RangeSource,
   type RangeTable,
 } from '../../core/geo.ts';
@@ -46,6 +47,10 @@ export type GeoLoadEvent =
       readonly format: 'csv' | 'mmdb';
       /** CSV: ranges loaded (both families). Absent for MMDB. */
       readonly ranges?: number;
+      /** CSV: ranges inside another range, ranges overlapping one partly, and the disjoint segments looked up (`GeoTableStats`). */
+      readonly nested?: number;
+      readonly partial?: number;
+      readonly segments?: number;
       /** Time to read and parse, ms. */
       readonly ms: number;
     }
@@ -112,7 +117,7 @@ async function parsePieces<V>(parser: GeoCsvParser<V>, text: string): Promise<Ge
   return parser.finish();
 }
 
-async function loadCsv(kind: GeoKind, file: string): Promise<{ source: RangeTable<string> | RangeTable<AsnInfo>; ranges: number }> {
+async function loadCsv(kind: GeoKind, file: string): Promise<{ source: RangeTable<string> | RangeTable<AsnInfo>; stats: GeoTableStats }> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -123,7 +128,7 @@ async function loadCsv(kind: GeoKind, file: string): Promise<{ source: RangeTabl
   const r: GeoParseResult<RangeTable<string> | RangeTable<AsnInfo>> =
     kind === 'country' ? await parsePieces(countryCsvParser(opts), text) : await parsePieces(asnCsvParser(opts), text);
   if (!r.ok) throw new RefractError('E_GEO_FORMAT', { message: r.message, details: { file, line: r.line } });
-  return { source: r.value, ranges: r.value.size };
+  return { source: r.value, stats: r.value.stats };
 }
 
 /** Address text as an MMDB reader should get it: IPv4-mapped IPv6 as IPv4, no zone; undefined if not an address. */
@@ -207,8 +212,8 @@ async function loadOne(kind: GeoKind, file: string): Promise<{ source: Slot['sou
     const source = await loadMmdb(kind, file);
     return { source, event: { event: 'geo.loaded', kind, file, format: 'mmdb', ms: Math.round(performance.now() - t0) } };
   }
-  const { source, ranges } = await loadCsv(kind, file);
-  return { source, event: { event: 'geo.loaded', kind, file, format: 'csv', ranges, ms: Math.round(performance.now() - t0) } };
+  const { source, stats } = await loadCsv(kind, file);
+  return { source, event: { event: 'geo.loaded', kind, file, format: 'csv', ...stats, ms: Math.round(performance.now() - t0) } };
 }
 
 /**
