@@ -258,7 +258,7 @@ export class ApiStore {
 
   /** Opens (creating the file and folder if needed) and migrates. `:memory:` for a throwaway store. */
   constructor(file: string) {
-    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true, mode: 0o700 }); // the data directory: private (the local CA may live here too)
     this.#db = new Database(file);
     // Two processes may open a new database at once (`refract token create` twice, or beside `serve`): the busy
     // timeout comes first so every step below waits for the other instead of failing with SQLITE_BUSY.

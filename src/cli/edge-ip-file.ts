@@ -38,7 +38,7 @@ export function readEdgeIpFile(path: string, onBad: (err: unknown) => void): Edg
 
 /** Writes `state` to `path` atomically (temporary file in the same folder, then rename). */
 export function writeEdgeIpFile(path: string, state: EdgeIpState): void {
-  mkdirSync(dirname(path), { recursive: true });
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 }); // the data directory: the local CA lives here too by default
   const tmp = `${path}.${process.pid}.tmp`;
   writeFileSync(tmp, JSON.stringify({ version: 1, names: state.names, ...(state.held === undefined ? {} : { held: state.held }) }, null, 2) + '\n');
   renameSync(tmp, path);

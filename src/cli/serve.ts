@@ -169,6 +169,7 @@ function restartOnlyChanges(running: RefractConfig, next: RefractConfig): string
   if (JSON.stringify(running.geo) !== JSON.stringify(next.geo)) out.push('geo');
   if (running.node.tls.dataDir !== next.node.tls.dataDir) out.push('edge.tls.data_dir');
   if (running.node.dataDir !== next.node.dataDir) out.push('node.data_dir');
+  if (running.node.user !== next.node.user || running.node.group !== next.node.group) out.push('node.user');
   if (JSON.stringify(running.api) !== JSON.stringify(next.api)) out.push('api');
   if (JSON.stringify(running.metrics) !== JSON.stringify(next.metrics)) out.push('metrics');
   if (JSON.stringify([running.log.events, running.log.eventsRotate, running.log.eventsHttp]) !== JSON.stringify([next.log.events, next.log.eventsRotate, next.log.eventsHttp])) out.push('log.events');
@@ -379,6 +380,22 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
       const zones = dnsView.zones.map((z) => z.name);
       log.info({ event: 'dns.started', listen: hostPort(dns.address.address, dns.address.port), zones }, 'DNS server started');
       process.stderr.write(`refract: DNS server on ${hostPort(dns.address.address, dns.address.port)} (udp+tcp), authoritative for ${zones.join(', ')}, ttl ${dnsView.ttlSec} s\n`);
+    }
+    // Every listener is bound: drop root now (node.user; docs/deploy.md, "Dropping root"). A failure stops the start.
+    if (config.node.user !== undefined || config.node.group !== undefined) {
+      const { assertWritableAfterDrop, dropPrivileges, handOver } = await import('./privileges.ts');
+      const dataDirs = [resolvePath(baseDir, config.node.dataDir ?? '.refract'), resolvePath(baseDir, config.node.tls.dataDir)];
+      const ids = dropPrivileges({ user: config.node.user, group: config.node.group }, undefined, undefined, () => handOver(dataDirs, config.node.user ?? '', config.node.group));
+      const events = opts.events ?? config.log.events;
+      assertWritableAfterDrop(
+        [
+          ...dataDirs,
+          ...(opts.pidFile !== undefined ? [dirname(resolvePath(opts.pidFile))] : []),
+          ...(events !== undefined && events !== 'stdout' ? [dirname(resolvePath(events))] : []),
+        ],
+        config.node.user ?? '',
+      );
+      log.info({ event: 'serve.privileges_dropped', user: config.node.user, group: config.node.group, ...ids }, 'dropped root after binding');
     }
     log.info({ event: 'serve.started', config: file, pid: process.pid, ...r }, 'refract is serving');
     process.stderr.write(`refract: serving ${file} (pid ${process.pid}): ${plural(config.apps.length, 'app')}, ${plural(r.listeners, 'listener')}, access log ${accessLog}\n`);

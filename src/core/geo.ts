@@ -7,8 +7,14 @@
  *   ASN:     `start,end,asn,org`            e.g. `1.0.0.0,1.0.0.255,13335,CLOUDFLARENET`
  * `start` and `end` are an inclusive range, as addresses (IPv4 or IPv6) or as integers (the `-num` files). Fields
  * past those are ignored (so city files give their country), fields may be quoted (RFC 4180), a first line that
- * is not data is a header, `#` lines are comments. Ranges must not overlap; rows are sorted if they are not.
- * A table is parsed once into sorted typed arrays per family; a lookup is one binary search, no allocation.
+ * is not data is a header, `#` lines are comments. Rows may come in any order.
+ *
+ * Ranges may overlap (the shipped files nest single addresses and small blocks inside larger ones, and a few
+ * ranges overlap partly): every address gets the value of the **narrowest** range that holds it, as an MMDB lookup
+ * gets its most specific network; of two equally wide ranges the later line wins. At `finish()` the ranges are
+ * flattened into disjoint segments (a sweep over the sorted starts with a heap of open ranges keyed by width:
+ * O(n log n), at most 2n − 1 segments, adjacent segments of one value merged), so a lookup is one binary search,
+ * no allocation.
  */
 import { isV4MappedWords, parseIpWords, parseIpWordsAt } from '../model/ip.ts';
 
@@ -27,6 +33,18 @@ export interface GeoLookup {
   country(ip: string): string | undefined;
   /** The AS announcing the address; undefined when unknown. */
   asn(ip: string): AsnInfo | undefined;
+}
+
+/** Counts of one loaded CSV table (both families), reported in `geo.loaded`. */
+export interface GeoTableStats {
+  /** Ranges read (rows with data). */
+  readonly ranges: number;
+  /** Ranges that lie inside another range (an equal range included): they win for the addresses they cover. */
+  readonly nested: number;
+  /** Ranges that overlap an earlier-starting range without lying inside it: the narrower wins where they overlap. */
+  readonly partial: number;
+  /** Disjoint segments after flattening: what a lookup searches. */
+  readonly segments: number;
 }
 
 /** Maps an address to a value: a parsed CSV table here, an MMDB reader in src/net/node. */
@@ -57,9 +75,12 @@ const V6_MAX = (1n << 128n) - 1n;
  * rows with equal values share one object.
  */
 export class RangeTable<V> implements RangeSource<V> {
-  /** Number of ranges (both families). */
+  /** Number of ranges read (both families; rows without data not counted). */
   readonly size: number;
+  /** What loading found: ranges read, how many overlapped others, and the disjoint segments looked up. */
+  readonly stats: GeoTableStats;
 
+  /** Segments: disjoint, sorted by start. */
   constructor(
     private readonly v4Start: Uint32Array,
     private readonly v4End: Uint32Array,
@@ -69,8 +90,10 @@ export class RangeTable<V> implements RangeSource<V> {
     private readonly v6End: Uint32Array,
     private readonly v6Value: Int32Array,
     private readonly values: readonly V[],
+    counts: { readonly ranges: number; readonly nested: number; readonly partial: number } = { ranges: v4Value.length + v6Value.length, nested: 0, partial: 0 },
   ) {
-    this.size = v4Value.length + v6Value.length;
+    this.size = counts.ranges;
+    this.stats = Object.freeze({ ...counts, segments: v4Value.length + v6Value.length });
   }
 
   /** The value of the range holding `ip` (IPv4-mapped IPv6 is looked up as IPv4), or undefined. */
@@ -185,17 +208,6 @@ class Rows {
   get count(): number {
     return this.value.n;
   }
-  /** Sign of (start of row i) − (start of row j), or with `endOfI`, (end of row i) − (start of row j). */
-  cmp(i: number, j: number, endOfI = false): number {
-    const a = endOfI ? this.end.a : this.start.a;
-    const b = this.start.a;
-    for (let k = 0; k < this.w; k++) {
-      const x = a[i * this.w + k] ?? 0;
-      const y = b[j * this.w + k] ?? 0;
-      if (x !== y) return x < y ? -1 : 1;
-    }
-    return 0;
-  }
 }
 
 /** The parse of one address field: family and words in `ADDR_A`/`ADDR_B`. */
@@ -234,7 +246,7 @@ export interface GeoCsvParser<V> {
    * numbers in errors count across pieces. Returns the failure, or undefined.
    */
   feed(text: string, from?: number, to?: number): Extract<GeoParseResult<never>, { ok: false }> | undefined;
-  /** Sorts, checks for overlaps, and builds the table. */
+  /** Sorts, flattens overlapping ranges (the narrowest wins), and builds the table. */
   finish(): GeoParseResult<RangeTable<V>>;
 }
 
@@ -336,47 +348,206 @@ function csvParser<V>(opts: GeoCsvOptions, what: string, values: V[], valueOf: V
     },
     finish(): GeoParseResult<RangeTable<V>> {
       if (failed !== undefined) return failed;
-      const o4 = order(v4, fail);
-      if (!Array.isArray(o4)) return o4;
-      const o6 = order(v6, fail);
-      if (!Array.isArray(o6)) return o6;
-      const pick = (rows: Rows, idx: readonly number[], from: Words): Uint32Array => {
-        const w = rows.w;
-        const out = new Uint32Array(idx.length * w);
-        for (let k = 0; k < idx.length; k++) {
-          const r = idx[k] ?? 0;
-          for (let j = 0; j < w; j++) out[k * w + j] = from.a[r * w + j] ?? 0;
-        }
-        return out;
-      };
-      const table = new RangeTable<V>(
-        pick(v4, o4, v4.start),
-        pick(v4, o4, v4.end),
-        Int32Array.from(o4, (r) => v4.value.a[r] ?? -1),
-        pick(v6, o6, v6.start),
-        pick(v6, o6, v6.end),
-        Int32Array.from(o6, (r) => v6.value.a[r] ?? -1),
-        Object.freeze(values),
-      );
+      const f4 = flatten(v4);
+      const f6 = flatten(v6);
+      const table = new RangeTable<V>(f4.start, f4.end, f4.value, f6.start, f6.end, f6.value, Object.freeze(values), {
+        ranges: v4.count + v6.count,
+        nested: f4.nested + f6.nested,
+        partial: f4.partial + f6.partial,
+      });
       return { ok: true, value: table };
     },
   };
 }
 
-/** Row indices sorted by start (files usually are already), or a failure naming two overlapping lines. */
-function order(rows: Rows, fail: (line: number, why: string) => Failure): number[] | Failure {
-  const idx = Array.from({ length: rows.count }, (_, i) => i);
-  let sorted = true;
-  for (let i = 1; i < idx.length && sorted; i++) sorted = rows.cmp(i - 1, i) <= 0;
-  if (!sorted) idx.sort((a, b) => rows.cmp(a, b) || a - b);
-  for (let k = 1; k < idx.length; k++) {
-    const prev = idx[k - 1] ?? 0;
-    const cur = idx[k] ?? 0;
-    if (rows.cmp(prev, cur, true) >= 0) {
-      return fail(rows.line.a[cur] ?? 0, `the range overlaps the one on line ${rows.line.a[prev] ?? 0}`);
-    }
+// ── flattening overlapping ranges ──────────────────────────────────────────────────────────────────────────────
+
+/** Sign of a[ai*w..] − b[bi*w..], as w-word big-endian numbers. */
+function cmpW(a: Uint32Array, ai: number, b: Uint32Array, bi: number, w: number): number {
+  for (let k = 0; k < w; k++) {
+    const x = a[ai * w + k] ?? 0;
+    const y = b[bi * w + k] ?? 0;
+    if (x !== y) return x < y ? -1 : 1;
   }
-  return idx;
+  return 0;
+}
+
+/** Copies the w words of src[si*w..] into dst[di*w..]. */
+function copyW(dst: Uint32Array, di: number, src: Uint32Array, si: number, w: number): void {
+  for (let k = 0; k < w; k++) dst[di * w + k] = src[si * w + k] ?? 0;
+}
+
+/** Adds `d` (+1 or −1) to the w-word number at a[0..w); true when it wraps (past the last address, or below 0). */
+function stepW(a: Uint32Array, w: number, d: 1 | -1): boolean {
+  for (let k = w - 1; k >= 0; k--) {
+    const x = a[k] ?? 0;
+    if (d === 1 ? x !== U32_MAX : x !== 0) {
+      a[k] = x + d;
+      return false;
+    }
+    a[k] = d === 1 ? 0 : U32_MAX;
+  }
+  return true;
+}
+
+/** A binary min-heap of row indices under `less`. */
+class RowHeap {
+  private a = new Int32Array(64);
+  n = 0;
+  constructor(private readonly less: (x: number, y: number) => boolean) {}
+  get top(): number {
+    return this.a[0] ?? -1;
+  }
+  push(x: number): void {
+    if (this.n === this.a.length) {
+      const b = new Int32Array(this.a.length * 2);
+      b.set(this.a);
+      this.a = b;
+    }
+    let i = this.n++;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      const y = this.a[p] ?? 0;
+      if (!this.less(x, y)) break;
+      this.a[i] = y;
+      i = p;
+    }
+    this.a[i] = x;
+  }
+  pop(): void {
+    const x = this.a[--this.n] ?? 0;
+    let i = 0;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= this.n) break;
+      const r = c + 1;
+      if (r < this.n && this.less(this.a[r] ?? 0, this.a[c] ?? 0)) c = r;
+      const y = this.a[c] ?? 0;
+      if (!this.less(y, x)) break;
+      this.a[i] = y;
+      i = c;
+    }
+    if (this.n > 0) this.a[i] = x;
+  }
+}
+
+interface Flat {
+  readonly start: Uint32Array;
+  readonly end: Uint32Array;
+  readonly value: Int32Array;
+  readonly nested: number;
+  readonly partial: number;
+}
+
+/**
+ * The ranges of one family as disjoint segments, each address keeping the value of the narrowest range that holds
+ * it (equal widths: the later line). Sweeps the rows in order of start with a heap of the ranges open at the
+ * current address, narrowest on top; a range that has ended leaves the heap when it reaches the top.
+ */
+function flatten(rows: Rows): Flat {
+  const w = rows.w;
+  const n = rows.count;
+  const S = rows.start.a;
+  const E = rows.end.a;
+  const line = rows.line.a;
+  // Start ascending, then end descending (a range before those inside it), then line.
+  const byStart = (i: number, j: number): number => cmpW(S, i, S, j, w) || cmpW(E, j, E, i, w) || (line[i] ?? 0) - (line[j] ?? 0);
+  // An array, not a typed array: its sort (TimSort) is near linear on the nearly sorted rows files hold.
+  const idx = Array.from({ length: n }, (_, i) => i);
+  let sorted = true;
+  for (let i = 1; i < n && sorted; i++) sorted = byStart(i - 1, i) < 0;
+  if (!sorted) idx.sort(byStart);
+
+  // Widths (end − start, w words) for the heap; overlap counts against the furthest end seen so far.
+  const width = new Uint32Array(n * w);
+  let nested = 0;
+  let partial = 0;
+  let reach = -1; // the row with the furthest end so far
+  for (let k = 0; k < n; k++) {
+    const r = idx[k] ?? 0;
+    let borrow = 0;
+    for (let j = w - 1; j >= 0; j--) {
+      let d = (E[r * w + j] ?? 0) - (S[r * w + j] ?? 0) - borrow;
+      borrow = d < 0 ? 1 : 0;
+      if (d < 0) d += 0x1_0000_0000;
+      width[r * w + j] = d;
+    }
+    if (reach !== -1 && cmpW(S, r, E, reach, w) <= 0) {
+      if (cmpW(E, r, E, reach, w) <= 0) nested++;
+      else partial++;
+    }
+    if (reach === -1 || cmpW(E, r, E, reach, w) > 0) reach = r;
+  }
+
+  const heap = new RowHeap((x, y) => {
+    const c = cmpW(width, x, width, y, w);
+    return c !== 0 ? c < 0 : (line[x] ?? 0) > (line[y] ?? 0);
+  });
+  const outStart = new Words();
+  const outEnd = new Words();
+  const outValue: number[] = [];
+  const pos = new Uint32Array(w); // the first address not yet given a segment
+  const segEnd = new Uint32Array(w);
+  if (n > 0) copyW(pos, 0, S, idx[0] ?? 0, w);
+  let contiguous = false; // pos follows the last segment directly
+  let k = 0;
+  while (n > 0) {
+    // Fast path, most rows of a file: with no range open, a range that overlaps neither neighbour is a segment as it
+    // stands (it starts at or after pos: rows not yet taken start there or later).
+    if (heap.n === 0 && k < n) {
+      const r = idx[k] ?? 0;
+      const next = idx[k + 1];
+      if (next === undefined || cmpW(E, r, S, next, w) < 0) {
+        const v = rows.value.a[r] ?? 0;
+        const last = outValue.length - 1;
+        if (contiguous && outValue[last] === v && cmpW(pos, 0, S, r, w) === 0) {
+          copyW(outEnd.a, last, E, r, w);
+        } else {
+          for (let j = 0; j < w; j++) {
+            outStart.push(S[r * w + j] ?? 0);
+            outEnd.push(E[r * w + j] ?? 0);
+          }
+          outValue.push(v);
+        }
+        k++;
+        copyW(pos, 0, E, r, w);
+        if (stepW(pos, w, 1)) break;
+        contiguous = true;
+        continue;
+      }
+    }
+    while (k < n && cmpW(S, idx[k] ?? 0, pos, 0, w) <= 0) heap.push(idx[k++] ?? 0);
+    while (heap.n > 0 && cmpW(E, heap.top, pos, 0, w) < 0) heap.pop();
+    if (heap.n === 0) {
+      if (k >= n) break;
+      const r = idx[k] ?? 0;
+      copyW(pos, 0, S, r, w);
+      contiguous = false;
+      continue;
+    }
+    const top = heap.top;
+    copyW(segEnd, 0, E, top, w);
+    if (k < n && cmpW(S, idx[k] ?? 0, segEnd, 0, w) <= 0) {
+      // The next range starts inside this segment (after pos): cut there, it may be narrower.
+      copyW(segEnd, 0, S, idx[k] ?? 0, w);
+      stepW(segEnd, w, -1);
+    }
+    const v = rows.value.a[top] ?? 0;
+    const last = outValue.length - 1;
+    if (contiguous && outValue[last] === v) {
+      for (let j = 0; j < w; j++) outEnd.a[last * w + j] = segEnd[j] ?? 0;
+    } else {
+      for (let j = 0; j < w; j++) {
+        outStart.push(pos[j] ?? 0);
+        outEnd.push(segEnd[j] ?? 0);
+      }
+      outValue.push(v);
+    }
+    copyW(pos, 0, segEnd, 0, w);
+    if (stepW(pos, w, 1)) break; // the segment ends at the last address of the family
+    contiguous = true;
+  }
+  return { start: outStart.done(), end: outEnd.done(), value: Int32Array.from(outValue), nested, partial };
 }
 
 /** Two letters or digits. */
@@ -420,6 +591,11 @@ export function countryCsvParser(opts: GeoCsvOptions = {}): GeoCsvParser<string>
     }
     return i;
   });
+}
+
+/** A string that shares no memory with the text it was cut from (V8 keeps slices of 13+ characters as views). */
+function flatCopy(s: string): string {
+  return JSON.parse(JSON.stringify(s)) as string;
 }
 
 /** `13335`, `AS13335` (any case, spaces around) → 13335; undefined unless 0 to 4294967295. */
@@ -467,7 +643,8 @@ export function asnCsvParser(opts: GeoCsvOptions = {}): GeoCsvParser<AsnInfo> {
     let i = byOrg.get(org);
     if (i === undefined) {
       i = values.length;
-      values.push(Object.freeze(org === '' ? { asn } : { asn, org }));
+      // A copy: a slice of the file text would keep the whole text alive for as long as the table lives.
+      values.push(Object.freeze(org === '' ? { asn } : { asn, org: flatCopy(org) }));
       byOrg.set(org, i);
     }
     return i;

@@ -232,6 +232,8 @@ const GEO_FIELDS = {
 const NODE_FIELDS = {
   id: z.string().regex(LIMITS.idPattern, 'node.id must be 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit'),
   data_dir: z.string().min(1),
+  user: z.string().min(1),
+  group: z.string().min(1),
 };
 
 const EDGE_FIELDS = {
@@ -521,6 +523,8 @@ export function validateConfig(raw: unknown): ConfigResult {
       handshakeTimeoutMs: edgeV.tls?.handshake_timeout_ms ?? DEFAULTS.tlsHandshakeTimeoutMs,
       strictSni: edgeV.tls?.strict_sni ?? DEFAULTS.tlsStrictSni,
     },
+    ...(nodeV.user !== undefined ? { user: nodeV.user } : {}),
+    ...(nodeV.group !== undefined ? { group: nodeV.group } : {}),
   };
   const log: LogSettings = {
     level: logV.level ?? DEFAULTS.logLevel,

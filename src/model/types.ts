@@ -194,6 +194,9 @@ export interface NodeSettings {
   /** Most origin addresses tried for one connection before it fails (a refused or timed-out address moves on). */
   readonly maxConnectAttempts: number;
   readonly tls: TlsSettings;
+  /** Drop root to this user (and group) once every listener is bound (src/cli/privileges.ts). */
+  readonly user?: string | undefined;
+  readonly group?: string | undefined;
 }
 
 export interface TlsSettings {

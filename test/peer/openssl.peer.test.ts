@@ -156,7 +156,7 @@ async function startSServer(dir: string, port: number, pair: { cert: string; key
   const certFile = join(dir, `s_server-${port}.pem`);
   const keyFile = join(dir, `s_server-${port}-key.pem`);
   writeFileSync(certFile, pair.cert);
-  writeFileSync(keyFile, pair.key);
+  writeFileSync(keyFile, pair.key, { mode: 0o600 });
   const child = spawn(needOpenssl(), ['s_server', '-accept', `${HOST}:${port}`, '-cert', certFile, '-key', keyFile, '-rev', ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });

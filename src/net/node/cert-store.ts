@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { RefractError, isRefractError } from '../../model/errors.ts';
+import { assertPrivate } from './key-permissions.ts';
 import type { CertInfo, CertRequest, CertSource, TlsIdentity, TlsTrust } from '../ports.ts';
 import { openLocalCa, type LocalCa } from './local-ca.ts';
 import { describeCert, splitPemCerts, type KeyType } from './x509.ts';
@@ -27,7 +28,8 @@ export interface NodeCertSourceOptions {
  * - `identities`: per request, `certFile` + `keyFile` (both or neither) are read and checked: the cert file holds
  *   the leaf then its intermediates (the chain), the key must match the leaf. Without files the local CA issues
  *   (or reuses) a leaf for `names`. Errors: E_TLS_CERT_READ (unreadable file), E_TLS_CERT_INVALID (no/bad PEM,
- *   unsupported key type, key mismatch, only one of the two files), E_TLS_NO_CERTIFICATE (no files and no names),
+ *   unsupported key type, key mismatch, only one of the two files), E_TLS_KEY_PERMISSIONS (a key file group- or
+ *   world-accessible: key-permissions.ts), E_TLS_NO_CERTIFICATE (no files and no names),
  *   E_TLS_CA (local CA). `details` carry `appId` and `file`.
  * - `trust`: `{ system: true, cas, pem }` from the bundle (E_TLS_CERT_READ / E_TLS_CERT_INVALID), or
  *   `{ system: true, cas: [] }` without one.
@@ -75,6 +77,7 @@ export function createNodeCertSource(opts: NodeCertSourceOptions): CertSource {
   async function identityFor(req: CertRequest, read: (file: string, appId: string) => Promise<string>): Promise<TlsIdentity> {
     const { appId, certFile, keyFile } = req;
     if (certFile !== undefined && keyFile !== undefined) {
+      await assertPrivate(resolve(keyFile), 'key', { appId });
       const [certText, keyText] = await Promise.all([read(certFile, appId), read(keyFile, appId)]);
       return fromFiles(appId, resolve(certFile), certText, resolve(keyFile), keyText);
     }

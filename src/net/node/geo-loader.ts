@@ -25,6 +25,7 @@ import {
   type GeoCsvParser,
   type GeoLookup,
   type GeoParseResult,
+  type GeoTableStats,
   type RangeSource,
 } from '../../core/geo.ts';
 import { RefractError } from '../../model/errors.ts';
@@ -47,6 +48,10 @@ export type GeoLoadEvent =
       readonly format: 'csv' | 'mmdb';
       /** CSV: ranges loaded (both families). Absent for MMDB. */
       readonly ranges?: number;
+      /** CSV: ranges inside another range, ranges overlapping one partly, and the disjoint segments looked up (`GeoTableStats`). */
+      readonly nested?: number;
+      readonly partial?: number;
+      readonly segments?: number;
       /** Time to read and parse, ms. */
       readonly ms: number;
     }
@@ -134,7 +139,7 @@ async function checkSize(file: string, maxBytes: number): Promise<void> {
 }
 
 /** Reads and parses a CSV file on this thread, in pieces (the worker runs this; so does `worker: false`). */
-export async function loadCsv(kind: GeoKind, file: string, maxBytes = GEO_MAX_BYTES): Promise<{ source: RangeTable<string> | RangeTable<AsnInfo>; ranges: number }> {
+export async function loadCsv(kind: GeoKind, file: string, maxBytes = GEO_MAX_BYTES): Promise<{ source: RangeTable<string> | RangeTable<AsnInfo>; stats: GeoTableStats }> {
   await checkSize(file, maxBytes);
   let text: string;
   try {
@@ -146,7 +151,7 @@ export async function loadCsv(kind: GeoKind, file: string, maxBytes = GEO_MAX_BY
   const r: GeoParseResult<RangeTable<string> | RangeTable<AsnInfo>> =
     kind === 'country' ? await parsePieces(countryCsvParser(opts), text) : await parsePieces(asnCsvParser(opts), text);
   if (!r.ok) throw new RefractError('E_GEO_FORMAT', { message: r.message, details: { file, line: r.line } });
-  return { source: r.value, ranges: r.value.size };
+  return { source: r.value, stats: r.value.stats };
 }
 
 /** Address text as an MMDB reader should get it: IPv4-mapped IPv6 as IPv4, no zone; undefined if not an address. */
@@ -226,7 +231,7 @@ async function loadMmdb(kind: GeoKind, file: string): Promise<RangeSource<string
 
 /** What geo-worker.ts posts back: the table (its own fields, cloned), or the error's parts. */
 export type GeoWorkerReply =
-  | { readonly ok: true; readonly table: object; readonly ranges: number; readonly probe: { readonly ip: string; readonly value: unknown } | undefined }
+  | { readonly ok: true; readonly table: object; readonly stats: GeoTableStats; readonly probe: { readonly ip: string; readonly value: unknown } | undefined }
   | { readonly ok: false; readonly code: string; readonly message: string; readonly details: Record<string, unknown> };
 
 /**
@@ -235,7 +240,7 @@ export type GeoWorkerReply =
  * size, and one address the worker looked up answers the same here), and a table that does not survive the clone
  * is loaded on this thread instead.
  */
-function loadCsvOffThread(kind: GeoKind, file: string, maxBytes: number): Promise<{ source: RangeTable<string> | RangeTable<AsnInfo>; ranges: number }> {
+function loadCsvOffThread(kind: GeoKind, file: string, maxBytes: number): Promise<{ source: RangeTable<string> | RangeTable<AsnInfo>; stats: GeoTableStats }> {
   return new Promise((resolve, reject) => {
     let settled = false;
     const worker = startWorker(new URL('./geo-worker.ts', import.meta.url), { kind, file, maxBytes });
@@ -249,11 +254,11 @@ function loadCsvOffThread(kind: GeoKind, file: string, maxBytes: number): Promis
       const table = Object.setPrototypeOf(m.table, RangeTable.prototype) as RangeTable<string> | RangeTable<AsnInfo>;
       let same: boolean;
       try {
-        same = table.size === m.ranges && (m.probe === undefined || JSON.stringify(table.find(m.probe.ip)) === JSON.stringify(m.probe.value));
+        same = table.size === m.stats.ranges && (m.probe === undefined || JSON.stringify(table.find(m.probe.ip)) === JSON.stringify(m.probe.value));
       } catch {
         same = false; // a field the clone could not carry (a #private one): load here instead
       }
-      if (same) resolve({ source: table, ranges: m.ranges });
+      if (same) resolve({ source: table, stats: m.stats });
       else loadCsv(kind, file, maxBytes).then(resolve, reject);
     });
     worker.once('error', (e) => {
@@ -274,8 +279,8 @@ async function loadOne(kind: GeoKind, file: string, opts: { maxBytes: number; wo
     const source = await loadMmdb(kind, file);
     return { source, event: { event: 'geo.loaded', kind, file, format: 'mmdb', ms: Math.round(performance.now() - t0) } };
   }
-  const { source, ranges } = opts.worker ? await loadCsvOffThread(kind, file, opts.maxBytes) : await loadCsv(kind, file, opts.maxBytes);
-  return { source, event: { event: 'geo.loaded', kind, file, format: 'csv', ranges, ms: Math.round(performance.now() - t0) } };
+  const { source, stats } = opts.worker ? await loadCsvOffThread(kind, file, opts.maxBytes) : await loadCsv(kind, file, opts.maxBytes);
+  return { source, event: { event: 'geo.loaded', kind, file, format: 'csv', ...stats, ms: Math.round(performance.now() - t0) } };
 }
 
 /**

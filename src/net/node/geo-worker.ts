@@ -30,8 +30,8 @@ function probeOf(table: { find(ip: string): unknown }): { ip: string; value: unk
 
 let reply: GeoWorkerReply;
 try {
-  const { source, ranges } = await loadCsv(input.kind, input.file, input.maxBytes);
-  reply = { ok: true, table: source, ranges, probe: probeOf(source) };
+  const { source, stats } = await loadCsv(input.kind, input.file, input.maxBytes);
+  reply = { ok: true, table: source, stats, probe: probeOf(source) };
 } catch (e) {
   reply = isRefractError(e)
     ? { ok: false, code: e.code, message: e.message, details: { ...(e.details ?? {}) } }

@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import { RefractError } from '../../model/errors.ts';
 import type { CertInfo } from '../ports.ts';
 import { describeCert, issueCert, normalizeName, splitPemCerts, type KeyType } from './x509.ts';
+import { assertPrivate } from './key-permissions.ts';
 
 export const CA_CERT_FILE = 'ca.pem';
 export const CA_KEY_FILE = 'ca-key.pem';
@@ -83,7 +84,8 @@ export interface LocalCa {
 
 /**
  * Loads the local CA from `dataDir`, creating it (and the directory) when absent. Rejects with RefractError
- * E_TLS_CA (details: dataDir, file, reason) when the directory cannot be created or written, or the files are
+ * E_TLS_KEY_PERMISSIONS when the directory, `certs/` or the CA key may be accessed by group or others
+ * (`key-permissions.ts`), and E_TLS_CA (details: dataDir, file, reason) when the directory cannot be created or written, or the files are
  * unreadable, not a CA, mismatched with their key, or expired (remove the directory to start a new CA; clients
  * must then trust the new root).
  */
@@ -100,6 +102,9 @@ export async function openLocalCa(opts: LocalCaOptions): Promise<LocalCa> {
   } catch (cause) {
     throw fail('mkdir', dataDir, cause);
   }
+  // mkdir's mode applies to directories it creates only: one made earlier (by hand, or by an older version) is checked.
+  await assertPrivate(dataDir, 'ca_dir');
+  await assertPrivate(join(dataDir, LEAF_DIR), 'ca_dir');
 
   let created = false;
   let pair = await readCaFiles(certFile, keyFile, fail);
@@ -117,6 +122,7 @@ export async function openLocalCa(opts: LocalCaOptions): Promise<LocalCa> {
     }
   }
 
+  await assertPrivate(keyFile, 'key');
   const { cert: certPem, key: keyPem } = pair;
   let x: X509Certificate;
   try {
@@ -133,6 +139,7 @@ export async function openLocalCa(opts: LocalCaOptions): Promise<LocalCa> {
 
   async function leafFor(appId: string, names: readonly string[]): Promise<LocalLeaf> {
     const file = join(dataDir, LEAF_DIR, `${leafFileName(appId)}.pem`);
+    await assertPrivate(file, 'key'); // a cached leaf holds its key
     const cached = await readLeaf(file, x);
     const t = now();
     if (cached && sameNames(cached.info.names, names) && cached.info.notBeforeMs <= t && cached.info.notAfterMs - LEAF_RENEW_BEFORE_MS > t) {

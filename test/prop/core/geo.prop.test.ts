@@ -1,7 +1,8 @@
 /**
  * Geolocation tables against a linear scan: random disjoint ranges of both families, written in any order and in
  * the text forms the files use (dotted, integer, any IPv6 form, quoted fields), fed to the parser in random pieces,
- * then looked up at and around every range boundary.
+ * then looked up at and around every range boundary; and random nested, partly overlapping and repeated ranges
+ * against a brute-force narrowest-range reference.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -104,19 +105,45 @@ void describe('geolocation tables (property)', () => {
     );
   });
 
-  void it('refuses overlapping ranges, naming a line of the overlap', () => {
+  void it('gives every address the narrowest range holding it (equal widths: the later line), over random nested and overlapping ranges', () => {
+    // Ranges in a small window (so they nest, overlap partly and repeat), near 0 or near the top of the family.
+    const overlapping = (family: 4 | 6): fc.Arbitrary<Range[]> =>
+      fc.tuple(fc.constantFrom(0n, MAX[family] - 300n, family === 4 ? 0x0a00_0000n : 0x2001_0db8n << 96n), fc.array(fc.tuple(fc.bigInt({ min: 0n, max: 300n }), fc.bigInt({ min: 0n, max: 300n }), fc.nat(3)), { maxLength: 30 })).map(([base, rs]) =>
+        rs.map(([a, b, value]) => ({ family, start: base + (a < b ? a : b), end: base + (a < b ? b : a), value })),
+      );
     fc.assert(
-      fc.property(ranges(4).filter((rs) => rs.length >= 1), fc.nat(), (rs, k) => {
-        const r = rs[k % rs.length] as Range;
-        const lines = rs.map((x) => `${text4(x.start)},${text4(x.end)},AU`);
-        lines.push(`${text4(r.end)},${text4(r.end)},NZ`); // shares r's last address
-        const p = countryCsvParser();
-        assert.equal(p.feed(lines.join('\n')), undefined);
+      fc.property(overlapping(4), overlapping(6), fc.nat(), fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 5 }), (r4, r6, seed, cuts) => {
+        // Rows interleaved by the seed: the line order (the tie-break) is the order written.
+        const rows = [...r4, ...r6].map((r, i) => ({ r, key: (i * 7919 + seed) % 101 })).sort((a, b) => a.key - b.key).map((x) => x.r);
+        const text = rows.map((r, i) => `${addrText(r.family, r.start, seed + i)},${addrText(r.family, r.end, seed + i)},${COUNTRIES[r.value]}`).join('\n') + '\n';
+        const p = countryCsvParser({ numericFamily: undefined });
+        feedInPieces(p, text, cuts);
         const t = p.finish();
-        assert.ok(!t.ok);
-        assert.equal(t.code, 'E_GEO_FORMAT');
-        assert.ok([lines.length, (k % rs.length) + 1].includes(t.line), `line ${t.line}`);
+        assert.ok(t.ok, t.ok ? '' : t.message);
+        const narrowest = (family: 4 | 6, n: bigint): Range | undefined => {
+          let best: Range | undefined;
+          for (const r of rows) {
+            if (r.family !== family || n < r.start || n > r.end) continue;
+            if (best === undefined || r.end - r.start <= best.end - best.start) best = r; // later line wins a tie
+          }
+          return best;
+        };
+        const found = [...probes(rows)];
+        for (const r of rows) found.push([r.family, (r.start + r.end) / 2n]);
+        for (const [family, n] of found) {
+          const want = narrowest(family, n);
+          const ip = family === 4 ? text4(n) : text6(n, 1);
+          assert.equal(t.value.find(ip), want === undefined ? undefined : (COUNTRIES[want.value] ?? '').toUpperCase(), ip);
+        }
+        // Counts against the definitions: inside another range (an equal one included), or overlapping an earlier-starting one partly.
+        const inside = (a: Range, b: Range): boolean => a.family === b.family && b.start <= a.start && a.end <= b.end;
+        const before = (b: Range, a: Range, bi: number, ai: number): boolean => b.start < a.start || (b.start === a.start && (b.end > a.end || (b.end === a.end && bi < ai)));
+        const nested = rows.filter((a, ai) => rows.some((b, bi) => bi !== ai && inside(a, b) && before(b, a, bi, ai))).length;
+        const partial = rows.filter((a, ai) => !rows.some((b, bi) => bi !== ai && inside(a, b) && before(b, a, bi, ai)) && rows.some((b) => b.family === a.family && b.start < a.start && a.start <= b.end)).length;
+        assert.deepEqual([t.value.stats.ranges, t.value.stats.nested, t.value.stats.partial], [rows.length, nested, partial]);
+        assert.ok(t.value.stats.segments <= Math.max(0, 2 * rows.length - 1));
       }),
+      { numRuns: 300 },
     );
   });
 });

@@ -92,7 +92,6 @@ void describe('geolocation CSV', () => {
       ['1.0.0.0,2001:db8::,AU\n', 1],
       ['1.0.0.0,1.0.0.255\n', 1],
       ['1.0.0.0,1.0.0.255,AUS\n', 1],
-      ['1.0.0.0,1.0.0.255,AU\n# c\n1.0.0.128,1.0.1.0,CN\n', 3],
       ['1.0.0.0,1.0.0.255,"AU\n', 1],
       ['1.0.0.0,1.0.0.255,A"U\n', 1],
       ['999.0.0.0,1.0.0.255,AU\n', 1], // a first line with digits is data, never a header
@@ -100,9 +99,53 @@ void describe('geolocation CSV', () => {
     for (const [text, line] of cases) assert.deepEqual(failure(parseCountryCsv(text)), ['E_GEO_FORMAT', line], text);
     assert.deepEqual(failure(parseAsnCsv('1.0.0.0,1.0.0.255,4294967296,X\n')), ['E_GEO_FORMAT', 1]);
     assert.deepEqual(failure(parseAsnCsv('1.0.0.0,1.0.0.255,ASN,X\n')), ['E_GEO_FORMAT', 1]);
-    const r = parseCountryCsv('x\n1.0.0.0,1.0.0.255,AU\n1.0.0.0,1.0.0.0,CN\n', { source: 'country.csv' });
+    const r = parseCountryCsv('x\n1.0.0.0,1.0.0.255,AU\n1.0.0.0,1.0.0.0,CNN\n', { source: 'country.csv' });
     assert.ok(!r.ok);
     assert.match(r.message, /^country\.csv:3: /);
+  });
+
+  void it('gives every address the narrowest range holding it: nested blocks and single addresses, as the shipped files have', () => {
+    // As in geo-whois-asn-country-ipv4.csv: a /23 (DE), a single address in it (BE), and a block at its end (DE).
+    const t = table(parseCountryCsv('2.58.196.0,2.58.197.255,DE\n2.58.197.15,2.58.197.15,BE\n2.58.197.16,2.58.197.255,DE\n2.58.196.0,2.58.196.0,NL\n'));
+    assert.equal(t.find('2.58.195.255'), undefined);
+    assert.equal(t.find('2.58.196.0'), 'NL'); // nested at the start of the outer range
+    assert.equal(t.find('2.58.196.1'), 'DE');
+    assert.equal(t.find('2.58.197.14'), 'DE');
+    assert.equal(t.find('2.58.197.15'), 'BE');
+    assert.equal(t.find('2.58.197.16'), 'DE');
+    assert.equal(t.find('2.58.197.255'), 'DE');
+    assert.equal(t.find('2.58.198.0'), undefined);
+    // NL, DE (196.1-197.14), BE, DE (197.16-255, the nested DE block merged with the outer one's tail).
+    assert.deepEqual(t.stats, { ranges: 4, nested: 3, partial: 0, segments: 4 });
+    // Three levels deep, IPv6, ending at the last address of the family.
+    const v6 = table(parseCountryCsv('ff00::,ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff,JP\nffff::,ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff,NL\nffff:ffff::,ffff:ffff::ff,GB\n'));
+    assert.equal(v6.find('ff00::1'), 'JP');
+    assert.equal(v6.find('fffe:ffff:ffff:ffff:ffff:ffff:ffff:ffff'), 'JP');
+    assert.equal(v6.find('ffff::'), 'NL');
+    assert.equal(v6.find('ffff:ffff::ff'), 'GB');
+    assert.equal(v6.find('ffff:ffff::100'), 'NL');
+    assert.equal(v6.find('ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'), 'NL');
+    assert.deepEqual(v6.stats, { ranges: 3, nested: 2, partial: 0, segments: 4 });
+  });
+
+  void it('splits a partial overlap: the narrower range wins where they overlap, each keeps the rest; equal ranges: the later line', () => {
+    // As in asn-ipv4.csv: 214.95.0.0-215.0.255.255 (AS749) and 215.0.0.0-215.1.3.255 (AS721), the second narrower.
+    const asn = table(parseAsnCsv('214.95.0.0,215.0.255.255,749,DoD\n215.0.0.0,215.1.3.255,721,DoD NIC\n'));
+    assert.deepEqual(asn.find('214.95.0.0'), { asn: 749, org: 'DoD' });
+    assert.deepEqual(asn.find('214.255.255.255'), { asn: 749, org: 'DoD' });
+    assert.deepEqual(asn.find('215.0.0.0'), { asn: 721, org: 'DoD NIC' });
+    assert.deepEqual(asn.find('215.1.3.255'), { asn: 721, org: 'DoD NIC' });
+    assert.equal(asn.find('215.1.4.0'), undefined);
+    assert.deepEqual(asn.stats, { ranges: 2, nested: 0, partial: 1, segments: 2 });
+    // The wider range starting later: it still loses the overlap, whatever the row order.
+    for (const text of ['10.0.0.0,10.0.0.9,AU\n10.0.0.5,10.0.0.99,NZ\n', '10.0.0.5,10.0.0.99,NZ\n10.0.0.0,10.0.0.9,AU\n']) {
+      const t = table(parseCountryCsv(text));
+      assert.deepEqual([4, 5, 9, 10].map((x) => t.find(`10.0.0.${x}`)), ['AU', 'AU', 'AU', 'NZ'], text);
+    }
+    // The same range twice (geo-whois-asn-country-ipv4.csv lists 108.165.88.0-108.165.90.255 as DE, then US).
+    const dup = table(parseCountryCsv('108.165.88.0,108.165.90.255,DE\n108.165.88.0,108.165.90.255,US\n'));
+    assert.equal(dup.find('108.165.89.1'), 'US');
+    assert.deepEqual(dup.stats, { ranges: 2, nested: 1, partial: 0, segments: 1 });
   });
 
   void it('parses a file fed in pieces at line ends as in one go, counting lines across pieces', () => {

@@ -306,7 +306,7 @@ void describe('edge TLS on real sockets', () => {
     const keyFile = join(dir, 'app-key.pem');
     const first = await issueCert({ names: ['app.example.test'], issuer: testCa });
     writeFileSync(certFile, first.cert);
-    writeFileSync(keyFile, first.key);
+    writeFileSync(keyFile, first.key, { mode: 0o600 });
     await withEdge(
       config(7210, { tls: 'flexible', origin_direct: [`tcp://127.0.0.1:${origin.port}`], edge_tls: { cert: certFile, key: keyFile } }),
       async (e) => {
@@ -335,7 +335,7 @@ void describe('edge TLS on real sockets', () => {
     const b = await issueCert({ names: ['b.example.test'], issuer: testCa, keyType: 'rsa' });
     const files = (n: string, pair: { cert: string; key: string }): { cert: string; key: string } => {
       writeFileSync(join(dir, `${n}.pem`), pair.cert);
-      writeFileSync(join(dir, `${n}-key.pem`), pair.key);
+      writeFileSync(join(dir, `${n}-key.pem`), pair.key, { mode: 0o600 });
       return { cert: join(dir, `${n}.pem`), key: join(dir, `${n}-key.pem`) };
     };
     const cfg = {

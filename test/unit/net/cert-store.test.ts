@@ -39,7 +39,7 @@ describe('node CertSource: identities', () => {
       const inter = await issueCert({ names: [], isCa: true, commonName: 'Inter', issuer: root });
       const leaf = await issueCert({ names: ['a.test'], issuer: inter, keyType: 'rsa' });
       writeFileSync(join(dir, 'a.pem'), `# edge cert\n${leaf.cert}${inter.cert}`);
-      writeFileSync(join(dir, 'a-key.pem'), leaf.key);
+      writeFileSync(join(dir, 'a-key.pem'), leaf.key, { mode: 0o600 });
       const src = createNodeCertSource({ dataDir: join(dir, 'data') });
       const ids = await src.identities([{ appId: 'a', names: ['a.test'], certFile: join(dir, 'a.pem'), keyFile: join(dir, 'a-key.pem') }]);
       const id = ids.get('a');
@@ -80,7 +80,7 @@ describe('node CertSource: identities', () => {
   it('refuses a missing file with E_TLS_CERT_READ naming it', () =>
     withDir(async (dir) => {
       const leaf = await issueCert({ names: ['a.test'] });
-      writeFileSync(join(dir, 'key.pem'), leaf.key);
+      writeFileSync(join(dir, 'key.pem'), leaf.key, { mode: 0o600 });
       const src = createNodeCertSource({ dataDir: join(dir, 'data') });
       const missing = join(dir, 'nope.pem');
       await assert.rejects(src.identities([{ appId: 'a', names: ['a.test'], certFile: missing, keyFile: join(dir, 'key.pem') }]), codeAndFile('E_TLS_CERT_READ', missing));
@@ -92,7 +92,7 @@ describe('node CertSource: identities', () => {
       const leaf = await issueCert({ names: ['a.test'] });
       const other = await issueCert({ names: ['a.test'] });
       const f = (name: string, text: string): string => {
-        writeFileSync(join(dir, name), text);
+        writeFileSync(join(dir, name), text, { mode: 0o600 }); // any of them may be given as the key
         return join(dir, name);
       };
       const cert = f('cert.pem', leaf.cert);

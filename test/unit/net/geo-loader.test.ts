@@ -62,13 +62,14 @@ async function refusal(p: Promise<LoadedGeo>): Promise<{ code: string; details: 
 void describe('loading geolocation files', () => {
   void it('loads ip-location-db CSV files for both families and reports each load', async () => {
     const rec = recorder();
-    const c4 = write(fresh('asn-country-ipv4.csv'), '1.0.0.0,1.0.0.255,AU\n1.0.1.0,1.0.3.255,CN\n');
+    const c4 = write(fresh('asn-country-ipv4.csv'), '1.0.0.0,1.0.0.255,AU\n1.0.1.0,1.0.3.255,CN\n1.0.2.7,1.0.2.7,HK\n');
     const c6 = write(fresh('asn-country-ipv6.csv'), '2001:200::,2001:200:ffff:ffff:ffff:ffff:ffff:ffff,JP\n');
     const a6num = write(fresh('asn-ipv6-num.csv'), '1,1,64500,LOOPBACKISH\n');
     const a4 = write(fresh('asn-ipv4.csv'), '1.0.0.0,1.0.0.255,13335,CLOUDFLARENET\n');
     const geo = await loadGeo({ country: [c4, c6], asn: [a4, a6num] }, { watch: false, onEvent: rec.onEvent });
     try {
       assert.equal(geo.country('1.0.2.1'), 'CN');
+      assert.equal(geo.country('1.0.2.7'), 'HK'); // nested: the narrowest range wins
       assert.equal(geo.country('::ffff:1.0.0.1'), 'AU');
       assert.equal(geo.country('2001:200::5'), 'JP');
       assert.equal(geo.country('192.0.2.1'), 'XX');
@@ -76,8 +77,8 @@ void describe('loading geolocation files', () => {
       assert.deepEqual(geo.asn('::1'), { asn: 64500, org: 'LOOPBACKISH' }); // -num file named ipv6: integers are IPv6
       assert.equal(geo.asn('0.0.0.1'), undefined);
       assert.deepEqual(
-        rec.events.map((e) => (e.event === 'geo.loaded' ? [e.kind, e.format, e.ranges] : [e.event])),
-        [['country', 'csv', 2], ['country', 'csv', 1], ['asn', 'csv', 1], ['asn', 'csv', 1]],
+        rec.events.map((e) => (e.event === 'geo.loaded' ? [e.kind, e.format, e.ranges, e.nested, e.partial, e.segments] : [e.event])),
+        [['country', 'csv', 3, 1, 0, 4], ['country', 'csv', 1, 0, 0, 1], ['asn', 'csv', 1, 0, 0, 1], ['asn', 'csv', 1, 0, 0, 1]],
       );
     } finally {
       geo.close();
@@ -152,7 +153,7 @@ void describe('loading geolocation files', () => {
     assert.deepEqual((await refusal(loadGeo({ country: [join(dir, 'missing.csv')] }))).code, 'E_GEO_READ');
     assert.deepEqual((await refusal(loadGeo({ asn: [join(dir, 'missing.mmdb')] }))).code, 'E_GEO_READ');
     assert.deepEqual((await refusal(loadGeo({ country: [dir] }))).code, 'E_GEO_READ');
-    const bad = write(fresh('bad.csv'), '1.0.0.0,1.0.0.255,AU\n1.0.0.0,1.0.0.9,CN\n');
+    const bad = write(fresh('bad.csv'), '1.0.0.0,1.0.0.255,AU\n1.0.0.0,1.0.0.9,CHN\n');
     assert.deepEqual(await refusal(loadGeo({ country: [bad] })), { code: 'E_GEO_FORMAT', details: { file: bad, line: 2 } });
     const notMmdb = write(fresh('x.mmdb'), 'not a database at all');
     assert.equal((await refusal(loadGeo({ country: [notMmdb] }))).code, 'E_GEO_FORMAT');

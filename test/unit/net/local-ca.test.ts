@@ -110,17 +110,17 @@ describe('local CA', () => {
       // A key that is not the CA's.
       const other = await issueCert({ names: [], isCa: true, commonName: 'Other' });
       writeFileSync(join(dir, CA_CERT_FILE), caPem);
-      writeFileSync(join(dir, CA_KEY_FILE), other.key);
+      writeFileSync(join(dir, CA_KEY_FILE), other.key, { mode: 0o600 });
       await assert.rejects(openLocalCa({ dataDir: dir }), isCode('E_TLS_CA'));
       // A leaf where the CA should be.
       const notCa = await issueCert({ names: ['a.test'] });
       writeFileSync(join(dir, CA_CERT_FILE), notCa.cert);
-      writeFileSync(join(dir, CA_KEY_FILE), notCa.key);
+      writeFileSync(join(dir, CA_KEY_FILE), notCa.key, { mode: 0o600 });
       await assert.rejects(openLocalCa({ dataDir: dir }), (e) => isCode('E_TLS_CA')(e) && (e as { details: { reason: string } }).details.reason === 'not_a_ca');
       // An expired root.
       const old = await issueCert({ names: [], isCa: true, commonName: 'Old', notBeforeMs: Date.now() - 20 * DAY, notAfterMs: Date.now() - DAY });
       writeFileSync(join(dir, CA_CERT_FILE), old.cert);
-      writeFileSync(join(dir, CA_KEY_FILE), old.key);
+      writeFileSync(join(dir, CA_KEY_FILE), old.key, { mode: 0o600 });
       await assert.rejects(openLocalCa({ dataDir: dir }), isCode('E_TLS_CA'));
       // A key left without its certificate by a crash long ago.
       rmSync(join(dir, CA_CERT_FILE));
