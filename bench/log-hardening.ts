@@ -7,7 +7,7 @@
  *
  * Usage: node --import tsx bench/log-hardening.ts [--root DIR] [--conns N] [--garbage M]
  * `--root` runs another checkout's bin/refract.js (for a before/after comparison); the config uses no key that
- * is newer than the measured code. Ports 29720-29723. Every child is killed at the end.
+ * is newer than the measured code. Ports 8827-8830. Every child is killed at the end.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -66,8 +66,8 @@ try {
       'node: { id: bench }',
       `edge: { addresses: [${HOST}] }`,
       'log: { level: info }',
-      `origins: [{ name: echo, listen: "tcp://${HOST}:29721", behaviour: echo }]`,
-      `apps: [{ id: echo, protocol: tcp/29720, dns: { name: echo.example.test }, origin_direct: ["tcp://${HOST}:29721"] }]`,
+      `origins: [{ name: echo, listen: "tcp://${HOST}:8828", behaviour: echo }]`,
+      `apps: [{ id: echo, protocol: tcp/8827, dns: { name: echo.example.test }, origin_direct: ["tcp://${HOST}:8828"] }]`,
     ].join('\n');
     const s = serve(dir, yaml, ['--events', 'stdout'], 'pipe');
     children.push(s.child);
@@ -76,7 +76,7 @@ try {
     await sleep(500);
     const before = mem(s.child.pid!);
     const t0 = Date.now();
-    await many(CONNS, 29720, 'x');
+    await many(CONNS, 8827, 'x');
     await sleep(500);
     const after = mem(s.child.pid!);
     console.log(`stalled stdout, ${CONNS} connections in ${((Date.now() - t0) / 1000).toFixed(1)} s: RSS ${before.rssMb} → ${after.rssMb} MB (peak ${after.hwmMb} MB)`);
@@ -93,14 +93,14 @@ try {
       `node: { id: bench, data_dir: ${JSON.stringify(join(dir, 'data'))} }`,
       `edge: { addresses: [${HOST}] }`,
       'log: { level: info }',
-      `origins: [{ name: echo, listen: "tcp://${HOST}:29723", behaviour: echo }]`,
-      `apps: [{ id: tls, protocol: tcp/29722, tls: flexible, dns: { name: tls.example.test }, origin_direct: ["tcp://${HOST}:29723"] }]`,
+      `origins: [{ name: echo, listen: "tcp://${HOST}:8830", behaviour: echo }]`,
+      `apps: [{ id: tls, protocol: tcp/8829, tls: flexible, dns: { name: tls.example.test }, origin_direct: ["tcp://${HOST}:8830"] }]`,
     ].join('\n');
     const s = serve(dir, yaml, ['--access-log', 'off'], 'ignore');
     children.push(s.child);
     await s.ready;
     const startLines = s.stderr().split('\n').filter((l) => l.startsWith('{')).length;
-    await many(GARBAGE, 29722, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await many(GARBAGE, 8829, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n');
     await sleep(1_000);
     const lines = s.stderr().split('\n').filter((l) => l.startsWith('{'));
     const during = lines.length - startLines;

@@ -25,7 +25,7 @@ import fc from 'fast-check';
 import { runScenario } from '../../../src/scenario/runner.ts';
 import { formatFailures } from '../../../src/scenario/report.ts';
 import type { ConnExpectation, ScenarioFile, TimelineStep } from '../../../src/scenario/types.ts';
-import { writeRegression } from './to-scenario.ts';
+import { checkSavingRegression } from './to-scenario.ts';
 
 const SEED = process.env.REFRACT_FC_SEED !== undefined ? Number(process.env.REFRACT_FC_SEED) : 20_260_101;
 const RUN_SCALE = process.env.REFRACT_FC_RUNS !== undefined ? Number(process.env.REFRACT_FC_RUNS) : 1;
@@ -185,24 +185,7 @@ async function check(s: Setup): Promise<void> {
 
 test('file reloads that add, remove and change other apps never drop a byte or a connection of the apps they leave alone', async () => {
   const prop = fc.asyncProperty(setupArb, check);
-  const details = await fc.check(prop, { seed: SEED + 50, numRuns: Math.max(1, Math.round(60 * RUN_SCALE)) });
-  if (!details.failed) return;
-  const report = fc.defaultReportMessage(details) ?? 'property failed';
-  let saved = '(no counterexample to save)';
-  if (details.counterexample !== null) {
-    const { file } = buildCase(details.counterexample[0]);
-    const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
-    saved = writeRegression(
-      file,
-      [
-        'Shrunk counterexample of test/prop/edge/reload-under-load.prop.test.ts.',
-        `fast-check seed ${details.seed}, path "${details.counterexamplePath ?? ''}"`,
-        `Failure: ${error.split('\n').find((l) => l.trim() !== '') ?? ''}`,
-        'Replay with: refract sim <this file>',
-      ].join('\n'),
-    );
-  }
-  throw new Error(`${report}\n\nshrunk case saved as scenario ${saved} (refract sim ${saved})`);
+  await checkSavingRegression(prop, { seed: SEED + 50, numRuns: Math.max(1, Math.round(60 * RUN_SCALE)) }, 'test/prop/edge/reload-under-load.prop.test.ts', (c) => buildCase(c).file);
 });
 
 test('the generator reaches every version last and puts several reloads at one instant', () => {

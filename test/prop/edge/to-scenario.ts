@@ -8,6 +8,7 @@
  * gets its `tls`), and the timeline steps already have the scenario's shapes. Running the file
  * with `runScenario` gives the same decision trace as `runCase` (proxy.prop.test.ts checks it).
  */
+import fc from 'fast-check';
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -71,4 +72,28 @@ export function writeRegression(file: ScenarioFile, comment: string, dir: string
   const path = join(dir, regressionName(file));
   writeFileSync(path, scenarioYaml(file, comment));
   return path;
+}
+
+/**
+ * Checks `prop` (fast-check) and, when it fails, saves the shrunk counterexample as a regression scenario (built by
+ * `toFile`) and throws with the report and the saved file's path. `testFile` names the property in the comment.
+ */
+export async function checkSavingRegression<T>(prop: fc.IAsyncPropertyWithHooks<[T]>, params: fc.Parameters<[T]>, testFile: string, toFile: (c: T) => ScenarioFile): Promise<void> {
+  const details = await fc.check(prop, params);
+  if (!details.failed) return;
+  const report = fc.defaultReportMessage(details) ?? 'property failed';
+  let saved = '(no counterexample to save)';
+  if (details.counterexample !== null) {
+    const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
+    saved = writeRegression(
+      toFile(details.counterexample[0]),
+      [
+        `Shrunk counterexample of ${testFile}.`,
+        `fast-check seed ${details.seed}, path "${details.counterexamplePath ?? ''}"`,
+        `Failure: ${error.split('\n').find((l) => l.trim() !== '') ?? ''}`,
+        'Replay with: refract sim <this file>',
+      ].join('\n'),
+    );
+  }
+  throw new Error(`${report}\n\nshrunk case saved as scenario ${saved} (refract sim ${saved})`);
 }

@@ -7,7 +7,7 @@
  * - a config whose certificate file is a private key (a config error near key files): the start error names the
  *   file and the code, never the key.
  *
- * Ports 29713-29719 (this file's block, shared with stalled-output.test.ts's range). Every child is killed in `finally`.
+ * Ports 8823-8826 (this file's block; 8820-8822 are stalled-output.test.ts's). Every child is killed in `finally`.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -85,8 +85,8 @@ describe('no secret in a log line or an event', () => {
   it('serve with TLS on the local CA at trace level: no private key on stdout (events) or stderr (log)', { timeout: TEST_MS }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'refract-secrets-'));
     const file = join(dir, 'refract.yaml');
-    const EDGE = 29713;
-    const ORIGIN = 29714;
+    const EDGE = 8823;
+    const ORIGIN = 8824;
     writeFileSync(
       file,
       YAML.stringify({
@@ -145,7 +145,7 @@ describe('no secret in a log line or an event', () => {
         node: { id: 'secrets-test', data_dir: join(dir, 'data') },
         edge: { addresses: [HOST] },
         log: { level: 'trace' },
-        apps: [{ id: 'bad-tls', protocol: 'tcp/29715', tls: 'flexible', dns: { name: 'bad.example.test' }, origin_direct: [`tcp://${HOST}:29716`], edge_tls: { cert: 'key.pem', key: 'key.pem' } }],
+        apps: [{ id: 'bad-tls', protocol: 'tcp/8825', tls: 'flexible', dns: { name: 'bad.example.test' }, origin_direct: [`tcp://${HOST}:8826`], edge_tls: { cert: 'key.pem', key: 'key.pem' } }],
       }),
     );
     let child: ChildProcess | undefined;

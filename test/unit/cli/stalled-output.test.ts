@@ -7,7 +7,7 @@
  * - stderr (the pino log) through the same bound: a child logger writing to a stderr nobody reads holds at most
  *   `maxBufferBytes`, and says how many lines it dropped once stderr is read again.
  *
- * Ports 29710-29719 (this file's block). Every wait is bounded; every child is killed in `finally`.
+ * Ports 8820-8822 (this file's block). Every wait is bounded; every child is killed in `finally`.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,9 +23,10 @@ import YAML from 'yaml';
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = join(ROOT, 'bin', 'refract.js');
 const HOST = '127.0.0.1';
-const EDGE_PORT = 29710;
-const ORIGIN_PORT = 29711;
-const METRICS_PORT = 29712;
+/** Ports 8820-8822 belong to this file (the child reads them from its config). */
+const EDGE_PORT = 8820;
+const ORIGIN_PORT = 8821;
+const METRICS_PORT = 8822;
 const MAX_BUFFER = 64 * 1024;
 const TEST_MS = 120_000;
 
