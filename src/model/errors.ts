@@ -22,6 +22,7 @@ export const ERRORS = {
   // ── configuration and app objects ────────────────────────────────────────────────────────────────────────────
   E_CONFIG_READ: { message: 'The configuration file could not be read.', source: 'config', retryable: true },
   E_CONFIG_PARSE: { message: 'The configuration file is not valid YAML or JSON.', source: 'config', retryable: false },
+  E_CONFIG_TOO_DEEP: { message: 'The configuration nests lists and mappings more than 64 levels deep.', source: 'config', retryable: false },
   E_CONFIG_INVALID: { message: 'The configuration is invalid; see the listed problems.', source: 'config', retryable: false },
   E_CONFIG_SCHEMA: { message: 'A field has the wrong type, a value out of range, or an unknown field.', source: 'config', retryable: false },
   E_ORIGIN_CONFIG_INVALID: { message: 'Give exactly one of origin_direct and origin_dns.', source: 'config', retryable: false, cfCode: 11000 },

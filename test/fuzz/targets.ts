@@ -299,6 +299,16 @@ const config: FuzzTarget<string> = {
     { weight: 5, arbitrary: fc.tuple(fc.constantFrom(...configSeeds), editsArb(6)).map(([t, e]) => mutateText(t, e, CONFIG_TOKENS)) },
     { weight: 1, arbitrary: fc.array(fc.constantFrom(...CONFIG_TOKENS), { maxLength: 40 }).map((t) => t.join('')) },
     { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 200 }) },
+    // Deep nesting, closed or not, around a seed's text: what once exhausted the YAML library's stack.
+    {
+      weight: 1,
+      arbitrary: fc
+        .tuple(fc.constantFrom(...configSeeds), fc.integer({ min: 0, max: 3_000 }), fc.constantFrom(['[', ']'], ['{a: ', '}'], ['- ', ''], ['&x [', ']'], ['[*x, ', ']']), fc.boolean(), fc.nat())
+        .map(([t, n, [open, close], closed, at]) => {
+          const i = at % (t.length + 1);
+          return `${t.slice(0, i)}${open.repeat(n)}${closed ? close.repeat(n) : ''}${t.slice(i)}`;
+        }),
+    },
   ),
   run(text) {
     const r = loadConfigText(text, 'fuzz.yaml');
