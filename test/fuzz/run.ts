@@ -8,7 +8,8 @@
  *   npm run fuzz -- --only config --seed S --path P          replay one input (prints it and the outcome)
  *
  * A failure (a throw, a broken contract) is shrunk by fast-check, printed with its seed and path, and makes the
- * exit code 1. A hang (one input running past --hang-ms, default 10,000) is caught by a watchdog thread, which
+ * exit code 1. So does a slow input: the slowest input of each target is run again (best of 5, which tells a slow
+ * input from a GC pause or a busy machine), and over --slow-ms (default 500) the row says SLOW. A hang (one input running past --hang-ms, default 10,000) is caught by a watchdog thread, which
  * prints the target, seed and path of the input and kills the process (exit by SIGKILL). Heap figures are
  * `process.memoryUsage().heapUsed`: start and end after a full GC (run with --expose-gc, as the npm script does),
  * max over samples taken every --heap-every inputs (default 10,000) without GC.
@@ -24,16 +25,17 @@ interface Options {
   seed: number | undefined;
   path: string | undefined;
   hangMs: number;
+  slowMs: number;
   heapEvery: number;
 }
 
 function usage(message: string): never {
-  process.stderr.write(`${message}\nusage: npm run fuzz -- [--runs N] [--only a,b] [--seed S [--path P]] [--hang-ms MS] [--heap-every N]\ntargets: ${TARGETS.map((t) => t.name).join(', ')}\n`);
+  process.stderr.write(`${message}\nusage: npm run fuzz -- [--runs N] [--only a,b] [--seed S [--path P]] [--hang-ms MS] [--slow-ms MS] [--heap-every N]\ntargets: ${TARGETS.map((t) => t.name).join(', ')}\n`);
   process.exit(2);
 }
 
 function parseArgs(argv: readonly string[]): Options {
-  const o: Options = { runs: 1_000_000, only: undefined, seed: undefined, path: undefined, hangMs: 10_000, heapEvery: 10_000 };
+  const o: Options = { runs: 1_000_000, only: undefined, seed: undefined, path: undefined, hangMs: 10_000, slowMs: 500, heapEvery: 10_000 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = argv[i + 1];
@@ -45,6 +47,7 @@ function parseArgs(argv: readonly string[]): Options {
     if (a === '--runs') o.runs = int();
     else if (a === '--seed') o.seed = int();
     else if (a === '--hang-ms') o.hangMs = int();
+    else if (a === '--slow-ms') o.slowMs = int();
     else if (a === '--heap-every') o.heapEvery = int();
     else if (a === '--path') {
       if (v === undefined || !/^\d+(:\d+)*$/.test(v)) usage('--path takes a fast-check path such as 12 or 12:0:3');
@@ -106,6 +109,8 @@ interface Row {
   heapEnd: number;
   heapMax: number;
   failed: boolean;
+  /** The re-timed slowest input took longer than --slow-ms. */
+  slow: boolean;
 }
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -164,7 +169,12 @@ function fuzzOne(t: FuzzTarget<unknown>, index: number, o: Options): Row {
   } else if (replay) {
     process.stdout.write('  passed\n');
   }
-  return { name: t.name, inputs, seconds, parserSeconds: Number(inParser) / 1e9, retimedUs, slowestUs: Number(slowest) / 1000, slowestPath, heapStart, heapEnd, heapMax, failed: result.failed };
+  const slow = retimedUs !== undefined && retimedUs > o.slowMs * 1000;
+  if (slow) {
+    process.stdout.write(`  SLOW: the slowest input takes ${(retimedUs / 1000).toFixed(0)} ms (over --slow-ms ${o.slowMs})\n`);
+    process.stdout.write(`  replay: npm run fuzz -- --only ${t.name} --seed ${seed} --path ${slowestPath}\n`);
+  }
+  return { name: t.name, inputs, seconds, parserSeconds: Number(inParser) / 1e9, retimedUs, slow, slowestUs: Number(slowest) / 1000, slowestPath, heapStart, heapEnd, heapMax, failed: result.failed };
 }
 
 /** The input at `path` of `seed`, run 5 times: the fastest time in µs. */
@@ -203,7 +213,7 @@ function table(rows: readonly Row[]): string {
     mb(r.heapStart),
     mb(r.heapEnd),
     mb(r.heapMax),
-    r.failed ? 'FAILED' : 'ok',
+    r.failed ? 'FAILED' : r.slow ? 'SLOW' : 'ok',
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
   const line = (cells: readonly string[]): string => `| ${cells.map((c, i) => (i === 0 || i === 6 || i === 11 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ')} |`;
@@ -221,4 +231,4 @@ for (const [i, t] of TARGETS.entries()) {
 }
 await watchdog.terminate();
 process.stdout.write(`\nnode ${process.version}, ${new Date().toISOString()}\n${table(rows)}\n`);
-process.exitCode = rows.some((r) => r.failed) ? 1 : 0;
+process.exitCode = rows.some((r) => r.failed || r.slow) ? 1 : 0;
