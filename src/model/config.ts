@@ -21,6 +21,7 @@ import { allocateEdgeIps } from './edge-ips.ts';
 import { inAnyZone } from './zones.ts';
 import { deepFreeze } from './freeze.ts';
 import { edgeLimitsSchema, normaliseLimits } from './client-limits.ts';
+import { parseYamlBounded } from './yaml-depth.ts';
 import { parseHostPort, parseOriginUri, type Parsed } from './ports.ts';
 import { isLoopback, isUnspecified, parseCidr, parseIpLiteral, type IpLiteral } from './ip.ts';
 import {
@@ -54,12 +55,13 @@ export type ConfigResult =
  * Parses config text. YAML 1.2 (core schema, so `off` and `yes` stay strings), which also reads JSON. Duplicate
  * keys, several documents, unknown tags and aliases to missing anchors are errors.
  * @throws RefractError E_CONFIG_PARSE with `details: { filename, line, col, reason }` (1-based line and column;
- *   absent when the parser cannot place the problem).
+ *   absent when the parser cannot place the problem); E_CONFIG_TOO_DEEP (same details) when collections nest more
+ *   than 64 levels deep, aliases expanded (src/model/yaml-depth.ts).
  */
 export function parseConfigText(text: string, filename: string): unknown {
   const r = parseText(text);
   if (r.ok) return r.value;
-  throw new RefractError('E_CONFIG_PARSE', {
+  throw new RefractError(r.code, {
     message: r.at === undefined ? `${filename}: ${r.message}` : `${filename}:${r.at.line}:${r.at.col}: ${r.message}`,
     details: { filename, line: r.at?.line, col: r.at?.col, reason: r.reason },
     cause: r.cause,
@@ -68,23 +70,34 @@ export function parseConfigText(text: string, filename: string): unknown {
 
 type ParsedText =
   | { readonly ok: true; readonly value: unknown; readonly doc: YAML.Document; readonly lineCounter: LineCounter }
-  | { readonly ok: false; readonly message: string; readonly reason: string; readonly at: { line: number; col: number } | undefined; readonly cause?: unknown };
+  | {
+      readonly ok: false;
+      readonly code: 'E_CONFIG_PARSE' | 'E_CONFIG_TOO_DEEP';
+      readonly message: string;
+      readonly reason: string;
+      readonly at: { line: number; col: number } | undefined;
+      readonly cause?: unknown;
+    };
 
 /** The YAML document (with source positions) and its value, or the first syntax problem. */
 function parseText(text: string): ParsedText {
   const lineCounter = new LineCounter();
-  const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true, keepSourceTokens: true, lineCounter });
+  const bounded = parseYamlBounded(text, lineCounter);
+  if (!bounded.ok) {
+    return { ok: false, code: 'E_CONFIG_TOO_DEEP', message: bounded.message, reason: 'TOO_DEEP', at: lineCounter.linePos(bounded.offset) };
+  }
+  const doc = bounded.doc;
   const problem = doc.errors[0] ?? doc.warnings[0];
   if (problem !== undefined) {
     const message = (problem.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
-    return { ok: false, message, reason: problem.code, at: problem.linePos?.[0] };
+    return { ok: false, code: 'E_CONFIG_PARSE', message, reason: problem.code, at: problem.linePos?.[0] };
   }
   try {
     return { ok: true, value: doc.toJS({ maxAliasCount: 1000 }), doc, lineCounter };
   } catch (cause) {
     // Unresolved aliases and alias bombs surface only here, without a position.
     const reason = cause instanceof Error ? cause.message : String(cause);
-    return { ok: false, message: reason, reason, at: undefined, cause };
+    return { ok: false, code: 'E_CONFIG_PARSE', message: reason, reason, at: undefined, cause };
   }
 }
 
@@ -100,8 +113,8 @@ export function loadConfigText(text: string, filename: string): ConfigResult {
     // With a position the caller prints `file:line:column:` before the message; without one, the message names the file.
     const issue =
       parsed.at === undefined
-        ? configIssue('', 'E_CONFIG_PARSE', `${filename}: ${parsed.message}`)
-        : { ...configIssue('', 'E_CONFIG_PARSE', parsed.message), line: parsed.at.line, column: parsed.at.col };
+        ? configIssue('', parsed.code, `${filename}: ${parsed.message}`)
+        : { ...configIssue('', parsed.code, parsed.message), line: parsed.at.line, column: parsed.at.col };
     return { ok: false, issues: [issue], warnings: [] };
   }
   const r = validateConfig(parsed.value);

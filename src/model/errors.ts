@@ -25,6 +25,7 @@ export const ERRORS = {
   E_CONFIG_TOO_LARGE: { message: 'The configuration file is larger than the size limit; it was not read.', source: 'config', retryable: false },
   E_CONFIG_TOO_COMPLEX: { message: 'The configuration file has more YAML nodes or alias expansions than the limit; it was not parsed.', source: 'config', retryable: false },
   E_CONFIG_ENCODING: { message: 'The configuration file is not UTF-8.', source: 'config', retryable: false },
+  E_CONFIG_TOO_DEEP: { message: 'The configuration nests lists and mappings more than 64 levels deep.', source: 'config', retryable: false },
   E_CONFIG_INVALID: { message: 'The configuration is invalid; see the listed problems.', source: 'config', retryable: false },
   E_CONFIG_SCHEMA: { message: 'A field has the wrong type, a value out of range, or an unknown field.', source: 'config', retryable: false },
   E_ORIGIN_CONFIG_INVALID: { message: 'Give exactly one of origin_direct and origin_dns.', source: 'config', retryable: false, cfCode: 11000 },

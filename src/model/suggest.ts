@@ -32,6 +32,8 @@ export function suggestKey(key: string, known: readonly string[]): string | unde
   let best: string | undefined;
   let bestD = limit + 1;
   for (const k of known) {
+    // The distance is at least the difference in length: skipping costs nothing, and keeps a 1 MB key cheap.
+    if (Math.abs(key.length - k.length) > limit) continue;
     const dist = editDistance(key.toLowerCase(), k.toLowerCase());
     if (dist < bestD) {
       best = k;
@@ -49,6 +51,7 @@ export function didYouMean(word: string, candidates: readonly string[]): string 
   let best: string | undefined;
   let bestD = Infinity;
   for (const c of candidates) {
+    if (Math.abs(word.length - c.length) > 2) continue; // farther than any suggestion below
     const d = editDistance(word.toLowerCase(), c.toLowerCase());
     if (d < bestD) {
       best = c;
