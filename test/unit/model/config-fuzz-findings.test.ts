@@ -1,11 +1,12 @@
 /**
  * What `npm run fuzz` (test/fuzz) found in the config loader, each with its minimal input.
  *
- * - Deep nesting. Before the depth bound, `- ` × 3,000 made the YAML parser throw a RangeError (stack overflow) out
- *   of loadConfigText, which promises never to throw; `[` × 20,000 overflowed inside the library (reported as
- *   E_CONFIG_PARSE), and the next deep document, `[` × 5,000 then `]` × 5,000, aborted the process (V8:
- *   "RegExpCompiler Allocation failed - process out of memory"), which a reload would do to a running proxy. Now
- *   all of them are E_CONFIG_TOO_DEEP, found before any recursion goes deep.
+ * - Deep nesting. Before the depth bound, a config with a block list nested about 3,000 deep (`- - - …`) overflowed
+ *   the YAML parser's stack. Called with little stack left (under the fuzzer), the RangeError came out of
+ *   loadConfigText, which promises never to throw; otherwise it was reported as E_CONFIG_PARSE. After one such
+ *   overflow (`[` × 20,000), the next deep document in the same process (`[` × 5,000 then `]` × 5,000) aborted it
+ *   (V8: "RegExpCompiler Allocation failed - process out of memory"), which a reload would do to a running proxy.
+ *   Now all of them are E_CONFIG_TOO_DEEP, found before any recursion goes deep.
  * - A long unknown key. The "did you mean" search computed a full edit-distance table between the key and every
  *   known key: a 15,000-character key took 1.1 s to refuse. Keys whose length differs by more than the distance
  *   that could be suggested are now skipped.
@@ -29,7 +30,7 @@ describe('config nesting depth', () => {
     assert.equal(codeOf('['.repeat(5_000) + ']'.repeat(5_000)), 'E_CONFIG_TOO_DEEP');
   });
 
-  it('a block list nested 3,000 deep, which threw out of loadConfigText, is refused', () => {
+  it('block lists nested 3,000 deep, as in the fuzz input that threw, are refused', () => {
     assert.equal(codeOf(`${'- '.repeat(3_000)}1`), 'E_CONFIG_TOO_DEEP');
     assert.equal(codeOf(`apps:\n  - ${'- '.repeat(3_000)}x\n`), 'E_CONFIG_TOO_DEEP');
   });
