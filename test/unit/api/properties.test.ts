@@ -27,6 +27,8 @@ import { startApi, ZONE, type ApiUnderTest } from './harness.ts';
 import { freeRange } from './processes.ts';
 
 const RUN_SCALE = process.env.REFRACT_FC_RUNS !== undefined ? Number(process.env.REFRACT_FC_RUNS) : 1;
+// A failure's report carries the assertion that failed (node's test reporter shows only the message, not its cause).
+fc.configureGlobal({ ...fc.readConfigureGlobal(), includeErrorInReport: true });
 const runs = (n: number): number => Math.max(1, Math.round(n * RUN_SCALE));
 const APPS = `/zones/${ZONE.id}/spectrum/apps`;
 const READ_ONLY = ['id', 'created_on', 'modified_on'];
