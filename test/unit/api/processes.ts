@@ -6,11 +6,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import { freePort, ZONE } from './harness.ts';
+import { ZONE } from './harness.ts';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CLI = join(ROOT, 'src', 'cli.ts');
@@ -48,12 +48,29 @@ function canBind(protocol: 'tcp' | 'udp', port: number): Promise<boolean> {
 }
 
 /**
+ * The lower end of the kernel's ephemeral port range (Linux: /proc/sys/net/ipv4/ip_local_port_range), else 32768.
+ * Ranges are looked for below it: inside it, every local port of a client connection in TIME_WAIT (thousands after
+ * the soak tests, and Linux hands even ports to connect()) refuses a listener, so 4 consecutive free ports can be
+ * missing for a minute.
+ */
+function ephemeralLow(): number {
+  try {
+    const lo = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(lo) && lo > 12_000 ? lo : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+const RANGE_LOW = 10_000;
+const RANGE_HIGH = ephemeralLow();
+
+/**
  * The first port of `size` consecutive ports that are free on 127.0.0.1 now, for TCP and (with `udp`) UDP too,
- * starting at a port the kernel handed out for port 0. At most 50 tries.
+ * probed (bound and released) at random starts between 10000 and the ephemeral range. At most 50 tries.
  */
 export async function freeRange(size: number, opts: { udp?: boolean } = {}): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const start = await freePort();
+    const start = RANGE_LOW + Math.floor(Math.random() * (RANGE_HIGH - RANGE_LOW - size));
     if (start + size - 1 > 65_535) continue;
     let ok = true;
     for (let p = start; p < start + size && ok; p++) {
