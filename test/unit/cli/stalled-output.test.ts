@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
+import { until } from '../api/processes.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = join(ROOT, 'bin', 'refract.js');
@@ -30,18 +31,6 @@ const METRICS_PORT = 8822;
 const MAX_BUFFER = 64 * 1024;
 const TEST_MS = 120_000;
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, withinMs: number, probe: () => T | undefined | Promise<T | undefined>, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + withinMs;
-  for (let i = 0; i < Math.ceil(withinMs / everyMs) + 1; i++) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() >= deadline) break;
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out after ${withinMs} ms waiting for ${what}`);
-}
 
 function rssKb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
