@@ -46,10 +46,11 @@ import { parseCommand, processIo, refractVersion, type CliIo } from './args.ts';
 import { CONFIG_LIMIT_FLAGS, configLimits } from './config-limits.ts';
 import type { ConfigFileLimits } from '../model/config-file.ts';
 import { claimPidFile, type PidFile } from './pid-file.ts';
+import { isServeWorker, parseWorkers, runWorker, serveWorkers, workersUnsupported, WORKERS_MAX } from './workers.ts';
 
 export const SERVE_USAGE = `Usage: refract serve --config FILE [--access-log text|json|off] [--events FILE|stdout] [--trace FILE]
                      [--log-level LEVEL] [--no-watch] [--pid-file FILE] [--check]
-                     [--max-config-bytes N] [--max-config-nodes N]
+                     [--max-config-bytes N] [--max-config-nodes N] [--workers N|auto]
   Proxy the apps in FILE (YAML or JSON). Reloads on SIGHUP and when FILE changes (edited, renamed over, or swapped
   through a symlink as Kubernetes does); SIGTERM or SIGINT stop accepting, drain open connections and exit 0.
   -c, --config FILE     the configuration (docs/configuration.md); may also be given as the only argument
@@ -67,6 +68,8 @@ export const SERVE_USAGE = `Usage: refract serve --config FILE [--access-log tex
                         print a summary and exit, without serving
   --max-config-bytes N  refuse (at start and on reload) a FILE larger than N bytes before reading it (default 4M;
                         K, M, G); --max-config-nodes N: more YAML nodes than N before parsing it (default 500000)
+  --workers N|auto      N worker processes share the edge ports (default 1: one process; auto: one per core);
+                        docs/deploy.md, "Every core: --workers"
 Exit: 0 stopped after a drain (or --check passed), 1 invalid config, 2 invalid command line, 3 could not load or bind.
 Docs: docs/cli.md`;
 
@@ -92,6 +95,8 @@ export interface ServeOptions {
   check?: boolean;
   /** --max-config-bytes / --max-config-nodes (default: CONFIG_FILE_LIMITS). */
   limits?: ConfigFileLimits;
+  /** --workers: worker processes (default 1: this process serves alone). */
+  workers?: number;
 }
 
 /** Parses `refract serve ARGS` and runs it; resolves with the exit code. */
@@ -108,6 +113,7 @@ export function serveMain(argv: readonly string[], fns: ConfigFns, io: CliIo = p
       'access-log': { type: 'string' },
       'pid-file': { type: 'string' },
       check: { type: 'boolean' },
+      workers: { type: 'string' },
       ...CONFIG_LIMIT_FLAGS,
     },
     SERVE_USAGE,
@@ -135,7 +141,13 @@ export function serveMain(argv: readonly string[], fns: ConfigFns, io: CliIo = p
     io.err(`refract serve: ${limits}\n\n${SERVE_USAGE}\n`);
     return Promise.resolve(2);
   }
+  const workers = values.workers === undefined ? 1 : parseWorkers(values.workers);
+  if (workers === undefined) {
+    io.err(`refract serve: E_WORKERS_INVALID: --workers is a whole number from 1 to ${WORKERS_MAX} or auto, not '${values.workers}'\n\n${SERVE_USAGE}\n`);
+    return Promise.resolve(2);
+  }
   const o: ServeOptions = { limits };
+  if (workers > 1) o.workers = workers;
   if (values['no-watch'] === true) o.watch = false;
   if (values.events !== undefined) o.events = values.events;
   if (values.trace !== undefined) o.trace = values.trace;
@@ -164,7 +176,7 @@ function relativeCertSource(base: string, inner: CertSource): CertSource {
 }
 
 /** Settings `serve` reads once at start; a reload that changes them says so instead of ignoring it silently. */
-function restartOnlyChanges(running: RefractConfig, next: RefractConfig): string[] {
+export function restartOnlyChanges(running: RefractConfig, next: RefractConfig): string[] {
   const out: string[] = [];
   if (JSON.stringify(running.geo) !== JSON.stringify(next.geo)) out.push('geo');
   if (running.node.tls.dataDir !== next.node.tls.dataDir) out.push('edge.tls.data_dir');
@@ -244,6 +256,8 @@ function plural(n: number, word: string): string {
 }
 
 export async function serveCommand(file: string, opts: ServeOptions, fns: ConfigFns): Promise<number> {
+  // A worker process of --workers (src/cli/workers.ts): the supervisor sends it the configuration.
+  if (isServeWorker()) return runWorker();
   // Read and parsed in a worker thread, like every reload: the parser's garbage never lands on the serving heap.
   const first = await fns.loadOffThread(file, { limits: opts.limits });
   if (!first.ok) {
@@ -254,6 +268,11 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
   if (first.warnings.length > 0) process.stderr.write(fns.formatIssues(file, first.warnings) + '\n');
   let config = first.config;
   const log: Logger = createLogger({ level: opts.logLevel ?? config.log.level, node: config.node.id, maxBufferBytes: config.log.maxBufferBytes });
+  const unsupported = opts.workers !== undefined && opts.check !== true ? workersUnsupported(config, opts) : [];
+  if (unsupported.length > 0) {
+    process.stderr.write(`refract serve: E_WORKERS_UNSUPPORTED: --workers ${opts.workers} does not support ${unsupported.join(', ')} yet; run with one worker\n`);
+    return 2;
+  }
 
   let pidFile: PidFile | undefined;
   if (opts.pidFile !== undefined && opts.check !== true) {
@@ -270,6 +289,13 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
   };
   // Also on an unexpected exit (a thrown error): the PID file must not outlive the process.
   process.once('exit', exitCleanup);
+  if (opts.workers !== undefined && opts.check !== true) {
+    const level = opts.logLevel ?? config.log.level;
+    return serveWorkers({
+      file, opts, fns, config, log: log.child({ worker: 0 }), logLevel: level, count: opts.workers, exitCleanup,
+      restartOnlyChanges, appLabel, describeStartError, oneAtATime,
+    });
+  }
 
   const net = createNodeNetwork({ dnsServers: config.node.dnsServers, log: log.child({ component: 'descriptors' }) });
   let geo: LoadedGeo | undefined;

@@ -54,6 +54,23 @@ export type FollowResult =
   | { readonly ok: true; readonly config: RefractConfig; readonly result: ApplyResult }
   | { readonly ok: false; readonly config: RefractConfig; readonly error: unknown };
 
+/** A change whose first phase is done (`EdgeNode.prepare`): commit it or abort it, exactly once. */
+export interface PreparedApply {
+  /** The configuration as it will run (its edge-IP allocation set when the edge made it). */
+  readonly config: RefractConfig;
+  commit(): Promise<ApplyResult>;
+  abort(): Promise<void>;
+}
+
+interface Prepared {
+  readonly config: RefractConfig;
+  readonly tls: Awaited<ReturnType<EdgeTls['prepare']>>;
+  readonly fresh: ListenerSlot[];
+  readonly desired: Map<string, { protocol: 'tcp' | 'udp'; host: string; port: number; app: AppSpec }>;
+  readonly prev: Map<string, AppSpec>;
+  readonly next: Map<string, AppSpec>;
+}
+
 /** Maps a bind failure's errno to Refract's code (it lives in src/model/errors.ts; re-exported for callers). */
 export { listenErrorCode };
 
@@ -105,6 +122,8 @@ export interface EdgeNodeDeps {
    * first such apply keeps these addresses, later ones keep the running allocation.
    */
   readonly edgeIps?: EdgeIpState;
+  /** false: bind no UDP listener (a worker of `serve --workers` other than the first, on a runtime without reusePort). */
+  readonly udp?: boolean;
 }
 
 export class EdgeNode {
@@ -126,8 +145,10 @@ export class EdgeNode {
   /** The per-cause limit of the connection path's log lines (`log.rate_limit`; docs/hardening.md). */
   readonly logLimit: LogLimiter;
   readonly #limiter: ClientLimiter;
+  readonly #udpOn: boolean;
 
   constructor(deps: EdgeNodeDeps, initial: RefractConfig) {
+    this.#udpOn = deps.udp !== false;
     this.#seedEdgeIps = deps.edgeIps;
     this.#net = deps.net;
     this.#log = deps.log;
@@ -189,9 +210,50 @@ export class EdgeNode {
 
   /** Like `apply`, with the configuration as applied (its edge-IP allocation set when the edge made it). */
   #applied(config: RefractConfig): Promise<{ config: RefractConfig; result: ApplyResult }> {
-    const run = this.#chain.then(() => this.#apply(config));
+    const run = this.#chain.then(async () => this.#commit(await this.#prepare(config)));
     this.#chain = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * The first phase of `apply` alone (for `serve --workers`, which applies a change in every worker at once):
+   * certificates loaded and new ports bound, nothing running changed yet. The caller then calls exactly one of
+   * `commit` (the second phase: `apply`'s result) or `abort` (the new ports released, nothing changed); other
+   * applies wait until then. Rejects, changing nothing, like `apply`.
+   */
+  prepare(config: RefractConfig): Promise<PreparedApply> {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const run = this.#chain.then(() => this.#prepare(config));
+    this.#chain = run.then(
+      () => held,
+      () => undefined,
+    );
+    run.catch(() => undefined);
+    return run.then((p) => {
+      let done = false;
+      return {
+        config: p.config,
+        commit: async () => {
+          if (done) throw new RefractError('E_INTERNAL', { message: 'this prepared change was already committed or aborted' });
+          done = true;
+          try {
+            return (await this.#commit(p)).result;
+          } finally {
+            release();
+          }
+        },
+        abort: async () => {
+          if (done) return;
+          done = true;
+          try {
+            await EdgeNode.#release(p.fresh);
+          } finally {
+            release();
+          }
+        },
+      };
+    });
   }
 
   /**
@@ -216,7 +278,15 @@ export class EdgeNode {
     );
   }
 
-  async #apply(config: RefractConfig): Promise<{ config: RefractConfig; result: ApplyResult }> {
+  static async #release(fresh: readonly ListenerSlot[]): Promise<void> {
+    await Promise.all(fresh.map((s) => s.listener?.close()));
+    for (const s of fresh) {
+      s.accepted?.unsubscribe();
+      s.udp?.sock.close();
+    }
+  }
+
+  async #prepare(config: RefractConfig): Promise<Prepared> {
     if (this.#stopped) throw new RefractError('E_INTERNAL', { message: 'the edge node is shut down' });
     // With pools, a config not allocated by its caller is allocated here, keeping the running allocation.
     if (config.edgeIps === undefined && poolsConfigured(config)) {
@@ -234,6 +304,8 @@ export class EdgeNode {
     // Desired slots: each app's own edge addresses (without pools: every edge address) × its ports, per protocol.
     const desired = new Map<string, { protocol: 'tcp' | 'udp'; host: string; port: number; app: AppSpec }>();
     for (const app of next.values()) {
+      // A worker of `serve --workers` on a runtime without reusePort leaves UDP to one worker (flow affinity).
+      if (app.protocol === 'udp' && !this.#udpOn) continue;
       for (const host of appBindAddresses(config, app)) {
         for (let p = app.edgePorts.start; p <= app.edgePorts.end; p++) {
           desired.set(slotKey(app.protocol, host, p), { protocol: app.protocol, host, port: p, app });
@@ -279,14 +351,14 @@ export class EdgeNode {
         }
       }
     } catch (e) {
-      await Promise.all(fresh.map((s) => s.listener?.close()));
-      for (const s of fresh) {
-        s.accepted?.unsubscribe();
-        s.udp?.sock.close();
-      }
+      await EdgeNode.#release(fresh);
       throw e;
     }
+    return { config, tls, fresh, desired, prev, next };
+  }
 
+  async #commit(p: Prepared): Promise<{ config: RefractConfig; result: ApplyResult }> {
+    const { config, tls, fresh, desired, prev, next } = p;
     // Phase 2: commit. Nothing below can fail (rules were validated; compiling them cannot fail).
     this.#access = compileAccessTables(config.accessRules, this.#geo);
     this.#tls.commit(tls);

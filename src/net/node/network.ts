@@ -82,6 +82,20 @@ export interface NodeNetworkOptions {
   descriptors?: DescriptorGuard;
   /** Where the guard logs its episodes (one line when one starts, one when it ends). */
   log?: GuardLog;
+  /**
+   * How edge listeners share their port with other processes (`serve --workers`): `exclusive` (default) binds
+   * alone; `cluster` shares the primary's listening socket among cluster workers (TCP only; the kernel hands each
+   * accept to one of them); `reusePort` gives each worker a socket of its own with SO_REUSEPORT (TCP and UDP; the
+   * kernel hashes each connection's or datagram's 4-tuple to one socket; Node >= 22.12 / 23.1, see reusePortSupported).
+   * A UDP socket is never shared through cluster: it binds in its own process (`exclusive`) or with `reusePort`.
+   */
+  share?: 'exclusive' | 'cluster' | 'reusePort';
+}
+
+/** Whether this runtime has `reusePort` for net.Server.listen and dgram.createSocket (Node 22.12+, 23.1+). */
+export function reusePortSupported(version: string = process.versions.node): boolean {
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
 }
 
 /** The real Network, with its descriptor guard (for metrics and tests). */
@@ -102,6 +116,7 @@ export function createNodeNetwork(opts: NodeNetworkOptions = {}): NodeNetwork {
         setTimeout(fn, ms).unref();
       },
     });
+  const share = opts.share ?? 'exclusive';
   return {
     descriptors: guard,
     clock: nodeClock,
@@ -123,7 +138,9 @@ export function createNodeNetwork(opts: NodeNetworkOptions = {}): NodeNetwork {
           onConnection(new NodeConn(rewrapAccepted(socket), undefined, local));
         });
         server.once('error', reject);
-        server.listen({ host: o.host, port: o.port, backlog: o.backlog ?? 511, exclusive: true }, () => {
+        const listen: net.ListenOptions & { reusePort?: boolean } = { host: o.host, port: o.port, backlog: o.backlog ?? 511, exclusive: share !== 'cluster' };
+        if (share === 'reusePort') listen.reusePort = true;
+        server.listen(listen, () => {
           server.off('error', reject);
           // An accept error reaches here only when libuv could not shed the load itself (descriptors.ts).
           server.on('error', (e: NodeJS.ErrnoException) => guard.acceptError(e.code));
@@ -168,13 +185,16 @@ export function createNodeNetwork(opts: NodeNetworkOptions = {}): NodeNetwork {
         const s = dgram.createSocket({
           type: net.isIPv6(o.host) ? 'udp6' : 'udp4',
           ...(o.receiveBufferBytes === undefined ? {} : { recvBufferSize: o.receiveBufferBytes }),
-        });
+          ...(share === 'reusePort' ? { reusePort: true } : {}),
+        } as dgram.SocketOptions);
         const failed = (e: NodeJS.ErrnoException): void => {
           if (isDescriptorError(e.code)) guard.upstreamError(e.code);
           reject(e);
         };
         s.once('error', failed);
-        s.bind(o.port, o.host, () => {
+        // exclusive: in a cluster worker, bind here (not through the primary's shared socket, which would hand one
+        // flow's datagrams to any worker).
+        s.bind({ port: o.port, address: o.host, exclusive: true }, () => {
           s.off('error', failed);
           guard.opened();
           resolve(new NodeUdpSocket(s, o.receiveBufferBytes !== undefined));
