@@ -3,7 +3,8 @@
  * (client ip, client port, edge ip, edge port), one `udpFlow` machine per flow, each with its own upstream socket
  * (its own ephemeral port, so the origin's replies find the right client).
  *
- * Per datagram the engine does a Map lookup, optional header prepend (PROXY v2 on the first datagram of the flow,
+ * Per datagram the engine does a Map lookup by client port in the edge socket's own index (no string key is built),
+ * optional header prepend (PROXY v2 on the first datagram of the flow,
  * SPP on every one), a size check (never fragment) and one send — no machine event, no RxJS `next`. A datagram
  * with no flow goes to `openings$` (udp-inputs.ts), where admission (src/core/admission.ts) decides whether it opens
  * one; the machines hear only the streams of udp-inputs.ts. Outcomes come from src/core/outcomes.ts.
@@ -64,9 +65,44 @@ export interface UdpSlot {
   readonly sock: UdpSocket;
 }
 
+/**
+ * The open flows of one edge socket (`UdpSlot`), by client port: the edge side of a flow's key is the socket's, so
+ * a datagram finds its flow by a number and, for the rare flows of several client addresses on one port, a walk
+ * along `samePort` comparing addresses. No key string is built per datagram.
+ */
+type FlowIndex = Map<number, FlowRecord>;
+
+function findFlow(index: FlowIndex, address: string, port: number): FlowRecord | undefined {
+  let r = index.get(port);
+  while (r !== undefined && r.client.address !== address) r = r.samePort;
+  return r;
+}
+
+function addFlow(index: FlowIndex, r: FlowRecord): void {
+  r.samePort = index.get(r.client.port);
+  index.set(r.client.port, r);
+}
+
+function removeFlow(index: FlowIndex, r: FlowRecord): void {
+  const head = index.get(r.client.port);
+  if (head === r) {
+    if (r.samePort === undefined) index.delete(r.client.port);
+    else index.set(r.client.port, r.samePort);
+    return;
+  }
+  for (let p = head; p !== undefined; p = p.samePort) {
+    if (p.samePort === r) {
+      p.samePort = r.samePort;
+      return;
+    }
+  }
+}
+
 interface FlowRecord extends HostedInstance<FlowRecord, UdpFlowEvent> {
   readonly id: number;
-  readonly key: string;
+  /** The edge socket's index the flow is in, and the next flow in it with the same client port. */
+  readonly index: FlowIndex;
+  samePort: FlowRecord | undefined;
   readonly app: AppSpec;
   readonly slot: UdpSlot;
   readonly client: SocketAddress;
@@ -100,12 +136,15 @@ export class UdpEngine {
   readonly #deps: UdpEngineDeps;
   readonly #limiter: ClientLimiter;
   readonly #host: MachineHost<FlowRecord, UdpFlowEvent>;
-  readonly #flows = new Map<string, FlowRecord>();
+  /** Every open flow, in opening order (the order drain, abort and refilter visit them). */
+  readonly #flows = new Set<FlowRecord>();
+  /** Each edge socket's flows by client port (one index per slot, kept if the slot is attached again). */
+  readonly #indexes = new WeakMap<UdpSlot, FlowIndex>();
   /** Open flows per app id (for the per-app cap). */
   readonly #perApp = new Map<string, number>();
   #nextId = 1;
   readonly #idle = new IdleWaiters();
-  readonly #inputs = new UdpInputs<FlowRecord, UdpSlot>();
+  readonly #inputs = new UdpInputs<FlowRecord, UdpSlot, FlowIndex>();
   readonly #feed: Subscription;
   readonly #open: Subscription;
   readonly #states = new Subject<MachineStateChange>();
@@ -179,7 +218,10 @@ export class UdpEngine {
 
   /** Starts demultiplexing the datagrams of an edge socket. */
   attach(slot: UdpSlot): void {
-    slot.sock.setHandler((msg) => this.#onClientDatagram(slot, msg));
+    let index = this.#indexes.get(slot);
+    if (index === undefined) this.#indexes.set(slot, (index = new Map()));
+    const idx = index;
+    slot.sock.setHandler((msg) => this.#onClientDatagram(slot, idx, msg));
   }
 
   drain(appIds: ReadonlySet<string> | undefined, deadlineMs: number): void {
@@ -194,7 +236,7 @@ export class UdpEngine {
   /** Arms the drain deadline of every flow `which` picks (once: an armed one keeps its deadline). */
   #drainWhere(which: (r: FlowRecord) => boolean, deadlineMs: number): void {
     const control$ = this.#inputs.control$;
-    for (const r of this.#flows.values()) {
+    for (const r of this.#flows) {
       if (r.drainCancel || !which(r)) continue;
       r.drainCancel = this.#deps.clock.setTimer(deadlineMs, () => {
         r.drainCancel = undefined;
@@ -241,15 +283,13 @@ export class UdpEngine {
 
   // ── the datagram path ────────────────────────────────────────────────────────────────────────────────────────
 
-  #onClientDatagram(slot: UdpSlot, msg: Datagram): void {
-    const edge = slot.sock.local;
-    const key = `${msg.remote.address}|${msg.remote.port}|${edge.address}|${edge.port}`;
-    const r = this.#flows.get(key);
+  #onClientDatagram(slot: UdpSlot, index: FlowIndex, msg: Datagram): void {
+    const r = findFlow(index, msg.remote.address, msg.remote.port);
     if (r) this.#forward(r, msg);
     // Only an admitted datagram becomes a `next`: a flood from a blocked range costs a counter, not a stream value.
     else {
       const hold = this.#admits(slot, msg);
-      if (hold !== false) this.#inputs.openings$.next({ slot, key, msg, hold });
+      if (hold !== false) this.#inputs.openings$.next({ slot, index, msg, hold });
     }
   }
 
@@ -299,8 +339,8 @@ export class UdpEngine {
   }
 
   /** An admitted datagram opens its flow (`openings$`), which forwards it. */
-  #onOpening({ slot, key, msg, hold }: FlowOpening<UdpSlot>): void {
-    const r = this.#newFlow(key, slot, slot.app!, msg.remote, slot.sock.local, this.#deps.settings());
+  #onOpening({ slot, index, msg, hold }: FlowOpening<UdpSlot, FlowIndex>): void {
+    const r = this.#newFlow(index, slot, slot.app!, msg.remote, slot.sock.local, this.#deps.settings());
     r.limitHold = hold;
     this.#forward(r, msg);
   }
@@ -314,7 +354,7 @@ export class UdpEngine {
     else this.stats.udp_dgrams_queue_full++;
   }
 
-  #newFlow(key: string, slot: UdpSlot, app: AppSpec, client: SocketAddress, edge: SocketAddress, settings: NodeSettings): FlowRecord {
+  #newFlow(index: FlowIndex, slot: UdpSlot, app: AppSpec, client: SocketAddress, edge: SocketAddress, settings: NodeSettings): FlowRecord {
     const clock = this.#deps.clock;
     const r: FlowRecord = {
       _node: undefined!,
@@ -322,7 +362,8 @@ export class UdpEngine {
       _queue: undefined,
       _busy: false,
       id: this.#nextId++,
-      key,
+      index,
+      samePort: undefined,
       app,
       slot,
       client,
@@ -349,7 +390,8 @@ export class UdpEngine {
       code: '',
       limitHold: undefined,
     };
-    this.#flows.set(key, r);
+    this.#flows.add(r);
+    addFlow(index, r);
     this.#perApp.set(app.id, (this.#perApp.get(app.id) ?? 0) + 1);
     this.stats.udp_flows_total++;
     this.stats.udp_flows_active++;
@@ -478,7 +520,8 @@ export class UdpEngine {
     r.idleCancel = r.drainCancel = undefined;
     r.up?.close();
     r.queue = undefined;
-    this.#flows.delete(r.key);
+    this.#flows.delete(r);
+    removeFlow(r.index, r);
     if (r.limitHold) {
       releaseClient(this.#limiter, r.limitHold, this.#deps.clock.now());
       r.limitHold = undefined;

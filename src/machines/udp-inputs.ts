@@ -18,17 +18,17 @@ import type { UdpFlowEvent } from './udp-flow.machine.ts';
 
 type Ev<T extends string> = Extract<UdpFlowEvent, { type: T }>;
 
-/** A datagram whose (client, edge) pair has no flow: the slot it arrived on, its flow key, the datagram. */
-export interface FlowOpening<S> {
+/** A datagram whose (client, edge) pair has no flow: the slot it arrived on, the slot's flow index, the datagram. */
+export interface FlowOpening<S, I = unknown> {
   readonly slot: S;
-  readonly key: string;
+  readonly index: I;
   readonly msg: Datagram;
   /** What the per-client limiter counted for the flow (given back when it closes). */
   readonly hold: ClientHold | undefined;
 }
 
-export class UdpInputs<R, S> {
-  readonly openings$ = new Subject<FlowOpening<S>>();
+export class UdpInputs<R, S, I = unknown> {
+  readonly openings$ = new Subject<FlowOpening<S, I>>();
   readonly upstream$ = new InputStream<R, Ev<'UPSTREAM.READY' | 'UPSTREAM.FAILED'>>();
   readonly relay$ = new InputStream<R, Ev<'FLOW.IDLE'>>();
   readonly control$ = new InputStream<R, Ev<'FLOW.DRAIN_DEADLINE' | 'FLOW.FILTERED' | 'FLOW.ABORT'>>();

@@ -5,6 +5,7 @@
 import { createNodeTls } from './tls.ts';
 import * as net from 'node:net';
 import * as dgram from 'node:dgram';
+import * as dns from 'node:dns';
 import { performance } from 'node:perf_hooks';
 import type {
   Cancel, Clock, Conn, ConnectTcpOptions, Datagram, DnsAnswer, DnsRecordType,
@@ -29,6 +30,17 @@ export const nodeRandom: Random = { next: () => Math.random() };
 
 export { NodeConn, normaliseAddress } from './node-conn.ts';
 
+/**
+ * dgram's address lookup, without its detour for an IP literal: `dns.lookup` answers a literal on the next tick
+ * (a `process.nextTick`, a closure and an async-id scope per datagram sent), this answers it at once, so `send`
+ * reaches the socket in the same call, as it does on a connected socket. A name still goes to `dns.lookup`.
+ */
+function literalLookup(address: string, family: unknown, cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
+  const f = net.isIP(address);
+  if (f !== 0) cb(null, address, f);
+  else dns.lookup(address, family as number, cb);
+}
+
 class NodeUdpSocket implements UdpSocket {
   readonly #s: dgram.Socket;
   /** The receive buffer granted: SO_RCVBUF as read back, halved on Linux (which reports twice what it grants). */
@@ -37,11 +49,15 @@ class NodeUdpSocket implements UdpSocket {
   /** Cached: dgram's address() is a getsockname syscall, and the engine reads it per datagram. */
   #local: SocketAddress | undefined;
   /** `readBuffer`: read the granted receive buffer back (edge sockets that asked for one; a getsockopt per socket). */
-  constructor(s: dgram.Socket, readBuffer: boolean) {
+  constructor(s: dgram.Socket, readBuffer: boolean, v4: boolean) {
     this.#s = s;
-    s.on('message', (data: Buffer, rinfo: dgram.RemoteInfo) => {
-      this.#onMessage({ data, remote: sockAddr(rinfo.address, rinfo.port) });
-    });
+    // An IPv4 socket's peers are IPv4 addresses as they stand: no normalising per datagram.
+    s.on(
+      'message',
+      v4
+        ? (data: Buffer, rinfo: dgram.RemoteInfo) => this.#onMessage({ data, remote: { address: rinfo.address, port: rinfo.port, family: 'IPv4' } })
+        : (data: Buffer, rinfo: dgram.RemoteInfo) => this.#onMessage({ data, remote: sockAddr(rinfo.address, rinfo.port) }),
+    );
     s.on('error', noop);
     let rcv: number | undefined;
     if (readBuffer) {
@@ -182,8 +198,10 @@ export function createNodeNetwork(opts: NodeNetworkOptions = {}): NodeNetwork {
 
     bindUdp(o: BindUdpOptions): Promise<UdpSocket> {
       return new Promise((resolve, reject) => {
+        const v4 = !net.isIPv6(o.host);
         const s = dgram.createSocket({
-          type: net.isIPv6(o.host) ? 'udp6' : 'udp4',
+          type: v4 ? 'udp4' : 'udp6',
+          lookup: literalLookup,
           ...(o.receiveBufferBytes === undefined ? {} : { recvBufferSize: o.receiveBufferBytes }),
           ...(share === 'reusePort' ? { reusePort: true } : {}),
         } as dgram.SocketOptions);
@@ -197,7 +215,7 @@ export function createNodeNetwork(opts: NodeNetworkOptions = {}): NodeNetwork {
         s.bind({ port: o.port, address: o.host, exclusive: true }, () => {
           s.off('error', failed);
           guard.opened();
-          resolve(new NodeUdpSocket(s, o.receiveBufferBytes !== undefined));
+          resolve(new NodeUdpSocket(s, o.receiveBufferBytes !== undefined, v4));
         });
       });
     },

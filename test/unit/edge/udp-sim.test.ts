@@ -10,6 +10,7 @@ import { EdgeNode } from '../../../src/edge/edge-node.ts';
 import { mustConfig } from '../../helpers/edge.ts';
 import { decodeSpp, encodeSpp } from '../../../src/core/spp.ts';
 import type { SpectrumEvent } from '../../../src/streams/events.ts';
+import type { UdpSocket } from '../../../src/net/ports.ts';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -175,4 +176,55 @@ test('udp with edge.pools: a removed app\'s address is held while its flow drain
   await sim.runUntilIdleAsync({ maxSteps: 1_000_000 });
   await done;
   assert.deepEqual(sim.netstat().udp.filter((u) => u.host === 'edge'), []);
+});
+
+test('udp in the simulator: clients on one port from several addresses keep separate flows, whichever closes first', async () => {
+  // The engine indexes an edge socket's flows by client port and chains the addresses sharing one: the middle of
+  // such a chain closing (c2 goes idle) must leave the others routed, and c2's next datagram opens a fresh flow.
+  const sim = createSim({ seed: 7 });
+  const edgeH = sim.host('edge', { addresses: ['198.51.100.1'] });
+  const originH = sim.host('origin', { addresses: ['198.51.100.2'] });
+  const names = ['c1', 'c2', 'c3'];
+  const hosts = names.map((n, i) => sim.host(n, { addresses: [`203.0.113.${i + 1}`] }));
+  for (const n of names) sim.link(n, 'edge', { latencyMs: 3 });
+  const origin = await originH.bindUdp({ host: '198.51.100.2', port: 5300 });
+  origin.setHandler((m) => origin.send(m.data, m.remote.port, m.remote.address));
+  const config = mustConfig({
+    edge: { addresses: ['198.51.100.1'], udp_idle_timeout_ms: 10_000 },
+    apps: [{ protocol: 'udp/53', dns: { name: 'dns.example.test' }, origin_direct: ['udp://198.51.100.2:5300'] }],
+  });
+  const edge = new EdgeNode({ net: edgeH, log: pino({ level: 'silent' }) }, config);
+  const events: SpectrumEvent[] = [];
+  edge.events.events$.subscribe((e) => events.push(e));
+  const applied = edge.apply(config);
+  await sim.runUntilIdleAsync({ maxSteps: 100_000 });
+  await applied;
+
+  const received: string[][] = [[], [], []];
+  // c1, c2, c3 open in that order (the chain is c3 → c2 → c1); c2 goes idle at ~10 s while the others keep talking;
+  // after that c1 and c3 still reach their flows, and c2 opens a new one.
+  const plan: Array<[number, number, string]> = [
+    [0, 0, 'a'], [1, 1, 'a'], [2, 2, 'a'],
+    [5_000, 0, 'b'], [5_001, 2, 'b'],
+    [12_000, 0, 'c'], [12_001, 2, 'c'],
+    [13_000, 1, 'd'],
+  ];
+  const socks: UdpSocket[] = [];
+  for (const [i, h] of hosts.entries()) {
+    const s = await h.bindUdp({ host: `203.0.113.${i + 1}`, port: 40_000 });
+    s.setHandler((m) => received[i]!.push(dec.decode(m.data)));
+    socks.push(s);
+  }
+  for (const [at, i, what] of plan) sim.clock.setTimer(at, () => socks[i]!.send(enc.encode(`${names[i]} ${what}`), 53, '198.51.100.1'));
+  sim.clock.setTimer(100_000, () => socks.forEach((s) => s.close()));
+  await sim.runUntilIdleAsync({ maxSteps: 1_000_000 });
+
+  assert.deepEqual(received, [['c1 a', 'c1 b', 'c1 c'], ['c2 a', 'c2 d'], ['c3 a', 'c3 b', 'c3 c']]);
+  assert.equal(edge.udp.stats.udp_flows_total, 4);
+  const closes = events.filter((e) => e.Event === 'disconnect').map((e) => `${e.ClientIP}:${e.ClientPort} ${e.ClientPackets}`);
+  assert.deepEqual(closes.sort(), ['203.0.113.1:40000 3', '203.0.113.2:40000 1', '203.0.113.2:40000 1', '203.0.113.3:40000 3']);
+  assert.equal(edge.udp.activeCount, 0);
+  const done = edge.shutdown(0);
+  await sim.runUntilIdleAsync({ maxSteps: 100_000 });
+  await done;
 });
