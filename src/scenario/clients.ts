@@ -6,7 +6,7 @@
 import { Buffer } from 'node:buffer';
 import { EDGE_CIPHERS } from '../core/tls-ciphers.ts';
 import { type CertInfo, type Conn, type ConnHandlers, type TlsClientParams, type UdpSocket } from '../net/ports.ts';
-import { DATAGRAM_DEFAULT_COUNT, DATAGRAM_DEFAULT_EVERY_MS, LOAD_DEFAULT_BYTES, LOAD_DEFAULT_EVERY_MS, loadIds, parseIpPort, sourceAddress } from './schema.ts';
+import { DATAGRAM_DEFAULT_COUNT, DATAGRAM_DEFAULT_EVERY_MS, LOAD_DEFAULT_BYTES, LOAD_DEFAULT_EVERY_MS, loadId, parseIpPort, sourceAddress, type IpPort } from './schema.ts';
 import { type DialledDatagram, type FlowTrack, type Tracker } from './tracker.ts';
 import { type TimelineStep } from './types.ts';
 import { type World } from './world.ts';
@@ -61,6 +61,8 @@ function clientTlsParams(spec: ConnectTls, dialled: string, cas: readonly CertIn
 export class Clients {
   readonly #world: World;
   readonly #tracker: Tracker;
+  /** Each `to` a connection dialled, parsed (a load step dials the same one count times). */
+  readonly #dialled = new Map<string, IpPort>();
 
   constructor(world: World, tracker: Tracker) {
     this.#world = world;
@@ -81,7 +83,8 @@ export class Clients {
       t.closedAt = sim.clock.now();
       return;
     }
-    const dst = parseIpPort(to)!;
+    let dst = this.#dialled.get(to);
+    if (dst === undefined) this.#dialled.set(to, (dst = parseIpPort(to)!));
     const c = host.connectTcp({ host: dst.address, port: dst.port, ...(from === undefined ? {} : { localAddress: from }) });
     t.conn = c;
     this.#tracker.clientSocket(t, c.local);
@@ -155,10 +158,24 @@ export class Clients {
       if (data.byteLength > 0) c.write(data);
       c.end();
     };
-    loadIds(l).forEach((id, k) => {
-      if (k === 0) this.open(id, l.client, l.to, undefined, false, onConnect);
-      else this.#world.sim.clock.setTimer(k * every, () => this.open(id, l.client, l.to, undefined, false, onConnect));
-    });
+    const count = l.count;
+    if (count <= 0) return;
+    this.open(loadId(l, 0), l.client, l.to, undefined, false, onConnect);
+    if (count === 1) return;
+    // Connection k opens at start + k × every, in the (deadline, seq) order it would have had with all its timers set
+    // now: their sequence numbers are reserved now, and each timer sets the next (one timer in the clock, not count).
+    const clock = this.#world.sim.clock;
+    const start = clock.now();
+    const base = clock.reserve(count - 1);
+    const atOf = (k: number): number => {
+      const ms = k * every;
+      return ms > 0 ? start + ms : start; // as VirtualClock.schedule computes a deadline
+    };
+    const next = (k: number): void => {
+      if (k + 1 < count) clock.postReserved(atOf(k + 1), base + k, next, k + 1);
+      this.open(loadId(l, k), l.client, l.to, undefined, false, onConnect);
+    };
+    clock.postReserved(atOf(1), base, next, 1);
   }
 
   /** The destination of flow `id` (its first datagram step's), or undefined before that step ran. */
