@@ -73,8 +73,9 @@ const runnerUrl = runnerDir === undefined ? '../src/scenario/runner.ts' : new UR
 const { runScenario } = (await import(runnerUrl)) as { runScenario: typeof RunScenario };
 
 function scenarioOf(n: number): ScenarioFile {
-  // `load` spaces connections `every_ms` apart; with ~2 ms lifecycles (1 ms links) this keeps ~concurrency open.
-  const every = 2 / concurrency;
+  // `load` spaces connections `every_ms` apart; a lifecycle takes ~4 virtual ms (two 0.5 ms links: the client's
+  // handshake, the dial, 10 KB each way, the FINs), so this keeps ~concurrency open, as bench/sim-engine-speed.ts does.
+  const every = 4 / concurrency;
   return {
     name: 'edge speed',
     seed: 1,

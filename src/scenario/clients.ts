@@ -64,9 +64,13 @@ export class Clients {
   /** Each `to` a connection dialled, parsed (a load step dials the same one count times). */
   readonly #dialled = new Map<string, IpPort>();
 
-  constructor(world: World, tracker: Tracker) {
+  /** Connection ids that `send`, `end` or `reset` steps name: only those need their socket once it has closed. */
+  readonly #addressed: ReadonlySet<string>;
+
+  constructor(world: World, tracker: Tracker, timeline: readonly TimelineStep[] = []) {
     this.#world = world;
     this.#tracker = tracker;
+    this.#addressed = new Set(timeline.flatMap((s) => ('send' in s ? [s.send.id] : 'end' in s ? [s.end.id] : 'reset' in s ? [s.reset.id] : [])));
   }
 
   /**
@@ -75,6 +79,7 @@ export class Clients {
    */
   open(id: string, client: string, to: string, from: string | undefined, halfOpen: boolean, onConnect?: (c: Conn) => void, tlsSpec?: ConnectTls): void {
     const t = this.#tracker.addConnection(id, halfOpen, tlsSpec !== undefined);
+    const release = !this.#addressed.has(id);
     const world = this.#world;
     const sim = world.sim;
     const host = world.host(client);
@@ -126,6 +131,8 @@ export class Clients {
       },
       close() {
         t.closedAt = sim.clock.now();
+        // A closed socket no step will touch: let it go (thousands of load connections would otherwise stay in memory).
+        if (release) t.conn = undefined;
       },
     };
     c.setHandlers(handlers);
