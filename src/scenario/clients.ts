@@ -6,7 +6,7 @@
 import { Buffer } from 'node:buffer';
 import { EDGE_CIPHERS } from '../core/tls-ciphers.ts';
 import { type CertInfo, type Conn, type ConnHandlers, type TlsClientParams, type UdpSocket } from '../net/ports.ts';
-import { DATAGRAM_DEFAULT_COUNT, DATAGRAM_DEFAULT_EVERY_MS, LOAD_DEFAULT_BYTES, LOAD_DEFAULT_EVERY_MS, loadIds, parseIpPort, sourceAddress } from './schema.ts';
+import { DATAGRAM_DEFAULT_COUNT, DATAGRAM_DEFAULT_EVERY_MS, LOAD_DEFAULT_BYTES, LOAD_DEFAULT_EVERY_MS, loadId, parseIpPort, sourceAddress, type IpPort } from './schema.ts';
 import { type DialledDatagram, type FlowTrack, type Tracker } from './tracker.ts';
 import { type TimelineStep } from './types.ts';
 import { type World } from './world.ts';
@@ -61,10 +61,16 @@ function clientTlsParams(spec: ConnectTls, dialled: string, cas: readonly CertIn
 export class Clients {
   readonly #world: World;
   readonly #tracker: Tracker;
+  /** Each `to` a connection dialled, parsed (a load step dials the same one count times). */
+  readonly #dialled = new Map<string, IpPort>();
 
-  constructor(world: World, tracker: Tracker) {
+  /** Connection ids that `send`, `end` or `reset` steps name: only those need their socket once it has closed. */
+  readonly #addressed: ReadonlySet<string>;
+
+  constructor(world: World, tracker: Tracker, timeline: readonly TimelineStep[] = []) {
     this.#world = world;
     this.#tracker = tracker;
+    this.#addressed = new Set(timeline.flatMap((s) => ('send' in s ? [s.send.id] : 'end' in s ? [s.end.id] : 'reset' in s ? [s.reset.id] : [])));
   }
 
   /**
@@ -73,6 +79,7 @@ export class Clients {
    */
   open(id: string, client: string, to: string, from: string | undefined, halfOpen: boolean, onConnect?: (c: Conn) => void, tlsSpec?: ConnectTls): void {
     const t = this.#tracker.addConnection(id, halfOpen, tlsSpec !== undefined);
+    const release = !this.#addressed.has(id);
     const world = this.#world;
     const sim = world.sim;
     const host = world.host(client);
@@ -81,7 +88,8 @@ export class Clients {
       t.closedAt = sim.clock.now();
       return;
     }
-    const dst = parseIpPort(to)!;
+    let dst = this.#dialled.get(to);
+    if (dst === undefined) this.#dialled.set(to, (dst = parseIpPort(to)!));
     const c = host.connectTcp({ host: dst.address, port: dst.port, ...(from === undefined ? {} : { localAddress: from }) });
     t.conn = c;
     this.#tracker.clientSocket(t, c.local);
@@ -123,6 +131,8 @@ export class Clients {
       },
       close() {
         t.closedAt = sim.clock.now();
+        // A closed socket no step will touch: let it go (thousands of load connections would otherwise stay in memory).
+        if (release) t.conn = undefined;
       },
     };
     c.setHandlers(handlers);
@@ -155,10 +165,24 @@ export class Clients {
       if (data.byteLength > 0) c.write(data);
       c.end();
     };
-    loadIds(l).forEach((id, k) => {
-      if (k === 0) this.open(id, l.client, l.to, undefined, false, onConnect);
-      else this.#world.sim.clock.setTimer(k * every, () => this.open(id, l.client, l.to, undefined, false, onConnect));
-    });
+    const count = l.count;
+    if (count <= 0) return;
+    this.open(loadId(l, 0), l.client, l.to, undefined, false, onConnect);
+    if (count === 1) return;
+    // Connection k opens at start + k × every, in the (deadline, seq) order it would have had with all its timers set
+    // now: their sequence numbers are reserved now, and each timer sets the next (one timer in the clock, not count).
+    const clock = this.#world.sim.clock;
+    const start = clock.now();
+    const base = clock.reserve(count - 1);
+    const atOf = (k: number): number => {
+      const ms = k * every;
+      return ms > 0 ? start + ms : start; // as VirtualClock.schedule computes a deadline
+    };
+    const next = (k: number): void => {
+      if (k + 1 < count) clock.postReserved(atOf(k + 1), base + k, next, k + 1);
+      this.open(loadId(l, k), l.client, l.to, undefined, false, onConnect);
+    };
+    clock.postReserved(atOf(1), base, next, 1);
   }
 
   /** The destination of flow `id` (its first datagram step's), or undefined before that step ran. */

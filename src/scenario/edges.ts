@@ -54,11 +54,20 @@ export function topologyGeo(clients: Topology['clients']): GeoLookup {
   const byIp = new Map<string, { country: string | undefined; asn: number | undefined }>();
   for (const c of clients) for (const a of c.addresses) byIp.set(canonicalIp(a), { country: c.country, asn: c.asn });
   const anyCountry = clients.some((c) => c.country !== undefined);
-  const key = (ip: string): string => canonicalIp(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1] ?? ip);
+  // Each address as the engine writes it → its client's entry (null: no client has it), canonicalised once per address.
+  const seen = new Map<string, { country: string | undefined; asn: number | undefined } | null>();
+  const entry = (ip: string): { country: string | undefined; asn: number | undefined } | undefined => {
+    let e = seen.get(ip);
+    if (e === undefined) {
+      e = byIp.get(canonicalIp(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1] ?? ip)) ?? null;
+      seen.set(ip, e);
+    }
+    return e ?? undefined;
+  };
   return Object.freeze({
-    country: (ip: string) => byIp.get(key(ip))?.country ?? (anyCountry ? 'XX' : undefined),
+    country: (ip: string) => entry(ip)?.country ?? (anyCountry ? 'XX' : undefined),
     asn: (ip: string) => {
-      const asn = byIp.get(key(ip))?.asn;
+      const asn = entry(ip)?.asn;
       return asn === undefined ? undefined : { asn };
     },
   });

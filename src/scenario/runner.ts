@@ -77,7 +77,7 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
   const analytics = new SimAnalytics();
   const edges = new Edges(world, sc, tracker, trace, fail, analytics);
   for (const e of world.topo.edges) await edges.start(e.name, '/apps');
-  const clients = new Clients(world, tracker);
+  const clients = new Clients(world, tracker, sc.timeline);
   const resolutions = new Resolutions(world, sc);
   scheduleTimeline(sc, { world, clients, origins, edges, resolutions, fail });
 

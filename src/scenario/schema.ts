@@ -89,7 +89,12 @@ export function parseSrvRecord(text: string): { priority: number; weight: number
 
 /** The ids a `load` step opens: `id_prefix` + 0 … count-1. */
 export function loadIds(load: { id_prefix: string; count: number }): string[] {
-  return Array.from({ length: load.count }, (_, i) => `${load.id_prefix}${i}`);
+  return Array.from({ length: load.count }, (_, i) => loadId(load, i));
+}
+
+/** The id of a load step's `i`-th connection (0-based). */
+export function loadId(load: { id_prefix: string }, i: number): string {
+  return `${load.id_prefix}${i}`;
 }
 
 /** The address a client sends from: `from`, else its first address of `family` (undefined: it has none). */

@@ -91,6 +91,7 @@ export interface FlowTrack {
 
 /** An endpoint key as both ends write it: IPv4-mapped IPv6 reduced to IPv4, IPv6 bracketed. */
 export function endpointKey(address: string, port: number): string {
+  if (address.indexOf(':') < 0) return `${address}:${port}`; // IPv4 (what formatIpPort writes), the common case
   // Only an address starting with ':' can be IPv4-mapped (skips the regex for every IPv4 endpoint).
   const v4 = address.startsWith(':') ? /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address) : null;
   return formatIpPort(v4?.[1] ?? address, port);
@@ -99,7 +100,18 @@ export function endpointKey(address: string, port: number): string {
 /** The engine writes endpoints as `address:port` (IPv6 unbracketed): re-key them as `endpointKey` does. */
 function splitEndpoint(text: string): string {
   const i = text.lastIndexOf(':');
+  if (i >= 0 && text.indexOf(':') === i && isDigits(text, i + 1)) return text; // IPv4 `a.b.c.d:port`: already the key
   return i < 0 ? text : endpointKey(text.slice(0, i), Number(text.slice(i + 1)));
+}
+
+/** True when `text` from `from` on is a decimal number without a leading zero (as the engine writes a port). */
+function isDigits(text: string, from: number): boolean {
+  if (from >= text.length || (text.charCodeAt(from) === 48 && text.length - from > 1)) return false;
+  for (let i = from; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
 }
 
 /** Every timeline connection and flow, and the indexes that tie the edge's and the origins' view of them to their ids. */
@@ -111,7 +123,8 @@ export class Tracker {
   /** Closing events (TCP and UDP) by Status, over every edge. */
   readonly byStatus: Record<string, number> = {};
   readonly #byClientAddr = new Map<string, Track>();
-  readonly #byEdgeConn = new Map<string, Track>();
+  /** Edge incarnation (generation) → its connection numbers → timeline connections (number keys: no string per lookup). */
+  readonly #byEdgeConn = new Map<number, Map<number, Track>>();
   /** Upstream socket (edge side `ip:port`) → the timeline connection whose dial opened it. */
   readonly #byUpstream = new Map<string, Track>();
   readonly #byUdpClient = new Map<string, FlowTrack>();
@@ -232,19 +245,21 @@ export class Tracker {
         if (t === undefined) return;
         t.edge = edge;
         t.acceptAt = r.t;
-        this.#byEdgeConn.set(`${gen}#${r.conn}`, t);
+        let conns = this.#byEdgeConn.get(gen);
+        if (conns === undefined) this.#byEdgeConn.set(gen, (conns = new Map()));
+        conns.set(r.conn, t);
         return;
       }
       case 'dial':
-        this.#pendingDial = this.#byEdgeConn.get(`${gen}#${r.conn}`);
+        this.#pendingDial = this.#byEdgeConn.get(gen)?.get(r.conn);
         return;
       case 'established': {
-        const t = this.#byEdgeConn.get(`${gen}#${r.conn}`);
+        const t = this.#byEdgeConn.get(gen)?.get(r.conn);
         if (t !== undefined) t.establishedAt = r.t;
         return;
       }
       case 'close': {
-        const t = this.#byEdgeConn.get(`${gen}#${r.conn}`);
+        const t = this.#byEdgeConn.get(gen)?.get(r.conn);
         if (t === undefined) return;
         t.status = Number(r['status']);
         t.reason = String(r['reason']);
@@ -317,7 +332,7 @@ export class Tracker {
       if (e.OriginIP !== '') f.origin = endpointKey(e.OriginIP, e.OriginPort);
       return;
     }
-    const t = this.#byEdgeConn.get(`${gen}#${Number(e.ConnectionID)}`);
+    const t = this.#byEdgeConn.get(gen)?.get(Number(e.ConnectionID));
     if (t === undefined) return;
     t.event = e.Event;
     t.matched = e.ClientMatchedIpFirewall;

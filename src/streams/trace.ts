@@ -51,9 +51,60 @@ export class Trace {
   }
 }
 
-/** One JSON line; `t` rounded to microseconds so real-mode floats stay readable. */
+/** `"key":` of each key seen, as JSON.stringify writes it. */
+const keyText = new Map<string, string>();
+
+/**
+ * One JSON line; `t` rounded to microseconds so real-mode floats stay readable. The same bytes as
+ * `JSON.stringify({ ...r, t: rounded })` (the traces' hashes depend on it), written field by field: no copy of the
+ * record, and the common values (strings, numbers, booleans) without a JSON.stringify call each.
+ */
 export function traceLine(r: TraceRecord): string {
-  return JSON.stringify({ ...r, t: Math.round(r.t * 1000) / 1000 });
+  let out = '{';
+  // Object.keys gives the order JSON.stringify (and the spread) uses: integer-like keys ascending, then insertion order.
+  const keys = Object.keys(r);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    const v = k === 't' ? Math.round(r.t * 1000) / 1000 : r[k];
+    let text: string;
+    switch (typeof v) {
+      case 'string':
+        text = plainString(v) ? `"${v}"` : JSON.stringify(v);
+        break;
+      case 'number':
+        text = Number.isFinite(v) ? String(v) : 'null';
+        break;
+      case 'boolean':
+        text = v ? 'true' : 'false';
+        break;
+      case 'undefined':
+      case 'function':
+      case 'symbol':
+        continue; // JSON.stringify leaves the key out
+      case 'bigint':
+      case 'object': {
+        const json = JSON.stringify(v) as string | undefined; // objects, arrays, null (a toJSON may return undefined); a bigint throws
+        if (json === undefined) continue;
+        text = json;
+      }
+    }
+    let kt = keyText.get(k);
+    if (kt === undefined) {
+      kt = `${JSON.stringify(k)}:`;
+      keyText.set(k, kt);
+    }
+    out += out.length === 1 ? kt + text : `,${kt}${text}`;
+  }
+  return `${out}}`;
+}
+
+/** True when JSON writes `s` as is between quotes: no `"`, `\`, control character or surrogate. */
+function plainString(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return false;
+  }
+  return true;
 }
 
 /** Parses a trace file's text; malformed lines are reported with their line number, never skipped silently. */
