@@ -353,7 +353,8 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
   metrics?.registerOutput('stderr', () => logOutputStats(log) ?? { written: 0, dropped: 0, bufferedBytes: 0 });
   const accessLog = opts.accessLog ?? defaultAccessLog(process.stdout.isTTY === true, opts.events ?? config.log.events);
   if (accessLog !== 'off') {
-    edge.events.events$.subscribe((e) => {
+    // Closing events only: no `connect` event is built for the access log (it writes none).
+    edge.events.closings$.subscribe((e) => {
       const line = accessLogLine(e, config.apps.find((a) => a.id === e.Application)?.dns.name, accessLog);
       if (line !== undefined) stdout.write(line + '\n');
     });

@@ -218,7 +218,7 @@ export class TcpEnv {
   /** A Spectrum event for the connection (built only when someone listens). */
   emit(r: ConnRecord, name: SpectrumEventName, status: number): void {
     const events = this.deps.events;
-    if (!events.observed) return;
+    if (!events.observedFor(name)) return;
     events.emit(spectrumEvent(this.deps.clock, name, status, tcpEventFacts(r)));
   }
 

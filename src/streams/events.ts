@@ -74,20 +74,33 @@ export interface SpectrumEvent {
 
 export class EventLog {
   readonly #subject = new Subject<SpectrumEvent>();
+  readonly #closings = new Subject<SpectrumEvent>();
   /** Hot stream of events; late subscribers see only what comes after they subscribe. */
   readonly events$: Observable<SpectrumEvent> = this.#subject.asObservable();
+  /**
+   * The closing events only (every event but `connect`), for subscribers that want nothing else (the access log):
+   * while nobody listens to `events$`, the engine then builds no `connect` event at all.
+   */
+  readonly closings$: Observable<SpectrumEvent> = this.#closings.asObservable();
 
   /** False when nobody listens: the engine then skips building events (keeps the connection path cheap). */
   get observed(): boolean {
-    return this.#subject.observed;
+    return this.#subject.observed || this.#closings.observed;
+  }
+
+  /** Whether an event named `name` has a listener (a `connect` has one only on `events$`). */
+  observedFor(name: SpectrumEventName): boolean {
+    return name === 'connect' ? this.#subject.observed : this.observed;
   }
 
   emit(e: SpectrumEvent): void {
-    this.#subject.next(e);
+    if (this.#subject.observed) this.#subject.next(e);
+    if (e.Event !== 'connect' && this.#closings.observed) this.#closings.next(e);
   }
 
   complete(): void {
     this.#subject.complete();
+    this.#closings.complete();
   }
 }
 

@@ -165,3 +165,37 @@ test('EdgeNode.follow applies snapshots in order and reports each: applied, reje
   await squatter.close();
   await settle(sim, edge.shutdown(0));
 });
+
+test('closings$ carries the closing events only, and with no events$ listener the engine builds no connect event', async () => {
+  const w = world();
+  const { sim, originH, clientH } = w;
+  await originH.listenTcp({ host: '198.51.100.2', port: 7000 }, (c) => {
+    c.setHandlers({ data: (d) => c.write(d), end: () => c.end() });
+  });
+  const config = mustConfig({
+    edge: { addresses: ['198.51.100.1'] },
+    apps: [{ protocol: 'tcp/80', dns: { name: 'echo.example.test' }, origin_direct: ['tcp://198.51.100.2:7000'] }],
+  });
+  const { edge, stop } = await startEdge(w, config, 'tcp');
+  const closings: string[] = [];
+  edge.events.closings$.subscribe((e) => closings.push(`${e.Event} ${e.Status}`));
+  assert.equal(edge.events.observed, true);
+  assert.equal(edge.events.observedFor('connect'), false, 'a closings$ listener does not want connect events');
+  assert.equal(edge.events.observedFor('disconnect'), true);
+  const once = (): void => {
+    const c = clientH.connectTcp({ host: '198.51.100.1', port: 80 });
+    c.setHandlers({ connect: () => (c.write(enc.encode('ping')), c.end()), data: () => {} });
+  };
+  once();
+  await sim.runUntilIdleAsync({ maxSteps: 1_000_000 });
+  assert.deepEqual(closings, ['disconnect 200']);
+  // With an events$ listener too, both streams see the second connection: events$ both events, closings$ one.
+  const all: string[] = [];
+  edge.events.events$.subscribe((e) => all.push(`${e.Event} ${e.Status}`));
+  assert.equal(edge.events.observedFor('connect'), true);
+  once();
+  await sim.runUntilIdleAsync({ maxSteps: 1_000_000 });
+  assert.deepEqual(all, ['connect 0', 'disconnect 200']);
+  assert.deepEqual(closings, ['disconnect 200', 'disconnect 200']);
+  await stop();
+});
