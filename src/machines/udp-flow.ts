@@ -546,7 +546,7 @@ export class UdpEngine {
 
   #emit(r: FlowRecord, name: SpectrumEventName, status: number): void {
     const events = this.#deps.events;
-    if (!events.observed) return;
+    if (!events.observedFor(name)) return;
     events.emit(
       spectrumEvent(this.#deps.clock, name, status, {
         proto: 'udp',
