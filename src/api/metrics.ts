@@ -41,6 +41,20 @@ export interface SinkStats {
   readonly buffered: number;
 }
 
+/**
+ * What the real network's descriptor guard reports (`DescriptorGuard.stats()`, src/net/descriptor-guard.ts; the
+ * API may not import the network, so the shape is repeated here and the CLI registers the function).
+ */
+export interface DescriptorGuardStats {
+  /** Soft RLIMIT_NOFILE (Infinity when unknown: the guard is off). */
+  readonly limit: number;
+  readonly reserve: number;
+  readonly acceptRefused: number;
+  readonly upstreamFailed: number;
+  readonly episodes: number;
+  readonly paused: boolean;
+}
+
 /** Open connections and flows of a node right now: the dashboard's and the gauges' one source. */
 export interface EngineState {
   readonly tcp: { readonly open: number; readonly byApp: ReadonlyMap<string, number>; readonly byState: ReadonlyMap<string, number> };
@@ -389,6 +403,56 @@ export class EdgeMetrics {
   /** An output's figures, read at scrape time (`refract_output_lines_total`, `refract_output_buffered_bytes`). */
   registerOutput(name: string, stats: () => OutputStats): void {
     this.#outputs.set(name, stats);
+  }
+
+  /**
+   * The descriptor guard's figures (docs/hardening.md, "Overload and descriptors"): connections lost to descriptor
+   * exhaustion by side, episodes, whether accepting is paused, the limit and the reserve. Call once.
+   */
+  registerDescriptors(stats: () => DescriptorGuardStats): void {
+    const r = this.registry;
+    new Counter({
+      name: 'refract_descriptor_exhaustion_connections_total',
+      help: 'Connections lost to file-descriptor exhaustion, counted: accept (accepted and reset at once while descriptors were short, E_ACCEPT_EMFILE), upstream (origin connects and UDP upstream binds that failed with EMFILE/ENFILE, E_UPSTREAM_EMFILE, status 503).',
+      labelNames: ['side'],
+      registers: [r],
+      collect() {
+        const s = stats();
+        this.reset();
+        this.inc({ side: 'accept' }, s.acceptRefused);
+        this.inc({ side: 'upstream' }, s.upstreamFailed);
+      },
+    });
+    new Counter({
+      name: 'refract_descriptor_exhaustion_episodes_total',
+      help: 'Descriptor-exhaustion episodes: accepting paused until twice the reserve was free (one log line at each start and end).',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(stats().episodes);
+      },
+    });
+    new Gauge({
+      name: 'refract_descriptor_accept_paused',
+      help: '1 while accepting is paused for want of file descriptors, else 0.',
+      registers: [r],
+      collect() {
+        this.set(stats().paused ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'refract_descriptor_limit',
+      help: 'File descriptors the process may open (soft RLIMIT_NOFILE) and the reserve the guard keeps free, by kind (limit, reserve); no series when the limit is unknown.',
+      labelNames: ['kind'],
+      registers: [r],
+      collect() {
+        const s = stats();
+        this.reset();
+        if (!Number.isFinite(s.limit)) return;
+        this.set({ kind: 'limit' }, s.limit);
+        this.set({ kind: 'reserve' }, s.reserve);
+      },
+    });
   }
 
   registerSink(name: string, stats: () => SinkStats): void {

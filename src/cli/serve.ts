@@ -349,6 +349,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
     if (sinks.lines !== undefined && sinks.lines !== stdout) o[sinks.lines.name] = sinks.lines;
     return o;
   };
+  metrics?.registerDescriptors(() => net.descriptors.stats());
   metrics?.registerOutput('stdout', () => stdout);
   metrics?.registerOutput('stderr', () => logOutputStats(log) ?? { written: 0, dropped: 0, bufferedBytes: 0 });
   const accessLog = opts.accessLog ?? defaultAccessLog(process.stdout.isTTY === true, opts.events ?? config.log.events);

@@ -38,7 +38,7 @@ export function parseYamlBounded(text: string, lineCounter: LineCounter, maxDept
     }
     yield* parser.end();
   }
-  const composer = new Composer({ uniqueKeys: true, keepSourceTokens: true });
+  const composer = new Composer({ uniqueKeys: true, keepSourceTokens: true, logLevel: 'error' });
   let doc: Document.Parsed | undefined;
   for (const d of composer.compose(tokens(), true, text.length)) {
     if (doc === undefined) {

@@ -5,7 +5,7 @@
  */
 import { type CertInfo } from '../net/ports.ts';
 import { type AnalyticsRow } from './analytics.ts';
-import { type ApiOutcome, type ConnectionReport, type Fail, type FlowReport, type ResolutionReport, type ScenarioReport, type UdpCounters } from './results.ts';
+import { type ApiOutcome, type ConnectionReport, type DescriptorCounts, type Fail, type FlowReport, type ResolutionReport, type ScenarioReport, type UdpCounters } from './results.ts';
 import { canonicalIp, formatIpPort, LOAD_DEFAULT_BYTES, loadIds, parseIpPort, UDP_COUNTER_KEYS } from './schema.ts';
 import { type ConnExpectation, type CountExpectation, type FlowExpectation, type ScenarioFile } from './types.ts';
 
@@ -162,6 +162,17 @@ function checkFlow(x: FlowExpectation, f: FlowReport, received: readonly string[
   count('origin_datagrams', x.origin_datagrams, f.originDatagrams);
   cmp('proxy_headers', x.proxy_headers, f.proxyHeaders);
   if (x.origin_client !== undefined) cmp('origin_client', endpoint(x.origin_client), f.originClient);
+}
+
+/** `expect.descriptors` against the edges' descriptor guards (none: every count reads 0). */
+export function checkDescriptorExpectations(sc: ScenarioFile, d: DescriptorCounts | undefined, fail: Fail): void {
+  const ex = sc.expect?.descriptors;
+  if (ex === undefined) return;
+  const got = { accept_refused: d?.acceptRefused ?? 0, upstream_failed: d?.upstreamFailed ?? 0, episodes: d?.episodes ?? 0, lost_untraced: d?.lostUntraced ?? 0 };
+  for (const key of ['accept_refused', 'upstream_failed', 'episodes', 'lost_untraced'] as const) {
+    const want = ex[key];
+    if (want !== undefined && !countHolds(want, got[key])) fail(`/expect/descriptors/${key}`, countText(want), got[key]);
+  }
 }
 
 /** The flow and UDP counter expectations. `received`: every payload each flow received. */

@@ -66,6 +66,15 @@ function flowRows(fs: readonly FlowReport[]): string[][] {
 }
 
 /** UDP flows: one row each for small runs, else totals by status. */
+/** The edges' descriptor guards (edges with `max_descriptors`), one line. */
+function descriptorSection(r: ScenarioReport): string[] {
+  const d = r.descriptors;
+  if (d === undefined) return [];
+  return [
+    `descriptors: ${int(d.acceptRefused)} accepts reset and counted (E_ACCEPT_EMFILE), ${int(d.upstreamFailed)} EMFILE on connect/bind (E_UPSTREAM_EMFILE), ${int(d.episodes)} episode(s), ${int(d.lostUntraced)} lost without a trace`,
+  ];
+}
+
 function flowSection(r: ScenarioReport): string[] {
   const lines: string[] = [''];
   if (r.flows.length <= LIST_CONNECTIONS_UP_TO) {
@@ -170,6 +179,7 @@ export function formatSummary(r: ScenarioReport): string {
   const flowClosings = flows.reduce((n, f) => n + f.edgeFlowsClosed, 0);
   if (r.connections.length === 0 && flows.length > 0) {
     lines.push(...flowSection(r));
+    lines.push(...descriptorSection(r));
     const untrackedUdp = Object.values(r.byStatus).reduce((n, v) => n + v, 0) - flowClosings;
     if (untrackedUdp > 0) lines.push(`(${int(untrackedUdp)} more closing events on the edges that no timeline flow owns)`);
     lines.push(...resolutionSection(r));
@@ -206,6 +216,7 @@ export function formatSummary(r: ScenarioReport): string {
     lines.push(table(connectionRows(r.connections), new Set([4, 5, 6])));
   }
   if (flows.length > 0) lines.push(...flowSection(r));
+  lines.push(...descriptorSection(r));
   lines.push(...resolutionSection(r));
   lines.push(...apiSection(r));
   lines.push(...analyticsSection(r));

@@ -82,6 +82,17 @@ export interface FlowReport {
   readonly error: string | null;
 }
 
+/** The edges' descriptor guards, summed over edges with `max_descriptors` (src/net/descriptor-guard.ts). */
+export interface DescriptorCounts {
+  /** Accepted connections reset at once and counted (E_ACCEPT_EMFILE). */
+  readonly acceptRefused: number;
+  /** Origin connects and UDP binds (and listens) that failed with EMFILE (E_UPSTREAM_EMFILE). */
+  readonly upstreamFailed: number;
+  readonly episodes: number;
+  /** Connections accepted by the kernel past the limit and closed with no event, log or count. */
+  readonly lostUntraced: number;
+}
+
 /** The UDP engines' counters (`udp_` prefix dropped), summed over every edge incarnation. */
 export type UdpCounters = Readonly<Record<(typeof UDP_COUNTER_KEYS)[number], number>>;
 
@@ -154,6 +165,8 @@ export interface ScenarioReport {
   /** Timeline UDP flows, in the order their ids first sent. */
   readonly flows: readonly FlowReport[];
   readonly udp: UdpCounters;
+  /** The edges' descriptor guards; present only when an edge has `max_descriptors`. */
+  readonly descriptors?: DescriptorCounts;
   /** Each `api` step's outcome on each edge, in the order they ran; present only when an api step ran. */
   readonly api?: readonly ApiOutcome[];
   /** Each `resolve` step's answer, in the order they ran; present only when a resolve step ran. */

@@ -15,7 +15,7 @@ import { RefractError } from '../model/errors.ts';
 import { Clients } from './clients.ts';
 import { Edges, TraceRecorder } from './edges.ts';
 import { SimAnalytics } from './analytics.ts';
-import { checkAnalyticsExpectations, checkExpectations, checkFlowExpectations, checkResolutionExpectations } from './expectations.ts';
+import { checkAnalyticsExpectations, checkDescriptorExpectations, checkExpectations, checkFlowExpectations, checkResolutionExpectations } from './expectations.ts';
 import { Origins } from './origins.ts';
 import { Resolutions } from './resolutions.ts';
 import { connectionReports, flowReports, resolutionReports, round3, sortedCounts, type ExpectationFailure, type ScenarioReport } from './results.ts';
@@ -27,7 +27,7 @@ import { World } from './world.ts';
 
 export { topologyGeo } from './edges.ts';
 export type { AnalyticsRow } from './analytics.ts';
-export type { ApiOutcome, ConnectionReport, ExpectationFailure, FlowReport, ResolutionReport, ScenarioReport, UdpCounters } from './results.ts';
+export type { ApiOutcome, ConnectionReport, DescriptorCounts, ExpectationFailure, FlowReport, ResolutionReport, ScenarioReport, UdpCounters } from './results.ts';
 
 export interface RunOptions {
   /** Overrides the file's seed. */
@@ -87,12 +87,14 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
   const { connections, texts } = connectionReports(tracker.connections.values(), new Set((sc.expect?.connections ?? []).map((x) => x.id)));
   const { flows, received } = flowReports(tracker.flows.values());
   const udp = edges.udpCounters();
+  const descriptors = world.descriptors();
   const api = edges.apiOutcomes();
   const resolved = resolutionReports(resolutions.tracks.values());
   const table = opts.analytics === true || sc.expect?.analytics !== undefined ? analytics.table() : undefined;
   edges.close();
   checkExpectations(sc, connections, texts, tracker.byStatus, end, fail, world.certs);
   checkFlowExpectations(sc, flows, received, udp, fail);
+  checkDescriptorExpectations(sc, descriptors, fail);
   checkResolutionExpectations(sc, resolved, fail);
   if (table !== undefined) checkAnalyticsExpectations(sc, table, api, fail);
   const wallMs = opts.wallClock ? opts.wallClock() - wallStart : 0;
@@ -106,6 +108,7 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
     connections,
     flows,
     udp,
+    ...(descriptors === undefined ? {} : { descriptors }),
     ...(api.length > 0 ? { api } : {}),
     ...(resolved.length > 0 ? { resolutions: resolved } : {}),
     ...(table === undefined ? {} : { analytics: table }),

@@ -193,7 +193,13 @@ const portNumber = z.number().int().min(1).max(65_535);
 const hostOrHosts = z.union([hostName, z.array(hostName).min(1)], { error: 'give a host name or a list of host names' });
 const direction = z.enum(['both', 'a->b', 'b->a']);
 
-const HOST = z.strictObject({ name: hostName, addresses: z.array(z.string()).min(1) });
+/** An edge host: its process's file-descriptor limit and the guard's reserve (the simulator's `maxDescriptors`). */
+const EDGE_HOST = z.strictObject({
+  name: hostName,
+  addresses: z.array(z.string()).min(1),
+  max_descriptors: z.number().int().min(1).max(1_048_576).optional(),
+  descriptor_reserve: z.number().int().min(1).max(1_048_576).optional(),
+});
 const CLIENT = z.strictObject({
   name: hostName,
   addresses: z.array(z.string()).min(1),
@@ -250,7 +256,7 @@ const TOPOLOGY_LISTS = z.strictObject({
   dns: z.array(z.unknown()).optional(),
 });
 interface ParsedTopology {
-  edges: Array<z.output<typeof HOST>>;
+  edges: Array<z.output<typeof EDGE_HOST>>;
   clients: Array<z.output<typeof CLIENT>>;
   origins: Array<z.output<typeof ORIGIN>>;
   links: Array<z.output<typeof LINK>> | undefined;
@@ -414,6 +420,7 @@ const EXPECT_FIELDS = {
   resolutions: z.array(RESOLUTION_EXPECT).optional(),
   flows: z.array(FLOW_EXPECT).optional(),
   udp: UDP_EXPECT.optional(),
+  descriptors: z.strictObject({ accept_refused: count.optional(), upstream_failed: count.optional(), episodes: count.optional(), lost_untraced: count.optional() }).optional(),
   statuses: statusCounts.optional(),
   statuses_at_least: statusCounts.optional(),
   connect_ms: z.strictObject({ p50_max: z.number().min(0).optional(), p99_max: z.number().min(0).optional() }).optional(),
@@ -582,7 +589,7 @@ function parseTopology(raw: unknown, issues: ScenarioIssue[]): ParsedTopology | 
     return out;
   };
   const t: ParsedTopology = {
-    edges: each('edges', HOST),
+    edges: each('edges', EDGE_HOST),
     clients: each('clients', CLIENT),
     origins: each('origins', ORIGIN),
     links: lists.links === undefined ? undefined : each('links', LINK),
@@ -1279,6 +1286,7 @@ export function validateScenario(input: unknown): ScenarioResult {
     }
   });
   for (const key of UDP_COUNTER_KEYS) checkCount(expect?.udp?.[key], pointerJoin('/expect/udp', key), issues);
+  for (const key of ['accept_refused', 'upstream_failed', 'episodes', 'lost_untraced'] as const) checkCount(expect?.descriptors?.[key], pointerJoin('/expect/descriptors', key), issues);
   if (expect?.analytics !== undefined) checkAnalyticsExpect(expect.analytics, apps, steps, issues);
 
   if (issues.length > 0 || name === undefined || seed === undefined || topology === undefined || apps === undefined) {

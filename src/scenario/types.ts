@@ -83,7 +83,12 @@ export interface DnsSection {
 
 export interface Topology {
   /** Edge nodes (one EdgeNode each). Most scenarios have one. */
-  edges: Array<{ name: string; addresses: string[] }>;
+  /**
+   * `max_descriptors`: the edge process's file-descriptor limit (the simulator counts its listeners, connections and
+   * UDP sockets against it and runs the real network's descriptor guard); `descriptor_reserve`: what the guard keeps
+   * free (default 2 % of the limit, between 16 and 1,024).
+   */
+  edges: Array<{ name: string; addresses: string[]; max_descriptors?: number; descriptor_reserve?: number }>;
   /** `country` and `asn` are what the edges' geolocation lookup answers for each of the client's addresses. */
   clients: Array<{ name: string; addresses: string[]; country?: string; asn?: number }>;
   origins: Array<{
@@ -370,6 +375,12 @@ export interface Expectations {
   /** UDP flows, by the `id` of their `datagram` steps. */
   flows?: FlowExpectation[];
   udp?: UdpCountersExpectation;
+  /**
+   * The edges' descriptor guards, summed (edges with `max_descriptors` only): accepted connections reset and counted
+   * (E_ACCEPT_EMFILE), origin connects and UDP binds that failed with EMFILE (E_UPSTREAM_EMFILE), episodes, and
+   * connections the kernel accepted and closed past the limit with no trace.
+   */
+  descriptors?: { accept_refused?: CountExpectation; upstream_failed?: CountExpectation; episodes?: CountExpectation; lost_untraced?: CountExpectation };
   /** Counts of closing events (TCP and UDP) by Status, e.g. `{ "200": 998, "522": 2 }`. Exact unless `at_least`. */
   statuses?: Record<string, number>;
   statuses_at_least?: Record<string, number>;

@@ -11,6 +11,7 @@ import { createSimCertSource, simCert, SIM_LOCAL_CA, SIM_PUBLIC_CA } from '../ne
 import { createSim, type LinkParams, type Sim, type SimHost } from '../net/sim/index.ts';
 import { parseSrvRecord, scenarioPools } from './schema.ts';
 import { type ScenarioFile, type Topology } from './types.ts';
+import { type DescriptorCounts } from './results.ts';
 
 type LinkSpec = NonNullable<Topology['links']>[number];
 type DnsSpec = NonNullable<Topology['dns']>[number];
@@ -35,7 +36,17 @@ export class World {
     const topo = this.topo;
     // An edge owns its pools whole (validation allows pools with one edge only): any address allocated from them binds there.
     const pools = scenarioPools(sc.edge, sc.timeline.map((s) => ('reload' in s ? s.reload.edge : undefined)));
-    for (const h of topo.edges) this.#hosts.set(h.name, this.sim.host(h.name, { addresses: h.addresses, ...(pools.length > 0 ? { prefixes: pools } : {}) }));
+    for (const h of topo.edges) {
+      this.#hosts.set(
+        h.name,
+        this.sim.host(h.name, {
+          addresses: h.addresses,
+          ...(pools.length > 0 ? { prefixes: pools } : {}),
+          ...(h.max_descriptors === undefined ? {} : { maxDescriptors: h.max_descriptors }),
+          ...(h.descriptor_reserve === undefined ? {} : { descriptorReserve: h.descriptor_reserve }),
+        }),
+      );
+    }
     for (const h of [...topo.clients, ...topo.origins]) this.#hosts.set(h.name, this.sim.host(h.name, { addresses: h.addresses }));
     for (const l of topo.links ?? []) this.link(l);
     for (const d of topo.dns ?? []) this.setDns(d);
@@ -117,6 +128,24 @@ export class World {
       }
     }
     return { steps, stoppedBy };
+  }
+
+  /**
+   * The edges' descriptor guards summed (undefined: no edge has `max_descriptors`): accepts refused, upstream
+   * EMFILE failures, episodes, accepts lost without a trace.
+   */
+  descriptors(): DescriptorCounts | undefined {
+    let out: { acceptRefused: number; upstreamFailed: number; episodes: number; lostUntraced: number } | undefined;
+    for (const e of this.topo.edges) {
+      const t = this.host(e.name).descriptorTotals();
+      if (t === undefined) continue;
+      out ??= { acceptRefused: 0, upstreamFailed: 0, episodes: 0, lostUntraced: 0 };
+      out.acceptRefused += t.acceptRefused;
+      out.upstreamFailed += t.upstreamFailed;
+      out.episodes += t.episodes;
+      out.lostUntraced += t.lostUntraced;
+    }
+    return out;
   }
 
   /** What is left after the run: TCP connections in any host's table (at most 20 listed) and pending timers. */

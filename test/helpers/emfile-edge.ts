@@ -14,8 +14,10 @@ import { createNodeNetwork } from '../../src/net/node/network.ts';
 import { DescriptorGuard } from '../../src/net/node/descriptors.ts';
 import { validateConfig } from '../../src/model/config.ts';
 import type { SpectrumEvent } from '../../src/streams/events.ts';
+import { EdgeMetrics } from '../../src/api/metrics.ts';
+import { startMetricsServer } from '../../src/cli/metrics-server.ts';
 
-const arg = JSON.parse(process.argv[2] ?? '{}') as { originPort: number; edgePort: number; guard: 'on' | 'off' };
+const arg = JSON.parse(process.argv[2] ?? '{}') as { originPort: number; edgePort: number; guard: 'on' | 'off'; metrics?: boolean };
 const logs: Array<Record<string, unknown>> = [];
 const sink = new Writable({
   write(chunk: Buffer, _enc, cb) {
@@ -42,7 +44,13 @@ const edge = new EdgeNode({ net, log }, r.config);
 const events: SpectrumEvent[] = [];
 edge.events.events$.subscribe((e) => events.push(e));
 await edge.apply(r.config);
-process.stdout.write(JSON.stringify({ port: edge.listeners()[0]!.port }) + '\n');
+let metricsPort: number | undefined;
+if (arg.metrics === true) {
+  const metrics = new EdgeMetrics(edge, { defaultMetrics: false });
+  metrics.registerDescriptors(() => guard.stats());
+  metricsPort = (await startMetricsServer(metrics, { host: '127.0.0.1', port: 0 })).address.port;
+}
+process.stdout.write(JSON.stringify({ port: edge.listeners()[0]!.port, ...(metricsPort === undefined ? {} : { metricsPort }) }) + '\n');
 const filler: number[] = [];
 for await (const line of createInterface({ input: process.stdin })) {
   const fill = /^fill (\d+)$/.exec(line.trim());

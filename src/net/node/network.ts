@@ -158,6 +158,7 @@ export function createNodeNetwork(opts: NodeNetworkOptions = {}): NodeNetwork {
         if (share === 'reusePort') listen.reusePort = true;
         server.listen(listen, () => {
           server.off('error', reject);
+          guard.opened(); // the listening socket: the guard's estimate between readings stays an upper bound
           // An accept error reaches here only when libuv could not shed the load itself (descriptors.ts).
           server.on('error', (e: NodeJS.ErrnoException) => guard.acceptError(e.code));
           const a = server.address() as net.AddressInfo;

@@ -13,6 +13,7 @@ import { inAnyCidr } from '../../model/ip.ts';
 import { SimConn, SimListener, sendSyn } from './sim-conn.ts';
 import { SimUdpSocket } from './sim-udp.ts';
 import { type SimWorld, type TcpKernel, type UdpKernel } from './kernel.ts';
+import { DescriptorGuard } from '../descriptor-guard.ts';
 
 export interface HostOptions {
   /** The host's IP addresses (IPv4 and/or IPv6). 127.0.0.1 and ::1 are always local too. */
@@ -27,6 +28,30 @@ export interface HostOptions {
    * may bind any of them. They are never chosen as a source address (that is `addresses`' first of the family).
    */
   readonly prefixes?: readonly string[];
+  /**
+   * The process's file-descriptor limit (RLIMIT_NOFILE), counting the host's listeners, open connections (accepted
+   * and dialled, until their `close`) and UDP sockets. Unset: no limit. Set, the host runs the real network's
+   * descriptor guard (src/net/descriptor-guard.ts) over that count: an accepted connection is reset at once and
+   * counted while fewer than `descriptorReserve` are free, an episode pauses accepting and probes on the virtual
+   * clock; a connect, bind or listen past the limit fails with EMFILE (and counts as `upstreamFailed`). An accept
+   * the kernel takes past the limit is closed at once without a trace, as libuv does (`DescriptorTotals.lostUntraced`).
+   */
+  readonly maxDescriptors?: number;
+  /** Descriptors the guard keeps free; default as on a real machine: 2 % of the limit, between 16 and 1,024. */
+  readonly descriptorReserve?: number;
+}
+
+/** What a host's descriptor guard counted, over every incarnation of the host (a restart starts a new guard). */
+export interface DescriptorTotals {
+  readonly limit: number;
+  readonly reserve: number;
+  /** Accepted connections reset by the guard (E_ACCEPT_EMFILE). */
+  readonly acceptRefused: number;
+  /** Connects, binds and listens that failed with EMFILE (E_UPSTREAM_EMFILE for origin connects and UDP binds). */
+  readonly upstreamFailed: number;
+  readonly episodes: number;
+  /** Connections the kernel accepted past the limit and closed with no trace (the guard exists so this stays 0). */
+  readonly lostUntraced: number;
 }
 
 const EPHEMERAL_LOW = 49_152;
@@ -97,6 +122,12 @@ export class SimHost implements Network, TcpKernel<SimConn, SimListener>, UdpKer
   readonly unprivileged: boolean;
   /** Address blocks the host owns whole (`HostOptions.prefixes`), as given. */
   readonly prefixes: readonly string[];
+  /** @internal The descriptor guard of this incarnation (undefined: no `maxDescriptors`). */
+  descriptors: DescriptorGuard | undefined;
+  readonly #descriptorOpts: { limit: number; reserve: number | undefined } | undefined;
+  /** Counts of earlier incarnations' guards, and silent accept losses. */
+  #descriptorsBefore = { acceptRefused: 0, upstreamFailed: 0, episodes: 0 };
+  #lostUntraced = 0;
   skewMs: number;
   up = true;
   /** Bumped by each crash; work scheduled by an earlier incarnation is void. */
@@ -140,6 +171,82 @@ export class SimHost implements Network, TcpKernel<SimConn, SimListener>, UdpKer
     this.prefixes = [...(opts.prefixes ?? [])];
     this.tls = createSimTls(this);
     this.clock = new HostClock(this);
+    this.#descriptorOpts = opts.maxDescriptors === undefined ? undefined : { limit: opts.maxDescriptors, reserve: opts.descriptorReserve };
+    this.descriptors = this.#newGuard();
+  }
+
+  // ───────────────────────────── descriptors ─────────────────────────────
+
+  /**
+   * Descriptors in use: listeners, UDP sockets and connections whose application side is open and not destroyed
+   * (Node closes the descriptor in `destroy()`, before `close` is emitted). One pass over the open connections.
+   */
+  descriptorsInUse(): number {
+    let conns = 0;
+    for (const c of this.appConns) if (!c.destroyed) conns++;
+    return this.listeners.size + conns + this.udp.size;
+  }
+
+  /** What the descriptor guard counted (undefined: the host has no `maxDescriptors`). */
+  descriptorTotals(): DescriptorTotals | undefined {
+    const g = this.descriptors;
+    if (g === undefined) return undefined;
+    const b = this.#descriptorsBefore;
+    return {
+      limit: g.limit,
+      reserve: g.reserve,
+      acceptRefused: b.acceptRefused + g.acceptRefused,
+      upstreamFailed: b.upstreamFailed + g.upstreamFailed,
+      episodes: b.episodes + g.episodes,
+      lostUntraced: this.#lostUntraced,
+    };
+  }
+
+  /** @internal A new socket would take a descriptor past the limit (`extra`: 1 when it is already counted). */
+  descriptorsFull(extra = 0): boolean {
+    const o = this.#descriptorOpts;
+    return o !== undefined && this.descriptorsInUse() - extra >= o.limit;
+  }
+
+  /**
+   * @internal A connection arrives at accept (already in `appConns`, as its descriptor is in /proc/self/fd when
+   * the real guard reads it): 'lost' when the kernel had no descriptor for it (libuv accepts and closes it, nobody
+   * hears), 'refused' when the guard resets it, else 'ok'.
+   */
+  admitAccept(): 'ok' | 'refused' | 'lost' {
+    const g = this.descriptors;
+    if (g === undefined) return 'ok';
+    if (this.descriptorsFull(1)) {
+      this.#lostUntraced++;
+      return 'lost';
+    }
+    g.opened();
+    return g.admit() ? 'ok' : 'refused';
+  }
+
+  /** @internal A connect, bind or listen failed for want of a descriptor. */
+  descriptorFailed(): void {
+    this.descriptors?.upstreamError('EMFILE');
+  }
+
+  #newGuard(): DescriptorGuard | undefined {
+    const o = this.#descriptorOpts;
+    if (o === undefined) return undefined;
+    const sim = this.sim;
+    const name = this.name;
+    const trace = (_obj: object, msg: string): void => {
+      if (sim.tracing) sim.emit('descriptors', name, msg);
+    };
+    return new DescriptorGuard({
+      limit: o.limit,
+      ...(o.reserve === undefined ? {} : { reserve: o.reserve }),
+      count: () => this.descriptorsInUse(),
+      log: { warn: trace, info: trace },
+      now: () => this.clock.now(),
+      setTimer: (ms, fn) => {
+        this.clock.setTimer(ms, fn);
+      },
+    });
   }
 
   // ───────────────────────────── Network ─────────────────────────────
@@ -153,6 +260,10 @@ export class SimHost implements Network, TcpKernel<SimConn, SimListener>, UdpKer
     const bindAddr = ip.wildcard ? ip.address : ip.route;
     const err = this.#bindCheck('listen', ip, opts.port);
     if (err !== undefined) return Promise.reject(err);
+    if (this.descriptorsFull()) {
+      this.descriptorFailed();
+      return Promise.reject(netError('EMFILE', 'listen', ip.address, opts.port));
+    }
     const port = opts.port === 0 ? this.#ephemeral('tcp') : opts.port;
     if (port < 0) return Promise.reject(netError('EADDRINUSE', 'listen', ip.address, 0));
     if (this.#conflicts(this.#tcpPorts, port, bindAddr, true)) return Promise.reject(netError('EADDRINUSE', 'listen', ip.address, port));
@@ -160,6 +271,7 @@ export class SimHost implements Network, TcpKernel<SimConn, SimListener>, UdpKer
     this.listeners.set(`${bindAddr}|${port}`, listener);
     byPort(this.#listenersByPort, port).set(bindAddr, listener);
     this.#use(this.#tcpPorts, port, { addr: bindAddr, kind: 'listen' });
+    this.descriptors?.opened();
     if (this.sim.tracing) this.sim.emit('tcp.listen', this.name, `${ip.address}:${port}`);
     return Promise.resolve(listener);
   }
@@ -211,12 +323,17 @@ export class SimHost implements Network, TcpKernel<SimConn, SimListener>, UdpKer
     const bindAddr = ip.wildcard ? ip.address : ip.route;
     const err = this.#bindCheck('bind', ip, opts.port);
     if (err !== undefined) return Promise.reject(err);
+    if (this.descriptorsFull()) {
+      this.descriptorFailed();
+      return Promise.reject(netError('EMFILE', 'bind', ip.address, opts.port));
+    }
     const port = opts.port === 0 ? this.#ephemeral('udp') : opts.port;
     if (port < 0 || this.#conflicts(this.#udpPorts, port, bindAddr, false)) return Promise.reject(netError('EADDRINUSE', 'bind', ip.address, port < 0 ? 0 : port));
     const sock = new SimUdpSocket(this, { address: ip.address, port, family: ip.family }, bindAddr);
     this.udp.set(`${bindAddr}|${port}`, sock);
     byPort(this.#udpByPort, port).set(bindAddr, sock);
     this.#use(this.#udpPorts, port, { addr: bindAddr, kind: 'udp' });
+    this.descriptors?.opened();
     return Promise.resolve(sock);
   }
 
@@ -320,6 +437,12 @@ export class SimHost implements Network, TcpKernel<SimConn, SimListener>, UdpKer
   crash(): void {
     this.up = false;
     this.incarnation++;
+    const g = this.descriptors;
+    if (g !== undefined) {
+      const b = this.#descriptorsBefore;
+      this.#descriptorsBefore = { acceptRefused: b.acceptRefused + g.acceptRefused, upstreamFailed: b.upstreamFailed + g.upstreamFailed, episodes: b.episodes + g.episodes };
+      this.descriptors = this.#newGuard();
+    }
     for (const c of this.tcbs.values()) c.crash();
     for (const c of this.appConns) c.crash();
     for (const l of this.listeners.values()) l.closed = true;
@@ -335,6 +458,14 @@ export class SimHost implements Network, TcpKernel<SimConn, SimListener>, UdpKer
   }
 
   #startConnect(conn: SimConn, ip: IpInfo, port: number, localAddress: string | undefined): void {
+    // The socket is created here (after the name's lookup), so this is where it finds no descriptor (the
+    // connection itself is already in appConns).
+    if (this.descriptorsFull(1)) {
+      this.descriptorFailed();
+      conn.failBeforeConnect(netError('EMFILE', 'connect', ip.address, port));
+      return;
+    }
+    this.descriptors?.opened();
     let src: string | undefined;
     if (localAddress !== undefined) {
       const la = parseIp(localAddress);

@@ -100,6 +100,11 @@ export interface TcpKernel<C, L> extends SimKernel<TcpKernel<C, L>> {
   acceptedConn(listener: L, client: C): C;
   removeListener(listener: L): void;
   releaseTcpPort(port: number, addr: string): void;
+  /**
+   * A connection arrives at accept (already in `appConns`): 'ok'; 'refused' when the descriptor guard resets it
+   * (counted); 'lost' when no descriptor is left and the kernel closes it unseen (HostOptions.maxDescriptors).
+   */
+  admitAccept(): 'ok' | 'refused' | 'lost';
 }
 
 /** The UDP half of the kernel. `U` is the socket (SimUdpSocket). */

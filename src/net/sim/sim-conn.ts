@@ -735,7 +735,16 @@ export class SimConn implements Conn {
       sim.clock.cancel(this.timer);
       this.timer = null;
     }
+    // Descriptors (HostOptions.maxDescriptors): none left, the kernel's accept fails and libuv closes the
+    // connection unseen; the guard short of its reserve resets it, counted, before the application sees it.
     this.host.appConns.add(this);
+    const admitted = this.host.admitAccept();
+    if (admitted !== 'ok') {
+      if (sim.tracing) sim.emit(admitted === 'lost' ? 'tcp.accept_lost' : 'tcp.accept_refused', this.host.name, this.label());
+      if (admitted === 'lost') this.destroy();
+      else this.reset();
+      return this.alive;
+    }
     if (sim.tracing) sim.emit('tcp.accept', this.host.name, this.label());
     l.onConnection(this);
     return this.alive;

@@ -55,6 +55,8 @@ describe('layer lint rule', () => {
     ['src/streams/x.ts', "import type { TlsMode } from '../model/types.ts';"],
     ['src/net/node/x.ts', "import * as net from 'node:net';\nimport type { Conn } from '../ports.ts';\nimport { parseIpLiteral } from '../../model/ip.ts';"],
     ['src/net/sim/x.ts', "import { serverDecide } from '../../core/tls-model.ts';\nimport type { Conn } from '../ports.ts';"],
+    ['src/net/sim/x.ts', "import { DescriptorGuard } from '../descriptor-guard.ts';"],
+    ['src/net/node/x.ts', "import { DescriptorGuard } from '../descriptor-guard.ts';"],
     ['src/machines/x.ts', "import { splice } from '../net/splice.ts';\nimport { decide } from '../core/access-rules.ts';\nimport type { EventLog } from '../streams/events.ts';"],
     ['src/edge/x.ts', "import { TcpEngine } from '../machines/tcp-connection.ts';\nimport type { Network } from '../net/ports.ts';"],
     ['src/scenario/x.ts', "import { createSim } from '../net/sim/index.ts';\nimport { EdgeNode } from '../edge/edge-node.ts';"],

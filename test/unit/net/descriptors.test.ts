@@ -35,17 +35,22 @@ function freePort(): Promise<number> {
 }
 
 /** Starts the child under the low limit; returns its edge port, a way to ask for its report, and a kill. */
-async function startChild(originPort: number, guard: 'on' | 'off'): Promise<{ port: number; fill(free: number): Promise<void>; report(): Promise<ChildReport>; kill(): void }> {
+async function startChild(
+  originPort: number,
+  guard: 'on' | 'off',
+  metrics = false,
+): Promise<{ port: number; metricsPort: number | undefined; fill(free: number): Promise<void>; report(): Promise<ChildReport>; kill(): void }> {
   const edgePort = await freePort();
-  const arg = JSON.stringify({ originPort, edgePort, guard });
+  const arg = JSON.stringify({ originPort, edgePort, guard, metrics });
   const child = spawn('sh', ['-c', `ulimit -n ${LIMIT} && exec "$0" --import tsx test/helpers/emfile-edge.ts "$1"`, process.execPath, arg], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
   const first = await lines.next();
-  const { port } = JSON.parse(String(first.value)) as { port: number };
+  const { port, metricsPort } = JSON.parse(String(first.value)) as { port: number; metricsPort?: number };
   return {
     port,
+    metricsPort,
     async fill(free: number) {
       child.stdin!.write(`fill ${free}\n`);
       await lines.next();
@@ -130,9 +135,25 @@ test('accept side: under a low ulimit every connection is served or counted, one
   }
 });
 
-test('after an episode, accepting resumes once descriptors are free', { timeout: 60_000 }, async () => {
+/** GET /metrics on loopback; undefined when the connection fails (the child may still be short of descriptors). */
+async function scrape(port: number): Promise<string | undefined> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(2_000) });
+    return res.status === 200 ? await res.text() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The value of one sample (`name{labels} value`) in Prometheus text; undefined when absent. */
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(series + ' '));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+test('after an episode, accepting resumes once descriptors are free; /metrics reports what the guard counted', { timeout: 60_000 }, async () => {
   const origin = await holdingOrigin();
-  const child = await startChild(origin.port, 'on');
+  const child = await startChild(origin.port, 'on', true);
   try {
     const first = await clients(child.port, 120);
     assert.ok(first.failed > 0);
@@ -145,9 +166,23 @@ test('after an episode, accepting resumes once descriptors are free', { timeout:
       again = await clients(child.port, 1);
     }
     again.close();
+    // The metrics listener, after the run (bounded retries: a scrape's own connection needs a descriptor too).
+    let text: string | undefined;
+    for (let i = 0; i < 20 && text === undefined; i++) {
+      text = await scrape(child.metricsPort!);
+      if (text === undefined) await new Promise((r) => setTimeout(r, 100));
+    }
     const rep = await child.report();
     assert.equal(again.served, 1, 'a connection is served again after the episode');
     assert.ok(rep.logs.some((l) => l['event'] === 'descriptors.recovered'), 'the end of the episode is logged');
+    assert.ok(text !== undefined, '/metrics answered');
+    assert.ok(rep.stats.acceptRefused > 0);
+    assert.equal(sample(text, 'refract_descriptor_exhaustion_connections_total{side="accept"}'), rep.stats.acceptRefused);
+    assert.equal(sample(text, 'refract_descriptor_exhaustion_connections_total{side="upstream"}'), rep.stats.upstreamFailed);
+    assert.equal(sample(text, 'refract_descriptor_exhaustion_episodes_total'), rep.stats.episodes);
+    assert.equal(sample(text, 'refract_descriptor_accept_paused'), 0);
+    assert.equal(sample(text, 'refract_descriptor_limit{kind="limit"}'), LIMIT);
+    assert.equal(sample(text, 'refract_descriptor_limit{kind="reserve"}'), rep.stats.reserve);
   } finally {
     child.kill();
     origin.close();
