@@ -77,6 +77,7 @@ export function failureOfCode(code: string | undefined): { readonly reason: TlsF
     case 'ERR_SSL_WRONG_VERSION_NUMBER':
       return { reason: 'not_tls', status: 'HANDSHAKE_FAILED' };
     case 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE':
+    case 'ERR_SSL_SSL/TLS_ALERT_HANDSHAKE_FAILURE': // OpenSSL 3.5's (Node 24's) name of 3.0's SSLV3_ALERT_HANDSHAKE_FAILURE
     case 'ERR_SSL_TLSV1_ALERT_INTERNAL_ERROR':
     case 'ERR_SSL_TLSV1_ALERT_DECODE_ERROR':
     case 'ERR_SSL_TLSV1_ALERT_UNRECOGNIZED_NAME':
