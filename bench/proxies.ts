@@ -11,19 +11,26 @@ import { fileURLToPath } from 'node:url';
 import { assertUdpPortsFree } from './udp-measure.ts';
 import { assertPortsFree, nginxWorker, spawnChild, stopChild, waitForPorts, type Child } from './proc.ts';
 
-export type ProxyName = 'nginx' | 'haproxy' | 'node-pipe' | 'refract' | 'refract-base' | 'refract-analytics' | 'refract-api';
+export type ProxyName = 'nginx' | 'haproxy' | 'node-pipe' | 'refract' | 'refract-base' | 'refract-analytics' | 'refract-api' | 'refract-node';
 export const ALL_PROXIES: readonly ProxyName[] = ['nginx', 'haproxy', 'node-pipe', 'refract'];
 /**
  * Every proxy `--proxies` may name; opt-in: `refract-base` (Refract from another checkout: `--baseline DIR`) and
  * `refract-analytics` (this checkout with `api:`, so the analytics store is fed: compare with `refract`), `refract-api`
- * (the same with `analytics: { enabled: false }`: against `refract-analytics`, the cost of writing analytics alone).
+ * (the same with `analytics: { enabled: false }`: against `refract-analytics`, the cost of writing analytics alone),
+ * `refract-node` (this checkout on another Node binary: `--node PATH`; against `refract`, one runtime against another).
  */
-export const KNOWN_PROXIES: readonly ProxyName[] = [...ALL_PROXIES, 'refract-base', 'refract-analytics', 'refract-api'];
+export const KNOWN_PROXIES: readonly ProxyName[] = [...ALL_PROXIES, 'refract-base', 'refract-analytics', 'refract-api', 'refract-node'];
 
 /** The checkout `refract-base` runs (`--baseline DIR` sets it), for before/after comparisons in one run. */
 let baselineRoot: string | undefined;
 export function setBaseline(dir: string): void {
   baselineRoot = dir;
+}
+
+/** The Node binary `refract-node` runs this checkout on (`--node PATH` sets it), e.g. Node 24 beside the machine's. */
+let altNode: string | undefined;
+export function setAltNode(path: string): void {
+  altNode = path;
 }
 
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -44,6 +51,7 @@ const REFRACT_UDP = { port: 7103, keptPort: 7103 } as const;
 const REFRACT_BASE_UDP = { port: 7183, keptPort: 7183 } as const;
 const REFRACT_ANALYTICS_UDP = { port: 7143, keptPort: 7143 } as const;
 const REFRACT_API_UDP = { port: 7153, keptPort: 7153 } as const;
+const REFRACT_NODE_UDP = { port: 7187, keptPort: 7187 } as const;
 
 export interface OriginPorts {
   readonly echo: number;
@@ -333,6 +341,30 @@ const refractApi: ProxyDef = {
   },
 };
 
+/**
+ * This checkout, same config as `refract`, run by the Node binary given with `--node PATH` (the bench itself, the
+ * load generator and the other Node proxies stay on the machine's Node). Only `serve` without `api:` runs, so no
+ * native addon is loaded and the checkout's node_modules serves both runtimes.
+ */
+const refractNode: ProxyDef = {
+  name: 'refract-node',
+  echoPort: 7185,
+  sinkPort: 7186,
+  udp: REFRACT_NODE_UDP,
+  missing: () =>
+    altNode === undefined ? 'give --node PATH (a node binary to run this checkout on)' : existsSync(altNode) ? refract.missing() : `${altNode} does not exist`,
+  version: () => `${refract.version().replace(/ on node \S+$/, '')} on node ${run(altNode ?? 'node', ['--version'])} (${altNode})`,
+  async start(dir, cpu, origin) {
+    await assertPortsFree([this.echoPort, this.sinkPort]);
+    await assertUdpPortsFree([REFRACT_NODE_UDP.port]);
+    const cfg = join(dir, 'refract-node.yaml');
+    writeFileSync(cfg, refractConfig(this.echoPort, this.sinkPort, origin, REFRACT_NODE_UDP.port));
+    const child = spawnChild(altNode!, ['--import', 'tsx', join(REPO_ROOT, 'src/cli.ts'), 'serve', '--config', cfg], cpu, { cwd: REPO_ROOT });
+    await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
+    return { child, measuredPid: child.pid, stop: () => stopChild(child) };
+  },
+};
+
 export const PROXIES: Readonly<Record<ProxyName, ProxyDef>> = {
   nginx,
   haproxy,
@@ -341,4 +373,5 @@ export const PROXIES: Readonly<Record<ProxyName, ProxyDef>> = {
   'refract-base': refractBase,
   'refract-analytics': refractAnalytics,
   'refract-api': refractApi,
+  'refract-node': refractNode,
 };

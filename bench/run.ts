@@ -10,6 +10,7 @@
  *   npm run bench -- --quick             one small round, a smoke run (< 2 minutes)
  *   npm run bench -- --only cps,memory   a subset of: throughput, cps, memory, udp (= udp-rate + udp-memory)
  *   npm run bench -- --rounds 5 --proxies nginx,refract
+ *   npm run bench -- --node /path/to/node24/bin/node   adds `refract-node`: this checkout on that Node binary
  *
  * Everything is bounded: counts, a per-request cap, a per-connection timeout, and a hard timeout for the whole
  * run that kills every child process group.
@@ -37,7 +38,7 @@ import {
   type Child,
 } from './proc.ts';
 import type { CloseResult, CpsResult, LoadgenReply, LoadgenRequest, OpenResult, ThroughputResult } from './protocol.ts';
-import { ALL_PROXIES, KNOWN_PROXIES, PROXIES, REPO_ROOT, setBaseline, type ProxyName, type RunningProxy } from './proxies.ts';
+import { ALL_PROXIES, KNOWN_PROXIES, PROXIES, REPO_ROOT, setAltNode, setBaseline, type ProxyName, type RunningProxy } from './proxies.ts';
 import { fmt, fmtRatio, headline, markdownTable, median, medianRatio } from './stats.ts';
 import type { UdpLoadRequest, UdpCloseResult, UdpOpenResult, UdpRateResult } from './udp-protocol.ts';
 import { measureUdpMemory, measureUdpRate, udpMetricDefs, UDP_FULL, UDP_QUICK, waitForUdp, type UdpLoad, type UdpPlan } from './udp-measure.ts';
@@ -94,6 +95,8 @@ const { values: argv } = parseArgs({
     proxies: { type: 'string' },
     // A second Refract checkout, run as proxy `refract-base` beside this one (before/after in one interleaved run).
     baseline: { type: 'string' },
+    // Another Node binary, run as proxy `refract-node` (this checkout, same config) beside `refract`.
+    node: { type: 'string' },
     // Unpinned runs show what the proxy costs when the scheduler may move it (and the load) across both cores.
     'no-pin': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -101,7 +104,7 @@ const { values: argv } = parseArgs({
 });
 if (argv.help) {
   process.stdout.write(
-    'usage: npm run bench -- [--quick] [--only throughput,cps,memory,udp,udp-memory] [--rounds N] [--proxies nginx,haproxy,node-pipe,refract,refract-base] [--baseline DIR] [--no-pin]\n' +
+    'usage: npm run bench -- [--quick] [--only throughput,cps,memory,udp,udp-memory] [--rounds N] [--proxies nginx,haproxy,node-pipe,refract,refract-base,refract-node] [--baseline DIR] [--node PATH] [--no-pin]\n' +
       '       (udp selects udp-memory too)\n',
   );
   process.exit(0);
@@ -120,7 +123,11 @@ function listArg<T extends string>(raw: string | undefined, allowed: readonly T[
 // `udp` names the whole UDP comparison: rate/latency and memory per flow.
 const measures = listArg(argv.only?.replace(/(^|,)\s*udp\s*(?=,|$)/, '$1udp,udp-memory'), ALL_MEASURES, 'measurement');
 if (argv.baseline !== undefined) setBaseline(argv.baseline);
-const proxyNames = argv.proxies === undefined && argv.baseline !== undefined ? [...ALL_PROXIES, 'refract-base' as const] : listArg(argv.proxies, KNOWN_PROXIES, 'proxy');
+if (argv.node !== undefined) setAltNode(argv.node);
+const proxyNames =
+  argv.proxies === undefined && (argv.baseline !== undefined || argv.node !== undefined)
+    ? [...ALL_PROXIES, ...(argv.baseline !== undefined ? (['refract-base'] as const) : []), ...(argv.node !== undefined ? (['refract-node'] as const) : [])]
+    : listArg(argv.proxies, KNOWN_PROXIES, 'proxy');
 const basePlan = argv.quick ? QUICK : FULL;
 const plan: Plan = argv.rounds === undefined ? basePlan : { ...basePlan, rounds: Math.max(1, Math.min(20, Number(argv.rounds) || 1)) };
 

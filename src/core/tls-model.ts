@@ -49,11 +49,14 @@ export interface VersionRange {
 
 /**
  * The versions a side can actually use given its suites (the contract of `openSslCipherOptions`): no 1.3 suite
- * caps the range at TLSv1.2; no ≤1.2 suite raises its floor to TLSv1.3 when it spans 1.2 and 1.3 (Node's rule).
+ * caps the range at TLSv1.2; no ≤1.2 suite raises its floor to TLSv1.3 when it spans 1.2 and 1.3 (Node's rule),
+ * and otherwise from TLSv1.1 to TLSv1.2 (`openSslCipherOptions`' rule, so that OpenSSL 3.0 and 3.5 agree).
  */
 export function effectiveVersions(p: { readonly minVersion: TlsVersion; readonly maxVersion: TlsVersion; readonly ciphers: readonly string[]; readonly ciphersuites: readonly string[] }): VersionRange {
   const max: TlsVersion = p.ciphersuites.length === 0 && p.maxVersion === 'TLSv1.3' ? 'TLSv1.2' : p.maxVersion;
-  const min: TlsVersion = p.ciphers.length === 0 && versionRank(p.minVersion) < 2 && versionRank(max) > 1 ? 'TLSv1.3' : p.minVersion;
+  const noLegacy = p.ciphers.length === 0;
+  const min: TlsVersion =
+    noLegacy && versionRank(p.minVersion) < 2 && versionRank(max) > 1 ? 'TLSv1.3' : noLegacy && p.minVersion === 'TLSv1.1' ? 'TLSv1.2' : p.minVersion;
   return { min, max };
 }
 

@@ -22,6 +22,10 @@ export interface OpenSslCipherOptions {
  * - TLSv1.1 in range (and some ≤1.2 suite): `@SECLEVEL=0` is appended, because OpenSSL 3.0 at its default level 1
  *   cannot sign a TLS 1.1 handshake (the server fails with no suitable signature algorithm). Only such configs
  *   get it: it also allows weak keys and SHA-1 signatures.
+ * - No ≤1.2 suites and TLSv1.1 as the minimum: the minimum is raised to TLSv1.2 (no TLS 1.1 handshake is possible
+ *   without a ≤1.2 suite). A TLSv1.1-only range so becomes empty: OpenSSL 3.5 (Node 24's) drops TLS 1.1 at the
+ *   default security level and reports no protocol available, where OpenSSL 3.0 (Node 20's) would report no cipher;
+ *   now both report no protocol, as the model predicts.
  * Throws a plain Error when both lists are empty (a config with no suite is a bug upstream).
  */
 export function openSslCipherOptions(p: {
@@ -34,9 +38,10 @@ export function openSslCipherOptions(p: {
 }): OpenSslCipherOptions {
   if (p.ciphers.length === 0 && p.ciphersuites.length === 0) throw new Error('openssl: no cipher suites');
   const maxVersion: TlsVersion = p.ciphersuites.length === 0 && p.maxVersion === 'TLSv1.3' ? 'TLSv1.2' : p.maxVersion;
+  const minVersion: TlsVersion = p.ciphers.length === 0 && p.minVersion === 'TLSv1.1' ? 'TLSv1.2' : p.minVersion;
   const parts = [...p.ciphersuites, ...p.ciphers];
   if (p.ciphers.length > 0 && p.minVersion === 'TLSv1.1') parts.push('@SECLEVEL=0');
-  return { ciphers: parts.join(':'), minVersion: p.minVersion, maxVersion };
+  return { ciphers: parts.join(':'), minVersion, maxVersion };
 }
 
 /**
@@ -72,6 +77,7 @@ export function failureOfCode(code: string | undefined): { readonly reason: TlsF
     case 'ERR_SSL_WRONG_VERSION_NUMBER':
       return { reason: 'not_tls', status: 'HANDSHAKE_FAILED' };
     case 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE':
+    case 'ERR_SSL_SSL/TLS_ALERT_HANDSHAKE_FAILURE': // OpenSSL 3.5's (Node 24's) name of 3.0's SSLV3_ALERT_HANDSHAKE_FAILURE
     case 'ERR_SSL_TLSV1_ALERT_INTERNAL_ERROR':
     case 'ERR_SSL_TLSV1_ALERT_DECODE_ERROR':
     case 'ERR_SSL_TLSV1_ALERT_UNRECOGNIZED_NAME':

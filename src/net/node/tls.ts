@@ -137,8 +137,9 @@ function reasonOfError(code: string | undefined): TlsFailureReason {
   if (NO_VERSION.has(code)) return 'no_shared_version';
   if (NO_CIPHER.has(code)) return 'no_shared_cipher';
   if (CLOSED.has(code)) return 'connection_closed';
-  // OpenSSL names received alerts SSLV3_ALERT_*, TLSV1_ALERT_*, TLSV13_ALERT_* and TLSV1_UNRECOGNIZED_NAME & co.
-  if (code.startsWith('ERR_SSL_SSLV3_ALERT_') || code.startsWith('ERR_SSL_TLSV1')) return 'peer_alert';
+  // OpenSSL names received alerts SSLV3_ALERT_* (SSL/TLS_ALERT_* from 3.5 on), TLSV1_ALERT_*, TLSV13_ALERT_* and
+  // TLSV1_UNRECOGNIZED_NAME & co.
+  if (code.startsWith('ERR_SSL_SSLV3_ALERT_') || code.startsWith('ERR_SSL_SSL/TLS_ALERT_') || code.startsWith('ERR_SSL_TLSV1')) return 'peer_alert';
   return 'internal';
 }
 

@@ -199,7 +199,8 @@ void describe('refract serve, as an operator runs it', () => {
         return r.stderr.split('\n').find((l) => l.startsWith('refract: serving '));
       });
       assert.match(startLine, new RegExp(`\\(pid ${r.child.pid}\\)`));
-      assert.match(r.stderr, /refract: app web \(web\.example\.test\) tcp\/7750/);
+      // The app line is a write of its own after the start line: it may reach the pipe a moment later.
+      await until('the app line', START_MS, () => /refract: app web \(web\.example\.test\) tcp\/7750/.exec(r.stderr) ?? undefined);
       assert.equal(readFileSync(pidFile, 'utf8'), `${r.child.pid}\n`);
 
       // A second server with the same PID file refuses to start.

@@ -31,7 +31,25 @@ describe('package.json', () => {
     assert.match(manifest.scripts['build']!, /tsc -p tsconfig\.build\.json/);
     assert.match(manifest.scripts['prepare']!, /npm run build/);
     assert.deepEqual(manifest.bin, { refract: 'bin/refract.js' });
-    assert.match(manifest.engines.node, /^>=20\./);
+  });
+
+  it('engines admits the supported Node lines (20.19+, 22.13+, 24+) and this runtime, and no odd line before 24', () => {
+    // Only the forms package.json uses: `^MAJOR.MINOR` and `>=MAJOR`, joined by `||`.
+    const satisfies = (range: string, version: string): boolean => {
+      const [maj, min] = version.replace(/^v/, '').split('.').map(Number) as [number, number];
+      return range.split('||').some((part) => {
+        const p = part.trim();
+        const caret = /^\^(\d+)\.(\d+)$/.exec(p);
+        if (caret) return maj === Number(caret[1]) && min >= Number(caret[2]);
+        const ge = /^>=(\d+)$/.exec(p);
+        if (ge) return maj >= Number(ge[1]);
+        throw new Error(`engines.node part ${p} is not ^MAJOR.MINOR or >=MAJOR`);
+      });
+    };
+    const range = manifest.engines.node;
+    for (const v of ['20.19.0', '20.20.2', '22.13.0', '22.22.0', '24.0.0', '24.21.0', '26.1.0']) assert.ok(satisfies(range, v), `${range} admits ${v}`);
+    for (const v of ['18.20.0', '20.18.3', '21.7.0', '22.12.0', '23.11.0']) assert.ok(!satisfies(range, v), `${range} refuses ${v}`);
+    assert.ok(satisfies(range, process.version), `${range} admits this runtime ${process.version}`);
   });
 
   it('packs the build, the bin, the example, docs and deploy/, and no sources, tests or local data', () => {
