@@ -10,7 +10,7 @@
  * access log (docs/cli.md) and, with `--events stdout`, the Spectrum events.
  */
 import { createWriteStream, unwatchFile, watchFile } from 'node:fs';
-import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
+import { dirname, resolve as resolvePath } from 'node:path';
 import { Observable, Subject, concatMap, debounceTime, filter, map, tap } from 'rxjs';
 import type { Logger } from 'pino';
 import { EdgeNode, listenErrorCode } from '../edge/edge-node.ts';
@@ -31,7 +31,6 @@ import { watchFileChanges, type FileWatch } from '../net/node/file-watch.ts';
 import { loadGeo, type LoadedGeo } from '../net/node/geo-loader.ts';
 import { createNodeNetwork, nodeClock } from '../net/node/network.ts';
 import { checkNofile } from '../net/node/descriptors.ts';
-import type { CertSource } from '../net/ports.ts';
 import { startDnsServer, type DnsServer } from '../dns/server.ts';
 import { dnsViewOf, type DnsView } from '../dns/view.ts';
 import { traceLine } from '../streams/trace.ts';
@@ -46,6 +45,7 @@ import { parseCommand, processIo, refractVersion, type CliIo } from './args.ts';
 import { CONFIG_LIMIT_FLAGS, configLimits } from './config-limits.ts';
 import type { ConfigFileLimits } from '../model/config-file.ts';
 import { claimPidFile, type PidFile } from './pid-file.ts';
+import { relativeCertSource } from './cert-paths.ts';
 import { isServeWorker, parseWorkers, runWorker, serveWorkers, workersUnsupported, WORKERS_MAX } from './workers.ts';
 
 export const SERVE_USAGE = `Usage: refract serve --config FILE [--access-log text|json|off] [--events FILE|stdout] [--trace FILE]
@@ -156,23 +156,6 @@ export function serveMain(argv: readonly string[], fns: ConfigFns, io: CliIo = p
   if (values['pid-file'] !== undefined) o.pidFile = values['pid-file'];
   if (values.check === true) o.check = true;
   return serveCommand(file, o, fns);
-}
-
-/** Resolves relative certificate and CA-bundle paths against `base` (the config file's folder). */
-function relativeCertSource(base: string, inner: CertSource): CertSource {
-  const abs = (p: string): string => (isAbsolute(p) ? p : resolvePath(base, p));
-  return {
-    identities: (reqs) =>
-      inner.identities(
-        reqs.map((r) => ({
-          ...r,
-          ...(r.certFile !== undefined ? { certFile: abs(r.certFile) } : {}),
-          ...(r.keyFile !== undefined ? { keyFile: abs(r.keyFile) } : {}),
-        })),
-      ),
-    trust: (f) => inner.trust(f === undefined ? undefined : abs(f)),
-    watchedFiles: () => inner.watchedFiles(),
-  };
 }
 
 /** Settings `serve` reads once at start; a reload that changes them says so instead of ignoring it silently. */

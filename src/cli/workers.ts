@@ -42,6 +42,7 @@ import { DEFAULTS } from '../model/defaults.ts';
 import { accessLogLine, defaultAccessLog } from './access-log.ts';
 import { edgeIpFilePath, readEdgeIpFile, writeEdgeIpFile } from './edge-ip-file.ts';
 import type { ConfigFns, ServeOptions } from './serve.ts';
+import { relativeCertSource } from './cert-paths.ts';
 
 /** The most `--workers` accepts. */
 export const WORKERS_MAX = 256;
@@ -170,7 +171,7 @@ export function runWorker(): Promise<number> {
           const l = log;
           const net = createNodeNetwork({ dnsServers: config.node.dnsServers, log: l.child({ component: 'descriptors' }), share });
           const baseDir = dirname(resolvePath(m.file));
-          const certs = relativeCerts(baseDir, createNodeCertSource({ dataDir: resolvePath(baseDir, config.node.tls.dataDir), log: l.child({ component: 'certs' }) }));
+          const certs = relativeCertSource(baseDir, createNodeCertSource({ dataDir: resolvePath(baseDir, config.node.tls.dataDir), log: l.child({ component: 'certs' }) }));
           const start = async (): Promise<void> => {
             if (config.geo.country.length > 0 || config.geo.asn.length > 0) {
               geo = await loadGeo({ country: config.geo.country, asn: config.geo.asn }, { watch: true, onEvent: (e) => l.info({ geo: e }, 'geolocation data') });
@@ -239,23 +240,6 @@ export function runWorker(): Promise<number> {
     // Messages that arrive before a listener exists are lost: the supervisor sends `init` on this.
     send({ t: 'hello' });
   });
-}
-
-/** Certificate and CA paths relative to the config file's folder (as serve.ts does). */
-function relativeCerts(base: string, inner: ReturnType<typeof createNodeCertSource>): ReturnType<typeof createNodeCertSource> {
-  const abs = (p: string): string => resolvePath(base, p);
-  return {
-    identities: (reqs) =>
-      inner.identities(
-        reqs.map((r) => ({
-          ...r,
-          ...(r.certFile !== undefined ? { certFile: abs(r.certFile) } : {}),
-          ...(r.keyFile !== undefined ? { keyFile: abs(r.keyFile) } : {}),
-        })),
-      ),
-    trust: (f) => inner.trust(f === undefined ? undefined : abs(f)),
-    watchedFiles: () => inner.watchedFiles(),
-  };
 }
 
 // ── the supervisor ────────────────────────────────────────────────────────────────────────────────────────────
