@@ -43,9 +43,9 @@ import type { MetricsServer } from './metrics-server.ts';
 import { ACCESS_LOG_FORMATS, accessLogLine, defaultAccessLog, type AccessLogFormat } from './access-log.ts';
 import { parseCommand, processIo, refractVersion, type CliIo } from './args.ts';
 import { CONFIG_LIMIT_FLAGS, configLimits } from './config-limits.ts';
-import type { ConfigFileLimits } from '../model/config-file.ts';
 import { claimPidFile, type PidFile } from './pid-file.ts';
 import { relativeCertSource } from './cert-paths.ts';
+import type { ConfigFns, ServeOptions } from './serve-types.ts';
 import { isServeWorker, parseWorkers, runWorker, serveWorkers, workersUnsupported, WORKERS_MAX } from './workers.ts';
 
 export const SERVE_USAGE = `Usage: refract serve --config FILE [--access-log text|json|off] [--events FILE|stdout] [--trace FILE]
@@ -75,29 +75,8 @@ Docs: docs/cli.md`;
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
-type Loaded = ConfigResult;
 
-/** The config functions of src/cli.ts (passed in, so this module never imports the entry point). */
-export interface ConfigFns {
-  load(file: string, limits?: ConfigFileLimits): Loaded;
-  /** `load` in a worker thread (src/net/node/config-file.ts); `raw: false` leaves the parsed object behind. */
-  loadOffThread(file: string, opts?: { limits?: ConfigFileLimits | undefined; raw?: boolean }): Promise<Loaded>;
-  formatIssues(file: string, issues: readonly ConfigIssue[]): string;
-}
-
-export interface ServeOptions {
-  events?: string;
-  logLevel?: string;
-  trace?: string;
-  watch?: boolean;
-  accessLog?: AccessLogFormat;
-  pidFile?: string;
-  check?: boolean;
-  /** --max-config-bytes / --max-config-nodes (default: CONFIG_FILE_LIMITS). */
-  limits?: ConfigFileLimits;
-  /** --workers: worker processes (default 1: this process serves alone). */
-  workers?: number;
-}
+export type { ConfigFns, ServeOptions } from './serve-types.ts';
 
 /** Parses `refract serve ARGS` and runs it; resolves with the exit code. */
 export function serveMain(argv: readonly string[], fns: ConfigFns, io: CliIo = processIo): Promise<number> {

@@ -41,7 +41,7 @@ import { BoundedLineWriter } from './bounded-output.ts';
 import { DEFAULTS } from '../model/defaults.ts';
 import { accessLogLine, defaultAccessLog } from './access-log.ts';
 import { edgeIpFilePath, readEdgeIpFile, writeEdgeIpFile } from './edge-ip-file.ts';
-import type { ConfigFns, ServeOptions } from './serve.ts';
+import type { ConfigFns, ServeOptions } from './serve-types.ts';
 import { relativeCertSource } from './cert-paths.ts';
 
 /** The most `--workers` accepts. */

@@ -7,6 +7,9 @@ import { type UDP_COUNTER_KEYS } from './schema.ts';
 import { type ResolutionTrack } from './resolutions.ts';
 import { type FlowTrack, type Track } from './tracker.ts';
 import { type StoppedBy } from './world.ts';
+import { type DescriptorCounts } from './types.ts';
+
+export type { DescriptorCounts } from './types.ts';
 
 /** One timeline connection as the run saw it, from the client, the edge and the origin. */
 export interface ConnectionReport {
@@ -80,17 +83,6 @@ export interface FlowReport {
   readonly originClient: string | null;
   /** The client socket's error (`EHOSTDOWN`: its host was down; a bind error code). */
   readonly error: string | null;
-}
-
-/** The edges' descriptor guards, summed over edges with `max_descriptors` (src/net/descriptor-guard.ts). */
-export interface DescriptorCounts {
-  /** Accepted connections reset at once and counted (E_ACCEPT_EMFILE). */
-  readonly acceptRefused: number;
-  /** Origin connects and UDP binds (and listens) that failed with EMFILE (E_UPSTREAM_EMFILE). */
-  readonly upstreamFailed: number;
-  readonly episodes: number;
-  /** Connections accepted by the kernel past the limit and closed with no event, log or count. */
-  readonly lostUntraced: number;
 }
 
 /** The UDP engines' counters (`udp_` prefix dropped), summed over every edge incarnation. */

@@ -389,3 +389,14 @@ export interface Expectations {
   /** After the run: no open connection, no pending timer. Default true. */
   quiescent?: boolean;
 }
+
+/** The edges' descriptor guards, summed over edges with `max_descriptors` (src/net/descriptor-guard.ts). */
+export interface DescriptorCounts {
+  /** Accepted connections reset at once and counted (E_ACCEPT_EMFILE). */
+  readonly acceptRefused: number;
+  /** Origin connects and UDP binds (and listens) that failed with EMFILE (E_UPSTREAM_EMFILE). */
+  readonly upstreamFailed: number;
+  readonly episodes: number;
+  /** Connections accepted by the kernel past the limit and closed with no event, log or count. */
+  readonly lostUntraced: number;
+}

@@ -10,8 +10,7 @@ import { type CertInfo, type CertSource } from '../net/ports.ts';
 import { createSimCertSource, simCert, SIM_LOCAL_CA, SIM_PUBLIC_CA } from '../net/sim/sim-certs.ts';
 import { createSim, type LinkParams, type Sim, type SimHost } from '../net/sim/index.ts';
 import { parseSrvRecord, scenarioPools } from './schema.ts';
-import { type ScenarioFile, type Topology } from './types.ts';
-import { type DescriptorCounts } from './results.ts';
+import { type DescriptorCounts, type ScenarioFile, type Topology } from './types.ts';
 
 type LinkSpec = NonNullable<Topology['links']>[number];
 type DnsSpec = NonNullable<Topology['dns']>[number];
