@@ -16,7 +16,7 @@
  * Everything is bounded: counts, a per-request cap, a per-connection timeout, and a hard timeout for the whole
  * run that kills every child process group.
  */
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -256,6 +256,8 @@ interface Ticks {
 interface Sample {
   readonly t: number;
   readonly proxyCpu: number;
+  /** The same per measured process (Refract with workers: supervisor first, then the workers). */
+  readonly proxyCpus: readonly number[];
   readonly genCpu: number;
   /** The proxy's CPUs, the load generator's CPUs, and every CPU either uses, summed. */
   readonly proxyCores: Ticks;
@@ -279,6 +281,7 @@ function sample(proxyPids: readonly number[], genPids: readonly number[]): Sampl
   return {
     t: performance.now(),
     proxyCpu: cpuSecondsOf(proxyPids),
+    proxyCpus: proxyPids.map((p) => cpuSecondsOf([p])),
     genCpu: cpuSecondsOf(genPids),
     proxyCores: coreTicks(PROXY_CPUS),
     genCores: coreTicks(LOADGEN_CPUS),
@@ -300,7 +303,10 @@ function window(a: Sample, b: Sample): Record<string, number> {
   const busySec = (b.allCores.busy - a.allCores.busy) / CLK_TCK;
   const irqSec = (b.allCores.irq - a.allCores.irq) / CLK_TCK;
   const oursSec = b.proxyCpu - a.proxyCpu + (b.genCpu - a.genCpu);
+  // Per process, when there are several (results file only): which of them did the work.
+  const perProcess = a.proxyCpus.length > 1 ? Object.fromEntries(b.proxyCpus.map((x, i) => [`proxyCpuSecP${i}`, x - (a.proxyCpus[i] ?? 0)])) : {};
   return {
+    ...perProcess,
     proxyCpuSec: b.proxyCpu - a.proxyCpu,
     proxyProcPct: (100 * (b.proxyCpu - a.proxyCpu)) / wall,
     genProcPct: (100 * (b.genCpu - a.genCpu)) / wall,
@@ -544,6 +550,9 @@ async function main(): Promise<void> {
             outcome.notes.push(`${name} exited during ${measure}: ${running.child.tail().trim().slice(-300)}`);
           }
           await running.stop();
+          // Workers may outlive their parent by a moment (a draining Refract worker holds its UDP port): the next
+          // start waits for them, or it would find its ports taken.
+          await waitGone(running.measuredPids, 5_000);
           const row: Row = { round, proxy: name, measure, metrics: { ...outcome.metrics, busyBeforePct: busyPct }, notes: outcome.notes };
           rows.push(row);
           record({ type: 'measure', ...row });
@@ -583,6 +592,12 @@ async function warmUp(lg: Loadgen): Promise<void> {
   await lg.request({ cmd: 'open', port: ORIGIN.echo, count: plan.memory.warm, concurrency: plan.memory.concurrency, maxMs: plan.memory.maxMs });
   await lg.request({ cmd: 'closeAll', maxMs: 10_000 });
   if (measures.some(isUdpMeasure)) await lg.udp.rate(ORIGIN.udp, 64, plan.udp.rate.warm, plan.udp.rate.concurrency, plan.udp.rate.maxMs, plan.udp.rate.timeoutMs);
+}
+
+/** Waits until none of `pids` exists any more, at most `maxMs`. */
+async function waitGone(pids: readonly number[], maxMs: number): Promise<void> {
+  const deadline = performance.now() + maxMs;
+  while (pids.some((p) => existsSync(`/proc/${p}`)) && performance.now() < deadline) await sleep(50);
 }
 
 function summarise(r: Row): string {
