@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: Refract against nginx (stream) and HAProxy (mode tcp), plus a naive Node pipe proxy, side by
  * side on loopback in one run. Every proxy runs with one worker on the proxy core (CPU 0); the origin, the load
- * generator and this harness share the other core (CPU 1). Rounds interleave the proxies (nginx, haproxy,
+ * generator and this harness share the other core (CPU 1). With `--workers N`, N workers on CPUs 0..N-1 (see
+ * PROXY_CPUS below). Rounds interleave the proxies (nginx, haproxy,
  * node-pipe, refract, then haproxy, node-pipe, refract, nginx, …: each round starts one later), each proxy freshly
  * started per measurement; figures are medians over rounds and ratios are medians of same-round ratios. Prints
  * one Markdown table; raw results go to bench/results/<run>.jsonl. docs/benchmarks.md explains every figure.
