@@ -65,8 +65,8 @@ function raiseAutogroup(pid: number): void {
   }
 }
 
-/** Pins every thread of an already running process (e.g. the harness itself) to `cpu`. */
-export function pinPid(pid: number, cpu: number): void {
+/** Pins every thread of an already running process (e.g. the harness itself) to `cpu` (a number or a list). */
+export function pinPid(pid: number, cpu: number | string): void {
   execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
 }
 
@@ -83,10 +83,10 @@ export interface Child {
 const TAIL_BYTES = 4096;
 
 /**
- * Spawns `cmd args` in its own process group, pinned to `cpu` when `cpu` is defined, at raised priority when
- * CAN_NICE.
+ * Spawns `cmd args` in its own process group, pinned to `cpu` (a CPU number or a `taskset -c` list such as `0,1`)
+ * when `cpu` is defined, at raised priority when CAN_NICE.
  */
-export function spawnChild(cmd: string, args: readonly string[], cpu: number | undefined, opts: SpawnOptions = {}): Child {
+export function spawnChild(cmd: string, args: readonly string[], cpu: number | string | undefined, opts: SpawnOptions = {}): Child {
   // nice and taskset both exec the next program, so the spawned pid is the command's own pid.
   const pinned = cpu === undefined ? [cmd, ...args] : ['taskset', '-c', String(cpu), cmd, ...args];
   const full = CAN_NICE ? ['nice', '-n', String(NICE), ...pinned] : pinned;
@@ -245,16 +245,49 @@ export function childPids(pid: number): number[] {
  * there is not exactly one.
  */
 export async function nginxWorker(master: Child): Promise<number> {
-  let workers: number[] = [];
-  for (let i = 0; i < 50 && workers.length === 0; i++) {
-    workers = childPids(master.pid);
-    if (workers.length === 0) await sleep(20);
+  return (await childWorkers(master, 1, 'nginx worker'))[0]!;
+}
+
+/**
+ * The `n` child processes of `parent` (nginx's workers under its master, Refract's workers under its supervisor),
+ * waiting up to 5 s for all of them to appear; `keep` picks the workers among the children. Stops the parent and
+ * throws StartError if the count is not `n`.
+ */
+export async function childWorkers(parent: Child, n: number, what: string, keep: (pid: number) => boolean = () => true): Promise<number[]> {
+  let kids: number[] = [];
+  for (let i = 0; i < 250 && kids.length < n; i++) {
+    kids = childPids(parent.pid).filter(keep);
+    if (kids.length < n) await sleep(20);
   }
-  if (workers.length !== 1) {
-    await stopChild(master);
-    throw new StartError(`expected one nginx worker under master ${master.pid}, found ${workers.length}`, master.tail());
+  if (kids.length !== n) {
+    await stopChild(parent);
+    throw new StartError(`expected ${n} ${what}(s) under ${parent.pid}, found ${kids.length}`, parent.tail());
   }
-  return workers[0]!;
+  return kids;
+}
+
+/** A process's command line, arguments joined by spaces ('' when it is gone). */
+export function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+  } catch {
+    return '';
+  }
+}
+
+/** utime + stime of several processes (a proxy's workers), seconds. */
+export function cpuSecondsOf(pids: readonly number[]): number {
+  return pids.reduce((a, p) => a + cpuSeconds(p), 0);
+}
+
+/** Summed VmRSS of several processes, KiB. */
+export function rssKiBOf(pids: readonly number[]): number {
+  return pids.reduce((a, p) => a + rssKiB(p), 0);
+}
+
+/** Summed minor page faults of several processes. */
+export function minorFaultsOf(pids: readonly number[]): number {
+  return pids.reduce((a, p) => a + minorFaults(p), 0);
 }
 
 /**

@@ -1,5 +1,6 @@
 /**
- * The proxies under test, each started with ONE worker process/thread, pinned to the proxy core, listening on
+ * The proxies under test, each started with ONE worker process/thread (or N: `setWorkers`, the harness's
+ * `--workers N`), pinned to the proxy core(s), listening on
  * 127.0.0.1 with one port in front of the origin's echo port and one in front of its sink port. Configs are
  * generated into a temp dir per start and stay at each tool's defaults apart from what one-worker operation and
  * ~10k concurrent connections need (worker/thread count, connection and fd limits, timeouts HAProxy requires).
@@ -9,7 +10,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { assertUdpPortsFree } from './udp-measure.ts';
-import { assertPortsFree, nginxWorker, spawnChild, stopChild, waitForPorts, type Child } from './proc.ts';
+import { assertPortsFree, childWorkers, cmdline, spawnChild, stopChild, waitForPorts, type Child } from './proc.ts';
 
 export type ProxyName = 'nginx' | 'haproxy' | 'node-pipe' | 'refract' | 'refract-base' | 'refract-analytics' | 'refract-api' | 'refract-node';
 export const ALL_PROXIES: readonly ProxyName[] = ['nginx', 'haproxy', 'node-pipe', 'refract'];
@@ -31,6 +32,16 @@ export function setBaseline(dir: string): void {
 let altNode: string | undefined;
 export function setAltNode(path: string): void {
   altNode = path;
+}
+
+/**
+ * Workers per proxy (`--workers N` of bench/run.ts): nginx `worker_processes N`, HAProxy `nbthread N`, Refract
+ * `serve --workers N`. node-pipe is one process and is not run with N > 1; nor are the Refract variants with `api:`,
+ * which `--workers` refuses (E_WORKERS_UNSUPPORTED).
+ */
+let workers = 1;
+export function setWorkers(n: number): void {
+  workers = n;
 }
 
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -62,8 +73,11 @@ export interface OriginPorts {
 
 export interface RunningProxy {
   readonly child: Child;
-  /** The process whose CPU and RSS are measured: nginx's worker, otherwise the spawned process itself. */
-  readonly measuredPid: number;
+  /**
+   * The processes whose CPU and RSS are measured (summed): nginx's worker(s); Refract's process, or with
+   * `--workers N` its supervisor (it writes the logs and events) and its N workers; otherwise the spawned process.
+   */
+  readonly measuredPids: readonly number[];
   stop(): Promise<void>;
 }
 
@@ -83,7 +97,8 @@ export interface ProxyDef {
   missing(): string | undefined;
   /** `version` line for the results file. */
   version(): string;
-  start(dir: string, cpu: number | undefined, origin: OriginPorts): Promise<RunningProxy>;
+  /** `cpu`: a CPU number or a `taskset -c` list (`0,1` when the proxy has two workers on two cores). */
+  start(dir: string, cpu: string | undefined, origin: OriginPorts): Promise<RunningProxy>;
 }
 
 function run(cmd: string, args: readonly string[]): string {
@@ -129,11 +144,12 @@ const nginx: ProxyDef = {
     await assertPortsFree([this.echoPort, this.sinkPort]);
     await assertUdpPortsFree([NGINX_UDP.port, NGINX_UDP.keptPort]);
     const conf = join(dir, 'nginx.conf');
+    const udpReuse = workers > 1 ? ' reuseport' : '';
     writeFileSync(
       conf,
       [
         `load_module ${NGINX_STREAM_MODULE};`,
-        'worker_processes 1;',
+        `worker_processes ${workers};`,
         `worker_rlimit_nofile ${2 * MAX_CONNS + 100};`,
         `pid ${join(dir, 'nginx.pid')};`,
         `error_log ${join(dir, 'nginx-error.log')} warn;`,
@@ -143,9 +159,11 @@ const nginx: ProxyDef = {
         `  server { listen 127.0.0.1:${this.echoPort}; proxy_pass 127.0.0.1:${origin.echo}; }`,
         `  server { listen 127.0.0.1:${this.sinkPort}; proxy_pass 127.0.0.1:${origin.sink}; }`,
         // UDP as nginx documents it for request/response protocols (DNS): the session ends after one answer.
-        `  server { listen 127.0.0.1:${NGINX_UDP.port} udp; proxy_pass 127.0.0.1:${origin.udp}; proxy_responses 1; }`,
+        // With several workers, `reuseport` gives each worker its own UDP socket and the kernel keeps a client's
+        // datagrams on one worker (nginx's documented way; a shared UDP socket would split a session's datagrams).
+        `  server { listen 127.0.0.1:${NGINX_UDP.port} udp${udpReuse}; proxy_pass 127.0.0.1:${origin.udp}; proxy_responses 1; }`,
         // UDP with sessions kept until proxy_timeout (10 min by default) of silence: one per client port, like a flow.
-        `  server { listen 127.0.0.1:${NGINX_UDP.keptPort} udp; proxy_pass 127.0.0.1:${origin.udp}; }`,
+        `  server { listen 127.0.0.1:${NGINX_UDP.keptPort} udp${udpReuse}; proxy_pass 127.0.0.1:${origin.udp}; }`,
         '}',
         '',
       ].join('\n'),
@@ -153,8 +171,8 @@ const nginx: ProxyDef = {
     const bin = which('nginx') ?? 'nginx';
     const child = spawnChild(bin, ['-p', dir, '-e', join(dir, 'nginx-error.log'), '-c', conf, '-g', 'daemon off;'], cpu);
     await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NATIVE);
-    // worker_processes 1 and a stream-only config: the master's single child is the worker that does the work.
-    return { child, measuredPid: await nginxWorker(child), stop: () => stopChild(child) };
+    // A stream-only config: the master's children are the workers that do the work.
+    return { child, measuredPids: await childWorkers(child, workers, 'nginx worker'), stop: () => stopChild(child) };
   },
 };
 
@@ -172,7 +190,7 @@ const haproxy: ProxyDef = {
       cfg,
       [
         'global',
-        '  nbthread 1',
+        `  nbthread ${workers}`,
         `  maxconn ${MAX_CONNS}`,
         'defaults',
         '  mode tcp',
@@ -197,7 +215,7 @@ const haproxy: ProxyDef = {
     // -db: foreground, no master-worker: the spawned process is the one doing the work.
     const child = spawnChild(which('haproxy') ?? 'haproxy', ['-f', cfg, '-db'], cpu);
     await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NATIVE);
-    return { child, measuredPid: child.pid, stop: () => stopChild(child) };
+    return { child, measuredPids: [child.pid], stop: () => stopChild(child) };
   },
 };
 
@@ -206,7 +224,7 @@ const nodePipe: ProxyDef = {
   echoPort: 7131,
   sinkPort: 7132,
   udpMissing: 'n/a: a TCP pipe',
-  missing: () => undefined,
+  missing: () => (workers > 1 ? 'one process only: not run with --workers above 1' : undefined),
   version: () => `node ${process.version} net.Socket.pipe`,
   async start(_dir, cpu, origin) {
     await assertPortsFree([this.echoPort, this.sinkPort]);
@@ -217,7 +235,7 @@ const nodePipe: ProxyDef = {
       { cwd: REPO_ROOT },
     );
     await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
-    return { child, measuredPid: child.pid, stop: () => stopChild(child) };
+    return { child, measuredPids: [child.pid], stop: () => stopChild(child) };
   },
 };
 
@@ -261,13 +279,22 @@ const refract: ProxyDef = {
     await assertUdpPortsFree([REFRACT_UDP.port]);
     const cfg = join(dir, 'refract.yaml');
     writeFileSync(cfg, refractConfig(this.echoPort, this.sinkPort, origin, REFRACT_UDP.port));
-    const child = spawnChild(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/cli.ts'), 'serve', '--config', cfg], cpu, {
+    const child = spawnChild(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/cli.ts'), 'serve', '--config', cfg, ...workersArgs()], cpu, {
       cwd: REPO_ROOT,
     });
     await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
-    return { child, measuredPid: child.pid, stop: () => stopChild(child) };
+    return { child, measuredPids: await refractPids(child), stop: () => stopChild(child) };
   },
 };
+
+/** `serve`'s `--workers N` when the run asks for more than one. */
+const workersArgs = (): string[] => (workers > 1 ? ['--workers', String(workers)] : []);
+
+/** The Refract process, and with `--workers N` its N workers too (the supervisor writes the logs and events). */
+async function refractPids(child: Child): Promise<number[]> {
+  // tsx's esbuild service is a child too: the workers are the children running the CLI.
+  return workers > 1 ? [child.pid, ...(await childWorkers(child, workers, 'Refract worker', (pid) => cmdline(pid).includes('src/cli.ts')))] : [child.pid];
+}
 
 /** Refract from another checkout (`--baseline DIR`, e.g. a `git worktree` of main before a change), same config. */
 const refractBase: ProxyDef = {
@@ -287,9 +314,9 @@ const refractBase: ProxyDef = {
     await assertUdpPortsFree([REFRACT_BASE_UDP.port]);
     const cfg = join(dir, 'refract-base.yaml');
     writeFileSync(cfg, refractConfig(this.echoPort, this.sinkPort, origin, REFRACT_BASE_UDP.port));
-    const child = spawnChild(process.execPath, ['--import', 'tsx', join(root, 'src/cli.ts'), 'serve', '--config', cfg], cpu, { cwd: root });
+    const child = spawnChild(process.execPath, ['--import', 'tsx', join(root, 'src/cli.ts'), 'serve', '--config', cfg, ...workersArgs()], cpu, { cwd: root });
     await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
-    return { child, measuredPid: child.pid, stop: () => stopChild(child) };
+    return { child, measuredPids: await refractPids(child), stop: () => stopChild(child) };
   },
 };
 
@@ -303,7 +330,7 @@ const refractAnalytics: ProxyDef = {
   echoPort: 7141,
   sinkPort: 7142,
   udp: REFRACT_ANALYTICS_UDP,
-  missing: () => refract.missing(),
+  missing: () => (workers > 1 ? 'api: is not supported with --workers above 1 yet' : refract.missing()),
   version: () => `${refract.version()} with api: (analytics on)`,
   async start(dir, cpu, origin) {
     await assertPortsFree([this.echoPort, this.sinkPort, 7146]);
@@ -315,7 +342,7 @@ const refractAnalytics: ProxyDef = {
       cwd: REPO_ROOT,
     });
     await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
-    return { child, measuredPid: child.pid, stop: () => stopChild(child) };
+    return { child, measuredPids: [child.pid], stop: () => stopChild(child) };
   },
 };
 
@@ -325,7 +352,7 @@ const refractApi: ProxyDef = {
   echoPort: 7151,
   sinkPort: 7152,
   udp: REFRACT_API_UDP,
-  missing: () => refract.missing(),
+  missing: () => (workers > 1 ? 'api: is not supported with --workers above 1 yet' : refract.missing()),
   version: () => `${refract.version()} with api: and analytics off`,
   async start(dir, cpu, origin) {
     await assertPortsFree([this.echoPort, this.sinkPort, 7156]);
@@ -337,7 +364,7 @@ const refractApi: ProxyDef = {
       cwd: REPO_ROOT,
     });
     await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
-    return { child, measuredPid: child.pid, stop: () => stopChild(child) };
+    return { child, measuredPids: [child.pid], stop: () => stopChild(child) };
   },
 };
 
@@ -359,9 +386,9 @@ const refractNode: ProxyDef = {
     await assertUdpPortsFree([REFRACT_NODE_UDP.port]);
     const cfg = join(dir, 'refract-node.yaml');
     writeFileSync(cfg, refractConfig(this.echoPort, this.sinkPort, origin, REFRACT_NODE_UDP.port));
-    const child = spawnChild(altNode!, ['--import', 'tsx', join(REPO_ROOT, 'src/cli.ts'), 'serve', '--config', cfg], cpu, { cwd: REPO_ROOT });
+    const child = spawnChild(altNode!, ['--import', 'tsx', join(REPO_ROOT, 'src/cli.ts'), 'serve', '--config', cfg, ...workersArgs()], cpu, { cwd: REPO_ROOT });
     await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
-    return { child, measuredPid: child.pid, stop: () => stopChild(child) };
+    return { child, measuredPids: await refractPids(child), stop: () => stopChild(child) };
   },
 };
 

@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: Refract against nginx (stream) and HAProxy (mode tcp), plus a naive Node pipe proxy, side by
  * side on loopback in one run. Every proxy runs with one worker on the proxy core (CPU 0); the origin, the load
- * generator and this harness share the other core (CPU 1). Rounds interleave the proxies (nginx, haproxy,
+ * generator and this harness share the other core (CPU 1). With `--workers N`, N workers on CPUs 0..N-1 (see
+ * PROXY_CPUS below). Rounds interleave the proxies (nginx, haproxy,
  * node-pipe, refract, then haproxy, node-pipe, refract, nginx, …: each round starts one later), each proxy freshly
  * started per measurement; figures are medians over rounds and ratios are medians of same-round ratios. Prints
  * one Markdown table; raw results go to bench/results/<run>.jsonl. docs/benchmarks.md explains every figure.
@@ -11,11 +12,13 @@
  *   npm run bench -- --only cps,memory   a subset of: throughput, cps, memory, udp (= udp-rate + udp-memory)
  *   npm run bench -- --rounds 5 --proxies nginx,refract
  *   npm run bench -- --node /path/to/node24/bin/node   adds `refract-node`: this checkout on that Node binary
+ *   npm run bench -- --workers 2         every proxy with 2 workers (nginx worker_processes, HAProxy nbthread,
+ *                                        refract serve --workers), pinned to CPUs 0-1; see docs/benchmarks.md
  *
  * Everything is bounded: counts, a per-request cap, a per-connection timeout, and a hard timeout for the whole
  * run that kills every child process group.
  */
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -25,11 +28,11 @@ import {
   CLK_TCK,
   canPin,
   cpuCoreTicks,
-  cpuSeconds,
+  cpuSecondsOf,
   killAllSync,
-  minorFaults,
+  minorFaultsOf,
   pinPid,
-  rssKiB,
+  rssKiBOf,
   spawnChild,
   StartError,
   stopChild,
@@ -38,7 +41,7 @@ import {
   type Child,
 } from './proc.ts';
 import type { CloseResult, CpsResult, LoadgenReply, LoadgenRequest, OpenResult, ThroughputResult } from './protocol.ts';
-import { ALL_PROXIES, KNOWN_PROXIES, PROXIES, REPO_ROOT, setAltNode, setBaseline, type ProxyName, type RunningProxy } from './proxies.ts';
+import { ALL_PROXIES, KNOWN_PROXIES, PROXIES, REPO_ROOT, setAltNode, setBaseline, setWorkers, type ProxyName, type RunningProxy } from './proxies.ts';
 import { fmt, fmtRatio, headline, markdownTable, median, medianRatio } from './stats.ts';
 import type { UdpLoadRequest, UdpCloseResult, UdpOpenResult, UdpRateResult } from './udp-protocol.ts';
 import { measureUdpMemory, measureUdpRate, udpMetricDefs, UDP_FULL, UDP_QUICK, waitForUdp, type UdpLoad, type UdpPlan } from './udp-measure.ts';
@@ -47,8 +50,6 @@ type Measure = 'throughput' | 'cps' | 'memory' | 'udp' | 'udp-memory';
 const ALL_MEASURES: readonly Measure[] = ['throughput', 'cps', 'memory', 'udp', 'udp-memory'];
 const isUdpMeasure = (m: Measure): m is 'udp' | 'udp-memory' => m === 'udp' || m === 'udp-memory';
 
-const PROXY_CPU = 0;
-const LOADGEN_CPU = 1;
 const ORIGIN = { echo: 7001, sink: 7002, udp: 7003 } as const;
 const MiB = 1024 * 1024;
 
@@ -99,12 +100,14 @@ const { values: argv } = parseArgs({
     node: { type: 'string' },
     // Unpinned runs show what the proxy costs when the scheduler may move it (and the load) across both cores.
     'no-pin': { type: 'boolean', default: false },
+    // Workers per proxy: nginx worker_processes, HAProxy nbthread, refract serve --workers (node-pipe: 1 only).
+    workers: { type: 'string', default: '1' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (argv.help) {
   process.stdout.write(
-    'usage: npm run bench -- [--quick] [--only throughput,cps,memory,udp,udp-memory] [--rounds N] [--proxies nginx,haproxy,node-pipe,refract,refract-base,refract-node] [--baseline DIR] [--node PATH] [--no-pin]\n' +
+    'usage: npm run bench -- [--quick] [--only throughput,cps,memory,udp,udp-memory] [--rounds N] [--proxies nginx,haproxy,node-pipe,refract,refract-base,refract-node] [--baseline DIR] [--node PATH] [--no-pin] [--workers N]\n' +
       '       (udp selects udp-memory too)\n',
   );
   process.exit(0);
@@ -128,6 +131,12 @@ const proxyNames =
   argv.proxies === undefined && (argv.baseline !== undefined || argv.node !== undefined)
     ? [...ALL_PROXIES, ...(argv.baseline !== undefined ? (['refract-base'] as const) : []), ...(argv.node !== undefined ? (['refract-node'] as const) : [])]
     : listArg(argv.proxies, KNOWN_PROXIES, 'proxy');
+const workers = Number(argv.workers);
+if (!Number.isInteger(workers) || workers < 1 || workers > 16) {
+  process.stderr.write(`--workers must be a whole number from 1 to 16, not "${argv.workers}"\n`);
+  process.exit(2);
+}
+setWorkers(workers);
 const basePlan = argv.quick ? QUICK : FULL;
 const plan: Plan = argv.rounds === undefined ? basePlan : { ...basePlan, rounds: Math.max(1, Math.min(20, Number(argv.rounds) || 1)) };
 
@@ -146,10 +155,21 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+/**
+ * Cores: the proxy's N workers get CPUs 0..N-1; the load generator, the origin and this harness the CPUs after
+ * them. When the machine has no CPU left over (2 workers on 2 cores), the proxy is pinned to all of them and the
+ * load generator shares them (`coresShared`): rates are then the machine's, and the CPU-per-unit figures are what
+ * compare (docs/benchmarks.md, "Two workers").
+ */
+const NCPU = cpus().length;
+const PROXY_CPUS = Array.from({ length: Math.min(workers, NCPU) }, (_, i) => i);
+const coresShared = NCPU <= workers;
+const LOADGEN_CPUS = coresShared ? Array.from({ length: NCPU }, (_, i) => i) : Array.from({ length: NCPU - workers }, (_, i) => workers + i);
+const ALL_CPUS = [...new Set([...PROXY_CPUS, ...LOADGEN_CPUS])];
 const pin = !argv['no-pin'] && canPin();
-const proxyCpu = pin ? PROXY_CPU : undefined;
-const genCpu = pin ? LOADGEN_CPU : undefined;
-if (pin) pinPid(process.pid, LOADGEN_CPU);
+const proxyCpu = pin ? PROXY_CPUS.join(',') : undefined;
+const genCpu = pin ? LOADGEN_CPUS.join(',') : undefined;
+if (genCpu !== undefined) pinPid(process.pid, genCpu);
 
 const runId = new Date().toISOString().replace(/[:.]/g, '-');
 const resultsDir = join(REPO_ROOT, 'bench/results');
@@ -236,26 +256,51 @@ class Loadgen {
 // ---------------------------------------------------------------------------------------------- measurements
 
 /** CPU state sampled at both ends of a measured window. */
+interface Ticks {
+  busy: number;
+  irq: number;
+  total: number;
+}
 interface Sample {
   readonly t: number;
   readonly proxyCpu: number;
+  /** The same per measured process (Refract with workers: supervisor first, then the workers). */
+  readonly proxyCpus: readonly number[];
   readonly genCpu: number;
-  readonly core0: { busy: number; irq: number; total: number };
-  readonly core1: { busy: number; irq: number; total: number };
+  /** The proxy's CPUs, the load generator's CPUs, and every CPU either uses, summed. */
+  readonly proxyCores: Ticks;
+  readonly genCores: Ticks;
+  readonly allCores: Ticks;
 }
 
-function sample(proxyPid: number, genPids: readonly number[]): Sample {
+/** Clock ticks of several CPUs, summed. */
+function coreTicks(list: readonly number[]): Ticks {
+  const out = { busy: 0, irq: 0, total: 0 };
+  for (const c of list) {
+    const t = cpuCoreTicks(c);
+    out.busy += t.busy;
+    out.irq += t.irq;
+    out.total += t.total;
+  }
+  return out;
+}
+
+function sample(proxyPids: readonly number[], genPids: readonly number[]): Sample {
   return {
     t: performance.now(),
-    proxyCpu: cpuSeconds(proxyPid),
-    genCpu: genPids.reduce((a, p) => a + cpuSeconds(p), 0),
-    core0: cpuCoreTicks(PROXY_CPU),
-    core1: cpuCoreTicks(LOADGEN_CPU),
+    proxyCpu: cpuSecondsOf(proxyPids),
+    proxyCpus: proxyPids.map((p) => cpuSecondsOf([p])),
+    genCpu: cpuSecondsOf(genPids),
+    proxyCores: coreTicks(PROXY_CPUS),
+    genCores: coreTicks(LOADGEN_CPUS),
+    allCores: coreTicks(ALL_CPUS),
   };
 }
 
 /**
- * Window figures: proxy CPU seconds; how busy each core and our process sets were (% of one core); interrupt
+ * Window figures: proxy CPU seconds; how busy our process sets were (% of one core) and the proxy's and the load
+ * generator's CPUs (% of those CPUs; with shared cores the proxy's is NaN and the load generator's is every
+ * core's); interrupt
  * time (`irqPct`); and the CPU that neither the proxy, the load generator, the origin nor interrupts used
  * (`otherPct`, % of one core): other work on a shared machine.
  */
@@ -263,15 +308,18 @@ function window(a: Sample, b: Sample): Record<string, number> {
   const wall = (b.t - a.t) / 1000;
   const pct = (x: { busy: number; total: number }, y: { busy: number; total: number }): number =>
     y.total > x.total ? (100 * (y.busy - x.busy)) / (y.total - x.total) : Number.NaN;
-  const busySec = (b.core0.busy - a.core0.busy + b.core1.busy - a.core1.busy) / CLK_TCK;
-  const irqSec = (b.core0.irq - a.core0.irq + b.core1.irq - a.core1.irq) / CLK_TCK;
+  const busySec = (b.allCores.busy - a.allCores.busy) / CLK_TCK;
+  const irqSec = (b.allCores.irq - a.allCores.irq) / CLK_TCK;
   const oursSec = b.proxyCpu - a.proxyCpu + (b.genCpu - a.genCpu);
+  // Per process, when there are several (results file only): which of them did the work.
+  const perProcess = a.proxyCpus.length > 1 ? Object.fromEntries(b.proxyCpus.map((x, i) => [`proxyCpuSecP${i}`, x - (a.proxyCpus[i] ?? 0)])) : {};
   return {
+    ...perProcess,
     proxyCpuSec: b.proxyCpu - a.proxyCpu,
     proxyProcPct: (100 * (b.proxyCpu - a.proxyCpu)) / wall,
     genProcPct: (100 * (b.genCpu - a.genCpu)) / wall,
-    proxyCorePct: pin ? pct(a.core0, b.core0) : Number.NaN,
-    genCorePct: pin ? pct(a.core1, b.core1) : Number.NaN,
+    proxyCorePct: pin && !coresShared ? pct(a.proxyCores, b.proxyCores) : Number.NaN,
+    genCorePct: pin ? pct(a.genCores, b.genCores) : Number.NaN,
     irqPct: (100 * irqSec) / wall,
     otherPct: Math.max(0, (100 * (busySec - irqSec - oursSec)) / wall),
   };
@@ -282,11 +330,7 @@ function window(a: Sample, b: Sample): Record<string, number> {
  * Returns the last busy figure, % of all cores.
  */
 async function waitQuiet(maxMs: number): Promise<number> {
-  const both = (): { busy: number; total: number } => {
-    const x = cpuCoreTicks(PROXY_CPU);
-    const y = cpuCoreTicks(LOADGEN_CPU);
-    return { busy: x.busy + y.busy, total: x.total + y.total };
-  };
+  const both = (): { busy: number; total: number } => coreTicks(ALL_CPUS);
   const deadline = performance.now() + maxMs;
   let prev = both();
   let calm = 0;
@@ -314,12 +358,12 @@ interface MeasureOutcome {
 async function measureThroughput(lg: Loadgen, p: RunningProxy, port: number, genPids: number[]): Promise<MeasureOutcome> {
   const c = plan.throughput;
   await lg.request({ cmd: 'throughput', port, totalBytes: c.warmBytes, conns: c.conns, maxMs: c.maxMs });
-  const a = sample(p.measuredPid, genPids);
-  const faultsBefore = minorFaults(p.measuredPid);
+  const a = sample(p.measuredPids, genPids);
+  const faultsBefore = minorFaultsOf(p.measuredPids);
   const r = await lg.request({ cmd: 'throughput', port, totalBytes: c.totalBytes, conns: c.conns, maxMs: c.maxMs });
-  const b = sample(p.measuredPid, genPids);
-  const faults = minorFaults(p.measuredPid) - faultsBefore;
-  const rssAfterKiB = rssKiB(p.measuredPid);
+  const b = sample(p.measuredPids, genPids);
+  const faults = minorFaultsOf(p.measuredPids) - faultsBefore;
+  const rssAfterKiB = rssKiBOf(p.measuredPids);
   const notes: string[] = [];
   let bytes = r.ackedBytes;
   if (r.timedOut) {
@@ -349,9 +393,9 @@ async function measureCps(lg: Loadgen, p: RunningProxy, port: number, genPids: n
   const c = plan.cps;
   await lg.request({ cmd: 'cps', port, count: c.warm, concurrency: c.concurrency, maxMs: c.maxMs });
   const timeWaitBefore = timeWaitCount();
-  const a = sample(p.measuredPid, genPids);
+  const a = sample(p.measuredPids, genPids);
   const r = await lg.request({ cmd: 'cps', port, count: c.count, concurrency: c.concurrency, maxMs: c.maxMs });
-  const b = sample(p.measuredPid, genPids);
+  const b = sample(p.measuredPids, genPids);
   const w = window(a, b);
   const serial = await lg.request({ cmd: 'cps', port, count: c.serial, concurrency: 1, maxMs: c.maxMs });
   const notes: string[] = [];
@@ -382,10 +426,10 @@ async function measureMemory(lg: Loadgen, p: RunningProxy, port: number): Promis
   await lg.request({ cmd: 'open', port, count: c.warm, concurrency: c.concurrency, maxMs: c.maxMs });
   await lg.request({ cmd: 'closeAll', maxMs: 10_000 });
   await sleep(c.settleMs);
-  const before = rssKiB(p.measuredPid);
+  const before = rssKiBOf(p.measuredPids);
   const opened = await lg.request({ cmd: 'open', port, count: c.count, concurrency: c.concurrency, maxMs: c.maxMs });
   await sleep(c.settleMs);
-  const after = rssKiB(p.measuredPid);
+  const after = rssKiBOf(p.measuredPids);
   const closed = await lg.request({ cmd: 'closeAll', maxMs: 10_000 });
   const notes: string[] = [];
   if (opened.opened < c.count) notes.push(`opened ${opened.opened}/${c.count} (${opened.firstError ?? 'timeout'})`);
@@ -410,10 +454,10 @@ async function measureUdp(lg: Loadgen, p: RunningProxy, measure: 'udp' | 'udp-me
   }
   const probe = {
     startWindow: () => {
-      const a = sample(p.measuredPid, genPids);
-      return () => window(a, sample(p.measuredPid, genPids));
+      const a = sample(p.measuredPids, genPids);
+      return () => window(a, sample(p.measuredPids, genPids));
     },
-    rssKiB: () => rssKiB(p.measuredPid),
+    rssKiB: () => rssKiBOf(p.measuredPids),
   };
   return measure === 'udp' ? measureUdpRate(lg.udp, probe, plan.udp, ports) : measureUdpMemory(lg.udp, probe, plan.udp, ports.keptPort);
 }
@@ -440,13 +484,18 @@ async function main(): Promise<void> {
     cpus: cpus().length,
     cpuModel: cpus()[0]?.model ?? '?',
     pinned: pin,
+    workers,
+    proxyCpus: PROXY_CPUS,
+    loadgenCpus: LOADGEN_CPUS,
+    coresShared,
     quick: argv.quick,
     plan,
     measures,
     versions: Object.fromEntries(proxyNames.map((n) => [n, PROXIES[n].missing() ?? PROXIES[n].version()])),
   };
   record(env);
-  say(`bench: ${argv.quick ? 'quick' : 'full'} run, ${plan.rounds} round(s), ${measures.join('+')}; results → ${resultsFile}`);
+  say(`bench: ${argv.quick ? 'quick' : 'full'} run, ${plan.rounds} round(s), ${measures.join('+')}, ${workers} worker(s) per proxy; results → ${resultsFile}`);
+  if (pin && coresShared) say(`bench: ${workers} workers on ${NCPU} cores: proxy pinned to CPUs ${proxyCpu}, load generator and origin share them`);
   if (!pin) say(argv['no-pin'] ? 'bench: --no-pin: proxy and load generator are NOT pinned apart' : 'bench: WARNING taskset unavailable or one CPU: proxy and load generator are NOT pinned apart');
 
   for (const name of proxyNames) {
@@ -488,6 +537,7 @@ async function main(): Promise<void> {
             say(`bench: ${line}`);
             continue;
           }
+          if (origin.proc.exitCode !== null || origin.proc.signalCode !== null) throw new Error(`the origin exited: ${origin.tail().trim().slice(-500)}`);
           const genPids = [lg.pid, origin.pid];
           let outcome: MeasureOutcome;
           try {
@@ -508,6 +558,9 @@ async function main(): Promise<void> {
             outcome.notes.push(`${name} exited during ${measure}: ${running.child.tail().trim().slice(-300)}`);
           }
           await running.stop();
+          // Workers may outlive their parent by a moment (a draining Refract worker holds its UDP port): the next
+          // start waits for them, or it would find its ports taken.
+          await waitGone(running.measuredPids, 5_000);
           const row: Row = { round, proxy: name, measure, metrics: { ...outcome.metrics, busyBeforePct: busyPct }, notes: outcome.notes };
           rows.push(row);
           record({ type: 'measure', ...row });
@@ -525,6 +578,7 @@ async function main(): Promise<void> {
   record({ type: 'summary', table });
   process.stdout.write(`\n${table}\n\n`);
   process.stdout.write(
+    `${workers} worker(s) per proxy${pin ? `, proxy on CPU ${proxyCpu}, load generator on CPU ${genCpu}` : ', unpinned'}. ` +
     `${plan.rounds} round(s); figures are medians, ×nginx/×haproxy are medians of same-round ratios (>1 means larger).` +
       ` Raw results: ${resultsFile}\n`,
   );
@@ -546,6 +600,12 @@ async function warmUp(lg: Loadgen): Promise<void> {
   await lg.request({ cmd: 'open', port: ORIGIN.echo, count: plan.memory.warm, concurrency: plan.memory.concurrency, maxMs: plan.memory.maxMs });
   await lg.request({ cmd: 'closeAll', maxMs: 10_000 });
   if (measures.some(isUdpMeasure)) await lg.udp.rate(ORIGIN.udp, 64, plan.udp.rate.warm, plan.udp.rate.concurrency, plan.udp.rate.maxMs, plan.udp.rate.timeoutMs);
+}
+
+/** Waits until none of `pids` exists any more, at most `maxMs`. */
+async function waitGone(pids: readonly number[], maxMs: number): Promise<void> {
+  const deadline = performance.now() + maxMs;
+  while (pids.some((p) => existsSync(`/proc/${p}`)) && performance.now() < deadline) await sleep(50);
 }
 
 function summarise(r: Row): string {
@@ -631,7 +691,8 @@ function renderTable(): string {
       const notes = [...new Set(mine.flatMap((r) => r.notes))];
       const other = Math.max(...mine.map((r) => r.metrics.otherPct ?? 0));
       if (other > OTHER_LOAD_NOTE_PCT) notes.push(`other load up to ${fmt(other)}% of a core`);
-      if (showCores && genCore >= GEN_SATURATED_PCT && proxyCore < PROXY_SATURATED_PCT) notes.unshift('load-generator bound');
+      if (showCores && !coresShared && genCore >= GEN_SATURATED_PCT && proxyCore < PROXY_SATURATED_PCT) notes.unshift('load-generator bound');
+      if (showCores && coresShared && genCore >= GEN_SATURATED_PCT) notes.unshift('machine bound (proxy and load generator share every core)');
       out.push([
         first ? def.label : '',
         name,

@@ -689,6 +689,15 @@ export class SimConn implements Conn {
     this.#ooo = null;
   }
 
+  /**
+   * @internal The process holding this socket died (a simulated worker, `workers.ts`): the kernel closes it as
+   * `destroy()` does (FIN, or RST with unread bytes), and no callback reaches the dead process.
+   */
+  processExit(): void {
+    this.#h = NO_HANDLERS;
+    this.destroy();
+  }
+
   /** @internal The host crashed: everything vanishes, no callback fires (`closed` turns true without `close`). */
   crash(): void {
     this.alive = false;
