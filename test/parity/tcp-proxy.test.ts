@@ -502,7 +502,19 @@ test('a client whose first bytes were never read is reset when the origin connec
   });
 });
 
-test('a client that sends and resets while the edge is still dialling: its bytes and a FIN reach the origin, the reset shows at the next write (499)', async () => {
+/**
+ * libuv before 1.52 (Node 20) takes a short read that comes with a hang-up for EOF and skips the next read; 1.52
+ * (Node 24.x; libuv pull request 4997) reads again and gets the reset there. What the user sees is the same (the
+ * bytes go upstream, the connection ends 499 E_DOWNSTREAM_RESET); only the engine's trace differs by one
+ * `c2s_end`. The simulator models the older libuv on every runtime (a scenario's trace hash must not depend on the
+ * Node that runs it), so on a newer libuv this case compares traces without that step.
+ */
+const UV_READS_PAST_HANGUP = ((): boolean => {
+  const [major = 0, minor = 0] = process.versions.uv.split('.').map(Number);
+  return major > 1 || (major === 1 && minor >= 52);
+})();
+
+test('a client that sends and resets while the edge is still dialling: its bytes reach the origin (with a FIN on libuv < 1.52), the connection ends 499', async () => {
   let slow = 0;
   const out = await parity(
     115,
@@ -527,12 +539,12 @@ test('a client that sends and resets while the edge is still dialling: its bytes
         events: run.events
           .map((e) => eventView(run, e, { slow }))
           .map((e) => [e.Event, e.Status, e.ErrorCode, e.CloseReason, e.Origin, e.ClientBytes]),
-        trace: traceEvents(run),
+        trace: UV_READS_PAST_HANGUP ? traceEvents(run).filter((t) => t !== 'c2s_end') : traceEvents(run),
       };
     },
   );
   assert.deepEqual(out.client, ['connect', 'close:false']);
-  assert.deepEqual(out.trace, ['accept', 'resolved', 'dial', 'established', 'c2s_end', 'close']);
+  assert.deepEqual(out.trace, UV_READS_PAST_HANGUP ? ['accept', 'resolved', 'dial', 'established', 'close'] : ['accept', 'resolved', 'dial', 'established', 'c2s_end', 'close']);
   assert.deepEqual(out.events, [
     ['connect', 0, '', '', '', 0],
     ['disconnect', 499, 'E_DOWNSTREAM_RESET', 'downstream_reset', 'origin:slow', 5],

@@ -657,7 +657,8 @@ export class SimConn implements Conn {
           this.pendingErr = 'ECONNRESET';
           // Bytes still in the kernel when Node starts reading: libuv takes the short read that comes with the
           // hang-up for EOF, so the app sees the bytes, then `end`, and the reset only at its next write
-          // (checked against Node 20 on loopback).
+          // (checked against Node 20 on loopback). libuv 1.52 (Node 24) reads again and sees the reset there; the
+          // model keeps the older behaviour on every runtime so that traces do not depend on the Node running them.
           if (this.readStopped && this.rcvBytes > 0) this.finReceived = true;
           this.kill();
         }
