@@ -11,7 +11,7 @@
  */
 import { createWriteStream, unwatchFile, watchFile } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
-import { Observable, Subject, concatMap, debounceTime, filter, map, tap } from 'rxjs';
+import { Observable, concatMap, debounceTime, filter, map, tap } from 'rxjs';
 import type { Logger } from 'pino';
 import { EdgeNode, listenErrorCode } from '../edge/edge-node.ts';
 import { startBuiltinOrigins, type RunningOrigins } from '../edge/builtin-origins.ts';
@@ -27,7 +27,7 @@ import { apiDbPath } from './token.ts';
 import { edgeIpFilePath, readEdgeIpFile, writeEdgeIpFile } from './edge-ip-file.ts';
 import { appBindAddresses, EMPTY_EDGE_IPS } from '../model/edge-ips.ts';
 import { createNodeCertSource } from '../net/node/cert-store.ts';
-import { watchFileChanges, type FileWatch } from '../net/node/file-watch.ts';
+import { reloadTriggers } from './reload-triggers.ts';
 import { loadGeo, type LoadedGeo } from '../net/node/geo-loader.ts';
 import { createNodeNetwork, nodeClock } from '../net/node/network.ts';
 import { checkNofile } from '../net/node/descriptors.ts';
@@ -408,17 +408,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
   }
 
   // Reload: SIGHUP or a change of the file, debounced; an invalid file is rejected whole.
-  const triggers = new Subject<string>();
-  process.on('SIGHUP', () => triggers.next('SIGHUP'));
-  let watcher: FileWatch | undefined;
-  if (opts.watch !== false) {
-    try {
-      // Edits in place, renames over the file and Kubernetes' ConfigMap symlink swaps (src/net/node/file-watch.ts).
-      watcher = watchFileChanges(file, () => triggers.next('file change'), { debounceMs: 50, persistent: true });
-    } catch (e) {
-      log.warn({ err: e }, 'cannot watch the config file; reload with SIGHUP');
-    }
-  }
+  const { triggers, watcher } = reloadTriggers(file, opts.watch !== false, log);
   // Each reload reads and parses the file once; with the API, ConfigSource merges that same object with its apps.
   // The file is read and parsed in a worker thread (src/net/node/config-file.ts), so a large file never stalls
   // connections; one load runs at a time, and triggers during it make exactly one more.

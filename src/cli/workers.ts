@@ -20,7 +20,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { unwatchFile, watchFile } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
-import { Subject, concatMap, debounceTime, type Observable } from 'rxjs';
+import { concatMap, debounceTime, type Observable } from 'rxjs';
 import type { Logger } from 'pino';
 import { EdgeNode, type ApplyResult, type PreparedApply } from '../edge/edge-node.ts';
 import { startBuiltinOrigins, type RunningOrigins } from '../edge/builtin-origins.ts';
@@ -30,7 +30,7 @@ import type { RefractConfig } from '../model/types.ts';
 import type { ConfigResult } from '../model/config.ts';
 import { allocateEdgeIps, EMPTY_EDGE_IPS, poolsConfigured, type EdgeIpState } from '../model/edge-ips.ts';
 import { createNodeCertSource } from '../net/node/cert-store.ts';
-import { watchFileChanges, type FileWatch } from '../net/node/file-watch.ts';
+import { reloadTriggers } from './reload-triggers.ts';
 import { loadGeo, type LoadedGeo } from '../net/node/geo-loader.ts';
 import { createNodeNetwork, nodeClock, reusePortSupported } from '../net/node/network.ts';
 import { startDnsServer, type DnsServer } from '../dns/server.ts';
@@ -501,16 +501,7 @@ export async function serveWorkers(ctx: WorkersContext): Promise<number> {
   if (udpApps && !reusePort) process.stderr.write(`refract: UDP apps run on worker 1 only (Node ${process.versions.node} has no reusePort; Node 22.12+ spreads UDP flows too)\n`);
 
   // ── reloads: SIGHUP and file changes, applied to every worker in two phases ──
-  const triggers = new Subject<string>();
-  process.on('SIGHUP', () => triggers.next('SIGHUP'));
-  let watcher: FileWatch | undefined;
-  if (opts.watch !== false) {
-    try {
-      watcher = watchFileChanges(file, () => triggers.next('file change'), { debounceMs: 50, persistent: true });
-    } catch (e) {
-      log.warn({ err: e }, 'cannot watch the config file; reload with SIGHUP');
-    }
-  }
+  const { triggers, watcher } = reloadTriggers(file, opts.watch !== false, log);
   const loads = ctx.oneAtATime(triggers.pipe(debounceTime(150)), (why: string) =>
     fns.loadOffThread(file, { limits: opts.limits, raw: false }).then((r: ConfigResult) => {
       if (!r.ok) log.error({ event: 'config.rejected', trigger: why, issues: r.issues.slice(0, 20) }, 'new configuration is invalid; keeping the running one');

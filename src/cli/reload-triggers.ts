@@ -1,0 +1,22 @@
+import { Subject } from 'rxjs';
+import type { Logger } from 'pino';
+import { watchFileChanges, type FileWatch } from '../net/node/file-watch.ts';
+
+/**
+ * What asks `serve` (one process or the workers' supervisor) to reload: SIGHUP, and with `watch` a change of the
+ * config file (edits in place, renames over it, Kubernetes' ConfigMap symlink swaps: src/net/node/file-watch.ts).
+ * Each `next` names the cause; the caller debounces and closes `watcher` when it stops.
+ */
+export function reloadTriggers(file: string, watch: boolean, log: Logger): { readonly triggers: Subject<string>; readonly watcher: FileWatch | undefined } {
+  const triggers = new Subject<string>();
+  process.on('SIGHUP', () => triggers.next('SIGHUP'));
+  let watcher: FileWatch | undefined;
+  if (watch) {
+    try {
+      watcher = watchFileChanges(file, () => triggers.next('file change'), { debounceMs: 50, persistent: true });
+    } catch (e) {
+      log.warn({ err: e }, 'cannot watch the config file; reload with SIGHUP');
+    }
+  }
+  return { triggers, watcher };
+}
