@@ -5,7 +5,7 @@
  *   npm run bench:api -- --quick      1 round with small counts, a smoke run
  *   npm run bench:api -- --rounds 5 --no-pin
  *
- * Each round starts `node --import tsx src/cli.ts serve` on a fresh data directory (API on 127.0.0.1:7190; a token
+ * Each round starts `node dist/cli.js serve` (the build, made first when older than src/) on a fresh data directory (API on 127.0.0.1:7190; a token
  * from `refract token create`), pinned to CPU 0 when there are two CPUs and `taskset`; this harness (the HTTP
  * client, and an echo origin on 7191) runs on CPU 1. Then, one phase after another:
  *
@@ -40,6 +40,7 @@ import dnsPacket from 'dns-packet';
 import YAML from 'yaml';
 import { assertPortsFree, canPin, CLK_TCK, cpuCoreTicks, cpuSeconds, killAllSync, pinPid, spawnChild, StartError, stopChild, waitForPorts, type Child } from './proc.ts';
 import { REPO_ROOT } from './proxies.ts';
+import { ensureBuild, refractCli } from './refract-cli.ts';
 import { fmt, markdownTable, median } from './stats.ts';
 
 const API_PORT = 7190;
@@ -300,7 +301,9 @@ async function round(n: number): Promise<Record<string, number | string | undefi
       dns: { listen: `127.0.0.1:${DNS_PORT}`, ttl: 30 },
     }),
   );
-  const cli = ['--import', 'tsx', join(REPO_ROOT, 'src/cli.ts')];
+  // The build (dist/cli.js), as the installed package runs; made first when older than src/.
+  ensureBuild(REPO_ROOT);
+  const cli = refractCli(REPO_ROOT);
   const made = spawnSync(process.execPath, [...cli, 'token', 'create', '--config', file, '--name', 'bench'], { encoding: 'utf8', timeout: 30_000 });
   if (made.status !== 0) throw new StartError('refract token create failed', made.stderr);
   const token = made.stdout.trimEnd().split('\n').at(-1)!;

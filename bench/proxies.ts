@@ -11,16 +11,31 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { assertUdpPortsFree } from './udp-measure.ts';
 import { assertPortsFree, childWorkers, cmdline, spawnChild, stopChild, waitForPorts, type Child } from './proc.ts';
+import { isRefractCli, refractCli, type RefractLoad } from './refract-cli.ts';
 
-export type ProxyName = 'nginx' | 'haproxy' | 'node-pipe' | 'refract' | 'refract-base' | 'refract-analytics' | 'refract-api' | 'refract-node';
+export type ProxyName = 'nginx' | 'haproxy' | 'node-pipe' | 'refract' | 'refract-base' | 'refract-analytics' | 'refract-api' | 'refract-node' | 'refract-tsx' | 'node-raw';
 export const ALL_PROXIES: readonly ProxyName[] = ['nginx', 'haproxy', 'node-pipe', 'refract'];
 /**
  * Every proxy `--proxies` may name; opt-in: `refract-base` (Refract from another checkout: `--baseline DIR`) and
  * `refract-analytics` (this checkout with `api:`, so the analytics store is fed: compare with `refract`), `refract-api`
  * (the same with `analytics: { enabled: false }`: against `refract-analytics`, the cost of writing analytics alone),
- * `refract-node` (this checkout on another Node binary: `--node PATH`; against `refract`, one runtime against another).
+ * `refract-node` (this checkout on another Node binary: `--node PATH`; against `refract`, one runtime against another),
+ * `refract-tsx` (this checkout from its TypeScript sources through tsx's loader, as `npm run refract` runs it; every
+ * other Refract variant runs the build, dist/cli.js, as the installed package does: bench/refract-cli.ts), `node-raw`
+ * (node-pipe's pipe on the runtime's socket handles, below net.Socket: bench/raw-proxy.ts).
  */
-export const KNOWN_PROXIES: readonly ProxyName[] = [...ALL_PROXIES, 'refract-base', 'refract-analytics', 'refract-api', 'refract-node'];
+export const KNOWN_PROXIES: readonly ProxyName[] = [...ALL_PROXIES, 'refract-base', 'refract-analytics', 'refract-api', 'refract-node', 'refract-tsx', 'node-raw'];
+
+/** The checkouts whose build (dist/) the Refract variants among `names` run: build them before the run (bench/refract-cli.ts). */
+export function buildRoots(names: readonly ProxyName[]): string[] {
+  const roots = new Set<string>();
+  for (const n of names) {
+    if (n === 'refract-base') {
+      if (baselineRoot !== undefined) roots.add(baselineRoot);
+    } else if (n.startsWith('refract') && n !== 'refract-tsx') roots.add(REPO_ROOT);
+  }
+  return [...roots];
+}
 
 /** The checkout `refract-base` runs (`--baseline DIR` sets it), for before/after comparisons in one run. */
 let baselineRoot: string | undefined;
@@ -63,6 +78,7 @@ const REFRACT_BASE_UDP = { port: 7183, keptPort: 7183 } as const;
 const REFRACT_ANALYTICS_UDP = { port: 7143, keptPort: 7143 } as const;
 const REFRACT_API_UDP = { port: 7153, keptPort: 7153 } as const;
 const REFRACT_NODE_UDP = { port: 7187, keptPort: 7187 } as const;
+const REFRACT_TSX_UDP = { port: 7197, keptPort: 7197 } as const;
 
 export interface OriginPorts {
   readonly echo: number;
@@ -239,6 +255,27 @@ const nodePipe: ProxyDef = {
   },
 };
 
+/** The same pipe on the runtime's socket handles, below net.Socket (bench/raw-proxy.ts): what `net`/`stream` cost. */
+const nodeRaw: ProxyDef = {
+  name: 'node-raw',
+  echoPort: 7177,
+  sinkPort: 7178,
+  udpMissing: 'n/a: a TCP pipe',
+  missing: () => (workers > 1 ? 'one process only: not run with --workers above 1' : undefined),
+  version: () => `node ${process.version} tcp_wrap handles`,
+  async start(_dir, cpu, origin) {
+    await assertPortsFree([this.echoPort, this.sinkPort]);
+    const child = spawnChild(
+      process.execPath,
+      ['--import', 'tsx', join(REPO_ROOT, 'bench/raw-proxy.ts'), `${this.echoPort}=${origin.echo}`, `${this.sinkPort}=${origin.sink}`],
+      cpu,
+      { cwd: REPO_ROOT },
+    );
+    await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
+    return { child, measuredPids: [child.pid], stop: () => stopChild(child) };
+  },
+};
+
 /**
  * The YAML `refract serve` reads: two TCP apps in front of the origin's echo and sink ports and, with `udpPort`,
  * a UDP app in front of its UDP echo port. UDP flows idle out after 10 min, nginx's proxy_timeout default, so
@@ -264,36 +301,42 @@ export function refractConfig(echoPort: number, sinkPort: number, origin: Origin
   ].join('\n');
 }
 
-const refract: ProxyDef = {
-  name: 'refract',
-  echoPort: 7101,
-  sinkPort: 7102,
-  udp: REFRACT_UDP,
-  missing: () => (existsSync(join(REPO_ROOT, 'src/cli.ts')) ? undefined : 'src/cli.ts does not exist yet'),
-  version: () => {
-    const rev = run('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD']);
-    return `refract ${/^[0-9a-f]+$/.test(rev) ? rev : '(no commit)'} on node ${process.version}`;
-  },
-  async start(dir, cpu, origin) {
-    await assertPortsFree([this.echoPort, this.sinkPort]);
-    await assertUdpPortsFree([REFRACT_UDP.port]);
-    const cfg = join(dir, 'refract.yaml');
-    writeFileSync(cfg, refractConfig(this.echoPort, this.sinkPort, origin, REFRACT_UDP.port));
-    const child = spawnChild(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/cli.ts'), 'serve', '--config', cfg, ...workersArgs()], cpu, {
-      cwd: REPO_ROOT,
-    });
-    await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
-    return { child, measuredPids: await refractPids(child), stop: () => stopChild(child) };
-  },
-};
+/** This checkout's Refract on `ports`, started as `load` says (the build, or the sources through tsx). */
+function thisCheckout(name: 'refract' | 'refract-tsx', ports: { echo: number; sink: number }, udp: { port: number; keptPort: number }, load: RefractLoad): ProxyDef {
+  return {
+    name,
+    echoPort: ports.echo,
+    sinkPort: ports.sink,
+    udp,
+    missing: () => (existsSync(join(REPO_ROOT, 'src/cli.ts')) ? undefined : 'src/cli.ts does not exist yet'),
+    version: () => {
+      const rev = run('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD']);
+      return `refract ${/^[0-9a-f]+$/.test(rev) ? rev : '(no commit)'} on node ${process.version}${load === 'tsx' ? ' (sources through tsx)' : ''}`;
+    },
+    async start(dir, cpu, origin) {
+      await assertPortsFree([this.echoPort, this.sinkPort]);
+      await assertUdpPortsFree([udp.port]);
+      const cfg = join(dir, `${name}.yaml`);
+      writeFileSync(cfg, refractConfig(this.echoPort, this.sinkPort, origin, udp.port));
+      const child = spawnChild(process.execPath, [...refractCli(REPO_ROOT, load), 'serve', '--config', cfg, ...workersArgs()], cpu, {
+        cwd: REPO_ROOT,
+      });
+      await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
+      return { child, measuredPids: await refractPids(child), stop: () => stopChild(child) };
+    },
+  };
+}
+
+const refract = thisCheckout('refract', { echo: 7101, sink: 7102 }, REFRACT_UDP, 'build');
+const refractTsx = thisCheckout('refract-tsx', { echo: 7195, sink: 7196 }, REFRACT_TSX_UDP, 'tsx');
 
 /** `serve`'s `--workers N` when the run asks for more than one. */
 const workersArgs = (): string[] => (workers > 1 ? ['--workers', String(workers)] : []);
 
 /** The Refract process, and with `--workers N` its N workers too (the supervisor writes the logs and events). */
 async function refractPids(child: Child): Promise<number[]> {
-  // tsx's esbuild service is a child too: the workers are the children running the CLI.
-  return workers > 1 ? [child.pid, ...(await childWorkers(child, workers, 'Refract worker', (pid) => cmdline(pid).includes('src/cli.ts')))] : [child.pid];
+  // Under tsx its esbuild service is a child too: the workers are the children running the CLI.
+  return workers > 1 ? [child.pid, ...(await childWorkers(child, workers, 'Refract worker', (pid) => isRefractCli(cmdline(pid))))] : [child.pid];
 }
 
 /** Refract from another checkout (`--baseline DIR`, e.g. a `git worktree` of main before a change), same config. */
@@ -314,7 +357,7 @@ const refractBase: ProxyDef = {
     await assertUdpPortsFree([REFRACT_BASE_UDP.port]);
     const cfg = join(dir, 'refract-base.yaml');
     writeFileSync(cfg, refractConfig(this.echoPort, this.sinkPort, origin, REFRACT_BASE_UDP.port));
-    const child = spawnChild(process.execPath, ['--import', 'tsx', join(root, 'src/cli.ts'), 'serve', '--config', cfg, ...workersArgs()], cpu, { cwd: root });
+    const child = spawnChild(process.execPath, [...refractCli(root), 'serve', '--config', cfg, ...workersArgs()], cpu, { cwd: root });
     await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
     return { child, measuredPids: await refractPids(child), stop: () => stopChild(child) };
   },
@@ -338,7 +381,7 @@ const refractAnalytics: ProxyDef = {
     const cfg = join(dir, 'refract-analytics.yaml');
     const api = ['api: { listen: 127.0.0.1:7146 }', 'zones: [{ name: example.test }]', 'node: { data_dir: refract-analytics-data }', ''].join('\n');
     writeFileSync(cfg, api + refractConfig(this.echoPort, this.sinkPort, origin, REFRACT_ANALYTICS_UDP.port));
-    const child = spawnChild(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/cli.ts'), 'serve', '--config', cfg], cpu, {
+    const child = spawnChild(process.execPath, [...refractCli(REPO_ROOT), 'serve', '--config', cfg], cpu, {
       cwd: REPO_ROOT,
     });
     await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
@@ -360,7 +403,7 @@ const refractApi: ProxyDef = {
     const cfg = join(dir, 'refract-api.yaml');
     const api = ['api: { listen: 127.0.0.1:7156 }', 'analytics: { enabled: false }', 'zones: [{ name: example.test }]', 'node: { data_dir: refract-api-data }', ''].join('\n');
     writeFileSync(cfg, api + refractConfig(this.echoPort, this.sinkPort, origin, REFRACT_API_UDP.port));
-    const child = spawnChild(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/cli.ts'), 'serve', '--config', cfg], cpu, {
+    const child = spawnChild(process.execPath, [...refractCli(REPO_ROOT), 'serve', '--config', cfg], cpu, {
       cwd: REPO_ROOT,
     });
     await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
@@ -386,7 +429,7 @@ const refractNode: ProxyDef = {
     await assertUdpPortsFree([REFRACT_NODE_UDP.port]);
     const cfg = join(dir, 'refract-node.yaml');
     writeFileSync(cfg, refractConfig(this.echoPort, this.sinkPort, origin, REFRACT_NODE_UDP.port));
-    const child = spawnChild(altNode!, ['--import', 'tsx', join(REPO_ROOT, 'src/cli.ts'), 'serve', '--config', cfg, ...workersArgs()], cpu, { cwd: REPO_ROOT });
+    const child = spawnChild(altNode!, [...refractCli(REPO_ROOT), 'serve', '--config', cfg, ...workersArgs()], cpu, { cwd: REPO_ROOT });
     await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
     return { child, measuredPids: await refractPids(child), stop: () => stopChild(child) };
   },
@@ -401,4 +444,6 @@ export const PROXIES: Readonly<Record<ProxyName, ProxyDef>> = {
   'refract-analytics': refractAnalytics,
   'refract-api': refractApi,
   'refract-node': refractNode,
+  'refract-tsx': refractTsx,
+  'node-raw': nodeRaw,
 };

@@ -12,6 +12,8 @@
  *   npm run bench -- --only cps,memory   a subset of: throughput, cps, memory, udp (= udp-rate + udp-memory)
  *   npm run bench -- --rounds 5 --proxies nginx,refract
  *   npm run bench -- --node /path/to/node24/bin/node   adds `refract-node`: this checkout on that Node binary
+ *   npm run bench -- --proxies nginx,refract,refract-tsx   Refract's build (dist/, built first when stale) against
+ *                                        its sources through tsx's loader
  *   npm run bench -- --workers 2         every proxy with 2 workers (nginx worker_processes, HAProxy nbthread,
  *                                        refract serve --workers), pinned to CPUs 0-1; see docs/benchmarks.md
  *
@@ -41,7 +43,8 @@ import {
   type Child,
 } from './proc.ts';
 import type { CloseResult, CpsResult, LoadgenReply, LoadgenRequest, OpenResult, ThroughputResult } from './protocol.ts';
-import { ALL_PROXIES, KNOWN_PROXIES, PROXIES, REPO_ROOT, setAltNode, setBaseline, setWorkers, type ProxyName, type RunningProxy } from './proxies.ts';
+import { ALL_PROXIES, KNOWN_PROXIES, PROXIES, REPO_ROOT, buildRoots, setAltNode, setBaseline, setWorkers, type ProxyName, type RunningProxy } from './proxies.ts';
+import { ensureBuild } from './refract-cli.ts';
 import { fmt, fmtRatio, headline, markdownTable, median, medianRatio } from './stats.ts';
 import type { UdpLoadRequest, UdpCloseResult, UdpOpenResult, UdpRateResult } from './udp-protocol.ts';
 import { measureUdpMemory, measureUdpRate, udpMetricDefs, UDP_FULL, UDP_QUICK, waitForUdp, type UdpLoad, type UdpPlan } from './udp-measure.ts';
@@ -107,7 +110,7 @@ const { values: argv } = parseArgs({
 });
 if (argv.help) {
   process.stdout.write(
-    'usage: npm run bench -- [--quick] [--only throughput,cps,memory,udp,udp-memory] [--rounds N] [--proxies nginx,haproxy,node-pipe,refract,refract-base,refract-node] [--baseline DIR] [--node PATH] [--no-pin] [--workers N]\n' +
+    'usage: npm run bench -- [--quick] [--only throughput,cps,memory,udp,udp-memory] [--rounds N] [--proxies nginx,haproxy,node-pipe,refract,refract-base,refract-node,refract-tsx,refract-api,refract-analytics,node-raw] [--baseline DIR] [--node PATH] [--no-pin] [--workers N]\n' +
       '       (udp selects udp-memory too)\n',
   );
   process.exit(0);
@@ -501,6 +504,15 @@ async function main(): Promise<void> {
   for (const name of proxyNames) {
     const why = PROXIES[name].missing();
     if (why !== undefined) unavailable.set(name, { line: why, output: '' });
+  }
+  // Refract runs its build (dist/cli.js), as the installed package does; a stale or missing build is made now.
+  for (const root of buildRoots(proxyNames.filter((n) => !unavailable.has(n)))) {
+    try {
+      if (ensureBuild(root) === 'built') say(`bench: built ${root} (npm run build): its dist/ was older than src/`);
+    } catch (e) {
+      const hit = (n: ProxyName): boolean => (root === REPO_ROOT ? n.startsWith('refract') && n !== 'refract-tsx' && n !== 'refract-base' : n === 'refract-base');
+      for (const n of proxyNames) if (hit(n)) unavailable.set(n, { line: `npm run build failed in ${root}`, output: (e as Error).message });
+    }
   }
 
   const origin = spawnChild(

@@ -44,6 +44,7 @@ import {
   assertPortsFree, canPin, cpuCoreTicks, cpuSeconds, killAllSync, minorFaults, nginxWorker, pinPid, spawnChild, StartError, stopChild, waitForPorts, type Child,
 } from './proc.ts';
 import { NGINX_STREAM_MODULE, REPO_ROOT } from './proxies.ts';
+import { ensureBuild, refractCli } from './refract-cli.ts';
 import { fmt, fmtRatio, markdownTable, median, medianRatio } from './stats.ts';
 import { issueCert, type KeyType } from '../src/net/node/x509.ts';
 import { EDGE_CIPHERS, originClientCiphers } from '../src/core/tls-ciphers.ts';
@@ -432,7 +433,9 @@ async function startProxy(name: ProxyName, f: Files, profileDir: string | undefi
   const conf = join(dir, 'refract.yaml');
   writeFileSync(conf, refractConf(dir, f));
   const prof = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir];
-  const child = spawnChild(process.execPath, [...prof, '--import', 'tsx', join(REPO_ROOT, 'src/cli.ts'), 'serve', '--config', conf], proxyCpu, { cwd: REPO_ROOT });
+  // The build (dist/cli.js), as the installed package runs; made first when older than src/.
+  if (ensureBuild(REPO_ROOT) === 'built') process.stderr.write('bench:tls: built dist/ (npm run build): it was older than src/\n');
+  const child = spawnChild(process.execPath, [...prof, ...refractCli(REPO_ROOT), 'serve', '--config', conf], proxyCpu, { cwd: REPO_ROOT });
   await started(child, ports, 30_000);
   // SIGTERM drains and exits normally, which is when --cpu-prof writes its file.
   return { name, child, measuredPid: child.pid, stop: () => stopChild(child, 10_000) };
