@@ -12,6 +12,8 @@ import type {
   BindUdpOptions, ListenTcpOptions, Network, Random, SocketAddress, TcpListener, UdpSocket,
 } from '../ports.ts';
 import { NodeConn, readingSocket, rewrapAccepted, sockAddr } from './node-conn.ts';
+import { HandleConn, dialHandle, handleBindings, type ListenHandle, type TcpHandle } from './handle-conn.ts';
+import { getSystemErrorName } from 'node:util';
 import { createNodeResolver } from './resolver.ts';
 import { DescriptorGuard, type GuardLog } from './descriptors.ts';
 
@@ -106,6 +108,11 @@ export interface NodeNetworkOptions {
    * A UDP socket is never shared through cluster: it binds in its own process (`exclusive`) or with `reusePort`.
    */
   share?: 'exclusive' | 'cluster' | 'reusePort';
+  /**
+   * What a TCP connection runs on: `handles` (default where the runtime has them) uses the TCP handles directly
+   * (handle-conn.ts, HandleConn), `net` a net.Socket per connection (NodeConn). Same behaviour; `net` costs more.
+   */
+  sockets?: 'handles' | 'net';
 }
 
 /** Whether this runtime has `reusePort` for net.Server.listen and dgram.createSocket (Node 22.12+, 23.1+). */
@@ -133,6 +140,7 @@ export function createNodeNetwork(opts: NodeNetworkOptions = {}): NodeNetwork {
       },
     });
   const share = opts.share ?? 'exclusive';
+  const handles = opts.sockets !== 'net' && handleBindings !== undefined;
   return {
     descriptors: guard,
     clock: nodeClock,
@@ -164,6 +172,24 @@ export function createNodeNetwork(opts: NodeNetworkOptions = {}): NodeNetwork {
           const a = server.address() as net.AddressInfo;
           const bound = sockAddr(a.address, a.port);
           if (bound.address !== '0.0.0.0' && bound.address !== '::') local = bound;
+          // Accepted connections straight on their handles: net.Server would build a net.Socket for each.
+          const lh = (server as unknown as { _handle: ListenHandle | null })._handle;
+          if (handles && lh !== null) {
+            lh.onconnection = (status: number, client?: TcpHandle) => {
+              if (status !== 0) {
+                guard.acceptError(getSystemErrorName(status));
+                return;
+              }
+              if (client === undefined) return;
+              guard.opened();
+              if (!guard.admit()) {
+                if (client.reset(noop) !== 0) client.close();
+                return;
+              }
+              client.setNoDelay(true);
+              onConnection(new HandleConn(client, false, local === undefined ? {} : { local }));
+            };
+          }
           resolve({
             address: sockAddr(a.address, a.port),
             // server.close's callback waits for every accepted connection to end; the port itself is released
@@ -179,6 +205,12 @@ export function createNodeNetwork(opts: NodeNetworkOptions = {}): NodeNetwork {
     },
 
     connectTcp(o: ConnectTcpOptions): Conn {
+      if (handles && net.isIP(o.host) !== 0 && (o.localAddress === undefined || net.isIP(o.localAddress) !== 0)) {
+        guard.opened();
+        return dialHandle(o.host, o.port, o.localAddress, (code) => {
+          if (isDescriptorError(code)) guard.upstreamError(code);
+        });
+      }
       const socket = readingSocket();
       guard.opened();
       socket.once('error', (e: NodeJS.ErrnoException) => {

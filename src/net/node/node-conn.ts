@@ -53,8 +53,18 @@ let lentFlushed = false;
 /** The lent view was written already: a second write of it (breaking "write it and drop it") forbids reuse. */
 let lentWritten = false;
 
-/** The reading half of a socket made with our `onread`: chooses the buffer each read lands in. */
-class Reader {
+/**
+ * After `chunk` was handed to a socket write: `flushed` when the kernel took all of it at once (nothing queued). A
+ * lent read buffer may be read into again only then, and only if it was written once.
+ */
+export function wroteChunk(chunk: Uint8Array, flushed: boolean): void {
+  if (chunk !== lent) return;
+  lentFlushed = !lentWritten && flushed;
+  lentWritten = true;
+}
+
+/** The reading half of a socket made with our `onread` (or a HandleConn): chooses the buffer each read lands in. */
+export class Reader {
   /** Where the next read lands (the socket's current user buffer). */
   buf: Buffer = SHARED;
   deliver: (chunk: Buffer) => void = noop;
@@ -95,7 +105,7 @@ class Reader {
   }
 }
 
-const readers = new WeakMap<net.Socket, Reader>();
+export const readers = new WeakMap<net.Socket, Reader>();
 
 /** net.Socket's undocumented-but-stable pieces used to re-wrap an accepted handle (as cluster does). */
 interface SocketInternals {
@@ -207,10 +217,7 @@ export class NodeConn implements Conn {
     const ok = s.write(chunk);
     // A lent read buffer may be read into again only if the kernel has its bytes (nothing left queued).
     // Written twice (to this socket or another): one write may still hold it, so never reuse.
-    if (chunk === lent) {
-      lentFlushed = !lentWritten && s.writableLength === 0;
-      lentWritten = true;
-    }
+    wroteChunk(chunk, s.writableLength === 0);
     return ok;
   }
 

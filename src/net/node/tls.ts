@@ -21,6 +21,7 @@ import type {
   TlsPort, TlsServerParams, TlsSession, TlsStatus, TlsTrust, TlsVersion,
 } from '../ports.ts';
 import { NodeConn } from './node-conn.ts';
+import { HandleConn } from './handle-conn.ts';
 import { describeCert } from './x509.ts';
 import { failureOfCode, openSslCipherOptions } from './openssl.ts';
 
@@ -195,8 +196,8 @@ function describePeer(x: X509Certificate, trust: TlsTrust | undefined): CertInfo
 
 // ── the handshake ───────────────────────────────────────────────────────────────────────────────────────────────
 
-function asNodeConn(raw: Conn): NodeConn {
-  if (!(raw instanceof NodeConn)) throw new Error('node TLS wraps NodeConns only (a Conn from createNodeNetwork)');
+function asNodeConn(raw: Conn): NodeConn | HandleConn {
+  if (!(raw instanceof NodeConn) && !(raw instanceof HandleConn)) throw new Error('node TLS wraps the Conns of createNodeNetwork only');
   return raw;
 }
 
