@@ -609,7 +609,7 @@ export async function serveWorkers(ctx: WorkersContext): Promise<number> {
   };
   const rejected = (err: unknown): void => {
     metrics?.recordReload('file', false);
-    log.error({ event: 'config.rejected', err }, 'configuration rejected by a worker; no worker changed, the running configuration stays');
+    log.error({ event: 'config.rejected', err }, 'configuration rejected; no worker changed, the running configuration stays');
   };
   const { triggers, watcher } = reloadTriggers(file, opts.watch !== false, log);
   const loads = ctx.oneAtATime(triggers.pipe(debounceTime(150)), (why: string) =>

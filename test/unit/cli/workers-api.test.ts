@@ -9,7 +9,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
@@ -24,6 +24,7 @@ const API = 8981;
 const METRICS = 8982;
 const P = 8983;
 const BUSY = 8984;
+const F = 8985;
 const APPS = `/zones/${ZONE.id}/spectrum/apps`;
 
 after(killAll);
@@ -134,6 +135,15 @@ void describe('refract serve --workers 2 with api: and metrics:', { timeout: 240
     // The counters do not go back when a worker exits: its last snapshot's counters are kept.
     assert.equal(sample(await scrape(), 'refract_upstream_cx_connect_attempts_total'), total);
     assert.equal(await echoThrough(HOST, P, 'replaced'), 'replaced');
+
+    // A file reload goes through the API's ConfigSource: the file's new app is added, the API's app stays.
+    const serving = new Set([...workers].filter((pid) => pid !== victim).concat(replacement));
+    writeFileSync(file, YAML.stringify({ ...YAML.parse(readFileSync(file, 'utf8')), apps: [{ ...appBody(F, 'f.example.com'), id: 'from-file' }] }));
+    process.kill(primary, 'SIGHUP');
+    await until('the reload', 30_000, () => (p.stderr.includes('refract: reloaded') ? true : undefined));
+    for (const pid of serving) assert.ok(holders(F, 'listening').has(pid) && holders(P, 'listening').has(pid), `worker ${pid} listens on ${F} and ${P}`);
+    assert.equal(await echoThrough(HOST, F, 'file app'), 'file app');
+    assert.equal(await echoThrough(HOST, P, 'api app'), 'api app');
 
     // DELETE reaches every worker: nobody listens on the port any more.
     const deleted = await apiCall(base, token, 'DELETE', `${APPS}/${id}`);
