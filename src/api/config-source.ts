@@ -8,7 +8,8 @@
  *      `validateConfig`, the validator `refract validate` uses;
  *   2. opens its database transaction, makes the change and records it in the audit log (who, when, the object
  *      before and after);
- *   3. applies the configuration with `EdgeNode.apply` (all-or-nothing: a port in use leaves the edge as it was);
+ *   3. applies the configuration with `edge.apply` (an EdgeView: one EdgeNode, or every worker of
+ *      `serve --workers`; all-or-nothing: a port in use leaves the edge as it was);
  *   4. commits only if 1 and 3 succeeded, otherwise rolls back and reports the problem with its code (a commit that
  *      fails after 3 gives the edge back the previous configuration first).
  * A file reload merges the new file with the stored API objects the same way; API objects survive reloads.
@@ -26,7 +27,8 @@ import { RefractError } from '../model/errors.ts';
 import type { AccessRule, AppSpec, ConfigIssue, RefractConfig, Zone } from '../model/types.ts';
 import { allocateEdgeIps, appBindAddresses, EMPTY_EDGE_IPS, poolsConfigured, type EdgeIpMove, type EdgeIpState } from '../model/edge-ips.ts';
 import { findZone, zoneNameKey, zoneOfName } from '../model/zones.ts';
-import type { ApplyResult, EdgeNode, FollowResult } from '../edge/edge-node.ts';
+import type { ApplyResult, FollowResult } from '../edge/edge-node.ts';
+import type { EdgeView } from '../edge/edge-view.ts';
 import type { ApiStore, StoredApp, StoredRule, StoredZone } from './store.ts';
 import type { ApplyRecord } from '../model/engine-view.ts';
 
@@ -125,7 +127,8 @@ const READ_ONLY_RULE_FIELDS = ['id', 'created_on', 'modified_on', 'zone', 'scope
 export const RULE_MODES: readonly ('whitelist' | 'block')[] = Object.freeze(['block', 'whitelist']);
 
 export interface ConfigSourceDeps {
-  readonly edge: EdgeNode;
+  /** The edge: an EdgeNode, or the view of `serve --workers` over its worker processes. */
+  readonly edge: EdgeView;
   readonly store: ApiStore;
   /** The config file's name (named in the read-only errors) and its parsed object (before validation). */
   readonly file: string;
@@ -204,7 +207,7 @@ export class ConfigSource {
   }
 
   /** The edge node the configuration is applied to (the API's live endpoints read its engines and events). */
-  get edge(): EdgeNode {
+  get edge(): EdgeView {
     return this.#d.edge;
   }
 

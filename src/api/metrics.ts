@@ -18,7 +18,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Subscription } from 'rxjs';
-import type { EdgeNode } from '../edge/edge-node.ts';
+import type { EdgeView } from '../edge/edge-view.ts';
 import { openTally } from '../edge/engine-view.ts';
 import type { SpectrumEvent } from '../streams/events.ts';
 import type { OutputStats } from '../model/engine-view.ts';
@@ -64,7 +64,7 @@ export interface EngineState {
 }
 
 /** Reads the engines' state now (O(open connections)); for scrapes and status pages, not for the connection path. */
-export function engineState(edge: EdgeNode): EngineState {
+export function engineState(edge: EdgeView): EngineState {
   const listeners = { tcp: 0, udp: 0 };
   for (const l of edge.listeners()) listeners[l.protocol]++;
   return {
@@ -107,7 +107,7 @@ const ORIGIN_FAILURE_EVENTS = new Set(['originError', 'resolveOrigin']);
 
 export class EdgeMetrics {
   readonly registry = new Registry();
-  readonly #edge: EdgeNode;
+  readonly #edge: EdgeView;
   readonly #maxApps: number;
   /** App ids with series of their own (at most maxApps; OTHER_APP is not in it). */
   readonly #apps = new Set<string>();
@@ -131,7 +131,7 @@ export class EdgeMetrics {
   readonly #sinks = new Map<string, () => SinkStats>();
   readonly #outputs = new Map<string, () => OutputStats>();
 
-  constructor(edge: EdgeNode, opts: MetricsOptions = {}) {
+  constructor(edge: EdgeView, opts: MetricsOptions = {}) {
     this.#edge = edge;
     this.#maxApps = opts.maxApps ?? 1_000;
     const r = this.registry;

@@ -13,17 +13,15 @@ import { createWriteStream, unwatchFile, watchFile } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { Observable, concatMap, debounceTime, filter, map, tap } from 'rxjs';
 import type { Logger } from 'pino';
-import { EdgeNode, listenErrorCode } from '../edge/edge-node.ts';
+import { EdgeNode } from '../edge/edge-node.ts';
 import { startBuiltinOrigins, type RunningOrigins } from '../edge/builtin-origins.ts';
 import { createLogger, logOutputStats } from '../log.ts';
 import { formatPortRange } from '../model/ports.ts';
-import { ERRORS, RefractError, isRefractError } from '../model/errors.ts';
+import { ERRORS, isRefractError } from '../model/errors.ts';
 import type { AppSpec, ConfigIssue, RefractConfig } from '../model/types.ts';
 import type { ConfigResult } from '../model/config.ts';
-import type { ApiStore } from '../api/store.ts';
-import { ApiWriteError, ConfigSource } from '../api/config-source.ts';
-import type { createApiServer } from '../api/server.ts';
-import { apiDbPath } from './token.ts';
+import { ApiWriteError } from '../api/config-source.ts';
+import { hostPort, listenApi, openApi, type RunningApi } from './serve-api.ts';
 import { edgeIpFilePath, readEdgeIpFile, writeEdgeIpFile } from './edge-ip-file.ts';
 import { appBindAddresses, EMPTY_EDGE_IPS } from '../model/edge-ips.ts';
 import { createNodeCertSource } from '../net/node/cert-store.ts';
@@ -38,10 +36,9 @@ import { logDropEpisode, openEventSinks } from './event-sinks.ts';
 import { BoundedLineWriter } from './bounded-output.ts';
 import { DEFAULTS } from '../model/defaults.ts';
 import type { OutputStats } from '../model/engine-view.ts';
-import type { EdgeMetrics } from '../api/metrics.ts';
 import type { MetricsServer } from './metrics-server.ts';
 import { ACCESS_LOG_FORMATS, accessLogLine, defaultAccessLog, type AccessLogFormat } from './access-log.ts';
-import { parseCommand, processIo, refractVersion, type CliIo } from './args.ts';
+import { parseCommand, processIo, type CliIo } from './args.ts';
 import { CONFIG_LIMIT_FLAGS, configLimits } from './config-limits.ts';
 import { claimPidFile, type PidFile } from './pid-file.ts';
 import { relativeCertSource } from './cert-paths.ts';
@@ -163,10 +160,6 @@ export function appLabel(config: RefractConfig, id: string): string {
   return app ? `${id} (${app.dns.name})` : id;
 }
 
-function hostPort(host: string, port: number): string {
-  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
-}
-
 /**
  * A start failure in a person's words: the code, then what it is about (for a listen failure: address, port and
  * app or builtin origin), then the message.
@@ -255,7 +248,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
     const level = opts.logLevel ?? config.log.level;
     return serveWorkers({
       file, opts, fns, config, log: log.child({ worker: 0 }), logLevel: level, count: opts.workers, exitCleanup,
-      restartOnlyChanges, appLabel, describeStartError, oneAtATime,
+      restartOnlyChanges, appLabel, describeStartError, oneAtATime, fileRaw: first.raw,
     });
   }
 
@@ -570,14 +563,6 @@ export function oneAtATime<T, R>(source: Observable<T>, run: (v: T) => Promise<R
   });
 }
 
-interface RunningApi {
-  readonly source: ConfigSource;
-  readonly store: ApiStore;
-  /** Writes the analytics rollups; closed (open minutes written) before the store. A no-op with analytics off. */
-  readonly writer: { close(): boolean };
-  readonly server: ReturnType<typeof createApiServer>;
-}
-
 /**
  * The start-up warning (W_NOFILE_LOW) when RLIMIT_NOFILE cannot hold the listeners, the connection limit and the
  * UDP flow cap (docs/hardening.md, "Overload and descriptors"). `edge.max_connections` is read when the config has it.
@@ -595,76 +580,6 @@ function warnLowNofile(config: RefractConfig, listeners: number, log: Logger): v
   const what = `${c.listeners} listeners + 2 × ${c.maxConnections} connections${c.assumed ? ' (assumed: no edge.max_connections)' : ''} + ${c.udpFlows} UDP flows + margin`;
   log.warn({ event: 'descriptors.limit_low', code: 'W_NOFILE_LOW', ...c }, `RLIMIT_NOFILE ${c.soft} is below the ${c.needed} descriptors the configuration may need`);
   process.stderr.write(`refract: warning W_NOFILE_LOW: open-file limit ${c.soft} (hard ${Number.isFinite(c.hard) ? c.hard : 'unlimited'}) < ${c.needed} needed (${what}); raise it (ulimit -n, systemd LimitNOFILE=; docs/deploy.md)\n`);
-}
-
-/**
- * The management API over `edge`: its database (created and migrated if needed), the ConfigSource that merges the
- * file with the stored apps, and the HTTP server (not listening yet). Loaded only with `api:` (SQLite's native
- * module and the HTTP server cost start-up time otherwise).
- */
-async function openApi(
-  file: string,
-  config: RefractConfig,
-  fileRaw: unknown,
-  edge: EdgeNode,
-  log: Logger,
-  adopt: (c: RefractConfig) => void,
-  metrics?: EdgeMetrics,
-  outputs?: () => Readonly<Record<string, OutputStats>>,
-): Promise<RunningApi> {
-  const [{ ApiStore }, { createApiServer }, { AnalyticsStore, AnalyticsWriter, zoneOfApp }] = await Promise.all([
-    import('../api/store.ts'),
-    import('../api/server.ts'),
-    import('../api/analytics-store.ts'),
-  ]);
-  const store = new ApiStore(apiDbPath(file, config.node.dataDir ?? '.refract'));
-  const source = new ConfigSource({
-    edge,
-    store,
-    file,
-    fileRaw,
-    now: () => new Date(),
-    onApplied: (c, result) => {
-      log.info({ event: 'config.applied', trigger: 'api', ...result }, 'API change applied');
-      adopt(c);
-    },
-    onEdgeIpMoved: (m) =>
-      m.reason === 'rotated'
-        ? log.info({ event: 'edge_ips.rotated', ...m }, `${m.name}: rotated from ${m.from} to ${m.to ?? 'none'}`)
-        : log.warn({ event: 'edge_ips.moved', ...m }, `${m.name}: ${m.from} is in no pool any more; now ${m.to ?? 'none'}`),
-  });
-  // Analytics (docs/api.md, "Analytics"): the edge's events rolled up per minute into the API's database.
-  // `analytics: { enabled: false }`: no subscription to the events, no rows; the endpoints answer E_API_ANALYTICS_OFF.
-  const analyticsOn = config.analytics?.enabled !== false;
-  const analytics = analyticsOn ? new AnalyticsStore(store, { retentionDays: config.analytics?.retentionDays }) : undefined;
-  const writer = analytics !== undefined ? new AnalyticsWriter({ store: analytics, clock: nodeClock, events$: edge.events.events$, zoneOf: zoneOfApp(() => source.config) }) : { close: () => true };
-  const server = createApiServer({
-    source,
-    store,
-    log,
-    rateLimit: config.api?.rateLimit,
-    nowMs: () => nodeClock.now(),
-    version: refractVersion(),
-    dashboard: config.api?.dashboard,
-    metrics,
-    outputs,
-    analytics: analytics !== undefined ? { store: analytics, epochMs: () => nodeClock.epochMs() } : undefined,
-  });
-  return { source, store, server, writer };
-}
-
-/** Starts the API's HTTP listener; a bind failure is an E_LISTEN_* RefractError naming the address and port. */
-async function listenApi(api: RunningApi, at: { readonly host: string; readonly port: number }): Promise<void> {
-  try {
-    await api.server.listen({ host: at.host, port: at.port });
-  } catch (e) {
-    const errno = (e as { code?: string }).code;
-    throw new RefractError(listenErrorCode(errno), {
-      message: `cannot listen on ${hostPort(at.host, at.port)}: ${errno ?? (e as Error).message}`,
-      details: { address: at.host, port: at.port, api: true },
-      cause: e,
-    });
-  }
 }
 
 /**

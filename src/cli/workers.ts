@@ -4,7 +4,9 @@
  *
  * The supervisor owns what there is one of: the config file (read, validated, watched, SIGHUP), the edge-IP
  * allocation and its state file, the builtin origins, the DNS server, the access log and event sinks (fed by the
- * workers' events), the PID file. It binds no edge port. Each worker runs an EdgeNode with every edge listener:
+ * workers' events), the PID file, and with `api:` and `metrics:` the management API and the metrics listener over a
+ * view of the workers' edge (src/cli/workers-edge.ts). It binds no edge port. Each worker runs an EdgeNode with every
+ * edge listener:
  * - TCP: with `reusePort` (Node 22.12+, 23.1+) each worker has its own listening socket and the kernel hashes each
  *   connection to one; on older runtimes the workers share the supervisor's listening socket (cluster, SCHED_NONE)
  *   and the kernel hands each accept to one of them;
@@ -20,11 +22,14 @@ import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { unwatchFile, watchFile } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
-import { concatMap, debounceTime, type Observable } from 'rxjs';
+import { concatMap, debounceTime, filter, map, type Observable } from 'rxjs';
 import type { Logger } from 'pino';
 import { EdgeNode, type ApplyResult, type PreparedApply } from '../edge/edge-node.ts';
 import { startBuiltinOrigins, type RunningOrigins } from '../edge/builtin-origins.ts';
-import { createLogger } from '../log.ts';
+import { createLogger, logOutputStats } from '../log.ts';
+import type { OutputStats } from '../model/engine-view.ts';
+import { ApiWriteError } from '../api/config-source.ts';
+import type { MetricsServer } from './metrics-server.ts';
 import { RefractError, isRefractError, type ErrorCode } from '../model/errors.ts';
 import type { RefractConfig } from '../model/types.ts';
 import type { ConfigResult } from '../model/config.ts';
@@ -43,6 +48,8 @@ import { accessLogLine, defaultAccessLog } from './access-log.ts';
 import { edgeIpFilePath, readEdgeIpFile, writeEdgeIpFile } from './edge-ip-file.ts';
 import type { ConfigFns, ServeOptions } from './serve-types.ts';
 import { relativeCertSource } from './cert-paths.ts';
+import { SNAPSHOT_EVERY_MS, snapshotOf, WorkersEdge, type WorkerSnapshot } from './workers-edge.ts';
+import { hostPort, listenApi, openApi, type RunningApi } from './serve-api.ts';
 
 /** The most `--workers` accepts. */
 export const WORKERS_MAX = 256;
@@ -58,8 +65,6 @@ export function parseWorkers(value: string, cores: number = availableParallelism
 /** What a configuration uses that `--workers` above 1 does not support yet (E_WORKERS_UNSUPPORTED), or []. */
 export function workersUnsupported(config: RefractConfig, opts: ServeOptions): string[] {
   const out: string[] = [];
-  if (config.api !== undefined) out.push('api');
-  if (config.metrics !== undefined) out.push('metrics');
   if (config.node.user !== undefined || config.node.group !== undefined) out.push('node.user');
   if (opts.trace !== undefined) out.push('--trace');
   return out;
@@ -72,7 +77,7 @@ export function isServeWorker(): boolean {
 
 // ── messages ──────────────────────────────────────────────────────────────────────────────────────────────────
 type ToWorker =
-  | { t: 'init'; file: string; config: RefractConfig; logLevel: string; forward: boolean }
+  | { t: 'init'; file: string; config: RefractConfig; logLevel: string; forward: boolean; snapshots: boolean }
   | { t: 'prepare'; id: number; config: RefractConfig }
   | { t: 'commit'; id: number }
   | { t: 'abort'; id: number }
@@ -92,7 +97,8 @@ type FromWorker =
   | { t: 'failed'; id: number; error: WireError }
   | { t: 'committed'; id: number; result: ApplyResult }
   | { t: 'aborted'; id: number }
-  | { t: 'events'; events: SpectrumEvent[] };
+  | { t: 'events'; events: SpectrumEvent[] }
+  | { t: 'snapshot'; snapshot: WorkerSnapshot };
 
 function wireError(e: unknown): WireError {
   if (isRefractError(e)) return { code: e.code, message: e.message, ...(e.details ? { details: { ...e.details } } : {}) };
@@ -120,6 +126,9 @@ export function runWorker(): Promise<number> {
     let draining = false;
     const prepared = new Map<number, PreparedApply>();
     let buffer: SpectrumEvent[] = [];
+    // With api: or metrics:, the supervisor's view of the edge (src/cli/workers-edge.ts) is fed from these.
+    let snapshots: (() => void) | undefined;
+    let snapshotTimer: ReturnType<typeof setInterval> | undefined;
     let flushTimer: ReturnType<typeof setTimeout> | undefined;
     const flush = (): void => {
       if (flushTimer !== undefined) clearTimeout(flushTimer);
@@ -143,6 +152,7 @@ export function runWorker(): Promise<number> {
     const drain = (deadlineMs: number): void => {
       if (draining) return;
       draining = true;
+      if (snapshotTimer !== undefined) clearInterval(snapshotTimer);
       for (const f of certFiles) unwatchFile(f, certReload);
       for (const p of prepared.values()) void p.abort();
       prepared.clear();
@@ -176,7 +186,11 @@ export function runWorker(): Promise<number> {
             if (config.geo.country.length > 0 || config.geo.asn.length > 0) {
               geo = await loadGeo({ country: config.geo.country, asn: config.geo.asn }, { watch: true, onEvent: (e) => l.info({ geo: e }, 'geolocation data') });
             }
-            edge = new EdgeNode({ net, log: l, certs, udp, ...(geo ? { geo } : {}) }, config);
+            const e = (edge = new EdgeNode({ net, log: l, certs, udp, ...(geo ? { geo } : {}) }, config));
+            if (m.snapshots) {
+              snapshots = () => send({ t: 'snapshot', snapshot: snapshotOf(e, net.descriptors.stats()) });
+              snapshotTimer = setInterval(snapshots, SNAPSHOT_EVERY_MS).unref();
+            }
             if (m.forward) {
               edge.events.events$.subscribe((e) => {
                 buffer.push(e);
@@ -217,6 +231,8 @@ export function runWorker(): Promise<number> {
           p.commit().then(
             (result) => {
               watchCerts();
+              // The supervisor's view has this change's listeners when the commit is answered (same channel, in order).
+              snapshots?.();
               send({ t: 'committed', id: m.id, result });
             },
             (err: unknown) => send({ t: 'failed', id: m.id, error: wireError(err) }),
@@ -287,16 +303,22 @@ export interface WorkersContext {
   readonly appLabel: (config: RefractConfig, id: string) => string;
   readonly describeStartError: (e: unknown, config: RefractConfig) => string;
   readonly oneAtATime: <T, R>(source: Observable<T>, run: (v: T) => Promise<R>) => Observable<R>;
+  /** The config file's parsed object: with `api:`, the ConfigSource merges it with the API's stored objects. */
+  readonly fileRaw: unknown;
 }
 
 /** The supervisor: resolves with the exit code (0 after a drain, 3 when the workers could not start). */
 export async function serveWorkers(ctx: WorkersContext): Promise<number> {
   const { file, opts, fns, log, count } = ctx;
   let config = ctx.config;
+  // Read at start, as one process reads them.
+  const apiAt = config.api;
+  const metricsAt = config.metrics;
   const reusePort = reusePortSupported();
   const net = createNodeNetwork({ dnsServers: config.node.dnsServers, log: log.child({ component: 'descriptors' }) });
 
-  // Edge IPs: allocated here once per change, so every worker binds the same addresses.
+  // Edge IPs: allocated here once per change, so every worker binds the same addresses. With api:, the ConfigSource
+  // allocates them and keeps them in the API's database instead of the state file.
   const edgeIpFile = edgeIpFilePath(file, config.node.dataDir ?? '.refract');
   let edgeIpsWritten = readEdgeIpFile(edgeIpFile, (err) => log.warn({ event: 'edge_ips.state_unreadable', file: edgeIpFile, err }, 'edge-IP state file unreadable; names take fresh addresses'));
   let running: RefractConfig | undefined;
@@ -311,6 +333,7 @@ export async function serveWorkers(ctx: WorkersContext): Promise<number> {
     return r.config;
   };
   const saveEdgeIps = (): void => {
+    if (apiAt !== undefined) return;
     const state: EdgeIpState = running?.edgeIps ?? EMPTY_EDGE_IPS;
     if (JSON.stringify(state) === JSON.stringify(edgeIpsWritten)) return;
     try {
@@ -321,12 +344,19 @@ export async function serveWorkers(ctx: WorkersContext): Promise<number> {
     }
   };
 
-  // The workers' events, merged: the access log and the sinks read them here, one writer each.
+  // The workers' events, merged: the access log, the sinks, the API and the metrics read them here.
   const events = new EventLog();
+  // The workers' edge as one view (src/cli/workers-edge.ts) for the API and the metrics; `applyToWorkers` below.
+  let applyToWorkers: (next: RefractConfig) => Promise<ApplyResult> = () => Promise.reject(new Error('not started'));
+  const view = new WorkersEdge({ events, apply: (c) => applyToWorkers(c), config: () => running });
   const stdout = new BoundedLineWriter('stdout', process.stdout, config.log.maxBufferBytes ?? DEFAULTS.logMaxBufferBytes, logDropEpisode(log));
+  const metrics = metricsAt === undefined ? undefined : new (await import('../api/metrics.ts')).EdgeMetrics(view, { maxApps: metricsAt.maxApps });
+  metrics?.registerDescriptors(() => view.descriptors());
+  metrics?.registerOutput('stdout', () => stdout);
+  metrics?.registerOutput('stderr', () => logOutputStats(log) ?? { written: 0, dropped: 0, bufferedBytes: 0 });
   const accessLog = opts.accessLog ?? defaultAccessLog(process.stdout.isTTY === true, opts.events ?? config.log.events);
   if (accessLog !== 'off') {
-    events.events$.subscribe((e) => {
+    events.closings$.subscribe((e) => {
       const line = accessLogLine(e, config.apps.find((a) => a.id === e.Application)?.dns.name, accessLog);
       if (line !== undefined) stdout.write(line + '\n');
     });
@@ -334,9 +364,16 @@ export async function serveWorkers(ctx: WorkersContext): Promise<number> {
   const sinks = openEventSinks(
     events,
     { target: opts.events ?? config.log.events, rotate: config.log.eventsRotate, http: config.log.eventsHttp, maxBufferBytes: config.log.maxBufferBytes },
-    { clock: nodeClock, log, stdout },
+    { clock: nodeClock, log, metrics, stdout },
   );
-  const forward = events.observed;
+  const outputs = (): Record<string, OutputStats> => {
+    const o: Record<string, OutputStats> = { stdout };
+    const err = logOutputStats(log);
+    if (err !== undefined) o['stderr'] = err;
+    if (sinks.lines !== undefined && sinks.lines !== stdout) o[sinks.lines.name] = sinks.lines;
+    return o;
+  };
+  const snapshots = apiAt !== undefined || metricsAt !== undefined;
 
   // ── workers ──
   cluster.schedulingPolicy = cluster.SCHED_NONE;
@@ -379,6 +416,10 @@ export async function serveWorkers(ctx: WorkersContext): Promise<number> {
           }
           return;
         }
+        if (m.t === 'snapshot') {
+          if (slot.worker === w) view.update(slot.index, m.snapshot);
+          return;
+        }
         if (m.t === 'hello') return;
         const id = m.t === 'ready' ? 0 : m.id;
         const p = slot.pending.get(id);
@@ -389,12 +430,14 @@ export async function serveWorkers(ctx: WorkersContext): Promise<number> {
       });
       w.on('message', (m: FromWorker) => {
         if (m.t !== 'hello') return;
-        w.send({ t: 'init', file, config: running ?? config, logLevel: ctx.logLevel, forward } satisfies ToWorker);
+        // Events are forwarded when something reads them here (access log, sinks, API, metrics).
+        w.send({ t: 'init', file, config: running ?? config, logLevel: ctx.logLevel, forward: events.observed, snapshots } satisfies ToWorker);
       });
       w.on('exit', (code, signal) => {
         if (slot.worker !== w) return;
         slot.worker = undefined;
         slot.serving = false;
+        view.exited(slot.index);
         failAll(slot, `worker ${slot.index} exited (${signal ?? code})`);
         if (stopping) return;
         const lived = Date.now() - slot.startedAt;
@@ -452,16 +495,47 @@ export async function serveWorkers(ctx: WorkersContext): Promise<number> {
     }
   };
 
-  // ── start: fork all, apply the configuration to all (two phases) ──
   let origins: RunningOrigins | undefined;
+  let originsRunning = config.origins;
   let dns: DnsServer | undefined;
   const dnsAt = config.dns;
   const viewOf = (c: RefractConfig): DnsView => dnsViewOf(c, { ttlSec: c.dns?.ttlSec ?? dnsAt?.ttlSec, listenHost: dnsAt?.listen.host });
   let dnsView: DnsView | undefined;
+  /** The running configuration before the latest change (for the reload line's removed apps). */
+  let previous: RefractConfig | undefined;
+  let started = false;
+
+  /**
+   * Every change (the start, file reloads, API writes, through the ConfigSource with api:) in one queue with the
+   * restarts: the two-phase transaction over the serving workers (at start, all of them), then it is the running
+   * configuration, which a restarted worker is given.
+   */
+  applyToWorkers = (next: RefractConfig): Promise<ApplyResult> =>
+    serial(async () => {
+      const c = allocate(next);
+      const targets = started ? slots.filter((s) => s.serving) : slots;
+      if (targets.length === 0) throw new RefractError('E_WORKER_START', { message: 'no worker is serving now (every worker is restarting); try again' });
+      const res = await transaction(targets, c);
+      if (!started) {
+        if (slots.some((s) => s.worker === undefined)) throw new RefractError('E_WORKER_START', { message: 'a worker exited during start' });
+        for (const s of slots) s.serving = true;
+        started = true;
+      }
+      previous = running;
+      running = c;
+      config = c;
+      if (dnsAt !== undefined) dnsView = viewOf(c);
+      return res ?? { added: [], removed: [], changed: [], unchanged: [], listeners: 0 };
+    });
+
+  // ── start: the API's database, fork all, apply the configuration to all (two phases) ──
+  let api: RunningApi | undefined;
+  let metricsServer: MetricsServer | undefined;
   let result: ApplyResult | undefined;
   try {
     origins = await startBuiltinOrigins(net, config.origins, log);
-    config = allocate(config);
+    // Opened before the workers start: it reads their events (analytics, the live endpoints), so they forward them.
+    if (apiAt !== undefined) api = await openApi(file, config, ctx.fileRaw, view, log, () => undefined, metrics, outputs);
     await Promise.all(
       slots.map((s) =>
         fork(s).catch((err: unknown) => {
@@ -469,11 +543,20 @@ export async function serveWorkers(ctx: WorkersContext): Promise<number> {
         }),
       ),
     );
-    result = await transaction(slots, config);
-    if (slots.some((s) => s.worker === undefined)) throw new RefractError('E_WORKER_START', { message: 'a worker exited during start' });
-    for (const s of slots) s.serving = true;
-    running = config;
-    saveEdgeIps();
+    if (api !== undefined) {
+      // The file merged with the API's stored objects, applied to every worker through the view.
+      result = await api.source.start();
+      await listenApi(api, apiAt!.listen);
+      process.stderr.write(`refract: management API on http://${hostPort(apiAt!.listen.host, apiAt!.listen.port)}/client/v4 (in the supervisor)\n`);
+    } else {
+      result = await applyToWorkers(config);
+      saveEdgeIps();
+    }
+    if (metrics !== undefined && metricsAt?.listen !== undefined) {
+      const { startMetricsServer } = await import('./metrics-server.ts');
+      metricsServer = await startMetricsServer(metrics, metricsAt.listen);
+      process.stderr.write(`refract: metrics on http://${hostPort(metricsServer.address.address, metricsServer.address.port)}/metrics (no auth; summed over the workers)\n`);
+    }
     if (dnsAt !== undefined) {
       dnsView = viewOf(config);
       dns = await startDnsServer(net, dnsAt.listen, () => dnsView!);
@@ -482,9 +565,15 @@ export async function serveWorkers(ctx: WorkersContext): Promise<number> {
   } catch (e) {
     stopping = true;
     log.fatal({ err: e }, 'refract could not start');
-    process.stderr.write(`refract: could not start: ${ctx.describeStartError(e, config)}\n`);
+    const why = e instanceof ApiWriteError ? e.issues.map((i) => `${i.code}: ${i.message} (at ${i.pointer || '/'})`).join('; ') : ctx.describeStartError(e, config);
+    process.stderr.write(`refract: could not start: ${why}\n`);
     killAll();
     await dns?.close().catch(() => undefined);
+    await metricsServer?.close().catch(() => undefined);
+    await api?.server.close().catch(() => undefined);
+    api?.writer.close();
+    api?.store.close();
+    metrics?.dispose();
     await origins?.close().catch(() => undefined);
     ctx.exitCleanup();
     return 3;
@@ -501,44 +590,63 @@ export async function serveWorkers(ctx: WorkersContext): Promise<number> {
   if (udpApps && !reusePort) process.stderr.write(`refract: UDP apps run on worker 1 only (Node ${process.versions.node} has no reusePort; Node 22.12+ spreads UDP flows too)\n`);
 
   // ── reloads: SIGHUP and file changes, applied to every worker in two phases ──
+  /** The CLI's part of an applied reload: the line on stderr, restart-only settings, builtin origins, edge IPs. */
+  const reloaded = async (prev: RefractConfig, next: RefractConfig, res: ApplyResult): Promise<void> => {
+    log.info({ event: 'config.applied', workers: slots.filter((s) => s.serving).length, ...res }, 'configuration applied in every worker');
+    const restartOnly = ctx.restartOnlyChanges(prev, next);
+    if (restartOnly.length > 0) log.warn({ event: 'config.restart_needed', fields: restartOnly }, `changed settings that take effect only on restart (the running values stay): ${restartOnly.join(', ')}`);
+    const parts = [...res.added.map((id) => `added ${ctx.appLabel(next, id)}`), ...res.changed.map((id) => `changed ${ctx.appLabel(next, id)}`), ...res.removed.map((id) => `removed ${ctx.appLabel(prev, id)}`)];
+    process.stderr.write(`refract: reloaded ${file}: ${parts.length > 0 ? parts.join(', ') : 'no app changed'}\n`);
+    if (JSON.stringify(next.origins) !== JSON.stringify(originsRunning)) {
+      originsRunning = next.origins;
+      await origins?.close().catch(() => undefined);
+      origins = await startBuiltinOrigins(net, next.origins, log).catch((err: unknown) => {
+        log.error({ err }, 'builtin origins could not restart');
+        return undefined;
+      });
+    }
+    saveEdgeIps();
+  };
+  const rejected = (err: unknown): void => {
+    metrics?.recordReload('file', false);
+    log.error({ event: 'config.rejected', err }, 'configuration rejected; no worker changed, the running configuration stays');
+  };
   const { triggers, watcher } = reloadTriggers(file, opts.watch !== false, log);
   const loads = ctx.oneAtATime(triggers.pipe(debounceTime(150)), (why: string) =>
-    fns.loadOffThread(file, { limits: opts.limits, raw: false }).then((r: ConfigResult) => {
-      if (!r.ok) log.error({ event: 'config.rejected', trigger: why, issues: r.issues.slice(0, 20) }, 'new configuration is invalid; keeping the running one');
-      else log.info({ event: 'config.reload', trigger: why }, 'reloading configuration');
+    fns.loadOffThread(file, { limits: opts.limits, raw: api !== undefined }).then((r: ConfigResult) => {
+      if (!r.ok) {
+        metrics?.recordReload('file', false);
+        log.error({ event: 'config.rejected', trigger: why, issues: r.issues.slice(0, 20) }, 'new configuration is invalid; keeping the running one');
+      } else log.info({ event: 'config.reload', trigger: why }, 'reloading configuration');
       return r;
     }),
   );
-  loads
-    .pipe(
-      concatMap(async (r) => {
-        if (!r.ok || stopping) return;
-        const prevConfig = config;
-        try {
-          const next = allocate(r.config);
-          const res = await serial(() => transaction(slots.filter((s) => s.serving), next));
-          running = next;
-          config = next;
-          log.info({ event: 'config.applied', workers: slots.filter((s) => s.serving).length, ...res }, 'configuration applied in every worker');
-          const restartOnly = ctx.restartOnlyChanges(prevConfig, next);
-          if (restartOnly.length > 0) log.warn({ event: 'config.restart_needed', fields: restartOnly }, `changed settings that take effect only on restart (the running values stay): ${restartOnly.join(', ')}`);
-          const parts = res === undefined ? [] : [...res.added.map((id) => `added ${ctx.appLabel(next, id)}`), ...res.changed.map((id) => `changed ${ctx.appLabel(next, id)}`), ...res.removed.map((id) => `removed ${ctx.appLabel(prevConfig, id)}`)];
-          process.stderr.write(`refract: reloaded ${file}: ${parts.length > 0 ? parts.join(', ') : 'no app changed'}\n`);
-          if (JSON.stringify(next.origins) !== JSON.stringify(prevConfig.origins)) {
-            await origins?.close().catch(() => undefined);
-            origins = await startBuiltinOrigins(net, next.origins, log).catch((err: unknown) => {
-              log.error({ err }, 'builtin origins could not restart');
-              return undefined;
-            });
-          }
-          if (dnsAt !== undefined) dnsView = viewOf(next);
-          saveEdgeIps();
-        } catch (err) {
-          log.error({ event: 'config.rejected', err }, 'configuration rejected by a worker; no worker changed, the running configuration stays');
-        }
-      }),
-    )
-    .subscribe({ error: (err: unknown) => log.error({ err }, 'reload pipeline failed; reload with a restart') });
+  const okLoads = loads.pipe(filter((r): r is Extract<ConfigResult, { ok: true }> => r.ok && !stopping));
+  // With the API, a reload goes through its ConfigSource (the file merged with the API's objects, in the same queue
+  // as API writes); without, straight to the workers.
+  const applied: Observable<void> =
+    api !== undefined
+      ? api.source.follow(okLoads.pipe(map((r) => r.raw))).pipe(
+          concatMap(async (o) => {
+            if (!o.ok) return rejected(o.error);
+            metrics?.recordReload('file', true);
+            await reloaded(previous ?? o.config, o.config, o.result);
+          }),
+        )
+      : okLoads.pipe(
+          concatMap(async (r) => {
+            const prev = config;
+            let res: ApplyResult;
+            try {
+              res = await applyToWorkers(r.config);
+            } catch (err) {
+              return rejected(err);
+            }
+            metrics?.recordReload('file', true);
+            await reloaded(prev, running!, res);
+          }),
+        );
+  applied.subscribe({ error: (err: unknown) => log.error({ err }, 'reload pipeline failed; reload with a restart') });
 
   // ── stop: drain every worker, then the supervisor's own parts ──
   return new Promise<number>((resolveExit) => {
@@ -553,6 +661,7 @@ export async function serveWorkers(ctx: WorkersContext): Promise<number> {
       log.info({ event: 'serve.draining', signal: sig, workers: slots.filter((s) => s.worker !== undefined).length, deadlineMs }, 'draining every worker');
       watcher?.close();
       triggers.complete();
+      void api?.server.close();
       const exits: Promise<void>[] = [];
       for (const s of slots) {
         if (s.restart !== undefined) clearTimeout(s.restart);
@@ -568,8 +677,13 @@ export async function serveWorkers(ctx: WorkersContext): Promise<number> {
         .then(() => dnsClosed)
         .then(() => origins?.close())
         .then(() => sinks.close())
+        // The metrics listener stays until the drain is over (scrapes watch it).
+        .then(() => metricsServer?.close())
         .then(() => {
           events.complete();
+          metrics?.dispose();
+          api?.writer.close();
+          api?.store.close();
           log.info({ event: 'serve.stopped', signal: sig }, 'stopped');
           ctx.exitCleanup();
           resolveExit(0);

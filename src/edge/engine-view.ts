@@ -5,7 +5,7 @@
 import { toGraph } from '../machines/diagram.ts';
 import { MACHINE_PROTO, MACHINES } from '../machines/registry.ts';
 import type { EngineStates, MachineGraph } from '../model/engine-view.ts';
-import type { EdgeNode } from './edge-node.ts';
+import type { EdgeView, OpenInstance } from './edge-view.ts';
 
 let graphs: readonly MachineGraph[] | undefined;
 
@@ -41,19 +41,19 @@ export function stateIds(stateJson: string): string[] {
   return out;
 }
 
-function count(list: ReadonlyArray<{ readonly app: string | undefined; readonly state: string }>, keep: (app: string | undefined) => boolean) {
+function count(list: ReadonlyArray<OpenInstance>, keep: (app: string | undefined) => boolean) {
   const states: Record<string, number> = {};
   let active = 0;
-  for (const { app, state } of list) {
+  for (const { app, state, n = 1 } of list) {
     if (!keep(app)) continue;
-    active++;
-    for (const id of stateIds(state)) states[id] = (states[id] ?? 0) + 1;
+    active += n;
+    for (const id of stateIds(state)) states[id] = (states[id] ?? 0) + n;
   }
   return { active, states };
 }
 
 /** Open connections and flows per state now; `keep` limits them to some apps (a token limited to zones). */
-export function engineStates(edge: EdgeNode, keep: (app: string | undefined) => boolean = () => true): EngineStates {
+export function engineStates(edge: EdgeView, keep: (app: string | undefined) => boolean = () => true): EngineStates {
   return { tcp: count(edge.tcp.appStates(), keep), udp: count(edge.udp.appStates(), keep) };
 }
 
@@ -61,18 +61,20 @@ export function engineStates(edge: EdgeNode, keep: (app: string | undefined) => 
  * Open instances per app id (`''`: not routed to an app) and per top-level state (`connecting`, `established`, …),
  * from one walk of an engine's `appStates()`: what the Prometheus gauges read at scrape time.
  */
-export function openTally(list: ReadonlyArray<{ readonly app: string | undefined; readonly state: string }>): {
+export function openTally(list: ReadonlyArray<OpenInstance>): {
   readonly open: number;
   readonly byApp: ReadonlyMap<string, number>;
   readonly byState: ReadonlyMap<string, number>;
 } {
   const byApp = new Map<string, number>();
   const byState = new Map<string, number>();
-  for (const { app, state } of list) {
+  let open = 0;
+  for (const { app, state, n = 1 } of list) {
     const id = app ?? '';
-    byApp.set(id, (byApp.get(id) ?? 0) + 1);
+    open += n;
+    byApp.set(id, (byApp.get(id) ?? 0) + n);
     const top = stateIds(state)[0] ?? state;
-    byState.set(top, (byState.get(top) ?? 0) + 1);
+    byState.set(top, (byState.get(top) ?? 0) + n);
   }
-  return { open: list.length, byApp, byState };
+  return { open, byApp, byState };
 }

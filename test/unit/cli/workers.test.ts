@@ -13,8 +13,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { killAll, runCli, startCli, until, type Proc } from '../api/processes.ts';
+import { killAll, runCli, startCli, until } from '../api/processes.ts';
 import { parseWorkers, restartDelayMs } from '../../../src/cli/workers.ts';
+import { holders, logged, refused } from './workers-helpers.ts';
 
 const HOST = '127.0.0.1';
 const ORIGIN = 8870;
@@ -43,12 +44,6 @@ function config(apps: ReadonlyArray<{ id: string; port: number; udp?: boolean }>
   });
 }
 
-/** PIDs of the processes holding a socket with local port `port` in `state` (ss -p). */
-function holders(port: number, state: 'listening' | 'established'): Set<number> {
-  const out = execFileSync('ss', ['-tnpH', 'state', state, `( sport = :${port} )`], { encoding: 'utf8' });
-  return new Set([...out.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1])));
-}
-
 /** A held connection: `echo(text)` writes and waits for the echo. */
 interface Held {
   readonly sock: net.Socket;
@@ -75,27 +70,6 @@ async function hold(port: number): Promise<Held> {
   };
   await h.echo('hello');
   return h;
-}
-
-/** Whether a connection to `port` is refused. */
-function refused(port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const s = net.connect({ host: HOST, port });
-    s.once('connect', () => {
-      s.destroy();
-      res(false);
-    });
-    s.once('error', () => res(true));
-  });
-}
-
-/** The JSON log lines of stderr with this event. */
-function logged(p: Proc, event: string): Array<Record<string, unknown>> {
-  return p.stderr
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-    .filter((o) => o['event'] === event);
 }
 
 void describe('--workers values', () => {
