@@ -51,8 +51,7 @@ export function setAltNode(path: string): void {
 
 /**
  * Workers per proxy (`--workers N` of bench/run.ts): nginx `worker_processes N`, HAProxy `nbthread N`, Refract
- * `serve --workers N`. node-pipe is one process and is not run with N > 1; nor are the Refract variants with `api:`,
- * which `--workers` refuses (E_WORKERS_UNSUPPORTED).
+ * `serve --workers N`. node-pipe and node-raw are one process and are not run with N > 1.
  */
 let workers = 1;
 export function setWorkers(n: number): void {
@@ -373,7 +372,7 @@ const refractAnalytics: ProxyDef = {
   echoPort: 7141,
   sinkPort: 7142,
   udp: REFRACT_ANALYTICS_UDP,
-  missing: () => (workers > 1 ? 'api: is not supported with --workers above 1 yet' : refract.missing()),
+  missing: () => refract.missing(),
   version: () => `${refract.version()} with api: (analytics on)`,
   async start(dir, cpu, origin) {
     await assertPortsFree([this.echoPort, this.sinkPort, 7146]);
@@ -381,11 +380,11 @@ const refractAnalytics: ProxyDef = {
     const cfg = join(dir, 'refract-analytics.yaml');
     const api = ['api: { listen: 127.0.0.1:7146 }', 'zones: [{ name: example.test }]', 'node: { data_dir: refract-analytics-data }', ''].join('\n');
     writeFileSync(cfg, api + refractConfig(this.echoPort, this.sinkPort, origin, REFRACT_ANALYTICS_UDP.port));
-    const child = spawnChild(process.execPath, [...refractCli(REPO_ROOT), 'serve', '--config', cfg], cpu, {
+    const child = spawnChild(process.execPath, [...refractCli(REPO_ROOT), 'serve', '--config', cfg, ...workersArgs()], cpu, {
       cwd: REPO_ROOT,
     });
     await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
-    return { child, measuredPids: [child.pid], stop: () => stopChild(child) };
+    return { child, measuredPids: await refractPids(child), stop: () => stopChild(child) };
   },
 };
 
@@ -395,7 +394,7 @@ const refractApi: ProxyDef = {
   echoPort: 7151,
   sinkPort: 7152,
   udp: REFRACT_API_UDP,
-  missing: () => (workers > 1 ? 'api: is not supported with --workers above 1 yet' : refract.missing()),
+  missing: () => refract.missing(),
   version: () => `${refract.version()} with api: and analytics off`,
   async start(dir, cpu, origin) {
     await assertPortsFree([this.echoPort, this.sinkPort, 7156]);
@@ -403,11 +402,11 @@ const refractApi: ProxyDef = {
     const cfg = join(dir, 'refract-api.yaml');
     const api = ['api: { listen: 127.0.0.1:7156 }', 'analytics: { enabled: false }', 'zones: [{ name: example.test }]', 'node: { data_dir: refract-api-data }', ''].join('\n');
     writeFileSync(cfg, api + refractConfig(this.echoPort, this.sinkPort, origin, REFRACT_API_UDP.port));
-    const child = spawnChild(process.execPath, [...refractCli(REPO_ROOT), 'serve', '--config', cfg], cpu, {
+    const child = spawnChild(process.execPath, [...refractCli(REPO_ROOT), 'serve', '--config', cfg, ...workersArgs()], cpu, {
       cwd: REPO_ROOT,
     });
     await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
-    return { child, measuredPids: [child.pid], stop: () => stopChild(child) };
+    return { child, measuredPids: await refractPids(child), stop: () => stopChild(child) };
   },
 };
 
