@@ -14,26 +14,62 @@
 import type { Writable } from 'node:stream';
 import type { OutputStats } from '../model/engine-view.ts';
 
+export interface LineWriterOptions {
+  /**
+   * Lines written during one turn of the event loop go out in one write at its end (`setImmediate`), not one
+   * system call each (the access log at thousands of connections per second); on process exit what is held is
+   * written at once. Held bytes count toward `maxBufferBytes`.
+   */
+  readonly coalesce?: boolean;
+}
+
+/** Writers holding lines (`coalesce`): written out by one 'exit' listener, whatever the number of writers. */
+const holding = new Set<BoundedLineWriter>();
+let exitHooked = false;
+function flushAllOnExit(): void {
+  for (const w of holding) w.flush();
+}
+
 export class BoundedLineWriter implements OutputStats {
   readonly name: string;
   readonly #stream: Writable;
   readonly #max: number;
   readonly #onRecovered: (name: string, dropped: number) => void;
+  readonly #coalesce: boolean;
   #episode = 0;
   #waiting = false;
+  /** Lines held for the end of this turn of the event loop (`coalesce`). */
+  #held = '';
+  #flushing = false;
   written = 0;
   dropped = 0;
 
-  constructor(name: string, stream: Writable, maxBufferBytes: number, onRecovered: (name: string, dropped: number) => void) {
+  constructor(name: string, stream: Writable, maxBufferBytes: number, onRecovered: (name: string, dropped: number) => void, opts: LineWriterOptions = {}) {
     this.name = name;
     this.#stream = stream;
     this.#max = maxBufferBytes;
     this.#onRecovered = onRecovered;
+    this.#coalesce = opts.coalesce === true;
+    if (this.#coalesce && !exitHooked) {
+      exitHooked = true;
+      process.on('exit', flushAllOnExit);
+    }
   }
 
   get bufferedBytes(): number {
-    return this.#stream.writableLength;
+    return this.#stream.writableLength + this.#held.length;
   }
+
+  /** Writes what `coalesce` holds now (also at the end of each turn of the event loop, and on exit). */
+  readonly flush = (): void => {
+    this.#flushing = false;
+    holding.delete(this);
+    const held = this.#held;
+    if (held === '') return;
+    this.#held = '';
+    const s = this.#stream;
+    if (!s.destroyed && !s.writableEnded) s.write(held);
+  };
 
   /** Writes `line` (with its newline) unless the stream holds `maxBufferBytes` already; false when dropped. */
   write(line: string): boolean {
@@ -42,6 +78,8 @@ export class BoundedLineWriter implements OutputStats {
       this.dropped++;
       return false;
     }
+    // Held lines go to the stream first when they would reach the bound, so the check below sees them.
+    if (this.#held !== '' && s.writableLength + this.#held.length >= this.#max) this.flush();
     if (s.writableLength >= this.#max) {
       this.dropped++;
       this.#episode++;
@@ -57,7 +95,14 @@ export class BoundedLineWriter implements OutputStats {
       }
       return false;
     }
-    s.write(line);
+    if (this.#coalesce) {
+      this.#held += line;
+      if (!this.#flushing) {
+        this.#flushing = true;
+        holding.add(this);
+        setImmediate(this.flush);
+      }
+    } else s.write(line);
     this.written++;
     return true;
   }

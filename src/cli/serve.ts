@@ -296,7 +296,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
 
   // Access log and events: the app's name is looked up in the running config when the connection closes.
   // stdout and stderr are bounded (log.max_buffer, docs/hardening.md): a reader that stalls costs lines, not memory.
-  const stdout = new BoundedLineWriter('stdout', process.stdout, config.log.maxBufferBytes ?? DEFAULTS.logMaxBufferBytes, logDropEpisode(log));
+  const stdout = new BoundedLineWriter('stdout', process.stdout, config.log.maxBufferBytes ?? DEFAULTS.logMaxBufferBytes, logDropEpisode(log), { coalesce: true });
   const outputs = (): Record<string, OutputStats> => {
     const o: Record<string, OutputStats> = { stdout };
     const err = logOutputStats(log);

@@ -349,7 +349,7 @@ export async function serveWorkers(ctx: WorkersContext): Promise<number> {
   // The workers' edge as one view (src/cli/workers-edge.ts) for the API and the metrics; `applyToWorkers` below.
   let applyToWorkers: (next: RefractConfig) => Promise<ApplyResult> = () => Promise.reject(new Error('not started'));
   const view = new WorkersEdge({ events, apply: (c) => applyToWorkers(c), config: () => running });
-  const stdout = new BoundedLineWriter('stdout', process.stdout, config.log.maxBufferBytes ?? DEFAULTS.logMaxBufferBytes, logDropEpisode(log));
+  const stdout = new BoundedLineWriter('stdout', process.stdout, config.log.maxBufferBytes ?? DEFAULTS.logMaxBufferBytes, logDropEpisode(log), { coalesce: true });
   const metrics = metricsAt === undefined ? undefined : new (await import('../api/metrics.ts')).EdgeMetrics(view, { maxApps: metricsAt.maxApps });
   metrics?.registerDescriptors(() => view.descriptors());
   metrics?.registerOutput('stdout', () => stdout);

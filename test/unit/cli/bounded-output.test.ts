@@ -1,0 +1,73 @@
+/**
+ * BoundedLineWriter's `coalesce` (the access log on stdout): lines written in one turn of the event loop reach the
+ * stream in one write at its end, the bound counts held lines, and what is held is written when the process exits.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { BoundedLineWriter } from '../../../src/cli/bounded-output.ts';
+
+/** A stream that records each write and takes nothing until `release` (highWaterMark 1: any held byte is "full"). */
+function recorder(): { stream: Writable; writes: string[] } {
+  const writes: string[] = [];
+  const stream = new Writable({
+    decodeStrings: false,
+    write(chunk: string, _enc, cb) {
+      writes.push(chunk);
+      cb();
+    },
+  });
+  return { stream, writes };
+}
+
+test('coalesce: the lines of one turn go out in one write, after the turn', async () => {
+  const { stream, writes } = recorder();
+  const w = new BoundedLineWriter('stdout', stream, 1 << 20, () => undefined, { coalesce: true });
+  for (let i = 0; i < 5; i++) assert.equal(w.write(`line ${i}\n`), true);
+  assert.deepEqual(writes, [], 'nothing written inside the turn');
+  assert.equal(w.bufferedBytes, 35);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(writes, ['line 0\nline 1\nline 2\nline 3\nline 4\n']);
+  assert.equal(w.written, 5);
+  w.write('next\n');
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(writes.at(-1), 'next\n');
+});
+
+test('coalesce: held lines count toward the bound; past it lines are dropped and counted', async () => {
+  const writes: string[] = [];
+  let release: (() => void) | undefined;
+  // Takes the first write and then holds its callback: the stream stays full.
+  const stream = new Writable({
+    decodeStrings: false,
+    highWaterMark: 16,
+    write(chunk: string, _enc, cb) {
+      writes.push(chunk);
+      release = cb;
+    },
+  });
+  const w = new BoundedLineWriter('stdout', stream, 64, () => undefined, { coalesce: true });
+  let kept = 0;
+  for (let i = 0; i < 20; i++) if (w.write(`0123456789\n`)) kept++;
+  // 64 bytes hold 5 lines of 11 (55 < 64); the 6th reaches the bound: the held lines go to the stream, which is
+  // then full, so every later line is dropped.
+  assert.equal(kept, 6);
+  assert.equal(w.dropped, 14);
+  assert.ok(w.bufferedBytes <= 64 + 11, `at most the bound plus one line (${w.bufferedBytes})`);
+  release?.();
+  await new Promise((r) => setImmediate(r));
+  assert.equal(writes.join('').length, 66);
+});
+
+test('coalesce: lines still held when the process exits are written', () => {
+  const mod = fileURLToPath(new URL('../../../src/cli/bounded-output.ts', import.meta.url));
+  const code = `const { BoundedLineWriter } = await import(${JSON.stringify(mod)});
+    const w = new BoundedLineWriter('stdout', process.stdout, 1 << 20, () => undefined, { coalesce: true });
+    for (let i = 0; i < 3; i++) w.write('exit line ' + i + '\\n');
+    process.exit(0);`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'exit line 0\nexit line 1\nexit line 2\n');
+});
