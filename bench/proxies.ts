@@ -332,7 +332,7 @@ const refractTsx = thisCheckout('refract-tsx', { echo: 7195, sink: 7196 }, REFRA
 /** `serve`'s `--workers N` when the run asks for more than one. */
 const workersArgs = (): string[] => (workers > 1 ? ['--workers', String(workers)] : []);
 
-/** The Refract process, and with `--workers N` its N workers too (the supervisor writes the logs and events). */
+/** The Refract process, and with `--workers N` its N workers too (the supervisor is measured with them). */
 async function refractPids(child: Child): Promise<number[]> {
   // Under tsx its esbuild service is a child too: the workers are the children running the CLI.
   return workers > 1 ? [child.pid, ...(await childWorkers(child, workers, 'Refract worker', (pid) => isRefractCli(cmdline(pid))))] : [child.pid];

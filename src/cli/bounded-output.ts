@@ -21,6 +21,11 @@ export interface LineWriterOptions {
    * written at once. Held bytes count toward `maxBufferBytes`.
    */
   readonly coalesce?: boolean;
+  /**
+   * With `coalesce`: no write is larger than this many bytes (a line longer than it alone excepted). PIPE_BUF
+   * (4,096 on Linux) makes each write to a pipe shared by several processes land whole.
+   */
+  readonly maxWriteBytes?: number;
 }
 
 /** Writers holding lines (`coalesce`): written out by one 'exit' listener, whatever the number of writers. */
@@ -36,6 +41,8 @@ export class BoundedLineWriter implements OutputStats {
   readonly #max: number;
   readonly #onRecovered: (name: string, dropped: number) => void;
   readonly #coalesce: boolean;
+  readonly #maxWrite: number;
+  #heldBytes = 0;
   #episode = 0;
   #waiting = false;
   /** Lines held for the end of this turn of the event loop (`coalesce`). */
@@ -50,6 +57,7 @@ export class BoundedLineWriter implements OutputStats {
     this.#max = maxBufferBytes;
     this.#onRecovered = onRecovered;
     this.#coalesce = opts.coalesce === true;
+    this.#maxWrite = opts.maxWriteBytes ?? Infinity;
     if (this.#coalesce && !exitHooked) {
       exitHooked = true;
       process.on('exit', flushAllOnExit);
@@ -67,6 +75,7 @@ export class BoundedLineWriter implements OutputStats {
     const held = this.#held;
     if (held === '') return;
     this.#held = '';
+    this.#heldBytes = 0;
     const s = this.#stream;
     if (!s.destroyed && !s.writableEnded) s.write(held);
   };
@@ -96,7 +105,10 @@ export class BoundedLineWriter implements OutputStats {
       return false;
     }
     if (this.#coalesce) {
+      const bytes = Buffer.byteLength(line);
+      if (this.#held !== '' && this.#heldBytes + bytes > this.#maxWrite) this.flush();
       this.#held += line;
+      this.#heldBytes += bytes;
       if (!this.#flushing) {
         this.#flushing = true;
         holding.add(this);

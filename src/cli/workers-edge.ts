@@ -17,6 +17,7 @@ import type { ApplyResult } from '../edge/edge-node.ts';
 import type { RefractConfig } from '../model/types.ts';
 import type { EventLog } from '../streams/events.ts';
 import type { DescriptorStats } from '../net/descriptor-guard.ts';
+import type { OutputStats } from '../model/engine-view.ts';
 
 /** How often a worker pushes its snapshot (it also pushes one right after each commit). */
 export const SNAPSHOT_EVERY_MS = 1_000;
@@ -31,6 +32,8 @@ export interface WorkerSnapshot {
   readonly udp: { readonly stats: UdpStats; readonly open: OpenGroups };
   readonly suppressed: Array<[string, number]>;
   readonly descriptors: DescriptorStats;
+  /** The worker's access-log writer on stdout (each worker writes its own lines), when it has one. */
+  readonly stdout?: OutputStats | undefined;
 }
 
 function groups(list: ReadonlyArray<OpenInstance>): OpenGroups {
@@ -45,8 +48,9 @@ function groups(list: ReadonlyArray<OpenInstance>): OpenGroups {
 }
 
 /** A worker's snapshot of its EdgeNode now (O(open connections), as a scrape is). */
-export function snapshotOf(edge: EdgeNode, descriptors: DescriptorStats): WorkerSnapshot {
+export function snapshotOf(edge: EdgeNode, descriptors: DescriptorStats, stdout?: OutputStats): WorkerSnapshot {
   return {
+    stdout: stdout === undefined ? undefined : { written: stdout.written, dropped: stdout.dropped, bufferedBytes: stdout.bufferedBytes },
     listeners: edge.listeners(),
     tcp: { stats: structuredClone(edge.tcp.stats), open: groups(edge.tcp.appStates()) },
     udp: { stats: structuredClone(edge.udp.stats), open: groups(edge.udp.appStates()) },
@@ -78,11 +82,13 @@ interface Totals {
   acceptRefused: number;
   upstreamFailed: number;
   episodes: number;
+  stdoutWritten: number;
+  stdoutDropped: number;
 }
 
 /** No counters yet: their fields appear with the first snapshot (which every worker pushes before it serves). */
 function emptyTotals(): Totals {
-  return { tcp: {} as TcpStats, udp: {} as UdpStats, suppressed: new Map(), acceptRefused: 0, upstreamFailed: 0, episodes: 0 };
+  return { tcp: {} as TcpStats, udp: {} as UdpStats, suppressed: new Map(), acceptRefused: 0, upstreamFailed: 0, episodes: 0, stdoutWritten: 0, stdoutDropped: 0 };
 }
 
 function addInto(t: Totals, s: WorkerSnapshot, counters: boolean): void {
@@ -92,6 +98,8 @@ function addInto(t: Totals, s: WorkerSnapshot, counters: boolean): void {
   t.acceptRefused += s.descriptors.acceptRefused;
   t.upstreamFailed += s.descriptors.upstreamFailed;
   t.episodes += s.descriptors.episodes;
+  t.stdoutWritten += s.stdout?.written ?? 0;
+  t.stdoutDropped += s.stdout?.dropped ?? 0;
 }
 
 /** A live engine view whose `stats` object keeps its identity (readers hold it) and is refilled on each snapshot. */
@@ -153,6 +161,22 @@ export class WorkersEdge implements EdgeView {
   /** The descriptor guards' figures: counters summed over workers, paused when any worker is, the smallest limit. */
   descriptors(): DescriptorStats {
     return this.#descriptors;
+  }
+
+  /**
+   * stdout as one output: `own` (the supervisor's writer: events on stdout) plus every worker's access-log writer
+   * (exited workers' last counts included; buffered bytes of the running ones).
+   */
+  stdout(own: OutputStats): OutputStats {
+    let written = own.written + this.#gone.stdoutWritten;
+    let dropped = own.dropped + this.#gone.stdoutDropped;
+    let bufferedBytes = own.bufferedBytes;
+    for (const s of this.#live.values()) {
+      written += s.stdout?.written ?? 0;
+      dropped += s.stdout?.dropped ?? 0;
+      bufferedBytes += s.stdout?.bufferedBytes ?? 0;
+    }
+    return { written, dropped, bufferedBytes };
   }
 
   /** How many workers have pushed a snapshot and not exited. */

@@ -44,12 +44,15 @@ import { EventLog, type SpectrumEvent } from '../streams/events.ts';
 import { logDropEpisode, openEventSinks } from './event-sinks.ts';
 import { BoundedLineWriter } from './bounded-output.ts';
 import { DEFAULTS } from '../model/defaults.ts';
-import { accessLogLine, defaultAccessLog } from './access-log.ts';
+import { accessLogLine, defaultAccessLog, type AccessLogFormat } from './access-log.ts';
 import { edgeIpFilePath, readEdgeIpFile, writeEdgeIpFile } from './edge-ip-file.ts';
 import type { ConfigFns, ServeOptions } from './serve-types.ts';
 import { relativeCertSource } from './cert-paths.ts';
 import { SNAPSHOT_EVERY_MS, snapshotOf, WorkersEdge, type WorkerSnapshot } from './workers-edge.ts';
 import { hostPort, listenApi, openApi, type RunningApi } from './serve-api.ts';
+
+/** Linux's PIPE_BUF: a write to a pipe of at most this many bytes is never interleaved with other writers'. */
+const PIPE_BUF = 4096;
 
 /** The most `--workers` accepts. */
 export const WORKERS_MAX = 256;
@@ -77,7 +80,7 @@ export function isServeWorker(): boolean {
 
 // ── messages ──────────────────────────────────────────────────────────────────────────────────────────────────
 type ToWorker =
-  | { t: 'init'; file: string; config: RefractConfig; logLevel: string; forward: boolean; snapshots: boolean }
+  | { t: 'init'; file: string; config: RefractConfig; logLevel: string; forward: boolean; snapshots: boolean; accessLog: AccessLogFormat }
   | { t: 'prepare'; id: number; config: RefractConfig }
   | { t: 'commit'; id: number }
   | { t: 'abort'; id: number }
@@ -187,8 +190,20 @@ export function runWorker(): Promise<number> {
               geo = await loadGeo({ country: config.geo.country, asn: config.geo.asn }, { watch: true, onEvent: (e) => l.info({ geo: e }, 'geolocation data') });
             }
             const e = (edge = new EdgeNode({ net, log: l, certs, udp, ...(geo ? { geo } : {}) }, config));
+            // The access log: each worker writes its own lines to stdout (inherited from the supervisor), so the
+            // events need not travel to the supervisor for it. One write per event-loop turn, at most PIPE_BUF
+            // bytes (a pipe keeps such writes whole: lines of different workers never interleave).
+            let out: BoundedLineWriter | undefined;
+            if (m.accessLog !== 'off') {
+              const w = (out = new BoundedLineWriter('stdout', process.stdout, config.log.maxBufferBytes ?? DEFAULTS.logMaxBufferBytes, logDropEpisode(l), { coalesce: true, maxWriteBytes: PIPE_BUF }));
+              const format = m.accessLog;
+              e.events.closings$.subscribe((ev) => {
+                const line = accessLogLine({ ...ev, ConnectionID: `${index}.${ev.ConnectionID}` }, e.config?.apps.find((a) => a.id === ev.Application)?.dns.name, format);
+                if (line !== undefined) w.write(line + '\n');
+              });
+            }
             if (m.snapshots) {
-              snapshots = () => send({ t: 'snapshot', snapshot: snapshotOf(e, net.descriptors.stats()) });
+              snapshots = () => send({ t: 'snapshot', snapshot: snapshotOf(e, net.descriptors.stats(), out) });
               snapshotTimer = setInterval(snapshots, SNAPSHOT_EVERY_MS).unref();
             }
             if (m.forward) {
@@ -352,15 +367,10 @@ export async function serveWorkers(ctx: WorkersContext): Promise<number> {
   const stdout = new BoundedLineWriter('stdout', process.stdout, config.log.maxBufferBytes ?? DEFAULTS.logMaxBufferBytes, logDropEpisode(log), { coalesce: true });
   const metrics = metricsAt === undefined ? undefined : new (await import('../api/metrics.ts')).EdgeMetrics(view, { maxApps: metricsAt.maxApps });
   metrics?.registerDescriptors(() => view.descriptors());
-  metrics?.registerOutput('stdout', () => stdout);
+  metrics?.registerOutput('stdout', () => view.stdout(stdout));
   metrics?.registerOutput('stderr', () => logOutputStats(log) ?? { written: 0, dropped: 0, bufferedBytes: 0 });
+  // The access log is written by the workers themselves (runWorker): no event travels here for it.
   const accessLog = opts.accessLog ?? defaultAccessLog(process.stdout.isTTY === true, opts.events ?? config.log.events);
-  if (accessLog !== 'off') {
-    events.closings$.subscribe((e) => {
-      const line = accessLogLine(e, config.apps.find((a) => a.id === e.Application)?.dns.name, accessLog);
-      if (line !== undefined) stdout.write(line + '\n');
-    });
-  }
   const sinks = openEventSinks(
     events,
     { target: opts.events ?? config.log.events, rotate: config.log.eventsRotate, http: config.log.eventsHttp, maxBufferBytes: config.log.maxBufferBytes },
@@ -431,7 +441,7 @@ export async function serveWorkers(ctx: WorkersContext): Promise<number> {
       w.on('message', (m: FromWorker) => {
         if (m.t !== 'hello') return;
         // Events are forwarded when something reads them here (access log, sinks, API, metrics).
-        w.send({ t: 'init', file, config: running ?? config, logLevel: ctx.logLevel, forward: events.observed, snapshots } satisfies ToWorker);
+        w.send({ t: 'init', file, config: running ?? config, logLevel: ctx.logLevel, forward: events.observed, snapshots, accessLog } satisfies ToWorker);
       });
       w.on('exit', (code, signal) => {
         if (slot.worker !== w) return;
@@ -477,9 +487,18 @@ export async function serveWorkers(ctx: WorkersContext): Promise<number> {
 
   const restartSlot = async (slot: Slot): Promise<void> => {
     if (stopping || (slot.worker as Worker | undefined) !== undefined) return;
+    // A SIGTERM that arrives while the replacement starts: it may have found the new process before its IPC
+    // channel was up (so no drain reached it); it drains as soon as it can hear, instead of serving on.
+    const drainIfStopping = (): boolean => {
+      if (!stopping) return false;
+      if (slot.worker?.isConnected()) slot.worker.send({ t: 'drain', deadlineMs: config.node.drainTimeoutMs } satisfies ToWorker);
+      return true;
+    };
     try {
       await fork(slot);
+      if (drainIfStopping()) return;
       await transaction([slot], running!);
+      if (drainIfStopping()) return;
       slot.serving = true;
       log.info({ event: 'worker.restarted', slot: slot.index, pid: slot.worker?.process.pid }, `worker ${slot.index} restarted`);
     } catch (err) {

@@ -71,3 +71,18 @@ test('coalesce: lines still held when the process exits are written', () => {
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, 'exit line 0\nexit line 1\nexit line 2\n');
 });
+
+test('coalesce with maxWriteBytes: no write is larger than the limit; a longer line goes alone', async () => {
+  const { stream, writes } = recorder();
+  const w = new BoundedLineWriter('stdout', stream, 1 << 20, () => undefined, { coalesce: true, maxWriteBytes: 100 });
+  const line = 'x'.repeat(29) + '\n'; // 30 bytes: three fit in 100, a fourth does not
+  for (let i = 0; i < 7; i++) w.write(line);
+  w.write('y'.repeat(149) + '\n');
+  w.write('é\n'); // 3 bytes in UTF-8, 2 characters
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(
+    writes.map((x) => Buffer.byteLength(x)),
+    [90, 90, 30, 150, 3],
+  );
+  assert.equal(writes.join(''), line.repeat(7) + 'y'.repeat(149) + '\n' + 'é\n');
+});

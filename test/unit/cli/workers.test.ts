@@ -173,8 +173,35 @@ void describe('refract serve --workers 2 on real sockets', { timeout: 240_000 },
     for (const h of held) h.sock.end();
     assert.equal(await p.done, 0);
     for (const pid of [survivor!, replacement]) assert.throws(() => process.kill(pid, 0), `worker ${pid} is gone`);
+    // Each worker writes its own access-log lines: every line is whole (JSON.parse would throw on two lines
+    // mixed) and its connection id names its worker.
     const lines = p.stdout.trim().split('\n').map((l) => JSON.parse(l) as { connection_id?: string });
     assert.ok(lines.length > 0);
+    for (const l of lines) assert.match(l.connection_id ?? '', /^[0-9]+\.[0-9]+$/);
+  });
+
+  it('a SIGTERM while a killed worker is being replaced drains the replacement too (none serves on)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'refract-workers-'));
+    const file = join(dir, 'c.yaml');
+    writeFileSync(file, config([{ id: 'a', port: A }]));
+    const p = startCli(['serve', '--config', file, '--workers', '2', '--access-log', 'off', '--no-watch']);
+    let exited: number | string | undefined;
+    void p.done.then((c) => (exited = c));
+    await until('two workers serving', 60_000, () => {
+      if (exited !== undefined) throw new Error(`serve exited ${exited}\n${p.stderr}`);
+      return p.stderr.includes('refract: serving') ? true : undefined;
+    });
+    const [victim] = logged(p, 'worker.started').map((o) => o['pid'] as number);
+    process.kill(victim!, 'SIGKILL');
+    // The replacement is forked 100 ms after the exit (logged then) and takes far longer to load and initialise:
+    // the SIGTERM lands while it starts.
+    await until('the replacement to be forked', 10_000, () => (logged(p, 'worker.started').length === 3 ? true : undefined));
+    process.kill(p.child.pid!, 'SIGTERM');
+    assert.equal(await p.done, 0);
+    // Every worker that ran drained and said so: the survivor and the replacement (before the fix the replacement
+    // came up after the drain began, served on, and was killed at the drain deadline without a word).
+    assert.equal(logged(p, 'worker.stopped').length, 2, p.stderr);
+    assert.equal(logged(p, 'worker.restarted').length, 0, 'a replacement that starts during the drain is not put to serving');
   });
 
   it('keeps every datagram of one UDP flow on one worker', async () => {
