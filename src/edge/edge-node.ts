@@ -28,6 +28,9 @@ import { NO_GEO, type GeoLookup } from '../core/geo.ts';
 import { ClientLimiter } from '../core/client-limits.ts';
 import { allocateEdgeIps, appBindAddresses, poolsConfigured, type EdgeIpState } from '../model/edge-ips.ts';
 
+/** Connections held per new listener while a change is prepared (docs/architecture.md): past it, reset. */
+const HELD_MAX = 1024;
+
 interface ListenerSlot {
   readonly key: string;
   readonly protocol: 'tcp' | 'udp';
@@ -38,6 +41,11 @@ interface ListenerSlot {
   listener: TcpListener | undefined;
   /** The listener's accepted connections, and the engine's subscription to them. */
   accepted: Subscription | undefined;
+  /**
+   * Connections accepted between the bind (first phase) and the commit: held, paused, until the commit gives the
+   * slot its app (and, on a first start, the node its settings); reset if the change is aborted.
+   */
+  held: Conn[] | undefined;
   udp: (UdpSlot & { app: AppSpec | undefined }) | undefined;
 }
 
@@ -283,6 +291,8 @@ export class EdgeNode {
     for (const s of fresh) {
       s.accepted?.unsubscribe();
       s.udp?.sock.close();
+      for (const c of s.held ?? []) c.reset();
+      s.held = undefined;
     }
   }
 
@@ -321,13 +331,19 @@ export class EdgeNode {
       for (const [key, d] of desired) {
         // A removed UDP app's socket still draining on this port is taken over in phase 2, not bound again.
         if (this.#slots.has(key) || this.#udpClosing.has(key)) continue;
-        const slot: ListenerSlot = { key, protocol: d.protocol, host: d.host, port: d.port, app: undefined, listener: undefined, accepted: undefined, udp: undefined };
+        const slot: ListenerSlot = { key, protocol: d.protocol, host: d.host, port: d.port, app: undefined, listener: undefined, accepted: undefined, udp: undefined, held: undefined };
         fresh.push(slot);
         try {
           if (d.protocol === 'tcp') {
             // The listener's accepts become a stream; the TCP engine takes each with the slot's app of the moment.
             const accepted$ = new AcceptStream<Conn>();
-            slot.accepted = accepted$.subscribe((conn) => this.tcp.accept(conn, slot.app, slot.key));
+            slot.held = [];
+            slot.accepted = accepted$.subscribe((conn) => {
+              const held = slot.held;
+              if (held === undefined) this.tcp.accept(conn, slot.app, slot.key);
+              else if (held.length < HELD_MAX) held.push(conn);
+              else conn.reset();
+            });
             slot.listener = await this.#net.listenTcp({ host: d.host, port: d.port }, accepted$.onConnection);
           } else {
             const asked = config.node.udpReceiveBufferBytes;
@@ -398,6 +414,12 @@ export class EdgeNode {
     this.#config = config;
     if (config.log.rateLimit !== undefined) this.logLimit.configure(config.log.rateLimit);
     this.#limiter.resize(config.node.limitsMaxTrackedClients ?? DEFAULTS.limitsMaxTrackedClients);
+    // Connections that arrived on the new listeners while the change was being prepared: now they have an app.
+    for (const s of fresh) {
+      const held = s.held;
+      s.held = undefined;
+      if (held !== undefined) for (const c of held) this.tcp.accept(c, s.app, s.key);
+    }
 
     const added: string[] = [];
     const changed: string[] = [];
