@@ -18,6 +18,8 @@ import type { Clock } from '../net/ports.ts';
 import type { EdgeMetrics } from '../api/metrics.ts';
 import { DEFAULTS } from '../model/defaults.ts';
 import { BoundedLineWriter } from './bounded-output.ts';
+import { logOutputStats } from '../log.ts';
+import type { OutputStats } from '../model/engine-view.ts';
 
 const gzip = promisify(gzipCb);
 
@@ -36,6 +38,18 @@ export interface EventSinks {
   readonly lines: BoundedLineWriter | undefined;
   /** Stops following the events, delivers what the HTTP sink holds (to its shutdown deadline), closes the file. */
   close(): Promise<void>;
+}
+
+/**
+ * The node's outputs by name for `/refract/health` (`stdout` as given: under `--workers` the supervisor's own
+ * writer plus the workers' access-log writers), stderr (the log) when it is bounded, and the events file.
+ */
+export function outputsOf(stdout: OutputStats, log: Logger, sinks: Pick<EventSinks, 'lines'>, ownStdout?: BoundedLineWriter): Record<string, OutputStats> {
+  const o: Record<string, OutputStats> = { stdout };
+  const err = logOutputStats(log);
+  if (err !== undefined) o['stderr'] = err;
+  if (sinks.lines !== undefined && sinks.lines !== ownStdout) o[sinks.lines.name] = sinks.lines;
+  return o;
 }
 
 /** The file stream: appended to; with `rotate`, renamed to FILE.1 … FILE.keep as it reaches the size. */

@@ -32,7 +32,7 @@ import { checkNofile } from '../net/node/descriptors.ts';
 import { startDnsServer, type DnsServer } from '../dns/server.ts';
 import { dnsViewOf, type DnsView } from '../dns/view.ts';
 import { traceLine } from '../streams/trace.ts';
-import { logDropEpisode, openEventSinks } from './event-sinks.ts';
+import { logDropEpisode, openEventSinks, outputsOf } from './event-sinks.ts';
 import { BoundedLineWriter } from './bounded-output.ts';
 import { DEFAULTS } from '../model/defaults.ts';
 import type { OutputStats } from '../model/engine-view.ts';
@@ -297,13 +297,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
   // Access log and events: the app's name is looked up in the running config when the connection closes.
   // stdout and stderr are bounded (log.max_buffer, docs/hardening.md): a reader that stalls costs lines, not memory.
   const stdout = new BoundedLineWriter('stdout', process.stdout, config.log.maxBufferBytes ?? DEFAULTS.logMaxBufferBytes, logDropEpisode(log), { coalesce: true });
-  const outputs = (): Record<string, OutputStats> => {
-    const o: Record<string, OutputStats> = { stdout };
-    const err = logOutputStats(log);
-    if (err !== undefined) o['stderr'] = err;
-    if (sinks.lines !== undefined && sinks.lines !== stdout) o[sinks.lines.name] = sinks.lines;
-    return o;
-  };
+  const outputs = (): Record<string, OutputStats> => outputsOf(stdout, log, sinks, stdout);
   metrics?.registerDescriptors(() => net.descriptors.stats());
   metrics?.registerOutput('stdout', () => stdout);
   metrics?.registerOutput('stderr', () => logOutputStats(log) ?? { written: 0, dropped: 0, bufferedBytes: 0 });

@@ -41,7 +41,7 @@ import { createNodeNetwork, nodeClock, reusePortSupported } from '../net/node/ne
 import { startDnsServer, type DnsServer } from '../dns/server.ts';
 import { dnsViewOf, type DnsView } from '../dns/view.ts';
 import { EventLog, type SpectrumEvent } from '../streams/events.ts';
-import { logDropEpisode, openEventSinks } from './event-sinks.ts';
+import { logDropEpisode, openEventSinks, outputsOf } from './event-sinks.ts';
 import { BoundedLineWriter } from './bounded-output.ts';
 import { DEFAULTS } from '../model/defaults.ts';
 import { accessLogLine, defaultAccessLog, type AccessLogFormat } from './access-log.ts';
@@ -376,13 +376,7 @@ export async function serveWorkers(ctx: WorkersContext): Promise<number> {
     { target: opts.events ?? config.log.events, rotate: config.log.eventsRotate, http: config.log.eventsHttp, maxBufferBytes: config.log.maxBufferBytes },
     { clock: nodeClock, log, metrics, stdout },
   );
-  const outputs = (): Record<string, OutputStats> => {
-    const o: Record<string, OutputStats> = { stdout };
-    const err = logOutputStats(log);
-    if (err !== undefined) o['stderr'] = err;
-    if (sinks.lines !== undefined && sinks.lines !== stdout) o[sinks.lines.name] = sinks.lines;
-    return o;
-  };
+  const outputs = (): Record<string, OutputStats> => outputsOf(view.stdout(stdout), log, sinks, stdout);
   const snapshots = apiAt !== undefined || metricsAt !== undefined;
 
   // ── workers ──
