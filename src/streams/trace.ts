@@ -6,7 +6,8 @@
  * A record is `{ t, node, app, conn, event, ...detail }`: `t` is the Clock's monotonic milliseconds (virtual in
  * the simulator, so traces are identical per seed), never wall time. Keys are written in a fixed order.
  */
-import { Subject, type Observable } from 'rxjs';
+import { type Observable } from 'rxjs';
+import { HotStream } from './hot-stream.ts';
 
 export type TraceEventName =
   | 'accept' // downstream accepted: client, edge
@@ -34,8 +35,8 @@ export interface TraceRecord {
 }
 
 export class Trace {
-  readonly #subject = new Subject<TraceRecord>();
-  readonly records$: Observable<TraceRecord> = this.#subject.asObservable();
+  readonly #subject = new HotStream<TraceRecord>();
+  readonly records$: Observable<TraceRecord> = this.#subject.stream;
 
   /** False when nobody listens: the engine then builds no records. */
   get enabled(): boolean {
