@@ -227,10 +227,19 @@ export class Edges {
       trace.record(r);
       tracker.onTrace(name, gen, r);
     });
-    node.events.events$.subscribe((e: SpectrumEvent) => {
-      tracker.onEvent(gen, e);
-      this.#analytics?.add(e);
-    });
+    // The tracker needs the closing events only: without the analytics rollup (which counts `connect` events too)
+    // the engine then builds no `connect` event at all.
+    const analytics = this.#analytics;
+    if (analytics === undefined) {
+      node.events.closings$.subscribe((e: SpectrumEvent) => {
+        tracker.onEvent(gen, e);
+      });
+    } else {
+      node.events.events$.subscribe((e: SpectrumEvent) => {
+        tracker.onEvent(gen, e);
+        analytics.add(e);
+      });
+    }
     this.#running.set(name, node);
     let store = this.#stores.get(name);
     if (store === undefined) {
