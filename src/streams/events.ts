@@ -77,12 +77,12 @@ export class EventLog {
   readonly #subject = new HotStream<SpectrumEvent>();
   readonly #closings = new HotStream<SpectrumEvent>();
   /** Hot stream of events; late subscribers see only what comes after they subscribe. */
-  readonly events$: Observable<SpectrumEvent> = this.#subject.stream;
+  readonly events$: Observable<SpectrumEvent> = this.#subject;
   /**
    * The closing events only (every event but `connect`), for subscribers that want nothing else (the access log):
    * while nobody listens to `events$`, the engine then builds no `connect` event at all.
    */
-  readonly closings$: Observable<SpectrumEvent> = this.#closings.stream;
+  readonly closings$: Observable<SpectrumEvent> = this.#closings;
 
   /** False when nobody listens: the engine then skips building events (keeps the connection path cheap). */
   get observed(): boolean {

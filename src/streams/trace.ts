@@ -36,7 +36,7 @@ export interface TraceRecord {
 
 export class Trace {
   readonly #subject = new HotStream<TraceRecord>();
-  readonly records$: Observable<TraceRecord> = this.#subject.stream;
+  readonly records$: Observable<TraceRecord> = this.#subject;
 
   /** False when nobody listens: the engine then builds no records. */
   get enabled(): boolean {
