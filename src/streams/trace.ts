@@ -214,8 +214,13 @@ export class TraceLineWriter {
       return;
     }
     this.#room(b.length);
-    this.#buf.set(b, this.#pos);
-    this.#pos += b.length;
+    const buf = this.#buf;
+    let p = this.#pos;
+    if (b.length > 32) {
+      buf.set(b, p);
+      p += b.length;
+    } else for (let i = 0; i < b.length; i++) buf[p++] = b[i]!; // keys: a loop beats a `set` call at this size
+    this.#pos = p;
   }
 
   /** A string value: ASCII that JSON writes as is goes straight in; anything else as `traceLine` writes it. */
