@@ -44,6 +44,7 @@ export function spectrumEvent(clock: Clock, name: SpectrumEventName, status: num
   const now = clock.epochMs();
   // One string for the event's time and, on a closing event, its DisconnectTimestamp (the same instant).
   const stamp = rfc3339(now);
+  const tls = f.tls;
   const ev: SpectrumEvent = {
     Event: name,
     Timestamp: stamp,
@@ -58,7 +59,15 @@ export function spectrumEvent(clock: Clock, name: SpectrumEventName, status: num
     OriginPort: f.upstream?.port ?? 0,
     OriginProto: f.proto,
     OriginTlsMode: f.app.tls,
-    ...f.tls,
+    // The TLS fields one by one, in NO_TLS_FIELDS' order (a spread in the middle of a literal is a slow copy).
+    ClientTlsProtocol: tls.ClientTlsProtocol,
+    ClientTlsCipher: tls.ClientTlsCipher,
+    ClientTlsClientHelloServerName: tls.ClientTlsClientHelloServerName,
+    ClientTlsStatus: tls.ClientTlsStatus,
+    OriginTlsProtocol: tls.OriginTlsProtocol,
+    OriginTlsCipher: tls.OriginTlsCipher,
+    OriginTlsFingerprint: tls.OriginTlsFingerprint,
+    OriginTlsStatus: tls.OriginTlsStatus,
     ProxyProtocol: f.app.proxyProtocol,
     IpFirewall: f.app.ipFirewall,
     ClientMatchedIpFirewall: f.matched,

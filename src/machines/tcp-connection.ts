@@ -216,10 +216,17 @@ export class TcpEngine {
     this.stats.downstream_cx_total++;
     this.stats.downstream_cx_active++;
     this.#active.add(rec);
-    this.#env.trace(rec, 'accept', {
-      client: `${remote.address}:${remote.port}`,
-      edge: `${local.address}:${local.port}`,
-    });
+    if (this.#env.tracing) {
+      this.#env.record({
+        t: clock.now(),
+        node: rec.settings.id,
+        app: app?.id ?? '',
+        conn: rec.id,
+        event: 'accept',
+        client: `${remote.address}:${remote.port}`,
+        edge: `${local.address}:${local.port}`,
+      });
+    }
     this.#host.start(rec);
   }
 
@@ -308,13 +315,20 @@ export class TcpEngine {
     if (o.counter) stats[TCP_OUTCOME_COUNTERS[o.counter]]++;
     const key = String(o.status);
     stats.closed_by_status[key] = (stats.closed_by_status[key] ?? 0) + 1;
-    env.trace(r, 'close', {
-      status: o.status,
-      reason: o.reason,
-      code: r.code,
-      bytes_in: r.splice?.bytesDownstream ?? 0,
-      bytes_out: r.splice?.bytesUpstream ?? 0,
-    });
+    if (env.tracing) {
+      env.record({
+        t: env.deps.clock.now(),
+        node: r.settings.id,
+        app: r.app?.id ?? '',
+        conn: r.id,
+        event: 'close',
+        status: o.status,
+        reason: o.reason,
+        code: r.code,
+        bytes_in: r.splice?.bytesDownstream ?? 0,
+        bytes_out: r.splice?.bytesUpstream ?? 0,
+      });
+    }
     if (r.app) {
       env.announce(r);
       env.emit(r, o.event, o.status);

@@ -17,7 +17,7 @@ import type { ErrorCode } from '../model/errors.ts';
 import type { AppSpec, NodeSettings, TlsStatus, UpstreamTarget } from '../model/types.ts';
 import type { EventLog } from '../streams/events.ts';
 import type { LogLimiter } from '../streams/log-limit.ts';
-import type { Trace, TraceEventName } from '../streams/trace.ts';
+import type { Trace, TraceEventName, TraceRecord } from '../streams/trace.ts';
 import type { TcpInputs } from './tcp-inputs.ts';
 import type { SpectrumEventName } from '../model/outcome.ts';
 import { spectrumEvent, type EventFacts, type TlsEventFields } from './spectrum-event.ts';
@@ -246,7 +246,23 @@ export class TcpEnv {
   trace(r: ConnRecord, event: TraceEventName, detail?: Record<string, unknown>): void {
     const tr = this.deps.trace;
     if (!tr || !tr.enabled) return;
-    tr.record({ t: this.deps.clock.now(), node: r.settings.id, app: r.app?.id ?? '', conn: r.id, event, ...detail });
+    if (detail === undefined) tr.record({ t: this.deps.clock.now(), node: r.settings.id, app: r.app?.id ?? '', conn: r.id, event });
+    else tr.record({ t: this.deps.clock.now(), node: r.settings.id, app: r.app?.id ?? '', conn: r.id, event, ...detail });
+  }
+
+  /**
+   * True when someone listens to the decision trace. The records of every connection (accept, resolved, dial,
+   * established, close) are built at their call sites only then, as one object literal each (`record`): no detail
+   * object, no spread, nothing built when nobody listens.
+   */
+  get tracing(): boolean {
+    const tr = this.deps.trace;
+    return tr !== undefined && tr.enabled;
+  }
+
+  /** Records `rec`, whose keys come in the trace's order (t, node, app, conn, event, then the detail); see `tracing`. */
+  record(rec: TraceRecord): void {
+    this.deps.trace!.record(rec);
   }
 
   /** Until the splice starts, a client that vanishes must still end the connection (and cancel any dial). */

@@ -35,7 +35,7 @@ export function resolveOrigin(env: TcpEnv, r: ConnRecord): void {
 
 function resolved(env: TcpEnv, r: ConnRecord, targets: readonly UpstreamTarget[]): void {
   r.targets = targets;
-  env.trace(r, 'resolved', { targets: targets.map((t) => `${t.host}:${t.port}`) });
+  if (env.tracing) env.record({ t: env.deps.clock.now(), node: r.settings.id, app: r.app?.id ?? '', conn: r.id, event: 'resolved', targets: targets.map((t) => `${t.host}:${t.port}`) });
   env.inputs.resolve$.signal(r, EV.RESOLVED);
 }
 
@@ -58,7 +58,7 @@ export function dialNext(env: TcpEnv, r: ConnRecord): void {
   r.attempt = i + 1;
   r.current = t;
   env.stats.upstream_cx_total++;
-  env.trace(r, 'dial', { upstream: `${t.host}:${t.port}`, attempt: r.attempt });
+  if (env.tracing) env.record({ t: env.deps.clock.now(), node: r.settings.id, app: r.app?.id ?? '', conn: r.id, event: 'dial', upstream: `${t.host}:${t.port}`, attempt: r.attempt });
   const up = env.deps.net.connectTcp({ host: t.host, port: t.port });
   r.up = up;
   const socket$ = env.inputs.socket$;
@@ -121,7 +121,9 @@ export function startSplice(env: TcpEnv, r: ConnRecord): void {
   const header = r.headerSent ? undefined : proxyHeaderFor(r);
   if (header) prefix = [header, ...prefix];
   const idle = app.idleTimeoutMs ?? r.settings.idleTimeoutMs;
-  env.trace(r, 'established', { upstream: `${r.current!.host}:${r.current!.port}`, proxy_protocol: app.proxyProtocol });
+  if (env.tracing) {
+    env.record({ t: env.deps.clock.now(), node: r.settings.id, app: app.id, conn: r.id, event: 'established', upstream: `${r.current!.host}:${r.current!.port}`, proxy_protocol: app.proxyProtocol });
+  }
   const socket$ = env.inputs.socket$;
   r.splice = splice(
     r.down,

@@ -4,9 +4,9 @@
  * bytime table read from it with the API's own query (src/api/analytics-query.ts) over a throwaway `:memory:`
  * store: per minute, app and event, the count and bytes each way.
  *
- * The rollup runs in every run (two folds per connection); the table is built, and put in the report, only when
- * asked (`refract sim` asks; a scenario with `expect.analytics` asks), so reports of scenarios that do not ask keep
- * their pinned digests. Zones play no part: every app is rolled up under one key.
+ * The rollup (two folds per connection) and the table run, and the table goes in the report, only when asked
+ * (`refract sim` asks; a scenario with `expect.analytics` asks), so reports of scenarios that do not ask keep their
+ * pinned digests and their runs skip the work. Zones play no part: every app is rolled up under one key.
  */
 import { ApiStore } from '../api/store.ts';
 import { AnalyticsStore } from '../api/analytics-store.ts';

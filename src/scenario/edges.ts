@@ -32,7 +32,7 @@ import { type GeoLookup } from '../core/geo.ts';
 import { EdgeNode } from '../edge/edge-node.ts';
 import { type ConnectTcpOptions, type Network } from '../net/ports.ts';
 import { type SpectrumEvent } from '../streams/events.ts';
-import { traceLine, type TraceRecord } from '../streams/trace.ts';
+import { traceLine, TraceLineWriter, type TraceRecord } from '../streams/trace.ts';
 import { type SimAnalytics } from './analytics.ts';
 import { type ApiOutcome, type Fail, type UdpCounters } from './results.ts';
 import { canonicalIp, dnsListens, edgeConfig, edgeConfigInput, findZone, parseIpPort, UDP_COUNTER_KEYS, type IpPort } from './schema.ts';
@@ -77,8 +77,8 @@ export function topologyGeo(clients: Topology['clients']): GeoLookup {
 export class TraceRecorder {
   readonly #hash = createHash('sha256');
   readonly #onTrace: ((line: string) => void) | undefined;
-  /** Trace lines not yet hashed: hashing in batches gives the same digest for a fraction of the calls. */
-  #unhashed = '';
+  /** The lines' bytes, gathered in a reused buffer and hashed in chunks (no string per line unless `onTrace` wants one). */
+  readonly #out = new TraceLineWriter((bytes) => this.#hash.update(bytes));
   #lines = 0;
 
   constructor(onTrace: ((line: string) => void) | undefined) {
@@ -90,19 +90,21 @@ export class TraceRecorder {
   }
 
   record(r: TraceRecord): void {
-    const line = traceLine(r);
-    this.#unhashed += `${line}\n`;
-    if (this.#unhashed.length >= 65_536) {
-      this.#hash.update(this.#unhashed);
-      this.#unhashed = '';
-    }
     this.#lines++;
-    this.#onTrace?.(line);
+    const onTrace = this.#onTrace;
+    if (onTrace === undefined) {
+      this.#out.write(r);
+      return;
+    }
+    const line = traceLine(r);
+    this.#out.writeLine(line);
+    onTrace(line);
   }
 
   /** sha256 (hex) of every line, each followed by a newline. Call once, after the run. */
   digest(): string {
-    return this.#hash.update(this.#unhashed).digest('hex');
+    this.#out.flush();
+    return this.#hash.digest('hex');
   }
 }
 
@@ -225,10 +227,19 @@ export class Edges {
       trace.record(r);
       tracker.onTrace(name, gen, r);
     });
-    node.events.events$.subscribe((e: SpectrumEvent) => {
-      tracker.onEvent(gen, e);
-      this.#analytics?.add(e);
-    });
+    // The tracker needs the closing events only: without the analytics rollup (which counts `connect` events too)
+    // the engine then builds no `connect` event at all.
+    const analytics = this.#analytics;
+    if (analytics === undefined) {
+      node.events.closings$.subscribe((e: SpectrumEvent) => {
+        tracker.onEvent(gen, e);
+      });
+    } else {
+      node.events.events$.subscribe((e: SpectrumEvent) => {
+        tracker.onEvent(gen, e);
+        analytics.add(e);
+      });
+    }
     this.#running.set(name, node);
     let store = this.#stores.get(name);
     if (store === undefined) {

@@ -9,7 +9,7 @@ import { decodeSpp, encodeSpp } from '../core/spp.ts';
 import { EDGE_CIPHERS } from '../core/tls-ciphers.ts';
 import { parseOriginUri } from '../model/ports.ts';
 import { type CertInfo, type Conn, type TlsPort, type TlsServerParams, type UdpSocket } from '../net/ports.ts';
-import { endpointKey, type Tracker } from './tracker.ts';
+import { endpointKey, type Track, type Tracker } from './tracker.ts';
 import { type OriginBehaviour, type Topology, type UdpOriginBehaviour } from './types.ts';
 import { type World } from './world.ts';
 
@@ -58,16 +58,20 @@ export class Origins {
         }
         const tlsParams = l.tls === undefined ? undefined : originTlsParams(l.tls, world.certs);
         await host.listenTcp({ host: uri.value.host, port }, (conn) => {
+          // The timeline connection this socket serves gets the PROXY header the origin decodes (no closure per
+          // connection: under tsx each named arrow costs an Object.defineProperty).
           const t = tracker.connectionOfUpstream(conn.remote);
-          const onHeader = (h: ProxyHeader): void => {
-            if (t !== undefined) t.proxyHeader = headerOf(h);
-          };
-          if (tlsParams === undefined) serveOrigin(conn, l, onHeader);
-          else serveTlsOrigin(host.tls, conn, l, tlsParams, onHeader);
+          if (tlsParams === undefined) serveOrigin(conn, l, t);
+          else serveTlsOrigin(host.tls, conn, l, tlsParams, t);
         });
       }
     }
   }
+}
+
+/** An origin decoded PROXY header `h` on a socket of timeline connection `t` (undefined: not a timeline connection's). */
+function recordHeader(t: Track | undefined, h: ProxyHeader): void {
+  if (t !== undefined) t.proxyHeader = headerOf(h);
 }
 
 function headerOf(h: ProxyHeader): { version: 1 | 2; src: string; dst: string } {
@@ -98,13 +102,12 @@ function originPayload(conn: Conn, behaviour: OriginBehaviour, chunk: Uint8Array
 
 /**
  * Serves one accepted origin connection as its listener's behaviour says. With `parse_proxy` (default true) the first
- * bytes are checked for a PROXY header: decoded and reported through `onHeader` if there is one, payload otherwise;
+ * bytes are checked for a PROXY header: decoded and recorded on `track` if there is one, payload otherwise;
  * `'required'` resets a connection without one and holds a banner until the header is in.
  */
-function serveOrigin(conn: Conn, l: Listener, onHeader: (h: ProxyHeader) => void): void {
+function serveOrigin(conn: Conn, l: Listener, track: Track | undefined): void {
   const behaviour = l.behaviour as OriginBehaviour; // validation keeps the UDP behaviours off tcp:// listeners
   const mode = l.parse_proxy ?? true;
-  const payload = (chunk: Uint8Array): void => originPayload(conn, behaviour, chunk);
   let reader: ProxyHeaderReader | undefined = mode === false ? undefined : new ProxyHeaderReader();
   const held: Uint8Array[] = [];
   // Handlers are methods, not arrow properties: under tsx each named arrow costs an Object.defineProperty.
@@ -119,11 +122,11 @@ function serveOrigin(conn: Conn, l: Listener, onHeader: (h: ProxyHeader) => void
       if (r.kind === 'incomplete') return;
       reader = undefined;
       if (r.kind === 'header') {
-        onHeader(r.header);
+        recordHeader(track, r.header);
         if (behaviour === 'banner' && mode === 'required') conn.write(encoder.encode(l.banner ?? ''));
-        if (r.rest.length > 0) payload(r.rest);
+        if (r.rest.length > 0) originPayload(conn, behaviour, r.rest);
       } else if (mode === 'required') conn.reset(); // a PROXY-aware server drops a connection without a header
-      else for (const c of held) payload(c); // not a header: it was all payload
+      else for (const c of held) originPayload(conn, behaviour, c); // not a header: it was all payload
       held.length = 0;
     },
     drain() {
@@ -162,13 +165,13 @@ export function originTlsParams(spec: Pick<ListenerTls, 'cert' | 'min_version' |
  * A TLS origin: a PROXY header, if the first bytes are one, is read in clear (as HAProxy's `accept-proxy ssl` does),
  * then the TLS session starts on what follows, and the listener's behaviour runs on the plaintext.
  */
-function serveTlsOrigin(tls: TlsPort, conn: Conn, l: Listener, params: TlsServerParams, onHeader: (h: ProxyHeader) => void): void {
+function serveTlsOrigin(tls: TlsPort, conn: Conn, l: Listener, params: TlsServerParams, track: Track | undefined): void {
   let reader: ProxyHeaderReader | undefined = new ProxyHeaderReader();
   const held: Uint8Array[] = [];
   const start = (initial: Uint8Array[]): void => {
     conn.pause();
     const s = tls.server(conn, params, initial);
-    serveOrigin(s.conn, { ...l, parse_proxy: false }, onHeader);
+    serveOrigin(s.conn, { ...l, parse_proxy: false }, track);
   };
   conn.setHandlers({
     data(chunk) {
@@ -178,7 +181,7 @@ function serveTlsOrigin(tls: TlsPort, conn: Conn, l: Listener, params: TlsServer
       if (r.kind === 'incomplete') return;
       reader = undefined;
       if (r.kind === 'header') {
-        onHeader(r.header);
+        recordHeader(track, r.header);
         start(r.rest.length > 0 ? [r.rest] : []);
       } else start([...held]);
     },

@@ -284,6 +284,27 @@ export function sortedCounts(m: Record<string, number>): Record<string, number> 
  * yield at least one unit, and only an incomplete sequence at the cut (≤ 3 bytes) can decode differently.
  */
 function receivedPrefix(decoder: { decode(bytes: Uint8Array): string }, kept: readonly Uint8Array[], keptBytes: number): string {
+  // Most connections receive ASCII: when the first REPORT_RECEIVED_CHARS + 1 bytes (all, if fewer) are ASCII, they are
+  // the text's first units one for one, so the prefix is those bytes, and `…` follows when there are more.
+  const head = keptBytes <= REPORT_RECEIVED_CHARS ? keptBytes : REPORT_RECEIVED_CHARS + 1;
+  let at = 0;
+  for (let i = 0; i < kept.length && at < head; i++) {
+    const c = kept[i]!;
+    for (let j = 0; j < c.byteLength && at < head; j++, at++) {
+      const b = c[j]!;
+      if (b >= 0x80) return receivedPrefixDecoded(decoder, kept, keptBytes);
+      asciiHead[at] = b;
+    }
+  }
+  if (keptBytes <= REPORT_RECEIVED_CHARS) return decoder.decode(asciiHead.subarray(0, keptBytes));
+  return `${decoder.decode(asciiHead.subarray(0, REPORT_RECEIVED_CHARS))}…`;
+}
+
+/** The first REPORT_RECEIVED_CHARS + 1 received bytes, when ASCII (reused: decoded before the next connection's). */
+const asciiHead = new Uint8Array(REPORT_RECEIVED_CHARS + 1);
+
+/** `receivedPrefix` for text that is not ASCII at its start. */
+function receivedPrefixDecoded(decoder: { decode(bytes: Uint8Array): string }, kept: readonly Uint8Array[], keptBytes: number): string {
   const limit = REPORT_RECEIVED_CHARS * 4 + 4;
   const n = keptBytes < limit ? keptBytes : limit;
   const bytes = new Uint8Array(n);

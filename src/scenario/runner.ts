@@ -74,7 +74,8 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
   const trace = new TraceRecorder(opts.onTrace);
   const origins = new Origins(world, tracker);
   await origins.start();
-  const analytics = new SimAnalytics();
+  // The rollup runs only when the report will have the table (it is the only reader of the rollup).
+  const analytics = opts.analytics === true || sc.expect?.analytics !== undefined ? new SimAnalytics() : undefined;
   const edges = new Edges(world, sc, tracker, trace, fail, analytics);
   for (const e of world.topo.edges) await edges.start(e.name, '/apps');
   const clients = new Clients(world, tracker, sc.timeline);
@@ -90,7 +91,7 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
   const descriptors = world.descriptors();
   const api = edges.apiOutcomes();
   const resolved = resolutionReports(resolutions.tracks.values());
-  const table = opts.analytics === true || sc.expect?.analytics !== undefined ? analytics.table() : undefined;
+  const table = analytics?.table();
   edges.close();
   checkExpectations(sc, connections, texts, tracker.byStatus, end, fail, world.certs);
   checkFlowExpectations(sc, flows, received, udp, fail);

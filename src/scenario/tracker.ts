@@ -317,7 +317,8 @@ export class Tracker {
   /** A Spectrum event of incarnation `gen` of an edge: closing events are counted and fill in their connection or flow. */
   onEvent(gen: number, e: SpectrumEvent): void {
     if (e.Event === 'connect') return;
-    this.byStatus[String(e.Status)] = (this.byStatus[String(e.Status)] ?? 0) + 1;
+    // A numeric key names the same property as its string (no string built per event).
+    this.byStatus[e.Status] = (this.byStatus[e.Status] ?? 0) + 1;
     if (e.ClientProto === 'udp') {
       const f = this.#byEdgeFlow.get(`${gen}#${e.ConnectionID}`);
       if (f === undefined) return;

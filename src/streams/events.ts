@@ -6,7 +6,8 @@
  * The engine calls `EventLog.emit` once per lifecycle step (never per chunk); subscribers are the JSON-lines
  * writer, tests, and (later) analytics.
  */
-import { Subject, type Observable } from 'rxjs';
+import { type Observable } from 'rxjs';
+import { HotStream } from './hot-stream.ts';
 import type { ClientMatchedIpFirewall, ProxyProtocolMode, TlsMode, TlsStatus } from '../model/types.ts';
 import type { CloseReason, SpectrumEventName } from '../model/outcome.ts';
 
@@ -73,15 +74,15 @@ export interface SpectrumEvent {
 }
 
 export class EventLog {
-  readonly #subject = new Subject<SpectrumEvent>();
-  readonly #closings = new Subject<SpectrumEvent>();
+  readonly #subject = new HotStream<SpectrumEvent>();
+  readonly #closings = new HotStream<SpectrumEvent>();
   /** Hot stream of events; late subscribers see only what comes after they subscribe. */
-  readonly events$: Observable<SpectrumEvent> = this.#subject.asObservable();
+  readonly events$: Observable<SpectrumEvent> = this.#subject;
   /**
    * The closing events only (every event but `connect`), for subscribers that want nothing else (the access log):
    * while nobody listens to `events$`, the engine then builds no `connect` event at all.
    */
-  readonly closings$: Observable<SpectrumEvent> = this.#closings.asObservable();
+  readonly closings$: Observable<SpectrumEvent> = this.#closings;
 
   /** False when nobody listens: the engine then skips building events (keeps the connection path cheap). */
   get observed(): boolean {

@@ -1,8 +1,8 @@
 /**
  * How machines are fed: engine-wide RxJS streams of lifecycle inputs, each value routed to the machine instance it
- * is for. An engine keeps one Subject per kind of source (socket signals, TLS results, DNS answers, control
- * plane…), merges them, and delivers every value to its executor. The sources `next` only lifecycle: a handful
- * per connection, never a byte or a chunk.
+ * is for. An engine keeps one hot stream (`InputStream`) per kind of source (socket signals, TLS results, DNS
+ * answers, control plane…), merges them, and delivers every value to its executor. The sources `next` only
+ * lifecycle: a handful per connection, never a byte or a chunk.
  *
  * Why engine-wide streams rather than an Observable per connection: measured with
  * `node --import tsx bench/micro/rx-inputs.ts` (docs/architecture.md, "How a machine is fed"), a routed `next`
@@ -10,6 +10,7 @@
  * per connection costs kilobytes and microseconds at accept.
  */
 import { Subject, merge, type Observable } from 'rxjs';
+import { HotStream } from './hot-stream.ts';
 
 /** One machine input: the event, and the instance record it is for. */
 export interface Routed<R, E> {
@@ -17,8 +18,11 @@ export interface Routed<R, E> {
   readonly event: E;
 }
 
-/** An engine-wide input stream of one kind, routed by record. */
-export class InputStream<R, E> extends Subject<Routed<R, E>> {
+/**
+ * An engine-wide input stream of one kind, routed by record: a HotStream (a Subject's hot semantics without the
+ * objects the ES5 build of `Subject.next` allocates per value; see hot-stream.ts).
+ */
+export class InputStream<R, E> extends HotStream<Routed<R, E>> {
   /** Sends `event` to the machine of `rec` (through the merged stream the engine subscribed to). */
   signal(rec: R, event: E): void {
     this.next({ rec, event });

@@ -6,7 +6,8 @@
  * A record is `{ t, node, app, conn, event, ...detail }`: `t` is the Clock's monotonic milliseconds (virtual in
  * the simulator, so traces are identical per seed), never wall time. Keys are written in a fixed order.
  */
-import { Subject, type Observable } from 'rxjs';
+import { type Observable } from 'rxjs';
+import { HotStream } from './hot-stream.ts';
 
 export type TraceEventName =
   | 'accept' // downstream accepted: client, edge
@@ -34,8 +35,8 @@ export interface TraceRecord {
 }
 
 export class Trace {
-  readonly #subject = new Subject<TraceRecord>();
-  readonly records$: Observable<TraceRecord> = this.#subject.asObservable();
+  readonly #subject = new HotStream<TraceRecord>();
+  readonly records$: Observable<TraceRecord> = this.#subject;
 
   /** False when nobody listens: the engine then builds no records. */
   get enabled(): boolean {
@@ -96,6 +97,220 @@ export function traceLine(r: TraceRecord): string {
     out += out.length === 1 ? kt + text : `,${kt}${text}`;
   }
   return `${out}}`;
+}
+
+/** `"key":` of each key seen, as UTF-8 bytes. */
+const keyBytes = new Map<string, Uint8Array>();
+const utf8 = new TextEncoder();
+const TRUE = utf8.encode('true');
+const FALSE = utf8.encode('false');
+const NULL = utf8.encode('null');
+const T_KEY = utf8.encode('"t":');
+
+/**
+ * Trace lines as UTF-8 bytes, each followed by a newline: exactly the bytes of `traceLine(r) + '\n'`, written into a
+ * reused buffer and handed to `sink` in chunks (at most `size` bytes, and any text longer than the buffer on its own),
+ * without building each line's string: what a hash of the trace needs (the scenario runner's), at a fraction of the
+ * garbage. `sink` must consume its bytes before returning (the buffer is written again afterwards). Call `flush` at
+ * the end.
+ */
+export class TraceLineWriter {
+  readonly #sink: (bytes: Uint8Array) => void;
+  readonly #buf: Uint8Array;
+  #pos = 0;
+
+  constructor(sink: (bytes: Uint8Array) => void, size = 65_536) {
+    if (!(size >= 64)) throw new RangeError(`TraceLineWriter: buffer of ${size} bytes is too small`);
+    this.#sink = sink;
+    this.#buf = new Uint8Array(size);
+  }
+
+  /** Writes `traceLine(r)` and a newline. */
+  write(r: TraceRecord): void {
+    this.#room(1);
+    this.#buf[this.#pos++] = 0x7b; // {
+    let first = true;
+    // for…in (own keys only) visits keys in Object.keys' order (integer-like keys ascending, then insertion
+    // order) without allocating the keys' array.
+    for (const k in r) {
+      if (!Object.hasOwn(r, k)) continue;
+      if (k === 't') {
+        const ms = Math.round(r.t * 1000); // traceLine writes ms / 1000
+        if (ms >= 0 && ms < 2 ** 42) {
+          // Up to ~51 days: the shortest decimal of ms / 1000 (what String writes) is its integer part and up to three
+          // decimals (a double there is precise to 1e-6), written without a string.
+          if (!first) {
+            this.#room(1);
+            this.#buf[this.#pos++] = 0x2c;
+          }
+          first = false;
+          this.#bytes(T_KEY);
+          this.#millis(ms);
+          continue;
+        }
+      }
+      const v = k === 't' ? Math.round(r.t * 1000) / 1000 : r[k];
+      let json: string | undefined;
+      switch (typeof v) {
+        case 'undefined':
+        case 'function':
+        case 'symbol':
+          continue; // JSON.stringify leaves the key out
+        case 'bigint':
+        case 'object':
+          json = JSON.stringify(v) as string | undefined; // objects, arrays, null (a toJSON may return undefined); a bigint throws
+          if (json === undefined) continue;
+          break;
+        case 'string':
+        case 'number':
+        case 'boolean':
+          break;
+      }
+      if (!first) {
+        this.#room(1);
+        this.#buf[this.#pos++] = 0x2c; // ,
+      }
+      first = false;
+      let kb = keyBytes.get(k);
+      if (kb === undefined) {
+        kb = utf8.encode(`${JSON.stringify(k)}:`);
+        keyBytes.set(k, kb);
+      }
+      this.#bytes(kb);
+      if (json !== undefined) this.#text(json);
+      else if (typeof v === 'string') this.#string(v);
+      else if (typeof v === 'number') this.#number(v);
+      else this.#bytes(v === true ? TRUE : FALSE);
+    }
+    this.#room(2);
+    this.#buf[this.#pos++] = 0x7d; // }
+    this.#buf[this.#pos++] = 0x0a; // newline
+  }
+
+  /** Writes an already formatted line (`traceLine`'s) and a newline. */
+  writeLine(line: string): void {
+    this.#text(line);
+    this.#room(1);
+    this.#buf[this.#pos++] = 0x0a;
+  }
+
+  /** Hands what is buffered to the sink. */
+  flush(): void {
+    if (this.#pos === 0) return;
+    const n = this.#pos;
+    this.#pos = 0;
+    this.#sink(this.#buf.subarray(0, n));
+  }
+
+  /** Makes room for `n` bytes (n ≤ the buffer's size). */
+  #room(n: number): void {
+    if (this.#pos + n > this.#buf.length) this.flush();
+  }
+
+  #bytes(b: Uint8Array): void {
+    if (b.length > this.#buf.length) {
+      this.flush();
+      this.#sink(b);
+      return;
+    }
+    this.#room(b.length);
+    const buf = this.#buf;
+    let p = this.#pos;
+    if (b.length > 32) {
+      buf.set(b, p);
+      p += b.length;
+    } else for (let i = 0; i < b.length; i++) buf[p++] = b[i]!; // keys: a loop beats a `set` call at this size
+    this.#pos = p;
+  }
+
+  /** A string value: ASCII that JSON writes as is goes straight in; anything else as `traceLine` writes it. */
+  #string(s: string): void {
+    const n = s.length;
+    if (n + 2 <= this.#buf.length) {
+      this.#room(n + 2);
+      const b = this.#buf;
+      let p = this.#pos;
+      b[p++] = 0x22;
+      let plain = true;
+      for (let i = 0; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c < 0x20 || c === 0x22 || c === 0x5c || c >= 0x80) {
+          plain = false;
+          break;
+        }
+        b[p++] = c;
+      }
+      if (plain) {
+        b[p++] = 0x22;
+        this.#pos = p;
+        return;
+      }
+    }
+    this.#text(plainString(s) ? `"${s}"` : JSON.stringify(s));
+  }
+
+  #number(v: number): void {
+    if (!Number.isFinite(v)) {
+      this.#bytes(NULL);
+      return;
+    }
+    // A non-negative integer (-0 included, written 0, as String does): its digits, without a string.
+    if (v >= 0 && v <= 0xffff_ffff && v === Math.floor(v)) this.#digits(v, 0);
+    else this.#ascii(String(v));
+  }
+
+  /** `ms / 1000` as String writes it, for an integer 0 ≤ ms < 2^42: the integer part, then `.` and up to 3 decimals. */
+  #millis(ms: number): void {
+    const whole = Math.floor(ms / 1000);
+    let frac = ms - whole * 1000;
+    this.#digits(whole, 0);
+    if (frac === 0) return;
+    let n = 3;
+    while (frac % 10 === 0) {
+      frac /= 10;
+      n--;
+    }
+    this.#room(1);
+    this.#buf[this.#pos++] = 0x2e; // .
+    this.#digits(frac, n);
+  }
+
+  /** The decimal digits of the integer `v` ≥ 0, left-padded with zeros to `width`. */
+  #digits(v: number, width: number): void {
+    let digits = 1;
+    for (let x = v; x >= 10; x = Math.floor(x / 10)) digits++;
+    if (digits < width) digits = width;
+    this.#room(digits);
+    const b = this.#buf;
+    let x = v;
+    for (let i = this.#pos + digits - 1; i >= this.#pos; i--) {
+      const q = Math.floor(x / 10);
+      b[i] = 48 + (x - q * 10);
+      x = q;
+    }
+    this.#pos += digits;
+  }
+
+  /** Text of ASCII characters only (a number's). */
+  #ascii(t: string): void {
+    this.#room(t.length);
+    const b = this.#buf;
+    let p = this.#pos;
+    for (let i = 0; i < t.length; i++) b[p++] = t.charCodeAt(i);
+    this.#pos = p;
+  }
+
+  /** Any text, as UTF-8. */
+  #text(t: string): void {
+    const max = t.length * 3; // UTF-8 bytes per UTF-16 unit, at most
+    if (max > this.#buf.length) {
+      this.flush();
+      this.#sink(utf8.encode(t));
+      return;
+    }
+    this.#room(max);
+    this.#pos += utf8.encodeInto(t, this.#buf.subarray(this.#pos)).written;
+  }
 }
 
 /** True when JSON writes `s` as is between quotes: no `"`, `\`, control character or surrogate. */

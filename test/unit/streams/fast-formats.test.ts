@@ -1,12 +1,13 @@
 /**
- * `traceLine` and `rfc3339` write their text by hand for speed; the traces' hashes and the events' timestamps must
- * stay what `JSON.stringify({ ...r, t })` and `Date.prototype.toISOString` give. Compared on awkward values and on
- * many generated ones.
+ * `traceLine`, `TraceLineWriter` and `rfc3339` write their text by hand for speed; the traces' hashes and the events'
+ * timestamps must stay what `JSON.stringify({ ...r, t })` (as UTF-8, for the writer) and `Date.prototype.toISOString`
+ * give. Compared on awkward values and on many generated ones.
  */
+import { Buffer } from 'node:buffer';
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { traceLine, type TraceRecord } from '../../../src/streams/trace.ts';
+import { traceLine, TraceLineWriter, type TraceRecord } from '../../../src/streams/trace.ts';
 import { rfc3339 } from '../../../src/streams/events.ts';
 
 const reference = (r: TraceRecord): string => JSON.stringify({ ...r, t: Math.round(r.t * 1000) / 1000 });
@@ -35,6 +36,53 @@ test('traceLine agrees with JSON.stringify on generated records', () => {
       assert.equal(traceLine(r), reference(r));
     }),
     { numRuns: 2000 },
+  );
+});
+
+/** What a TraceLineWriter with a `size`-byte buffer hands its sink for `records`, joined (and how many chunks). */
+function written(records: readonly TraceRecord[], size: number): { bytes: Buffer; chunks: number } {
+  const chunks: Buffer[] = [];
+  const w = new TraceLineWriter((b) => chunks.push(Buffer.from(b)), size); // copied: the writer reuses its buffer
+  for (const r of records) w.write(r);
+  w.flush();
+  return { bytes: Buffer.concat(chunks), chunks: chunks.length };
+}
+
+const referenceBytes = (records: readonly TraceRecord[]): Buffer => Buffer.from(records.map((r) => `${reference(r)}\n`).join(''), 'utf8');
+
+test('TraceLineWriter writes the UTF-8 of each traceLine and a newline, whatever its buffer size', () => {
+  const base = { t: 12.3456789, node: 'edge', app: 'app-1', conn: 7, event: 'close' as const };
+  const records: TraceRecord[] = [base];
+  for (const v of awkward) records.push({ ...base, detail: v, '2': v, 'quo"te': 'x', after: 1 } as unknown as TraceRecord);
+  for (const t of [NaN, -0.0004, 1e300, 0.0005, 2.0000005]) records.push({ ...base, t });
+  for (const n of [0, -0, 9, 10, 99, 100, 4_294_967_295, 4_294_967_296, 2 ** 53, -1, 0.5, 1e21]) records.push({ ...base, conn: n, n });
+  // Times as the simulator writes them (fractions of a ms), up to and past where the writer's digit path ends (2^42 µs).
+  for (let k = 0; k < 5_000; k += 7) records.push({ ...base, t: k / 1000 + (k % 3) * 0.0003 });
+  for (const t of [0.0004, 0.0005, 1.05, 10.5, 100.007, 4_398_046_511.103, 4_398_046_511.104, 4_398_046_511.1049, 1e10 + 0.001, -0]) records.push({ ...base, t });
+  records.push({ ...base, long: 'é'.repeat(100), ascii: 'x'.repeat(300), targets: ['192.0.2.1:80', '[2001:db8::1]:443'] } as unknown as TraceRecord);
+  const want = referenceBytes(records);
+  for (const size of [64, 65, 100, 257, 1024, 65_536]) {
+    const got = written(records, size);
+    assert.deepEqual(got.bytes, want, `buffer of ${size} bytes`);
+    if (size === 64) assert.ok(got.chunks > 1, 'a small buffer is handed over in several chunks');
+  }
+  // A line given as text (what the runner does when someone also wants the lines) gives the same bytes.
+  const chunks: Buffer[] = [];
+  const w = new TraceLineWriter((b) => chunks.push(Buffer.from(b)), 64);
+  for (const r of records) w.writeLine(traceLine(r));
+  w.flush();
+  assert.deepEqual(Buffer.concat(chunks), want);
+  assert.throws(() => new TraceLineWriter(() => {}, 10), RangeError);
+});
+
+test('TraceLineWriter agrees with JSON.stringify on generated records', () => {
+  const value = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.double(), fc.integer(), fc.nat(), fc.boolean(), fc.constant(null), fc.constant(undefined), fc.array(fc.oneof(fc.string(), fc.integer())));
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.double(), fc.dictionary(fc.string({ maxLength: 6 }), value, { maxKeys: 6 })), { maxLength: 8 }), fc.integer({ min: 64, max: 400 }), (rows, size) => {
+      const records = rows.map(([t, detail]) => ({ t, node: 'n', app: '', conn: 1, event: 'dial', ...detail }) as TraceRecord);
+      assert.deepEqual(written(records, size).bytes, referenceBytes(records));
+    }),
+    { numRuns: 1000 },
   );
 });
 
