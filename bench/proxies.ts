@@ -234,46 +234,27 @@ const haproxy: ProxyDef = {
   },
 };
 
-const nodePipe: ProxyDef = {
-  name: 'node-pipe',
-  echoPort: 7131,
-  sinkPort: 7132,
-  udpMissing: 'n/a: a TCP pipe',
-  missing: () => (workers > 1 ? 'one process only: not run with --workers above 1' : undefined),
-  version: () => `node ${process.version} net.Socket.pipe`,
-  async start(_dir, cpu, origin) {
-    await assertPortsFree([this.echoPort, this.sinkPort]);
-    const child = spawnChild(
-      process.execPath,
-      ['--import', 'tsx', join(REPO_ROOT, 'bench/naive-proxy.ts'), `${this.echoPort}=${origin.echo}`, `${this.sinkPort}=${origin.sink}`],
-      cpu,
-      { cwd: REPO_ROOT },
-    );
-    await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
-    return { child, measuredPids: [child.pid], stop: () => stopChild(child) };
-  },
-};
+/** A one-process Node pipe proxy run from `script` (argv: LISTEN=ORIGIN pairs), not run with `--workers` above 1. */
+function pipeProxy(name: 'node-pipe' | 'node-raw', ports: { echo: number; sink: number }, script: string, version: string): ProxyDef {
+  return {
+    name,
+    echoPort: ports.echo,
+    sinkPort: ports.sink,
+    udpMissing: 'n/a: a TCP pipe',
+    missing: () => (workers > 1 ? 'one process only: not run with --workers above 1' : undefined),
+    version: () => `node ${process.version} ${version}`,
+    async start(_dir, cpu, origin) {
+      await assertPortsFree([this.echoPort, this.sinkPort]);
+      const child = spawnChild(process.execPath, ['--import', 'tsx', join(REPO_ROOT, script), `${this.echoPort}=${origin.echo}`, `${this.sinkPort}=${origin.sink}`], cpu, { cwd: REPO_ROOT });
+      await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
+      return { child, measuredPids: [child.pid], stop: () => stopChild(child) };
+    },
+  };
+}
 
+const nodePipe = pipeProxy('node-pipe', { echo: 7131, sink: 7132 }, 'bench/naive-proxy.ts', 'net.Socket.pipe');
 /** The same pipe on the runtime's socket handles, below net.Socket (bench/raw-proxy.ts): what `net`/`stream` cost. */
-const nodeRaw: ProxyDef = {
-  name: 'node-raw',
-  echoPort: 7177,
-  sinkPort: 7178,
-  udpMissing: 'n/a: a TCP pipe',
-  missing: () => (workers > 1 ? 'one process only: not run with --workers above 1' : undefined),
-  version: () => `node ${process.version} tcp_wrap handles`,
-  async start(_dir, cpu, origin) {
-    await assertPortsFree([this.echoPort, this.sinkPort]);
-    const child = spawnChild(
-      process.execPath,
-      ['--import', 'tsx', join(REPO_ROOT, 'bench/raw-proxy.ts'), `${this.echoPort}=${origin.echo}`, `${this.sinkPort}=${origin.sink}`],
-      cpu,
-      { cwd: REPO_ROOT },
-    );
-    await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
-    return { child, measuredPids: [child.pid], stop: () => stopChild(child) };
-  },
-};
+const nodeRaw = pipeProxy('node-raw', { echo: 7177, sink: 7178 }, 'bench/raw-proxy.ts', 'tcp_wrap handles');
 
 /**
  * The YAML `refract serve` reads: two TCP apps in front of the origin's echo and sink ports and, with `udpPort`,
