@@ -105,10 +105,12 @@ export class BoundedLineWriter implements OutputStats {
       return false;
     }
     if (this.#coalesce) {
-      const bytes = Buffer.byteLength(line);
-      if (this.#held !== '' && this.#heldBytes + bytes > this.#maxWrite) this.flush();
+      if (this.#maxWrite !== Infinity) {
+        const bytes = Buffer.byteLength(line);
+        if (this.#held !== '' && this.#heldBytes + bytes > this.#maxWrite) this.flush();
+        this.#heldBytes += bytes;
+      }
       this.#held += line;
-      this.#heldBytes += bytes;
       if (!this.#flushing) {
         this.#flushing = true;
         holding.add(this);
