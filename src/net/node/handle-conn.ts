@@ -1,8 +1,8 @@
 /**
  * `HandleConn`: the Conn straight on the runtime's TCP handle (Node's `tcp_wrap`), without a `net.Socket` and its
  * stream machinery. A `net.Socket` costs a plain connection most of its user-space work: on the bench VM the
- * naive `c.pipe(net.connect(o)).pipe(c)` proxy executes ~920,000 instructions per proxied connection, the same pipe
- * on handles ~55,000 (docs/benchmarks.md, "Below net.Socket"). Every system call is the same; only the JavaScript
+ * naive `c.pipe(net.connect(o)).pipe(c)` proxy executes ~340,000 instructions per proxied connection once warm, the
+ * same pipe on handles ~61,000 (docs/benchmarks.md, "Below net.Socket"). Every system call is the same; only the JavaScript
  * around them goes.
  *
  * What it keeps from NodeConn (the contract in ports.ts): paused until resumed; reads land in reused buffers
