@@ -48,8 +48,11 @@ export function accessLogText(e: SpectrumEvent, appName: string | undefined): st
   return `${time} ${app} ${e.ClientProto} ${hostPort(e.ClientIP, e.ClientPort)} → ${hostPort(e.EdgeIP, e.EdgePort)} → ${hostPort(e.OriginIP, e.OriginPort)} ${status}, ${bytes(e.ClientBytes)} in, ${bytes(e.OriginBytes)} out${packets}, ${duration(e.DurationMs)}`;
 }
 
-/** The same facts as one JSON object (keys documented in docs/cli.md). */
-export function accessLogJson(e: SpectrumEvent, appName: string | undefined): string {
+/**
+ * The same facts as one JSON object (keys documented in docs/cli.md). `idPrefix` goes before the connection id
+ * (a `serve --workers` worker's `N.`, as the supervisor writes it in the events).
+ */
+export function accessLogJson(e: SpectrumEvent, appName: string | undefined, idPrefix = ''): string {
   return JSON.stringify({
     time: e.DisconnectTimestamp || e.Timestamp,
     app: e.Application,
@@ -69,12 +72,12 @@ export function accessLogJson(e: SpectrumEvent, appName: string | undefined): st
     bytes_out: e.OriginBytes,
     ...(e.ClientPackets !== undefined ? { packets_in: e.ClientPackets, packets_out: e.OriginPackets ?? 0 } : {}),
     duration_ms: e.DurationMs,
-    connection_id: e.ConnectionID,
+    connection_id: idPrefix + e.ConnectionID,
   });
 }
 
 /** The line for `e` in `format`, or undefined when `e` gets no line (a `connect`, or the log is off). */
-export function accessLogLine(e: SpectrumEvent, appName: string | undefined, format: AccessLogFormat): string | undefined {
+export function accessLogLine(e: SpectrumEvent, appName: string | undefined, format: AccessLogFormat, idPrefix = ''): string | undefined {
   if (format === 'off' || !isClosing(e)) return undefined;
-  return format === 'text' ? accessLogText(e, appName) : accessLogJson(e, appName);
+  return format === 'text' ? accessLogText(e, appName) : accessLogJson(e, appName, idPrefix);
 }

@@ -45,9 +45,8 @@ export class BoundedLineWriter implements OutputStats {
   #heldBytes = 0;
   #episode = 0;
   #waiting = false;
-  /** Lines held for the end of this turn of the event loop (`coalesce`). */
+  /** Lines held for the end of this turn of the event loop (`coalesce`); a flush is due while in `holding`. */
   #held = '';
-  #flushing = false;
   written = 0;
   dropped = 0;
 
@@ -70,7 +69,6 @@ export class BoundedLineWriter implements OutputStats {
 
   /** Writes what `coalesce` holds now (also at the end of each turn of the event loop, and on exit). */
   readonly flush = (): void => {
-    this.#flushing = false;
     holding.delete(this);
     const held = this.#held;
     if (held === '') return;
@@ -111,8 +109,7 @@ export class BoundedLineWriter implements OutputStats {
         this.#heldBytes += bytes;
       }
       this.#held += line;
-      if (!this.#flushing) {
-        this.#flushing = true;
+      if (!holding.has(this)) {
         holding.add(this);
         setImmediate(this.flush);
       }

@@ -197,8 +197,9 @@ export function runWorker(): Promise<number> {
             if (m.accessLog !== 'off') {
               const w = (out = new BoundedLineWriter('stdout', process.stdout, config.log.maxBufferBytes ?? DEFAULTS.logMaxBufferBytes, logDropEpisode(l), { coalesce: true, maxWriteBytes: PIPE_BUF }));
               const format = m.accessLog;
+              const idPrefix = `${index}.`;
               e.events.closings$.subscribe((ev) => {
-                const line = accessLogLine({ ...ev, ConnectionID: `${index}.${ev.ConnectionID}` }, e.config?.apps.find((a) => a.id === ev.Application)?.dns.name, format);
+                const line = accessLogLine(ev, e.config?.apps.find((a) => a.id === ev.Application)?.dns.name, format, idPrefix);
                 if (line !== undefined) w.write(line + '\n');
               });
             }
