@@ -15,6 +15,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import { type ErrorCode } from '../model/errors.ts';
+import { isFourPartDecimalV4 } from '../model/ip.ts';
 
 // ── public types ──────────────────────────────────────────────────────────────────────────────────────────────
 
@@ -114,14 +115,9 @@ const utf8 = new TextDecoder('utf-8');
 
 // ── addresses (shared by the encoders and the normaliser) ─────────────────────────────────────────────────────
 
-const DOTTED_QUAD = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
-
-/**
- * Four-part decimal IPv4, no leading zeros. The regex screens first: ipaddr.js rejects by throwing internally,
- * which costs ~10 µs per call on a non-IPv4 string.
- */
+/** Four-part decimal IPv4, no leading zeros (model/ip.ts: the pattern screens before ipaddr.js, which rejects by throwing). */
 export function isDottedQuad(s: string): boolean {
-  return DOTTED_QUAD.test(s) && ipaddr.IPv4.isValidFourPartDecimal(s);
+  return isFourPartDecimalV4(s);
 }
 
 function checkPort(port: number, what: string): void {

@@ -30,6 +30,7 @@
  */
 import type { CertInfo, TlsClientParams, TlsFailure, TlsFailureReason, TlsIdentity, TlsInfo, TlsServerParams, TlsStatus, TlsTrust, TlsVersion } from '../model/tls.ts';
 import ipaddr from 'ipaddr.js';
+import { isFourPartDecimalV4 } from '../model/ip.ts';
 import { TLS_VERSIONS, cipherSpec, cipherUsable, cipherUsableAtVersion, versionRank } from './tls-ciphers.ts';
 
 /** What the client's ClientHello carries. */
@@ -187,7 +188,7 @@ export function clientVerify(
 }
 
 function canonicalIp(s: string): string | undefined {
-  if (ipaddr.IPv4.isValidFourPartDecimal(s)) return s;
+  if (isFourPartDecimalV4(s)) return s;
   if (!s.includes(':') || !ipaddr.IPv6.isValid(s)) return undefined;
   return ipaddr.IPv6.parse(s).toString();
 }

@@ -1,9 +1,12 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import ipaddr from 'ipaddr.js';
 import {
   canonicalAddress,
   canonicalIp,
   inAnyCidr,
+  isFourPartDecimalV4,
   isLoopback,
   isUnspecified,
   isV4MappedWords,
@@ -93,5 +96,22 @@ describe('model/ip: the allocation-free word parser', () => {
     assert.equal(w[3], 0xc0000201);
     parseIpWords('::1', w);
     assert.ok(!isV4MappedWords(w));
+  });
+});
+
+describe('model/ip: isFourPartDecimalV4', () => {
+  it('answers exactly as ipaddr.js isValidFourPartDecimal, for addresses, near-addresses and host names', () => {
+    const octet = fc.oneof(fc.integer({ min: 0, max: 300 }).map(String), fc.constantFrom('00', '01', '0x7f', '', '-1', '1e2', '256'));
+    const nearV4 = fc.tuple(fc.array(octet, { minLength: 1, maxLength: 6 }), fc.constantFrom('.', '..', ':')).map(([o, sep]) => o.join(sep));
+    const hostName = fc.domain();
+    fc.assert(
+      fc.property(fc.oneof(nearV4, hostName, fc.string(), fc.ipV4(), fc.ipV6()), (s) => {
+        assert.equal(isFourPartDecimalV4(s), ipaddr.IPv4.isValidFourPartDecimal(s), s);
+      }),
+      { numRuns: 3_000 },
+    );
+    assert.equal(isFourPartDecimalV4('192.0.2.1'), true);
+    assert.equal(isFourPartDecimalV4('192.0.2.256'), false);
+    assert.equal(isFourPartDecimalV4('bench-tls.example.test'), false);
   });
 });
