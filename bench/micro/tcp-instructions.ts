@@ -3,7 +3,7 @@
  * that a busy machine does not move, for before/after decisions where `npm run bench`'s CPU-per-connection rows are
  * too noisy.
  *
- *   node --import tsx bench/micro/tcp-instructions.ts [--proxies node-pipe,node-raw,refract] [--count 1000] [--port 8905]
+ *   node --import tsx bench/micro/tcp-instructions.ts [--proxies node-pipe,node-raw,refract] [--count 1000] [--port 8905] [--keep DIR]
  *
  * Each proxy runs under `valgrind --tool=cachegrind --cache-sim=no` twice, serving `--count` and then 2 × `--count`
  * connections (after the same warm-up of a fifth as many), each connection as in `npm run bench`'s cps run: connect,
@@ -13,6 +13,7 @@
  * build, dist/cli.js, made first when stale; one `tcp/PORT` app, the default access log to a pipe, as in the bench),
  * `refract-tsx` (the same from src/ through tsx). A first, discarded run fills tsx's compile cache where tsx is used.
  * Counts exclude kernel work (system calls run in the kernel): they measure the proxy's user-space code.
+ * `--keep DIR` keeps valgrind's output files there (`cg.PROXY.N`), for `cg_annotate` function by function.
  * Bounded: every run is killed after 600 s.
  */
 import net from 'node:net';
@@ -27,7 +28,7 @@ import { ensureBuild, refractCli } from '../refract-cli.ts';
 
 const KNOWN = ['node-pipe', 'node-raw', 'refract', 'refract-tsx'] as const;
 type Proxy = (typeof KNOWN)[number];
-const { values: argv } = parseArgs({ options: { proxies: { type: 'string', default: 'node-pipe,node-raw,refract' }, count: { type: 'string', default: '1000' }, port: { type: 'string', default: '8905' } } });
+const { values: argv } = parseArgs({ options: { proxies: { type: 'string', default: 'node-pipe,node-raw,refract' }, count: { type: 'string', default: '1000' }, port: { type: 'string', default: '8905' }, keep: { type: 'string' } } });
 const proxies = argv.proxies.split(',').map((s) => s.trim()) as Proxy[];
 for (const p of proxies) if (!KNOWN.includes(p)) throw new Error(`unknown proxy ${p}; choose from ${KNOWN.join(', ')}`);
 const COUNT = Number(argv.count);
@@ -90,7 +91,7 @@ async function waitListening(): Promise<void> {
 
 /** Instructions (I refs) of one proxy process serving a warm-up and `n` connections. */
 async function instructions(p: Proxy, n: number): Promise<number> {
-  const out = join(dir, `cg.${p}.${n}.${Date.now()}`);
+  const out = join(argv.keep ?? dir, argv.keep !== undefined ? `cg.${p}.${n}` : `cg.${p}.${n}.${Date.now()}`);
   const child = spawn('valgrind', ['--tool=cachegrind', '--cache-sim=no', `--cachegrind-out-file=${out}`, process.execPath, ...command(p)], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stdout.resume();
