@@ -236,7 +236,10 @@ export function createNodeNetwork(opts: NodeNetworkOptions = {}): NodeNetwork {
           type: v4 ? 'udp4' : 'udp6',
           lookup: literalLookup,
           ...(o.receiveBufferBytes === undefined ? {} : { recvBufferSize: o.receiveBufferBytes }),
-          ...(share === 'reusePort' ? { reusePort: true } : {}),
+          // SO_REUSEPORT only where a port is named (the edge's sockets, one per worker). On a port-0 bind (a flow's
+          // socket towards its origin) the kernel may hand out an ephemeral port already bound by another
+          // SO_REUSEPORT socket of the same user, and the origin's answers are then hashed to either socket.
+          ...(share === 'reusePort' && o.port !== 0 ? { reusePort: true } : {}),
         } as dgram.SocketOptions);
         const failed = (e: NodeJS.ErrnoException): void => {
           if (isDescriptorError(e.code)) guard.upstreamError(e.code);
