@@ -363,7 +363,10 @@ export function nodeArm(opts: { timeoutMs?: number } = {}): Arm {
   return {
     name: 'node',
     start(build) {
-      const nets = { client: createNodeNetwork(), edge: createNodeNetwork(), origin: createNodeNetwork() };
+      // REFRACT_TEST_SOCKETS=net: the edge on net.Socket (NodeConn, the fallback when the runtime's TCP handles are
+      // not reachable) instead of HandleConn; .ci/run runs the parity suites once that way.
+      const sockets = process.env['REFRACT_TEST_SOCKETS'] === 'net' ? 'net' : 'handles';
+      const nets = { client: createNodeNetwork(), edge: createNodeNetwork({ sockets }), origin: createNodeNetwork() };
       const slowOrigin = (_net: Network, delayMs: number): ReturnType<FixtureMaker> => pythonBlackHole(delayMs);
       const faulty: FaultMaker = async (target, toxics) => {
         const p = await startFaultProxy({ target, toxics });
