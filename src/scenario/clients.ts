@@ -7,6 +7,7 @@ import { Buffer } from 'node:buffer';
 import { EDGE_CIPHERS } from '../core/tls-ciphers.ts';
 import { type CertInfo, type Conn, type ConnHandlers, type TlsClientParams, type UdpSocket } from '../net/ports.ts';
 import { DATAGRAM_DEFAULT_COUNT, DATAGRAM_DEFAULT_EVERY_MS, LOAD_DEFAULT_BYTES, LOAD_DEFAULT_EVERY_MS, loadId, parseIpPort, sourceAddress, type IpPort } from './schema.ts';
+import { REPORT_PREFIX_BYTES } from './results.ts';
 import { type DialledDatagram, type FlowTrack, type Tracker } from './tracker.ts';
 import { type TimelineStep } from './types.ts';
 import { type World } from './world.ts';
@@ -66,11 +67,17 @@ export class Clients {
 
   /** Connection ids that `send`, `end` or `reset` steps name: only those need their socket once it has closed. */
   readonly #addressed: ReadonlySet<string>;
+  /**
+   * Connection ids whose whole received text (up to KEEP_RECEIVED_BYTES) an expectation compares (undefined: every
+   * id). The others keep only what the report's `received` prefix decodes (REPORT_PREFIX_BYTES).
+   */
+  readonly #expected: ReadonlySet<string> | undefined;
 
-  constructor(world: World, tracker: Tracker, timeline: readonly TimelineStep[] = []) {
+  constructor(world: World, tracker: Tracker, timeline: readonly TimelineStep[] = [], expected?: ReadonlySet<string>) {
     this.#world = world;
     this.#tracker = tracker;
     this.#addressed = new Set(timeline.flatMap((s) => ('send' in s ? [s.send.id] : 'end' in s ? [s.end.id] : 'reset' in s ? [s.reset.id] : [])));
+    this.#expected = expected;
   }
 
   /**
@@ -80,6 +87,7 @@ export class Clients {
   open(id: string, client: string, to: string, from: string | undefined, halfOpen: boolean, onConnect?: (c: Conn) => void, tlsSpec?: ConnectTls): void {
     const t = this.#tracker.addConnection(id, halfOpen, tlsSpec !== undefined);
     const release = !this.#addressed.has(id);
+    const keep = this.#expected === undefined || this.#expected.has(id) ? KEEP_RECEIVED_BYTES : REPORT_PREFIX_BYTES;
     const world = this.#world;
     const sim = world.sim;
     const host = world.host(client);
@@ -117,8 +125,10 @@ export class Clients {
       },
       data(d) {
         t.receivedBytes += d.byteLength;
-        if (t.keptBytes < KEEP_RECEIVED_BYTES) {
-          const take = d.subarray(0, KEEP_RECEIVED_BYTES - t.keptBytes);
+        const room = keep - t.keptBytes;
+        if (room > 0) {
+          // The chunk itself when it fits (a view of the same bytes either way: no copy, and no view object more).
+          const take = d.byteLength <= room ? d : d.subarray(0, room);
           t.kept.push(take);
           t.keptBytes += take.byteLength;
         }

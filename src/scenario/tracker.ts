@@ -30,6 +30,8 @@ export type DialledDatagram = DatagramStep & { readonly to: string };
 /** What the run learns about one timeline connection. */
 export interface Track {
   readonly id: string;
+  /** Position among the tracker's connections (the order they opened). */
+  readonly index: number;
   readonly halfOpen: boolean;
   conn: Conn | undefined;
   kept: Uint8Array[];
@@ -149,6 +151,7 @@ export class Tracker {
   addConnection(id: string, halfOpen: boolean, tls: boolean): Track {
     const t: Track = {
       id,
+      index: this.connections.size,
       halfOpen,
       conn: undefined,
       kept: [],

@@ -48,3 +48,23 @@ test('received: the first 200 units of the whole text, then … when there is mo
     { numRuns: 1500 },
   );
 });
+
+test('received: many connections in one report, each its own prefix (a head like the previous one shares its string)', () => {
+  const enc = new TextEncoder();
+  const pool = ['x'.repeat(10_240), 'x'.repeat(10_240), 'x'.repeat(200), 'x'.repeat(201), 'y'.repeat(300), `${'x'.repeat(150)}é${'x'.repeat(100)}`, 'x'.repeat(300), '', 'abc', 'abc', 'abd', '😀'.repeat(150), 'x'.repeat(300)];
+  fc.assert(
+    fc.property(fc.array(fc.nat({ max: pool.length - 1 }), { maxLength: 12 }), fc.array(fc.nat(), { maxLength: 3 }), (picks, at) => {
+      const tracker = new Tracker([]);
+      const bytes = picks.map((p, i) => {
+        const b = enc.encode(pool[p]!);
+        const t = tracker.addConnection(`c${i}`, false, false);
+        t.kept = cut(b, at);
+        t.keptBytes = b.byteLength;
+        return b;
+      });
+      const { connections } = connectionReports(tracker.connections.values(), new Set());
+      assert.deepEqual(connections.map((c) => c.received), bytes.map(reference));
+    }),
+    { numRuns: 500 },
+  );
+});
