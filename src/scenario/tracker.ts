@@ -99,6 +99,52 @@ export function endpointKey(address: string, port: number): string {
   return formatIpPort(v4?.[1] ?? address, port);
 }
 
+/** The address part of `endpointKey` (`endpointKey(a, p)` is `${addressKey(a)}:${p}`); an IPv4 address is itself. */
+export function addressKey(address: string): string {
+  if (address.indexOf(':') < 0) return address;
+  const v4 = address.startsWith(':') ? /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address) : null;
+  return v4 !== null ? v4[1]! : `[${address}]`;
+}
+
+/**
+ * TCP sockets by address, then port: what `endpointKey` keys, without an `ip:port` string per socket (an IPv4
+ * address is its own key, so a host's address string is looked up as it is, its hash computed once). An entry is
+ * taken out when it is found: each socket is looked up once, and the maps hold only the sockets in flight.
+ */
+class SocketIndex<T> {
+  readonly #byAddress = new Map<string, Map<number, T>>();
+
+  set(address: string, port: number, v: T): void {
+    const key = addressKey(address);
+    let ports = this.#byAddress.get(key);
+    if (ports === undefined) this.#byAddress.set(key, (ports = new Map()));
+    ports.set(port, v);
+  }
+
+  /** The entry at (`addressKey` `key`, `port`), removed. */
+  take(key: string, port: number): T | undefined {
+    const ports = this.#byAddress.get(key);
+    if (ports === undefined) return undefined;
+    const v = ports.get(port);
+    if (v !== undefined) ports.delete(port);
+    return v;
+  }
+
+  /** The entry of the engine's endpoint text (`address:port`, IPv6 unbracketed), removed. */
+  takeText(text: string): T | undefined {
+    const i = text.lastIndexOf(':');
+    if (i < 0 || !isDigits(text, i + 1) || text.length - i > 6) return undefined;
+    let port = 0;
+    for (let j = i + 1; j < text.length; j++) port = port * 10 + text.charCodeAt(j) - 48;
+    // The address part: the last one seen when the text starts with it (no slice per record), else sliced.
+    const last = this.#lastText;
+    const address = last !== undefined && last.length === i && text.startsWith(last) ? last : (this.#lastText = text.slice(0, i));
+    return this.take(address.indexOf(':') < 0 ? address : addressKey(address), port);
+  }
+
+  #lastText: string | undefined = undefined;
+}
+
 /** The engine writes endpoints as `address:port` (IPv6 unbracketed): re-key them as `endpointKey` does. */
 function splitEndpoint(text: string): string {
   const i = text.lastIndexOf(':');
@@ -124,11 +170,12 @@ export class Tracker {
   readonly flows = new Map<string, FlowTrack>();
   /** Closing events (TCP and UDP) by Status, over every edge. */
   readonly byStatus: Record<string, number> = {};
-  readonly #byClientAddr = new Map<string, Track>();
+  /** Client sockets (their local address) → the timeline connection (taken out at the edge's `accept`). */
+  readonly #byClientAddr = new SocketIndex<Track>();
   /** Edge incarnation (generation) → its connection numbers → timeline connections (number keys: no string per lookup). */
   readonly #byEdgeConn = new Map<number, Map<number, Track>>();
-  /** Upstream socket (edge side `ip:port`) → the timeline connection whose dial opened it. */
-  readonly #byUpstream = new Map<string, Track>();
+  /** Upstream socket (edge side) → the timeline connection whose dial opened it (taken out when an origin accepts it). */
+  readonly #byUpstream = new SocketIndex<Track>();
   readonly #byUdpClient = new Map<string, FlowTrack>();
   readonly #byEdgeFlow = new Map<string, FlowTrack>();
   /** `edge host|port` of a flow's upstream socket → its timeline flow. */
@@ -182,7 +229,7 @@ export class Tracker {
 
   /** The client socket of `t` is bound at `local`: the edge's `accept` will name that address. */
   clientSocket(t: Track, local: SocketAddress): void {
-    this.#byClientAddr.set(endpointKey(local.address, local.port), t);
+    this.#byClientAddr.set(local.address, local.port, t);
   }
 
   /** A new timeline flow; its client socket is bound by the caller. */
@@ -227,7 +274,7 @@ export class Tracker {
 
   /** The engine opened an upstream TCP socket at `local`: it serves the connection whose `dial` came last. */
   upstreamOpened(local: SocketAddress): void {
-    if (this.#pendingDial !== undefined) this.#byUpstream.set(endpointKey(local.address, local.port), this.#pendingDial);
+    if (this.#pendingDial !== undefined) this.#byUpstream.set(local.address, local.port, this.#pendingDial);
     this.#pendingDial = undefined;
   }
 
@@ -244,7 +291,7 @@ export class Tracker {
     }
     switch (r.event) {
       case 'accept': {
-        const t = this.#byClientAddr.get(splitEndpoint(String(r['client'])));
+        const t = this.#byClientAddr.takeText(String(r['client']));
         if (t === undefined) return;
         t.edge = edge;
         t.acceptAt = r.t;
@@ -354,14 +401,25 @@ export class Tracker {
         origin_fingerprint: e.OriginTlsFingerprint,
       };
     }
-    if (e.OriginIP !== '') t.origin = endpointKey(e.OriginIP, e.OriginPort);
+    if (e.OriginIP !== '') t.origin = this.#originKey(e.OriginIP, e.OriginPort);
   }
+
+  /** `endpointKey` of a closing event's origin: the previous event's string again when it names the same origin. */
+  #originKey(ip: string, port: number): string {
+    const last = this.#lastOrigin;
+    if (last !== undefined && last.ip === ip && last.port === port) return last.key;
+    const key = endpointKey(ip, port);
+    this.#lastOrigin = { ip, port, key };
+    return key;
+  }
+
+  #lastOrigin: { ip: string; port: number; key: string } | undefined = undefined;
 
   // ── the origin side ──
 
   /** The timeline connection an origin's accepted socket serves, by its remote (the edge's upstream socket). */
   connectionOfUpstream(remote: SocketAddress): Track | undefined {
-    return this.#byUpstream.get(endpointKey(remote.address, remote.port));
+    return this.#byUpstream.take(addressKey(remote.address), remote.port);
   }
 
   /** The timeline flow a datagram an origin received belongs to, by its source (the edge's upstream socket for it). */
