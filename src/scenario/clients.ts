@@ -7,8 +7,8 @@ import { Buffer } from 'node:buffer';
 import { EDGE_CIPHERS } from '../core/tls-ciphers.ts';
 import { type CertInfo, type Conn, type ConnHandlers, type TlsClientParams, type UdpSocket } from '../net/ports.ts';
 import { DATAGRAM_DEFAULT_COUNT, DATAGRAM_DEFAULT_EVERY_MS, LOAD_DEFAULT_BYTES, LOAD_DEFAULT_EVERY_MS, loadId, parseIpPort, sourceAddress, type IpPort } from './schema.ts';
-import { REPORT_PREFIX_BYTES } from './results.ts';
-import { type DialledDatagram, type FlowTrack, type Tracker } from './tracker.ts';
+import { REPORT_PREFIX_BYTES, reportReceived } from './results.ts';
+import { NO_CHUNKS, type DialledDatagram, type FlowTrack, type Tracker } from './tracker.ts';
 import { type TimelineStep } from './types.ts';
 import { type World } from './world.ts';
 
@@ -129,8 +129,14 @@ export class Clients {
         if (room > 0) {
           // The chunk itself when it fits (a view of the same bytes either way: no copy, and no view object more).
           const take = d.byteLength <= room ? d : d.subarray(0, room);
-          t.kept.push(take);
+          if (t.kept === NO_CHUNKS) t.kept = [take];
+          else t.kept.push(take);
           t.keptBytes += take.byteLength;
+          // All the report reads is kept and nothing compares more: its `received` now, and the chunks let go.
+          if (t.keptBytes === REPORT_PREFIX_BYTES && keep === REPORT_PREFIX_BYTES) {
+            t.received = reportReceived(t.kept, t.keptBytes);
+            t.kept = NO_CHUNKS;
+          }
         }
       },
       end() {

@@ -198,8 +198,6 @@ export const round3 = (x: number): number => Math.round(x * 1000) / 1000;
  * names: only those are decoded in full; the report shows a prefix of every one).
  */
 export function connectionReports(tracks: Iterable<Track>, expected: ReadonlySet<string>): { connections: ConnectionReport[]; texts: Map<string, string> } {
-  const decoder = new TextDecoder();
-  const memo: PrefixMemo = { len: -1, text: '' };
   const texts = new Map<string, string>();
   const connections: ConnectionReport[] = [...tracks].map((t) => {
     if (expected.has(t.id)) texts.set(t.id, decoder.decode(concat(t.kept, t.keptBytes)));
@@ -213,7 +211,7 @@ export function connectionReports(tracks: Iterable<Track>, expected: ReadonlySet
       origin: t.origin ?? null,
       clientBytes: t.clientBytes,
       originBytes: t.originBytes,
-      received: receivedPrefix(decoder, t.kept, t.keptBytes, memo),
+      received: t.received ?? receivedPrefix(decoder, t.kept, t.keptBytes, lastHead),
       receivedBytes: t.receivedBytes,
       reason: t.reason ?? null,
       connectMs: t.acceptAt !== undefined && t.establishedAt !== undefined ? round3(t.establishedAt - t.acceptAt) : null,
@@ -322,6 +320,17 @@ function receivedPrefix(decoder: { decode(bytes: Uint8Array): string }, kept: re
 interface PrefixMemo {
   len: number;
   text: string;
+}
+const lastHead: PrefixMemo = { len: -1, text: '' };
+const decoder = new TextDecoder();
+
+/**
+ * The report's `received` of what a connection kept, `kept` (`keptBytes` in all): what `connectionReports` writes for
+ * it. A connection that will keep no more bytes (REPORT_PREFIX_BYTES kept) can have it made at once, and its chunks
+ * let go.
+ */
+export function reportReceived(kept: readonly Uint8Array[], keptBytes: number): string {
+  return receivedPrefix(decoder, kept, keptBytes, lastHead);
 }
 
 /** The first REPORT_RECEIVED_CHARS + 1 received bytes, when ASCII (reused: decoded before the next connection's). */

@@ -27,6 +27,9 @@ import { type DatagramStep } from './types.ts';
 /** A `datagram` step with its destination known: its `to`, or the address its `resolved` answered and its `port`. */
 export type DialledDatagram = DatagramStep & { readonly to: string };
 
+/** A connection's `kept` while it holds no chunk (shared: replaced by an array at the first, never pushed to). */
+export const NO_CHUNKS: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
+
 /** What the run learns about one timeline connection. */
 export interface Track {
   readonly id: string;
@@ -34,8 +37,11 @@ export interface Track {
   readonly index: number;
   readonly halfOpen: boolean;
   conn: Conn | undefined;
+  /** Received chunks kept (NO_CHUNKS before the first, and after `received` was made from them). */
   kept: Uint8Array[];
   keptBytes: number;
+  /** The report's `received`, once made before the report (the connection keeps no more bytes). */
+  received: string | undefined;
   receivedBytes: number;
   error: string | undefined;
   closedAt: number | undefined;
@@ -201,8 +207,9 @@ export class Tracker {
       index: this.connections.size,
       halfOpen,
       conn: undefined,
-      kept: [],
+      kept: NO_CHUNKS,
       keptBytes: 0,
+      received: undefined,
       receivedBytes: 0,
       error: undefined,
       closedAt: undefined,
@@ -383,8 +390,11 @@ export class Tracker {
       if (e.OriginIP !== '') f.origin = endpointKey(e.OriginIP, e.OriginPort);
       return;
     }
-    const t = this.#byEdgeConn.get(gen)?.get(Number(e.ConnectionID));
+    const conns = this.#byEdgeConn.get(gen);
+    const n = Number(e.ConnectionID);
+    const t = conns?.get(n);
     if (t === undefined) return;
+    conns!.delete(n); // the closing event is the connection's last word: nothing looks it up after
     t.event = e.Event;
     t.matched = e.ClientMatchedIpFirewall;
     t.country = e.ClientCountry;
