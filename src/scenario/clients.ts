@@ -5,7 +5,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { EDGE_CIPHERS } from '../core/tls-ciphers.ts';
-import { type CertInfo, type Conn, type ConnHandlers, type TlsClientParams, type UdpSocket } from '../net/ports.ts';
+import { type CertInfo, type Conn, type ConnectTcpOptions, type ConnHandlers, type TlsClientParams, type UdpSocket } from '../net/ports.ts';
 import { DATAGRAM_DEFAULT_COUNT, DATAGRAM_DEFAULT_EVERY_MS, LOAD_DEFAULT_BYTES, LOAD_DEFAULT_EVERY_MS, loadId, parseIpPort, sourceAddress, type IpPort } from './schema.ts';
 import { REPORT_PREFIX_BYTES, reportReceived } from './results.ts';
 import { NO_CHUNKS, type DialledDatagram, type FlowTrack, type Tracker } from './tracker.ts';
@@ -62,8 +62,8 @@ function clientTlsParams(spec: ConnectTls, dialled: string, cas: readonly CertIn
 export class Clients {
   readonly #world: World;
   readonly #tracker: Tracker;
-  /** Each `to` a connection dialled, parsed (a load step dials the same one count times). */
-  readonly #dialled = new Map<string, IpPort>();
+  /** Each `to` a connection dialled, parsed, with its connect options (a load step dials the same one count times). */
+  readonly #dialled = new Map<string, { dst: IpPort; opts: ConnectTcpOptions }>();
 
   /** Connection ids that `send`, `end` or `reset` steps name: only those need their socket once it has closed. */
   readonly #addressed: ReadonlySet<string>;
@@ -96,9 +96,15 @@ export class Clients {
       t.closedAt = sim.clock.now();
       return;
     }
-    let dst = this.#dialled.get(to);
-    if (dst === undefined) this.#dialled.set(to, (dst = parseIpPort(to)!));
-    const c = host.connectTcp({ host: dst.address, port: dst.port, ...(from === undefined ? {} : { localAddress: from }) });
+    let dialled = this.#dialled.get(to);
+    if (dialled === undefined) {
+      const p = parseIpPort(to)!;
+      // Shared by every connection to `to` without `from` (connectTcp only reads its options).
+      dialled = { dst: p, opts: Object.freeze({ host: p.address, port: p.port }) };
+      this.#dialled.set(to, dialled);
+    }
+    const dst = dialled.dst;
+    const c = host.connectTcp(from === undefined ? dialled.opts : { host: dst.address, port: dst.port, localAddress: from });
     t.conn = c;
     this.#tracker.clientSocket(t, c.local);
     const handlers: Partial<ConnHandlers> = {
