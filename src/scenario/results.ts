@@ -295,6 +295,9 @@ function receivedPrefix(decoder: { decode(bytes: Uint8Array): string }, kept: re
   // the text's first units one for one, so the prefix is those bytes, and `…` follows when there are more.
   const head = keptBytes <= REPORT_RECEIVED_CHARS ? keptBytes : REPORT_RECEIVED_CHARS + 1;
   let same = last.len === head;
+  // The common case in one native comparison: the first chunk holds the whole head, with the previous head's bytes.
+  const first = kept[0];
+  if (same && first !== undefined && first.byteLength >= head && asciiHeadBytes.compare(first, 0, head, 0, head) === 0) return last.text;
   let at = 0;
   for (let i = 0; i < kept.length && at < head; i++) {
     const c = kept[i]!;

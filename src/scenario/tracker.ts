@@ -302,21 +302,21 @@ export class Tracker {
         if (t === undefined) return;
         t.edge = edge;
         t.acceptAt = r.t;
-        let conns = this.#byEdgeConn.get(gen);
+        let conns = this.#connsOf(gen);
         if (conns === undefined) this.#byEdgeConn.set(gen, (conns = new Map()));
         conns.set(r.conn, t);
         return;
       }
       case 'dial':
-        this.#pendingDial = this.#byEdgeConn.get(gen)?.get(r.conn);
+        this.#pendingDial = this.#connsOf(gen)?.get(r.conn);
         return;
       case 'established': {
-        const t = this.#byEdgeConn.get(gen)?.get(r.conn);
+        const t = this.#connsOf(gen)?.get(r.conn);
         if (t !== undefined) t.establishedAt = r.t;
         return;
       }
       case 'close': {
-        const t = this.#byEdgeConn.get(gen)?.get(r.conn);
+        const t = this.#connsOf(gen)?.get(r.conn);
         if (t === undefined) return;
         t.status = Number(r['status']);
         t.reason = String(r['reason']);
@@ -390,7 +390,7 @@ export class Tracker {
       if (e.OriginIP !== '') f.origin = endpointKey(e.OriginIP, e.OriginPort);
       return;
     }
-    const conns = this.#byEdgeConn.get(gen);
+    const conns = this.#connsOf(gen);
     const n = Number(e.ConnectionID);
     const t = conns?.get(n);
     if (t === undefined) return;
@@ -413,6 +413,20 @@ export class Tracker {
     }
     if (e.OriginIP !== '') t.origin = this.#originKey(e.OriginIP, e.OriginPort);
   }
+
+  /** Incarnation `gen`'s connection numbers (the last incarnation asked for is remembered: mostly the same one). */
+  #connsOf(gen: number): Map<number, Track> | undefined {
+    if (gen === this.#lastGen && this.#lastConns !== undefined) return this.#lastConns;
+    const conns = this.#byEdgeConn.get(gen);
+    if (conns !== undefined) {
+      this.#lastGen = gen;
+      this.#lastConns = conns;
+    }
+    return conns;
+  }
+
+  #lastGen = -1;
+  #lastConns: Map<number, Track> | undefined = undefined;
 
   /** `endpointKey` of a closing event's origin: the previous event's string again when it names the same origin. */
   #originKey(ip: string, port: number): string {
