@@ -3,8 +3,9 @@
  * The engine has no hooks for this: only its two streams, and the order in which it records and acts.
  *
  * A TCP connection:
- * - the client's socket address (`ip:port`, chosen by the client host) is the key; the edge's `accept` trace record
- *   carries the same address as `client`, which ties the edge's connection number to the timeline id;
+ * - the client's socket address (address and port, chosen by the client host) is the key; the edge's `accept` trace
+ *   record carries the same address as `client` (`ip:port` text), which ties the edge's connection number to the
+ *   timeline id;
  * - the edge's other trace records and its Spectrum events carry that number (`conn`, `ConnectionID`), prefixed here
  *   with the edge incarnation's generation (`<gen>#<n>`: a restarted edge numbers from 1 again);
  * - the origin side: the edge dials through a thin wrapper of its Network (`edges.ts`) that reports the new upstream
