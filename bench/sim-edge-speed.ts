@@ -9,7 +9,8 @@
  * against another checkout (say `git worktree add /tmp/base <commit>` with a node_modules symlink): R rounds, each
  * a fresh process of this bench on this checkout's runner and one on DIR's (`--runner DIR`), alternating which goes
  * first, then the medians of both and their ratio. The figures: wall lifecycles/s, and per CPU second of the process
- * (user + system, `process.cpuUsage`), which moves less when other work shares the machine.
+ * (user + system, `process.cpuUsage`), which moves less when other work shares the machine. Node flags given to this
+ * process (`node --max-semi-space-size=64 --import tsx bench/sim-edge-speed.ts … --vs DIR`) are passed to both sides.
  */
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
@@ -40,9 +41,11 @@ function median(xs: number[]): number {
 if (vs !== undefined) {
   // A/B: fresh processes, alternating order; each prints one JSON line last.
   const self = fileURLToPath(import.meta.url);
+  // Node's own flags given to this process (say --max-semi-space-size=64) go to both sides' processes too.
+  const nodeFlags = process.execArgv.filter((a, i, all) => a !== '--import' && all[i - 1] !== '--import' && !a.startsWith('--import='));
   const here = resolve(fileURLToPath(new URL('../', import.meta.url)));
   const one = (dir: string): { wall: number; cpu: number; hash: string } => {
-    const out = execFileSync(process.execPath, ['--import', 'tsx', self, String(count), String(concurrency), '--runner', dir], { cwd: here, encoding: 'utf8' });
+    const out = execFileSync(process.execPath, [...nodeFlags, '--import', 'tsx', self, String(count), String(concurrency), '--runner', dir], { cwd: here, encoding: 'utf8' });
     const last = out.trim().split('\n').at(-1)!;
     return JSON.parse(last) as { wall: number; cpu: number; hash: string };
   };

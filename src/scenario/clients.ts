@@ -5,9 +5,10 @@
  */
 import { Buffer } from 'node:buffer';
 import { EDGE_CIPHERS } from '../core/tls-ciphers.ts';
-import { type CertInfo, type Conn, type ConnHandlers, type TlsClientParams, type UdpSocket } from '../net/ports.ts';
+import { type CertInfo, type Conn, type ConnectTcpOptions, type ConnHandlers, type TlsClientParams, type UdpSocket } from '../net/ports.ts';
 import { DATAGRAM_DEFAULT_COUNT, DATAGRAM_DEFAULT_EVERY_MS, LOAD_DEFAULT_BYTES, LOAD_DEFAULT_EVERY_MS, loadId, parseIpPort, sourceAddress, type IpPort } from './schema.ts';
-import { type DialledDatagram, type FlowTrack, type Tracker } from './tracker.ts';
+import { REPORT_PREFIX_BYTES, reportReceived } from './results.ts';
+import { NO_CHUNKS, type DialledDatagram, type FlowTrack, type Tracker } from './tracker.ts';
 import { type TimelineStep } from './types.ts';
 import { type World } from './world.ts';
 
@@ -61,16 +62,22 @@ function clientTlsParams(spec: ConnectTls, dialled: string, cas: readonly CertIn
 export class Clients {
   readonly #world: World;
   readonly #tracker: Tracker;
-  /** Each `to` a connection dialled, parsed (a load step dials the same one count times). */
-  readonly #dialled = new Map<string, IpPort>();
+  /** Each `to` a connection dialled, parsed, with its connect options (a load step dials the same one count times). */
+  readonly #dialled = new Map<string, { dst: IpPort; opts: ConnectTcpOptions }>();
 
   /** Connection ids that `send`, `end` or `reset` steps name: only those need their socket once it has closed. */
   readonly #addressed: ReadonlySet<string>;
+  /**
+   * Connection ids whose whole received text (up to KEEP_RECEIVED_BYTES) an expectation compares (undefined: every
+   * id). The others keep only what the report's `received` prefix decodes (REPORT_PREFIX_BYTES).
+   */
+  readonly #expected: ReadonlySet<string> | undefined;
 
-  constructor(world: World, tracker: Tracker, timeline: readonly TimelineStep[] = []) {
+  constructor(world: World, tracker: Tracker, timeline: readonly TimelineStep[] = [], expected?: ReadonlySet<string>) {
     this.#world = world;
     this.#tracker = tracker;
     this.#addressed = new Set(timeline.flatMap((s) => ('send' in s ? [s.send.id] : 'end' in s ? [s.end.id] : 'reset' in s ? [s.reset.id] : [])));
+    this.#expected = expected;
   }
 
   /**
@@ -80,6 +87,7 @@ export class Clients {
   open(id: string, client: string, to: string, from: string | undefined, halfOpen: boolean, onConnect?: (c: Conn) => void, tlsSpec?: ConnectTls): void {
     const t = this.#tracker.addConnection(id, halfOpen, tlsSpec !== undefined);
     const release = !this.#addressed.has(id);
+    const keep = this.#expected === undefined || this.#expected.has(id) ? KEEP_RECEIVED_BYTES : REPORT_PREFIX_BYTES;
     const world = this.#world;
     const sim = world.sim;
     const host = world.host(client);
@@ -88,9 +96,15 @@ export class Clients {
       t.closedAt = sim.clock.now();
       return;
     }
-    let dst = this.#dialled.get(to);
-    if (dst === undefined) this.#dialled.set(to, (dst = parseIpPort(to)!));
-    const c = host.connectTcp({ host: dst.address, port: dst.port, ...(from === undefined ? {} : { localAddress: from }) });
+    let dialled = this.#dialled.get(to);
+    if (dialled === undefined) {
+      const p = parseIpPort(to)!;
+      // Shared by every connection to `to` without `from` (connectTcp only reads its options).
+      dialled = { dst: p, opts: Object.freeze({ host: p.address, port: p.port }) };
+      this.#dialled.set(to, dialled);
+    }
+    const dst = dialled.dst;
+    const c = host.connectTcp(from === undefined ? dialled.opts : { host: dst.address, port: dst.port, localAddress: from });
     t.conn = c;
     this.#tracker.clientSocket(t, c.local);
     const handlers: Partial<ConnHandlers> = {
@@ -117,10 +131,18 @@ export class Clients {
       },
       data(d) {
         t.receivedBytes += d.byteLength;
-        if (t.keptBytes < KEEP_RECEIVED_BYTES) {
-          const take = d.subarray(0, KEEP_RECEIVED_BYTES - t.keptBytes);
-          t.kept.push(take);
+        const room = keep - t.keptBytes;
+        if (room > 0) {
+          // The chunk itself when it fits (a view of the same bytes either way: no copy, and no view object more).
+          const take = d.byteLength <= room ? d : d.subarray(0, room);
+          if (t.kept === NO_CHUNKS) t.kept = [take];
+          else t.kept.push(take);
           t.keptBytes += take.byteLength;
+          // All the report reads is kept and nothing compares more: its `received` now, and the chunks let go.
+          if (t.keptBytes === REPORT_PREFIX_BYTES && keep === REPORT_PREFIX_BYTES) {
+            t.received = reportReceived(t.kept, t.keptBytes);
+            t.kept = NO_CHUNKS;
+          }
         }
       },
       end() {

@@ -6,7 +6,7 @@
 import { type CertInfo } from '../net/ports.ts';
 import { type AnalyticsRow } from './analytics.ts';
 import { type ApiOutcome, type ConnectionReport, type DescriptorCounts, type Fail, type FlowReport, type ResolutionReport, type ScenarioReport, type UdpCounters } from './results.ts';
-import { canonicalIp, formatIpPort, LOAD_DEFAULT_BYTES, loadIds, parseIpPort, UDP_COUNTER_KEYS } from './schema.ts';
+import { canonicalIp, formatIpPort, LOAD_DEFAULT_BYTES, loadId, parseIpPort, UDP_COUNTER_KEYS } from './schema.ts';
 import { type ConnExpectation, type CountExpectation, type FlowExpectation, type ScenarioFile } from './types.ts';
 
 /** How the run ended, for the quiescence expectation's message. */
@@ -81,7 +81,8 @@ function checkConnection(x: ConnExpectation, c: ConnectionReport, fullText: stri
 
 /**
  * The connection, status, connect-time, load and quiescence expectations. `texts`: the whole received text of each
- * connection an expectation names; `certs`: the scenario's certificates (for `tls.origin_fingerprint_of`).
+ * connection an expectation names; `certs`: the scenario's certificates (for `tls.origin_fingerprint_of`);
+ * `reportOf`: a connection's report by id (default: a map of `connections` built here).
  */
 export function checkExpectations(
   sc: ScenarioFile,
@@ -91,11 +92,19 @@ export function checkExpectations(
   end: RunEnd,
   fail: Fail,
   certs: ReadonlyMap<string, CertInfo>,
+  reportOf?: (id: string) => ConnectionReport | undefined,
 ): void {
   const ex = sc.expect ?? {};
-  const byId = new Map(connections.map((c) => [c.id, c] as const));
+  let byId: ((id: string) => ConnectionReport | undefined) | undefined = reportOf;
+  const lookup = (id: string): ConnectionReport | undefined => {
+    if (byId === undefined) {
+      const m = new Map(connections.map((c) => [c.id, c] as const));
+      byId = (i) => m.get(i);
+    }
+    return byId(id);
+  };
   ex.connections?.forEach((x, k) => {
-    const c = byId.get(x.id);
+    const c = lookup(x.id);
     const base = `/expect/connections/${k}`;
     if (c === undefined) fail(`${base}/id`, `connection ${x.id} was opened`, 'never opened');
     else checkConnection(x, c, texts.get(x.id) ?? '', base, fail, certs);
@@ -126,10 +135,12 @@ export function checkExpectations(
   sc.timeline.forEach((step, i) => {
     if (!('load' in step) || step.load.echo_bytes_expected !== true) return;
     const want = step.load.bytes ?? LOAD_DEFAULT_BYTES;
-    const wrong = loadIds(step.load).flatMap((id) => {
-      const c = byId.get(id);
-      return c === undefined || c.receivedBytes !== want ? [`${id}: ${c?.receivedBytes ?? 0}`] : [];
-    });
+    const wrong: string[] = [];
+    for (let k = 0; k < step.load.count; k++) {
+      const id = loadId(step.load, k);
+      const c = lookup(id);
+      if (c === undefined || c.receivedBytes !== want) wrong.push(`${id}: ${c?.receivedBytes ?? 0}`);
+    }
     if (wrong.length > 0) {
       const shown = wrong.slice(0, 5).join(', ') + (wrong.length > 5 ? `, … (${wrong.length} in all)` : '');
       fail(`/timeline/${i}/load/echo_bytes_expected`, `${want} bytes back on each of ${step.load.count} connections`, shown);

@@ -2,6 +2,7 @@
  * The report of a run (`ScenarioReport` and its parts, re-exported by `runner.ts`) and how each timeline connection
  * and flow the tracker followed becomes a line of it.
  */
+import { Buffer } from 'node:buffer';
 import type { AnalyticsRow } from './analytics.ts';
 import { type UDP_COUNTER_KEYS } from './schema.ts';
 import { type ResolutionTrack } from './resolutions.ts';
@@ -182,6 +183,11 @@ export interface ScenarioReport {
 }
 
 const REPORT_RECEIVED_CHARS = 200;
+/**
+ * Received bytes the report's `received` prefix reads at most (`receivedPrefixDecoded`'s limit; the ASCII path reads
+ * REPORT_RECEIVED_CHARS + 1): a connection no expectation compares the whole text of needs no more kept.
+ */
+export const REPORT_PREFIX_BYTES = REPORT_RECEIVED_CHARS * 4 + 4;
 /** Received payloads listed per flow in the report. */
 const REPORT_DATAGRAMS = 50;
 
@@ -192,7 +198,6 @@ export const round3 = (x: number): number => Math.round(x * 1000) / 1000;
  * names: only those are decoded in full; the report shows a prefix of every one).
  */
 export function connectionReports(tracks: Iterable<Track>, expected: ReadonlySet<string>): { connections: ConnectionReport[]; texts: Map<string, string> } {
-  const decoder = new TextDecoder();
   const texts = new Map<string, string>();
   const connections: ConnectionReport[] = [...tracks].map((t) => {
     if (expected.has(t.id)) texts.set(t.id, decoder.decode(concat(t.kept, t.keptBytes)));
@@ -206,7 +211,7 @@ export function connectionReports(tracks: Iterable<Track>, expected: ReadonlySet
       origin: t.origin ?? null,
       clientBytes: t.clientBytes,
       originBytes: t.originBytes,
-      received: receivedPrefix(decoder, t.kept, t.keptBytes),
+      received: t.received ?? receivedPrefix(decoder, t.kept, t.keptBytes, lastHead),
       receivedBytes: t.receivedBytes,
       reason: t.reason ?? null,
       connectMs: t.acceptAt !== undefined && t.establishedAt !== undefined ? round3(t.establishedAt - t.acceptAt) : null,
@@ -282,31 +287,62 @@ export function sortedCounts(m: Record<string, number>): Record<string, number> 
  * The report's `received`: the text's first REPORT_RECEIVED_CHARS UTF-16 units, then `…` if there is more. Decoding
  * the first 4 units' worth of bytes per unit (plus 4) gives the same prefix as decoding everything: every 3 bytes
  * yield at least one unit, and only an incomplete sequence at the cut (≤ 3 bytes) can decode differently.
+ * `last`: the previous connection's ASCII head, whose string is returned again when this head has the same bytes
+ * (a load's connections mostly receive the same bytes: one string for all of them, not one each).
  */
-function receivedPrefix(decoder: { decode(bytes: Uint8Array): string }, kept: readonly Uint8Array[], keptBytes: number): string {
+function receivedPrefix(decoder: { decode(bytes: Uint8Array): string }, kept: readonly Uint8Array[], keptBytes: number, last: PrefixMemo): string {
   // Most connections receive ASCII: when the first REPORT_RECEIVED_CHARS + 1 bytes (all, if fewer) are ASCII, they are
   // the text's first units one for one, so the prefix is those bytes, and `…` follows when there are more.
   const head = keptBytes <= REPORT_RECEIVED_CHARS ? keptBytes : REPORT_RECEIVED_CHARS + 1;
+  let same = last.len === head;
+  // The common case in one native comparison: the first chunk holds the whole head, with the previous head's bytes.
+  const first = kept[0];
+  if (same && first !== undefined && first.byteLength >= head && asciiHeadBytes.compare(first, 0, head, 0, head) === 0) return last.text;
   let at = 0;
   for (let i = 0; i < kept.length && at < head; i++) {
     const c = kept[i]!;
     for (let j = 0; j < c.byteLength && at < head; j++, at++) {
       const b = c[j]!;
-      if (b >= 0x80) return receivedPrefixDecoded(decoder, kept, keptBytes);
+      if (b >= 0x80) {
+        last.len = -1; // asciiHead now holds part of this text
+        return receivedPrefixDecoded(decoder, kept, keptBytes);
+      }
+      if (same && asciiHead[at] !== b) same = false;
       asciiHead[at] = b;
     }
   }
-  if (keptBytes <= REPORT_RECEIVED_CHARS) return decoder.decode(asciiHead.subarray(0, keptBytes));
-  return `${decoder.decode(asciiHead.subarray(0, REPORT_RECEIVED_CHARS))}…`;
+  if (same) return last.text;
+  // ASCII bytes are the same characters in latin1 (and Buffer's latin1 decoding needs no view object).
+  const text = keptBytes <= REPORT_RECEIVED_CHARS ? asciiHeadBytes.toString('latin1', 0, keptBytes) : `${asciiHeadBytes.toString('latin1', 0, REPORT_RECEIVED_CHARS)}…`;
+  last.len = head;
+  last.text = text;
+  return text;
+}
+
+/** The ASCII head `asciiHead` holds (`len` bytes; -1: none) and its `received` string. */
+interface PrefixMemo {
+  len: number;
+  text: string;
+}
+const lastHead: PrefixMemo = { len: -1, text: '' };
+const decoder = new TextDecoder();
+
+/**
+ * The report's `received` of what a connection kept, `kept` (`keptBytes` in all): what `connectionReports` writes for
+ * it. A connection that will keep no more bytes (REPORT_PREFIX_BYTES kept) can have it made at once, and its chunks
+ * let go.
+ */
+export function reportReceived(kept: readonly Uint8Array[], keptBytes: number): string {
+  return receivedPrefix(decoder, kept, keptBytes, lastHead);
 }
 
 /** The first REPORT_RECEIVED_CHARS + 1 received bytes, when ASCII (reused: decoded before the next connection's). */
 const asciiHead = new Uint8Array(REPORT_RECEIVED_CHARS + 1);
+const asciiHeadBytes = Buffer.from(asciiHead.buffer, asciiHead.byteOffset, asciiHead.byteLength);
 
 /** `receivedPrefix` for text that is not ASCII at its start. */
 function receivedPrefixDecoded(decoder: { decode(bytes: Uint8Array): string }, kept: readonly Uint8Array[], keptBytes: number): string {
-  const limit = REPORT_RECEIVED_CHARS * 4 + 4;
-  const n = keptBytes < limit ? keptBytes : limit;
+  const n = keptBytes < REPORT_PREFIX_BYTES ? keptBytes : REPORT_PREFIX_BYTES;
   const bytes = new Uint8Array(n);
   let at = 0;
   for (let i = 0; i < kept.length && at < n; i++) {

@@ -78,14 +78,15 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
   const analytics = opts.analytics === true || sc.expect?.analytics !== undefined ? new SimAnalytics() : undefined;
   const edges = new Edges(world, sc, tracker, trace, fail, analytics);
   for (const e of world.topo.edges) await edges.start(e.name, '/apps');
-  const clients = new Clients(world, tracker, sc.timeline);
+  const expected = new Set((sc.expect?.connections ?? []).map((x) => x.id));
+  const clients = new Clients(world, tracker, sc.timeline, expected);
   const resolutions = new Resolutions(world, sc);
   scheduleTimeline(sc, { world, clients, origins, edges, resolutions, fail });
 
   const { steps, stoppedBy } = await world.run(maxMs, opts.maxSteps ?? DEFAULT_MAX_STEPS, opts.onProgress);
 
   const end = { ...world.leftovers(), stoppedBy };
-  const { connections, texts } = connectionReports(tracker.connections.values(), new Set((sc.expect?.connections ?? []).map((x) => x.id)));
+  const { connections, texts } = connectionReports(tracker.connections.values(), expected);
   const { flows, received } = flowReports(tracker.flows.values());
   const udp = edges.udpCounters();
   const descriptors = world.descriptors();
@@ -93,7 +94,14 @@ export async function runScenario(file: ScenarioFile, opts: RunOptions = {}): Pr
   const resolved = resolutionReports(resolutions.tracks.values());
   const table = analytics?.table();
   edges.close();
-  checkExpectations(sc, connections, texts, tracker.byStatus, end, fail, world.certs);
+  // A connection's report by id through the tracker's own index (no map of every report built for the lookups).
+  const reportOf = (id: string): (typeof connections)[number] | undefined => {
+    const t = tracker.connections.get(id);
+    if (t === undefined) return undefined;
+    const c = connections[t.index];
+    return c !== undefined && c.id === id ? c : connections.find((x) => x.id === id);
+  };
+  checkExpectations(sc, connections, texts, tracker.byStatus, end, fail, world.certs, reportOf);
   checkFlowExpectations(sc, flows, received, udp, fail);
   checkDescriptorExpectations(sc, descriptors, fail);
   checkResolutionExpectations(sc, resolved, fail);

@@ -3,8 +3,9 @@
  * The engine has no hooks for this: only its two streams, and the order in which it records and acts.
  *
  * A TCP connection:
- * - the client's socket address (`ip:port`, chosen by the client host) is the key; the edge's `accept` trace record
- *   carries the same address as `client`, which ties the edge's connection number to the timeline id;
+ * - the client's socket address (address and port, chosen by the client host) is the key; the edge's `accept` trace
+ *   record carries the same address as `client` (`ip:port` text), which ties the edge's connection number to the
+ *   timeline id;
  * - the edge's other trace records and its Spectrum events carry that number (`conn`, `ConnectionID`), prefixed here
  *   with the edge incarnation's generation (`<gen>#<n>`: a restarted edge numbers from 1 again);
  * - the origin side: the edge dials through a thin wrapper of its Network (`edges.ts`) that reports the new upstream
@@ -27,13 +28,21 @@ import { type DatagramStep } from './types.ts';
 /** A `datagram` step with its destination known: its `to`, or the address its `resolved` answered and its `port`. */
 export type DialledDatagram = DatagramStep & { readonly to: string };
 
+/** A connection's `kept` while it holds no chunk (shared: replaced by an array at the first, never pushed to). */
+export const NO_CHUNKS: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
+
 /** What the run learns about one timeline connection. */
 export interface Track {
   readonly id: string;
+  /** Position among the tracker's connections (the order they opened). */
+  readonly index: number;
   readonly halfOpen: boolean;
   conn: Conn | undefined;
+  /** Received chunks kept (NO_CHUNKS before the first, and after `received` was made from them). */
   kept: Uint8Array[];
   keptBytes: number;
+  /** The report's `received`, once made before the report (the connection keeps no more bytes). */
+  received: string | undefined;
   receivedBytes: number;
   error: string | undefined;
   closedAt: number | undefined;
@@ -97,6 +106,52 @@ export function endpointKey(address: string, port: number): string {
   return formatIpPort(v4?.[1] ?? address, port);
 }
 
+/** The address part of `endpointKey` (`endpointKey(a, p)` is `${addressKey(a)}:${p}`); an IPv4 address is itself. */
+export function addressKey(address: string): string {
+  if (address.indexOf(':') < 0) return address;
+  const v4 = address.startsWith(':') ? /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address) : null;
+  return v4 !== null ? v4[1]! : `[${address}]`;
+}
+
+/**
+ * TCP sockets by address, then port: what `endpointKey` keys, without an `ip:port` string per socket (an IPv4
+ * address is its own key, so a host's address string is looked up as it is, its hash computed once). An entry is
+ * taken out when it is found: each socket is looked up once, and the maps hold only the sockets in flight.
+ */
+class SocketIndex<T> {
+  readonly #byAddress = new Map<string, Map<number, T>>();
+
+  set(address: string, port: number, v: T): void {
+    const key = addressKey(address);
+    let ports = this.#byAddress.get(key);
+    if (ports === undefined) this.#byAddress.set(key, (ports = new Map()));
+    ports.set(port, v);
+  }
+
+  /** The entry at (`addressKey` `key`, `port`), removed. */
+  take(key: string, port: number): T | undefined {
+    const ports = this.#byAddress.get(key);
+    if (ports === undefined) return undefined;
+    const v = ports.get(port);
+    if (v !== undefined) ports.delete(port);
+    return v;
+  }
+
+  /** The entry of the engine's endpoint text (`address:port`, IPv6 unbracketed), removed. */
+  takeText(text: string): T | undefined {
+    const i = text.lastIndexOf(':');
+    if (i < 0 || !isDigits(text, i + 1) || text.length - i > 6) return undefined;
+    let port = 0;
+    for (let j = i + 1; j < text.length; j++) port = port * 10 + text.charCodeAt(j) - 48;
+    // The address part: the last one seen when the text starts with it (no slice per record), else sliced.
+    const last = this.#lastText;
+    const address = last !== undefined && last.length === i && text.startsWith(last) ? last : (this.#lastText = text.slice(0, i));
+    return this.take(address.indexOf(':') < 0 ? address : addressKey(address), port);
+  }
+
+  #lastText: string | undefined = undefined;
+}
+
 /** The engine writes endpoints as `address:port` (IPv6 unbracketed): re-key them as `endpointKey` does. */
 function splitEndpoint(text: string): string {
   const i = text.lastIndexOf(':');
@@ -122,11 +177,12 @@ export class Tracker {
   readonly flows = new Map<string, FlowTrack>();
   /** Closing events (TCP and UDP) by Status, over every edge. */
   readonly byStatus: Record<string, number> = {};
-  readonly #byClientAddr = new Map<string, Track>();
+  /** Client sockets (their local address) → the timeline connection (taken out at the edge's `accept`). */
+  readonly #byClientAddr = new SocketIndex<Track>();
   /** Edge incarnation (generation) → its connection numbers → timeline connections (number keys: no string per lookup). */
   readonly #byEdgeConn = new Map<number, Map<number, Track>>();
-  /** Upstream socket (edge side `ip:port`) → the timeline connection whose dial opened it. */
-  readonly #byUpstream = new Map<string, Track>();
+  /** Upstream socket (edge side) → the timeline connection whose dial opened it (taken out when an origin accepts it). */
+  readonly #byUpstream = new SocketIndex<Track>();
   readonly #byUdpClient = new Map<string, FlowTrack>();
   readonly #byEdgeFlow = new Map<string, FlowTrack>();
   /** `edge host|port` of a flow's upstream socket → its timeline flow. */
@@ -149,10 +205,12 @@ export class Tracker {
   addConnection(id: string, halfOpen: boolean, tls: boolean): Track {
     const t: Track = {
       id,
+      index: this.connections.size,
       halfOpen,
       conn: undefined,
-      kept: [],
+      kept: NO_CHUNKS,
       keptBytes: 0,
+      received: undefined,
       receivedBytes: 0,
       error: undefined,
       closedAt: undefined,
@@ -179,7 +237,7 @@ export class Tracker {
 
   /** The client socket of `t` is bound at `local`: the edge's `accept` will name that address. */
   clientSocket(t: Track, local: SocketAddress): void {
-    this.#byClientAddr.set(endpointKey(local.address, local.port), t);
+    this.#byClientAddr.set(local.address, local.port, t);
   }
 
   /** A new timeline flow; its client socket is bound by the caller. */
@@ -224,7 +282,7 @@ export class Tracker {
 
   /** The engine opened an upstream TCP socket at `local`: it serves the connection whose `dial` came last. */
   upstreamOpened(local: SocketAddress): void {
-    if (this.#pendingDial !== undefined) this.#byUpstream.set(endpointKey(local.address, local.port), this.#pendingDial);
+    if (this.#pendingDial !== undefined) this.#byUpstream.set(local.address, local.port, this.#pendingDial);
     this.#pendingDial = undefined;
   }
 
@@ -241,25 +299,25 @@ export class Tracker {
     }
     switch (r.event) {
       case 'accept': {
-        const t = this.#byClientAddr.get(splitEndpoint(String(r['client'])));
+        const t = this.#byClientAddr.takeText(String(r['client']));
         if (t === undefined) return;
         t.edge = edge;
         t.acceptAt = r.t;
-        let conns = this.#byEdgeConn.get(gen);
+        let conns = this.#connsOf(gen);
         if (conns === undefined) this.#byEdgeConn.set(gen, (conns = new Map()));
         conns.set(r.conn, t);
         return;
       }
       case 'dial':
-        this.#pendingDial = this.#byEdgeConn.get(gen)?.get(r.conn);
+        this.#pendingDial = this.#connsOf(gen)?.get(r.conn);
         return;
       case 'established': {
-        const t = this.#byEdgeConn.get(gen)?.get(r.conn);
+        const t = this.#connsOf(gen)?.get(r.conn);
         if (t !== undefined) t.establishedAt = r.t;
         return;
       }
       case 'close': {
-        const t = this.#byEdgeConn.get(gen)?.get(r.conn);
+        const t = this.#connsOf(gen)?.get(r.conn);
         if (t === undefined) return;
         t.status = Number(r['status']);
         t.reason = String(r['reason']);
@@ -333,8 +391,11 @@ export class Tracker {
       if (e.OriginIP !== '') f.origin = endpointKey(e.OriginIP, e.OriginPort);
       return;
     }
-    const t = this.#byEdgeConn.get(gen)?.get(Number(e.ConnectionID));
+    const conns = this.#connsOf(gen);
+    const n = Number(e.ConnectionID);
+    const t = conns?.get(n);
     if (t === undefined) return;
+    conns!.delete(n); // the closing event is the connection's last word: nothing looks it up after
     t.event = e.Event;
     t.matched = e.ClientMatchedIpFirewall;
     t.country = e.ClientCountry;
@@ -351,14 +412,39 @@ export class Tracker {
         origin_fingerprint: e.OriginTlsFingerprint,
       };
     }
-    if (e.OriginIP !== '') t.origin = endpointKey(e.OriginIP, e.OriginPort);
+    if (e.OriginIP !== '') t.origin = this.#originKey(e.OriginIP, e.OriginPort);
   }
+
+  /** Incarnation `gen`'s connection numbers (the last incarnation asked for is remembered: mostly the same one). */
+  #connsOf(gen: number): Map<number, Track> | undefined {
+    if (gen === this.#lastGen && this.#lastConns !== undefined) return this.#lastConns;
+    const conns = this.#byEdgeConn.get(gen);
+    if (conns !== undefined) {
+      this.#lastGen = gen;
+      this.#lastConns = conns;
+    }
+    return conns;
+  }
+
+  #lastGen = -1;
+  #lastConns: Map<number, Track> | undefined = undefined;
+
+  /** `endpointKey` of a closing event's origin: the previous event's string again when it names the same origin. */
+  #originKey(ip: string, port: number): string {
+    const last = this.#lastOrigin;
+    if (last !== undefined && last.ip === ip && last.port === port) return last.key;
+    const key = endpointKey(ip, port);
+    this.#lastOrigin = { ip, port, key };
+    return key;
+  }
+
+  #lastOrigin: { ip: string; port: number; key: string } | undefined = undefined;
 
   // ── the origin side ──
 
   /** The timeline connection an origin's accepted socket serves, by its remote (the edge's upstream socket). */
   connectionOfUpstream(remote: SocketAddress): Track | undefined {
-    return this.#byUpstream.get(endpointKey(remote.address, remote.port));
+    return this.#byUpstream.take(addressKey(remote.address), remote.port);
   }
 
   /** The timeline flow a datagram an origin received belongs to, by its source (the edge's upstream socket for it). */

@@ -400,8 +400,12 @@ export class SimHost implements Network, TcpKernel<SimConn, SimListener>, UdpKer
   acceptedConn(listener: SimListener, client: SimConn): SimConn {
     const dual = listener.bindAddr === '::' && isV4(client.remoteRoute);
     const fam: IpFamily = dual ? 'IPv6' : isV4(client.remoteRoute) ? 'IPv4' : 'IPv6';
-    const local = { address: dual ? mapV4(client.remoteRoute) : client.remoteRoute, port: client.remote.port, family: fam };
-    const remote = { address: dual ? mapV4(client.localRoute) : client.localRoute, port: client.local.port, family: fam };
+    // The client's own address objects when they read the same (SocketAddress is immutable): two objects less per
+    // connection, alive as long as it.
+    const cr = client.remote;
+    const cl = client.local;
+    const local = !dual && cr.address === client.remoteRoute && cr.family === fam ? cr : { address: dual ? mapV4(client.remoteRoute) : client.remoteRoute, port: cr.port, family: fam };
+    const remote = !dual && cl.address === client.localRoute && cl.family === fam ? cl : { address: dual ? mapV4(client.localRoute) : client.localRoute, port: cl.port, family: fam };
     const s = new SimConn(this, false, local, remote);
     s.localRoute = client.remoteRoute;
     s.remoteRoute = client.localRoute;

@@ -285,8 +285,10 @@ export class VirtualClock implements Clock {
     await drainMicrotasks();
     const stop = this.#watchPromises();
     try {
-      while (steps < maxSteps && this.#stepUntil(until)) {
-        steps++;
+      while (steps < maxSteps) {
+        const n = this.#fireUntilPromised(until, maxSteps - steps);
+        if (n === 0) break;
+        steps += n;
         if (this.#promised) {
           await drainMicrotasks();
           this.#promised = false; // the drain's own promise, and what ran during it, are not the next timer's doing
@@ -308,13 +310,22 @@ export class VirtualClock implements Clock {
     };
   }
 
-  #stepUntil(until: number): boolean {
+  /**
+   * Fires timers due by `until`, at most `max`, stopping after one whose callbacks created or settled a promise (the
+   * caller drains microtasks then). Returns how many fired: one `#enter` for a run of timers, not one per timer.
+   */
+  #fireUntilPromised(until: number, max: number): number {
     this.#enter();
+    let n = 0;
     try {
-      return this.#fireNext(until);
+      while (n < max && this.#fireNext(until)) {
+        n++;
+        if (this.#promised) break;
+      }
     } finally {
       this.#running = false;
     }
+    return n;
   }
 
   #enter(): void {

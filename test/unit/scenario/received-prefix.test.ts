@@ -6,7 +6,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { connectionReports } from '../../../src/scenario/results.ts';
+import { connectionReports, reportReceived } from '../../../src/scenario/results.ts';
 import { Tracker } from '../../../src/scenario/tracker.ts';
 
 function reference(bytes: Uint8Array): string {
@@ -46,5 +46,27 @@ test('received: the first 200 units of the whole text, then … when there is mo
       assert.equal(received(cut(b, at)), reference(b));
     }),
     { numRuns: 1500 },
+  );
+});
+
+test('received: many connections in one report, each its own prefix (a head like the previous one shares its string), made during the run or at the report', () => {
+  const enc = new TextEncoder();
+  const pool = ['x'.repeat(10_240), 'x'.repeat(10_240), 'x'.repeat(200), 'x'.repeat(201), 'y'.repeat(300), `${'x'.repeat(150)}é${'x'.repeat(100)}`, 'x'.repeat(300), '', 'abc', 'abc', 'abd', '😀'.repeat(150), 'x'.repeat(300)];
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.nat({ max: pool.length - 1 }), fc.boolean()), { maxLength: 12 }), fc.array(fc.nat(), { maxLength: 3 }), (picks, at) => {
+      const tracker = new Tracker([]);
+      const bytes = picks.map(([p, early], i) => {
+        const b = enc.encode(pool[p]!);
+        const t = tracker.addConnection(`c${i}`, false, false);
+        t.kept = cut(b, at);
+        t.keptBytes = b.byteLength;
+        // As the clients do once a connection keeps no more bytes: `received` made during the run.
+        if (early) t.received = reportReceived(t.kept, t.keptBytes);
+        return b;
+      });
+      const { connections } = connectionReports(tracker.connections.values(), new Set());
+      assert.deepEqual(connections.map((c) => c.received), bytes.map(reference));
+    }),
+    { numRuns: 500 },
   );
 });

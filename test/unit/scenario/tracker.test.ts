@@ -27,6 +27,40 @@ void describe('Tracker', () => {
     tr.upstreamOpened({ address: '198.51.100.1', port: 50001, family: 'IPv4' });
     assert.equal(tr.connectionOfUpstream({ address: '198.51.100.1', port: 50000, family: 'IPv4' }), t);
     assert.equal(tr.connectionOfUpstream({ address: '198.51.100.1', port: 50001, family: 'IPv4' }), undefined);
+    // As a dual-stack origin sees it (IPv4-mapped); and once only (an origin accepts a socket once).
+    tr.onTrace('edge', 1, rec(1, 'dial'));
+    tr.upstreamOpened({ address: '198.51.100.1', port: 50002, family: 'IPv4' });
+    assert.equal(tr.connectionOfUpstream({ address: '::ffff:198.51.100.1', port: 50002, family: 'IPv6' }), t);
+    assert.equal(tr.connectionOfUpstream({ address: '198.51.100.1', port: 50002, family: 'IPv4' }), undefined);
+  });
+
+  void it('ties accepts to client sockets on several addresses, IPv6 too, each socket once', () => {
+    const tr = new Tracker([{ name: 'edge', addresses: ['198.51.100.1'] }]);
+    const socks = [
+      ['203.0.113.10', 40000, '203.0.113.10:40000'],
+      ['203.0.113.11', 40000, '::ffff:203.0.113.11:40000'],
+      ['2001:db8::10', 40000, '2001:db8::10:40000'],
+      ['203.0.113.10', 40001, '203.0.113.10:40001'],
+      ['2001:db8::1', 40002, '2001:db8::1:40002'],
+      ['203.0.113.1', 40003, '203.0.113.1:40003'],
+    ] as const;
+    const tracks = socks.map(([address, port], i) => {
+      const t = tr.addConnection(`c${i}`, false, false);
+      tr.clientSocket(t, { address, port, family: address.includes(':') ? 'IPv6' : 'IPv4' });
+      return t;
+    });
+    // A client text that names no socket (another port, another address, no port) ties nothing.
+    for (const client of ['203.0.113.10:40002', '203.0.113.100:40000', '203.0.113.10', '2001:db8::10:40001']) tr.onTrace('edge', 1, rec(99, 'accept', { client }));
+    socks.forEach(([, , client], i) => tr.onTrace('edge', 1, rec(i + 1, 'accept', { client })));
+    assert.deepEqual(tracks.map((t) => t.edge), socks.map(() => 'edge'));
+    for (const [i, t] of tracks.entries()) {
+      tr.onTrace('edge', 1, rec(i + 1, 'close', { status: 200 + i, reason: 'r', bytes_in: 0, bytes_out: 0 }));
+      assert.equal(t.status, 200 + i);
+    }
+    // Each socket is tied once: the same client text again (another connection number) ties nothing.
+    tr.onTrace('edge', 1, rec(50, 'accept', { client: '203.0.113.10:40000' }));
+    tr.onTrace('edge', 1, rec(50, 'close', { status: 502, reason: 'x', bytes_in: 0, bytes_out: 0 }));
+    assert.equal(tracks[0]!.status, 200);
   });
 
   void it('keeps a restarted edge\'s connection numbers apart from the previous incarnation\'s', () => {

@@ -155,6 +155,12 @@ test('dialled connections get ephemeral ports from 49152 upwards, per host', asy
     accepted.map((c) => c.remote.port),
     [49152, 49153, 49154],
   );
+  // The accepted side's addresses mirror the dialled side's (an IPv4 listener: the same text, family and ports).
+  assert.deepEqual(
+    accepted.map((c) => [c.local, c.remote]),
+    conns.map((c) => [c.remote, c.local]),
+  );
+  assert.deepEqual(accepted[0]!.local, { address: '10.0.0.2', port: 80, family: 'IPv4' });
 });
 
 test('a dual-stack listener sees an IPv4 client as an IPv4-mapped IPv6 address, as Node reports it', async () => {
