@@ -223,7 +223,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
   if (first.warnings.length > 0) process.stderr.write(fns.formatIssues(file, first.warnings) + '\n');
   let config = first.config;
   const log: Logger = createLogger({ level: opts.logLevel ?? config.log.level, node: config.node.id, maxBufferBytes: config.log.maxBufferBytes });
-  const unsupported = opts.workers !== undefined && opts.check !== true ? workersUnsupported(config, opts) : [];
+  const unsupported = opts.workers !== undefined && opts.check !== true ? workersUnsupported(config) : [];
   if (unsupported.length > 0) {
     process.stderr.write(`refract serve: E_WORKERS_UNSUPPORTED: --workers ${opts.workers} does not support ${unsupported.join(', ')} yet; run with one worker\n`);
     return 2;

@@ -20,7 +20,7 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { unwatchFile, watchFile } from 'node:fs';
+import { createWriteStream, unwatchFile, watchFile, type WriteStream } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { concatMap, debounceTime, filter, map, type Observable } from 'rxjs';
 import type { Logger } from 'pino';
@@ -41,6 +41,7 @@ import { createNodeNetwork, nodeClock, reusePortSupported } from '../net/node/ne
 import { startDnsServer, type DnsServer } from '../dns/server.ts';
 import { dnsViewOf, type DnsView } from '../dns/view.ts';
 import { EventLog, type SpectrumEvent } from '../streams/events.ts';
+import { traceLine } from '../streams/trace.ts';
 import { logDropEpisode, openEventSinks, outputsOf } from './event-sinks.ts';
 import { BoundedLineWriter } from './bounded-output.ts';
 import { DEFAULTS } from '../model/defaults.ts';
@@ -66,11 +67,19 @@ export function parseWorkers(value: string, cores: number = availableParallelism
 }
 
 /** What a configuration uses that `--workers` above 1 does not support yet (E_WORKERS_UNSUPPORTED), or []. */
-export function workersUnsupported(config: RefractConfig, opts: ServeOptions): string[] {
+export function workersUnsupported(config: RefractConfig): string[] {
   const out: string[] = [];
   if (config.node.user !== undefined || config.node.group !== undefined) out.push('node.user');
-  if (opts.trace !== undefined) out.push('--trace');
   return out;
+}
+
+/**
+ * The trace file of one worker process with `--trace FILE`: `FILE.W.PID` (worker number, process id). Each process
+ * numbers its own connections and has its own clock, so each file is one engine's recording, which `refract replay`
+ * takes on its own; a restarted worker starts a new file.
+ */
+export function traceFileOf(base: string, worker: number, pid: number): string {
+  return `${base}.${worker}.${pid}`;
 }
 
 /** Whether this process is a worker started by `serveWorkers` (it then runs `runWorker`, not the supervisor). */
@@ -80,7 +89,7 @@ export function isServeWorker(): boolean {
 
 // ── messages ──────────────────────────────────────────────────────────────────────────────────────────────────
 type ToWorker =
-  | { t: 'init'; file: string; config: RefractConfig; logLevel: string; forward: boolean; snapshots: boolean; accessLog: AccessLogFormat }
+  | { t: 'init'; file: string; config: RefractConfig; logLevel: string; forward: boolean; snapshots: boolean; accessLog: AccessLogFormat; trace: string | undefined }
   | { t: 'prepare'; id: number; config: RefractConfig }
   | { t: 'commit'; id: number }
   | { t: 'abort'; id: number }
@@ -140,6 +149,8 @@ export function runWorker(): Promise<number> {
       send({ t: 'events', events: buffer });
       buffer = [];
     };
+    // --trace: this process's own file (traceFileOf), closed (and flushed) before the process exits.
+    let traceOut: WriteStream | undefined;
     let certFiles: readonly string[] = [];
     const certReload = (): void => {
       edge?.reloadCertificates().then(
@@ -160,9 +171,12 @@ export function runWorker(): Promise<number> {
       for (const p of prepared.values()) void p.abort();
       prepared.clear();
       const done = (edge?.shutdown(deadlineMs) ?? Promise.resolve()).catch((err: unknown) => log?.error({ err }, 'shutdown failed'));
-      void done.then(() => {
+      void done.then(async () => {
         if (flushTimer !== undefined) clearTimeout(flushTimer);
         geo?.close();
+        const t = traceOut;
+        // 'close' follows the flush, or an error (autoClose): the drain never waits on a file for ever.
+        if (t !== undefined && !t.closed) await new Promise<void>((r) => (t.once('close', () => r()), t.end()));
         log?.info({ event: 'worker.stopped' }, 'worker drained');
         // The last events reach the supervisor before this process exits.
         if (buffer.length > 0 && process.connected) process.send!({ t: 'events', events: buffer } satisfies FromWorker, undefined, {}, () => resolveExit(0));
@@ -190,6 +204,13 @@ export function runWorker(): Promise<number> {
               geo = await loadGeo({ country: config.geo.country, asn: config.geo.asn }, { watch: true, onEvent: (e) => l.info({ geo: e }, 'geolocation data') });
             }
             const e = (edge = new EdgeNode({ net, log: l, certs, udp, ...(geo ? { geo } : {}) }, config));
+            if (m.trace !== undefined) {
+              const t = (traceOut = createWriteStream(traceFileOf(m.trace, index, process.pid), { flags: 'a' }));
+              t.on('error', (err) => l.error({ event: 'trace.write_failed', err }, 'the trace file cannot be written; tracing stops'));
+              e.trace.records$.subscribe((r) => {
+                if (!t.destroyed) t.write(traceLine(r) + '\n');
+              });
+            }
             // The access log: each worker writes its own lines to stdout (inherited from the supervisor), so the
             // events need not travel to the supervisor for it. One write per event-loop turn, at most PIPE_BUF
             // bytes (a pipe keeps such writes whole: lines of different workers never interleave).
@@ -436,7 +457,7 @@ export async function serveWorkers(ctx: WorkersContext): Promise<number> {
       w.on('message', (m: FromWorker) => {
         if (m.t !== 'hello') return;
         // Events are forwarded when something reads them here (access log, sinks, API, metrics).
-        w.send({ t: 'init', file, config: running ?? config, logLevel: ctx.logLevel, forward: events.observed, snapshots, accessLog } satisfies ToWorker);
+        w.send({ t: 'init', file, config: running ?? config, logLevel: ctx.logLevel, forward: events.observed, snapshots, accessLog, trace: opts.trace === undefined ? undefined : resolvePath(opts.trace) } satisfies ToWorker);
       });
       w.on('exit', (code, signal) => {
         if (slot.worker !== w) return;

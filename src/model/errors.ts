@@ -90,7 +90,7 @@ export const ERRORS = {
   W_NOFILE_LOW: { message: 'RLIMIT_NOFILE (ulimit -n, LimitNOFILE) is lower than the configured listeners and connection limits need.', source: 'config', retryable: false },
   E_PID_FILE_IN_USE: { message: 'The --pid-file names a process that is still running (another refract serve?).', source: 'config', retryable: true },
   E_WORKERS_INVALID: { message: "--workers is a whole number from 1 to 256, or 'auto' (one per core).", source: 'config', retryable: false },
-  E_WORKERS_UNSUPPORTED: { message: 'The configuration uses something `serve --workers` above 1 does not support yet (node.user, --trace).', source: 'config', retryable: false },
+  E_WORKERS_UNSUPPORTED: { message: 'The configuration uses something `serve --workers` above 1 does not support yet (node.user).', source: 'config', retryable: false },
   E_WORKER_START: { message: 'A worker process of `serve --workers` could not start or apply the configuration.', source: 'internal', retryable: true },
 
   // ── PROXY protocol (decoders: inbound headers from load balancers, test origins) ──────────────────────────────

@@ -2,20 +2,22 @@
  * `refract serve --workers 2` on real sockets (docs/deploy.md, "Every core: --workers"): connections spread over the
  * workers, a reload reaches every worker (and a reload one part of which fails changes none), a killed worker is
  * replaced while the other's held connections keep flowing, one UDP flow stays on one worker, SIGTERM drains all.
- * Which process holds a socket is read from `ss -p`. Ports: this file's fixed block, 8870-8889.
+ * Which process holds a socket is read from `ss -p`. Ports: this file's fixed block, 8870-8889. With --trace, each worker's
+ * trace file replays on its own.
  */
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { killAll, runCli, startCli, until } from '../api/processes.ts';
 import { parseWorkers, restartDelayMs } from '../../../src/cli/workers.ts';
 import { holders, logged, refused } from './workers-helpers.ts';
+import { parseTrace } from '../../../src/streams/trace.ts';
 
 const HOST = '127.0.0.1';
 const ORIGIN = 8870;
@@ -25,6 +27,7 @@ const C = 8873;
 const BUSY = 8874;
 const UDP_ORIGIN = 8875;
 const U = 8876;
+const TRACED = 8877;
 
 after(killAll);
 
@@ -87,13 +90,15 @@ void describe('--workers values', () => {
     assert.deepEqual([1, 2, 3, 8, 20].map(restartDelayMs), [100, 200, 400, 10_000, 10_000]);
   });
 
-  it('refuses --trace with more than one worker (E_WORKERS_UNSUPPORTED)', async () => {
+  it('refuses node.user with more than one worker (E_WORKERS_UNSUPPORTED)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'refract-workers-'));
     const file = join(dir, 'c.yaml');
-    writeFileSync(file, config([{ id: 'a', port: A }]));
-    const r = await runCli(['serve', '--workers', '2', '--trace', join(dir, 't.jsonl'), file]);
+    const c = YAML.parse(config([{ id: 'a', port: A }])) as { node: Record<string, unknown> };
+    c.node['user'] = 'nobody';
+    writeFileSync(file, YAML.stringify(c));
+    const r = await runCli(['serve', '--workers', '2', file]);
     assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, /E_WORKERS_UNSUPPORTED: --workers 2 does not support --trace yet/);
+    assert.match(r.stderr, /E_WORKERS_UNSUPPORTED: --workers 2 does not support node\.user yet/);
   });
 });
 
@@ -210,6 +215,49 @@ void describe('refract serve --workers 2 on real sockets', { timeout: 240_000 },
     assert.equal(logged(p, 'worker.start_failed').length, 0, p.stderr);
     assert.equal(logged(p, 'worker.restarted').length, 0, 'a replacement that starts during the drain is not put to serving');
     for (const pid of pids) assert.throws(() => process.kill(pid, 0), `worker ${pid} is gone`);
+  });
+
+  it('--trace: each worker process writes its own trace file, and each one replays as recorded', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'refract-workers-'));
+    const file = join(dir, 'c.yaml');
+    const trace = join(dir, 't.jsonl');
+    writeFileSync(file, config([{ id: 'a', port: TRACED }]));
+    const p = startCli(['serve', '--config', file, '--workers', '2', '--access-log', 'off', '--no-watch', '--trace', trace]);
+    let exited: number | string | undefined;
+    void p.done.then((c) => (exited = c));
+    await until('two workers serving', 60_000, () => {
+      if (exited !== undefined) throw new Error(`serve exited ${exited}\n${p.stderr}`);
+      return p.stderr.includes('refract: serving') ? true : undefined;
+    });
+    const pids = new Map(logged(p, 'worker.started').map((o) => [o['pid'] as number, o['slot'] as number] as const));
+    const COUNT = 24;
+    for (let i = 0; i < COUNT; i++) {
+      const h = await hold(TRACED);
+      await h.echo(`traced ${i}`);
+      h.sock.end();
+      await new Promise<void>((r) => h.sock.once('close', () => r()));
+    }
+    process.kill(p.child.pid!, 'SIGTERM');
+    assert.equal(await p.done, 0, p.stderr);
+    assert.ok(!existsSync(trace), 'no file at the bare name: each worker writes FILE.W.PID');
+    const files = readdirSync(dir).filter((f) => f.startsWith('t.jsonl.'));
+    assert.ok(files.length >= 1 && files.length <= 2, files.join(', '));
+    let accepts = 0;
+    for (const f of files) {
+      const m = /^t\.jsonl\.([12])\.([0-9]+)$/.exec(f);
+      assert.ok(m !== null, f);
+      assert.equal(pids.get(Number(m[2])), Number(m[1]), `${f}: written by worker ${m[1]}'s process`);
+      const { records, errors } = parseTrace(readFileSync(join(dir, f), 'utf8'));
+      assert.deepEqual(errors, []);
+      const mine = records.filter((r) => r.event === 'accept');
+      // One engine per file: its connection numbers are its own, each accepted once.
+      assert.equal(new Set(mine.map((r) => r.conn)).size, mine.length);
+      accepts += mine.length;
+      const r = await runCli(['replay', join(dir, f), '--config', file], 120_000);
+      assert.equal(r.code, 0, `${f}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`${mine.length} connections? replayed`));
+    }
+    assert.equal(accepts, COUNT, 'every connection is in exactly one worker\'s trace');
   });
 
   it('keeps every datagram of one UDP flow on one worker', async () => {
