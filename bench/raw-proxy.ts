@@ -72,6 +72,8 @@ class Pair {
         const err = to.writeBuffer(req, new Uint8Array(ab!, streamBaseState[kArrayBufferOffset]!, n));
         if (err !== 0) return this.close();
         if (streamBaseState[kLastWriteWasAsync] !== 0) {
+          // libuv writes from this memory later: keep it alive until then (net.Socket's `req.buffer`).
+          (req as { buffer?: unknown }).buffer = ab;
           from.readStop();
           req.oncomplete = (status) => {
             if (status < 0) this.close();

@@ -63,6 +63,8 @@ interface WriteReq {
   async: boolean;
   conn: HandleConn;
   bytes: number;
+  /** The chunk of a write libuv queued: its memory is read until the write completes, so it must stay alive. */
+  buffer: Uint8Array | undefined;
 }
 interface ShutdownReq {
   handle: TcpHandle;
@@ -139,6 +141,7 @@ function netError(errno: number, syscall: string, address?: string, port?: numbe
 }
 
 function afterWrite(this: WriteReq, status: number): void {
+  this.buffer = undefined;
   this.conn.written(this.bytes, status);
 }
 function afterShutdown(this: ShutdownReq): void {
@@ -394,6 +397,9 @@ export class HandleConn implements Conn {
       return true;
     }
     wroteChunk(chunk, false);
+    // As net.Socket keeps `req.buffer`: libuv writes from this memory later, and nothing else may hold the chunk (a
+    // splice drops it after write), so without this reference a GC could free it first and other bytes go out.
+    req.buffer = chunk;
     req.bytes = chunk.length;
     this.#pendingWrites++;
     this.#pendingBytes += chunk.length;
