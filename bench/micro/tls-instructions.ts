@@ -1,0 +1,177 @@
+/**
+ * Instructions per TLS handshake at the edge, counted by valgrind (docs/benchmarks.md, "TLS handshakes against bare
+ * node:tls, after the SNI fix"): Refract's `flexible` termination against bare node:tls piped to the same origin, a
+ * figure a busy machine does not move, where `npm run bench:tls`'s CPU rows scatter by ±20 % between rounds.
+ *
+ *   node --import tsx bench/micro/tls-instructions.ts [--proxies node-tls,refract] [--count 1200] [--tls 1.3|1.2]
+ *                                                     [--port 8905] [--keep DIR]
+ *
+ * Each proxy runs under `valgrind --tool=cachegrind --cache-sim=no` twice, serving `--count` and then 3 × `--count`
+ * handshakes (after the same warm-up of a fifth as many), so instructions per handshake = (I refs of the second run
+ * − I refs of the first) ÷ (2 × `--count`): start-up, warm-up and shutdown cancel, the crypto is included. Each
+ * handshake (4 at a time, ECDSA P-256 certificate, SNI sent) carries one request to the origin, an in-process server
+ * that answers it and closes; the client reads the answer and closes. Proxies: `node-tls` (`tls.createServer` with the
+ * same certificate, versions and cipher list, piped to the origin: the floor for a Node proxy), `refract` (this
+ * checkout's build, dist/cli.js, made first when stale; one `tls: flexible` app). `--keep DIR` keeps valgrind's files
+ * (`cg.PROXY.N`) for `cg_annotate`. Counts exclude kernel work. Bounded: every run is killed after 900 s.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { REPO_ROOT } from '../proxies.ts';
+import { ensureBuild, refractCli } from '../refract-cli.ts';
+import { issueCert } from '../../src/net/node/x509.ts';
+import { EDGE_CIPHERS } from '../../src/core/tls-ciphers.ts';
+
+const KNOWN = ['node-tls', 'refract'] as const;
+type Proxy = (typeof KNOWN)[number];
+const { values: argv } = parseArgs({
+  options: {
+    proxies: { type: 'string', default: 'node-tls,refract' },
+    count: { type: 'string', default: '1200' },
+    tls: { type: 'string', default: '1.3' },
+    port: { type: 'string', default: '8905' },
+    keep: { type: 'string' },
+  },
+});
+const proxies = argv.proxies.split(',').map((s) => s.trim()) as Proxy[];
+for (const p of proxies) if (!KNOWN.includes(p)) throw new Error(`unknown proxy ${p}; choose from ${KNOWN.join(', ')}`);
+if (argv.tls !== '1.3' && argv.tls !== '1.2') throw new Error(`--tls is 1.3 or 1.2, not ${argv.tls}`);
+const VERSION: tls.SecureVersion = argv.tls === '1.3' ? 'TLSv1.3' : 'TLSv1.2';
+const COUNT = Number(argv.count);
+const PORT = Number(argv.port);
+const HOST = '127.0.0.1';
+const NAME = 'bench-tls.example.test';
+const RUN_LIMIT_MS = 900_000;
+
+const origin = net.createServer({ allowHalfOpen: true }, (c) => {
+  c.on('error', () => {});
+  c.once('data', () => c.end('HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello'));
+});
+origin.listen(0, HOST);
+await new Promise((r) => origin.once('listening', r));
+const originPort = (origin.address() as net.AddressInfo).port;
+const dir = mkdtempSync(join(tmpdir(), 'refract-tls-instr-'));
+const pair = await issueCert({ names: [NAME], keyType: 'ecdsa' });
+const certFile = join(dir, 'edge.pem');
+const keyFile = join(dir, 'edge-key.pem');
+writeFileSync(certFile, pair.cert);
+writeFileSync(keyFile, pair.key, { mode: 0o600 });
+
+/** Bare node:tls with the edge's cipher list and versions, piped to the origin (as bench/tls.ts's node-tls). */
+const NODE_TLS = `
+import tls from 'node:tls'; import net from 'node:net'; import fs from 'node:fs';
+const [port, originPort, cert, key, ciphers] = process.argv.slice(1);
+const pipe = (a, b) => { a.pipe(b).pipe(a); a.on('error', () => b.destroy()); b.on('error', () => a.destroy()); };
+tls.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key), minVersion: 'TLSv1.1', ciphers, honorCipherOrder: true, allowHalfOpen: true, noDelay: true },
+  (s) => pipe(s, net.connect({ port: Number(originPort), host: '127.0.0.1', allowHalfOpen: true, noDelay: true }))).listen(Number(port), '127.0.0.1');
+process.on('SIGTERM', () => process.exit(0));
+`;
+
+function command(p: Proxy): string[] {
+  if (p === 'node-tls') {
+    const ciphers = [...EDGE_CIPHERS.ciphersuites, ...EDGE_CIPHERS.ciphers, '@SECLEVEL=0'].join(':');
+    return ['--input-type=module', '-e', NODE_TLS, String(PORT), String(originPort), certFile, keyFile, ciphers];
+  }
+  const cfg = join(dir, 'refract.yaml');
+  writeFileSync(
+    cfg,
+    [
+      `edge: { addresses: [${HOST}], tls: { data_dir: ${join(dir, 'data')} } }`,
+      'log: { level: warn }',
+      'apps:',
+      `  - protocol: tcp/${PORT}`,
+      `    dns: { type: CNAME, name: ${NAME} }`,
+      '    tls: flexible',
+      `    edge_tls: { cert: ${certFile}, key: ${keyFile} }`,
+      `    origin_direct: ["tcp://${HOST}:${originPort}"]`,
+      '',
+    ].join('\n'),
+  );
+  return [...refractCli(REPO_ROOT, 'build'), 'serve', '--config', cfg, '--no-watch', '--access-log', 'off'];
+}
+
+/** One handshake, one request, its answer, the close. */
+function once(): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ port: PORT, host: HOST, servername: NAME, rejectUnauthorized: false, minVersion: VERSION, maxVersion: VERSION });
+    let got = 0;
+    s.setTimeout(60_000, () => s.destroy(new Error('timeout')));
+    s.on('secureConnect', () => s.write('GET / HTTP/1.0\r\n\r\n'));
+    s.on('data', (d: Buffer) => (got += d.length));
+    s.on('close', () => (got > 0 ? resolve() : reject(new Error('no answer through the proxy'))));
+    s.on('error', reject);
+  });
+}
+
+async function load(n: number): Promise<void> {
+  let left = n;
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (left > 0) {
+        left--;
+        await once();
+      }
+    }),
+  );
+}
+
+async function waitListening(): Promise<void> {
+  for (let i = 0; i < 1200; i++) {
+    const up = await new Promise<boolean>((r) => {
+      const s = net.connect(PORT, HOST);
+      s.on('connect', () => (s.destroy(), r(true)));
+      s.on('error', () => r(false));
+    });
+    if (up) return;
+    await sleep(250);
+  }
+  throw new Error('the proxy did not listen within 300 s');
+}
+
+/** Instructions (I refs) of one proxy process serving a warm-up and `n` handshakes. */
+async function instructions(p: Proxy, n: number): Promise<number> {
+  const out = join(argv.keep ?? dir, argv.keep !== undefined ? `cg.${p}.${n}` : `cg.${p}.${n}.${Date.now()}`);
+  const child = spawn('valgrind', ['--tool=cachegrind', '--cache-sim=no', `--cachegrind-out-file=${out}`, process.execPath, ...command(p)], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stdout.resume();
+  child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-20_000)));
+  const kill = setTimeout(() => child.kill('SIGKILL'), RUN_LIMIT_MS);
+  const exited = new Promise<void>((r) => child.on('exit', () => r()));
+  try {
+    await waitListening();
+    await load(Math.ceil(COUNT / 5));
+    await load(n);
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+    clearTimeout(kill);
+  }
+  const m = /I\s+refs:\s+([\d,]+)/.exec(err);
+  if (m === null) throw new Error(`no I refs from valgrind for ${p}:\n${err.slice(-2_000)}`);
+  return Number(m[1]!.replace(/,/g, ''));
+}
+
+if (proxies.includes('refract')) ensureBuild(REPO_ROOT);
+if (spawnSync('valgrind', ['--version']).status !== 0) throw new Error('valgrind is not installed (apt-get install -y valgrind)');
+const rows: string[] = [];
+const per = new Map<Proxy, number>();
+for (const p of proxies) {
+  const a = await instructions(p, COUNT);
+  const b = await instructions(p, 3 * COUNT);
+  const each = (b - a) / (2 * COUNT);
+  per.set(p, each);
+  rows.push(`| ${p} | ${a.toLocaleString('en-US')} | ${b.toLocaleString('en-US')} | ${Math.round(each).toLocaleString('en-US')} |`);
+  process.stderr.write(`${p}: ${Math.round(each).toLocaleString('en-US')} instructions per TLS ${argv.tls} handshake\n`);
+}
+process.stdout.write(`| proxy | I refs, ${COUNT} handshakes | I refs, ${3 * COUNT} handshakes | instructions per handshake |\n|---|---|---|---|\n${rows.join('\n')}\n`);
+const r = per.get('refract');
+const n = per.get('node-tls');
+if (r !== undefined && n !== undefined) process.stdout.write(`node-tls÷refract: ×${(n / r).toFixed(2)}\n`);
+origin.close();
+rmSync(dir, { recursive: true, force: true });
