@@ -518,13 +518,9 @@ export async function serveWorkers(ctx: WorkersContext): Promise<number> {
       slot.serving = true;
       log.info({ event: 'worker.restarted', slot: slot.index, pid: slot.worker?.process.pid }, `worker ${slot.index} restarted`);
     } catch (err) {
-      if (stopping) {
-        // The drain reached the replacement before it was ready (it exits 0 without serving): not a failure.
-        log.info({ event: 'worker.start_cancelled', slot: slot.index, reason: (err as Error).message }, `worker ${slot.index} stopped while it was starting (the edge is draining)`);
-        slot.worker?.kill();
-        return;
-      }
-      log.error({ event: 'worker.start_failed', slot: slot.index, err }, `worker ${slot.index} could not start again`);
+      // Stopping: the drain reached the replacement before it was ready (it exits 0 without serving), not a failure.
+      if (stopping) log.info({ event: 'worker.start_cancelled', slot: slot.index, reason: (err as Error).message }, `worker ${slot.index} stopped while it was starting (the edge is draining)`);
+      else log.error({ event: 'worker.start_failed', slot: slot.index, err }, `worker ${slot.index} could not start again`);
       slot.worker?.kill();
     }
   };

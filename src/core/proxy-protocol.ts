@@ -115,11 +115,6 @@ const utf8 = new TextDecoder('utf-8');
 
 // ── addresses (shared by the encoders and the normaliser) ─────────────────────────────────────────────────────
 
-/** Four-part decimal IPv4, no leading zeros (model/ip.ts: the pattern screens before ipaddr.js, which rejects by throwing). */
-export function isDottedQuad(s: string): boolean {
-  return isFourPartDecimalV4(s);
-}
-
 function checkPort(port: number, what: string): void {
   if (!Number.isInteger(port) || port < 0 || port > MAX_U16) {
     throw new RangeError(`${what} port must be an integer 0-65535, got ${String(port)}`);
@@ -129,7 +124,7 @@ function checkPort(port: number, what: string): void {
 /** Parses `address` as the given family, strictly (four-part decimal IPv4; IPv6 without a zone); throws on a bug. */
 function parseFamily(address: string, family: 'IPv4' | 'IPv6', what: string): ipaddr.IPv4 | ipaddr.IPv6 {
   if (family === 'IPv4') {
-    if (!isDottedQuad(address)) throw new TypeError(`${what} is not a dotted-quad IPv4 address: ${address}`);
+    if (!isFourPartDecimalV4(address)) throw new TypeError(`${what} is not a dotted-quad IPv4 address: ${address}`);
     return ipaddr.IPv4.parse(address);
   }
   const v6 = parseIpv6(address);
@@ -174,7 +169,7 @@ export function toProxyAddresses(
 }
 
 function parseAny(address: string, what: string): ipaddr.IPv4 | ipaddr.IPv6 {
-  if (isDottedQuad(address)) return ipaddr.IPv4.parse(address);
+  if (isFourPartDecimalV4(address)) return ipaddr.IPv4.parse(address);
   const v6 = parseIpv6(address.replace(/%.*$/, ''));
   if (v6 === undefined) throw new TypeError(`${what} is not an IP address: ${address}`);
   return v6.isIPv4MappedAddress() ? v6.toIPv4Address() : v6;
@@ -411,7 +406,7 @@ function parseV1Line(line: string, complete: boolean): V1Fields | 'prefix' | und
   if (proto !== 'TCP4' && proto !== 'TCP6') return undefined;
   if (!wholeField(proto, 4, sp) || !wholeField(proto, 5, dp)) return undefined;
   if (proto === 'TCP4') {
-    if (!isDottedQuad(s) || !isDottedQuad(d)) return undefined;
+    if (!isFourPartDecimalV4(s) || !isFourPartDecimalV4(d)) return undefined;
     return {
       command: 'proxy', transport: 'stream', family: 'IPv4',
       src: { address: s, port: Number(sp) }, dst: { address: d, port: Number(dp) },
@@ -428,7 +423,7 @@ function parseV1Line(line: string, complete: boolean): V1Fields | 'prefix' | und
 
 function wholeField(proto: 'TCP4' | 'TCP6', index: number, t: string): boolean {
   if (index >= 4) return /^(?:0|[1-9]\d{0,4})$/.test(t) && Number(t) <= MAX_U16;
-  return proto === 'TCP4' ? isDottedQuad(t) : parseIpv6(t) !== undefined;
+  return proto === 'TCP4' ? isFourPartDecimalV4(t) : parseIpv6(t) !== undefined;
 }
 
 function portPrefix(t: string): boolean {
@@ -467,7 +462,7 @@ export function parseIpv6(t: string): ipaddr.IPv6 | undefined {
     const colon = t.lastIndexOf(':');
     if (colon === -1 || colon > dot) return undefined;
     const quad = t.slice(colon + 1);
-    if (!isDottedQuad(quad)) return undefined;
+    if (!isFourPartDecimalV4(quad)) return undefined;
     const o = ipaddr.IPv4.parse(quad).octets;
     const g1 = (((o[0] ?? 0) << 8) | (o[1] ?? 0)).toString(16);
     const g2 = (((o[2] ?? 0) << 8) | (o[3] ?? 0)).toString(16);

@@ -16,7 +16,8 @@
  */
 import ipaddr from 'ipaddr.js';
 import { type ErrorCode } from '../model/errors.ts';
-import { isDottedQuad, parseIpv6 } from './proxy-protocol.ts';
+import { isFourPartDecimalV4 } from '../model/ip.ts';
+import { parseIpv6 } from './proxy-protocol.ts';
 
 export const SPP_MAGIC = 0x56ec;
 export const SPP_HEADER_LENGTH = 38;
@@ -41,7 +42,7 @@ export type SppDecodeResult =
 
 /** The 16 wire bytes of an address: IPv6 as is, IPv4 as ::ffff:a.b.c.d. Throws TypeError on a non-IP literal. */
 function addressBytes(address: string, what: string): number[] {
-  if (isDottedQuad(address)) return ipaddr.IPv4.parse(address).toIPv4MappedAddress().toByteArray();
+  if (isFourPartDecimalV4(address)) return ipaddr.IPv4.parse(address).toIPv4MappedAddress().toByteArray();
   const v6 = parseIpv6(address);
   if (v6 !== undefined) return v6.toByteArray();
   throw new TypeError(`${what} is not an IPv4 or IPv6 address without zone: ${address}`);
