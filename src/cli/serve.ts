@@ -9,7 +9,7 @@
  * Output: stderr carries the start lines (one with the PID, one per app) and the JSON log; stdout carries the
  * access log (docs/cli.md) and, with `--events stdout`, the Spectrum events.
  */
-import { createWriteStream, unwatchFile, watchFile } from 'node:fs';
+import { unwatchFile, watchFile } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { Observable, concatMap, debounceTime, filter, map, tap } from 'rxjs';
 import type { Logger } from 'pino';
@@ -31,7 +31,7 @@ import { createNodeNetwork, nodeClock } from '../net/node/network.ts';
 import { checkNofile } from '../net/node/descriptors.ts';
 import { startDnsServer, type DnsServer } from '../dns/server.ts';
 import { dnsViewOf, type DnsView } from '../dns/view.ts';
-import { traceLine } from '../streams/trace.ts';
+import { openTraceFile } from './trace-file.ts';
 import { logDropEpisode, openEventSinks, outputsOf } from './event-sinks.ts';
 import { BoundedLineWriter } from './bounded-output.ts';
 import { DEFAULTS } from '../model/defaults.ts';
@@ -316,8 +316,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
     { target: opts.events ?? config.log.events, rotate: config.log.eventsRotate, http: config.log.eventsHttp, maxBufferBytes: config.log.maxBufferBytes },
     { clock: nodeClock, log, metrics, stdout },
   );
-  const traceOut = opts.trace ? createWriteStream(resolvePath(opts.trace), { flags: 'a' }) : undefined;
-  if (traceOut) edge.trace.records$.subscribe((r) => traceOut.write(traceLine(r) + '\n'));
+  const traceOut = opts.trace ? openTraceFile(edge.trace.records$, resolvePath(opts.trace), log) : undefined;
 
   // The management API (docs/api.md): the running config is the file plus the API's apps, merged in ConfigSource.
   let api: RunningApi | undefined;
@@ -489,10 +488,11 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
         // The HTTP sink delivers what it holds (to its shutdown deadline) before the metrics listener goes.
         .then(() => sinks.close())
         .then(() => metricsServer?.close())
+        // The trace's last lines reach the file before the process exits.
+        .then(() => traceOut?.close())
         .then(() => {
           metrics?.dispose();
           log.info({ event: 'serve.stopped', signal: sig }, 'stopped');
-          traceOut?.end();
           api?.writer.close();
           api?.store.close();
           geo?.close();

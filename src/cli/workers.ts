@@ -20,7 +20,7 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { createWriteStream, unwatchFile, watchFile, type WriteStream } from 'node:fs';
+import { unwatchFile, watchFile } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { concatMap, debounceTime, filter, map, type Observable } from 'rxjs';
 import type { Logger } from 'pino';
@@ -41,8 +41,8 @@ import { createNodeNetwork, nodeClock, reusePortSupported } from '../net/node/ne
 import { startDnsServer, type DnsServer } from '../dns/server.ts';
 import { dnsViewOf, type DnsView } from '../dns/view.ts';
 import { EventLog, type SpectrumEvent } from '../streams/events.ts';
-import { traceLine } from '../streams/trace.ts';
 import { logDropEpisode, openEventSinks, outputsOf } from './event-sinks.ts';
+import { openTraceFile, type TraceFile } from './trace-file.ts';
 import { BoundedLineWriter } from './bounded-output.ts';
 import { DEFAULTS } from '../model/defaults.ts';
 import { accessLogLine, defaultAccessLog, type AccessLogFormat } from './access-log.ts';
@@ -150,7 +150,7 @@ export function runWorker(): Promise<number> {
       buffer = [];
     };
     // --trace: this process's own file (traceFileOf), closed (and flushed) before the process exits.
-    let traceOut: WriteStream | undefined;
+    let traceOut: TraceFile | undefined;
     let certFiles: readonly string[] = [];
     const certReload = (): void => {
       edge?.reloadCertificates().then(
@@ -174,9 +174,7 @@ export function runWorker(): Promise<number> {
       void done.then(async () => {
         if (flushTimer !== undefined) clearTimeout(flushTimer);
         geo?.close();
-        const t = traceOut;
-        // 'close' follows the flush, or an error (autoClose): the drain never waits on a file for ever.
-        if (t !== undefined && !t.closed) await new Promise<void>((r) => (t.once('close', () => r()), t.end()));
+        await traceOut?.close();
         log?.info({ event: 'worker.stopped' }, 'worker drained');
         // The last events reach the supervisor before this process exits.
         if (buffer.length > 0 && process.connected) process.send!({ t: 'events', events: buffer } satisfies FromWorker, undefined, {}, () => resolveExit(0));
@@ -204,13 +202,7 @@ export function runWorker(): Promise<number> {
               geo = await loadGeo({ country: config.geo.country, asn: config.geo.asn }, { watch: true, onEvent: (e) => l.info({ geo: e }, 'geolocation data') });
             }
             const e = (edge = new EdgeNode({ net, log: l, certs, udp, ...(geo ? { geo } : {}) }, config));
-            if (m.trace !== undefined) {
-              const t = (traceOut = createWriteStream(traceFileOf(m.trace, index, process.pid), { flags: 'a' }));
-              t.on('error', (err) => l.error({ event: 'trace.write_failed', err }, 'the trace file cannot be written; tracing stops'));
-              e.trace.records$.subscribe((r) => {
-                if (!t.destroyed) t.write(traceLine(r) + '\n');
-              });
-            }
+            if (m.trace !== undefined) traceOut = openTraceFile(e.trace.records$, traceFileOf(m.trace, index, process.pid), l);
             // The access log: each worker writes its own lines to stdout (inherited from the supervisor), so the
             // events need not travel to the supervisor for it. One write per event-loop turn, at most PIPE_BUF
             // bytes (a pipe keeps such writes whole: lines of different workers never interleave).
