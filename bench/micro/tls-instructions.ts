@@ -17,14 +17,13 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { REPO_ROOT } from '../proxies.ts';
 import { ensureBuild, refractCli } from '../refract-cli.ts';
+import { assertValgrind, instructions } from './valgrind-count.ts';
 import { issueCert } from '../../src/net/node/x509.ts';
 import { EDGE_CIPHERS } from '../../src/core/tls-ciphers.ts';
 
@@ -109,61 +108,18 @@ function once(): Promise<void> {
   });
 }
 
-async function load(n: number): Promise<void> {
-  let left = n;
-  await Promise.all(
-    Array.from({ length: 4 }, async () => {
-      while (left > 0) {
-        left--;
-        await once();
-      }
-    }),
-  );
-}
-
-async function waitListening(): Promise<void> {
-  for (let i = 0; i < 1200; i++) {
-    const up = await new Promise<boolean>((r) => {
-      const s = net.connect(PORT, HOST);
-      s.on('connect', () => (s.destroy(), r(true)));
-      s.on('error', () => r(false));
-    });
-    if (up) return;
-    await sleep(250);
-  }
-  throw new Error('the proxy did not listen within 300 s');
-}
-
-/** Instructions (I refs) of one proxy process serving a warm-up and `n` handshakes. */
-async function instructions(p: Proxy, n: number): Promise<number> {
-  const out = join(argv.keep ?? dir, argv.keep !== undefined ? `cg.${p}.${n}` : `cg.${p}.${n}.${Date.now()}`);
-  const child = spawn('valgrind', ['--tool=cachegrind', '--cache-sim=no', `--cachegrind-out-file=${out}`, process.execPath, ...command(p)], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  child.stdout.resume();
-  child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-20_000)));
-  const kill = setTimeout(() => child.kill('SIGKILL'), RUN_LIMIT_MS);
-  const exited = new Promise<void>((r) => child.on('exit', () => r()));
-  try {
-    await waitListening();
-    await load(Math.ceil(COUNT / 5));
-    await load(n);
-  } finally {
-    child.kill('SIGTERM');
-    await exited;
-    clearTimeout(kill);
-  }
-  const m = /I\s+refs:\s+([\d,]+)/.exec(err);
-  if (m === null) throw new Error(`no I refs from valgrind for ${p}:\n${err.slice(-2_000)}`);
-  return Number(m[1]!.replace(/,/g, ''));
+/** Instructions of one proxy process serving the warm-up and `n` handshakes. */
+function count(p: Proxy, n: number): Promise<number> {
+  return instructions({ name: p, args: command(p), host: HOST, port: PORT, warm: Math.ceil(COUNT / 5), count: n, concurrency: 4, once, keep: argv.keep, scratch: dir, limitMs: RUN_LIMIT_MS });
 }
 
 if (proxies.includes('refract')) ensureBuild(REPO_ROOT);
-if (spawnSync('valgrind', ['--version']).status !== 0) throw new Error('valgrind is not installed (apt-get install -y valgrind)');
+assertValgrind();
 const rows: string[] = [];
 const per = new Map<Proxy, number>();
 for (const p of proxies) {
-  const a = await instructions(p, COUNT);
-  const b = await instructions(p, 3 * COUNT);
+  const a = await count(p, COUNT);
+  const b = await count(p, 3 * COUNT);
   const each = (b - a) / (2 * COUNT);
   per.set(p, each);
   rows.push(`| ${p} | ${a.toLocaleString('en-US')} | ${b.toLocaleString('en-US')} | ${Math.round(each).toLocaleString('en-US')} |`);
