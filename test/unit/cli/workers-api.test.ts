@@ -15,8 +15,8 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import Database from 'better-sqlite3';
 import { ZONE } from '../api/harness.ts';
-import { apiCall, createTokenCli, echoThrough, killAll, startCli, until } from '../api/processes.ts';
-import { holders, logged, refused } from './workers-helpers.ts';
+import { apiCall, createTokenCli, echoThrough, killAll, until } from '../api/processes.ts';
+import { holders, logged, refused, startServing } from './workers-helpers.ts';
 
 const HOST = '127.0.0.1';
 const ORIGIN = 8980;
@@ -59,13 +59,7 @@ void describe('refract serve --workers 2 with api: and metrics:', { timeout: 240
       }),
     );
     const token = await createTokenCli(file, ['--name', 'workers']);
-    const p = startCli(['serve', '--config', file, '--workers', '2', '--access-log', 'json', '--no-watch']);
-    let exited: number | string | undefined;
-    void p.done.then((c) => (exited = c));
-    await until('two workers serving', 60_000, () => {
-      if (exited !== undefined) throw new Error(`serve exited ${exited}\n${p.stderr}`);
-      return p.stderr.includes('refract: serving') ? true : undefined;
-    });
+    const p = await startServing(['serve', '--config', file, '--workers', '2', '--access-log', 'json', '--no-watch']);
     assert.match(p.stderr, /management API on http:\/\/127\.0\.0\.1:8981\/client\/v4/);
     const base = `http://${HOST}:${API}/client/v4`;
     const primary = p.child.pid!;

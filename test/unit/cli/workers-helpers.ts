@@ -1,10 +1,10 @@
 /**
  * Helpers of the `serve --workers` tests (workers.test.ts, workers-api.test.ts): which processes hold a socket
- * (`ss -p`), whether a port refuses, the JSON log lines of a run's stderr.
+ * (`ss -p`), whether a port refuses, the JSON log lines of a run's stderr, a `serve` started and waited for.
  */
 import { execFileSync } from 'node:child_process';
 import * as net from 'node:net';
-import type { Proc } from '../api/processes.ts';
+import { startCli, until, type Proc } from '../api/processes.ts';
 
 const HOST = '127.0.0.1';
 
@@ -33,4 +33,16 @@ export function logged(p: Proc, event: string): Array<Record<string, unknown>> {
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>)
     .filter((o) => o['event'] === event);
+}
+
+/** `refract ARGS` (a `serve --workers …`) started, once it says it is serving (60 s at most; its exit before fails). */
+export async function startServing(args: readonly string[]): Promise<Proc> {
+  const p = startCli(args);
+  let exited: number | string | undefined;
+  void p.done.then((c) => (exited = c));
+  await until('the workers serving', 60_000, () => {
+    if (exited !== undefined) throw new Error(`serve exited ${exited}\n${p.stderr}`);
+    return p.stderr.includes('refract: serving') ? true : undefined;
+  });
+  return p;
 }

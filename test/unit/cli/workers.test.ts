@@ -14,9 +14,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { killAll, runCli, startCli, until } from '../api/processes.ts';
+import { killAll, runCli, until } from '../api/processes.ts';
 import { parseWorkers, restartDelayMs } from '../../../src/cli/workers.ts';
-import { holders, logged, refused } from './workers-helpers.ts';
+import { holders, logged, refused, startServing } from './workers-helpers.ts';
 import { parseTrace } from '../../../src/streams/trace.ts';
 
 const HOST = '127.0.0.1';
@@ -107,13 +107,7 @@ void describe('refract serve --workers 2 on real sockets', { timeout: 240_000 },
     const dir = mkdtempSync(join(tmpdir(), 'refract-workers-'));
     const file = join(dir, 'c.yaml');
     writeFileSync(file, config([{ id: 'a', port: A }]));
-    const p = startCli(['serve', '--config', file, '--workers', '2', '--access-log', 'json', '--no-watch']);
-    let exited: number | string | undefined;
-    void p.done.then((c) => (exited = c));
-    await until('two workers serving', 60_000, () => {
-      if (exited !== undefined) throw new Error(`serve exited ${exited}\n${p.stderr}`);
-      return p.stderr.includes('refract: serving') ? true : undefined;
-    });
+    const p = await startServing(['serve', '--config', file, '--workers', '2', '--access-log', 'json', '--no-watch']);
     const workerPids = (): Set<number> => new Set(logged(p, 'worker.started').map((o) => o['pid'] as number));
     const first = workerPids();
     assert.equal(first.size, 2);
@@ -189,13 +183,7 @@ void describe('refract serve --workers 2 on real sockets', { timeout: 240_000 },
     const dir = mkdtempSync(join(tmpdir(), 'refract-workers-'));
     const file = join(dir, 'c.yaml');
     writeFileSync(file, config([{ id: 'a', port: A }]));
-    const p = startCli(['serve', '--config', file, '--workers', '2', '--access-log', 'off', '--no-watch']);
-    let exited: number | string | undefined;
-    void p.done.then((c) => (exited = c));
-    await until('two workers serving', 60_000, () => {
-      if (exited !== undefined) throw new Error(`serve exited ${exited}\n${p.stderr}`);
-      return p.stderr.includes('refract: serving') ? true : undefined;
-    });
+    const p = await startServing(['serve', '--config', file, '--workers', '2', '--access-log', 'off', '--no-watch']);
     const [victim] = logged(p, 'worker.started').map((o) => o['pid'] as number);
     process.kill(victim!, 'SIGKILL');
     // The replacement is forked 100 ms after the exit (logged then) and takes far longer to load and initialise:
@@ -222,13 +210,7 @@ void describe('refract serve --workers 2 on real sockets', { timeout: 240_000 },
     const file = join(dir, 'c.yaml');
     const trace = join(dir, 't.jsonl');
     writeFileSync(file, config([{ id: 'a', port: TRACED }]));
-    const p = startCli(['serve', '--config', file, '--workers', '2', '--access-log', 'off', '--no-watch', '--trace', trace]);
-    let exited: number | string | undefined;
-    void p.done.then((c) => (exited = c));
-    await until('two workers serving', 60_000, () => {
-      if (exited !== undefined) throw new Error(`serve exited ${exited}\n${p.stderr}`);
-      return p.stderr.includes('refract: serving') ? true : undefined;
-    });
+    const p = await startServing(['serve', '--config', file, '--workers', '2', '--access-log', 'off', '--no-watch', '--trace', trace]);
     const pids = new Map(logged(p, 'worker.started').map((o) => [o['pid'] as number, o['slot'] as number] as const));
     const COUNT = 24;
     for (let i = 0; i < COUNT; i++) {
@@ -265,13 +247,7 @@ void describe('refract serve --workers 2 on real sockets', { timeout: 240_000 },
     const file = join(dir, 'c.yaml');
     const events = join(dir, 'events.jsonl');
     writeFileSync(file, config([{ id: 'u', port: U, udp: true }]));
-    const p = startCli(['serve', '--config', file, '--workers', '2', '--events', events, '--no-watch']);
-    let exited: number | string | undefined;
-    void p.done.then((c) => (exited = c));
-    await until('two workers serving', 60_000, () => {
-      if (exited !== undefined) throw new Error(`serve exited ${exited}\n${p.stderr}`);
-      return p.stderr.includes('refract: serving') ? true : undefined;
-    });
+    const p = await startServing(['serve', '--config', file, '--workers', '2', '--events', events, '--no-watch']);
     const FLOWS = 12;
     const PER = 5;
     const clients = await Promise.all(
