@@ -296,6 +296,18 @@ export class HandleConn implements Conn {
     return s;
   }
 
+  /**
+   * Registers reading on a handle being dialled, before the connect completes: libuv then adds the descriptor to
+   * epoll once for both the connect and reading. Started only after the connect, reading costs two more `epoll_ctl`
+   * (libuv forgets the registration when the connect's write interest ends, so its next start is an ADD that fails
+   * with EEXIST and is retried as a MOD). `connected()` stops it again unless the owner resumed by then.
+   */
+  armReadEarly(): void {
+    if (!this.#connecting || this.#reading || this.#done) return;
+    this.#reading = true;
+    if (this.#h.readStart() !== 0) this.#reading = false; // not fatal: reading then starts after the connect
+  }
+
   // ── called by the request callbacks above ──
 
   /** A write of `bytes` that libuv had to queue completed. */
@@ -338,6 +350,10 @@ export class HandleConn implements Conn {
     this.#h.setNoDelay(true);
     this.#hs.connect();
     if (this.#done) return;
+    // Reading was registered at dial time (see `armReadEarly`): keep it only if the owner wants data by now. No byte
+    // can have been read yet: libuv handles a connecting socket's first event as the connect and nothing else, and
+    // reads only in a later poll, after this callback.
+    if (this.#flowing !== true) this.#stopReading();
     const queue = this.#queue;
     this.#queue = undefined;
     if (queue !== undefined) {
@@ -505,6 +521,7 @@ export function dialHandle(host: string, port: number, localAddress: string | un
     req.port = port;
     req.conn = conn;
     err = net.isIPv6(host) ? h.connect6(req, host, port) : h.connect(req, host, port);
+    if (err === 0) conn.armReadEarly();
   }
   if (err !== 0) {
     const e = netError(err, syscall, syscall === 'connect' ? host : localAddress, syscall === 'connect' ? port : 0);
