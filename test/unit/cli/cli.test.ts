@@ -121,11 +121,17 @@ class Serve {
 
   /** The first log line (from index `from` on) with this `event` that satisfies `pred`. */
   async log(event: string, from = 0, pred: (l: Json) => boolean = () => true, withinMs = STEP_MS): Promise<Json> {
-    return until(`log event ${event}`, withinMs, () => {
-      const hit = this.logs.slice(from).find((l) => l['event'] === event && pred(l));
-      if (!hit) this.alive();
-      return hit;
-    });
+    try {
+      return await until(`log event ${event}`, withinMs, () => {
+        const hit = this.logs.slice(from).find((l) => l['event'] === event && pred(l));
+        if (!hit) this.alive();
+        return hit;
+      });
+    } catch (e) {
+      // What the server said meanwhile, so that a failure in CI tells what happened instead.
+      const said = this.logs.slice(from).map((l) => JSON.stringify(l)).join('\n');
+      throw new Error(`${(e as Error).message}; the log since then:\n${said === '' ? '(nothing)' : said}`, { cause: e });
+    }
   }
 
   /** The closing event (not `connect`) of the connection from this client port. */
