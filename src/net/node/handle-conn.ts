@@ -501,17 +501,18 @@ export class HandleConn implements Conn {
 }
 
 /**
- * Dials `host:port` (an IP literal) on a fresh handle, from `localAddress` when given. Errors (a refused or
- * failed connect, no descriptor left) reach the Conn's `error` handler, then `close(true)`.
+ * Dials `host:port` (an IP literal; `ipv6` says which family, as `net.isIP` found it) on a fresh handle, from
+ * `localAddress` (a literal too) when given. Errors (a refused or failed connect, no descriptor left) reach the
+ * Conn's `error` handler, then `close(true)`.
  */
-export function dialHandle(host: string, port: number, localAddress: string | undefined, onConnectError: (code: string) => void): HandleConn {
+export function dialHandle(host: string, ipv6: boolean, port: number, localAddress: string | undefined, onConnectError: (code: string) => void): HandleConn {
   const h = new B!.TCP(B!.SOCKET);
   const conn = new HandleConn(h, true, { remote: sockAddr(host, port), onConnectError });
   let err = 0;
   let syscall = 'connect';
   if (localAddress !== undefined) {
     syscall = 'bind';
-    err = net.isIPv6(localAddress) ? h.bind6(localAddress, 0, 0) : h.bind(localAddress, 0);
+    err = localAddress.includes(':') ? h.bind6(localAddress, 0, 0) : h.bind(localAddress, 0);
   }
   if (err === 0) {
     syscall = 'connect';
@@ -520,7 +521,7 @@ export function dialHandle(host: string, port: number, localAddress: string | un
     req.address = host;
     req.port = port;
     req.conn = conn;
-    err = net.isIPv6(host) ? h.connect6(req, host, port) : h.connect(req, host, port);
+    err = ipv6 ? h.connect6(req, host, port) : h.connect(req, host, port);
     if (err === 0) conn.armReadEarly();
   }
   if (err !== 0) {

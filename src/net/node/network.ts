@@ -205,9 +205,10 @@ export function createNodeNetwork(opts: NodeNetworkOptions = {}): NodeNetwork {
     },
 
     connectTcp(o: ConnectTcpOptions): Conn {
-      if (handles && net.isIP(o.host) !== 0 && (o.localAddress === undefined || net.isIP(o.localAddress) !== 0)) {
+      const family = handles ? net.isIP(o.host) : 0;
+      if (family !== 0 && (o.localAddress === undefined || net.isIP(o.localAddress) !== 0)) {
         guard.opened();
-        return dialHandle(o.host, o.port, o.localAddress, (code) => {
+        return dialHandle(o.host, family === 6, o.port, o.localAddress, (code) => {
           if (isDescriptorError(code)) guard.upstreamError(code);
         });
       }

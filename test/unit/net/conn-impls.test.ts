@@ -83,6 +83,31 @@ for (const sockets of ['handles', 'net'] as const) {
     assert.equal(conn.closed, true);
   });
 
+  for (const [host, localAddress] of [['::1', undefined], ['::1', '::1'], [HOST, HOST]] as const) {
+    test(`${sockets}: dials ${host}${localAddress === undefined ? '' : ` from ${localAddress}`} and echoes`, { skip }, async (t) => {
+      const server = net.createServer((c) => c.pipe(c));
+      try {
+        server.listen(0, host);
+        await once(server, 'listening');
+      } catch (e) {
+        t.skip(`no ${host} here (${(e as Error).message})`);
+        return;
+      }
+      try {
+        const conn = network().connectTcp({ host, port: (server.address() as net.AddressInfo).port, ...(localAddress === undefined ? {} : { localAddress }) });
+        assert.ok(conn instanceof impl);
+        const r = record(conn, { onData: () => conn.end() });
+        conn.write(Buffer.from('over v6?'));
+        await within(r.closed, 'close');
+        assert.deepEqual(r.log, ['connect', 'data', 'end', 'close false']);
+        assert.equal(Buffer.concat(r.bytes).toString(), 'over v6?');
+        assert.equal(conn.remote.address, host);
+      } finally {
+        server.close();
+      }
+    });
+  }
+
   for (const when of ['inside connect', 'well after connect'] as const) {
     test(`${sockets}: a dialled Conn resumed ${when} gets every byte a server sent at once, in order, then end`, { skip }, async () => {
       // HandleConn registers reading while dialling (one epoll registration fewer); nothing may be read, and so lost,
