@@ -5,15 +5,17 @@ import { watchFileChanges, type FileWatch } from '../net/node/file-watch.ts';
 /**
  * What asks `serve` (one process or the workers' supervisor) to reload: SIGHUP, and with `watch` a change of the
  * config file (edits in place, renames over it, Kubernetes' ConfigMap symlink swaps: src/net/node/file-watch.ts).
- * Each `next` names the cause; the caller debounces and closes `watcher` when it stops.
+ * Each `next` names the cause; the caller debounces and closes `watcher` when it stops. `baseline`: the file's
+ * `fileIdentity` from before the running configuration was read, so that a change made since (while the edge was
+ * starting) reloads at once instead of going unseen.
  */
-export function reloadTriggers(file: string, watch: boolean, log: Logger): { readonly triggers: Subject<string>; readonly watcher: FileWatch | undefined } {
+export function reloadTriggers(file: string, watch: boolean, log: Logger, baseline?: string): { readonly triggers: Subject<string>; readonly watcher: FileWatch | undefined } {
   const triggers = new Subject<string>();
   process.on('SIGHUP', () => triggers.next('SIGHUP'));
   let watcher: FileWatch | undefined;
   if (watch) {
     try {
-      watcher = watchFileChanges(file, () => triggers.next('file change'), { debounceMs: 50, persistent: true });
+      watcher = watchFileChanges(file, () => triggers.next('file change'), { debounceMs: 50, persistent: true, ...(baseline === undefined ? {} : { baseline }) });
     } catch (e) {
       log.warn({ err: e }, 'cannot watch the config file; reload with SIGHUP');
     }

@@ -26,6 +26,7 @@ import { edgeIpFilePath, readEdgeIpFile, writeEdgeIpFile } from './edge-ip-file.
 import { appBindAddresses, EMPTY_EDGE_IPS } from '../model/edge-ips.ts';
 import { createNodeCertSource } from '../net/node/cert-store.ts';
 import { reloadTriggers } from './reload-triggers.ts';
+import { fileIdentity } from '../net/node/file-watch.ts';
 import { loadGeo, type LoadedGeo } from '../net/node/geo-loader.ts';
 import { createNodeNetwork, nodeClock } from '../net/node/network.ts';
 import { checkNofile } from '../net/node/descriptors.ts';
@@ -214,6 +215,8 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
   // A worker process of --workers (src/cli/workers.ts): the supervisor sends it the configuration.
   if (isServeWorker()) return runWorker();
   // Read and parsed in a worker thread, like every reload: the parser's garbage never lands on the serving heap.
+  // The file's identity before that read is the watch's starting point: a save while the edge starts still reloads.
+  const baseline = fileIdentity(file);
   const first = await fns.loadOffThread(file, { limits: opts.limits });
   if (!first.ok) {
     process.stderr.write(fns.formatIssues(file, [...first.issues, ...first.warnings]) + '\n');
@@ -248,7 +251,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
     const level = opts.logLevel ?? config.log.level;
     return serveWorkers({
       file, opts, fns, config, log: log.child({ worker: 0 }), logLevel: level, count: opts.workers, exitCleanup,
-      restartOnlyChanges, appLabel, describeStartError, oneAtATime, fileRaw: first.raw,
+      restartOnlyChanges, appLabel, describeStartError, oneAtATime, fileRaw: first.raw, baseline,
     });
   }
 
@@ -394,7 +397,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
   }
 
   // Reload: SIGHUP or a change of the file, debounced; an invalid file is rejected whole.
-  const { triggers, watcher } = reloadTriggers(file, opts.watch !== false, log);
+  const { triggers, watcher } = reloadTriggers(file, opts.watch !== false, log, baseline);
   // Each reload reads and parses the file once; with the API, ConfigSource merges that same object with its apps.
   // The file is read and parsed in a worker thread (src/net/node/config-file.ts), so a large file never stalls
   // connections; one load runs at a time, and triggers during it make exactly one more.

@@ -334,6 +334,8 @@ export interface WorkersContext {
   readonly oneAtATime: <T, R>(source: Observable<T>, run: (v: T) => Promise<R>) => Observable<R>;
   /** The config file's parsed object: with `api:`, the ConfigSource merges it with the API's stored objects. */
   readonly fileRaw: unknown;
+  /** The file's `fileIdentity` from before that read (the watch's starting point, see reload-triggers.ts). */
+  readonly baseline: string;
 }
 
 /** The supervisor: resolves with the exit code (0 after a drain, 3 when the workers could not start). */
@@ -640,7 +642,7 @@ export async function serveWorkers(ctx: WorkersContext): Promise<number> {
     metrics?.recordReload('file', false);
     log.error({ event: 'config.rejected', err }, 'configuration rejected; no worker changed, the running configuration stays');
   };
-  const { triggers, watcher } = reloadTriggers(file, opts.watch !== false, log);
+  const { triggers, watcher } = reloadTriggers(file, opts.watch !== false, log, ctx.baseline);
   const loads = ctx.oneAtATime(triggers.pipe(debounceTime(150)), (why: string) =>
     fns.loadOffThread(file, { limits: opts.limits, raw: api !== undefined }).then((r: ConfigResult) => {
       if (!r.ok) {

@@ -28,6 +28,25 @@ export interface FileWatchOptions {
   readonly pollMs?: number;
   /** Keep the process alive while watching (default false). */
   readonly persistent?: boolean;
+  /**
+   * The file's `fileIdentity` from before the caller last read it. A change made between that read and the start
+   * of the watch is otherwise never reported (the watch would take the changed file as its starting point); with
+   * it, a file that differs at the start gets one `onChange` (debounced) at once.
+   */
+  readonly baseline?: string;
+}
+
+/**
+ * What tells one version of a file from another, as `stat` of the path sees it through its links: device, inode,
+ * size, mtime and ctime (ctime moves on every write, rename-over and chmod); `missing:CODE` when it cannot be read.
+ */
+export function fileIdentity(file: string): string {
+  try {
+    const st = statSync(file, { bigint: true });
+    return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+  } catch (e) {
+    return `missing:${String((e as { code?: unknown }).code)}`;
+  }
 }
 
 export interface FileWatch {
@@ -51,16 +70,9 @@ export function watchFileChanges(file: string, onChange: () => void, opts: FileW
   let names = new Map<string, Set<string>>();
   let timer: ReturnType<typeof setTimeout> | undefined;
   let closed = false;
-  /** The file as it was at the last `onChange` (or the start); ctime moves on every write, rename-over and chmod. */
-  const identity = (): string => {
-    try {
-      const st = statSync(given, { bigint: true });
-      return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
-    } catch (e) {
-      return `missing:${String((e as { code?: unknown }).code)}`;
-    }
-  };
-  let seen = identity();
+  const identity = (): string => fileIdentity(given);
+  /** The file as it was at the last `onChange` (or as the caller read it, or at the start). */
+  let seen = opts.baseline ?? identity();
 
   const fire = (): void => {
     if (closed) return;
@@ -151,6 +163,7 @@ export function watchFileChanges(file: string, onChange: () => void, opts: FileW
     if (cur.ino !== prev.ino || cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size || cur.nlink !== prev.nlink) fire();
   };
   if (pollMs > 0) watchFile(given, { interval: pollMs, persistent }, onPoll);
+  if (opts.baseline !== undefined && opts.baseline !== identity()) fire(); // changed since the caller read it
 
   return {
     watching: () => [...watchers.keys()],

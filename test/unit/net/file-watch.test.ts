@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, writeFileSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { watchFileChanges, type FileWatch } from '../../../src/net/node/file-watch.ts';
+import { fileIdentity, watchFileChanges, type FileWatch } from '../../../src/net/node/file-watch.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'refract-file-watch-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -60,6 +60,31 @@ describe('watchFileChanges', () => {
       const second = c.next('second write');
       writeFileSync(file, 'a: 3\n');
       await second;
+    } finally {
+      w.close();
+    }
+  });
+
+  it('reports a change made between the caller reading the file (baseline) and the watch starting, once', async () => {
+    const dir = mkdtempSync(join(root, 'baseline-'));
+    const file = join(dir, 'refract.yaml');
+    writeFileSync(file, 'a: 1\n');
+    const baseline = fileIdentity(file); // the caller reads the file now …
+    writeFileSync(join(dir, '.tmp'), 'a: 2\n');
+    renameSync(join(dir, '.tmp'), file); // … an editor saves it …
+    const c = counter();
+    const seen = c.next('the save before the watch');
+    const w = watchFileChanges(file, c.onChange, { ...OPTS, baseline }); // … and only then does the watch start
+    try {
+      await seen;
+      await sleep(100);
+      assert.equal(c.count, 1, 'one call for the one change');
+      // Unchanged since the baseline: no call.
+      const quiet = counter();
+      const w2 = watchFileChanges(file, quiet.onChange, { ...OPTS, baseline: fileIdentity(file) });
+      await sleep(100);
+      w2.close();
+      assert.equal(quiet.count, 0);
     } finally {
       w.close();
     }
