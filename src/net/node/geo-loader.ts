@@ -13,7 +13,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { watchFileChanges, type FileWatch } from './file-watch.ts';
+import { fileIdentity, watchFileChanges, type FileWatch } from './file-watch.ts';
 import { open as openMmdb, type Reader, type Response } from 'maxmind';
 import { isV4MappedWords, parseIpWords } from '../../model/ip.ts';
 import {
@@ -296,6 +296,9 @@ export async function loadGeo(files: GeoFiles, opts: GeoLoaderOptions = {}): Pro
     ...(files.asn ?? []).map((file) => ({ kind: 'asn' as const, file })),
   ];
   const how = { maxBytes: opts.maxBytes ?? GEO_MAX_BYTES, worker: opts.worker ?? true };
+  // Each file's identity before its first read: the watch starts from it, so a file replaced during a long first
+  // load is reloaded instead of going unseen (file-watch.ts, `baseline`).
+  const baselines = wanted.map(({ file }) => fileIdentity(file));
   const loaded = await Promise.all(wanted.map(({ kind, file }) => loadOne(kind, file, how)));
   const slots: Slot[] = wanted.map(({ kind, file }, i) => ({
     kind,
@@ -347,7 +350,7 @@ export async function loadGeo(files: GeoFiles, opts: GeoLoaderOptions = {}): Pro
   };
   if (opts.watch ?? true) {
     // One watch per file: edits in place, renames over it and Kubernetes' symlink swaps (file-watch.ts).
-    for (const slot of slots) {
+    for (const [i, slot] of slots.entries()) {
       try {
         watchers.push(
           watchFileChanges(
@@ -355,7 +358,7 @@ export async function loadGeo(files: GeoFiles, opts: GeoLoaderOptions = {}): Pro
             () => {
               if (!closed) void reloadSlot(slot);
             },
-            { debounceMs },
+            { debounceMs, baseline: baselines[i]! },
           ),
         );
       } catch (cause) {
