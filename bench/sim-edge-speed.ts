@@ -3,7 +3,13 @@
  * file): an EdgeNode on the simulator, clients that connect, send 10 KB, read the 10 KB echo, and close; the decision
  * trace recorded and hashed, the report built. A first, untimed run of `count / 4` lifecycles (at most 5,000) warms
  * the JIT up. Run:
- *   node --import tsx bench/sim-edge-speed.ts [count] [concurrency] [--runs R] [--vs DIR]
+ *   node --import tsx bench/sim-edge-speed.ts [count] [concurrency] [--runs R] [--vs DIR] [--thread worker|main] [--analytics]
+ *
+ * `--thread worker` (the default) runs the scenarios in a worker thread with the young generation `refract sim`
+ * gives its worker (src/cli/sim-thread.ts: 64 MB semi-spaces), so the figure is what users get; `--thread main`
+ * runs them on the main thread with Node's default heap (the setup of the first three rounds in docs/benchmarks.md).
+ * `--analytics` also builds the report's analytics table, as `refract sim` asks (`RunOptions.analytics`): the engine
+ * then builds a `connect` event per connection too, and every event is folded into the per-minute rollup.
  *
  * `--runs R` runs the timed scenario R times in this process and prints each and the median. `--vs DIR` measures
  * against another checkout (say `git worktree add /tmp/base <commit>` with a node_modules symlink): R rounds, each
@@ -17,8 +23,11 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ScenarioFile } from '../src/scenario/types.ts';
 import type { runScenario as RunScenario } from '../src/scenario/runner.ts';
+import { isMainThread, workerData } from 'node:worker_threads';
+import { startWorker } from '../src/net/node/worker.ts';
+import { SIM_YOUNG_GENERATION_MB } from '../src/cli/sim-thread.ts';
 
-const args = process.argv.slice(2);
+const args = isMainThread ? process.argv.slice(2) : [...(workerData as { args: string[] }).args];
 const flag = (name: string): string | undefined => {
   const i = args.indexOf(name);
   if (i < 0) return undefined;
@@ -29,6 +38,11 @@ const flag = (name: string): string | undefined => {
 const runs = Number(flag('--runs') ?? 1);
 const vs = flag('--vs');
 const runnerDir = flag('--runner');
+const thread = flag('--thread') ?? 'worker';
+const analyticsAt = args.indexOf('--analytics');
+const analytics = analyticsAt >= 0;
+if (analytics) args.splice(analyticsAt, 1);
+if (thread !== 'worker' && thread !== 'main') throw new Error(`--thread takes worker or main, got ${thread}`);
 const count = Number(args[0] ?? 10_000);
 const concurrency = Number(args[1] ?? 1_000);
 
@@ -45,7 +59,7 @@ if (vs !== undefined) {
   const nodeFlags = process.execArgv.filter((a, i, all) => a !== '--import' && all[i - 1] !== '--import' && !a.startsWith('--import='));
   const here = resolve(fileURLToPath(new URL('../', import.meta.url)));
   const one = (dir: string): { wall: number; cpu: number; hash: string } => {
-    const out = execFileSync(process.execPath, [...nodeFlags, '--import', 'tsx', self, String(count), String(concurrency), '--runner', dir], { cwd: here, encoding: 'utf8' });
+    const out = execFileSync(process.execPath, [...nodeFlags, '--import', 'tsx', self, String(count), String(concurrency), '--runner', dir, '--thread', thread, ...(analytics ? ['--analytics'] : [])], { cwd: here, encoding: 'utf8' });
     const last = out.trim().split('\n').at(-1)!;
     return JSON.parse(last) as { wall: number; cpu: number; hash: string };
   };
@@ -67,9 +81,19 @@ if (vs !== undefined) {
   console.log(
     `median of ${runs}: this ${Math.round(ma.wall).toLocaleString('en')}/s wall, ${Math.round(ma.cpu).toLocaleString('en')}/CPU-s; ` +
       `${vs} ${Math.round(mb.wall).toLocaleString('en')}/s wall, ${Math.round(mb.cpu).toLocaleString('en')}/CPU-s; ` +
-      `ratio ×${(ma.wall / mb.wall).toFixed(2)} wall, ×${(ma.cpu / mb.cpu).toFixed(2)} CPU; trace hashes ${a.every((x, i) => x.hash === b[i]!.hash) ? 'identical' : 'DIFFER'}`,
+      `ratio ×${(ma.wall / mb.wall).toFixed(2)} wall, ×${(ma.cpu / mb.cpu).toFixed(2)} CPU; trace hashes ${a.every((x, i) => x.hash === b[i]!.hash) ? 'identical' : 'DIFFER'} (${thread} thread${analytics ? ', analytics' : ''})`,
   );
   process.exit(0);
+}
+
+if (thread === 'worker' && isMainThread) {
+  // The measurement runs in a worker with refract sim's young generation; its console output comes through ours.
+  const w = startWorker(new URL(import.meta.url), { args: process.argv.slice(2) }, { maxYoungGenerationSizeMb: SIM_YOUNG_GENERATION_MB });
+  const code = await new Promise<number>((resolve, reject) => {
+    w.on('error', reject);
+    w.on('exit', resolve);
+  });
+  process.exit(code);
 }
 
 const runnerUrl = runnerDir === undefined ? '../src/scenario/runner.ts' : new URL('src/scenario/runner.ts', `file://${resolve(runnerDir)}/`).href;
@@ -94,14 +118,14 @@ function scenarioOf(n: number): ScenarioFile {
   } as unknown as ScenarioFile;
 }
 
-await runScenario(scenarioOf(Math.min(5_000, Math.floor(count / 4))));
+await runScenario(scenarioOf(Math.min(5_000, Math.floor(count / 4))), { analytics });
 const walls: number[] = [];
 const cpus: number[] = [];
 let hash = '';
 for (let i = 0; i < runs; i++) {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const r = await runScenario(scenarioOf(count));
+  const r = await runScenario(scenarioOf(count), { analytics });
   const wall = (performance.now() - t0) / 1000;
   const c = process.cpuUsage(cpu0);
   const cpu = (c.user + c.system) / 1e6;

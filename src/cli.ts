@@ -2,10 +2,8 @@
  * `refract serve | connect | validate | sim | replay | ca | token | machines`. Wiring only: process signals, files and
  * the real network live here; the engine is in src/edge and below.
  */
-import { type ConfigResult } from './model/config.ts';
-import { CONFIG_FILE_LIMITS, type ConfigFileLimits } from './model/config-file.ts';
-import { loadConfigFileOffThread, readConfigFile } from './net/node/config-file.ts';
-import { configLimits } from './cli/config-limits.ts';
+import type { ConfigResult } from './model/config.ts';
+import type { ConfigFileLimits } from './model/config-file.ts';
 import type { ConfigIssue } from './model/types.ts';
 import { didYouMean, parseCommand, refractVersion } from './cli/args.ts';
 import { exitAfterFlush, quietOnClosedPipe } from './cli/output.ts';
@@ -51,17 +49,26 @@ const COMMANDS = ['serve', 'connect', 'validate', 'sim', 'replay', 'ca', 'machin
 
 type Loaded = ConfigResult;
 
-/**
- * Reads and checks FILE within `limits` (size before reading, UTF-8, node count: src/model/config-file.ts). A
- * ConfigResult: issues and warnings carry line and column; `warnings` is there on both branches.
- */
-function load(file: string, limits: ConfigFileLimits = CONFIG_FILE_LIMITS): Loaded {
-  return readConfigFile(file, limits);
+interface ConfigReaders {
+  /**
+   * Reads and checks FILE within `limits` (size before reading, UTF-8, node count: src/model/config-file.ts). A
+   * ConfigResult: issues and warnings carry line and column; `warnings` is there on both branches.
+   */
+  load(file: string, limits?: ConfigFileLimits): Loaded;
+  /** `load` in a worker thread, so parsing never stalls the thread that serves connections (`refract serve`). */
+  loadOffThread(file: string, opts?: { limits?: ConfigFileLimits | undefined; raw?: boolean }): Promise<Loaded>;
 }
 
-/** `load` in a worker thread, so parsing never stalls the thread that serves connections (`refract serve`). */
-function loadOffThread(file: string, opts: { limits?: ConfigFileLimits | undefined; raw?: boolean } = {}): Promise<Loaded> {
-  return loadConfigFileOffThread(file, { raw: opts.raw ?? true, ...(opts.limits ? { limits: opts.limits } : {}) });
+/**
+ * The config readers, imported by the commands that read a config only (the schema and the YAML parser behind them
+ * take a quarter of a second to load): `refract sim` loads its own copy in its worker thread (src/cli/sim-thread.ts).
+ */
+async function configReaders(): Promise<ConfigReaders> {
+  const [{ loadConfigFileOffThread, readConfigFile }, { CONFIG_FILE_LIMITS }] = await Promise.all([import('./net/node/config-file.ts'), import('./model/config-file.ts')]);
+  return {
+    load: (file, limits = CONFIG_FILE_LIMITS) => readConfigFile(file, limits),
+    loadOffThread: (file, opts = {}) => loadConfigFileOffThread(file, { raw: opts.raw ?? true, ...(opts.limits ? { limits: opts.limits } : {}) }),
+  };
 }
 
 /**
@@ -83,7 +90,7 @@ function formatIssues(file: string, issues: readonly ConfigIssue[]): string {
   return `${file}: ${counts.join(', ')}\n${[...errors, ...warnings].map(line).join('\n')}`;
 }
 
-function validateCommand(file: string | undefined, limits: ConfigFileLimits): number {
+function validateCommand(file: string | undefined, limits: ConfigFileLimits, load: ConfigReaders['load']): number {
   if (!file) {
     process.stderr.write(`refract validate: give a config file\n\n${USAGE}\n`);
     return 2;
@@ -115,7 +122,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   switch (cmd) {
     case 'serve':
-      return (await import('./cli/serve.ts')).serveMain(rest, { load, loadOffThread, formatIssues });
+      return (await import('./cli/serve.ts')).serveMain(rest, { ...(await configReaders()), formatIssues });
     case 'connect':
       return (await import('./cli/connect.ts')).connectCommand(rest);
     case 'validate': {
@@ -125,17 +132,16 @@ export async function main(argv: string[]): Promise<number> {
         process.stderr.write(`refract validate: give one config file\n\n${VALIDATE_USAGE}\n`);
         return 2;
       }
-      const limits = configLimits(p.values);
+      const limits = (await import('./cli/config-limits.ts')).configLimits(p.values);
       if (typeof limits === 'string') {
         process.stderr.write(`refract validate: ${limits}\n\n${VALIDATE_USAGE}\n`);
         return 2;
       }
-      return validateCommand(p.values.config ?? p.positionals[0], limits);
+      return validateCommand(p.values.config ?? p.positionals[0], limits, (await configReaders()).load);
     }
-    case 'sim': {
-      const sim = await import('./scenario/cli.ts');
-      return sim.simCommand(rest, sim.processSimIo(() => performance.now()));
-    }
+    case 'sim':
+      // In a worker thread with a larger young generation (src/cli/sim-thread.ts says why).
+      return (await import('./cli/sim-thread.ts')).simInWorker(rest);
     case 'replay':
       return (await import('./scenario/replay.ts')).replayCommand(rest);
     case 'ca':

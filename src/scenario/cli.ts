@@ -34,7 +34,7 @@ export const SIM_USAGE = `Usage: refract sim FILE [--seed N] [--trace FILE] [--c
 Exit: 0 expectations held, 1 an expectation failed or the runs differ, 2 invalid command line or file.
 Format: docs/scenarios.md`;
 
-/** Where the command writes; the process's streams by default (tests pass their own). */
+/** Where the command writes: `refract sim` passes messages to the launcher's thread (src/cli/sim-worker.ts), tests their own. */
 export interface SimIo {
   out(text: string): void;
   err(text: string): void;
@@ -42,16 +42,6 @@ export interface SimIo {
   readonly tty: boolean;
   /** Wall-clock milliseconds, for throttling the progress bar. */
   now(): number;
-}
-
-/** The process's terminal, with a wall clock supplied by the caller (src/cli.ts, the real-world composition root). */
-export function processSimIo(now: () => number): SimIo {
-  return {
-    out: (t) => void process.stdout.write(t),
-    err: (t) => void process.stderr.write(t),
-    tty: process.stderr.isTTY === true,
-    now,
-  };
 }
 
 /** Show the bar only for runs that last longer than this (wall ms), and redraw it at most this often. */

@@ -23,6 +23,7 @@ import { inAnyCidr, parseCidr, parseIpLiteral } from '../model/ip.ts';
 import { parseHostname, parseOriginUri } from '../model/ports.ts';
 import { type ConfigIssue, type RefractConfig, type Zone } from '../model/types.ts';
 import { type ScenarioFile, type Topology } from './types.ts';
+import { OpenedIds } from './opened-ids.ts';
 
 /** A scenario problem: a ConfigIssue, plus where it is in the file (1-based) when the text is known. */
 export interface ScenarioIssue extends ConfigIssue {
@@ -85,11 +86,6 @@ export function parseSrvRecord(text: string): { priority: number; weight: number
   const target = parseHostname(m[4] ?? '', 'E_SCENARIO_ADDRESS');
   if (!target.ok || priority > 65_535 || weight > 65_535 || port < 1 || port > 65_535) return undefined;
   return { priority, weight, port, address: target.value };
-}
-
-/** The ids a `load` step opens: `id_prefix` + 0 … count-1. */
-export function loadIds(load: { id_prefix: string; count: number }): string[] {
-  return Array.from({ length: load.count }, (_, i) => loadId(load, i));
 }
 
 /** The id of a load step's `i`-th connection (0-based). */
@@ -901,11 +897,6 @@ function checkCount(c: number | readonly [number, number] | undefined, p: string
   if (Array.isArray(c) && c[0]! > c[1]!) issues.push(issue(p, 'E_SCENARIO_SCHEMA', 'a range is [min, max] with min <= max'));
 }
 
-interface OpenedConn {
-  readonly at: number;
-  readonly pointer: string;
-}
-
 /** Validates IP Access rules at `pointer` (E_RULE_* and E_CONFIG_SCHEMA codes, as in the config file); true when valid. */
 function checkAccessRules(rules: readonly unknown[], pointer: string, issues: ScenarioIssue[]): boolean {
   const r = validateAccessRules(rules, pointer);
@@ -1084,7 +1075,7 @@ export function validateScenario(input: unknown): ScenarioResult {
 
   // Connection ids: every connect and every id a load generates, each once. When a connect or load step is itself
   // malformed, the ids it would open are unknown, and references to ids are not reported (they may be its).
-  const opened = new Map<string, OpenedConn>();
+  const opened = new OpenedIds();
   const idsKnown = rawSteps.every((s, i) => steps[i] !== undefined || typeof s !== 'object' || s === null || !('connect' in s || 'load' in s));
   steps.forEach((s, i) => {
     if (s === undefined) return;
@@ -1095,12 +1086,7 @@ export function validateScenario(input: unknown): ScenarioResult {
       else opened.set(s.body.id, { at: s.at, pointer: p });
     } else if (s.action === 'load') {
       const every = s.body.every_ms ?? LOAD_DEFAULT_EVERY_MS;
-      let clash: string | undefined;
-      loadIds(s.body).forEach((id, k) => {
-        const first = opened.get(id);
-        if (first !== undefined) clash ??= `"${id}" is already opened at ${first.pointer}`;
-        else opened.set(id, { at: s.at + k * every, pointer: p });
-      });
+      const clash = opened.openLoad(s.body.id_prefix, s.body.count, s.at, every, p);
       if (clash !== undefined) issues.push(issue(pointerJoin(p, 'id_prefix'), 'E_SCENARIO_DUPLICATE', `the ids this load generates collide: ${clash}`));
     }
   });

@@ -1,6 +1,7 @@
 /**
- * `refract sim`: in process through `simCommand` with captured output, and once as users run it
- * (`node bin/refract.js sim …`) to check the wiring in src/cli.ts. Files live in a fresh temp dir per test.
+ * `refract sim`: in process through `simCommand` with captured output, in its worker thread (`simInWorker`, what
+ * src/cli.ts runs) against the same, and once as users run it (`node bin/refract.js sim …`) to check the wiring in
+ * src/cli.ts. Files live in a fresh temp dir per test.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { simCommand, type SimIo } from '../../../src/scenario/cli.ts';
+import { simInWorker } from '../../../src/cli/sim-thread.ts';
 import { parseTrace } from '../../../src/streams/trace.ts';
 import { minimal, yamlOf } from './helpers.ts';
 
@@ -120,6 +122,27 @@ void describe('refract sim', () => {
     const pipe = io(false);
     assert.equal(await simCommand([file(s)], pipe), 0);
     assert.equal(pipe.stderr, '');
+  });
+
+  void it('in its worker thread prints the same and exits with the same code as in process', async () => {
+    const failing = minimal();
+    failing['expect'].connections[0].received = 'ho';
+    const invalid = minimal();
+    invalid['seed'] = 'one';
+    const traced = file(minimal());
+    const cases = [[file(minimal())], [file(failing)], [file(invalid)], [file(minimal()), '--frobnicate'], [traced, '--json', '--seed', '7', '--trace', join(traced, '..', 'trace.jsonl')]];
+    // The wall-clock figures are the only thing that may differ between two runs.
+    const steady = (out: string): string => out.replace(/"wallMs": [\d.]+/g, '"wallMs": 0').replace(/ms virtual, .* wall/, 'ms virtual, wall').replace(/, [\d,]+ events\/s/, '');
+    for (const argv of cases) {
+      const here = io();
+      const code = await simCommand([...argv], here);
+      const inProcessTrace = argv.includes('--trace') ? readFileSync(join(traced, '..', 'trace.jsonl'), 'utf8') : '';
+      const there = { stdout: '', stderr: '' };
+      assert.equal(await simInWorker(argv, { out: (t) => void (there.stdout += t), err: (t) => void (there.stderr += t) }), code, argv.join(' '));
+      assert.equal(steady(there.stdout), steady(here.stdout), argv.join(' '));
+      assert.equal(there.stderr, here.stderr, argv.join(' '));
+      if (argv.includes('--trace')) assert.equal(readFileSync(join(traced, '..', 'trace.jsonl'), 'utf8'), inProcessTrace);
+    }
   });
 
   void it('runs as `refract sim` from the command line', async () => {
