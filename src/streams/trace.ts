@@ -314,11 +314,6 @@ export class TraceLineWriter {
 }
 
 /** True when JSON writes `s` as is between quotes: no `"`, `\`, control character or surrogate. */
-/** `s` as JSON text, the same as `JSON.stringify(s)`, without its call when nothing needs escaping. */
-export function jsonString(s: string): string {
-  return plainString(s) ? `"${s}"` : JSON.stringify(s);
-}
-
 function plainString(s: string): boolean {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
