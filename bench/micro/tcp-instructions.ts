@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '../proxies.ts';
 import { ensureBuild, refractCli } from '../refract-cli.ts';
-import { assertValgrind, instructions } from './valgrind-count.ts';
+import { assertValgrind, instructions, perUnitTable } from './valgrind-count.ts';
 
 const KNOWN = ['node-pipe', 'node-raw', 'refract', 'refract-tsx'] as const;
 type Proxy = (typeof KNOWN)[number];
@@ -70,15 +70,6 @@ function count(p: Proxy, n: number): Promise<number> {
 
 if (proxies.includes('refract')) ensureBuild(REPO_ROOT);
 assertValgrind();
-const rows: string[] = [];
-for (const p of proxies) {
-  if (p !== 'refract') await count(p, 10); // fills tsx's compile cache
-  const a = await count(p, COUNT);
-  const b = await count(p, 2 * COUNT);
-  const per = (b - a) / COUNT;
-  rows.push(`| ${p} | ${a.toLocaleString('en-US')} | ${b.toLocaleString('en-US')} | ${Math.round(per).toLocaleString('en-US')} |`);
-  process.stderr.write(`${p}: ${Math.round(per).toLocaleString('en-US')} instructions per connection\n`);
-}
-process.stdout.write(`| proxy | I refs, ${COUNT} connections | I refs, ${2 * COUNT} connections | instructions per connection |\n|---|---|---|---|\n${rows.join('\n')}\n`);
+await perUnitTable(proxies, count, COUNT, 2 * COUNT, 'connection', (p) => (p !== 'refract' ? count(p, 10) : Promise.resolve())); // fills tsx's compile cache
 origin.close();
 rmSync(dir, { recursive: true, force: true });

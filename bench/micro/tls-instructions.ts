@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '../proxies.ts';
 import { ensureBuild, refractCli } from '../refract-cli.ts';
-import { assertValgrind, instructions } from './valgrind-count.ts';
+import { assertValgrind, instructions, perUnitTable } from './valgrind-count.ts';
 import { issueCert } from '../../src/net/node/x509.ts';
 import { EDGE_CIPHERS } from '../../src/core/tls-ciphers.ts';
 
@@ -115,17 +115,7 @@ function count(p: Proxy, n: number): Promise<number> {
 
 if (proxies.includes('refract')) ensureBuild(REPO_ROOT);
 assertValgrind();
-const rows: string[] = [];
-const per = new Map<Proxy, number>();
-for (const p of proxies) {
-  const a = await count(p, COUNT);
-  const b = await count(p, 3 * COUNT);
-  const each = (b - a) / (2 * COUNT);
-  per.set(p, each);
-  rows.push(`| ${p} | ${a.toLocaleString('en-US')} | ${b.toLocaleString('en-US')} | ${Math.round(each).toLocaleString('en-US')} |`);
-  process.stderr.write(`${p}: ${Math.round(each).toLocaleString('en-US')} instructions per TLS ${argv.tls} handshake\n`);
-}
-process.stdout.write(`| proxy | I refs, ${COUNT} handshakes | I refs, ${3 * COUNT} handshakes | instructions per handshake |\n|---|---|---|---|\n${rows.join('\n')}\n`);
+const per = await perUnitTable(proxies, count, COUNT, 3 * COUNT, `TLS ${argv.tls} handshake`);
 const r = per.get('refract');
 const n = per.get('node-tls');
 if (r !== undefined && n !== undefined) process.stdout.write(`node-tls÷refract: ×${(n / r).toFixed(2)}\n`);

@@ -80,3 +80,32 @@ export async function instructions(r: CountRun): Promise<number> {
   if (m === null) throw new Error(`no I refs from valgrind for ${r.name}:\n${err.slice(-2_000)}`);
   return Number(m[1]!.replace(/,/g, ''));
 }
+
+/**
+ * For each proxy: `count(p, small)` and `count(p, big)` (after `prepare(p)`, when given), the difference ÷
+ * (big − small) as instructions per `unit`, printed as a Markdown table on stdout (and one line per proxy on stderr
+ * as it goes). Returns the per-unit figures by proxy.
+ */
+export async function perUnitTable<P extends string>(
+  proxies: readonly P[],
+  count: (p: P, n: number) => Promise<number>,
+  small: number,
+  big: number,
+  unit: string,
+  prepare?: (p: P) => Promise<unknown>,
+): Promise<Map<P, number>> {
+  const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
+  const rows: string[] = [];
+  const per = new Map<P, number>();
+  for (const p of proxies) {
+    await prepare?.(p);
+    const a = await count(p, small);
+    const b = await count(p, big);
+    const each = (b - a) / (big - small);
+    per.set(p, each);
+    rows.push(`| ${p} | ${fmt(a)} | ${fmt(b)} | ${fmt(each)} |`);
+    process.stderr.write(`${p}: ${fmt(each)} instructions per ${unit}\n`);
+  }
+  process.stdout.write(`| proxy | I refs, ${small} ${unit}s | I refs, ${big} ${unit}s | instructions per ${unit} |\n|---|---|---|---|\n${rows.join('\n')}\n`);
+  return per;
+}
