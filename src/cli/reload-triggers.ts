@@ -9,13 +9,13 @@ import { watchFileChanges, type FileWatch } from '../net/node/file-watch.ts';
  * `fileIdentity` from before the running configuration was read, so that a change made since (while the edge was
  * starting) reloads at once instead of going unseen.
  */
-export function reloadTriggers(file: string, watch: boolean, log: Logger, baseline?: string): { readonly triggers: Subject<string>; readonly watcher: FileWatch | undefined } {
+export function reloadTriggers(file: string, watch: boolean, log: Logger, baseline: string): { readonly triggers: Subject<string>; readonly watcher: FileWatch | undefined } {
   const triggers = new Subject<string>();
   process.on('SIGHUP', () => triggers.next('SIGHUP'));
   let watcher: FileWatch | undefined;
   if (watch) {
     try {
-      watcher = watchFileChanges(file, () => triggers.next('file change'), { debounceMs: 50, persistent: true, ...(baseline === undefined ? {} : { baseline }) });
+      watcher = watchFileChanges(file, () => triggers.next('file change'), { debounceMs: 50, persistent: true, baseline });
     } catch (e) {
       log.warn({ err: e }, 'cannot watch the config file; reload with SIGHUP');
     }
