@@ -267,15 +267,23 @@ export class TcpEnv {
 
   /** Until the splice starts, a client that vanishes must still end the connection (and cancel any dial). */
   downWatch(r: ConnRecord): Partial<ConnHandlers> {
-    const socket$ = this.inputs.socket$;
-    return {
-      error(err) {
-        r.lastError = err;
-      },
-      close() {
-        socket$.signal(r, EV.DOWN_CLOSED);
-      },
-    };
+    return new DownWatch(this, r);
+  }
+}
+
+/** The client Conn's handlers until the splice takes it over (one object per connection, its callbacks methods). */
+class DownWatch {
+  readonly #env: TcpEnv;
+  readonly #r: ConnRecord;
+  constructor(env: TcpEnv, r: ConnRecord) {
+    this.#env = env;
+    this.#r = r;
+  }
+  error(err: NetError): void {
+    this.#r.lastError = err;
+  }
+  close(): void {
+    this.#env.inputs.socket$.signal(this.#r, EV.DOWN_CLOSED);
   }
 }
 

@@ -4,7 +4,7 @@
  * timed-out attempt, and start the splice with the PROXY header in front of the client's bytes.
  */
 import type { NetError } from '../net/ports.ts';
-import { splice } from '../net/splice.ts';
+import { splice, type SpliceCallbacks, type SpliceSide } from '../net/splice.ts';
 import { encodeProxyV1, encodeProxyV2, tlsProxyTlvs, type ProxyAddresses } from '../core/proxy-protocol.ts';
 import { spectrumCipherName } from '../core/tls-ciphers.ts';
 import { nextDialIndex } from '../core/legs.ts';
@@ -61,15 +61,23 @@ export function dialNext(env: TcpEnv, r: ConnRecord): void {
   if (env.tracing) env.record({ t: env.deps.clock.now(), node: r.settings.id, app: r.app?.id ?? '', conn: r.id, event: 'dial', upstream: `${t.host}:${t.port}`, attempt: r.attempt });
   const up = env.deps.net.connectTcp({ host: t.host, port: t.port });
   r.up = up;
-  const socket$ = env.inputs.socket$;
-  up.setHandlers({
-    connect() {
-      socket$.signal(r, EV.UP_CONNECTED);
-    },
-    error(error) {
-      socket$.signal(r, { type: 'UPSTREAM.FAILED', error });
-    },
-  });
+  up.setHandlers(new UpWatch(env, r));
+}
+
+/** A dial's handlers until the splice takes the Conn over (one object per attempt, its callbacks methods). */
+class UpWatch {
+  readonly #env: TcpEnv;
+  readonly #r: ConnRecord;
+  constructor(env: TcpEnv, r: ConnRecord) {
+    this.#env = env;
+    this.#r = r;
+  }
+  connect(): void {
+    this.#env.inputs.socket$.signal(this.#r, EV.UP_CONNECTED);
+  }
+  error(error: NetError): void {
+    this.#env.inputs.socket$.signal(this.#r, { type: 'UPSTREAM.FAILED', error });
+  }
 }
 
 /** The attempt in flight failed (`err`) or timed out: count it, close its socket, log it. */
@@ -124,30 +132,33 @@ export function startSplice(env: TcpEnv, r: ConnRecord): void {
   if (env.tracing) {
     env.record({ t: env.deps.clock.now(), node: r.settings.id, app: app.id, conn: r.id, event: 'established', upstream: `${r.current!.host}:${r.current!.port}`, proxy_protocol: app.proxyProtocol });
   }
-  const socket$ = env.inputs.socket$;
-  r.splice = splice(
-    r.down,
-    up,
-    { clock: env.deps.clock, idleTimeoutMs: idle, upstreamPrefix: prefix, downstreamEnded: r.downEnded },
-    {
-      c2sEnd() {
-        env.trace(r, 'c2s_end');
-        socket$.signal(r, EV.C2S_END);
-      },
-      s2cEnd() {
-        env.trace(r, 's2c_end');
-        socket$.signal(r, EV.S2C_END);
-      },
-      error(side, error) {
-        socket$.signal(r, { type: 'SPLICE.ERROR', side, error });
-      },
-      idle() {
-        socket$.signal(r, EV.IDLE);
-      },
-      closed() {
-        socket$.signal(r, EV.CLOSED);
-      },
-    },
-  );
+  r.splice = splice(r.down, up, { clock: env.deps.clock, idleTimeoutMs: idle, upstreamPrefix: prefix, downstreamEnded: r.downEnded }, new SpliceEvents(env, r));
   r.prefix = undefined;
+}
+
+/** What the splice reports, as the machine's input (one object per connection, its callbacks methods). */
+class SpliceEvents implements SpliceCallbacks {
+  readonly #env: TcpEnv;
+  readonly #r: ConnRecord;
+  constructor(env: TcpEnv, r: ConnRecord) {
+    this.#env = env;
+    this.#r = r;
+  }
+  c2sEnd(): void {
+    this.#env.trace(this.#r, 'c2s_end');
+    this.#env.inputs.socket$.signal(this.#r, EV.C2S_END);
+  }
+  s2cEnd(): void {
+    this.#env.trace(this.#r, 's2c_end');
+    this.#env.inputs.socket$.signal(this.#r, EV.S2C_END);
+  }
+  error(side: SpliceSide, error: NetError): void {
+    this.#env.inputs.socket$.signal(this.#r, { type: 'SPLICE.ERROR', side, error });
+  }
+  idle(): void {
+    this.#env.inputs.socket$.signal(this.#r, EV.IDLE);
+  }
+  closed(): void {
+    this.#env.inputs.socket$.signal(this.#r, EV.CLOSED);
+  }
 }

@@ -47,7 +47,9 @@ export interface NetError extends Error {
 
 /**
  * Lifecycle and data callbacks of a Conn. `Conn.setHandlers` merges: the handlers given replace those of the same
- * name, the others stay. A Conn starts paused (accepted and outbound alike): bytes flow once the owner calls
+ * name, the others stay. Each callback is called as a method of the object it was given on (`h.data(chunk)`, with
+ * `this` being `h`), and inherited methods count: a handler set may be a class instance whose callbacks live on its
+ * prototype (src/net/handler-slots.ts). A Conn starts paused (accepted and outbound alike): bytes flow once the owner calls
  * `resume()`, or sets a `data` handler without having called `pause()` (as Node's `on('data')` does).
  */
 export interface ConnHandlers {

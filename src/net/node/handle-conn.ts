@@ -21,11 +21,10 @@
  */
 import * as net from 'node:net';
 import { getSystemErrorName } from 'node:util';
+import { HandlerSlots } from '../handler-slots.ts';
 import type { Conn, ConnHandlers, NetError, SocketAddress } from '../ports.ts';
 import { Reader, readers, readingSocket, sockAddr, wroteChunk } from './node-conn.ts';
 
-const noop = (): void => {};
-const NOOP_HANDLERS: ConnHandlers = { connect: noop, data: noop, drain: noop, end: noop, error: noop, close: noop };
 /** net.Socket's default writableHighWaterMark: `write` returns false from this many bytes waiting. */
 const HIGH_WATER = 16 * 1024;
 const UV_EOF = -4095;
@@ -165,7 +164,7 @@ export class HandleConn implements Conn {
   readonly #h: TcpHandle;
   readonly #reader = new Reader();
   readonly #onConnectError: ((code: string) => void) | undefined;
-  #hs: ConnHandlers = NOOP_HANDLERS;
+  readonly #hs = new HandlerSlots();
   #local: SocketAddress | undefined;
   #remote: SocketAddress | undefined;
   #connecting: boolean;
@@ -225,7 +224,7 @@ export class HandleConn implements Conn {
   }
 
   setHandlers(h: Partial<ConnHandlers>): void {
-    this.#hs = { ...this.#hs, ...h };
+    this.#hs.set(h);
     if (h.data !== undefined && this.#flowing === null) this.resume();
   }
 
@@ -284,7 +283,7 @@ export class HandleConn implements Conn {
     this.#remote = this.remote;
     this.#done = true;
     this.#closed = true;
-    this.#hs = NOOP_HANDLERS;
+    this.#hs.clear();
     this.#reader.release();
     return readingSocket(this.#h);
   }

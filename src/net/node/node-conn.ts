@@ -3,6 +3,7 @@
  * (network.ts) and TLS (tls.ts), which wraps NodeConns. Its own file so that neither of those imports the other.
  */
 import * as net from 'node:net';
+import { HandlerSlots } from '../handler-slots.ts';
 import type { Conn, ConnHandlers, IpFamily, NetError, SocketAddress } from '../ports.ts';
 
 const noop = (): void => {};
@@ -149,7 +150,7 @@ export function rewrapAccepted(accepted: net.Socket): net.Socket {
 export class NodeConn implements Conn {
   readonly #s: net.Socket;
   readonly #reader: Reader | undefined;
-  #h: ConnHandlers = { connect: noop, data: noop, drain: noop, end: noop, error: noop, close: noop };
+  readonly #h = new HandlerSlots();
   #local: SocketAddress | undefined;
   #remote: SocketAddress;
   #closed = false;
@@ -207,7 +208,7 @@ export class NodeConn implements Conn {
   }
 
   setHandlers(h: Partial<ConnHandlers>): void {
-    this.#h = { ...this.#h, ...h };
+    this.#h.set(h);
     if (h.data !== undefined && this.#flowing === null) this.resume();
   }
 
@@ -277,7 +278,7 @@ export class NodeConn implements Conn {
     s.removeAllListeners('connect');
     s.pause();
     if (this.#reader) this.#reader.deliver = noop;
-    this.#h = { connect: noop, data: noop, drain: noop, end: noop, error: noop, close: noop };
+    this.#h.clear();
     return s;
   }
 }

@@ -20,6 +20,7 @@ import type {
   CertInfo, Conn, ConnHandlers, SocketAddress, TlsClientParams, TlsFailure, TlsFailureReason, TlsIdentity, TlsInfo, TlsOutcome,
   TlsPort, TlsServerParams, TlsSession, TlsStatus, TlsTrust, TlsVersion,
 } from '../ports.ts';
+import { HandlerSlots } from '../handler-slots.ts';
 import { NodeConn } from './node-conn.ts';
 import { HandleConn } from './handle-conn.ts';
 import { describeCert } from './x509.ts';
@@ -384,7 +385,8 @@ class PendingConn implements Conn {
   readonly #raw: Conn;
   readonly #abort: (reset: boolean) => void;
   #inner: NodeConn | undefined;
-  #h: Partial<ConnHandlers> = {};
+  /** The caller's handlers until the TLSSocket exists; then the slots themselves are the inner Conn's handlers. */
+  readonly #h = new HandlerSlots();
   #flowing: boolean | null = null;
   #closed = false;
 
@@ -396,7 +398,7 @@ class PendingConn implements Conn {
   attach(inner: NodeConn): void {
     this.#inner = inner;
     if (this.#flowing === false) inner.pause();
-    inner.setHandlers(this.#h);
+    inner.setHandlers(this.#h.handover());
     if (this.#flowing === true) inner.resume();
   }
 
@@ -404,8 +406,8 @@ class PendingConn implements Conn {
   closeUnattached(): void {
     if (this.#inner !== undefined || this.#closed) return;
     this.#closed = true;
-    const close = this.#h.close;
-    if (close !== undefined) process.nextTick(close, true);
+    const h = this.#h;
+    process.nextTick(() => h.close(true));
   }
 
   get local(): SocketAddress {
@@ -426,7 +428,7 @@ class PendingConn implements Conn {
   setHandlers(h: Partial<ConnHandlers>): void {
     if (this.#inner !== undefined) this.#inner.setHandlers(h);
     else {
-      this.#h = { ...this.#h, ...h };
+      this.#h.set(h);
       if (h.data !== undefined && this.#flowing === null) this.#flowing = true;
     }
   }

@@ -29,6 +29,7 @@ import { hostPort } from './addr.ts';
 import { netError, nodeError, dnsError } from './net-error.ts';
 import { type TimerHandle } from './virtual-clock.ts';
 import { type TcpKernel, type TcpParams } from './kernel.ts';
+import { HandlerSlots } from '../handler-slots.ts';
 
 /** The host kernel as this file sees it (implemented by SimHost). */
 type Host = TcpKernel<SimConn, SimListener>;
@@ -143,20 +144,8 @@ class ChunkQueue {
 function asBuffer(chunk: Uint8Array): Buffer {
   return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
 }
-/**
- * The application's callbacks. One mutable set per connection, which `setHandlers` merges into (a fresh merged object
- * per call would be garbage on every connection); callbacks are called with it as `this`, as with a merged copy.
- */
-class Handlers {
-  connect: ConnHandlers['connect'] | undefined = undefined;
-  data: ConnHandlers['data'] | undefined = undefined;
-  drain: ConnHandlers['drain'] | undefined = undefined;
-  end: ConnHandlers['end'] | undefined = undefined;
-  error: ConnHandlers['error'] | undefined = undefined;
-  close: ConnHandlers['close'] | undefined = undefined;
-}
-/** The set of a connection that has none yet, or no more (never written to). */
-const NO_HANDLERS = new Handlers();
+/** The handlers of a connection that has none yet, or no more (never written to: a connection makes its own). */
+const NO_HANDLERS = Object.freeze(new HandlerSlots()) as HandlerSlots;
 
 /** A listening socket. */
 export class SimListener implements TcpListener {
@@ -205,7 +194,7 @@ export class SimConn implements Conn {
   synAttempt = 0;
 
   // ── application side ──
-  #h: Handlers = NO_HANDLERS;
+  #h: HandlerSlots = NO_HANDLERS;
   /** The app side is finished: no callback but a pending `close` will fire, and calls are no-ops. */
   destroyed = false;
   #closed = false;
@@ -277,15 +266,10 @@ export class SimConn implements Conn {
   /** Replaces the handler set. A data handler starts the flow of data unless `pause()` was called. */
   setHandlers(handlers: Partial<ConnHandlers>): void {
     if (this.#closed) return;
-    // Merge, as the node implementation does: handlers given replace those of the same name, the others stay.
+    // Handlers given replace those of the same name, the others stay (handler-slots.ts).
     let h = this.#h;
-    if (h === NO_HANDLERS) h = this.#h = new Handlers();
-    if (handlers.connect !== undefined) h.connect = handlers.connect;
-    if (handlers.data !== undefined) h.data = handlers.data;
-    if (handlers.drain !== undefined) h.drain = handlers.drain;
-    if (handlers.end !== undefined) h.end = handlers.end;
-    if (handlers.error !== undefined) h.error = handlers.error;
-    if (handlers.close !== undefined) h.close = handlers.close;
+    if (h === NO_HANDLERS) h = this.#h = new HandlerSlots();
+    h.set(handlers);
     if (handlers.data !== undefined && this.flowing === null) this.flowing = true;
     this.#scheduleFlush();
   }
@@ -533,7 +517,7 @@ export class SimConn implements Conn {
     this.pump();
     if (this.needDrain && this.userBytes === 0 && !this.destroyed) {
       this.needDrain = false;
-      this.#h.drain?.();
+      this.#h.drain();
     }
     if (this.#ackPending) this.sendAck();
     this.maybeClose();
@@ -598,11 +582,11 @@ export class SimConn implements Conn {
       this.consumedBytes += chunk.length;
       this.#ackPending = true; // a window update
       // Flowing without a data handler: Node emits to no listener and the bytes are gone; so are they here.
-      this.#h.data?.(chunk);
+      this.#h.data(chunk);
     }
     if (this.finReceived && !this.endDelivered && !this.destroyed && this.flowing === true) {
       this.endDelivered = true;
-      this.#h.end?.();
+      this.#h.end();
       this.maybeClose();
     }
   }
@@ -726,7 +710,7 @@ export class SimConn implements Conn {
     const resetMs = Math.min(this.outLink.params.resetAfterMs, server.outLink!.params.resetAfterMs);
     if (resetMs !== Infinity) sim.clock.post(resetMs, onMiddleboxReset, this);
     this.#ackPending = true; // the handshake's third packet: rides on the first data segment if `connect` writes
-    if (!this.destroyed) this.#h.connect?.();
+    if (!this.destroyed) this.#h.connect();
     if (this.alive) this.#afterEvent();
     else if (this.#ackPending) this.sendAck();
   }
@@ -803,7 +787,7 @@ export class SimConn implements Conn {
     if (this.#closed) return;
     const sim = this.host.sim;
     if (sim.tracing) sim.emit('tcp.error', this.host.name, `${this.label()} ${err.code}`);
-    this.#h.error?.(err);
+    this.#h.error(err);
     this.#emitClose(true);
   }
 
@@ -820,7 +804,7 @@ export class SimConn implements Conn {
     if (sim.tracing) sim.emit('tcp.close', this.host.name, `${this.label()} hadError=${hadError}`);
     const h = this.#h;
     this.#h = NO_HANDLERS;
-    h.close?.(hadError);
+    h.close(hadError);
   }
 
   #scheduleClose(): void {

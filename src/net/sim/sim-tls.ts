@@ -24,6 +24,7 @@ import type {
 } from '../ports.ts';
 import { clientVerify, configFailure, helloOf, serverDecide, type ClientHello } from '../../core/tls-model.ts';
 import type { TlsKernel } from './kernel.ts';
+import { HandlerSlots } from '../handler-slots.ts';
 
 const MAGIC = Buffer.from('RTLS', 'latin1');
 const HEADER = MAGIC.length + 2;
@@ -106,7 +107,8 @@ abstract class SimTlsEnd implements TlsSession, Conn {
   #outcome: TlsOutcome | undefined;
   #callbacks: Array<(o: TlsOutcome) => void> = [];
   #cancelTimer: () => void = noop;
-  #user: Partial<ConnHandlers> = {};
+  /** The caller's handlers (called through these slots until the handshake is over, and after a failure). */
+  readonly #user = new HandlerSlots();
   /** The caller's flow state (Node's readableFlowing): null until it resumes or sets a data handler. */
   #userFlowing: boolean | null = null;
   /** Application bytes that arrived with the last handshake record, delivered before anything newer. */
@@ -196,7 +198,8 @@ abstract class SimTlsEnd implements TlsSession, Conn {
     this.#queued = [];
     this.#leftover = null;
     // The caller's close handler (if any) hears the raw Conn's close; nothing else of its is called.
-    this.raw.setHandlers({ data: noop, end: noop, error: noop, drain: noop, close: this.#user.close ?? noop });
+    const u = this.#user;
+    this.raw.setHandlers({ data: noop, end: noop, error: noop, drain: noop, close: (hadError) => u.close(hadError) });
     this.#settle({ ok: false, failure });
     if (close === 'reset') this.raw.reset();
     else this.raw.destroy();
@@ -218,9 +221,8 @@ abstract class SimTlsEnd implements TlsSession, Conn {
 
   /** The handshake is over: the raw Conn's callbacks go to the caller, and its flow follows the caller's. */
   #handOver(): void {
-    const u = this.#user;
     this.raw.pause();
-    this.raw.setHandlers({ data: u.data ?? noop, end: u.end ?? noop, error: u.error ?? noop, close: u.close ?? noop, drain: u.drain ?? noop });
+    this.raw.setHandlers(this.#user);
     if (this.#userFlowing === true) this.#scheduleFlush();
   }
 
@@ -237,7 +239,7 @@ abstract class SimTlsEnd implements TlsSession, Conn {
       if (this.#userFlowing !== true || this.raw.closed) return;
       const l = this.#leftover;
       this.#leftover = null;
-      if (l !== null) (this.#user.data ?? noop)(l);
+      if (l !== null) this.#user.data(l);
       if (this.#userFlowing === true) this.raw.resume();
     });
   }
@@ -261,9 +263,9 @@ abstract class SimTlsEnd implements TlsSession, Conn {
     return this.raw.closed;
   }
   setHandlers(h: Partial<ConnHandlers>): void {
-    this.#user = { ...this.#user, ...h };
+    this.#user.set(h);
+    // Open: straight to the raw Conn. Failed: its close handler calls the slots' close, which `set` just updated.
     if (this.#phase === 'open') this.raw.setHandlers(h);
-    else if (this.#phase === 'failed' && h.close !== undefined) this.raw.setHandlers({ close: h.close });
     if (h.data !== undefined && this.#userFlowing === null) this.resume();
   }
   /** Before the handshake is done, bytes are queued and sent after it (as a TLSSocket does). */

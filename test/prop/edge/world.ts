@@ -307,14 +307,16 @@ function tapped(conn: Conn, rec: OriginConn): Conn {
       return conn.closed;
     },
     setHandlers(h: Partial<ConnHandlers>) {
-      const data = h.data;
-      conn.setHandlers(data === undefined ? h : {
-        ...h,
-        data(chunk) {
-          rec.chunks.push(Buffer.from(chunk));
-          data(chunk);
-        },
-      });
+      conn.setHandlers(h);
+      // Recorded on the way: the chunk goes on to `h`'s own data handler, called as its method.
+      if (h.data !== undefined) {
+        conn.setHandlers({
+          data(chunk) {
+            rec.chunks.push(Buffer.from(chunk));
+            h.data!(chunk);
+          },
+        });
+      }
     },
     write(chunk) {
       if (!conn.closed) rec.sent += chunk.byteLength;

@@ -108,6 +108,42 @@ for (const sockets of ['handles', 'net'] as const) {
     });
   }
 
+  test(`${sockets}: handlers given as a class instance are called as its methods; a later set replaces only what it names`, { skip }, async () => {
+    const server = net.createServer((c) => c.end('hello'));
+    server.listen(0, HOST);
+    await once(server, 'listening');
+    try {
+      const log: string[] = [];
+      let closed!: () => void;
+      const done = new Promise<void>((r) => (closed = r));
+      // Callbacks on the prototype, state on the instance: `this` must be the object given to setHandlers.
+      class Watcher {
+        readonly name = 'w';
+        connect(this: Watcher): void {
+          log.push(`${this.name}.connect`);
+        }
+        data(this: Watcher, c: Uint8Array): void {
+          log.push(`${this.name}.data ${Buffer.from(c).toString()}`);
+        }
+        end(this: Watcher): void {
+          log.push(`${this.name}.end`);
+        }
+        close(this: Watcher, hadError: boolean): void {
+          log.push(`${this.name}.close ${hadError}`);
+          closed();
+        }
+      }
+      const conn = network().connectTcp({ host: HOST, port: (server.address() as net.AddressInfo).port });
+      conn.setHandlers(new Watcher());
+      const other = { name: 'o', end(this: { name: string }) { log.push(`${this.name}.end`); conn.end(); } };
+      conn.setHandlers(other);
+      await within(done, 'close');
+      assert.deepEqual(log, ['w.connect', 'w.data hello', 'o.end', 'w.close false']);
+    } finally {
+      server.close();
+    }
+  });
+
   for (const when of ['inside connect', 'well after connect'] as const) {
     test(`${sockets}: a dialled Conn resumed ${when} gets every byte a server sent at once, in order, then end`, { skip }, async () => {
       // HandleConn registers reading while dialling (one epoll registration fewer); nothing may be read, and so lost,

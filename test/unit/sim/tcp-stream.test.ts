@@ -378,3 +378,36 @@ test('a reset behind a full read buffer surfaces on the next write (ECONNRESET, 
   assert.deepEqual(srvRec!.events, ['error:ECONNRESET', 'close:true']);
   assert.equal(srvRec!.errors[0]!.syscall, 'write');
 });
+
+test('handlers given as a class instance are called as its methods; a later set replaces only what it names', async () => {
+  const { sim, client, server } = world();
+  await listen(server, 80, (c) => {
+    c.write(Buffer.from('hello'));
+    c.end();
+    c.resume(); // reads the client's FIN, so the server's side closes too
+  });
+  const log: string[] = [];
+  class Watcher {
+    readonly name = 'w';
+    connect(this: Watcher): void {
+      log.push(`${this.name}.connect`);
+    }
+    data(this: Watcher, c: Uint8Array): void {
+      log.push(`${this.name}.data ${Buffer.from(c).toString()}`);
+    }
+    end(this: Watcher): void {
+      log.push(`${this.name}.end`);
+    }
+    close(this: Watcher, hadError: boolean): void {
+      log.push(`${this.name}.close ${hadError}`);
+    }
+  }
+  const conn = client.connectTcp({ host: '10.0.0.2', port: 80 });
+  conn.setHandlers(new Watcher());
+  const other = { name: 'o', end(this: { name: string }) { log.push(`${this.name}.end`); conn.end(); } };
+  conn.setHandlers(other);
+  settle(sim);
+  assert.deepEqual(log, ['w.connect', 'w.data hello', 'o.end', 'w.close false']);
+  await closeListeners(sim);
+  assertNoLeaks(sim);
+});
