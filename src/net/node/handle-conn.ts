@@ -32,7 +32,9 @@ const UV_ENOTCONN = -107;
 
 /** The methods of a `tcp_wrap` TCP handle used here. */
 export interface TcpHandle {
-  onread: (() => Uint8Array | undefined) | null;
+  onread: ((this: TcpHandle) => Uint8Array | undefined) | null;
+  /** The HandleConn reading this handle (what `onHandleRead` calls), until it detaches. */
+  owner?: HandleConn | undefined;
   readStart(): number;
   readStop(): number;
   useUserBuffer(buf: Uint8Array): void;
@@ -147,6 +149,10 @@ function afterShutdown(this: ShutdownReq): void {
   // As net.Socket: the shutdown's status is not an error of the connection (a reset shows on the read side).
   this.conn.shutDown();
 }
+/** Every handle's read callback: libuv calls it with the handle as `this` (one function for all, no closure each). */
+function onHandleRead(this: TcpHandle): Uint8Array | undefined {
+  return this.owner?.readDone();
+}
 function afterConnect(this: ConnectReq, status: number): void {
   this.conn.connected(status, this.address, this.port);
 }
@@ -195,8 +201,9 @@ export class HandleConn implements Conn {
     this.#remote = opts.remote;
     this.#local = opts.local;
     this.#onConnectError = opts.onConnectError;
-    this.#reader.deliver = (b) => this.#hs.data(b);
-    h.onread = this.#onRead;
+    this.#reader.sink = this.#hs;
+    h.owner = this;
+    h.onread = onHandleRead;
     h.useUserBuffer(this.#reader.buf);
   }
 
@@ -285,13 +292,14 @@ export class HandleConn implements Conn {
     this.#closed = true;
     this.#hs.clear();
     this.#reader.release();
+    this.#h.owner = undefined;
     return readingSocket(this.#h);
   }
 
   /** Like `detach()`, with the new socket's reads going to `onBytes` until its new owner pauses it. */
   detachReading(onBytes: (chunk: Buffer) => void): net.Socket {
     const s = this.detach();
-    readers.get(s)!.deliver = onBytes;
+    readers.get(s)!.sink = { data: onBytes };
     return s;
   }
 
@@ -372,8 +380,8 @@ export class HandleConn implements Conn {
 
   // ── internals ──
 
-  /** The handle's read callback (the landing buffer is the Reader's). */
-  readonly #onRead = (): Uint8Array | undefined => {
+  /** A read completed on the handle (called by its read callback): the landing buffer is the Reader's. */
+  readDone(): Uint8Array | undefined {
     const n = B!.state[B!.kReadBytesOrError]!;
     if (n > 0) {
       if (this.#done) return undefined;
@@ -391,7 +399,7 @@ export class HandleConn implements Conn {
       this.#maybeFinished();
     } else this.#fail(netError(n, 'read'));
     return undefined;
-  };
+  }
 
   #send(chunk: Uint8Array): boolean {
     const req = new B!.WriteWrap();

@@ -64,23 +64,27 @@ export function wroteChunk(chunk: Uint8Array, flushed: boolean): void {
   lentWritten = true;
 }
 
+/** Where a Reader's chunks go: a Conn's handler slots, or a function's `{ data }`. */
+export interface ReadSink {
+  data(chunk: Buffer): void;
+}
+const NO_SINK: ReadSink = { data: noop };
+
 /** The reading half of a socket made with our `onread` (or a HandleConn): chooses the buffer each read lands in. */
 export class Reader {
   /** Where the next read lands (the socket's current user buffer). */
   buf: Buffer = SHARED;
-  deliver: (chunk: Buffer) => void = noop;
+  /** Called as `sink.data(chunk)` for every read. */
+  sink: ReadSink = NO_SINK;
 
-  /** net.Socket's `onread.buffer`: called at handle creation and after every read. */
-  readonly next = (): Buffer => this.buf;
-
-  /** net.Socket's `onread.callback`. */
-  readonly onRead = (n: number, buf: Uint8Array): boolean => {
+  /** A read of `n` bytes landed in `buf` (net.Socket's `onread.callback`, or a HandleConn's read callback). */
+  onRead(n: number, buf: Uint8Array): boolean {
     const b = buf as Buffer;
     if (b === SHARED) {
       const copy = Buffer.allocUnsafe(n);
       SHARED.copy(copy, 0, 0, n);
       if (n > COPY_MAX) this.buf = spare.pop() ?? Buffer.allocUnsafeSlow(READ_BYTES);
-      this.deliver(copy);
+      this.sink.data(copy);
       return true;
     }
     const view = b.subarray(0, n);
@@ -88,7 +92,7 @@ export class Reader {
     lentFlushed = false;
     lentWritten = false;
     try {
-      this.deliver(view);
+      this.sink.data(view);
     } finally {
       const reusable = lent === view && lentFlushed;
       lent = null;
@@ -96,7 +100,7 @@ export class Reader {
       else if (n <= COPY_MAX) this.release();
     }
     return true;
-  };
+  }
 
   /** The socket is done reading: its own buffer, if still ours, goes back to the spares. */
   release(): void {
@@ -118,7 +122,7 @@ interface SocketInternals {
 /** A socket reading through a Reader. `handle`: an accepted connection's native handle, taken over. */
 export function readingSocket(handle?: unknown): net.Socket {
   const reader = new Reader();
-  const opts = { allowHalfOpen: true, onread: { buffer: reader.next, callback: reader.onRead } };
+  const opts = { allowHalfOpen: true, onread: { buffer: (): Buffer => reader.buf, callback: (n: number, buf: Uint8Array): boolean => reader.onRead(n, buf) } };
   const socket = handle === undefined ? new net.Socket(opts) : new net.Socket({ ...opts, handle, pauseOnCreate: true } as net.SocketConstructorOpts);
   readers.set(socket, reader);
   return socket;
@@ -164,7 +168,7 @@ export class NodeConn implements Conn {
     this.#remote = remote ?? sockAddr(socket.remoteAddress, socket.remotePort);
     const reader = readers.get(socket);
     this.#reader = reader;
-    if (reader) reader.deliver = (b) => this.#h.data(b);
+    if (reader) reader.sink = this.#h;
     else socket.on('data', (b: Buffer) => this.#h.data(b));
     socket.on('drain', () => this.#h.drain());
     socket.on('end', () => this.#h.end());
@@ -257,7 +261,7 @@ export class NodeConn implements Conn {
     const reader = this.#reader;
     if (!reader) return undefined;
     const s = this.detach();
-    reader.deliver = onBytes;
+    reader.sink = { data: onBytes };
     return s;
   }
 
@@ -277,7 +281,7 @@ export class NodeConn implements Conn {
     s.removeAllListeners('close');
     s.removeAllListeners('connect');
     s.pause();
-    if (this.#reader) this.#reader.deliver = noop;
+    if (this.#reader) this.#reader.sink = NO_SINK;
     this.#h.clear();
     return s;
   }
