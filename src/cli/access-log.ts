@@ -70,7 +70,9 @@ export function accessLogJson(e: SpectrumEvent, appName: string | undefined, idP
     error_code: e.ErrorCode,
     bytes_in: e.ClientBytes,
     bytes_out: e.OriginBytes,
-    ...(e.ClientPackets !== undefined ? { packets_in: e.ClientPackets, packets_out: e.OriginPackets ?? 0 } : {}),
+    // UDP only: JSON.stringify leaves out a key whose value is undefined (one object shape, no spread per line).
+    packets_in: e.ClientPackets,
+    packets_out: e.ClientPackets !== undefined ? (e.OriginPackets ?? 0) : undefined,
     duration_ms: e.DurationMs,
     connection_id: idPrefix + e.ConnectionID,
   });

@@ -307,8 +307,16 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
   const accessLog = opts.accessLog ?? defaultAccessLog(process.stdout.isTTY === true, opts.events ?? config.log.events);
   if (accessLog !== 'off') {
     // Closing events only: no `connect` event is built for the access log (it writes none).
+    // App id → DNS name, rebuilt when a reload or an API write replaces the running config's app list.
+    let namesOf: readonly unknown[] | undefined;
+    const names = new Map<string, string>();
     edge.events.closings$.subscribe((e) => {
-      const line = accessLogLine(e, config.apps.find((a) => a.id === e.Application)?.dns.name, accessLog);
+      if (namesOf !== config.apps) {
+        namesOf = config.apps;
+        names.clear();
+        for (const a of config.apps) names.set(a.id, a.dns.name);
+      }
+      const line = accessLogLine(e, names.get(e.Application), accessLog);
       if (line !== undefined) stdout.write(line + '\n');
     });
   }

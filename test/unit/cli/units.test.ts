@@ -138,6 +138,11 @@ void describe('access log', () => {
     const udp = JSON.parse(accessLogJson({ ...EVENT, ClientProto: 'udp', ClientPackets: 2, OriginPackets: 1 }, 'dns')) as Record<string, unknown>;
     assert.equal(udp['packets_in'], 2);
     assert.equal(udp['packets_out'], 1);
+    // The keys in the documented order: the datagram counts after the byte counts, a TCP line without them.
+    assert.deepEqual(Object.keys(udp).slice(-6), ['bytes_in', 'bytes_out', 'packets_in', 'packets_out', 'duration_ms', 'connection_id']);
+    assert.ok(!accessLogJson(EVENT, 'web.example.test').includes('packets'));
+    const noOrigin = JSON.parse(accessLogJson({ ...EVENT, ClientProto: 'udp', ClientPackets: 3 }, 'dns')) as Record<string, unknown>;
+    assert.equal(noOrigin['packets_out'], 0);
   });
 
   void it('no line for connect events or when off; default text on a terminal, json on a pipe, off when events go to stdout', () => {
