@@ -16,6 +16,7 @@ export function reloadTriggers(file: string, watch: boolean, log: Logger, baseli
   if (watch) {
     try {
       watcher = watchFileChanges(file, () => triggers.next('file change'), { debounceMs: 50, persistent: true, baseline });
+      if (watcher.watchError !== undefined) log.warn({ err: watcher.watchError }, 'cannot watch the config file\'s directory; checking the file every 2 s instead (SIGHUP reloads at once)');
     } catch (e) {
       log.warn({ err: e }, 'cannot watch the config file; reload with SIGHUP');
     }

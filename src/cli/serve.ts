@@ -261,7 +261,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
     try {
       geo = await loadGeo(
         { country: config.geo.country, asn: config.geo.asn },
-        { watch: opts.check !== true, onEvent: (e) => log.info({ geo: e }, 'geolocation data') },
+        { watch: opts.check !== true, onEvent: (e) => (e.event === 'geo.loaded' ? log.info({ geo: e }, 'geolocation data') : log.warn({ geo: e }, 'geolocation data')) },
       );
     } catch (e) {
       process.stderr.write(`refract: could not load geo data: ${isRefractError(e) ? `${e.code}: ` : ''}${(e as Error).message}\n`);

@@ -199,7 +199,7 @@ export function runWorker(): Promise<number> {
           const certs = relativeCertSource(baseDir, createNodeCertSource({ dataDir: resolvePath(baseDir, config.node.tls.dataDir), log: l.child({ component: 'certs' }) }));
           const start = async (): Promise<void> => {
             if (config.geo.country.length > 0 || config.geo.asn.length > 0) {
-              geo = await loadGeo({ country: config.geo.country, asn: config.geo.asn }, { watch: true, onEvent: (e) => l.info({ geo: e }, 'geolocation data') });
+              geo = await loadGeo({ country: config.geo.country, asn: config.geo.asn }, { watch: true, onEvent: (e) => (e.event === 'geo.loaded' ? l.info({ geo: e }, 'geolocation data') : l.warn({ geo: e }, 'geolocation data')) });
             }
             const e = (edge = new EdgeNode({ net, log: l, certs, udp, ...(geo ? { geo } : {}) }, config));
             if (m.trace !== undefined) traceOut = openTraceFile(e.trace.records$, traceFileOf(m.trace, index, process.pid), l);

@@ -52,13 +52,20 @@ export function fileIdentity(file: string): string {
 export interface FileWatch {
   /** The directories watched right now (for tests and logs). */
   readonly watching: () => readonly string[];
+  /**
+   * `fs.watch`'s error when no directory of the path could be watched at the start (no inotify, or its watch limit
+   * reached: ENOSPC): changes are then seen by the stat poll alone, up to `pollMs` late. Undefined otherwise.
+   */
+  readonly watchError: unknown;
   close(): void;
 }
 
 /**
  * Calls `onChange` (debounced) whenever `file` may have changed: written, renamed over, or swapped through a
- * symlink. It does not read the file; the caller re-reads it and decides whether anything changed.
- * @throws the error of `fs.watch` when no directory of the path could be watched at all.
+ * symlink. It does not read the file; the caller re-reads it and decides whether anything changed. When no directory
+ * of the path can be watched, the stat poll carries on alone (`FileWatch.watchError` says so; each change it sees
+ * also tries the watches again).
+ * @throws the error of `fs.watch` when no directory of the path could be watched and there is no poll (`pollMs: 0`).
  */
 export function watchFileChanges(file: string, onChange: () => void, opts: FileWatchOptions = {}): FileWatch {
   const debounceMs = opts.debounceMs ?? 150;
@@ -158,7 +165,8 @@ export function watchFileChanges(file: string, onChange: () => void, opts: FileW
   };
 
   const failed = arm();
-  if (watchers.size === 0 && failed !== undefined) throw failed;
+  const watchError = watchers.size === 0 && failed !== undefined ? failed : undefined;
+  if (watchError !== undefined && pollMs <= 0) throw watchError;
   const onPoll = (cur: Stats, prev: Stats): void => {
     if (cur.ino !== prev.ino || cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size || cur.nlink !== prev.nlink) fire();
   };
@@ -167,6 +175,7 @@ export function watchFileChanges(file: string, onChange: () => void, opts: FileW
 
   return {
     watching: () => [...watchers.keys()],
+    watchError,
     close: () => {
       if (closed) return;
       closed = true;

@@ -55,7 +55,9 @@ export type GeoLoadEvent =
       /** Time to read and parse, ms. */
       readonly ms: number;
     }
-  | { readonly event: 'geo.rejected'; readonly kind: GeoKind; readonly file: string; readonly error: RefractError };
+  | { readonly event: 'geo.rejected'; readonly kind: GeoKind; readonly file: string; readonly error: RefractError }
+  /** The file's directory cannot be watched (`error`: fs.watch's, e.g. ENOSPC): changes are seen by a 2 s stat poll. */
+  | { readonly event: 'geo.polling'; readonly kind: GeoKind; readonly file: string; readonly error: unknown };
 
 export interface GeoLoaderOptions {
   /** Watch the files and reload on change. Default true. */
@@ -352,15 +354,15 @@ export async function loadGeo(files: GeoFiles, opts: GeoLoaderOptions = {}): Pro
     // One watch per file: edits in place, renames over it and Kubernetes' symlink swaps (file-watch.ts).
     for (const [i, slot] of slots.entries()) {
       try {
-        watchers.push(
-          watchFileChanges(
-            slot.file,
-            () => {
-              if (!closed) void reloadSlot(slot);
-            },
-            { debounceMs, baseline: baselines[i]! },
-          ),
+        const w = watchFileChanges(
+          slot.file,
+          () => {
+            if (!closed) void reloadSlot(slot);
+          },
+          { debounceMs, baseline: baselines[i]! },
         );
+        watchers.push(w);
+        if (w.watchError !== undefined) emit({ event: 'geo.polling', kind: slot.kind, file: slot.file, error: w.watchError });
       } catch (cause) {
         closeWatchers();
         throw readError(slot.file, cause);

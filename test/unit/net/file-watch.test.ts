@@ -164,6 +164,30 @@ describe('watchFileChanges', () => {
     }
   });
 
+  it('carries on with the stat poll alone when no directory of the path can be watched, and watches again once it can', async () => {
+    // fs.watch fails on a directory that does not exist (as it does everywhere when inotify's watch limit is
+    // reached: ENOSPC); the poll follows the path as given.
+    const dir = join(mkdtempSync(join(root, 'poll-only-')), 'not', 'yet');
+    const file = join(dir, 'refract.yaml');
+    assert.throws(() => watchFileChanges(file, () => {}, { ...OPTS, pollMs: 0 }), { code: 'ENOENT' }, 'without a poll nothing would see a change: it throws');
+    const c = counter();
+    const w = watchFileChanges(file, c.onChange, { ...OPTS, pollMs: 100 });
+    try {
+      assert.equal((w.watchError as NodeJS.ErrnoException | undefined)?.code, 'ENOENT');
+      assert.deepEqual(w.watching(), []);
+      const seen = c.next('the file appearing, seen by the poll');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(file, 'a: 1\n');
+      await seen;
+      assert.ok(w.watching().includes(dir), 'the directory exists now and is watched');
+      const again = c.next('a write in place, seen by the watch or the poll');
+      writeFileSync(file, 'a: 22\n');
+      await again;
+    } finally {
+      w.close();
+    }
+  });
+
   it('calls nothing after close()', async () => {
     const dir = mkdtempSync(join(root, 'closed-'));
     const file = join(dir, 'refract.yaml');
