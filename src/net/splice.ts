@@ -54,8 +54,8 @@ export function splice(down: Conn, up: Conn, opts: SpliceOptions, cb: SpliceCall
 }
 
 /**
- * One splice's state. A class, and each Conn's handlers a small object with methods (DownLeg, UpLeg below), rather
- * than a closure per callback: three objects per splice instead of thirteen (the Conn calls a handler as a method of
+ * One splice's state. A class, and each Conn's handlers a small object with methods (`Leg`, below), rather than a
+ * closure per callback: three objects per splice instead of thirteen (the Conn calls a handler as a method of
  * the object it was given on, ports.ts). Under tsx every named function expression is also wrapped in `__name` (an
  * `Object.defineProperty` per closure created), which made closures cost several microseconds per connection.
  */
@@ -86,8 +86,8 @@ class Splice implements SpliceHandle {
     const prefix = opts.upstreamPrefix;
     if (prefix !== undefined) for (let i = 0; i < prefix.length; i++) up.write(prefix[i]!);
 
-    down.setHandlers(new DownLeg(this, down, up));
-    up.setHandlers(new UpLeg(this, down, up));
+    down.setHandlers(new Leg(this, down, up, 'downstream'));
+    up.setHandlers(new Leg(this, up, down, 'upstream'));
     if (opts.downstreamEnded) {
       up.end();
       cb.c2sEnd();
@@ -138,70 +138,45 @@ class Splice implements SpliceHandle {
   }
 }
 
-/** The client Conn's handlers: bytes go upstream; its FIN, error and close are the splice's business. */
-class DownLeg implements Omit<ConnHandlers, 'connect'> {
+/**
+ * One Conn's handlers in a splice: its bytes go to the other Conn, its FIN is forwarded, its error and close are the
+ * splice's business. One class for both legs (the client's, `downstream`, and the origin's), so the Conns call
+ * handlers of one shape.
+ */
+class Leg implements Omit<ConnHandlers, 'connect'> {
   readonly #s: Splice;
-  readonly #down: Conn;
-  readonly #up: Conn;
-  constructor(s: Splice, down: Conn, up: Conn) {
+  readonly #from: Conn;
+  readonly #to: Conn;
+  readonly #side: SpliceSide;
+  constructor(s: Splice, from: Conn, to: Conn, side: SpliceSide) {
     this.#s = s;
-    this.#down = down;
-    this.#up = up;
+    this.#from = from;
+    this.#to = to;
+    this.#side = side;
   }
   data(chunk: Uint8Array): void {
     const s = this.#s;
-    s.bytesDownstream += chunk.length;
+    if (this.#side === 'downstream') s.bytesDownstream += chunk.length;
+    else s.bytesUpstream += chunk.length;
     s.last = s.clock.now();
-    // A closed upstream can take nothing more; the bytes are dropped and downstream is ended below.
-    const up = this.#up;
-    if (!up.closed && !up.write(chunk)) this.#down.pause();
+    // A closed receiver can take nothing more; the bytes are dropped and this side is ended when it closes.
+    const to = this.#to;
+    if (!to.closed && !to.write(chunk)) this.#from.pause();
   }
   drain(): void {
-    this.#up.resume();
+    this.#to.resume();
   }
   end(): void {
-    this.#up.end();
-    this.#s.cb.c2sEnd();
+    this.#to.end();
+    if (this.#side === 'downstream') this.#s.cb.c2sEnd();
+    else this.#s.cb.s2cEnd();
   }
   error(e: NetError): void {
-    this.#s.fail('downstream', e);
+    this.#s.fail(this.#side, e);
   }
   close(): void {
-    // The client is gone both ways: nothing the origin sends can be delivered any more.
-    if (!this.#up.closed) this.#up.end();
-    this.#s.maybeClosed();
-  }
-}
-
-/** The origin Conn's handlers: bytes go downstream; its FIN, error and close are the splice's business. */
-class UpLeg implements Omit<ConnHandlers, 'connect'> {
-  readonly #s: Splice;
-  readonly #down: Conn;
-  readonly #up: Conn;
-  constructor(s: Splice, down: Conn, up: Conn) {
-    this.#s = s;
-    this.#down = down;
-    this.#up = up;
-  }
-  data(chunk: Uint8Array): void {
-    const s = this.#s;
-    s.bytesUpstream += chunk.length;
-    s.last = s.clock.now();
-    const down = this.#down;
-    if (!down.closed && !down.write(chunk)) this.#up.pause();
-  }
-  drain(): void {
-    this.#down.resume();
-  }
-  end(): void {
-    this.#down.end();
-    this.#s.cb.s2cEnd();
-  }
-  error(e: NetError): void {
-    this.#s.fail('upstream', e);
-  }
-  close(): void {
-    if (!this.#down.closed) this.#down.end();
+    // This side is gone both ways: nothing the other sends can be delivered any more.
+    if (!this.#to.closed) this.#to.end();
     this.#s.maybeClosed();
   }
 }

@@ -15,6 +15,7 @@ import { createNodeNetwork } from '../../../src/net/node/network.ts';
 import { HandleConn, handleBindings } from '../../../src/net/node/handle-conn.ts';
 import { NodeConn } from '../../../src/net/node/node-conn.ts';
 import type { Conn, NetError, TcpListener } from '../../../src/net/ports.ts';
+import { NamedWatcher } from '../../helpers/method-handlers.ts';
 
 const HOST = '127.0.0.1';
 const WAIT_MS = 10_000;
@@ -116,25 +117,8 @@ for (const sockets of ['handles', 'net'] as const) {
       const log: string[] = [];
       let closed!: () => void;
       const done = new Promise<void>((r) => (closed = r));
-      // Callbacks on the prototype, state on the instance: `this` must be the object given to setHandlers.
-      class Watcher {
-        readonly name = 'w';
-        connect(this: Watcher): void {
-          log.push(`${this.name}.connect`);
-        }
-        data(this: Watcher, c: Uint8Array): void {
-          log.push(`${this.name}.data ${Buffer.from(c).toString()}`);
-        }
-        end(this: Watcher): void {
-          log.push(`${this.name}.end`);
-        }
-        close(this: Watcher, hadError: boolean): void {
-          log.push(`${this.name}.close ${hadError}`);
-          closed();
-        }
-      }
       const conn = network().connectTcp({ host: HOST, port: (server.address() as net.AddressInfo).port });
-      conn.setHandlers(new Watcher());
+      conn.setHandlers(new NamedWatcher('w', log, closed)); // callbacks on the prototype: `this` must be the object given
       const other = { name: 'o', end(this: { name: string }) { log.push(`${this.name}.end`); conn.end(); } };
       conn.setHandlers(other);
       await within(done, 'close');

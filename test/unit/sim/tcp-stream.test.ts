@@ -1,6 +1,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { type Conn } from '../../../src/net/ports.ts';
+import { NamedWatcher } from '../../helpers/method-handlers.ts';
 import { assertNoLeaks, bytes, closeListeners, echo, listen, record, settle, world } from './harness.ts';
 
 test('an echo round trip delivers the bytes in order, then end and close(false) on both sides', async () => {
@@ -387,23 +388,8 @@ test('handlers given as a class instance are called as its methods; a later set 
     c.resume(); // reads the client's FIN, so the server's side closes too
   });
   const log: string[] = [];
-  class Watcher {
-    readonly name = 'w';
-    connect(this: Watcher): void {
-      log.push(`${this.name}.connect`);
-    }
-    data(this: Watcher, c: Uint8Array): void {
-      log.push(`${this.name}.data ${Buffer.from(c).toString()}`);
-    }
-    end(this: Watcher): void {
-      log.push(`${this.name}.end`);
-    }
-    close(this: Watcher, hadError: boolean): void {
-      log.push(`${this.name}.close ${hadError}`);
-    }
-  }
   const conn = client.connectTcp({ host: '10.0.0.2', port: 80 });
-  conn.setHandlers(new Watcher());
+  conn.setHandlers(new NamedWatcher('w', log)); // callbacks on the prototype: `this` must be the object given
   const other = { name: 'o', end(this: { name: string }) { log.push(`${this.name}.end`); conn.end(); } };
   conn.setHandlers(other);
   settle(sim);
