@@ -101,11 +101,29 @@ export function traceLine(r: TraceRecord): string {
 
 /** `"key":` of each key seen, as UTF-8 bytes. */
 const keyBytes = new Map<string, Uint8Array>();
+
+function keyBytesOf(k: string): Uint8Array {
+  let kb = keyBytes.get(k);
+  if (kb === undefined) {
+    kb = utf8.encode(`${JSON.stringify(k)}:`);
+    keyBytes.set(k, kb);
+  }
+  return kb;
+}
+
+/**
+ * True for a plain array whose elements are all strings (no holes): JSON.stringify writes it as its strings, each as
+ * JSON writes a string, between brackets. Anything else (a toJSON, another prototype) goes through JSON.stringify.
+ */
+function plainStrings(v: unknown[]): boolean {
+  if (Object.getPrototypeOf(v) !== Array.prototype || (v as { toJSON?: unknown }).toJSON !== undefined) return false;
+  for (let i = 0; i < v.length; i++) if (typeof v[i] !== 'string') return false;
+  return true;
+}
 const utf8 = new TextEncoder();
 const TRUE = utf8.encode('true');
 const FALSE = utf8.encode('false');
 const NULL = utf8.encode('null');
-const T_KEY = utf8.encode('"t":');
 
 /**
  * Trace lines as UTF-8 bytes, each followed by a newline: exactly the bytes of `traceLine(r) + '\n'`, written into a
@@ -125,15 +143,38 @@ export class TraceLineWriter {
     this.#buf = new Uint8Array(size);
   }
 
+  /**
+   * The keys of the last record of each event name, with their `"key":` bytes: a record's keys are looked up by
+   * position (a pointer comparison when they are the same as last time, as they are for records built by the same
+   * object literal) instead of in a map by content. Any key that differs is looked up and its slot replaced.
+   */
+  readonly #shapes = new Map<unknown, { keys: string[]; bytes: Uint8Array[] }>();
+
   /** Writes `traceLine(r)` and a newline. */
   write(r: TraceRecord): void {
     this.#room(1);
     this.#buf[this.#pos++] = 0x7b; // {
     let first = true;
+    const event = r.event;
+    let shape = this.#shapes.get(event);
+    if (shape === undefined) {
+      shape = { keys: [], bytes: [] };
+      if (typeof event === 'string') this.#shapes.set(event, shape); // a record without a string event is looked up anew
+    }
+    const keys = shape.keys;
+    let slot = 0;
     // for…in (own keys only) visits keys in Object.keys' order (integer-like keys ascending, then insertion
     // order) without allocating the keys' array.
     for (const k in r) {
       if (!Object.hasOwn(r, k)) continue;
+      let kb: Uint8Array;
+      if (slot < keys.length && keys[slot] === k) kb = shape.bytes[slot]!;
+      else {
+        kb = keyBytesOf(k);
+        keys[slot] = k;
+        shape.bytes[slot] = kb;
+      }
+      slot++;
       if (k === 't') {
         const ms = Math.round(r.t * 1000); // traceLine writes ms / 1000
         if (ms >= 0 && ms < 2 ** 42) {
@@ -144,7 +185,7 @@ export class TraceLineWriter {
             this.#buf[this.#pos++] = 0x2c;
           }
           first = false;
-          this.#bytes(T_KEY);
+          this.#bytes(kb);
           this.#millis(ms);
           continue;
         }
@@ -158,6 +199,7 @@ export class TraceLineWriter {
           continue; // JSON.stringify leaves the key out
         case 'bigint':
         case 'object':
+          if (Array.isArray(v) && plainStrings(v)) break; // written below, as JSON.stringify writes it
           json = JSON.stringify(v) as string | undefined; // objects, arrays, null (a toJSON may return undefined); a bigint throws
           if (json === undefined) continue;
           break;
@@ -171,20 +213,32 @@ export class TraceLineWriter {
         this.#buf[this.#pos++] = 0x2c; // ,
       }
       first = false;
-      let kb = keyBytes.get(k);
-      if (kb === undefined) {
-        kb = utf8.encode(`${JSON.stringify(k)}:`);
-        keyBytes.set(k, kb);
-      }
       this.#bytes(kb);
       if (json !== undefined) this.#text(json);
       else if (typeof v === 'string') this.#string(v);
       else if (typeof v === 'number') this.#number(v);
-      else this.#bytes(v === true ? TRUE : FALSE);
+      else if (typeof v === 'boolean') this.#bytes(v ? TRUE : FALSE);
+      else this.#strings(v as readonly string[]);
     }
+    // A shape that lost keys keeps its longer tail: harmless (slots are compared before use).
     this.#room(2);
     this.#buf[this.#pos++] = 0x7d; // }
     this.#buf[this.#pos++] = 0x0a; // newline
+  }
+
+  /** An array of strings (`plainStrings`), as JSON.stringify writes it: `["a","b"]`. */
+  #strings(a: readonly string[]): void {
+    this.#room(1);
+    this.#buf[this.#pos++] = 0x5b; // [
+    for (let i = 0; i < a.length; i++) {
+      if (i > 0) {
+        this.#room(1);
+        this.#buf[this.#pos++] = 0x2c;
+      }
+      this.#string(a[i]!);
+    }
+    this.#room(1);
+    this.#buf[this.#pos++] = 0x5d; // ]
   }
 
   /** Writes an already formatted line (`traceLine`'s) and a newline. */
