@@ -36,27 +36,117 @@ type Host = TcpKernel<SimConn, SimListener>;
 /** Linux-style state names, for netstat. */
 export type TcpState = 'SYN_SENT' | 'SYN_RECEIVED' | 'ESTABLISHED' | 'CLOSED';
 
-interface Segment {
-  readonly from: SimConn;
-  readonly seq: number;
-  readonly data: Buffer | null;
-  readonly fin: boolean;
-  attempt: number;
+/**
+ * A data or FIN segment in flight. Taken from a free list (`newSegment`) and given back when its receiver has taken it
+ * in order (`onSegmentArrive`): then nothing refers to it any more (a segment that arrived is never retransmitted; its
+ * bytes went into the receive queue). A segment lost, kept out of order, or dropped is left to the GC.
+ */
+class Segment {
+  from: SimConn;
+  seq: number;
+  data: Buffer | null;
+  fin: boolean;
+  attempt = 0;
   /** Piggybacked acknowledgement, refreshed at each (re)transmission: what `from` has received and read. */
-  ackReceived: number;
-  ackConsumed: number;
-  ackFin: boolean;
+  ackReceived = 0;
+  ackConsumed = 0;
+  ackFin = false;
+
+  constructor(from: SimConn, seq: number, data: Buffer | null, fin: boolean) {
+    this.from = from;
+    this.seq = seq;
+    this.data = data;
+    this.fin = fin;
+  }
 }
 
-/** A cumulative acknowledgement: what the peer has received and read (consumed), and whether it has our FIN. */
-interface Ack {
-  readonly from: SimConn;
-  readonly received: number;
-  readonly consumed: number;
-  readonly fin: boolean;
-  readonly attempt: number;
+/**
+ * A cumulative acknowledgement: what the peer has received and read (consumed), and whether it has our FIN. From a
+ * free list too (`newAck`), given back once applied at a live TCB (`onAckArrive`); one re-sent after a loss is not.
+ */
+class Ack {
+  from: SimConn;
+  received: number;
+  consumed: number;
+  fin: boolean;
+  attempt: number;
   /** The sending host's incarnation: a lost ACK is re-sent even after its TCB is gone (TIME_WAIT), not after a crash. */
-  readonly incarnation: number;
+  incarnation: number;
+
+  constructor(from: SimConn, received: number, consumed: number, fin: boolean, attempt: number, incarnation: number) {
+    this.from = from;
+    this.received = received;
+    this.consumed = consumed;
+    this.fin = fin;
+    this.attempt = attempt;
+    this.incarnation = incarnation;
+  }
+}
+
+/**
+ * Free segments and ACKs (at most POOL_MAX each): a lifecycle sends about eight of each, and each would otherwise be
+ * a fresh object. Module-wide: an object in a free list holds no connection or bytes, so simulations share them
+ * without seeing each other. Counted for the tests (`packetPool`).
+ */
+const POOL_MAX = 1_024;
+/** What a free segment's or ACK's `from` holds (never read: a free one is not in flight). */
+const NO_CONN = null as unknown as SimConn;
+const freeSegments: Segment[] = [];
+const freeAcks: Ack[] = [];
+const pool = { segmentsCreated: 0, acksCreated: 0, segmentsReused: 0, acksReused: 0 };
+
+function newSegment(from: SimConn, seq: number, data: Buffer | null, fin: boolean): Segment {
+  const seg = freeSegments.pop();
+  if (seg === undefined) {
+    pool.segmentsCreated++;
+    return new Segment(from, seq, data, fin);
+  }
+  pool.segmentsReused++;
+  seg.from = from;
+  seg.seq = seq;
+  seg.data = data;
+  seg.fin = fin;
+  seg.attempt = 0;
+  seg.ackReceived = 0;
+  seg.ackConsumed = 0;
+  seg.ackFin = false;
+  return seg;
+}
+
+/** Gives back a segment nothing refers to any more (its connection and bytes let go). */
+function freeSegment(seg: Segment): void {
+  seg.from = NO_CONN;
+  seg.data = null;
+  if (freeSegments.length < POOL_MAX) freeSegments.push(seg);
+}
+
+function newAck(from: SimConn, received: number, consumed: number, fin: boolean, attempt: number, incarnation: number): Ack {
+  const ack = freeAcks.pop();
+  if (ack === undefined) {
+    pool.acksCreated++;
+    return new Ack(from, received, consumed, fin, attempt, incarnation);
+  }
+  pool.acksReused++;
+  ack.from = from;
+  ack.received = received;
+  ack.consumed = consumed;
+  ack.fin = fin;
+  ack.attempt = attempt;
+  ack.incarnation = incarnation;
+  return ack;
+}
+
+function freeAck(ack: Ack): void {
+  ack.from = NO_CONN;
+  if (freeAcks.length < POOL_MAX) freeAcks.push(ack);
+}
+
+/**
+ * @internal The free lists' sizes and how many segments and ACKs were made and reused since the process started
+ * (tests check that packets are reused and the lists stay bounded).
+ */
+export function packetPool(): { freeSegments: number; freeAcks: number; segmentsCreated: number; acksCreated: number; segmentsReused: number; acksReused: number } {
+  return { freeSegments: freeSegments.length, freeAcks: freeAcks.length, ...pool };
 }
 
 interface Syn {
@@ -406,7 +496,7 @@ export class SimConn implements Conn {
       }
       this.kqBytes -= n;
       this.sentBytes += n;
-      if (n > 0) this.#sendSegment({ from: this, seq: this.#sndSeq++, data: piece, fin: false, attempt: 0, ackReceived: 0, ackConsumed: 0, ackFin: false }, departAt);
+      if (n > 0) this.#sendSegment(newSegment(this, this.#sndSeq++, piece, false), departAt);
       if (cut !== null && this.sentBytes >= cut.bytes) {
         this.#cutByMiddlebox(cut.with, departAt);
         return;
@@ -419,7 +509,7 @@ export class SimConn implements Conn {
         this.#swallowFin();
         return;
       }
-      this.#sendSegment({ from: this, seq: this.#sndSeq++, data: null, fin: true, attempt: 0, ackReceived: 0, ackConsumed: 0, ackFin: false }, departAt + params.finDelayMs);
+      this.#sendSegment(newSegment(this, this.#sndSeq++, null, true), departAt + params.finDelayMs);
     }
   }
 
@@ -464,7 +554,10 @@ export class SimConn implements Conn {
     let at = departAt + link.delay();
     if (at < this.#lastArrival) at = this.#lastArrival;
     if (how === 'fin') {
-      const fin: Segment = { from: this, seq: this.#sndSeq++, data: null, fin: true, attempt: 0, ackReceived: this.receivedBytes, ackConsumed: this.consumedBytes, ackFin: this.finReceived };
+      const fin = newSegment(this, this.#sndSeq++, null, true);
+      fin.ackReceived = this.receivedBytes;
+      fin.ackConsumed = this.consumedBytes;
+      fin.ackFin = this.finReceived;
       sim.clock.postAt(at, onSegmentArrive, fin);
     } else sim.clock.postAt(at, onRstArrive, { to: peer, link });
     const back = peer.outLink ?? peer.host.linkTo(this.host);
@@ -513,7 +606,7 @@ export class SimConn implements Conn {
   sendAck(attempt = 0): void {
     this.#ackPending = false;
     if (!this.alive || this.outLink === null) return;
-    sendAckPacket({ from: this, received: this.receivedBytes, consumed: this.consumedBytes, fin: this.finReceived, attempt, incarnation: this.host.incarnation });
+    sendAckPacket(newAck(this, this.receivedBytes, this.consumedBytes, this.finReceived, attempt, this.host.incarnation));
   }
 
   /** @internal The peer's bare ACK arrived. */
@@ -547,18 +640,24 @@ export class SimConn implements Conn {
 
   // ─────────────────────── kernel: receiving ───────────────────────
 
-  /** @internal A segment from the peer arrived at our (live, established) TCB. */
-  receive(seg: Segment): void {
+  /**
+   * @internal A segment from the peer arrived at our (live, established) TCB. Returns true when it was taken in order
+   * (nothing refers to it afterwards: the caller may reuse it), false when it is kept (out of order, or for a
+   * retransmission) or dropped.
+   */
+  receive(seg: Segment): boolean {
     if (this.destroyed && seg.data !== null) {
       // Data for a socket the application has closed: Linux answers RST (RFC 1122) and drops the socket. The
       // segment is not acknowledged: if that RST is lost, the sender retransmits and meets no socket (fresh RST).
       sendRst(this.host, seg.from, this.outLink!);
       this.kill();
       seg.from.segmentLost(seg);
-      return;
+      return false;
     }
     this.#applyAck(seg.ackReceived, seg.ackConsumed, seg.ackFin);
+    let taken = false;
     if (seg.seq === this.#rcvNext) {
+      taken = true;
       this.#take(seg);
       const ooo = this.#ooo;
       if (ooo !== null && ooo.size > 0) {
@@ -571,6 +670,7 @@ export class SimConn implements Conn {
       this.deliver(); // the app may answer at once; its segment then carries our ACK
     } else if (seg.seq > this.#rcvNext) (this.#ooo ??= new Map()).set(seg.seq, seg);
     this.#afterEvent();
+    return taken;
   }
 
   #take(seg: Segment): void {
@@ -1007,7 +1107,7 @@ function onSegmentArrive(seg: Segment): void {
     return;
   }
   if (r.state === 'SYN_RECEIVED' && !r.accept()) return;
-  r.receive(seg);
+  if (r.receive(seg)) freeSegment(seg); // after everything the arrival set off (that may send new segments) is done
 }
 
 function onRetransmit(seg: Segment): void {
@@ -1026,6 +1126,7 @@ function onAckArrive(ack: Ack): void {
   if (!s.alive) return;
   if (s.state === 'SYN_RECEIVED' && !s.accept()) return;
   s.onAck(ack);
+  freeAck(ack); // applied: nothing refers to it any more
 }
 
 function sendAckPacket(ack: Ack): void {
@@ -1052,7 +1153,7 @@ function onAckRetransmit(ack: Ack): void {
     return;
   }
   if (r.alive) r.sendAck(ack.attempt + 1);
-  else sendAckPacket({ ...ack, attempt: ack.attempt + 1 });
+  else sendAckPacket(newAck(r, ack.received, ack.consumed, ack.fin, ack.attempt + 1, ack.incarnation));
 }
 
 /** An RST from `from` (a host, possibly with no TCB for the connection) to `to`, over `link`. */
