@@ -62,13 +62,42 @@ const SPENT: Timer = { at: 0, seq: 0, fn: noop, arg: undefined, idx: DEAD, poole
 
 /**
  * Posted timers set with one delay (`at - now` when set), in set order: their `(deadline, seq)` order is their set
- * order, so they need no heap. A FIFO read from `head`; slots are reused once it empties.
+ * order, so they need no heap. A FIFO in a ring of slots (a power of two), doubled when full: a lane that never
+ * empties (a busy link) reuses its slots instead of growing.
  */
 class Lane {
   delay = 0;
-  readonly q: Timer[] = [];
+  q: Timer[] = new Array<Timer>(16).fill(SPENT);
   head = 0;
-  tail = 0;
+  size = 0;
+
+  push(t: Timer): void {
+    let q = this.q;
+    if (this.size === q.length) {
+      const bigger = new Array<Timer>(q.length * 2).fill(SPENT);
+      for (let i = 0; i < this.size; i++) bigger[i] = q[(this.head + i) & (q.length - 1)]!;
+      this.q = q = bigger;
+      this.head = 0;
+    }
+    q[(this.head + this.size++) & (q.length - 1)] = t;
+  }
+
+  /** The first timer; the lane must not be empty. */
+  first(): Timer {
+    return this.q[this.head]!;
+  }
+
+  /** The last timer; the lane must not be empty. */
+  last(): Timer {
+    return this.q[(this.head + this.size - 1) & (this.q.length - 1)]!;
+  }
+
+  /** Drops the first timer; the lane must not be empty. */
+  shift(): void {
+    this.q[this.head] = SPENT;
+    this.head = (this.head + 1) & (this.q.length - 1);
+    this.size--;
+  }
 }
 
 function before(a: Timer, b: Timer): boolean {
@@ -388,7 +417,7 @@ export class VirtualClock implements Clock {
       const lane = this.#laneFor(at);
       if (lane !== undefined) {
         t.idx = IN_LANE;
-        lane.q[lane.tail++] = t;
+        lane.push(t);
         this.#laneLive++;
         return t;
       }
@@ -416,7 +445,7 @@ export class VirtualClock implements Clock {
           lane = l;
           break;
         }
-        if (empty === undefined && l.head === l.tail) empty = l;
+        if (empty === undefined && l.size === 0) empty = l;
       }
       if (lane === undefined) {
         if (empty === undefined) {
@@ -429,7 +458,7 @@ export class VirtualClock implements Clock {
       this.#lastLane = lane;
     }
     // Same delay, later set: never earlier than the lane's last (checked: the subtraction above may round).
-    if (lane.tail > lane.head && lane.q[lane.tail - 1]!.at > at) return undefined;
+    if (lane.size > 0 && lane.last().at > at) return undefined;
     return lane;
   }
 
@@ -443,8 +472,8 @@ export class VirtualClock implements Clock {
     const lanes = this.#lanes;
     for (let i = 0; i < lanes.length; i++) {
       const l = lanes[i]!;
-      if (l.head === l.tail) continue;
-      const t = l.q[l.head]!;
+      if (l.size === 0) continue;
+      const t = l.first();
       if (best === undefined || before(t, best)) {
         best = t;
         bestLane = l;
@@ -522,9 +551,7 @@ export class VirtualClock implements Clock {
     } else if (this.#dueTail > 0) this.#clearDue(); // only dead slots left
     if (top === undefined || top.at > until) return false;
     if (top.idx === IN_LANE) {
-      const l = this.#bestLane!;
-      l.q[l.head++] = SPENT;
-      if (l.head === l.tail) l.head = l.tail = 0;
+      this.#bestLane!.shift();
       this.#laneLive--;
     } else {
       const last = h.pop()!;
