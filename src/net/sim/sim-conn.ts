@@ -166,9 +166,12 @@ const EMPTY = Buffer.alloc(0);
 const COMPACT_AT = 1_024;
 
 /**
- * A FIFO of byte chunks. A connection's queues mostly hold one chunk at a time, so the first chunk has a field of
- * its own and an array (read from a head index, O(1) dequeue) exists only while more are queued: an array per queue
- * per connection would be kilobytes of garbage for every connection, and of survivors for every open one.
+ * A FIFO of byte chunks: what a connection's queue holds after its first chunk. A connection's queues mostly hold one
+ * chunk at a time, so the first chunk is a field of the connection (`#uFirst`, `#kFirst`, `#rFirst`) and a
+ * ChunkQueue exists only once more are queued behind it (invariant: a queue whose first field is null has an empty
+ * ChunkQueue or none). Its own first chunk has a field too, and an array (read from a head index, O(1) dequeue)
+ * exists only while more are queued: an array, or an object, per queue per connection would be garbage for every
+ * connection, and survivors for every open one.
  */
 class ChunkQueue {
   #first: Buffer | null = null;
@@ -192,11 +195,6 @@ class ChunkQueue {
     rest.push(b);
   }
 
-  /** The first chunk; the queue must not be empty. */
-  peek(): Buffer {
-    return this.#first!;
-  }
-
   /** Removes and returns the first chunk; the queue must not be empty. */
   shift(): Buffer {
     const b = this.#first!;
@@ -213,16 +211,16 @@ class ChunkQueue {
     return b;
   }
 
-  /** Replaces the first chunk (with what is left of it). */
-  replaceHead(b: Buffer): void {
-    this.#first = b;
-  }
-
   clear(): void {
     this.#first = null;
     this.#rest = null;
     this.#restHead = 0;
   }
+}
+
+/** The chunk that comes after a queue's first: the head of its ChunkQueue, or null when it has none. */
+function nextChunk(rest: ChunkQueue | null): Buffer | null {
+  return rest === null || rest.empty ? null : rest.shift();
 }
 
 /**
@@ -308,7 +306,9 @@ export class SimConn implements Conn {
   #flushScheduled = false;
 
   // ── send side ──
-  readonly #userQ = new ChunkQueue();
+  /** The writable buffer's first chunk, then the rest (see ChunkQueue). */
+  #uFirst: Buffer | null = null;
+  #uRest: ChunkQueue | null = null;
   /** Node's writableLength: written but not yet accepted by the kernel. */
   userBytes = 0;
   needDrain = false;
@@ -316,7 +316,9 @@ export class SimConn implements Conn {
   finQueued = false;
   finSent = false;
   finAcked = false;
-  readonly #kq = new ChunkQueue();
+  /** The kernel's send queue (unsent bytes): first chunk, then the rest. */
+  #kFirst: Buffer | null = null;
+  #kRest: ChunkQueue | null = null;
   kqBytes = 0;
   sentBytes = 0;
   ackReceived = 0;
@@ -335,7 +337,9 @@ export class SimConn implements Conn {
   // ── receive side ──
   #rcvNext = 0;
   #ooo: Map<number, Segment> | null = null;
-  readonly #rcvQ = new ChunkQueue();
+  /** The receive queue (received, not yet delivered): first chunk, then the rest. */
+  #rFirst: Buffer | null = null;
+  #rRest: ChunkQueue | null = null;
   rcvBytes = 0;
   receivedBytes = 0;
   consumedBytes = 0;
@@ -392,7 +396,9 @@ export class SimConn implements Conn {
     }
     const len = chunk.byteLength;
     if (len > 0) {
-      this.#userQ.push(asBuffer(chunk));
+      const b = asBuffer(chunk);
+      if (this.#uFirst === null) this.#uFirst = b;
+      else (this.#uRest ??= new ChunkQueue()).push(b);
       this.userBytes += len;
       this.#bytesWritten += len;
       if (this.alive && this.state === 'ESTABLISHED') this.pump();
@@ -438,24 +444,34 @@ export class SimConn implements Conn {
 
   // ─────────────────────── kernel: sending ───────────────────────
 
+  #kPush(b: Buffer): void {
+    if (this.#kFirst === null) this.#kFirst = b;
+    else (this.#kRest ??= new ChunkQueue()).push(b);
+  }
+
+  #kClear(): void {
+    this.#kFirst = null;
+    this.#kRest?.clear();
+  }
+
   /** @internal Moves writable-buffer bytes into the kernel as space allows, then transmits what the window allows. */
   pump(): void {
     const tcp = this.host.sim.tcp;
-    const q = this.#userQ;
     // One pass, unless a middlebox that acknowledges what it swallows (`LinkParams.swallow`) freed the send buffer.
     for (let pass = 0; pass === 0 || (this.userBytes > 0 && this.#swallowedAll); pass++) {
       this.#swallowedAll = false;
       while (this.userBytes > 0) {
         const space = tcp.sendBufferBytes - (this.kqBytes + this.sentBytes - this.ackReceived);
         if (space <= 0) break;
-        const chunk = q.peek();
+        const chunk = this.#uFirst!;
         if (chunk.length <= space) {
-          this.#kq.push(q.shift());
+          this.#uFirst = nextChunk(this.#uRest);
+          this.#kPush(chunk);
           this.userBytes -= chunk.length;
           this.kqBytes += chunk.length;
         } else {
-          this.#kq.push(chunk.subarray(0, space));
-          q.replaceHead(chunk.subarray(space));
+          this.#kPush(chunk.subarray(0, space));
+          this.#uFirst = chunk.subarray(space);
           this.userBytes -= space;
           this.kqBytes += space;
         }
@@ -478,21 +494,20 @@ export class SimConn implements Conn {
     const gap = params.slicer?.delayMs ?? 0;
     const cut = params.cutAfterBytes;
     let departAt = this.host.sim.clock.now();
-    const kq = this.#kq;
     while (this.kqBytes > 0) {
       const room = window - (this.sentBytes - this.ackConsumed);
       if (room <= 0) break;
-      const chunk = kq.peek();
+      const chunk = this.#kFirst!;
       let n = chunk.length < room ? chunk.length : room;
       if (sliced) n = link.sliceSize(n);
       if (cut !== null && n > cut.bytes - this.sentBytes) n = cut.bytes > this.sentBytes ? cut.bytes - this.sentBytes : 0;
       let piece: Buffer;
       if (n === chunk.length) {
         piece = chunk;
-        kq.shift();
+        this.#kFirst = nextChunk(this.#kRest);
       } else {
         piece = chunk.subarray(0, n);
-        kq.replaceHead(chunk.subarray(n));
+        this.#kFirst = chunk.subarray(n);
       }
       this.kqBytes -= n;
       this.sentBytes += n;
@@ -525,7 +540,7 @@ export class SimConn implements Conn {
     const sim = this.host.sim;
     const n = this.kqBytes;
     if (n > 0) {
-      this.#kq.clear();
+      this.#kClear();
       this.kqBytes = 0;
       this.sentBytes += n;
       this.ackReceived = this.sentBytes;
@@ -545,7 +560,7 @@ export class SimConn implements Conn {
    */
   #cutByMiddlebox(how: 'fin' | 'rst', departAt: number): void {
     this.#cut = true;
-    this.#kq.clear();
+    this.#kClear();
     this.kqBytes = 0;
     const peer = this.peer!;
     const link = this.outLink!;
@@ -680,7 +695,8 @@ export class SimConn implements Conn {
       this.receivedBytes += len;
       if (this.destroyed) this.consumedBytes += len;
       else {
-        this.#rcvQ.push(seg.data);
+        if (this.#rFirst === null) this.#rFirst = seg.data;
+        else (this.#rRest ??= new ChunkQueue()).push(seg.data);
         this.rcvBytes += len;
       }
     }
@@ -690,10 +706,10 @@ export class SimConn implements Conn {
   /** @internal Hands buffered bytes (then `end`) to the application while it is flowing. */
   deliver(): void {
     if (this.flowing === true && !this.destroyed) this.readStopped = false;
-    const q = this.#rcvQ;
-    while (!q.empty) {
+    while (this.#rFirst !== null) {
       if (this.destroyed || this.flowing !== true) return;
-      const chunk = q.shift();
+      const chunk = this.#rFirst;
+      this.#rFirst = nextChunk(this.#rRest);
       this.rcvBytes -= chunk.length;
       this.consumedBytes += chunk.length;
       this.#ackPending = true; // a window update
@@ -709,7 +725,7 @@ export class SimConn implements Conn {
 
   #scheduleFlush(): void {
     if (this.#flushScheduled || this.destroyed || this.flowing !== true) return;
-    const work = this.readStopped || !this.#rcvQ.empty || (this.finReceived && !this.endDelivered) || (this.pendingErr === 'ECONNRESET' && !this.finReceived);
+    const work = this.readStopped || this.#rFirst !== null || (this.finReceived && !this.endDelivered) || (this.pendingErr === 'ECONNRESET' && !this.finReceived);
     if (!work) return;
     this.#flushScheduled = true;
     this.host.sim.clock.post(0, onFlush, this);
@@ -785,7 +801,7 @@ export class SimConn implements Conn {
       this.timer = null;
     }
     if (this.outbound) this.host.releaseTcpPort(this.local.port, this.localRoute);
-    this.#kq.clear();
+    this.#kClear();
     this.kqBytes = 0;
     this.#ooo = null;
   }
@@ -946,7 +962,8 @@ export class SimConn implements Conn {
   }
 
   #dropAppQueues(): void {
-    this.#userQ.clear();
+    this.#uFirst = null;
+    this.#uRest?.clear();
     this.userBytes = 0;
     this.needDrain = false;
   }
@@ -956,7 +973,8 @@ export class SimConn implements Conn {
     this.destroyed = true;
     this.#dropAppQueues();
     const unread = this.rcvBytes;
-    this.#rcvQ.clear();
+    this.#rFirst = null;
+    this.#rRest?.clear();
     this.consumedBytes += this.rcvBytes;
     this.rcvBytes = 0;
     if (!this.alive) return;
