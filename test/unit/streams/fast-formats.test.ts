@@ -65,6 +65,7 @@ test('TraceLineWriter writes the UTF-8 of each traceLine and a newline, whatever
   // Records of one event whose keys change from one to the next (the writer remembers each event's last keys).
   records.push({ ...base, a: 1, b: 2 }, { ...base, b: 2, a: 1 }, { ...base, a: 1 }, { ...base, a: 1, b: 2, c: 3 }, { ...base, '7': 'x', a: 1 }, base);
   records.push({ t: 1, node: 'n', app: 'a', conn: 1 } as TraceRecord, { event: 'close', t: 2, node: 'n', app: 'a', conn: 1 });
+  records.push({ ...base, t: '12.5' } as unknown as TraceRecord, { ...base, t: true } as unknown as TraceRecord, base);
   const want = referenceBytes(records);
   for (const size of [64, 65, 100, 257, 1024, 65_536]) {
     const got = written(records, size);
@@ -83,7 +84,7 @@ test('TraceLineWriter writes the UTF-8 of each traceLine and a newline, whatever
 test('TraceLineWriter agrees with JSON.stringify on generated records', () => {
   const value = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.double(), fc.integer(), fc.nat(), fc.boolean(), fc.constant(null), fc.constant(undefined), fc.array(fc.oneof(fc.string(), fc.integer())));
   fc.assert(
-    fc.property(fc.array(fc.tuple(fc.double(), fc.dictionary(fc.string({ maxLength: 6 }), value, { maxKeys: 6 })), { maxLength: 8 }), fc.integer({ min: 64, max: 400 }), (rows, size) => {
+    fc.property(fc.array(fc.tuple(fc.double(), fc.dictionary(fc.string({ maxLength: 6 }), value, { maxKeys: 6 })), { maxLength: 8 }), fc.oneof(fc.integer({ min: 64, max: 400 }), fc.constant(65_536)), (rows, size) => {
       const records = rows.map(([t, detail]) => ({ t, node: 'n', app: '', conn: 1, event: 'dial', ...detail }) as TraceRecord);
       assert.deepEqual(written(records, size).bytes, referenceBytes(records));
     }),
