@@ -101,11 +101,29 @@ export function traceLine(r: TraceRecord): string {
 
 /** `"key":` of each key seen, as UTF-8 bytes. */
 const keyBytes = new Map<string, Uint8Array>();
+
+function keyBytesOf(k: string): Uint8Array {
+  let kb = keyBytes.get(k);
+  if (kb === undefined) {
+    kb = utf8.encode(`${JSON.stringify(k)}:`);
+    keyBytes.set(k, kb);
+  }
+  return kb;
+}
+
+/**
+ * True for a plain array whose elements are all strings (no holes): JSON.stringify writes it as its strings, each as
+ * JSON writes a string, between brackets. Anything else (a toJSON, another prototype) goes through JSON.stringify.
+ */
+function plainStrings(v: unknown[]): boolean {
+  if (Object.getPrototypeOf(v) !== Array.prototype || (v as { toJSON?: unknown }).toJSON !== undefined) return false;
+  for (let i = 0; i < v.length; i++) if (typeof v[i] !== 'string') return false;
+  return true;
+}
 const utf8 = new TextEncoder();
 const TRUE = utf8.encode('true');
 const FALSE = utf8.encode('false');
 const NULL = utf8.encode('null');
-const T_KEY = utf8.encode('"t":');
 
 /**
  * Trace lines as UTF-8 bytes, each followed by a newline: exactly the bytes of `traceLine(r) + '\n'`, written into a
@@ -125,15 +143,141 @@ export class TraceLineWriter {
     this.#buf = new Uint8Array(size);
   }
 
-  /** Writes `traceLine(r)` and a newline. */
+  /**
+   * The keys of the last record of each event name, with their `"key":` bytes: a record's keys are looked up by
+   * position (a pointer comparison when they are the same as last time, as they are for records built by the same
+   * object literal) instead of in a map by content. Any key that differs is looked up and its slot replaced.
+   */
+  readonly #shapes = new Map<unknown, { keys: string[]; bytes: Uint8Array[] }>();
+
+  /**
+   * Writes `traceLine(r)` and a newline. Most records (strings of plain ASCII, integers, times, booleans, arrays of
+   * such strings) are written in one pass with the buffer position in a local (`#fast`); a record with anything else,
+   * or one that might not fit in what is left of the buffer, is written again from its start by `#write`, which
+   * handles every value and hands full buffers to the sink.
+   */
   write(r: TraceRecord): void {
+    if (this.#buf.length - this.#pos < FAST_ROOM && this.#pos > 0) this.flush();
+    if (!this.#fast(r)) this.#write(r); // #fast moved nothing: #write starts where it started
+  }
+
+  /** `write` in one pass, or false (having written nothing that counts) when a value needs `#write`. */
+  #fast(r: TraceRecord): boolean {
+    const buf = this.#buf;
+    const end = buf.length - 2; // room kept for `}` and the newline
+    let p = this.#pos;
+    if (p >= end) return false;
+    buf[p++] = 0x7b; // {
+    let first = true;
+    const event = r.event;
+    const shape = this.#shapes.get(event);
+    if (shape === undefined) return false; // a new event name: #write learns its keys
+    const keys = shape.keys;
+    let slot = 0;
+    for (const k in r) {
+      if (!hasOwnProperty.call(r, k)) continue;
+      if (slot >= keys.length || keys[slot] !== k) return false;
+      const kb = shape.bytes[slot++]!;
+      const v = r[k];
+      if (k === 't' && typeof v !== 'number') return false;
+      let n: number;
+      switch (typeof v) {
+        case 'undefined':
+        case 'function':
+        case 'symbol':
+          continue;
+        case 'string':
+          n = v.length;
+          break;
+        case 'number':
+          n = 20;
+          break;
+        case 'boolean':
+          n = 5;
+          break;
+        case 'bigint':
+        case 'object':
+          if (!Array.isArray(v)) return false;
+          n = 0;
+          for (let i = 0; i < v.length; i++) {
+            const e: unknown = v[i];
+            if (typeof e !== 'string') return false;
+            n += e.length + 3;
+          }
+          n += 2;
+          break;
+      }
+      if (p + 1 + kb.length + n + 2 > end) return false;
+      if (!first) buf[p++] = 0x2c; // ,
+      first = false;
+      for (let i = 0; i < kb.length; i++) buf[p++] = kb[i]!;
+      if (typeof v === 'string') {
+        p = plainAscii(buf, p, v);
+        if (p < 0) return false;
+      } else if (typeof v === 'number') {
+        if (k === 't') {
+          const ms = Math.round(v * 1000); // traceLine writes ms / 1000
+          if (!(ms >= 0 && ms < 2 ** 42)) return false;
+          const whole = Math.floor(ms / 1000);
+          let frac = ms - whole * 1000;
+          p = digitsAt(buf, p, whole, 0);
+          if (frac !== 0) {
+            let w = 3;
+            while (frac % 10 === 0) {
+              frac /= 10;
+              w--;
+            }
+            buf[p++] = 0x2e; // .
+            p = digitsAt(buf, p, frac, w);
+          }
+        } else if (v >= 0 && v <= 0xffff_ffff && v === Math.floor(v)) p = digitsAt(buf, p, v, 0);
+        else return false;
+      } else if (typeof v === 'boolean') {
+        const b = v ? TRUE : FALSE;
+        for (let i = 0; i < b.length; i++) buf[p++] = b[i]!;
+      } else {
+        // An array of strings (checked above): a plain one, as JSON.stringify writes it.
+        const a = v as readonly string[];
+        if (Object.getPrototypeOf(a) !== Array.prototype || (a as { toJSON?: unknown }).toJSON !== undefined) return false;
+        buf[p++] = 0x5b; // [
+        for (let i = 0; i < a.length; i++) {
+          if (i > 0) buf[p++] = 0x2c;
+          p = plainAscii(buf, p, a[i]!);
+          if (p < 0) return false;
+        }
+        buf[p++] = 0x5d; // ]
+      }
+    }
+    buf[p++] = 0x7d; // }
+    buf[p++] = 0x0a; // newline
+    this.#pos = p;
+    return true;
+  }
+
+  #write(r: TraceRecord): void {
     this.#room(1);
     this.#buf[this.#pos++] = 0x7b; // {
     let first = true;
+    const event = r.event;
+    let shape = this.#shapes.get(event);
+    if (shape === undefined) {
+      shape = { keys: [], bytes: [] };
+      if (typeof event === 'string') this.#shapes.set(event, shape); // a record without a string event is looked up anew
+    }
+    const keys = shape.keys;
+    let slot = 0;
     // for…in (own keys only) visits keys in Object.keys' order (integer-like keys ascending, then insertion
     // order) without allocating the keys' array.
     for (const k in r) {
       if (!Object.hasOwn(r, k)) continue;
+      let kb: Uint8Array;
+      if (slot < keys.length && keys[slot] === k) kb = shape.bytes[slot]!;
+      else {
+        kb = keyBytesOf(k);
+        keys[slot] = k;
+        shape.bytes[slot] = kb;
+      }
+      slot++;
       if (k === 't') {
         const ms = Math.round(r.t * 1000); // traceLine writes ms / 1000
         if (ms >= 0 && ms < 2 ** 42) {
@@ -144,7 +288,7 @@ export class TraceLineWriter {
             this.#buf[this.#pos++] = 0x2c;
           }
           first = false;
-          this.#bytes(T_KEY);
+          this.#bytes(kb);
           this.#millis(ms);
           continue;
         }
@@ -158,6 +302,7 @@ export class TraceLineWriter {
           continue; // JSON.stringify leaves the key out
         case 'bigint':
         case 'object':
+          if (Array.isArray(v) && plainStrings(v)) break; // written below, as JSON.stringify writes it
           json = JSON.stringify(v) as string | undefined; // objects, arrays, null (a toJSON may return undefined); a bigint throws
           if (json === undefined) continue;
           break;
@@ -171,20 +316,33 @@ export class TraceLineWriter {
         this.#buf[this.#pos++] = 0x2c; // ,
       }
       first = false;
-      let kb = keyBytes.get(k);
-      if (kb === undefined) {
-        kb = utf8.encode(`${JSON.stringify(k)}:`);
-        keyBytes.set(k, kb);
-      }
       this.#bytes(kb);
       if (json !== undefined) this.#text(json);
       else if (typeof v === 'string') this.#string(v);
       else if (typeof v === 'number') this.#number(v);
-      else this.#bytes(v === true ? TRUE : FALSE);
+      else if (typeof v === 'boolean') this.#bytes(v ? TRUE : FALSE);
+      else this.#strings(v as readonly string[]);
     }
+    keys.length = slot; // a record with fewer keys than the last of its event: its shape is this one's
+    shape.bytes.length = slot;
     this.#room(2);
     this.#buf[this.#pos++] = 0x7d; // }
     this.#buf[this.#pos++] = 0x0a; // newline
+  }
+
+  /** An array of strings (`plainStrings`), as JSON.stringify writes it: `["a","b"]`. */
+  #strings(a: readonly string[]): void {
+    this.#room(1);
+    this.#buf[this.#pos++] = 0x5b; // [
+    for (let i = 0; i < a.length; i++) {
+      if (i > 0) {
+        this.#room(1);
+        this.#buf[this.#pos++] = 0x2c;
+      }
+      this.#string(a[i]!);
+    }
+    this.#room(1);
+    this.#buf[this.#pos++] = 0x5d; // ]
   }
 
   /** Writes an already formatted line (`traceLine`'s) and a newline. */
@@ -312,6 +470,40 @@ export class TraceLineWriter {
     this.#pos += utf8.encodeInto(t, this.#buf.subarray(this.#pos)).written;
   }
 }
+
+/** Room a record may take before `write` tries its one-pass path (smaller buffers always take the other). */
+const FAST_ROOM = 1_024;
+
+/**
+ * Writes `"s"` at `p` when `s` is ASCII that JSON writes as is (the caller made room for it); returns the position
+ * after it, or -1 (a character needing more, written in part: the caller starts over).
+ */
+function plainAscii(buf: Uint8Array, p: number, s: string): number {
+  buf[p++] = 0x22;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || c >= 0x80) return -1;
+    buf[p++] = c;
+  }
+  buf[p++] = 0x22;
+  return p;
+}
+
+/** The decimal digits of the integer `v` ≥ 0 at `p`, left-padded with zeros to `width`; returns the position after. */
+function digitsAt(buf: Uint8Array, p: number, v: number, width: number): number {
+  let digits = 1;
+  for (let x = v; x >= 10; x = Math.floor(x / 10)) digits++;
+  if (digits < width) digits = width;
+  let x = v;
+  for (let i = p + digits - 1; i >= p; i--) {
+    const q = Math.floor(x / 10);
+    buf[i] = 48 + (x - q * 10);
+    x = q;
+  }
+  return p + digits;
+}
+
+const hasOwnProperty = Object.prototype.hasOwnProperty;
 
 /** True when JSON writes `s` as is between quotes: no `"`, `\`, control character or surrogate. */
 function plainString(s: string): boolean {

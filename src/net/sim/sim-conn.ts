@@ -37,27 +37,117 @@ type Host = TcpKernel<SimConn, SimListener>;
 /** Linux-style state names, for netstat. */
 export type TcpState = 'SYN_SENT' | 'SYN_RECEIVED' | 'ESTABLISHED' | 'CLOSED';
 
-interface Segment {
-  readonly from: SimConn;
-  readonly seq: number;
-  readonly data: Buffer | null;
-  readonly fin: boolean;
-  attempt: number;
+/**
+ * A data or FIN segment in flight. Taken from a free list (`newSegment`) and given back when its receiver has taken it
+ * in order (`onSegmentArrive`): then nothing refers to it any more (a segment that arrived is never retransmitted; its
+ * bytes went into the receive queue). A segment lost, kept out of order, or dropped is left to the GC.
+ */
+class Segment {
+  from: SimConn;
+  seq: number;
+  data: Buffer | null;
+  fin: boolean;
+  attempt = 0;
   /** Piggybacked acknowledgement, refreshed at each (re)transmission: what `from` has received and read. */
-  ackReceived: number;
-  ackConsumed: number;
-  ackFin: boolean;
+  ackReceived = 0;
+  ackConsumed = 0;
+  ackFin = false;
+
+  constructor(from: SimConn, seq: number, data: Buffer | null, fin: boolean) {
+    this.from = from;
+    this.seq = seq;
+    this.data = data;
+    this.fin = fin;
+  }
 }
 
-/** A cumulative acknowledgement: what the peer has received and read (consumed), and whether it has our FIN. */
-interface Ack {
-  readonly from: SimConn;
-  readonly received: number;
-  readonly consumed: number;
-  readonly fin: boolean;
-  readonly attempt: number;
+/**
+ * A cumulative acknowledgement: what the peer has received and read (consumed), and whether it has our FIN. From a
+ * free list too (`newAck`), given back once applied at a live TCB (`onAckArrive`); one re-sent after a loss is not.
+ */
+class Ack {
+  from: SimConn;
+  received: number;
+  consumed: number;
+  fin: boolean;
+  attempt: number;
   /** The sending host's incarnation: a lost ACK is re-sent even after its TCB is gone (TIME_WAIT), not after a crash. */
-  readonly incarnation: number;
+  incarnation: number;
+
+  constructor(from: SimConn, received: number, consumed: number, fin: boolean, attempt: number, incarnation: number) {
+    this.from = from;
+    this.received = received;
+    this.consumed = consumed;
+    this.fin = fin;
+    this.attempt = attempt;
+    this.incarnation = incarnation;
+  }
+}
+
+/**
+ * Free segments and ACKs (at most POOL_MAX each): a lifecycle sends about eight of each, and each would otherwise be
+ * a fresh object. Module-wide: an object in a free list holds no connection or bytes, so simulations share them
+ * without seeing each other. Counted for the tests (`packetPool`).
+ */
+const POOL_MAX = 1_024;
+/** What a free segment's or ACK's `from` holds (never read: a free one is not in flight). */
+const NO_CONN = null as unknown as SimConn;
+const freeSegments: Segment[] = [];
+const freeAcks: Ack[] = [];
+const pool = { segmentsCreated: 0, acksCreated: 0, segmentsReused: 0, acksReused: 0 };
+
+function newSegment(from: SimConn, seq: number, data: Buffer | null, fin: boolean): Segment {
+  const seg = freeSegments.pop();
+  if (seg === undefined) {
+    pool.segmentsCreated++;
+    return new Segment(from, seq, data, fin);
+  }
+  pool.segmentsReused++;
+  seg.from = from;
+  seg.seq = seq;
+  seg.data = data;
+  seg.fin = fin;
+  seg.attempt = 0;
+  seg.ackReceived = 0;
+  seg.ackConsumed = 0;
+  seg.ackFin = false;
+  return seg;
+}
+
+/** Gives back a segment nothing refers to any more (its connection and bytes let go). */
+function freeSegment(seg: Segment): void {
+  seg.from = NO_CONN;
+  seg.data = null;
+  if (freeSegments.length < POOL_MAX) freeSegments.push(seg);
+}
+
+function newAck(from: SimConn, received: number, consumed: number, fin: boolean, attempt: number, incarnation: number): Ack {
+  const ack = freeAcks.pop();
+  if (ack === undefined) {
+    pool.acksCreated++;
+    return new Ack(from, received, consumed, fin, attempt, incarnation);
+  }
+  pool.acksReused++;
+  ack.from = from;
+  ack.received = received;
+  ack.consumed = consumed;
+  ack.fin = fin;
+  ack.attempt = attempt;
+  ack.incarnation = incarnation;
+  return ack;
+}
+
+function freeAck(ack: Ack): void {
+  ack.from = NO_CONN;
+  if (freeAcks.length < POOL_MAX) freeAcks.push(ack);
+}
+
+/**
+ * @internal The free lists' sizes and how many segments and ACKs were made and reused since the process started
+ * (tests check that packets are reused and the lists stay bounded).
+ */
+export function packetPool(): { freeSegments: number; freeAcks: number; segmentsCreated: number; acksCreated: number; segmentsReused: number; acksReused: number } {
+  return { freeSegments: freeSegments.length, freeAcks: freeAcks.length, ...pool };
 }
 
 interface Syn {
@@ -77,9 +167,12 @@ const EMPTY = Buffer.alloc(0);
 const COMPACT_AT = 1_024;
 
 /**
- * A FIFO of byte chunks. A connection's queues mostly hold one chunk at a time, so the first chunk has a field of
- * its own and an array (read from a head index, O(1) dequeue) exists only while more are queued: an array per queue
- * per connection would be kilobytes of garbage for every connection, and of survivors for every open one.
+ * A FIFO of byte chunks: what a connection's queue holds after its first chunk. A connection's queues mostly hold one
+ * chunk at a time, so the first chunk is a field of the connection (`#uFirst`, `#kFirst`, `#rFirst`) and a
+ * ChunkQueue exists only once more are queued behind it (invariant: a queue whose first field is null has an empty
+ * ChunkQueue or none). Its own first chunk has a field too, and an array (read from a head index, O(1) dequeue)
+ * exists only while more are queued: an array, or an object, per queue per connection would be garbage for every
+ * connection, and survivors for every open one.
  */
 class ChunkQueue {
   #first: Buffer | null = null;
@@ -103,11 +196,6 @@ class ChunkQueue {
     rest.push(b);
   }
 
-  /** The first chunk; the queue must not be empty. */
-  peek(): Buffer {
-    return this.#first!;
-  }
-
   /** Removes and returns the first chunk; the queue must not be empty. */
   shift(): Buffer {
     const b = this.#first!;
@@ -124,16 +212,16 @@ class ChunkQueue {
     return b;
   }
 
-  /** Replaces the first chunk (with what is left of it). */
-  replaceHead(b: Buffer): void {
-    this.#first = b;
-  }
-
   clear(): void {
     this.#first = null;
     this.#rest = null;
     this.#restHead = 0;
   }
+}
+
+/** The chunk that comes after a queue's first: the head of its ChunkQueue, or null when it has none. */
+function nextChunk(rest: ChunkQueue | null): Buffer | null {
+  return rest === null || rest.empty ? null : rest.shift();
 }
 
 /**
@@ -207,7 +295,9 @@ export class SimConn implements Conn {
   #flushScheduled = false;
 
   // ── send side ──
-  readonly #userQ = new ChunkQueue();
+  /** The writable buffer's first chunk, then the rest (see ChunkQueue). */
+  #uFirst: Buffer | null = null;
+  #uRest: ChunkQueue | null = null;
   /** Node's writableLength: written but not yet accepted by the kernel. */
   userBytes = 0;
   needDrain = false;
@@ -215,7 +305,9 @@ export class SimConn implements Conn {
   finQueued = false;
   finSent = false;
   finAcked = false;
-  readonly #kq = new ChunkQueue();
+  /** The kernel's send queue (unsent bytes): first chunk, then the rest. */
+  #kFirst: Buffer | null = null;
+  #kRest: ChunkQueue | null = null;
   kqBytes = 0;
   sentBytes = 0;
   ackReceived = 0;
@@ -234,7 +326,9 @@ export class SimConn implements Conn {
   // ── receive side ──
   #rcvNext = 0;
   #ooo: Map<number, Segment> | null = null;
-  readonly #rcvQ = new ChunkQueue();
+  /** The receive queue (received, not yet delivered): first chunk, then the rest. */
+  #rFirst: Buffer | null = null;
+  #rRest: ChunkQueue | null = null;
   rcvBytes = 0;
   receivedBytes = 0;
   consumedBytes = 0;
@@ -286,7 +380,9 @@ export class SimConn implements Conn {
     }
     const len = chunk.byteLength;
     if (len > 0) {
-      this.#userQ.push(asBuffer(chunk));
+      const b = asBuffer(chunk);
+      if (this.#uFirst === null) this.#uFirst = b;
+      else (this.#uRest ??= new ChunkQueue()).push(b);
       this.userBytes += len;
       this.#bytesWritten += len;
       if (this.alive && this.state === 'ESTABLISHED') this.pump();
@@ -332,24 +428,34 @@ export class SimConn implements Conn {
 
   // ─────────────────────── kernel: sending ───────────────────────
 
+  #kPush(b: Buffer): void {
+    if (this.#kFirst === null) this.#kFirst = b;
+    else (this.#kRest ??= new ChunkQueue()).push(b);
+  }
+
+  #kClear(): void {
+    this.#kFirst = null;
+    this.#kRest?.clear();
+  }
+
   /** @internal Moves writable-buffer bytes into the kernel as space allows, then transmits what the window allows. */
   pump(): void {
     const tcp = this.host.sim.tcp;
-    const q = this.#userQ;
     // One pass, unless a middlebox that acknowledges what it swallows (`LinkParams.swallow`) freed the send buffer.
     for (let pass = 0; pass === 0 || (this.userBytes > 0 && this.#swallowedAll); pass++) {
       this.#swallowedAll = false;
       while (this.userBytes > 0) {
         const space = tcp.sendBufferBytes - (this.kqBytes + this.sentBytes - this.ackReceived);
         if (space <= 0) break;
-        const chunk = q.peek();
+        const chunk = this.#uFirst!;
         if (chunk.length <= space) {
-          this.#kq.push(q.shift());
+          this.#uFirst = nextChunk(this.#uRest);
+          this.#kPush(chunk);
           this.userBytes -= chunk.length;
           this.kqBytes += chunk.length;
         } else {
-          this.#kq.push(chunk.subarray(0, space));
-          q.replaceHead(chunk.subarray(space));
+          this.#kPush(chunk.subarray(0, space));
+          this.#uFirst = chunk.subarray(space);
           this.userBytes -= space;
           this.kqBytes += space;
         }
@@ -372,25 +478,24 @@ export class SimConn implements Conn {
     const gap = params.slicer?.delayMs ?? 0;
     const cut = params.cutAfterBytes;
     let departAt = this.host.sim.clock.now();
-    const kq = this.#kq;
     while (this.kqBytes > 0) {
       const room = window - (this.sentBytes - this.ackConsumed);
       if (room <= 0) break;
-      const chunk = kq.peek();
+      const chunk = this.#kFirst!;
       let n = chunk.length < room ? chunk.length : room;
       if (sliced) n = link.sliceSize(n);
       if (cut !== null && n > cut.bytes - this.sentBytes) n = cut.bytes > this.sentBytes ? cut.bytes - this.sentBytes : 0;
       let piece: Buffer;
       if (n === chunk.length) {
         piece = chunk;
-        kq.shift();
+        this.#kFirst = nextChunk(this.#kRest);
       } else {
         piece = chunk.subarray(0, n);
-        kq.replaceHead(chunk.subarray(n));
+        this.#kFirst = chunk.subarray(n);
       }
       this.kqBytes -= n;
       this.sentBytes += n;
-      if (n > 0) this.#sendSegment({ from: this, seq: this.#sndSeq++, data: piece, fin: false, attempt: 0, ackReceived: 0, ackConsumed: 0, ackFin: false }, departAt);
+      if (n > 0) this.#sendSegment(newSegment(this, this.#sndSeq++, piece, false), departAt);
       if (cut !== null && this.sentBytes >= cut.bytes) {
         this.#cutByMiddlebox(cut.with, departAt);
         return;
@@ -403,7 +508,7 @@ export class SimConn implements Conn {
         this.#swallowFin();
         return;
       }
-      this.#sendSegment({ from: this, seq: this.#sndSeq++, data: null, fin: true, attempt: 0, ackReceived: 0, ackConsumed: 0, ackFin: false }, departAt + params.finDelayMs);
+      this.#sendSegment(newSegment(this, this.#sndSeq++, null, true), departAt + params.finDelayMs);
     }
   }
 
@@ -419,7 +524,7 @@ export class SimConn implements Conn {
     const sim = this.host.sim;
     const n = this.kqBytes;
     if (n > 0) {
-      this.#kq.clear();
+      this.#kClear();
       this.kqBytes = 0;
       this.sentBytes += n;
       this.ackReceived = this.sentBytes;
@@ -439,7 +544,7 @@ export class SimConn implements Conn {
    */
   #cutByMiddlebox(how: 'fin' | 'rst', departAt: number): void {
     this.#cut = true;
-    this.#kq.clear();
+    this.#kClear();
     this.kqBytes = 0;
     const peer = this.peer!;
     const link = this.outLink!;
@@ -448,7 +553,10 @@ export class SimConn implements Conn {
     let at = departAt + link.delay();
     if (at < this.#lastArrival) at = this.#lastArrival;
     if (how === 'fin') {
-      const fin: Segment = { from: this, seq: this.#sndSeq++, data: null, fin: true, attempt: 0, ackReceived: this.receivedBytes, ackConsumed: this.consumedBytes, ackFin: this.finReceived };
+      const fin = newSegment(this, this.#sndSeq++, null, true);
+      fin.ackReceived = this.receivedBytes;
+      fin.ackConsumed = this.consumedBytes;
+      fin.ackFin = this.finReceived;
       sim.clock.postAt(at, onSegmentArrive, fin);
     } else sim.clock.postAt(at, onRstArrive, { to: peer, link });
     const back = peer.outLink ?? peer.host.linkTo(this.host);
@@ -497,7 +605,7 @@ export class SimConn implements Conn {
   sendAck(attempt = 0): void {
     this.#ackPending = false;
     if (!this.alive || this.outLink === null) return;
-    sendAckPacket({ from: this, received: this.receivedBytes, consumed: this.consumedBytes, fin: this.finReceived, attempt, incarnation: this.host.incarnation });
+    sendAckPacket(newAck(this, this.receivedBytes, this.consumedBytes, this.finReceived, attempt, this.host.incarnation));
   }
 
   /** @internal The peer's bare ACK arrived. */
@@ -531,18 +639,24 @@ export class SimConn implements Conn {
 
   // ─────────────────────── kernel: receiving ───────────────────────
 
-  /** @internal A segment from the peer arrived at our (live, established) TCB. */
-  receive(seg: Segment): void {
+  /**
+   * @internal A segment from the peer arrived at our (live, established) TCB. Returns true when it was taken in order
+   * (nothing refers to it afterwards: the caller may reuse it), false when it is kept (out of order, or for a
+   * retransmission) or dropped.
+   */
+  receive(seg: Segment): boolean {
     if (this.destroyed && seg.data !== null) {
       // Data for a socket the application has closed: Linux answers RST (RFC 1122) and drops the socket. The
       // segment is not acknowledged: if that RST is lost, the sender retransmits and meets no socket (fresh RST).
       sendRst(this.host, seg.from, this.outLink!);
       this.kill();
       seg.from.segmentLost(seg);
-      return;
+      return false;
     }
     this.#applyAck(seg.ackReceived, seg.ackConsumed, seg.ackFin);
+    let taken = false;
     if (seg.seq === this.#rcvNext) {
+      taken = true;
       this.#take(seg);
       const ooo = this.#ooo;
       if (ooo !== null && ooo.size > 0) {
@@ -555,6 +669,7 @@ export class SimConn implements Conn {
       this.deliver(); // the app may answer at once; its segment then carries our ACK
     } else if (seg.seq > this.#rcvNext) (this.#ooo ??= new Map()).set(seg.seq, seg);
     this.#afterEvent();
+    return taken;
   }
 
   #take(seg: Segment): void {
@@ -564,7 +679,8 @@ export class SimConn implements Conn {
       this.receivedBytes += len;
       if (this.destroyed) this.consumedBytes += len;
       else {
-        this.#rcvQ.push(seg.data);
+        if (this.#rFirst === null) this.#rFirst = seg.data;
+        else (this.#rRest ??= new ChunkQueue()).push(seg.data);
         this.rcvBytes += len;
       }
     }
@@ -574,10 +690,10 @@ export class SimConn implements Conn {
   /** @internal Hands buffered bytes (then `end`) to the application while it is flowing. */
   deliver(): void {
     if (this.flowing === true && !this.destroyed) this.readStopped = false;
-    const q = this.#rcvQ;
-    while (!q.empty) {
+    while (this.#rFirst !== null) {
       if (this.destroyed || this.flowing !== true) return;
-      const chunk = q.shift();
+      const chunk = this.#rFirst;
+      this.#rFirst = nextChunk(this.#rRest);
       this.rcvBytes -= chunk.length;
       this.consumedBytes += chunk.length;
       this.#ackPending = true; // a window update
@@ -593,7 +709,7 @@ export class SimConn implements Conn {
 
   #scheduleFlush(): void {
     if (this.#flushScheduled || this.destroyed || this.flowing !== true) return;
-    const work = this.readStopped || !this.#rcvQ.empty || (this.finReceived && !this.endDelivered) || (this.pendingErr === 'ECONNRESET' && !this.finReceived);
+    const work = this.readStopped || this.#rFirst !== null || (this.finReceived && !this.endDelivered) || (this.pendingErr === 'ECONNRESET' && !this.finReceived);
     if (!work) return;
     this.#flushScheduled = true;
     this.host.sim.clock.post(0, onFlush, this);
@@ -669,7 +785,7 @@ export class SimConn implements Conn {
       this.timer = null;
     }
     if (this.outbound) this.host.releaseTcpPort(this.local.port, this.localRoute);
-    this.#kq.clear();
+    this.#kClear();
     this.kqBytes = 0;
     this.#ooo = null;
   }
@@ -830,7 +946,8 @@ export class SimConn implements Conn {
   }
 
   #dropAppQueues(): void {
-    this.#userQ.clear();
+    this.#uFirst = null;
+    this.#uRest?.clear();
     this.userBytes = 0;
     this.needDrain = false;
   }
@@ -840,7 +957,8 @@ export class SimConn implements Conn {
     this.destroyed = true;
     this.#dropAppQueues();
     const unread = this.rcvBytes;
-    this.#rcvQ.clear();
+    this.#rFirst = null;
+    this.#rRest?.clear();
     this.consumedBytes += this.rcvBytes;
     this.rcvBytes = 0;
     if (!this.alive) return;
@@ -991,7 +1109,7 @@ function onSegmentArrive(seg: Segment): void {
     return;
   }
   if (r.state === 'SYN_RECEIVED' && !r.accept()) return;
-  r.receive(seg);
+  if (r.receive(seg)) freeSegment(seg); // after everything the arrival set off (that may send new segments) is done
 }
 
 function onRetransmit(seg: Segment): void {
@@ -1010,6 +1128,7 @@ function onAckArrive(ack: Ack): void {
   if (!s.alive) return;
   if (s.state === 'SYN_RECEIVED' && !s.accept()) return;
   s.onAck(ack);
+  freeAck(ack); // applied: nothing refers to it any more
 }
 
 function sendAckPacket(ack: Ack): void {
@@ -1036,7 +1155,7 @@ function onAckRetransmit(ack: Ack): void {
     return;
   }
   if (r.alive) r.sendAck(ack.attempt + 1);
-  else sendAckPacket({ ...ack, attempt: ack.attempt + 1 });
+  else sendAckPacket(newAck(r, ack.received, ack.consumed, ack.fin, ack.attempt + 1, ack.incarnation));
 }
 
 /** An RST from `from` (a host, possibly with no TCB for the connection) to `to`, over `link`. */

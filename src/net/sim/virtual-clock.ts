@@ -52,9 +52,53 @@ interface Timer<A = any> extends TimerHandle {
 const DEFAULT_MAX_STEPS = 10_000_000;
 const DEAD = -1;
 const IN_DUE = -2;
+/** `idx` of a posted timer waiting in a lane (lanes hold only posted timers, which are never cancelled). */
+const IN_LANE = -3;
+/** At most this many lanes (distinct delays in use at once); a posted timer that finds none goes into the heap. */
+const MAX_LANES = 8;
 /** Fills fired slots of the due queue (keeps the array's elements one shape; holds no callback or argument). */
 function noop(): void {}
 const SPENT: Timer = { at: 0, seq: 0, fn: noop, arg: undefined, idx: DEAD, pooled: false };
+
+/**
+ * Posted timers set with one delay (`at - now` when set), in set order: their `(deadline, seq)` order is their set
+ * order, so they need no heap. A FIFO in a ring of slots (a power of two), doubled when full: a lane that never
+ * empties (a busy link) reuses its slots instead of growing.
+ */
+class Lane {
+  delay = 0;
+  q: Timer[] = new Array<Timer>(16).fill(SPENT);
+  head = 0;
+  size = 0;
+
+  push(t: Timer): void {
+    let q = this.q;
+    if (this.size === q.length) {
+      const bigger = new Array<Timer>(q.length * 2).fill(SPENT);
+      for (let i = 0; i < this.size; i++) bigger[i] = q[(this.head + i) & (q.length - 1)]!;
+      this.q = q = bigger;
+      this.head = 0;
+    }
+    q[(this.head + this.size++) & (q.length - 1)] = t;
+  }
+
+  /** The first timer; the lane must not be empty. */
+  first(): Timer {
+    return this.q[this.head]!;
+  }
+
+  /** The last timer; the lane must not be empty. */
+  last(): Timer {
+    return this.q[(this.head + this.size - 1) & (this.q.length - 1)]!;
+  }
+
+  /** Drops the first timer; the lane must not be empty. */
+  shift(): void {
+    this.q[this.head] = SPENT;
+    this.head = (this.head + 1) & (this.q.length - 1);
+    this.size--;
+  }
+}
 
 function before(a: Timer, b: Timer): boolean {
   return a.at < b.at || (a.at === b.at && a.seq < b.seq);
@@ -68,6 +112,13 @@ function before(a: Timer, b: Timer): boolean {
  * due queue, in `seq` order. The order stays `(deadline, seq)`: every timer in the due queue was set while time was
  * `now()`, so any heap timer also due at `now()` was set earlier (lower seq) and fires first; time moves past `now()`
  * only when the due queue holds no live timer. A cancelled due timer stays in the queue as a dead slot, skipped.
+ *
+ * Posted timers (`post`, `postAt`: never cancelled) due later skip the heap too when they can: each joins the lane of
+ * its delay (`at - now` when set; up to MAX_LANES lanes), a FIFO in which set order is `(deadline, seq)` order. The
+ * next timer is the earliest of the heap's top and the lanes' heads (then the due queue as above), so the firing
+ * order is the same total order as with every timer in the heap. Packet arrivals over a link with no jitter (every
+ * one a latency after it leaves) are most of a simulation's timers: appended and taken in O(1), where the heap sifted
+ * them through its O(log n) levels of idle and retransmission timers.
  */
 export class VirtualClock implements Clock {
   #now = 0;
@@ -81,6 +132,15 @@ export class VirtualClock implements Clock {
   #dueTail = 0;
   /** Live timers in the due queue. */
   #dueLive = 0;
+  /**
+   * Lanes of posted timers (see Lane): packet arrivals over a link all come one latency after they leave, so most
+   * of a simulation's timers are appended to a lane and fired from its head, without the heap's O(log n) sifts.
+   */
+  readonly #lanes: Lane[] = [];
+  /** The lane last appended to (most posts have the delay of the one before). */
+  #lastLane: Lane | undefined = undefined;
+  /** Timers waiting in lanes. */
+  #laneLive = 0;
   #running = false;
   /** Fired timers of `post`/`postAt`, for reuse. */
   readonly #free: Timer[] = [];
@@ -199,12 +259,14 @@ export class VirtualClock implements Clock {
 
   /** Timers set and not yet fired or cancelled (the leak check of tests that open connections). */
   pendingTimers(): number {
-    return this.#heap.length + this.#dueLive + this.#reserved;
+    return this.#heap.length + this.#dueLive + this.#reserved + this.#laneLive;
   }
 
   /** Deadline of the next timer, or undefined when idle. */
   nextDeadline(): number | undefined {
-    return this.#dueLive > 0 ? this.#now : this.#heap[0]?.at;
+    if (this.#dueLive > 0) return this.#now;
+    const t = this.#laneLive > 0 ? this.#earliest() : this.#heap[0];
+    return t?.at;
   }
 
   /** Fires the next live timer, moving time to its deadline. Returns false when there is none. */
@@ -351,11 +413,77 @@ export class VirtualClock implements Clock {
       this.#dueLive++;
       return t;
     }
+    if (pooled) {
+      const lane = this.#laneFor(at);
+      if (lane !== undefined) {
+        t.idx = IN_LANE;
+        lane.push(t);
+        this.#laneLive++;
+        return t;
+      }
+    }
     t.idx = this.#heap.length;
     this.#heap.push(t);
     this.#siftUp(t, t.idx);
     return t;
   }
+
+  /**
+   * The lane a posted timer due at `at` (later than now) joins: the one with its delay, else an empty or new one; it
+   * must not be due before the lane's last timer (then, and when every lane is taken, undefined: the heap).
+   */
+  #laneFor(at: number): Lane | undefined {
+    const delay = at - this.#now;
+    let lane = this.#lastLane;
+    if (lane === undefined || lane.delay !== delay) {
+      lane = undefined;
+      let empty: Lane | undefined;
+      const lanes = this.#lanes;
+      for (let i = 0; i < lanes.length; i++) {
+        const l = lanes[i]!;
+        if (l.delay === delay) {
+          lane = l;
+          break;
+        }
+        if (empty === undefined && l.size === 0) empty = l;
+      }
+      if (lane === undefined) {
+        if (empty === undefined) {
+          if (lanes.length >= MAX_LANES) return undefined;
+          lanes.push((empty = new Lane()));
+        }
+        lane = empty;
+        lane.delay = delay;
+      }
+      this.#lastLane = lane;
+    }
+    // Same delay, later set: never earlier than the lane's last (checked: the subtraction above may round).
+    if (lane.size > 0 && lane.last().at > at) return undefined;
+    return lane;
+  }
+
+  /**
+   * The earliest of the heap's top and the lanes' heads (not the due queue's), or undefined when all are empty; when
+   * it is a lane's head, that lane is `#bestLane`.
+   */
+  #earliest(): Timer | undefined {
+    let best = this.#heap[0];
+    let bestLane: Lane | undefined;
+    const lanes = this.#lanes;
+    for (let i = 0; i < lanes.length; i++) {
+      const l = lanes[i]!;
+      if (l.size === 0) continue;
+      const t = l.first();
+      if (best === undefined || before(t, best)) {
+        best = t;
+        bestLane = l;
+      }
+    }
+    this.#bestLane = bestLane;
+    return best;
+  }
+
+  #bestLane: Lane | undefined = undefined;
 
   /** Fires `t` (already out of the heap or due queue); a posted timer goes back to the pool afterwards. */
   #fire(t: Timer): void {
@@ -405,7 +533,7 @@ export class VirtualClock implements Clock {
 
   #fireNext(until: number): boolean {
     const h = this.#heap;
-    const top = h[0];
+    const top = this.#laneLive > 0 ? this.#earliest() : h[0];
     if (this.#dueLive > 0) {
       const q = this.#due;
       let d = q[this.#dueHead]!;
@@ -413,7 +541,7 @@ export class VirtualClock implements Clock {
         q[this.#dueHead++] = SPENT;
         d = q[this.#dueHead]!;
       }
-      // A heap timer due now was set before every timer in the due queue (see the class comment).
+      // A heap or lane timer due now was set before every timer in the due queue (see the class comment).
       if (top === undefined || top.at !== d.at || top.seq > d.seq) {
         q[this.#dueHead++] = SPENT;
         if (--this.#dueLive === 0) this.#clearDue(); // later slots, if any, are dead
@@ -422,8 +550,13 @@ export class VirtualClock implements Clock {
       }
     } else if (this.#dueTail > 0) this.#clearDue(); // only dead slots left
     if (top === undefined || top.at > until) return false;
-    const last = h.pop()!;
-    if (last !== top) this.#siftDown(last, 0);
+    if (top.idx === IN_LANE) {
+      this.#bestLane!.shift();
+      this.#laneLive--;
+    } else {
+      const last = h.pop()!;
+      if (last !== top) this.#siftDown(last, 0);
+    }
     if (top.at > this.#now) this.#now = top.at;
     this.#fire(top);
     return true;
