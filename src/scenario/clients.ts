@@ -5,12 +5,13 @@
  */
 import { Buffer } from 'node:buffer';
 import { EDGE_CIPHERS } from '../core/tls-ciphers.ts';
-import { type CertInfo, type Conn, type ConnectTcpOptions, type ConnHandlers, type TlsClientParams, type UdpSocket } from '../net/ports.ts';
+import { type CertInfo, type Conn, type ConnectTcpOptions, type NetError, type TlsClientParams, type TlsOutcome, type UdpSocket } from '../net/ports.ts';
 import { DATAGRAM_DEFAULT_COUNT, DATAGRAM_DEFAULT_EVERY_MS, LOAD_DEFAULT_BYTES, LOAD_DEFAULT_EVERY_MS, loadId, parseIpPort, sourceAddress, type IpPort } from './schema.ts';
 import { REPORT_PREFIX_BYTES, reportReceived } from './results.ts';
-import { NO_CHUNKS, type DialledDatagram, type FlowTrack, type Tracker } from './tracker.ts';
+import { NO_CHUNKS, type DialledDatagram, type FlowTrack, type Track, type Tracker } from './tracker.ts';
 import { type TimelineStep } from './types.ts';
 import { type World } from './world.ts';
+import type { SimHost } from '../net/sim/index.ts';
 
 type ConnectTls = NonNullable<Extract<TimelineStep, { connect: unknown }>['connect']['tls']>;
 type LoadStep = Extract<TimelineStep, { load: unknown }>['load'];
@@ -107,57 +108,7 @@ export class Clients {
     const c = host.connectTcp(from === undefined ? dialled.opts : { host: dst.address, port: dst.port, localAddress: from });
     t.conn = c;
     this.#tracker.clientSocket(t, c.local);
-    const handlers: Partial<ConnHandlers> = {
-      connect() {
-        if (tlsSpec === undefined) {
-          onConnect?.(c);
-          return;
-        }
-        // TLS: the session takes the raw socket over; what the timeline wrote meanwhile goes through it.
-        const s = host.tls.client(c, clientTlsParams(tlsSpec, dst.address, world.simCas()));
-        t.conn = s.conn;
-        s.conn.setHandlers(handlers);
-        s.onDone((o) => {
-          t.clientTls = o.ok ? { protocol: o.info.protocol, cipher: o.info.cipher } : { failure: o.failure.reason };
-        });
-        const held = t.tlsHeld ?? [];
-        t.tlsHeld = undefined;
-        for (const h of held) {
-          if (h === 'end') s.conn.end();
-          else s.conn.write(h);
-        }
-        onConnect?.(s.conn);
-        s.conn.resume();
-      },
-      data(d) {
-        t.receivedBytes += d.byteLength;
-        const room = keep - t.keptBytes;
-        if (room > 0) {
-          // The chunk itself when it fits (a view of the same bytes either way: no copy, and no view object more).
-          const take = d.byteLength <= room ? d : d.subarray(0, room);
-          if (t.kept === NO_CHUNKS) t.kept = [take];
-          else t.kept.push(take);
-          t.keptBytes += take.byteLength;
-          // All the report reads is kept and nothing compares more: its `received` now, and the chunks let go.
-          if (t.keptBytes === REPORT_PREFIX_BYTES && keep === REPORT_PREFIX_BYTES) {
-            t.received = reportReceived(t.kept, t.keptBytes);
-            t.kept = NO_CHUNKS;
-          }
-        }
-      },
-      end() {
-        if (!t.halfOpen) t.conn?.end();
-      },
-      error(e) {
-        t.error ??= e.code;
-      },
-      close() {
-        t.closedAt = sim.clock.now();
-        // A closed socket no step will touch: let it go (thousands of load connections would otherwise stay in memory).
-        if (release) t.conn = undefined;
-      },
-    };
-    c.setHandlers(handlers);
+    c.setHandlers(new ClientConn(t, c, world, host, dst.address, keep, release, onConnect, tlsSpec));
   }
 
   /** Writes a `send` step's payload on connection `id` (held while its TLS handshake is in progress). */
@@ -275,5 +226,90 @@ export class Clients {
       sock.send(data, dst.port, dst.address);
       return sock;
     });
+  }
+}
+
+/**
+ * One timeline connection's handlers (one object per connection, its callbacks methods): records what arrives,
+ * ends after the server does unless half-open, and with TLS hands the socket to a client session once connected.
+ */
+class ClientConn {
+  readonly #t: Track;
+  readonly #c: Conn;
+  readonly #world: World;
+  readonly #host: SimHost;
+  readonly #dstAddress: string;
+  readonly #keep: number;
+  readonly #release: boolean;
+  readonly #onConnect: ((c: Conn) => void) | undefined;
+  readonly #tlsSpec: ConnectTls | undefined;
+
+  constructor(t: Track, c: Conn, world: World, host: SimHost, dstAddress: string, keep: number, release: boolean, onConnect: ((c: Conn) => void) | undefined, tlsSpec: ConnectTls | undefined) {
+    this.#t = t;
+    this.#c = c;
+    this.#world = world;
+    this.#host = host;
+    this.#dstAddress = dstAddress;
+    this.#keep = keep;
+    this.#release = release;
+    this.#onConnect = onConnect;
+    this.#tlsSpec = tlsSpec;
+  }
+
+  connect(): void {
+    const tlsSpec = this.#tlsSpec;
+    if (tlsSpec === undefined) {
+      this.#onConnect?.(this.#c);
+      return;
+    }
+    // TLS: the session takes the raw socket over; what the timeline wrote meanwhile goes through it.
+    const t = this.#t;
+    const s = this.#host.tls.client(this.#c, clientTlsParams(tlsSpec, this.#dstAddress, this.#world.simCas()));
+    t.conn = s.conn;
+    s.conn.setHandlers(this);
+    s.onDone((o: TlsOutcome) => {
+      t.clientTls = o.ok ? { protocol: o.info.protocol, cipher: o.info.cipher } : { failure: o.failure.reason };
+    });
+    const held = t.tlsHeld ?? [];
+    t.tlsHeld = undefined;
+    for (const h of held) {
+      if (h === 'end') s.conn.end();
+      else s.conn.write(h);
+    }
+    this.#onConnect?.(s.conn);
+    s.conn.resume();
+  }
+
+  data(d: Uint8Array): void {
+    const t = this.#t;
+    const keep = this.#keep;
+    t.receivedBytes += d.byteLength;
+    const room = keep - t.keptBytes;
+    if (room > 0) {
+      // The chunk itself when it fits (a view of the same bytes either way: no copy, and no view object more).
+      const take = d.byteLength <= room ? d : d.subarray(0, room);
+      if (t.kept === NO_CHUNKS) t.kept = [take];
+      else t.kept.push(take);
+      t.keptBytes += take.byteLength;
+      // All the report reads is kept and nothing compares more: its `received` now, and the chunks let go.
+      if (t.keptBytes === REPORT_PREFIX_BYTES && keep === REPORT_PREFIX_BYTES) {
+        t.received = reportReceived(t.kept, t.keptBytes);
+        t.kept = NO_CHUNKS;
+      }
+    }
+  }
+
+  end(): void {
+    if (!this.#t.halfOpen) this.#t.conn?.end();
+  }
+
+  error(e: NetError): void {
+    this.#t.error ??= e.code;
+  }
+
+  close(): void {
+    this.#t.closedAt = this.#world.sim.clock.now();
+    // A closed socket no step will touch: let it go (thousands of load connections would otherwise stay in memory).
+    if (this.#release) this.#t.conn = undefined;
   }
 }

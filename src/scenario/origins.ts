@@ -108,35 +108,7 @@ function originPayload(conn: Conn, behaviour: OriginBehaviour, chunk: Uint8Array
 function serveOrigin(conn: Conn, l: Listener, track: Track | undefined): void {
   const behaviour = l.behaviour as OriginBehaviour; // validation keeps the UDP behaviours off tcp:// listeners
   const mode = l.parse_proxy ?? true;
-  let reader: ProxyHeaderReader | undefined = mode === false ? undefined : new ProxyHeaderReader();
-  const held: Uint8Array[] = [];
-  // Handlers are methods, not arrow properties: under tsx each named arrow costs an Object.defineProperty.
-  conn.setHandlers({
-    data(chunk) {
-      if (reader === undefined) {
-        originPayload(conn, behaviour, chunk);
-        return;
-      }
-      held.push(chunk);
-      const r = reader.push(chunk);
-      if (r.kind === 'incomplete') return;
-      reader = undefined;
-      if (r.kind === 'header') {
-        recordHeader(track, r.header);
-        if (behaviour === 'banner' && mode === 'required') conn.write(encoder.encode(l.banner ?? ''));
-        if (r.rest.length > 0) originPayload(conn, behaviour, r.rest);
-      } else if (mode === 'required') conn.reset(); // a PROXY-aware server drops a connection without a header
-      else for (const c of held) originPayload(conn, behaviour, c); // not a header: it was all payload
-      held.length = 0;
-    },
-    drain() {
-      conn.resume();
-    },
-    end() {
-      conn.end();
-    },
-    error() {},
-  });
+  conn.setHandlers(new OriginConn(conn, l, behaviour, mode, track));
   if (behaviour === 'banner' && mode !== 'required') conn.write(encoder.encode(l.banner ?? ''));
   if (behaviour === 'close') conn.end();
   conn.resume();
@@ -188,6 +160,59 @@ function serveTlsOrigin(tls: TlsPort, conn: Conn, l: Listener, params: TlsServer
     error() {},
   });
   conn.resume();
+}
+
+/** One accepted origin connection's handlers (one object per connection, its callbacks methods): see `serveOrigin`. */
+class OriginConn {
+  readonly #conn: Conn;
+  readonly #l: Listener;
+  readonly #behaviour: OriginBehaviour;
+  readonly #mode: boolean | 'required';
+  readonly #track: Track | undefined;
+  #reader: ProxyHeaderReader | undefined;
+  /** The chunks read while looking for a PROXY header (payload if there is none). */
+  #held: Uint8Array[] | undefined;
+
+  constructor(conn: Conn, l: Listener, behaviour: OriginBehaviour, mode: boolean | 'required', track: Track | undefined) {
+    this.#conn = conn;
+    this.#l = l;
+    this.#behaviour = behaviour;
+    this.#mode = mode;
+    this.#track = track;
+    this.#reader = mode === false ? undefined : new ProxyHeaderReader();
+  }
+
+  data(chunk: Uint8Array): void {
+    const reader = this.#reader;
+    const conn = this.#conn;
+    const behaviour = this.#behaviour;
+    if (reader === undefined) {
+      originPayload(conn, behaviour, chunk);
+      return;
+    }
+    const held = (this.#held ??= []);
+    held.push(chunk);
+    const r = reader.push(chunk);
+    if (r.kind === 'incomplete') return;
+    this.#reader = undefined;
+    this.#held = undefined;
+    if (r.kind === 'header') {
+      recordHeader(this.#track, r.header);
+      if (behaviour === 'banner' && this.#mode === 'required') conn.write(encoder.encode(this.#l.banner ?? ''));
+      if (r.rest.length > 0) originPayload(conn, behaviour, r.rest);
+    } else if (this.#mode === 'required') conn.reset(); // a PROXY-aware server drops a connection without a header
+    else for (const c of held) originPayload(conn, behaviour, c); // not a header: it was all payload
+  }
+
+  drain(): void {
+    this.#conn.resume();
+  }
+
+  end(): void {
+    this.#conn.end();
+  }
+
+  error(): void {}
 }
 
 function startsWithV2Signature(d: Uint8Array): boolean {
