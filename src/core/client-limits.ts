@@ -61,19 +61,26 @@ export function clientKey(ip: string, ipv6Prefix: number): string {
 /** Counts per client key and token buckets, bounded as the module comment says. */
 export class ClientLimiter {
   readonly #busy = new Map<string, Entry>();
-  #idle: LRUCache<string, Entry>;
+  /**
+   * Made on first use: lru-cache allocates its index arrays for `max` entries up front, which every edge node (and
+   * every scenario run) would pay without a single limit configured.
+   */
+  #idleCache: LRUCache<string, Entry> | undefined = undefined;
   #maxIdle: number;
 
   /** @param maxIdleKeys idle keys kept at most (>= 1); busy keys are not counted against it. */
   constructor(maxIdleKeys: number) {
     if (!Number.isInteger(maxIdleKeys) || maxIdleKeys < 1) throw new Error(`ClientLimiter: maxIdleKeys must be a positive integer, not ${maxIdleKeys}`);
     this.#maxIdle = maxIdleKeys;
-    this.#idle = new LRUCache<string, Entry>({ max: maxIdleKeys });
+  }
+
+  get #idle(): LRUCache<string, Entry> {
+    return (this.#idleCache ??= new LRUCache<string, Entry>({ max: this.#maxIdle }));
   }
 
   /** Keys with open connections (never evicted) and idle keys (in the LRU). */
   get size(): { readonly busy: number; readonly idle: number } {
-    return { busy: this.#busy.size, idle: this.#idle.size };
+    return { busy: this.#busy.size, idle: this.#idleCache?.size ?? 0 };
   }
 
   get maxIdleKeys(): number {
@@ -85,12 +92,15 @@ export class ClientLimiter {
    * recently used first.
    */
   resize(maxIdleKeys: number): void {
+    if (!Number.isInteger(maxIdleKeys) || maxIdleKeys < 1) throw new Error(`ClientLimiter: maxIdleKeys must be a positive integer, not ${maxIdleKeys}`);
     if (maxIdleKeys === this.#maxIdle) return;
-    const next = new ClientLimiter(maxIdleKeys).#idle;
-    // Least recently used first, so the most recent survive and keep their order.
-    for (const [k, v] of this.#idle.rentries() as Generator<[string, Entry]>) next.set(k, v);
-    this.#idle = next;
+    const old = this.#idleCache;
     this.#maxIdle = maxIdleKeys;
+    this.#idleCache = undefined;
+    if (old === undefined) return;
+    const next = this.#idle;
+    // Least recently used first, so the most recent survive and keep their order.
+    for (const [k, v] of old.rentries() as Generator<[string, Entry]>) next.set(k, v);
   }
 
   /** Open connections counted under `key` now (0 for an unknown key). */
