@@ -66,21 +66,28 @@ class Segment {
  * free list too (`newAck`), given back once applied at a live TCB (`onAckArrive`); one re-sent after a loss is not.
  */
 class Ack {
-  from: SimConn;
-  received: number;
-  consumed: number;
-  fin: boolean;
-  attempt: number;
+  // Set by `refill`, which the constructor calls (one list of the fields for a new ACK and a reused one).
+  from!: SimConn;
+  received!: number;
+  consumed!: number;
+  fin!: boolean;
+  attempt!: number;
   /** The sending host's incarnation: a lost ACK is re-sent even after its TCB is gone (TIME_WAIT), not after a crash. */
-  incarnation: number;
+  incarnation!: number;
 
   constructor(from: SimConn, received: number, consumed: number, fin: boolean, attempt: number, incarnation: number) {
+    this.refill(from, received, consumed, fin, attempt, incarnation);
+  }
+
+  /** Sets every field: a new ACK, or a free one taken again. */
+  refill(from: SimConn, received: number, consumed: number, fin: boolean, attempt: number, incarnation: number): this {
     this.from = from;
     this.received = received;
     this.consumed = consumed;
     this.fin = fin;
     this.attempt = attempt;
     this.incarnation = incarnation;
+    return this;
   }
 }
 
@@ -128,13 +135,7 @@ function newAck(from: SimConn, received: number, consumed: number, fin: boolean,
     return new Ack(from, received, consumed, fin, attempt, incarnation);
   }
   pool.acksReused++;
-  ack.from = from;
-  ack.received = received;
-  ack.consumed = consumed;
-  ack.fin = fin;
-  ack.attempt = attempt;
-  ack.incarnation = incarnation;
-  return ack;
+  return ack.refill(from, received, consumed, fin, attempt, incarnation);
 }
 
 function freeAck(ack: Ack): void {
