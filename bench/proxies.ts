@@ -6,7 +6,8 @@
  * ~10k concurrent connections need (worker/thread count, connection and fd limits, timeouts HAProxy requires).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, writeFileSync } from 'node:fs';
+import type { SpawnOptions } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { assertUdpPortsFree } from './udp-measure.ts';
@@ -57,6 +58,40 @@ let workers = 1;
 export function setWorkers(n: number): void {
   workers = n;
 }
+
+/**
+ * Whether every proxy writes a line per finished connection to its stdout, a pipe the harness reads (`--access-log
+ * on|off` of bench/run.ts, default on), so all do the same work: nginx a JSON `access_log` of its stream module
+ * (one `write` per session, its default: no `buffer=`), HAProxy its `option tcplog` line (`log stdout`), Refract
+ * its JSON access log (`--access-log json`), each to a file (`spawnLogging`). Off: none of them logs (`--access-log off` for
+ * Refract). node-pipe and node-raw never log: they are the runtime's floor, not proxies an operator runs.
+ */
+let accessLog = true;
+export function setAccessLog(on: boolean): void {
+  accessLog = on;
+}
+export const accessLogOn = (): boolean => accessLog;
+
+/**
+ * `spawnChild` with the child's stdout on a file of the run's folder (`NAME.access.log`) when access logs are on:
+ * nginx's `access_log /dev/stdout` needs a stdout it can open again (Node's `stdio: 'pipe'` is a socket pair, which
+ * /dev/stdout cannot open), and a file is where an operator's access log goes. Every logging proxy writes there.
+ */
+function spawnLogging(dir: string, name: string, cmd: string, args: readonly string[], cpu: number | string | undefined, opts: SpawnOptions = {}): Child {
+  if (!accessLog) return spawnChild(cmd, args, cpu, opts);
+  const fd = openSync(join(dir, `${name}.access.log`), 'w');
+  try {
+    return spawnChild(cmd, args, cpu, { ...opts, stdio: ['ignore', fd, 'pipe'] });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** nginx's stream access log in the bench: the facts of Refract's JSON line, as nginx's stream variables give them. */
+const NGINX_LOG_FORMAT =
+  `log_format refract escape=json '{"time":"$time_iso8601","protocol":"$protocol","client_ip":"$remote_addr","client_port":$remote_port,` +
+  `"edge_ip":"$server_addr","edge_port":$server_port,"origin":"$upstream_addr","status":$status,` +
+  `"bytes_in":$bytes_received,"bytes_out":$bytes_sent,"duration_s":$session_time,"connection_id":$connection}';`;
 
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const NGINX_STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
@@ -171,6 +206,7 @@ const nginx: ProxyDef = {
         // nginx counts both legs of a proxied connection (or UDP session) against worker_connections.
         `events { worker_connections ${2 * Math.max(MAX_CONNS, MAX_UDP_SESSIONS)}; }`,
         'stream {',
+        ...(accessLog ? [`  ${NGINX_LOG_FORMAT}`, '  access_log /dev/stdout refract;'] : []),
         `  server { listen 127.0.0.1:${this.echoPort}; proxy_pass 127.0.0.1:${origin.echo}; }`,
         `  server { listen 127.0.0.1:${this.sinkPort}; proxy_pass 127.0.0.1:${origin.sink}; }`,
         // UDP as nginx documents it for request/response protocols (DNS): the session ends after one answer.
@@ -184,7 +220,7 @@ const nginx: ProxyDef = {
       ].join('\n'),
     );
     const bin = which('nginx') ?? 'nginx';
-    const child = spawnChild(bin, ['-p', dir, '-e', join(dir, 'nginx-error.log'), '-c', conf, '-g', 'daemon off;'], cpu);
+    const child = spawnLogging(dir, this.name, bin, ['-p', dir, '-e', join(dir, 'nginx-error.log'), '-c', conf, '-g', 'daemon off;'], cpu);
     await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NATIVE);
     // A stream-only config: the master's children are the workers that do the work.
     return { child, measuredPids: await childWorkers(child, workers, 'nginx worker'), stop: () => stopChild(child) };
@@ -207,8 +243,10 @@ const haproxy: ProxyDef = {
         'global',
         `  nbthread ${workers}`,
         `  maxconn ${MAX_CONNS}`,
+        ...(accessLog ? ['  log stdout format raw local0 info'] : []),
         'defaults',
         '  mode tcp',
+        ...(accessLog ? ['  log global', '  option tcplog'] : []),
         `  maxconn ${MAX_CONNS}`,
         // HAProxy refuses to run without timeouts; these match nginx's stream defaults (60 s connect, 10 min idle).
         '  timeout connect 60s',
@@ -228,7 +266,7 @@ const haproxy: ProxyDef = {
       ].join('\n'),
     );
     // -db: foreground, no master-worker: the spawned process is the one doing the work.
-    const child = spawnChild(which('haproxy') ?? 'haproxy', ['-f', cfg, '-db'], cpu);
+    const child = spawnLogging(dir, this.name, which('haproxy') ?? 'haproxy', ['-f', cfg, '-db'], cpu);
     await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NATIVE);
     return { child, measuredPids: [child.pid], stop: () => stopChild(child) };
   },
@@ -298,7 +336,7 @@ function thisCheckout(name: 'refract' | 'refract-tsx', ports: { echo: number; si
       await assertUdpPortsFree([udp.port]);
       const cfg = join(dir, `${name}.yaml`);
       writeFileSync(cfg, refractConfig(this.echoPort, this.sinkPort, origin, udp.port));
-      const child = spawnChild(process.execPath, [...refractCli(REPO_ROOT, load), 'serve', '--config', cfg, ...workersArgs()], cpu, {
+      const child = spawnLogging(dir, name, process.execPath, [...refractCli(REPO_ROOT, load), 'serve', '--config', cfg, ...serveArgs()], cpu, {
         cwd: REPO_ROOT,
       });
       await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
@@ -310,8 +348,8 @@ function thisCheckout(name: 'refract' | 'refract-tsx', ports: { echo: number; si
 const refract = thisCheckout('refract', { echo: 7101, sink: 7102 }, REFRACT_UDP, 'build');
 const refractTsx = thisCheckout('refract-tsx', { echo: 7195, sink: 7196 }, REFRACT_TSX_UDP, 'tsx');
 
-/** `serve`'s `--workers N` when the run asks for more than one. */
-const workersArgs = (): string[] => (workers > 1 ? ['--workers', String(workers)] : []);
+/** `serve`'s `--workers N` when the run asks for more than one, and its access log as `--access-log` says. */
+const serveArgs = (): string[] => [...(workers > 1 ? ['--workers', String(workers)] : []), '--access-log', accessLog ? 'json' : 'off'];
 
 /** The Refract process, and with `--workers N` its N workers too (the supervisor is measured with them). */
 async function refractPids(child: Child): Promise<number[]> {
@@ -337,7 +375,7 @@ const refractBase: ProxyDef = {
     await assertUdpPortsFree([REFRACT_BASE_UDP.port]);
     const cfg = join(dir, 'refract-base.yaml');
     writeFileSync(cfg, refractConfig(this.echoPort, this.sinkPort, origin, REFRACT_BASE_UDP.port));
-    const child = spawnChild(process.execPath, [...refractCli(root), 'serve', '--config', cfg, ...workersArgs()], cpu, { cwd: root });
+    const child = spawnLogging(dir, this.name, process.execPath, [...refractCli(root), 'serve', '--config', cfg, ...serveArgs()], cpu, { cwd: root });
     await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
     return { child, measuredPids: await refractPids(child), stop: () => stopChild(child) };
   },
@@ -361,7 +399,7 @@ const refractAnalytics: ProxyDef = {
     const cfg = join(dir, 'refract-analytics.yaml');
     const api = ['api: { listen: 127.0.0.1:7146 }', 'zones: [{ name: example.test }]', 'node: { data_dir: refract-analytics-data }', ''].join('\n');
     writeFileSync(cfg, api + refractConfig(this.echoPort, this.sinkPort, origin, REFRACT_ANALYTICS_UDP.port));
-    const child = spawnChild(process.execPath, [...refractCli(REPO_ROOT), 'serve', '--config', cfg, ...workersArgs()], cpu, {
+    const child = spawnLogging(dir, this.name, process.execPath, [...refractCli(REPO_ROOT), 'serve', '--config', cfg, ...serveArgs()], cpu, {
       cwd: REPO_ROOT,
     });
     await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
@@ -383,7 +421,7 @@ const refractApi: ProxyDef = {
     const cfg = join(dir, 'refract-api.yaml');
     const api = ['api: { listen: 127.0.0.1:7156 }', 'analytics: { enabled: false }', 'zones: [{ name: example.test }]', 'node: { data_dir: refract-api-data }', ''].join('\n');
     writeFileSync(cfg, api + refractConfig(this.echoPort, this.sinkPort, origin, REFRACT_API_UDP.port));
-    const child = spawnChild(process.execPath, [...refractCli(REPO_ROOT), 'serve', '--config', cfg, ...workersArgs()], cpu, {
+    const child = spawnLogging(dir, this.name, process.execPath, [...refractCli(REPO_ROOT), 'serve', '--config', cfg, ...serveArgs()], cpu, {
       cwd: REPO_ROOT,
     });
     await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
@@ -409,7 +447,7 @@ const refractNode: ProxyDef = {
     await assertUdpPortsFree([REFRACT_NODE_UDP.port]);
     const cfg = join(dir, 'refract-node.yaml');
     writeFileSync(cfg, refractConfig(this.echoPort, this.sinkPort, origin, REFRACT_NODE_UDP.port));
-    const child = spawnChild(altNode!, [...refractCli(REPO_ROOT), 'serve', '--config', cfg, ...workersArgs()], cpu, { cwd: REPO_ROOT });
+    const child = spawnLogging(dir, this.name, altNode!, [...refractCli(REPO_ROOT), 'serve', '--config', cfg, ...serveArgs()], cpu, { cwd: REPO_ROOT });
     await started(child, [this.echoPort, this.sinkPort], STARTUP_MS_NODE);
     return { child, measuredPids: await refractPids(child), stop: () => stopChild(child) };
   },

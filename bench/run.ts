@@ -16,6 +16,8 @@
  *                                        its sources through tsx's loader
  *   npm run bench -- --workers 2         every proxy with 2 workers (nginx worker_processes, HAProxy nbthread,
  *                                        refract serve --workers), pinned to CPUs 0-1; see docs/benchmarks.md
+ *   npm run bench -- --access-log off    no proxy writes an access log (default on: nginx, HAProxy and Refract
+ *                                        each write a line per connection to a pipe; see docs/benchmarks.md)
  *
  * Everything is bounded: counts, a per-request cap, a per-connection timeout, and a hard timeout for the whole
  * run that kills every child process group.
@@ -43,7 +45,7 @@ import {
   type Child,
 } from './proc.ts';
 import type { CloseResult, CpsResult, LoadgenReply, LoadgenRequest, OpenResult, ThroughputResult } from './protocol.ts';
-import { ALL_PROXIES, KNOWN_PROXIES, PROXIES, REPO_ROOT, buildRoots, setAltNode, setBaseline, setWorkers, type ProxyName, type RunningProxy } from './proxies.ts';
+import { ALL_PROXIES, KNOWN_PROXIES, PROXIES, REPO_ROOT, buildRoots, setAccessLog, setAltNode, setBaseline, setWorkers, type ProxyName, type RunningProxy } from './proxies.ts';
 import { ensureBuild } from './refract-cli.ts';
 import { fmt, fmtRatio, headline, markdownTable, median, medianRatio } from './stats.ts';
 import type { UdpLoadRequest, UdpCloseResult, UdpOpenResult, UdpRateResult } from './udp-protocol.ts';
@@ -107,12 +109,14 @@ const { values: argv } = parseArgs({
     'no-pin': { type: 'boolean', default: false },
     // Workers per proxy: nginx worker_processes, HAProxy nbthread, refract serve --workers (node-pipe: 1 only).
     workers: { type: 'string', default: '1' },
+    // Every proxy writes an access log line per connection (on), or none does (off): the same work either way.
+    'access-log': { type: 'string', default: 'on' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (argv.help) {
   process.stdout.write(
-    'usage: npm run bench -- [--quick] [--only throughput,cps,memory,udp,udp-memory] [--rounds N] [--proxies nginx,haproxy,node-pipe,refract,refract-base,refract-node,refract-tsx,refract-api,refract-analytics,node-raw] [--baseline DIR] [--node PATH] [--no-pin] [--workers N]\n' +
+    'usage: npm run bench -- [--quick] [--only throughput,cps,memory,udp,udp-memory] [--rounds N] [--proxies nginx,haproxy,node-pipe,refract,refract-base,refract-node,refract-tsx,refract-api,refract-analytics,node-raw] [--baseline DIR] [--node PATH] [--no-pin] [--workers N] [--access-log on|off]\n' +
       '       (udp selects udp-memory too)\n',
   );
   process.exit(0);
@@ -142,6 +146,11 @@ if (!Number.isInteger(workers) || workers < 1 || workers > 16) {
   process.exit(2);
 }
 setWorkers(workers);
+if (argv['access-log'] !== 'on' && argv['access-log'] !== 'off') {
+  process.stderr.write(`--access-log is on or off, not "${argv['access-log']}"\n`);
+  process.exit(2);
+}
+setAccessLog(argv['access-log'] === 'on');
 const basePlan = argv.quick ? QUICK : FULL;
 const plan: Plan = argv.rounds === undefined ? basePlan : { ...basePlan, rounds: Math.max(1, Math.min(20, Number(argv.rounds) || 1)) };
 
@@ -491,6 +500,7 @@ async function main(): Promise<void> {
     cpuModel: cpus()[0]?.model ?? '?',
     pinned: pin,
     workers,
+    accessLog: argv['access-log'],
     proxyCpus: PROXY_CPUS,
     loadgenCpus: LOADGEN_CPUS,
     coresShared,
@@ -500,7 +510,7 @@ async function main(): Promise<void> {
     versions: Object.fromEntries(proxyNames.map((n) => [n, PROXIES[n].missing() ?? PROXIES[n].version()])),
   };
   record(env);
-  say(`bench: ${argv.quick ? 'quick' : 'full'} run, ${plan.rounds} round(s), ${measures.join('+')}, ${workers} worker(s) per proxy; results → ${resultsFile}`);
+  say(`bench: ${argv.quick ? 'quick' : 'full'} run, ${plan.rounds} round(s), ${measures.join('+')}, ${workers} worker(s) per proxy, access logs ${argv['access-log']}; results → ${resultsFile}`);
   if (pin && coresShared) say(`bench: ${workers} workers on ${NCPU} cores: proxy pinned to CPUs ${proxyCpu}, load generator and origin share them`);
   if (!pin) say(argv['no-pin'] ? 'bench: --no-pin: proxy and load generator are NOT pinned apart' : 'bench: WARNING taskset unavailable or one CPU: proxy and load generator are NOT pinned apart');
 
@@ -593,7 +603,8 @@ async function main(): Promise<void> {
   record({ type: 'summary', table });
   process.stdout.write(`\n${table}\n\n`);
   process.stdout.write(
-    `${workers} worker(s) per proxy${pin ? `, proxy on CPU ${proxyCpu}, load generator on CPU ${genCpu}` : ', unpinned'}. ` +
+    `${workers} worker(s) per proxy${pin ? `, proxy on CPU ${proxyCpu}, load generator on CPU ${genCpu}` : ', unpinned'}, ` +
+      `access logs ${argv['access-log'] === 'on' ? 'on (nginx, HAProxy and Refract write a line per connection)' : 'off'}. ` +
     `${plan.rounds} round(s); figures are medians, ×nginx/×haproxy are medians of same-round ratios (>1 means larger).` +
       ` Raw results: ${resultsFile}\n`,
   );

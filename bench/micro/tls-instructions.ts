@@ -4,10 +4,10 @@
  * figure a busy machine does not move, where `npm run bench:tls`'s CPU rows scatter by ±20 % between rounds.
  *
  *   node --import tsx bench/micro/tls-instructions.ts [--proxies node-tls,refract] [--count 1200] [--tls 1.3|1.2]
- *                                                     [--port 8905] [--keep DIR]
+ *                                                     [--warm N] [--port 8905] [--keep DIR]
  *
  * Each proxy runs under `valgrind --tool=cachegrind --cache-sim=no` twice, serving `--count` and then 3 × `--count`
- * handshakes (after the same warm-up of a fifth as many), so instructions per handshake = (I refs of the second run
+ * handshakes (after the same warm-up: `--warm`, default a fifth of `--count`), so instructions per handshake = (I refs of the second run
  * − I refs of the first) ÷ (2 × `--count`): start-up, warm-up and shutdown cancel, the crypto is included. Each
  * handshake (4 at a time, ECDSA P-256 certificate, SNI sent) carries one request to the origin, an in-process server
  * that answers it and closes; the client reads the answer and closes. Proxies: `node-tls` (`tls.createServer` with the
@@ -33,6 +33,8 @@ const { values: argv } = parseArgs({
   options: {
     proxies: { type: 'string', default: 'node-tls,refract' },
     count: { type: 'string', default: '1200' },
+    // Handshakes before the counted ones in both runs (they cancel); more of them let V8 finish tiering up first.
+    warm: { type: 'string' },
     tls: { type: 'string', default: '1.3' },
     port: { type: 'string', default: '8905' },
     keep: { type: 'string' },
@@ -43,6 +45,8 @@ for (const p of proxies) if (!KNOWN.includes(p)) throw new Error(`unknown proxy 
 if (argv.tls !== '1.3' && argv.tls !== '1.2') throw new Error(`--tls is 1.3 or 1.2, not ${argv.tls}`);
 const VERSION: tls.SecureVersion = argv.tls === '1.3' ? 'TLSv1.3' : 'TLSv1.2';
 const COUNT = Number(argv.count);
+const WARM = argv.warm === undefined ? Math.ceil(COUNT / 5) : Number(argv.warm);
+if (!Number.isInteger(WARM) || WARM < 0) throw new Error(`--warm must be a whole number, not ${argv.warm}`);
 const PORT = Number(argv.port);
 const HOST = '127.0.0.1';
 const NAME = 'bench-tls.example.test';
@@ -110,7 +114,7 @@ function once(): Promise<void> {
 
 /** Instructions of one proxy process serving the warm-up and `n` handshakes. */
 function count(p: Proxy, n: number): Promise<number> {
-  return instructions({ name: p, args: command(p), host: HOST, port: PORT, warm: Math.ceil(COUNT / 5), count: n, concurrency: 4, once, keep: argv.keep, scratch: dir, limitMs: RUN_LIMIT_MS });
+  return instructions({ name: p, args: command(p), host: HOST, port: PORT, warm: WARM, count: n, concurrency: 4, once, keep: argv.keep, scratch: dir, limitMs: RUN_LIMIT_MS });
 }
 
 if (proxies.includes('refract')) ensureBuild(REPO_ROOT);
