@@ -16,7 +16,8 @@ import type { OutputStats } from '../model/engine-view.ts';
 
 export interface LineWriterOptions {
   /**
-   * Lines written during one turn of the event loop go out in one write at its end (`setImmediate`), not one
+   * Lines written during one turn of the event loop go out in one write at its end (`setImmediate`; with
+   * `holdMs`, after that many milliseconds), not one
    * system call each (the access log at thousands of connections per second); on process exit what is held is
    * written at once. Held bytes count toward `maxBufferBytes`.
    */
@@ -26,7 +27,23 @@ export interface LineWriterOptions {
    * (4,096 on Linux) makes each write to a pipe shared by several processes land whole.
    */
   readonly maxWriteBytes?: number;
+  /**
+   * With `coalesce`: hold lines up to this many milliseconds after the first held one (one timer per batch, not
+   * per line) instead of until the end of the turn, so a busy proxy writes once per batch rather than once per turn
+   * of its event loop; a batch also goes out when it reaches `maxWriteBytes` or `HOLD_BYTES`, and on exit.
+   */
+  readonly holdMs?: number;
 }
+
+/**
+ * How long `refract serve` holds access-log lines (and `--events stdout` lines) on stdout before writing them:
+ * long enough that a proxy at thousands of connections per second writes tens of lines per system call, short
+ * enough that a line is never noticeably late (docs/cli.md, "Access log").
+ */
+export const STDOUT_HOLD_MS = 10;
+
+/** With `holdMs` and no `maxWriteBytes`: a batch is written once it holds this many bytes. */
+export const HOLD_BYTES = 64 * 1024;
 
 /** Writers holding lines (`coalesce`): written out by one 'exit' listener, whatever the number of writers. */
 const holding = new Set<BoundedLineWriter>();
@@ -42,10 +59,13 @@ export class BoundedLineWriter implements OutputStats {
   readonly #onRecovered: (name: string, dropped: number) => void;
   readonly #coalesce: boolean;
   readonly #maxWrite: number;
+  readonly #holdMs: number | undefined;
+  /** The batch's timer (`holdMs`), while lines are held. */
+  #timer: ReturnType<typeof setTimeout> | undefined;
   #heldBytes = 0;
   #episode = 0;
   #waiting = false;
-  /** Lines held for the end of this turn of the event loop (`coalesce`); a flush is due while in `holding`. */
+  /** Lines held for the end of this turn of the event loop or the batch's timer (`coalesce`); a flush is due while in `holding`. */
   #held = '';
   written = 0;
   dropped = 0;
@@ -56,7 +76,8 @@ export class BoundedLineWriter implements OutputStats {
     this.#max = maxBufferBytes;
     this.#onRecovered = onRecovered;
     this.#coalesce = opts.coalesce === true;
-    this.#maxWrite = opts.maxWriteBytes ?? Infinity;
+    this.#holdMs = opts.holdMs;
+    this.#maxWrite = opts.maxWriteBytes ?? (opts.holdMs !== undefined ? HOLD_BYTES : Infinity);
     if (this.#coalesce && !exitHooked) {
       exitHooked = true;
       process.on('exit', flushAllOnExit);
@@ -67,9 +88,13 @@ export class BoundedLineWriter implements OutputStats {
     return this.#stream.writableLength + this.#held.length;
   }
 
-  /** Writes what `coalesce` holds now (also at the end of each turn of the event loop, and on exit). */
+  /** Writes what `coalesce` holds now (also at the end of each turn of the event loop or when `holdMs` passed, and on exit). */
   readonly flush = (): void => {
     holding.delete(this);
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
     const held = this.#held;
     if (held === '') return;
     this.#held = '';
@@ -111,7 +136,9 @@ export class BoundedLineWriter implements OutputStats {
       this.#held += line;
       if (!holding.has(this)) {
         holding.add(this);
-        setImmediate(this.flush);
+        // Unref'd: a held batch does not keep the process alive (the 'exit' listener writes it).
+        if (this.#holdMs !== undefined) this.#timer = setTimeout(this.flush, this.#holdMs).unref();
+        else setImmediate(this.flush);
       }
     } else s.write(line);
     this.written++;

@@ -34,7 +34,7 @@ import { startDnsServer, type DnsServer } from '../dns/server.ts';
 import { dnsViewOf, type DnsView } from '../dns/view.ts';
 import { openTraceFile } from './trace-file.ts';
 import { logDropEpisode, openEventSinks, outputsOf } from './event-sinks.ts';
-import { BoundedLineWriter } from './bounded-output.ts';
+import { BoundedLineWriter, STDOUT_HOLD_MS } from './bounded-output.ts';
 import { DEFAULTS } from '../model/defaults.ts';
 import type { OutputStats } from '../model/engine-view.ts';
 import type { MetricsServer } from './metrics-server.ts';
@@ -299,7 +299,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
 
   // Access log and events: the app's name is looked up in the running config when the connection closes.
   // stdout and stderr are bounded (log.max_buffer, docs/hardening.md): a reader that stalls costs lines, not memory.
-  const stdout = new BoundedLineWriter('stdout', process.stdout, config.log.maxBufferBytes ?? DEFAULTS.logMaxBufferBytes, logDropEpisode(log), { coalesce: true });
+  const stdout = new BoundedLineWriter('stdout', process.stdout, config.log.maxBufferBytes ?? DEFAULTS.logMaxBufferBytes, logDropEpisode(log), { coalesce: true, holdMs: STDOUT_HOLD_MS });
   const outputs = (): Record<string, OutputStats> => outputsOf(stdout, log, sinks, stdout);
   metrics?.registerDescriptors(() => net.descriptors.stats());
   metrics?.registerOutput('stdout', () => stdout);

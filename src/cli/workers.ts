@@ -43,7 +43,7 @@ import { dnsViewOf, type DnsView } from '../dns/view.ts';
 import { EventLog, type SpectrumEvent } from '../streams/events.ts';
 import { logDropEpisode, openEventSinks, outputsOf } from './event-sinks.ts';
 import { openTraceFile, type TraceFile } from './trace-file.ts';
-import { BoundedLineWriter } from './bounded-output.ts';
+import { BoundedLineWriter, STDOUT_HOLD_MS } from './bounded-output.ts';
 import { DEFAULTS } from '../model/defaults.ts';
 import { accessLogLine, defaultAccessLog, type AccessLogFormat } from './access-log.ts';
 import { edgeIpFilePath, readEdgeIpFile, writeEdgeIpFile } from './edge-ip-file.ts';
@@ -204,11 +204,11 @@ export function runWorker(): Promise<number> {
             const e = (edge = new EdgeNode({ net, log: l, certs, udp, ...(geo ? { geo } : {}) }, config));
             if (m.trace !== undefined) traceOut = openTraceFile(e.trace.records$, traceFileOf(m.trace, index, process.pid), l);
             // The access log: each worker writes its own lines to stdout (inherited from the supervisor), so the
-            // events need not travel to the supervisor for it. One write per event-loop turn, at most PIPE_BUF
+            // events need not travel to the supervisor for it. One write per 10 ms batch (STDOUT_HOLD_MS), at most PIPE_BUF
             // bytes (a pipe keeps such writes whole: lines of different workers never interleave).
             let out: BoundedLineWriter | undefined;
             if (m.accessLog !== 'off') {
-              const w = (out = new BoundedLineWriter('stdout', process.stdout, config.log.maxBufferBytes ?? DEFAULTS.logMaxBufferBytes, logDropEpisode(l), { coalesce: true, maxWriteBytes: PIPE_BUF }));
+              const w = (out = new BoundedLineWriter('stdout', process.stdout, config.log.maxBufferBytes ?? DEFAULTS.logMaxBufferBytes, logDropEpisode(l), { coalesce: true, maxWriteBytes: PIPE_BUF, holdMs: STDOUT_HOLD_MS }));
               const format = m.accessLog;
               const idPrefix = `${index}.`;
               e.events.closings$.subscribe((ev) => {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { BoundedLineWriter } from '../../../src/cli/bounded-output.ts';
+import { BoundedLineWriter, HOLD_BYTES } from '../../../src/cli/bounded-output.ts';
 
 /** A stream that records each write and takes nothing until `release` (highWaterMark 1: any held byte is "full"). */
 function recorder(): { stream: Writable; writes: string[] } {
@@ -85,4 +85,49 @@ test('coalesce with maxWriteBytes: no write is larger than the limit; a longer l
     [90, 90, 30, 150, 3],
   );
   assert.equal(writes.join(''), line.repeat(7) + 'y'.repeat(149) + '\n' + 'é\n');
+});
+
+test('holdMs: lines of several turns go out in one write once the hold time has passed', async () => {
+  const { stream, writes } = recorder();
+  const w = new BoundedLineWriter('stdout', stream, 1 << 20, () => undefined, { coalesce: true, holdMs: 50 });
+  w.write('a\n');
+  await new Promise((r) => setImmediate(r));
+  w.write('b\n');
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(writes, [], 'held across turns');
+  assert.equal(w.bufferedBytes, 4);
+  await new Promise((r) => setTimeout(r, 120));
+  assert.deepEqual(writes, ['a\nb\n'], 'one write after the hold');
+  w.write('c\n');
+  await new Promise((r) => setTimeout(r, 120));
+  assert.deepEqual(writes, ['a\nb\n', 'c\n'], 'a new batch, a new timer');
+});
+
+test('holdMs: a batch that reaches HOLD_BYTES (or maxWriteBytes) goes out at once, before the timer', async () => {
+  const { stream, writes } = recorder();
+  const w = new BoundedLineWriter('stdout', stream, 1 << 20, () => undefined, { coalesce: true, holdMs: 60_000 });
+  const line = 'x'.repeat(1023) + '\n';
+  for (let i = 0; i < HOLD_BYTES / 1024 + 1; i++) w.write(line);
+  assert.equal(writes.length, 1, 'the first 64 KiB went out without waiting a minute');
+  assert.equal(Buffer.byteLength(writes[0]!), HOLD_BYTES);
+  w.flush(); // the last line, and the minute-long timer cleared (the test would otherwise wait for nothing)
+  assert.deepEqual(writes.map((x) => x.length), [HOLD_BYTES, 1024]);
+  const small = new BoundedLineWriter('stdout', stream, 1 << 20, () => undefined, { coalesce: true, holdMs: 60_000, maxWriteBytes: 100 });
+  for (let i = 0; i < 4; i++) small.write('y'.repeat(29) + '\n');
+  assert.deepEqual(writes.slice(2).map((x) => x.length), [90]);
+  small.flush();
+  assert.deepEqual(writes.slice(2).map((x) => x.length), [90, 30]);
+});
+
+test('holdMs: held lines are written when the process exits, and the timer does not keep it alive', () => {
+  const mod = fileURLToPath(new URL('../../../src/cli/bounded-output.ts', import.meta.url));
+  // No process.exit: the process ends by itself with the lines held and a 60 s hold timer pending.
+  const code = `const { BoundedLineWriter } = await import(${JSON.stringify(mod)});
+    const w = new BoundedLineWriter('stdout', process.stdout, 1 << 20, () => undefined, { coalesce: true, holdMs: 60000 });
+    for (let i = 0; i < 3; i++) w.write('held ' + i + '\\n');`;
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'held 0\nheld 1\nheld 2\n');
+  assert.ok(Date.now() - t0 < 30_000, 'ended without waiting for the hold timer');
 });
