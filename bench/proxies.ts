@@ -60,17 +60,16 @@ export function setWorkers(n: number): void {
 }
 
 /**
- * Whether every proxy writes a line per finished connection to its stdout, a pipe the harness reads (`--access-log
+ * Whether every proxy writes a line per finished connection to its stdout, a file in the run's folder (`--access-log
  * on|off` of bench/run.ts, default on), so all do the same work: nginx a JSON `access_log` of its stream module
  * (one `write` per session, its default: no `buffer=`), HAProxy its `option tcplog` line (`log stdout`), Refract
- * its JSON access log (`--access-log json`), each to a file (`spawnLogging`). Off: none of them logs (`--access-log off` for
- * Refract). node-pipe and node-raw never log: they are the runtime's floor, not proxies an operator runs.
+ * its JSON access log (`--access-log json`), each through `spawnLogging`. Off: none of them logs (`--access-log off`
+ * for Refract). node-pipe and node-raw never log: they are the runtime's floor, not proxies an operator runs.
  */
 let accessLog = true;
 export function setAccessLog(on: boolean): void {
   accessLog = on;
 }
-export const accessLogOn = (): boolean => accessLog;
 
 /**
  * `spawnChild` with the child's stdout on a file of the run's folder (`NAME.access.log`) when access logs are on:

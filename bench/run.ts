@@ -17,7 +17,7 @@
  *   npm run bench -- --workers 2         every proxy with 2 workers (nginx worker_processes, HAProxy nbthread,
  *                                        refract serve --workers), pinned to CPUs 0-1; see docs/benchmarks.md
  *   npm run bench -- --access-log off    no proxy writes an access log (default on: nginx, HAProxy and Refract
- *                                        each write a line per connection to a pipe; see docs/benchmarks.md)
+ *                                        each write a line per connection to a file; see docs/benchmarks.md)
  *
  * Everything is bounded: counts, a per-request cap, a per-connection timeout, and a hard timeout for the whole
  * run that kills every child process group.

@@ -30,7 +30,7 @@ export interface LineWriterOptions {
   /**
    * With `coalesce`: hold lines up to this many milliseconds after the first held one (one timer per batch, not
    * per line) instead of until the end of the turn, so a busy proxy writes once per batch rather than once per turn
-   * of its event loop; a batch also goes out when it reaches `maxWriteBytes` or `HOLD_BYTES`, and on exit.
+   * of its event loop; a batch also goes out before it would pass `maxWriteBytes` (or else `HOLD_BYTES`), and on exit.
    */
   readonly holdMs?: number;
 }
@@ -42,7 +42,10 @@ export interface LineWriterOptions {
  */
 export const STDOUT_HOLD_MS = 10;
 
-/** With `holdMs` and no `maxWriteBytes`: a batch is written once it holds this many bytes. */
+/**
+ * With `holdMs`: a batch is written before it would exceed this many characters (UTF-16 units, the bytes of ASCII
+ * lines; counted without encoding, unlike `maxWriteBytes`, because it only bounds how much waits).
+ */
 export const HOLD_BYTES = 64 * 1024;
 
 /** Writers holding lines (`coalesce`): written out by one 'exit' listener, whatever the number of writers. */
@@ -77,7 +80,7 @@ export class BoundedLineWriter implements OutputStats {
     this.#onRecovered = onRecovered;
     this.#coalesce = opts.coalesce === true;
     this.#holdMs = opts.holdMs;
-    this.#maxWrite = opts.maxWriteBytes ?? (opts.holdMs !== undefined ? HOLD_BYTES : Infinity);
+    this.#maxWrite = opts.maxWriteBytes ?? Infinity;
     if (this.#coalesce && !exitHooked) {
       exitHooked = true;
       process.on('exit', flushAllOnExit);
@@ -132,7 +135,7 @@ export class BoundedLineWriter implements OutputStats {
         const bytes = Buffer.byteLength(line);
         if (this.#held !== '' && this.#heldBytes + bytes > this.#maxWrite) this.flush();
         this.#heldBytes += bytes;
-      }
+      } else if (this.#holdMs !== undefined && this.#held !== '' && this.#held.length + line.length > HOLD_BYTES) this.flush();
       this.#held += line;
       if (!holding.has(this)) {
         holding.add(this);
