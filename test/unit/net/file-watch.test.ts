@@ -31,7 +31,8 @@ function counter(): { readonly onChange: () => void; next(what: string): Promise
     next(what: string) {
       const at = n;
       return new Promise<void>((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`no change seen within 3 s: ${what}`)), 3_000);
+        // 10 s: a 100 ms stat poll runs on libuv's thread pool, which a loaded CI machine can hold up for seconds.
+        const t = setTimeout(() => reject(new Error(`no change seen within 10 s: ${what}`)), 10_000);
         const check = (): void => {
           if (n > at) {
             clearTimeout(t);
