@@ -252,6 +252,24 @@ function auditFromRow(r: AuditRow): AuditEntry {
 /** An app change, as `begin` takes it. */
 export type AppChange = { readonly put: StoredApp } | { readonly delete: string };
 
+/**
+ * Puts the database in WAL mode (kept in the file, so a second open finds it so). Two processes switching a new file at
+ * once can both hold the read lock and want the write lock; SQLite then refuses one of them at once, SQLITE_BUSY without
+ * waiting out the busy timeout (its deadlock avoidance). That one waits for the other's lock through the busy timeout
+ * (an empty write transaction) and looks again: a few rounds at most, then the error stands.
+ */
+export function enableWal(db: Pick<Database.Database, 'pragma' | 'exec'>): void {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
+      return;
+    } catch (e) {
+      if ((e as { code?: unknown }).code !== 'SQLITE_BUSY' || attempt >= 5) throw e;
+      db.exec('BEGIN IMMEDIATE; COMMIT');
+    }
+  }
+}
+
 export class ApiStore {
   readonly #db: Database.Database;
   #open = false;
@@ -263,7 +281,7 @@ export class ApiStore {
     // Two processes may open a new database at once (`refract token create` twice, or beside `serve`): the busy
     // timeout comes first so every step below waits for the other instead of failing with SQLITE_BUSY.
     this.#db.pragma('busy_timeout = 2000');
-    if (this.#db.pragma('journal_mode', { simple: true }) !== 'wal') this.#db.pragma('journal_mode = WAL');
+    enableWal(this.#db);
     this.#db.pragma('foreign_keys = ON');
     // The migrations run in one write transaction taken at once (BEGIN IMMEDIATE), reading the version inside it,
     // so two processes never apply the same migration.

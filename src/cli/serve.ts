@@ -385,8 +385,11 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
       log.info({ event: 'serve.privileges_dropped', user: config.node.user, group: config.node.group, ...ids }, 'dropped root after binding');
     }
     log.info({ event: 'serve.started', config: file, pid: process.pid, ...r }, 'refract is serving');
-    process.stderr.write(`refract: serving ${file} (pid ${process.pid}): ${plural(config.apps.length, 'app')}, ${plural(r.listeners, 'listener')}, access log ${accessLog}\n`);
-    for (const app of config.apps) process.stderr.write(appLine(config, app));
+    // One write: a reader that sees the "serving" line has the app lines too.
+    process.stderr.write(
+      `refract: serving ${file} (pid ${process.pid}): ${plural(config.apps.length, 'app')}, ${plural(r.listeners, 'listener')}, access log ${accessLog}\n` +
+        config.apps.map((app) => appLine(config, app)).join(''),
+    );
     warnLowNofile(config, r.listeners, log);
   } catch (e) {
     log.fatal({ err: e }, 'refract could not start');

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { ApiStore, MIGRATIONS, type AuditEntry } from '../../../src/api/store.ts';
+import { ApiStore, enableWal, MIGRATIONS, type AuditEntry } from '../../../src/api/store.ts';
 import { bearerToken, createToken, verifyToken } from '../../../src/api/tokens.ts';
 
 const app = (appId: string) => ({ zoneId: 'z'.repeat(32), appId, spec: { protocol: 'tcp/22' }, createdOn: '2026-01-01T00:00:00.000Z', modifiedOn: '2026-01-01T00:00:00.000Z' });
@@ -28,6 +28,41 @@ describe('ApiStore', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('switching to WAL: a busy refusal waits for the other lock (an empty write transaction) and looks again; other errors and a fifth refusal stand', () => {
+    const busy = Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
+    // A database whose WAL switch is refused `refusals` times, then finds WAL (the other process switched it).
+    const stub = (refusals: number, error: Error = busy) => {
+      const calls: string[] = [];
+      let mode = 'delete';
+      return {
+        calls,
+        pragma: ((source: string) => {
+          calls.push(source);
+          if (source === 'journal_mode') return mode;
+          if (source === 'journal_mode = WAL') {
+            if (refusals-- > 0) throw error;
+            mode = 'wal';
+            return 'wal';
+          }
+          throw new Error(`unexpected pragma ${source}`);
+        }) as Database.Database['pragma'],
+        exec: ((source: string) => {
+          calls.push(source);
+        }) as unknown as Database.Database['exec'],
+      };
+    };
+    const once = stub(1);
+    enableWal(once);
+    assert.deepEqual(once.calls, ['journal_mode', 'journal_mode = WAL', 'BEGIN IMMEDIATE; COMMIT', 'journal_mode', 'journal_mode = WAL']);
+    const four = stub(4);
+    enableWal(four);
+    assert.equal(four.calls.filter((c) => c === 'BEGIN IMMEDIATE; COMMIT').length, 4);
+    assert.throws(() => enableWal(stub(5)), /database is locked/);
+    const other = stub(1, Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' }));
+    assert.throws(() => enableWal(other), /disk I\/O error/);
+    assert.ok(!other.calls.includes('BEGIN IMMEDIATE; COMMIT'), 'only SQLITE_BUSY is waited out');
   });
 
   it('a rolled-back write leaves nothing', () => {

@@ -44,22 +44,37 @@ async function startTlsOrigin(pair: { cert: string; key: string }): Promise<{ po
   const server = net.createServer((raw) => {
     socks.add(raw);
     raw.on('error', () => {});
-    // Read what precedes the ClientHello (0x16) in clear, then hand the socket to TLS.
-    raw.once('data', (first: Buffer) => {
-      raw.pause();
-      const at = first.indexOf(0x16);
-      const head = at < 0 ? first : first.subarray(0, at);
-      clear.push(Buffer.from(head));
-      if (at < 0) {
-        raw.destroy();
-        return;
+    // Read a PROXY header in clear, if one comes (it may arrive in several reads, apart from the ClientHello, and
+    // its binary fields may hold 0x16), plus anything else before the ClientHello (0x16); then hand the socket to TLS.
+    let got = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      got = Buffer.concat([got, chunk]);
+      let headerLength = 0;
+      if (got[0] !== 0x16) {
+        const d = decodeProxyHeader(new Uint8Array(got));
+        if (d.kind === 'incomplete') return;
+        headerLength = d.kind === 'header' ? d.header.length : got.length;
+        if (d.kind === 'error') {
+          clear.push(got);
+          raw.destroy();
+          return;
+        }
       }
-      raw.unshift(first.subarray(at));
+      const at = got.indexOf(0x16, headerLength);
+      if (at < 0) return; // no ClientHello yet
+      raw.off('data', onData);
+      raw.pause();
+      clear.push(Buffer.from(got.subarray(0, at)));
+      raw.unshift(got.subarray(at));
+      startTls();
+    };
+    raw.on('data', onData);
+    const startTls = (): void => {
       const s = new tls.TLSSocket(raw, { isServer: true, secureContext: ctx });
       s.on('data', (d) => s.write(d));
       s.on('end', () => s.end());
       s.on('error', () => {});
-    });
+    };
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -281,23 +296,26 @@ void describe('edge TLS on real sockets', () => {
 
   void it('full with PROXY v2: the header goes to the origin in clear before the ClientHello, with the SSL TLV when asked', async () => {
     const origin = await startTlsOrigin(await issueCert({ names: ['origin.example.test'] }));
-    await withEdge(
-      config(7209, { tls: 'full', proxy_protocol: 'v2', proxy_protocol_tlvs: true, origin_direct: [`tcp://127.0.0.1:${origin.port}`] }),
-      async (e) => {
-        const r = await tlsExchange(7209, 'pp');
-        assert.equal(r.data, 'pp');
-        await e.closing();
-      },
-    );
-    const d = decodeProxyHeader(new Uint8Array(origin.clear[0]!));
-    assert.equal(d.kind, 'header');
-    if (d.kind === 'header') {
-      assert.equal(d.header.length, origin.clear[0]!.length, 'nothing but the header precedes the ClientHello');
-      assert.equal(d.header.src?.address, '127.0.0.1');
-      assert.deepEqual(d.header.tlvs.map((t) => t.type), [PP2_TYPE.SSL, PP2_TYPE.AUTHORITY]);
-      assert.equal(Buffer.from(d.header.tlvs[1]!.value).toString(), 'app.example.test');
+    try {
+      await withEdge(
+        config(7209, { tls: 'full', proxy_protocol: 'v2', proxy_protocol_tlvs: true, origin_direct: [`tcp://127.0.0.1:${origin.port}`] }),
+        async (e) => {
+          const r = await tlsExchange(7209, 'pp');
+          assert.equal(r.data, 'pp');
+          await e.closing();
+        },
+      );
+      const d = decodeProxyHeader(new Uint8Array(origin.clear[0]!));
+      assert.equal(d.kind, 'header');
+      if (d.kind === 'header') {
+        assert.equal(d.header.length, origin.clear[0]!.length, 'nothing but the header precedes the ClientHello');
+        assert.equal(d.header.src?.address, '127.0.0.1');
+        assert.deepEqual(d.header.tlvs.map((t) => t.type), [PP2_TYPE.SSL, PP2_TYPE.AUTHORITY]);
+        assert.equal(Buffer.from(d.header.tlvs[1]!.value).toString(), 'app.example.test');
+      }
+    } finally {
+      await origin.close(); // also when an assertion fails: an open server would keep the test process alive
     }
-    await origin.close();
   });
 
   void it('serves a configured certificate and picks up a replaced one on reloadCertificates', async () => {
