@@ -38,7 +38,7 @@ import { BoundedLineWriter, STDOUT_HOLD_MS } from './bounded-output.ts';
 import { DEFAULTS } from '../model/defaults.ts';
 import type { OutputStats } from '../model/engine-view.ts';
 import type { MetricsServer } from './metrics-server.ts';
-import { ACCESS_LOG_FORMATS, accessLogLine, defaultAccessLog, type AccessLogFormat } from './access-log.ts';
+import { ACCESS_LOG_FORMATS, accessLogLine, AppNames, defaultAccessLog, type AccessLogFormat } from './access-log.ts';
 import { parseCommand, processIo, type CliIo } from './args.ts';
 import { CONFIG_LIMIT_FLAGS, configLimits } from './config-limits.ts';
 import { claimPidFile, type PidFile } from './pid-file.ts';
@@ -307,16 +307,9 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
   const accessLog = opts.accessLog ?? defaultAccessLog(process.stdout.isTTY === true, opts.events ?? config.log.events);
   if (accessLog !== 'off') {
     // Closing events only: no `connect` event is built for the access log (it writes none).
-    // App id → DNS name, rebuilt when a reload or an API write replaces the running config's app list.
-    let namesOf: readonly unknown[] | undefined;
-    const names = new Map<string, string>();
+    const names = new AppNames();
     edge.events.closings$.subscribe((e) => {
-      if (namesOf !== config.apps) {
-        namesOf = config.apps;
-        names.clear();
-        for (const a of config.apps) names.set(a.id, a.dns.name);
-      }
-      const line = accessLogLine(e, names.get(e.Application), accessLog);
+      const line = accessLogLine(e, names.get(config.apps, e.Application), accessLog);
       if (line !== undefined) stdout.write(line + '\n');
     });
   }

@@ -45,7 +45,7 @@ import { logDropEpisode, openEventSinks, outputsOf } from './event-sinks.ts';
 import { openTraceFile, type TraceFile } from './trace-file.ts';
 import { BoundedLineWriter, STDOUT_HOLD_MS } from './bounded-output.ts';
 import { DEFAULTS } from '../model/defaults.ts';
-import { accessLogLine, defaultAccessLog, type AccessLogFormat } from './access-log.ts';
+import { accessLogLine, AppNames, defaultAccessLog, type AccessLogFormat } from './access-log.ts';
 import { edgeIpFilePath, readEdgeIpFile, writeEdgeIpFile } from './edge-ip-file.ts';
 import type { ConfigFns, ServeOptions } from './serve-types.ts';
 import { relativeCertSource } from './cert-paths.ts';
@@ -211,8 +211,9 @@ export function runWorker(): Promise<number> {
               const w = (out = new BoundedLineWriter('stdout', process.stdout, config.log.maxBufferBytes ?? DEFAULTS.logMaxBufferBytes, logDropEpisode(l), { coalesce: true, maxWriteBytes: PIPE_BUF, holdMs: STDOUT_HOLD_MS }));
               const format = m.accessLog;
               const idPrefix = `${index}.`;
+              const names = new AppNames();
               e.events.closings$.subscribe((ev) => {
-                const line = accessLogLine(ev, e.config?.apps.find((a) => a.id === ev.Application)?.dns.name, format, idPrefix);
+                const line = accessLogLine(ev, names.get(e.config?.apps, ev.Application), format, idPrefix);
                 if (line !== undefined) w.write(line + '\n');
               });
             }
