@@ -18,7 +18,7 @@
  * a rename as two events), so `onChange` runs only when the file's identity (device, inode, size, mtime, ctime, as
  * `stat` of the path sees it through its links) differs from what it was at the previous call (or at the start).
  */
-import { watch, watchFile, unwatchFile, lstatSync, readlinkSync, statSync, type FSWatcher, type Stats } from 'node:fs';
+import { watch, lstatSync, readlinkSync, stat, statSync, type BigIntStats, type FSWatcher } from 'node:fs';
 import { basename, dirname, isAbsolute, parse, resolve, sep } from 'node:path';
 
 export interface FileWatchOptions {
@@ -42,12 +42,14 @@ export interface FileWatchOptions {
  */
 export function fileIdentity(file: string): string {
   try {
-    const st = statSync(file, { bigint: true });
-    return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    return identityOf(statSync(file, { bigint: true }));
   } catch (e) {
-    return `missing:${String((e as { code?: unknown }).code)}`;
+    return missing(e);
   }
 }
+
+const identityOf = (st: BigIntStats): string => `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+const missing = (e: unknown): string => `missing:${String((e as { code?: unknown }).code)}`;
 
 export interface FileWatch {
   /** The directories watched right now (for tests and logs). */
@@ -167,10 +169,22 @@ export function watchFileChanges(file: string, onChange: () => void, opts: FileW
   const failed = arm();
   const watchError = watchers.size === 0 && failed !== undefined ? failed : undefined;
   if (watchError !== undefined && pollMs <= 0) throw watchError;
-  const onPoll = (cur: Stats, prev: Stats): void => {
-    if (cur.ino !== prev.ino || cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size || cur.nlink !== prev.nlink) fire();
+  // The poll compares the file's identity with `seen` (what the last call reported), not with its own previous look:
+  // `fs.watchFile` takes its first stat, made on the thread pool after the start, as its baseline, so a file
+  // created or changed in between (a path whose directory appears and is written at once) was never reported.
+  let pollTimer: ReturnType<typeof setTimeout> | undefined;
+  const poll = (): void => {
+    pollTimer = setTimeout(() => {
+      pollTimer = undefined;
+      stat(given, { bigint: true }, (err, st) => {
+        if (closed) return;
+        if ((err ? missing(err) : identityOf(st)) !== seen) fire();
+        poll();
+      });
+    }, pollMs);
+    if (!persistent) pollTimer.unref();
   };
-  if (pollMs > 0) watchFile(given, { interval: pollMs, persistent }, onPoll);
+  if (pollMs > 0) poll();
   if (opts.baseline !== undefined && opts.baseline !== identity()) fire(); // changed since the caller read it
 
   return {
@@ -182,7 +196,7 @@ export function watchFileChanges(file: string, onChange: () => void, opts: FileW
       if (timer !== undefined) clearTimeout(timer);
       for (const w of watchers.values()) w.close();
       watchers.clear();
-      if (pollMs > 0) unwatchFile(given, onPoll);
+      if (pollTimer !== undefined) clearTimeout(pollTimer);
     },
   };
 }

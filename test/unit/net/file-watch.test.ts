@@ -31,7 +31,7 @@ function counter(): { readonly onChange: () => void; next(what: string): Promise
     next(what: string) {
       const at = n;
       return new Promise<void>((resolve, reject) => {
-        // 10 s: a 100 ms stat poll runs on libuv's thread pool, which a loaded CI machine can hold up for seconds.
+        // 10 s: generous for a loaded machine (a 100 ms poll and a 20 ms debounce take well under one).
         const t = setTimeout(() => reject(new Error(`no change seen within 10 s: ${what}`)), 10_000);
         const check = (): void => {
           if (n > at) {
@@ -186,6 +186,25 @@ describe('watchFileChanges', () => {
       await again;
     } finally {
       w.close();
+    }
+  });
+
+  it('the poll sees a file that appears before its first look (10 times: the directory made and the file written at once)', async () => {
+    // fs.watchFile took its first stat, on the thread pool after the start, as its baseline: a file that was there by
+    // then was never reported (most of 40 tries on a loaded machine).
+    for (let i = 0; i < 10; i++) {
+      const dir = join(mkdtempSync(join(root, 'early-')), 'not', 'yet');
+      const file = join(dir, 'refract.yaml');
+      const c = counter();
+      const w = watchFileChanges(file, c.onChange, { ...OPTS, pollMs: 50 });
+      try {
+        const seen = c.next(`try ${i}: the file written right after the start`);
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(file, 'a: 1\n');
+        await seen;
+      } finally {
+        w.close();
+      }
     }
   });
 
