@@ -37,8 +37,11 @@ class Serve {
   readonly child: ChildProcess;
   readonly logs: Json[] = [];
   readonly lines: string[] = [];
+  /** The process exited and its stderr is read to the end. */
+  closed = false;
   constructor(file: string, extra: readonly string[] = []) {
     this.child = spawn(process.execPath, [BIN, 'serve', '--config', file, '--access-log', 'off', ...extra], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    this.child.on('close', () => (this.closed = true));
     let buf = '';
     this.child.stderr!.setEncoding('utf8').on('data', (s: string) => {
       buf += s;
@@ -54,7 +57,12 @@ class Serve {
     return this.logs.filter((l) => l['event'] === event).length;
   }
   log(event: string, withinMs = 60_000): Promise<Json> {
-    return until(event, withinMs, () => this.logs.find((l) => l['event'] === event));
+    return until(event, withinMs, () => {
+      const found = this.logs.find((l) => l['event'] === event);
+      // An exit (a port taken by another program, say) fails at once, with what serve said, not after the wait.
+      if (found === undefined && this.closed) throw new Error(`serve exited ${this.child.exitCode} before ${event}:\n${this.lines.join('\n')}`);
+      return found;
+    });
   }
   async stop(): Promise<void> {
     if (this.child.exitCode !== null) return;
