@@ -9,7 +9,6 @@
  * Output: stderr carries the start lines (one with the PID, one per app) and the JSON log; stdout carries the
  * access log (docs/cli.md) and, with `--events stdout`, the Spectrum events.
  */
-import { unwatchFile, watchFile } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { Observable, concatMap, debounceTime, filter, map, tap } from 'rxjs';
 import type { Logger } from 'pino';
@@ -27,6 +26,7 @@ import { appBindAddresses, EMPTY_EDGE_IPS } from '../model/edge-ips.ts';
 import { createNodeCertSource } from '../net/node/cert-store.ts';
 import { reloadTriggers } from './reload-triggers.ts';
 import { fileIdentity } from '../net/node/file-watch.ts';
+import { CertWatch } from './cert-watch.ts';
 import { loadGeo, type LoadedGeo } from '../net/node/geo-loader.ts';
 import { createNodeNetwork, nodeClock } from '../net/node/network.ts';
 import { checkNofile } from '../net/node/descriptors.ts';
@@ -416,18 +416,14 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
   }).pipe(filter((r): r is Extract<ConfigResult, { ok: true }> => r.ok));
   // Certificate files: polled (a watch on an inode misses rename-saves and Kubernetes symlink swaps), and
   // re-listed after every apply since the config names them.
-  let certFiles: readonly string[] = [];
   const certReload = (): void => {
     edge.reloadCertificates().then(
       () => log.info({ event: 'tls.certificates_reloaded' }, 'certificates reloaded'),
       (err: unknown) => log.error({ event: 'tls.certificates_rejected', err }, 'certificate reload failed; the running certificates stay'),
     );
   };
-  const watchCerts = (): void => {
-    for (const f of certFiles) unwatchFile(f, certReload);
-    certFiles = edge.tlsWatchedFiles();
-    for (const f of certFiles) watchFile(f, { interval: 2_000, persistent: false }, certReload);
-  };
+  const certWatch = new CertWatch(certReload);
+  const watchCerts = (): void => certWatch.update(edge.tlsWatchedFiles());
   watchCerts();
   // EdgeNode.follow applies each snapshot in turn and logs config.applied / config.rejected; what follows is the
   // CLI's own part of a successful reload, one at a time, in order.
@@ -483,7 +479,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
       stopping = true;
       log.info({ event: 'serve.draining', signal: sig, open: edge.tcp.activeCount, deadlineMs: config.node.drainTimeoutMs }, 'draining');
       watcher?.close();
-      for (const f of certFiles) unwatchFile(f, certReload);
+      certWatch.close();
       triggers.complete();
       void api?.server.close();
       // The metrics listener stays until the drain is over (scrapes watch it), then closes below.

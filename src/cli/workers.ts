@@ -20,7 +20,6 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { unwatchFile, watchFile } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { concatMap, debounceTime, filter, map, type Observable } from 'rxjs';
 import type { Logger } from 'pino';
@@ -45,6 +44,7 @@ import { logDropEpisode, openEventSinks, outputsOf } from './event-sinks.ts';
 import { openTraceFile, type TraceFile } from './trace-file.ts';
 import { BoundedLineWriter, STDOUT_HOLD_MS } from './bounded-output.ts';
 import { DEFAULTS } from '../model/defaults.ts';
+import { CertWatch } from './cert-watch.ts';
 import { accessLogLine, AppNames, defaultAccessLog, type AccessLogFormat } from './access-log.ts';
 import { edgeIpFilePath, readEdgeIpFile, writeEdgeIpFile } from './edge-ip-file.ts';
 import type { ConfigFns, ServeOptions } from './serve-types.ts';
@@ -151,23 +151,19 @@ export function runWorker(): Promise<number> {
     };
     // --trace: this process's own file (traceFileOf), closed (and flushed) before the process exits.
     let traceOut: TraceFile | undefined;
-    let certFiles: readonly string[] = [];
     const certReload = (): void => {
       edge?.reloadCertificates().then(
         () => log?.info({ event: 'tls.certificates_reloaded' }, 'certificates reloaded'),
         (err: unknown) => log?.error({ event: 'tls.certificates_rejected', err }, 'certificate reload failed; the running certificates stay'),
       );
     };
-    const watchCerts = (): void => {
-      for (const f of certFiles) unwatchFile(f, certReload);
-      certFiles = edge?.tlsWatchedFiles() ?? [];
-      for (const f of certFiles) watchFile(f, { interval: 2_000, persistent: false }, certReload);
-    };
+    const certWatch = new CertWatch(certReload);
+    const watchCerts = (): void => certWatch.update(edge?.tlsWatchedFiles() ?? []);
     const drain = (deadlineMs: number): void => {
       if (draining) return;
       draining = true;
       if (snapshotTimer !== undefined) clearInterval(snapshotTimer);
-      for (const f of certFiles) unwatchFile(f, certReload);
+      certWatch.close();
       for (const p of prepared.values()) void p.abort();
       prepared.clear();
       const done = (edge?.shutdown(deadlineMs) ?? Promise.resolve()).catch((err: unknown) => log?.error({ err }, 'shutdown failed'));
