@@ -82,15 +82,18 @@ export function accessLogJson(e: SpectrumEvent, appName: string | undefined, idP
   });
 }
 
+/** What AppNames reads of an app (an `AppSpec` has it). */
+type NamedApp = { readonly id: string; readonly dns: { readonly name: string } };
+
 /**
  * App id → DNS name (`app_name` of the access log) of the running config's apps: one map lookup per line, the map
  * rebuilt when the app list is replaced (a reload or an API write gives the running config a new array).
  */
 export class AppNames {
-  #of: readonly { readonly id: string; readonly dns: { readonly name: string } }[] | undefined;
+  #of: readonly NamedApp[] | undefined;
   readonly #names = new Map<string, string>();
 
-  get(apps: readonly { readonly id: string; readonly dns: { readonly name: string } }[] | undefined, id: string): string | undefined {
+  get(apps: readonly NamedApp[] | undefined, id: string): string | undefined {
     if (apps !== this.#of) {
       this.#of = apps;
       this.#names.clear();

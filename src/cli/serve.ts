@@ -414,7 +414,7 @@ export async function serveCommand(file: string, opts: ServeOptions, fns: Config
       return r;
     });
   }).pipe(filter((r): r is Extract<ConfigResult, { ok: true }> => r.ok));
-  // Certificate files: polled (a watch on an inode misses rename-saves and Kubernetes symlink swaps), and
+  // Certificate files: watched like the config file (CertWatch: directories, symlinks on the way, a 2 s poll), and
   // re-listed after every apply since the config names them.
   const certReload = (): void => {
     edge.reloadCertificates().then(
