@@ -72,6 +72,18 @@ export function setAccessLog(on: boolean): void {
 }
 
 /**
+ * Whether nginx relays a client's FIN to the origin and keeps the connection until the origin's FIN
+ * (`proxy_half_close on`; `--half-close on|off` of bench/run.ts, default on), as HAProxy, node-raw and Refract always
+ * do, so all do the same work per connection. Off: nginx's default, which closes both legs as soon as either side's
+ * FIN is read (no `shutdown`, no wait for the origin's FIN): fewer system calls and packets, and a client that
+ * half-closes and then waits for the answer loses it.
+ */
+let halfClose = true;
+export function setHalfClose(on: boolean): void {
+  halfClose = on;
+}
+
+/**
  * `spawnChild` with the child's stdout on a file of the run's folder (`NAME.access.log`) when access logs are on:
  * nginx's `access_log /dev/stdout` needs a stdout it can open again (Node's `stdio: 'pipe'` is a socket pair, which
  * /dev/stdout cannot open), and a file is where an operator's access log goes. Every logging proxy writes there.
@@ -206,6 +218,7 @@ const nginx: ProxyDef = {
         `events { worker_connections ${2 * Math.max(MAX_CONNS, MAX_UDP_SESSIONS)}; }`,
         'stream {',
         ...(accessLog ? [`  ${NGINX_LOG_FORMAT}`, '  access_log /dev/stdout refract;'] : []),
+        ...(halfClose ? ['  proxy_half_close on;'] : []),
         `  server { listen 127.0.0.1:${this.echoPort}; proxy_pass 127.0.0.1:${origin.echo}; }`,
         `  server { listen 127.0.0.1:${this.sinkPort}; proxy_pass 127.0.0.1:${origin.sink}; }`,
         // UDP as nginx documents it for request/response protocols (DNS): the session ends after one answer.

@@ -16,8 +16,12 @@
  *                                        its sources through tsx's loader
  *   npm run bench -- --workers 2         every proxy with 2 workers (nginx worker_processes, HAProxy nbthread,
  *                                        refract serve --workers), pinned to CPUs 0-1; see docs/benchmarks.md
+ *   npm run bench -- --workers 2 --proxy-cores 1   both workers of each proxy share CPU 0, the load generator
+ *                                        has CPU 1 to itself (a 2-core machine's way to keep them apart)
  *   npm run bench -- --access-log off    no proxy writes an access log (default on: nginx, HAProxy and Refract
  *                                        each write a line per connection to a file; see docs/benchmarks.md)
+ *   npm run bench -- --half-close off    nginx closes both legs at the first FIN, its default (default on: nginx
+ *                                        relays it with proxy_half_close, as HAProxy and Refract do)
  *
  * Everything is bounded: counts, a per-request cap, a per-connection timeout, and a hard timeout for the whole
  * run that kills every child process group.
@@ -45,7 +49,7 @@ import {
   type Child,
 } from './proc.ts';
 import type { CloseResult, CpsResult, LoadgenReply, LoadgenRequest, OpenResult, ThroughputResult } from './protocol.ts';
-import { ALL_PROXIES, KNOWN_PROXIES, PROXIES, REPO_ROOT, buildRoots, setAccessLog, setAltNode, setBaseline, setWorkers, type ProxyName, type RunningProxy } from './proxies.ts';
+import { ALL_PROXIES, KNOWN_PROXIES, PROXIES, REPO_ROOT, buildRoots, setAccessLog, setAltNode, setHalfClose, setBaseline, setWorkers, type ProxyName, type RunningProxy } from './proxies.ts';
 import { ensureBuild } from './refract-cli.ts';
 import { fmt, fmtRatio, headline, markdownTable, median, medianRatio } from './stats.ts';
 import type { UdpLoadRequest, UdpCloseResult, UdpOpenResult, UdpRateResult } from './udp-protocol.ts';
@@ -111,12 +115,14 @@ const { values: argv } = parseArgs({
     workers: { type: 'string', default: '1' },
     // Every proxy writes an access log line per connection (on), or none does (off): the same work either way.
     'access-log': { type: 'string', default: 'on' },
+    'half-close': { type: 'string', default: 'on' },
+    'proxy-cores': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (argv.help) {
   process.stdout.write(
-    'usage: npm run bench -- [--quick] [--only throughput,cps,memory,udp,udp-memory] [--rounds N] [--proxies nginx,haproxy,node-pipe,refract,refract-base,refract-node,refract-tsx,refract-api,refract-analytics,node-raw] [--baseline DIR] [--node PATH] [--no-pin] [--workers N] [--access-log on|off]\n' +
+    'usage: npm run bench -- [--quick] [--only throughput,cps,memory,udp,udp-memory] [--rounds N] [--proxies nginx,haproxy,node-pipe,refract,refract-base,refract-node,refract-tsx,refract-api,refract-analytics,node-raw] [--baseline DIR] [--node PATH] [--no-pin] [--workers N] [--proxy-cores K] [--access-log on|off] [--half-close on|off]\n' +
       '       (udp selects udp-memory too)\n',
   );
   process.exit(0);
@@ -151,6 +157,11 @@ if (argv['access-log'] !== 'on' && argv['access-log'] !== 'off') {
   process.exit(2);
 }
 setAccessLog(argv['access-log'] === 'on');
+if (argv['half-close'] !== 'on' && argv['half-close'] !== 'off') {
+  process.stderr.write(`--half-close is on or off, not "${argv['half-close']}"\n`);
+  process.exit(2);
+}
+setHalfClose(argv['half-close'] === 'on');
 const basePlan = argv.quick ? QUICK : FULL;
 const plan: Plan = argv.rounds === undefined ? basePlan : { ...basePlan, rounds: Math.max(1, Math.min(20, Number(argv.rounds) || 1)) };
 
@@ -170,15 +181,21 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 /**
- * Cores: the proxy's N workers get CPUs 0..N-1; the load generator, the origin and this harness the CPUs after
- * them. When the machine has no CPU left over (2 workers on 2 cores), the proxy is pinned to all of them and the
- * load generator shares them (`coresShared`): rates are then the machine's, and the CPU-per-unit figures are what
- * compare (docs/benchmarks.md, "Two workers").
+ * Cores: the proxy's N workers get CPUs 0..N-1 (`--proxy-cores K`: CPUs 0..K-1, so that N workers can share fewer
+ * cores than N); the load generator, the origin and this harness the CPUs after them. When the machine has no CPU
+ * left over (2 workers on 2 cores), the proxy is pinned to all of them and the load generator shares them
+ * (`coresShared`): rates are then the machine's, and the CPU-per-unit figures are what compare (docs/benchmarks.md,
+ * "Two workers").
  */
 const NCPU = cpus().length;
-const PROXY_CPUS = Array.from({ length: Math.min(workers, NCPU) }, (_, i) => i);
-const coresShared = NCPU <= workers;
-const LOADGEN_CPUS = coresShared ? Array.from({ length: NCPU }, (_, i) => i) : Array.from({ length: NCPU - workers }, (_, i) => workers + i);
+const proxyCores = argv['proxy-cores'] === undefined ? Math.min(workers, NCPU) : Number(argv['proxy-cores']);
+if (!Number.isInteger(proxyCores) || proxyCores < 1 || proxyCores > NCPU) {
+  process.stderr.write(`--proxy-cores must be a whole number from 1 to ${NCPU} (this machine's CPUs), not "${argv['proxy-cores']}"\n`);
+  process.exit(2);
+}
+const PROXY_CPUS = Array.from({ length: proxyCores }, (_, i) => i);
+const coresShared = NCPU <= proxyCores;
+const LOADGEN_CPUS = coresShared ? Array.from({ length: NCPU }, (_, i) => i) : Array.from({ length: NCPU - proxyCores }, (_, i) => proxyCores + i);
 const ALL_CPUS = [...new Set([...PROXY_CPUS, ...LOADGEN_CPUS])];
 const pin = !argv['no-pin'] && canPin();
 const proxyCpu = pin ? PROXY_CPUS.join(',') : undefined;
@@ -501,6 +518,7 @@ async function main(): Promise<void> {
     pinned: pin,
     workers,
     accessLog: argv['access-log'],
+    halfClose: argv['half-close'],
     proxyCpus: PROXY_CPUS,
     loadgenCpus: LOADGEN_CPUS,
     coresShared,
@@ -510,8 +528,9 @@ async function main(): Promise<void> {
     versions: Object.fromEntries(proxyNames.map((n) => [n, PROXIES[n].missing() ?? PROXIES[n].version()])),
   };
   record(env);
-  say(`bench: ${argv.quick ? 'quick' : 'full'} run, ${plan.rounds} round(s), ${measures.join('+')}, ${workers} worker(s) per proxy, access logs ${argv['access-log']}; results → ${resultsFile}`);
+  say(`bench: ${argv.quick ? 'quick' : 'full'} run, ${plan.rounds} round(s), ${measures.join('+')}, ${workers} worker(s) per proxy, access logs ${argv['access-log']}, nginx half-close ${argv['half-close']}; results → ${resultsFile}`);
   if (pin && coresShared) say(`bench: ${workers} workers on ${NCPU} cores: proxy pinned to CPUs ${proxyCpu}, load generator and origin share them`);
+  if (pin && !coresShared && workers > proxyCores) say(`bench: ${workers} workers per proxy share CPUs ${proxyCpu}; load generator and origin on CPUs ${genCpu}`);
   if (!pin) say(argv['no-pin'] ? 'bench: --no-pin: proxy and load generator are NOT pinned apart' : 'bench: WARNING taskset unavailable or one CPU: proxy and load generator are NOT pinned apart');
 
   for (const name of proxyNames) {
@@ -604,7 +623,8 @@ async function main(): Promise<void> {
   process.stdout.write(`\n${table}\n\n`);
   process.stdout.write(
     `${workers} worker(s) per proxy${pin ? `, proxy on CPU ${proxyCpu}, load generator on CPU ${genCpu}` : ', unpinned'}, ` +
-      `access logs ${argv['access-log'] === 'on' ? 'on (nginx, HAProxy and Refract write a line per connection)' : 'off'}. ` +
+      `access logs ${argv['access-log'] === 'on' ? 'on (nginx, HAProxy and Refract write a line per connection)' : 'off'}, ` +
+      `half-close ${argv['half-close'] === 'on' ? 'relayed by every proxy (nginx: proxy_half_close on)' : 'relayed by all but nginx (its default: both legs close at the first FIN)'}. ` +
     `${plan.rounds} round(s); figures are medians, ×nginx/×haproxy are medians of same-round ratios (>1 means larger).` +
       ` Raw results: ${resultsFile}\n`,
   );
