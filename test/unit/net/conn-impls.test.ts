@@ -300,6 +300,35 @@ for (const sockets of ['handles', 'net'] as const) {
     }
   });
 
+  test(`${sockets}: Conns destroyed in one turn each get close(false) once, after destroy() returns; each peer sees its FIN`, { skip }, async () => {
+    const server = net.createServer((c) => c.resume());
+    server.listen(0, HOST);
+    await once(server, 'listening');
+    const peers: net.Socket[] = [];
+    server.on('connection', (c) => peers.push(c));
+    try {
+      const port = (server.address() as net.AddressInfo).port;
+      const conns = Array.from({ length: 20 }, () => network().connectTcp({ host: HOST, port }));
+      const recs = conns.map((c) => record(c));
+      const connected = (): boolean => recs.every((r) => r.log.includes('connect')) && peers.length === conns.length;
+      for (let i = 0; i < 500 && !connected(); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(connected(), 'every Conn connected and accepted');
+      const peerEnds = peers.map((p) => once(p, 'end'));
+      for (const c of conns) c.destroy();
+      assert.ok(recs.every((r) => !r.log.includes('close false')), 'close is never told inside destroy()');
+      await within(Promise.all(recs.map((r) => r.closed)), 'close of every Conn');
+      await within(Promise.all(peerEnds), 'every peer sees the FIN');
+      await new Promise((r) => setImmediate(r));
+      for (const [i, r] of recs.entries()) {
+        assert.deepEqual(r.log, ['connect', 'close false'], `Conn ${i}`);
+        assert.equal(conns[i]!.closed, true);
+      }
+    } finally {
+      for (const p of peers) p.destroy();
+      server.close();
+    }
+  });
+
   test(`${sockets}: reset() closes with RST (the peer sees ECONNRESET); a peer's reset is error ECONNRESET, then close(true)`, { skip }, async () => {
     const net0 = network();
     const accepted: Conn[] = [];
