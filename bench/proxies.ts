@@ -73,10 +73,10 @@ export function setAccessLog(on: boolean): void {
 
 /**
  * Whether nginx relays a client's FIN to the origin and keeps the connection until the origin's FIN
- * (`proxy_half_close on`; `--half-close on|off` of bench/run.ts, default on), as HAProxy, node-raw and Refract always
- * do, so all do the same work per connection. Off: nginx's default, which closes both legs as soon as either side's
- * FIN is read (no `shutdown`, no wait for the origin's FIN): fewer system calls and packets, and a client that
- * half-closes and then waits for the answer loses it.
+ * (`proxy_half_close on`; `--half-close on|off` of bench/run.ts, default on), as HAProxy (its default), node-raw
+ * and Refract do, so all do the same work per connection. Off: nginx's default, which closes both legs as soon as
+ * either side's FIN is read (no `shutdown`, no wait for the origin's FIN): fewer system calls and packets, and a
+ * client that half-closes and then waits for the answer loses it.
  */
 let halfClose = true;
 export function setHalfClose(on: boolean): void {

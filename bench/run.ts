@@ -152,16 +152,17 @@ if (!Number.isInteger(workers) || workers < 1 || workers > 16) {
   process.exit(2);
 }
 setWorkers(workers);
-if (argv['access-log'] !== 'on' && argv['access-log'] !== 'off') {
-  process.stderr.write(`--access-log is on or off, not "${argv['access-log']}"\n`);
-  process.exit(2);
+/** An on|off flag's value as a boolean; anything else ends the run with exit code 2. */
+function onOff(flag: 'access-log' | 'half-close'): boolean {
+  const v = argv[flag];
+  if (v !== 'on' && v !== 'off') {
+    process.stderr.write(`--${flag} is on or off, not "${v}"\n`);
+    process.exit(2);
+  }
+  return v === 'on';
 }
-setAccessLog(argv['access-log'] === 'on');
-if (argv['half-close'] !== 'on' && argv['half-close'] !== 'off') {
-  process.stderr.write(`--half-close is on or off, not "${argv['half-close']}"\n`);
-  process.exit(2);
-}
-setHalfClose(argv['half-close'] === 'on');
+setAccessLog(onOff('access-log'));
+setHalfClose(onOff('half-close'));
 const basePlan = argv.quick ? QUICK : FULL;
 const plan: Plan = argv.rounds === undefined ? basePlan : { ...basePlan, rounds: Math.max(1, Math.min(20, Number(argv.rounds) || 1)) };
 
